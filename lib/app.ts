@@ -1,0 +1,58 @@
+// createApp mounts the faces on one express app. It is the only file in lib/ that knows
+// express exists, because mounting faces is its whole job.
+import { BlockList, isIP } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { rpc2Router } from '../routes/rpc2.js';
+import { rssCloudRouter } from '../routes/rsscloud.js';
+import { testApiRouter } from '../routes/test-api.js';
+import { webSubRouter } from '../routes/websub.js';
+import type { Config } from './config.js';
+import type { Hub } from './hub.js';
+import type { Logger } from './log.js';
+import type { Store } from './store/store.js';
+import { DEFAULT_XMLRPC_LIMITS } from './xmlrpc.js';
+
+export interface AppDeps {
+  config: Config;
+  hub: Hub;
+  store: Store;
+  log: Logger;
+}
+
+/** express "trust proxy": believe X-Forwarded-For only from the proxies TRUST_PROXY names. */
+export function trustedProxies(cidrs: string[]): (addr: string) => boolean {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const [addr = '', bits] = c.split('/');
+    const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+    list.addSubnet(addr, bits === undefined ? (family === 'ipv6' ? 128 : 32) : Number(bits), family);
+  }
+  return (addr) => {
+    const a = addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+    const family = isIP(a);
+    return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4');
+  };
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { config, hub, store, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', trustedProxies(config.trustProxy));
+
+  app.use(rssCloudRouter(hub, config.maxBodyBytes));
+  app.use(rpc2Router(hub, config.maxBodyBytes, DEFAULT_XMLRPC_LIMITS));
+  app.use(webSubRouter(hub, config.maxBodyBytes));
+  if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).type('text/plain; charset=utf-8').send('Not found.\n');
+  });
+  // Never a stack trace on the wire: the detail goes to the log.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
+    if (res.headersSent) return res.destroy();
+    res.status(500).type('text/plain; charset=utf-8').send('The hub could not handle this request.\n');
+  });
+  return app;
+}

@@ -1,0 +1,183 @@
+// The only reader of the environment. Every variable is parsed and validated here, once,
+// so that a bad value stops start-up with a message naming the variable instead of
+// surfacing later as odd behaviour.
+import { BlockList, isIP } from 'node:net';
+import path from 'node:path';
+
+export type SignatureAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** The hub's own base URL, without a trailing slash. */
+  publicUrl: string;
+  /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
+  publicUrlSet: boolean;
+  requestTimeoutMs: number;
+  rssCloudLeaseSeconds: number;
+  maxConsecutiveErrors: number;
+  feedsRetentionDays: number;
+  minSecsBetweenPings: number;
+  /** Proxy addresses whose X-Forwarded-For is believed; empty = trust nobody. */
+  trustProxy: string[];
+  fetchAllowCidrs: string[];
+  callbackAllowCidrs: string[];
+  enableTestApi: boolean;
+  maxResponseBytes: number;
+  deliveryConcurrency: number;
+  websubLeaseDefaultSeconds: number;
+  websubLeaseMinSeconds: number;
+  websubLeaseMaxSeconds: number;
+  websubSignatureAlgorithm: SignatureAlgorithm;
+  websubMaxAttempts: number;
+  websubRetryBaseMs: number;
+  websubRetryMaxMs: number;
+  /** Origin (scheme://host[:port]) → shared secret for authenticated fat pings. */
+  publisherSecrets: Map<string, string>;
+  maxBodyBytes: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function raw(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const v = raw(env, name);
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v)) throw new ConfigError(name, `expected a whole number, got "${v}"`);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const v = raw(env, name);
+  if (v === undefined) return dflt;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new ConfigError(name, `expected true or false, got "${v}"`);
+}
+
+function cidrList(env: Env, name: string): string[] {
+  const v = raw(env, name);
+  if (v === undefined) return [];
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const probe = new BlockList();
+  for (const item of items) {
+    const [addr, bits, extra] = item.split('/');
+    const family = addr ? isIP(addr) : 0;
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    const maxBits = family === 6 ? 128 : 32;
+    if (!addr || family === 0 || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > maxBits) {
+      throw new ConfigError(name, `"${item}" is not an address or CIDR block`);
+    }
+    probe.addSubnet(addr, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return items;
+}
+
+function trustProxy(env: Env, name: string): string[] {
+  const v = raw(env, name);
+  if (v === undefined || /^(0|false|no|off)$/i.test(v)) return [];
+  if (/^(1|true|yes|on)$/i.test(v)) {
+    throw new ConfigError(name, 'name the proxy addresses or CIDR blocks to trust, not "true": trusting every hop lets anyone forge their address');
+  }
+  return cidrList(env, name);
+}
+
+function url(env: Env, name: string, dflt: string): string {
+  const v = raw(env, name) ?? dflt;
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new ConfigError(name, `"${v}" is not an absolute URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(name, 'must be an http or https URL');
+  if (parsed.search || parsed.hash) throw new ConfigError(name, 'must not have a query or fragment');
+  return v.replace(/\/+$/, '');
+}
+
+function algorithm(env: Env, name: string): SignatureAlgorithm {
+  const v = raw(env, name) ?? 'sha256';
+  if (v === 'sha1' || v === 'sha256' || v === 'sha384' || v === 'sha512') return v;
+  throw new ConfigError(name, `must be one of sha1, sha256, sha384, sha512, got "${v}"`);
+}
+
+function publisherSecrets(env: Env, name: string): Map<string, string> {
+  const v = raw(env, name);
+  const map = new Map<string, string>();
+  if (v === undefined) return map;
+  // "https://a.example=secret1,https://b.example=secret2"; the secret is after the first "=".
+  for (const item of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    if (eq <= 0 || eq === item.length - 1) throw new ConfigError(name, 'expected origin=secret pairs separated by commas');
+    let origin: string;
+    try {
+      origin = new URL(item.slice(0, eq)).origin;
+    } catch {
+      throw new ConfigError(name, `"${item.slice(0, eq)}" is not an origin URL`);
+    }
+    map.set(origin, item.slice(eq + 1));
+  }
+  return map;
+}
+
+function logLevel(env: Env, name: string): Config['logLevel'] {
+  const v = raw(env, name) ?? 'info';
+  if (v === 'debug' || v === 'info' || v === 'warn' || v === 'error' || v === 'silent') return v;
+  throw new ConfigError(name, `must be one of debug, info, warn, error, silent, got "${v}"`);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 5337, 0, 65535);
+  const host = raw(env, 'HOST') ?? '0.0.0.0';
+  const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const leaseMin = int(env, 'WEBSUB_LEASE_MIN_SECONDS', 3600, 1);
+  const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1);
+  if (leaseMin > leaseMax) throw new ConfigError('WEBSUB_LEASE_MIN_SECONDS', 'must not exceed WEBSUB_LEASE_MAX_SECONDS');
+  const leaseDefault = int(env, 'WEBSUB_LEASE_SECONDS', 10 * 86400, 1);
+  return {
+    port,
+    host,
+    dataDir: path.resolve(raw(env, 'DATA_DIR') ?? './data'),
+    publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
+    publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),
+    rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1),
+    maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
+    feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),
+    minSecsBetweenPings: int(env, 'MIN_SECS_BETWEEN_PINGS', 0, 0),
+    trustProxy: trustProxy(env, 'TRUST_PROXY'),
+    fetchAllowCidrs: cidrList(env, 'FETCH_ALLOW_CIDRS'),
+    callbackAllowCidrs: cidrList(env, 'CALLBACK_ALLOW_CIDRS'),
+    enableTestApi: bool(env, 'ENABLE_TEST_API', false),
+    maxResponseBytes: int(env, 'MAX_RESPONSE_BYTES', 5 * 1024 * 1024, 1024),
+    deliveryConcurrency: int(env, 'DELIVERY_CONCURRENCY', 64, 1, 10_000),
+    websubLeaseDefaultSeconds: Math.min(leaseMax, Math.max(leaseMin, leaseDefault)),
+    websubLeaseMinSeconds: leaseMin,
+    websubLeaseMaxSeconds: leaseMax,
+    websubSignatureAlgorithm: algorithm(env, 'WEBSUB_SIGNATURE_ALGORITHM'),
+    websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
+    websubRetryBaseMs: int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1),
+    websubRetryMaxMs: int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1),
+    publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024),
+    logLevel: logLevel(env, 'LOG_LEVEL'),
+  };
+}

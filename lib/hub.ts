@@ -1,0 +1,371 @@
+// The protocol-neutral core. It knows no wire format: faces hand it typed requests and render
+// what it answers. It decides whether a topic changed, who must hear of it, and in which form
+// (bare for rssCloud, full content for WebSub), so a change learned on any face reaches every
+// subscriber of that exact topic URL on every face.
+import { EventEmitter } from 'node:events';
+import type { Config } from './config.js';
+import { FETCH_MAX_REDIRECTS, TopicChecker, type CheckResult } from './feeds/checker.js';
+import { parseDiscovery, type Discovery } from './feeds/discover.js';
+import { OutboundError, type HttpClient } from './http.js';
+import type { Logger } from './log.js';
+import type { HubError } from './messages.js';
+import { isRssCloudProtocol, type RssCloudProtocol, type Subscription } from './model.js';
+import { describeError } from './notifier/outcome.js';
+import type { FanOutReport, Notifier } from './notifier/notifier.js';
+import type { Content } from './notifier/sender.js';
+import { verifySignature } from './signature.js';
+import type { Store } from './store/store.js';
+import type { Verifier } from './verify.js';
+
+export interface HubDeps {
+  config: Config;
+  store: Store;
+  http: HttpClient;
+  notifier: Notifier;
+  verifier: Verifier;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface PleaseNotifyRequest {
+  protocol: string;
+  port: string;
+  path: string;
+  urls: string[];
+  /** Empty or absent: the caller's address is the callback host. */
+  domain?: string;
+  callerAddress: string;
+  notifyProcedure?: string;
+}
+
+export interface WebSubRequest {
+  mode: 'subscribe' | 'unsubscribe';
+  topic: string;
+  callback: string;
+  secret?: string;
+  leaseSeconds?: number;
+  verifyToken?: string;
+}
+
+export interface RefreshResult extends CheckResult {
+  /** Settles when every subscriber has had its first delivery attempt. */
+  fanOut: Promise<FanOutReport>;
+}
+
+export interface CleanupReport {
+  subscriptionsRemoved: number;
+  topicsRemoved: number;
+}
+
+const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
+
+/** Emitted as 'change' with the Content, for faces that push to live listeners (SSE). */
+export class Hub extends EventEmitter {
+  private readonly checker: TopicChecker;
+  private readonly now: () => number;
+  private readonly refreshing = new Map<string, { current: Promise<RefreshResult>; next?: Promise<RefreshResult> }>();
+  private readonly background = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: HubDeps) {
+    super();
+    this.now = deps.now ?? Date.now;
+    this.checker = new TopicChecker(deps.http, deps.store, this.now);
+  }
+
+  get hubUrl(): string {
+    return `${this.deps.config.publicUrl}/websub`;
+  }
+
+  // ---- rssCloud -------------------------------------------------------------------------
+
+  /** rssCloud pleaseNotify. Resolves to null on success (any URL verified), else the first failure. */
+  async pleaseNotify(req: PleaseNotifyRequest): Promise<HubError | null> {
+    if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
+    if (req.urls.length === 0) return { code: 'no_resources' };
+    const callback = rssCloudCallback(req.protocol, req.port, req.path, req.domain || req.callerAddress);
+    const domain = req.domain ? req.domain : undefined;
+    const results = await Promise.all(
+      req.urls.map((url) => this.subscribeRssCloud(url, callback, req.protocol as RssCloudProtocol, domain, req.notifyProcedure)),
+    );
+    return results.includes(null) ? null : (results[0] ?? { code: 'handler_test_failed' });
+  }
+
+  /** rssCloud ping: read the topic, and when it changed tell every subscriber before answering. */
+  async ping(url: string): Promise<HubError | null> {
+    const { minSecsBetweenPings } = this.deps.config;
+    if (minSecsBetweenPings > 0) {
+      const topic = await this.deps.store.getTopic(url);
+      if (topic && this.now() - topic.whenLastCheck < minSecsBetweenPings * 1000) {
+        return { code: 'ping_too_soon', minSecs: minSecsBetweenPings };
+      }
+    }
+    let result: RefreshResult;
+    try {
+      result = await this.refresh(url);
+    } catch (e) {
+      this.deps.log.info('ping: topic unreadable', { topic: url, error: describeError(e) });
+      return { code: 'resource_unreadable', url };
+    }
+    if (!result.changed) this.deps.log.info('ping: topic unchanged, nobody notified', { topic: url });
+    await result.fanOut;
+    return null;
+  }
+
+  private async subscribeRssCloud(
+    url: string,
+    callback: string | undefined,
+    protocol: RssCloudProtocol,
+    domain: string | undefined,
+    notifyProcedure: string | undefined,
+  ): Promise<HubError | null> {
+    try {
+      await this.refresh(url);
+    } catch (e) {
+      this.deps.log.info('pleaseNotify: topic unreadable', { topic: url, error: describeError(e) });
+      return { code: 'resource_unreadable', url };
+    }
+    if (callback === undefined) return { code: 'handler_test_failed', detail: 'no usable callback URL' };
+    const now = this.now();
+    const existing = await this.deps.store.getSubscription(url, callback);
+    const sub: Subscription = {
+      ctUpdates: 0,
+      ctErrors: 0,
+      whenCreated: now,
+      whenLastUpdate: null,
+      whenLastError: null,
+      ...existing,
+      topic: url,
+      callback,
+      protocol,
+      ctConsecutiveErrors: 0,
+      whenExpires: now + this.deps.config.rssCloudLeaseSeconds * 1000,
+    };
+    if (protocol === 'xml-rpc') sub.notifyProcedure = notifyProcedure ?? '';
+    else delete sub.notifyProcedure;
+    if (!(await this.testHandler(sub, domain))) return { code: 'handler_test_failed' };
+    sub.ctUpdates++;
+    sub.whenLastUpdate = now;
+    await this.deps.store.putSubscription(sub);
+    return null;
+  }
+
+  /** rssCloud's synchronous handler test: a challenge with `domain`, else a real notification. */
+  private async testHandler(sub: Subscription, domain: string | undefined): Promise<boolean> {
+    if (sub.protocol !== 'xml-rpc' && domain !== undefined) {
+      return this.deps.verifier.rssCloudChallenge(sub.callback, sub.topic);
+    }
+    const outcome = await this.deps.notifier.send(sub, { topic: sub.topic, version: 0, body: Buffer.alloc(0), contentType: '' });
+    if (!outcome.ok) this.deps.log.info('pleaseNotify: handler test failed', { topic: sub.topic, error: outcome.error });
+    return outcome.ok;
+  }
+
+  // ---- WebSub ---------------------------------------------------------------------------
+
+  /**
+   * Accepts a WebSub (un)subscription request. Resolves quickly: to an error when the request
+   * must be refused now (4xx), else to null and verification of intent runs in the background.
+   */
+  async webSubRequest(req: WebSubRequest): Promise<HubError | null> {
+    try {
+      await this.deps.http.checkTarget('callback', req.callback);
+    } catch (e) {
+      return { code: 'callback_refused', detail: e instanceof OutboundError ? e.message : 'the callback cannot be reached' };
+    }
+    this.track(this.verifyWebSub(req));
+    return null;
+  }
+
+  /** The lease the hub grants: the request's, else the default, within the configured bounds. */
+  grantLease(requested: number | undefined): number {
+    const { websubLeaseDefaultSeconds, websubLeaseMinSeconds, websubLeaseMaxSeconds } = this.deps.config;
+    return Math.min(websubLeaseMaxSeconds, Math.max(websubLeaseMinSeconds, requested ?? websubLeaseDefaultSeconds));
+  }
+
+  private async verifyWebSub(req: WebSubRequest): Promise<void> {
+    const { store, verifier, log } = this.deps;
+    if (req.mode === 'subscribe') {
+      // Validation (REC §5.2): a topic this hub may never fetch cannot be delivered, so the
+      // subscription is denied rather than verified and left silent forever.
+      try {
+        await this.deps.http.checkTarget('fetch', req.topic);
+      } catch (e) {
+        const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
+        log.info('websub: subscription denied', { topic: req.topic, reason });
+        await verifier.webSubDenied(req.callback, req.topic, reason);
+        return;
+      }
+    }
+    const lease = req.mode === 'subscribe' ? this.grantLease(req.leaseSeconds) : undefined;
+    const requestedAt = this.now();
+    const verified = await verifier.webSubIntent({
+      callback: req.callback,
+      mode: req.mode,
+      topic: req.topic,
+      ...(lease !== undefined && { leaseSeconds: lease }),
+      ...(req.verifyToken !== undefined && { verifyToken: req.verifyToken }),
+    });
+    // A failed verification leaves whatever existed exactly as it was (REC §5.1).
+    if (!verified) return;
+    if (req.mode === 'unsubscribe') {
+      await store.deleteSubscription(req.topic, req.callback);
+      log.info('websub: unsubscribed', { topic: req.topic });
+      return;
+    }
+    const existing = await store.getSubscription(req.topic, req.callback);
+    const sub: Subscription = {
+      ctUpdates: 0,
+      ctErrors: 0,
+      whenCreated: requestedAt,
+      whenLastUpdate: null,
+      whenLastError: null,
+      ...existing,
+      topic: req.topic,
+      callback: req.callback,
+      protocol: 'websub',
+      ctConsecutiveErrors: 0,
+      leaseSeconds: lease,
+      // The lease counts from the verification request (REC §5.3.1).
+      whenExpires: requestedAt + (lease ?? 0) * 1000,
+    };
+    delete sub.notifyProcedure;
+    // A re-subscribe may change or drop the secret.
+    if (req.secret !== undefined) sub.secret = req.secret;
+    else delete sub.secret;
+    await store.putSubscription(sub);
+    log.info('websub: subscribed', { topic: req.topic, lease });
+  }
+
+  /**
+   * WebSub publish of one or more topics. Each is read and, when changed, delivered in the
+   * background; the publisher's answer does not wait for subscribers.
+   */
+  publish(urls: string[]): void {
+    for (const url of new Set(urls)) {
+      this.track(
+        this.refresh(url).then(
+          (r) => r.fanOut,
+          (e: unknown) => this.deps.log.info('publish: topic unreadable', { topic: url, error: describeError(e) }),
+        ),
+      );
+    }
+  }
+
+  /**
+   * An authenticated fat ping: the publisher pushes the content itself, signed with the secret
+   * configured for the topic's origin, so nothing is fetched. Unsigned or badly signed content
+   * is refused and delivers nothing.
+   */
+  async publishContent(url: string, body: Buffer, contentType: string, signatureHeader: string | undefined): Promise<HubError | null> {
+    const secret = this.deps.config.publisherSecrets.get(new URL(url).origin);
+    if (secret === undefined || !verifySignature(signatureHeader, secret, body)) {
+      this.deps.log.warn('fat ping refused: bad or missing signature', { topic: url });
+      return { code: 'publisher_signature' };
+    }
+    const result = await this.serialize(url, () => this.checker.accept(url, body, contentType));
+    this.track(result.fanOut);
+    return null;
+  }
+
+  /** Reads a topic and reports the hubs and clouds it advertises (a helper for readers). */
+  async discover(url: string): Promise<Discovery | { error: string }> {
+    try {
+      const res = await this.deps.http.request('fetch', url, { method: 'GET', maxRedirects: FETCH_MAX_REDIRECTS });
+      if (res.status < 200 || res.status >= 300) return { error: `the topic answered HTTP ${res.status}` };
+      return parseDiscovery(res.url, res.headers, res.body);
+    } catch (e) {
+      return { error: describeError(e) };
+    }
+  }
+
+  // ---- shared ---------------------------------------------------------------------------
+
+  /**
+   * Reads a topic and fans a change out. Requests for one topic are serialized, and all that
+   * arrive while one read is running share the single read that follows it: one change, one
+   * fetch, every subscriber once.
+   */
+  refresh(url: string): Promise<RefreshResult> {
+    return this.serialize(url, () => this.checker.fetch(url));
+  }
+
+  private serialize(url: string, check: () => Promise<CheckResult>): Promise<RefreshResult> {
+    const slot = this.refreshing.get(url);
+    if (slot?.next) return slot.next;
+    const run = (slot ? slot.current.then(noop, noop) : Promise.resolve()).then(async () => {
+      const result = await check();
+      const fanOut = result.content ? this.distribute(result.content) : NO_FAN_OUT;
+      return { ...result, fanOut };
+    });
+    if (slot) slot.next = run;
+    else this.refreshing.set(url, { current: run });
+    const settle = (): void => {
+      const s = this.refreshing.get(url);
+      if (s?.current !== run) return;
+      if (s.next) this.refreshing.set(url, { current: s.next });
+      else this.refreshing.delete(url);
+    };
+    run.then(settle, settle);
+    return run;
+  }
+
+  private async distribute(content: Content): Promise<FanOutReport> {
+    this.emit('change', content);
+    const subs = await this.deps.store.subscriptionsOf(content.topic);
+    const report = await this.deps.notifier.fanOut(subs, content);
+    this.deps.log.info('fan-out', { topic: content.topic, version: content.version, ...report });
+    return report;
+  }
+
+  /** Removes expired and exhausted subscriptions, and topics nobody follows past the retention window. */
+  async removeExpired(): Promise<CleanupReport> {
+    const { store, config } = this.deps;
+    const now = this.now();
+    let subscriptionsRemoved = 0;
+    for (const sub of await store.listSubscriptions()) {
+      const exhausted = sub.protocol !== 'websub' && sub.ctConsecutiveErrors >= config.maxConsecutiveErrors;
+      if (sub.whenExpires <= now || exhausted) {
+        if (await store.deleteSubscription(sub.topic, sub.callback)) subscriptionsRemoved++;
+      }
+    }
+    let topicsRemoved = 0;
+    const retentionMs = config.feedsRetentionDays * 86400_000;
+    for (const topic of await store.listTopics()) {
+      if (topic.whenLastUpdate >= now - retentionMs) continue;
+      if ((await store.subscriptionsOf(topic.url)).length > 0) continue;
+      await store.deleteTopic(topic.url);
+      topicsRemoved++;
+    }
+    return { subscriptionsRemoved, topicsRemoved };
+  }
+
+  /** Waits for background work (verifications, publishes) to settle: shutdown and tests. */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((e: unknown) => this.deps.log.error('background task failed', { error: describeError(e) }));
+    this.background.add(tracked);
+    void tracked.finally(() => this.background.delete(tracked));
+  }
+}
+
+function noop(): void {}
+
+/**
+ * The rssCloud callback URL: https when the protocol is https-post or the port is 443, an
+ * explicit port always, IPv4-mapped prefixes stripped and IPv6 hosts bracketed.
+ */
+export function rssCloudCallback(protocol: RssCloudProtocol, port: string, path: string, host: string): string | undefined {
+  const scheme = protocol === 'https-post' || port === '443' ? 'https' : 'http';
+  let h = host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+  if (h.includes(':') && !h.startsWith('[')) h = `[${h}]`;
+  const p = path.startsWith('/') ? path : `/${path}`;
+  const url = `${scheme}://${h}:${port}${p}`;
+  try {
+    new URL(url);
+  } catch {
+    return undefined;
+  }
+  return url;
+}

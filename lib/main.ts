@@ -1,0 +1,40 @@
+// Composition root for `npm start`: read the configuration, start the hub, and on SIGTERM or
+// SIGINT stop taking requests and flush the store before exiting.
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { startHub } from './server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`pushbutton: configuration error: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  if (config.enableTestApi) log.warn('ENABLE_TEST_API is on: /test/* lets anyone read and erase every subscription');
+  const running = await startHub(config, log);
+  log.info('pushbutton listening', { url: running.url, publicUrl: config.publicUrl, dataDir: config.dataDir });
+
+  const stop = (signal: string): void => {
+    log.info('shutting down', { signal });
+    running.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`pushbutton: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,68 @@
+// One catalogue of what can go wrong and the words each face uses for it. The core speaks
+// codes; a face chooses the words. The rssCloud words are compared byte for byte by real
+// clients and by the community's e2e suite, so they are kept exactly as the reference server
+// says them (../shared/protocols/rsscloud.md §1.6).
+
+export type HubErrorCode =
+  | 'missing_params'
+  | 'unsupported_protocol'
+  | 'no_resources'
+  | 'resource_unreadable'
+  | 'handler_test_failed'
+  | 'ping_too_soon'
+  | 'bad_request'
+  | 'callback_refused'
+  | 'publisher_signature';
+
+export interface HubError {
+  code: HubErrorCode;
+  /** missing_params: the names, in the order they are reported. */
+  missing?: string[];
+  protocol?: string;
+  url?: string;
+  minSecs?: number;
+  /** A reason for logs and non-rssCloud faces. */
+  detail?: string;
+}
+
+export const RSSCLOUD_WORDS = {
+  subscribed:
+    "Thanks for the registration. It worked. When the resource updates we'll notify you. Don't forget to re-register after 24 hours, your subscription will expire in 25. Keep on truckin!",
+  pinged: 'Thanks for the ping.',
+} as const;
+
+/** The rssCloud message for an error. `context` picks between the subscribe and ping wording. */
+export function rssCloudMessage(err: HubError, context: 'subscribe' | 'ping'): string {
+  switch (err.code) {
+    case 'missing_params':
+      return `The following parameters were missing from the request body: ${(err.missing ?? []).join(', ')}.`;
+    case 'unsupported_protocol':
+      return `Can't accept the subscription because the protocol, <i>${err.protocol ?? ''}</i>, is unsupported.`;
+    case 'no_resources':
+      return 'No resources specified.';
+    case 'resource_unreadable':
+      return context === 'ping'
+        ? `The ping was cancelled because there was an error reading the resource at URL ${err.url ?? ''}.`
+        : `The subscription was cancelled because there was an error reading the resource at URL ${err.url ?? ''}.`;
+    case 'handler_test_failed':
+      return 'The subscription was cancelled because the call failed when we tested the handler.';
+    case 'ping_too_soon':
+      return `A ping for this resource was received less than ${err.minSecs ?? 0} seconds ago.`;
+    case 'bad_request':
+      return err.detail ?? 'Bad request.';
+    case 'callback_refused':
+      return `The callback was refused: ${err.detail ?? 'it cannot be reached'}.`;
+    case 'publisher_signature':
+      return 'The content is not signed with the secret configured for this topic.';
+  }
+}
+
+export const XMLRPC_FAULT_CODE = 4;
+
+export function xmlRpcArityMessage(method: string, tooMany: boolean): string {
+  return `Can't call "${method}" because there ${tooMany ? 'are too many' : "aren't enough"} parameters.`;
+}
+
+export function xmlRpcUnknownMethod(method: string): string {
+  return `Can't make the call because "${method}" is not defined.`;
+}

@@ -1,0 +1,58 @@
+// The hub's domain words (see docs/glossary.md): a Topic (rssCloud says "resource") is an exact URL;
+// a Subscription ties one callback to one topic; a protocol names the wire it arrived on and leaves on.
+// Times are epoch milliseconds; the faces turn them into ISO strings where a wire wants one.
+
+export type RssCloudProtocol = 'http-post' | 'https-post' | 'xml-rpc';
+export type Protocol = RssCloudProtocol | 'websub';
+
+export const RSSCLOUD_PROTOCOLS: readonly RssCloudProtocol[] = ['http-post', 'https-post', 'xml-rpc'];
+
+export function isRssCloudProtocol(p: string): p is RssCloudProtocol {
+  return (RSSCLOUD_PROTOCOLS as readonly string[]).includes(p);
+}
+
+export interface Topic {
+  url: string;
+  /** MD5 of the last body read, hex; '' = never read. */
+  lastHash: string;
+  lastSize: number;
+  ctChecks: number;
+  whenLastCheck: number;
+  ctUpdates: number;
+  whenLastUpdate: number;
+  /** Validators for conditional GETs. */
+  etag?: string;
+  lastModified?: string;
+  contentType?: string;
+  /** Monotonic content version: bumped on every detected change; deliveries carry it. */
+  version: number;
+}
+
+export interface Subscription {
+  topic: string;
+  /** The exact callback URL, query string included. */
+  callback: string;
+  protocol: Protocol;
+  /** xml-rpc only: the method the subscriber asked us to call. */
+  notifyProcedure?: string;
+  /** websub only: HMAC key; never logged or shown. */
+  secret?: string;
+  /** websub only: the granted lease. */
+  leaseSeconds?: number;
+  ctUpdates: number;
+  ctErrors: number;
+  ctConsecutiveErrors: number;
+  whenCreated: number;
+  whenLastUpdate: number | null;
+  whenLastError: number | null;
+  whenExpires: number;
+}
+
+export function newTopic(url: string): Topic {
+  return { url, lastHash: '', lastSize: 0, ctChecks: 0, whenLastCheck: 0, ctUpdates: 0, whenLastUpdate: 0, version: 0 };
+}
+
+export function subscriptionKey(topic: string, callback: string): string {
+  // A newline cannot occur in a URL we accept, so it separates the pair unambiguously.
+  return `${topic}\n${callback}`;
+}

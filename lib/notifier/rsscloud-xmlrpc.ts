@@ -1,0 +1,42 @@
+// rssCloud xml-rpc: call the subscriber's notifyProcedure with the topic URL as one untyped
+// value, as the reference server does. The RSS 2.0 cloud spec says the procedure must return
+// true, so a fault or a false result is a failed delivery, not a delivered one.
+import type { HttpClient } from '../http.js';
+import type { Subscription } from '../model.js';
+import { buildMethodCall, parseMethodResponse } from '../xmlrpc.js';
+import { RSSCLOUD_MAX_REDIRECTS } from './rsscloud-post.js';
+import type { Content, DeliveryOutcome, Sender } from './sender.js';
+import { describeError } from './outcome.js';
+
+export class RssCloudXmlRpcSender implements Sender {
+  constructor(private readonly http: HttpClient) {}
+
+  async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+    try {
+      const res = await this.http.request('callback', sub.callback, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        body: buildMethodCall(sub.notifyProcedure ?? '', [content.topic], { untypedStrings: true }),
+        maxRedirects: RSSCLOUD_MAX_REDIRECTS,
+      });
+      if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      return judgeReply(res.body.toString('utf8'), res.status);
+    } catch (e) {
+      return { ok: false, error: describeError(e) };
+    }
+  }
+}
+
+function judgeReply(xml: string, status: number): DeliveryOutcome {
+  let reply;
+  try {
+    reply = parseMethodResponse(xml);
+  } catch {
+    // A 2xx whose body is not a methodResponse: old clients answer with anything; the
+    // call reached them, and only a fault or false is a stated refusal.
+    return { ok: true, status };
+  }
+  if (reply.kind === 'fault') return { ok: false, status, error: `fault ${reply.code}: ${reply.message}` };
+  if (reply.value === false) return { ok: false, status, error: 'the procedure returned false' };
+  return { ok: true, status };
+}

@@ -1,0 +1,23 @@
+import type { Subscription } from '../model.js';
+
+/** One version of a topic's content, as the notifier hands it to a sender. */
+export interface Content {
+  topic: string;
+  /** The topic's content version (a sequence, never a timestamp). */
+  version: number;
+  body: Buffer;
+  contentType: string;
+}
+
+export interface DeliveryOutcome {
+  ok: boolean;
+  status?: number;
+  /** The subscriber said the subscription is over (WebSub 410 Gone). */
+  gone?: boolean;
+  error?: string;
+}
+
+/** One transport. Bare senders ignore the body and say only which topic changed. */
+export interface Sender {
+  deliver(sub: Subscription, content: Content): Promise<DeliveryOutcome>;
+}

@@ -1,0 +1,72 @@
+// Verification of intent, for both protocols: proof that whoever asked for a subscription
+// controls the callback. Both use a fresh random challenge that must come back byte for byte.
+import { randomBytes } from 'node:crypto';
+import type { HttpClient } from './http.js';
+import type { Logger } from './log.js';
+import { describeError } from './notifier/outcome.js';
+
+/** rssCloud follows redirects on the challenge GET, as the reference server does. */
+const RSSCLOUD_CHALLENGE_REDIRECTS = 5;
+
+export function newChallenge(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** Appends parameters to a URL without re-encoding the query it already has (WebSub REC §5.1.1). */
+export function withQuery(url: string, params: URLSearchParams): string {
+  const sep = !url.includes('?') ? '?' : url.endsWith('?') || url.endsWith('&') ? '' : '&';
+  return `${url}${sep}${params.toString()}`;
+}
+
+export interface WebSubIntent {
+  callback: string;
+  mode: 'subscribe' | 'unsubscribe';
+  topic: string;
+  leaseSeconds?: number;
+  verifyToken?: string;
+}
+
+export class Verifier {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** rssCloud with `domain`: GET callback?url=…&challenge=…; the body must equal the challenge. */
+  async rssCloudChallenge(callback: string, resource: string): Promise<boolean> {
+    const challenge = newChallenge();
+    const target = withQuery(callback, new URLSearchParams({ url: resource, challenge }));
+    return this.expectChallenge(target, challenge, RSSCLOUD_CHALLENGE_REDIRECTS, 'rssCloud');
+  }
+
+  /** WebSub REC §5.3: only a 2xx whose body is exactly the challenge verifies; no redirects. */
+  async webSubIntent(intent: WebSubIntent): Promise<boolean> {
+    const challenge = newChallenge();
+    const params = new URLSearchParams({ 'hub.mode': intent.mode, 'hub.topic': intent.topic, 'hub.challenge': challenge });
+    if (intent.leaseSeconds !== undefined) params.set('hub.lease_seconds', String(intent.leaseSeconds));
+    if (intent.verifyToken !== undefined) params.set('hub.verify_token', intent.verifyToken);
+    return this.expectChallenge(withQuery(intent.callback, params), challenge, 0, 'WebSub');
+  }
+
+  /** WebSub REC §5.2: tell the subscriber the hub refused its subscription. Best effort. */
+  async webSubDenied(callback: string, topic: string, reason: string): Promise<void> {
+    const params = new URLSearchParams({ 'hub.mode': 'denied', 'hub.topic': topic, 'hub.reason': reason });
+    try {
+      await this.http.request('callback', withQuery(callback, params), { method: 'GET' });
+    } catch (e) {
+      this.log.info('denial not delivered', { error: describeError(e) });
+    }
+  }
+
+  private async expectChallenge(target: string, challenge: string, maxRedirects: number, what: string): Promise<boolean> {
+    try {
+      const res = await this.http.request('callback', target, { method: 'GET', maxRedirects });
+      const ok = res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge));
+      if (!ok) this.log.info(`${what} verification refused`, { status: res.status });
+      return ok;
+    } catch (e) {
+      this.log.info(`${what} verification failed`, { error: describeError(e) });
+      return false;
+    }
+  }
+}

@@ -1,0 +1,36 @@
+// Body reading shared by the faces. Bodies are read raw (bounded) and parsed here, once, into
+// typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
+// percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
+import express, { type Request, type RequestHandler } from 'express';
+
+export function rawBody(limitBytes: number): RequestHandler {
+  // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
+  return express.raw({ type: () => true, limit: limitBytes });
+}
+
+export function bodyBuffer(req: Request): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+}
+
+/** True when the request says it is a form, or says nothing. */
+export function isFormRequest(req: Request): boolean {
+  const type = req.headers['content-type'];
+  return type === undefined || type.trim() === '' || req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
+}
+
+export function formParams(req: Request): URLSearchParams {
+  return isFormRequest(req) ? new URLSearchParams(bodyBuffer(req).toString('utf8')) : new URLSearchParams();
+}
+
+export function queryParams(req: Request): URLSearchParams {
+  const q = req.originalUrl.indexOf('?');
+  return new URLSearchParams(q === -1 ? '' : req.originalUrl.slice(q + 1));
+}
+
+/** The kind of failure body-parser reported, if the error came from it. */
+export function bodyErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { type, status } = err as { type?: unknown; status?: unknown };
+  if (typeof type !== 'string' || typeof status !== 'number') return undefined;
+  return status;
+}

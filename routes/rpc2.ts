@@ -1,0 +1,110 @@
+// The XML-RPC face at /RPC2: rssCloud.hello, rssCloud.pleaseNotify and rssCloud.ping, with the
+// reference server's exact results and faults (code 4). Every failure, malformed XML included,
+// is a methodResponse fault with HTTP 200: XML-RPC clients read faults, not status codes.
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Hub } from '../lib/hub.js';
+import { XMLRPC_FAULT_CODE, rssCloudMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
+import {
+  buildFault,
+  buildMethodResponse,
+  parseMethodCall,
+  XmlRpcError,
+  type MethodCall,
+  type XmlRpcLimits,
+  type XmlRpcValue,
+} from '../lib/xmlrpc.js';
+import { bodyBuffer, bodyErrorStatus, rawBody } from './body.js';
+
+type Outcome = { value: XmlRpcValue } | { fault: string };
+
+export function rpc2Router(hub: Hub, maxBodyBytes: number, limits: XmlRpcLimits): Router {
+  const router = Router();
+  router.post('/RPC2', rawBody(maxBodyBytes), async (req, res) => {
+    let call: MethodCall;
+    try {
+      call = parseMethodCall(bodyBuffer(req).toString('utf8'), limits);
+    } catch (e) {
+      if (!(e instanceof XmlRpcError)) throw e;
+      return send(res, { fault: e.message });
+    }
+    send(res, await dispatch(hub, call, req.ip ?? req.socket.remoteAddress ?? ''));
+  });
+  router.use('/RPC2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = bodyErrorStatus(err);
+    if (status === undefined) return next(err);
+    send(res, { fault: status === 413 ? 'The request body is too large.' : 'The request body could not be read.' }, status);
+  });
+  return router;
+}
+
+function send(res: Response, outcome: Outcome, status = 200): void {
+  const xml = 'fault' in outcome ? buildFault(XMLRPC_FAULT_CODE, outcome.fault) : buildMethodResponse(outcome.value);
+  res.status(status).type('text/xml; charset=utf-8').send(xml);
+}
+
+async function dispatch(hub: Hub, call: MethodCall, callerAddress: string): Promise<Outcome> {
+  const { methodName, params } = call;
+  switch (methodName) {
+    case 'rssCloud.hello':
+      return { value: true };
+    case 'rssCloud.ping': {
+      const arity = checkArity('ping', params, 1, 1);
+      if (arity) return arity;
+      const url = asString(params[0]);
+      if (url === undefined || url === '') return { fault: 'The url parameter must be a non-empty string.' };
+      // Dave Winer's server answers true to every well-formed ping, even when the feed could
+      // not be read, and clients depend on it.
+      await hub.ping(url);
+      return { value: true };
+    }
+    case 'rssCloud.pleaseNotify': {
+      const arity = checkArity('pleaseNotify', params, 5, 6);
+      if (arity) return arity;
+      const [procedure, port, path, protocol, urlList, domain] = params;
+      const strings = [procedure, port, path, protocol].map(asString);
+      const urls = asUrlList(urlList);
+      const domainText = domain === undefined ? '' : asString(domain);
+      if (strings.includes(undefined) || urls === undefined || domainText === undefined) {
+        return { fault: 'pleaseNotify takes (notifyProcedure, port, path, protocol, urlList[, domain]) as strings, an int port and a list of URLs.' };
+      }
+      const [notifyProcedure = '', portText = '', pathText = '', protocolText = ''] = strings as string[];
+      const error = await hub.pleaseNotify({
+        protocol: protocolText,
+        port: portText,
+        path: pathText,
+        urls,
+        ...(domainText !== '' && { domain: domainText }),
+        callerAddress,
+        notifyProcedure,
+      });
+      return error ? { fault: rssCloudMessage(error, 'subscribe') } : { value: true };
+    }
+    default:
+      return { fault: xmlRpcUnknownMethod(methodName) };
+  }
+}
+
+function checkArity(method: string, params: XmlRpcValue[], min: number, max: number): Outcome | undefined {
+  if (params.length < min) return { fault: xmlRpcArityMessage(method, false) };
+  if (params.length > max) return { fault: xmlRpcArityMessage(method, true) };
+  return undefined;
+}
+
+/** Strings as they are; integers (a port sent as <i4>) as their decimal text. */
+function asString(v: XmlRpcValue | undefined): string | undefined {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' && Number.isInteger(v)) return String(v);
+  return undefined;
+}
+
+/** An array of strings, or one string standing for a list of one. */
+function asUrlList(v: XmlRpcValue | undefined): string[] | undefined {
+  if (typeof v === 'string') return v === '' ? [] : [v];
+  if (!Array.isArray(v)) return undefined;
+  const urls: string[] = [];
+  for (const item of v) {
+    if (typeof item !== 'string') return undefined;
+    if (item !== '' && !urls.includes(item)) urls.push(item);
+  }
+  return urls;
+}

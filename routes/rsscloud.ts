@@ -1,0 +1,89 @@
+// The rssCloud REST face: POST /pleaseNotify and POST /ping, answered as XML or JSON by
+// Accept, with the exact words real clients compare. Legacy paths and trailing slashes work
+// because express routing is case-insensitive and non-strict.
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Hub } from '../lib/hub.js';
+import { RSSCLOUD_WORDS, rssCloudMessage, type HubError } from '../lib/messages.js';
+import { bodyErrorStatus, formParams, rawBody } from './body.js';
+import { cors } from './cors.js';
+
+const PLEASE_NOTIFY_PATHS = ['/pleaseNotify', '/rsscloud/pleaseNotify'];
+const PING_PATHS = ['/ping', '/rsscloud/ping'];
+
+type Root = 'notifyResult' | 'result';
+
+export function escapeXmlAttribute(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** XML unless the client prefers JSON; an unknown Accept gets XML rather than 406. */
+export function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
+  res.status(status);
+  if (req.accepts(['xml', 'json']) === 'json') {
+    res.type('application/json; charset=utf-8').send(JSON.stringify({ success, msg }));
+    return;
+  }
+  res
+    .type('text/xml; charset=utf-8')
+    .send(
+      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXmlAttribute(msg)}"/>\n`,
+    );
+}
+
+export function rssCloudRouter(hub: Hub, maxBodyBytes: number): Router {
+  const router = Router();
+  const body = rawBody(maxBodyBytes);
+
+  router.options([...PLEASE_NOTIFY_PATHS, ...PING_PATHS], cors, (_req, res) => {
+    res.sendStatus(204);
+  });
+
+  router.post(PLEASE_NOTIFY_PATHS, cors, body, async (req, res) => {
+    const form = formParams(req);
+    const missing = ['port', 'path', 'protocol'].filter((k) => !form.get(k));
+    if (missing.length > 0) return fail(req, res, 'notifyResult', { code: 'missing_params', missing }, 'subscribe');
+    const urls: string[] = [];
+    for (const [key, value] of form) {
+      if (key.toLowerCase().startsWith('url') && value !== '' && !urls.includes(value)) urls.push(value);
+    }
+    const domain = form.get('domain') ?? '';
+    const notifyProcedure = form.get('notifyProcedure');
+    const error = await hub.pleaseNotify({
+      protocol: form.get('protocol') ?? '',
+      port: form.get('port') ?? '',
+      path: form.get('path') ?? '',
+      urls,
+      ...(domain !== '' && { domain }),
+      callerAddress: req.ip ?? req.socket.remoteAddress ?? '',
+      ...(notifyProcedure !== null && { notifyProcedure }),
+    });
+    if (error) return fail(req, res, 'notifyResult', error, 'subscribe');
+    sendResult(req, res, 'notifyResult', true, RSSCLOUD_WORDS.subscribed);
+  });
+
+  router.post(PING_PATHS, cors, body, async (req, res) => {
+    const url = formParams(req).get('url');
+    if (!url) return fail(req, res, 'result', { code: 'missing_params', missing: ['url'] }, 'ping');
+    const error = await hub.ping(url);
+    if (error) return fail(req, res, 'result', error, 'ping');
+    sendResult(req, res, 'result', true, RSSCLOUD_WORDS.pinged);
+  });
+
+  // A body the parser refused (too large, bad charset) still gets rssCloud's own reply shape.
+  router.use(PLEASE_NOTIFY_PATHS, (err: unknown, req: Request, res: Response, next: NextFunction) =>
+    bodyError(err, req, res, next, 'notifyResult'),
+  );
+  router.use(PING_PATHS, (err: unknown, req: Request, res: Response, next: NextFunction) => bodyError(err, req, res, next, 'result'));
+  return router;
+}
+
+function fail(req: Request, res: Response, root: Root, error: HubError, context: 'subscribe' | 'ping'): void {
+  sendResult(req, res, root, false, rssCloudMessage(error, context));
+}
+
+function bodyError(err: unknown, req: Request, res: Response, next: NextFunction, root: Root): void {
+  const status = bodyErrorStatus(err);
+  if (status === undefined) return next(err);
+  const msg = status === 413 ? 'The request body is too large.' : 'The request body could not be read.';
+  sendResult(req, res, root, false, msg, status);
+}

@@ -1,0 +1,181 @@
+// The compatibility test API (../shared/protocols/rsscloud.md, last section), mounted only when
+// ENABLE_TEST_API=true so that the community's rssCloud e2e suite, and ours, can seed and
+// inspect the store. Times are ISO strings on this wire; the store keeps epoch milliseconds.
+import express, { Router, type Request, type Response } from 'express';
+import type { Hub } from '../lib/hub.js';
+import { isRssCloudProtocol, newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
+import type { Store } from '../lib/store/store.js';
+
+type Json = Record<string, unknown>;
+
+interface ResourceJson {
+  url: string;
+  lastHash: string;
+  lastSize: number;
+  ctChecks: number;
+  whenLastCheck: string;
+  ctUpdates: number;
+  whenLastUpdate: string;
+}
+
+interface SubscriptionJson {
+  url: string;
+  protocol: Protocol;
+  notifyProcedure?: string;
+  ctUpdates: number;
+  ctErrors: number;
+  ctConsecutiveErrors: number;
+  whenCreated: string;
+  whenLastUpdate: string | null;
+  whenLastError: string | null;
+  whenExpires: string;
+}
+
+class BadInput extends Error {}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+function resourceJson(t: Topic): ResourceJson {
+  return {
+    url: t.url,
+    lastHash: t.lastHash,
+    lastSize: t.lastSize,
+    ctChecks: t.ctChecks,
+    whenLastCheck: iso(t.whenLastCheck),
+    ctUpdates: t.ctUpdates,
+    whenLastUpdate: iso(t.whenLastUpdate),
+  };
+}
+
+function subscriptionJson(s: Subscription): SubscriptionJson {
+  return {
+    url: s.callback,
+    protocol: s.protocol,
+    ...(s.protocol === 'xml-rpc' && { notifyProcedure: s.notifyProcedure ?? '' }),
+    ctUpdates: s.ctUpdates,
+    ctErrors: s.ctErrors,
+    ctConsecutiveErrors: s.ctConsecutiveErrors,
+    whenCreated: iso(s.whenCreated),
+    whenLastUpdate: isoOrNull(s.whenLastUpdate),
+    whenLastError: isoOrNull(s.whenLastError),
+    whenExpires: iso(s.whenExpires),
+  };
+}
+
+// ---- parsing the suite's JSON into typed values, once ------------------------------------
+
+function obj(v: unknown, what: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInput(`${what} must be an object`);
+  return v as Json;
+}
+function str(v: unknown, what: string, dflt?: string): string {
+  if (v === undefined && dflt !== undefined) return dflt;
+  if (typeof v !== 'string') throw new BadInput(`${what} must be a string`);
+  return v;
+}
+function num(v: unknown, what: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadInput(`${what} must be a number`);
+  return v;
+}
+function time(v: unknown, what: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const ms = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
+  if (!Number.isFinite(ms)) throw new BadInput(`${what} must be an ISO date`);
+  return ms;
+}
+function timeOrNull(v: unknown, what: string): number | null {
+  return v === undefined || v === null ? null : time(v, what, 0);
+}
+
+function parseResource(feedUrl: string, v: unknown, existing: Topic | undefined): Topic {
+  const r = obj(v ?? {}, 'resource');
+  const base = existing ?? newTopic(feedUrl);
+  return {
+    ...base,
+    url: feedUrl,
+    lastHash: str(r.lastHash, 'lastHash', base.lastHash),
+    lastSize: num(r.lastSize, 'lastSize', base.lastSize),
+    ctChecks: num(r.ctChecks, 'ctChecks', base.ctChecks),
+    whenLastCheck: time(r.whenLastCheck, 'whenLastCheck', base.whenLastCheck),
+    ctUpdates: num(r.ctUpdates, 'ctUpdates', base.ctUpdates),
+    whenLastUpdate: time(r.whenLastUpdate, 'whenLastUpdate', base.whenLastUpdate),
+  };
+}
+
+function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: number): Subscription {
+  const s = obj(v, 'subscription');
+  const protocol = str(s.protocol, 'protocol', 'http-post');
+  if (!isRssCloudProtocol(protocol) && protocol !== 'websub') throw new BadInput(`protocol "${protocol}" is unknown`);
+  const sub: Subscription = {
+    topic: feedUrl,
+    callback: str(s.url, 'url'),
+    protocol,
+    ctUpdates: num(s.ctUpdates, 'ctUpdates', 0),
+    ctErrors: num(s.ctErrors, 'ctErrors', 0),
+    ctConsecutiveErrors: num(s.ctConsecutiveErrors, 'ctConsecutiveErrors', 0),
+    whenCreated: time(s.whenCreated, 'whenCreated', now),
+    whenLastUpdate: timeOrNull(s.whenLastUpdate, 'whenLastUpdate'),
+    whenLastError: timeOrNull(s.whenLastError, 'whenLastError'),
+    whenExpires: time(s.whenExpires, 'whenExpires', now + leaseMs),
+  };
+  if (protocol === 'xml-rpc') sub.notifyProcedure = str(s.notifyProcedure, 'notifyProcedure', '');
+  return sub;
+}
+
+export function testApiRouter(hub: Hub, store: Store, leaseSeconds: number): Router {
+  const router = Router();
+  router.use('/test', express.json({ limit: '16mb', type: () => true }));
+
+  const route = (path: string, handler: (body: Json) => Promise<Json>): void => {
+    router.post(`/test/${path}`, async (req: Request, res: Response) => {
+      try {
+        const body = req.body === undefined ? {} : obj(req.body, 'body');
+        res.json({ success: true, ...(await handler(body)) });
+      } catch (e) {
+        res.status(500).json({ success: false, error: e instanceof Error ? e.message : String(e) });
+      }
+    });
+  };
+
+  route('clear', async () => {
+    await store.clear();
+    return {};
+  });
+  route('setResource', async (b) => {
+    const feedUrl = str(b.feedUrl, 'feedUrl');
+    await store.putTopic(parseResource(feedUrl, b.resource, await store.getTopic(feedUrl)));
+    return {};
+  });
+  route('getResource', async (b) => {
+    const t = await store.getTopic(str(b.feedUrl, 'feedUrl'));
+    return { found: t !== undefined, resource: t ? resourceJson(t) : null };
+  });
+  route('setSubscriptions', async (b) => {
+    const feedUrl = str(b.feedUrl, 'feedUrl');
+    if (!Array.isArray(b.subscriptions)) throw new BadInput('subscriptions must be an array');
+    const now = Date.now();
+    const subs = b.subscriptions.map((s) => parseSubscription(feedUrl, s, now, leaseSeconds * 1000));
+    for (const old of await store.subscriptionsOf(feedUrl)) await store.deleteSubscription(feedUrl, old.callback);
+    // The suite seeds subscriptions of feeds it never pinged; a resource row keeps them visible.
+    if (!(await store.getTopic(feedUrl))) await store.putTopic(newTopic(feedUrl));
+    await Promise.all(subs.map((s) => store.putSubscription(s)));
+    return {};
+  });
+  route('getSubscriptions', async (b) => {
+    const feedUrl = str(b.feedUrl, 'feedUrl');
+    const subs = await store.subscriptionsOf(feedUrl);
+    return { found: subs.length > 0 || (await store.getTopic(feedUrl)) !== undefined, subscriptions: subs.map(subscriptionJson) };
+  });
+  route('getData', async () => {
+    const data: Record<string, { resource: ResourceJson | null; subscriptions: SubscriptionJson[] }> = {};
+    for (const t of await store.listTopics()) data[t.url] = { resource: resourceJson(t), subscriptions: [] };
+    for (const s of await store.listSubscriptions()) {
+      (data[s.topic] ??= { resource: null, subscriptions: [] }).subscriptions.push(subscriptionJson(s));
+    }
+    return { data };
+  });
+  route('removeExpired', async () => ({ result: await hub.removeExpired() }));
+  return router;
+}

@@ -1,0 +1,123 @@
+// The WebSub face at /websub: subscribe and unsubscribe (202, then verification of intent),
+// publish (hub.url and/or hub.topic, repeated, hub.url[] or comma-separated), authenticated fat
+// pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Hub } from '../lib/hub.js';
+import { rssCloudMessage } from '../lib/messages.js';
+import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, queryParams, rawBody } from './body.js';
+import { cors } from './cors.js';
+
+/** REC §5.1: hub.secret MUST be less than 200 bytes. */
+export const MAX_SECRET_BYTES = 199;
+
+export function webSubRouter(hub: Hub, maxBodyBytes: number): Router {
+  const router = Router();
+
+  router.post('/websub', cors, rawBody(maxBodyBytes), async (req, res) => {
+    const query = queryParams(req);
+    if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
+    if (!isFormRequest(req)) return text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
+    const form = formParams(req);
+    const mode = form.get('hub.mode');
+    if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);
+    if (mode === 'publish') return publish(hub, res, form);
+    return text(res, 400, 'hub.mode must be subscribe, unsubscribe or publish.');
+  });
+
+  router.get('/websub', cors, async (req, res) => {
+    const query = queryParams(req);
+    if (query.get('hub.mode') !== 'discover') {
+      return text(res, 400, 'This is a WebSub hub: POST hub.mode=subscribe|unsubscribe|publish, or GET hub.mode=discover&hub.topic=URL.');
+    }
+    const topic = parseHttpUrl(query.get('hub.topic'));
+    if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
+    const found = await hub.discover(topic);
+    if ('error' in found) return res.status(502).json({ topic, error: found.error });
+    res.json(found);
+  });
+
+  router.use('/websub', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = bodyErrorStatus(err);
+    if (status === undefined) return next(err);
+    text(res, status, status === 413 ? 'The request body is too large.' : 'The request body could not be read.');
+  });
+  return router;
+}
+
+function text(res: Response, status: number, body: string): void {
+  res.status(status).type('text/plain; charset=utf-8').send(body.endsWith('\n') ? body : `${body}\n`);
+}
+
+async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode: 'subscribe' | 'unsubscribe'): Promise<void> {
+  const callback = parseHttpUrl(form.get('hub.callback'));
+  if (typeof callback !== 'string') return text(res, 400, `hub.callback ${callback.problem}.`);
+  const topic = parseHttpUrl(form.get('hub.topic'));
+  if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
+  const secret = form.get('hub.secret') ?? undefined;
+  if (secret !== undefined && Buffer.byteLength(secret, 'utf8') > MAX_SECRET_BYTES) {
+    return text(res, 400, `hub.secret must be less than 200 bytes (it has ${Buffer.byteLength(secret, 'utf8')}).`);
+  }
+  let leaseSeconds: number | undefined;
+  const lease = form.get('hub.lease_seconds');
+  // REC §5.1: a lease on an unsubscribe is ignored.
+  if (mode === 'subscribe' && lease !== null && lease !== '') {
+    if (!/^\d{1,12}$/.test(lease) || Number(lease) === 0) return text(res, 400, 'hub.lease_seconds must be a positive integer.');
+    leaseSeconds = Number(lease);
+  }
+  const verifyToken = form.get('hub.verify_token') ?? undefined;
+  const error = await hub.webSubRequest({
+    mode,
+    topic,
+    callback,
+    ...(mode === 'subscribe' && secret !== undefined && { secret }),
+    ...(leaseSeconds !== undefined && { leaseSeconds }),
+    ...(verifyToken !== undefined && { verifyToken }),
+  });
+  if (error) return text(res, 400, rssCloudMessage(error, 'subscribe'));
+  text(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
+}
+
+function publish(hub: Hub, res: Response, form: URLSearchParams): void {
+  const raw = ['hub.url', 'hub.url[]', 'hub.topic', 'hub.topic[]'].flatMap((k) => form.getAll(k));
+  // Superfeedr lets publishers list URLs with commas; a comma inside one URL stays, since only
+  // a comma that starts a new http(s) URL separates two.
+  const candidates = [...new Set(raw.flatMap((v) => v.split(/,(?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
+  if (candidates.length === 0) return text(res, 400, 'hub.url (or hub.topic) is required to publish.');
+  const accepted: string[] = [];
+  const lines: string[] = [];
+  for (const c of candidates) {
+    const url = parseHttpUrl(c);
+    if (typeof url === 'string') {
+      accepted.push(url);
+      lines.push(`Accepted: ${url}`);
+    } else {
+      lines.push(`Refused: ${c} (${url.problem})`);
+    }
+  }
+  if (accepted.length === 0) return text(res, 400, lines.join('\n'));
+  hub.publish(accepted);
+  text(res, 202, lines.join('\n'));
+}
+
+async function fatPing(hub: Hub, req: Request, res: Response, query: URLSearchParams): Promise<void> {
+  const topic = parseHttpUrl(query.get('hub.topic') ?? query.get('hub.url'));
+  if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
+  const contentType = req.headers['content-type'] ?? 'application/octet-stream';
+  const error = await hub.publishContent(topic, bodyBuffer(req), contentType, req.get('x-hub-signature'));
+  if (error) return text(res, 403, rssCloudMessage(error, 'ping'));
+  text(res, 202, `Accepted: ${topic}`);
+}
+
+/** An absolute http(s) URL without a fragment, or what is wrong with it. */
+export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
+  if (value === null || value === undefined || value === '') return { problem: 'is required' };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { problem: 'is not an absolute URL' };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'must be an http or https URL' };
+  if (value.includes('#')) return { problem: 'must not contain a fragment' };
+  return value;
+}

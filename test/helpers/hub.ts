@@ -1,0 +1,48 @@
+// Starts a real hub in-process on 127.0.0.1:0 with its own data directory, loopback allowed
+// for feeds and callbacks (the tests' servers live there), and the test API on.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../lib/config.js';
+import { startHub, type RunningHub } from '../../lib/server.js';
+
+export interface TestHub extends RunningHub {
+  dataDir: string;
+  /** POSTs a form to the hub. */
+  postForm(path: string, form: Record<string, string> | URLSearchParams, headers?: Record<string, string>): Promise<Response>;
+  /** Closes the hub and removes its data directory. */
+  destroy(): Promise<void>;
+}
+
+export const TEST_ENV: Record<string, string> = {
+  PORT: '0',
+  HOST: '127.0.0.1',
+  FETCH_ALLOW_CIDRS: '127.0.0.0/8',
+  CALLBACK_ALLOW_CIDRS: '127.0.0.0/8',
+  ENABLE_TEST_API: 'true',
+  LOG_LEVEL: 'silent',
+  REQUEST_TIMEOUT_MS: '4000',
+};
+
+export async function tempDataDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'pushbutton-test-'));
+}
+
+export async function startTestHub(env: Record<string, string> = {}, dataDir?: string): Promise<TestHub> {
+  const dir = dataDir ?? (await tempDataDir());
+  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...env }));
+  return {
+    ...running,
+    dataDir: dir,
+    postForm: (p, form, headers = {}) =>
+      fetch(`${running.url}${p}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: (form instanceof URLSearchParams ? form : new URLSearchParams(form)).toString(),
+      }),
+    destroy: async () => {
+      await running.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

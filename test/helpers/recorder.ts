@@ -1,0 +1,112 @@
+// A real HTTP server on 127.0.0.1 that records every request it receives and answers through a
+// replaceable handler: it plays subscribers, feeds and publishers in the tests.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Recorded {
+  method: string;
+  /** Path and query, exactly as received. */
+  url: string;
+  path: string;
+  query: URLSearchParams;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  at: number;
+}
+
+export type Handler = (req: Recorded, res: http.ServerResponse) => void | Promise<void>;
+
+export const ok: Handler = (_req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+};
+
+export class Recorder {
+  readonly requests: Recorded[] = [];
+  handler: Handler;
+  private waiters: { count: number; filter: (r: Recorded) => boolean; resolve: () => void }[] = [];
+
+  private constructor(
+    private readonly server: http.Server,
+    handler: Handler,
+  ) {
+    this.handler = handler;
+  }
+
+  static async start(handler: Handler = ok, host = '127.0.0.1'): Promise<Recorder> {
+    const server = http.createServer();
+    const rec = new Recorder(server, handler);
+    server.on('request', (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const url = req.url ?? '/';
+        const q = url.indexOf('?');
+        const r: Recorded = {
+          method: req.method ?? 'GET',
+          url,
+          path: q === -1 ? url : url.slice(0, q),
+          query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)),
+          headers: req.headers,
+          body: Buffer.concat(chunks),
+          at: Date.now(),
+        };
+        rec.requests.push(r);
+        rec.wake();
+        Promise.resolve(rec.handler(r, res)).catch(() => res.destroy());
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    return rec;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  matching(filter: (r: Recorded) => boolean): Recorded[] {
+    return this.requests.filter(filter);
+  }
+
+  /** Resolves once `count` requests matching `filter` have arrived; rejects after `timeoutMs`. */
+  async waitFor(count: number, filter: (r: Recorded) => boolean = () => true, timeoutMs = 8000): Promise<Recorded[]> {
+    if (this.matching(filter).length >= count) return this.matching(filter);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`timed out waiting for ${count} request(s); got ${this.matching(filter).length}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push({ count, filter, resolve: done });
+    });
+    return this.matching(filter);
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private wake(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (this.matching(w.filter).length < w.count) return true;
+      w.resolve();
+      return false;
+    });
+  }
+}
+
+/** Waits `ms` milliseconds; used only to prove that something does NOT happen. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,356 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { AddressGuard } from '../lib/address-guard.js';
+import { HttpClient, OutboundError, type HttpClientOptions, type OutboundErrorCode } from '../lib/http.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+interface TestServer {
+  base: string;
+  port: number;
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+/** A real server; the handler runs after the request body has been read into `seen`. */
+async function serve(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void,
+  host = '127.0.0.1',
+): Promise<TestServer> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const s = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() };
+      seen.push(s);
+      handler(req, res, s);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    base: `http://${host}:${port}`,
+    port,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections(); // hung test connections would keep close() waiting
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function client(overrides: Partial<HttpClientOptions> = {}): HttpClient {
+  return new HttpClient({
+    timeoutMs: 5000,
+    maxResponseBytes: 1024,
+    userAgent: 'Pushbutton-test/1',
+    fetchAllowCidrs: ['127.0.0.0/8'],
+    callbackAllowCidrs: ['127.0.0.0/8'],
+    ...overrides,
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<OutboundError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(OutboundError);
+    return err as OutboundError;
+  }
+  throw new Error('expected the request to fail');
+}
+
+async function expectCode(p: Promise<unknown>, code: OutboundErrorCode): Promise<OutboundError> {
+  const err = await rejection(p);
+  expect(err.code, err.message).to.equal(code);
+  return err;
+}
+
+describe('AddressGuard', () => {
+  const table: Array<[string, boolean]> = [
+    ['8.8.8.8', true],
+    ['1.1.1.1', true],
+    ['0.0.0.0', false],
+    ['10.1.2.3', false],
+    ['100.64.0.1', false],
+    ['127.0.0.1', false],
+    ['169.254.1.1', false],
+    ['172.16.0.1', false],
+    ['172.31.255.255', false],
+    ['172.32.0.1', true],
+    ['192.0.0.8', false],
+    ['192.0.2.1', false],
+    ['192.88.99.1', false],
+    ['192.168.1.1', false],
+    ['198.18.0.1', false],
+    ['198.51.100.7', false],
+    ['203.0.113.9', false],
+    ['224.0.0.1', false],
+    ['240.0.0.1', false],
+    ['255.255.255.255', false],
+    ['2606:4700:4700::1111', true],
+    ['::', false],
+    ['::1', false],
+    ['fc00::1', false],
+    ['fd12:3456::1', false],
+    ['fe80::1', false],
+    ['fe80::1%eth0', false],
+    ['ff02::1', false],
+    ['2001:db8::1', false],
+    ['64:ff9b::8.8.8.8', false],
+    ['100::1', false],
+    ['2001:0:1::1', false],
+    ['::ffff:127.0.0.1', false],
+    ['::ffff:7f00:1', false],
+    ['::ffff:10.0.0.1', false],
+    ['::ffff:8.8.8.8', true],
+    ['not-an-ip', false],
+    ['', false],
+    ['example.com', false],
+  ];
+  const guard = new AddressGuard([]);
+  for (const [ip, allowed] of table) {
+    it(`${allowed ? 'allows' : 'refuses'} ${ip || '(empty)'} by default`, () => {
+      expect(guard.isAllowed(ip)).to.equal(allowed);
+    });
+  }
+
+  it('check() throws blocked_address', () => {
+    expect(() => guard.check('127.0.0.1')).to.throw(OutboundError).with.property('code', 'blocked_address');
+    expect(() => guard.check('8.8.8.8')).not.to.throw();
+  });
+
+  it('allow-list opens private ranges, judging mapped IPv6 as IPv4', () => {
+    const g = new AddressGuard(['127.0.0.0/8', '10.0.0.5', 'fd00::/8', '::ffff:192.168.0.0/112']);
+    expect(g.isAllowed('127.0.0.2')).to.equal(true);
+    expect(g.isAllowed('::ffff:127.0.0.1')).to.equal(true);
+    expect(g.isAllowed('10.0.0.5')).to.equal(true);
+    expect(g.isAllowed('10.0.0.6')).to.equal(false);
+    expect(g.isAllowed('fd00::1')).to.equal(true);
+    expect(g.isAllowed('192.168.3.4')).to.equal(true);
+    expect(g.isAllowed('::1')).to.equal(false);
+  });
+
+  it('refuses cloud metadata addresses even when everything is allowed', () => {
+    const g = new AddressGuard(['0.0.0.0/0', '::/0']);
+    expect(g.isAllowed('127.0.0.1')).to.equal(true);
+    expect(g.isAllowed('::1')).to.equal(true);
+    for (const ip of ['169.254.169.254', '169.254.170.2', '100.100.100.200', 'fd00:ec2::254', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe']) {
+      expect(g.isAllowed(ip), ip).to.equal(false);
+    }
+  });
+});
+
+describe('HttpClient', () => {
+  const servers: TestServer[] = [];
+  const clients: HttpClient[] = [];
+  const track = (c: HttpClient): HttpClient => (clients.push(c), c);
+  const start = async (...args: Parameters<typeof serve>): Promise<TestServer> => {
+    const s = await serve(...args);
+    servers.push(s);
+    return s;
+  };
+
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+  });
+
+  it('GETs a response with lower-cased, joined headers', async () => {
+    const s = await start((_req, res) => {
+      res.setHeader('X-Multi', ['a', 'b']);
+      res.setHeader('Content-Type', 'text/plain');
+      res.end('hello');
+    });
+    const res = await track(client()).request('fetch', `${s.base}/feed?x=1`);
+    expect(res.status).to.equal(200);
+    expect(res.body.toString()).to.equal('hello');
+    expect(res.headers['content-type']).to.equal('text/plain');
+    expect(res.headers['x-multi']).to.equal('a, b');
+    expect(res.url).to.equal(`${s.base}/feed?x=1`);
+    expect(s.seen[0]!.url).to.equal('/feed?x=1');
+  });
+
+  it('sends the POST body, caller headers and the user-agent', async () => {
+    const s = await start((_req, res) => res.end('ok'));
+    await track(client()).request('callback', `${s.base}/notify`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'X-Extra': 'yes' },
+      body: 'url=http%3A%2F%2Fexample.com%2F',
+    });
+    const seen = s.seen[0]!;
+    expect(seen.method).to.equal('POST');
+    expect(seen.body).to.equal('url=http%3A%2F%2Fexample.com%2F');
+    expect(seen.headers['content-type']).to.equal('application/x-www-form-urlencoded');
+    expect(seen.headers['x-extra']).to.equal('yes');
+    expect(seen.headers['user-agent']).to.equal('Pushbutton-test/1');
+  });
+
+  it('lets caller headers override the user-agent', async () => {
+    const s = await start((_req, res) => res.end());
+    await track(client()).request('fetch', s.base, { headers: { 'User-Agent': 'Other/2' } });
+    expect(s.seen[0]!.headers['user-agent']).to.equal('Other/2');
+  });
+
+  it('follows a relative redirect re-POSTing the same body', async () => {
+    const s = await start((req, res) => {
+      if (req.url === '/start') {
+        res.writeHead(302, { Location: '/next' });
+        res.end('moved');
+      } else res.end('arrived');
+    });
+    const res = await track(client()).request('callback', `${s.base}/start`, { method: 'POST', body: 'a=1', maxRedirects: 3 });
+    expect(res.status).to.equal(200);
+    expect(res.body.toString()).to.equal('arrived');
+    expect(res.url).to.equal(`${s.base}/next`);
+    expect(s.seen.map((r) => [r.method, r.url, r.body])).to.deep.equal([
+      ['POST', '/start', 'a=1'],
+      ['POST', '/next', 'a=1'],
+    ]);
+  });
+
+  it('fails with too_many_redirects past maxRedirects', async () => {
+    const s = await start((_req, res) => {
+      res.writeHead(301, { Location: '/loop' });
+      res.end();
+    });
+    await expectCode(track(client()).request('fetch', `${s.base}/loop`, { maxRedirects: 2 }), 'too_many_redirects');
+    expect(s.seen).to.have.length(3); // the first request and two followed hops
+  });
+
+  it('returns a 3xx as-is when maxRedirects is 0', async () => {
+    const s = await start((_req, res) => {
+      res.writeHead(302, { Location: '/elsewhere' });
+      res.end();
+    });
+    const res = await track(client()).request('fetch', `${s.base}/x`);
+    expect(res.status).to.equal(302);
+    expect(res.headers.location).to.equal('/elsewhere');
+    expect(s.seen).to.have.length(1);
+  });
+
+  it('refuses loopback without an allow-list, before any request is sent', async () => {
+    const s = await start((_req, res) => res.end());
+    await expectCode(track(client({ fetchAllowCidrs: [] })).request('fetch', s.base), 'blocked_address');
+    expect(s.seen).to.have.length(0);
+  });
+
+  it('keeps the fetch allow-list away from callbacks', async () => {
+    const s = await start((_req, res) => res.end('ok'));
+    const c = track(client({ fetchAllowCidrs: ['127.0.0.0/8'], callbackAllowCidrs: [] }));
+    expect((await c.request('fetch', s.base)).status).to.equal(200);
+    await expectCode(c.request('callback', s.base), 'blocked_address');
+    expect(s.seen).to.have.length(1);
+  });
+
+  it('refuses a metadata address even with allow-list 0.0.0.0/0', async () => {
+    const c = track(client({ fetchAllowCidrs: ['0.0.0.0/0'] }));
+    await expectCode(c.request('fetch', 'http://169.254.169.254/latest/meta-data/'), 'blocked_address');
+    await expectCode(c.request('fetch', 'http://[::ffff:169.254.169.254]/'), 'blocked_address');
+  });
+
+  it('refuses a hostname that resolves to loopback (DNS check)', async () => {
+    const s = await start((_req, res) => res.end());
+    await expectCode(track(client({ fetchAllowCidrs: [] })).request('fetch', `http://localhost:${s.port}/`), 'blocked_address');
+    expect(s.seen).to.have.length(0);
+  });
+
+  it('refuses a redirect from an allowed server to a blocked address', async () => {
+    const target = await start((_req, res) => res.end('secret'), '127.0.0.2');
+    const s = await start((_req, res) => {
+      res.writeHead(307, { Location: `${target.base}/admin` });
+      res.end();
+    });
+    const c = track(client({ fetchAllowCidrs: ['127.0.0.1/32'] }));
+    await expectCode(c.request('fetch', s.base, { maxRedirects: 3 }), 'blocked_address');
+    expect(s.seen).to.have.length(1);
+    expect(target.seen).to.have.length(0);
+  });
+
+  it('rejects non-http, unparsable and credentialed URLs as bad_url', async () => {
+    const c = track(client());
+    for (const url of ['ftp://127.0.0.1/', 'file:///etc/passwd', 'not a url', 'http://user:pass@127.0.0.1/']) {
+      await expectCode(c.request('fetch', url), 'bad_url');
+    }
+  });
+
+  it('reports a refused connection as network', async () => {
+    const s = await start((_req, res) => res.end());
+    const port = s.port;
+    await s.close();
+    servers.splice(servers.indexOf(s), 1);
+    await expectCode(track(client()).request('fetch', `http://127.0.0.1:${port}/`), 'network');
+  });
+
+  it('times out a server that never responds', async () => {
+    const s = await start(() => {
+      /* never answer */
+    });
+    const started = Date.now();
+    await expectCode(track(client({ timeoutMs: 300 })).request('fetch', s.base), 'timeout');
+    expect(Date.now() - started).to.be.below(300 + 1500);
+  });
+
+  it('times out a server that trickles bytes forever', async () => {
+    const timers: NodeJS.Timeout[] = [];
+    const s = await start((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      timers.push(setInterval(() => res.write('x'), 20));
+    });
+    const started = Date.now();
+    try {
+      await expectCode(track(client({ timeoutMs: 300, maxResponseBytes: 1_000_000 })).request('fetch', s.base), 'timeout');
+    } finally {
+      timers.forEach(clearInterval);
+    }
+    expect(Date.now() - started).to.be.below(300 + 1500);
+  });
+
+  it('honours a per-request timeout', async () => {
+    const s = await start(() => {
+      /* never answer */
+    });
+    await expectCode(track(client({ timeoutMs: 60_000 })).request('fetch', s.base, { timeoutMs: 200 }), 'timeout');
+  });
+
+  it('fails with too_large for a streamed body over the cap', async () => {
+    const s = await start((_req, res) => {
+      res.write(Buffer.alloc(600, 'a'));
+      res.end(Buffer.alloc(600, 'b')); // chunked: no content-length to check up front
+    });
+    await expectCode(track(client({ maxResponseBytes: 1000 })).request('fetch', s.base), 'too_large');
+  });
+
+  it('fails with too_large from content-length alone', async () => {
+    const s = await start((_req, res) => {
+      res.writeHead(200, { 'Content-Length': '5000' });
+      res.write('abc'); // never finishes: only the declared length can trip the cap
+    });
+    await expectCode(track(client({ maxResponseBytes: 1000 })).request('fetch', s.base), 'too_large');
+  });
+
+  it('does not apply the content-length cap to HEAD', async () => {
+    const s = await start((_req, res) => {
+      res.writeHead(200, { 'Content-Length': '5000' });
+      res.end();
+    });
+    const res = await track(client({ maxResponseBytes: 1000 })).request('fetch', s.base, { method: 'HEAD' });
+    expect(res.status).to.equal(200);
+    expect(res.headers['content-length']).to.equal('5000');
+    expect(res.body.length).to.equal(0);
+  });
+
+  it('accepts a body exactly at the cap', async () => {
+    const s = await start((_req, res) => res.end(Buffer.alloc(1000, 'a')));
+    const res = await track(client({ maxResponseBytes: 1000 })).request('fetch', s.base);
+    expect(res.body.length).to.equal(1000);
+  });
+});
