@@ -38,6 +38,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { config, hub, store, log } = deps;
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
   app.set('trust proxy', trustedProxies(config.trustProxy));
 
   app.use(rssCloudRouter(hub, config.maxBodyBytes));

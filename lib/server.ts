@@ -12,7 +12,7 @@ import { LowdbStore } from './store/lowdb-store.js';
 import type { Store } from './store/store.js';
 import { Verifier } from './verify.js';
 
-export const USER_AGENT = 'Pushbutton/0.1 (+https://github.com/pushbutton-hub/pushbutton; rssCloud and WebSub hub)';
+export const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
 const CLEANUP_INTERVAL_MS = 24 * 3600_000;
 
 export interface RunningHub {

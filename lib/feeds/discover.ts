@@ -368,9 +368,9 @@ function sniffFormat(text: string, json: JsonBody): FeedFormat {
       if (/^<!doctype[ \t\r\n]+html[ \t\r\n>]/i.test(text.slice(i, i + 20))) return 'html';
       // Some other doctype: step over it, internal subset included, without reading it.
       const gt = text.indexOf('>', i + 2);
-      const bracket = text.indexOf('[', i + 2);
-      if (bracket >= 0 && (gt < 0 || bracket < gt)) {
-        const close = text.indexOf(']', bracket + 1);
+      const bracket = text.slice(i + 2, gt < 0 ? n : gt).indexOf('[');
+      if (bracket >= 0) {
+        const close = text.indexOf(']', i + 2 + bracket + 1);
         if (close < 0) return 'other';
         const end = text.indexOf('>', close + 1);
         if (end < 0) return 'other';
