@@ -30,7 +30,10 @@ export function queryParams(req: Request): URLSearchParams {
 /** The kind of failure body-parser reported, if the error came from it. */
 export function bodyErrorStatus(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const { type, status } = err as { type?: unknown; status?: unknown };
-  if (typeof type !== 'string' || typeof status !== 'number') return undefined;
-  return status;
+  const { type, status, expose } = err as { type?: unknown; status?: unknown; expose?: unknown };
+  if (typeof status !== 'number') return undefined;
+  if (typeof type === 'string') return status;
+  // A body that fails to decompress (bad gzip/deflate/br) comes back as a bare 400 with no
+  // `type`; it is still the client's fault and must get the face's own reply, not a 500.
+  return expose === true && status >= 400 && status < 500 ? status : undefined;
 }

@@ -1,7 +1,7 @@
 // The compatibility test API (../shared/protocols/rsscloud.md, last section), mounted only when
 // ENABLE_TEST_API=true so that the community's rssCloud e2e suite, and ours, can seed and
 // inspect the store. Times are ISO strings on this wire; the store keeps epoch milliseconds.
-import express, { Router, type Request, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { isRssCloudProtocol, newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
 import type { Store } from '../lib/store/store.js';
@@ -92,7 +92,7 @@ function timeOrNull(v: unknown, what: string): number | null {
 function parseResource(feedUrl: string, v: unknown, existing: Topic | undefined): Topic {
   const r = obj(v ?? {}, 'resource');
   const base = existing ?? newTopic(feedUrl);
-  return {
+  const topic: Topic = {
     ...base,
     url: feedUrl,
     lastHash: str(r.lastHash, 'lastHash', base.lastHash),
@@ -102,6 +102,14 @@ function parseResource(feedUrl: string, v: unknown, existing: Topic | undefined)
     ctUpdates: num(r.ctUpdates, 'ctUpdates', base.ctUpdates),
     whenLastUpdate: time(r.whenLastUpdate, 'whenLastUpdate', base.whenLastUpdate),
   };
+  // The ETag and Last-Modified kept for conditional GETs describe the content last read. A
+  // seeded hash or size describes other content, so the next read must be in full: otherwise
+  // a 304 would hide the very change the suite set up.
+  if (topic.lastHash !== base.lastHash || topic.lastSize !== base.lastSize) {
+    delete topic.etag;
+    delete topic.lastModified;
+  }
+  return topic;
 }
 
 function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: number): Subscription {
@@ -177,5 +185,11 @@ export function testApiRouter(hub: Hub, store: Store, leaseSeconds: number): Rou
     return { data };
   });
   route('removeExpired', async () => ({ result: await hub.removeExpired() }));
+  // A body that is not JSON (or not an object) fails in the parser, before any route: it gets
+  // the API's own error shape too, not the app's plain-text 500.
+  router.use('/test', (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const detail = err instanceof Error ? err.message : String(err);
+    res.status(500).json({ success: false, error: `the body must be a JSON object (${detail})` });
+  });
   return router;
 }

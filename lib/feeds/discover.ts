@@ -98,7 +98,7 @@ function decodeEntities(s: string): string {
 }
 
 /** Splits a rel value into lower-cased tokens; full IANA relation URIs count as their short name. */
-function relTokens(rel: string): string[] {
+export function relTokens(rel: string): string[] {
   const out: string[] = [];
   for (const raw of rel.split(/[ \t\n\r\f]+/)) {
     if (raw === '') continue;
@@ -262,7 +262,7 @@ export function parseLinkHeader(value: string): LinkValue[] {
 // ---------------------------------------------------------------------------------------
 // Body decoding and format detection
 
-function mediaType(contentType: string): { type: string; charset: string } {
+export function mediaType(contentType: string): { type: string; charset: string } {
   const parts = contentType.split(';');
   const type = (parts[0] ?? '').trim().toLowerCase();
   let charset = '';
@@ -282,7 +282,7 @@ function tryDecoder(label: string): TextDecoder | null {
 }
 
 /** Decodes bytes to text: BOM first, then the Content-Type charset, then an XML declaration, else UTF-8. */
-function decodeBytes(bytes: Uint8Array, charset: string): string {
+export function decodeBytes(bytes: Uint8Array, charset: string): string {
   if (bytes.length === 0) return '';
   let decoder: TextDecoder | null = null;
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) decoder = tryDecoder('utf-8');
@@ -303,7 +303,7 @@ function decodeBytes(bytes: Uint8Array, charset: string): string {
 }
 
 /** Whether a parsed JSON value looks like a JSON Feed. */
-function isJsonFeed(v: unknown): v is Record<string, unknown> {
+export function isJsonFeed(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
   const o = v as Record<string, unknown>;
   if (typeof o['version'] === 'string' && /^https?:\/\/jsonfeed\.org\//i.test(o['version'])) return true;
@@ -311,7 +311,7 @@ function isJsonFeed(v: unknown): v is Record<string, unknown> {
 }
 
 /** Lazily parsed JSON of the body (parsed at most once). */
-class JsonBody {
+export class JsonBody {
   private done = false;
   private value: unknown = undefined;
   constructor(private readonly text: () => string) {}
@@ -328,7 +328,7 @@ class JsonBody {
   }
 }
 
-function formatFromContentType(type: string, json: JsonBody): FeedFormat | null {
+export function formatFromContentType(type: string, json: JsonBody): FeedFormat | null {
   switch (type) {
     case 'application/rss+xml':
       return 'rss';
@@ -347,7 +347,7 @@ function formatFromContentType(type: string, json: JsonBody): FeedFormat | null 
 }
 
 /** Looks at the start of the text: the root element of an XML document, an HTML page or JSON. */
-function sniffFormat(text: string, json: JsonBody): FeedFormat {
+export function sniffFormat(text: string, json: JsonBody): FeedFormat {
   const n = Math.min(text.length, 64 * 1024);
   let i = 0;
   for (let guard = 0; guard < 64 && i < n; guard++) {
@@ -399,10 +399,10 @@ function sniffFormat(text: string, json: JsonBody): FeedFormat {
 // ---------------------------------------------------------------------------------------
 // XML feeds (RSS 2.0, RSS 1.0 / RDF, Atom)
 
-type XNode = Record<string, unknown>;
-type Namespaces = ReadonlyMap<string, string>;
+export type XNode = Record<string, unknown>;
+export type Namespaces = ReadonlyMap<string, string>;
 
-const xmlParser = new XMLParser({
+export const xmlParser = new XMLParser({
   preserveOrder: true, // document order, so hubs come out in the order they are written
   ignoreAttributes: false,
   attributeNamePrefix: '@_',
@@ -417,29 +417,29 @@ const xmlParser = new XMLParser({
   maxNestedTags: MAX_XML_DEPTH,
 });
 
-function elementName(node: XNode): string | null {
+export function elementName(node: XNode): string | null {
   for (const key of Object.keys(node)) {
     if (key !== ':@' && key !== '#text' && key !== '#cdata' && key !== '#comment') return key;
   }
   return null;
 }
 
-function children(node: XNode, name: string): XNode[] {
+export function children(node: XNode, name: string): XNode[] {
   const c = node[name];
   return Array.isArray(c) ? (c.filter((x) => x !== null && typeof x === 'object') as XNode[]) : [];
 }
 
-function attributes(node: XNode): Record<string, unknown> {
+export function attributes(node: XNode): Record<string, unknown> {
   const a = node[':@'];
   return a !== null && typeof a === 'object' ? (a as Record<string, unknown>) : {};
 }
 
-function attr(attrs: Record<string, unknown>, name: string): string | null {
+export function attr(attrs: Record<string, unknown>, name: string): string | null {
   const v = attrs[`@_${name}`];
   return typeof v === 'string' ? decodeEntities(v) : null;
 }
 
-function withNamespaces(parent: Namespaces, attrs: Record<string, unknown>): Namespaces {
+export function withNamespaces(parent: Namespaces, attrs: Record<string, unknown>): Namespaces {
   let ns: Map<string, string> | null = null;
   for (const [key, value] of Object.entries(attrs)) {
     if (typeof value !== 'string') continue;
@@ -453,7 +453,7 @@ function withNamespaces(parent: Namespaces, attrs: Record<string, unknown>): Nam
   return ns ?? parent;
 }
 
-function splitName(name: string): { prefix: string; local: string } {
+export function splitName(name: string): { prefix: string; local: string } {
   const colon = name.indexOf(':');
   return colon < 0 ? { prefix: '', local: name } : { prefix: name.slice(0, colon), local: name.slice(colon + 1) };
 }
@@ -468,7 +468,7 @@ function isSourceNamespace(uri: string | undefined): boolean {
   return SOURCE_NAMESPACES.has(bare);
 }
 
-function textOf(node: XNode, name: string): string {
+export function textOf(node: XNode, name: string): string {
   let out = '';
   for (const child of children(node, name)) {
     const t = child['#text'];

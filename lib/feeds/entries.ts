@@ -1,0 +1,504 @@
+// Entries: what a feed contains, entry by entry, and what changed since the last version.
+//
+// The hub uses this to
+//   - decide whether a topic really changed: a new version that alters no entry (a fresh
+//     lastBuildDate, ttl or feed-level <updated> alone) is not an update;
+//   - send WebSub subscribers only the new or changed entries, wrapped in the feed's own envelope
+//     (W3C WebSub §7 allows this for Atom and RSS);
+//   - show browsers a feed's entries as JSON.
+//
+// Every entry gets a fingerprint `${idHash}:${contentHash}`: the identity hash says which entry it
+// is (RSS guid / RSS 1.0 rdf:about / link / a hash of title and text; Atom id / link; JSON Feed id /
+// url), the content hash covers the entry's exact bytes (XML) or its canonical JSON (JSON Feed), so
+// any change inside an entry counts and nothing outside one does. An entry is reported when its
+// fingerprint is not among the previous version's.
+//
+// XML is never re-serialised: xml-spans.ts finds the byte ranges of the entries, and a partial
+// feed is the original bytes minus the ranges of the unchanged entries. Scanning a latin1 view of
+// the bytes makes string offsets byte offsets, so any ASCII-compatible encoding (UTF-8, ISO-8859-*,
+// windows-125*) is cut exactly; other encodings (UTF-16, Shift_JIS...) are not diffed.
+//
+// Like discover.ts this reads untrusted input: it never throws, bounds its work (10 MB at most,
+// a linear scanner, nesting limits) and refuses any document with a DOCTYPE. Whenever it returns
+// null the hub falls back to whole-body change detection and delivery, which is always correct.
+import { createHash } from 'node:crypto';
+import {
+  JsonBody,
+  attr,
+  attributes,
+  children,
+  decodeBytes,
+  elementName,
+  formatFromContentType,
+  isJsonFeed,
+  mediaType,
+  relTokens,
+  sniffFormat,
+  splitName,
+  textOf,
+  withNamespaces,
+  xmlParser,
+  type Namespaces,
+  type XNode,
+} from './discover.js';
+import { isWsCode, scanXml, type ElementSpan } from './xml-spans.js';
+
+export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
+
+export interface FeedEntry {
+  id: string;
+  title: string | null;
+  link: string | null;
+  published: string | null;
+  summary: string | null;
+}
+
+export interface FeedDiff {
+  format: DiffableFormat;
+  /** One per entry of the current version, in document order: `${idHash}:${contentHash}` (16 hex chars of sha256 each). Stored by the hub to diff the next version. */
+  fingerprints: string[];
+  /** Entries that are new or whose content changed since `previous`, in document order. */
+  changed: FeedEntry[];
+  /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the parsed object with `items` filtered, re-serialised with JSON.stringify. When previous is undefined, the original body unchanged. */
+  body: Buffer;
+}
+
+/** Bodies larger than this are not diffed. */
+export const MAX_DIFF_BODY = 10 * 1024 * 1024;
+/** Summaries taken from full content are cut to this many characters. */
+export const SUMMARY_FROM_CONTENT_CHARS = 500;
+const MAX_XML_DEPTH = 256;
+
+const DC_NS = 'http://purl.org/dc/elements/1.1/';
+const CONTENT_NS = 'http://purl.org/rss/1.0/modules/content/';
+const RDF_NS = 'http://www.w3.org/1999/02/22-rdf-syntax-ns#';
+
+// Types whose body is sniffed when they do not name a feed format themselves.
+const SNIFFED_TYPES = new Set(['', 'text/xml', 'application/xml', 'text/plain', 'application/octet-stream']);
+
+// Encodings in which a byte below 0x80 is always that ASCII character, so markup found in a latin1
+// view of the bytes is real markup and cutting at it cannot split a character.
+const ASCII_COMPATIBLE =
+  /^(?:utf-?8|unicode-1-1-utf-8|us-ascii|ascii|iso[-_]?8859-(?:[1-9]|1[0-6])|iso8859-?(?:[1-9]|1[0-6])|latin-?[1-6]|l[1-6]|windows-125[0-8]|cp125[0-8]|x-cp125[0-8])$/i;
+
+// ---------------------------------------------------------------------------------------
+// The entry points
+
+/**
+ * Diffs a topic's current content against the fingerprints of its previous version.
+ * null when the content is not a feed we can diff (unknown type, broken XML/JSON, DOCTYPE present,
+ * no entries container, unsupported encoding, over 10 MB): the hub then falls back to whole-body
+ * MD5 change detection and delivers the body whole. Never throws.
+ */
+export function diffFeed(body: Buffer, contentType: string, previous: string[] | undefined): FeedDiff | null {
+  try {
+    const feed = analyse(body, contentType);
+    if (feed === null) return null;
+    if (previous === undefined) {
+      return { format: feed.format, fingerprints: feed.fingerprints, changed: feed.entries, body };
+    }
+    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string') : []);
+    const keep = feed.fingerprints.map((fp) => !seen.has(fp));
+    return {
+      format: feed.format,
+      fingerprints: feed.fingerprints,
+      changed: feed.entries.filter((_, i) => keep[i]),
+      body: feed.partial(keep),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** The entries of a feed, in document order; null when diffFeed would return null. Never throws. */
+export function parseEntries(body: Buffer, contentType: string): { format: DiffableFormat; entries: FeedEntry[] } | null {
+  try {
+    const feed = analyse(body, contentType);
+    return feed === null ? null : { format: feed.format, entries: feed.entries };
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Common
+
+interface Analysed {
+  format: DiffableFormat;
+  entries: FeedEntry[];
+  fingerprints: string[];
+  /** The feed with only the entries whose `keep` flag is set (one flag per entry). */
+  partial(keep: boolean[]): Buffer;
+}
+
+function shortHash(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex').slice(0, 16);
+}
+
+/** An identity for an entry that has none of its own, from its title and text. */
+function hashId(title: string | null, text: string | null): string {
+  return `hash:${shortHash(`${title ?? ''}\n${text ?? ''}`)}`;
+}
+
+function nonEmpty(s: string | null | undefined): string | null {
+  if (typeof s !== 'string') return null;
+  const t = s.trim();
+  return t === '' ? null : t;
+}
+
+/** The first SUMMARY_FROM_CONTENT_CHARS UTF-16 units of s, without splitting a surrogate pair. */
+function clip(s: string | null): string | null {
+  if (s === null || s.length <= SUMMARY_FROM_CONTENT_CHARS) return s;
+  let cut = SUMMARY_FROM_CONTENT_CHARS;
+  const last = s.charCodeAt(cut - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut--;
+  return s.slice(0, cut);
+}
+
+function analyse(body: Buffer, contentType: string): Analysed | null {
+  if (!(body instanceof Uint8Array) || body.length > MAX_DIFF_BODY) return null;
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  const { type, charset } = mediaType(typeof contentType === 'string' ? contentType : '');
+
+  let text: string | null = null;
+  const json = new JsonBody(() => (text ??= decodeBytes(bytes, charset)));
+  let format = formatFromContentType(type, json);
+  if (format === null && SNIFFED_TYPES.has(type)) {
+    const head = bytes.subarray(0, 64 * 1024).toString('latin1');
+    format = sniffFormat(head.startsWith('\u00EF\u00BB\u00BF') ? head.slice(3) : head, json);
+  }
+  switch (format) {
+    case 'rss':
+    case 'rdf':
+    case 'atom':
+      return analyseXml(bytes, charset);
+    case 'json':
+      return analyseJson(json.get());
+    default:
+      return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// XML: RSS 2.0, RSS 1.0 (RDF), Atom
+
+/** The label to decode the document's text with, or null if its encoding is not ASCII-compatible. */
+function xmlCharset(bytes: Buffer, headerCharset: string): string | null {
+  const b0 = bytes[0];
+  const b1 = bytes[1];
+  if ((b0 === 0xfe && b1 === 0xff) || (b0 === 0xff && b1 === 0xfe)) return null; // UTF-16
+  if (b0 === 0 || b1 === 0) return null; // UTF-16/32 without a BOM
+  const bom = b0 === 0xef && b1 === 0xbb && bytes[2] === 0xbf;
+  const head = bytes.subarray(bom ? 3 : 0, 512).toString('latin1');
+  const declared = /^<\?xml[ \t\r\n][^>]*?encoding[ \t\r\n]*=[ \t\r\n]*["']([A-Za-z0-9._:-]+)["']/.exec(head)?.[1] ?? '';
+  for (const label of [headerCharset, declared]) {
+    if (label !== '' && !ASCII_COMPATIBLE.test(label)) return null;
+  }
+  if (bom) return 'utf-8';
+  return headerCharset || declared || 'utf-8';
+}
+
+type XmlKind = 'rss' | 'rdf' | 'atom';
+
+function kindOfRoot(name: string): XmlKind | null {
+  switch (splitName(name).local.toLowerCase()) {
+    case 'rss':
+      return 'rss';
+    case 'rdf':
+      return 'rdf';
+    case 'feed':
+      return 'atom';
+    default:
+      return null;
+  }
+}
+
+/** The element node of a parsed fragment, with its name. */
+function parseElement(xml: string): { node: XNode; name: string } | null {
+  const doc: unknown = xmlParser.parse(xml);
+  if (!Array.isArray(doc)) return null;
+  for (const item of doc as unknown[]) {
+    if (item === null || typeof item !== 'object') continue;
+    const name = elementName(item as XNode);
+    if (name !== null) return { node: item as XNode, name };
+  }
+  return null;
+}
+
+/** Resolves `ref` against `base` when that gives an absolute URL; otherwise `fallback`. */
+function resolveAgainst(ref: string, base: string | null, fallback: string | null): string | null {
+  try {
+    return base === null ? new URL(ref).href : new URL(ref, base).href;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Context an entry is read in: namespaces and xml:base in scope at the root. */
+interface XmlContext {
+  kind: XmlKind;
+  ns: Namespaces;
+  base: string | null;
+}
+
+function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
+  const charset = xmlCharset(bytes, headerCharset);
+  if (charset === null) return null;
+  const s = bytes.toString('latin1'); // one character per byte: offsets are byte offsets
+
+  let kind: XmlKind | null | undefined;
+  let hasContainer = false;
+  const spans: ElementSpan[] = [];
+  const root = scanXml(
+    s,
+    (el, ancestors) => {
+      const rootName = ancestors[0];
+      if (rootName === undefined) return; // the root itself
+      kind ??= kindOfRoot(rootName);
+      if (el.depth === 1) {
+        const local = splitName(el.name).local;
+        if (kind === 'rss') {
+          if (local === 'channel') hasContainer = true;
+        } else if ((kind === 'rdf' && local === 'item') || (kind === 'atom' && local === 'entry')) {
+          spans.push(el);
+        }
+      } else if (el.depth === 2 && kind === 'rss') {
+        const parent = ancestors[1];
+        if (parent !== undefined && splitName(parent).local === 'channel' && splitName(el.name).local === 'item') {
+          spans.push(el);
+        }
+      }
+    },
+    MAX_XML_DEPTH,
+  );
+  if (root === null) return null;
+  kind = kindOfRoot(root.name);
+  if (kind === null) return null;
+  if (kind !== 'rss') hasContainer = true;
+  if (!hasContainer) return null;
+
+  const decode = (from: number, to: number): string => decodeBytes(bytes.subarray(from, to), charset);
+
+  // The root's start tag gives the namespaces and xml:base every entry is read in.
+  const startTag = decode(root.start, root.contentStart);
+  const parsedRoot = parseElement(root.contentStart === root.end ? startTag : `${startTag}</${root.name}>`);
+  if (parsedRoot === null) return null;
+  const rootAttrs = attributes(parsedRoot.node);
+  const rootBase = attr(rootAttrs, 'xml:base');
+  const context: XmlContext = {
+    kind,
+    ns: withNamespaces(new Map(), rootAttrs),
+    base: rootBase === null ? null : resolveAgainst(rootBase.trim(), null, null),
+  };
+
+  const entries: FeedEntry[] = [];
+  const fingerprints: string[] = [];
+  for (const span of spans) {
+    const entry = readXmlEntry(decode(span.start, span.end), context);
+    if (entry === null) return null;
+    entries.push(entry);
+    fingerprints.push(`${shortHash(entry.id)}:${shortHash(bytes.subarray(span.start, span.end))}`);
+  }
+
+  return {
+    format: kind,
+    entries,
+    fingerprints,
+    partial(keep: boolean[]): Buffer {
+      // Everything but the dropped entries, each dropped with the whitespace just before it.
+      const pieces: Buffer[] = [];
+      let cursor = 0;
+      spans.forEach((span, i) => {
+        if (keep[i] === true) return;
+        let from = span.start;
+        while (from > cursor && isWsCode(s.charCodeAt(from - 1))) from--;
+        pieces.push(bytes.subarray(cursor, from));
+        cursor = span.end;
+      });
+      pieces.push(bytes.subarray(cursor));
+      return Buffer.concat(pieces);
+    },
+  };
+}
+
+interface Child {
+  node: XNode;
+  name: string;
+}
+
+/** Finds an entry's child elements. */
+interface EntryReader {
+  /** The first child in the feed format's own vocabulary with this local name. */
+  own(local: string): Child | undefined;
+  /** All such children. */
+  ownAll(local: string): Child[];
+  /** The first child in a module's namespace (or with its usual prefix, undeclared). */
+  module(uri: string, usualPrefix: string, local: string): Child | undefined;
+  /** A child's text content, entities decoded, CDATA as is, trimmed; null when empty. */
+  text(el: Child | undefined): string | null;
+}
+
+/** Reads one entry (an RSS item or an Atom entry) from its exact text; null if it does not parse. */
+function readXmlEntry(xml: string, context: XmlContext): FeedEntry | null {
+  const parsed = parseElement(xml);
+  if (parsed === null) return null;
+  const { node, name } = parsed;
+  const attrs = attributes(node);
+  const ns = withNamespaces(context.ns, attrs);
+  // The feed format's own elements share the entry's prefix (none for RSS 2.0, and usually none
+  // for RSS 1.0 and Atom); module elements are recognised by namespace, or by their usual prefix
+  // when it is not declared.
+  const ownPrefix = splitName(name).prefix;
+  const kids: { child: Child; prefix: string; local: string }[] = [];
+  for (const kid of children(node, name)) {
+    const kidName = elementName(kid);
+    if (kidName !== null) kids.push({ child: { node: kid, name: kidName }, ...splitName(kidName) });
+  }
+  const reader: EntryReader = {
+    own: (local) => kids.find((k) => k.prefix === ownPrefix && k.local === local)?.child,
+    ownAll: (local) => kids.filter((k) => k.prefix === ownPrefix && k.local === local).map((k) => k.child),
+    module: (uri, usualPrefix, local) =>
+      kids.find(
+        (k) => k.local === local && k.prefix !== '' && (ns.get(k.prefix) === uri || (!ns.has(k.prefix) && k.prefix === usualPrefix)),
+      )?.child,
+    text: (el) => (el === undefined ? null : nonEmpty(textOf(el.node, el.name))),
+  };
+  return context.kind === 'atom' ? readAtomEntry(xml, attrs, reader, context) : readRssItem(attrs, ns, reader);
+}
+
+/** An RSS 2.0 or RSS 1.0 item. */
+function readRssItem(attrs: Record<string, unknown>, ns: Namespaces, r: EntryReader): FeedEntry {
+  const title = r.text(r.own('title'));
+  const linkText = r.text(r.own('link'));
+  const description = r.text(r.own('description'));
+  const encoded = r.text(r.module(CONTENT_NS, 'content', 'encoded'));
+  const guidEl = r.own('guid');
+  const guid = r.text(guidEl);
+  const guidIsLink =
+    guid !== null &&
+    guidEl !== undefined &&
+    attr(attributes(guidEl.node), 'isPermaLink')?.trim() !== 'false' &&
+    /^https?:\/\//i.test(guid);
+  // RSS 1.0: the item's rdf:about is its URI.
+  let about: string | null = null;
+  for (const key of Object.keys(attrs)) {
+    if (!key.startsWith('@_')) continue;
+    const { prefix, local } = splitName(key.slice(2));
+    if (local === 'about' && prefix !== '' && (ns.get(prefix) === RDF_NS || (!ns.has(prefix) && prefix === 'rdf'))) {
+      about = nonEmpty(attr(attrs, key.slice(2)));
+    }
+  }
+  return {
+    id: guid ?? about ?? linkText ?? hashId(title, description ?? encoded),
+    title,
+    link: linkText ?? (guidIsLink ? guid : null) ?? about,
+    published: r.text(r.own('pubDate')) ?? r.text(r.module(DC_NS, 'dc', 'date')),
+    summary: description ?? clip(encoded),
+  };
+}
+
+/** An Atom entry. Its alternate link is resolved against xml:base when that gives an absolute URL. */
+function readAtomEntry(xml: string, attrs: Record<string, unknown>, r: EntryReader, context: XmlContext): FeedEntry {
+  let base = context.base;
+  const entryBase = attr(attrs, 'xml:base');
+  if (entryBase !== null) base = resolveAgainst(entryBase.trim(), base, base);
+
+  // The alternate link: the first with rel="alternate" or no rel at all.
+  let link: string | null = null;
+  for (const el of r.ownAll('link')) {
+    const linkAttrs = attributes(el.node);
+    const rel = attr(linkAttrs, 'rel');
+    if (rel !== null && !relTokens(rel).includes('alternate')) continue;
+    const href = nonEmpty(attr(linkAttrs, 'href'));
+    if (href === null) continue;
+    let linkBase = base;
+    const ownBase = attr(linkAttrs, 'xml:base');
+    if (ownBase !== null) linkBase = resolveAgainst(ownBase.trim(), linkBase, linkBase);
+    link = linkBase === null ? href : resolveAgainst(href, linkBase, href);
+    break;
+  }
+
+  const title = atomText(xml, r.own('title'), r);
+  const summary = atomText(xml, r.own('summary'), r) ?? clip(atomText(xml, r.own('content'), r));
+  return {
+    id: r.text(r.own('id')) ?? link ?? hashId(title, summary),
+    title,
+    link,
+    published: r.text(r.own('published')) ?? r.text(r.own('updated')),
+    summary,
+  };
+}
+
+/** An Atom text construct: text and html as their text (HTML left as written), xhtml as its markup. */
+function atomText(xml: string, el: Child | undefined, r: EntryReader): string | null {
+  if (el === undefined) return null;
+  if (attr(attributes(el.node), 'type')?.trim().toLowerCase() !== 'xhtml') return r.text(el);
+  // The markup inside the xhtml div, exactly as written, from the entry's first such element.
+  const outers: ElementSpan[] = [];
+  const inners: ElementSpan[] = [];
+  scanXml(xml, (span, ancestors) => {
+    if (span.depth === 1 && span.name === el.name) outers.push(span);
+    else if (span.depth === 2 && ancestors[1] === el.name) inners.push(span);
+  });
+  const outer = outers[0];
+  if (outer === undefined) return null;
+  const div = inners.find((d) => d.start >= outer.start && d.end <= outer.end && splitName(d.name).local === 'div');
+  const inner = div ?? outer;
+  return nonEmpty(xml.slice(inner.contentStart, inner.contentEnd));
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON Feed
+
+/** JSON with object keys sorted, so equal items hash equal however their keys were ordered. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+function jsonString(v: unknown): string | null {
+  return typeof v === 'string' ? nonEmpty(v) : null;
+}
+
+function readJsonItem(item: Record<string, unknown>): FeedEntry {
+  const rawId = item['id'];
+  let id: string | null = null;
+  if (typeof rawId === 'string') id = nonEmpty(rawId);
+  else if (typeof rawId === 'number' && Number.isFinite(rawId)) id = String(rawId);
+  const url = jsonString(item['url']);
+  const link = url ?? jsonString(item['external_url']);
+  const title = jsonString(item['title']);
+  const summary = jsonString(item['summary']) ?? clip(jsonString(item['content_text'])) ?? clip(jsonString(item['content_html']));
+  return {
+    id: id ?? url ?? hashId(title, jsonString(item['content_html']) ?? jsonString(item['content_text']) ?? summary),
+    title,
+    link,
+    published: jsonString(item['date_published']) ?? jsonString(item['date_modified']),
+    summary,
+  };
+}
+
+function analyseJson(feed: unknown): Analysed | null {
+  if (!isJsonFeed(feed)) return null;
+  const items = feed['items'];
+  if (!Array.isArray(items)) return null; // no entries container
+  const objects: Record<string, unknown>[] = (items as unknown[]).filter(
+    (it): it is Record<string, unknown> => it !== null && typeof it === 'object' && !Array.isArray(it),
+  );
+  const entries = objects.map(readJsonItem);
+  const fingerprints = objects.map((item, i) => `${shortHash(entries[i]?.id ?? '')}:${shortHash(canonicalJson(item))}`);
+  return {
+    format: 'json',
+    entries,
+    fingerprints,
+    partial(keep: boolean[]): Buffer {
+      const kept = objects.filter((_, i) => keep[i] === true);
+      return Buffer.from(JSON.stringify({ ...feed, items: kept }), 'utf8');
+    },
+  };
+}

@@ -1,0 +1,186 @@
+// A small, strict scanner over the raw text of an XML document that reports where each element
+// starts and ends, so a caller can cut a document into exact pieces (the feed's envelope and its
+// entries) without re-serialising anything.
+//
+// It understands just enough XML to never be fooled by markup-looking text: comments, CDATA
+// sections, processing instructions (the XML declaration included) and quoted attribute values
+// are stepped over whole; start and end tags are matched on a stack. It refuses what it does not
+// want to handle rather than guessing:
+//   - any `<!` declaration other than a comment or CDATA (so a DOCTYPE, and with it any entity
+//     declaration, ends the scan);
+//   - mismatched, unterminated or unclosed tags, malformed attributes, text or a second element
+//     outside the root, nesting deeper than `maxDepth`.
+// Work is linear in the length of the text (indexOf and sticky regular expressions only).
+//
+// Offsets are indices into the string given. Scanning a latin1 view of a byte buffer
+// (`buf.toString('latin1')`) makes them byte offsets, which is how entries.ts keeps output bytes
+// exact whatever ASCII-compatible encoding the document uses.
+
+export interface ElementSpan {
+  /** The qualified name as written (`item`, `atom:entry`). */
+  name: string;
+  /** 0 for the root element. */
+  depth: number;
+  /** Index of the `<` of the start tag. */
+  start: number;
+  /** Index just after the start tag's `>` (equal to `end` for an empty-element tag). */
+  contentStart: number;
+  /** Index of the `<` of the end tag (equal to `end` for an empty-element tag). */
+  contentEnd: number;
+  /** Index just after the end tag's `>`. */
+  end: number;
+}
+
+/**
+ * Called when an element closes, in document order of their end tags (children before their
+ * parent). `ancestors` lists the qualified names from the root down to the parent; it is only
+ * valid during the call.
+ */
+export type ElementVisitor = (el: ElementSpan, ancestors: readonly string[]) => void;
+
+export const DEFAULT_MAX_DEPTH = 256;
+
+// Name characters: ASCII per the XML spec, plus any non-ASCII character (a latin1 view of UTF-8
+// shows multibyte name characters as runs of U+0080..U+00FF).
+const NAME = /[A-Za-z_:\u0080-\uFFFF][A-Za-z0-9_:.\-\u0080-\uFFFF]*/y;
+
+/** XML whitespace: space, tab, LF, CR. */
+export function isWsCode(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+function skipWs(s: string, i: number, n: number): number {
+  while (i < n && isWsCode(s.charCodeAt(i))) i++;
+  return i;
+}
+
+function allWs(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!isWsCode(s.charCodeAt(i))) return false;
+  return true;
+}
+
+function readName(s: string, i: number): string | null {
+  NAME.lastIndex = i;
+  const m = NAME.exec(s);
+  return m === null ? null : m[0];
+}
+
+/**
+ * Scans `s` as one XML document (an optional byte order mark, then prolog, exactly one root
+ * element, then only comments, PIs and whitespace), calling `visit` for every element. Returns
+ * the root element's span, or null if the text is not a document this scanner accepts.
+ * Never throws (unless `visit` does).
+ */
+export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEFAULT_MAX_DEPTH): ElementSpan | null {
+  const n = s.length;
+  let i = 0;
+  if (s.startsWith('\uFEFF')) i = 1;
+  else if (s.startsWith('\u00EF\u00BB\u00BF')) i = 3; // a UTF-8 BOM seen through latin1
+
+  const names: string[] = [];
+  const starts: number[] = [];
+  const contentStarts: number[] = [];
+  let root: ElementSpan | null = null;
+
+  while (i < n) {
+    const lt = s.indexOf('<', i);
+    const textEnd = lt < 0 ? n : lt;
+    if (names.length === 0 && !allWs(s, i, textEnd)) return null; // text outside the root
+    if (lt < 0) break;
+    const next = s.charCodeAt(lt + 1);
+
+    if (next === 0x21 /* ! */) {
+      if (s.startsWith('<!--', lt)) {
+        const close = s.indexOf('-->', lt + 4);
+        if (close < 0) return null;
+        i = close + 3;
+      } else if (s.startsWith('<![CDATA[', lt)) {
+        if (names.length === 0) return null;
+        const close = s.indexOf(']]>', lt + 9);
+        if (close < 0) return null;
+        i = close + 3;
+      } else {
+        return null; // DOCTYPE (and with it any ENTITY) or another declaration: refused
+      }
+      continue;
+    }
+
+    if (next === 0x3f /* ? */) {
+      const close = s.indexOf('?>', lt + 2);
+      if (close < 0) return null;
+      i = close + 2;
+      continue;
+    }
+
+    if (next === 0x2f /* / */) {
+      const name = readName(s, lt + 2);
+      const top = names.length - 1;
+      if (name === null || top < 0 || names[top] !== name) return null;
+      const gt = skipWs(s, lt + 2 + name.length, n);
+      if (s.charCodeAt(gt) !== 0x3e /* > */) return null;
+      names.pop();
+      const el: ElementSpan = {
+        name,
+        depth: top,
+        start: starts.pop() ?? 0,
+        contentStart: contentStarts.pop() ?? 0,
+        contentEnd: lt,
+        end: gt + 1,
+      };
+      visit(el, names);
+      if (top === 0) root = el;
+      i = gt + 1;
+      continue;
+    }
+
+    // A start tag (or an empty-element tag).
+    const name = readName(s, lt + 1);
+    if (name === null) return null;
+    if (names.length === 0 && root !== null) return null; // a second root element
+    let j = lt + 1 + name.length;
+    let selfClosing = false;
+    for (;;) {
+      const before = j;
+      j = skipWs(s, j, n);
+      if (j >= n) return null;
+      const c = s.charCodeAt(j);
+      if (c === 0x3e /* > */) {
+        j++;
+        break;
+      }
+      if (c === 0x2f /* / */) {
+        if (s.charCodeAt(j + 1) !== 0x3e) return null;
+        j += 2;
+        selfClosing = true;
+        break;
+      }
+      if (j === before) return null; // attributes must be separated by whitespace
+      const attrName = readName(s, j);
+      if (attrName === null) return null;
+      j = skipWs(s, j + attrName.length, n);
+      if (s.charCodeAt(j) !== 0x3d /* = */) return null;
+      j = skipWs(s, j + 1, n);
+      const quote = s[j];
+      if (quote !== '"' && quote !== "'") return null;
+      const close = s.indexOf(quote, j + 1);
+      if (close < 0) return null;
+      if (s.slice(j + 1, close).includes('<')) return null; // not allowed in attribute values
+      j = close + 1;
+    }
+
+    if (selfClosing) {
+      const el: ElementSpan = { name, depth: names.length, start: lt, contentStart: j, contentEnd: j, end: j };
+      visit(el, names);
+      if (names.length === 0) root = el;
+    } else {
+      if (names.length >= maxDepth) return null;
+      names.push(name);
+      starts.push(lt);
+      contentStarts.push(j);
+    }
+    i = j;
+  }
+
+  if (names.length > 0) return null; // unclosed elements
+  return root;
+}

@@ -1,0 +1,75 @@
+// Runs the hub as `npm start` would, in a child process (node --import tsx lib/main.ts), so a
+// test can kill it for real. The listening URL is read from the JSON log line main prints.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TEST_ENV } from './hub.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ChildHub {
+  url: string;
+  proc: ChildProcess;
+  /** Every stderr line so far. */
+  log: string[];
+  exited: Promise<Exit>;
+  /** Sends a signal and resolves with how the process ended. */
+  stop(signal: NodeJS.Signals): Promise<Exit>;
+}
+
+export async function spawnHub(dataDir: string, env: Record<string, string> = {}, startTimeoutMs = 15_000): Promise<ChildHub> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const log: string[] = [];
+  const exited = new Promise<Exit>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    let partial = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`the hub did not start within ${startTimeoutMs} ms:\n${log.join('\n')}`));
+    }, startTimeoutMs);
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => {
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        log.push(line);
+        let entry: { msg?: unknown; url?: unknown };
+        try {
+          entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
+        } catch {
+          continue;
+        }
+        if (entry.msg === 'pushbutton listening' && typeof entry.url === 'string') {
+          clearTimeout(timer);
+          resolve(entry.url);
+        }
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`the hub exited (code ${code}, signal ${signal}) before listening:\n${log.join('\n')}`));
+    });
+  });
+
+  return {
+    url,
+    proc,
+    log,
+    exited,
+    stop: (signal) => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,797 @@
+// rssCloud over REST, end to end: a real hub on 127.0.0.1, real feed and subscriber servers,
+// and assertions on what actually went over the wire (../shared/protocols/rsscloud.md).
+import { expect } from 'chai';
+import { Recorder } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import {
+  FeedServer,
+  FirstBytes,
+  LEASE_MS,
+  MSG,
+  getSubscription,
+  getSubscriptions,
+  hang,
+  isTlsHandshake,
+  iso,
+  notificationsAt,
+  notifyBody,
+  ping,
+  pleaseNotify,
+  postForm,
+  rawRequest,
+  readReply,
+  routes,
+  setSubscriptions,
+  status,
+  subscribeForm,
+  subscriberOk,
+  testApi,
+  xmlElement,
+  type RssReply,
+} from './helpers/rsscloud.js';
+
+let seq = 0;
+const unique = (prefix: string): string => `${prefix}-${++seq}`;
+
+function expectXml(reply: RssReply, root: string, success: boolean, msg: string): void {
+  expect(reply.status).to.equal(200);
+  expect(reply.contentType).to.equal('text/xml; charset=utf-8');
+  expect(reply.body).to.match(/^<\?xml version="1\.0"[^?]*\?>/);
+  expect(reply.body.replace(/^<\?xml [^>]*\?>/, '').trim()).to.equal(xmlElement(root, success, msg));
+}
+
+function expectJson(reply: RssReply, success: boolean, msg: string): void {
+  expect(reply.status).to.equal(200);
+  expect(reply.contentType).to.equal('application/json; charset=utf-8');
+  expect(reply.body).to.equal(JSON.stringify({ success, msg }));
+}
+
+describe('rssCloud REST', function () {
+  let hub: TestHub;
+  let feeds: FeedServer;
+  let sub: Recorder;
+  let sub2: Recorder;
+
+  before(async () => {
+    hub = await startTestHub();
+    feeds = await FeedServer.start();
+    sub = await Recorder.start(subscriberOk);
+    sub2 = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await hub?.destroy();
+    await feeds?.close();
+    await sub?.close();
+    await sub2?.close();
+  });
+  beforeEach(async () => {
+    await testApi(hub, 'clear');
+    for (const r of [sub, sub2]) {
+      r.reset();
+      r.handler = subscriberOk;
+    }
+    feeds.rec.reset();
+  });
+
+  const callbackOf = (rec: { port: number }, path: string): string => `http://127.0.0.1:${rec.port}${path}`;
+
+  describe('pleaseNotify', () => {
+    it('without domain: tests the handler with a form POST to the caller address, then stores it for 25 hours', async () => {
+      const feed = feeds.fixed(unique('nodomain'));
+      const before = Date.now();
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/notify', feed));
+      expect(reply.success, reply.msg).to.equal(true);
+      expect(reply.msg).to.equal(MSG.subscribed);
+
+      expect(sub.requests).to.have.length(1);
+      const [test] = sub.requests;
+      expect(test!.method).to.equal('POST');
+      expect(test!.url).to.equal('/notify');
+      expect(test!.headers['content-type']).to.equal('application/x-www-form-urlencoded');
+      expect(test!.body.toString()).to.equal(`url=${encodeURIComponent(feed)}`);
+      expect(feeds.reads(feed)).to.equal(1);
+
+      const subs = await getSubscriptions(hub, feed);
+      expect(subs.map((s) => [s.url, s.protocol])).to.deep.equal([[callbackOf(sub, '/notify'), 'http-post']]);
+      const expires = Date.parse(subs[0]!.whenExpires);
+      expect(expires).to.be.at.least(before + LEASE_MS).and.at.most(Date.now() + LEASE_MS);
+      expect(subs[0]!.ctConsecutiveErrors).to.equal(0);
+    });
+
+    it('with domain: verifies with GET ?url=…&challenge=… and no POST', async () => {
+      const feed = feeds.fixed(unique('domain'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/cb', feed, { domain: '127.0.0.1' }));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect(reply.success).to.equal(true);
+
+      expect(sub.requests).to.have.length(1);
+      const [get] = sub.requests;
+      expect(get!.method).to.equal('GET');
+      expect(get!.path).to.equal('/cb');
+      expect([...get!.query.keys()]).to.deep.equal(['url', 'challenge']);
+      expect(get!.query.get('url')).to.equal(feed);
+      expect(get!.query.get('challenge')).to.match(/^\S{16,}$/);
+      expect(await getSubscriptions(hub, feed)).to.have.length(1);
+
+      // A fresh challenge every time.
+      await pleaseNotify(hub, subscribeForm(sub, '/cb', feed, { domain: '127.0.0.1' }));
+      expect(sub.requests[1]!.query.get('challenge')).to.not.equal(get!.query.get('challenge'));
+    });
+
+    const badEchoes: { name: string; answer: (challenge: string, res: import('node:http').ServerResponse) => void }[] = [
+      { name: 'the challenge with a trailing newline', answer: (c, res) => res.writeHead(200).end(`${c}\n`) },
+      { name: 'a different token', answer: (_c, res) => res.writeHead(200).end('0123456789abcdef0123456789abcdef') },
+      { name: 'an empty body', answer: (_c, res) => res.writeHead(200).end() },
+      { name: 'the challenge with HTTP 404', answer: (c, res) => res.writeHead(404).end(c) },
+      { name: 'the challenge with HTTP 500', answer: (c, res) => res.writeHead(500).end(c) },
+    ];
+    for (const { name, answer } of badEchoes) {
+      it(`with domain: a handler answering ${name} is refused and nothing is stored`, async () => {
+        const feed = feeds.fixed(unique('badecho'));
+        sub.handler = (req, res) => answer(req.query.get('challenge') ?? '', res);
+        const reply = await pleaseNotify(hub, subscribeForm(sub, '/cb', feed, { domain: '127.0.0.1' }));
+        expect(reply.success).to.equal(false);
+        expect(reply.msg).to.equal(MSG.handlerFailed);
+        expect(await getSubscriptions(hub, feed)).to.deep.equal([]);
+      });
+    }
+
+    it('a callback path that already has a query gets "&" before the challenge, and keeps its query for notifications', async () => {
+      const feed = feeds.changing(unique('query'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/cb?x=1', feed, { domain: '127.0.0.1' }));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect(sub.requests[0]!.url).to.match(/^\/cb\?x=1&url=[^&]+&challenge=[^&]+$/);
+      expect((await getSubscriptions(hub, feed)).map((s) => s.url)).to.deep.equal([callbackOf(sub, '/cb?x=1')]);
+
+      sub.reset();
+      expect((await ping(hub, feed)).success).to.equal(true);
+      expect(sub.requests.map((r) => [r.method, r.url])).to.deep.equal([['POST', '/cb?x=1']]);
+    });
+
+    it('a path without a leading "/" gets one', async () => {
+      const feed = feeds.fixed(unique('noslash'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, 'noslash', feed));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect(sub.requests.map((r) => r.url)).to.deep.equal(['/noslash']);
+      expect((await getSubscriptions(hub, feed))[0]!.url).to.equal(callbackOf(sub, '/noslash'));
+    });
+
+    it('protocol https-post makes the hub speak TLS to the callback', async () => {
+      const tls = await FirstBytes.start();
+      try {
+        const feed = feeds.fixed(unique('https'));
+        const reply = await pleaseNotify(hub, { port: String(tls.port), path: '/secure', protocol: 'https-post', url1: feed });
+        // Nothing here can finish a TLS handshake, so the handler test fails, but the hub tried TLS.
+        expect(reply.msg).to.equal(MSG.handlerFailed);
+        expect(tls.seen).to.have.length.at.least(1);
+        expect(isTlsHandshake(tls.seen[0])).to.equal(true);
+      } finally {
+        await tls.close();
+      }
+    });
+
+    it('port 443 makes the hub speak TLS even with protocol http-post', async function () {
+      // A random loopback address keeps port 443 free of clashes; binding it needs privileges.
+      const host = `127.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
+      let tls: FirstBytes;
+      try {
+        tls = await FirstBytes.start(443, host);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL') this.skip();
+        throw e;
+      }
+      try {
+        const feed = feeds.fixed(unique('port443'));
+        const reply = await pleaseNotify(hub, { port: '443', path: '/p', protocol: 'http-post', url1: feed, domain: host });
+        expect(reply.msg).to.equal(MSG.handlerFailed);
+        expect(tls.seen).to.have.length.at.least(1);
+        expect(isTlsHandshake(tls.seen[0])).to.equal(true);
+      } finally {
+        await tls.close();
+      }
+    });
+
+    it('every body key starting with "url", whatever its case, names a resource', async () => {
+      const [a, b, c] = [feeds.fixed(unique('key-url')), feeds.fixed(unique('key-url1')), feeds.fixed(unique('key-URL2'))];
+      const reply = await pleaseNotify(hub, [
+        ['port', String(sub.port)],
+        ['path', '/keys'],
+        ['protocol', 'http-post'],
+        ['url', a!],
+        ['url1', b!],
+        ['URL2', c!],
+      ]);
+      expect(reply.msg).to.equal(MSG.subscribed);
+      for (const feed of [a!, b!, c!]) {
+        expect((await getSubscriptions(hub, feed)).map((s) => s.url), feed).to.deep.equal([callbackOf(sub, '/keys')]);
+        expect(feeds.reads(feed)).to.equal(1);
+      }
+      expect(sub.requests.map((r) => r.body.toString()).sort()).to.deep.equal([a!, b!, c!].map(notifyBody).sort());
+    });
+
+    it('succeeds when any resource works, and registers only the ones that did', async () => {
+      const good = feeds.fixed(unique('good'));
+      const bad = feeds.missing(unique('bad'));
+      const reply = await pleaseNotify(hub, { port: String(sub.port), path: '/some', protocol: 'http-post', url1: bad, url2: good });
+      expect(reply.success).to.equal(true);
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect(await getSubscriptions(hub, good)).to.have.length(1);
+      expect(await getSubscriptions(hub, bad)).to.deep.equal([]);
+    });
+
+    describe('when every resource fails, the reply is the first failure', () => {
+      const cases: { name: string; urls: (f: FeedServer) => string[]; handler: 'ok' | 'fails'; expected: (urls: string[]) => string }[] = [
+        { name: 'two unreadable feeds', urls: (f) => [f.missing(unique('m1')), f.missing(unique('m2'))], handler: 'ok', expected: (u) => MSG.subscribeReadError(u[0]!) },
+        {
+          name: 'a readable feed whose handler fails, then an unreadable one',
+          urls: (f) => [f.fixed(unique('r')), f.missing(unique('m'))],
+          handler: 'fails',
+          expected: () => MSG.handlerFailed,
+        },
+        {
+          name: 'an unreadable feed, then a readable one whose handler fails',
+          urls: (f) => [f.missing(unique('m')), f.fixed(unique('r'))],
+          handler: 'fails',
+          expected: (u) => MSG.subscribeReadError(u[0]!),
+        },
+      ];
+      for (const c of cases) {
+        it(c.name, async () => {
+          if (c.handler === 'fails') sub.handler = status(500);
+          const urls = c.urls(feeds);
+          const reply = await pleaseNotify(hub, { port: String(sub.port), path: '/first', protocol: 'http-post', url1: urls[0]!, url2: urls[1]! });
+          expect(reply.success).to.equal(false);
+          expect(reply.msg).to.equal(c.expected(urls));
+        });
+      }
+    });
+
+    it('no url keys at all: "No resources specified."', async () => {
+      const reply = await pleaseNotify(hub, { port: String(sub.port), path: '/none', protocol: 'http-post' });
+      expect(reply.success).to.equal(false);
+      expect(reply.msg).to.equal(MSG.noResources);
+      expect(sub.requests).to.deep.equal([]);
+    });
+
+    describe('missing fields are named in the order port, path, protocol', () => {
+      const all = { port: '80', path: '/p', protocol: 'http-post' };
+      const cases: [Partial<typeof all>, string][] = [
+        [{}, 'port, path, protocol'],
+        [{ port: '80' }, 'path, protocol'],
+        [{ path: '/p' }, 'port, protocol'],
+        [{ protocol: 'http-post' }, 'port, path'],
+        [{ port: '80', path: '/p' }, 'protocol'],
+        [{ port: '80', protocol: 'http-post' }, 'path'],
+        [{ path: '/p', protocol: 'http-post' }, 'port'],
+      ];
+      for (const [given, missing] of cases) {
+        it(`given ${Object.keys(given).join(', ') || 'nothing'}: "${missing}"`, async () => {
+          const feed = feeds.fixed(unique('missing'));
+          const reply = await pleaseNotify(hub, { ...given, url1: feed });
+          expect(reply.success).to.equal(false);
+          expect(reply.msg).to.equal(MSG.missing(missing));
+          expect(feeds.reads(feed)).to.equal(0);
+        });
+      }
+    });
+
+    for (const protocol of ['soap', 'HTTP-POST', 'XML-RPC', 'smtp']) {
+      it(`protocol "${protocol}" is unsupported, escaped in XML and raw in JSON`, async () => {
+        const feed = feeds.fixed(unique('proto'));
+        const form = { port: String(sub.port), path: '/p', protocol, url1: feed };
+        const xml = await pleaseNotify(hub, form);
+        expectXml(xml, 'notifyResult', false, MSG.unsupported(protocol));
+        expect(xml.body).to.contain(`msg="Can't accept the subscription because the protocol, &lt;i&gt;${protocol}&lt;/i&gt;, is unsupported."`);
+        const json = await pleaseNotify(hub, form, { accept: 'application/json' });
+        expectJson(json, false, MSG.unsupported(protocol));
+        expect(json.body).to.contain(`<i>${protocol}</i>`);
+        expect(sub.requests).to.deep.equal([]);
+        expect(feeds.reads(feed)).to.equal(0);
+      });
+    }
+
+    it('tolerates notifyProcedure=false with http-post, and does not keep it', async () => {
+      const feed = feeds.fixed(unique('np'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/np', feed, { notifyProcedure: 'false', registerProcedure: '' }));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      const [s] = await getSubscriptions(hub, feed);
+      expect(s!.protocol).to.equal('http-post');
+      expect(s).to.not.have.property('notifyProcedure');
+    });
+
+    it('an unreadable feed cancels the subscription before the callback is contacted', async () => {
+      const feed = feeds.missing(unique('unreadable'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/never', feed));
+      expect(reply.success).to.equal(false);
+      expect(reply.msg).to.equal(MSG.subscribeReadError(feed));
+      expect(sub.requests).to.deep.equal([]);
+      expect(await getSubscriptions(hub, feed)).to.deep.equal([]);
+    });
+
+    it('renewal updates the one subscription: new expiry, errors cleared, creation kept', async () => {
+      const feed = feeds.fixed(unique('renew'));
+      const callback = callbackOf(sub, '/renew');
+      const created = iso(Date.now() - 20 * 3600_000);
+      await setSubscriptions(hub, feed, [
+        {
+          url: callback,
+          protocol: 'http-post',
+          ctUpdates: 4,
+          ctErrors: 2,
+          ctConsecutiveErrors: 2,
+          whenCreated: created,
+          whenLastUpdate: null,
+          whenLastError: iso(Date.now() - 3600_000),
+          whenExpires: iso(Date.now() + 60_000),
+        },
+      ]);
+      const before = Date.now();
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/renew', feed));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      const subs = await getSubscriptions(hub, feed);
+      expect(subs).to.have.length(1);
+      const [s] = subs;
+      expect(s!.url).to.equal(callback);
+      expect(s!.ctConsecutiveErrors).to.equal(0);
+      expect(s!.ctErrors).to.equal(2);
+      expect(s!.whenCreated).to.equal(created);
+      expect(Date.parse(s!.whenExpires)).to.be.at.least(before + LEASE_MS);
+    });
+  });
+
+  describe('replies', () => {
+    // Every message the REST face can produce, in both encodings, byte for byte.
+    interface Case {
+      name: string;
+      root: 'notifyResult' | 'result';
+      success: boolean;
+      run: (accept: string | undefined) => Promise<{ reply: RssReply; msg: string }>;
+    }
+    const cases: Case[] = [
+      {
+        name: 'subscribed',
+        root: 'notifyResult',
+        success: true,
+        run: async (accept) => {
+          const feed = feeds.fixed(unique('w-ok'));
+          return { reply: await pleaseNotify(hub, subscribeForm(sub, '/w', feed), { accept }), msg: MSG.subscribed };
+        },
+      },
+      {
+        name: 'feed unreadable at subscribe',
+        root: 'notifyResult',
+        success: false,
+        run: async (accept) => {
+          const feed = feeds.missing(unique('w-404'));
+          return { reply: await pleaseNotify(hub, subscribeForm(sub, '/w', feed), { accept }), msg: MSG.subscribeReadError(feed) };
+        },
+      },
+      {
+        name: 'handler test failed',
+        root: 'notifyResult',
+        success: false,
+        run: async (accept) => {
+          sub.handler = status(500);
+          const feed = feeds.fixed(unique('w-handler'));
+          return { reply: await pleaseNotify(hub, subscribeForm(sub, '/w', feed), { accept }), msg: MSG.handlerFailed };
+        },
+      },
+      {
+        name: 'unsupported protocol',
+        root: 'notifyResult',
+        success: false,
+        run: async (accept) => ({
+          reply: await pleaseNotify(hub, { port: '80', path: '/w', protocol: 'soap', url1: feeds.fixed('x') }, { accept }),
+          msg: MSG.unsupported('soap'),
+        }),
+      },
+      {
+        name: 'no resources',
+        root: 'notifyResult',
+        success: false,
+        run: async (accept) => ({ reply: await pleaseNotify(hub, { port: '80', path: '/w', protocol: 'http-post' }, { accept }), msg: MSG.noResources }),
+      },
+      {
+        name: 'missing fields',
+        root: 'notifyResult',
+        success: false,
+        run: async (accept) => ({ reply: await pleaseNotify(hub, { url1: feeds.fixed('x') }, { accept }), msg: MSG.missing('port, path, protocol') }),
+      },
+      {
+        name: 'pinged',
+        root: 'result',
+        success: true,
+        run: async (accept) => ({ reply: await ping(hub, feeds.changing(unique('w-ping')), { accept }), msg: MSG.pinged }),
+      },
+      {
+        name: 'ping of an unreadable feed',
+        root: 'result',
+        success: false,
+        run: async (accept) => {
+          const feed = feeds.missing(unique('w-ping404'));
+          return { reply: await ping(hub, feed, { accept }), msg: MSG.pingReadError(feed) };
+        },
+      },
+      {
+        name: 'ping without url',
+        root: 'result',
+        success: false,
+        run: async (accept) => ({ reply: await readReply(await postForm(hub.url, '/ping', {}, { accept })), msg: MSG.missing('url') }),
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.name}: exact XML by default`, async () => {
+        const { reply, msg } = await c.run(undefined);
+        expectXml(reply, c.root, c.success, msg);
+      });
+      it(`${c.name}: exact JSON for Accept: application/json`, async () => {
+        const { reply, msg } = await c.run('application/json');
+        expectJson(reply, c.success, msg);
+      });
+    }
+
+    const accepts: [string | undefined, 'xml' | 'json'][] = [
+      [undefined, 'xml'],
+      ['*/*', 'xml'],
+      ['text/xml', 'xml'],
+      ['application/xml', 'xml'],
+      ['text/html', 'xml'],
+      ['text/html,application/xhtml+xml;q=0.9', 'xml'],
+      ['application/json', 'json'],
+      ['application/json, text/plain, */*', 'json'],
+    ];
+    for (const [accept, kind] of accepts) {
+      it(`Accept: ${accept ?? '(none)'} → ${kind.toUpperCase()} with HTTP 200`, async () => {
+        const reply = await ping(hub, feeds.changing(unique('accept')), accept === undefined ? {} : { accept });
+        if (kind === 'xml') expectXml(reply, 'result', true, MSG.pinged);
+        else expectJson(reply, true, MSG.pinged);
+      });
+    }
+
+    it('a body without Content-Type is read as a form (pleaseNotify and ping)', async () => {
+      const feed = feeds.changing(unique('notype'));
+      const subscribe = await rawRequest(`${hub.url}/pleaseNotify`, {
+        body: Buffer.from(new URLSearchParams(subscribeForm(sub, '/notype', feed)).toString()),
+      });
+      expect(subscribe.status).to.equal(200);
+      expect(subscribe.body).to.contain(xmlElement('notifyResult', true, MSG.subscribed));
+      sub.reset();
+      const pinged = await rawRequest(`${hub.url}/ping`, { body: Buffer.from(`url=${encodeURIComponent(feed)}`) });
+      expect(pinged.body).to.contain(xmlElement('result', true, MSG.pinged));
+      expect(notificationsAt(sub, '/notype')).to.have.length(1);
+    });
+
+    it('a form Content-Type with a charset parameter is still a form', async () => {
+      const feed = feeds.changing(unique('charset'));
+      const reply = await readReply(
+        await fetch(`${hub.url}/pleaseNotify`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' },
+          body: new URLSearchParams(subscribeForm(sub, '/charset', feed)).toString(),
+        }),
+      );
+      expectXml(reply, 'notifyResult', true, MSG.subscribed);
+    });
+
+    it('replies carry Access-Control-Allow-Origin: *', async () => {
+      for (const reply of [
+        await pleaseNotify(hub, subscribeForm(sub, '/cors', feeds.fixed(unique('cors')))),
+        await ping(hub, feeds.changing(unique('cors'))),
+        await ping(hub, feeds.missing(unique('cors'))),
+      ]) {
+        expect(reply.headers.get('access-control-allow-origin')).to.equal('*');
+      }
+    });
+
+    for (const path of ['/ping', '/pleaseNotify']) {
+      it(`OPTIONS ${path} answers a CORS preflight`, async () => {
+        const res = await fetch(`${hub.url}${path}`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+        });
+        expect(res.status).to.be.within(200, 299);
+        expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+        expect(res.headers.get('access-control-allow-methods')).to.match(/\bPOST\b/);
+        expect(res.headers.get('access-control-allow-headers') ?? '').to.match(/content-type/i);
+      });
+    }
+
+    for (const path of ['/rsscloud/pleaseNotify', '/rssCloud/pleaseNotify', '/pleaseNotify/']) {
+      it(`legacy path ${path} subscribes`, async () => {
+        const feed = feeds.fixed(unique('legacy'));
+        const reply = await pleaseNotify(hub, subscribeForm(sub, '/legacy', feed), { path });
+        expectXml(reply, 'notifyResult', true, MSG.subscribed);
+        expect(await getSubscriptions(hub, feed)).to.have.length(1);
+      });
+    }
+
+    for (const path of ['/rssCloud/ping', '/rsscloud/ping', '/ping/', '/rssCloud/ping/']) {
+      it(`legacy path ${path} pings`, async () => {
+        const feed = feeds.changing(unique('legacy-ping'));
+        await pleaseNotify(hub, subscribeForm(sub, '/legacy-ping', feed));
+        sub.reset();
+        const reply = await readReply(await postForm(hub.url, path, { url: feed }));
+        expectXml(reply, 'result', true, MSG.pinged);
+        expect(notificationsAt(sub, '/legacy-ping')).to.have.length(1);
+      });
+    }
+
+    for (const path of ['/pleaseNotify', '/ping']) {
+      it(`GET ${path} is 404`, async () => {
+        const res = await fetch(`${hub.url}${path}?url=${encodeURIComponent(feeds.changing('get'))}`);
+        expect(res.status).to.equal(404);
+        await res.arrayBuffer();
+        expect(feeds.reads(feeds.changing('get'))).to.equal(0);
+      });
+    }
+  });
+
+  describe('ping', () => {
+    it('a changed feed notifies every subscriber with a form POST of its URL, before the reply', async () => {
+      const feed = feeds.changing(unique('fanout'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/a', feed))).success).to.equal(true);
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/b', feed))).success).to.equal(true);
+      expect((await pleaseNotify(hub, subscribeForm(sub2, '/c', feed, { domain: '127.0.0.1' }))).success).to.equal(true);
+      sub.reset();
+      sub2.reset();
+
+      const reply = await ping(hub, feed);
+      expectXml(reply, 'result', true, MSG.pinged);
+      // No waiting: the reply comes only after every delivery finished.
+      const all = [...notificationsAt(sub, '/a'), ...notificationsAt(sub, '/b'), ...notificationsAt(sub2, '/c')];
+      expect(all).to.have.length(3);
+      expect(sub.requests.length + sub2.requests.length).to.equal(3);
+      for (const n of all) {
+        expect(n.headers['content-type']).to.equal('application/x-www-form-urlencoded');
+        expect(n.body.toString()).to.equal(`url=${encodeURIComponent(feed)}`);
+      }
+    });
+
+    it('an unchanged feed notifies nobody, yet answers "Thanks for the ping." (2 reads, 1 notification)', async () => {
+      const feed = feeds.fixed(unique('unchanged'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/same', feed))).success).to.equal(true);
+      const reply = await ping(hub, feed);
+      expectXml(reply, 'result', true, MSG.pinged);
+      expect(feeds.reads(feed)).to.equal(2);
+      expect(notificationsAt(sub, '/same')).to.have.length(1);
+    });
+
+    it('a feed with an ETag: 304 is unchanged, a new version is a change', async () => {
+      const feed = feeds.etag(unique('etag'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/etag', feed))).success).to.equal(true);
+      sub.reset();
+      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+      expect(sub.requests).to.deep.equal([]);
+      expect(feeds.rec.requests.map((r) => r.headers['if-none-match'])).to.deep.equal([undefined, '"v1"']);
+
+      feeds.bump(feed);
+      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+      expect(notificationsAt(sub, '/etag').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
+    });
+
+    it('an unreadable feed answers success=false with the read-error message, and notifies nobody', async () => {
+      const feed = feeds.fixed(unique('goes-away'));
+      await setSubscriptions(hub, feed, [{ url: callbackOf(sub, '/x'), protocol: 'http-post' }]);
+      const missing = feeds.missing(unique('gone'));
+      await setSubscriptions(hub, missing, [{ url: callbackOf(sub, '/y'), protocol: 'http-post' }]);
+      const reply = await ping(hub, missing);
+      expectXml(reply, 'result', false, MSG.pingReadError(missing));
+      expect(sub.requests).to.deep.equal([]);
+    });
+
+    it('a feed that redirects forever is a read error', async () => {
+      const feed = feeds.loop(unique('loop'));
+      const reply = await ping(hub, feed, { accept: 'application/json' });
+      expectJson(reply, false, MSG.pingReadError(feed));
+      // Bounded: a handful of hops, not an endless chase.
+      expect(feeds.reads(feed)).to.be.within(2, 12);
+    });
+
+    for (const form of [{}, { url: '' }, { URL: 'http://127.0.0.1/x' }, { feed: 'http://127.0.0.1/x' }] as Record<string, string>[]) {
+      it(`without a url (${JSON.stringify(form)}): "…missing from the request body: url."`, async () => {
+        const reply = await readReply(await postForm(hub.url, '/ping', form));
+        expectXml(reply, 'result', false, MSG.missing('url'));
+      });
+    }
+
+    it('follows up to 5 redirects (301/302/307) re-POSTing the same body, and gives up after more', async () => {
+      // /<chain>/hop/<n> redirects to /<chain>/hop/<n-1>; /<chain>/hop/0 accepts.
+      const codes = [301, 302, 307];
+      sub.handler = (req, res) => {
+        const m = /^\/(\w+)\/hop\/(\d+)$/.exec(req.path);
+        const n = Number(m?.[2] ?? 0);
+        if (!m || n === 0) return subscriberOk(req, res);
+        res.writeHead(codes[n % codes.length]!, { location: `/${m[1]}/hop/${n - 1}` }).end();
+      };
+      const feed = feeds.changing(unique('redirects'));
+      await setSubscriptions(hub, feed, [
+        { url: callbackOf(sub, '/five/hop/5'), protocol: 'http-post' },
+        { url: callbackOf(sub, '/six/hop/6'), protocol: 'http-post' },
+      ]);
+      expect((await ping(hub, feed)).success).to.equal(true);
+
+      const five = sub.matching((r) => r.path.startsWith('/five/'));
+      expect(five.map((r) => r.path)).to.deep.equal([5, 4, 3, 2, 1, 0].map((n) => `/five/hop/${n}`));
+      for (const r of five) {
+        expect(r.method).to.equal('POST');
+        expect(r.headers['content-type']).to.equal('application/x-www-form-urlencoded');
+        expect(r.body.toString()).to.equal(notifyBody(feed));
+      }
+      expect(sub.matching((r) => r.path === '/six/hop/0')).to.deep.equal([]);
+
+      const fiveSub = await getSubscription(hub, feed, callbackOf(sub, '/five/hop/5'));
+      const sixSub = await getSubscription(hub, feed, callbackOf(sub, '/six/hop/6'));
+      expect([fiveSub!.ctUpdates, fiveSub!.ctConsecutiveErrors]).to.deep.equal([1, 0]);
+      expect([sixSub!.ctUpdates, sixSub!.ctConsecutiveErrors]).to.deep.equal([0, 1]);
+    });
+
+    it('the reply waits for a slow subscriber to answer', async () => {
+      let answered = false;
+      sub.handler = (req, res) => {
+        setTimeout(() => {
+          answered = true;
+          subscriberOk(req, res);
+        }, 1000);
+      };
+      const feed = feeds.changing(unique('slow'));
+      await setSubscriptions(hub, feed, [{ url: callbackOf(sub, '/slow'), protocol: 'http-post' }]);
+      const reply = await ping(hub, feed);
+      expect(reply.success).to.equal(true);
+      expect(answered, 'the ping answered before the subscriber did').to.equal(true);
+      expect(notificationsAt(sub, '/slow')).to.have.length(1);
+      expect((await getSubscription(hub, feed, callbackOf(sub, '/slow')))!.ctUpdates).to.equal(1);
+    });
+
+    it('delivers in parallel: two subscribers taking 1.5 s each cost one wait, not two', async () => {
+      sub.handler = (req, res) => void setTimeout(() => subscriberOk(req, res), 1500);
+      const feed = feeds.changing(unique('parallel'));
+      await setSubscriptions(hub, feed, [
+        { url: callbackOf(sub, '/p1'), protocol: 'http-post' },
+        { url: callbackOf(sub, '/p2'), protocol: 'http-post' },
+      ]);
+      const started = Date.now();
+      const reply = await ping(hub, feed);
+      const elapsed = Date.now() - started;
+      expect(reply.success).to.equal(true);
+      expect(elapsed).to.be.below(2800);
+      expect(sub.requests.map((r) => r.path).sort()).to.deep.equal(['/p1', '/p2']);
+      for (const s of await getSubscriptions(hub, feed)) expect(s.ctUpdates, s.url).to.equal(1);
+    });
+
+    it('skips expired subscriptions and those with 3 or more consecutive errors', async () => {
+      const feed = feeds.changing(unique('skip'));
+      const now = Date.now();
+      await setSubscriptions(hub, feed, [
+        { url: callbackOf(sub, '/fresh'), protocol: 'http-post' },
+        { url: callbackOf(sub, '/two-errors'), protocol: 'http-post', ctErrors: 2, ctConsecutiveErrors: 2 },
+        { url: callbackOf(sub, '/three-errors'), protocol: 'http-post', ctErrors: 3, ctConsecutiveErrors: 3 },
+        { url: callbackOf(sub, '/many-errors'), protocol: 'http-post', ctErrors: 9, ctConsecutiveErrors: 9 },
+        { url: callbackOf(sub, '/expired'), protocol: 'http-post', whenExpires: iso(now - 1000) },
+      ]);
+      expect((await ping(hub, feed)).success).to.equal(true);
+      expect(sub.requests.map((r) => r.path).sort()).to.deep.equal(['/fresh', '/two-errors']);
+    });
+
+    it('success counts an update and clears consecutive errors; failure counts errors', async () => {
+      sub.handler = routes({ '/failing': status(500) });
+      const feed = feeds.changing(unique('counters'));
+      await setSubscriptions(hub, feed, [
+        { url: callbackOf(sub, '/working'), protocol: 'http-post', ctUpdates: 5, ctErrors: 2, ctConsecutiveErrors: 2, whenLastUpdate: null },
+        { url: callbackOf(sub, '/failing'), protocol: 'http-post', ctUpdates: 5, ctErrors: 1, ctConsecutiveErrors: 1, whenLastError: null },
+      ]);
+      const before = Date.now();
+      expect((await ping(hub, feed)).success).to.equal(true);
+
+      const working = await getSubscription(hub, feed, callbackOf(sub, '/working'));
+      expect([working!.ctUpdates, working!.ctErrors, working!.ctConsecutiveErrors]).to.deep.equal([6, 2, 0]);
+      expect(Date.parse(working!.whenLastUpdate ?? '')).to.be.at.least(before);
+
+      const failing = await getSubscription(hub, feed, callbackOf(sub, '/failing'));
+      expect([failing!.ctUpdates, failing!.ctErrors, failing!.ctConsecutiveErrors]).to.deep.equal([5, 2, 2]);
+      expect(Date.parse(failing!.whenLastError ?? '')).to.be.at.least(before);
+
+      // The third failure in a row takes it out of the next fan-out.
+      expect((await ping(hub, feed)).success).to.equal(true);
+      expect((await getSubscription(hub, feed, callbackOf(sub, '/failing')))!.ctConsecutiveErrors).to.equal(3);
+      sub.reset();
+      expect((await ping(hub, feed)).success).to.equal(true);
+      expect(sub.requests.map((r) => r.path)).to.deep.equal(['/working']);
+    });
+  });
+
+  describe('with REQUEST_TIMEOUT_MS=500', () => {
+    let quick: TestHub;
+    before(async () => {
+      quick = await startTestHub({ REQUEST_TIMEOUT_MS: '500' });
+    });
+    after(async () => {
+      await quick?.destroy();
+    });
+
+    it('a hanging subscriber is cut at the timeout, and the others are still notified', async () => {
+      sub.handler = routes({ '/hang': hang });
+      const feed = feeds.changing(unique('hang'));
+      await setSubscriptions(quick, feed, [
+        { url: callbackOf(sub, '/hang'), protocol: 'http-post' },
+        { url: callbackOf(sub, '/fine'), protocol: 'http-post' },
+      ]);
+      const started = Date.now();
+      const reply = await ping(quick, feed);
+      const elapsed = Date.now() - started;
+      expectXml(reply, 'result', true, MSG.pinged);
+      // The default 4 s timeout would still be waiting.
+      expect(elapsed).to.be.below(3000);
+      expect(notificationsAt(sub, '/fine')).to.have.length(1);
+      expect(notificationsAt(sub, '/hang')).to.have.length(1);
+      const hung = await getSubscription(quick, feed, callbackOf(sub, '/hang'));
+      expect([hung!.ctErrors, hung!.ctConsecutiveErrors]).to.deep.equal([1, 1]);
+      expect(hung!.whenLastError).to.be.a('string');
+      expect((await getSubscription(quick, feed, callbackOf(sub, '/fine')))!.ctUpdates).to.equal(1);
+    });
+
+    it('a hanging feed is cut at the timeout and is a read error', async () => {
+      const feed = feeds.hanging(unique('hang-feed'));
+      const started = Date.now();
+      const reply = await ping(quick, feed);
+      expect(Date.now() - started).to.be.below(3000);
+      expectXml(reply, 'result', false, MSG.pingReadError(feed));
+      const subscribed = await pleaseNotify(quick, subscribeForm(sub, '/never', feed));
+      expect(subscribed.msg).to.equal(MSG.subscribeReadError(feed));
+      expect(notificationsAt(sub, '/never')).to.deep.equal([]);
+    });
+  });
+
+  describe('on IPv6 loopback', () => {
+    let v6: TestHub | undefined;
+    let sub6: Recorder | undefined;
+    before(async function () {
+      try {
+        sub6 = await Recorder.start(subscriberOk, '::1');
+      } catch {
+        this.skip(); // no IPv6 loopback here
+      }
+      v6 = await startTestHub({ HOST: '::1', CALLBACK_ALLOW_CIDRS: '::1/128' });
+    });
+    after(async () => {
+      await v6?.destroy();
+      await sub6?.close();
+    });
+
+    it('the caller address is bracketed in the callback URL', async () => {
+      const feed = feeds.changing(unique('v6'));
+      const reply = await pleaseNotify(v6!, subscribeForm(sub6!, '/v6', feed));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      const callback = `http://[::1]:${sub6!.port}/v6`;
+      expect((await getSubscriptions(v6!, feed)).map((s) => s.url)).to.deep.equal([callback]);
+      sub6!.reset();
+      expect((await ping(v6!, feed)).success).to.equal(true);
+      expect(notificationsAt(sub6!, '/v6').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
+    });
+  });
+
+  describe('with MIN_SECS_BETWEEN_PINGS=60', () => {
+    let throttled: TestHub;
+    before(async () => {
+      throttled = await startTestHub({ MIN_SECS_BETWEEN_PINGS: '60' });
+    });
+    after(async () => {
+      await throttled?.destroy();
+    });
+
+    it('a second ping within 60 seconds is refused and notifies nobody', async () => {
+      const feed = feeds.changing(unique('throttle'));
+      await setSubscriptions(throttled, feed, [{ url: callbackOf(sub, '/throttled'), protocol: 'http-post' }]);
+      expectXml(await ping(throttled, feed), 'result', true, MSG.pinged);
+      expect(notificationsAt(sub, '/throttled')).to.have.length(1);
+
+      expectXml(await ping(throttled, feed), 'result', false, MSG.pingTooSoon(60));
+      expectJson(await ping(throttled, feed, { accept: 'application/json' }), false, MSG.pingTooSoon(60));
+      expect(notificationsAt(sub, '/throttled')).to.have.length(1);
+      expect(feeds.reads(feed)).to.equal(1);
+
+      // Another resource is not held back.
+      expectXml(await ping(throttled, feeds.changing(unique('throttle-other'))), 'result', true, MSG.pinged);
+    });
+  });
+});
