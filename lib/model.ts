@@ -46,6 +46,32 @@ export interface Subscription {
   whenLastUpdate: number | null;
   whenLastError: number | null;
   whenExpires: number;
+  /**
+   * The highest topic version this subscription has been handled for (delivered, or given up
+   * on after the retry policy ran out). New subscriptions start at the topic's current version,
+   * so they receive only changes made after they subscribed.
+   */
+  deliveredVersion?: number;
+}
+
+/** A content version with deliveries still to make (see Store.putOutbox). */
+export interface OutboxEntry {
+  topic: string;
+  version: number;
+  contentType: string;
+  createdAt: number;
+}
+
+/** A WebSub request answered 202 whose verification of intent has not finished yet. */
+export interface PendingVerification {
+  id: string;
+  mode: 'subscribe' | 'unsubscribe';
+  topic: string;
+  callback: string;
+  secret?: string;
+  leaseSeconds?: number;
+  verifyToken?: string;
+  createdAt: number;
 }
 
 export function newTopic(url: string): Topic {

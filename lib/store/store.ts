@@ -1,7 +1,7 @@
 // The store interface the core depends on. The embedded lowdb store implements it today; a
 // server-backed store (several hub processes on one database) must fit behind it unchanged,
 // which is why every method is async even where the embedded store answers from memory.
-import type { Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingVerification, Subscription, Topic } from '../model.js';
 
 export interface StoreCounts {
   topics: number;
@@ -30,6 +30,21 @@ export interface Store {
   deleteSubscription(topic: string, callback: string): Promise<boolean>;
   subscriptionsOf(topic: string): Promise<Subscription[]>;
   listSubscriptions(): Promise<Subscription[]>;
+
+  /**
+   * The outbox: one entry per content version that still has deliveries to make. The body is
+   * durable with the entry, before any delivery of it is attempted, so a restart can finish
+   * a fan-out. Which subscribers still need it is each subscription's `deliveredVersion`.
+   */
+  putOutbox(entry: OutboxEntry, body: Buffer): Promise<void>;
+  getOutboxBody(topic: string, version: number): Promise<Buffer | undefined>;
+  deleteOutbox(topic: string, version: number): Promise<void>;
+  listOutbox(): Promise<OutboxEntry[]>;
+
+  /** WebSub (un)subscription requests accepted (202) but not yet verified. */
+  putVerification(v: PendingVerification): Promise<void>;
+  deleteVerification(id: string): Promise<void>;
+  listVerifications(): Promise<PendingVerification[]>;
 
   counts(): Promise<StoreCounts>;
   /** Drops everything (the test API's /test/clear). */

@@ -1,0 +1,72 @@
+// Small file-system helpers for the embedded store: durable replace (temp file, fsync, rename),
+// directory fsync (a rename or a new file name is durable only once its directory is synced),
+// a yield to the event loop, and a per-key mutex for the outbox's content files.
+import { open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Files the store creates hold WebSub secrets: readable by the hub's user only. */
+export const FILE_MODE = 0o600;
+
+export function isNotFound(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** fsync a directory, so that the names created, renamed or removed in it are durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Hidden temp name next to the target, so that directory listings can tell it apart. */
+export function tempPathFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+}
+
+/**
+ * Replaces `file` with `data` atomically and durably as far as the file's content goes: the
+ * data is fsynced under a temp name before the rename, so a crash leaves the old file or the
+ * new one, never a torn one. The rename itself is durable after a syncDir of the directory,
+ * which the caller does (once for many files, where it can).
+ */
+export async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = tempPathFor(file);
+  const fh = await open(tmp, 'w', FILE_MODE);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Runs async functions one at a time per key; different keys do not wait for each other. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.tails.get(key) ?? Promise.resolve()).then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return run;
+  }
+}

@@ -1,0 +1,223 @@
+// The journal: append-only NDJSON segments `journal-NNNNNNNN.ndjson`, one line per change.
+// Writes that arrive together share one append and one fdatasync (group commit); each
+// caller's promise resolves only after that sync. Compaction rotates to a new segment, so
+// the old ones can be deleted once the snapshot shards holding their effect are durable.
+import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { OutboxEntry, PendingVerification, Subscription, Topic } from '../model.js';
+import { FILE_MODE, isNotFound, syncDir, yieldToLoop } from './fs-durable.js';
+
+/**
+ * Every op is absolute (it sets or removes whole records, or everything): applying it does not
+ * depend on the state it is applied to, which is what makes replaying a journal over snapshot
+ * shards that are already newer correct (docs/adr/0002-embedded-store-durability.md).
+ */
+export type JournalOp =
+  | { op: 'putTopic'; topic: Topic }
+  | { op: 'delTopic'; url: string }
+  | { op: 'putSub'; sub: Subscription }
+  | { op: 'delSub'; topic: string; callback: string }
+  | { op: 'putOutbox'; entry: OutboxEntry }
+  | { op: 'delOutbox'; topic: string; version: number }
+  | { op: 'putVerification'; v: PendingVerification }
+  | { op: 'delVerification'; id: string }
+  | { op: 'clear' };
+
+const OP_NAMES = new Set<string>([
+  'putTopic',
+  'delTopic',
+  'putSub',
+  'delSub',
+  'putOutbox',
+  'delOutbox',
+  'putVerification',
+  'delVerification',
+  'clear',
+]);
+
+/** The single journal of the store before it was sharded; replayed first, then removed. */
+export const LEGACY_JOURNAL = 'journal.ndjson';
+const SEGMENT_RE = /^journal-(\d{8,})\.ndjson$/;
+
+export function segmentName(n: number): string {
+  return `journal-${String(n).padStart(8, '0')}.ndjson`;
+}
+
+/** Segment numbers present in `dir`, oldest first. */
+export async function listSegments(dir: string): Promise<number[]> {
+  const names = await readdir(dir);
+  const nums: number[] = [];
+  for (const name of names) {
+    const m = SEGMENT_RE.exec(name);
+    if (m) nums.push(Number(m[1]));
+  }
+  return nums.sort((a, b) => a - b);
+}
+
+export interface ReplayResult {
+  found: boolean;
+  applied: number;
+  /** Lines after (and including) the first unreadable one: writes never acknowledged. */
+  discarded: number;
+}
+
+/**
+ * Applies every op of one segment file in order. A line that does not parse can only come from
+ * a crash mid-append (a torn last line, or a tail of unsynced pages); nothing after it in this
+ * segment was acknowledged, so the rest of the segment is discarded. Later segments were
+ * started after a restart or a rotation and are replayed normally.
+ */
+export async function replaySegment(file: string, apply: (op: JournalOp) => void): Promise<ReplayResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if (isNotFound(e)) return { found: false, applied: 0, discarded: 0 };
+    throw e;
+  }
+  let applied = 0;
+  let start = 0;
+  while (start < text.length) {
+    const nl = text.indexOf('\n', start);
+    const end = nl === -1 ? text.length : nl;
+    const line = text.slice(start, end);
+    start = end + 1;
+    if (line === '') continue;
+    let op: JournalOp;
+    try {
+      op = JSON.parse(line) as JournalOp;
+    } catch {
+      const rest = text.slice(end + 1).split('\n').filter((l) => l !== '').length;
+      return { found: true, applied, discarded: rest + 1 };
+    }
+    if (typeof op !== 'object' || op === null || !OP_NAMES.has(op.op)) {
+      throw new Error(`${path.basename(file)}: unknown journal op ${JSON.stringify(line.slice(0, 40))}`);
+    }
+    apply(op);
+    // Open is not the hot path, but a long journal should not hold the loop for its whole length.
+    if (++applied % 5000 === 0) await yieldToLoop();
+  }
+  return { found: true, applied, discarded: 0 };
+}
+
+interface Pending {
+  line: string;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export interface JournalStats {
+  segment: number;
+  bytes: number;
+  batches: number;
+  lines: number;
+}
+
+/** Appends to the current segment with group commit; rotates on request. */
+export class JournalWriter {
+  private fh: FileHandle | undefined;
+  private queue: Pending[] = [];
+  /** The batch that new appends will join; set while the queue is non-empty. */
+  private scheduled: Promise<void> | undefined;
+  /** Batches and rotations run one at a time, in order. */
+  private tail: Promise<void> = Promise.resolve();
+  private segment: number;
+  private bytes = 0;
+  private batches = 0;
+  private lines = 0;
+
+  constructor(
+    private readonly dir: string,
+    firstSegment: number,
+    /** Called after every batch with the current segment's size. */
+    private readonly afterBatch: (segmentBytes: number) => void = () => {},
+  ) {
+    this.segment = firstSegment;
+  }
+
+  stats(): JournalStats {
+    return { segment: this.segment, bytes: this.bytes, batches: this.batches, lines: this.lines };
+  }
+
+  /** Resolves once `line` (newline-terminated) is appended and fdatasync'd. */
+  append(line: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ line, resolve, reject });
+      this.scheduled ??= yieldToLoop().then(() => this.exclusive(() => this.writeBatch()));
+    });
+  }
+
+  /** Resolves when every append issued so far is durable (or has failed). */
+  async flush(): Promise<void> {
+    if (this.scheduled) await this.scheduled;
+    await this.tail;
+  }
+
+  /**
+   * Ends the current segment: appends from now on go to a new one. Resolves with the number
+   * of the last segment that can hold ops issued before the call.
+   */
+  rotate(): Promise<number> {
+    return this.exclusive(async () => {
+      const closed = this.segment;
+      await this.closeSegment();
+      return closed;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.exclusive(async () => {
+      await this.fh?.close();
+      this.fh = undefined;
+    });
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async closeSegment(): Promise<void> {
+    const fh = this.fh;
+    this.fh = undefined;
+    this.segment++;
+    this.bytes = 0;
+    await fh?.close();
+  }
+
+  private async writeBatch(): Promise<void> {
+    this.scheduled = undefined;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const data = batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join('');
+    try {
+      if (!this.fh) {
+        this.fh = await open(path.join(this.dir, segmentName(this.segment)), 'a', FILE_MODE);
+        // The new file's name must be durable before anything in it is acknowledged.
+        await syncDir(this.dir);
+      }
+      await this.fh.appendFile(data, 'utf8');
+      await this.fh.datasync();
+      this.bytes += Buffer.byteLength(data);
+      this.batches++;
+      this.lines += batch.length;
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      // Part of the batch may be in the file. Appending after it would put acknowledged lines
+      // behind an unreadable one (which replay stops at), so later batches go to a new segment.
+      await this.closeSegment().catch(() => {});
+      for (const p of batch) p.reject(e);
+    }
+    try {
+      this.afterBatch(this.bytes);
+    } catch {
+      // The hook only schedules work; it must not fail the journal.
+    }
+  }
+}

@@ -1,0 +1,259 @@
+// The embedded store's memory: every record, partitioned the way the snapshot is sharded, with
+// running counters (counts() is O(1) in the number of records) and a dirty flag per shard.
+import type { OutboxEntry, PendingVerification, Protocol, Subscription, Topic } from '../model.js';
+import type { JournalOp } from './journal.js';
+import { SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
+
+/** Everything kept about one topic URL: the topic record, its subscriptions, its outbox. */
+interface TopicEntry {
+  /** The one copy of the URL string that the records of this entry share. */
+  url: string;
+  topic: Topic | undefined;
+  subs: Map<string, Subscription>;
+  outbox: Map<number, OutboxEntry> | undefined;
+}
+
+class Partition {
+  readonly entries = new Map<string, TopicEntry>();
+  readonly verifications = new Map<string, PendingVerification>();
+  /** Changed since its shard file was last written. */
+  dirty = false;
+}
+
+export class MemoryState {
+  private readonly parts: Partition[] = Array.from({ length: SHARD_COUNT }, () => new Partition());
+  private topicCount = 0;
+  private subCount = 0;
+  private readonly byProtocol = new Map<string, number>();
+  /** Shared protocol strings, so 100k subscriptions do not hold 100k copies of 'http-post'. */
+  private readonly protocols = new Map<string, Protocol>();
+
+  // --- reads -------------------------------------------------------------------------------
+
+  getTopic(url: string): Topic | undefined {
+    return this.entry(url)?.topic;
+  }
+
+  getSubscription(topic: string, callback: string): Subscription | undefined {
+    return this.entry(topic)?.subs.get(callback);
+  }
+
+  subscriptionsOf(topic: string): Iterable<Subscription> {
+    return this.entry(topic)?.subs.values() ?? [];
+  }
+
+  // The lists are arrays of the stored records themselves, gathered in one synchronous pass
+  // (~10 ms for 100k), so they are one consistent state. Stored records are never changed in
+  // place (a write stores a new object), so the caller may copy them later, a slice at a time.
+
+  topicRefs(): Topic[] {
+    const out: Topic[] = [];
+    for (const p of this.parts) for (const e of p.entries.values()) if (e.topic) out.push(e.topic);
+    return out;
+  }
+
+  subscriptionRefs(): Subscription[] {
+    const out: Subscription[] = [];
+    for (const p of this.parts) for (const e of p.entries.values()) for (const s of e.subs.values()) out.push(s);
+    return out;
+  }
+
+  hasOutbox(topic: string, version: number): boolean {
+    return this.entry(topic)?.outbox?.has(version) ?? false;
+  }
+
+  outboxRefs(): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    for (const p of this.parts) for (const e of p.entries.values()) if (e.outbox) for (const o of e.outbox.values()) out.push(o);
+    return out;
+  }
+
+  hasVerification(id: string): boolean {
+    return this.parts[shardOf(id)]!.verifications.has(id);
+  }
+
+  verificationRefs(): PendingVerification[] {
+    const out: PendingVerification[] = [];
+    for (const p of this.parts) for (const v of p.verifications.values()) out.push(v);
+    return out;
+  }
+
+  counts(): { topics: number; subscriptions: number; byProtocol: Record<string, number> } {
+    const byProtocol: Record<string, number> = {};
+    for (const [p, n] of this.byProtocol) if (n > 0) byProtocol[p] = n;
+    return { topics: this.topicCount, subscriptions: this.subCount, byProtocol };
+  }
+
+  // --- writes ------------------------------------------------------------------------------
+
+  /**
+   * Applies one op; the store calls it for live writes and for replay alike. The op's records
+   * are stored as they are (the caller hands over copies), and mark their shard dirty.
+   */
+  apply(op: JournalOp): void {
+    switch (op.op) {
+      case 'putTopic': {
+        const e = this.entryFor(op.topic.url, true);
+        op.topic.url = e.url;
+        if (!e.topic) this.topicCount++;
+        e.topic = op.topic;
+        break;
+      }
+      case 'delTopic': {
+        const e = this.entryFor(op.url, false);
+        if (!e) break;
+        if (e.topic) this.topicCount--;
+        e.topic = undefined;
+        for (const s of e.subs.values()) this.uncount(s);
+        e.subs.clear();
+        this.prune(e);
+        break;
+      }
+      case 'putSub': {
+        const e = this.entryFor(op.sub.topic, true);
+        const sub = op.sub;
+        sub.topic = e.url;
+        sub.protocol = this.protocol(sub.protocol);
+        const old = e.subs.get(sub.callback);
+        if (old) this.uncount(old);
+        e.subs.set(sub.callback, sub);
+        this.subCount++;
+        this.byProtocol.set(sub.protocol, (this.byProtocol.get(sub.protocol) ?? 0) + 1);
+        break;
+      }
+      case 'delSub': {
+        const e = this.entryFor(op.topic, false);
+        const old = e?.subs.get(op.callback);
+        if (!e || !old) break;
+        e.subs.delete(op.callback);
+        this.uncount(old);
+        this.prune(e);
+        break;
+      }
+      case 'putOutbox': {
+        const e = this.entryFor(op.entry.topic, true);
+        op.entry.topic = e.url;
+        (e.outbox ??= new Map()).set(op.entry.version, op.entry);
+        break;
+      }
+      case 'delOutbox': {
+        const e = this.entryFor(op.topic, false);
+        if (!e?.outbox?.delete(op.version)) break;
+        if (e.outbox.size === 0) e.outbox = undefined;
+        this.prune(e);
+        break;
+      }
+      case 'putVerification': {
+        const p = this.parts[shardOf(op.v.id)]!;
+        p.verifications.set(op.v.id, op.v);
+        p.dirty = true;
+        break;
+      }
+      case 'delVerification': {
+        const p = this.parts[shardOf(op.id)]!;
+        if (p.verifications.delete(op.id)) p.dirty = true;
+        break;
+      }
+      case 'clear':
+        for (const p of this.parts) {
+          p.entries.clear();
+          p.verifications.clear();
+          p.dirty = true;
+        }
+        this.topicCount = 0;
+        this.subCount = 0;
+        this.byProtocol.clear();
+        break;
+    }
+  }
+
+  /**
+   * Loads shard k's file. The shard stays clean (its file already says this); a record that
+   * belongs to another shard (a file from elsewhere) leaves that other shard dirty.
+   */
+  load(data: ShardFile, k: number): void {
+    const wasDirty = this.parts[k]!.dirty;
+    for (const topic of data.topics ?? []) this.apply({ op: 'putTopic', topic });
+    for (const sub of data.subscriptions ?? []) this.apply({ op: 'putSub', sub });
+    for (const entry of data.outbox ?? []) this.apply({ op: 'putOutbox', entry });
+    for (const v of data.verifications ?? []) this.apply({ op: 'putVerification', v });
+    this.parts[k]!.dirty = wasDirty;
+  }
+
+  // --- shards ------------------------------------------------------------------------------
+
+  dirtyShards(): number[] {
+    const out: number[] = [];
+    this.parts.forEach((p, k) => p.dirty && out.push(k));
+    return out;
+  }
+
+  markDirty(k: number): void {
+    this.parts[k]!.dirty = true;
+  }
+
+  markAllDirty(): void {
+    for (const p of this.parts) p.dirty = true;
+  }
+
+  /**
+   * The records of shard k as they are now, and the shard marked clean: a change after this
+   * call marks it dirty again. Synchronous, so the result is one consistent state of the shard.
+   */
+  takeShard(k: number): ShardFile {
+    const p = this.parts[k]!;
+    p.dirty = false;
+    const data: ShardFile = {
+      format: SHARD_FORMAT,
+      shard: k,
+      shards: SHARD_COUNT,
+      topics: [],
+      subscriptions: [],
+      outbox: [],
+      verifications: [...p.verifications.values()],
+    };
+    for (const e of p.entries.values()) {
+      if (e.topic) data.topics.push(e.topic);
+      for (const s of e.subs.values()) data.subscriptions.push(s);
+      if (e.outbox) for (const o of e.outbox.values()) data.outbox.push(o);
+    }
+    return data;
+  }
+
+  // --- internals ---------------------------------------------------------------------------
+
+  private entry(url: string): TopicEntry | undefined {
+    return this.parts[shardOf(url)]!.entries.get(url);
+  }
+
+  private entryFor(url: string, create: true): TopicEntry;
+  private entryFor(url: string, create: false): TopicEntry | undefined;
+  private entryFor(url: string, create: boolean): TopicEntry | undefined {
+    const p = this.parts[shardOf(url)]!;
+    let e = p.entries.get(url);
+    if (!e && create) {
+      e = { url, topic: undefined, subs: new Map(), outbox: undefined };
+      p.entries.set(url, e);
+    }
+    if (e) p.dirty = true;
+    return e;
+  }
+
+  private prune(e: TopicEntry): void {
+    if (!e.topic && e.subs.size === 0 && !e.outbox) this.parts[shardOf(e.url)]!.entries.delete(e.url);
+  }
+
+  private uncount(s: Subscription): void {
+    this.subCount--;
+    this.byProtocol.set(s.protocol, (this.byProtocol.get(s.protocol) ?? 0) - 1);
+  }
+
+  private protocol(p: Protocol): Protocol {
+    let shared = this.protocols.get(p);
+    if (!shared) {
+      shared = p;
+      this.protocols.set(p, p);
+    }
+    return shared;
+  }
+}
