@@ -37,6 +37,14 @@ export interface Config {
   publisherSecrets: Map<string, string>;
   maxBodyBytes: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  deliveryPerHost: number;
+  breakerFailures: number;
+  breakerCooldownMs: number;
+  breakerMaxCooldownMs: number;
+  pollEnabled: boolean;
+  pollMinSeconds: number;
+  pollMaxSeconds: number;
+  pollDefaultSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +152,14 @@ function logLevel(env: Env, name: string): Config['logLevel'] {
   throw new ConfigError(name, `must be one of debug, info, warn, error, silent, got "${v}"`);
 }
 
+function pollBounds(env: Env): Pick<Config, 'pollEnabled' | 'pollMinSeconds' | 'pollMaxSeconds' | 'pollDefaultSeconds'> {
+  const pollMinSeconds = int(env, 'POLL_MIN_SECONDS', 60, 1);
+  const pollMaxSeconds = int(env, 'POLL_MAX_SECONDS', 86400, 1);
+  if (pollMinSeconds > pollMaxSeconds) throw new ConfigError('POLL_MIN_SECONDS', 'must not exceed POLL_MAX_SECONDS');
+  const pollDefaultSeconds = Math.min(pollMaxSeconds, Math.max(pollMinSeconds, int(env, 'POLL_DEFAULT_SECONDS', 900, 1)));
+  return { pollEnabled: bool(env, 'POLL_ENABLED', true), pollMinSeconds, pollMaxSeconds, pollDefaultSeconds };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 5337, 0, 65535);
   const host = raw(env, 'HOST') ?? '0.0.0.0';
@@ -179,5 +195,10 @@ export function loadConfig(env: Env = process.env): Config {
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),
     maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024),
     logLevel: logLevel(env, 'LOG_LEVEL'),
+    deliveryPerHost: int(env, 'DELIVERY_PER_HOST', 8, 1, 10_000),
+    breakerFailures: int(env, 'BREAKER_FAILURES', 5, 1),
+    breakerCooldownMs: int(env, 'BREAKER_COOLDOWN_MS', 30_000, 1),
+    breakerMaxCooldownMs: int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1),
+    ...pollBounds(env),
   };
 }

@@ -2,6 +2,7 @@
 // what it answers. It decides whether a topic changed, who must hear of it, and in which form
 // (bare for rssCloud, full content for WebSub), so a change learned on any face reaches every
 // subscriber of that exact topic URL on every face.
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Config } from './config.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, type CheckResult } from './feeds/checker.js';
@@ -9,7 +10,7 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { isRssCloudProtocol, type RssCloudProtocol, type Subscription } from './model.js';
+import { isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
@@ -59,7 +60,11 @@ export interface CleanupReport {
 
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 
-/** Emitted as 'change' with the Content, for faces that push to live listeners (SSE). */
+/**
+ * Events: 'change' (Content) for faces that push to live listeners (SSE); 'subscribed' and
+ * 'published' (topic URL) for the poller, which polls topics with subscribers whose publishers
+ * do not ping.
+ */
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly now: () => number;
@@ -99,6 +104,7 @@ export class Hub extends EventEmitter {
         return { code: 'ping_too_soon', minSecs: minSecsBetweenPings };
       }
     }
+    this.emit('published', url);
     let result: RefreshResult;
     try {
       result = await this.refresh(url);
@@ -119,34 +125,50 @@ export class Hub extends EventEmitter {
     notifyProcedure: string | undefined,
   ): Promise<HubError | null> {
     try {
-      await this.refresh(url);
+      // As the reference server does, this read is a full ping: when it finds a change, the
+      // existing subscribers hear of it before this subscriber is answered.
+      await (await this.refresh(url)).fanOut;
     } catch (e) {
       this.deps.log.info('pleaseNotify: topic unreadable', { topic: url, error: describeError(e) });
       return { code: 'resource_unreadable', url };
     }
     if (callback === undefined) return { code: 'handler_test_failed', detail: 'no usable callback URL' };
     const now = this.now();
-    const existing = await this.deps.store.getSubscription(url, callback);
-    const sub: Subscription = {
-      ctUpdates: 0,
-      ctErrors: 0,
-      whenCreated: now,
-      whenLastUpdate: null,
-      whenLastError: null,
-      ...existing,
+    const probe: Subscription = {
       topic: url,
       callback,
       protocol,
+      ...(protocol === 'xml-rpc' && { notifyProcedure: notifyProcedure ?? '' }),
+      ctUpdates: 0,
+      ctErrors: 0,
       ctConsecutiveErrors: 0,
+      whenCreated: now,
+      whenLastUpdate: null,
+      whenLastError: null,
       whenExpires: now + this.deps.config.rssCloudLeaseSeconds * 1000,
+    };
+    if (!(await this.testHandler(probe, domain))) return { code: 'handler_test_failed' };
+    // Read the existing row only now: deliveries may have updated it during the test.
+    const existing = await this.deps.store.getSubscription(url, callback);
+    const sub: Subscription = {
+      ...probe,
+      ...existing,
+      protocol,
+      ctConsecutiveErrors: 0,
+      whenExpires: probe.whenExpires,
+      ctUpdates: (existing?.ctUpdates ?? 0) + 1,
+      whenLastUpdate: now,
+      deliveredVersion: existing?.deliveredVersion ?? (await this.currentVersion(url)),
     };
     if (protocol === 'xml-rpc') sub.notifyProcedure = notifyProcedure ?? '';
     else delete sub.notifyProcedure;
-    if (!(await this.testHandler(sub, domain))) return { code: 'handler_test_failed' };
-    sub.ctUpdates++;
-    sub.whenLastUpdate = now;
     await this.deps.store.putSubscription(sub);
+    this.emit('subscribed', url);
     return null;
+  }
+
+  private async currentVersion(topic: string): Promise<number> {
+    return (await this.deps.store.getTopic(topic))?.version ?? 0;
   }
 
   /** rssCloud's synchronous handler test: a challenge with `domain`, else a real notification. */
@@ -171,8 +193,25 @@ export class Hub extends EventEmitter {
     } catch (e) {
       return { code: 'callback_refused', detail: e instanceof OutboundError ? e.message : 'the callback cannot be reached' };
     }
-    this.track(this.verifyWebSub(req));
+    // Persisted before the 202, so a restart still verifies what was accepted.
+    const pending: PendingVerification = { id: randomUUID(), ...req, createdAt: this.now() };
+    await this.deps.store.putVerification(pending);
+    this.track(this.runVerification(pending));
     return null;
+  }
+
+  /** After a restart: finishes fan-outs and verifications that were under way. */
+  async resume(): Promise<void> {
+    await this.deps.notifier.resume();
+    for (const pending of await this.deps.store.listVerifications()) this.track(this.runVerification(pending));
+  }
+
+  private async runVerification(pending: PendingVerification): Promise<void> {
+    try {
+      await this.verifyWebSub(pending);
+    } finally {
+      await this.deps.store.deleteVerification(pending.id);
+    }
   }
 
   /** The lease the hub grants: the request's, else the default, within the configured bounds. */
@@ -223,6 +262,7 @@ export class Hub extends EventEmitter {
       callback: req.callback,
       protocol: 'websub',
       ctConsecutiveErrors: 0,
+      deliveredVersion: existing?.deliveredVersion ?? (await this.currentVersion(req.topic)),
       leaseSeconds: lease,
       // The lease counts from the verification request (REC §5.3.1).
       whenExpires: requestedAt + (lease ?? 0) * 1000,
@@ -232,6 +272,7 @@ export class Hub extends EventEmitter {
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
     await store.putSubscription(sub);
+    this.emit('subscribed', sub.topic);
     log.info('websub: subscribed', { topic: req.topic, lease });
   }
 
@@ -241,6 +282,7 @@ export class Hub extends EventEmitter {
    */
   publish(urls: string[]): void {
     for (const url of new Set(urls)) {
+      this.emit('published', url);
       this.track(
         this.refresh(url).then(
           (r) => r.fanOut,
@@ -310,8 +352,7 @@ export class Hub extends EventEmitter {
 
   private async distribute(content: Content): Promise<FanOutReport> {
     this.emit('change', content);
-    const subs = await this.deps.store.subscriptionsOf(content.topic);
-    const report = await this.deps.notifier.fanOut(subs, content);
+    const report = await this.deps.notifier.publish(content);
     this.deps.log.info('fan-out', { topic: content.topic, version: content.version, ...report });
     return report;
   }

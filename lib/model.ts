@@ -24,6 +24,8 @@ export interface Topic {
   etag?: string;
   lastModified?: string;
   contentType?: string;
+  /** Entry fingerprints of the last version read, when the topic is a feed we can diff. */
+  fingerprints?: string[];
   /** Monotonic content version: bumped on every detected change; deliveries carry it. */
   version: number;
 }

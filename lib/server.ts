@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { HttpClient } from './http.js';
+import { Poller } from './feeds/poller.js';
 import { Hub } from './hub.js';
 import { silentLogger, type Logger } from './log.js';
 import { Notifier } from './notifier/notifier.js';
@@ -14,6 +15,7 @@ import { Verifier } from './verify.js';
 
 export const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
 const CLEANUP_INTERVAL_MS = 24 * 3600_000;
+const SHUTDOWN_GRACE_MS = 5000;
 
 export interface RunningHub {
   url: string;
@@ -53,6 +55,9 @@ export async function startHub(given: Config, log: Logger = silentLogger): Promi
   const verifier = new Verifier(httpClient, log);
   const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
   const app = createApp({ config, hub, store, log });
+  const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
+  hub.on('subscribed', (url: string) => poller.track(url));
+  hub.on('published', (url: string) => poller.publisherActive(url));
 
   server.on('request', app);
 
@@ -65,6 +70,8 @@ export async function startHub(given: Config, log: Logger = silentLogger): Promi
     }
   };
   await cleanup();
+  await hub.resume();
+  await poller.start();
   const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
   timer.unref();
 
@@ -72,10 +79,14 @@ export async function startHub(given: Config, log: Logger = silentLogger): Promi
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       clearInterval(timer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      poller.stop();
+      // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
+      // a grace period, then cut what is left.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
       notifier.close();
       await hub.idle();
       await httpClient.close();

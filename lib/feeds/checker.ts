@@ -1,11 +1,14 @@
-// Reads a topic and decides whether it changed. A change is a different MD5 or a different
-// length of the body (the rssCloud reference rule), or a topic never read before. Conditional
-// GETs (ETag / Last-Modified) spare the publisher a full response when nothing changed.
+// Reads a topic and decides whether it changed. For RSS, RSS 1.0, Atom and JSON Feed a change
+// is a new or changed entry; for anything else (or a feed whose previous entries are unknown)
+// it is a different MD5 or length of the body (the rssCloud reference rule). A topic never read
+// before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
+// response when nothing changed.
 import { createHash } from 'node:crypto';
 import type { HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
+import { diffFeed } from './entries.js';
 
 export const FETCH_MAX_REDIRECTS = 5;
 
@@ -14,13 +17,31 @@ export interface CheckResult {
   changed: boolean;
   /** Present when changed. */
   content?: Content;
+  /** The publisher's Cache-Control max-age, when it gave one: the poller never polls faster. */
+  maxAgeSeconds?: number;
 }
 
 export class FetchFailed extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Retry-After of a 429 or 503, in seconds. */
+    readonly retryAfterSeconds?: number,
+  ) {
     super(message);
     this.name = 'FetchFailed';
   }
+}
+
+function maxAge(cacheControl: string | undefined): number | undefined {
+  const m = cacheControl && /(?:^|,)\s*max-age\s*=\s*"?(\d{1,10})"?/i.exec(cacheControl);
+  return m ? Number(m[1]) : undefined;
+}
+
+function retryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\s*\d{1,10}\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, Math.round((at - now) / 1000)) : undefined;
 }
 
 export class TopicChecker {
@@ -39,16 +60,20 @@ export class TopicChecker {
       if (prev.lastModified) headers['if-modified-since'] = prev.lastModified;
     }
     const res = await this.http.request('fetch', url, { method: 'GET', headers, maxRedirects: FETCH_MAX_REDIRECTS });
+    const maxAgeSeconds = maxAge(res.headers['cache-control']);
     if (res.status === 304 && prev.lastHash !== '') {
       const topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: this.now() };
       await this.store.putTopic(topic);
-      return { topic, changed: false };
+      return { topic, changed: false, ...(maxAgeSeconds !== undefined && { maxAgeSeconds }) };
     }
-    if (res.status < 200 || res.status >= 300) throw new FetchFailed(`HTTP ${res.status}`);
-    return this.compare(prev, res.body, res.headers['content-type'] ?? 'application/octet-stream', {
+    if (res.status < 200 || res.status >= 300) {
+      throw new FetchFailed(`HTTP ${res.status}`, retryAfter(res.headers['retry-after'], this.now()));
+    }
+    const result = await this.compare(prev, res.body, res.headers['content-type'] ?? 'application/octet-stream', {
       etag: res.headers['etag'],
       lastModified: res.headers['last-modified'],
     });
+    return maxAgeSeconds === undefined ? result : { ...result, maxAgeSeconds };
   }
 
   /** Records content a publisher pushed itself (an authenticated fat ping). */
@@ -65,13 +90,20 @@ export class TopicChecker {
   ): Promise<CheckResult> {
     const now = this.now();
     const hash = createHash('md5').update(body).digest('hex');
-    const changed = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
-    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now };
+    const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
+    // A feed is compared entry by entry, so a new lastBuildDate alone is not an update, and
+    // subscribers receive only the new or changed entries in the feed's own envelope. A topic
+    // we cannot diff (or whose previous entries we do not know) falls back to MD5 and length.
+    // A feed with no entries at all has nothing to compare by, so its bytes decide.
+    const parsed = diffFeed(body, contentType, prev.fingerprints);
+    const diff = parsed && (parsed.fingerprints.length > 0 || (prev.fingerprints?.length ?? 0) > 0) ? parsed : null;
+    const changed = diff && prev.fingerprints ? diff.changed.length > 0 : bytesChanged;
+    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;
     if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
+    if (diff) topic.fingerprints = diff.fingerprints;
+    else delete topic.fingerprints;
     if (changed) {
-      topic.lastHash = hash;
-      topic.lastSize = body.length;
       topic.ctUpdates++;
       topic.whenLastUpdate = now;
       topic.version++;
@@ -79,6 +111,13 @@ export class TopicChecker {
     }
     await this.store.putTopic(topic);
     if (!changed) return { topic, changed };
-    return { topic, changed, content: { topic: topic.url, version: topic.version, body, contentType } };
+    const content: Content = {
+      topic: topic.url,
+      version: topic.version,
+      body: diff && prev.fingerprints ? diff.body : body,
+      contentType,
+      entries: diff ? diff.changed : null,
+    };
+    return { topic, changed, content };
   }
 }

@@ -1,13 +1,26 @@
-// The notifier owns every outbound delivery, whatever the protocol: one concurrency limit,
-// one place where outcomes update a subscription's counters, one retry policy.
-// rssCloud keeps its own rule (consecutive errors, no retries: the next change is the retry);
-// WebSub retries with exponential backoff and jitter, bounded in count and never past the lease.
+// The notifier owns every outbound delivery, whatever the protocol: one outbox, one place
+// where outcomes update a subscription, one retry policy, per-host limits and a circuit
+// breaker per host.
+//
+// Durability: a content version goes into the store's outbox (body included) before any
+// delivery of it is attempted, and a subscription's `deliveredVersion` records what it has
+// been handled for. A hub killed mid-fan-out finds the outbox on restart and resumes with
+// the subscriptions still behind; nobody is sent a version twice in a normal run.
+//
+// Order: each subscription has a lane that handles versions oldest first, so a WebSub
+// subscriber that was down and comes back receives what it missed in order.
+//
+// rssCloud keeps its own rule (consecutive errors, no retries: the next change is the
+// retry); WebSub retries with exponential backoff and jitter, bounded in count and never
+// past the lease, and the subscription stays until its lease ends (REC §7).
+import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import type { Protocol, Subscription } from '../model.js';
+import { subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
-import { Limiter } from './limiter.js';
+import { CircuitBreaker } from './breaker.js';
+import { HostLimiter, hostOf } from './host-limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
@@ -27,22 +40,64 @@ export interface FanOutReport {
   failed: number;
 }
 
-export class Notifier {
-  private readonly limiter: Limiter;
+/** Emitted as 'delivery' after every attempt, for metrics and the operator's live log. */
+export interface DeliveryEvent {
+  topic: string;
+  version: number;
+  protocol: Protocol;
+  host: string;
+  attempt: number;
+  ok: boolean;
+  status?: number;
+  error?: string;
+  durationMs: number;
+  /** From the content version's creation to this attempt's end. */
+  latencyMs: number;
+}
+
+interface Job {
+  entry: OutboxEntry;
+  content?: Content;
+  remaining: Set<string>;
+}
+
+interface Lane {
+  topic: string;
+  callback: string;
+  versions: number[];
+  firstAttempt: Map<number, ((o: DeliveryOutcome) => void)[]>;
+  running: boolean;
+}
+
+const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
+
+export class Notifier extends EventEmitter {
+  private readonly limiter: HostLimiter;
+  private readonly breaker: CircuitBreaker;
   private readonly senders: Record<Protocol, Sender>;
-  private readonly retries = new Set<NodeJS.Timeout>();
+  private readonly jobs = new Map<string, Job>();
+  private readonly lanes = new Map<string, Lane>();
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
   private readonly now: () => number;
   private closed = false;
 
   constructor(private readonly deps: NotifierDeps) {
-    this.limiter = new Limiter(deps.config.deliveryConcurrency);
+    super();
+    const { config } = deps;
     this.now = deps.now ?? Date.now;
+    this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
+    this.breaker = new CircuitBreaker({
+      failureThreshold: config.breakerFailures,
+      baseCooldownMs: config.breakerCooldownMs,
+      maxCooldownMs: config.breakerMaxCooldownMs,
+      now: this.now,
+    });
     const post = new RssCloudPostSender(deps.http);
     this.senders = {
       'http-post': post,
       'https-post': post,
       'xml-rpc': new RssCloudXmlRpcSender(deps.http),
-      websub: new WebSubContentSender(deps.http, `${deps.config.publicUrl}/websub`, deps.config.websubSignatureAlgorithm),
+      websub: new WebSubContentSender(deps.http, `${config.publicUrl}/websub`, config.websubSignatureAlgorithm),
     };
   }
 
@@ -50,58 +105,161 @@ export class Notifier {
   isActive(sub: Subscription): boolean {
     if (sub.whenExpires <= this.now()) return false;
     // rssCloud gives up on a subscriber after too many failures in a row; WebSub keeps the
-    // subscription until its lease ends (REC §7) and bounds retries per notification instead.
+    // subscription until its lease ends and bounds retries per notification instead.
     return sub.protocol === 'websub' || sub.ctConsecutiveErrors < this.deps.config.maxConsecutiveErrors;
   }
 
   /**
-   * Sends one content version to every active subscription given. Resolves once each has had
-   * its first attempt (each bounded by the request timeout); WebSub retries continue after.
+   * Makes a content version durable, then delivers it to every active subscription of its
+   * topic that has not had it. Resolves once each has had its first attempt (each bounded
+   * by the request timeout); WebSub retries go on after.
    */
-  async fanOut(subs: Subscription[], content: Content): Promise<FanOutReport> {
-    const active = subs.filter((s) => this.isActive(s));
-    const outcomes = await Promise.all(active.map((s) => this.attempt(s, content, 1)));
+  async publish(content: Content): Promise<FanOutReport> {
+    const entry: OutboxEntry = { topic: content.topic, version: content.version, contentType: content.contentType, createdAt: this.now() };
+    const subs = (await this.deps.store.subscriptionsOf(content.topic)).filter((s) => this.due(s, content.version));
+    if (subs.length === 0) return { attempted: 0, delivered: 0, failed: 0 };
+    await this.deps.store.putOutbox(entry, content.body);
+    this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)) });
+    const outcomes = await Promise.all(subs.map((s) => this.enqueue(s, content.version)));
     const delivered = outcomes.filter((o) => o.ok).length;
-    return { attempted: active.length, delivered, failed: active.length - delivered };
+    return { attempted: subs.length, delivered, failed: subs.length - delivered };
   }
 
-  /** One delivery attempt with no retry and no counters: the rssCloud handler test uses it. */
+  /** After a restart: resumes every fan-out the outbox says is unfinished. Returns how many deliveries. */
+  async resume(): Promise<number> {
+    const entries = (await this.deps.store.listOutbox()).sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
+    let resumed = 0;
+    for (const entry of entries) {
+      const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
+      if (subs.length === 0) {
+        await this.deps.store.deleteOutbox(entry.topic, entry.version);
+        continue;
+      }
+      this.jobs.set(jobKey(entry.topic, entry.version), { entry, remaining: new Set(subs.map(keyOf)) });
+      for (const s of subs) void this.enqueue(s, entry.version);
+      resumed += subs.length;
+    }
+    if (resumed > 0) this.deps.log.info('resuming unfinished deliveries', { deliveries: resumed, versions: entries.length });
+    return resumed;
+  }
+
+  /** One attempt with no retry and no bookkeeping: the rssCloud handler test. */
   send(sub: Subscription, content: Content): Promise<DeliveryOutcome> {
-    return this.limiter.run(() => this.senders[sub.protocol].deliver(sub, content));
+    return this.limiter.run(hostOf(sub.callback), () => this.senders[sub.protocol].deliver(sub, content));
   }
 
   get queueDepth(): number {
     return this.limiter.pending;
   }
 
+  pausedHosts(): ReturnType<CircuitBreaker['paused']> {
+    return this.breaker.paused();
+  }
+
+  /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
-    for (const t of this.retries) clearTimeout(t);
-    this.retries.clear();
+    for (const s of this.sleepers) {
+      clearTimeout(s.timer);
+      s.wake();
+    }
+    this.sleepers.clear();
   }
 
-  private async attempt(sub: Subscription, content: Content, attempt: number): Promise<DeliveryOutcome> {
-    const outcome = await this.send(sub, content);
-    this.deps.log.debug('delivery', {
-      topic: content.topic,
-      protocol: sub.protocol,
-      version: content.version,
-      attempt,
-      ok: outcome.ok,
-      status: outcome.status,
-      error: outcome.error,
+  private due(sub: Subscription, version: number): boolean {
+    return this.isActive(sub) && (sub.deliveredVersion ?? 0) < version;
+  }
+
+  private enqueue(sub: Subscription, version: number): Promise<DeliveryOutcome> {
+    const key = keyOf(sub);
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { topic: sub.topic, callback: sub.callback, versions: [], firstAttempt: new Map(), running: false };
+      this.lanes.set(key, lane);
+    }
+    const l = lane;
+    const first = new Promise<DeliveryOutcome>((resolve) => {
+      const waiters = l.firstAttempt.get(version) ?? [];
+      waiters.push(resolve);
+      l.firstAttempt.set(version, waiters);
     });
-    await this.record(sub, outcome);
-    if (!outcome.ok && !outcome.gone && sub.protocol === 'websub') this.retryLater(sub, content, attempt);
-    return outcome;
+    if (!l.versions.includes(version)) {
+      l.versions.push(version);
+      l.versions.sort((a, b) => a - b);
+    }
+    if (!l.running) void this.runLane(key, l);
+    return first;
   }
 
-  private async record(sub: Subscription, outcome: DeliveryOutcome): Promise<void> {
-    const current = await this.deps.store.getSubscription(sub.topic, sub.callback);
+  private async runLane(key: string, lane: Lane): Promise<void> {
+    lane.running = true;
+    try {
+      while (lane.versions.length > 0 && !this.closed) {
+        const version = lane.versions[0] ?? 0;
+        try {
+          await this.deliverVersion(lane, version);
+        } catch (e) {
+          this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: e instanceof Error ? e.message : String(e) });
+          this.settleFirst(lane, version, { ok: false, error: 'internal error' });
+        }
+        lane.versions.shift();
+        await this.handled(key, lane.topic, version);
+      }
+    } finally {
+      lane.running = false;
+      for (const v of lane.versions) this.settleFirst(lane, v, { ok: false, error: 'the hub is shutting down' });
+      if (this.lanes.get(key) === lane) this.lanes.delete(key);
+    }
+  }
+
+  /** Delivers one version to one subscription, retrying as its protocol allows. */
+  private async deliverVersion(lane: Lane, version: number): Promise<void> {
+    const { store, config } = this.deps;
+    for (let attempt = 1; !this.closed; ) {
+      const sub = await store.getSubscription(lane.topic, lane.callback);
+      if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
+      const host = hostOf(sub.callback);
+      const pausedUntil = this.breaker.waitUntil(host);
+      if (pausedUntil > 0) {
+        const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
+        if (sub.protocol !== 'websub') {
+          // rssCloud has no retries: a paused host counts as a failed delivery.
+          await this.record(sub, version, paused, true);
+          return this.settleFirst(lane, version, paused);
+        }
+        this.settleFirst(lane, version, paused);
+        await this.sleep(pausedUntil - this.now());
+        continue;
+      }
+      const content = await this.contentOf(lane.topic, version);
+      if (!content) {
+        this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
+        return this.settleFirst(lane, version, { ok: false, error: 'content unavailable' });
+      }
+      const started = this.now();
+      const outcome = await this.limiter.run(host, () => this.senders[sub.protocol].deliver(sub, content));
+      if (outcome.ok) this.breaker.success(host);
+      else if (hostFailed(outcome)) this.breaker.failure(host);
+      const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
+      const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
+      const final = !retry || this.now() + delay >= sub.whenExpires;
+      await this.record(sub, version, outcome, final);
+      this.emitDelivery(sub, content, attempt, outcome, started);
+      this.settleFirst(lane, version, outcome);
+      if (final) return;
+      await this.sleep(delay);
+      attempt++;
+    }
+  }
+
+  /** Updates counters; a success or a final failure marks the version handled. */
+  private async record(sub: Subscription, version: number, outcome: DeliveryOutcome, final: boolean): Promise<void> {
+    const { store, log } = this.deps;
+    const current = await store.getSubscription(sub.topic, sub.callback);
     if (!current) return;
     if (outcome.gone && current.protocol === 'websub') {
-      await this.deps.store.deleteSubscription(sub.topic, sub.callback);
-      this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic });
+      await store.deleteSubscription(sub.topic, sub.callback);
+      log.info('subscription ended by 410 Gone', { topic: sub.topic });
       return;
     }
     const now = this.now();
@@ -114,28 +272,90 @@ export class Notifier {
       current.ctConsecutiveErrors++;
       current.whenLastError = now;
     }
-    await this.deps.store.putSubscription(current);
+    if (outcome.ok || final) current.deliveredVersion = Math.max(current.deliveredVersion ?? 0, version);
+    await store.putSubscription(current);
   }
 
-  private retryLater(sub: Subscription, content: Content, attempt: number): void {
-    const { websubMaxAttempts, websubRetryBaseMs, websubRetryMaxMs } = this.deps.config;
-    if (this.closed || attempt >= websubMaxAttempts) return;
-    const ceiling = Math.min(websubRetryMaxMs, websubRetryBaseMs * 2 ** (attempt - 1));
-    // Equal jitter: half the delay is fixed so retries still back off, half is random so a
-    // recovering host is not hit by every queued retry in the same instant.
-    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    if (this.now() + delay >= sub.whenExpires) return;
-    const timer = setTimeout(() => {
-      this.retries.delete(timer);
-      void this.retry(sub, content, attempt + 1);
-    }, delay);
-    this.retries.add(timer);
+  private async handled(key: string, topic: string, version: number): Promise<void> {
+    const jk = jobKey(topic, version);
+    const job = this.jobs.get(jk);
+    if (!job) return;
+    job.remaining.delete(key);
+    if (job.remaining.size > 0) return;
+    this.jobs.delete(jk);
+    await this.deps.store.deleteOutbox(topic, version);
   }
 
-  private async retry(sub: Subscription, content: Content, attempt: number): Promise<void> {
-    if (this.closed) return;
-    const current = await this.deps.store.getSubscription(sub.topic, sub.callback);
-    if (!current || current.protocol !== 'websub' || current.whenExpires <= this.now()) return;
-    await this.attempt(current, content, attempt);
+  private async contentOf(topic: string, version: number): Promise<Content | undefined> {
+    const job = this.jobs.get(jobKey(topic, version));
+    if (!job) return undefined;
+    if (!job.content) {
+      const body = await this.deps.store.getOutboxBody(topic, version);
+      if (!body) return undefined;
+      job.content = { topic, version, body, contentType: job.entry.contentType };
+    }
+    return job.content;
   }
+
+  private settleFirst(lane: Lane, version: number, outcome: DeliveryOutcome): void {
+    const waiters = lane.firstAttempt.get(version);
+    if (!waiters) return;
+    lane.firstAttempt.delete(version);
+    for (const w of waiters) w(outcome);
+  }
+
+  private emitDelivery(sub: Subscription, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {
+    const end = this.now();
+    const job = this.jobs.get(jobKey(content.topic, content.version));
+    const event: DeliveryEvent = {
+      topic: content.topic,
+      version: content.version,
+      protocol: sub.protocol,
+      host: hostOf(sub.callback),
+      attempt,
+      ok: outcome.ok,
+      ...(outcome.status !== undefined && { status: outcome.status }),
+      ...(outcome.error !== undefined && { error: outcome.error }),
+      durationMs: end - started,
+      latencyMs: end - (job?.entry.createdAt ?? started),
+    };
+    this.deps.log.debug('delivery', { ...event });
+    this.emit('delivery', event);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const sleeper = {
+        timer: setTimeout(() => {
+          this.sleepers.delete(sleeper);
+          resolve();
+        }, Math.max(0, ms)),
+        wake: resolve,
+      };
+      this.sleepers.add(sleeper);
+    });
+  }
+}
+
+function keyOf(sub: Subscription): string {
+  return subscriptionKey(sub.topic, sub.callback);
+}
+
+function jobKey(topic: string, version: number): string {
+  return `${topic}\n${version}`;
+}
+
+/** Whether a failure says something about the host rather than about one subscription. */
+function hostFailed(outcome: DeliveryOutcome): boolean {
+  return outcome.status === undefined || outcome.status >= 500 || outcome.status === 429;
+}
+
+/**
+ * Exponential backoff with equal jitter: half the delay is fixed so retries still back off,
+ * half is random so a recovering host is not hit by every queued retry in the same instant.
+ */
+export function backoff(attempt: number, baseMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
 }

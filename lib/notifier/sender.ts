@@ -1,3 +1,4 @@
+import type { FeedEntry } from '../feeds/entries.js';
 import type { Subscription } from '../model.js';
 
 /** One version of a topic's content, as the notifier hands it to a sender. */
@@ -7,6 +8,8 @@ export interface Content {
   version: number;
   body: Buffer;
   contentType: string;
+  /** The new or changed entries when the topic is a feed; null for other content. Not persisted. */
+  entries?: FeedEntry[] | null;
 }
 
 export interface DeliveryOutcome {

@@ -1,0 +1,109 @@
+// The polling fallback: a topic with subscribers whose publisher never pings is read with
+// conditional GETs at an adaptive interval, so its subscribers on every protocol still get
+// pushed updates. The interval halves when a poll finds a change and grows by half when it
+// does not, within [POLL_MIN_SECONDS, POLL_MAX_SECONDS]; it is never shorter than the
+// publisher's Cache-Control max-age, and a Retry-After is honoured. A ping or publish resets
+// the clock: a publisher that pings makes polling unnecessary.
+// Intervals live in memory; after a restart every topic starts again at the default.
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { FetchFailed, type CheckResult } from './checker.js';
+
+interface Slot {
+  intervalSec: number;
+  nextAt: number;
+}
+
+export interface PollerDeps {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /** Reads the topic and fans a change out (the hub's refresh). */
+  refresh: (url: string) => Promise<CheckResult>;
+  now?: () => number;
+}
+
+/** At most this many polls run at once, so a start-up backlog does not burst at publishers. */
+const POLL_CONCURRENCY = 4;
+
+export class Poller {
+  private readonly slots = new Map<string, Slot>();
+  private readonly running = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: PollerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Schedules every topic that has subscribers, spread over one default interval. */
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    if (!config.pollEnabled) return;
+    for (const topic of await this.deps.store.listTopics()) {
+      if ((await this.deps.store.subscriptionsOf(topic.url)).length === 0) continue;
+      this.slots.set(topic.url, {
+        intervalSec: config.pollDefaultSeconds,
+        nextAt: this.now() + Math.random() * config.pollDefaultSeconds * 1000,
+      });
+    }
+    const tickMs = Math.min(5000, (config.pollMinSeconds * 1000) / 2);
+    this.timer = setInterval(() => void this.tick(), tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** A topic gained a subscriber: poll it from now on (first poll one interval away). */
+  track(url: string): void {
+    if (!this.deps.config.pollEnabled || this.slots.has(url)) return;
+    const intervalSec = this.deps.config.pollDefaultSeconds;
+    this.slots.set(url, { intervalSec, nextAt: this.now() + intervalSec * 1000 });
+  }
+
+  /** The publisher told us of this topic (ping or publish): push the next poll back. */
+  publisherActive(url: string): void {
+    const slot = this.slots.get(url);
+    if (slot) slot.nextAt = this.now() + slot.intervalSec * 1000;
+  }
+
+  /** Topics being polled, for the operator's view. */
+  schedule(): { url: string; intervalSec: number; nextAt: number }[] {
+    return [...this.slots.entries()].map(([url, s]) => ({ url, ...s }));
+  }
+
+  async tick(): Promise<void> {
+    const now = this.now();
+    for (const [url, slot] of this.slots) {
+      if (this.running.size >= POLL_CONCURRENCY) return;
+      if (slot.nextAt > now || this.running.has(url)) continue;
+      this.running.add(url);
+      void this.poll(url, slot).finally(() => this.running.delete(url));
+    }
+  }
+
+  private async poll(url: string, slot: Slot): Promise<void> {
+    const { config, store, log } = this.deps;
+    if ((await store.subscriptionsOf(url)).length === 0) {
+      this.slots.delete(url);
+      return;
+    }
+    const clamp = (sec: number): number => Math.min(config.pollMaxSeconds, Math.max(config.pollMinSeconds, sec));
+    try {
+      const result = await this.deps.refresh(url);
+      slot.intervalSec = clamp(result.changed ? slot.intervalSec / 2 : slot.intervalSec * 1.5);
+      if (result.maxAgeSeconds !== undefined) slot.intervalSec = clamp(Math.max(slot.intervalSec, result.maxAgeSeconds));
+      slot.nextAt = this.now() + slot.intervalSec * 1000;
+      log.debug('poll', { topic: url, changed: result.changed, intervalSec: slot.intervalSec });
+    } catch (e) {
+      slot.intervalSec = clamp(slot.intervalSec * 2);
+      const wait = Math.max(slot.intervalSec, e instanceof FetchFailed ? (e.retryAfterSeconds ?? 0) : 0);
+      slot.nextAt = this.now() + wait * 1000;
+      log.info('poll failed', { topic: url, error: e instanceof Error ? e.message : String(e), nextInSec: wait });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// A circuit breaker per subscriber host. After `failureThreshold` failures in a row a host is
+// paused for a cooldown that doubles on each failed probe (up to a ceiling); when the pause
+// ends one delivery is let through as a probe, and its success closes the circuit. A dead host
+// then costs one request per cooldown instead of one per queued delivery, and never holds up
+// deliveries to healthy hosts.
+
+export interface BreakerOptions {
+  failureThreshold: number;
+  baseCooldownMs: number;
+  maxCooldownMs: number;
+  now?: () => number;
+}
+
+interface HostState {
+  failures: number;
+  /** While open: deliveries wait until this time. 0 = closed. */
+  openUntil: number;
+  cooldownMs: number;
+  probing: boolean;
+}
+
+export interface PausedHost {
+  host: string;
+  failures: number;
+  until: number;
+}
+
+export class CircuitBreaker {
+  private readonly hosts = new Map<string, HostState>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: BreakerOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * 0 when a delivery to `host` may go now (it may be the probe of a half-open circuit),
+   * else the time at which to ask again.
+   */
+  waitUntil(host: string): number {
+    const s = this.hosts.get(host);
+    if (!s || s.openUntil === 0) return 0;
+    const now = this.now();
+    if (now < s.openUntil) return s.openUntil;
+    if (s.probing) return now + Math.min(1000, s.cooldownMs);
+    s.probing = true;
+    return 0;
+  }
+
+  success(host: string): void {
+    this.hosts.delete(host);
+  }
+
+  failure(host: string): void {
+    const s = this.hosts.get(host) ?? { failures: 0, openUntil: 0, cooldownMs: 0, probing: false };
+    s.failures++;
+    if (s.probing || (s.openUntil === 0 && s.failures >= this.opts.failureThreshold)) {
+      s.cooldownMs = s.cooldownMs === 0 ? this.opts.baseCooldownMs : Math.min(this.opts.maxCooldownMs, s.cooldownMs * 2);
+      s.openUntil = this.now() + s.cooldownMs;
+      s.probing = false;
+    }
+    this.hosts.set(host, s);
+  }
+
+  paused(): PausedHost[] {
+    const now = this.now();
+    return [...this.hosts.entries()]
+      .filter(([, s]) => s.openUntil > now)
+      .map(([host, s]) => ({ host, failures: s.failures, until: s.openUntil }));
+  }
+}
