@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import type { Hub } from './hub.js';
 import type { Logger } from './log.js';
 import type { Store } from './store/store.js';
-import { DEFAULT_XMLRPC_LIMITS } from './xmlrpc.js';
+import { RateLimiter } from './rate-limit.js';
 
 export interface AppDeps {
   config: Config;
@@ -41,9 +41,23 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.set('trust proxy', trustedProxies(config.trustProxy));
 
-  app.use(rssCloudRouter(hub, config.maxBodyBytes));
-  app.use(rpc2Router(hub, config.maxBodyBytes, DEFAULT_XMLRPC_LIMITS));
-  app.use(webSubRouter(hub, config.maxBodyBytes));
+  // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
+  const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
+  app.use(
+    rssCloudRouter(hub, {
+      maxBodyBytes: config.restMaxBodyBytes,
+      pleaseNotifyRate: rate(),
+      pingRate: rate(),
+    }),
+  );
+  app.use(
+    rpc2Router(hub, {
+      maxBodyBytes: config.rpc2MaxBodyBytes,
+      limits: { maxDepth: config.xmlrpcMaxDepth, maxElements: config.xmlrpcMaxElements, maxBytes: config.rpc2MaxBodyBytes },
+      rate: rate(),
+    }),
+  );
+  app.use(webSubRouter(hub, { maxBodyBytes: config.websubMaxBodyBytes, rate: rate() }));
   if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {

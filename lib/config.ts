@@ -35,7 +35,6 @@ export interface Config {
   websubRetryMaxMs: number;
   /** Origin (scheme://host[:port]) → shared secret for authenticated fat pings. */
   publisherSecrets: Map<string, string>;
-  maxBodyBytes: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   deliveryPerHost: number;
   breakerFailures: number;
@@ -45,6 +44,22 @@ export interface Config {
   pollMinSeconds: number;
   pollMaxSeconds: number;
   pollDefaultSeconds: number;
+  restMaxBodyBytes: number;
+  rpc2MaxBodyBytes: number;
+  websubMaxBodyBytes: number;
+  maxUrlLength: number;
+  maxUrlsPerRequest: number;
+  maxSubscriptionsPerTopic: number;
+  maxSubscriptionsPerCallbackHost: number;
+  xmlrpcMaxDepth: number;
+  xmlrpcMaxElements: number;
+  /** Requests per minute per client address on each endpoint; 0 = no limit. */
+  rateLimitPerMinute: number;
+  rateLimitBurst: number;
+  /** The least time between two fetches of one topic, whatever asks for them. */
+  fetchMinIntervalMs: number;
+  serverHeadersTimeoutMs: number;
+  serverRequestTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -160,6 +175,42 @@ function pollBounds(env: Env): Pick<Config, 'pollEnabled' | 'pollMinSeconds' | '
   return { pollEnabled: bool(env, 'POLL_ENABLED', true), pollMinSeconds, pollMaxSeconds, pollDefaultSeconds };
 }
 
+function limits(env: Env): Pick<Config, LimitKeys> {
+  const body = int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024);
+  return {
+    restMaxBodyBytes: int(env, 'REST_MAX_BODY_BYTES', Math.min(body, 64 * 1024), 1024),
+    rpc2MaxBodyBytes: int(env, 'RPC2_MAX_BODY_BYTES', Math.min(body, 256 * 1024), 1024),
+    websubMaxBodyBytes: int(env, 'WEBSUB_MAX_BODY_BYTES', body, 1024),
+    maxUrlLength: int(env, 'MAX_URL_LENGTH', 2048, 64),
+    maxUrlsPerRequest: int(env, 'MAX_URLS_PER_REQUEST', 25, 1),
+    maxSubscriptionsPerTopic: int(env, 'MAX_SUBSCRIPTIONS_PER_TOPIC', 100_000, 1),
+    maxSubscriptionsPerCallbackHost: int(env, 'MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST', 10_000, 1),
+    xmlrpcMaxDepth: int(env, 'XMLRPC_MAX_DEPTH', 32, 2, 1000),
+    xmlrpcMaxElements: int(env, 'XMLRPC_MAX_ELEMENTS', 10_000, 10),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 0),
+    rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 60, 1),
+    fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0),
+    serverHeadersTimeoutMs: int(env, 'SERVER_HEADERS_TIMEOUT_MS', 10_000, 100),
+    serverRequestTimeoutMs: int(env, 'SERVER_REQUEST_TIMEOUT_MS', 30_000, 100),
+  };
+}
+
+type LimitKeys =
+  | 'restMaxBodyBytes'
+  | 'rpc2MaxBodyBytes'
+  | 'websubMaxBodyBytes'
+  | 'maxUrlLength'
+  | 'maxUrlsPerRequest'
+  | 'maxSubscriptionsPerTopic'
+  | 'maxSubscriptionsPerCallbackHost'
+  | 'xmlrpcMaxDepth'
+  | 'xmlrpcMaxElements'
+  | 'rateLimitPerMinute'
+  | 'rateLimitBurst'
+  | 'fetchMinIntervalMs'
+  | 'serverHeadersTimeoutMs'
+  | 'serverRequestTimeoutMs';
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 5337, 0, 65535);
   const host = raw(env, 'HOST') ?? '0.0.0.0';
@@ -193,12 +244,12 @@ export function loadConfig(env: Env = process.env): Config {
     websubRetryBaseMs: int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1),
     websubRetryMaxMs: int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1),
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),
-    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 1024 * 1024, 1024),
     logLevel: logLevel(env, 'LOG_LEVEL'),
     deliveryPerHost: int(env, 'DELIVERY_PER_HOST', 8, 1, 10_000),
     breakerFailures: int(env, 'BREAKER_FAILURES', 5, 1),
     breakerCooldownMs: int(env, 'BREAKER_COOLDOWN_MS', 30_000, 1),
     breakerMaxCooldownMs: int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1),
     ...pollBounds(env),
+    ...limits(env),
   };
 }

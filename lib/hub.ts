@@ -10,7 +10,7 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription } from './model.js';
+import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
@@ -87,6 +87,8 @@ export class Hub extends EventEmitter {
   async pleaseNotify(req: PleaseNotifyRequest): Promise<HubError | null> {
     if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
     if (req.urls.length === 0) return { code: 'no_resources' };
+    const tooMuch = this.checkUrls(req.urls);
+    if (tooMuch) return tooMuch;
     const callback = rssCloudCallback(req.protocol, req.port, req.path, req.domain || req.callerAddress);
     const domain = req.domain ? req.domain : undefined;
     const results = await Promise.all(
@@ -95,8 +97,35 @@ export class Hub extends EventEmitter {
     return results.includes(null) ? null : (results[0] ?? { code: 'handler_test_failed' });
   }
 
+  /** Bounds on what one request may ask of the hub: how many URLs, how long each. */
+  checkUrls(urls: string[]): HubError | null {
+    const { maxUrlsPerRequest, maxUrlLength } = this.deps.config;
+    if (urls.length > maxUrlsPerRequest) return { code: 'too_many_urls', limit: maxUrlsPerRequest };
+    if (urls.some((u) => u.length > maxUrlLength)) return { code: 'url_too_long', limit: maxUrlLength };
+    return null;
+  }
+
+  /**
+   * Whether one more subscription may be made: a topic, and a callback host, may hold only so
+   * many, so that nobody can make the hub fan out without bound at a third party.
+   */
+  private async checkSubscriptionLimits(topic: string, callback: string): Promise<HubError | null> {
+    const { store, config } = this.deps;
+    if (await store.getSubscription(topic, callback)) return null;
+    if ((await store.countSubscriptions({ topic })) >= config.maxSubscriptionsPerTopic) {
+      return { code: 'subscription_limit', detail: `the topic already has ${config.maxSubscriptionsPerTopic} subscriptions` };
+    }
+    const host = callbackHost(callback);
+    if ((await store.countSubscriptions({ callbackHost: host })) >= config.maxSubscriptionsPerCallbackHost) {
+      return { code: 'subscription_limit', detail: `${host} already has ${config.maxSubscriptionsPerCallbackHost} subscriptions` };
+    }
+    return null;
+  }
+
   /** rssCloud ping: read the topic, and when it changed tell every subscriber before answering. */
   async ping(url: string): Promise<HubError | null> {
+    const tooMuch = this.checkUrls([url]);
+    if (tooMuch) return tooMuch;
     const { minSecsBetweenPings } = this.deps.config;
     if (minSecsBetweenPings > 0) {
       const topic = await this.deps.store.getTopic(url);
@@ -133,6 +162,8 @@ export class Hub extends EventEmitter {
       return { code: 'resource_unreadable', url };
     }
     if (callback === undefined) return { code: 'handler_test_failed', detail: 'no usable callback URL' };
+    const limited = await this.checkSubscriptionLimits(url, callback);
+    if (limited) return limited;
     const now = this.now();
     const probe: Subscription = {
       topic: url,
@@ -188,6 +219,12 @@ export class Hub extends EventEmitter {
    * must be refused now (4xx), else to null and verification of intent runs in the background.
    */
   async webSubRequest(req: WebSubRequest): Promise<HubError | null> {
+    const tooMuch = this.checkUrls([req.topic, req.callback]);
+    if (tooMuch) return tooMuch;
+    if (req.mode === 'subscribe') {
+      const limited = await this.checkSubscriptionLimits(req.topic, req.callback);
+      if (limited) return limited;
+    }
     try {
       await this.deps.http.checkTarget('callback', req.callback);
     } catch (e) {
@@ -327,7 +364,23 @@ export class Hub extends EventEmitter {
    * fetch, every subscriber once.
    */
   refresh(url: string): Promise<RefreshResult> {
-    return this.serialize(url, () => this.checker.fetch(url));
+    return this.serialize(url, async () => {
+      await this.fetchSlot(url);
+      return this.checker.fetch(url);
+    });
+  }
+
+  /**
+   * Waits until FETCH_MIN_INTERVAL_MS has passed since the topic was last read, so no stream of
+   * pings, publishes or subscriptions can make the hub hammer a third party's feed. Requests
+   * that arrive meanwhile share the one read that follows (see serialize).
+   */
+  private async fetchSlot(url: string): Promise<void> {
+    const { fetchMinIntervalMs } = this.deps.config;
+    if (fetchMinIntervalMs === 0) return;
+    const last = (await this.deps.store.getTopic(url))?.whenLastCheck ?? 0;
+    const wait = last + fetchMinIntervalMs - this.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 
   private serialize(url: string, check: () => Promise<CheckResult>): Promise<RefreshResult> {

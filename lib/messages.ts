@@ -12,7 +12,10 @@ export type HubErrorCode =
   | 'ping_too_soon'
   | 'bad_request'
   | 'callback_refused'
-  | 'publisher_signature';
+  | 'publisher_signature'
+  | 'url_too_long'
+  | 'too_many_urls'
+  | 'subscription_limit';
 
 export interface HubError {
   code: HubErrorCode;
@@ -21,6 +24,8 @@ export interface HubError {
   protocol?: string;
   url?: string;
   minSecs?: number;
+  /** url_too_long, too_many_urls: the limit. */
+  limit?: number;
   /** A reason for logs and non-rssCloud faces. */
   detail?: string;
 }
@@ -31,8 +36,8 @@ export const RSSCLOUD_WORDS = {
   pinged: 'Thanks for the ping.',
 } as const;
 
-/** The rssCloud message for an error. `context` picks between the subscribe and ping wording. */
-export function rssCloudMessage(err: HubError, context: 'subscribe' | 'ping'): string {
+/** The words for an error: rssCloud's exact ones where it has them. `context` picks the subscribe or ping wording. */
+export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string {
   switch (err.code) {
     case 'missing_params':
       return `The following parameters were missing from the request body: ${(err.missing ?? []).join(', ')}.`;
@@ -52,6 +57,12 @@ export function rssCloudMessage(err: HubError, context: 'subscribe' | 'ping'): s
       return err.detail ?? 'Bad request.';
     case 'callback_refused':
       return `The callback was refused: ${err.detail ?? 'it cannot be reached'}.`;
+    case 'url_too_long':
+      return `The URL is longer than ${err.limit ?? 0} characters.`;
+    case 'too_many_urls':
+      return `Too many URLs in one request: at most ${err.limit ?? 0}.`;
+    case 'subscription_limit':
+      return `Can't accept the subscription because ${err.detail ?? 'a subscription limit was reached'}.`;
     case 'publisher_signature':
       return 'The content is not signed with the secret configured for this topic.';
   }
@@ -65,4 +76,8 @@ export function xmlRpcArityMessage(method: string, tooMany: boolean): string {
 
 export function xmlRpcUnknownMethod(method: string): string {
   return `Can't make the call because "${method}" is not defined.`;
+}
+
+export function rateLimitedMessage(retryAfterSeconds: number): string {
+  return `Too many requests from your address: try again in ${retryAfterSeconds} seconds.`;
 }

@@ -84,3 +84,16 @@ export function subscriptionKey(topic: string, callback: string): string {
   // A newline cannot occur in a URL we accept, so it separates the pair unambiguously.
   return `${topic}\n${callback}`;
 }
+
+/** host[:port] of a URL, lower-cased; cheap enough to run on every stored subscription. */
+export function callbackHost(url: string): string {
+  const start = url.indexOf('//');
+  if (start === -1) return '';
+  let end = url.length;
+  for (const c of ['/', '?', '#']) {
+    const i = url.indexOf(c, start + 2);
+    if (i !== -1 && i < end) end = i;
+  }
+  const authority = url.slice(start + 2, end);
+  return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
+}

@@ -32,8 +32,8 @@ export async function startHub(given: Config, log: Logger = silentLogger): Promi
   // only once the port is, and the app is attached before anything is handed out.
   const server = http.createServer();
   // Slow clients may not hold a connection open forever.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.headersTimeout = given.serverHeadersTimeoutMs;
+  server.requestTimeout = given.serverRequestTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(given.port, given.host, () => resolve());

@@ -3,7 +3,7 @@
 // is a methodResponse fault with HTTP 200: XML-RPC clients read faults, not status codes.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { XMLRPC_FAULT_CODE, rssCloudMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
+import { XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
 import {
   buildFault,
   buildMethodResponse,
@@ -14,12 +14,22 @@ import {
   type XmlRpcValue,
 } from '../lib/xmlrpc.js';
 import { bodyBuffer, bodyErrorStatus, rawBody } from './body.js';
+import { clientAddress, rateLimit } from './rate.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 
 type Outcome = { value: XmlRpcValue } | { fault: string };
 
-export function rpc2Router(hub: Hub, maxBodyBytes: number, limits: XmlRpcLimits): Router {
+export interface Rpc2FaceOptions {
+  maxBodyBytes: number;
+  limits: XmlRpcLimits;
+  rate: RateLimiter;
+}
+
+export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
   const router = Router();
-  router.post('/RPC2', rawBody(maxBodyBytes), async (req, res) => {
+  const { limits } = opts;
+  const refuse = (_req: Request, res: Response, msg: string): void => send(res, { fault: msg }, res.statusCode);
+  router.post('/RPC2', rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
     let call: MethodCall;
     try {
       call = parseMethodCall(bodyBuffer(req).toString('utf8'), limits);
@@ -27,7 +37,7 @@ export function rpc2Router(hub: Hub, maxBodyBytes: number, limits: XmlRpcLimits)
       if (!(e instanceof XmlRpcError)) throw e;
       return send(res, { fault: e.message });
     }
-    send(res, await dispatch(hub, call, req.ip ?? req.socket.remoteAddress ?? ''));
+    send(res, await dispatch(hub, call, clientAddress(req)));
   });
   router.use('/RPC2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const status = bodyErrorStatus(err);
@@ -77,7 +87,7 @@ async function dispatch(hub: Hub, call: MethodCall, callerAddress: string): Prom
         callerAddress,
         notifyProcedure,
       });
-      return error ? { fault: rssCloudMessage(error, 'subscribe') } : { value: true };
+      return error ? { fault: messageFor(error, 'subscribe') } : { value: true };
     }
     default:
       return { fault: xmlRpcUnknownMethod(methodName) };

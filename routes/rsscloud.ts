@@ -3,9 +3,11 @@
 // because express routing is case-insensitive and non-strict.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { RSSCLOUD_WORDS, rssCloudMessage, type HubError } from '../lib/messages.js';
+import { RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
 import { cors } from './cors.js';
+import { clientAddress, rateLimit } from './rate.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 
 const PLEASE_NOTIFY_PATHS = ['/pleaseNotify', '/rsscloud/pleaseNotify'];
 const PING_PATHS = ['/ping', '/rsscloud/ping'];
@@ -30,15 +32,22 @@ export function sendResult(req: Request, res: Response, root: Root, success: boo
     );
 }
 
-export function rssCloudRouter(hub: Hub, maxBodyBytes: number): Router {
+export interface RssCloudFaceOptions {
+  maxBodyBytes: number;
+  pleaseNotifyRate: RateLimiter;
+  pingRate: RateLimiter;
+}
+
+export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
   const router = Router();
-  const body = rawBody(maxBodyBytes);
+  const body = rawBody(opts.maxBodyBytes);
+  const refuse = (root: Root) => (req: Request, res: Response, msg: string) => sendResult(req, res, root, false, msg, res.statusCode);
 
   router.options([...PLEASE_NOTIFY_PATHS, ...PING_PATHS], cors, (_req, res) => {
     res.sendStatus(204);
   });
 
-  router.post(PLEASE_NOTIFY_PATHS, cors, body, async (req, res) => {
+  router.post(PLEASE_NOTIFY_PATHS, cors, rateLimit(opts.pleaseNotifyRate, refuse('notifyResult')), body, async (req, res) => {
     const form = formParams(req);
     const missing = ['port', 'path', 'protocol'].filter((k) => !form.get(k));
     if (missing.length > 0) return fail(req, res, 'notifyResult', { code: 'missing_params', missing }, 'subscribe');
@@ -54,14 +63,14 @@ export function rssCloudRouter(hub: Hub, maxBodyBytes: number): Router {
       path: form.get('path') ?? '',
       urls,
       ...(domain !== '' && { domain }),
-      callerAddress: req.ip ?? req.socket.remoteAddress ?? '',
+      callerAddress: clientAddress(req),
       ...(notifyProcedure !== null && { notifyProcedure }),
     });
     if (error) return fail(req, res, 'notifyResult', error, 'subscribe');
     sendResult(req, res, 'notifyResult', true, RSSCLOUD_WORDS.subscribed);
   });
 
-  router.post(PING_PATHS, cors, body, async (req, res) => {
+  router.post(PING_PATHS, cors, rateLimit(opts.pingRate, refuse('result')), body, async (req, res) => {
     const url = formParams(req).get('url');
     if (!url) return fail(req, res, 'result', { code: 'missing_params', missing: ['url'] }, 'ping');
     const error = await hub.ping(url);
@@ -78,7 +87,7 @@ export function rssCloudRouter(hub: Hub, maxBodyBytes: number): Router {
 }
 
 function fail(req: Request, res: Response, root: Root, error: HubError, context: 'subscribe' | 'ping'): void {
-  sendResult(req, res, root, false, rssCloudMessage(error, context));
+  sendResult(req, res, root, false, messageFor(error, context));
 }
 
 function bodyError(err: unknown, req: Request, res: Response, next: NextFunction, root: Root): void {

@@ -3,17 +3,25 @@
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { rssCloudMessage } from '../lib/messages.js';
+import { messageFor } from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, queryParams, rawBody } from './body.js';
 import { cors } from './cors.js';
+import { rateLimit } from './rate.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 
 /** REC §5.1: hub.secret MUST be less than 200 bytes. */
 export const MAX_SECRET_BYTES = 199;
 
-export function webSubRouter(hub: Hub, maxBodyBytes: number): Router {
-  const router = Router();
+export interface WebSubFaceOptions {
+  maxBodyBytes: number;
+  rate: RateLimiter;
+}
 
-  router.post('/websub', cors, rawBody(maxBodyBytes), async (req, res) => {
+export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
+  const router = Router();
+  const refuse = (_req: Request, res: Response, msg: string): void => text(res, res.statusCode, msg);
+
+  router.post('/websub', cors, rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
     if (!isFormRequest(req)) return text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
@@ -24,7 +32,7 @@ export function webSubRouter(hub: Hub, maxBodyBytes: number): Router {
     return text(res, 400, 'hub.mode must be subscribe, unsubscribe or publish.');
   });
 
-  router.get('/websub', cors, async (req, res) => {
+  router.get('/websub', cors, rateLimit(opts.rate, refuse), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') !== 'discover') {
       return text(res, 400, 'This is a WebSub hub: POST hub.mode=subscribe|unsubscribe|publish, or GET hub.mode=discover&hub.topic=URL.');
@@ -73,7 +81,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
   });
-  if (error) return text(res, 400, rssCloudMessage(error, 'subscribe'));
+  if (error) return text(res, 400, messageFor(error, 'subscribe'));
   text(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
 }
 
@@ -95,6 +103,8 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
     }
   }
   if (accepted.length === 0) return text(res, 400, lines.join('\n'));
+  const tooMuch = hub.checkUrls(accepted);
+  if (tooMuch) return text(res, 400, messageFor(tooMuch, 'ping'));
   hub.publish(accepted);
   text(res, 202, lines.join('\n'));
 }
@@ -104,7 +114,7 @@ async function fatPing(hub: Hub, req: Request, res: Response, query: URLSearchPa
   if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
   const contentType = req.headers['content-type'] ?? 'application/octet-stream';
   const error = await hub.publishContent(topic, bodyBuffer(req), contentType, req.get('x-hub-signature'));
-  if (error) return text(res, 403, rssCloudMessage(error, 'ping'));
+  if (error) return text(res, 403, messageFor(error, 'ping'));
   text(res, 202, `Accepted: ${topic}`);
 }
 

@@ -272,6 +272,10 @@ export class LowdbStore implements Store {
 
   // --- the rest ------------------------------------------------------------------------------
 
+  async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {
+    return 'topic' in filter ? this.state.subscriptionCountOf(filter.topic) : this.state.subscriptionsOfHost(filter.callbackHost.toLowerCase());
+  }
+
   async counts(): Promise<StoreCounts> {
     return this.state.counts();
   }

@@ -1,6 +1,6 @@
 // The embedded store's memory: every record, partitioned the way the snapshot is sharded, with
 // running counters (counts() is O(1) in the number of records) and a dirty flag per shard.
-import type { OutboxEntry, PendingVerification, Protocol, Subscription, Topic } from '../model.js';
+import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Subscription, type Topic } from '../model.js';
 import type { JournalOp } from './journal.js';
 import { SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 
@@ -25,6 +25,8 @@ export class MemoryState {
   private topicCount = 0;
   private subCount = 0;
   private readonly byProtocol = new Map<string, number>();
+  /** Subscriptions per callback host (host:port), for the per-host subscription limit. */
+  private readonly byHost = new Map<string, number>();
   /** Shared protocol strings, so 100k subscriptions do not hold 100k copies of 'http-post'. */
   private readonly protocols = new Map<string, Protocol>();
 
@@ -78,6 +80,14 @@ export class MemoryState {
     return out;
   }
 
+  subscriptionsOfHost(host: string): number {
+    return this.byHost.get(host) ?? 0;
+  }
+
+  subscriptionCountOf(topic: string): number {
+    return this.entry(topic)?.subs.size ?? 0;
+  }
+
   counts(): { topics: number; subscriptions: number; byProtocol: Record<string, number> } {
     const byProtocol: Record<string, number> = {};
     for (const [p, n] of this.byProtocol) if (n > 0) byProtocol[p] = n;
@@ -119,6 +129,8 @@ export class MemoryState {
         e.subs.set(sub.callback, sub);
         this.subCount++;
         this.byProtocol.set(sub.protocol, (this.byProtocol.get(sub.protocol) ?? 0) + 1);
+        const host = callbackHost(sub.callback);
+        this.byHost.set(host, (this.byHost.get(host) ?? 0) + 1);
         break;
       }
       case 'delSub': {
@@ -163,6 +175,7 @@ export class MemoryState {
         this.topicCount = 0;
         this.subCount = 0;
         this.byProtocol.clear();
+        this.byHost.clear();
         break;
     }
   }
@@ -246,6 +259,10 @@ export class MemoryState {
   private uncount(s: Subscription): void {
     this.subCount--;
     this.byProtocol.set(s.protocol, (this.byProtocol.get(s.protocol) ?? 0) - 1);
+    const host = callbackHost(s.callback);
+    const n = (this.byHost.get(host) ?? 0) - 1;
+    if (n > 0) this.byHost.set(host, n);
+    else this.byHost.delete(host);
   }
 
   private protocol(p: Protocol): Protocol {
@@ -257,3 +274,4 @@ export class MemoryState {
     return shared;
   }
 }
+

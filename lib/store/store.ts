@@ -47,6 +47,8 @@ export interface Store {
   listVerifications(): Promise<PendingVerification[]>;
 
   counts(): Promise<StoreCounts>;
+  /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */
+  countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number>;
   /** Drops everything (the test API's /test/clear). */
   clear(): Promise<void>;
 }

@@ -1,0 +1,48 @@
+// Token buckets per client address: `perMinute` requests a minute on average, bursts up to
+// `burst`. Refill is computed from timestamps when a request arrives, so no timer runs. A hub
+// that anyone can POST to must not let one address make it fetch and notify without bound.
+
+export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Past this many tracked addresses, buckets that have refilled completely are forgotten. */
+const PRUNE_AT = 50_000;
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly perMs: number;
+
+  constructor(
+    private readonly perMinute: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.perMs = perMinute / 60_000;
+  }
+
+  take(key: string): RateDecision {
+    if (this.perMinute === 0) return { ok: true };
+    const now = this.now();
+    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      this.buckets.set(key, b);
+      if (this.buckets.size > PRUNE_AT) this.prune(now);
+      return { ok: true };
+    }
+    this.buckets.set(key, b);
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)) };
+  }
+
+  private prune(now: number): void {
+    for (const [k, b] of this.buckets) {
+      if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(k);
+    }
+  }
+}
