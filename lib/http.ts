@@ -21,6 +21,8 @@ export interface HttpClientOptions {
   callbackAllowCidrs: string[];
   /** Per-origin connection pool size, default 64. */
   connections?: number;
+  /** Replaces the system resolver (tests: a stub that maps names to chosen addresses). */
+  resolver?: Resolver;
 }
 
 export interface HttpRequest {
@@ -44,10 +46,10 @@ export interface HttpResponse {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /** DNS lookup that refuses a name if ANY of its addresses is blocked, so a name cannot mix a public and a private answer. */
-function guardedLookup(guard: AddressGuard): LookupFunction {
+function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
   return (hostname, options, callback) => {
-    dns.lookup(hostname, { all: true, family: options.family, hints: options.hints }, (err, addresses) => {
-      if (err) return callback(err, '', 0);
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
+    resolve(hostname, family).then((addresses) => {
       const bad = addresses.find((a) => !guard.isAllowed(a.address));
       if (bad) {
         return callback(new OutboundError('blocked_address', `${hostname} resolves to ${bad.address}, which is not allowed`), '', 0);
@@ -57,17 +59,23 @@ function guardedLookup(guard: AddressGuard): LookupFunction {
       // net.connect asks for all addresses when it races IPv4/IPv6 (autoSelectFamily), one otherwise.
       if (options.all) callback(null, addresses);
       else callback(null, first.address, first.family);
-    });
+    }, (err: NodeJS.ErrnoException) => callback(err, '', 0));
   };
 }
+
+/** Resolves a host name to its addresses; the system resolver unless a test supplies a stub. */
+export type Resolver = (hostname: string, family?: number) => Promise<dns.LookupAddress[]>;
+
+const systemResolver: Resolver = (hostname, family) =>
+  dns.promises.lookup(hostname, { all: true, ...(family === 4 || family === 6 ? { family } : {}) });
 
 /**
  * Connector that checks the address the socket actually reached. The lookup check alone is
  * not enough: a name can resolve differently between checks (DNS rebinding), and literal IPs
  * skip lookup entirely.
  */
-function guardedConnector(guard: AddressGuard, timeoutMs: number): buildConnector.connector {
-  const connect = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(guard) });
+function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resolver): buildConnector.connector {
+  const connect = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(guard, resolve) });
   return (opts, callback) => {
     connect(opts, (...args) => {
       const [err, socket] = args;
@@ -138,14 +146,16 @@ function flattenHeaders(raw: Record<string, string | string[] | undefined>): Rec
 export class HttpClient {
   private readonly guards: Record<TargetKind, AddressGuard>;
   private readonly agents: Record<TargetKind, Agent>;
+  private readonly resolve: Resolver;
 
   constructor(private readonly opts: HttpClientOptions) {
+    this.resolve = opts.resolver ?? systemResolver;
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
-        connect: guardedConnector(guard, opts.timeoutMs),
+        connect: guardedConnector(guard, opts.timeoutMs, this.resolve),
       });
     this.guards = { fetch: new AddressGuard(opts.fetchAllowCidrs), callback: new AddressGuard(opts.callbackAllowCidrs) };
     this.agents = { fetch: agent(this.guards.fetch), callback: agent(this.guards.callback) };
@@ -162,7 +172,7 @@ export class HttpClient {
     if (isIP(host) !== 0) return this.guards[kind].check(host);
     let addresses: dns.LookupAddress[];
     try {
-      addresses = await dns.promises.lookup(host, { all: true });
+      addresses = await this.resolve(host);
     } catch (e) {
       throw new OutboundError('network', `cannot resolve ${host}: ${(e as Error).message}`);
     }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { HttpClient } from './http.js';
+import { HttpClient, type Resolver } from './http.js';
 import { Poller } from './feeds/poller.js';
 import { Hub } from './hub.js';
 import { silentLogger, type Logger } from './log.js';
@@ -27,7 +27,14 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
-export async function startHub(given: Config, log: Logger = silentLogger): Promise<RunningHub> {
+export interface StartOptions {
+  log?: Logger;
+  /** Replaces the system DNS resolver for outbound requests (tests). */
+  resolver?: Resolver;
+}
+
+export async function startHub(given: Config, opts: StartOptions = {}): Promise<RunningHub> {
+  const log = opts.log ?? silentLogger;
   // Listen first: with PORT=0 the hub's own URL (the rel="hub" of every delivery) is known
   // only once the port is, and the app is attached before anything is handed out.
   const server = http.createServer();
@@ -50,6 +57,7 @@ export async function startHub(given: Config, log: Logger = silentLogger): Promi
     userAgent: USER_AGENT,
     fetchAllowCidrs: config.fetchAllowCidrs,
     callbackAllowCidrs: config.callbackAllowCidrs,
+    ...(opts.resolver && { resolver: opts.resolver }),
   });
   const notifier = new Notifier({ config, http: httpClient, store, log });
   const verifier = new Verifier(httpClient, log);

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../lib/config.js';
-import { startHub, type RunningHub } from '../../lib/server.js';
+import { startHub, type RunningHub, type StartOptions } from '../../lib/server.js';
 
 export interface TestHub extends RunningHub {
   dataDir: string;
@@ -32,9 +32,9 @@ export async function tempDataDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'pushbutton-test-'));
 }
 
-export async function startTestHub(env: Record<string, string> = {}, dataDir?: string): Promise<TestHub> {
+export async function startTestHub(env: Record<string, string> = {}, dataDir?: string, opts: StartOptions = {}): Promise<TestHub> {
   const dir = dataDir ?? (await tempDataDir());
-  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...env }));
+  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...env }), opts);
   return {
     ...running,
     dataDir: dir,
