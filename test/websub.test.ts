@@ -1,0 +1,727 @@
+// WebSub beyond websub.rocks: query-string callbacks, re-verification that fails, denial,
+// leases and expiry, retries, 410, redirects, secrets, every signature algorithm, the publish
+// API's URL forms, conditional fetches, authenticated fat pings, both directions across
+// protocols, discovery and the test API. Everything over real HTTP on 127.0.0.1.
+import { createHmac } from 'node:crypto';
+import { expect } from 'chai';
+import { sleep, type Recorded } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import {
+  Subscriber,
+  TopicServer,
+  parseLinks,
+  publish,
+  settled,
+  subscribe,
+  subscriptionsOf,
+  testApi,
+  unsubscribe,
+  validSignature,
+} from './helpers/websub.js';
+
+// Topics here are opaque text, so every assertion on a delivered body is about whole-body
+// delivery; feeds (which the hub may diff, REC §7) and the REC's other formats are covered by
+// websub-rocks.test.ts.
+const DOC = (state: string): string => `topic state: ${state}\n`;
+const DOC_TYPE = 'text/plain; charset=utf-8';
+
+/** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
+const QUIET_MS = 300;
+
+describe('WebSub hub', function () {
+  let hub: TestHub;
+  let hubs: TestHub[] = [];
+  let servers: { close(): Promise<void> }[] = [];
+
+  before(async () => {
+    hub = await startTestHub();
+  });
+  after(async () => {
+    await hub.destroy();
+  });
+  afterEach(async () => {
+    for (const h of hubs) await h.destroy();
+    for (const s of servers) await s.close();
+    hubs = [];
+    servers = [];
+  });
+
+  async function otherHub(env: Record<string, string>): Promise<TestHub> {
+    const h = await startTestHub(env);
+    hubs.push(h);
+    return h;
+  }
+  async function topicServer(): Promise<TopicServer> {
+    const t = await TopicServer.start();
+    servers.push(t);
+    return t;
+  }
+  async function subscriber(): Promise<Subscriber> {
+    const s = await Subscriber.start();
+    servers.push(s);
+    return s;
+  }
+  async function quiet(h: TestHub): Promise<void> {
+    await settled(h);
+    await sleep(QUIET_MS);
+  }
+  /** Subscribes, expects 202, waits for the verification and for the hub to store the result. */
+  async function subscribed(h: TestHub, sub: Subscriber, form: Record<string, string>): Promise<void> {
+    const before = sub.verifications('subscribe').length;
+    const res = await subscribe(h, form);
+    expect(res.status, await res.text()).to.equal(202);
+    await sub.waitVerifications(before + 1, 'subscribe');
+    await settled(h);
+  }
+  /** Publishes a topic and waits for the fetch that publish causes. */
+  async function publishAndFetch(h: TestHub, topics: TopicServer, topic: string): Promise<Recorded> {
+    const path = new URL(topic).pathname;
+    const before = topics.fetches(path).length;
+    const res = await publish(h, topic);
+    expect(res.status).to.equal(202);
+    const fetches = await topics.rec.waitFor(before + 1, (r) => r.method === 'GET' && r.path === path);
+    return fetches[before]!;
+  }
+  async function expectRefused(res: Response, status = 400): Promise<string> {
+    const text = await res.text();
+    expect(res.status, text).to.equal(status);
+    expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+    expect(text.trim()).to.not.equal('');
+    return text;
+  }
+
+  // ---- subscription requests ----------------------------------------------------------
+
+  describe('subscription requests', () => {
+    it("keeps the callback's query string in verification (hub.* appended with &) and in deliveries", async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('q'), contentType: DOC_TYPE });
+      const callback = sub.callback('/cb?a=1&b=2');
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': callback });
+      const [v] = sub.verifications('subscribe');
+      expect(v!.url.startsWith('/cb?a=1&b=2&hub.')).to.equal(true, v!.url);
+      expect(v!.query.get('a')).to.equal('1');
+      expect(v!.query.get('b')).to.equal('2');
+      expect(v!.query.get('hub.topic')).to.equal(topic);
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([callback]);
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.url).to.equal('/cb?a=1&b=2');
+      expect(d!.body.toString()).to.equal(DOC('q'));
+    });
+
+    it('ignores hub.verify and echoes hub.verify_token in the verification', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('v'), contentType: DOC_TYPE });
+      const res = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.verify': 'sync', 'hub.verify_token': 'tok-123' });
+      expect(res.status).to.equal(202);
+      const [v] = await sub.waitVerifications(1, 'subscribe');
+      expect(v!.query.get('hub.verify_token')).to.equal('tok-123');
+      expect(v!.query.has('hub.verify')).to.equal(false);
+    });
+
+    it('answers 202 before verification finishes: the answer does not wait for the subscriber', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('slow'), contentType: DOC_TYPE });
+      const answer = sub.rec.handler;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      sub.rec.handler = async (req, res) => {
+        await gate;
+        await answer(req, res);
+      };
+      const res = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect(res.status).to.equal(202);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+      release();
+      await sub.waitVerifications(1, 'subscribe');
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.have.length(1);
+    });
+
+    it('accepts a form Content-Type with a charset parameter', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('cs'), contentType: DOC_TYPE });
+      const res = await hub.postForm('/websub', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback() }, {
+        'content-type': 'application/x-www-form-urlencoded; charset=UTF-8',
+      });
+      expect(res.status, await res.text()).to.equal(202);
+      await sub.waitVerifications(1, 'subscribe');
+    });
+
+    it('ignores unknown parameters', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('u'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), foo: 'bar', 'hub.foo': 'hub.bar' });
+      const [v] = sub.verifications('subscribe');
+      expect(v!.query.has('foo')).to.equal(false);
+      expect(v!.query.has('hub.foo')).to.equal(false);
+      expect(await subscriptionsOf(hub, topic)).to.have.length(1);
+    });
+
+    it('never makes a second subscription when the same callback re-subscribes', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('r'), contentType: DOC_TYPE });
+      for (let i = 0; i < 3; i++) await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect(sub.verifications('subscribe')).to.have.length(3);
+      const subs = await subscriptionsOf(hub, topic);
+      expect(subs).to.have.length(1);
+      expect(subs[0]!.protocol).to.equal('websub');
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      await quiet(hub);
+      expect(sub.deliveries()).to.have.length(1);
+    });
+
+    it('keeps the old subscription and its secret when a re-subscription fails verification', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('old'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'old-secret' });
+      sub.verify = 'wrong';
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'new-secret' });
+      sub.verify = 'decline';
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect(await subscriptionsOf(hub, topic)).to.have.length(1);
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(validSignature(d!.headers['x-hub-signature'], 'old-secret', d!.body)).to.equal(true);
+    });
+
+    it('denies a topic the hub may not fetch: 202, then hub.mode=denied with topic and reason, and no subscription', async () => {
+      const h = await otherHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
+      const sub = await subscriber();
+      const topic = 'http://127.0.0.2:1/x';
+      const res = await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/cb?k=v') });
+      expect(res.status, await res.text()).to.equal(202);
+      const [denied] = await sub.rec.waitFor(1, (r) => r.method === 'GET' && r.query.get('hub.mode') === 'denied');
+      expect(denied!.path).to.equal('/cb');
+      expect(denied!.query.get('k')).to.equal('v');
+      expect(denied!.query.get('hub.topic')).to.equal(topic);
+      expect(denied!.query.get('hub.reason')).to.be.a('string').and.not.equal('');
+      await settled(h);
+      expect(sub.verifications('subscribe')).to.have.length(0);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+    });
+
+    it('refuses a callback at an address the hub may not call: 400 and no GET', async () => {
+      const h = await otherHub({ CALLBACK_ALLOW_CIDRS: '' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('c'), contentType: DOC_TYPE });
+      await expectRefused(await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() }));
+      await quiet(h);
+      expect(sub.rec.requests).to.have.length(0);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+    });
+
+    it('accepts a secret of 199 bytes and refuses one of 200 bytes (counted in UTF-8)', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('s'), contentType: DOC_TYPE });
+      const tooLong = 'é'.repeat(100); // 100 characters, 200 bytes
+      expect(tooLong.length).to.be.below(200);
+      await expectRefused(await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/long'), 'hub.secret': tooLong }));
+      const justRight = `${'é'.repeat(99)}a`; // 199 bytes
+      expect(Buffer.byteLength(justRight)).to.equal(199);
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/ok'), 'hub.secret': justRight });
+      expect(sub.verifications(undefined, '/long')).to.have.length(0);
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.path).to.equal('/ok');
+      expect(validSignature(d!.headers['x-hub-signature'], justRight, d!.body)).to.equal(true);
+    });
+
+    it('refuses bad requests with 4xx and a plain-text reason, and verifies nothing', async () => {
+      const sub = await subscriber();
+      const cb = sub.callback();
+      const topic = 'http://127.0.0.1:1/feed';
+      const cases: [string, Record<string, string>][] = [
+        ['missing callback', { 'hub.mode': 'subscribe', 'hub.topic': topic }],
+        ['empty callback', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': '' }],
+        ['relative callback', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': '/cb' }],
+        ['non-http callback', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': cb.replace('http:', 'ftp:') }],
+        ['callback with a fragment', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${cb}#frag` }],
+        ['missing topic', { 'hub.mode': 'subscribe', 'hub.callback': cb }],
+        ['non-http topic', { 'hub.mode': 'subscribe', 'hub.topic': 'mailto:someone@example.com', 'hub.callback': cb }],
+        ['topic with a fragment', { 'hub.mode': 'subscribe', 'hub.topic': `${topic}#x`, 'hub.callback': cb }],
+        ['unsubscribe without a topic', { 'hub.mode': 'unsubscribe', 'hub.callback': cb }],
+        ['unknown hub.mode', { 'hub.mode': 'subscribed', 'hub.topic': topic, 'hub.callback': cb }],
+        ['missing hub.mode', { 'hub.topic': topic, 'hub.callback': cb }],
+      ];
+      for (const [name, form] of cases) {
+        const res = await hub.postForm('/websub', form);
+        expect(res.status, name).to.be.within(400, 499);
+        await expectRefused(res, res.status);
+      }
+      for (const type of ['application/json', 'text/plain', 'multipart/form-data; boundary=x']) {
+        const res = await fetch(`${hub.url}/websub`, {
+          method: 'POST',
+          headers: { 'content-type': type },
+          body: new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': cb }).toString(),
+        });
+        await expectRefused(res, 415);
+      }
+      await quiet(hub);
+      expect(sub.rec.requests).to.have.length(0);
+    });
+
+    it('shows websub subscriptions in the test API with protocol "websub", never with the secret', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('t'), contentType: DOC_TYPE });
+      const secret = 'please-never-show-this-secret';
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': secret });
+      const one = await testApi<{ found: boolean; subscriptions: Record<string, unknown>[] }>(hub, 'getSubscriptions', { feedUrl: topic });
+      expect(one.found).to.equal(true);
+      expect(one.subscriptions).to.have.length(1);
+      expect(one.subscriptions[0]).to.include({ protocol: 'websub', url: sub.callback() });
+      expect(one.subscriptions[0]).to.not.have.property('secret');
+      expect(JSON.stringify(one)).to.not.include(secret);
+      expect(JSON.stringify(await testApi(hub, 'getData'))).to.not.include(secret);
+    });
+  });
+
+  // ---- leases and expiry --------------------------------------------------------------
+
+  describe('leases', () => {
+    it('grants the 10-day default (864000 s) when none is asked for, counted from the verification', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('l'), contentType: DOC_TYPE });
+      const before = Date.now();
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect(sub.verifications('subscribe')[0]!.query.get('hub.lease_seconds')).to.equal('864000');
+      const expires = Date.parse((await subscriptionsOf(hub, topic))[0]!.whenExpires);
+      expect(expires).to.be.within(before + 864000_000, Date.now() + 864000_000);
+    });
+
+    it('clamps the requested lease to WEBSUB_LEASE_MIN_SECONDS..WEBSUB_LEASE_MAX_SECONDS', async () => {
+      const h = await otherHub({ WEBSUB_LEASE_MIN_SECONDS: '100', WEBSUB_LEASE_MAX_SECONDS: '1000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('c'), contentType: DOC_TYPE });
+      const asked: [string, string][] = [
+        ['5', '100'],
+        ['500', '500'],
+        ['5000', '1000'],
+      ];
+      for (const [lease, granted] of asked) {
+        const path = `/lease-${lease}`;
+        const before = Date.now();
+        await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(path), 'hub.lease_seconds': lease });
+        expect(sub.verifications('subscribe', path)[0]!.query.get('hub.lease_seconds'), `asked ${lease}`).to.equal(granted);
+        const stored = (await subscriptionsOf(h, topic)).find((s) => s.url === sub.callback(path));
+        expect(Date.parse(stored!.whenExpires)).to.be.within(before + Number(granted) * 1000, Date.now() + Number(granted) * 1000);
+      }
+    });
+
+    it("ignores an unsubscribe's hub.lease_seconds, even a malformed one", async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('x'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      for (const lease of ['50', 'forever']) {
+        const res = await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.lease_seconds': lease });
+        expect(res.status, await res.text()).to.equal(202);
+      }
+      const gets = await sub.waitVerifications(2, 'unsubscribe');
+      for (const g of gets) expect(g.query.get('hub.lease_seconds')).to.not.be.oneOf(['50', 'forever']);
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+    });
+
+    describe('expiry', () => {
+      let h: TestHub;
+      before(async () => {
+        h = await startTestHub({ WEBSUB_LEASE_MIN_SECONDS: '1' });
+      });
+      after(async () => {
+        await h.destroy();
+      });
+
+      it('delivers nothing to a subscription whose lease has passed, and the sweep removes it (seeded)', async () => {
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const topic = topics.set('/feed', { body: DOC('e'), contentType: DOC_TYPE });
+        await testApi(h, 'setSubscriptions', {
+          feedUrl: topic,
+          subscriptions: [
+            { url: sub.callback('/expired'), protocol: 'websub', whenExpires: new Date(Date.now() - 60_000).toISOString() },
+            { url: sub.callback('/live'), protocol: 'websub', whenExpires: new Date(Date.now() + 3600_000).toISOString() },
+          ],
+        });
+        await publish(h, topic);
+        await sub.waitDeliveries(1, '/live');
+        await quiet(h);
+        expect(sub.deliveries('/expired')).to.have.length(0);
+        const swept = await testApi<{ result: { subscriptionsRemoved: number } }>(h, 'removeExpired');
+        expect(swept.result.subscriptionsRemoved).to.equal(1);
+        expect((await subscriptionsOf(h, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/live')]);
+      });
+
+      it('lets a 1-second lease run out: no delivery after it, and the sweep removes it', async () => {
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const topic = topics.set('/feed', { body: DOC('e1'), contentType: DOC_TYPE });
+        await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/short'), 'hub.lease_seconds': '1' });
+        expect(sub.verifications('subscribe', '/short')[0]!.query.get('hub.lease_seconds')).to.equal('1');
+        await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/long'), 'hub.lease_seconds': '3600' });
+        await sleep(1100); // let the 1 s lease run out
+        await publish(h, topic);
+        await sub.waitDeliveries(1, '/long');
+        await quiet(h);
+        expect(sub.deliveries('/short')).to.have.length(0);
+        const swept = await testApi<{ result: { subscriptionsRemoved: number } }>(h, 'removeExpired');
+        expect(swept.result.subscriptionsRemoved).to.equal(1);
+        expect((await subscriptionsOf(h, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/long')]);
+      });
+    });
+  });
+
+  // ---- publishing ---------------------------------------------------------------------
+
+  describe('publishing', () => {
+    it('takes repeated hub.url, hub.url[], comma lists and hub.topic together: each topic fetched once and delivered', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const paths = ['/t1', '/t2', '/t3', '/t4'];
+      const urls = paths.map((p) => topics.set(p, { body: DOC(p), contentType: DOC_TYPE }));
+      for (const [i, url] of urls.entries()) await subscribed(hub, sub, { 'hub.topic': url, 'hub.callback': sub.callback(`/cb${i + 1}`) });
+      const fetchedBefore = paths.map((p) => topics.fetches(p).length);
+      const form = new URLSearchParams();
+      form.append('hub.mode', 'publish');
+      form.append('hub.url', urls[0]!);
+      form.append('hub.url', urls[0]!);
+      form.append('hub.url[]', urls[1]!);
+      form.append('hub.url', `${urls[2]!},${urls[3]!}`);
+      form.append('hub.topic', urls[0]!);
+      form.append('hub.topic', urls[3]!);
+      const res = await hub.postForm('/websub', form);
+      const text = await res.text();
+      expect(res.status, text).to.equal(202);
+      expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+      const lines = text.trim().split('\n');
+      expect(lines).to.have.length(4);
+      for (const url of urls) expect(lines.filter((l) => l.includes(url)), url).to.have.length(1);
+      await sub.waitDeliveries(4);
+      await quiet(hub);
+      for (const [i, p] of paths.entries()) {
+        expect(topics.fetches(p).length - fetchedBefore[i]!, p).to.equal(1);
+        const got = sub.deliveries(`/cb${i + 1}`);
+        expect(got, p).to.have.length(1);
+        expect(got[0]!.body.toString()).to.equal(DOC(p));
+      }
+    });
+
+    it('refuses a publish that names no URL with 400', async () => {
+      await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish' }));
+      await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': '' }));
+      await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': 'not a url' }));
+    });
+
+    it('delivers nothing when the topic has not changed since the last publish', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('same'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      await publishAndFetch(hub, topics, topic);
+      await quiet(hub);
+      expect(sub.deliveries()).to.have.length(1);
+      topics.set('/feed', { body: DOC('changed'), contentType: DOC_TYPE });
+      await publish(hub, topic);
+      const got = await sub.waitDeliveries(2);
+      expect(got[1]!.body.toString()).to.equal(DOC('changed'));
+    });
+
+    it('fetches conditionally: If-None-Match on the next publish, and a 304 delivers nothing', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('etag'), contentType: DOC_TYPE, etag: '"v1"' });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      const refetch = await publishAndFetch(hub, topics, topic);
+      expect(refetch.headers['if-none-match']).to.equal('"v1"');
+      await quiet(hub);
+      expect(sub.deliveries()).to.have.length(1);
+    });
+  });
+
+  // ---- delivery -----------------------------------------------------------------------
+
+  describe('delivery', () => {
+    it("sends the topic's body and Content-Type verbatim with one combined Link header, unsigned without a secret", async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const type = 'application/atom+xml;charset=ISO-8859-1';
+      const body = Buffer.from('<?xml version="1.0" encoding="ISO-8859-1"?><feed><title>caf\xe9</title></feed>', 'latin1');
+      topics.set('/atom', { body, contentType: type });
+      const topic = topics.url('/atom?x=1'); // served whatever the query; the self URL keeps it
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.equals(body)).to.equal(true);
+      expect(d!.headers['content-type']).to.equal(type);
+      expect(d!.headers['link']).to.be.a('string');
+      const links = parseLinks(d!.headers['link']);
+      expect(links.filter((l) => l.rel === 'hub').map((l) => l.url)).to.deep.equal([`${hub.config.publicUrl}/websub`]);
+      expect(links.filter((l) => l.rel === 'self').map((l) => l.url)).to.deep.equal([topic]);
+      expect(d!.headers['x-hub-signature']).to.equal(undefined);
+    });
+
+    for (const [algorithm, hexLength] of [
+      ['sha1', 40],
+      ['sha256', 64],
+      ['sha384', 96],
+      ['sha512', 128],
+    ] as const) {
+      it(`signs with WEBSUB_SIGNATURE_ALGORITHM=${algorithm}`, async () => {
+        const h = await otherHub({ WEBSUB_SIGNATURE_ALGORITHM: algorithm });
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const topic = topics.set('/feed', { body: DOC(algorithm), contentType: DOC_TYPE });
+        await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'the shared secret' });
+        await publish(h, topic);
+        const [d] = await sub.waitDeliveries(1);
+        const header = d!.headers['x-hub-signature'];
+        expect(header).to.be.a('string');
+        const expected = createHmac(algorithm, 'the shared secret').update(d!.body).digest('hex');
+        expect(expected).to.have.length(hexLength);
+        expect(header).to.equal(`${algorithm}=${expected}`);
+      });
+    }
+
+    it('retries a 5xx with backoff and the identical body until it succeeds', async () => {
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '100' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('retry'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'retry-secret' });
+      sub.deliveryStatuses = [500, 503];
+      const fetched = topics.fetches('/feed').length;
+      await publish(h, topic);
+      const got = await sub.waitDeliveries(3);
+      await quiet(h);
+      expect(sub.deliveries()).to.have.length(3);
+      for (const d of got) {
+        expect(d.body.equals(got[0]!.body)).to.equal(true);
+        expect(d.headers['content-type']).to.equal(DOC_TYPE);
+        expect(d.headers['x-hub-signature']).to.equal(got[0]!.headers['x-hub-signature']);
+      }
+      expect(got[0]!.body.toString()).to.equal(DOC('retry'));
+      expect(topics.fetches('/feed').length - fetched, 'a retry does not fetch again').to.equal(1);
+      const [s] = await subscriptionsOf(h, topic);
+      expect(s).to.include({ ctErrors: 2, ctConsecutiveErrors: 0, ctUpdates: 1 });
+    });
+
+    it('never delivers an older version after a newer one: a change made during retries waits its turn', async () => {
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '200' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('v1'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = [500];
+      await publish(h, topic);
+      await sub.waitDeliveries(1);
+      topics.set('/feed', { body: DOC('v2'), contentType: DOC_TYPE });
+      await publishAndFetch(h, topics, topic);
+      await sub.waitDeliveries(3);
+      await quiet(h);
+      expect(sub.deliveries().map((d) => d.body.toString())).to.deep.equal([DOC('v1'), DOC('v1'), DOC('v2')]);
+    });
+
+    it('ends the subscription on 410 Gone: no retry and no later deliveries', async () => {
+      const hub = await otherHub({});
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('gone'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = [410];
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+      topics.set('/feed', { body: DOC('gone again'), contentType: DOC_TYPE });
+      await publishAndFetch(hub, topics, topic);
+      await quiet(hub);
+      expect(sub.deliveries()).to.have.length(1);
+    });
+
+    it('counts a 3xx from the subscriber as a failure and does not follow it', async () => {
+      const hub = await otherHub({});
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const elsewhere = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('moved'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.redirectTo = elsewhere.callback('/moved');
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      await quiet(hub);
+      expect(elsewhere.rec.requests).to.have.length(0);
+      const [s] = await subscriptionsOf(hub, topic);
+      expect(s, 'a redirect does not end the subscription').to.not.equal(undefined);
+      expect(s!.ctErrors).to.equal(1);
+      expect(s!.ctUpdates).to.equal(0);
+    });
+  });
+
+  // ---- authenticated fat pings --------------------------------------------------------
+
+  describe('fat pings (PUBLISHER_SECRETS)', () => {
+    let h: TestHub;
+    let topics: TopicServer;
+    const SECRET = 's3cret';
+    const ATOM = (t: string): string => `<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>${t}</title></feed>\n`;
+
+    before(async () => {
+      topics = await TopicServer.start();
+      h = await startTestHub({ PUBLISHER_SECRETS: `${topics.rec.url}=${SECRET}` });
+    });
+    after(async () => {
+      await h.destroy();
+      await topics.close();
+    });
+
+    function fatPing(topic: string, body: string, signature?: string): Promise<Response> {
+      const headers: Record<string, string> = { 'content-type': 'application/atom+xml' };
+      if (signature !== undefined) headers['x-hub-signature'] = signature;
+      return fetch(`${h.url}/websub?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, { method: 'POST', headers, body });
+    }
+    const signed = (body: string, secret = SECRET): string => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+    it('delivers exactly the pushed body and Content-Type without fetching the topic', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/pushed');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'sub-secret' });
+      const body = ATOM('pushed');
+      const res = await fatPing(topic, body, signed(body));
+      expect(res.status, await res.text()).to.equal(202);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(body);
+      expect(d!.headers['content-type']).to.equal('application/atom+xml');
+      expect(validSignature(d!.headers['x-hub-signature'], 'sub-secret', d!.body)).to.equal(true);
+      expect(parseLinks(d!.headers['link'])).to.deep.include({ url: topic, rel: 'self' });
+      await quiet(h);
+      expect(topics.fetches('/pushed')).to.have.length(0);
+      expect(sub.deliveries()).to.have.length(1);
+    });
+
+    it('refuses unsigned content with 403 and delivers nothing', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/unsigned');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      await expectRefused(await fatPing(topic, ATOM('unsigned')), 403);
+      await quiet(h);
+      expect(sub.deliveries()).to.have.length(0);
+    });
+
+    it('refuses a bad signature with 403 and delivers nothing', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/forged');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM('forged');
+      await expectRefused(await fatPing(topic, body, signed(body, 'not-the-secret')), 403);
+      await expectRefused(await fatPing(topic, body, signed(`${body} `)), 403);
+      await expectRefused(await fatPing(topic, body, 'sha256=zz'), 403);
+      await quiet(h);
+      expect(sub.deliveries()).to.have.length(0);
+    });
+
+    it('refuses a topic whose origin has no configured secret with 403', async () => {
+      const sub = await subscriber();
+      const topic = `http://127.0.0.1:${sub.rec.port}/feed`; // same host, another port: another origin
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM('elsewhere');
+      await expectRefused(await fatPing(topic, body, signed(body)), 403);
+      await quiet(h);
+      expect(sub.deliveries()).to.have.length(0);
+    });
+  });
+
+  // ---- across protocols ---------------------------------------------------------------
+
+  describe('across protocols', () => {
+    it('one change, one fetch, each subscriber once: rssCloud ping → WebSub full content, WebSub publish → rssCloud bare', async () => {
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const rss = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('v1'), contentType: DOC_TYPE });
+
+      // An rssCloud subscriber without domain: the hub test-POSTs to 127.0.0.1:<port><path>.
+      const pn = await hub.postForm('/pleaseNotify', { port: String(rss.rec.port), path: '/notify', protocol: 'http-post', url1: topic });
+      expect(await pn.text()).to.contain('success="true"');
+      expect(rss.deliveries('/notify')).to.have.length(1);
+      await subscribed(hub, ws, { 'hub.topic': topic, 'hub.callback': ws.callback('/ws'), 'hub.secret': 'cross' });
+
+      // rssCloud → WebSub
+      topics.set('/feed', { body: DOC('v2'), contentType: DOC_TYPE });
+      let fetched = topics.fetches('/feed').length;
+      const ping = await hub.postForm('/ping', { url: topic });
+      expect(await ping.text()).to.contain('Thanks for the ping.');
+      const [d] = await ws.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(DOC('v2'));
+      expect(d!.headers['content-type']).to.equal(DOC_TYPE);
+      const links = parseLinks(d!.headers['link']);
+      expect(links).to.deep.include({ url: `${hub.config.publicUrl}/websub`, rel: 'hub' });
+      expect(links).to.deep.include({ url: topic, rel: 'self' });
+      expect(validSignature(d!.headers['x-hub-signature'], 'cross', d!.body)).to.equal(true);
+      await rss.waitDeliveries(2, '/notify');
+      await quiet(hub);
+      expect(topics.fetches('/feed').length - fetched).to.equal(1);
+      expect(ws.deliveries()).to.have.length(1);
+      expect(rss.deliveries('/notify')).to.have.length(2);
+
+      // WebSub → rssCloud
+      topics.set('/feed', { body: DOC('v3'), contentType: DOC_TYPE });
+      fetched = topics.fetches('/feed').length;
+      const pub = await publish(hub, topic);
+      expect(pub.status).to.equal(202);
+      const notes = await rss.waitDeliveries(3, '/notify');
+      const note = notes[2]!;
+      expect(note.headers['content-type']).to.match(/^application\/x-www-form-urlencoded/);
+      expect(note.body.toString()).to.equal(new URLSearchParams({ url: topic }).toString());
+      const [, d3] = await ws.waitDeliveries(2);
+      expect(d3!.body.toString()).to.equal(DOC('v3'));
+      await quiet(hub);
+      expect(topics.fetches('/feed').length - fetched).to.equal(1);
+      expect(ws.deliveries()).to.have.length(2);
+      expect(rss.deliveries('/notify')).to.have.length(3);
+    });
+  });
+
+  // ---- discovery ----------------------------------------------------------------------
+
+  describe('discovery', () => {
+    it('GET /websub?hub.mode=discover reports the hubs of the Link header and of the feed body', async () => {
+      const topics = await topicServer();
+      const url = topics.url('/feed');
+      topics.set('/feed', {
+        contentType: 'application/rss+xml',
+        headers: { link: '<https://hub-a.example/>; rel="hub"' },
+        body: `<?xml version="1.0"?>
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>d</title>
+<atom:link rel="hub" href="https://hub-b.example/websub"/>
+<atom:link rel="self" href="${url}"/>
+</channel></rss>`,
+      });
+      const res = await fetch(`${hub.url}/websub?hub.mode=discover&hub.topic=${encodeURIComponent(url)}`);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^application\/json/);
+      const found = (await res.json()) as { hubs: string[]; self: string; format: string };
+      expect(found.hubs).to.deep.equal(['https://hub-a.example/', 'https://hub-b.example/websub']);
+      expect(found.self).to.equal(url);
+      expect(found.format).to.equal('rss');
+      await expectRefused(await fetch(`${hub.url}/websub?hub.mode=discover`));
+    });
+  });
+});
