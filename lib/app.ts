@@ -2,21 +2,41 @@
 // express exists, because mounting faces is its whole job.
 import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { fileURLToPath } from 'node:url';
+import { adminRouter } from '../routes/admin.js';
 import { rpc2Router } from '../routes/rpc2.js';
+import { streamRouter } from '../routes/stream.js';
 import { rssCloudRouter } from '../routes/rsscloud.js';
 import { testApiRouter } from '../routes/test-api.js';
 import { webSubRouter } from '../routes/websub.js';
 import type { Config } from './config.js';
 import type { Hub } from './hub.js';
 import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { Operator } from './operator.js';
+import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
+
+/** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
+const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
 
 export interface AppDeps {
   config: Config;
   hub: Hub;
   store: Store;
   log: Logger;
+  metrics: Metrics;
+  operator: Operator;
+  streams: StreamHub;
+}
+
+/** Route labels for request metrics: a fixed set, so strangers' paths cannot grow the label space. */
+const ROUTES = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/ping', '/RPC2', '/websub', '/stream', '/events', '/stats.json', '/feeds.opml', '/metrics', '/healthz', '/test', '/admin'];
+
+function routeLabel(path: string): string {
+  const p = path.toLowerCase().replace(/\/+$/, '') || '/';
+  return ROUTES.find((r) => p === r.toLowerCase() || p.startsWith(`${r.toLowerCase()}/`)) ?? (p === '/' ? '/' : 'other');
 }
 
 /** express "trust proxy": believe X-Forwarded-For only from the proxies TRUST_PROXY names. */
@@ -35,11 +55,23 @@ export function trustedProxies(cidrs: string[]): (addr: string) => boolean {
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { config, hub, store, log } = deps;
+  const { config, hub, store, log, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', trustedProxies(config.trustProxy));
+
+  // One log line per request: the path without its query (queries carry challenges and topic
+  // URLs with tokens), never a body.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      metrics.request(routeLabel(req.path), res.statusCode);
+      log.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ip: req.ip });
+    });
+    next();
+  });
 
   // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
   const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
@@ -58,6 +90,8 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(webSubRouter(hub, { maxBodyBytes: config.websubMaxBodyBytes, rate: rate() }));
+  app.use(streamRouter(deps.streams, { maxStreamsPerClient: config.sseMaxPerClient, maxTopicsPerStream: config.sseMaxTopicsPerStream }));
+  app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds' }));
   if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {

@@ -60,6 +60,12 @@ export interface Config {
   fetchMinIntervalMs: number;
   serverHeadersTimeoutMs: number;
   serverRequestTimeoutMs: number;
+  /** Bearer token for operator actions that change state; unset = those actions are off. */
+  adminToken: string | undefined;
+  sseHeartbeatMs: number;
+  sseBacklog: number;
+  sseMaxPerClient: number;
+  sseMaxTopicsPerStream: number;
 }
 
 export class ConfigError extends Error {
@@ -211,6 +217,12 @@ type LimitKeys =
   | 'serverHeadersTimeoutMs'
   | 'serverRequestTimeoutMs';
 
+function adminToken(env: Env, name: string): string | undefined {
+  const v = raw(env, name);
+  if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must be at least 16 characters long');
+  return v;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 5337, 0, 65535);
   const host = raw(env, 'HOST') ?? '0.0.0.0';
@@ -251,5 +263,10 @@ export function loadConfig(env: Env = process.env): Config {
     breakerMaxCooldownMs: int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1),
     ...pollBounds(env),
     ...limits(env),
+    adminToken: adminToken(env, 'ADMIN_TOKEN'),
+    sseHeartbeatMs: int(env, 'SSE_HEARTBEAT_MS', 15_000, 100),
+    sseBacklog: int(env, 'SSE_BACKLOG', 1000, 0),
+    sseMaxPerClient: int(env, 'SSE_MAX_PER_CLIENT', 16, 1),
+    sseMaxTopicsPerStream: int(env, 'SSE_MAX_TOPICS_PER_STREAM', 50, 1),
   };
 }

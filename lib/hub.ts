@@ -4,6 +4,7 @@
 // subscriber of that exact topic URL on every face.
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, type CheckResult } from './feeds/checker.js';
 import { parseDiscovery, type Discovery } from './feeds/discover.js';
@@ -63,7 +64,7 @@ const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delive
 /**
  * Events: 'change' (Content) for faces that push to live listeners (SSE); 'subscribed' and
  * 'published' (topic URL) for the poller, which polls topics with subscribers whose publishers
- * do not ping.
+ * do not ping; 'activity' (ActivityInput) for the operator's log and metrics.
  */
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
@@ -134,6 +135,7 @@ export class Hub extends EventEmitter {
       }
     }
     this.emit('published', url);
+    this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
     let result: RefreshResult;
     try {
       result = await this.refresh(url);
@@ -178,7 +180,10 @@ export class Hub extends EventEmitter {
       whenLastError: null,
       whenExpires: now + this.deps.config.rssCloudLeaseSeconds * 1000,
     };
-    if (!(await this.testHandler(probe, domain))) return { code: 'handler_test_failed' };
+    if (!(await this.testHandler(probe, domain))) {
+      this.note({ kind: 'subscribe', topic: url, ok: false, protocol, detail: `${callbackHost(callback)}: handler test failed` });
+      return { code: 'handler_test_failed' };
+    }
     // Read the existing row only now: deliveries may have updated it during the test.
     const existing = await this.deps.store.getSubscription(url, callback);
     const sub: Subscription = {
@@ -195,6 +200,7 @@ export class Hub extends EventEmitter {
     else delete sub.notifyProcedure;
     await this.deps.store.putSubscription(sub);
     this.emit('subscribed', url);
+    this.note({ kind: 'subscribe', topic: url, ok: true, protocol, detail: callbackHost(callback) });
     return null;
   }
 
@@ -267,6 +273,7 @@ export class Hub extends EventEmitter {
       } catch (e) {
         const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
         log.info('websub: subscription denied', { topic: req.topic, reason });
+        this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
         await verifier.webSubDenied(req.callback, req.topic, reason);
         return;
       }
@@ -280,11 +287,13 @@ export class Hub extends EventEmitter {
       ...(lease !== undefined && { leaseSeconds: lease }),
       ...(req.verifyToken !== undefined && { verifyToken: req.verifyToken }),
     });
+    this.note({ kind: 'verify', topic: req.topic, ok: verified, protocol: 'websub', detail: `${req.mode} ${callbackHost(req.callback)}` });
     // A failed verification leaves whatever existed exactly as it was (REC §5.1).
     if (!verified) return;
     if (req.mode === 'unsubscribe') {
       await store.deleteSubscription(req.topic, req.callback);
       log.info('websub: unsubscribed', { topic: req.topic });
+      this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
       return;
     }
     const existing = await store.getSubscription(req.topic, req.callback);
@@ -310,6 +319,7 @@ export class Hub extends EventEmitter {
     else delete sub.secret;
     await store.putSubscription(sub);
     this.emit('subscribed', sub.topic);
+    this.note({ kind: 'subscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
     log.info('websub: subscribed', { topic: req.topic, lease });
   }
 
@@ -320,6 +330,7 @@ export class Hub extends EventEmitter {
   publish(urls: string[]): void {
     for (const url of new Set(urls)) {
       this.emit('published', url);
+      this.note({ kind: 'publish', topic: url, ok: true, protocol: 'websub' });
       this.track(
         this.refresh(url).then(
           (r) => r.fanOut,
@@ -338,6 +349,7 @@ export class Hub extends EventEmitter {
     const secret = this.deps.config.publisherSecrets.get(new URL(url).origin);
     if (secret === undefined || !verifySignature(signatureHeader, secret, body)) {
       this.deps.log.warn('fat ping refused: bad or missing signature', { topic: url });
+      this.note({ kind: 'publish', topic: url, ok: false, protocol: 'websub', detail: 'fat ping refused: bad signature' });
       return { code: 'publisher_signature' };
     }
     const result = await this.serialize(url, () => this.checker.accept(url, body, contentType));
@@ -387,7 +399,14 @@ export class Hub extends EventEmitter {
     const slot = this.refreshing.get(url);
     if (slot?.next) return slot.next;
     const run = (slot ? slot.current.then(noop, noop) : Promise.resolve()).then(async () => {
-      const result = await check();
+      let result: CheckResult;
+      try {
+        result = await check();
+      } catch (e) {
+        this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
+        throw e;
+      }
+      this.note({ kind: 'fetch', topic: url, ok: true, detail: result.changed ? `changed, version ${result.topic.version}` : 'unchanged' });
       const fanOut = result.content ? this.distribute(result.content) : NO_FAN_OUT;
       return { ...result, fanOut };
     });
@@ -430,6 +449,11 @@ export class Hub extends EventEmitter {
       topicsRemoved++;
     }
     return { subscriptionsRemoved, topicsRemoved };
+  }
+
+  /** Tells the operator's activity log (and metrics) what happened; see lib/activity.ts. */
+  private note(a: ActivityInput): void {
+    this.emit('activity', a);
   }
 
   /** Waits for background work (verifications, publishes) to settle: shutdown and tests. */

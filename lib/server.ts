@@ -5,7 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
+import { ActivityLog, type Activity, type ActivityInput } from './activity.js';
 import { Poller } from './feeds/poller.js';
+import { Metrics } from './metrics.js';
+import type { DeliveryEvent } from './notifier/notifier.js';
+import type { Content } from './notifier/sender.js';
+import { Operator } from './operator.js';
+import { ACTIVITY_CHANNEL, StreamHub, topicChannel } from './stream.js';
 import { Hub } from './hub.js';
 import { silentLogger, type Logger } from './log.js';
 import { Notifier } from './notifier/notifier.js';
@@ -62,10 +68,36 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const notifier = new Notifier({ config, http: httpClient, store, log });
   const verifier = new Verifier(httpClient, log);
   const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
-  const app = createApp({ config, hub, store, log });
   const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
   hub.on('subscribed', (url: string) => poller.track(url));
   hub.on('published', (url: string) => poller.publisherActive(url));
+
+  const streams = new StreamHub(config.sseBacklog);
+  const activity = new ActivityLog();
+  const metrics = new Metrics({
+    store,
+    queueDepth: () => notifier.queueDepth,
+    pausedHosts: () => notifier.pausedHosts().length,
+    sseClients: () => streams.size,
+  });
+  hub.on('change', (content: Content) => streams.publish(topicChannel(content.topic), 'change', changeEvent(content)));
+  hub.on('activity', (a: ActivityInput) => activity.record(a));
+  notifier.on('delivery', (e: DeliveryEvent) => {
+    metrics.delivery(e);
+    activity.record({
+      kind: 'delivery',
+      topic: e.topic,
+      ok: e.ok,
+      protocol: e.protocol,
+      detail: `${e.host} ${e.status ?? e.error ?? ''}`.trim(),
+    });
+  });
+  activity.on('activity', (a: Activity) => {
+    metrics.activity(a);
+    streams.publish(ACTIVITY_CHANNEL, 'activity', a);
+  });
+  const operator = new Operator({ store, notifier, activity, poller, streams });
+  const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
   server.on('request', app);
 
@@ -80,6 +112,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   await cleanup();
   await hub.resume();
   await poller.start();
+  streams.start(config.sseHeartbeatMs);
   const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
   timer.unref();
 
@@ -88,6 +121,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     (closing ??= (async () => {
       clearInterval(timer);
       poller.stop();
+      streams.stop();
       // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
       // a grace period, then cut what is left.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -102,4 +136,14 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     })());
 
   return { url: `http://${host}:${port}`, port, config, hub, store, server, close };
+}
+
+/** Non-feed content up to this size is sent to browsers as text; larger or binary is not. */
+const STREAM_BODY_MAX = 64 * 1024;
+
+/** What a browser receives for a change: the new entries, or the raw body for other content. */
+function changeEvent(content: Content): Record<string, unknown> {
+  const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
+  const body = !content.entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
+  return { topic: content.topic, version: content.version, contentType: content.contentType, entries: content.entries ?? null, body };
 }

@@ -3,6 +3,7 @@
 // because express routing is case-insensitive and non-strict.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
+import { escapeXml } from '../lib/xml-escape.js';
 import { RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
 import { cors } from './cors.js';
@@ -14,10 +15,6 @@ const PING_PATHS = ['/ping', '/rsscloud/ping'];
 
 type Root = 'notifyResult' | 'result';
 
-export function escapeXmlAttribute(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
 /** XML unless the client prefers JSON; an unknown Accept gets XML rather than 406. */
 export function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
   res.status(status);
@@ -28,7 +25,7 @@ export function sendResult(req: Request, res: Response, root: Root, success: boo
   res
     .type('text/xml; charset=utf-8')
     .send(
-      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXmlAttribute(msg)}"/>\n`,
+      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXml(msg)}"/>\n`,
     );
 }
 

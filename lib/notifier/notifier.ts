@@ -69,6 +69,9 @@ interface Lane {
   running: boolean;
 }
 
+/** One turn at a host's slot: paused by the breaker, or a request made and its outcome recorded. */
+type Attempt = { pausedUntil: number } | { outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
+
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 
 export class Notifier extends EventEmitter {
@@ -77,7 +80,7 @@ export class Notifier extends EventEmitter {
   private readonly senders: Record<Protocol, Sender>;
   private readonly jobs = new Map<string, Job>();
   private readonly lanes = new Map<string, Lane>();
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
   private readonly now: () => number;
   private closed = false;
 
@@ -156,6 +159,20 @@ export class Notifier extends EventEmitter {
     return this.breaker.paused();
   }
 
+  /** An operator says a paused host is back: close its circuit and wake what waits for it. */
+  retryHostNow(host: string): number {
+    this.breaker.success(host);
+    let woken = 0;
+    for (const s of this.sleepers) {
+      if (s.host !== host) continue;
+      clearTimeout(s.timer);
+      this.sleepers.delete(s);
+      s.wake();
+      woken++;
+    }
+    return woken;
+  }
+
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
@@ -219,8 +236,31 @@ export class Notifier extends EventEmitter {
       const sub = await store.getSubscription(lane.topic, lane.callback);
       if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
       const host = hostOf(sub.callback);
-      const pausedUntil = this.breaker.waitUntil(host);
-      if (pausedUntil > 0) {
+      const content = await this.contentOf(lane.topic, version);
+      if (!content) {
+        this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
+        return this.settleFirst(lane, version, { ok: false, error: 'content unavailable' });
+      }
+      // The breaker is asked only once this delivery holds a slot of its host, so deliveries
+      // queued behind a failing host do not go out after its circuit opened. The slot is kept
+      // until the outcome is recorded: at most DELIVERY_CONCURRENCY deliveries are ever sent
+      // and not yet durable, which bounds what a kill can make subscribers receive twice.
+      const tried = await this.limiter.run(host, async (): Promise<Attempt> => {
+        const pausedUntil = this.breaker.waitUntil(host);
+        if (pausedUntil > 0) return { pausedUntil };
+        const started = this.now();
+        const outcome = await this.senders[sub.protocol].deliver(sub, content);
+        // Any answer that is not the host failing (a 4xx) shows the host is up: that too
+        // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
+        if (hostFailed(outcome)) this.breaker.failure(host);
+        else this.breaker.success(host);
+        const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
+        const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
+        const final = !retry || this.now() + delay >= sub.whenExpires;
+        await this.record(sub, version, outcome, final);
+        return { outcome, final, delay, started };
+      });
+      if ('pausedUntil' in tried) {
         const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
         if (sub.protocol !== 'websub') {
           // rssCloud has no retries: a paused host counts as a failed delivery.
@@ -228,22 +268,10 @@ export class Notifier extends EventEmitter {
           return this.settleFirst(lane, version, paused);
         }
         this.settleFirst(lane, version, paused);
-        await this.sleep(pausedUntil - this.now());
+        await this.sleep(tried.pausedUntil - this.now(), host);
         continue;
       }
-      const content = await this.contentOf(lane.topic, version);
-      if (!content) {
-        this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
-        return this.settleFirst(lane, version, { ok: false, error: 'content unavailable' });
-      }
-      const started = this.now();
-      const outcome = await this.limiter.run(host, () => this.senders[sub.protocol].deliver(sub, content));
-      if (outcome.ok) this.breaker.success(host);
-      else if (hostFailed(outcome)) this.breaker.failure(host);
-      const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
-      const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
-      const final = !retry || this.now() + delay >= sub.whenExpires;
-      await this.record(sub, version, outcome, final);
+      const { outcome, final, delay, started } = tried;
       this.emitDelivery(sub, content, attempt, outcome, started);
       this.settleFirst(lane, version, outcome);
       if (final) return;
@@ -323,7 +351,7 @@ export class Notifier extends EventEmitter {
     this.emit('delivery', event);
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, host?: string): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       const sleeper = {
@@ -332,6 +360,7 @@ export class Notifier extends EventEmitter {
           resolve();
         }, Math.max(0, ms)),
         wake: resolve,
+        ...(host !== undefined && { host }),
       };
       this.sleepers.add(sleeper);
     });

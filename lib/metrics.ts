@@ -1,0 +1,109 @@
+// Prometheus metrics (prom-client), on a registry of the hub's own so several hubs in one
+// process (the tests) do not share counters. Counters move with real traffic: every delivery
+// attempt, every topic read, every request; gauges are read from the store when scraped.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Activity } from './activity.js';
+import type { DeliveryEvent } from './notifier/notifier.js';
+import type { Store } from './store/store.js';
+
+export interface MetricsSources {
+  store: Store;
+  queueDepth: () => number;
+  pausedHosts: () => number;
+  sseClients: () => number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly deliveries: Counter<'protocol' | 'outcome'>;
+  private readonly deliveryLatency: Histogram<'protocol'>;
+  private readonly fetches: Counter<'outcome'>;
+  private readonly requests: Counter<'route' | 'status'>;
+
+  constructor(sources: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'pushbutton_process_' });
+    this.deliveries = new Counter({
+      name: 'pushbutton_deliveries_total',
+      help: 'Delivery attempts by protocol and outcome (delivered, failed).',
+      labelNames: ['protocol', 'outcome'],
+      registers,
+    });
+    this.deliveryLatency = new Histogram({
+      name: 'pushbutton_delivery_latency_seconds',
+      help: 'From the content version being detected to a delivery attempt finishing.',
+      labelNames: ['protocol'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.fetches = new Counter({
+      name: 'pushbutton_topic_fetches_total',
+      help: 'Topic reads by outcome (changed, unchanged, failed).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'pushbutton_http_requests_total',
+      help: 'Requests answered, by route and status code.',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    new Gauge({
+      name: 'pushbutton_delivery_queue_depth',
+      help: 'Deliveries running or waiting for a slot.',
+      registers,
+      collect() {
+        this.set(sources.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_paused_hosts',
+      help: 'Subscriber hosts paused by the circuit breaker.',
+      registers,
+      collect() {
+        this.set(sources.pausedHosts());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_sse_clients',
+      help: 'Open Server-Sent Events streams.',
+      registers,
+      collect() {
+        this.set(sources.sseClients());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_subscriptions',
+      help: 'Subscriptions by protocol.',
+      labelNames: ['protocol'],
+      registers,
+      async collect() {
+        const counts = await sources.store.counts();
+        this.reset();
+        for (const p of ['http-post', 'https-post', 'xml-rpc', 'websub']) this.set({ protocol: p }, counts.byProtocol[p] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_topics',
+      help: 'Topics known to the hub.',
+      registers,
+      async collect() {
+        this.set((await sources.store.counts()).topics);
+      },
+    });
+  }
+
+  delivery(e: DeliveryEvent): void {
+    this.deliveries.inc({ protocol: e.protocol, outcome: e.ok ? 'delivered' : 'failed' });
+    this.deliveryLatency.observe({ protocol: e.protocol }, e.latencyMs / 1000);
+  }
+
+  activity(a: Activity): void {
+    if (a.kind !== 'fetch') return;
+    this.fetches.inc({ outcome: !a.ok ? 'failed' : a.detail?.startsWith('changed') ? 'changed' : 'unchanged' });
+  }
+
+  request(route: string, status: number): void {
+    this.requests.inc({ route, status: String(status) });
+  }
+}

@@ -1,0 +1,110 @@
+// What the operator's pages read and the few actions they may take. Read-only answers carry
+// callback hosts, never full callback URLs (their query strings can hold tokens) and never
+// secrets. Actions that change state are the admin face's to authorize (ADMIN_TOKEN).
+import type { Activity, ActivityLog } from './activity.js';
+import type { Poller } from './feeds/poller.js';
+import { callbackHost } from './model.js';
+import type { Notifier } from './notifier/notifier.js';
+import type { Store } from './store/store.js';
+import type { StreamHub } from './stream.js';
+import { escapeXml } from './xml-escape.js';
+
+export interface Stats {
+  startedAt: string;
+  uptimeSeconds: number;
+  topics: number;
+  subscriptions: number;
+  subscriptionsByProtocol: Record<string, number>;
+  busiestTopics: { url: string; subscriptions: number; version: number; lastUpdate: string | null }[];
+  recentDeliveries: Activity[];
+  recentFailures: Activity[];
+  pausedHosts: { host: string; failures: number; until: string }[];
+  deliveryQueueDepth: number;
+  polledTopics: number;
+  streams: number;
+}
+
+export interface OperatorDeps {
+  store: Store;
+  notifier: Notifier;
+  activity: ActivityLog;
+  poller: Poller;
+  streams: StreamHub;
+  now?: () => number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export class Operator {
+  private readonly now: () => number;
+  private readonly startedAt: number;
+
+  constructor(private readonly deps: OperatorDeps) {
+    this.now = deps.now ?? Date.now;
+    this.startedAt = this.now();
+  }
+
+  async stats(): Promise<Stats> {
+    const { store, notifier, activity, poller, streams } = this.deps;
+    const counts = await store.counts();
+    const topics = await store.listTopics();
+    const withCounts = await Promise.all(topics.map(async (t) => ({ t, n: await store.countSubscriptions({ topic: t.url }) })));
+    const busiest = withCounts
+      .filter((x) => x.n > 0)
+      .sort((a, b) => b.n - a.n)
+      .slice(0, 10)
+      .map(({ t, n }) => ({ url: t.url, subscriptions: n, version: t.version, lastUpdate: t.whenLastUpdate ? iso(t.whenLastUpdate) : null }));
+    return {
+      startedAt: iso(this.startedAt),
+      uptimeSeconds: Math.round((this.now() - this.startedAt) / 1000),
+      topics: counts.topics,
+      subscriptions: counts.subscriptions,
+      subscriptionsByProtocol: counts.byProtocol,
+      busiestTopics: busiest,
+      recentDeliveries: activity.recent(20, (a) => a.kind === 'delivery'),
+      recentFailures: activity.recent(20, (a) => !a.ok),
+      pausedHosts: notifier.pausedHosts().map((h) => ({ host: h.host, failures: h.failures, until: iso(h.until) })),
+      deliveryQueueDepth: notifier.queueDepth,
+      polledTopics: poller.schedule().length,
+      streams: streams.size,
+    };
+  }
+
+  /** OPML 2.0 listing every topic that has at least one subscription. */
+  async opml(title: string): Promise<string> {
+    const { store } = this.deps;
+    const lines: string[] = [];
+    for (const t of await store.listTopics()) {
+      if ((await store.countSubscriptions({ topic: t.url })) === 0) continue;
+      lines.push(`    <outline type="rss" text="${escapeXml(t.url)}" xmlUrl="${escapeXml(t.url)}"/>`);
+    }
+    return [
+      '<?xml version="1.0" encoding="UTF-8"?>',
+      '<opml version="2.0">',
+      `  <head><title>${escapeXml(title)}</title><dateCreated>${new Date(this.now()).toUTCString()}</dateCreated></head>`,
+      '  <body>',
+      ...lines,
+      '  </body>',
+      '</opml>',
+      '',
+    ].join('\n');
+  }
+
+  /** Subscriptions of one topic as the operator may see them: hosts, not callback URLs. */
+  async subscriptionsOf(topic: string): Promise<{ host: string; protocol: string; expires: string; errors: number }[]> {
+    return (await this.deps.store.subscriptionsOf(topic)).map((s) => ({
+      host: callbackHost(s.callback),
+      protocol: s.protocol,
+      expires: iso(s.whenExpires),
+      errors: s.ctConsecutiveErrors,
+    }));
+  }
+
+  async dropSubscription(topic: string, callback: string): Promise<boolean> {
+    return this.deps.store.deleteSubscription(topic, callback);
+  }
+
+  retryHost(host: string): number {
+    return this.deps.notifier.retryHostNow(host);
+  }
+}

@@ -1,0 +1,83 @@
+// Server-Sent Events fan-out for browsers. Streams follow channels (one per topic, and one for
+// the operator's activity log); every event gets an id "<boot>-<seq>" and goes into a bounded
+// backlog, so a browser reconnecting with Last-Event-ID is sent what it missed. An id from
+// another boot, or older than the backlog, cannot be resumed: the stream is told with a
+// "reset" event so the page can reload what it shows. One interval writes heartbeats so
+// proxies do not close idle streams.
+import { randomBytes } from 'node:crypto';
+
+export interface StreamClient {
+  channels: ReadonlySet<string>;
+  /** Writes raw SSE text; false when the client is gone. */
+  write(chunk: string): boolean;
+}
+
+interface Stored {
+  seq: number;
+  channel: string;
+  text: string;
+}
+
+export function topicChannel(url: string): string {
+  return `topic:${url}`;
+}
+export const ACTIVITY_CHANNEL = 'activity';
+
+export class StreamHub {
+  private readonly boot = randomBytes(4).toString('hex');
+  private readonly backlog: Stored[] = [];
+  private readonly clients = new Set<StreamClient>();
+  private seq = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(private readonly backlogSize: number) {}
+
+  start(heartbeatMs: number): void {
+    this.heartbeat = setInterval(() => this.broadcast(':\n\n', () => true), heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.heartbeat);
+    for (const c of this.clients) c.write('event: bye\ndata: {}\n\n');
+    this.clients.clear();
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Adds a client, replaying what it missed since `lastEventId`. Returns the detach function. */
+  attach(client: StreamClient, lastEventId: string | undefined): () => void {
+    client.write('retry: 2000\n\n');
+    if (lastEventId) this.replay(client, lastEventId);
+    this.clients.add(client);
+    return () => this.clients.delete(client);
+  }
+
+  publish(channel: string, event: string, data: unknown): void {
+    const seq = ++this.seq;
+    const text = `id: ${this.boot}-${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    this.backlog.push({ seq, channel, text });
+    if (this.backlog.length > this.backlogSize) this.backlog.shift();
+    this.broadcast(text, (c) => c.channels.has(channel));
+  }
+
+  private replay(client: StreamClient, lastEventId: string): void {
+    const [boot, seqText] = lastEventId.split('-');
+    const last = Number(seqText);
+    const oldest = this.backlog[0]?.seq ?? this.seq + 1;
+    // Resumable when the id is ours and nothing after it has fallen out of the backlog.
+    if (boot !== this.boot || !Number.isInteger(last) || last > this.seq || last + 1 < oldest) {
+      client.write(`event: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
+      return;
+    }
+    for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(e.text);
+  }
+
+  private broadcast(text: string, match: (c: StreamClient) => boolean): void {
+    for (const c of this.clients) {
+      if (match(c) && !c.write(text)) this.clients.delete(c);
+    }
+  }
+}

@@ -1,0 +1,76 @@
+// The operator's face: the dashboard and demo pages (static files in public/), /stats.json,
+// /feeds.opml, /healthz, /metrics (Prometheus), and the few actions that change state, which
+// need `Authorization: Bearer <ADMIN_TOKEN>` and are off when no token is configured.
+import { timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Metrics } from '../lib/metrics.js';
+import type { Operator } from '../lib/operator.js';
+import { parseHttpUrl } from './websub.js';
+import { cors } from './cors.js';
+
+export interface AdminFaceOptions {
+  adminToken: string | undefined;
+  publicDir: string;
+  title: string;
+}
+
+export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
+  const router = Router();
+
+  const page = (file: string) => (_req: Request, res: Response) => res.sendFile(path.join(opts.publicDir, file));
+  router.get('/', page('dashboard.html'));
+  router.get('/demo', page('demo.html'));
+  router.get('/docs', page('docs.html'));
+  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: '1h' }));
+  // The browser client is one ES module at a stable URL, so pages can import it directly.
+  router.get('/client.js', cors, page('client.js'));
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  router.get('/stats.json', cors, async (_req, res) => {
+    res.json(await operator.stats());
+  });
+  router.get('/feeds.opml', cors, async (_req, res) => {
+    res.type('text/x-opml; charset=utf-8').send(await operator.opml(opts.title));
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const admin = express.Router();
+  admin.use((req: Request, res: Response, next: NextFunction) => {
+    if (!opts.adminToken) return void res.status(403).type('text/plain; charset=utf-8').send('Operator actions are off: set ADMIN_TOKEN to enable them.\n');
+    if (!tokenMatches(req.get('authorization'), opts.adminToken)) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      return void res.status(401).type('text/plain; charset=utf-8').send('A valid Authorization: Bearer token is required.\n');
+    }
+    next();
+  });
+  admin.use(express.json({ limit: '16kb' }));
+  admin.post('/subscriptions/delete', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const topic = parseHttpUrl(typeof body['topic'] === 'string' ? body['topic'] : undefined);
+    const callback = parseHttpUrl(typeof body['callback'] === 'string' ? body['callback'] : undefined);
+    if (typeof topic !== 'string' || typeof callback !== 'string') {
+      return void res.status(400).json({ ok: false, error: 'topic and callback must be absolute http(s) URLs' });
+    }
+    res.json({ ok: true, deleted: await operator.dropSubscription(topic, callback) });
+  });
+  admin.post('/hosts/retry', (req, res) => {
+    const host = ((req.body ?? {}) as Record<string, unknown>)['host'];
+    if (typeof host !== 'string' || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
+    res.json({ ok: true, woken: operator.retryHost(host) });
+  });
+  router.use('/admin', admin);
+  return router;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = header && /^Bearer\s+(.+)$/i.exec(header.trim());
+  if (!m) return false;
+  const given = Buffer.from(m[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}

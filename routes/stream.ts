@@ -1,0 +1,70 @@
+// The browser face: GET /stream?topic=URL (repeatable) is a Server-Sent Events stream of the
+// topics' changes, whichever protocol announced them; GET /events streams the operator's
+// activity log for the dashboard. Last-Event-ID resumes; CORS is open; each client address
+// may hold only so many streams.
+import { Router, type Request, type Response } from 'express';
+import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
+import { parseHttpUrl } from './websub.js';
+import { cors } from './cors.js';
+import { clientAddress } from './rate.js';
+
+export interface StreamFaceOptions {
+  maxStreamsPerClient: number;
+  maxTopicsPerStream: number;
+}
+
+export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
+  const router = Router();
+  const perClient = new Map<string, number>();
+
+  const open = (req: Request, res: Response, channels: Set<string>): void => {
+    const who = clientAddress(req);
+    const held = perClient.get(who) ?? 0;
+    if (held >= opts.maxStreamsPerClient) {
+      res.status(429).type('text/plain; charset=utf-8').send(`Too many open streams from your address (at most ${opts.maxStreamsPerClient}).\n`);
+      return;
+    }
+    perClient.set(who, held + 1);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-cache, no-transform');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    const lastEventId = req.get('last-event-id') ?? (typeof req.query['lastEventId'] === 'string' ? req.query['lastEventId'] : undefined);
+    const detach = streams.attach(
+      {
+        channels,
+        write: (chunk) => {
+          if (res.destroyed || res.writableEnded) return false;
+          res.write(chunk);
+          return true;
+        },
+      },
+      lastEventId,
+    );
+    req.on('close', () => {
+      detach();
+      const n = (perClient.get(who) ?? 1) - 1;
+      if (n > 0) perClient.set(who, n);
+      else perClient.delete(who);
+    });
+  };
+
+  router.get('/stream', cors, (req, res) => {
+    const topics = new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1 || req.originalUrl.length)).getAll('topic');
+    if (topics.length === 0) return void res.status(400).type('text/plain; charset=utf-8').send('Give at least one topic: /stream?topic=URL\n');
+    if (topics.length > opts.maxTopicsPerStream) {
+      return void res.status(400).type('text/plain; charset=utf-8').send(`At most ${opts.maxTopicsPerStream} topics per stream.\n`);
+    }
+    const channels = new Set<string>();
+    for (const t of topics) {
+      const url = parseHttpUrl(t);
+      if (typeof url !== 'string') return void res.status(400).type('text/plain; charset=utf-8').send(`topic ${url.problem}.\n`);
+      channels.add(topicChannel(url));
+    }
+    open(req, res, channels);
+  });
+
+  router.get('/events', cors, (req, res) => open(req, res, new Set([ACTIVITY_CHANNEL])));
+  return router;
+}
