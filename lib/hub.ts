@@ -11,10 +11,11 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription } from './model.js';
+import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
+export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
 import type { Store } from './store/store.js';
 import type { Verifier } from './verify.js';
@@ -38,15 +39,6 @@ export interface PleaseNotifyRequest {
   domain?: string;
   callerAddress: string;
   notifyProcedure?: string;
-}
-
-export interface WebSubRequest {
-  mode: 'subscribe' | 'unsubscribe';
-  topic: string;
-  callback: string;
-  secret?: string;
-  leaseSeconds?: number;
-  verifyToken?: string;
 }
 
 export interface RefreshResult extends CheckResult {

@@ -64,15 +64,19 @@ export interface OutboxEntry {
   createdAt: number;
 }
 
-/** A WebSub request answered 202 whose verification of intent has not finished yet. */
-export interface PendingVerification {
-  id: string;
+/** A WebSub subscribe or unsubscribe request, as the face parsed it. */
+export interface WebSubRequest {
   mode: 'subscribe' | 'unsubscribe';
   topic: string;
   callback: string;
   secret?: string;
   leaseSeconds?: number;
   verifyToken?: string;
+}
+
+/** A WebSub request answered 202 whose verification of intent has not finished yet. */
+export interface PendingVerification extends WebSubRequest {
+  id: string;
   createdAt: number;
 }
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
-import { parseHttpUrl } from './websub.js';
+import { parseHttpUrl } from './body.js';
 import { cors } from './cors.js';
 
 export interface AdminFaceOptions {

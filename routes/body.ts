@@ -1,4 +1,4 @@
-// Body reading shared by the faces. Bodies are read raw (bounded) and parsed here, once, into
+// Input parsing shared by the faces. Bodies are read raw (bounded) and parsed here, once, into
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler } from 'express';
@@ -36,4 +36,18 @@ export function bodyErrorStatus(err: unknown): number | undefined {
   // A body that fails to decompress (bad gzip/deflate/br) comes back as a bare 400 with no
   // `type`; it is still the client's fault and must get the face's own reply, not a 500.
   return expose === true && status >= 400 && status < 500 ? status : undefined;
+}
+
+/** An absolute http(s) URL without a fragment, or what is wrong with it. */
+export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
+  if (value === null || value === undefined || value === '') return { problem: 'is required' };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { problem: 'is not an absolute URL' };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'must be an http or https URL' };
+  if (value.includes('#')) return { problem: 'must not contain a fragment' };
+  return value;
 }

@@ -4,7 +4,7 @@
 // may hold only so many streams.
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
-import { parseHttpUrl } from './websub.js';
+import { parseHttpUrl } from './body.js';
 import { cors } from './cors.js';
 import { clientAddress } from './rate.js';
 

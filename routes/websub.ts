@@ -4,7 +4,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { messageFor } from '../lib/messages.js';
-import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, queryParams, rawBody } from './body.js';
+import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
@@ -116,18 +116,4 @@ async function fatPing(hub: Hub, req: Request, res: Response, query: URLSearchPa
   const error = await hub.publishContent(topic, bodyBuffer(req), contentType, req.get('x-hub-signature'));
   if (error) return text(res, 403, messageFor(error, 'ping'));
   text(res, 202, `Accepted: ${topic}`);
-}
-
-/** An absolute http(s) URL without a fragment, or what is wrong with it. */
-export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
-  if (value === null || value === undefined || value === '') return { problem: 'is required' };
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return { problem: 'is not an absolute URL' };
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'must be an http or https URL' };
-  if (value.includes('#')) return { problem: 'must not contain a fragment' };
-  return value;
 }
