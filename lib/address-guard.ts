@@ -59,7 +59,7 @@ for (const a of METADATA_V4) metadata.addAddress(a, 'ipv4');
 for (const a of METADATA_V6) metadata.addAddress(a, 'ipv6');
 
 /** Expands an IPv6 address into its eight 16-bit groups; null if it is not one. */
-function v6Groups(ip: string): number[] | null {
+export function v6Groups(ip: string): number[] | null {
   let s = ip;
   const tail: number[] = [];
   // A trailing dotted quad ("::ffff:1.2.3.4") stands for the last two groups.
@@ -110,8 +110,16 @@ function normalise(ip: string): Judged | null {
   return { address, type: 'ipv6' };
 }
 
+/** Decisions remembered per address string; the lists never change, so neither do the answers. */
+const DECISION_CACHE_SIZE = 4096;
+
 export class AddressGuard {
   private readonly allow = new BlockList();
+  /**
+   * Judging an address costs a normalisation and up to four BlockList lookups (each builds a
+   * SocketAddress); a fan-out asks about the same few addresses thousands of times a second.
+   */
+  private readonly decisions = new Map<string, boolean>();
 
   /** allowCidrs: "a.b.c.d", "a.b.c.d/n", IPv6 or IPv6/n, already validated by config. */
   constructor(allowCidrs: string[]) {
@@ -129,6 +137,16 @@ export class AddressGuard {
   }
 
   isAllowed(ip: string): boolean {
+    let allowed = this.decisions.get(ip);
+    if (allowed === undefined) {
+      allowed = this.judge(ip);
+      if (this.decisions.size >= DECISION_CACHE_SIZE) this.decisions.clear();
+      this.decisions.set(ip, allowed);
+    }
+    return allowed;
+  }
+
+  private judge(ip: string): boolean {
     const j = normalise(ip);
     if (!j) return false;
     if (metadata.check(j.address, j.type)) return false;

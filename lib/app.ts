@@ -48,6 +48,8 @@ export function trustedProxies(cidrs: string[]): (addr: string) => boolean {
     list.addSubnet(addr, bits === undefined ? (family === 'ipv6' ? 128 : 32) : Number(bits), family);
   }
   return (addr) => {
+    // A socket that is already gone has no address (undefined at run time): trust nothing.
+    if (typeof addr !== 'string') return false;
     const a = addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
     const family = isIP(a);
     return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4');
@@ -65,10 +67,12 @@ export function createApp(deps: AppDeps): express.Express {
   // URLs with tokens), never a body.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
+    // Read now: by 'finish' the client may have hung up and its socket lost its address.
+    const ip = req.ip;
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       metrics.request(routeLabel(req.path), res.statusCode);
-      log.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ip: req.ip });
+      log.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ip });
     });
     next();
   });

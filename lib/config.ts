@@ -10,6 +10,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** PostgreSQL connection URL; unset = the embedded store in dataDir. */
+  databaseUrl: string | undefined;
+  /** Most PostgreSQL connections the hub opens at once. */
+  databasePoolSize: number;
   /** The hub's own base URL, without a trailing slash. */
   publicUrl: string;
   /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
@@ -58,6 +62,8 @@ export interface Config {
   rateLimitBurst: number;
   /** The least time between two fetches of one topic, whatever asks for them. */
   fetchMinIntervalMs: number;
+  /** How long a site's discovered feeds are trusted before its page is read again; 0 = every ping. */
+  siteRecheckSeconds: number;
   serverHeadersTimeoutMs: number;
   serverRequestTimeoutMs: number;
   /** Bearer token for operator actions that change state; unset = those actions are off. */
@@ -217,6 +223,21 @@ type LimitKeys =
   | 'serverHeadersTimeoutMs'
   | 'serverRequestTimeoutMs';
 
+function databaseUrl(env: Env, name: string): string | undefined {
+  const v = raw(env, name);
+  if (v === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(v);
+  } catch {
+    throw new ConfigError(name, 'is not a URL (expected postgres://user:password@host:port/database)');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new ConfigError(name, `must be a postgres:// or postgresql:// URL, got "${parsed.protocol}"`);
+  }
+  return v;
+}
+
 function adminToken(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must be at least 16 characters long');
@@ -235,6 +256,8 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host,
     dataDir: path.resolve(raw(env, 'DATA_DIR') ?? './data'),
+    databaseUrl: databaseUrl(env, 'DATABASE_URL'),
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),
@@ -242,6 +265,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
     feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),
     minSecsBetweenPings: int(env, 'MIN_SECS_BETWEEN_PINGS', 0, 0),
+    siteRecheckSeconds: int(env, 'SITE_RECHECK_SECONDS', 86400, 0),
     trustProxy: trustProxy(env, 'TRUST_PROXY'),
     fetchAllowCidrs: cidrList(env, 'FETCH_ALLOW_CIDRS'),
     callbackAllowCidrs: cidrList(env, 'CALLBACK_ALLOW_CIDRS'),

@@ -143,6 +143,33 @@ function flattenHeaders(raw: Record<string, string | string[] | undefined>): Rec
   return out;
 }
 
+/**
+ * The whole-request deadline, handed to undici as its abort signal. undici accepts any object
+ * with `aborted`, `reason` and add/removeEventListener; Node's AbortController is an EventTarget
+ * that costs several microseconds to create and to listen to, on every delivery of a fan-out.
+ */
+class Deadline {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: (() => void)[] = [];
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i !== -1) this.listeners.splice(i, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    for (const l of this.listeners.splice(0)) l();
+  }
+}
+
 export class HttpClient {
   private readonly guards: Record<TargetKind, AddressGuard>;
   private readonly agents: Record<TargetKind, Agent>;
@@ -182,14 +209,14 @@ export class HttpClient {
   async request(kind: TargetKind, url: string, req: HttpRequest = {}): Promise<HttpResponse> {
     const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
     // One deadline for the whole call, redirects included, so a slow chain cannot stretch it.
-    const controller = new AbortController();
+    const deadline = new Deadline();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
+      deadline.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     try {
-      return await this.follow(kind, parseUrl(url), req, timeoutMs, controller.signal);
+      return await this.follow(kind, parseUrl(url), req, timeoutMs, deadline as unknown as AbortSignal);
     } catch (err) {
       throw toOutboundError(err, timedOut);
     } finally {
@@ -236,11 +263,17 @@ export class HttpClient {
     }
   }
 
-  private async readBody(stream: AsyncIterable<Buffer> & { destroy(): unknown }, contentLength: unknown): Promise<Buffer> {
+  private async readBody(stream: AsyncIterable<Buffer> & { destroy(): unknown; bytes(): Promise<Uint8Array> }, contentLength: unknown): Promise<Buffer> {
     const max = this.opts.maxResponseBytes;
     if (typeof contentLength === 'string' && Number(contentLength) > max) {
       stream.destroy(); // closes the socket instead of draining a body we will not keep
       throw new OutboundError('too_large', `response declares ${contentLength} bytes, cap is ${max}`);
+    }
+    // A declared length within the cap is all the parser will let through: read it in one go,
+    // without the async iterator's per-chunk promises (most replies are a few bytes).
+    if (typeof contentLength === 'string' && /^\d+$/.test(contentLength)) {
+      const bytes = await stream.bytes();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     const chunks: Buffer[] = [];
     let total = 0;

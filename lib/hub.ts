@@ -11,12 +11,13 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Subscription, type WebSubRequest } from './model.js';
+import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
+import { isHtmlPage, Sites } from './sites.js';
 import type { Store } from './store/store.js';
 import type { Verifier } from './verify.js';
 
@@ -41,6 +42,25 @@ export interface PleaseNotifyRequest {
   notifyProcedure?: string;
 }
 
+/** A weblogUpdates ping: a site changed. */
+export interface SitePingRequest {
+  /** The site's page (a blog's home page); its feeds are discovered when no feed is named. */
+  siteUrl: string;
+  /** The feed the caller named (extendedPing, rssUpdate): read as it is, nothing discovered. */
+  feedUrl?: string;
+}
+
+export interface SitePingResult {
+  error: HubError | null;
+  /** The topics that were read: the feed(s), and the page itself when someone follows it. */
+  topics: string[];
+}
+
+/** What a ping did: its answer, and the deliveries it started. */
+interface Pinged extends SitePingResult {
+  fanOut: Promise<unknown>;
+}
+
 export interface RefreshResult extends CheckResult {
   /** Settles when every subscriber has had its first delivery attempt. */
   fanOut: Promise<FanOutReport>;
@@ -60,14 +80,20 @@ const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delive
  */
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
+  private readonly sites: Sites;
   private readonly now: () => number;
   private readonly refreshing = new Map<string, { current: Promise<RefreshResult>; next?: Promise<RefreshResult> }>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Recent topic discoveries, oldest first (see discover). */
+  private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
+  /** Subscription writes that must respect the limits, one at a time (see storeWithinLimits). */
+  private subscribing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: HubDeps) {
     super();
     this.now = deps.now ?? Date.now;
     this.checker = new TopicChecker(deps.http, deps.store, this.now);
+    this.sites = new Sites({ config: deps.config, store: deps.store, http: deps.http, now: this.now });
   }
 
   get hubUrl(): string {
@@ -83,6 +109,9 @@ export class Hub extends EventEmitter {
     const tooMuch = this.checkUrls(req.urls);
     if (tooMuch) return tooMuch;
     const callback = rssCloudCallback(req.protocol, req.port, req.path, req.domain || req.callerAddress);
+    // The callback is built from strangers' fields (domain, port, path): it obeys MAX_URL_LENGTH too.
+    const longCallback = callback === undefined ? null : this.checkUrls([callback]);
+    if (longCallback) return longCallback;
     const domain = req.domain ? req.domain : undefined;
     const results = await Promise.all(
       req.urls.map((url) => this.subscribeRssCloud(url, callback, req.protocol as RssCloudProtocol, domain, req.notifyProcedure)),
@@ -115,8 +144,54 @@ export class Hub extends EventEmitter {
     return null;
   }
 
-  /** rssCloud ping: read the topic, and when it changed tell every subscriber before answering. */
+  /**
+   * Stores a subscription unless a limit forbids it. Requests are checked when they arrive,
+   * but verification takes a while and many can pass that check together; checking again
+   * here, one write at a time, keeps the limits exact.
+   */
+  private storeWithinLimits(sub: Subscription): Promise<HubError | null> {
+    const turn = this.subscribing.then(async () => {
+      const limited = await this.checkSubscriptionLimits(sub.topic, sub.callback);
+      if (limited) return limited;
+      await this.deps.store.putSubscription(sub);
+      return null;
+    });
+    this.subscribing = turn.catch(noop);
+    return turn;
+  }
+
+  /**
+   * rssCloud ping: read the topic, and when it changed tell every subscriber before answering.
+   * A URL nobody follows as a topic that turns out to be a web page stands for its site's
+   * feeds (see pingUrl).
+   */
   async ping(url: string): Promise<HubError | null> {
+    const refused = await this.checkPing(url);
+    if (refused) return refused;
+    this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
+    const pinged = await this.pingUrl(url, 'topic');
+    await pinged.fanOut;
+    return pinged.error;
+  }
+
+  /**
+   * weblogUpdates ping: a site changed. The feed the caller named is read as it is; without
+   * one, the site's page stands for its feeds. Resolves once the feeds are read (blogging tools
+   * wait only a few seconds for the answer); deliveries go on in the background, as for a
+   * WebSub publish.
+   */
+  async pingSite(req: SitePingRequest): Promise<SitePingResult> {
+    const url = req.feedUrl ?? req.siteUrl;
+    const refused = await this.checkPing(url);
+    if (refused) return { error: refused, topics: [] };
+    this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
+    const { error, topics, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic');
+    this.track(fanOut);
+    return { error, topics };
+  }
+
+  /** The limits every ping obeys: URL bounds, and MIN_SECS_BETWEEN_PINGS per topic. */
+  private async checkPing(url: string): Promise<HubError | null> {
     const tooMuch = this.checkUrls([url]);
     if (tooMuch) return tooMuch;
     const { minSecsBetweenPings } = this.deps.config;
@@ -126,18 +201,84 @@ export class Hub extends EventEmitter {
         return { code: 'ping_too_soon', minSecs: minSecsBetweenPings };
       }
     }
+    return null;
+  }
+
+  /**
+   * Reads what a ping names. `as` is 'topic' when the caller names a topic (an rssCloud ping, a
+   * weblogUpdates feed URL) and 'site' when it names a site (weblogUpdates without a feed).
+   *
+   * A URL somebody follows is a topic, whatever its content type (WebSub topics may be HTML).
+   * A web page nobody follows is a site: it stands for the feeds it links to (remembered, and
+   * read again after SITE_RECHECK_SECONDS), each of them read like a pinged topic. A site ping
+   * of a page somebody follows does both: the page for its followers, and its feeds. A URL
+   * that is not a web page is a topic, whichever way it was named.
+   */
+  private async pingUrl(url: string, as: 'topic' | 'site'): Promise<Pinged> {
+    const followed = (await this.deps.store.countSubscriptions({ topic: url })) > 0;
+    const known = await this.sites.get(url);
+    const fresh = known !== undefined && known.feeds.length > 0 && this.sites.isFresh(known) ? known : undefined;
+    if (fresh && !followed) return this.pingFeeds(url, fresh.feeds);
+
     this.emit('published', url);
-    this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
     let result: RefreshResult;
     try {
       result = await this.refresh(url);
     } catch (e) {
       this.deps.log.info('ping: topic unreadable', { topic: url, error: describeError(e) });
-      return { code: 'resource_unreadable', url };
+      return { error: { code: 'resource_unreadable', url }, topics: [], fanOut: NO_FAN_OUT };
     }
     if (!result.changed) this.deps.log.info('ping: topic unchanged, nobody notified', { topic: url });
-    await result.fanOut;
-    return null;
+    const asTopic: Pinged = { error: null, topics: [url], fanOut: result.fanOut };
+    if (followed && as === 'topic') return asTopic;
+    const page = result.read
+      ? isHtmlPage(result.read.headers['content-type'], result.read.body)
+      : isHtmlPage(result.topic.contentType, Buffer.alloc(0));
+    if (!page) return asTopic;
+
+    let site: Site | undefined = fresh;
+    if (!site) {
+      try {
+        site = await this.sites.learn(url, result.read, known);
+      } catch (e) {
+        this.deps.log.info('ping: site page unreadable', { site: url, error: describeError(e) });
+      }
+    }
+    const feeds = site?.feeds ?? [];
+    this.deps.log.info('ping: site', { site: url, feeds: feeds.join(' ') });
+    if (feeds.length === 0) return followed ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
+    const pinged = await this.pingFeeds(url, feeds);
+    if (!followed) return pinged;
+    return { error: null, topics: [url, ...pinged.topics], fanOut: Promise.all([result.fanOut, pinged.fanOut]) };
+  }
+
+  /**
+   * Reads each feed of a site like a pinged topic, each under its own fetch throttle and ping
+   * limit; a feed is never taken for a site in turn. Succeeds when any feed could be read.
+   */
+  private async pingFeeds(site: string, feeds: string[]): Promise<Pinged> {
+    type Outcome = { feed: string; fanOut: Promise<FanOutReport> } | { error: HubError };
+    const outcomes = await Promise.all(
+      feeds.map(async (feed): Promise<Outcome> => {
+        const refused = await this.checkPing(feed);
+        if (refused) return { error: refused };
+        this.emit('published', feed);
+        try {
+          const result = await this.refresh(feed);
+          if (!result.changed) this.deps.log.info('ping: feed of a site unchanged, nobody notified', { site, topic: feed });
+          return { feed, fanOut: result.fanOut };
+        } catch (e) {
+          this.deps.log.info('ping: feed of a site unreadable', { site, topic: feed, error: describeError(e) });
+          return { error: { code: 'resource_unreadable', url: feed } };
+        }
+      }),
+    );
+    const read = outcomes.flatMap((o) => ('feed' in o ? [o] : []));
+    if (read.length === 0) {
+      const first = outcomes.find((o): o is { error: HubError } => 'error' in o);
+      return { error: first?.error ?? { code: 'no_feeds', url: site }, topics: [], fanOut: NO_FAN_OUT };
+    }
+    return { error: null, topics: read.map((o) => o.feed), fanOut: Promise.all(read.map((o) => o.fanOut)) };
   }
 
   private async subscribeRssCloud(
@@ -190,7 +331,8 @@ export class Hub extends EventEmitter {
     };
     if (protocol === 'xml-rpc') sub.notifyProcedure = notifyProcedure ?? '';
     else delete sub.notifyProcedure;
-    await this.deps.store.putSubscription(sub);
+    const refused = await this.storeWithinLimits(sub);
+    if (refused) return refused;
     this.emit('subscribed', url);
     this.note({ kind: 'subscribe', topic: url, ok: true, protocol, detail: callbackHost(callback) });
     return null;
@@ -309,7 +451,13 @@ export class Hub extends EventEmitter {
     // A re-subscribe may change or drop the secret.
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
-    await store.putSubscription(sub);
+    const refused = await this.storeWithinLimits(sub);
+    if (refused) {
+      // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
+      log.info('websub: subscription denied', { topic: req.topic, reason: refused.detail });
+      await verifier.webSubDenied(req.callback, req.topic, `a subscription limit was reached: ${refused.detail ?? ''}`);
+      return;
+    }
     this.emit('subscribed', sub.topic);
     this.note({ kind: 'subscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
     log.info('websub: subscribed', { topic: req.topic, lease });
@@ -349,8 +497,30 @@ export class Hub extends EventEmitter {
     return null;
   }
 
-  /** Reads a topic and reports the hubs and clouds it advertises (a helper for readers). */
-  async discover(url: string): Promise<Discovery | { error: string }> {
+  /**
+   * Reads a topic and reports the hubs and clouds it advertises (a helper for readers).
+   * Discoveries of one URL within FETCH_MIN_INTERVAL_MS of each other share one read, so that
+   * nobody can make the hub hammer a third party through this door either.
+   */
+  discover(url: string): Promise<Discovery | { error: string }> {
+    const interval = this.deps.config.fetchMinIntervalMs;
+    const now = this.now();
+    // Oldest first: forget the reads that are old enough to be made again.
+    for (const [u, d] of this.discoveries) {
+      if (now - d.settledAt < interval) break;
+      this.discoveries.delete(u);
+    }
+    const recent = this.discoveries.get(url);
+    if (recent) return recent.result;
+    const entry = { settledAt: Infinity, result: this.readDiscovery(url) };
+    if (interval > 0) {
+      this.discoveries.set(url, entry);
+      void entry.result.then(() => (entry.settledAt = this.now()));
+    }
+    return entry.result;
+  }
+
+  private async readDiscovery(url: string): Promise<Discovery | { error: string }> {
     try {
       const res = await this.deps.http.request('fetch', url, { method: 'GET', maxRedirects: FETCH_MAX_REDIRECTS });
       if (res.status < 200 || res.status >= 300) return { error: `the topic answered HTTP ${res.status}` };

@@ -18,7 +18,12 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   if (config.enableTestApi) log.warn('ENABLE_TEST_API is on: /test/* lets anyone read and erase every subscription');
   const running = await startHub(config, { log });
-  log.info('pushbutton listening', { url: running.url, publicUrl: config.publicUrl, dataDir: config.dataDir });
+  log.info('pushbutton listening', {
+    url: running.url,
+    publicUrl: config.publicUrl,
+    store: config.databaseUrl === undefined ? 'embedded' : 'postgresql',
+    ...(config.databaseUrl === undefined && { dataDir: config.dataDir }),
+  });
 
   const stop = (signal: string): void => {
     log.info('shutting down', { signal });

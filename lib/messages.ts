@@ -8,6 +8,7 @@ export type HubErrorCode =
   | 'unsupported_protocol'
   | 'no_resources'
   | 'resource_unreadable'
+  | 'no_feeds'
   | 'handler_test_failed'
   | 'ping_too_soon'
   | 'bad_request'
@@ -49,6 +50,10 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
       return context === 'ping'
         ? `The ping was cancelled because there was an error reading the resource at URL ${err.url ?? ''}.`
         : `The subscription was cancelled because there was an error reading the resource at URL ${err.url ?? ''}.`;
+    case 'no_feeds':
+      // rssCloud has no words for "a page that links to no feed", and its clients compare the
+      // words they know: to them, nothing readable was found at the URL.
+      return messageFor({ ...err, code: 'resource_unreadable' }, context);
     case 'handler_test_failed':
       return 'The subscription was cancelled because the call failed when we tested the handler.';
     case 'ping_too_soon':
@@ -76,6 +81,23 @@ export function xmlRpcArityMessage(method: string, tooMany: boolean): string {
 
 export function xmlRpcUnknownMethod(method: string): string {
   return `Can't make the call because "${method}" is not defined.`;
+}
+
+// weblogUpdates (weblogs.com's ping API, as WordPress and other blogging tools send it): the
+// answer is a struct {flerror, message}, and these are its messages.
+export const WEBLOG_UPDATES_WORDS = {
+  thanks: 'Thanks for the ping.',
+} as const;
+
+/** The message of a weblogUpdates answer with flerror true. */
+export function weblogUpdatesMessage(err: HubError): string {
+  if (err.code === 'no_feeds') return `No feed was found at URL ${err.url ?? ''}: the page links to no RSS, Atom or JSON Feed.`;
+  return messageFor(err, 'ping');
+}
+
+/** A call whose parameters are not what the method takes: the usage, so the sender can fix it. */
+export function weblogUpdatesUsageMessage(method: string, usage: string, problem: string): string {
+  return `Can't call "${method}" because ${problem}: it takes ${usage}.`;
 }
 
 export function rateLimitedMessage(retryAfterSeconds: number): string {

@@ -80,6 +80,25 @@ export interface PendingVerification extends WebSubRequest {
   createdAt: number;
 }
 
+/**
+ * What the hub remembers of a site (a page that is not a feed, such as a blog's home page): the
+ * feeds it links to as alternates, so that a ping naming only the site reaches them without the
+ * page being read every time. Re-read once it is older than SITE_RECHECK_SECONDS.
+ */
+export interface Site {
+  /** The site URL as pinged, exactly. */
+  url: string;
+  /** Feed URLs discovered on the page, absolute, in document order, capped (MAX_FEEDS_PER_SITE). */
+  feeds: string[];
+  /** WebSub hubs the page advertises (rel="hub"), absolute. */
+  hubs: string[];
+  /** The page's rel="self", when it gave one. */
+  self?: string;
+  /** When the page was last read (or confirmed unchanged). */
+  whenChecked: number;
+  whenCreated: number;
+}
+
 export function newTopic(url: string): Topic {
   return { url, lastHash: '', lastSize: 0, ctChecks: 0, whenLastCheck: 0, ctUpdates: 0, whenLastUpdate: 0, version: 0 };
 }

@@ -35,6 +35,15 @@ export interface OperatorDeps {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/**
+ * Any URL in a piece of text cut down to its host. Activity details are shown on read-only
+ * pages and streams, and an outbound error message may quote a callback URL whole (a redirect
+ * loop names the URL it started from), query string and all.
+ */
+export function hostsOnly(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, (url) => callbackHost(url));
+}
+
 export class Operator {
   private readonly now: () => number;
   private readonly startedAt: number;
@@ -47,13 +56,13 @@ export class Operator {
   async stats(): Promise<Stats> {
     const { store, notifier, activity, poller, streams } = this.deps;
     const counts = await store.counts();
-    const topics = await store.listTopics();
-    const withCounts = await Promise.all(topics.map(async (t) => ({ t, n: await store.countSubscriptions({ topic: t.url }) })));
-    const busiest = withCounts
-      .filter((x) => x.n > 0)
-      .sort((a, b) => b.n - a.n)
-      .slice(0, 10)
-      .map(({ t, n }) => ({ url: t.url, subscriptions: n, version: t.version, lastUpdate: t.whenLastUpdate ? iso(t.whenLastUpdate) : null }));
+    const top = [...(await this.subscribedTopics())].sort((a, b) => b[1] - a[1]).slice(0, 10);
+    const busiest = await Promise.all(
+      top.map(async ([url, n]) => {
+        const t = await store.getTopic(url);
+        return { url, subscriptions: n, version: t?.version ?? 0, lastUpdate: t?.whenLastUpdate ? iso(t.whenLastUpdate) : null };
+      }),
+    );
     return {
       startedAt: iso(this.startedAt),
       uptimeSeconds: Math.round((this.now() - this.startedAt) / 1000),
@@ -70,13 +79,21 @@ export class Operator {
     };
   }
 
-  /** OPML 2.0 listing every topic that has at least one subscription. */
+  /**
+   * Every topic with at least one subscription, and how many: read from the subscriptions, since
+   * a WebSub subscriber may follow a topic the hub has not read yet.
+   */
+  private async subscribedTopics(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for (const s of await this.deps.store.listSubscriptions()) counts.set(s.topic, (counts.get(s.topic) ?? 0) + 1);
+    return counts;
+  }
+
+  /** OPML 2.0 listing every topic that has at least one subscription, in URL order. */
   async opml(title: string): Promise<string> {
-    const { store } = this.deps;
     const lines: string[] = [];
-    for (const t of await store.listTopics()) {
-      if ((await store.countSubscriptions({ topic: t.url })) === 0) continue;
-      lines.push(`    <outline type="rss" text="${escapeXml(t.url)}" xmlUrl="${escapeXml(t.url)}"/>`);
+    for (const url of [...(await this.subscribedTopics()).keys()].sort()) {
+      lines.push(`    <outline type="rss" text="${escapeXml(url)}" xmlUrl="${escapeXml(url)}"/>`);
     }
     return [
       '<?xml version="1.0" encoding="UTF-8"?>',

@@ -2,7 +2,23 @@
 // `burst`. Refill is computed from timestamps when a request arrives, so no timer runs. A hub
 // that anyone can POST to must not let one address make it fetch and notify without bound.
 
+import { v6Groups } from './address-guard.js';
+
 export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+/**
+ * The bucket a client address counts against: an IPv4 address, or an IPv6 /64. One IPv6
+ * subscriber line holds a whole /64, so counting single IPv6 addresses would let anyone step
+ * around the limit by changing the interface half of their address.
+ */
+export function rateKey(address: string): string {
+  const groups = address.includes(':') ? v6Groups(address.split('%')[0] ?? '') : null;
+  if (!groups) return address;
+  const [a = 0, b = 0, c = 0, d = 0, e = 0, f = 0, g = 0, h = 0] = groups;
+  // ::ffff:a.b.c.d is an IPv4 client seen through a dual-stack socket.
+  if (a === 0 && b === 0 && c === 0 && d === 0 && e === 0 && f === 0xffff) return [g >> 8, g & 0xff, h >> 8, h & 0xff].join('.');
+  return `${[a, b, c, d].map((x) => x.toString(16)).join(':')}::/64`;
+}
 
 interface Bucket {
   tokens: number;

@@ -10,12 +10,12 @@ import { Poller } from './feeds/poller.js';
 import { Metrics } from './metrics.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
-import { Operator } from './operator.js';
+import { Operator, hostsOnly } from './operator.js';
 import { ACTIVITY_CHANNEL, StreamHub, topicChannel } from './stream.js';
 import { Hub } from './hub.js';
 import { silentLogger, type Logger } from './log.js';
 import { Notifier } from './notifier/notifier.js';
-import { LowdbStore } from './store/lowdb-store.js';
+import { createStore } from './store/create-store.js';
 import type { Store } from './store/store.js';
 import { Verifier } from './verify.js';
 
@@ -43,8 +43,11 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const log = opts.log ?? silentLogger;
   // Listen first: with PORT=0 the hub's own URL (the rel="hub" of every delivery) is known
   // only once the port is, and the app is attached before anything is handed out.
-  const server = http.createServer();
-  // Slow clients may not hold a connection open forever.
+  // Slow clients may not hold a connection open forever. Node enforces both timeouts only when
+  // it sweeps its connections (every 30 s by default), so sweep often enough to honour them.
+  const server = http.createServer({
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(given.serverHeadersTimeoutMs, given.serverRequestTimeoutMs) / 4))),
+  });
   server.headersTimeout = given.serverHeadersTimeoutMs;
   server.requestTimeout = given.serverRequestTimeoutMs;
   await new Promise<void>((resolve, reject) => {
@@ -55,7 +58,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const host = given.host === '0.0.0.0' || given.host === '::' ? 'localhost' : given.host.includes(':') ? `[${given.host}]` : given.host;
   const config: Config = given.publicUrlSet ? given : { ...given, publicUrl: `http://${host}:${port}` };
 
-  const store = new LowdbStore({ dir: config.dataDir });
+  const store = createStore(config, log);
   await store.open();
   const httpClient = new HttpClient({
     timeoutMs: config.requestTimeoutMs,
@@ -81,7 +84,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     sseClients: () => streams.size,
   });
   hub.on('change', (content: Content) => streams.publish(topicChannel(content.topic), 'change', changeEvent(content)));
-  hub.on('activity', (a: ActivityInput) => activity.record(a));
+  // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
+  hub.on('activity', (a: ActivityInput) => activity.record(a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
   notifier.on('delivery', (e: DeliveryEvent) => {
     metrics.delivery(e);
     activity.record({
@@ -89,7 +93,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       topic: e.topic,
       ok: e.ok,
       protocol: e.protocol,
-      detail: `${e.host} ${e.status ?? e.error ?? ''}`.trim(),
+      detail: hostsOnly(`${e.host} ${e.status ?? e.error ?? ''}`.trim()),
     });
   });
   activity.on('activity', (a: Activity) => {

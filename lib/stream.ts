@@ -2,8 +2,8 @@
 // the operator's activity log); every event gets an id "<boot>-<seq>" and goes into a bounded
 // backlog, so a browser reconnecting with Last-Event-ID is sent what it missed. An id from
 // another boot, or older than the backlog, cannot be resumed: the stream is told with a
-// "reset" event so the page can reload what it shows. One interval writes heartbeats so
-// proxies do not close idle streams.
+// "reset" event (carrying the current id) so the page can reload what it shows. One interval
+// writes heartbeats so proxies do not close idle streams.
 import { randomBytes } from 'node:crypto';
 
 export interface StreamClient {
@@ -69,7 +69,9 @@ export class StreamHub {
     const oldest = this.backlog[0]?.seq ?? this.seq + 1;
     // Resumable when the id is ours and nothing after it has fallen out of the backlog.
     if (boot !== this.boot || !Number.isInteger(last) || last > this.seq || last + 1 < oldest) {
-      client.write(`event: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
+      // The reset carries the current id: the browser's Last-Event-ID moves to a point it can
+      // resume from, so its next reconnect is not reset again for the same stale id.
+      client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
       return;
     }
     for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(e.text);

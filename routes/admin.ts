@@ -6,7 +6,7 @@ import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
-import { parseHttpUrl } from './body.js';
+import { bodyErrorStatus, parseHttpUrl } from './body.js';
 import { cors } from './cors.js';
 
 export interface AdminFaceOptions {
@@ -62,6 +62,12 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     const host = ((req.body ?? {}) as Record<string, unknown>)['host'];
     if (typeof host !== 'string' || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
     res.json({ ok: true, woken: operator.retryHost(host) });
+  });
+  // A body the JSON parser refused is the operator's mistake: 400 (or 413), never the app's 500.
+  admin.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const status = bodyErrorStatus(err);
+    if (status === undefined) return next(err);
+    res.status(status).json({ ok: false, error: status === 413 ? 'the request body is too large' : 'the request body must be JSON' });
   });
   router.use('/admin', admin);
   return router;

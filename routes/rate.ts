@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { rateLimitedMessage } from '../lib/messages.js';
-import type { RateLimiter } from '../lib/rate-limit.js';
+import { rateKey, type RateLimiter } from '../lib/rate-limit.js';
 
 /** The address a request came from: the socket's, or the forwarded one behind TRUST_PROXY. */
 export function clientAddress(req: Request): string {
@@ -16,7 +16,7 @@ export function rateLimit(
   reject: (req: Request, res: Response, message: string) => void,
 ): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
-    const decision = limiter.take(clientAddress(req));
+    const decision = limiter.take(rateKey(clientAddress(req)));
     if (decision.ok) return next();
     res.setHeader('Retry-After', String(decision.retryAfterSeconds));
     res.status(429);

@@ -1,6 +1,8 @@
 // The XML-RPC face at /RPC2: rssCloud.hello, rssCloud.pleaseNotify and rssCloud.ping, with the
 // reference server's exact results and faults (code 4). Every failure, malformed XML included,
 // is a methodResponse fault with HTTP 200: XML-RPC clients read faults, not status codes.
+// The weblogUpdates pings of blogging tools answer a {flerror, message} struct instead
+// (weblog-updates.ts).
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
@@ -14,6 +16,7 @@ import {
   type XmlRpcValue,
 } from '../lib/xmlrpc.js';
 import { bodyBuffer, bodyErrorStatus, rawBody } from './body.js';
+import { isWeblogUpdatesMethod, weblogUpdates } from './weblog-updates.js';
 import { clientAddress, rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
@@ -54,6 +57,7 @@ function send(res: Response, outcome: Outcome, status = 200): void {
 
 async function dispatch(hub: Hub, call: MethodCall, callerAddress: string): Promise<Outcome> {
   const { methodName, params } = call;
+  if (isWeblogUpdatesMethod(methodName)) return { value: await weblogUpdates(hub, methodName, params) };
   switch (methodName) {
     case 'rssCloud.hello':
       return { value: true };
@@ -62,6 +66,9 @@ async function dispatch(hub: Hub, call: MethodCall, callerAddress: string): Prom
       if (arity) return arity;
       const url = asString(params[0]);
       if (url === undefined || url === '') return { fault: 'The url parameter must be a non-empty string.' };
+      // A ping over the hub's limits is not well-formed: a fault, like every other limit here.
+      const tooLong = hub.checkUrls([url]);
+      if (tooLong) return { fault: messageFor(tooLong, 'ping') };
       // Dave Winer's server answers true to every well-formed ping, even when the feed could
       // not be read, and clients depend on it.
       await hub.ping(url);

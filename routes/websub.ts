@@ -91,6 +91,9 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
   // a comma that starts a new http(s) URL separates two.
   const candidates = [...new Set(raw.flatMap((v) => v.split(/,(?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
   if (candidates.length === 0) return text(res, 400, 'hub.url (or hub.topic) is required to publish.');
+  // The count limit covers every URL asked for, usable or not: a long list is refused whole.
+  const tooMany = hub.checkUrls(candidates);
+  if (tooMany?.code === 'too_many_urls') return text(res, 400, messageFor(tooMany, 'ping'));
   const accepted: string[] = [];
   const lines: string[] = [];
   for (const c of candidates) {

@@ -1,38 +1,17 @@
-// The store contract: what every Store must do, run against the embedded lowdb store, plus the
-// embedded store's own durability promises (group commit, sharded compaction, replay after a
-// crash, torn journal lines, outbox bodies on disk).
+// The store contract (test/helpers/store-contract.ts) run against both stores: the embedded
+// lowdb store and PostgreSQL (a throwaway server, or DATABASE_URL: test/helpers/postgres.ts).
+// Then the embedded store's own durability promises: group commit, sharded compaction, replay
+// after a crash, torn journal lines, outbox bodies on disk.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { newTopic, type OutboxEntry, type PendingVerification, type Protocol, type Subscription } from '../lib/model.js';
+import { newTopic, type Subscription } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import type { Store } from '../lib/store/store.js';
-
-function sub(topic: string, callback: string, extra: Partial<Subscription> = {}): Subscription {
-  return {
-    topic,
-    callback,
-    protocol: 'http-post',
-    ctUpdates: 0,
-    ctErrors: 0,
-    ctConsecutiveErrors: 0,
-    whenCreated: 1,
-    whenLastUpdate: null,
-    whenLastError: null,
-    whenExpires: 2,
-    ...extra,
-  };
-}
-
-function outbox(topic: string, version: number, createdAt = version): OutboxEntry {
-  return { topic, version, contentType: 'application/rss+xml', createdAt };
-}
-
-function verification(id: string, extra: Partial<PendingVerification> = {}): PendingVerification {
-  return { id, mode: 'subscribe', topic: 'https://a.example/feed', callback: 'https://s.example/cb', createdAt: 1, ...extra };
-}
+import { PgStore } from '../lib/store/pg-store.js';
+import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
 
 const tempDir = (): Promise<string> => mkdtemp(path.join(os.tmpdir(), 'pushbutton-store-'));
 
@@ -69,74 +48,31 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** Everything a Store holds, in a stable order, outbox bodies included. */
-async function fullState(store: Store): Promise<unknown> {
-  const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
-  const outboxEntries = (await store.listOutbox()).sort(byKey((e) => `${e.topic} ${e.version}`));
-  const bodies = await Promise.all(outboxEntries.map(async (e) => (await store.getOutboxBody(e.topic, e.version))?.toString('utf8')));
+describeStoreContract('lowdb', async () => {
+  const dir = await tempDir();
   return {
-    topics: (await store.listTopics()).sort(byKey((t) => t.url)),
-    subscriptions: (await store.listSubscriptions()).sort(byKey((s) => `${s.topic}\n${s.callback}`)),
-    outbox: outboxEntries.map((e, i) => ({ ...e, body: bodies[i] })),
-    verifications: (await store.listVerifications()).sort(byKey((v) => v.id)),
-    counts: await store.counts(),
+    open: async () => {
+      const store = new LowdbStore({ dir });
+      await store.open();
+      return store;
+    },
+    destroy: () => rm(dir, { recursive: true, force: true }),
   };
-}
+});
 
-/** counts() keeps running counters; they must agree with a full recount. */
-async function expectCountsConsistent(store: Store): Promise<void> {
-  const subs = await store.listSubscriptions();
-  const byProtocol: Record<string, number> = {};
-  for (const s of subs) byProtocol[s.protocol] = (byProtocol[s.protocol] ?? 0) + 1;
-  expect(await store.counts()).to.deep.equal({ topics: (await store.listTopics()).length, subscriptions: subs.length, byProtocol });
-}
-
-function prng(seed: number): () => number {
-  // mulberry32
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+describeStoreContract('postgresql', async () => {
+  const url = await freshDatabaseUrl('contract');
+  return {
+    open: async () => {
+      const store = new PgStore({ connectionString: url, poolSize: 4 });
+      await store.open();
+      return store;
+    },
+    destroy: () => dropDatabaseSchema(url),
   };
-}
+});
 
-/** n random writes of every kind over a few keys, issued in small concurrent groups. */
-async function randomOps(store: Store, seed: number, n: number, { clear = false } = {}): Promise<void> {
-  const rnd = prng(seed);
-  const int = (k: number): number => Math.floor(rnd() * k);
-  const topics = Array.from({ length: 16 }, (_, i) => `https://t${i}.example/feed?id=${i}`);
-  const callbacks = Array.from({ length: 12 }, (_, i) => `https://s${i}.example/hook?x=${i}`);
-  const protocols: Protocol[] = ['http-post', 'https-post', 'xml-rpc', 'websub'];
-  let group: Promise<unknown>[] = [];
-  for (let i = 0; i < n; i++) {
-    const r = rnd();
-    const topic = topics[int(topics.length)]!;
-    const callback = callbacks[int(callbacks.length)]!;
-    const protocol = protocols[int(protocols.length)]!;
-    if (r < 0.35) {
-      group.push(
-        store.putSubscription(sub(topic, callback, { protocol, ctUpdates: i, ...(protocol === 'websub' ? { secret: `s3cr3t-${i}`, leaseSeconds: 86400 } : {}) })),
-      );
-    } else if (r < 0.5) group.push(store.deleteSubscription(topic, callback));
-    else if (r < 0.6) group.push(store.putTopic({ ...newTopic(topic), version: i, etag: `"e${i}"` }));
-    else if (r < 0.64) group.push(store.deleteTopic(topic));
-    else if (r < 0.74) group.push(store.putOutbox(outbox(topic, int(4), i), Buffer.from(`body ${i} of ${topic}`)));
-    else if (r < 0.8) group.push(store.deleteOutbox(topic, int(4)));
-    else if (r < 0.9) group.push(store.putVerification(verification(`v${int(20)}`, { topic, callback, secret: `k${i}`, createdAt: i })));
-    else if (r < 0.985 || !clear) group.push(store.deleteVerification(`v${int(20)}`));
-    else group.push(store.clear());
-    if (group.length >= 1 + int(8)) {
-      await Promise.all(group);
-      group = [];
-    }
-  }
-  await Promise.all(group);
-}
-
-describe('store contract (lowdb)', () => {
+describe('lowdb store: durability', () => {
   let dir: string;
   let store: LowdbStore;
   const reopen = async (opts: { compactAfterBytes?: number } = {}): Promise<LowdbStore> => {
@@ -156,65 +92,11 @@ describe('store contract (lowdb)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('keys subscriptions by exact (topic, callback) and upserts', async () => {
-    await store.putSubscription(sub('http://a/feed', 'http://s/1'));
-    await store.putSubscription(sub('http://a/feed', 'http://s/1', { ctUpdates: 5 }));
-    await store.putSubscription(sub('http://a/feed', 'http://s/1?x=1'));
-    await store.putSubscription(sub('http://a/feed/', 'http://s/1'));
-    expect(await store.subscriptionsOf('http://a/feed')).to.have.length(2);
-    expect((await store.getSubscription('http://a/feed', 'http://s/1'))?.ctUpdates).to.equal(5);
-    expect((await store.counts()).subscriptions).to.equal(3);
-  });
-
-  it('returns copies, so callers cannot change stored state by accident', async () => {
-    await store.putTopic(newTopic('http://a/feed'));
-    const t = await store.getTopic('http://a/feed');
-    t!.ctChecks = 99;
-    expect((await store.getTopic('http://a/feed'))?.ctChecks).to.equal(0);
-    const v = verification('v1');
-    await store.putVerification(v);
-    v.topic = 'changed';
-    (await store.listVerifications())[0]!.callback = 'changed';
-    expect((await store.listVerifications())[0]).to.deep.equal(verification('v1'));
-  });
-
-  it('deletes a topic with its subscriptions, and clears everything', async () => {
-    await store.putTopic(newTopic('http://a/feed'));
-    await store.putSubscription(sub('http://a/feed', 'http://s/1'));
-    await store.putSubscription(sub('http://b/feed', 'http://s/1'));
-    await store.deleteTopic('http://a/feed');
-    expect(await store.getTopic('http://a/feed')).to.equal(undefined);
-    expect(await store.subscriptionsOf('http://a/feed')).to.deep.equal([]);
-    expect(await store.deleteSubscription('http://b/feed', 'http://s/1')).to.equal(true);
-    expect(await store.deleteSubscription('http://b/feed', 'http://s/1')).to.equal(false);
-    await store.putSubscription(sub('http://c/feed', 'http://s/1'));
-    await store.putVerification(verification('v1'));
+  it('removes the outbox bodies it dropped on clear', async () => {
     await store.putOutbox(outbox('http://c/feed', 1), Buffer.from('x'));
+    expect(await exists(contentPath(dir, 'http://c/feed', 1))).to.equal(true);
     await store.clear();
-    expect(await store.counts()).to.deep.equal({ topics: 0, subscriptions: 0, byProtocol: {} });
-    expect(await store.listVerifications()).to.deep.equal([]);
-    expect(await store.listOutbox()).to.deep.equal([]);
     expect(await exists(contentPath(dir, 'http://c/feed', 1))).to.equal(false);
-  });
-
-  it('keeps counts as running counters that agree with the records', async () => {
-    await store.putSubscription(sub('http://a/feed', 'http://s/1'));
-    await store.putSubscription(sub('http://a/feed', 'http://s/1', { protocol: 'websub' }));
-    await store.putSubscription(sub('http://a/feed', 'http://s/2', { protocol: 'xml-rpc' }));
-    await store.putSubscription(sub('http://b/feed', 'http://s/2', { protocol: 'xml-rpc' }));
-    await store.putTopic(newTopic('http://a/feed'));
-    expect(await store.counts()).to.deep.equal({ topics: 1, subscriptions: 3, byProtocol: { websub: 1, 'xml-rpc': 2 } });
-    await store.deleteTopic('http://a/feed');
-    expect(await store.counts()).to.deep.equal({ topics: 0, subscriptions: 1, byProtocol: { 'xml-rpc': 1 } });
-  });
-
-  it('keeps every acknowledged write across a reopen', async () => {
-    await store.putTopic({ ...newTopic('http://a/feed'), version: 3, lastHash: 'abc' });
-    await Promise.all(Array.from({ length: 200 }, (_, i) => store.putSubscription(sub('http://a/feed', `http://s/${i}`))));
-    await store.deleteSubscription('http://a/feed', 'http://s/7');
-    await reopen();
-    expect((await store.subscriptionsOf('http://a/feed')).length).to.equal(199);
-    expect((await store.getTopic('http://a/feed'))?.version).to.equal(3);
   });
 
   it('shares one journal append among writes that arrive together (group commit)', async () => {

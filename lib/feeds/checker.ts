@@ -19,6 +19,15 @@ export interface CheckResult {
   content?: Content;
   /** The publisher's Cache-Control max-age, when it gave one: the poller never polls faster. */
   maxAgeSeconds?: number;
+  /** What was read when the publisher sent a body (not after a 304): site discovery reads it. */
+  read?: FetchedPage;
+}
+
+export interface FetchedPage {
+  /** The final URL, after redirects. */
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
 }
 
 export class FetchFailed extends Error {
@@ -73,7 +82,8 @@ export class TopicChecker {
       etag: res.headers['etag'],
       lastModified: res.headers['last-modified'],
     });
-    return maxAgeSeconds === undefined ? result : { ...result, maxAgeSeconds };
+    const read: FetchedPage = { url: res.url, headers: res.headers, body: res.body };
+    return { ...result, read, ...(maxAgeSeconds !== undefined && { maxAgeSeconds }) };
   }
 
   /** Records content a publisher pushed itself (an authenticated fat ping). */

@@ -21,9 +21,19 @@ export class HostLimiter {
       this.perHost.set(host, limiter);
     }
     const own = limiter;
+    // Host slot first, then a global one; one async frame instead of a run() per level.
+    const forHost = own.acquire();
+    if (forHost) await forHost;
     try {
-      return await own.run(() => this.global.run(task));
+      const forAll = this.global.acquire();
+      if (forAll) await forAll;
+      try {
+        return await task();
+      } finally {
+        this.global.release();
+      }
     } finally {
+      own.release();
       if (own.pending === 0 && this.perHost.get(host) === own) this.perHost.delete(host);
     }
   }

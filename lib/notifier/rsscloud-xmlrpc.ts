@@ -27,7 +27,16 @@ export class RssCloudXmlRpcSender implements Sender {
   }
 }
 
-function judgeReply(xml: string, status: number): DeliveryOutcome {
+/**
+ * The reply nearly every subscriber sends: `true`, as the spec asks, in the canonical layout
+ * (whitespace between tags and an XML declaration allowed). Recognised without building a
+ * document; anything else, faults and `false` included, goes through the full parser.
+ */
+const PLAIN_TRUE =
+  /^\s*(?:<\?xml[^>]*\?>\s*)?<methodResponse>\s*<params>\s*<param>\s*<value>\s*<boolean>1<\/boolean>\s*<\/value>\s*<\/param>\s*<\/params>\s*<\/methodResponse>\s*$/;
+
+export function judgeReply(xml: string, status: number): DeliveryOutcome {
+  if (xml.length < 512 && PLAIN_TRUE.test(xml)) return { ok: true, status };
   let reply;
   try {
     reply = parseMethodResponse(xml);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import type { OutboxEntry, PendingVerification, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, type JournalOp, type JournalStats } from './journal.js';
@@ -268,6 +268,17 @@ export class LowdbStore implements Store {
 
   async listVerifications(): Promise<PendingVerification[]> {
     return (await copies(this.state.verificationRefs())).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  // --- sites ---------------------------------------------------------------------------------
+
+  async getSite(url: string): Promise<Site | undefined> {
+    const s = this.state.getSite(url);
+    return s && { ...s, feeds: [...s.feeds], hubs: [...s.hubs] };
+  }
+
+  putSite(site: Site): Promise<void> {
+    return this.write({ op: 'putSite', site: { ...site, feeds: [...site.feeds], hubs: [...site.hubs] } });
   }
 
   // --- the rest ------------------------------------------------------------------------------

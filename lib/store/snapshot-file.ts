@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import type { OutboxEntry, PendingVerification, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
 import { isNotFound, replaceFile } from './fs-durable.js';
 
 /**
@@ -24,6 +24,8 @@ export interface ShardFile {
   subscriptions: Subscription[];
   outbox: OutboxEntry[];
   verifications: PendingVerification[];
+  /** Added after format 1 shipped; absent in older files, which read as no sites. */
+  sites?: Site[];
 }
 
 /**

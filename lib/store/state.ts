@@ -1,6 +1,6 @@
 // The embedded store's memory: every record, partitioned the way the snapshot is sharded, with
 // running counters (counts() is O(1) in the number of records) and a dirty flag per shard.
-import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Subscription, type Topic } from '../model.js';
+import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import type { JournalOp } from './journal.js';
 import { SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 
@@ -16,6 +16,8 @@ interface TopicEntry {
 class Partition {
   readonly entries = new Map<string, TopicEntry>();
   readonly verifications = new Map<string, PendingVerification>();
+  /** Sites by exact URL, sharded like topics (by a hash of the URL) but kept apart from them. */
+  readonly sites = new Map<string, Site>();
   /** Changed since its shard file was last written. */
   dirty = false;
 }
@@ -68,6 +70,10 @@ export class MemoryState {
     const out: OutboxEntry[] = [];
     for (const p of this.parts) for (const e of p.entries.values()) if (e.outbox) for (const o of e.outbox.values()) out.push(o);
     return out;
+  }
+
+  getSite(url: string): Site | undefined {
+    return this.parts[shardOf(url)]!.sites.get(url);
   }
 
   hasVerification(id: string): boolean {
@@ -166,10 +172,17 @@ export class MemoryState {
         if (p.verifications.delete(op.id)) p.dirty = true;
         break;
       }
+      case 'putSite': {
+        const p = this.parts[shardOf(op.site.url)]!;
+        p.sites.set(op.site.url, op.site);
+        p.dirty = true;
+        break;
+      }
       case 'clear':
         for (const p of this.parts) {
           p.entries.clear();
           p.verifications.clear();
+          p.sites.clear();
           p.dirty = true;
         }
         this.topicCount = 0;
@@ -190,6 +203,7 @@ export class MemoryState {
     for (const sub of data.subscriptions ?? []) this.apply({ op: 'putSub', sub });
     for (const entry of data.outbox ?? []) this.apply({ op: 'putOutbox', entry });
     for (const v of data.verifications ?? []) this.apply({ op: 'putVerification', v });
+    for (const site of data.sites ?? []) this.apply({ op: 'putSite', site });
     this.parts[k]!.dirty = wasDirty;
   }
 
@@ -224,6 +238,7 @@ export class MemoryState {
       subscriptions: [],
       outbox: [],
       verifications: [...p.verifications.values()],
+      sites: [...p.sites.values()],
     };
     for (const e of p.entries.values()) {
       if (e.topic) data.topics.push(e.topic);

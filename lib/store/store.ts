@@ -1,7 +1,7 @@
 // The store interface the core depends on. The embedded lowdb store implements it today; a
 // server-backed store (several hub processes on one database) must fit behind it unchanged,
 // which is why every method is async even where the embedded store answers from memory.
-import type { OutboxEntry, PendingVerification, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
 
 export interface StoreCounts {
   topics: number;
@@ -45,6 +45,11 @@ export interface Store {
   putVerification(v: PendingVerification): Promise<void>;
   deleteVerification(id: string): Promise<void>;
   listVerifications(): Promise<PendingVerification[]>;
+
+  /** Sites: what a site page links to as feeds (weblogUpdates and REST pings that name a site). Keyed by exact URL. */
+  getSite(url: string): Promise<Site | undefined>;
+  /** Inserts or replaces by url; durable when the promise resolves. */
+  putSite(site: Site): Promise<void>;
 
   counts(): Promise<StoreCounts>;
   /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */

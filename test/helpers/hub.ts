@@ -26,6 +26,9 @@ export const TEST_ENV: Record<string, string> = {
   // tests of those limits set them back.
   RATE_LIMIT_PER_MINUTE: '0',
   FETCH_MIN_INTERVAL_MS: '0',
+  // The embedded store unless a test says otherwise: a DATABASE_URL in the environment (for
+  // test/helpers/postgres.ts) must not turn every hub, child processes included, onto one database.
+  DATABASE_URL: '',
 };
 
 export async function tempDataDir(): Promise<string> {

@@ -1,0 +1,377 @@
+// Shared by the benchmarks: the machine line, percentiles, child processes that are always
+// cleaned up (on success, error, Ctrl-C and SIGTERM), a small request/response protocol over
+// the IPC channel, and the hand-off of each benchmark's figures to bench/run.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Session } from 'node:inspector/promises';
+import { writeFile } from 'node:fs/promises';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BENCH_DIR = path.join(ROOT, 'bench');
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// --- the machine ---------------------------------------------------------------------------------
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryGb: number;
+  node: string;
+  os: string;
+  date: string;
+}
+
+export function machine(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryGb: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    os: `${os.platform()} ${os.release()}`,
+    date: new Date().toISOString(),
+  };
+}
+
+export function machineLine(m: MachineInfo = machine()): string {
+  return `${m.cpu} × ${m.cores} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.os}, ${m.date}`;
+}
+
+// --- numbers -------------------------------------------------------------------------------------
+
+/** Nearest-rank percentile of an ascending array. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export const fmt = {
+  ms: (n: number): string => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : Math.round(n).toLocaleString('en')} ms` : 'n/a'),
+  s: (ms: number): string => `${(ms / 1000).toFixed(2)} s`,
+  rate: (n: number): string => `${Math.round(n).toLocaleString('en')}/s`,
+  int: (n: number): string => Math.round(n).toLocaleString('en'),
+  pct: (r: number): string => `${(r * 100).toFixed(0)}%`,
+  bytes: (n: number): string => (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${Math.round(n)} B`),
+};
+
+export function line(label: string, value: string): void {
+  console.log(`  ${label.padEnd(52)} ${value}`);
+}
+
+// --- figures for bench/run.ts --------------------------------------------------------------------
+
+/** A figure the aggregate runner prints in its summary (one JSON line per figure in BENCH_RESULTS). */
+export interface Figure {
+  bench: string;
+  name: string;
+  value: string;
+  /** For figures with a target: the target in words, and whether this run met it. */
+  target?: string;
+  met?: boolean;
+}
+
+export function record(fig: Figure): void {
+  const file = process.env.BENCH_RESULTS;
+  if (file) appendFileSync(file, JSON.stringify(fig) + '\n');
+}
+
+// --- child processes -----------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+let cleaned = false;
+
+/** Kills every child this process started and removes its temp dirs. Safe to call more than once. */
+export function cleanupNow(): void {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+  children.clear();
+  // At exit only synchronous work runs to completion.
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+function installCleanup(): void {
+  if (cleaned) return;
+  cleaned = true;
+  process.on('exit', cleanupNow);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      cleanupNow();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+  // The parent runner died without a signal reaching us: stop too, taking the children along.
+  if (process.send) process.once('disconnect', () => process.exit(1));
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  installCleanup();
+  const dir = await mkdtemp(path.join(os.tmpdir(), `pushbutton-bench-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export async function removeTempDir(dir: string): Promise<void> {
+  tempDirs.delete(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** A child running a TypeScript file under tsx, with an IPC channel for requests. */
+export class Child {
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+  readonly exited: Promise<number | null>;
+  private readonly listeners: ((msg: Record<string, unknown>) => void)[] = [];
+
+  constructor(readonly proc: ChildProcess, readonly name: string) {
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.on('message', (msg: Record<string, unknown>) => {
+      if (typeof msg.reply === 'number') {
+        const p = this.pending.get(msg.reply);
+        if (!p) return;
+        this.pending.delete(msg.reply);
+        if (typeof msg.error === 'string') p.reject(new Error(`${name}: ${msg.error}`));
+        else p.resolve(msg.value);
+        return;
+      }
+      for (const l of this.listeners) l(msg);
+    });
+    void this.exited.then((code) => {
+      children.delete(proc);
+      for (const p of this.pending.values()) p.reject(new Error(`${name} exited (code ${code}) before answering`));
+      this.pending.clear();
+    });
+  }
+
+  /** Sends a command and resolves with the child's answer. */
+  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.proc.send({ id, cmd, ...args });
+    });
+  }
+
+  onMessage(l: (msg: Record<string, unknown>) => void): void {
+    this.listeners.push(l);
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  /** Extra node flags (e.g. --expose-gc, --cpu-prof). */
+  nodeArgs?: string[];
+  args?: string[];
+  /** Inherit stdout (the child prints its own report). */
+  stdout?: 'inherit' | 'ignore';
+}
+
+/**
+ * Starts `bench/<file>` under tsx with IPC and waits for its first message `{ ready: value }`.
+ * The child is killed when this process exits, however it exits.
+ */
+export async function spawnChild<T = unknown>(file: string, opts: SpawnOptions = {}): Promise<{ child: Child; ready: T }> {
+  installCleanup();
+  const prof = process.env.BENCH_CPU_PROF;
+  const profArgs = prof && file.startsWith('hub-child') ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...profArgs, '--import', 'tsx', path.join(BENCH_DIR, file), ...(opts.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', opts.stdout ?? 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(proc);
+  const child = new Child(proc, file);
+  const ready = await new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${file} did not start within 30 s`)), 30_000);
+    child.onMessage((msg) => {
+      if ('ready' in msg) {
+        clearTimeout(timer);
+        resolve(msg.ready as T);
+      }
+    });
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${file} exited (code ${code}) before it was ready`));
+    });
+  });
+  return { child, ready };
+}
+
+/**
+ * The child side: answers `{ id, cmd, ... }` with `{ reply: id, value }` or `{ reply: id, error }`,
+ * and exits when the parent goes away (IPC disconnect), so no child outlives its parent.
+ */
+export function serveCommands(handlers: Record<string, (msg: Record<string, unknown>) => unknown>, onExit: () => Promise<void> | void = () => {}): void {
+  let exiting = false;
+  const exit = async (code: number): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    try {
+      await onExit();
+    } finally {
+      process.exit(code);
+    }
+  };
+  process.on('message', (msg: Record<string, unknown>) => {
+    const id = msg.id as number;
+    const handler = handlers[msg.cmd as string];
+    if (!handler) {
+      process.send?.({ reply: id, error: `unknown command ${String(msg.cmd)}` });
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(msg))
+      .then(
+        (value) => process.send?.({ reply: id, value: value ?? null }),
+        (e: unknown) => process.send?.({ reply: id, error: e instanceof Error ? e.stack ?? e.message : String(e) }),
+      );
+  });
+  process.once('disconnect', () => void exit(0));
+  process.once('SIGTERM', () => void exit(0));
+  process.once('SIGINT', () => void exit(0));
+}
+
+/** Runs a limited number of async tasks at once over `count` items; resolves when all are done. */
+export async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+// --- the hub and the sinks -----------------------------------------------------------------------
+
+/**
+ * The hub's environment for benchmarks: loopback allowed for feeds and callbacks (the sinks live
+ * there), the limits meant for strangers on a public hub off (rate limits, the per-topic fetch
+ * interval, subscriptions per callback host), no polling, warnings only in the log.
+ */
+export function hubEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    FETCH_ALLOW_CIDRS: '127.0.0.0/8',
+    CALLBACK_ALLOW_CIDRS: '127.0.0.0/8',
+    RATE_LIMIT_PER_MINUTE: '0',
+    FETCH_MIN_INTERVAL_MS: '0',
+    MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: '1000000',
+    POLL_ENABLED: 'false',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
+
+export interface Sink {
+  child: Child;
+  ports: number[];
+  /** http://127.0.0.1:<first port> */
+  base: string;
+}
+
+export async function startSink(ports = 8): Promise<Sink> {
+  const { child, ready } = await spawnChild<{ ports: number[] }>('sink.ts', { args: [String(ports)] });
+  return { child, ports: ready.ports, base: `http://127.0.0.1:${ready.ports[0]}` };
+}
+
+export interface HubProcess {
+  child: Child;
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startHubProcess(name: string, extraEnv: Record<string, string> = {}): Promise<HubProcess> {
+  const dataDir = await tempDir(name);
+  const { child, ready } = await spawnChild<{ url: string }>('hub-child.ts', { env: hubEnv(dataDir, extraEnv), nodeArgs: ['--expose-gc'] });
+  return {
+    child,
+    url: ready.url,
+    dataDir,
+    stop: async () => {
+      await child.stop();
+      await removeTempDir(dataDir);
+    },
+  };
+}
+
+/** POSTs a form and returns the status and body text. */
+export async function postForm(url: string, form: Record<string, string>): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/**
+ * With BENCH_PROFILE_DIR set, records a CPU profile of the hub process (bench/hub-child.ts)
+ * while `fn` runs, as <dir>/<name>.cpuprofile (open it in Chrome DevTools or speedscope).
+ */
+export async function profiled<T>(hub: Child, name: string, fn: () => Promise<T>): Promise<T> {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (!dir) return fn();
+  await hub.call('profileStart');
+  try {
+    return await fn();
+  } finally {
+    await hub.call('profileStop', { file: path.join(dir, `${name}.cpuprofile`) });
+  }
+}
+
+/** Commands every benchmark child answers: its CPU time, and a CPU profile of a window (see profiled). */
+export function childCommands(): Record<string, (msg: Record<string, unknown>) => unknown> {
+  let session: Session | undefined;
+  return {
+    /** CPU time this process has used (user + system, µs; every thread, GC and libuv's pool included). */
+    cpu: () => {
+      const u = process.cpuUsage();
+      return u.user + u.system;
+    },
+    profileStart: async () => {
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 200 });
+      await session.post('Profiler.start');
+    },
+    profileStop: async (msg) => {
+      if (!session) throw new Error('profileStart first');
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(msg.file as string, JSON.stringify(profile));
+      session.disconnect();
+      session = undefined;
+    },
+  };
+}

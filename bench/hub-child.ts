@@ -1,0 +1,109 @@
+// A hub in its own process, as `npm start` runs it (startHub with the environment's config),
+// plus the few things a benchmark needs from inside that process: seeding subscriptions through
+// the Store API, store counts, memory after a GC, and the undici ceiling loop (run from this same
+// process, so the hub and its ceiling are measured under the same conditions).
+//   node [--expose-gc] --import tsx bench/hub-child.ts      (configured by the environment)
+import { Agent } from 'undici';
+import { loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/log.js';
+import type { Protocol, Subscription } from '../lib/model.js';
+import { startHub } from '../lib/server.js';
+import { childCommands, serveCommands, wallNow } from './common.js';
+
+export interface SeedSub {
+  callback: string;
+  protocol: Protocol;
+  secret?: string;
+  notifyProcedure?: string;
+}
+
+export interface CeilingTarget {
+  url: string;
+  contentType: string;
+  body: string;
+}
+
+const config = loadConfig();
+const log = createLogger(config.logLevel);
+const hub = await startHub(config, { log });
+const { store } = hub;
+
+function memory(): NodeJS.MemoryUsage {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    gc();
+    gc();
+  }
+  return process.memoryUsage();
+}
+
+serveCommands(
+  {
+    ...childCommands(),
+    /** Writes subscriptions through the Store API, 1,000 in flight (group commit). */
+    seed: async (msg) => {
+      const topic = msg.topic as string;
+      const subs = msg.subs as SeedSub[];
+      const now = Date.now();
+      const deliveredVersion = (await store.getTopic(topic))?.version ?? 0;
+      const started = wallNow();
+      for (let i = 0; i < subs.length; i += 1000) {
+        await Promise.all(
+          subs.slice(i, i + 1000).map((s) => {
+            const sub: Subscription = {
+              topic,
+              callback: s.callback,
+              protocol: s.protocol,
+              ctUpdates: 0,
+              ctErrors: 0,
+              ctConsecutiveErrors: 0,
+              whenCreated: now,
+              whenLastUpdate: null,
+              whenLastError: null,
+              whenExpires: now + 86_400_000,
+              deliveredVersion,
+              ...(s.secret !== undefined && { secret: s.secret, leaseSeconds: 864_000 }),
+              ...(s.notifyProcedure !== undefined && { notifyProcedure: s.notifyProcedure }),
+            };
+            return store.putSubscription(sub);
+          }),
+        );
+      }
+      return { ms: wallNow() - started, deliveredVersion };
+    },
+    counts: async () => ({ ...(await store.counts()), pendingVerifications: (await store.listVerifications()).length }),
+    topic: async (msg) => (await store.getTopic(msg.url as string)) ?? null,
+    memory: () => memory(),
+    /**
+     * The ceiling: a bare undici POST loop (`concurrency` requests in flight, the same pool size
+     * per origin as the hub's client) over the same targets and bodies. Returns when the last
+     * response is read.
+     */
+    ceiling: async (msg) => {
+      const targets = (msg.targets as CeilingTarget[]).map((t) => {
+        const u = new URL(t.url);
+        return { origin: u.origin, path: u.pathname + u.search, headers: { 'content-type': t.contentType }, body: t.body };
+      });
+      const agent = new Agent({ connections: 64 });
+      let next = 0;
+      let failed = 0;
+      const started = wallNow();
+      await Promise.all(
+        Array.from({ length: msg.concurrency as number }, async () => {
+          while (next < targets.length) {
+            const t = targets[next++]!;
+            const res = await agent.request({ origin: t.origin, path: t.path, method: 'POST', headers: t.headers, body: t.body });
+            await res.body.text();
+            if (res.statusCode !== 200) failed++;
+          }
+        }),
+      );
+      const ended = wallNow();
+      await agent.close();
+      return { started, ended, failed };
+    },
+  },
+  () => hub.close(),
+);
+
+process.send?.({ ready: { url: hub.url, port: hub.port } });

@@ -1,0 +1,128 @@
+// Intake: how many requests a second the hub takes in, with latency percentiles (autocannon),
+// beside a bare express route that answers a form POST, measured in the same run:
+//   - rssCloud pings of an unchanged feed (the hub reads it: a conditional GET answered 304),
+//   - rssCloud pings of a changed feed (a new entry on every read: diffed, a new version),
+//   - WebSub subscribe requests (each answered 202, then verified in the background).
+// Pings go round-robin over 1,000 feeds, so each is a real read of its own feed rather than
+// one read shared by every ping in flight. The hub, the baseline, the feeds and autocannon are
+// four processes. Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50)
+import autocannon, { type Result } from 'autocannon';
+import { type Child, fmt, line, machineLine, pool, postForm, profiled, record, sleep, spawnChild, startHubProcess, startSink } from './common.js';
+
+const SECONDS = Number(process.env.INTAKE_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.INTAKE_CONNECTIONS ?? 50);
+const FEEDS = 1000;
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+interface Load {
+  /** CPU time of the server process per answered request, µs. */
+  cpu?: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  total: number;
+  bad: number;
+}
+
+/** Runs autocannon for `seconds` against `url` + `path`, with a body made per request. */
+async function load(url: string, path: string, body: (i: number) => string, seconds = SECONDS): Promise<Load> {
+  let i = 0;
+  const result: Result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path,
+        headers: FORM,
+        setupRequest: (req) => ({ ...req, body: body(i++) }),
+      },
+    ],
+  });
+  const total = result['2xx'];
+  return { rate: total / result.duration, p50: result.latency.p50, p99: result.latency.p99, total, bad: result.non2xx + result.errors + result.timeouts };
+}
+
+function show(label: string, l: Load, base?: Load): void {
+  const ratio = base ? ` = ${fmt.pct(l.rate / base.rate)} of express` : '';
+  const cpu = l.cpu === undefined ? '' : `, ${fmt.int(l.cpu)} µs CPU each`;
+  line(label, `${fmt.rate(l.rate)}, p50 ${fmt.ms(l.p50)}, p99 ${fmt.ms(l.p99)}${cpu}${l.bad > 0 ? `, ${l.bad} failed` : ''}${ratio}`);
+}
+
+async function main(): Promise<void> {
+  console.log(`Intake (${machineLine()})`);
+  console.log(`  autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run (1 s warm-up before each)`);
+  const sink = await startSink(8);
+  const hub = await startHubProcess('intake');
+  const { child: bare, ready } = await spawnChild<{ url: string }>('express-child.ts');
+  try {
+    const staticFeed = (i: number): string => `${sink.base}/feed/static/i${i % FEEDS}`;
+    const changingFeed = (i: number): string => `${sink.base}/feed/changing/i${i % FEEDS}`;
+    const pingBody = (feed: (i: number) => string) => (i: number) => new URLSearchParams({ url: feed(i) }).toString();
+
+    // Every feed read once, so that pings of the static feeds find them unchanged.
+    await pool(FEEDS, 32, async (i) => {
+      for (const feed of [staticFeed, changingFeed]) {
+        const r = await postForm(`${hub.url}/ping`, { url: feed(i) });
+        if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
+      }
+    });
+
+    const run = async (server: Child, url: string, path: string, body: (i: number) => string, name?: string): Promise<Load> => {
+      await load(url, path, body, 1);
+      const cpu0 = await server.call<number>('cpu');
+      const l = name ? await profiled(server, name, () => load(url, path, body)) : await load(url, path, body);
+      return { ...l, cpu: ((await server.call<number>('cpu')) - cpu0) / l.total };
+    };
+    const bare1 = await run(bare, ready.url, '/ping', pingBody(staticFeed), 'intake-express');
+    const unchanged = await run(hub.child, hub.url, '/ping', pingBody(staticFeed), 'intake-ping-unchanged');
+    const changed = await run(hub.child, hub.url, '/ping', pingBody(changingFeed), 'intake-ping-changed');
+    let n = 0;
+    const subscribe = await run(hub.child, hub.url, '/websub', (): string => {
+      const i = n++;
+      return new URLSearchParams({
+        'hub.mode': 'subscribe',
+        'hub.topic': staticFeed(i),
+        'hub.callback': `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/ws/intake/${i}`,
+      }).toString();
+    }, 'intake-websub-subscribe');
+    // The verifications of what was accepted finish before the baseline runs again.
+    const t0 = Date.now();
+    for (;;) {
+      const c = await hub.child.call<{ pendingVerifications: number; subscriptions: number }>('counts');
+      if (c.pendingVerifications === 0) break;
+      if (Date.now() - t0 > 60_000) throw new Error(`${c.pendingVerifications} verifications still pending after 60 s`);
+      await sleep(100);
+    }
+    const bare2 = await run(bare, ready.url, '/ping', pingBody(staticFeed));
+    // The better of the two baseline runs: the ratios are not flattered by a slow baseline.
+    const base = bare1.rate >= bare2.rate ? bare1 : bare2;
+
+    console.log('');
+    show('bare express form POST (first / second run)', bare1);
+    show('', bare2);
+    show('hub: rssCloud ping, unchanged feed', unchanged, base);
+    show('hub: rssCloud ping, changed feed', changed, base);
+    show('hub: WebSub subscribe (202; verified after)', subscribe, base);
+    line('WebSub subscriptions accepted and verified', `${fmt.int(subscribe.total)} (+ warm-up), verifications done ${fmt.s(Date.now() - t0)} after the run`);
+    const r1 = unchanged.rate / base.rate;
+    const r2 = changed.rate / base.rate;
+    line('ping intake / bare express (target ≥ 50%)', `unchanged ${fmt.pct(r1)} ${r1 >= 0.5 ? 'met' : 'MISSED'}, changed ${fmt.pct(r2)} ${r2 >= 0.5 ? 'met' : 'MISSED'}`);
+    const b = 'intake';
+    const val = (l: Load): string => `${fmt.rate(l.rate)} (p50 ${fmt.ms(l.p50)}, p99 ${fmt.ms(l.p99)})`;
+    record({ bench: b, name: 'bare express form POST', value: val(base) });
+    record({ bench: b, name: 'ping, unchanged feed', value: val(unchanged) });
+    record({ bench: b, name: 'ping, changed feed', value: val(changed) });
+    record({ bench: b, name: 'WebSub subscribe requests', value: val(subscribe) });
+    record({ bench: b, name: 'ping (unchanged) / express', value: fmt.pct(r1), target: '≥ 50%', met: r1 >= 0.5 });
+    record({ bench: b, name: 'ping (changed) / express', value: fmt.pct(r2), target: '≥ 50%', met: r2 >= 0.5 });
+    record({ bench: b, name: 'WebSub subscribe / express', value: fmt.pct(subscribe.rate / base.rate) });
+  } finally {
+    await bare.stop();
+    await hub.stop();
+    await sink.child.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,27 @@
+// Which store a hub runs on: PostgreSQL when DATABASE_URL is set, the embedded lowdb store in
+// DATA_DIR otherwise. The caller opens it.
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { LowdbStore } from './lowdb-store.js';
+import { PgStore } from './pg-store.js';
+import type { Store } from './store.js';
+
+export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize'>, log?: Logger): Store {
+  if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir });
+  return new PgStore({
+    connectionString: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    onError: (e) => log?.warn('database connection lost; it will be replaced', { error: e.message }),
+  });
+}
+
+/** A connection URL with its password hidden, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

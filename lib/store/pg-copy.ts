@@ -1,0 +1,50 @@
+// Copies a store (the embedded one, in practice) into a PostgreSQL store: topics,
+// subscriptions, outbox entries with their bodies, pending verifications. Every row is an
+// upsert that writes only when a value differs, so a second run changes nothing and says so.
+// Rows in PostgreSQL that the source does not have are left alone. Sites are not copied: the
+// Store interface cannot list them, and they are a cache the hub rebuilds on the next ping.
+import type { PgStore, UpsertResult } from './pg-store.js';
+import type { Store } from './store.js';
+
+export interface CopyCounts {
+  /** Records read from the source. */
+  read: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+}
+
+export interface CopyReport {
+  topics: CopyCounts;
+  subscriptions: CopyCounts;
+  outbox: CopyCounts;
+  verifications: CopyCounts;
+}
+
+/** Upserts this many rows at once (each is its own statement; the pool spreads them). */
+const IN_FLIGHT = 32;
+
+async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult>): Promise<CopyCounts> {
+  const counts: CopyCounts = { read: items.length, inserted: 0, updated: 0, unchanged: 0 };
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      counts[await put(item)]++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, worker));
+  return counts;
+}
+
+export async function copyStore(from: Store, to: PgStore): Promise<CopyReport> {
+  const topics = await copyAll(await from.listTopics(), (t) => to.upsertTopic(t));
+  const subscriptions = await copyAll(await from.listSubscriptions(), (s) => to.upsertSubscription(s));
+  const outbox = await copyAll(await from.listOutbox(), async (e) => {
+    const body = await from.getOutboxBody(e.topic, e.version);
+    if (body === undefined) throw new Error(`outbox entry ${e.topic} version ${e.version} has no body in the source store`);
+    return to.upsertOutbox(e, body);
+  });
+  const verifications = await copyAll(await from.listVerifications(), (v) => to.upsertVerification(v));
+  return { topics, subscriptions, outbox, verifications };
+}

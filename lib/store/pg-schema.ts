@@ -1,0 +1,157 @@
+// The PostgreSQL store's schema, as numbered migrations, and the migrator that applies them at
+// start-up. Migrations run in one transaction that first takes a transaction-scoped advisory
+// lock, so hub processes starting at once on one database apply each migration exactly once:
+// the first to get the lock migrates, the others wait for its commit and then find nothing
+// left to do. A migration, once released, is never edited: a change is a new migration.
+//
+// Conventions (docs/adr/0004-postgresql-store.md):
+//   - times are bigint epoch milliseconds, as in lib/model.ts; counters and versions bigint;
+//   - a URL is kept as text and keyed by its SHA-256 (`*_key bytea`, computed by the store from
+//     the UTF-8 bytes, i.e. sha256(convert_to(url, 'UTF8'))): a B-tree entry is limited to about
+//     2.7 kB, and a (topic, callback) pair of two long URLs would exceed it;
+//   - a nullable column is an optional field of the model: NULL reads back as "absent".
+import type pg from 'pg';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'topics, subscriptions, outbox, pending verifications',
+    sql: `
+      CREATE TABLE topics (
+        topic_key        bytea PRIMARY KEY,
+        url              text NOT NULL,
+        last_hash        text NOT NULL,
+        last_size        bigint NOT NULL,
+        ct_checks        bigint NOT NULL,
+        when_last_check  bigint NOT NULL,
+        ct_updates       bigint NOT NULL,
+        when_last_update bigint NOT NULL,
+        etag             text,
+        last_modified    text,
+        content_type     text,
+        fingerprints     text[],
+        version          bigint NOT NULL
+      );
+
+      -- No foreign key to topics: a subscription may exist before its topic was ever read.
+      CREATE TABLE subscriptions (
+        topic_key             bytea NOT NULL,
+        callback_key          bytea NOT NULL,
+        seq                   bigint GENERATED ALWAYS AS IDENTITY,
+        topic                 text NOT NULL,
+        callback              text NOT NULL,
+        callback_host         text NOT NULL,
+        protocol              text NOT NULL,
+        notify_procedure      text,
+        secret                text,
+        lease_seconds         bigint,
+        ct_updates            bigint NOT NULL,
+        ct_errors             bigint NOT NULL,
+        ct_consecutive_errors bigint NOT NULL,
+        when_created          bigint NOT NULL,
+        when_last_update      bigint,
+        when_last_error       bigint,
+        when_expires          bigint NOT NULL,
+        delivered_version     bigint,
+        -- The subscribers of a topic are a prefix scan of this key.
+        PRIMARY KEY (topic_key, callback_key)
+      );
+      -- Subscriptions per callback host (the per-host limit); equality only, any length.
+      CREATE INDEX subscriptions_callback_host ON subscriptions USING hash (callback_host);
+      -- Expiring leases.
+      CREATE INDEX subscriptions_when_expires ON subscriptions (when_expires);
+
+      CREATE TABLE outbox (
+        topic_key    bytea NOT NULL,
+        version      bigint NOT NULL,
+        topic        text NOT NULL,
+        content_type text NOT NULL,
+        created_at   bigint NOT NULL,
+        body         bytea NOT NULL,
+        PRIMARY KEY (topic_key, version)
+      );
+      CREATE INDEX outbox_created_at ON outbox (created_at);
+
+      CREATE TABLE pending_verifications (
+        id            text PRIMARY KEY,
+        mode          text NOT NULL,
+        topic         text NOT NULL,
+        callback      text NOT NULL,
+        secret        text,
+        lease_seconds bigint,
+        verify_token  text,
+        created_at    bigint NOT NULL
+      );
+    `,
+  },
+  {
+    version: 2,
+    name: 'sites (the feeds a site page links to)',
+    sql: `
+      CREATE TABLE sites (
+        site_key      bytea PRIMARY KEY,
+        url           text NOT NULL,
+        feeds         text[] NOT NULL,
+        hubs          text[] NOT NULL,
+        self          text,
+        when_checked  bigint NOT NULL,
+        when_created  bigint NOT NULL
+      );
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
+
+/** First key of the advisory lock that serialises migrations; the second is the schema's name. */
+const MIGRATION_LOCK = 0x70627574; // "pbut"
+
+export interface MigrationReport {
+  /** The schema version found (0 = a database this hub never used). */
+  from: number;
+  to: number;
+  applied: number[];
+}
+
+/**
+ * Brings the schema in the connection's current schema (the first of its search_path) up to
+ * SCHEMA_VERSION, in one transaction under an advisory lock. Refuses a database migrated by a
+ * newer build, rather than run against columns it does not know.
+ */
+export async function migrate(client: pg.ClientBase, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  const target = migrations.reduce((v, m) => Math.max(v, m.version), 0);
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        version    integer PRIMARY KEY,
+        name       text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const have = new Set(rows.map((r) => r.version));
+    const from = Math.max(0, ...have);
+    if (from > target) {
+      throw new Error(`the database schema is at version ${from}, newer than this build knows (${target}): run a newer Pushbutton`);
+    }
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (have.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+    return { from, to: target, applied };
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,545 @@
+// The PostgreSQL store: the Store interface on a pg connection pool, chosen by DATABASE_URL.
+// Every write is one statement (autocommit), so it is committed, and durable, when its promise
+// resolves; reads build fresh objects from rows, so callers always get copies. The schema and
+// its migrations are in pg-schema.ts; docs/adr/0004-postgresql-store.md explains the choices.
+//
+// Today one hub process runs per database: the rows are shared, but claiming deliveries across
+// processes (FOR UPDATE SKIP LOCKED), cross-process events and limits are not done yet.
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { migrate, type MigrationReport } from './pg-schema.js';
+import type { Store, StoreCounts } from './store.js';
+
+export interface PgStoreOptions {
+  /** postgres://user:password@host:port/database, or ?host=/socket/dir for a unix socket. */
+  connectionString: string;
+  /** Most connections this store opens at once (DATABASE_POOL_SIZE). */
+  poolSize?: number;
+  /** Called with errors of idle pooled connections (the server went away); they are replaced. */
+  onError?: (e: Error) => void;
+}
+
+/** What an upsert did: `unchanged` when the row already held exactly these values. */
+export type UpsertResult = 'inserted' | 'updated' | 'unchanged';
+
+/** The key of a URL (or a pair): SHA-256 of its UTF-8 bytes. */
+export function urlKey(url: string): Buffer {
+  return createHash('sha256').update(url, 'utf8').digest();
+}
+
+// ---- rows ↔ records -------------------------------------------------------------------------
+
+interface TopicRow {
+  url: string;
+  last_hash: string;
+  last_size: number;
+  ct_checks: number;
+  when_last_check: number;
+  ct_updates: number;
+  when_last_update: number;
+  etag: string | null;
+  last_modified: string | null;
+  content_type: string | null;
+  fingerprints: string[] | null;
+  version: number;
+}
+
+interface SubscriptionRow {
+  topic: string;
+  callback: string;
+  protocol: string;
+  notify_procedure: string | null;
+  secret: string | null;
+  lease_seconds: number | null;
+  ct_updates: number;
+  ct_errors: number;
+  ct_consecutive_errors: number;
+  when_created: number;
+  when_last_update: number | null;
+  when_last_error: number | null;
+  when_expires: number;
+  delivered_version: number | null;
+}
+
+interface OutboxRow {
+  topic: string;
+  version: number;
+  content_type: string;
+  created_at: number;
+}
+
+interface VerificationRow {
+  id: string;
+  mode: string;
+  topic: string;
+  callback: string;
+  secret: string | null;
+  lease_seconds: number | null;
+  verify_token: string | null;
+  created_at: number;
+}
+
+const TOPIC_COLUMNS = [
+  'topic_key',
+  'url',
+  'last_hash',
+  'last_size',
+  'ct_checks',
+  'when_last_check',
+  'ct_updates',
+  'when_last_update',
+  'etag',
+  'last_modified',
+  'content_type',
+  'fingerprints',
+  'version',
+] as const;
+
+function topicValues(t: Topic): unknown[] {
+  return [
+    urlKey(t.url),
+    t.url,
+    t.lastHash,
+    t.lastSize,
+    t.ctChecks,
+    t.whenLastCheck,
+    t.ctUpdates,
+    t.whenLastUpdate,
+    t.etag ?? null,
+    t.lastModified ?? null,
+    t.contentType ?? null,
+    t.fingerprints ?? null,
+    t.version,
+  ];
+}
+
+function topicFromRow(r: TopicRow): Topic {
+  const t: Topic = {
+    url: r.url,
+    lastHash: r.last_hash,
+    lastSize: r.last_size,
+    ctChecks: r.ct_checks,
+    whenLastCheck: r.when_last_check,
+    ctUpdates: r.ct_updates,
+    whenLastUpdate: r.when_last_update,
+    version: r.version,
+  };
+  if (r.etag !== null) t.etag = r.etag;
+  if (r.last_modified !== null) t.lastModified = r.last_modified;
+  if (r.content_type !== null) t.contentType = r.content_type;
+  if (r.fingerprints !== null) t.fingerprints = r.fingerprints;
+  return t;
+}
+
+const SUBSCRIPTION_COLUMNS = [
+  'topic_key',
+  'callback_key',
+  'topic',
+  'callback',
+  'callback_host',
+  'protocol',
+  'notify_procedure',
+  'secret',
+  'lease_seconds',
+  'ct_updates',
+  'ct_errors',
+  'ct_consecutive_errors',
+  'when_created',
+  'when_last_update',
+  'when_last_error',
+  'when_expires',
+  'delivered_version',
+] as const;
+
+function subscriptionValues(s: Subscription): unknown[] {
+  return [
+    urlKey(s.topic),
+    urlKey(s.callback),
+    s.topic,
+    s.callback,
+    callbackHost(s.callback),
+    s.protocol,
+    s.notifyProcedure ?? null,
+    s.secret ?? null,
+    s.leaseSeconds ?? null,
+    s.ctUpdates,
+    s.ctErrors,
+    s.ctConsecutiveErrors,
+    s.whenCreated,
+    s.whenLastUpdate,
+    s.whenLastError,
+    s.whenExpires,
+    s.deliveredVersion ?? null,
+  ];
+}
+
+const SUBSCRIPTION_SELECT = SUBSCRIPTION_COLUMNS.filter((c) => !c.endsWith('_key') && c !== 'callback_host').join(', ');
+
+function subscriptionFromRow(r: SubscriptionRow): Subscription {
+  const s: Subscription = {
+    topic: r.topic,
+    callback: r.callback,
+    protocol: r.protocol as Protocol,
+    ctUpdates: r.ct_updates,
+    ctErrors: r.ct_errors,
+    ctConsecutiveErrors: r.ct_consecutive_errors,
+    whenCreated: r.when_created,
+    whenLastUpdate: r.when_last_update,
+    whenLastError: r.when_last_error,
+    whenExpires: r.when_expires,
+  };
+  if (r.notify_procedure !== null) s.notifyProcedure = r.notify_procedure;
+  if (r.secret !== null) s.secret = r.secret;
+  if (r.lease_seconds !== null) s.leaseSeconds = r.lease_seconds;
+  if (r.delivered_version !== null) s.deliveredVersion = r.delivered_version;
+  return s;
+}
+
+const OUTBOX_COLUMNS = ['topic_key', 'version', 'topic', 'content_type', 'created_at', 'body'] as const;
+
+function outboxFromRow(r: OutboxRow): OutboxEntry {
+  return { topic: r.topic, version: r.version, contentType: r.content_type, createdAt: r.created_at };
+}
+
+const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'created_at'] as const;
+
+function verificationValues(v: PendingVerification): unknown[] {
+  return [v.id, v.mode, v.topic, v.callback, v.secret ?? null, v.leaseSeconds ?? null, v.verifyToken ?? null, v.createdAt];
+}
+
+function verificationFromRow(r: VerificationRow): PendingVerification {
+  const v: PendingVerification = { id: r.id, mode: r.mode as PendingVerification['mode'], topic: r.topic, callback: r.callback, createdAt: r.created_at };
+  if (r.secret !== null) v.secret = r.secret;
+  if (r.lease_seconds !== null) v.leaseSeconds = r.lease_seconds;
+  if (r.verify_token !== null) v.verifyToken = r.verify_token;
+  return v;
+}
+
+interface SiteRow {
+  url: string;
+  feeds: string[];
+  hubs: string[];
+  self: string | null;
+  when_checked: number;
+  when_created: number;
+}
+
+const SITE_COLUMNS = ['site_key', 'url', 'feeds', 'hubs', 'self', 'when_checked', 'when_created'] as const;
+
+function siteFromRow(r: SiteRow): Site {
+  const s: Site = { url: r.url, feeds: r.feeds, hubs: r.hubs, whenChecked: r.when_checked, whenCreated: r.when_created };
+  if (r.self !== null) s.self = r.self;
+  return s;
+}
+
+/**
+ * INSERT … ON CONFLICT DO UPDATE that touches the row only when a value differs, and says
+ * which of the three happened (xmax = 0 on a freshly inserted row). Columns not named in
+ * `columns` (subscriptions.seq) keep their value on update.
+ */
+function upsertSql(table: string, columns: readonly string[], conflict: readonly string[]): string {
+  const updated = columns.filter((c) => !conflict.includes(c));
+  return (
+    `INSERT INTO ${table} AS t (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ` +
+    `ON CONFLICT (${conflict.join(', ')}) DO UPDATE SET ${updated.map((c) => `${c} = EXCLUDED.${c}`).join(', ')} ` +
+    `WHERE (${updated.map((c) => `t.${c}`).join(', ')}) IS DISTINCT FROM (${updated.map((c) => `EXCLUDED.${c}`).join(', ')}) ` +
+    `RETURNING (xmax = 0) AS inserted`
+  );
+}
+
+const SQL = {
+  getTopic: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics WHERE topic_key = $1`,
+  putTopic: upsertSql('topics', TOPIC_COLUMNS, ['topic_key']),
+  // One statement, so atomic; the topic's outbox stays until the notifier finds nobody due.
+  deleteTopic: 'WITH s AS (DELETE FROM subscriptions WHERE topic_key = $1) DELETE FROM topics WHERE topic_key = $1',
+  listTopics: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics`,
+  getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
+  putSubscription: upsertSql('subscriptions', SUBSCRIPTION_COLUMNS, ['topic_key', 'callback_key']),
+  deleteSubscription: 'DELETE FROM subscriptions WHERE topic_key = $1 AND callback_key = $2',
+  // In the order they first subscribed, as the embedded store gives them.
+  subscriptionsOf: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq`,
+  listSubscriptions: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions`,
+  putOutbox: upsertSql('outbox', OUTBOX_COLUMNS, ['topic_key', 'version']),
+  getOutboxBody: 'SELECT body FROM outbox WHERE topic_key = $1 AND version = $2',
+  deleteOutbox: 'DELETE FROM outbox WHERE topic_key = $1 AND version = $2',
+  listOutbox: 'SELECT topic, version, content_type, created_at FROM outbox ORDER BY created_at, topic COLLATE "C", version',
+  putVerification: upsertSql('pending_verifications', VERIFICATION_COLUMNS, ['id']),
+  deleteVerification: 'DELETE FROM pending_verifications WHERE id = $1',
+  listVerifications: `SELECT ${VERIFICATION_COLUMNS.join(', ')} FROM pending_verifications ORDER BY created_at, id COLLATE "C"`,
+  // One statement: one snapshot, so the numbers agree with each other.
+  counts: `SELECT (SELECT count(*) FROM topics) AS topics,
+                  COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
+  countOfTopic: 'SELECT count(*) AS n FROM subscriptions WHERE topic_key = $1',
+  countOfHost: 'SELECT count(*) AS n FROM subscriptions WHERE callback_host = $1',
+  getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
+  putSite: upsertSql('sites', SITE_COLUMNS, ['site_key']),
+} as const;
+
+/**
+ * clear() takes every table at once, in this order, before deleting: writers take their row
+ * locks after their table locks, subscriptions before topics (deleteTopic), so clearing cannot
+ * deadlock with them, as deleting all rows while they write would.
+ */
+const CLEAR_TABLES = ['subscriptions', 'outbox', 'pending_verifications', 'sites', 'topics'] as const;
+
+/** deadlock_detected, serialization_failure: the statement had no effect and may run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const ATTEMPTS = 3;
+
+type SqlName = keyof typeof SQL;
+
+/** bigint (int8) columns and count(*) come back as numbers: every value the model keeps is below 2^53. */
+function pgTypes(): pg.CustomTypesConfig {
+  const types = new pg.TypeOverrides();
+  types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+  return types;
+}
+
+export class PgStore implements Store {
+  private pool: pg.Pool | undefined;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private migration: MigrationReport | undefined;
+
+  constructor(private readonly opts: PgStoreOptions) {}
+
+  /** Connects, and brings the schema up to date (several processes may do this at once). */
+  async open(): Promise<void> {
+    if (this.pool) throw new Error('PgStore: already open');
+    const pool = new pg.Pool({
+      connectionString: this.opts.connectionString,
+      max: this.opts.poolSize ?? 10,
+      application_name: 'pushbutton',
+      types: pgTypes(),
+      connectionTimeoutMillis: 30_000,
+    });
+    pool.on('error', (e) => this.opts.onError?.(e));
+    try {
+      const client = await pool.connect();
+      try {
+        this.migration = await migrate(client);
+      } finally {
+        client.release();
+      }
+    } catch (e) {
+      await pool.end().catch(() => undefined);
+      throw e;
+    }
+    this.pool = pool;
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return;
+    await this.flush();
+    this.pool = undefined;
+    await pool.end();
+  }
+
+  /** Every write is committed when its promise resolves; this waits for the ones still running. */
+  async flush(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** What open() found and did to the schema. */
+  get schema(): MigrationReport | undefined {
+    return this.migration && { ...this.migration, applied: [...this.migration.applied] };
+  }
+
+  /** The configured most connections at once. */
+  get poolSize(): number {
+    return this.opts.poolSize ?? 10;
+  }
+
+  // --- topics and subscriptions --------------------------------------------------------------
+
+  async getTopic(url: string): Promise<Topic | undefined> {
+    const row = (await this.read<TopicRow>('getTopic', [urlKey(url)]))[0];
+    return row && topicFromRow(row);
+  }
+
+  async putTopic(topic: Topic): Promise<void> {
+    await this.upsertTopic(topic);
+  }
+
+  upsertTopic(topic: Topic): Promise<UpsertResult> {
+    return this.upsert('putTopic', topicValues(topic));
+  }
+
+  async deleteTopic(url: string): Promise<void> {
+    await this.write('deleteTopic', [urlKey(url)]);
+  }
+
+  async listTopics(): Promise<Topic[]> {
+    return (await this.read<TopicRow>('listTopics', [])).map(topicFromRow);
+  }
+
+  async getSubscription(topic: string, callback: string): Promise<Subscription | undefined> {
+    const row = (await this.read<SubscriptionRow>('getSubscription', [urlKey(topic), urlKey(callback)]))[0];
+    return row && subscriptionFromRow(row);
+  }
+
+  async putSubscription(sub: Subscription): Promise<void> {
+    await this.upsertSubscription(sub);
+  }
+
+  upsertSubscription(sub: Subscription): Promise<UpsertResult> {
+    return this.upsert('putSubscription', subscriptionValues(sub));
+  }
+
+  async deleteSubscription(topic: string, callback: string): Promise<boolean> {
+    return (await this.write('deleteSubscription', [urlKey(topic), urlKey(callback)])).rowCount! > 0;
+  }
+
+  async subscriptionsOf(topic: string): Promise<Subscription[]> {
+    return (await this.read<SubscriptionRow>('subscriptionsOf', [urlKey(topic)])).map(subscriptionFromRow);
+  }
+
+  async listSubscriptions(): Promise<Subscription[]> {
+    return (await this.read<SubscriptionRow>('listSubscriptions', [])).map(subscriptionFromRow);
+  }
+
+  // --- outbox --------------------------------------------------------------------------------
+
+  async putOutbox(entry: OutboxEntry, body: Buffer): Promise<void> {
+    await this.upsertOutbox(entry, body);
+  }
+
+  /** The entry and its body are one row: both are durable, or neither. */
+  upsertOutbox(entry: OutboxEntry, body: Buffer): Promise<UpsertResult> {
+    return this.upsert('putOutbox', [urlKey(entry.topic), entry.version, entry.topic, entry.contentType, entry.createdAt, body]);
+  }
+
+  async getOutboxBody(topic: string, version: number): Promise<Buffer | undefined> {
+    return (await this.read<{ body: Buffer }>('getOutboxBody', [urlKey(topic), version]))[0]?.body;
+  }
+
+  async deleteOutbox(topic: string, version: number): Promise<void> {
+    await this.write('deleteOutbox', [urlKey(topic), version]);
+  }
+
+  async listOutbox(): Promise<OutboxEntry[]> {
+    return (await this.read<OutboxRow>('listOutbox', [])).map(outboxFromRow);
+  }
+
+  // --- pending verifications ------------------------------------------------------------------
+
+  async putVerification(v: PendingVerification): Promise<void> {
+    await this.upsertVerification(v);
+  }
+
+  upsertVerification(v: PendingVerification): Promise<UpsertResult> {
+    return this.upsert('putVerification', verificationValues(v));
+  }
+
+  async deleteVerification(id: string): Promise<void> {
+    await this.write('deleteVerification', [id]);
+  }
+
+  async listVerifications(): Promise<PendingVerification[]> {
+    return (await this.read<VerificationRow>('listVerifications', [])).map(verificationFromRow);
+  }
+
+  // --- sites ---------------------------------------------------------------------------------
+
+  async getSite(url: string): Promise<Site | undefined> {
+    const row = (await this.read<SiteRow>('getSite', [urlKey(url)]))[0];
+    return row && siteFromRow(row);
+  }
+
+  async putSite(site: Site): Promise<void> {
+    await this.upsert('putSite', [urlKey(site.url), site.url, site.feeds, site.hubs, site.self ?? null, site.whenChecked, site.whenCreated]);
+  }
+
+  // --- the rest ------------------------------------------------------------------------------
+
+  async counts(): Promise<StoreCounts> {
+    const row = (await this.read<{ topics: number; by_protocol: Record<string, number> }>('counts', []))[0]!;
+    let subscriptions = 0;
+    for (const n of Object.values(row.by_protocol)) subscriptions += n;
+    return { topics: row.topics, subscriptions, byProtocol: row.by_protocol };
+  }
+
+  async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {
+    const rows =
+      'topic' in filter
+        ? await this.read<{ n: number }>('countOfTopic', [urlKey(filter.topic)])
+        : await this.read<{ n: number }>('countOfHost', [filter.callbackHost.toLowerCase()]);
+    return rows[0]!.n;
+  }
+
+  async clear(): Promise<void> {
+    await this.track(
+      this.retrying(() =>
+        this.transaction(async (c) => {
+          await c.query(`LOCK TABLE ${CLEAR_TABLES.join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+          for (const table of CLEAR_TABLES) await c.query(`DELETE FROM ${table}`);
+        }),
+      ),
+    );
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private requirePool(): pg.Pool {
+    if (!this.pool) throw new Error('PgStore: open() first');
+    return this.pool;
+  }
+
+  /** Runs a named statement (prepared once per connection). */
+  private query<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.requirePool().query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
+  }
+
+  private async read<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<R[]> {
+    return (await this.query<R>(name, values)).rows;
+  }
+
+  /** A write (retried if the database chose it as a deadlock victim), tracked until it commits. */
+  private write(name: SqlName, values: unknown[]): Promise<pg.QueryResult> {
+    return this.track(this.retrying(() => this.query(name, values)));
+  }
+
+  /** Tracked until it settles, so that flush() and close() can wait for it. */
+  private track<T>(run: Promise<T>): Promise<T> {
+    this.inFlight.add(run);
+    const untrack = (): void => void this.inFlight.delete(run);
+    run.then(untrack, untrack);
+    return run;
+  }
+
+  /** Every write is absolute (set a row, delete a row), so running it again after a failure that undid it is safe. */
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (attempt >= ATTEMPTS || !RETRYABLE.has((e as { code?: string }).code ?? '')) throw e;
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+      }
+    }
+  }
+
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.requirePool().connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
+      throw e;
+    } finally {
+      // A connection that could not even roll back is closed, not handed to the next caller.
+      client.release(broken);
+    }
+  }
+
+  private async upsert(name: SqlName, values: unknown[]): Promise<UpsertResult> {
+    const result = await this.write(name, values);
+    const row = result.rows[0] as { inserted: boolean } | undefined;
+    return row === undefined ? 'unchanged' : row.inserted ? 'inserted' : 'updated';
+  }
+}

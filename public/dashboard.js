@@ -1,0 +1,235 @@
+// The operator's dashboard: /stats.json every few seconds, the live activity log from /events
+// (Server-Sent Events), and forms that POST to the hub's own endpoints. Everything from the
+// hub is written with textContent, never as HTML: topic URLs and details come from strangers.
+
+const STATS_EVERY_MS = 3000;
+const LOG_MAX_ROWS = 100;
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null) continue;
+    if (k === 'class') node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : String(c ?? ''));
+  return node;
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+function since(iso) {
+  if (!iso) return '–';
+  const secs = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(secs)) return '–';
+  if (secs < 60) return `${Math.max(0, secs)} s ago`;
+  if (secs < 3600) return `${Math.round(secs / 60)} min ago`;
+  if (secs < 86400) return `${Math.round(secs / 3600)} h ago`;
+  return new Date(iso).toLocaleString();
+}
+
+function duration(secs) {
+  if (secs < 60) return `${secs}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m`;
+  if (secs < 86400) return `${Math.floor(secs / 3600)}h ${Math.floor((secs % 3600) / 60)}m`;
+  return `${Math.floor(secs / 86400)}d ${Math.floor((secs % 86400) / 3600)}h`;
+}
+
+function setStatus(node, state, text) {
+  node.dataset.state = state;
+  node.textContent = text;
+}
+
+function fillRows(tbody, rows, columns, emptyText) {
+  const body = rows.length === 0 ? [el('tr', {}, el('td', { colspan: columns, class: 'empty' }, emptyText))] : rows;
+  tbody.replaceChildren(...body);
+}
+
+function outcome(ok) {
+  return el('span', { class: ok ? 'badge ok' : 'badge bad' }, ok ? 'ok' : 'failed');
+}
+
+// ---- stats ------------------------------------------------------------------------------
+
+let statsTimer;
+let statsSoon;
+
+async function refreshStats() {
+  clearTimeout(statsTimer);
+  const status = $('#stats-status');
+  try {
+    const res = await fetch('stats.json', { cache: 'no-store' });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    render(await res.json());
+    setStatus(status, 'open', `Stats at ${clock(Date.now())}`);
+  } catch (e) {
+    setStatus(status, 'error', `Stats unavailable (${e instanceof Error ? e.message : e}); retrying`);
+  } finally {
+    // One timer at a time, however many refreshes overlapped.
+    clearTimeout(statsTimer);
+    statsTimer = setTimeout(refreshStats, STATS_EVERY_MS);
+  }
+}
+
+/** Activity usually changes the numbers: refresh shortly after it, at most twice a second. */
+function refreshStatsSoon() {
+  if (statsSoon) return;
+  statsSoon = setTimeout(() => {
+    statsSoon = undefined;
+    void refreshStats();
+  }, 500);
+}
+
+function render(s) {
+  for (const node of document.querySelectorAll('[data-stat]')) {
+    const key = node.dataset.stat;
+    node.textContent = key === 'uptime' ? duration(s.uptimeSeconds) : String(s[key] ?? 0);
+  }
+  for (const node of document.querySelectorAll('[data-protocol]')) {
+    node.textContent = String(s.subscriptionsByProtocol?.[node.dataset.protocol] ?? 0);
+  }
+  fillRows(
+    $('#busiest'),
+    s.busiestTopics.map((t) =>
+      el('tr', {}, el('td', { class: 'url' }, t.url), el('td', { class: 'num' }, t.subscriptions), el('td', { class: 'num' }, t.version), el('td', {}, since(t.lastUpdate))),
+    ),
+    4,
+    'No topic has subscribers yet.',
+  );
+  fillRows(
+    $('#deliveries'),
+    s.recentDeliveries.slice(0, 10).map((a) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at))),
+        el('td', {}, a.protocol ?? ''),
+        el('td', { class: 'url' }, a.topic),
+        el('td', {}, outcome(a.ok), ' ', a.detail ?? ''),
+      ),
+    ),
+    4,
+    'Nothing delivered yet.',
+  );
+  fillRows(
+    $('#failures'),
+    s.recentFailures.slice(0, 10).map((a) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at))),
+        el('td', {}, a.kind),
+        el('td', { class: 'url' }, a.topic),
+        el('td', {}, a.detail ?? ''),
+      ),
+    ),
+    4,
+    'No failures.',
+  );
+  fillRows(
+    $('#paused'),
+    s.pausedHosts.map((h) =>
+      el('tr', {}, el('td', { class: 'url' }, h.host), el('td', { class: 'num' }, h.failures), el('td', {}, el('time', { datetime: h.until }, clock(Date.parse(h.until))))),
+    ),
+    3,
+    'No host is paused.',
+  );
+}
+
+// ---- live log ---------------------------------------------------------------------------
+
+function logRow(a) {
+  const detail = [a.protocol, a.detail].filter(Boolean).join(' · ');
+  return el(
+    'li',
+    { class: 'fresh', 'data-kind': a.kind, 'data-topic': a.topic, 'data-ok': String(a.ok) },
+    el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at)),
+    el('span', {}, el('span', { class: 'badge' }, a.kind)),
+    el('span', { class: a.ok ? 'mark ok' : 'mark bad', title: a.ok ? 'ok' : 'failed' }, a.ok ? '✓' : '✗'),
+    el('span', { class: 'what' }, el('span', { class: 'url' }, a.topic), detail ? el('span', { class: 'detail' }, ` ${detail}`) : ''),
+  );
+}
+
+function addToLog(row) {
+  const log = $('#log');
+  $('#log-empty')?.remove();
+  log.prepend(row);
+  while (log.children.length > LOG_MAX_ROWS) log.lastElementChild.remove();
+}
+
+function connectLog() {
+  const status = $('#live-status');
+  const source = new EventSource('events');
+  source.addEventListener('open', () => setStatus(status, 'open', 'Live log connected'));
+  source.addEventListener('error', () => {
+    setStatus(status, 'error', source.readyState === EventSource.CLOSED ? 'Live log closed' : 'Live log reconnecting…');
+  });
+  source.addEventListener('activity', (ev) => {
+    let a;
+    try {
+      a = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    addToLog(logRow(a));
+    refreshStatsSoon();
+  });
+  source.addEventListener('reset', () => {
+    addToLog(el('li', { class: 'empty', 'data-kind': 'reset' }, 'Some events were missed while disconnected (the hub may have restarted).'));
+    void refreshStats();
+  });
+}
+
+// ---- try-it forms -----------------------------------------------------------------------
+
+function xmlText(s) {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+async function submit(form) {
+  const reply = $('#reply');
+  const data = new FormData(form);
+  const accept = data.get('_accept');
+  const via = data.get('_via');
+  const fields = new URLSearchParams();
+  for (const [k, v] of data) {
+    if (!k.startsWith('_') && typeof v === 'string' && v.trim() !== '') fields.append(k, v.trim());
+  }
+  let path = form.dataset.endpoint;
+  let headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  let body = fields.toString();
+  if (via === 'xmlrpc') {
+    path = 'RPC2';
+    headers = { 'content-type': 'text/xml' };
+    body = `<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.ping</methodName><params><param><value>${xmlText(fields.get('url') ?? '')}</value></param></params></methodCall>`;
+  }
+  if (typeof accept === 'string' && accept !== '') headers.accept = accept;
+  const button = form.querySelector('button');
+  button.disabled = true;
+  reply.textContent = `POST /${path} …`;
+  const started = performance.now();
+  try {
+    const res = await fetch(path, { method: 'POST', headers, body });
+    const text = await res.text();
+    const ms = Math.round(performance.now() - started);
+    reply.textContent = `POST /${path}\n${body}\n\nHTTP ${res.status} ${res.statusText}  (${ms} ms)\ncontent-type: ${res.headers.get('content-type') ?? ''}\n\n${text}`;
+  } catch (e) {
+    reply.textContent = `POST /${path} failed: ${e instanceof Error ? e.message : e}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const form of document.querySelectorAll('form.try')) {
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void submit(form);
+  });
+}
+
+connectLog();
+void refreshStats();

@@ -1,0 +1,389 @@
+// The store contract: what every Store must do, whichever store it is. test/store.test.ts runs
+// it against the embedded lowdb store and against PostgreSQL; each store's own promises (the
+// embedded store's journal and shards, the PostgreSQL schema) are tested beside it.
+import { expect } from 'chai';
+import { newTopic, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../../lib/model.js';
+import type { Store } from '../../lib/store/store.js';
+
+export function sub(topic: string, callback: string, extra: Partial<Subscription> = {}): Subscription {
+  return {
+    topic,
+    callback,
+    protocol: 'http-post',
+    ctUpdates: 0,
+    ctErrors: 0,
+    ctConsecutiveErrors: 0,
+    whenCreated: 1,
+    whenLastUpdate: null,
+    whenLastError: null,
+    whenExpires: 2,
+    ...extra,
+  };
+}
+
+export function outbox(topic: string, version: number, createdAt = version): OutboxEntry {
+  return { topic, version, contentType: 'application/rss+xml', createdAt };
+}
+
+export function verification(id: string, extra: Partial<PendingVerification> = {}): PendingVerification {
+  return { id, mode: 'subscribe', topic: 'https://a.example/feed', callback: 'https://s.example/cb', createdAt: 1, ...extra };
+}
+
+/** Everything a Store holds, in a stable order, outbox bodies included. */
+export async function fullState(store: Store): Promise<unknown> {
+  const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+  const outboxEntries = (await store.listOutbox()).sort(byKey((e) => `${e.topic} ${e.version}`));
+  const bodies = await Promise.all(outboxEntries.map(async (e) => (await store.getOutboxBody(e.topic, e.version))?.toString('utf8')));
+  return {
+    topics: (await store.listTopics()).sort(byKey((t) => t.url)),
+    subscriptions: (await store.listSubscriptions()).sort(byKey((s) => `${s.topic}\n${s.callback}`)),
+    outbox: outboxEntries.map((e, i) => ({ ...e, body: bodies[i] })),
+    verifications: (await store.listVerifications()).sort(byKey((v) => v.id)),
+    counts: await store.counts(),
+  };
+}
+
+/** counts() must agree with a full recount of the records. */
+export async function expectCountsConsistent(store: Store): Promise<void> {
+  const subs = await store.listSubscriptions();
+  const byProtocol: Record<string, number> = {};
+  for (const s of subs) byProtocol[s.protocol] = (byProtocol[s.protocol] ?? 0) + 1;
+  expect(await store.counts()).to.deep.equal({ topics: (await store.listTopics()).length, subscriptions: subs.length, byProtocol });
+}
+
+export function prng(seed: number): () => number {
+  // mulberry32
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n random writes of every kind over a few keys, issued in small concurrent groups. */
+export async function randomOps(store: Store, seed: number, n: number, { clear = false } = {}): Promise<void> {
+  const rnd = prng(seed);
+  const int = (k: number): number => Math.floor(rnd() * k);
+  const topics = Array.from({ length: 16 }, (_, i) => `https://t${i}.example/feed?id=${i}`);
+  const callbacks = Array.from({ length: 12 }, (_, i) => `https://s${i}.example/hook?x=${i}`);
+  const protocols: Protocol[] = ['http-post', 'https-post', 'xml-rpc', 'websub'];
+  let group: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = rnd();
+    const topic = topics[int(topics.length)]!;
+    const callback = callbacks[int(callbacks.length)]!;
+    const protocol = protocols[int(protocols.length)]!;
+    if (r < 0.35) {
+      group.push(
+        store.putSubscription(sub(topic, callback, { protocol, ctUpdates: i, ...(protocol === 'websub' ? { secret: `s3cr3t-${i}`, leaseSeconds: 86400 } : {}) })),
+      );
+    } else if (r < 0.5) group.push(store.deleteSubscription(topic, callback));
+    else if (r < 0.6) group.push(store.putTopic({ ...newTopic(topic), version: i, etag: `"e${i}"` }));
+    else if (r < 0.64) group.push(store.deleteTopic(topic));
+    else if (r < 0.74) group.push(store.putOutbox(outbox(topic, int(4), i), Buffer.from(`body ${i} of ${topic}`)));
+    else if (r < 0.8) group.push(store.deleteOutbox(topic, int(4)));
+    else if (r < 0.9) group.push(store.putVerification(verification(`v${int(20)}`, { topic, callback, secret: `k${i}`, createdAt: i })));
+    else if (r < 0.985 || !clear) group.push(store.deleteVerification(`v${int(20)}`));
+    else group.push(store.clear());
+    if (group.length >= 1 + int(8)) {
+      await Promise.all(group);
+      group = [];
+    }
+  }
+  await Promise.all(group);
+}
+
+/**
+ * A place a store keeps its data (a directory, a database schema): `open` makes a new store
+ * there and opens it; `destroy` removes the place once every store on it is closed.
+ */
+export interface StorePlace {
+  open(): Promise<Store>;
+  destroy(): Promise<void>;
+}
+
+/** The contract every Store keeps, run against the stores `newPlace` makes. */
+export function describeStoreContract(name: string, newPlace: () => Promise<StorePlace>): void {
+  describe(`store contract (${name})`, function () {
+    let place: StorePlace | undefined;
+    let store: Store;
+    const reopen = async (): Promise<Store> => {
+      await store.close();
+      store = await place!.open();
+      return store;
+    };
+
+    beforeEach(async () => {
+      place = undefined;
+      const made = await newPlace();
+      try {
+        store = await made.open();
+      } catch (e) {
+        await made.destroy();
+        throw e;
+      }
+      place = made;
+    });
+    afterEach(async () => {
+      if (!place) return; // newPlace failed: its error is the one to read
+      await store.close();
+      await place.destroy();
+    });
+
+    it('keys subscriptions by exact (topic, callback) and upserts', async () => {
+      await store.putSubscription(sub('http://a/feed', 'http://s/1'));
+      await store.putSubscription(sub('http://a/feed', 'http://s/1', { ctUpdates: 5 }));
+      await store.putSubscription(sub('http://a/feed', 'http://s/1?x=1'));
+      await store.putSubscription(sub('http://a/feed/', 'http://s/1'));
+      expect(await store.subscriptionsOf('http://a/feed')).to.have.length(2);
+      expect((await store.getSubscription('http://a/feed', 'http://s/1'))?.ctUpdates).to.equal(5);
+      expect(await store.getSubscription('http://a/feed', 'http://s/2')).to.equal(undefined);
+      expect((await store.counts()).subscriptions).to.equal(3);
+    });
+
+    it('gives a topic its subscribers in the order they first subscribed; a renewal keeps its place', async () => {
+      for (const n of [3, 1, 2]) await store.putSubscription(sub('http://a/feed', `http://s/${n}`));
+      await store.putSubscription(sub('http://a/feed', 'http://s/3', { whenExpires: 99 }));
+      expect((await store.subscriptionsOf('http://a/feed')).map((s) => s.callback)).to.deep.equal(['http://s/3', 'http://s/1', 'http://s/2']);
+    });
+
+    it('keeps every field of every protocol, and leaves absent optional fields absent', async () => {
+      const topics: Topic[] = [
+        newTopic('https://a.example/bare'),
+        {
+          ...newTopic('https://a.example/full?x=1&y=%20'),
+          lastHash: 'd41d8cd98f00b204e9800998ecf8427e',
+          lastSize: 1234,
+          ctChecks: 7,
+          whenLastCheck: 1_700_000_000_123,
+          ctUpdates: 3,
+          whenLastUpdate: 1_700_000_000_000,
+          etag: 'W/"abc"',
+          lastModified: 'Tue, 14 Nov 2023 22:13:20 GMT',
+          contentType: 'application/atom+xml; charset=utf-8',
+          fingerprints: ['a', 'b', 'ç'],
+          version: 42,
+        },
+        { ...newTopic('https://a.example/no-entries'), fingerprints: [] },
+      ];
+      const subs: Subscription[] = [
+        sub('https://a.example/full?x=1&y=%20', 'http://s.example:8080/post?x=1', { protocol: 'http-post' }),
+        sub('https://a.example/full?x=1&y=%20', 'https://s.example/post', { protocol: 'https-post', ctErrors: 2, ctConsecutiveErrors: 1, whenLastError: 5 }),
+        sub('https://a.example/full?x=1&y=%20', 'http://s.example/RPC2', { protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated', whenLastUpdate: 4 }),
+        sub('https://a.example/full?x=1&y=%20', 'http://w.example/cb?id=é', {
+          protocol: 'websub',
+          secret: 'hmac key ✓',
+          leaseSeconds: 864000,
+          whenCreated: 1_700_000_000_000,
+          whenExpires: 1_700_864_000_000,
+          deliveredVersion: 41,
+        }),
+        sub('https://a.example/bare', 'http://s.example/RPC2', { protocol: 'xml-rpc', notifyProcedure: '' }),
+      ];
+      for (const t of topics) await store.putTopic(t);
+      for (const s of subs) await store.putSubscription(s);
+      const check = async (): Promise<void> => {
+        for (const t of topics) expect(await store.getTopic(t.url)).to.deep.equal(t);
+        for (const s of subs) expect(await store.getSubscription(s.topic, s.callback)).to.deep.equal(s);
+        expect(await store.subscriptionsOf('https://a.example/full?x=1&y=%20')).to.deep.equal(subs.slice(0, 4));
+        expect(await store.listTopics()).to.have.deep.members(topics);
+        expect(await store.listSubscriptions()).to.have.deep.members(subs);
+      };
+      await check();
+      await reopen();
+      await check();
+    });
+
+    it('takes URLs of any length and characters as keys', async () => {
+      const long = (c: string): string => `https://${c}.example/${c.repeat(3000)}?q=${'ü'.repeat(500)}`;
+      await store.putTopic(newTopic(long('t')));
+      await store.putSubscription(sub(long('t'), long('c')));
+      await store.putSubscription(sub(long('t'), `${long('c')}x`));
+      await store.putOutbox(outbox(long('t'), 1), Buffer.from('long'));
+      expect((await store.getTopic(long('t')))?.url).to.equal(long('t'));
+      expect((await store.subscriptionsOf(long('t'))).map((s) => s.callback)).to.deep.equal([long('c'), `${long('c')}x`]);
+      expect(await store.countSubscriptions({ callbackHost: 'c.example' })).to.equal(2);
+      expect((await store.getOutboxBody(long('t'), 1))?.toString()).to.equal('long');
+      expect(await store.deleteSubscription(long('t'), long('c'))).to.equal(true);
+      await store.deleteTopic(long('t'));
+      expect(await store.subscriptionsOf(long('t'))).to.deep.equal([]);
+    });
+
+    it('returns copies, so callers cannot change stored state by accident', async () => {
+      await store.putTopic({ ...newTopic('http://a/feed'), fingerprints: ['x'] });
+      const t = await store.getTopic('http://a/feed');
+      t!.ctChecks = 99;
+      expect(await store.getTopic('http://a/feed')).to.deep.equal({ ...newTopic('http://a/feed'), fingerprints: ['x'] });
+      const s = sub('http://a/feed', 'http://s/1');
+      await store.putSubscription(s);
+      s.ctUpdates = 7;
+      (await store.subscriptionsOf('http://a/feed'))[0]!.ctErrors = 9;
+      expect(await store.getSubscription('http://a/feed', 'http://s/1')).to.deep.equal(sub('http://a/feed', 'http://s/1'));
+      const v = verification('v1');
+      await store.putVerification(v);
+      v.topic = 'changed';
+      (await store.listVerifications())[0]!.callback = 'changed';
+      expect((await store.listVerifications())[0]).to.deep.equal(verification('v1'));
+    });
+
+    it('deletes a topic with its subscriptions, and clears everything', async () => {
+      await store.putTopic(newTopic('http://a/feed'));
+      await store.putSubscription(sub('http://a/feed', 'http://s/1'));
+      await store.putSubscription(sub('http://b/feed', 'http://s/1'));
+      await store.deleteTopic('http://a/feed');
+      await store.deleteTopic('http://never/feed');
+      expect(await store.getTopic('http://a/feed')).to.equal(undefined);
+      expect(await store.subscriptionsOf('http://a/feed')).to.deep.equal([]);
+      expect(await store.deleteSubscription('http://b/feed', 'http://s/1')).to.equal(true);
+      expect(await store.deleteSubscription('http://b/feed', 'http://s/1')).to.equal(false);
+      await store.putTopic(newTopic('http://c/feed'));
+      await store.putSubscription(sub('http://c/feed', 'http://s/1'));
+      await store.putVerification(verification('v1'));
+      await store.putOutbox(outbox('http://c/feed', 1), Buffer.from('x'));
+      await store.putSite(site('http://c/'));
+      await store.clear();
+      expect(await store.counts()).to.deep.equal({ topics: 0, subscriptions: 0, byProtocol: {} });
+      expect(await store.listTopics()).to.deep.equal([]);
+      expect(await store.listSubscriptions()).to.deep.equal([]);
+      expect(await store.listVerifications()).to.deep.equal([]);
+      expect(await store.listOutbox()).to.deep.equal([]);
+      expect(await store.getOutboxBody('http://c/feed', 1)).to.equal(undefined);
+      expect(await store.getSite('http://c/')).to.equal(undefined);
+      await reopen();
+      expect(await fullState(store)).to.deep.equal({ topics: [], subscriptions: [], outbox: [], verifications: [], counts: { topics: 0, subscriptions: 0, byProtocol: {} } });
+    });
+
+    it('counts topics and subscriptions by protocol, agreeing with the records', async () => {
+      expect(await store.counts()).to.deep.equal({ topics: 0, subscriptions: 0, byProtocol: {} });
+      await store.putSubscription(sub('http://a/feed', 'http://s/1'));
+      await store.putSubscription(sub('http://a/feed', 'http://s/1', { protocol: 'websub' }));
+      await store.putSubscription(sub('http://a/feed', 'http://s/2', { protocol: 'xml-rpc' }));
+      await store.putSubscription(sub('http://b/feed', 'http://s/2', { protocol: 'xml-rpc' }));
+      await store.putTopic(newTopic('http://a/feed'));
+      expect(await store.counts()).to.deep.equal({ topics: 1, subscriptions: 3, byProtocol: { websub: 1, 'xml-rpc': 2 } });
+      await store.deleteTopic('http://a/feed');
+      expect(await store.counts()).to.deep.equal({ topics: 0, subscriptions: 1, byProtocol: { 'xml-rpc': 1 } });
+    });
+
+    it('counts the subscriptions of one topic and of one callback host (host:port, any case)', async () => {
+      await store.putSubscription(sub('http://a/feed', 'http://Hooks.Example/1'));
+      await store.putSubscription(sub('http://a/feed', 'http://user@hooks.example/2?x'));
+      await store.putSubscription(sub('http://b/feed', 'http://hooks.example/3'));
+      await store.putSubscription(sub('http://b/feed', 'http://hooks.example:8080/4'));
+      await store.putSubscription(sub('http://b/feed', 'https://other.example/5'));
+      expect(await store.countSubscriptions({ topic: 'http://a/feed' })).to.equal(2);
+      expect(await store.countSubscriptions({ topic: 'http://b/feed' })).to.equal(3);
+      expect(await store.countSubscriptions({ topic: 'http://c/feed' })).to.equal(0);
+      expect(await store.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(3);
+      expect(await store.countSubscriptions({ callbackHost: 'HOOKS.example:8080' })).to.equal(1);
+      expect(await store.countSubscriptions({ callbackHost: 'nobody.example' })).to.equal(0);
+      await store.deleteSubscription('http://a/feed', 'http://Hooks.Example/1');
+      expect(await store.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(2);
+    });
+
+    it('keeps every acknowledged write across a reopen', async () => {
+      await store.putTopic({ ...newTopic('http://a/feed'), version: 3, lastHash: 'abc' });
+      await Promise.all(Array.from({ length: 200 }, (_, i) => store.putSubscription(sub('http://a/feed', `http://s/${i}`))));
+      await store.deleteSubscription('http://a/feed', 'http://s/7');
+      await reopen();
+      expect((await store.subscriptionsOf('http://a/feed')).length).to.equal(199);
+      expect((await store.getTopic('http://a/feed'))?.version).to.equal(3);
+    });
+
+    it('flush() resolves once writes issued before it are done', async () => {
+      const writes = Array.from({ length: 20 }, (_, i) => store.putSubscription(sub('http://a/feed', `http://s/${i}`)));
+      await store.flush();
+      expect(await store.countSubscriptions({ topic: 'http://a/feed' })).to.equal(20);
+      await Promise.all(writes);
+    });
+
+    describe('outbox', () => {
+      it('keeps an entry with its body (any bytes) until deleted, across a reopen', async () => {
+        const body = Buffer.from([0, 1, 2, 250, 255, 0x5c, 0x27]);
+        await store.putOutbox(outbox('https://a.example/feed', 7), body);
+        expect(await store.getOutboxBody('https://a.example/feed', 7)).to.deep.equal(body);
+        expect(await store.getOutboxBody('https://a.example/feed', 8)).to.equal(undefined);
+        expect(await store.getOutboxBody('https://b.example/feed', 7)).to.equal(undefined);
+        await reopen();
+        expect(await store.listOutbox()).to.deep.equal([outbox('https://a.example/feed', 7)]);
+        expect(await store.getOutboxBody('https://a.example/feed', 7)).to.deep.equal(body);
+      });
+
+      it('replaces the entry and body of the same (topic, version)', async () => {
+        await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('first'));
+        await store.putOutbox({ ...outbox('https://a.example/feed', 1), contentType: 'text/plain' }, Buffer.from('second'));
+        expect(await store.listOutbox()).to.deep.equal([{ ...outbox('https://a.example/feed', 1), contentType: 'text/plain' }]);
+        expect((await store.getOutboxBody('https://a.example/feed', 1))?.toString()).to.equal('second');
+      });
+
+      it('deletes one version (an absent one is a no-op), and lists oldest first', async () => {
+        await store.putOutbox(outbox('https://b.example/feed', 3, 10), Buffer.from('b3'));
+        await store.putOutbox(outbox('https://a.example/feed', 1, 20), Buffer.from('one'));
+        await store.putOutbox(outbox('https://a.example/feed', 2, 20), Buffer.from('two'));
+        await store.putOutbox(outbox('https://a.example/feed', 0, 5), Buffer.from('zero'));
+        await store.deleteOutbox('https://a.example/feed', 0);
+        await store.deleteOutbox('https://a.example/feed', 9);
+        expect(await store.getOutboxBody('https://a.example/feed', 0)).to.equal(undefined);
+        const expected = [outbox('https://b.example/feed', 3, 10), outbox('https://a.example/feed', 1, 20), outbox('https://a.example/feed', 2, 20)];
+        expect(await store.listOutbox()).to.deep.equal(expected);
+        await reopen();
+        expect(await store.listOutbox()).to.deep.equal(expected);
+        expect((await store.getOutboxBody('https://a.example/feed', 2))?.toString()).to.equal('two');
+      });
+
+      it('keeps the outbox when its topic is deleted (the notifier finishes or drops it)', async () => {
+        await store.putTopic(newTopic('https://a.example/feed'));
+        await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('x'));
+        await store.deleteTopic('https://a.example/feed');
+        expect(await store.listOutbox()).to.deep.equal([outbox('https://a.example/feed', 1)]);
+      });
+    });
+
+    describe('pending verifications', () => {
+      it('puts, replaces, lists oldest first, deletes, and keeps them (secrets included) across a reopen', async () => {
+        await store.putVerification(verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' }));
+        await store.putVerification(verification('v1', { mode: 'unsubscribe', createdAt: 9 }));
+        await store.putVerification(verification('v1', { mode: 'unsubscribe' }));
+        await store.putVerification(verification('v3', { createdAt: 3 }));
+        await store.deleteVerification('v3');
+        await store.deleteVerification('nope');
+        const expected = [verification('v1', { mode: 'unsubscribe' }), verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' })];
+        expect(await store.listVerifications()).to.deep.equal(expected);
+        await reopen();
+        expect(await store.listVerifications()).to.deep.equal(expected);
+      });
+    });
+
+    describe('sites', () => {
+      it('puts, replaces and gets a site by exact URL, as copies, across a reopen', async () => {
+        expect(await store.getSite('https://blog.example/')).to.equal(undefined);
+        const s = site('https://blog.example/', { self: 'https://blog.example/self' });
+        await store.putSite(s);
+        s.feeds.push('mutated');
+        const got = await store.getSite('https://blog.example/');
+        expect(got).to.deep.equal(site('https://blog.example/', { self: 'https://blog.example/self' }));
+        got!.hubs.push('mutated');
+        await store.putSite(site('https://blog.example/', { feeds: [], whenChecked: 9 }));
+        await reopen();
+        expect(await store.getSite('https://blog.example/')).to.deep.equal(site('https://blog.example/', { feeds: [], whenChecked: 9 }));
+        expect(await store.getSite('https://blog.example')).to.equal(undefined);
+      });
+    });
+
+    it('gives back exactly the same state after random concurrent writes and a reopen', async () => {
+      await randomOps(store, 42, 600, { clear: true });
+      await expectCountsConsistent(store);
+      const expected = await fullState(store);
+      await reopen();
+      expect(await fullState(store)).to.deep.equal(expected);
+      await expectCountsConsistent(store);
+    });
+  });
+}
+
+export function site(url: string, extra: Partial<Site> = {}): Site {
+  return { url, feeds: [`${url}feed.xml`, `${url}atom.xml`], hubs: ['https://hub.example/'], whenChecked: 1, whenCreated: 1, ...extra };
+}

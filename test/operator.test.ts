@@ -1,0 +1,600 @@
+// The operator's and the browser's faces over plain HTTP: /metrics moving with real traffic,
+// /stats.json (hosts, never callback URLs or secrets), /feeds.opml, /healthz, the token-guarded
+// actions, and the Server-Sent Events streams (heartbeats, CORS, limits, resume, and a change
+// reaching a stream whichever protocol announced it).
+import { createHmac } from 'node:crypto';
+import { expect } from 'chai';
+import { Recorder, sleep } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { FeedServer, MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
+import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
+import { openSse, openStream, type SseStream } from './helpers/sse.js';
+
+const ADMIN_TOKEN = 'operator-token-0123456789';
+/** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
+const QUIET_MS = 300;
+
+interface Entry {
+  id: string;
+  title: string | null;
+  link: string | null;
+  published: string | null;
+  summary: string | null;
+}
+interface Change {
+  topic: string;
+  version: number;
+  contentType: string;
+  entries: Entry[] | null;
+  body: string | null;
+}
+
+/** An RSS 2.0 feed with one item per slug, newest first. */
+function rss(...slugs: string[]): string {
+  const items = slugs
+    .map(
+      (s) =>
+        `<item><title>Post ${s}</title><link>https://blog.example/${s}</link><guid>https://blog.example/${s}</guid>` +
+        `<pubDate>Tue, 07 May 2024 09:30:00 GMT</pubDate><description>About ${s}.</description></item>`,
+    )
+    .join('\n');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>Blog</title><link>https://blog.example/</link>\n${items}\n</channel></rss>\n`;
+}
+const RSS_TYPE = 'application/rss+xml';
+
+/** Prometheus text → "name{label="v",…}" (labels sorted) → value. */
+async function scrape(hub: TestHub): Promise<Map<string, number>> {
+  const res = await fetch(`${hub.url}/metrics`);
+  expect(res.status).to.equal(200);
+  expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+  const out = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`).sort();
+    out.set(`${m[1]}{${labels.join(',')}}`, Number(m[3]));
+  }
+  return out;
+}
+const metric = (m: Map<string, number>, name: string, labels: Record<string, string> = {}): number => {
+  const key = `${name}{${Object.entries(labels)
+    .map(([k, v]) => `${k}="${v}"`)
+    .sort()
+    .join(',')}}`;
+  return m.get(key) ?? 0;
+};
+
+const streamUrl = (hub: TestHub, ...topics: string[]): string =>
+  `${hub.url}/stream?${topics.map((t) => `topic=${encodeURIComponent(t)}`).join('&')}`;
+
+interface StatsJson {
+  subscriptions: number;
+  pausedHosts: { host: string; failures: number; until: string }[];
+  [k: string]: unknown;
+}
+async function stats(hub: TestHub): Promise<StatsJson> {
+  const res = await fetch(`${hub.url}/stats.json`);
+  expect(res.status).to.equal(200);
+  return (await res.json()) as StatsJson;
+}
+
+function admin(hub: TestHub, path: string, body: unknown, token?: string): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+  return fetch(`${hub.url}/admin/${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+}
+
+/** Subscribes over WebSub and waits until the hub has stored the verified subscription. */
+async function webSubscribe(hub: TestHub, sub: Subscriber, topic: string, callbackPath: string, extra: Record<string, string> = {}): Promise<string> {
+  const callback = sub.callback(callbackPath);
+  const before = sub.verifications('subscribe').length;
+  const res = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': callback, ...extra });
+  expect(res.status, await res.text()).to.equal(202);
+  await sub.waitVerifications(before + 1, 'subscribe');
+  await settled(hub);
+  return callback;
+}
+
+describe('Operators and browsers over HTTP', function () {
+  const cleanup: { close?(): Promise<void> | void; destroy?(): Promise<void> }[] = [];
+  async function hubWith(env: Record<string, string> = {}): Promise<TestHub> {
+    const h = await startTestHub(env);
+    cleanup.push(h);
+    return h;
+  }
+  async function topicServer(): Promise<TopicServer> {
+    const t = await TopicServer.start();
+    cleanup.push(t);
+    return t;
+  }
+  async function subscriber(): Promise<Subscriber> {
+    const s = await Subscriber.start();
+    cleanup.push(s);
+    return s;
+  }
+  async function stream(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
+    const s = await openStream(url, headers);
+    cleanup.push(s);
+    return s;
+  }
+  afterEach(async () => {
+    // Streams first, so hubs close without waiting for them.
+    for (const c of cleanup.splice(0).reverse()) {
+      if (c.destroy) await c.destroy();
+      else await c.close?.();
+    }
+  });
+
+  describe('/metrics', () => {
+    it('moves with real traffic: deliveries by protocol and outcome, latency, fetches, subscriptions, requests', async () => {
+      const hub = await hubWith();
+      const feeds = await FeedServer.start();
+      cleanup.push(feeds);
+      const good = await Recorder.start(subscriberOk);
+      cleanup.push(good);
+      const failing = await Recorder.start(subscriberOk);
+      cleanup.push(failing);
+      const ws = await subscriber();
+      const before = await scrape(hub);
+
+      const feed = feeds.changing('metrics');
+      for (const r of [good, failing]) {
+        const reply = await pleaseNotify(hub, { port: String(r.port), path: '/notify', protocol: 'http-post', url1: feed });
+        expect(reply.msg).to.equal(MSG.subscribed);
+      }
+      await webSubscribe(hub, ws, feed, '/cb');
+      failing.handler = (_req, res) => void res.writeHead(500).end('down');
+      const pinged = await hub.postForm('/ping', { url: feed });
+      expect(pinged.status).to.equal(200);
+      await settled(hub);
+      await ws.waitDeliveries(1);
+
+      // A feed that stays the same, read twice; and one that cannot be read.
+      const fixed = feeds.fixed('metrics');
+      await hub.postForm('/ping', { url: fixed });
+      await hub.postForm('/ping', { url: fixed });
+      await hub.postForm('/ping', { url: feeds.missing('metrics') });
+      await settled(hub);
+
+      const after = await scrape(hub);
+      const delta = (name: string, labels: Record<string, string> = {}): number => metric(after, name, labels) - metric(before, name, labels);
+      // The second pleaseNotify read the feed, found it changed and notified the first subscriber
+      // (as the reference server does); the ping then reached all three.
+      expect(delta('pushbutton_deliveries_total', { protocol: 'http-post', outcome: 'delivered' })).to.equal(2);
+      expect(delta('pushbutton_deliveries_total', { protocol: 'http-post', outcome: 'failed' })).to.equal(1);
+      expect(delta('pushbutton_deliveries_total', { protocol: 'websub', outcome: 'delivered' })).to.equal(1);
+      expect(delta('pushbutton_deliveries_total', { protocol: 'websub', outcome: 'failed' })).to.equal(0);
+      expect(delta('pushbutton_delivery_latency_seconds_count', { protocol: 'http-post' })).to.equal(3);
+      expect(delta('pushbutton_delivery_latency_seconds_count', { protocol: 'websub' })).to.equal(1);
+      expect(metric(after, 'pushbutton_delivery_latency_seconds_bucket', { protocol: 'websub', le: '+Inf' })).to.equal(1);
+      // The changing feed was read by each pleaseNotify and by the ping; the fixed one changed once, then not.
+      expect(delta('pushbutton_topic_fetches_total', { outcome: 'changed' })).to.equal(4);
+      expect(delta('pushbutton_topic_fetches_total', { outcome: 'unchanged' })).to.equal(1);
+      expect(delta('pushbutton_topic_fetches_total', { outcome: 'failed' })).to.equal(1);
+      expect(metric(after, 'pushbutton_subscriptions', { protocol: 'http-post' })).to.equal(2);
+      expect(metric(after, 'pushbutton_subscriptions', { protocol: 'websub' })).to.equal(1);
+      expect(metric(after, 'pushbutton_subscriptions', { protocol: 'xml-rpc' })).to.equal(0);
+      // The missing feed was never read successfully, so it is no topic.
+      expect(metric(after, 'pushbutton_topics')).to.equal(2);
+      expect(delta('pushbutton_http_requests_total', { route: '/ping', status: '200' })).to.equal(4);
+      expect(delta('pushbutton_http_requests_total', { route: '/pleaseNotify', status: '200' })).to.equal(2);
+      expect(delta('pushbutton_http_requests_total', { route: '/websub', status: '202' })).to.equal(1);
+      // The scrape before this one was itself a request.
+      expect(delta('pushbutton_http_requests_total', { route: '/metrics', status: '200' })).to.equal(1);
+      expect(metric(after, 'pushbutton_delivery_queue_depth')).to.equal(0);
+    });
+  });
+
+  describe('/stats.json, /feeds.opml, /healthz', () => {
+    it('/stats.json has its shape and shows callback hosts, never callback URLs, their queries or secrets', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const rc = await Recorder.start(subscriberOk);
+      cleanup.push(rc);
+      const ws = await subscriber();
+      const events = await stream(`${hub.url}/events`);
+
+      const feed = topics.set('/stats.xml', { body: rss('a'), contentType: RSS_TYPE });
+      const reply = await pleaseNotify(hub, { port: String(rc.port), path: '/notify?key=SECRET-KEY-1', protocol: 'http-post', url1: feed });
+      expect(reply.msg).to.equal(MSG.subscribed);
+      await webSubscribe(hub, ws, feed, '/cb?token=SECRET-TOKEN-2', { 'hub.secret': 'SECRET-HMAC-3' });
+      topics.set('/stats.xml', { body: rss('b', 'a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      // The rssCloud subscriber now redirects in a loop: the error names the URL it started from.
+      rc.handler = (req, res) => void res.writeHead(302, { location: req.url }).end();
+      topics.set('/stats.xml', { body: rss('c', 'b', 'a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      await settled(hub);
+      await ws.waitDeliveries(2);
+
+      const res = await fetch(`${hub.url}/stats.json`);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^application\/json/);
+      const text = await res.text();
+      const stats = JSON.parse(text) as Record<string, unknown> & {
+        busiestTopics: { url: string; subscriptions: number; version: number; lastUpdate: string | null }[];
+        recentDeliveries: { id: number; at: number; kind: string; topic: string; ok: boolean; protocol?: string; detail?: string }[];
+        recentFailures: { kind: string; ok: boolean; detail?: string }[];
+      };
+      expect(Object.keys(stats).sort()).to.deep.equal(
+        [
+          'busiestTopics',
+          'deliveryQueueDepth',
+          'pausedHosts',
+          'polledTopics',
+          'recentDeliveries',
+          'recentFailures',
+          'startedAt',
+          'streams',
+          'subscriptions',
+          'subscriptionsByProtocol',
+          'topics',
+          'uptimeSeconds',
+        ].sort(),
+      );
+      expect(Date.parse(stats['startedAt'] as string)).to.be.a('number').and.not.NaN;
+      expect(stats['uptimeSeconds']).to.be.a('number');
+      expect(stats['topics']).to.equal(1);
+      expect(stats['subscriptions']).to.equal(2);
+      expect(stats['subscriptionsByProtocol']).to.deep.equal({ 'http-post': 1, websub: 1 });
+      expect(stats.busiestTopics).to.have.length(1);
+      expect(stats.busiestTopics[0]).to.include({ url: feed, subscriptions: 2, version: 3 });
+      expect(Date.parse(stats.busiestTopics[0]!.lastUpdate ?? '')).to.not.be.NaN;
+      expect(stats['pausedHosts']).to.deep.equal([]);
+      expect(stats['deliveryQueueDepth']).to.equal(0);
+      expect(stats['streams']).to.equal(1);
+      expect(stats['polledTopics']).to.be.a('number');
+
+      const deliveries = stats.recentDeliveries;
+      expect(deliveries.length).to.equal(4);
+      for (const d of deliveries) {
+        expect(d).to.include.keys('id', 'at', 'kind', 'topic', 'ok', 'protocol', 'detail');
+        expect(d.kind).to.equal('delivery');
+        expect(d.topic).to.equal(feed);
+      }
+      const hosts = deliveries.map((d) => d.detail?.split(' ')[0]);
+      expect(hosts).to.include(`127.0.0.1:${rc.port}`).and.to.include(`127.0.0.1:${ws.rec.port}`);
+      const loop = stats.recentFailures.find((f) => f.kind === 'delivery');
+      expect(loop?.detail, 'the redirect loop is reported').to.match(/too_many_redirects/);
+      expect(loop?.detail).to.include(`127.0.0.1:${rc.port}`);
+
+      // Nothing of a callback beyond its host, in stats or in the live activity stream.
+      await events.waitFor(1, (e) => e.event === 'activity' && e.data.includes('too_many_redirects'));
+      for (const [where, body] of [
+        ['stats.json', text],
+        ['/events', events.raw()],
+      ] as const) {
+        for (const secret of ['SECRET-KEY-1', 'SECRET-TOKEN-2', 'SECRET-HMAC-3', '/notify', '/cb', 'token=', 'key=']) {
+          expect(body, `${where} must not contain ${secret}`).to.not.include(secret);
+        }
+      }
+    });
+
+    it('/feeds.opml lists the topics with subscribers, and only those', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const followed = topics.set('/followed.xml?a=1&b=2', { body: rss('a'), contentType: RSS_TYPE });
+      const lonely = topics.set('/lonely.xml', { body: rss('a'), contentType: RSS_TYPE });
+      await webSubscribe(hub, ws, followed, '/cb');
+      await hub.postForm('/ping', { url: lonely });
+
+      const res = await fetch(`${hub.url}/feeds.opml`);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^text\/x-opml/);
+      const opml = await res.text();
+      expect(opml).to.match(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n<opml version="2\.0">/);
+      const outlines = opml.match(/<outline [^>]*\/>/g) ?? [];
+      expect(outlines).to.have.length(1);
+      const escaped = followed.replace(/&/g, '&amp;');
+      expect(outlines[0]).to.equal(`<outline type="rss" text="${escaped}" xmlUrl="${escaped}"/>`);
+      expect(opml).to.not.include(lonely);
+      // The hub has not read the followed topic yet; it is still among the busiest.
+      expect((await stats(hub))['busiestTopics']).to.deep.equal([{ url: followed, subscriptions: 1, version: 0, lastUpdate: null }]);
+    });
+
+    it('/healthz answers ok', async () => {
+      const hub = await hubWith();
+      const res = await fetch(`${hub.url}/healthz`);
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.deep.equal({ ok: true });
+    });
+  });
+
+  describe('operator actions', () => {
+    it('are off (403) when ADMIN_TOKEN is not set, whatever token is sent', async () => {
+      const hub = await hubWith();
+      for (const [path, body] of [
+        ['subscriptions/delete', { topic: 'http://127.0.0.1:1/t', callback: 'http://127.0.0.1:1/cb' }],
+        ['hosts/retry', { host: '127.0.0.1:1' }],
+      ] as const) {
+        for (const token of [undefined, 'anything-at-all-long-enough']) {
+          const res = await admin(hub, path, body, token);
+          expect(res.status, `${path} with ${token ?? 'no token'}`).to.equal(403);
+          expect(await res.text()).to.equal('Operator actions are off: set ADMIN_TOKEN to enable them.\n');
+        }
+      }
+    });
+
+    it('need the right bearer token: 401 without one or with a wrong one', async () => {
+      const hub = await hubWith({ ADMIN_TOKEN });
+      for (const token of [undefined, 'wrong-token-0123456789', `${ADMIN_TOKEN}x`, ADMIN_TOKEN.slice(0, -1)]) {
+        const res = await admin(hub, 'hosts/retry', { host: '127.0.0.1:1' }, token);
+        expect(res.status, `token ${token}`).to.equal(401);
+        expect(res.headers.get('www-authenticate')).to.equal('Bearer');
+        expect(await res.text()).to.equal('A valid Authorization: Bearer token is required.\n');
+      }
+      const basic = await fetch(`${hub.url}/admin/hosts/retry`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN_TOKEN}`).toString('base64')}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(basic.status).to.equal(401);
+      const ok = await admin(hub, 'hosts/retry', { host: '127.0.0.1:1' }, ADMIN_TOKEN);
+      expect(ok.status).to.equal(200);
+      expect(await ok.json()).to.deep.equal({ ok: true, woken: 0 });
+      const bad = await admin(hub, 'subscriptions/delete', { topic: 'not a url' }, ADMIN_TOKEN);
+      expect(bad.status).to.equal(400);
+    });
+
+    it('drop a subscription: it gets no more deliveries and leaves the OPML', async () => {
+      const hub = await hubWith({ ADMIN_TOKEN });
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const topic = topics.set('/dropped.txt', { body: 'state 1\n', contentType: 'text/plain' });
+      const callback = await webSubscribe(hub, ws, topic, '/cb?user=1');
+      topics.set('/dropped.txt', { body: 'state 2\n', contentType: 'text/plain' });
+      await publish(hub, topic);
+      await ws.waitDeliveries(1);
+      expect(await (await fetch(`${hub.url}/feeds.opml`)).text()).to.include(topic);
+
+      const res = await admin(hub, 'subscriptions/delete', { topic, callback }, ADMIN_TOKEN);
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.deep.equal({ ok: true, deleted: true });
+      const again = await admin(hub, 'subscriptions/delete', { topic, callback }, ADMIN_TOKEN);
+      expect(await again.json()).to.deep.equal({ ok: true, deleted: false });
+
+      topics.set('/dropped.txt', { body: 'state 3\n', contentType: 'text/plain' });
+      const pub = await publish(hub, topic);
+      expect(pub.status).to.equal(202);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(ws.deliveries()).to.have.length(1);
+      expect(await (await fetch(`${hub.url}/feeds.opml`)).text()).to.not.include(topic);
+      expect((await stats(hub)).subscriptions).to.equal(0);
+    });
+
+    it('retry a paused host now: the delivery waiting on the breaker goes out at once', async () => {
+      const hub = await hubWith({
+        ADMIN_TOKEN,
+        BREAKER_FAILURES: '1',
+        BREAKER_COOLDOWN_MS: '60000',
+        WEBSUB_RETRY_BASE_MS: '1',
+        WEBSUB_RETRY_MAX_MS: '5',
+      });
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const topic = topics.set('/paused.txt', { body: 'state 1\n', contentType: 'text/plain' });
+      await webSubscribe(hub, ws, topic, '/cb');
+      ws.deliveryStatuses = [500];
+      topics.set('/paused.txt', { body: 'state 2\n', contentType: 'text/plain' });
+      await publish(hub, topic);
+      await ws.waitDeliveries(1);
+      const host = `127.0.0.1:${ws.rec.port}`;
+
+      // The retry finds the circuit open and waits for the cooldown (a minute).
+      let paused: { host: string; failures: number; until: string }[] = [];
+      for (let i = 0; i < 50 && paused.length === 0; i++) {
+        paused = (await stats(hub)).pausedHosts;
+        if (paused.length === 0) await sleep(20);
+      }
+      expect(paused).to.have.length(1);
+      expect(paused[0]).to.include({ host, failures: 1 });
+      expect(Date.parse(paused[0]!.until) - Date.now()).to.be.greaterThan(30_000);
+      const metrics = await scrape(hub);
+      expect(metric(metrics, 'pushbutton_paused_hosts')).to.equal(1);
+      await sleep(100);
+      expect(ws.deliveries()).to.have.length(1);
+
+      const res = await admin(hub, 'hosts/retry', { host }, ADMIN_TOKEN);
+      expect(res.status).to.equal(200);
+      expect(await res.json()).to.deep.equal({ ok: true, woken: 1 });
+      const [, second] = await ws.waitDeliveries(2, undefined);
+      expect(second!.body.toString()).to.equal('state 2\n');
+      expect((await stats(hub)).pausedHosts).to.deep.equal([]);
+    });
+  });
+
+  describe('Server-Sent Events', () => {
+    it('sends heartbeats, the retry hint, and open CORS on /stream and /events', async () => {
+      const hub = await hubWith({ SSE_HEARTBEAT_MS: '200' });
+      const s = await stream(streamUrl(hub, 'http://127.0.0.1:1/feed.xml'));
+      expect(s.headers['content-type']).to.equal('text/event-stream; charset=utf-8');
+      expect(s.headers['cache-control']).to.equal('no-cache, no-transform');
+      expect(s.headers['access-control-allow-origin']).to.equal('*');
+      await s.waitForComments(3, 2000);
+      expect(s.retry).to.equal(2000);
+      expect(s.comments.every((c) => c.text === '')).to.equal(true);
+      const e = await stream(`${hub.url}/events`);
+      expect(e.headers['access-control-allow-origin']).to.equal('*');
+      await e.waitForComments(1, 1000);
+    });
+
+    it('refuses /stream without a topic or with a bad one (400)', async () => {
+      const hub = await hubWith();
+      for (const [url, words] of [
+        [`${hub.url}/stream`, 'Give at least one topic: /stream?topic=URL\n'],
+        [`${hub.url}/stream?topic=`, 'topic is required.\n'],
+        [`${hub.url}/stream?topic=feed.xml`, 'topic is not an absolute URL.\n'],
+        [`${hub.url}/stream?topic=${encodeURIComponent('ftp://x.example/f')}`, 'topic must be an http or https URL.\n'],
+      ] as const) {
+        const res = await openSse(url);
+        expect(res.status, url).to.equal(400);
+        expect('body' in res && res.body, url).to.equal(words);
+      }
+    });
+
+    it('limits streams per client address (SSE_MAX_PER_CLIENT=2): the third gets 429 until one closes', async () => {
+      const hub = await hubWith({ SSE_MAX_PER_CLIENT: '2' });
+      const url = streamUrl(hub, 'http://127.0.0.1:1/feed.xml');
+      const first = await stream(url);
+      await stream(`${hub.url}/events`);
+      const third = await openSse(url);
+      expect(third.status).to.equal(429);
+      expect('body' in third && third.body).to.equal('Too many open streams from your address (at most 2).\n');
+      first.close();
+      let fourth = await openSse(url);
+      for (let i = 0; i < 50 && fourth.status === 429; i++) {
+        await sleep(20);
+        fourth = await openSse(url);
+      }
+      expect(fourth.status).to.equal(200);
+      if ('close' in fourth) fourth.close();
+      expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '429' })).to.be.at.least(1);
+    });
+
+    it('carries a change announced by an rssCloud ping as entries JSON', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const feed = topics.set('/ping.xml', { body: rss('a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      const s = await stream(streamUrl(hub, feed));
+      topics.set('/ping.xml', { body: rss('b', 'a'), contentType: RSS_TYPE });
+      const res = await hub.postForm('/ping', { url: feed });
+      expect(res.status).to.equal(200);
+      const [event] = await s.waitFor(1, (e) => e.event === 'change');
+      expect(event!.id).to.match(/^[0-9a-f]{8}-\d+$/);
+      const change = JSON.parse(event!.data) as Change;
+      expect(change).to.deep.equal({
+        topic: feed,
+        version: 2,
+        contentType: RSS_TYPE,
+        entries: [
+          { id: 'https://blog.example/b', title: 'Post b', link: 'https://blog.example/b', published: 'Tue, 07 May 2024 09:30:00 GMT', summary: 'About b.' },
+        ],
+        body: null,
+      });
+    });
+
+    it('carries a change announced by a WebSub publish, and only to streams of that topic', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const feed = topics.set('/pub.xml', { body: rss('a'), contentType: RSS_TYPE });
+      const other = topics.set('/other.xml', { body: rss('z'), contentType: RSS_TYPE });
+      const both = await stream(streamUrl(hub, other, feed));
+      const otherOnly = await stream(streamUrl(hub, other));
+      const res = await publish(hub, feed);
+      expect(res.status).to.equal(202);
+      const [event] = await both.waitFor(1, (e) => e.event === 'change');
+      const change = JSON.parse(event!.data) as Change;
+      expect(change.topic).to.equal(feed);
+      expect(change.version).to.equal(1);
+      expect(change.entries?.map((e) => e.title)).to.deep.equal(['Post a']);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(otherOnly.events.filter((e) => e.event === 'change')).to.deep.equal([]);
+    });
+
+    it('carries a change announced by an authenticated fat ping; an unsigned one reaches nobody', async () => {
+      const hub = await hubWith({ PUBLISHER_SECRETS: 'http://fat.example=fat-secret' });
+      const topic = 'http://fat.example/feed.atom';
+      const s = await stream(streamUrl(hub, topic));
+      const atom =
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>Fat</title><id>urn:fat</id>' +
+        '<entry><id>urn:fat:1</id><title>Pushed</title><link href="https://fat.example/1"/><updated>2024-05-08T10:00:00Z</updated><summary>Not fetched.</summary></entry></feed>';
+      const fatPing = (signature: string): Promise<Response> =>
+        fetch(`${hub.url}/websub?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/atom+xml', 'x-hub-signature': signature },
+          body: atom,
+        });
+      const unsigned = await fatPing('sha256=00');
+      expect(unsigned.status).to.equal(403);
+      const signed = await fatPing(`sha256=${createHmac('sha256', 'fat-secret').update(atom).digest('hex')}`);
+      expect(signed.status, await signed.text()).to.equal(202);
+      const events = await s.waitFor(1, (e) => e.event === 'change');
+      const change = JSON.parse(events[0]!.data) as Change;
+      expect(change).to.deep.include({ topic, version: 1, contentType: 'application/atom+xml', body: null });
+      expect(change.entries).to.deep.equal([
+        { id: 'urn:fat:1', title: 'Pushed', link: 'https://fat.example/1', published: '2024-05-08T10:00:00Z', summary: 'Not fetched.' },
+      ]);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(s.events.filter((e) => e.event === 'change')).to.have.length(1);
+    });
+
+    it('sends content that is not a feed as its body text', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const topic = topics.set('/status.txt', { body: 'All systems normal.\n', contentType: 'text/plain; charset=utf-8' });
+      const s = await stream(streamUrl(hub, topic));
+      await hub.postForm('/ping', { url: topic });
+      const [event] = await s.waitFor(1, (e) => e.event === 'change');
+      expect(JSON.parse(event!.data)).to.deep.equal({
+        topic,
+        version: 1,
+        contentType: 'text/plain; charset=utf-8',
+        entries: null,
+        body: 'All systems normal.\n',
+      });
+    });
+
+    it('resumes from a Last-Event-ID header without losing or repeating a change', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const feed = topics.set('/resume.xml', { body: rss('a'), contentType: RSS_TYPE });
+      const first = await stream(streamUrl(hub, feed));
+      await hub.postForm('/ping', { url: feed });
+      const [a] = await first.waitFor(1, (e) => e.event === 'change');
+      first.close();
+      await first.ended;
+
+      for (const slug of ['b', 'c']) {
+        topics.set('/resume.xml', { body: rss(slug, 'a'), contentType: RSS_TYPE });
+        expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+      }
+      const again = await stream(streamUrl(hub, feed), { 'last-event-id': a!.id! });
+      const missed = await again.waitFor(2, (e) => e.event === 'change');
+      expect(missed.map((e) => (JSON.parse(e.data) as Change).entries?.map((x) => x.title))).to.deep.equal([['Post b'], ['Post c']]);
+      expect(missed.map((e) => (JSON.parse(e.data) as Change).version)).to.deep.equal([2, 3]);
+      // Ids go on increasing from the one resumed after.
+      const seq = (id: string | undefined): number => Number(id?.split('-')[1]);
+      expect(seq(missed[0]!.id)).to.be.greaterThan(seq(a!.id));
+      expect(seq(missed[1]!.id)).to.be.greaterThan(seq(missed[0]!.id));
+
+      // And live events follow the replayed ones on the same stream.
+      topics.set('/resume.xml', { body: rss('d', 'c', 'a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      const all = await again.waitFor(3, (e) => e.event === 'change');
+      expect((JSON.parse(all[2]!.data) as Change).version).to.equal(4);
+      expect(again.events.filter((e) => e.event === 'reset')).to.deep.equal([]);
+    });
+
+    it('resets a stream it cannot resume, with an id the next reconnect resumes from', async () => {
+      const hub = await hubWith({ SSE_BACKLOG: '3' });
+      const topics = await topicServer();
+      const feed = topics.set('/reset.xml', { body: rss('a'), contentType: RSS_TYPE });
+
+      // An id from another boot.
+      const foreign = await stream(streamUrl(hub, feed), { 'last-event-id': '00000000-5' });
+      const [reset] = await foreign.waitFor(1, (e) => e.event === 'reset');
+      expect(JSON.parse(reset!.data)).to.deep.equal({ reason: 'cannot resume from that event id' });
+      expect(reset!.id).to.match(/^[0-9a-f]{8}-\d+$/);
+      expect(foreign.lastEventId()).to.equal(reset!.id);
+      foreign.close();
+      const resumed = await stream(streamUrl(hub, feed), { 'last-event-id': reset!.id! });
+      await hub.postForm('/ping', { url: feed });
+      const [change] = await resumed.waitFor(1, (e) => e.event === 'change');
+      expect(resumed.events[0]!.event, 'no second reset for the id the reset gave').to.equal('change');
+
+      // An id older than the backlog (3 events; each ping makes several, activity included).
+      resumed.close();
+      for (const slug of ['b', 'c']) {
+        topics.set('/reset.xml', { body: rss(slug, 'a'), contentType: RSS_TYPE });
+        await hub.postForm('/ping', { url: feed });
+      }
+      const stale = await stream(streamUrl(hub, feed), { 'last-event-id': change!.id! });
+      await stale.waitFor(1, (e) => e.event === 'reset');
+    });
+  });
+});

@@ -1,0 +1,163 @@
+// The PostgreSQL store's own promises, beside the store contract (store.test.ts): versioned
+// migrations that several processes may run at once, a schema refused when it is newer than
+// the build, indexes on the hot paths, the pool size, and the configuration that picks it.
+import { expect } from 'chai';
+import pg from 'pg';
+import { ConfigError, loadConfig } from '../lib/config.js';
+import { createStore } from '../lib/store/create-store.js';
+import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
+import { PgStore, urlKey } from '../lib/store/pg-store.js';
+import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { sub } from './helpers/store-contract.js';
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('PostgreSQL store', function () {
+  let url: string;
+  let stores: PgStore[] = [];
+
+  async function opened(poolSize = 2): Promise<PgStore> {
+    const s = new PgStore({ connectionString: url, poolSize });
+    stores.push(s);
+    await s.open();
+    return s;
+  }
+
+  beforeEach(async () => {
+    url = await freshDatabaseUrl('pgstore');
+  });
+  afterEach(async () => {
+    for (const s of stores) await s.close();
+    stores = [];
+    await dropDatabaseSchema(url);
+  });
+
+  describe('migrations', () => {
+    it('creates the schema on first open and records every version in schema_migrations', async () => {
+      const store = await opened();
+      expect(store.schema).to.deep.equal({ from: 0, to: SCHEMA_VERSION, applied: MIGRATIONS.map((m) => m.version) });
+      const rows = await withClient(url, async (c) => (await c.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version')).rows);
+      expect(rows).to.deep.equal(MIGRATIONS.map((m) => ({ version: m.version, name: m.name })));
+      await store.close();
+      const again = await opened();
+      expect(again.schema).to.deep.equal({ from: SCHEMA_VERSION, to: SCHEMA_VERSION, applied: [] });
+    });
+
+    it('is safe when several processes start at once: each migration runs exactly once', async () => {
+      const many = Array.from({ length: 6 }, () => new PgStore({ connectionString: url, poolSize: 1 }));
+      stores.push(...many);
+      await Promise.all(many.map((s) => s.open()));
+      const applied = many.map((s) => s.schema!.applied);
+      expect(applied.filter((a) => a.length > 0)).to.deep.equal([MIGRATIONS.map((m) => m.version)]);
+      expect(applied.filter((a) => a.length === 0)).to.have.length(5);
+      const versions = await withClient(url, async (c) => (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows);
+      expect(versions).to.have.length(MIGRATIONS.length);
+      // And they all work on the one schema.
+      await Promise.all(many.map((s, i) => s.putSubscription(sub('http://a/feed', `http://s/${i}`))));
+      expect(await many[0]!.countSubscriptions({ topic: 'http://a/feed' })).to.equal(6);
+    });
+
+    it('applies a new migration to an existing database, and rolls a failing one back entirely', async () => {
+      await (await opened()).putSubscription(sub('http://a/feed', 'http://s/1'));
+      const next = SCHEMA_VERSION + 1;
+      const good = [...MIGRATIONS, { version: next, name: 'a test column', sql: 'ALTER TABLE topics ADD COLUMN test_note text' }];
+      const bad = [...good, { version: next + 1, name: 'broken', sql: 'CREATE TABLE half_done (x int); SELECT no_such_column FROM topics' }];
+      await withClient(url, async (c) => {
+        let failed: unknown;
+        await migrate(c, bad).catch((e: unknown) => (failed = e));
+        expect(String(failed)).to.match(/no_such_column/);
+        const tables = await c.query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'half_done'");
+        expect(tables.rowCount).to.equal(0);
+        const columns = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND column_name = 'test_note'");
+        expect(columns.rowCount, 'the good migration in the failed run is rolled back too').to.equal(0);
+        expect(await migrate(c, good)).to.deep.equal({ from: SCHEMA_VERSION, to: next, applied: [next] });
+      });
+      expect(await stores[0]!.getSubscription('http://a/feed', 'http://s/1')).to.deep.equal(sub('http://a/feed', 'http://s/1'));
+    });
+
+    it('refuses a database migrated by a newer build', async () => {
+      await (await opened()).close();
+      await withClient(url, (c) => c.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')"));
+      let failed: unknown;
+      await new PgStore({ connectionString: url }).open().catch((e: unknown) => (failed = e));
+      expect(String(failed)).to.contain(`schema is at version 999, newer than this build knows (${SCHEMA_VERSION})`);
+    });
+  });
+
+  describe('hot paths', () => {
+    /** The plan of `sql` when the planner may not scan whole tables: an index must serve it. */
+    async function plan(sql: string, values: unknown[]): Promise<string> {
+      await opened();
+      return withClient(url, async (c) => {
+        await c.query('SET enable_seqscan = off');
+        const rows = (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, values)).rows;
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+    }
+
+    it('finds the subscribers of a topic by index', async () => {
+      expect(await plan('SELECT callback FROM subscriptions WHERE topic_key = $1', [urlKey('http://a/feed')])).to.match(/Index.*subscriptions_pkey/);
+    });
+    it('counts the subscriptions of a callback host by index', async () => {
+      expect(await plan('SELECT count(*) FROM subscriptions WHERE callback_host = $1', ['hooks.example'])).to.match(/subscriptions_callback_host/);
+    });
+    it('finds expiring leases by index', async () => {
+      expect(await plan('SELECT callback FROM subscriptions WHERE when_expires < $1', [Date.now()])).to.match(/subscriptions_when_expires/);
+    });
+    it('finds an outbox body by topic and version by index', async () => {
+      expect(await plan('SELECT body FROM outbox WHERE topic_key = $1 AND version = $2', [urlKey('http://a/feed'), 3])).to.match(/Index.*outbox_pkey/);
+    });
+  });
+
+  it('stores the callback host in its own column, as the per-host limit counts it', async () => {
+    const store = await opened();
+    await store.putSubscription(sub('http://a/feed', 'https://User:pw@Hooks.Example:8443/cb?x=1'));
+    const rows = await withClient(url, async (c) => (await c.query<{ callback_host: string }>('SELECT callback_host FROM subscriptions')).rows);
+    expect(rows).to.deep.equal([{ callback_host: 'hooks.example:8443' }]);
+  });
+
+  it('opens at most DATABASE_POOL_SIZE connections however many requests wait', async () => {
+    const store = await opened(3);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? store.counts() : store.putSubscription(sub('http://a/feed', `http://s/${i}`)))));
+    const n = await withClient(url, async (c) => {
+      const r = await c.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'pushbutton' AND datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      return Number(r.rows[0]!.n);
+    });
+    expect(n).to.be.within(1, 3);
+    expect(store.poolSize).to.equal(3);
+  });
+
+  describe('configuration', () => {
+    it('uses the embedded store unless DATABASE_URL is set; the pool holds 10 connections by default', async () => {
+      const embedded = loadConfig({ DATA_DIR: '/tmp/pb-nowhere' });
+      expect(embedded.databaseUrl).to.equal(undefined);
+      expect(embedded.databasePoolSize).to.equal(10);
+      expect(createStore(embedded)).to.be.instanceOf(LowdbStore);
+      const onPg = loadConfig({ DATABASE_URL: url, DATABASE_POOL_SIZE: '25' });
+      expect(onPg.databasePoolSize).to.equal(25);
+      const store = createStore(onPg);
+      expect(store).to.be.instanceOf(PgStore);
+      expect((store as PgStore).poolSize).to.equal(25);
+    });
+
+    it('refuses a DATABASE_URL that is not postgres:// and a pool size of 0, without echoing the URL', () => {
+      expect(() => loadConfig({ DATABASE_URL: 'mysql://u:hunter2@db/x' }))
+        .to.throw(ConfigError, /DATABASE_URL/)
+        .with.property('message')
+        .that.does.not.contain('hunter2');
+      expect(() => loadConfig({ DATABASE_URL: 'not a url' })).to.throw(ConfigError, /DATABASE_URL/);
+      expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).to.throw(ConfigError, /DATABASE_POOL_SIZE/);
+    });
+  });
+});
