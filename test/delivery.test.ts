@@ -1,0 +1,605 @@
+// Durable delivery over real HTTP on 127.0.0.1 (issue 4): a fan-out cut by SIGKILL and
+// finished after a restart, a subscriber that is down and comes back, a slow host beside fast
+// ones, the circuit breaker, and what subscribers receive of a feed, format by format.
+import { expect } from 'chai';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder.js';
+import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { postForm } from './helpers/rsscloud.js';
+import { TopicServer, settled, subscribe } from './helpers/websub.js';
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/feeds');
+const FAR_FUTURE = '2099-01-01T00:00:00.000Z';
+/** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
+const QUIET_MS = 300;
+
+const deliveries = (r: Recorded): boolean => r.method === 'POST';
+
+/**
+ * A Recorder filter that matches the first request of each path (or, with `nth`, the nth), so
+ * that `waitFor(n, nthOfEachPath())` waits for n distinct subscribers. Recorder evaluates a
+ * filter over its requests in arrival order on every call, so the first time a path is seen
+ * here is its earliest request.
+ */
+function nthOfEachPath(nth = 1, also: (r: Recorded) => boolean = deliveries): (r: Recorded) => boolean {
+  const seen = new Map<string, Recorded[]>();
+  return (r) => {
+    if (!also(r)) return false;
+    let list = seen.get(r.path);
+    if (!list) seen.set(r.path, (list = []));
+    let i = list.indexOf(r);
+    if (i === -1) {
+      list.push(r);
+      i = list.length - 1;
+    }
+    return i === nth - 1;
+  };
+}
+
+/** Deliveries per callback path. */
+function byPath(recs: Recorder[], filter: (r: Recorded) => boolean = deliveries): Map<string, Recorded[]> {
+  const out = new Map<string, Recorded[]>();
+  for (const rec of recs) {
+    for (const r of rec.matching(filter)) {
+      const key = `${rec.port}${r.path}`;
+      const list = out.get(key) ?? [];
+      list.push(r);
+      out.set(key, list);
+    }
+  }
+  return out;
+}
+
+const answer =
+  (status: number): Handler =>
+  (_req, res) => {
+    res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'no');
+  };
+
+/** A subscriber that takes 20–40 ms to answer, so a fan-out to thousands takes seconds. */
+const slowOk: Handler = async (_req, res) => {
+  await sleep(20 + Math.random() * 20);
+  res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+};
+
+interface SeedSub {
+  url: string;
+  protocol: 'websub' | 'http-post';
+  whenExpires: string;
+}
+
+/** n subscriptions spread round-robin over `recs`, one path each; every 4th is rssCloud http-post, the rest WebSub. */
+function seedSubs(recs: Recorder[], n: number, prefix: string): SeedSub[] {
+  return Array.from({ length: n }, (_, i) => ({
+    url: `http://127.0.0.1:${recs[i % recs.length]!.port}/${prefix}/${i}`,
+    protocol: i % 4 === 3 ? 'http-post' : 'websub',
+    whenExpires: FAR_FUTURE,
+  }));
+}
+
+async function seed(hub: { url: string }, feedUrl: string, subscriptions: unknown[]): Promise<void> {
+  const res = await fetch(`${hub.url}/test/setSubscriptions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ feedUrl, subscriptions }),
+  });
+  expect(res.status, await res.clone().text()).to.equal(200);
+  expect(await res.json()).to.deep.equal({ success: true });
+}
+
+async function publishTo(hub: { url: string }, topic: string): Promise<void> {
+  const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+  expect(res.status, await res.text()).to.equal(202);
+}
+
+/** A WebSub subscriber's answer: echoes a verification's challenge, else answers `status()`. */
+function subscriberAnswer(status: () => number = () => 200): Handler {
+  return (req, res) => {
+    const challenge = req.query.get('hub.challenge');
+    if (req.method === 'GET' && challenge !== null) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(challenge);
+      return;
+    }
+    const s = status();
+    res.writeHead(s, { 'content-type': 'text/plain' }).end(s < 300 ? 'ok' : 'no');
+  };
+}
+
+/** Subscribes over WebSub and waits until the verification is done and stored. */
+async function subscribed(hub: TestHub, sub: Recorder, topic: string, callbackPath: string): Promise<void> {
+  const verifications = (r: Recorded): boolean => r.method === 'GET' && r.path === callbackPath && r.query.get('hub.mode') === 'subscribe';
+  const before = sub.matching(verifications).length;
+  const res = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${sub.url}${callbackPath}` });
+  expect(res.status, await res.text()).to.equal(202);
+  await sub.waitFor(before + 1, verifications);
+  await settled(hub);
+}
+
+/** A small RSS 2.0 feed whose entries are named by `ids` (newest first). */
+function rss(ids: string[]): string {
+  const items = ids.map((id) => `    <item><title>Entry ${id}</title><guid isPermaLink="false">${id}</guid><description>Text of ${id}.</description></item>`);
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0">\n  <channel>\n    <title>Down and up</title>\n    <link>http://example.com/</link>\n    <description>d</description>\n${items.join('\n')}\n  </channel>\n</rss>\n`;
+}
+
+const guids = (body: Buffer): string[] => [...body.toString().matchAll(/<guid[^>]*>([^<]*)<\/guid>/g)].map((m) => m[1]!);
+
+describe('durable delivery', function () {
+  this.timeout(40_000);
+  let closers: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    // Last opened, first closed: subscribers before the hub that calls them, so nothing waits
+    // on a request timeout while the hub shuts down.
+    for (const close of closers.reverse()) await close();
+    closers = [];
+  });
+  async function recorder(handler: Handler = answer(200), host = '127.0.0.1'): Promise<Recorder> {
+    const rec = await Recorder.start(handler, host);
+    closers.push(() => rec.close());
+    return rec;
+  }
+  async function topicServer(): Promise<TopicServer> {
+    const t = await TopicServer.start();
+    closers.push(() => t.close());
+    return t;
+  }
+  async function hubWith(env: Record<string, string>): Promise<TestHub> {
+    const h = await startTestHub({ POLL_ENABLED: 'false', ...env });
+    closers.push(() => h.destroy());
+    return h;
+  }
+
+  // ---- a fan-out cut by SIGKILL ---------------------------------------------------------
+
+  describe('a fan-out to 2,000 subscribers', () => {
+    const SUBSCRIBERS = 2000;
+    const HOSTS = 4;
+    const PER_HOST = 8;
+    const CONCURRENCY = 32;
+    /** Deliveries that can be under way at once: sent, and their outcome not yet durable. */
+    const IN_FLIGHT = Math.min(CONCURRENCY, HOSTS * PER_HOST);
+    const ENV = {
+      DELIVERY_CONCURRENCY: String(CONCURRENCY),
+      DELIVERY_PER_HOST: String(PER_HOST),
+      POLL_ENABLED: 'false',
+    };
+
+    it(`SIGKILL mid-fan-out, restart on the same data: every subscriber gets the version at least once, duplicates ≤ ${IN_FLIGHT} (the deliveries in flight at the kill), and the next version exactly once`, async () => {
+      const dir = await tempDataDir();
+      const children: ChildHub[] = [];
+      closers.push(async () => {
+        for (const c of children) await c.stop('SIGKILL');
+        await rm(dir, { recursive: true, force: true });
+      });
+      const topics = await topicServer();
+      const subs: Recorder[] = [];
+      for (let i = 0; i < HOSTS; i++) subs.push(await recorder(slowOk));
+      const V1 = 'content version 1\n';
+      const V2 = 'content version 2\n';
+      const topic = topics.set('/fanout', { body: V1, contentType: 'text/plain; charset=utf-8' });
+      const bare = new URLSearchParams({ url: topic }).toString();
+      const seeded = seedSubs(subs, SUBSCRIBERS, 'k');
+      const websubPaths = new Set(seeded.filter((s) => s.protocol === 'websub').map((s) => new URL(s.url).pathname));
+      const perHost = SUBSCRIBERS / HOSTS;
+
+      const first = await spawnHub(dir, ENV);
+      children.push(first);
+      await seed(first, topic, seeded);
+      await publishTo(first, topic);
+      // Some deliveries are made, far from all of them: kill.
+      await subs[0]!.waitFor(perHost / 5, deliveries, 15_000);
+      const killed = await first.stop('SIGKILL');
+      expect(killed.signal).to.equal('SIGKILL');
+      const atKill = byPath(subs).size;
+      expect(atKill, 'subscribers reached before the kill').to.be.within(1, SUBSCRIBERS - 1);
+
+      const second = await spawnHub(dir, ENV);
+      children.push(second);
+      // Every subscriber has the version at least once: WebSub ones its exact body, rssCloud ones `url=<topic>`.
+      await Promise.all(subs.map((rec) => rec.waitFor(perHost, nthOfEachPath(1), 30_000)));
+      const v1 = byPath(subs);
+      expect(v1.size).to.equal(SUBSCRIBERS);
+      for (const [key, got] of v1) {
+        const want = websubPaths.has(key.slice(key.indexOf('/'))) ? V1 : bare;
+        expect(got[0]!.body.toString(), key).to.equal(want);
+      }
+
+      // A normal run on the restarted hub: version 2, after the resumed fan-out in each
+      // subscription's lane (a lane sends versions oldest first).
+      topics.set('/fanout', { body: V2, contentType: 'text/plain; charset=utf-8' });
+      await publishTo(second, topic);
+      const isV2 = (r: Recorded): boolean => deliveries(r) && websubPaths.has(r.path) && r.body.toString() === V2;
+      const rssCloud = (r: Recorded): boolean => deliveries(r) && !websubPaths.has(r.path);
+      const count = (rec: Recorder, protocol: SeedSub['protocol']): number =>
+        seeded.filter((s) => s.protocol === protocol && s.url.startsWith(`${rec.url}/`)).length;
+      await Promise.all(
+        subs.map(async (rec) => {
+          await rec.waitFor(count(rec, 'websub'), nthOfEachPath(1, isV2), 30_000);
+          await rec.waitFor(count(rec, 'http-post'), nthOfEachPath(2, rssCloud), 30_000);
+        }),
+      );
+      await sleep(QUIET_MS * 2);
+
+      let duplicates = 0;
+      for (const [key, got] of byPath(subs)) {
+        const bodies = got.map((r) => r.body.toString());
+        if (websubPaths.has(key.slice(key.indexOf('/')))) {
+          expect(bodies.filter((b) => b === V2), `${key}: version 2 exactly once`).to.have.length(1);
+          expect(bodies.at(-1), `${key}: version 2 after version 1`).to.equal(V2);
+          duplicates += bodies.filter((b) => b === V1).length - 1;
+        } else {
+          // Bare notifications look alike: one for version 1, one for version 2, the rest duplicates.
+          duplicates += bodies.length - 2;
+        }
+      }
+      expect(duplicates, `duplicates (${atKill} subscribers were reached before the kill)`).to.be.at.most(IN_FLIGHT);
+      expect(await second.stop('SIGTERM')).to.deep.equal({ code: 0, signal: null });
+    });
+
+    it('a normal run: each of 1,000 subscribers (WebSub and rssCloud) gets each of two versions exactly once, in order', async () => {
+      const hub = await hubWith({ DELIVERY_CONCURRENCY: String(CONCURRENCY), DELIVERY_PER_HOST: String(PER_HOST) });
+      const topics = await topicServer();
+      const subs: Recorder[] = [];
+      for (let i = 0; i < HOSTS; i++) subs.push(await recorder());
+      const V1 = 'normal version 1\n';
+      const V2 = 'normal version 2\n';
+      const topic = topics.set('/normal', { body: V1, contentType: 'text/plain' });
+      const bare = new URLSearchParams({ url: topic }).toString();
+      const seeded = seedSubs(subs, 1000, 'n');
+      const websubPaths = new Set(seeded.filter((s) => s.protocol === 'websub').map((s) => new URL(s.url).pathname));
+      await seed(hub, topic, seeded);
+
+      const read = topics.fetches('/normal').length;
+      await publishTo(hub, topic);
+      await topics.rec.waitFor(read + 1, (r) => r.method === 'GET' && r.path === '/normal');
+      topics.set('/normal', { body: V2, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      // A lane sends a subscription's versions oldest first: the second delivery to each path is the last.
+      await Promise.all(subs.map((rec) => rec.waitFor(1000 / HOSTS, nthOfEachPath(2), 20_000)));
+      await settled(hub);
+      await sleep(QUIET_MS);
+
+      const got = byPath(subs);
+      expect(got.size).to.equal(1000);
+      for (const [key, list] of got) {
+        const want = websubPaths.has(key.slice(key.indexOf('/'))) ? [V1, V2] : [bare, bare];
+        expect(list.map((r) => r.body.toString()), key).to.deep.equal(want);
+      }
+      expect(topics.fetches('/normal').length - read, 'one read per publish').to.equal(2);
+    });
+  });
+
+  // ---- down, then up --------------------------------------------------------------------
+
+  describe('a WebSub subscriber that is down (503), then up', () => {
+    it('misses three publishes, comes back within the retry window, and receives versions 1, 2 and 3 in order, each exactly once', async () => {
+      // The breaker is out of the way here (its own tests are below): this is about retries.
+      const hub = await hubWith({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000' });
+      const topics = await topicServer();
+      let down = true;
+      const sub = await recorder(subscriberAnswer(() => (down ? 503 : 200)));
+      const type = 'application/rss+xml; charset=utf-8';
+      const topic = topics.set('/down-up', { body: rss(['a']), contentType: type });
+      await subscribed(hub, sub, topic, '/cb');
+      const reads = (): number => topics.fetches('/down-up').length;
+
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries);
+      for (const ids of [['b', 'a'], ['c', 'b', 'a']]) {
+        const before = reads();
+        topics.set('/down-up', { body: rss(ids), contentType: type });
+        await publishTo(hub, topic);
+        await topics.rec.waitFor(before + 1, (r) => r.method === 'GET' && r.path === '/down-up');
+      }
+      // Down through several retries of version 1, then back.
+      await sub.waitFor(3, deliveries);
+      const upFrom = sub.requests.length;
+      down = false;
+      const afterUp = (r: Recorded): boolean => deliveries(r) && sub.requests.indexOf(r) >= upFrom;
+      await sub.waitFor(3, afterUp, 15_000);
+      await settled(hub);
+      await sleep(QUIET_MS);
+
+      const failed = sub.matching((r) => deliveries(r) && !afterUp(r));
+      expect(failed.length).to.be.at.least(3);
+      for (const r of failed) expect(guids(r.body), 'only version 1 is tried while it is undelivered').to.deep.equal(['a']);
+      const received = sub.matching(afterUp);
+      expect(received.map((r) => guids(r.body)), 'versions 1, 2, 3 in order, each once').to.deep.equal([['a'], ['b'], ['c']]);
+      expect(received[0]!.body.toString(), 'version 1 is the whole feed').to.equal(rss(['a']));
+      for (const r of received) expect(r.headers['content-type']).to.equal(type);
+    });
+  });
+
+  // ---- a slow host beside fast ones -----------------------------------------------------
+
+  describe('a slow host beside fast ones', () => {
+    it('a host whose 50 callbacks hang until REQUEST_TIMEOUT_MS never delays the others: every fast delivery arrives before the first slow request times out', async () => {
+      const PER_HOST = 4;
+      const hub = await hubWith({ REQUEST_TIMEOUT_MS: '3000', DELIVERY_CONCURRENCY: '16', DELIVERY_PER_HOST: String(PER_HOST) });
+      const topics = await topicServer();
+      // The slow host: never answers; the hub gives up on each request at its timeout, which
+      // the server sees as the connection closing.
+      const timedOut: number[] = [];
+      let firstTimeout!: () => void;
+      const firstTimedOut = new Promise<void>((resolve) => (firstTimeout = resolve));
+      const slow = await recorder((_req, res) => {
+        res.on('close', () => {
+          timedOut.push(Date.now());
+          firstTimeout();
+        });
+      });
+      const fastHosts = ['127.0.0.2', '127.0.0.3'];
+      const fast: Recorder[] = [];
+      for (const host of fastHosts) fast.push(await recorder(answer(200), host));
+      const topic = topics.set('/slow-fast', { body: 'hello\n', contentType: 'text/plain' });
+      const sub = (host: string, port: number, i: number): SeedSub => ({
+        url: `http://${host}:${port}/s/${i}`,
+        protocol: i % 2 === 0 ? 'websub' : 'http-post',
+        whenExpires: FAR_FUTURE,
+      });
+      // The slow host's subscriptions come first, so they are first in line for the fan-out.
+      await seed(hub, topic, [
+        ...Array.from({ length: 50 }, (_, i) => sub('127.0.0.1', slow.port, i)),
+        ...fast.flatMap((rec, h) => Array.from({ length: 50 }, (_, i) => sub(fastHosts[h]!, rec.port, i))),
+      ]);
+
+      await publishTo(hub, topic);
+      await Promise.all(fast.map((rec) => rec.waitFor(50, nthOfEachPath(1), 10_000)));
+      const fastArrivals = fast.flatMap((rec) => rec.matching(deliveries).map((r) => r.at));
+      expect(timedOut, 'no slow request has timed out yet').to.deep.equal([]);
+      expect(slow.requests.length, 'the slow host holds only its own slots').to.be.within(1, PER_HOST);
+      expect(slow.requests[0]!.at, 'the slow requests were hanging meanwhile').to.be.at.most(Math.max(...fastArrivals));
+
+      await firstTimedOut;
+      expect(Math.max(...fastArrivals)).to.be.below(timedOut[0]!);
+      expect(fastArrivals).to.have.length(100);
+    });
+  });
+
+  // ---- the circuit breaker --------------------------------------------------------------
+
+  describe('the circuit breaker (BREAKER_FAILURES=3, BREAKER_COOLDOWN_MS=1000)', () => {
+    const FAILURES = 3;
+    const PER_HOST = 4;
+    const ENV = {
+      BREAKER_FAILURES: String(FAILURES),
+      BREAKER_COOLDOWN_MS: '1000',
+      DELIVERY_PER_HOST: String(PER_HOST),
+      WEBSUB_RETRY_BASE_MS: '100',
+      WEBSUB_MAX_ATTEMPTS: '8',
+    };
+
+    it(`pauses a host that answers 500 (at most ${FAILURES + PER_HOST} requests in 1.5 s for 20 subscriptions), probes it again, and resumes every delivery once it recovers; a healthy host is unaffected`, async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      let badStatus = 500;
+      const bad = await recorder((_req, res) => answer(badStatus)(_req, res));
+      const healthy = await recorder();
+      const topic = topics.set('/breaker', { body: 'news\n', contentType: 'text/plain' });
+      await seed(hub, topic, [
+        ...Array.from({ length: 20 }, (_, i) => ({ url: `${bad.url}/b/${i}`, protocol: 'websub', whenExpires: FAR_FUTURE })),
+        ...Array.from({ length: 20 }, (_, i) => ({ url: `${healthy.url}/h/${i}`, protocol: i % 2 ? 'http-post' : 'websub', whenExpires: FAR_FUTURE })),
+      ]);
+
+      await publishTo(hub, topic);
+      await healthy.waitFor(20, nthOfEachPath(1));
+      const opening = (await bad.waitFor(FAILURES, deliveries))[FAILURES - 1]!;
+      // Without a breaker 20 subscriptions retrying every 50–800 ms would make ~100 requests in
+      // 1.5 s; with it: the failures that open the circuit, those already in flight, one probe
+      // (the next comes two cooldowns later). Counted by arrival time, however late we look.
+      const windowEnd = opening.at + 1500;
+      await sleep(windowEnd - Date.now());
+      const whilePaused = bad.matching((r) => deliveries(r) && r.at <= windowEnd).length;
+      expect(whilePaused, 'requests to the failing host in 1.5 s').to.be.at.most(FAILURES + PER_HOST);
+
+      const upFrom = bad.requests.length;
+      const upAt = Date.now();
+      badStatus = 200;
+      const afterUp = (r: Recorded): boolean => deliveries(r) && bad.requests.indexOf(r) >= upFrom;
+      await bad.waitFor(20, nthOfEachPath(1, afterUp), 10_000);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      const recovered = byPath([bad], afterUp);
+      expect(recovered.size).to.equal(20);
+      for (const [key, list] of recovered) expect(list, `${key}: delivered once after recovery`).to.have.length(1);
+      const ok = byPath([healthy]);
+      expect(ok.size).to.equal(20);
+      for (const [key, list] of ok) {
+        expect(list, `${key}: delivered exactly once`).to.have.length(1);
+        expect(list[0]!.at, `${key}: delivered while the other host was paused`).to.be.below(upAt);
+      }
+    });
+
+    it('a probe answered 404 (the host is up, that callback is not) closes the circuit too: the other deliveries resume', async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      // 500 until the circuit opens; the first request a cooldown after that is the probe: 404; then 200.
+      let opened = Infinity;
+      let probe: Recorded | undefined;
+      const bad: Recorder = await recorder((req, res) => {
+        if (bad.matching(deliveries).length === FAILURES) opened = req.at;
+        if (!probe && req.at >= opened + 1000) {
+          probe = req;
+          return answer(404)(req, res);
+        }
+        return answer(probe ? 200 : 500)(req, res);
+      });
+      const topic = topics.set('/probe-404', { body: 'news\n', contentType: 'text/plain' });
+      await seed(hub, topic, Array.from({ length: 10 }, (_, i) => ({ url: `${bad.url}/p/${i}`, protocol: 'websub', whenExpires: FAR_FUTURE })));
+
+      await publishTo(hub, topic);
+      const afterProbe = (r: Recorded): boolean => deliveries(r) && probe !== undefined && bad.requests.indexOf(r) > bad.requests.indexOf(probe);
+      await bad.waitFor(10, nthOfEachPath(1, afterProbe), 10_000);
+      expect(bad.matching(deliveries).filter((r) => r.at < opened + 1000).length, 'before the probe').to.be.at.most(FAILURES + PER_HOST - 1);
+    });
+  });
+
+  // ---- feeds, format by format ----------------------------------------------------------
+
+  describe('feed diffing end to end', () => {
+    interface Format {
+      name: string;
+      file: string;
+      next: string;
+      contentType: string;
+      /** The ids of the entries of a feed document, in document order. */
+      ids(body: Buffer): string[];
+      /** Ids of the new and changed entries of `next`, in its order. */
+      changed: string[];
+      /** The markup that opens / closes an entry (XML formats). */
+      entry?: [string, string];
+      /** `next` with a feed-level date changed, twice over: a change that alters no entry. */
+      touch(body: string, n: number): string;
+    }
+    const xml = new XMLParser({ ignoreAttributes: false, isArray: (name) => name === 'item' || name === 'entry' });
+    const text = (v: unknown): string => (typeof v === 'object' && v !== null ? String((v as Record<string, unknown>)['#text']) : String(v));
+    type Node = Record<string, unknown>;
+    const FORMATS: Format[] = [
+      {
+        name: 'RSS 2.0',
+        file: 'rss2.xml',
+        next: 'rss2-next.xml',
+        contentType: 'application/rss+xml; charset=utf-8',
+        ids: (b) => ((((xml.parse(b) as Node).rss as Node).channel as Node).item as Node[] | undefined ?? []).map((i) => text(i.guid ?? i.link)),
+        changed: ['tag:notes.example.com,2024:post-1042', 'https://notes.example.com/2024/03/11/espresso'],
+        entry: ['<item>', '</item>'],
+        touch: (s, n) => s.replace(/<lastBuildDate>[^<]*<\/lastBuildDate>/, `<lastBuildDate>Wed, 13 Mar 2024 1${n}:00:00 GMT</lastBuildDate>`),
+      },
+      {
+        name: 'RSS 1.0 (RDF)',
+        file: 'rss1.rdf',
+        next: 'rss1-next.rdf',
+        contentType: 'application/rdf+xml',
+        ids: (b) => (((xml.parse(b) as Node)['rdf:RDF'] as Node).item as Node[] | undefined ?? []).map((i) => String(i['@_rdf:about'])),
+        changed: ['https://lab.example.org/n/18', 'https://lab.example.org/n/15'],
+        entry: ['<item ', '</item>'],
+        touch: (s, n) => s.replace('<dc:date>2024-03-13T10:00:00Z</dc:date>', `<dc:date>2024-03-13T1${n}:00:00Z</dc:date>`),
+      },
+      {
+        name: 'Atom',
+        file: 'atom.xml',
+        next: 'atom-next.xml',
+        contentType: 'application/atom+xml; charset=utf-8',
+        ids: (b) => (((xml.parse(b) as Node).feed as Node).entry as Node[] | undefined ?? []).map((e) => text(e.id)),
+        changed: ['tag:blog.example.net,2024:/2024/03/shipping', 'tag:blog.example.net,2024:/2024/03/edge-cache'],
+        entry: ['<entry>', '</entry>'],
+        // The first <updated> is the feed's own.
+        touch: (s, n) => s.replace('<updated>2024-03-13T07:15:00Z</updated>', `<updated>2024-03-13T1${n}:00:00Z</updated>`),
+      },
+      {
+        name: 'JSON Feed',
+        file: 'feed.json',
+        next: 'feed-next.json',
+        contentType: 'application/feed+json',
+        ids: (b) => ((JSON.parse(b.toString()) as { items: { id?: unknown; url?: unknown }[] }).items).map((i) => String(i.id ?? i.url)),
+        changed: ['2004', 'https://micro.example.com/2024/03/11/podcast'],
+        touch: (s, n) => s.replace('"generated_at": "2024-03-13T09:00:00Z"', `"generated_at": "2024-03-13T1${n}:00:00Z"`),
+      },
+    ];
+
+    let hub: TestHub;
+    let topics: TopicServer;
+    let ws: Recorder;
+    let cloud: Recorder;
+    before(async () => {
+      hub = await startTestHub({ POLL_ENABLED: 'false' });
+      topics = await TopicServer.start();
+      ws = await Recorder.start(subscriberAnswer());
+      cloud = await Recorder.start();
+    });
+    after(async () => {
+      await ws?.close();
+      await cloud?.close();
+      await topics?.close();
+      await hub?.destroy();
+    });
+    const posts = (rec: Recorder, p: string): Recorded[] => rec.matching((r) => r.method === 'POST' && r.path === p);
+
+    for (const f of FORMATS) {
+      it(`${f.name}: the first publish delivers the whole feed; the next only its new and changed entries in the feed's own envelope and Content-Type; a feed-level date alone delivers nothing on either protocol`, async () => {
+        const key = f.file.replace(/\W/g, '-');
+        const v1 = await readFile(path.join(FIXTURES, f.file));
+        const next = await readFile(path.join(FIXTURES, f.next));
+        const topicPath = `/${key}`;
+        const topic = topics.set(topicPath, { body: v1, contentType: f.contentType });
+
+        // Subscribed before the hub ever read the topic: the first read is the first version,
+        // and with nothing to diff it against the subscriber receives it whole.
+        await subscribed(hub, ws, topic, `/${key}/early`);
+        await publishTo(hub, topic);
+        await settled(hub);
+        const [first, ...none] = posts(ws, `/${key}/early`);
+        expect(none).to.deep.equal([]);
+        expect(first!.body.equals(v1), 'the whole first version').to.equal(true);
+        expect(first!.headers['content-type']).to.equal(f.contentType);
+
+        // Subscribed once the topic is known: it starts at the current version, so it gets only what follows.
+        const pn = await postForm(hub.url, '/pleaseNotify', { port: String(cloud.port), path: `/${key}/rss`, protocol: 'http-post', url1: topic });
+        expect(await pn.text()).to.contain('success="true"');
+        const cloudTest = posts(cloud, `/${key}/rss`).length; // the handler test
+        await subscribed(hub, ws, topic, `/${key}/late`);
+        await settled(hub);
+        expect(posts(ws, `/${key}/late`), 'nothing for a version older than the subscription').to.deep.equal([]);
+
+        topics.set(topicPath, { body: next, contentType: f.contentType });
+        await publishTo(hub, topic);
+        await settled(hub);
+        const early = posts(ws, `/${key}/early`);
+        const late = posts(ws, `/${key}/late`);
+        expect(early).to.have.length(2);
+        expect(late).to.have.length(1);
+        const partial = early[1]!.body;
+        expect(late[0]!.body.equals(partial), 'both subscribers get the same partial feed').to.equal(true);
+        for (const d of [early[1]!, late[0]!]) expect(d.headers['content-type']).to.equal(f.contentType);
+        expect(f.ids(partial), 'only the new and changed entries').to.deep.equal(f.changed);
+        expect(f.ids(next).length).to.be.above(f.changed.length);
+        if (f.entry) {
+          // The envelope is the feed's own bytes: everything before the first entry and after the last.
+          const [open, close] = f.entry;
+          const head = next.subarray(0, next.indexOf(open));
+          const tail = next.subarray(next.lastIndexOf(close) + close.length);
+          expect(partial.subarray(0, head.length).equals(head), 'the envelope before the entries').to.equal(true);
+          expect(partial.subarray(partial.length - tail.length).equals(tail), 'the envelope after the entries').to.equal(true);
+          expect(XMLValidator.validate(partial.toString()), 'well-formed').to.equal(true);
+        } else {
+          const whole = JSON.parse(next.toString()) as { items: unknown[] };
+          const kept = whole.items.filter((_, i) => f.changed.includes(f.ids(next)[i]!));
+          expect(JSON.parse(partial.toString())).to.deep.equal({ ...whole, items: kept });
+        }
+        expect(posts(cloud, `/${key}/rss`).map((r) => r.body.toString()).slice(cloudTest)).to.deep.equal([new URLSearchParams({ url: topic }).toString()]);
+
+        // A new lastBuildDate / updated / dc:date / generated_at alone: read, and nobody hears of it.
+        const reads = topics.fetches(topicPath).length;
+        topics.set(topicPath, { body: f.touch(next.toString(), 1), contentType: f.contentType });
+        await publishTo(hub, topic);
+        await settled(hub);
+        topics.set(topicPath, { body: f.touch(next.toString(), 2), contentType: f.contentType });
+        const ping = await postForm(hub.url, '/ping', { url: topic });
+        expect(await ping.text()).to.contain('Thanks for the ping.');
+        await settled(hub);
+        await sleep(QUIET_MS);
+        expect(topics.fetches(topicPath).length - reads, 'both changes were read').to.equal(2);
+        expect(f.touch(next.toString(), 1)).to.not.equal(next.toString());
+        expect(posts(ws, `/${key}/early`)).to.have.length(2);
+        expect(posts(ws, `/${key}/late`)).to.have.length(1);
+        expect(posts(cloud, `/${key}/rss`)).to.have.length(cloudTest + 1);
+      });
+    }
+
+    it('a topic that is not a feed (text/plain) is delivered whole, every version', async () => {
+      const topic = topics.set('/plain', { body: 'line one\n', contentType: 'text/plain; charset=utf-8' });
+      await subscribed(hub, ws, topic, '/plain');
+      await publishTo(hub, topic);
+      await settled(hub);
+      topics.set('/plain', { body: 'line one\nline two\n', contentType: 'text/plain; charset=utf-8' });
+      await publishTo(hub, topic);
+      await settled(hub);
+      const got = posts(ws, '/plain');
+      expect(got.map((r) => r.body.toString())).to.deep.equal(['line one\n', 'line one\nline two\n']);
+      for (const r of got) expect(r.headers['content-type']).to.equal('text/plain; charset=utf-8');
+    });
+  });
+});
