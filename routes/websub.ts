@@ -40,7 +40,9 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     const topic = parseHttpUrl(query.get('hub.topic'));
     if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
     const found = await hub.discover(topic);
-    if ('error' in found) return res.status(502).json({ topic, error: found.error });
+    // The request was fine but names a topic this hub cannot read: a 4xx, since no 5xx may come
+    // from what a stranger's URL does.
+    if ('error' in found) return res.status(422).json({ topic, error: found.error });
     res.json(found);
   });
 
@@ -115,6 +117,8 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
 async function fatPing(hub: Hub, req: Request, res: Response, query: URLSearchParams): Promise<void> {
   const topic = parseHttpUrl(query.get('hub.topic') ?? query.get('hub.url'));
   if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
+  const tooLong = hub.checkUrls([topic]);
+  if (tooLong) return text(res, 400, messageFor(tooLong, 'ping'));
   const contentType = req.headers['content-type'] ?? 'application/octet-stream';
   const error = await hub.publishContent(topic, bodyBuffer(req), contentType, req.get('x-hub-signature'));
   if (error) return text(res, 403, messageFor(error, 'ping'));
