@@ -14,6 +14,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Most PostgreSQL connections the hub opens at once. */
   databasePoolSize: number;
+  /** How long a hub process's claim on an outbox entry holds without renewal (several processes on one database). */
+  outboxClaimLeaseMs: number;
   /** The hub's own base URL, without a trailing slash. */
   publicUrl: string;
   /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
@@ -258,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(raw(env, 'DATA_DIR') ?? './data'),
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    outboxClaimLeaseMs: int(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 300, 3600_000),
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),

@@ -88,6 +88,9 @@ export class Hub extends EventEmitter {
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
   /** Subscription writes that must respect the limits, one at a time (see storeWithinLimits). */
   private subscribing: Promise<unknown> = Promise.resolve();
+  /** Ids of the verifications this process is running (their claims are renewed). */
+  private readonly verifying = new Set<string>();
+  private claimTimers: NodeJS.Timeout[] = [];
 
   constructor(private readonly deps: HubDeps) {
     super();
@@ -149,15 +152,25 @@ export class Hub extends EventEmitter {
    * but verification takes a while and many can pass that check together; checking again
    * here, one write at a time, keeps the limits exact.
    */
-  private storeWithinLimits(sub: Subscription): Promise<HubError | null> {
+  private async storeWithinLimits(sub: Subscription): Promise<HubError | null> {
+    let written: Promise<void> | undefined;
     const turn = this.subscribing.then(async () => {
       const limited = await this.checkSubscriptionLimits(sub.topic, sub.callback);
       if (limited) return limited;
-      await this.deps.store.putSubscription(sub);
+      written = this.deps.store.putSubscription(sub);
+      written.catch(noop); // awaited below; this only keeps a failure from counting as unhandled meanwhile
+      // The next check must see this subscription. A store that shows a write as soon as it is
+      // issued (the embedded one) lets it run now, while this write becomes durable together
+      // with the others of the same turn (group commit); a store that does not is waited for.
+      // Waiting for every fdatasync in turn made 10,000 pleaseNotify take over 10 s.
+      if (!(await this.deps.store.getSubscription(sub.topic, sub.callback))) await written;
       return null;
     });
     this.subscribing = turn.catch(noop);
-    return turn;
+    const refused = await turn;
+    if (refused) return refused;
+    await written;
+    return null;
   }
 
   /**
@@ -371,7 +384,15 @@ export class Hub extends EventEmitter {
       return { code: 'callback_refused', detail: e instanceof OutboundError ? e.message : 'the callback cannot be reached' };
     }
     // Persisted before the 202, so a restart still verifies what was accepted.
-    const pending: PendingVerification = { id: randomUUID(), ...req, createdAt: this.now() };
+    const createdAt = this.now();
+    // Claimed by this process, which runs it; another takes it over only if this one dies.
+    const pending: PendingVerification = {
+      id: randomUUID(),
+      ...req,
+      createdAt,
+      claimedBy: this.deps.notifier.owner,
+      claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs, // the stores' clock, whatever this hub was given
+    };
     await this.deps.store.putVerification(pending);
     this.track(this.runVerification(pending));
     return null;
@@ -380,13 +401,54 @@ export class Hub extends EventEmitter {
   /** After a restart: finishes fan-outs and verifications that were under way. */
   async resume(): Promise<void> {
     await this.deps.notifier.resume();
-    for (const pending of await this.deps.store.listVerifications()) this.track(this.runVerification(pending));
+    // Every verification nobody runs: on the embedded store all of them; with other processes
+    // on one database, not those they are running.
+    await this.takeOverVerifications(1_000_000_000);
+  }
+
+  /**
+   * With several processes on one database: renews the claims of the verifications this process
+   * runs every lease/3, and every lease/2 runs those whose claim expired (their process died).
+   * Started by server.ts; stopped by stopClaims().
+   */
+  startClaims(): void {
+    if (this.claimTimers.length > 0) return;
+    const { store, config, notifier, log } = this.deps;
+    const lease = config.outboxClaimLeaseMs;
+    const renew = setInterval(() => {
+      store.renewVerificationClaims(notifier.owner, lease, [...this.verifying]).catch((e: unknown) => log.warn('renewing verification claims failed', { error: describeError(e) }));
+    }, Math.max(1, Math.floor(lease / 3)));
+    let taking = false;
+    const takeover = setInterval(() => {
+      if (taking) return;
+      taking = true;
+      this.takeOverVerifications(100)
+        .catch((e: unknown) => log.warn('taking over verifications failed', { error: describeError(e) }))
+        .finally(() => (taking = false));
+    }, Math.max(1, Math.floor(lease / 2)));
+    renew.unref();
+    takeover.unref();
+    this.claimTimers = [renew, takeover];
+  }
+
+  stopClaims(): void {
+    for (const t of this.claimTimers) clearInterval(t);
+    this.claimTimers = [];
+  }
+
+  private async takeOverVerifications(limit: number): Promise<void> {
+    const { store, config, notifier } = this.deps;
+    for (const pending of await store.claimVerifications(notifier.owner, config.outboxClaimLeaseMs, limit)) {
+      if (!this.verifying.has(pending.id)) this.track(this.runVerification(pending));
+    }
   }
 
   private async runVerification(pending: PendingVerification): Promise<void> {
+    this.verifying.add(pending.id);
     try {
       await this.verifyWebSub(pending);
     } finally {
+      this.verifying.delete(pending.id);
       await this.deps.store.deleteVerification(pending.id);
     }
   }
@@ -563,7 +625,9 @@ export class Hub extends EventEmitter {
     const run = (slot ? slot.current.then(noop, noop) : Promise.resolve()).then(async () => {
       let result: CheckResult;
       try {
-        result = await check();
+        // Several hub processes on one database: one refresh of a topic at a time across all
+        // of them, so each version is assigned once (a no-op on the embedded store).
+        result = await this.deps.store.withTopicLock(url, check);
       } catch (e) {
         this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
         throw e;

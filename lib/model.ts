@@ -62,6 +62,18 @@ export interface OutboxEntry {
   version: number;
   contentType: string;
   createdAt: number;
+  /**
+   * Which hub process is delivering this version, and until when (epoch ms) its claim holds.
+   * Absent: nobody; an expired claim may be taken over (Store.claimOutbox).
+   */
+  claimedBy?: string;
+  claimedUntil?: number;
+}
+
+/** One outbox entry, by its key. */
+export interface OutboxKey {
+  topic: string;
+  version: number;
 }
 
 /** A WebSub subscribe or unsubscribe request, as the face parsed it. */
@@ -78,6 +90,9 @@ export interface WebSubRequest {
 export interface PendingVerification extends WebSubRequest {
   id: string;
   createdAt: number;
+  /** Which hub process is verifying it, and until when (epoch ms); as on OutboxEntry. */
+  claimedBy?: string;
+  claimedUntil?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
 import { ActivityLog, type Activity, type ActivityInput } from './activity.js';
+import { LocalEventBus, PgEventBus, type EventBus } from './event-bus.js';
 import { Poller } from './feeds/poller.js';
 import { Metrics } from './metrics.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
@@ -72,8 +73,16 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const verifier = new Verifier(httpClient, log);
   const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
   const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
-  hub.on('subscribed', (url: string) => poller.track(url));
-  hub.on('published', (url: string) => poller.publisherActive(url));
+  // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
+  // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
+  // any process sees every process's events, and every poller learns of every subscription.
+  const bus: EventBus =
+    config.databaseUrl === undefined ? new LocalEventBus() : new PgEventBus({ connectionString: config.databaseUrl, log, fit: fitEvent });
+  await bus.start();
+  hub.on('subscribed', (url: string) => bus.publish('subscribed', url));
+  hub.on('published', (url: string) => bus.publish('published', url));
+  bus.on('subscribed', (url) => poller.track(url as string));
+  bus.on('published', (url) => poller.publisherActive(url as string));
 
   const streams = new StreamHub(config.sseBacklog);
   const activity = new ActivityLog();
@@ -83,12 +92,23 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     pausedHosts: () => notifier.pausedHosts().length,
     sseClients: () => streams.size,
   });
-  hub.on('change', (content: Content) => streams.publish(topicChannel(content.topic), 'change', changeEvent(content)));
+  hub.on('change', (content: Content) => bus.publish('change', changeEvent(content)));
+  bus.on('change', (e) => streams.publish(topicChannel((e as ChangeEvent).topic), 'change', e));
   // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
-  hub.on('activity', (a: ActivityInput) => activity.record(a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
+  hub.on('activity', (a: ActivityInput) => bus.publish('activity', a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
+  // Another process's activity shows in the log and on streams, but its metrics are its own.
+  let recordingRemote = false;
+  bus.on('activity', (a, remote) => {
+    recordingRemote = remote;
+    try {
+      activity.record(a as ActivityInput);
+    } finally {
+      recordingRemote = false;
+    }
+  });
   notifier.on('delivery', (e: DeliveryEvent) => {
     metrics.delivery(e);
-    activity.record({
+    bus.publish('activity', {
       kind: 'delivery',
       topic: e.topic,
       ok: e.ok,
@@ -97,7 +117,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     });
   });
   activity.on('activity', (a: Activity) => {
-    metrics.activity(a);
+    if (!recordingRemote) metrics.activity(a);
     streams.publish(ACTIVITY_CHANNEL, 'activity', a);
   });
   const operator = new Operator({ store, notifier, activity, poller, streams });
@@ -115,6 +135,9 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   };
   await cleanup();
   await hub.resume();
+  // Renews this process's outbox claims and takes over those of processes that died.
+  notifier.startClaims();
+  hub.startClaims();
   await poller.start();
   streams.start(config.sseHeartbeatMs);
   const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
@@ -134,8 +157,10 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       await closed;
       clearTimeout(grace);
       notifier.close();
+      hub.stopClaims();
       await hub.idle();
       await httpClient.close();
+      await bus.close();
       await store.close();
     })());
 
@@ -145,9 +170,39 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
 /** Non-feed content up to this size is sent to browsers as text; larger or binary is not. */
 const STREAM_BODY_MAX = 64 * 1024;
 
+interface ChangeEvent {
+  topic: string;
+  version: number;
+  contentType: string;
+  entries: { summary: string | null }[] | null;
+  body: string | null;
+}
+
 /** What a browser receives for a change: the new entries, or the raw body for other content. */
-function changeEvent(content: Content): Record<string, unknown> {
+function changeEvent(content: Content): ChangeEvent {
   const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
   const body = !content.entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
   return { topic: content.topic, version: content.version, contentType: content.contentType, entries: content.entries ?? null, body };
+}
+
+/**
+ * Makes an event small enough for another process (a NOTIFY payload): a change loses its body,
+ * then its entries' summaries are cut shorter and shorter, then entries are dropped from the
+ * end. Activity is small already. Undefined: it cannot be made to fit.
+ */
+function fitEvent(kind: string, payload: unknown, maxBytes: number): unknown {
+  if (kind !== 'change') return undefined;
+  const e = payload as ChangeEvent;
+  const size = (x: unknown): number => Buffer.byteLength(JSON.stringify(x));
+  let fitted: ChangeEvent = { ...e, body: null };
+  if (size(fitted) <= maxBytes || !e.entries) return size(fitted) <= maxBytes ? fitted : undefined;
+  for (const cut of [1000, 300, 100, 0]) {
+    const entries = e.entries.map((x) => ({ ...x, summary: x.summary === null ? null : cut === 0 ? null : x.summary.slice(0, cut) }));
+    fitted = { ...fitted, entries };
+    if (size(fitted) <= maxBytes) return fitted;
+  }
+  const entries = [...(fitted.entries ?? [])];
+  while (entries.length > 0 && size({ ...fitted, entries }) > maxBytes) entries.pop();
+  fitted = { ...fitted, entries };
+  return size(fitted) <= maxBytes ? fitted : undefined;
 }

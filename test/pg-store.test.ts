@@ -125,6 +125,39 @@ describe('PostgreSQL store', function () {
     expect(rows).to.deep.equal([{ callback_host: 'hooks.example:8443' }]);
   });
 
+  it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
+    const [a, b] = [await opened(), await opened()];
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const first = a.withTopicLock('http://a/feed', async () => {
+      order.push('a in');
+      entered();
+      await held;
+      order.push('a out');
+    });
+    await inside;
+    const second = b.withTopicLock('http://a/feed', async () => void order.push('b in'));
+    expect(await b.withTopicLock('http://other/feed', async () => 'other topic')).to.equal('other topic');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(order).to.deep.equal(['a in']);
+    release();
+    await Promise.all([first, second]);
+    expect(order).to.deep.equal(['a in', 'a out', 'b in']);
+  });
+
+  it('keeps outbox claims across a reopen (another process may hold them)', async () => {
+    const store = await opened();
+    const until = Date.now() + 60_000;
+    await store.putOutbox({ topic: 'http://a/feed', version: 1, contentType: 'text/plain', createdAt: 1, claimedBy: 'A', claimedUntil: until }, Buffer.from('x'));
+    await store.close();
+    const again = await opened();
+    expect(await again.claimOutbox('B', 1000, 10)).to.deep.equal([]);
+    expect(await again.outboxOf('http://a/feed')).to.deep.equal([{ topic: 'http://a/feed', version: 1, contentType: 'text/plain', createdAt: 1, claimedBy: 'A', claimedUntil: until }]);
+  });
+
   it('opens at most DATABASE_POOL_SIZE connections however many requests wait', async () => {
     const store = await opened(3);
     await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? store.counts() : store.putSubscription(sub('http://a/feed', `http://s/${i}`)))));

@@ -13,6 +13,7 @@
 // rssCloud keeps its own rule (consecutive errors, no retries: the next change is the
 // retry); WebSub retries with exponential backoff and jitter, bounded in count and never
 // past the lease, and the subscription stays until its lease ends (REC §7).
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
@@ -32,6 +33,8 @@ export interface NotifierDeps {
   store: Store;
   log: Logger;
   now?: () => number;
+  /** This process's name on outbox claims; random per start unless given. */
+  owner?: string;
 }
 
 export interface FanOutReport {
@@ -80,14 +83,22 @@ export class Notifier extends EventEmitter {
   private readonly senders: Record<Protocol, Sender>;
   private readonly jobs = new Map<string, Job>();
   private readonly lanes = new Map<string, Lane>();
+  /** Per topic: the last publish's persist-and-queue step (see publish). */
+  private readonly accepting = new Map<string, Promise<void>>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
   private readonly now: () => number;
   private closed = false;
+  /** Who this process is on outbox claims (see startClaims). */
+  readonly owner: string;
+  private claimTimers: NodeJS.Timeout[] = [];
+  /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
+  private readonly outboxSeen = new Map<string, { at: number; entries: Promise<OutboxEntry[]> }>();
 
   constructor(private readonly deps: NotifierDeps) {
     super();
     const { config } = deps;
     this.now = deps.now ?? Date.now;
+    this.owner = deps.owner ?? randomUUID();
     this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
     this.breaker = new CircuitBreaker({
       failureThreshold: config.breakerFailures,
@@ -118,19 +129,86 @@ export class Notifier extends EventEmitter {
    * by the request timeout); WebSub retries go on after.
    */
   async publish(content: Content): Promise<FanOutReport> {
-    const entry: OutboxEntry = { topic: content.topic, version: content.version, contentType: content.contentType, createdAt: this.now() };
+    // The versions of a topic are persisted and queued one after the other, in the order they
+    // were published: the hub reads the next version while this one is still being written,
+    // and a lane that saw version 2 first would mark the subscription past version 1, whose
+    // entries it would then never send.
+    const { topic } = content;
+    const accepted = (this.accepting.get(topic) ?? Promise.resolve()).then(() => this.accept(content));
+    const done = accepted.then(noop, noop);
+    this.accepting.set(topic, done);
+    void done.then(() => {
+      if (this.accepting.get(topic) === done) this.accepting.delete(topic);
+    });
+    const firstAttempts = await accepted;
+    const outcomes = await Promise.all(firstAttempts);
+    const delivered = outcomes.filter((o) => o.ok).length;
+    return { attempted: outcomes.length, delivered, failed: outcomes.length - delivered };
+  }
+
+  /** Makes a version durable and queues it for every subscription still behind it. */
+  private async accept(content: Content): Promise<Promise<DeliveryOutcome>[]> {
+    const createdAt = this.now();
+    // Written already claimed by this process, which delivers it; others take it over only
+    // if this process stops renewing the claim (it died).
+    const entry: OutboxEntry = {
+      topic: content.topic,
+      version: content.version,
+      contentType: content.contentType,
+      createdAt,
+      claimedBy: this.owner,
+      // The stores compare claims with the wall clock, whatever clock this notifier was given.
+      claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs,
+    };
     const subs = (await this.deps.store.subscriptionsOf(content.topic)).filter((s) => this.due(s, content.version));
-    if (subs.length === 0) return { attempted: 0, delivered: 0, failed: 0 };
+    if (subs.length === 0) return [];
     await this.deps.store.putOutbox(entry, content.body);
     this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)) });
-    const outcomes = await Promise.all(subs.map((s) => this.enqueue(s, content.version)));
-    const delivered = outcomes.filter((o) => o.ok).length;
-    return { attempted: subs.length, delivered, failed: subs.length - delivered };
+    return subs.map((s) => this.enqueue(s, content.version));
   }
 
   /** After a restart: resumes every fan-out the outbox says is unfinished. Returns how many deliveries. */
   async resume(): Promise<number> {
-    const entries = (await this.deps.store.listOutbox()).sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
+    // Claims every entry nobody holds: on the embedded store all of them (claims are void
+    // when it opens); with other processes on one database, what they are not delivering.
+    return this.resumeEntries(await this.deps.store.claimOutbox(this.owner, this.deps.config.outboxClaimLeaseMs, RESUME_ALL));
+  }
+
+  /**
+   * With several processes on one database: renews this process's claims every lease/3, and
+   * every lease/2 takes over entries whose claim expired (their process died), resuming them
+   * as resume() does. Started by server.ts; stopped by close().
+   */
+  startClaims(): void {
+    if (this.claimTimers.length > 0 || this.closed) return;
+    const lease = this.deps.config.outboxClaimLeaseMs;
+    const renew = setInterval(() => {
+      const keys = [...this.jobs.values()].map((j) => ({ topic: j.entry.topic, version: j.entry.version }));
+      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: errorText(e) }));
+    }, Math.max(1, Math.floor(lease / 3)));
+    let taking = false;
+    const takeover = setInterval(() => {
+      if (taking || this.closed) return;
+      taking = true;
+      this.deps.store
+        .claimOutbox(this.owner, lease, TAKEOVER_BATCH)
+        .then(async (entries) => {
+          const n = await this.resumeEntries(entries);
+          if (n > 0) this.deps.log.info('took over deliveries whose claim expired', { deliveries: n, versions: entries.length });
+        })
+        .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: errorText(e) }))
+        .finally(() => (taking = false));
+    }, Math.max(1, Math.floor(lease / 2)));
+    renew.unref();
+    takeover.unref();
+    this.claimTimers = [renew, takeover];
+  }
+
+  /** Queues claimed entries for every subscription still behind them; entries with nobody due go. */
+  private async resumeEntries(claimed: OutboxEntry[]): Promise<number> {
+    const entries = claimed
+      .filter((e) => !this.jobs.has(jobKey(e.topic, e.version)))
+      .sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
     let resumed = 0;
     for (const entry of entries) {
       const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
@@ -176,6 +254,8 @@ export class Notifier extends EventEmitter {
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
+    for (const t of this.claimTimers) clearInterval(t);
+    this.claimTimers = [];
     for (const s of this.sleepers) {
       clearTimeout(s.timer);
       s.wake();
@@ -219,7 +299,9 @@ export class Notifier extends EventEmitter {
           this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: e instanceof Error ? e.message : String(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
         }
-        lane.versions.shift();
+        // By value: an older version queued meanwhile (a resume racing a publish) sorts first.
+        const at = lane.versions.indexOf(version);
+        if (at !== -1) lane.versions.splice(at, 1);
         await this.handled(key, lane.topic, version);
       }
     } finally {
@@ -232,9 +314,15 @@ export class Notifier extends EventEmitter {
   /** Delivers one version to one subscription, retrying as its protocol allows. */
   private async deliverVersion(lane: Lane, version: number): Promise<void> {
     const { store, config } = this.deps;
+    let ordered = false;
     for (let attempt = 1; !this.closed; ) {
       const sub = await store.getSubscription(lane.topic, lane.callback);
       if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
+      if (!ordered) {
+        ordered = true;
+        // Waited for another process's older version: read the subscription again.
+        if (await this.waitForEarlier(sub, version)) continue;
+      }
       const host = hostOf(sub.callback);
       const content = await this.contentOf(lane.topic, version);
       if (!content) {
@@ -278,6 +366,40 @@ export class Notifier extends EventEmitter {
       await this.sleep(delay);
       attempt++;
     }
+  }
+
+  /**
+   * Order across processes: an older version of the topic that another process is delivering
+   * (its outbox entry is not one of this process's jobs), made while this subscription existed
+   * and not yet handled for it, goes first. Polls until it is handled or gone (its owner
+   * finished, or took it over after a death). Within one process the lane already orders
+   * versions, so on a single process this returns at once. Resolves true when it waited.
+   */
+  private async waitForEarlier(sub: Subscription, version: number): Promise<boolean> {
+    let waited = false;
+    for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
+      const earlier = (await this.outboxOf(sub.topic, waited)).filter(
+        (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.has(jobKey(e.topic, e.version)),
+      );
+      if (earlier.length === 0) return waited;
+      const current = waited ? await this.deps.store.getSubscription(sub.topic, sub.callback) : sub;
+      if (!current || !earlier.some((e) => this.due(current, e.version))) return waited;
+      waited = true;
+      await this.sleep(pause);
+    }
+    return waited;
+  }
+
+  /** A topic's outbox entries, read at most every OUTBOX_SEEN_MS unless `fresh`: one read serves a whole fan-out's lanes. */
+  private outboxOf(topic: string, fresh: boolean): Promise<OutboxEntry[]> {
+    const now = this.now();
+    const seen = this.outboxSeen.get(topic);
+    if (!fresh && seen && now - seen.at < OUTBOX_SEEN_MS) return seen.entries;
+    const entries = this.deps.store.outboxOf(topic);
+    entries.catch(noop);
+    this.outboxSeen.set(topic, { at: now, entries });
+    if (this.outboxSeen.size > 10_000) for (const [t, v] of this.outboxSeen) if (now - v.at >= OUTBOX_SEEN_MS) this.outboxSeen.delete(t);
+    return entries;
   }
 
   /** Updates counters; a success or a final failure marks the version handled. */
@@ -366,6 +488,19 @@ export class Notifier extends EventEmitter {
     });
   }
 }
+
+function noop(): void {}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** resume() at start claims every entry nobody holds. */
+const RESUME_ALL = 1_000_000_000;
+/** How many expired entries one takeover round claims. */
+const TAKEOVER_BATCH = 100;
+/** How long one read of a topic's outbox serves the ordering check (waitForEarlier). */
+const OUTBOX_SEEN_MS = 100;
 
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
-import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, OutboxKey, PendingVerification, Site, Subscription, Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, type JournalOp, type JournalStats } from './journal.js';
@@ -73,6 +73,10 @@ export class LowdbStore implements Store {
   private readonly content: ContentFiles;
   /** Serialises the put / delete / clear-cleanup of one content file. */
   private readonly fileLocks = new KeyedMutex();
+  /** Outbox claims by claimKey; in memory only (see putOutbox). */
+  private readonly claims = new Map<string, { owner: string; until: number }>();
+  /** Verification claims by id; in memory only. */
+  private readonly verificationClaims = new Map<string, { owner: string; until: number }>();
   private readonly compactAfterBytes: number;
   private journal: JournalWriter | undefined;
   private compacting: Promise<void> | undefined;
@@ -226,7 +230,10 @@ export class LowdbStore implements Store {
   // --- outbox --------------------------------------------------------------------------------
 
   putOutbox(entry: OutboxEntry, body: Buffer): Promise<void> {
-    const copy = { ...entry };
+    const { claimedBy, claimedUntil, ...copy } = entry;
+    // Claims live in memory only: this store serves one process, and every claim is void when
+    // it opens (resume() then takes everything, as before claims existed).
+    if (claimedBy !== undefined && claimedUntil !== undefined) this.claims.set(claimKey(copy.topic, copy.version), { owner: claimedBy, until: claimedUntil });
     const name = contentFileName(copy.topic, copy.version);
     return this.fileLocks.run(name, async () => {
       // The body is durable before the entry that points at it is journaled (or even visible).
@@ -244,6 +251,7 @@ export class LowdbStore implements Store {
     const name = contentFileName(topic, version);
     return this.fileLocks.run(name, async () => {
       if (!this.state.hasOutbox(topic, version)) return;
+      this.claims.delete(claimKey(topic, version));
       // Journal first: a crash between the two leaves an orphan file, removed at the next open.
       await this.write({ op: 'delOutbox', topic, version });
       await this.content.remove(name);
@@ -256,14 +264,78 @@ export class LowdbStore implements Store {
     );
   }
 
+  async outboxOf(topic: string): Promise<OutboxEntry[]> {
+    return this.state
+      .outboxRefsOf(topic)
+      .map((e) => this.withClaim(e))
+      .sort((a, b) => a.version - b.version);
+  }
+
+  async claimOutbox(owner: string, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
+    const now = Date.now();
+    const out: OutboxEntry[] = [];
+    const refs = this.state.outboxRefs().sort((a, b) => a.createdAt - b.createdAt);
+    for (const e of refs) {
+      if (out.length >= limit) break;
+      const key = claimKey(e.topic, e.version);
+      const claim = this.claims.get(key);
+      if (claim && claim.until >= now) continue;
+      this.claims.set(key, { owner, until: now + leaseMs });
+      out.push(this.withClaim(e));
+    }
+    return out;
+  }
+
+  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void> {
+    const until = Date.now() + leaseMs;
+    for (const k of keys) {
+      const claim = this.claims.get(claimKey(k.topic, k.version));
+      if (claim?.owner === owner) claim.until = until;
+    }
+  }
+
+  withTopicLock<T>(_url: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
+  private withClaim(e: OutboxEntry): OutboxEntry {
+    const claim = this.claims.get(claimKey(e.topic, e.version));
+    return claim ? { ...e, claimedBy: claim.owner, claimedUntil: claim.until } : { ...e };
+  }
+
   // --- pending verifications ------------------------------------------------------------------
 
   putVerification(v: PendingVerification): Promise<void> {
-    return this.write({ op: 'putVerification', v: { ...v } });
+    const { claimedBy, claimedUntil, ...copy } = v;
+    // In memory only, as outbox claims are.
+    if (claimedBy !== undefined && claimedUntil !== undefined) this.verificationClaims.set(copy.id, { owner: claimedBy, until: claimedUntil });
+    return this.write({ op: 'putVerification', v: copy });
   }
 
   async deleteVerification(id: string): Promise<void> {
+    this.verificationClaims.delete(id);
     if (this.state.hasVerification(id)) await this.write({ op: 'delVerification', id });
+  }
+
+  async claimVerifications(owner: string, leaseMs: number, limit: number): Promise<PendingVerification[]> {
+    const now = Date.now();
+    const out: PendingVerification[] = [];
+    for (const v of this.state.verificationRefs().sort((a, b) => a.createdAt - b.createdAt)) {
+      if (out.length >= limit) break;
+      const claim = this.verificationClaims.get(v.id);
+      if (claim && claim.until >= now) continue;
+      this.verificationClaims.set(v.id, { owner, until: now + leaseMs });
+      out.push({ ...v, claimedBy: owner, claimedUntil: now + leaseMs });
+    }
+    return out;
+  }
+
+  async renewVerificationClaims(owner: string, leaseMs: number, ids: string[]): Promise<void> {
+    const until = Date.now() + leaseMs;
+    for (const id of ids) {
+      const claim = this.verificationClaims.get(id);
+      if (claim?.owner === owner) claim.until = until;
+    }
   }
 
   async listVerifications(): Promise<PendingVerification[]> {
@@ -292,6 +364,8 @@ export class LowdbStore implements Store {
   }
 
   clear(): Promise<void> {
+    this.claims.clear();
+    this.verificationClaims.clear();
     const bodies = this.state.outboxRefs().map((e) => [e.topic, e.version] as const);
     return this.write({ op: 'clear' }).then(async () => {
       for (const [topic, version] of bodies) {
@@ -390,4 +464,8 @@ export class LowdbStore implements Store {
     await db.read();
     return db.data === none ? undefined : { topics: db.data.topics ?? [], subscriptions: db.data.subscriptions ?? [] };
   }
+}
+
+function claimKey(topic: string, version: number): string {
+  return `${topic}\n${version}`;
 }

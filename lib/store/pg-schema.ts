@@ -105,6 +105,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'outbox and verification claims (several hub processes on one database)',
+    sql: `
+      -- Which process delivers a version, and until when (epoch ms): expired claims are taken over.
+      ALTER TABLE outbox ADD COLUMN claimed_by text, ADD COLUMN claimed_until bigint;
+      CREATE INDEX outbox_claimed_until ON outbox (claimed_until);
+      -- The same for WebSub verifications accepted (202) but not yet run to the end.
+      ALTER TABLE pending_verifications ADD COLUMN claimed_by text, ADD COLUMN claimed_until bigint;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -3,11 +3,12 @@
 // resolves; reads build fresh objects from rows, so callers always get copies. The schema and
 // its migrations are in pg-schema.ts; docs/adr/0004-postgresql-store.md explains the choices.
 //
-// Today one hub process runs per database: the rows are shared, but claiming deliveries across
-// processes (FOR UPDATE SKIP LOCKED), cross-process events and limits are not done yet.
+// Several hub processes may share one database: outbox entries are claimed by one process at a
+// time (FOR UPDATE SKIP LOCKED, with a lease that others take over when it expires), and
+// refreshes of one topic hold an advisory lock (withTopicLock) on a connection of their own.
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
 import type { Store, StoreCounts } from './store.js';
 
@@ -67,9 +68,13 @@ interface OutboxRow {
   version: number;
   content_type: string;
   created_at: number;
+  claimed_by?: string | null;
+  claimed_until?: number | null;
 }
 
 interface VerificationRow {
+  claimed_by?: string | null;
+  claimed_until?: number | null;
   id: string;
   mode: string;
   topic: string;
@@ -196,16 +201,34 @@ function subscriptionFromRow(r: SubscriptionRow): Subscription {
   return s;
 }
 
-const OUTBOX_COLUMNS = ['topic_key', 'version', 'topic', 'content_type', 'created_at', 'body'] as const;
+const OUTBOX_COLUMNS = ['topic_key', 'version', 'topic', 'content_type', 'created_at', 'body', 'claimed_by', 'claimed_until'] as const;
+const OUTBOX_ENTRY = 'topic, version, content_type, created_at, claimed_by, claimed_until';
 
 function outboxFromRow(r: OutboxRow): OutboxEntry {
-  return { topic: r.topic, version: r.version, contentType: r.content_type, createdAt: r.created_at };
+  const e: OutboxEntry = { topic: r.topic, version: r.version, contentType: r.content_type, createdAt: r.created_at };
+  if (r.claimed_by != null && r.claimed_until != null) {
+    e.claimedBy = r.claimed_by;
+    e.claimedUntil = r.claimed_until;
+  }
+  return e;
 }
 
-const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'created_at'] as const;
+const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'created_at', 'claimed_by', 'claimed_until'] as const;
 
 function verificationValues(v: PendingVerification): unknown[] {
-  return [v.id, v.mode, v.topic, v.callback, v.secret ?? null, v.leaseSeconds ?? null, v.verifyToken ?? null, v.createdAt];
+  const claimed = v.claimedBy !== undefined && v.claimedUntil !== undefined;
+  return [
+    v.id,
+    v.mode,
+    v.topic,
+    v.callback,
+    v.secret ?? null,
+    v.leaseSeconds ?? null,
+    v.verifyToken ?? null,
+    v.createdAt,
+    claimed ? v.claimedBy : null,
+    claimed ? v.claimedUntil : null,
+  ];
 }
 
 function verificationFromRow(r: VerificationRow): PendingVerification {
@@ -213,6 +236,10 @@ function verificationFromRow(r: VerificationRow): PendingVerification {
   if (r.secret !== null) v.secret = r.secret;
   if (r.lease_seconds !== null) v.leaseSeconds = r.lease_seconds;
   if (r.verify_token !== null) v.verifyToken = r.verify_token;
+  if (r.claimed_by != null && r.claimed_until != null) {
+    v.claimedBy = r.claimed_by;
+    v.claimedUntil = r.claimed_until;
+  }
   return v;
 }
 
@@ -264,9 +291,27 @@ const SQL = {
   getOutboxBody: 'SELECT body FROM outbox WHERE topic_key = $1 AND version = $2',
   deleteOutbox: 'DELETE FROM outbox WHERE topic_key = $1 AND version = $2',
   listOutbox: 'SELECT topic, version, content_type, created_at FROM outbox ORDER BY created_at, topic COLLATE "C", version',
+  outboxOf: `SELECT ${OUTBOX_ENTRY} FROM outbox WHERE topic_key = $1 ORDER BY version`,
+  // SKIP LOCKED: processes claiming at once take different entries instead of waiting.
+  claimOutbox: `UPDATE outbox SET claimed_by = $1, claimed_until = $2
+                WHERE (topic_key, version) IN (
+                  SELECT topic_key, version FROM outbox
+                  WHERE claimed_until IS NULL OR claimed_until < $3
+                  ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+                RETURNING ${OUTBOX_ENTRY}`,
+  renewOutboxClaims: `UPDATE outbox SET claimed_until = $2
+                      WHERE claimed_by = $1 AND (topic_key, version) IN (SELECT * FROM unnest($3::bytea[], $4::bigint[]))`,
   putVerification: upsertSql('pending_verifications', VERIFICATION_COLUMNS, ['id']),
   deleteVerification: 'DELETE FROM pending_verifications WHERE id = $1',
-  listVerifications: `SELECT ${VERIFICATION_COLUMNS.join(', ')} FROM pending_verifications ORDER BY created_at, id COLLATE "C"`,
+  // Without the claims: what was accepted, as on the embedded store.
+  listVerifications: `SELECT ${VERIFICATION_COLUMNS.slice(0, -2).join(', ')} FROM pending_verifications ORDER BY created_at, id COLLATE "C"`,
+  claimVerifications: `UPDATE pending_verifications SET claimed_by = $1, claimed_until = $2
+                       WHERE id IN (
+                         SELECT id FROM pending_verifications
+                         WHERE claimed_until IS NULL OR claimed_until < $3
+                         ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+                       RETURNING ${VERIFICATION_COLUMNS.join(', ')}`,
+  renewVerificationClaims: 'UPDATE pending_verifications SET claimed_until = $2 WHERE claimed_by = $1 AND id = ANY($3::text[])',
   // One statement: one snapshot, so the numbers agree with each other.
   counts: `SELECT (SELECT count(*) FROM topics) AS topics,
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
@@ -298,6 +343,8 @@ function pgTypes(): pg.CustomTypesConfig {
 
 export class PgStore implements Store {
   private pool: pg.Pool | undefined;
+  /** Connections that hold topic locks (withTopicLock), opened on first use. */
+  private lockPool: pg.Pool | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private migration: MigrationReport | undefined;
 
@@ -333,6 +380,9 @@ export class PgStore implements Store {
     if (!pool) return;
     await this.flush();
     this.pool = undefined;
+    const locks = this.lockPool;
+    this.lockPool = undefined;
+    await locks?.end();
     await pool.end();
   }
 
@@ -407,7 +457,67 @@ export class PgStore implements Store {
 
   /** The entry and its body are one row: both are durable, or neither. */
   upsertOutbox(entry: OutboxEntry, body: Buffer): Promise<UpsertResult> {
-    return this.upsert('putOutbox', [urlKey(entry.topic), entry.version, entry.topic, entry.contentType, entry.createdAt, body]);
+    const claimed = entry.claimedBy !== undefined && entry.claimedUntil !== undefined;
+    return this.upsert('putOutbox', [
+      urlKey(entry.topic),
+      entry.version,
+      entry.topic,
+      entry.contentType,
+      entry.createdAt,
+      body,
+      claimed ? entry.claimedBy : null,
+      claimed ? entry.claimedUntil : null,
+    ]);
+  }
+
+  async outboxOf(topic: string): Promise<OutboxEntry[]> {
+    return (await this.read<OutboxRow>('outboxOf', [urlKey(topic)])).map(outboxFromRow);
+  }
+
+  async claimOutbox(owner: string, leaseMs: number, limit: number): Promise<OutboxEntry[]> {
+    const now = Date.now();
+    const result = await this.track(this.retrying(() => this.query<OutboxRow>('claimOutbox', [owner, now + leaseMs, now, limit])));
+    return result.rows.map(outboxFromRow).sort((a, b) => a.createdAt - b.createdAt || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0) || a.version - b.version);
+  }
+
+  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.write('renewOutboxClaims', [owner, Date.now() + leaseMs, keys.map((k) => urlKey(k.topic)), keys.map((k) => k.version)]);
+  }
+
+  /**
+   * Holds a session advisory lock on (schema, url) while fn runs, on a connection of a pool of
+   * its own: fn uses the main pool, and taking both from one pool could exhaust it.
+   */
+  async withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T> {
+    const pool = (this.lockPool ??= this.newLockPool());
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
+      try {
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch((e: Error) => (broken = e));
+      }
+    } finally {
+      // A connection that may still hold the lock is closed (which releases it), not reused.
+      client.release(broken);
+    }
+  }
+
+  private newLockPool(): pg.Pool {
+    this.requirePool();
+    const pool = new pg.Pool({
+      connectionString: this.opts.connectionString,
+      max: this.opts.poolSize ?? 10,
+      application_name: 'pushbutton-locks',
+      types: pgTypes(),
+      // Waiting for a connection is waiting for a turn at the lock: no timeout.
+      connectionTimeoutMillis: 0,
+    });
+    pool.on('error', (e) => this.opts.onError?.(e));
+    return pool;
   }
 
   async getOutboxBody(topic: string, version: number): Promise<Buffer | undefined> {
@@ -438,6 +548,17 @@ export class PgStore implements Store {
 
   async listVerifications(): Promise<PendingVerification[]> {
     return (await this.read<VerificationRow>('listVerifications', [])).map(verificationFromRow);
+  }
+
+  async claimVerifications(owner: string, leaseMs: number, limit: number): Promise<PendingVerification[]> {
+    const now = Date.now();
+    const result = await this.track(this.retrying(() => this.query<VerificationRow>('claimVerifications', [owner, now + leaseMs, now, limit])));
+    return result.rows.map(verificationFromRow).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async renewVerificationClaims(owner: string, leaseMs: number, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.write('renewVerificationClaims', [owner, Date.now() + leaseMs, ids]);
   }
 
   // --- sites ---------------------------------------------------------------------------------

@@ -66,6 +66,12 @@ export class MemoryState {
     return this.entry(topic)?.outbox?.has(version) ?? false;
   }
 
+  /** One topic's outbox entries (references, in no particular order). */
+  outboxRefsOf(topic: string): OutboxEntry[] {
+    const outbox = this.entry(topic)?.outbox;
+    return outbox ? [...outbox.values()] : [];
+  }
+
   outboxRefs(): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     for (const p of this.parts) for (const e of p.entries.values()) if (e.outbox) for (const o of e.outbox.values()) out.push(o);

@@ -1,7 +1,7 @@
 // The store interface the core depends on. The embedded lowdb store implements it today; a
 // server-backed store (several hub processes on one database) must fit behind it unchanged,
 // which is why every method is async even where the embedded store answers from memory.
-import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, OutboxKey, PendingVerification, Site, Subscription, Topic } from '../model.js';
 
 export interface StoreCounts {
   topics: number;
@@ -40,11 +40,33 @@ export interface Store {
   getOutboxBody(topic: string, version: number): Promise<Buffer | undefined>;
   deleteOutbox(topic: string, version: number): Promise<void>;
   listOutbox(): Promise<OutboxEntry[]>;
+  /** The entries of one topic's outbox, oldest version first (claims included). */
+  outboxOf(topic: string): Promise<OutboxEntry[]>;
+  /**
+   * Claims up to `limit` outbox entries whose claim is absent or expired for `owner`, until
+   * now + leaseMs, and returns them (claimed). With several hub processes on one database
+   * each entry is claimed by one of them at a time; a process that died leaves claims that
+   * expire and are taken over. A single-process store voids every claim when it opens.
+   */
+  claimOutbox(owner: string, leaseMs: number, limit: number): Promise<OutboxEntry[]>;
+  /** Extends the claims `owner` still holds on these entries to now + leaseMs. */
+  renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void>;
+
+  /**
+   * Runs fn while no other hub process runs fn for the same topic URL (a refresh: reading the
+   * topic and assigning its next version). A single-process store just runs it: the hub
+   * already serializes refreshes of a topic within its process.
+   */
+  withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T>;
 
   /** WebSub (un)subscription requests accepted (202) but not yet verified. */
   putVerification(v: PendingVerification): Promise<void>;
   deleteVerification(id: string): Promise<void>;
   listVerifications(): Promise<PendingVerification[]>;
+  /** As claimOutbox, for verifications: those nobody is running (their process died), claimed. */
+  claimVerifications(owner: string, leaseMs: number, limit: number): Promise<PendingVerification[]>;
+  /** Extends the claims `owner` still holds on these verifications to now + leaseMs. */
+  renewVerificationClaims(owner: string, leaseMs: number, ids: string[]): Promise<void>;
 
   /** Sites: what a site page links to as feeds (weblogUpdates and REST pings that name a site). Keyed by exact URL. */
   getSite(url: string): Promise<Site | undefined>;

@@ -342,6 +342,54 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       });
     });
 
+    describe('claims (several hub processes on one database)', () => {
+      it('claims outbox entries nobody holds, one owner at a time; renews only its own; takes over expired ones', async () => {
+        const t = 'https://a.example/feed';
+        const later = Date.now() + 60_000;
+        await store.putOutbox({ ...outbox(t, 1), claimedBy: 'A', claimedUntil: later }, Buffer.from('1'));
+        await store.putOutbox(outbox(t, 2), Buffer.from('2'));
+        await store.putOutbox({ ...outbox(t, 3), claimedBy: 'A', claimedUntil: Date.now() - 1 }, Buffer.from('3'));
+        await store.putOutbox(outbox('https://b.example/feed', 4), Buffer.from('4'));
+        expect((await store.claimOutbox('B', 60_000, 2)).map((e) => [e.version, e.claimedBy])).to.deep.equal([
+          [2, 'B'],
+          [3, 'B'],
+        ]);
+        expect((await store.claimOutbox('C', 60_000, 10)).map((e) => e.version)).to.deep.equal([4]);
+        expect(await store.claimOutbox('D', 60_000, 10)).to.deep.equal([]);
+        await store.renewOutboxClaims('C', -1000, [{ topic: t, version: 2 }]); // not C's: no effect
+        expect((await store.outboxOf(t)).map((e) => [e.version, e.claimedBy])).to.deep.equal([
+          [1, 'A'],
+          [2, 'B'],
+          [3, 'B'],
+        ]);
+        await store.renewOutboxClaims('B', -1000, [{ topic: t, version: 2 }]); // B's claim on 2 lapses
+        expect((await store.claimOutbox('D', 60_000, 10)).map((e) => e.version)).to.deep.equal([2]);
+        // The listing and the bodies are as without claims.
+        expect(await store.listOutbox()).to.deep.equal([outbox(t, 1), outbox(t, 2), outbox(t, 3), outbox('https://b.example/feed', 4)]);
+        expect((await store.getOutboxBody(t, 3))?.toString()).to.equal('3');
+        await store.deleteOutbox(t, 2);
+        expect((await store.outboxOf(t)).map((e) => e.version)).to.deep.equal([1, 3]);
+      });
+
+      it('claims pending verifications the same way, and lists them without claims', async () => {
+        await store.putVerification({ ...verification('v1'), claimedBy: 'A', claimedUntil: Date.now() + 60_000 });
+        await store.putVerification(verification('v2', { createdAt: 2 }));
+        expect((await store.claimVerifications('B', 60_000, 10)).map((v) => [v.id, v.claimedBy])).to.deep.equal([['v2', 'B']]);
+        expect(await store.claimVerifications('C', 60_000, 10)).to.deep.equal([]);
+        await store.renewVerificationClaims('B', -1000, ['v2']);
+        expect((await store.claimVerifications('C', 60_000, 10)).map((v) => v.id)).to.deep.equal(['v2']);
+        expect(await store.listVerifications()).to.deep.equal([verification('v1'), verification('v2', { createdAt: 2 })]);
+      });
+
+      it('runs a function under a topic lock and gives back its result or error', async () => {
+        expect(await store.withTopicLock('https://a.example/feed', async () => 42)).to.equal(42);
+        let failed: unknown;
+        await store.withTopicLock('https://a.example/feed', () => Promise.reject(new Error('no'))).catch((e: unknown) => (failed = e));
+        expect((failed as Error).message).to.equal('no');
+        expect(await store.withTopicLock('https://a.example/feed', async () => 'again')).to.equal('again');
+      });
+    });
+
     describe('pending verifications', () => {
       it('puts, replaces, lists oldest first, deletes, and keeps them (secrets included) across a reopen', async () => {
         await store.putVerification(verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' }));

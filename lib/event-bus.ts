@@ -1,0 +1,188 @@
+// How the parts of a hub hear of each other's events (topic changes for SSE streams, activity
+// for the dashboard, subscriptions and publishes for the poller), whichever process they
+// happened in. One process: an in-process EventEmitter. Several processes on one PostgreSQL
+// database: the same, plus LISTEN/NOTIFY on one channel per schema, so a stream attached to any
+// process sees every process's events. A process hears its own events at once, in-process,
+// exactly as on one process; the database only carries them to the others.
+import { createHash, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { Logger } from './log.js';
+
+/** `remote` is true for an event published by another process. */
+export type BusListener = (payload: unknown, remote: boolean) => void;
+
+export interface EventBus {
+  /** Tells every listener, in this process at once and in the others soon after. */
+  publish(kind: string, payload: unknown): void;
+  on(kind: string, fn: BusListener): void;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class LocalEventBus implements EventBus {
+  protected readonly emitter = new EventEmitter().setMaxListeners(0);
+
+  publish(kind: string, payload: unknown): void {
+    this.emitter.emit(kind, payload, false);
+  }
+
+  on(kind: string, fn: BusListener): void {
+    this.emitter.on(kind, fn);
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.emitter.removeAllListeners();
+  }
+}
+
+/** PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more; this leaves room for the envelope. */
+export const NOTIFY_MAX_BYTES = 7900;
+
+export interface PgEventBusOptions {
+  connectionString: string;
+  log: Logger;
+  /**
+   * Makes a payload too large for NOTIFY smaller (cuts text, drops a body); undefined when it
+   * cannot. Payloads that still do not fit reach this process's listeners only.
+   */
+  fit?: (kind: string, payload: unknown, maxBytes: number) => unknown;
+}
+
+/** One NOTIFY: the events one process published in one turn of its event loop, as many as fit. */
+interface Envelope {
+  /** The publishing process. */
+  o: string;
+  /** [kind, payload as JSON text] each. */
+  e: [string, string][];
+}
+
+export class PgEventBus extends LocalEventBus {
+  private readonly id = randomUUID();
+  private client: pg.Client | undefined;
+  private channel = '';
+  private closed = false;
+  private reconnect: NodeJS.Timeout | undefined;
+  /** Events waiting for this turn's NOTIFY: [kind, payload JSON]. */
+  private queued: [string, string][] = [];
+  private flushing = false;
+
+  constructor(private readonly opts: PgEventBusOptions) {
+    super();
+  }
+
+  /** Connects and listens; the channel is named after the schema, so hubs in other schemas of the database are not heard. */
+  override async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.opts.connectionString, application_name: 'pushbutton-events' });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
+      this.channel = `pushbutton_${createHash('sha256').update(rows[0]?.schema ?? '').digest('hex').slice(0, 16)}`;
+      await client.query(`LISTEN ${this.channel}`);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    client.on('notification', (n) => this.heard(n.payload));
+    client.on('error', (e) => {
+      this.opts.log.warn('event bus connection lost; reconnecting', { error: e.message });
+      this.restart(client);
+    });
+    client.on('end', () => this.restart(client));
+    this.client = client;
+  }
+
+  override publish(kind: string, payload: unknown): void {
+    super.publish(kind, payload);
+    const client = this.client;
+    if (!client) return;
+    const room = NOTIFY_MAX_BYTES - 100;
+    // Measured as it travels: the payload's JSON, escaped as a string inside the envelope.
+    const sizeOf = (t: string): number => Buffer.byteLength(JSON.stringify(t));
+    let text = JSON.stringify(payload);
+    if (sizeOf(text) > room) {
+      const fitted = this.opts.fit?.(kind, payload, Math.floor(room / 2));
+      text = fitted === undefined ? '' : JSON.stringify(fitted);
+      if (text === '' || sizeOf(text) > room) {
+        this.opts.log.warn('event too large for other processes; only this one heard it', { kind });
+        return;
+      }
+    }
+    this.queued.push([kind, text]);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush(client));
+    }
+  }
+
+  /** Sends what was published this turn, packed into as few NOTIFYs as fit; in order, on the one connection. */
+  private flush(client: pg.Client): void {
+    this.flushing = false;
+    const events = this.queued;
+    this.queued = [];
+    const head = JSON.stringify({ o: this.id, e: [] } satisfies Envelope);
+    let batch: [string, string][] = [];
+    let size = Buffer.byteLength(head);
+    const send = (): void => {
+      if (batch.length === 0) return;
+      const text = JSON.stringify({ o: this.id, e: batch } satisfies Envelope);
+      client.query('SELECT pg_notify($1, $2)', [this.channel, text]).catch((e: Error) => this.opts.log.warn('events not sent to other processes', { error: e.message }));
+      batch = [];
+      size = Buffer.byteLength(head);
+    };
+    for (const ev of events) {
+      // Each event's JSON is escaped again as a string inside the envelope.
+      const bytes = Buffer.byteLength(JSON.stringify(ev)) + 1;
+      if (size + bytes > NOTIFY_MAX_BYTES) send();
+      batch.push(ev);
+      size += bytes;
+    }
+    send();
+  }
+
+  override async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnect);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+    await super.close();
+  }
+
+  private heard(payload: string | undefined): void {
+    if (payload === undefined) return;
+    let e: Envelope;
+    try {
+      e = JSON.parse(payload) as Envelope;
+    } catch {
+      return;
+    }
+    if (e.o === this.id || !Array.isArray(e.e)) return;
+    for (const [kind, text] of e.e) {
+      try {
+        this.emitter.emit(kind, JSON.parse(text), true);
+      } catch (err) {
+        this.opts.log.warn('event from another process not handled', { kind, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  /** A lost LISTEN connection is replaced; events published meanwhile by others are missed. */
+  private restart(lost: pg.Client): void {
+    if (this.closed || this.client !== lost) return;
+    this.client = undefined;
+    lost.end().catch(() => undefined);
+    const retry = (): void => {
+      if (this.closed) return;
+      this.start().catch((e: Error) => {
+        this.opts.log.warn('event bus reconnect failed', { error: e.message });
+        this.reconnect = setTimeout(retry, 1000);
+        this.reconnect.unref();
+      });
+    };
+    this.reconnect = setTimeout(retry, 200);
+    this.reconnect.unref();
+  }
+}

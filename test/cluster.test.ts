@@ -1,0 +1,228 @@
+// Three hub processes on one PostgreSQL database (each as `npm start` would run it, in a child
+// process): what one accepts, the others honour. Subscribe through one and ping or publish
+// through another: every subscriber gets each update exactly once. Concurrent subscribes through
+// all three lose nothing. An SSE stream on one process sees a change published through another.
+// SIGKILL one process mid-fan-out of 5,000 subscribers: the others take its claim over once the
+// lease expires and complete the fan-out, repeating only what was in flight at the kill.
+import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Subscription } from '../lib/model.js';
+import { PgStore } from '../lib/store/pg-store.js';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { tempDataDir } from './helpers/hub.js';
+import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { Recorder, sleep } from './helpers/recorder.js';
+import { FeedServer, notificationsAt, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { openStream } from './helpers/sse.js';
+import { Subscriber } from './helpers/websub.js';
+
+const DELIVERY_CONCURRENCY = 64;
+
+function postForm(hubUrl: string, form: Record<string, string>): Promise<Response> {
+  return fetch(`${hubUrl}/websub`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
+async function until(what: string, done: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** A subscriber that answers every POST after `delayMs`, counting requests per path. */
+class SlowSink {
+  readonly counts = new Map<string, number>();
+  total = 0;
+  private constructor(private readonly server: http.Server) {}
+
+  static async start(delayMs: number): Promise<SlowSink> {
+    const server = http.createServer({ keepAliveTimeout: 30_000 });
+    const sink = new SlowSink(server);
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      req.resume();
+      req.on('end', () => {
+        const path = req.url ?? '/';
+        sink.counts.set(path, (sink.counts.get(path) ?? 0) + 1);
+        sink.total++;
+        setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'), delayMs);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return sink;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('three hub processes on one PostgreSQL database', function () {
+  this.timeout(90_000);
+  let dbUrl: string;
+  let store: PgStore;
+  const hubs: ChildHub[] = [];
+  const dirs: string[] = [];
+  let feeds: FeedServer;
+
+  before(async function () {
+    this.timeout(60_000);
+    dbUrl = await freshDatabaseUrl('cluster');
+    feeds = await FeedServer.start();
+    const env = {
+      DATABASE_URL: dbUrl,
+      DATABASE_POOL_SIZE: '8',
+      OUTBOX_CLAIM_LEASE_MS: '1500',
+      DELIVERY_CONCURRENCY: String(DELIVERY_CONCURRENCY),
+      DELIVERY_PER_HOST: '16',
+      POLL_ENABLED: 'false',
+    };
+    for (let i = 0; i < 3; i++) dirs.push(await tempDataDir());
+    // Started at once: the schema migrations race, and run once.
+    hubs.push(...(await Promise.all(dirs.map((d) => spawnHub(d, env, 30_000)))));
+    store = new PgStore({ connectionString: dbUrl, poolSize: 8 });
+    await store.open();
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await Promise.all(hubs.map((h) => h.stop('SIGTERM')));
+    await store?.close();
+    await feeds?.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    if (dbUrl) await dropDatabaseSchema(dbUrl);
+  });
+
+  it('subscribe through one, ping or publish through another: every subscriber gets each update exactly once, in order', async () => {
+    const [a, b, c] = hubs as [ChildHub, ChildHub, ChildHub];
+    const feed = feeds.changing('cluster-once');
+    const rss = await Recorder.start(subscriberOk);
+    const web = await Subscriber.start();
+    try {
+      const reply = await pleaseNotify(a, subscribeForm(rss, '/notify', feed));
+      expect(reply.success, reply.msg).to.equal(true);
+      const res = await postForm(a.url, { 'hub.mode': 'subscribe', 'hub.topic': feed, 'hub.callback': web.callback('/cb') });
+      expect(res.status, await res.text()).to.equal(202);
+      await until('the WebSub subscription', async () => (await store.getSubscription(feed, web.callback('/cb'))) !== undefined);
+      rss.reset();
+      web.rec.reset();
+
+      expect((await ping(b, feed)).success).to.equal(true);
+      // The rssCloud ping answers after its deliveries' first attempts.
+      expect(notificationsAt(rss, '/notify')).to.have.length(1);
+      await web.waitDeliveries(1, '/cb');
+
+      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+      await rss.waitFor(2, (r) => r.path === '/notify');
+      await web.waitDeliveries(2, '/cb');
+      await sleep(1500); // a duplicate would show up now
+      expect(notificationsAt(rss, '/notify')).to.have.length(2);
+      const bodies = web.deliveries('/cb').map((r) => r.body.toString());
+      expect(bodies).to.have.length(2);
+      // The changing feed says which read it was: the later version comes second.
+      const reads = bodies.map((t) => Number(/read (\d+)/.exec(t)?.[1]));
+      expect(reads[0]).to.be.lessThan(reads[1]!);
+      await until('the outbox to empty', async () => (await store.outboxOf(feed)).length === 0, 5000);
+    } finally {
+      await rss.close();
+      await web.close();
+    }
+  });
+
+  it('concurrent subscribes through all three processes lose nothing', async () => {
+    const feed = feeds.fixed('cluster-concurrent');
+    const rss = await Recorder.start(subscriberOk);
+    const web = await Subscriber.start();
+    try {
+      const perHub = 40;
+      const requests: Promise<unknown>[] = [];
+      hubs.forEach((h, i) => {
+        for (let k = 0; k < perHub; k++) {
+          requests.push(
+            pleaseNotify(h, subscribeForm(rss, `/n/${i}/${k}`, feed)).then((r) => expect(r.success, r.msg).to.equal(true)),
+            postForm(h.url, { 'hub.mode': 'subscribe', 'hub.topic': feed, 'hub.callback': web.callback(`/w/${i}/${k}`) }).then((r) => expect(r.status).to.equal(202)),
+          );
+        }
+      });
+      await Promise.all(requests);
+      await until('every subscription', async () => (await store.countSubscriptions({ topic: feed })) === 2 * 3 * perHub);
+      const subs = await store.subscriptionsOf(feed);
+      expect(subs.filter((s) => s.protocol === 'http-post')).to.have.length(3 * perHub);
+      expect(subs.filter((s) => s.protocol === 'websub')).to.have.length(3 * perHub);
+    } finally {
+      await rss.close();
+      await web.close();
+    }
+  });
+
+  it('an SSE stream on one process sees a change published through another', async () => {
+    const [a, , c] = hubs as [ChildHub, ChildHub, ChildHub];
+    const feed = feeds.changing('cluster-sse');
+    const web = await Subscriber.start();
+    const stream = await openStream(`${a.url}/stream?topic=${encodeURIComponent(feed)}`);
+    try {
+      // Somebody follows the topic, so a publish reads it and finds a change.
+      expect((await postForm(c.url, { 'hub.mode': 'subscribe', 'hub.topic': feed, 'hub.callback': web.callback('/cb') })).status).to.equal(202);
+      await until('the subscription', async () => (await store.getSubscription(feed, web.callback('/cb'))) !== undefined);
+      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+      const [change] = await stream.waitFor(1, (e) => e.event === 'change', 10_000);
+      expect((JSON.parse(change!.data) as { topic: string }).topic).to.equal(feed);
+    } finally {
+      stream.close();
+      await web.close();
+    }
+  });
+
+  it('SIGKILL one process mid-fan-out of 5,000 subscribers: the other two complete it', async () => {
+    const [a] = hubs as [ChildHub, ChildHub, ChildHub];
+    const feed = feeds.changing('cluster-big');
+    const total = 5000;
+    // The topic is read once with nobody following it, so the next read is version 2 for everyone.
+    expect((await ping(a, feed)).success).to.equal(true);
+    const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(60)));
+    try {
+      const now = Date.now();
+      const subs: Subscription[] = Array.from({ length: total }, (_, i) => ({
+        topic: feed,
+        callback: `http://127.0.0.1:${sinks[i % sinks.length]!.port}/s/${i}`,
+        protocol: 'http-post',
+        ctUpdates: 0,
+        ctErrors: 0,
+        ctConsecutiveErrors: 0,
+        whenCreated: now - 1000,
+        whenLastUpdate: null,
+        whenLastError: null,
+        whenExpires: now + 86400_000,
+      }));
+      for (let i = 0; i < subs.length; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => store.putSubscription(s)));
+
+      const delivered = (): number => sinks.reduce((n, s) => n + s.total, 0);
+      // Answered only after every first attempt: the kill cuts it off.
+      const pinged = ping(a, feed).catch(() => undefined);
+      await until('the fan-out to be under way', () => delivered() >= 1000, 20_000);
+      const killedAt = delivered();
+      await a.stop('SIGKILL');
+      await pinged;
+      expect(killedAt, 'the fan-out was still running at the kill').to.be.lessThan(total);
+
+      const reached = (): number => sinks.reduce((n, s) => n + s.counts.size, 0);
+      await until('every subscriber to be reached', () => reached() === total, 45_000);
+      await until('the outbox to empty', async () => (await store.outboxOf(feed)).length === 0, 10_000);
+      const duplicates = delivered() - total;
+      expect(duplicates, 'duplicates beyond what was in flight at the kill').to.be.at.most(DELIVERY_CONCURRENCY);
+    } finally {
+      for (const s of sinks) await s.close();
+    }
+  });
+});
