@@ -624,16 +624,22 @@ export class Hub extends EventEmitter {
     if (slot?.next) return slot.next;
     const run = (slot ? slot.current.then(noop, noop) : Promise.resolve()).then(async () => {
       let result: CheckResult;
+      let start: (() => Promise<FanOutReport>) | undefined;
       try {
         // Several hub processes on one database: one refresh of a topic at a time across all
-        // of them, so each version is assigned once (a no-op on the embedded store).
-        result = await this.deps.store.withTopicLock(url, check);
+        // of them, so each version is assigned once (a no-op on the embedded store). A new
+        // version goes into the outbox before the topic records it, both under the lock.
+        ({ result, start } = await this.deps.store.withTopicLock(url, async () => {
+          const r = await check();
+          if (!r.content) return { result: r, start: undefined };
+          return { result: r, start: await this.deps.notifier.stage(r.content, () => this.deps.store.putTopic(r.topic)) };
+        }));
       } catch (e) {
         this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
         throw e;
       }
       this.note({ kind: 'fetch', topic: url, ok: true, detail: result.changed ? `changed, version ${result.topic.version}` : 'unchanged' });
-      const fanOut = result.content ? this.distribute(result.content) : NO_FAN_OUT;
+      const fanOut = result.content && start ? this.distribute(result.content, start) : NO_FAN_OUT;
       return { ...result, fanOut };
     });
     if (slot) slot.next = run;
@@ -648,9 +654,9 @@ export class Hub extends EventEmitter {
     return run;
   }
 
-  private async distribute(content: Content): Promise<FanOutReport> {
+  private async distribute(content: Content, start: () => Promise<FanOutReport>): Promise<FanOutReport> {
     this.emit('change', content);
-    const report = await this.deps.notifier.publish(content);
+    const report = await start();
     this.deps.log.info('fan-out', { topic: content.topic, version: content.version, ...report });
     return report;
   }

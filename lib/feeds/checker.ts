@@ -119,8 +119,12 @@ export class TopicChecker {
       topic.version++;
       topic.contentType = contentType;
     }
-    await this.store.putTopic(topic);
-    if (!changed) return { topic, changed };
+    // A changed topic is recorded by the hub only once the new version is in the outbox: a
+    // version recorded without its outbox entry would be a change nobody is ever told of.
+    if (!changed) {
+      await this.store.putTopic(topic);
+      return { topic, changed };
+    }
     const content: Content = {
       topic: topic.url,
       version: topic.version,

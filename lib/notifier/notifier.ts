@@ -83,8 +83,6 @@ export class Notifier extends EventEmitter {
   private readonly senders: Record<Protocol, Sender>;
   private readonly jobs = new Map<string, Job>();
   private readonly lanes = new Map<string, Lane>();
-  /** Per topic: the last publish's persist-and-queue step (see publish). */
-  private readonly accepting = new Map<string, Promise<void>>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
   private readonly now: () => number;
   private closed = false;
@@ -124,47 +122,35 @@ export class Notifier extends EventEmitter {
   }
 
   /**
-   * Makes a content version durable, then delivers it to every active subscription of its
-   * topic that has not had it. Resolves once each has had its first attempt (each bounded
-   * by the request timeout); WebSub retries go on after.
+   * Makes a version durable in the outbox, then runs `afterDurable` (the hub records the
+   * topic's new version there, so no version is ever recorded without its outbox entry), and
+   * returns the function that queues its deliveries; that one resolves once each subscription
+   * has had its first attempt (each bounded by the request timeout; WebSub retries go on
+   * after). The hub stages one version of a topic at a time and starts it
+   * before reading the next, so lanes always receive a topic's versions in order.
    */
-  async publish(content: Content): Promise<FanOutReport> {
-    // The versions of a topic are persisted and queued one after the other, in the order they
-    // were published: the hub reads the next version while this one is still being written,
-    // and a lane that saw version 2 first would mark the subscription past version 1, whose
-    // entries it would then never send.
-    const { topic } = content;
-    const accepted = (this.accepting.get(topic) ?? Promise.resolve()).then(() => this.accept(content));
-    const done = accepted.then(noop, noop);
-    this.accepting.set(topic, done);
-    void done.then(() => {
-      if (this.accepting.get(topic) === done) this.accepting.delete(topic);
-    });
-    const firstAttempts = await accepted;
-    const outcomes = await Promise.all(firstAttempts);
-    const delivered = outcomes.filter((o) => o.ok).length;
-    return { attempted: outcomes.length, delivered, failed: outcomes.length - delivered };
-  }
-
-  /** Makes a version durable and queues it for every subscription still behind it. */
-  private async accept(content: Content): Promise<Promise<DeliveryOutcome>[]> {
-    const createdAt = this.now();
+  async stage(content: Content, afterDurable: () => Promise<void>): Promise<() => Promise<FanOutReport>> {
     // Written already claimed by this process, which delivers it; others take it over only
     // if this process stops renewing the claim (it died).
     const entry: OutboxEntry = {
       topic: content.topic,
       version: content.version,
       contentType: content.contentType,
-      createdAt,
+      createdAt: this.now(),
       claimedBy: this.owner,
       // The stores compare claims with the wall clock, whatever clock this notifier was given.
       claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs,
     };
     const subs = (await this.deps.store.subscriptionsOf(content.topic)).filter((s) => this.due(s, content.version));
-    if (subs.length === 0) return [];
-    await this.deps.store.putOutbox(entry, content.body);
-    this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)) });
-    return subs.map((s) => this.enqueue(s, content.version));
+    if (subs.length > 0) await this.deps.store.putOutbox(entry, content.body);
+    await afterDurable();
+    return async () => {
+      if (subs.length === 0) return { attempted: 0, delivered: 0, failed: 0 };
+      this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)) });
+      const outcomes = await Promise.all(subs.map((s) => this.enqueue(s, content.version)));
+      const delivered = outcomes.filter((o) => o.ok).length;
+      return { attempted: outcomes.length, delivered, failed: outcomes.length - delivered };
+    };
   }
 
   /** After a restart: resumes every fan-out the outbox says is unfinished. Returns how many deliveries. */
@@ -211,6 +197,11 @@ export class Notifier extends EventEmitter {
       .sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
     let resumed = 0;
     for (const entry of entries) {
+      // A hub killed between writing a version's outbox entry and recording it on the topic
+      // comes back with the topic one version behind; catch it up so that number is not given
+      // to different content. (The next read then sees the bytes as new: at least once, never lost.)
+      const topic = await this.deps.store.getTopic(entry.topic);
+      if (topic && topic.version < entry.version) await this.deps.store.putTopic({ ...topic, version: entry.version });
       const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
       if (subs.length === 0) {
         await this.deps.store.deleteOutbox(entry.topic, entry.version);

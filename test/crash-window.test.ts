@@ -1,0 +1,57 @@
+// The narrowest crash window of a change: the new version is in the outbox but the topic has
+// not recorded it yet. A hub stopped there must deliver the version after a restart, and must
+// not give that version number to different content. The stop is simulated by making the
+// topic write fail, then reopening the same data directory.
+import { expect } from 'chai';
+import { Recorder } from './helpers/recorder.js';
+import { startTestHub, tempDataDir } from './helpers/hub.js';
+import { testApi } from './helpers/websub.js';
+import type { Topic } from '../lib/model.js';
+
+describe('durable delivery: a version in the outbox but not yet on its topic', () => {
+  let feed: Recorder;
+  let sub: Recorder;
+  let body = 'first version';
+  before(async () => {
+    feed = await Recorder.start((_r, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end(body));
+    sub = await Recorder.start();
+  });
+  after(async () => {
+    await feed.close();
+    await sub.close();
+  });
+
+  it('is delivered after a restart, and the topic catches up to that version', async () => {
+    const dir = await tempDataDir();
+    const topic = `${feed.url}/crash.txt`;
+    const first = await startTestHub({}, dir);
+    await testApi(first, 'setSubscriptions', {
+      feedUrl: topic,
+      subscriptions: [{ url: `${sub.url}/cb`, protocol: 'websub', whenExpires: '2099-01-01T00:00:00.000Z' }],
+    });
+    const putTopic = first.store.putTopic.bind(first.store);
+    first.store.putTopic = async (t: Topic) => {
+      if (t.version > 0) throw new Error('stopped between the outbox and the topic');
+      return putTopic(t);
+    };
+    await first.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+    await first.hub.idle();
+    expect(sub.requests, 'nothing was delivered before the stop').to.have.length(0);
+    await first.close();
+
+    const second = await startTestHub({}, dir);
+    try {
+      const [delivery] = await sub.waitFor(1);
+      expect(delivery!.body.toString()).to.equal('first version');
+      await second.hub.idle();
+      expect((await second.store.getTopic(topic))?.version).to.equal(1);
+      body = 'second version';
+      await second.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+      const all = await sub.waitFor(2);
+      expect(all[1]!.body.toString()).to.equal('second version');
+      expect((await second.store.getTopic(topic))?.version).to.be.greaterThan(1);
+    } finally {
+      await second.destroy();
+    }
+  });
+});
