@@ -460,7 +460,7 @@ export class Notifier extends EventEmitter {
       durationMs: end - started,
       latencyMs: end - (job?.entry.createdAt ?? started),
     };
-    this.deps.log.debug('delivery', { ...event });
+    this.deps.log.info('delivery', { ...event });
     this.emit('delivery', event);
   }
 

@@ -1,0 +1,77 @@
+// Configuration: every variable is read and validated in one place, a bad value stops start-up
+// with a message naming the variable, and the README documents every variable the code reads.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { ConfigError, loadConfig } from '../lib/config.js';
+
+/** A value each variable must refuse. */
+const BAD: Record<string, string> = {
+  PORT: '70000',
+  PUBLIC_URL: 'ftp://hub.example',
+  REQUEST_TIMEOUT_MS: 'soon',
+  RSSCLOUD_LEASE_SECONDS: '-1',
+  MAX_CONSECUTIVE_ERRORS: '0',
+  FEEDS_RETENTION_DAYS: 'a week',
+  MIN_SECS_BETWEEN_PINGS: '1.5',
+  TRUST_PROXY: 'true',
+  FETCH_ALLOW_CIDRS: '10.0.0.0/33',
+  CALLBACK_ALLOW_CIDRS: 'not-an-address',
+  ENABLE_TEST_API: 'maybe',
+  WEBSUB_SIGNATURE_ALGORITHM: 'md5',
+  WEBSUB_LEASE_MIN_SECONDS: '0',
+  PUBLISHER_SECRETS: 'no-equals-sign',
+  LOG_LEVEL: 'loud',
+  ADMIN_TOKEN: 'short',
+  RATE_LIMIT_PER_MINUTE: 'lots',
+  POLL_ENABLED: 'sometimes',
+  DATABASE_URL: 'mysql://db.example/pushbutton',
+};
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).to.equal(5337);
+    expect(c.requestTimeoutMs).to.equal(4000);
+    expect(c.rssCloudLeaseSeconds).to.equal(90000);
+    expect(c.maxConsecutiveErrors).to.equal(3);
+    expect(c.feedsRetentionDays).to.equal(7);
+    expect(c.minSecsBetweenPings).to.equal(0);
+    expect(c.trustProxy).to.deep.equal([]);
+    expect(c.fetchAllowCidrs).to.deep.equal([]);
+    expect(c.callbackAllowCidrs).to.deep.equal([]);
+    expect(c.enableTestApi).to.equal(false);
+    expect(c.publicUrl).to.equal('http://localhost:5337');
+    expect(c.websubLeaseDefaultSeconds).to.equal(864000);
+  });
+
+  for (const [name, value] of Object.entries(BAD)) {
+    it(`refuses ${name}=${value} with a message naming ${name}`, () => {
+      expect(() => loadConfig({ [name]: value }))
+        .to.throw(ConfigError)
+        .with.property('message')
+        .that.satisfies((m: string) => m.startsWith(`${name}:`));
+    });
+  }
+
+  it('stops start-up with the variable named on stderr and exit code 1', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).to.equal(1);
+    expect(stderr).to.contain('REQUEST_TIMEOUT_MS');
+  });
+
+  it('documents in the README every variable the code reads', async () => {
+    const source = await readFile(new URL('../lib/config.ts', import.meta.url), 'utf8');
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const names = [...new Set([...source.matchAll(/\(env, '([A-Z][A-Z0-9_]+)'/g)].map((m) => m[1]!))];
+    expect(names.length).to.be.greaterThan(40);
+    const missing = names.filter((n) => !readme.includes(`| \`${n}\``));
+    expect(missing, 'variables missing from the README configuration table').to.deep.equal([]);
+  });
+});
