@@ -11,6 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { writeFile } from 'node:fs/promises';
 
+// A benchmark started by bench/run.ts has an IPC channel to it; the channel must not keep the
+// benchmark alive once its work is done (the 'disconnect' listener below still fires).
+process.channel?.unref();
+
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH_DIR = path.join(ROOT, 'bench');
 
@@ -110,6 +114,12 @@ function installCleanup(): void {
   if (cleaned) return;
   cleaned = true;
   process.on('exit', cleanupNow);
+  // A benchmark that hangs (a child that stopped answering) must not hold the run forever.
+  const limit = Number(process.env.BENCH_TIMEOUT_MS ?? 240_000);
+  setTimeout(() => {
+    console.error(`\n${path.basename(process.argv[1] ?? 'bench')}: still running after ${limit / 1000} s; stopping`);
+    process.exit(124);
+  }, limit).unref();
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
       cleanupNow();
@@ -164,11 +174,24 @@ export class Child {
     });
   }
 
-  /** Sends a command and resolves with the child's answer. */
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+  /** Sends a command and resolves with the child's answer; rejects if none comes within `timeoutMs`. */
+  call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 180_000): Promise<T> {
     const id = ++this.seq;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.name}: no answer to ${cmd} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          (resolve as (v: unknown) => void)(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       this.proc.send({ id, cmd, ...args });
     });
   }
@@ -193,6 +216,8 @@ export interface SpawnOptions {
   args?: string[];
   /** Inherit stdout (the child prints its own report). */
   stdout?: 'inherit' | 'ignore';
+  /** How long the child may take to send `{ ready }`; default 30 s. */
+  readyTimeoutMs?: number;
 }
 
 /**
@@ -211,7 +236,8 @@ export async function spawnChild<T = unknown>(file: string, opts: SpawnOptions =
   children.add(proc);
   const child = new Child(proc, file);
   const ready = await new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${file} did not start within 30 s`)), 30_000);
+    const limit = opts.readyTimeoutMs ?? 30_000;
+    const timer = setTimeout(() => reject(new Error(`${file} did not get ready within ${limit / 1000} s`)), limit);
     child.onMessage((msg) => {
       if ('ready' in msg) {
         clearTimeout(timer);
@@ -287,7 +313,7 @@ export function hubEnv(dataDir: string, extra: Record<string, string> = {}): Rec
     FETCH_MIN_INTERVAL_MS: '0',
     MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: '1000000',
     POLL_ENABLED: 'false',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     ...extra,
   };
 }
@@ -359,17 +385,28 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
       const u = process.cpuUsage();
       return u.user + u.system;
     },
+    /** BENCH_PROFILE=alloc samples allocations (a .heapprofile) instead of CPU time. */
     profileStart: async () => {
       session = new Session();
       session.connect();
+      if (process.env.BENCH_PROFILE === 'alloc') {
+        await session.post('HeapProfiler.enable');
+        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+        return;
+      }
       await session.post('Profiler.enable');
       await session.post('Profiler.setSamplingInterval', { interval: 200 });
       await session.post('Profiler.start');
     },
     profileStop: async (msg) => {
       if (!session) throw new Error('profileStart first');
-      const { profile } = await session.post('Profiler.stop');
-      await writeFile(msg.file as string, JSON.stringify(profile));
+      if (process.env.BENCH_PROFILE === 'alloc') {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        await writeFile(String(msg.file).replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));
+      } else {
+        const { profile } = await session.post('Profiler.stop');
+        await writeFile(msg.file as string, JSON.stringify(profile));
+      }
       session.disconnect();
       session = undefined;
     },

@@ -96,7 +96,8 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     const challenge = query.get('hub.challenge') ?? query.get('challenge');
     if (challenge !== null) state.verifications++;
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(challenge ?? 'ok');
+    const answer = challenge ?? 'ok';
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(answer) }).end(answer);
     return;
   }
   const chunks: Buffer[] = [];
@@ -104,8 +105,8 @@ function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   req.on('end', () => {
     const kind: Kind = path.startsWith('/rpc/') ? 'rpc' : path.startsWith('/ws/') ? 'ws' : 'rss';
     delivered(kind, req, Buffer.concat(chunks));
-    if (kind === 'rpc') res.writeHead(200, { 'content-type': 'text/xml' }).end(RPC_TRUE);
-    else res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+    if (kind === 'rpc') res.writeHead(200, { 'content-type': 'text/xml', 'content-length': RPC_TRUE.length }).end(RPC_TRUE);
+    else res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 }).end('ok');
   });
 }
 

@@ -14,6 +14,7 @@ import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_h
 import { fileURLToPath } from 'node:url';
 import { newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
 import { LowdbStore, type LowdbStoreStats } from '../lib/store/lowdb-store.js';
+import { record } from './common.js';
 
 const SUBSCRIPTIONS = 100_000;
 const TOPICS = 10_000;
@@ -187,8 +188,10 @@ async function main(): Promise<void> {
 
     // 2. open in a fresh process ----------------------------------------------------------------
     console.log('\nopen() in a fresh child process (node --import tsx, gc before each reading)');
+    let reopened: ChildResult | undefined;
     for (const label of ['with the journal left by phase 1', 'again, nothing to replay']) {
       const r = await openInChild(script, dir);
+      reopened = r;
       console.log(`  ${label}:`);
       line('  open()', `${ms(r.openMs)} (${r.open.shardsLoaded} shards loaded, ${r.open.opsReplayed.toLocaleString('en')} journal ops replayed)`);
       line('  loaded', `${r.counts.subscriptions.toLocaleString('en')} subscriptions, ${r.counts.topics.toLocaleString('en')} topics`);
@@ -291,6 +294,15 @@ async function main(): Promise<void> {
     const text = JSON.stringify(all);
     line('for comparison: one JSON.stringify of all', `${ms(performance.now() - t0)} blocking (${mb(text.length)})`);
     await store.close();
+
+    // For bench/run.ts's summary.
+    if (reopened) {
+      const perSub = (reopened.after.heapUsed - reopened.before.heapUsed) / reopened.counts.subscriptions;
+      record({ bench: 'store', name: '100,000 subscriptions: open() in a fresh process', value: ms(reopened.openMs) });
+      record({ bench: 'store', name: '100,000 subscriptions: RSS / heap after open()', value: `${mb(reopened.after.rss)} / ${mb(reopened.after.heapUsed)} (${perSub.toFixed(0)} B heap per subscription)` });
+    }
+    record({ bench: 'store', name: `churn at ${CHURN_RATE} ops/s: longest event-loop stall`, value: `${ms(Math.max(gap.compacting, gap.other))} (idle baseline max ${ms(idle.max / 1e6)})` });
+    record({ bench: 'store', name: `churn at ${CHURN_RATE} ops/s: write acknowledgement p99`, value: ms(ack.percentile(99) / 1000) });
   } finally {
     cleanup();
   }

@@ -3,6 +3,7 @@
 // bounded in time and size and may only reach addresses the AddressGuard allows.
 import dns from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
+import type { Readable } from 'node:stream';
 import { Agent, buildConnector } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
 
@@ -44,6 +45,8 @@ export interface HttpResponse {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function noop(): void {}
 
 /** DNS lookup that refuses a name if ANY of its addresses is blocked, so a name cannot mix a public and a private answer. */
 function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
@@ -136,7 +139,8 @@ function parseUrl(raw: string, base?: string): URL {
 
 function flattenHeaders(raw: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw)) {
+  for (const k in raw) {
+    const v = raw[k];
     if (v === undefined) continue;
     out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   }
@@ -228,12 +232,12 @@ export class HttpClient {
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent };
-    for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (req.headers) for (const k in req.headers) headers[k.toLowerCase()] = req.headers[k]!;
 
     let url = first;
     for (let hop = 0; ; hop++) {
       // Literal IPs never go through lookup, so judge them before connecting at all.
-      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
       if (isIP(host) !== 0) this.guards[kind].check(host);
 
       const res = await this.agents[kind].request({
@@ -263,7 +267,7 @@ export class HttpClient {
     }
   }
 
-  private async readBody(stream: AsyncIterable<Buffer> & { destroy(): unknown; bytes(): Promise<Uint8Array> }, contentLength: unknown): Promise<Buffer> {
+  private async readBody(stream: Readable & { bytes(): Promise<Uint8Array> }, contentLength: unknown): Promise<Buffer> {
     const max = this.opts.maxResponseBytes;
     if (typeof contentLength === 'string' && Number(contentLength) > max) {
       stream.destroy(); // closes the socket instead of draining a body we will not keep
@@ -275,17 +279,32 @@ export class HttpClient {
       const bytes = await stream.bytes();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of stream) {
-      total += chunk.length;
-      if (total > max) {
+    // No length (chunked): counted as it comes, with plain listeners rather than an async
+    // iterator (a promise per chunk, and a good share of a delivery's cost).
+    return new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let total = 0;
+      const done = (err: unknown, body?: Buffer): void => {
+        stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+        stream.on('error', noop); // a destroy after this reports an abort nobody waits for
+        if (body) resolve(body);
+        else reject(err);
+      };
+      const onData = (chunk: Buffer): void => {
+        total += chunk.length;
+        if (total <= max) {
+          chunks.push(chunk);
+          return;
+        }
+        done(new OutboundError('too_large', `response exceeds ${max} bytes`));
         stream.destroy();
-        throw new OutboundError('too_large', `response exceeds ${max} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, total);
+      };
+      const onEnd = (): void => done(undefined, Buffer.concat(chunks, total));
+      const onError = (e: unknown): void => done(e);
+      // Closed without an end or an error: what arrived is not the whole body.
+      const onClose = (): void => done(new OutboundError('network', 'the connection closed before the body ended'));
+      stream.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+    });
   }
 
   async close(): Promise<void> {

@@ -15,7 +15,10 @@ export interface StreamClient {
 interface Stored {
   seq: number;
   channel: string;
-  text: string;
+  event: string;
+  data: unknown;
+  /** The SSE text, made when a stream first needs it (most events are never sent to anyone). */
+  text?: string;
 }
 
 export function topicChannel(url: string): string {
@@ -55,12 +58,22 @@ export class StreamHub {
     return () => this.clients.delete(client);
   }
 
+  /**
+   * Sends an event to the streams that follow `channel` and keeps it for replay. `data` must not
+   * change afterwards: it is serialised only when a stream needs it, so that a fan-out's
+   * thousands of delivery events cost nothing while nobody watches.
+   */
   publish(channel: string, event: string, data: unknown): void {
-    const seq = ++this.seq;
-    const text = `id: ${this.boot}-${seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    this.backlog.push({ seq, channel, text });
+    const stored: Stored = { seq: ++this.seq, channel, event, data };
+    this.backlog.push(stored);
     if (this.backlog.length > this.backlogSize) this.backlog.shift();
-    this.broadcast(text, (c) => c.channels.has(channel));
+    for (const c of this.clients) {
+      if (c.channels.has(channel) && !c.write(this.textOf(stored))) this.clients.delete(c);
+    }
+  }
+
+  private textOf(e: Stored): string {
+    return (e.text ??= `id: ${this.boot}-${e.seq}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
   }
 
   private replay(client: StreamClient, lastEventId: string): void {
@@ -74,7 +87,7 @@ export class StreamHub {
       client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
       return;
     }
-    for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(e.text);
+    for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(this.textOf(e));
   }
 
   private broadcast(text: string, match: (c: StreamClient) => boolean): void {

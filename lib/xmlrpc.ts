@@ -138,7 +138,15 @@ export function buildMethodCall(
 // '#cdata' or '#comment'); element and CDATA/comment keys hold an array of child nodes.
 type XNode = Record<string, unknown>;
 
-const parser = (maxNestedTags: number) =>
+/** One parser per nesting limit, made once: an XMLParser holds only its options. */
+const parsers = new Map<number, XMLParser>();
+const parser = (maxNestedTags: number): XMLParser => {
+  let p = parsers.get(maxNestedTags);
+  if (!p) parsers.set(maxNestedTags, (p = newParser(maxNestedTags)));
+  return p;
+};
+
+const newParser = (maxNestedTags: number): XMLParser =>
   new XMLParser({
     preserveOrder: true, // keeps struct member / array item order and interleaved text
     trimValues: false, // untyped and <string> values keep their whitespace exactly

@@ -3,7 +3,7 @@
 // it is a different MD5 or length of the body (the rssCloud reference rule). A topic never read
 // before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
 // response when nothing changed.
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
@@ -99,7 +99,7 @@ export class TopicChecker {
     validators: { etag?: string | undefined; lastModified?: string | undefined },
   ): Promise<CheckResult> {
     const now = this.now();
-    const hash = createHash('md5').update(body).digest('hex');
+    const hash = digest('md5', body, 'hex');
     const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
     // A feed is compared entry by entry, so a new lastBuildDate alone is not an update, and
     // subscribers receive only the new or changed entries in the feed's own envelope. A topic

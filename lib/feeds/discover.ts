@@ -273,12 +273,27 @@ export function mediaType(contentType: string): { type: string; charset: string 
   return { type, charset };
 }
 
+/**
+ * Decoders by label, made once: a TextDecoder without `stream` keeps no state between calls,
+ * and making one costs more than decoding an entry. Labels come from strangers, so only
+ * valid ones are kept, and only so many.
+ */
+const decoders = new Map<string, TextDecoder>();
+const MAX_DECODERS = 64;
+
+const UTF8 = new TextDecoder('utf-8');
+
 function tryDecoder(label: string): TextDecoder | null {
+  const known = decoders.get(label);
+  if (known) return known;
+  let decoder: TextDecoder;
   try {
-    return new TextDecoder(label);
+    decoder = new TextDecoder(label);
   } catch {
     return null;
   }
+  if (decoders.size < MAX_DECODERS) decoders.set(label, decoder);
+  return decoder;
 }
 
 /** Decodes bytes to text: BOM first, then the Content-Type charset, then an XML declaration, else UTF-8. */
@@ -294,11 +309,11 @@ export function decodeBytes(bytes: Uint8Array, charset: string): string {
     const m = /^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']/.exec(head);
     if (m?.[1] !== undefined) decoder = tryDecoder(m[1]);
   }
-  if (decoder === null) decoder = new TextDecoder('utf-8');
+  if (decoder === null) decoder = UTF8;
   try {
     return decoder.decode(bytes);
   } catch {
-    return new TextDecoder('utf-8').decode(bytes);
+    return UTF8.decode(bytes);
   }
 }
 

@@ -21,7 +21,7 @@
 // Like discover.ts this reads untrusted input: it never throws, bounds its work (10 MB at most,
 // a linear scanner, nesting limits) and refuses any document with a DOCTYPE. Whenever it returns
 // null the hub falls back to whole-body change detection and delivery, which is always correct.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   JsonBody,
   attr,
@@ -132,7 +132,8 @@ interface Analysed {
 }
 
 function shortHash(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex').slice(0, 16);
+  // One-shot: a Hash object per call cost more than the hashing, twice per entry of every read.
+  return hash('sha256', data, 'hex').slice(0, 16);
 }
 
 /** An identity for an entry that has none of its own, from its title and text. */
@@ -234,6 +235,21 @@ function resolveAgainst(ref: string, base: string | null, fallback: string | nul
   }
 }
 
+/**
+ * Entries already read, by the hash of their context and of their bytes, and contexts by the
+ * hash of the root start tag they come from: bounded, the oldest forgotten first (about 8 MB
+ * at most). Both are pure functions of their key, so a hit is exactly what reading would give.
+ */
+const ENTRIES = new Map<string, { entry: FeedEntry; idHash: string }>();
+const MAX_ENTRIES = 16_384;
+const CONTEXTS = new Map<string, XmlContext>();
+const MAX_CONTEXTS = 1024;
+
+function remember<V>(cache: Map<string, V>, key: string, value: V, max: number): void {
+  if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+  cache.set(key, value);
+}
+
 /** Context an entry is read in: namespaces and xml:base in scope at the root. */
 interface XmlContext {
   kind: XmlKind;
@@ -281,23 +297,39 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
 
   // The root's start tag gives the namespaces and xml:base every entry is read in.
   const startTag = decode(root.start, root.contentStart);
-  const parsedRoot = parseElement(root.contentStart === root.end ? startTag : `${startTag}</${root.name}>`);
-  if (parsedRoot === null) return null;
-  const rootAttrs = attributes(parsedRoot.node);
-  const rootBase = attr(rootAttrs, 'xml:base');
-  const context: XmlContext = {
-    kind,
-    ns: withNamespaces(new Map(), rootAttrs),
-    base: rootBase === null ? null : resolveAgainst(rootBase.trim(), null, null),
-  };
+  const rootXml = root.contentStart === root.end ? startTag : `${startTag}</${root.name}>`;
+  // Everything an entry's reading depends on besides its own bytes.
+  const contextKey = shortHash(`${kind}\n${charset}\n${rootXml}`);
+  let context = CONTEXTS.get(contextKey);
+  if (context === undefined) {
+    const parsedRoot = parseElement(rootXml);
+    if (parsedRoot === null) return null;
+    const rootAttrs = attributes(parsedRoot.node);
+    const rootBase = attr(rootAttrs, 'xml:base');
+    context = {
+      kind,
+      ns: withNamespaces(new Map(), rootAttrs),
+      base: rootBase === null ? null : resolveAgainst(rootBase.trim(), null, null),
+    };
+    remember(CONTEXTS, contextKey, context, MAX_CONTEXTS);
+  }
 
   const entries: FeedEntry[] = [];
   const fingerprints: string[] = [];
   for (const span of spans) {
-    const entry = readXmlEntry(decode(span.start, span.end), context);
-    if (entry === null) return null;
-    entries.push(entry);
-    fingerprints.push(`${shortHash(entry.id)}:${shortHash(bytes.subarray(span.start, span.end))}`);
+    const contentHash = shortHash(bytes.subarray(span.start, span.end));
+    // The same bytes read in the same context read the same: a feed's next version repeats
+    // most of its entries, and each reading is a full XML parse.
+    const key = `${contextKey}:${contentHash}`;
+    let read = ENTRIES.get(key);
+    if (read === undefined) {
+      const entry = readXmlEntry(decode(span.start, span.end), context);
+      if (entry === null) return null;
+      read = { entry, idHash: shortHash(entry.id) };
+      remember(ENTRIES, key, read, MAX_ENTRIES);
+    }
+    entries.push({ ...read.entry });
+    fingerprints.push(`${read.idHash}:${contentHash}`);
   }
 
   return {

@@ -67,15 +67,24 @@ interface Job {
 interface Lane {
   topic: string;
   callback: string;
+  /** hostOf(callback), worked out once: the key of the per-host limit and circuit breaker. */
+  host: string;
   versions: number[];
   firstAttempt: Map<number, ((o: DeliveryOutcome) => void)[]>;
   running: boolean;
 }
 
-/** One turn at a host's slot: paused by the breaker, or a request made and its outcome recorded. */
-type Attempt = { pausedUntil: number } | { outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
+/**
+ * One turn at a host's slot: nothing to send (the subscription is gone or has the version, or
+ * the body is missing), paused by the breaker, or a request made and its outcome recorded.
+ */
+type Attempt =
+  | { skipped: DeliveryOutcome }
+  | { pausedUntil: number; sub: Subscription }
+  | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
+const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
@@ -90,7 +99,7 @@ export class Notifier extends EventEmitter {
   readonly owner: string;
   private claimTimers: NodeJS.Timeout[] = [];
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
-  private readonly outboxSeen = new Map<string, { at: number; entries: Promise<OutboxEntry[]> }>();
+  private readonly outboxSeen = new Map<string, { at: number; entries: Promise<OutboxEntry[]>; read?: OutboxEntry[] }>();
 
   constructor(private readonly deps: NotifierDeps) {
     super();
@@ -142,7 +151,11 @@ export class Notifier extends EventEmitter {
       claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs,
     };
     const subs = (await this.deps.store.subscriptionsOf(content.topic)).filter((s) => this.due(s, content.version));
-    if (subs.length > 0) await this.deps.store.putOutbox(entry, content.body);
+    if (subs.length > 0) {
+      await this.deps.store.putOutbox(entry, content.body);
+      // Read now, so that the lanes' ordering check (noneEarlier) is answered without a wait.
+      void this.outboxOf(content.topic, true);
+    }
     await afterDurable();
     return async () => {
       if (subs.length === 0) return { attempted: 0, delivered: 0, failed: 0 };
@@ -262,7 +275,7 @@ export class Notifier extends EventEmitter {
     const key = keyOf(sub);
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { topic: sub.topic, callback: sub.callback, versions: [], firstAttempt: new Map(), running: false };
+      lane = { topic: sub.topic, callback: sub.callback, host: hostOf(sub.callback), versions: [], firstAttempt: new Map(), running: false };
       this.lanes.set(key, lane);
     }
     const l = lane;
@@ -305,28 +318,33 @@ export class Notifier extends EventEmitter {
   /** Delivers one version to one subscription, retrying as its protocol allows. */
   private async deliverVersion(lane: Lane, version: number): Promise<void> {
     const { store, config } = this.deps;
+    const host = lane.host;
     let ordered = false;
     for (let attempt = 1; !this.closed; ) {
-      const sub = await store.getSubscription(lane.topic, lane.callback);
-      if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
       if (!ordered) {
         ordered = true;
-        // Waited for another process's older version: read the subscription again.
-        if (await this.waitForEarlier(sub, version)) continue;
+        // Usually answered at once from the outbox read at staging; otherwise read the
+        // subscription, and after waiting for another process's older version, start over.
+        if (!this.noneEarlier(lane.topic, version)) {
+          const sub = await store.getSubscription(lane.topic, lane.callback);
+          if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
+          if (await this.waitForEarlier(sub, version)) continue;
+        }
       }
-      const host = hostOf(sub.callback);
-      const content = await this.contentOf(lane.topic, version);
-      if (!content) {
-        this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
-        return this.settleFirst(lane, version, { ok: false, error: 'content unavailable' });
-      }
-      // The breaker is asked only once this delivery holds a slot of its host, so deliveries
-      // queued behind a failing host do not go out after its circuit opened. The slot is kept
-      // until the outcome is recorded: at most DELIVERY_CONCURRENCY deliveries are ever sent
-      // and not yet durable, which bounds what a kill can make subscribers receive twice.
+      // The host slot comes first and everything else is read holding it: a fan-out queues
+      // thousands of lanes, and each waits as one small closure rather than with its
+      // subscription and content read long before its turn. The breaker is asked only once
+      // this delivery holds its slot, so deliveries queued behind a failing host do not go out
+      // after its circuit opened. The slot is kept until the outcome is recorded: at most
+      // DELIVERY_CONCURRENCY deliveries are ever sent and not yet durable, which bounds what a
+      // kill can make subscribers receive twice.
       const tried = await this.limiter.run(host, async (): Promise<Attempt> => {
+        const sub = await store.getSubscription(lane.topic, lane.callback);
+        if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
+        const content = this.jobs.get(jobKey(lane.topic, version))?.content ?? (await this.contentOf(lane.topic, version));
+        if (!content) return { skipped: CONTENT_UNAVAILABLE };
         const pausedUntil = this.breaker.waitUntil(host);
-        if (pausedUntil > 0) return { pausedUntil };
+        if (pausedUntil > 0) return { pausedUntil, sub };
         const started = this.now();
         const outcome = await this.senders[sub.protocol].deliver(sub, content);
         // Any answer that is not the host failing (a 4xx) shows the host is up: that too
@@ -337,9 +355,14 @@ export class Notifier extends EventEmitter {
         const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
         const final = !retry || this.now() + delay >= sub.whenExpires;
         await this.record(sub, version, outcome, final);
-        return { outcome, final, delay, started };
+        return { sub, content, outcome, final, delay, started };
       });
+      if ('skipped' in tried) {
+        if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
+        return this.settleFirst(lane, version, tried.skipped);
+      }
       if ('pausedUntil' in tried) {
+        const { sub } = tried;
         const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
         if (sub.protocol !== 'websub') {
           // rssCloud has no retries: a paused host counts as a failed delivery.
@@ -350,8 +373,8 @@ export class Notifier extends EventEmitter {
         await this.sleep(tried.pausedUntil - this.now(), host);
         continue;
       }
-      const { outcome, final, delay, started } = tried;
-      this.emitDelivery(sub, content, attempt, outcome, started);
+      const { sub, content, outcome, final, delay, started } = tried;
+      this.emitDelivery(sub, host, content, attempt, outcome, started);
       this.settleFirst(lane, version, outcome);
       if (final) return;
       await this.sleep(delay);
@@ -381,6 +404,18 @@ export class Notifier extends EventEmitter {
     return waited;
   }
 
+  /**
+   * True when the topic's outbox as last read (within OUTBOX_SEEN_MS) holds no older version
+   * of another process: waitForEarlier would return false at once. Answered without a promise,
+   * since every delivery of a fan-out asks.
+   */
+  private noneEarlier(topic: string, version: number): boolean {
+    const seen = this.outboxSeen.get(topic);
+    if (!seen?.read || this.now() - seen.at >= OUTBOX_SEEN_MS) return false;
+    for (const e of seen.read) if (e.version < version && !this.jobs.has(jobKey(e.topic, e.version))) return false;
+    return true;
+  }
+
   /** A topic's outbox entries, read at most every OUTBOX_SEEN_MS unless `fresh`: one read serves a whole fan-out's lanes. */
   private outboxOf(topic: string, fresh: boolean): Promise<OutboxEntry[]> {
     const now = this.now();
@@ -388,7 +423,9 @@ export class Notifier extends EventEmitter {
     if (!fresh && seen && now - seen.at < OUTBOX_SEEN_MS) return seen.entries;
     const entries = this.deps.store.outboxOf(topic);
     entries.catch(noop);
-    this.outboxSeen.set(topic, { at: now, entries });
+    const record: { at: number; entries: Promise<OutboxEntry[]>; read?: OutboxEntry[] } = { at: now, entries };
+    entries.then((read) => (record.read = read), noop);
+    this.outboxSeen.set(topic, record);
     if (this.outboxSeen.size > 10_000) for (const [t, v] of this.outboxSeen) if (now - v.at >= OUTBOX_SEEN_MS) this.outboxSeen.delete(t);
     return entries;
   }
@@ -445,21 +482,21 @@ export class Notifier extends EventEmitter {
     for (const w of waiters) w(outcome);
   }
 
-  private emitDelivery(sub: Subscription, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {
+  private emitDelivery(sub: Subscription, host: string, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {
     const end = this.now();
     const job = this.jobs.get(jobKey(content.topic, content.version));
     const event: DeliveryEvent = {
       topic: content.topic,
       version: content.version,
       protocol: sub.protocol,
-      host: hostOf(sub.callback),
+      host,
       attempt,
       ok: outcome.ok,
-      ...(outcome.status !== undefined && { status: outcome.status }),
-      ...(outcome.error !== undefined && { error: outcome.error }),
       durationMs: end - started,
       latencyMs: end - (job?.entry.createdAt ?? started),
     };
+    if (outcome.status !== undefined) event.status = outcome.status;
+    if (outcome.error !== undefined) event.error = outcome.error;
     this.deps.log.info('delivery', { ...event });
     this.emit('delivery', event);
   }

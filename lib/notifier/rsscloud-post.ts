@@ -8,15 +8,21 @@ import { describeError } from './outcome.js';
 
 export const RSSCLOUD_MAX_REDIRECTS = 5;
 
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
 export class RssCloudPostSender implements Sender {
+  /** The body of the last topic sent: a fan-out sends the same one to every subscriber. */
+  private last = { topic: '', body: '' };
+
   constructor(private readonly http: HttpClient) {}
 
   async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+    if (this.last.topic !== content.topic) this.last = { topic: content.topic, body: new URLSearchParams({ url: content.topic }).toString() };
     try {
       const res = await this.http.request('callback', sub.callback, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ url: content.topic }).toString(),
+        headers: FORM,
+        body: this.last.body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
       });
       const ok = res.status >= 200 && res.status < 300;

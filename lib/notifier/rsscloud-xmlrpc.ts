@@ -8,15 +8,23 @@ import { RSSCLOUD_MAX_REDIRECTS } from './rsscloud-post.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
+const XML = { 'content-type': 'text/xml' };
+
 export class RssCloudXmlRpcSender implements Sender {
+  /** The last call built: a fan-out sends the same one to every subscriber of a procedure. */
+  private last = { key: '', body: '' };
+
   constructor(private readonly http: HttpClient) {}
 
   async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+    const procedure = sub.notifyProcedure ?? '';
+    const key = `${procedure}\n${content.topic}`;
+    if (this.last.key !== key) this.last = { key, body: buildMethodCall(procedure, [content.topic], { untypedStrings: true }) };
     try {
       const res = await this.http.request('callback', sub.callback, {
         method: 'POST',
-        headers: { 'content-type': 'text/xml' },
-        body: buildMethodCall(sub.notifyProcedure ?? '', [content.topic], { untypedStrings: true }),
+        headers: XML,
+        body: this.last.body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
       });
       if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };

@@ -19,10 +19,14 @@ export class WebSubContentSender implements Sender {
     private readonly algorithm: SignatureAlgorithm,
   ) {}
 
+  /** The Link header of the last topic sent: the same for every subscriber of a fan-out. */
+  private last = { topic: '', link: '' };
+
   async deliver(sub: Subscription, content: Content): Promise<DeliveryOutcome> {
+    if (this.last.topic !== content.topic) this.last = { topic: content.topic, link: linkHeader(this.hubUrl, content.topic) };
     const headers: Record<string, string> = {
       'content-type': content.contentType,
-      link: linkHeader(this.hubUrl, content.topic),
+      link: this.last.link,
     };
     if (sub.secret !== undefined) headers['x-hub-signature'] = sign(this.algorithm, sub.secret, content.body);
     try {

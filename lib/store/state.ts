@@ -137,8 +137,11 @@ export class MemoryState {
         sub.topic = e.url;
         sub.protocol = this.protocol(sub.protocol);
         const old = e.subs.get(sub.callback);
-        if (old) this.uncount(old);
         e.subs.set(sub.callback, sub);
+        // A subscription written again (every delivery records its outcome) leaves every count
+        // as it was: same callback, so same host; only a change of protocol moves one.
+        if (old && old.protocol === sub.protocol) break;
+        if (old) this.uncount(old);
         this.subCount++;
         this.byProtocol.set(sub.protocol, (this.byProtocol.get(sub.protocol) ?? 0) + 1);
         const host = callbackHost(sub.callback);
