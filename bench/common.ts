@@ -3,13 +3,12 @@
 // the IPC channel, and the hand-off of each benchmark's figures to bench/run.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Session } from 'node:inspector/promises';
-import { writeFile } from 'node:fs/promises';
 
 // A benchmark started by bench/run.ts has an IPC channel to it; the channel must not keep the
 // benchmark alive once its work is done (the 'disconnect' listener below still fires).

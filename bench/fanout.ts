@@ -150,7 +150,10 @@ async function main(): Promise<void> {
       }
       const h = best(hubRuns);
       const c = best(ceilRuns);
-      const ratio = h.rate / c.rate;
+      // Each hub run is compared with the ceiling run right after it; the median of those
+      // pairs is the ratio, so a machine that gets busier or quieter moves both sides alike.
+      const pairs = hubRuns.map((x, i) => x.rate / ceilRuns[i]!.rate).sort((a, b) => a - b);
+      const ratio = pairs[Math.floor(pairs.length / 2)]!;
       const size = (k: Kind): string => fmt.bytes(samples[k]?.bytes ?? 0);
       console.log(`\n${n.toLocaleString('en')} subscribers (${n / 3 | 0} each http-post / xml-rpc / websub+secret, ${SINK_PORTS} sink ports, best of ${REPEAT})`);
       line('seeded through the Store API', `${fmt.s(p.seedMs)}; hub heap +${fmt.bytes(p.heapPerSub)} per subscription`);
@@ -161,18 +164,18 @@ async function main(): Promise<void> {
       line(`ceiling (bare undici, ${CONCURRENCY} in flight): last`, `${fmt.ms(c.lastMs)}`);
       line('ceiling: deliveries/s', fmt.rate(c.rate));
       line('ceiling: latency from start p50 / p99', `${fmt.ms(c.p50)} / ${fmt.ms(c.p99)}`);
-      line('hub / ceiling', `${fmt.pct(ratio)}${n >= 10_000 ? ` (target ≥ 60%: ${ratio >= 0.6 ? 'met' : 'MISSED'})` : ''}`);
+      line('hub / ceiling (median of the run pairs)', `${fmt.pct(ratio)}${n >= 10_000 ? ` (target ≥ 60%: ${ratio >= 0.6 ? 'met' : 'MISSED'})` : ''}; pairs ${pairs.map(fmt.pct).join(', ')}`);
       line('CPU per delivery: hub / ceiling process', `${fmt.int(h.cpuPerDelivery ?? NaN)} µs / ${fmt.int(c.cpuPerDelivery ?? NaN)} µs`);
       line('all runs, hub / ceiling deliveries/s', `${hubRuns.map((x) => fmt.int(x.rate)).join(', ')} / ${ceilRuns.map((x) => fmt.int(x.rate)).join(', ')}`);
       line('all runs, hub / ceiling CPU µs per delivery', `${hubRuns.map((x) => fmt.int(x.cpuPerDelivery ?? NaN)).join(', ')} / ${ceilRuns.map((x) => fmt.int(x.cpuPerDelivery ?? NaN)).join(', ')}`);
       const b = 'fan-out';
       record({ bench: b, name: `${n} subscribers: publish → last delivery`, value: fmt.ms(h.lastMs) });
-      record({ bench: b, name: `${n} subscribers: hub deliveries/s`, value: fmt.rate(h.rate) });
+      record({ bench: b, name: `${n} subscribers: hub deliveries/s (best run)`, value: fmt.rate(h.rate) });
       record({ bench: b, name: `${n} subscribers: latency from publish p50 / p99`, value: `${fmt.ms(h.p50)} / ${fmt.ms(h.p99)}` });
-      record({ bench: b, name: `${n} subscribers: undici ceiling deliveries/s`, value: fmt.rate(c.rate) });
+      record({ bench: b, name: `${n} subscribers: undici ceiling deliveries/s (best run)`, value: fmt.rate(c.rate) });
       record({
         bench: b,
-        name: `${n} subscribers: hub / ceiling`,
+        name: `${n} subscribers: hub / ceiling (median of run pairs)`,
         value: fmt.pct(ratio),
         ...(n >= 10_000 && { target: '≥ 60%', met: ratio >= 0.6 }),
       });

@@ -1,6 +1,7 @@
 // The journal: append-only NDJSON segments `journal-NNNNNNNN.ndjson`, one line per change.
-// Writes that arrive together share one append and one fdatasync (group commit); each
-// caller's promise resolves only after that sync. Compaction rotates to a new segment, so
+// Writes that arrive together share one durable append (group commit): one write to a file
+// opened O_DSYNC, or a write and an fdatasync where the platform has no O_DSYNC; each caller's
+// promise resolves only after it. Compaction rotates to a new segment, so
 // the old ones can be deleted once the snapshot shards holding their effect are durable.
 import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
@@ -146,7 +147,7 @@ export class JournalWriter {
     return { segment: this.segment, bytes: this.bytes, batches: this.batches, lines: this.lines };
   }
 
-  /** Resolves once `line` (newline-terminated) is appended and fdatasync'd. */
+  /** Resolves once `line` (newline-terminated) is appended durably (see writeBatch). */
   append(line: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ line, resolve, reject });
