@@ -941,17 +941,22 @@ describe('security: per-topic fetch throttle (FETCH_MIN_INTERVAL_MS=1500)', func
     return feeds.rec.matching((r) => r.method === 'GET' && r.path === path).map((r) => r.at);
   }
 
-  it('10 rapid pings and publishes of one topic (REST, XML-RPC, WebSub) make at most 2 fetches, 1.5 s apart', async () => {
+  it('10 rapid pings and publishes of one topic (REST, XML-RPC, WebSub) make reads 1.5 s apart: at most 2 when they arrive together', async () => {
     const feed = feeds.changing(unique('hammer'));
+    const started = Date.now();
     const requests: Promise<unknown>[] = [];
     for (let i = 0; i < 4; i++) requests.push(rss(hub, '/ping', { url: feed }).then((r) => expect(r.msg).to.equal(MSG.pinged)));
     for (let i = 0; i < 3; i++) requests.push(rpc(hub, methodCall('rssCloud.ping', [str(feed)])));
     for (let i = 0; i < 3; i++) requests.push(websub(hub, { 'hub.mode': 'publish', 'hub.url': feed }).then((r) => expect(r.status).to.equal(202)));
     await Promise.all(requests);
+    const sent = Date.now() - started;
     await hub.hub.idle();
     const times = readTimes(feed);
-    expect(times.length).to.be.within(1, 2);
-    if (times.length === 2) expect(times[1]! - times[0]!).to.be.at.least(1400);
+    // The throttle's promise: reads of one topic are 1.5 s apart, however the ten requests
+    // are spread. On a quiet machine they all arrive within one interval (2 reads at most); on
+    // a loaded one their arrival may stretch over more intervals, one more read each.
+    expect(times.length).to.be.within(1, 2 + Math.floor(sent / 1500));
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).to.be.at.least(1400);
   });
 
   it('pings arriving one after another are spaced too', async () => {
