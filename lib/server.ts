@@ -19,6 +19,7 @@ import { Notifier } from './notifier/notifier.js';
 import { createStore } from './store/create-store.js';
 import type { Store } from './store/store.js';
 import { Verifier } from './verify.js';
+import { describeError } from './notifier/outcome.js';
 
 export const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
 const CLEANUP_INTERVAL_MS = 24 * 3600_000;
@@ -130,7 +131,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       const report = await hub.removeExpired();
       log.info('cleanup', { ...report });
     } catch (e) {
-      log.error('cleanup failed', { error: e instanceof Error ? e.message : String(e) });
+      log.error('cleanup failed', { error: describeError(e) });
     }
   };
   await cleanup();

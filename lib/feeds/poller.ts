@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { FetchFailed, type CheckResult } from './checker.js';
+import { describeError } from '../notifier/outcome.js';
 
 interface Slot {
   intervalSec: number;
@@ -103,7 +104,7 @@ export class Poller {
       slot.intervalSec = clamp(slot.intervalSec * 2);
       const wait = Math.max(slot.intervalSec, e instanceof FetchFailed ? (e.retryAfterSeconds ?? 0) : 0);
       slot.nextAt = this.now() + wait * 1000;
-      log.info('poll failed', { topic: url, error: e instanceof Error ? e.message : String(e), nextInSec: wait });
+      log.info('poll failed', { topic: url, error: describeError(e), nextInSec: wait });
     }
   }
 }

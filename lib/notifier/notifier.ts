@@ -24,6 +24,7 @@ import { CircuitBreaker } from './breaker.js';
 import { HostLimiter, hostOf } from './host-limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
+import { describeError } from './outcome.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { WebSubContentSender } from './websub-content.js';
 
@@ -183,7 +184,7 @@ export class Notifier extends EventEmitter {
     const lease = this.deps.config.outboxClaimLeaseMs;
     const renew = setInterval(() => {
       const keys = [...this.jobs.values()].map((j) => ({ topic: j.entry.topic, version: j.entry.version }));
-      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: errorText(e) }));
+      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
     }, Math.max(1, Math.floor(lease / 3)));
     let taking = false;
     const takeover = setInterval(() => {
@@ -195,7 +196,7 @@ export class Notifier extends EventEmitter {
           const n = await this.resumeEntries(entries);
           if (n > 0) this.deps.log.info('took over deliveries whose claim expired', { deliveries: n, versions: entries.length });
         })
-        .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: errorText(e) }))
+        .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: describeError(e) }))
         .finally(() => (taking = false));
     }, Math.max(1, Math.floor(lease / 2)));
     renew.unref();
@@ -300,7 +301,7 @@ export class Notifier extends EventEmitter {
         try {
           await this.deliverVersion(lane, version);
         } catch (e) {
-          this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: e instanceof Error ? e.message : String(e) });
+          this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: describeError(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
         }
         // By value: an older version queued meanwhile (a resume racing a publish) sorts first.
@@ -519,9 +520,6 @@ export class Notifier extends EventEmitter {
 
 function noop(): void {}
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
