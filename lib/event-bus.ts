@@ -68,6 +68,8 @@ export class PgEventBus extends LocalEventBus {
   /** Events waiting for this turn's NOTIFY: [kind, payload JSON]. */
   private queued: [string, string][] = [];
   private flushing = false;
+  /** The NOTIFY statement in flight: the next waits for it (a pg client runs one query at a time). */
+  private sending: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: PgEventBusOptions) {
     super();
@@ -117,29 +119,36 @@ export class PgEventBus extends LocalEventBus {
     }
   }
 
-  /** Sends what was published this turn, packed into as few NOTIFYs as fit; in order, on the one connection. */
+  /**
+   * Sends what was published this turn, packed into as few NOTIFYs as fit, in one statement
+   * after the previous turn's: in order, on the one connection, one query at a time.
+   */
   private flush(client: pg.Client): void {
     this.flushing = false;
     const events = this.queued;
     this.queued = [];
     const head = JSON.stringify({ o: this.id, e: [] } satisfies Envelope);
+    const envelopes: string[] = [];
     let batch: [string, string][] = [];
     let size = Buffer.byteLength(head);
-    const send = (): void => {
+    const close = (): void => {
       if (batch.length === 0) return;
-      const text = JSON.stringify({ o: this.id, e: batch } satisfies Envelope);
-      client.query('SELECT pg_notify($1, $2)', [this.channel, text]).catch((e: Error) => this.opts.log.warn('events not sent to other processes', { error: e.message }));
+      envelopes.push(JSON.stringify({ o: this.id, e: batch } satisfies Envelope));
       batch = [];
       size = Buffer.byteLength(head);
     };
     for (const ev of events) {
       // Each event's JSON is escaped again as a string inside the envelope.
       const bytes = Buffer.byteLength(JSON.stringify(ev)) + 1;
-      if (size + bytes > NOTIFY_MAX_BYTES) send();
+      if (size + bytes > NOTIFY_MAX_BYTES) close();
       batch.push(ev);
       size += bytes;
     }
-    send();
+    close();
+    if (envelopes.length === 0) return;
+    this.sending = this.sending
+      .then(() => client.query('SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n', [this.channel, envelopes]))
+      .then(noop, (e: Error) => this.opts.log.warn('events not sent to other processes', { error: e.message }));
   }
 
   override async close(): Promise<void> {
@@ -147,6 +156,7 @@ export class PgEventBus extends LocalEventBus {
     clearTimeout(this.reconnect);
     const client = this.client;
     this.client = undefined;
+    await this.sending; // what was published before close still reaches the others
     await client?.end().catch(() => undefined);
     await super.close();
   }
@@ -186,3 +196,5 @@ export class PgEventBus extends LocalEventBus {
     this.reconnect.unref();
   }
 }
+
+function noop(): void {}

@@ -18,7 +18,7 @@ import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
 import { isHtmlPage, Sites } from './sites.js';
-import type { Store } from './store/store.js';
+import type { Store, SubscriptionLimit } from './store/store.js';
 import type { Verifier } from './verify.js';
 
 export interface HubDeps {
@@ -69,7 +69,12 @@ export interface RefreshResult extends CheckResult {
 export interface CleanupReport {
   subscriptionsRemoved: number;
   topicsRemoved: number;
+  /** Another hub process on the database was sweeping: this one left the round to it. */
+  skipped?: true;
 }
+
+/** Subscriptions the sweep deletes per store call: bounded work however many have expired. */
+const SWEEP_BATCH = 1000;
 
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 
@@ -86,8 +91,6 @@ export class Hub extends EventEmitter {
   private readonly background = new Set<Promise<unknown>>();
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
-  /** Subscription writes that must respect the limits, one at a time (see storeWithinLimits). */
-  private subscribing: Promise<unknown> = Promise.resolve();
   /** Ids of the verifications this process is running (their claims are renewed). */
   private readonly verifying = new Set<string>();
   private claimTimers: NodeJS.Timeout[] = [];
@@ -132,45 +135,36 @@ export class Hub extends EventEmitter {
 
   /**
    * Whether one more subscription may be made: a topic, and a callback host, may hold only so
-   * many, so that nobody can make the hub fan out without bound at a third party.
+   * many, so that nobody can make the hub fan out without bound at a third party. This is the
+   * early answer when a request arrives; storeWithinLimits has the last word.
    */
   private async checkSubscriptionLimits(topic: string, callback: string): Promise<HubError | null> {
     const { store, config } = this.deps;
     if (await store.getSubscription(topic, callback)) return null;
-    if ((await store.countSubscriptions({ topic })) >= config.maxSubscriptionsPerTopic) {
-      return { code: 'subscription_limit', detail: `the topic already has ${config.maxSubscriptionsPerTopic} subscriptions` };
-    }
-    const host = callbackHost(callback);
-    if ((await store.countSubscriptions({ callbackHost: host })) >= config.maxSubscriptionsPerCallbackHost) {
-      return { code: 'subscription_limit', detail: `${host} already has ${config.maxSubscriptionsPerCallbackHost} subscriptions` };
+    if ((await store.countSubscriptions({ topic })) >= config.maxSubscriptionsPerTopic) return this.limitError('topic', callback);
+    if ((await store.countSubscriptions({ callbackHost: callbackHost(callback) })) >= config.maxSubscriptionsPerCallbackHost) {
+      return this.limitError('callbackHost', callback);
     }
     return null;
   }
 
+  private limitError(limit: SubscriptionLimit, callback: string): HubError {
+    const { config } = this.deps;
+    return limit === 'topic'
+      ? { code: 'subscription_limit', detail: `the topic already has ${config.maxSubscriptionsPerTopic} subscriptions` }
+      : { code: 'subscription_limit', detail: `${callbackHost(callback)} already has ${config.maxSubscriptionsPerCallbackHost} subscriptions` };
+  }
+
   /**
    * Stores a subscription unless a limit forbids it. Requests are checked when they arrive,
-   * but verification takes a while and many can pass that check together; checking again
-   * here, one write at a time, keeps the limits exact.
+   * but verification takes a while and many can pass that check together, in this process and
+   * in the others on one database: the store counts and writes in one step for all of them.
    */
   private async storeWithinLimits(sub: Subscription): Promise<HubError | null> {
-    let written: Promise<void> | undefined;
-    const turn = this.subscribing.then(async () => {
-      const limited = await this.checkSubscriptionLimits(sub.topic, sub.callback);
-      if (limited) return limited;
-      written = this.deps.store.putSubscription(sub);
-      written.catch(noop); // awaited below; this only keeps a failure from counting as unhandled meanwhile
-      // The next check must see this subscription. A store that shows a write as soon as it is
-      // issued (the embedded one) lets it run now, while this write becomes durable together
-      // with the others of the same turn (group commit); a store that does not is waited for.
-      // Waiting for every fdatasync in turn made 10,000 pleaseNotify take over 10 s.
-      if (!(await this.deps.store.getSubscription(sub.topic, sub.callback))) await written;
-      return null;
-    });
-    this.subscribing = turn.catch(noop);
-    const refused = await turn;
-    if (refused) return refused;
-    await written;
-    return null;
+    const { store, config } = this.deps;
+    const limits = { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
+    const refused = await store.putSubscriptionWithinLimits(sub, limits);
+    return refused && this.limitError(refused, sub.callback);
   }
 
   /**
@@ -661,22 +655,30 @@ export class Hub extends EventEmitter {
     return report;
   }
 
-  /** Removes expired and exhausted subscriptions, and topics nobody follows past the retention window. */
+  /**
+   * Removes expired and exhausted subscriptions, and topics nobody follows past the retention
+   * window. With several processes on one database, one sweeps at a time and the others skip
+   * the round: each would find the same rows.
+   */
   async removeExpired(): Promise<CleanupReport> {
+    const report = await this.deps.store.withSweepLock(() => this.sweep());
+    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, skipped: true };
+  }
+
+  private async sweep(): Promise<CleanupReport> {
     const { store, config } = this.deps;
     const now = this.now();
     let subscriptionsRemoved = 0;
-    for (const sub of await store.listSubscriptions()) {
-      const exhausted = sub.protocol !== 'websub' && sub.ctConsecutiveErrors >= config.maxConsecutiveErrors;
-      if (sub.whenExpires <= now || exhausted) {
-        if (await store.deleteSubscription(sub.topic, sub.callback)) subscriptionsRemoved++;
-      }
+    for (;;) {
+      const removed = await store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit: SWEEP_BATCH });
+      subscriptionsRemoved += removed;
+      if (removed < SWEEP_BATCH) break;
     }
     let topicsRemoved = 0;
     const retentionMs = config.feedsRetentionDays * 86400_000;
     for (const topic of await store.listTopics()) {
       if (topic.whenLastUpdate >= now - retentionMs) continue;
-      if ((await store.subscriptionsOf(topic.url)).length > 0) continue;
+      if ((await store.countSubscriptions({ topic: topic.url })) > 0) continue;
       await store.deleteTopic(topic.url);
       topicsRemoved++;
     }

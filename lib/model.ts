@@ -56,6 +56,37 @@ export interface Subscription {
   deliveredVersion?: number;
 }
 
+/**
+ * What deliveries to one subscription came to since they were last recorded (see
+ * Store.recordDeliveries): counts and times to add, never whole records, so a renewal written
+ * meanwhile by a request (or by another process) is never overwritten with older fields.
+ */
+export interface DeliveryTally {
+  topic: string;
+  callback: string;
+  delivered: number;
+  failed: number;
+  /** Failures after the last success of this tally (every failure, when none succeeded). */
+  failedSinceDelivered: number;
+  lastDeliveredAt: number | null;
+  lastFailedAt: number | null;
+  /** The newest version now handled for it (delivered, or given up on); 0 when none. */
+  handledVersion: number;
+}
+
+/** A subscription with a tally added, as both stores apply it. */
+export function withTally(sub: Subscription, t: DeliveryTally): Subscription {
+  return {
+    ...sub,
+    ctUpdates: sub.ctUpdates + t.delivered,
+    ctErrors: sub.ctErrors + t.failed,
+    ctConsecutiveErrors: t.delivered > 0 ? t.failedSinceDelivered : sub.ctConsecutiveErrors + t.failed,
+    whenLastUpdate: t.lastDeliveredAt ?? sub.whenLastUpdate,
+    whenLastError: t.lastFailedAt ?? sub.whenLastError,
+    deliveredVersion: Math.max(sub.deliveredVersion ?? 0, t.handledVersion),
+  };
+}
+
 /** A content version with deliveries still to make (see Store.putOutbox). */
 export interface OutboxEntry {
   topic: string;

@@ -1,13 +1,17 @@
 // The hub on the PostgreSQL store (DATABASE_URL): an rssCloud subscribe and ping, a WebSub
 // subscribe and publish, each delivery seen on the wire; the rows are in PostgreSQL, and a hub
-// restarted on the same database still has its subscribers.
+// restarted on the same database still has its subscribers. Three hubs on one database keep the
+// subscription limits together, and sweep expired subscriptions one at a time.
 import { expect } from 'chai';
 import pg from 'pg';
+import type { CleanupReport } from '../lib/hub.js';
+import { PgStore } from '../lib/store/pg-store.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
-import { Subscriber, TopicServer, publish, settled, subscribe, validSignature } from './helpers/websub.js';
+import { sub } from './helpers/store-contract.js';
+import { Subscriber, TopicServer, publish, settled, subscribe, testApi, validSignature } from './helpers/websub.js';
 
 describe('hub on PostgreSQL (DATABASE_URL)', function () {
   let url: string;
@@ -88,5 +92,124 @@ describe('hub on PostgreSQL (DATABASE_URL)', function () {
     expect((await ping(hub, feed)).success).to.equal(true);
     expect(notificationsAt(rssSub, '/notify').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
     expect((await hub.store.counts()).byProtocol).to.deep.equal({ 'http-post': 1, websub: 1 });
+  });
+});
+
+// Three hubs on one database, as three processes would be (each its own store and pool): the
+// subscription limits are one check-and-insert across all of them, not one per hub, and one hub
+// at a time sweeps expired subscriptions.
+describe('subscription limits and the sweep across hubs on one PostgreSQL database', function () {
+  this.timeout(60_000);
+  const PER_TOPIC = 5;
+  const PER_HOST = 7;
+  const REQUESTS = 30;
+  let url: string;
+  let hubs: TestHub[] = [];
+  let feeds: FeedServer;
+  let topics: TopicServer;
+  const closers: { close(): Promise<void> }[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    url = await freshDatabaseUrl('limits');
+    const env = {
+      DATABASE_URL: url,
+      DATABASE_POOL_SIZE: '4',
+      POLL_ENABLED: 'false',
+      MAX_SUBSCRIPTIONS_PER_TOPIC: String(PER_TOPIC),
+      MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: String(PER_HOST),
+    };
+    hubs = await Promise.all([0, 1, 2].map(() => startTestHub(env)));
+    // A slow insert (as on a loaded server) widens the gap between counting and inserting, so
+    // hubs that count at the same time would each see room: the limits must hold anyway.
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(`
+        CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NEW; END $$;
+        CREATE TRIGGER slow_insert BEFORE INSERT ON subscriptions FOR EACH ROW EXECUTE FUNCTION slow_insert();`);
+    } finally {
+      await client.end();
+    }
+    feeds = await FeedServer.start();
+    topics = await TopicServer.start();
+  });
+  after(async () => {
+    for (const h of hubs) await h.destroy();
+    for (const s of [feeds, topics, ...closers]) await s?.close();
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  async function started<T extends { close(): Promise<void> }>(server: Promise<T>): Promise<T> {
+    const s = await server;
+    closers.push(s);
+    return s;
+  }
+
+  it(`rssCloud: ${REQUESTS} concurrent pleaseNotify of one topic through three hubs store exactly MAX_SUBSCRIPTIONS_PER_TOPIC`, async () => {
+    const rss = await started(Recorder.start(subscriberOk));
+    const feed = feeds.fixed('limits-topic');
+    const replies = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => pleaseNotify(hubs[i % hubs.length]!, subscribeForm(rss, `/t/${i}`, feed))),
+    );
+    const refused = replies.filter((r) => !r.success);
+    expect(await hubs[0]!.store.countSubscriptions({ topic: feed })).to.equal(PER_TOPIC);
+    expect(replies.filter((r) => r.success)).to.have.length(PER_TOPIC);
+    expect(new Set(refused.map((r) => r.msg))).to.deep.equal(new Set([`Can't accept the subscription because the topic already has ${PER_TOPIC} subscriptions.`]));
+  });
+
+  it(`rssCloud: ${REQUESTS} concurrent pleaseNotify of different topics to one callback host store exactly MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST`, async () => {
+    const rss = await started(Recorder.start(subscriberOk));
+    const host = `127.0.0.1:${rss.port}`;
+    const replies = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => pleaseNotify(hubs[i % hubs.length]!, subscribeForm(rss, `/h/${i}`, feeds.fixed(`limits-host-${i}`)))),
+    );
+    const refused = replies.filter((r) => !r.success);
+    expect(await hubs[0]!.store.countSubscriptions({ callbackHost: host })).to.equal(PER_HOST);
+    expect(replies.filter((r) => r.success)).to.have.length(PER_HOST);
+    expect(new Set(refused.map((r) => r.msg))).to.deep.equal(new Set([`Can't accept the subscription because ${host} already has ${PER_HOST} subscriptions.`]));
+  });
+
+  it(`WebSub: of ${REQUESTS} concurrent subscribes to one topic through three hubs, exactly MAX_SUBSCRIPTIONS_PER_TOPIC are stored; the rest are refused or denied`, async () => {
+    const web = await started(Subscriber.start());
+    const topic = topics.set('/limits', { body: 'one\n', contentType: 'text/plain' });
+    const answers = await Promise.all(
+      Array.from({ length: REQUESTS }, (_, i) => subscribe(hubs[i % hubs.length]!, { 'hub.topic': topic, 'hub.callback': web.callback(`/w/${i}`) })),
+    );
+    await Promise.all(hubs.map((h) => settled(h)));
+    const accepted = answers.filter((r) => r.status === 202).length;
+    expect(await hubs[0]!.store.countSubscriptions({ topic })).to.equal(PER_TOPIC);
+    // Refused on arrival once the topic is full, or verified and then denied (REC §5.2).
+    expect(REQUESTS - accepted + web.verifications('denied').length).to.equal(REQUESTS - PER_TOPIC);
+    expect(web.verifications('subscribe')).to.have.length(accepted);
+  });
+
+  it('the sweep: while another process sweeps, every hub skips the round; then one removes each expired and exhausted subscription once', async () => {
+    const store = hubs[0]!.store;
+    const topic = feeds.fixed('sweep');
+    const now = Date.now();
+    const live = [
+      sub(topic, 'http://127.0.0.1:9/live', { whenExpires: now + 3600_000 }),
+      sub(topic, 'http://127.0.0.1:9/websub-failing', { protocol: 'websub', whenExpires: now + 3600_000, ctConsecutiveErrors: 5 }),
+    ];
+    const due = [
+      ...Array.from({ length: 6 }, (_, i) => sub(topic, `http://127.0.0.1:9/expired/${i}`, { whenExpires: now - 1000 })),
+      ...Array.from({ length: 4 }, (_, i) => sub(topic, `http://127.0.0.1:9/exhausted/${i}`, { whenExpires: now + 3600_000, ctConsecutiveErrors: 3 })),
+    ];
+    for (const s of [...live, ...due]) await store.putSubscription(s);
+
+    const sweeping = new PgStore({ connectionString: url, poolSize: 1 });
+    await sweeping.open();
+    try {
+      const skipped = await sweeping.withSweepLock(() => Promise.all(hubs.map((h) => testApi<{ result: CleanupReport }>(h, 'removeExpired'))));
+      expect(skipped?.map((r) => r.result)).to.deep.equal(hubs.map(() => ({ subscriptionsRemoved: 0, topicsRemoved: 0, skipped: true })));
+    } finally {
+      await sweeping.close();
+    }
+    expect(await store.countSubscriptions({ topic })).to.equal(live.length + due.length);
+
+    const swept = await Promise.all(hubs.map((h) => testApi<{ result: CleanupReport }>(h, 'removeExpired')));
+    expect(swept.reduce((n, r) => n + r.result.subscriptionsRemoved, 0)).to.equal(due.length);
+    expect(await store.subscriptionsOf(topic)).to.have.deep.members(live);
   });
 });

@@ -113,6 +113,10 @@ describe('PostgreSQL store', function () {
     it('finds expiring leases by index', async () => {
       expect(await plan('SELECT callback FROM subscriptions WHERE when_expires < $1', [Date.now()])).to.match(/subscriptions_when_expires/);
     });
+    it('finds rssCloud subscriptions exhausted by failed deliveries by index (the sweep)', async () => {
+      const sql = "SELECT ctid FROM subscriptions WHERE protocol <> 'websub' AND ct_consecutive_errors > 0 AND ct_consecutive_errors >= $1";
+      expect(await plan(sql, [3])).to.match(/subscriptions_failing/);
+    });
     it('finds an outbox body by topic and version by index', async () => {
       expect(await plan('SELECT body FROM outbox WHERE topic_key = $1 AND version = $2', [urlKey('http://a/feed'), 3])).to.match(/Index.*outbox_pkey/);
     });
@@ -146,6 +150,42 @@ describe('PostgreSQL store', function () {
     release();
     await Promise.all([first, second]);
     expect(order).to.deep.equal(['a in', 'a out', 'b in']);
+  });
+
+  it('withSweepLock: one process sweeps at a time; the others skip the round without waiting', async () => {
+    const [a, b] = [await opened(), await opened()];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const first = a.withSweepLock(async () => {
+      entered();
+      await held;
+      return 'a swept';
+    });
+    await inside;
+    let ran = false;
+    expect(await b.withSweepLock(async () => (ran = true))).to.equal(undefined);
+    expect(ran).to.equal(false);
+    release();
+    expect(await first).to.equal('a swept');
+    expect(await b.withSweepLock(async () => 'b swept')).to.equal('b swept');
+  });
+
+  it('putSubscriptionWithinLimits: stores on one database never exceed a limit together', async () => {
+    const many = [await opened(3), await opened(3), await opened(3)];
+    const limits = { perTopic: 10, perCallbackHost: 15 };
+    const topic = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => many[i % 3]!.putSubscriptionWithinLimits(sub('http://a/feed', `http://s${i}.example/cb`), limits)),
+    );
+    expect(topic.filter((r) => r === null)).to.have.length(10);
+    expect(await many[0]!.countSubscriptions({ topic: 'http://a/feed' })).to.equal(10);
+    const host = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => many[i % 3]!.putSubscriptionWithinLimits(sub(`http://t${i}.example/feed`, `http://hooks.example/${i}`), limits)),
+    );
+    expect(host.filter((r) => r === null)).to.have.length(15);
+    expect(host.filter((r) => r === 'callbackHost')).to.have.length(45);
+    expect(await many[0]!.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(15);
   });
 
   it('keeps outbox claims across a reopen (another process may hold them)', async () => {

@@ -22,9 +22,11 @@ import { subscriptionKey, type OutboxEntry, type Protocol, type Subscription } f
 import type { Store } from '../store/store.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter, hostOf } from './host-limiter.js';
+import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
 import { describeError } from './outcome.js';
+import { OutcomeBatch } from './outcome-batch.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { WebSubContentSender } from './websub-content.js';
 
@@ -91,6 +93,9 @@ export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
   private readonly breaker: CircuitBreaker;
   private readonly senders: Record<Protocol, Sender>;
+  private readonly outcomes: OutcomeBatch;
+  /** Deliveries sent whose outcome is not yet durable (see deliverVersion). */
+  private readonly unrecorded: Limiter;
   private readonly jobs = new Map<string, Job>();
   private readonly lanes = new Map<string, Lane>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
@@ -114,6 +119,8 @@ export class Notifier extends EventEmitter {
       maxCooldownMs: config.breakerMaxCooldownMs,
       now: this.now,
     });
+    this.outcomes = new OutcomeBatch(deps.store);
+    this.unrecorded = new Limiter(config.deliveryConcurrency * UNRECORDED_PER_SLOT);
     const post = new RssCloudPostSender(deps.http);
     this.senders = {
       'http-post': post,
@@ -336,9 +343,11 @@ export class Notifier extends EventEmitter {
       // thousands of lanes, and each waits as one small closure rather than with its
       // subscription and content read long before its turn. The breaker is asked only once
       // this delivery holds its slot, so deliveries queued behind a failing host do not go out
-      // after its circuit opened. The slot is kept until the outcome is recorded: at most
-      // DELIVERY_CONCURRENCY deliveries are ever sent and not yet durable, which bounds what a
-      // kill can make subscribers receive twice.
+      // after its circuit opened. Outcomes are recorded in batches after the slot is given
+      // back, but each send first takes one of `unrecorded`'s places and keeps it until its
+      // outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
+      // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
+      // store that falls behind holds the slots back.
       const tried = await this.limiter.run(host, async (): Promise<Attempt> => {
         const sub = await store.getSubscription(lane.topic, lane.callback);
         if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
@@ -346,8 +355,16 @@ export class Notifier extends EventEmitter {
         if (!content) return { skipped: CONTENT_UNAVAILABLE };
         const pausedUntil = this.breaker.waitUntil(host);
         if (pausedUntil > 0) return { pausedUntil, sub };
+        const place = this.unrecorded.acquire();
+        if (place) await place;
         const started = this.now();
-        const outcome = await this.senders[sub.protocol].deliver(sub, content);
+        let outcome: DeliveryOutcome;
+        try {
+          outcome = await this.senders[sub.protocol].deliver(sub, content);
+        } catch (e) {
+          this.unrecorded.release();
+          throw e;
+        }
         // Any answer that is not the host failing (a 4xx) shows the host is up: that too
         // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
         if (hostFailed(outcome)) this.breaker.failure(host);
@@ -355,7 +372,6 @@ export class Notifier extends EventEmitter {
         const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
         const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
         const final = !retry || this.now() + delay >= sub.whenExpires;
-        await this.record(sub, version, outcome, final);
         return { sub, content, outcome, final, delay, started };
       });
       if ('skipped' in tried) {
@@ -375,6 +391,11 @@ export class Notifier extends EventEmitter {
         continue;
       }
       const { sub, content, outcome, final, delay, started } = tried;
+      try {
+        await this.record(sub, version, outcome, final);
+      } finally {
+        this.unrecorded.release();
+      }
       this.emitDelivery(sub, host, content, attempt, outcome, started);
       this.settleFirst(lane, version, outcome);
       if (final) return;
@@ -433,26 +454,11 @@ export class Notifier extends EventEmitter {
 
   /** Updates counters; a success or a final failure marks the version handled. */
   private async record(sub: Subscription, version: number, outcome: DeliveryOutcome, final: boolean): Promise<void> {
-    const { store, log } = this.deps;
-    const current = await store.getSubscription(sub.topic, sub.callback);
-    if (!current) return;
-    if (outcome.gone && current.protocol === 'websub') {
-      await store.deleteSubscription(sub.topic, sub.callback);
-      log.info('subscription ended by 410 Gone', { topic: sub.topic });
+    if (outcome.gone && sub.protocol === 'websub') {
+      if (await this.deps.store.deleteSubscription(sub.topic, sub.callback)) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic });
       return;
     }
-    const now = this.now();
-    if (outcome.ok) {
-      current.ctUpdates++;
-      current.ctConsecutiveErrors = 0;
-      current.whenLastUpdate = now;
-    } else {
-      current.ctErrors++;
-      current.ctConsecutiveErrors++;
-      current.whenLastError = now;
-    }
-    if (outcome.ok || final) current.deliveredVersion = Math.max(current.deliveredVersion ?? 0, version);
-    await store.putSubscription(current);
+    await this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
   }
 
   private async handled(key: string, topic: string, version: number): Promise<void> {
@@ -521,6 +527,8 @@ export class Notifier extends EventEmitter {
 function noop(): void {}
 
 
+/** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
+const UNRECORDED_PER_SLOT = 1;
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
 /** How many expired entries one takeover round claims. */

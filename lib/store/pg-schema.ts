@@ -116,6 +116,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE pending_verifications ADD COLUMN claimed_by text, ADD COLUMN claimed_until bigint;
     `,
   },
+  {
+    version: 4,
+    name: 'failing rssCloud subscriptions (the expiry sweep)',
+    sql: `
+      -- rssCloud subscriptions whose last deliveries failed, for the sweep that removes those past
+      -- MAX_CONSECUTIVE_ERRORS without reading every row. Few rows fail, so the index stays small,
+      -- and a delivery that leaves the count at 0 does not touch it.
+      CREATE INDEX subscriptions_failing ON subscriptions (ct_consecutive_errors) WHERE protocol <> 'websub' AND ct_consecutive_errors > 0;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

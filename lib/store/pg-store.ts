@@ -6,11 +6,14 @@
 // Several hub processes may share one database: outbox entries are claimed by one process at a
 // time (FOR UPDATE SKIP LOCKED, with a lease that others take over when it expires), and
 // refreshes of one topic hold an advisory lock (withTopicLock) on a connection of their own.
+// A new subscription is counted and inserted in one transaction under advisory locks on its
+// topic and callback host (putSubscriptionWithinLimits), so the limits hold across processes,
+// and one process at a time runs the expiry sweep (withSweepLock).
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { callbackHost, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
-import type { Store, StoreCounts } from './store.js';
+import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits } from './store.js';
 
 export interface PgStoreOptions {
   /** postgres://user:password@host:port/database, or ?host=/socket/dir for a unix socket. */
@@ -275,6 +278,15 @@ function upsertSql(table: string, columns: readonly string[], conflict: readonly
   );
 }
 
+/**
+ * The key of an advisory lock of the subscription limits or the sweep: one bigint, a hash of
+ * the name with the schema's, so hubs in other schemas of the database do not wait for these.
+ * PostgreSQL keeps one-key locks apart from the two-key ones of topic locks and migrations.
+ */
+function lockKey(nameSql: string): string {
+  return `hashtextextended(current_schema() || ' ' || ${nameSql}, 0)`;
+}
+
 const SQL = {
   getTopic: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics WHERE topic_key = $1`,
   putTopic: upsertSql('topics', TOPIC_COLUMNS, ['topic_key']),
@@ -283,10 +295,32 @@ const SQL = {
   listTopics: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics`,
   getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
   putSubscription: upsertSql('subscriptions', SUBSCRIPTION_COLUMNS, ['topic_key', 'callback_key']),
+  // Increments, as withTally (model.ts) applies them: a renewal committed meanwhile keeps its fields.
+  recordDeliveries: `UPDATE subscriptions s SET
+      ct_updates = s.ct_updates + t.delivered,
+      ct_errors = s.ct_errors + t.failed,
+      ct_consecutive_errors = CASE WHEN t.delivered > 0 THEN t.failed_since ELSE s.ct_consecutive_errors + t.failed END,
+      when_last_update = COALESCE(t.last_delivered_at, s.when_last_update),
+      when_last_error = COALESCE(t.last_failed_at, s.when_last_error),
+      delivered_version = GREATEST(COALESCE(s.delivered_version, 0), t.handled)
+    FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+      AS t(topic_key, callback_key, delivered, failed, failed_since, last_delivered_at, last_failed_at, handled)
+    WHERE s.topic_key = t.topic_key AND s.callback_key = t.callback_key`,
   deleteSubscription: 'DELETE FROM subscriptions WHERE topic_key = $1 AND callback_key = $2',
   // In the order they first subscribed, as the embedded store gives them.
   subscriptionsOf: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq`,
   listSubscriptions: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions`,
+  // The rows are found by index (subscriptions_when_expires, subscriptions_failing: the query
+  // repeats its predicate) and deleted by ctid. The condition is checked again on the row it
+  // deletes, so one renewed or delivered to meanwhile is left for the next sweep.
+  deleteExpiredSubscriptions: `DELETE FROM subscriptions
+      WHERE ctid = ANY(ARRAY(
+          SELECT ctid FROM (
+            (SELECT ctid FROM subscriptions WHERE when_expires <= $1 LIMIT $3)
+            UNION ALL
+            (SELECT ctid FROM subscriptions WHERE protocol <> 'websub' AND ct_consecutive_errors > 0 AND ct_consecutive_errors >= $2 LIMIT $3)
+          ) due LIMIT $3))
+        AND (when_expires <= $1 OR (protocol <> 'websub' AND ct_consecutive_errors >= $2))`,
   putOutbox: upsertSql('outbox', OUTBOX_COLUMNS, ['topic_key', 'version']),
   getOutboxBody: 'SELECT body FROM outbox WHERE topic_key = $1 AND version = $2',
   deleteOutbox: 'DELETE FROM outbox WHERE topic_key = $1 AND version = $2',
@@ -317,6 +351,13 @@ const SQL = {
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
   countOfTopic: 'SELECT count(*) AS n FROM subscriptions WHERE topic_key = $1',
   countOfHost: 'SELECT count(*) AS n FROM subscriptions WHERE callback_host = $1',
+  // Always topic first, then host, so two subscribes never wait for each other in a cycle.
+  lockLimits: `SELECT pg_advisory_xact_lock(${lockKey("'topic ' || $1")}), pg_advisory_xact_lock(${lockKey("'host ' || $2")})`,
+  countsForLimits: `SELECT EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND callback_key = $2) AS existing,
+                           (SELECT count(*) FROM subscriptions WHERE topic_key = $1) AS of_topic,
+                           (SELECT count(*) FROM subscriptions WHERE callback_host = $3) AS of_host`,
+  trySweepLock: `SELECT pg_try_advisory_lock(${lockKey("'sweep'")}) AS locked`,
+  sweepUnlock: `SELECT pg_advisory_unlock(${lockKey("'sweep'")})`,
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
   putSite: upsertSql('sites', SITE_COLUMNS, ['site_key']),
 } as const;
@@ -437,6 +478,24 @@ export class PgStore implements Store {
     return this.upsert('putSubscription', subscriptionValues(sub));
   }
 
+  async recordDeliveries(tallies: DeliveryTally[]): Promise<void> {
+    if (tallies.length === 0) return;
+    // One statement per batch; rows in key order, so two processes' batches lock in one order.
+    const rows = tallies
+      .map((t) => ({ t, topicKey: urlKey(t.topic), callbackKey: urlKey(t.callback) }))
+      .sort((a, b) => Buffer.compare(a.topicKey, b.topicKey) || Buffer.compare(a.callbackKey, b.callbackKey));
+    await this.write('recordDeliveries', [
+      rows.map((r) => r.topicKey),
+      rows.map((r) => r.callbackKey),
+      rows.map((r) => r.t.delivered),
+      rows.map((r) => r.t.failed),
+      rows.map((r) => r.t.failedSinceDelivered),
+      rows.map((r) => r.t.lastDeliveredAt),
+      rows.map((r) => r.t.lastFailedAt),
+      rows.map((r) => r.t.handledVersion),
+    ]);
+  }
+
   async deleteSubscription(topic: string, callback: string): Promise<boolean> {
     return (await this.write('deleteSubscription', [urlKey(topic), urlKey(callback)])).rowCount! > 0;
   }
@@ -447,6 +506,10 @@ export class PgStore implements Store {
 
   async listSubscriptions(): Promise<Subscription[]> {
     return (await this.read<SubscriptionRow>('listSubscriptions', [])).map(subscriptionFromRow);
+  }
+
+  async deleteExpiredSubscriptions({ now, maxConsecutiveErrors, limit }: ExpiryFilter): Promise<number> {
+    return (await this.write('deleteExpiredSubscriptions', [now, maxConsecutiveErrors, limit])).rowCount ?? 0;
   }
 
   // --- outbox --------------------------------------------------------------------------------
@@ -502,6 +565,27 @@ export class PgStore implements Store {
       }
     } finally {
       // A connection that may still hold the lock is closed (which releases it), not reused.
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Runs fn if no other process holds the sweep's session advisory lock, taken without waiting
+   * on a connection of the lock pool (fn uses the main pool); one that dies releases it.
+   */
+  async withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    const pool = (this.lockPool ??= this.newLockPool());
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      const { rows } = await client.query<{ locked: boolean }>(SQL.trySweepLock);
+      if (!rows[0]?.locked) return undefined;
+      try {
+        return await fn();
+      } finally {
+        await client.query(SQL.sweepUnlock).catch((e: Error) => (broken = e));
+      }
+    } finally {
       client.release(broken);
     }
   }
@@ -589,6 +673,33 @@ export class PgStore implements Store {
     return rows[0]!.n;
   }
 
+  /**
+   * One transaction that takes transaction-scoped advisory locks on the topic and on the callback
+   * host, counts, and inserts: a subscribe through another process waits for the commit, and
+   * then counts this row too.
+   */
+  putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
+    const values = subscriptionValues(sub);
+    const [topicKey, callbackKey] = values;
+    const host = callbackHost(sub.callback);
+    return this.track(
+      this.retrying(() =>
+        this.transaction(async (c): Promise<SubscriptionLimit | null> => {
+          await this.queryOn(c, 'lockLimits', [sub.topic, host]);
+          type Counts = { existing: boolean; of_topic: number; of_host: number };
+          const counts = (await this.queryOn<Counts>(c, 'countsForLimits', [topicKey, callbackKey, host])).rows[0]!;
+          // A renewal of an existing subscription is never refused.
+          if (!counts.existing) {
+            if (counts.of_topic >= limits.perTopic) return 'topic';
+            if (counts.of_host >= limits.perCallbackHost) return 'callbackHost';
+          }
+          await this.queryOn(c, 'putSubscription', values);
+          return null;
+        }),
+      ),
+    );
+  }
+
   async clear(): Promise<void> {
     await this.track(
       this.retrying(() =>
@@ -612,6 +723,11 @@ export class PgStore implements Store {
     return this.requirePool().query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
   }
 
+  /** As query, on a connection that holds a transaction. */
+  private queryOn<R extends pg.QueryResultRow>(client: pg.ClientBase, name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return client.query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
+  }
+
   private async read<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<R[]> {
     return (await this.query<R>(name, values)).rows;
   }
@@ -629,7 +745,7 @@ export class PgStore implements Store {
     return run;
   }
 
-  /** Every write is absolute (set a row, delete a row), so running it again after a failure that undid it is safe. */
+  /** A failed statement was undone whole (recordDeliveries' increments too), so running it again is safe. */
   private async retrying<T>(fn: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {

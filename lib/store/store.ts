@@ -1,12 +1,31 @@
 // The store interface the core depends on. The embedded lowdb store implements it today; a
 // server-backed store (several hub processes on one database) must fit behind it unchanged,
 // which is why every method is async even where the embedded store answers from memory.
-import type { OutboxEntry, OutboxKey, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { DeliveryTally, OutboxEntry, OutboxKey, PendingVerification, Site, Subscription, Topic } from '../model.js';
 
 export interface StoreCounts {
   topics: number;
   subscriptions: number;
   byProtocol: Record<string, number>;
+}
+
+/** The most subscriptions one topic, and one callback host (host[:port]), may hold. */
+export interface SubscriptionLimits {
+  perTopic: number;
+  perCallbackHost: number;
+}
+
+/** Which limit refused a new subscription. */
+export type SubscriptionLimit = 'topic' | 'callbackHost';
+
+/** What the expiry sweep removes (see deleteExpiredSubscriptions). */
+export interface ExpiryFilter {
+  /** A lease that ends at or before this time (epoch ms) has ended. */
+  now: number;
+  /** rssCloud subscriptions with this many failed deliveries in a row are exhausted. */
+  maxConsecutiveErrors: number;
+  /** The most subscriptions one call deletes. */
+  limit: number;
 }
 
 export interface Store {
@@ -27,9 +46,21 @@ export interface Store {
   getSubscription(topic: string, callback: string): Promise<Subscription | undefined>;
   /** Inserts or replaces by (topic, callback); durable when the promise resolves. */
   putSubscription(sub: Subscription): Promise<void>;
+  /**
+   * Adds delivery outcomes to subscriptions' counters and handled version (withTally in
+   * model.ts says how), one tally per subscription; a subscription gone meanwhile is skipped.
+   * One durable write for the whole batch: a fan-out records its outcomes in batches.
+   */
+  recordDeliveries(tallies: DeliveryTally[]): Promise<void>;
   deleteSubscription(topic: string, callback: string): Promise<boolean>;
   subscriptionsOf(topic: string): Promise<Subscription[]>;
   listSubscriptions(): Promise<Subscription[]>;
+  /**
+   * Deletes up to `limit` subscriptions whose lease has ended, or rssCloud ones exhausted by
+   * failed deliveries, and resolves to how many it deleted. The expiry sweep calls it until it
+   * deletes none: a server-backed store finds them by index, without reading every subscription.
+   */
+  deleteExpiredSubscriptions(filter: ExpiryFilter): Promise<number>;
 
   /**
    * The outbox: one entry per content version that still has deliveries to make. The body is
@@ -58,6 +89,12 @@ export interface Store {
    * already serializes refreshes of a topic within its process.
    */
   withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs fn (the expiry sweep) unless another hub process on the same database is running it
+   * now; then resolves to undefined at once, without running fn. A single-process store just
+   * runs it.
+   */
+  withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined>;
 
   /** WebSub (un)subscription requests accepted (202) but not yet verified. */
   putVerification(v: PendingVerification): Promise<void>;
@@ -76,6 +113,13 @@ export interface Store {
   counts(): Promise<StoreCounts>;
   /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */
   countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number>;
+  /**
+   * As putSubscription, unless the (topic, callback) pair is new and its topic or its callback
+   * host already holds as many subscriptions as `limits` allow: then nothing is written and the
+   * limit is named. Counting and writing are one step for every hub process on the store, so
+   * concurrent subscribes, through any process, never exceed a limit.
+   */
+  putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null>;
   /** Drops everything (the test API's /test/clear). */
   clear(): Promise<void>;
 }

@@ -2,7 +2,7 @@
 // it against the embedded lowdb store and against PostgreSQL; each store's own promises (the
 // embedded store's journal and shards, the PostgreSQL schema) are tested beside it.
 import { expect } from 'chai';
-import { newTopic, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../../lib/model.js';
+import { newTopic, type DeliveryTally, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../../lib/model.js';
 import type { Store } from '../../lib/store/store.js';
 
 export function sub(topic: string, callback: string, extra: Partial<Subscription> = {}): Subscription {
@@ -284,6 +284,94 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(2);
     });
 
+    it('puts a subscription within limits: a new one past its topic\'s or its callback host\'s limit is refused, a renewal never', async () => {
+      const limits = { perTopic: 2, perCallbackHost: 3 };
+      expect(await store.putSubscriptionWithinLimits(sub('http://a/feed', 'http://hooks.example/1'), limits)).to.equal(null);
+      expect(await store.putSubscriptionWithinLimits(sub('http://a/feed', 'http://Hooks.Example/2'), limits)).to.equal(null);
+      expect(await store.putSubscriptionWithinLimits(sub('http://a/feed', 'http://other.example/3'), limits)).to.equal('topic');
+      // A renewal of a subscription already counted, on a full topic and a full host alike.
+      expect(await store.putSubscriptionWithinLimits(sub('http://a/feed', 'http://hooks.example/1', { ctUpdates: 4 }), limits)).to.equal(null);
+      expect((await store.getSubscription('http://a/feed', 'http://hooks.example/1'))?.ctUpdates).to.equal(4);
+      expect(await store.putSubscriptionWithinLimits(sub('http://b/feed', 'http://hooks.example/3'), limits)).to.equal(null);
+      expect(await store.putSubscriptionWithinLimits(sub('http://b/feed', 'http://hooks.example/4'), limits)).to.equal('callbackHost');
+      expect(await store.putSubscriptionWithinLimits(sub('http://b/feed', 'http://hooks.example:8080/4'), limits)).to.equal(null);
+      expect(await store.getSubscription('http://a/feed', 'http://other.example/3')).to.equal(undefined);
+      expect(await store.getSubscription('http://b/feed', 'http://hooks.example/4')).to.equal(undefined);
+      expect((await store.counts()).subscriptions).to.equal(4);
+      // Concurrent puts: exactly as many as the limit.
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.putSubscriptionWithinLimits(sub('http://c/feed', `http://s${i}.example/`), limits)));
+      expect(results.filter((r) => r === null)).to.have.length(2);
+      expect(results.filter((r) => r === 'topic')).to.have.length(18);
+      expect(await store.countSubscriptions({ topic: 'http://c/feed' })).to.equal(2);
+      await reopen();
+      expect(await store.countSubscriptions({ topic: 'http://c/feed' })).to.equal(2);
+    });
+
+    it('deletes expired and exhausted subscriptions, at most `limit` a call, and nothing else', async () => {
+      const now = 1_000_000;
+      const filter = { now, maxConsecutiveErrors: 3, limit: 2 };
+      const kept = [
+        sub('http://a/feed', 'http://s/live', { whenExpires: now + 1 }),
+        sub('http://a/feed', 'http://s/failing', { whenExpires: now + 1, ctConsecutiveErrors: 2 }),
+        // WebSub retries and drops a notification; its subscription stays until its lease ends.
+        sub('http://a/feed', 'http://s/websub-failing', { protocol: 'websub', whenExpires: now + 1, ctConsecutiveErrors: 9 }),
+      ];
+      const gone = [
+        sub('http://a/feed', 'http://s/expired-now', { whenExpires: now }),
+        sub('http://a/feed', 'http://s/websub-expired', { protocol: 'websub', whenExpires: now - 1 }),
+        sub('http://b/feed', 'http://s/exhausted', { whenExpires: now + 1, ctConsecutiveErrors: 3 }),
+        sub('http://b/feed', 'http://s/rpc-exhausted', { protocol: 'xml-rpc', notifyProcedure: 'x', whenExpires: now + 1, ctConsecutiveErrors: 4 }),
+        sub('http://b/feed', 'http://s/both', { whenExpires: 5, ctConsecutiveErrors: 7 }),
+      ];
+      for (const s of [...kept, ...gone]) await store.putSubscription(s);
+      const removed: number[] = [];
+      for (let n = -1; n !== 0; ) removed.push((n = await store.deleteExpiredSubscriptions(filter)));
+      expect(removed.slice(0, -1).every((n) => n >= 1 && n <= 2), `${removed.join(', ')}`).to.equal(true);
+      expect(removed.reduce((a, b) => a + b, 0)).to.equal(gone.length);
+      expect(await store.listSubscriptions()).to.have.deep.members(kept);
+      expect((await store.counts()).subscriptions).to.equal(kept.length);
+      await reopen();
+      expect(await store.listSubscriptions()).to.have.deep.members(kept);
+    });
+
+    it('records delivery tallies as increments: a renewal written meanwhile keeps its fields, a gone subscription is skipped', async () => {
+      const tally = (callback: string, extra: Partial<DeliveryTally>): DeliveryTally => ({
+        topic: 'http://a/feed',
+        callback,
+        delivered: 0,
+        failed: 0,
+        failedSinceDelivered: 0,
+        lastDeliveredAt: null,
+        lastFailedAt: null,
+        handledVersion: 0,
+        ...extra,
+      });
+      await store.putSubscription(sub('http://a/feed', 'http://s/ok', { ctUpdates: 2, ctErrors: 1, ctConsecutiveErrors: 1, whenLastError: 5, deliveredVersion: 3 }));
+      await store.putSubscription(sub('http://a/feed', 'http://s/failing', { ctUpdates: 4, ctConsecutiveErrors: 2, whenLastUpdate: 6, deliveredVersion: 7 }));
+      // A renewal after the deliveries were made, before they are recorded.
+      await store.putSubscription(sub('http://a/feed', 'http://s/ok', { ctUpdates: 2, ctErrors: 1, ctConsecutiveErrors: 1, whenLastError: 5, deliveredVersion: 3, whenExpires: 999, secret: 'new' }));
+      await store.recordDeliveries([
+        tally('http://s/ok', { delivered: 2, failed: 1, failedSinceDelivered: 0, lastDeliveredAt: 40, lastFailedAt: 30, handledVersion: 5 }),
+        tally('http://s/failing', { failed: 3, failedSinceDelivered: 3, lastFailedAt: 50, handledVersion: 6 }),
+        tally('http://s/gone', { delivered: 1, lastDeliveredAt: 60, handledVersion: 9 }),
+      ]);
+      const check = async (): Promise<void> => {
+        expect(await store.getSubscription('http://a/feed', 'http://s/ok')).to.deep.equal(
+          sub('http://a/feed', 'http://s/ok', { ctUpdates: 4, ctErrors: 2, ctConsecutiveErrors: 0, whenLastUpdate: 40, whenLastError: 30, deliveredVersion: 5, whenExpires: 999, secret: 'new' }),
+        );
+        // Failures only: consecutive errors add up; an older handled version never lowers it.
+        expect(await store.getSubscription('http://a/feed', 'http://s/failing')).to.deep.equal(
+          sub('http://a/feed', 'http://s/failing', { ctUpdates: 4, ctErrors: 3, ctConsecutiveErrors: 5, whenLastUpdate: 6, whenLastError: 50, deliveredVersion: 7 }),
+        );
+        expect(await store.getSubscription('http://a/feed', 'http://s/gone')).to.equal(undefined);
+        expect((await store.counts()).subscriptions).to.equal(2);
+      };
+      await check();
+      await reopen();
+      await check();
+      await store.recordDeliveries([]);
+    });
+
     it('keeps every acknowledged write across a reopen', async () => {
       await store.putTopic({ ...newTopic('http://a/feed'), version: 3, lastHash: 'abc' });
       await Promise.all(Array.from({ length: 200 }, (_, i) => store.putSubscription(sub('http://a/feed', `http://s/${i}`))));
@@ -387,6 +475,14 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         await store.withTopicLock('https://a.example/feed', () => Promise.reject(new Error('no'))).catch((e: unknown) => (failed = e));
         expect((failed as Error).message).to.equal('no');
         expect(await store.withTopicLock('https://a.example/feed', async () => 'again')).to.equal('again');
+      });
+
+      it('runs the sweep under the sweep lock and gives back its result or error', async () => {
+        expect(await store.withSweepLock(async () => 42)).to.equal(42);
+        let failed: unknown;
+        await store.withSweepLock(() => Promise.reject(new Error('no'))).catch((e: unknown) => (failed = e));
+        expect((failed as Error).message).to.equal('no');
+        expect(await store.withSweepLock(async () => 'again')).to.equal('again');
       });
     });
 
