@@ -334,6 +334,18 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.listSubscriptions()).to.have.deep.members(kept);
     });
 
+    it('answers reads made together each with its own record, or none', async () => {
+      for (let i = 0; i < 50; i++) await store.putSubscription(sub(`http://a/feed/${i % 5}`, `http://s/${i}`, { ctUpdates: i }));
+      const asked = Array.from({ length: 120 }, (_, i) => ({ topic: `http://a/feed/${i % 5}`, callback: `http://s/${i % 60}` }));
+      const got = await Promise.all(asked.map((k) => store.getSubscription(k.topic, k.callback)));
+      got.forEach((s, i) => {
+        const n = i % 60;
+        // Subscriber n is on feed n % 5; asked on feed i % 5, which is the same feed when n < 50.
+        if (n < 50 && n % 5 === i % 5) expect(s, `read ${i}`).to.deep.equal(sub(`http://a/feed/${n % 5}`, `http://s/${n}`, { ctUpdates: n }));
+        else expect(s, `read ${i}`).to.equal(undefined);
+      });
+    });
+
     it('records delivery tallies as increments: a renewal written meanwhile keeps its fields, a gone subscription is skipped', async () => {
       const tally = (callback: string, extra: Partial<DeliveryTally>): DeliveryTally => ({
         topic: 'http://a/feed',
