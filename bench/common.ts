@@ -109,7 +109,12 @@ export function cleanupNow(): void {
   tempDirs.clear();
 }
 
-function installCleanup(): void {
+/**
+ * Stops every child at exit, on Ctrl-C / SIGTERM, and after BENCH_TIMEOUT_MS. Called by the
+ * first spawnChild or tempDir; call it yourself before starting anything else that must not
+ * outlive the benchmark (an 'exit' listener runs only if a signal handler is installed).
+ */
+export function installCleanup(): void {
   if (cleaned) return;
   cleaned = true;
   process.on('exit', cleanupNow);
@@ -119,8 +124,11 @@ function installCleanup(): void {
     console.error(`\n${path.basename(process.argv[1] ?? 'bench')}: still running after ${limit / 1000} s; stopping`);
     process.exit(124);
   }, limit).unref();
+  // `on`, not `once`: Ctrl-C reaches a benchmark twice (from the terminal, and relayed by tsx),
+  // and a second signal with no listener left would kill the process in the middle of its
+  // exit listeners (e.g. before a throwaway PostgreSQL's directory is removed).
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
       cleanupNow();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     });

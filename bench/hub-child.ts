@@ -11,6 +11,8 @@ import { startHub } from '../lib/server.js';
 import { childCommands, serveCommands, wallNow } from './common.js';
 
 export interface SeedSub {
+  /** The topic, when it is not the one the `seed` command names. */
+  topic?: string;
   callback: string;
   protocol: Protocol;
   secret?: string;
@@ -45,13 +47,17 @@ serveCommands(
       const topic = msg.topic as string;
       const subs = msg.subs as SeedSub[];
       const now = Date.now();
-      const deliveredVersion = (await store.getTopic(topic))?.version ?? 0;
+      // Each subscriber starts at its topic's current version, as a real subscription would.
+      const versions = new Map<string, number>();
+      for (const t of new Set([topic, ...subs.map((s) => s.topic ?? topic)])) versions.set(t, (await store.getTopic(t))?.version ?? 0);
+      const deliveredVersion = versions.get(topic)!;
       const started = wallNow();
       for (let i = 0; i < subs.length; i += 1000) {
         await Promise.all(
           subs.slice(i, i + 1000).map((s) => {
+            const subTopic = s.topic ?? topic;
             const sub: Subscription = {
-              topic,
+              topic: subTopic,
               callback: s.callback,
               protocol: s.protocol,
               ctUpdates: 0,
@@ -61,7 +67,7 @@ serveCommands(
               whenLastUpdate: null,
               whenLastError: null,
               whenExpires: now + 86_400_000,
-              deliveredVersion,
+              deliveredVersion: versions.get(subTopic)!,
               ...(s.secret !== undefined && { secret: s.secret, leaseSeconds: 864_000 }),
               ...(s.notifyProcedure !== undefined && { notifyProcedure: s.notifyProcedure }),
             };
@@ -73,6 +79,7 @@ serveCommands(
     },
     counts: async () => ({ ...(await store.counts()), pendingVerifications: (await store.listVerifications()).length }),
     topic: async (msg) => (await store.getTopic(msg.url as string)) ?? null,
+    countSubscriptions: (msg) => store.countSubscriptions({ topic: msg.topic as string }),
     memory: () => memory(),
     /**
      * The ceiling: a bare undici POST loop (`concurrency` requests in flight, the same pool size

@@ -8,9 +8,11 @@
 //        POST /ws/…   WebSub subscriber
 //        GET /feed/changing/<key>  an RSS feed with a new entry on every read
 //        GET /feed/static/<key>    an RSS feed that never changes (ETag; 304 when it matches)
+//        GET /feed/bump/<key>      an RSS feed that changes only when the parent sends `bump`
+//                                  (rssCloud pleaseNotify reads the feed: it must not change then)
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serveCommands, wallNow } from './common.js';
+import { childCommands, serveCommands, wallNow } from './common.js';
 
 const PORTS = Number(process.argv[2] ?? 8);
 
@@ -29,6 +31,8 @@ const state = {
   samples: {} as Partial<Record<Kind, Sample>>,
   verifications: 0,
   feedReads: 0,
+  /** Deliveries per callback (path and query), when the parent asked for it at reset: duplicates show. */
+  perCallback: undefined as Map<string, number> | undefined,
 };
 let waiters: { n: number; resolve: (v: unknown) => void; timer: NodeJS.Timeout }[] = [];
 
@@ -49,10 +53,22 @@ function feed(key: string, newest: number): string {
 }
 
 const staticBodies = new Map<string, string>();
+/** Bumpable feeds: key → its newest entry number. */
+const bumped = new Map<string, number>();
 
 function serveFeed(path: string, req: http.IncomingMessage, res: http.ServerResponse): void {
   state.feedReads++;
   const [, , kind, key = 'x'] = path.split('/');
+  if (kind === 'bump') {
+    const n = bumped.get(key) ?? 10;
+    const etag = `"b${n}"`;
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, { etag }).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/rss+xml', etag }).end(feed(key, n));
+    return;
+  }
   if (kind === 'changing') {
     const n = (changing.get(key) ?? 10) + 1;
     changing.set(key, n);
@@ -73,6 +89,10 @@ function serveFeed(path: string, req: http.IncomingMessage, res: http.ServerResp
 
 function delivered(kind: Kind, req: http.IncomingMessage, body: Buffer): void {
   state.times.push(wallNow());
+  if (state.perCallback) {
+    const key = req.url ?? '/';
+    state.perCallback.set(key, (state.perCallback.get(key) ?? 0) + 1);
+  }
   state.byKind[kind]++;
   state.bytes[kind] += body.length;
   state.samples[kind] ??= { contentType: req.headers['content-type'] ?? '', body: body.toString('utf8'), bytes: body.length };
@@ -121,13 +141,33 @@ for (let i = 0; i < PORTS; i++) {
 }
 
 serveCommands({
-  reset: () => {
+  ...childCommands(),
+  /** `trackCallbacks: true` counts deliveries per callback from now on (see `callbacks`). */
+  reset: (msg) => {
     state.times = [];
     state.byKind = { rss: 0, rpc: 0, ws: 0 };
     state.bytes = { rss: 0, rpc: 0, ws: 0 };
     state.samples = {};
     state.verifications = 0;
     state.feedReads = 0;
+    state.perCallback = msg.trackCallbacks === true ? new Map() : undefined;
+  },
+  /** Callbacks that got a delivery since the reset, and those that got more than one. */
+  callbacks: () => {
+    let duplicated = 0;
+    let extra = 0;
+    for (const n of state.perCallback?.values() ?? []) {
+      if (n > 1) {
+        duplicated++;
+        extra += n - 1;
+      }
+    }
+    return { distinct: state.perCallback?.size ?? 0, duplicated, extra };
+  },
+  /** The next read of /feed/bump/<key> finds a new entry. */
+  bump: (msg) => {
+    const key = msg.key as string;
+    bumped.set(key, (bumped.get(key) ?? 10) + 1);
   },
   /** Counts, samples, and arrival times (all of them with `times: true`). */
   stats: (msg) => ({
