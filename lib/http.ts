@@ -130,6 +130,10 @@ function parseUrl(raw: string, base?: string): URL {
   } catch {
     throw new OutboundError('bad_url', `not a valid URL: ${raw}`);
   }
+  return checkUrl(url, raw);
+}
+
+function checkUrl(url: URL, raw: string = url.href): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OutboundError('bad_url', `not an http(s) URL: ${raw}`);
   // Credentials in a URL would be sent to whoever the URL names; nobody has a reason to give us any.
   if (url.username !== '' || url.password !== '') throw new OutboundError('bad_url', `URL carries credentials: ${url.host}`);
@@ -265,7 +269,8 @@ export class HttpClient {
     for (const a of addresses) this.guards[kind].check(a.address);
   }
 
-  async request(kind: TargetKind, url: string, req: HttpRequest = {}): Promise<HttpResponse> {
+  /** `url` may be given parsed, when the caller sends to it many times (a subscriber's callback). */
+  async request(kind: TargetKind, url: string | URL, req: HttpRequest = {}): Promise<HttpResponse> {
     const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;
@@ -278,7 +283,7 @@ export class HttpClient {
       timedOut = true;
       current?.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    const first = parseUrl(url);
+    const first = typeof url === 'string' ? parseUrl(url) : checkUrl(url);
     try {
       for (let hop = 0, target = first; ; hop++) {
         // Literal IPs never go through lookup, so judge them before connecting at all.

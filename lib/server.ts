@@ -114,7 +114,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       topic: e.topic,
       ok: e.ok,
       protocol: e.protocol,
-      detail: hostsOnly(`${e.host} ${e.status ?? e.error ?? ''}`.trim()),
+      // Only an error's text can hold a URL; the host and a status are shown as they are.
+      detail: e.error === undefined ? (e.status === undefined ? e.host : `${e.host} ${e.status}`) : hostsOnly(`${e.host} ${e.status ?? e.error}`),
     });
   });
   activity.on('activity', (a: Activity) => {

@@ -70,7 +70,9 @@ interface Job {
 interface Lane {
   topic: string;
   callback: string;
-  /** hostOf(callback), worked out once: the key of the per-host limit and circuit breaker. */
+  /** The callback parsed once for all its deliveries (undefined if it does not parse: the send says why). */
+  target: URL | undefined;
+  /** Its host:port, the key of the per-host limit and circuit breaker. */
   host: string;
   versions: number[];
   firstAttempt: Map<number, ((o: DeliveryOutcome) => void)[]>;
@@ -283,7 +285,8 @@ export class Notifier extends EventEmitter {
     const key = keyOf(sub);
     let lane = this.lanes.get(key);
     if (!lane) {
-      lane = { topic: sub.topic, callback: sub.callback, host: hostOf(sub.callback), versions: [], firstAttempt: new Map(), running: false };
+      const target = parseCallback(sub.callback);
+      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], firstAttempt: new Map(), running: false };
       this.lanes.set(key, lane);
     }
     const l = lane;
@@ -360,7 +363,7 @@ export class Notifier extends EventEmitter {
         const started = this.now();
         let outcome: DeliveryOutcome;
         try {
-          outcome = await this.senders[sub.protocol].deliver(sub, content);
+          outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
         } catch (e) {
           this.unrecorded.release();
           throw e;
@@ -528,13 +531,21 @@ function noop(): void {}
 
 
 /** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
-const UNRECORDED_PER_SLOT = 1;
+const UNRECORDED_PER_SLOT = 2;
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
 /** How many expired entries one takeover round claims. */
 const TAKEOVER_BATCH = 100;
 /** How long one read of a topic's outbox serves the ordering check (waitForEarlier). */
 const OUTBOX_SEEN_MS = 100;
+
+function parseCallback(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
 
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);

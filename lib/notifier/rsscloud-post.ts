@@ -16,10 +16,10 @@ export class RssCloudPostSender implements Sender {
 
   constructor(private readonly http: HttpClient) {}
 
-  async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+  async deliver(sub: Subscription, content: Pick<Content, 'topic'>, target?: URL): Promise<DeliveryOutcome> {
     if (this.last.topic !== content.topic) this.last = { topic: content.topic, body: new URLSearchParams({ url: content.topic }).toString() };
     try {
-      const res = await this.http.request('callback', sub.callback, {
+      const res = await this.http.request('callback', target ?? sub.callback, {
         method: 'POST',
         headers: FORM,
         body: this.last.body,

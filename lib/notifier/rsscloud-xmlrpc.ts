@@ -16,12 +16,12 @@ export class RssCloudXmlRpcSender implements Sender {
 
   constructor(private readonly http: HttpClient) {}
 
-  async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+  async deliver(sub: Subscription, content: Pick<Content, 'topic'>, target?: URL): Promise<DeliveryOutcome> {
     const procedure = sub.notifyProcedure ?? '';
     const key = `${procedure}\n${content.topic}`;
     if (this.last.key !== key) this.last = { key, body: buildMethodCall(procedure, [content.topic], { untypedStrings: true }) };
     try {
-      const res = await this.http.request('callback', sub.callback, {
+      const res = await this.http.request('callback', target ?? sub.callback, {
         method: 'POST',
         headers: XML,
         body: this.last.body,

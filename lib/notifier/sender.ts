@@ -22,5 +22,6 @@ export interface DeliveryOutcome {
 
 /** One transport. Bare senders ignore the body and say only which topic changed. */
 export interface Sender {
-  deliver(sub: Subscription, content: Content): Promise<DeliveryOutcome>;
+  /** `target` is sub.callback already parsed, when the caller has it. */
+  deliver(sub: Subscription, content: Content, target?: URL): Promise<DeliveryOutcome>;
 }

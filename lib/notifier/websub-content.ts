@@ -22,7 +22,7 @@ export class WebSubContentSender implements Sender {
   /** The Link header of the last topic sent: the same for every subscriber of a fan-out. */
   private last = { topic: '', link: '' };
 
-  async deliver(sub: Subscription, content: Content): Promise<DeliveryOutcome> {
+  async deliver(sub: Subscription, content: Content, target?: URL): Promise<DeliveryOutcome> {
     if (this.last.topic !== content.topic) this.last = { topic: content.topic, link: linkHeader(this.hubUrl, content.topic) };
     const headers: Record<string, string> = {
       'content-type': content.contentType,
@@ -30,7 +30,7 @@ export class WebSubContentSender implements Sender {
     };
     if (sub.secret !== undefined) headers['x-hub-signature'] = sign(this.algorithm, sub.secret, content.body);
     try {
-      const res = await this.http.request('callback', sub.callback, { method: 'POST', headers, body: content.body });
+      const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
       return { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
     } catch (e) {
