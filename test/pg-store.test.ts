@@ -107,8 +107,8 @@ describe('PostgreSQL store', function () {
     it('finds the subscribers of a topic by index', async () => {
       expect(await plan('SELECT callback FROM subscriptions WHERE topic_key = $1', [urlKey('http://a/feed')])).to.match(/Index.*subscriptions_pkey/);
     });
-    it('counts the subscriptions of a callback host by index', async () => {
-      expect(await plan('SELECT count(*) FROM subscriptions WHERE callback_host = $1', ['hooks.example'])).to.match(/subscriptions_callback_host/);
+    it('reads the count of a topic or callback host by index (the limits)', async () => {
+      expect(await plan("SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($1, 'UTF8')", ['hooks.example'])).to.match(/subscription_counts_pkey/);
     });
     it('finds expiring leases by index', async () => {
       expect(await plan('SELECT callback FROM subscriptions WHERE when_expires < $1', [Date.now()])).to.match(/subscriptions_when_expires/);
@@ -120,6 +120,42 @@ describe('PostgreSQL store', function () {
     it('finds an outbox body by topic and version by index', async () => {
       expect(await plan('SELECT body FROM outbox WHERE topic_key = $1 AND version = $2', [urlKey('http://a/feed'), 3])).to.match(/Index.*outbox_pkey/);
     });
+  });
+
+  it('keeps the counts of topics and callback hosts right through every way a subscription comes and goes', async () => {
+    const store = await opened();
+    const hosts = ['http://h1.example/cb', 'http://h2.example:81/cb', 'http://H1.example/other'];
+    for (let i = 0; i < 30; i++) await store.putSubscription(sub(`http://a/feed/${i % 3}`, `${hosts[i % 3]}/${i}`, { whenExpires: i < 10 ? 1 : 9e15 }));
+    await store.putSubscription(sub('http://a/feed/0', `${hosts[0]}/0`, { ctUpdates: 9 })); // a renewal
+    await store.deleteSubscription('http://a/feed/1', `${hosts[1]}/1`);
+    await store.deleteSubscription('http://a/feed/1', 'http://nobody.example/x');
+    await store.putSubscriptionWithinLimits(sub('http://a/feed/9', `${hosts[2]}/99`), { perTopic: 100, perCallbackHost: 100 });
+    await store.deleteExpiredSubscriptions({ now: 2, maxConsecutiveErrors: 3, limit: 4 });
+    await store.deleteTopic('http://a/feed/2');
+    const actual = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const s of await store.listSubscriptions()) {
+        out[`topic ${s.topic}`] = (out[`topic ${s.topic}`] ?? 0) + 1;
+        const host = new URL(s.callback).host.toLowerCase();
+        out[`host ${host}`] = (out[`host ${host}`] ?? 0) + 1;
+      }
+      return out;
+    };
+    const counted = async (): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      for (const t of ['http://a/feed/0', 'http://a/feed/1', 'http://a/feed/2', 'http://a/feed/9']) {
+        const n = await store.countSubscriptions({ topic: t });
+        if (n > 0) out[`topic ${t}`] = n;
+      }
+      for (const h of ['h1.example', 'h2.example:81']) {
+        const n = await store.countSubscriptions({ callbackHost: h });
+        if (n > 0) out[`host ${h}`] = n;
+      }
+      return out;
+    };
+    expect(await counted()).to.deep.equal(await actual());
+    await store.clear();
+    expect(await counted()).to.deep.equal({});
   });
 
   it('stores the callback host in its own column, as the per-host limit counts it', async () => {

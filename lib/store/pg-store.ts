@@ -353,13 +353,11 @@ const SQL = {
   // One statement: one snapshot, so the numbers agree with each other.
   counts: `SELECT (SELECT count(*) FROM topics) AS topics,
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
-  countOfTopic: 'SELECT count(*) AS n FROM subscriptions WHERE topic_key = $1',
-  countOfHost: 'SELECT count(*) AS n FROM subscriptions WHERE callback_host = $1',
-  // Always topic first, then host, so two subscribes never wait for each other in a cycle.
-  lockLimits: `SELECT pg_advisory_xact_lock(${lockKey("'topic ' || $1")}), pg_advisory_xact_lock(${lockKey("'host ' || $2")})`,
-  countsForLimits: `SELECT EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND callback_key = $2) AS existing,
-                           (SELECT count(*) FROM subscriptions WHERE topic_key = $1) AS of_topic,
-                           (SELECT count(*) FROM subscriptions WHERE callback_host = $3) AS of_host`,
+  // Kept by a trigger (migration 5): counting a big topic's rows took milliseconds per subscribe.
+  countOfTopic: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = $1), 0)::int AS n`,
+  countOfHost: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($1, 'UTF8')), 0)::int AS n`,
+  // Migration 5's function: the check and the write in one round trip, under the limits' locks.
+  putSubscriptionWithinLimits: `SELECT put_subscription_within_limits(${Array.from({ length: 2 + SUBSCRIPTION_COLUMNS.length }, (_, i) => `$${i + 1}`).join(', ')}) AS refused`,
   trySweepLock: `SELECT pg_try_advisory_lock(${lockKey("'sweep'")}) AS locked`,
   sweepUnlock: `SELECT pg_advisory_unlock(${lockKey("'sweep'")})`,
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
@@ -371,7 +369,7 @@ const SQL = {
  * locks after their table locks, subscriptions before topics (deleteTopic), so clearing cannot
  * deadlock with them, as deleting all rows while they write would.
  */
-const CLEAR_TABLES = ['subscriptions', 'outbox', 'pending_verifications', 'sites', 'topics'] as const;
+const CLEAR_TABLES = ['subscriptions', 'subscription_counts', 'outbox', 'pending_verifications', 'sites', 'topics'] as const;
 
 /** deadlock_detected, serialization_failure: the statement had no effect and may run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -717,30 +715,14 @@ export class PgStore implements Store {
   }
 
   /**
-   * One transaction that takes transaction-scoped advisory locks on the topic and on the callback
-   * host, counts, and inserts: a subscribe through another process waits for the commit, and
-   * then counts this row too.
+   * One call of migration 5's function, which takes transaction-scoped advisory locks on the
+   * topic and on the callback host, reads the counts, and writes: a subscribe through another
+   * process waits for this one's commit, and then counts this row too.
    */
-  putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
-    const values = subscriptionValues(sub);
-    const [topicKey, callbackKey] = values;
-    const host = callbackHost(sub.callback);
-    return this.track(
-      this.retrying(() =>
-        this.transaction(async (c): Promise<SubscriptionLimit | null> => {
-          await this.queryOn(c, 'lockLimits', [sub.topic, host]);
-          type Counts = { existing: boolean; of_topic: number; of_host: number };
-          const counts = (await this.queryOn<Counts>(c, 'countsForLimits', [topicKey, callbackKey, host])).rows[0]!;
-          // A renewal of an existing subscription is never refused.
-          if (!counts.existing) {
-            if (counts.of_topic >= limits.perTopic) return 'topic';
-            if (counts.of_host >= limits.perCallbackHost) return 'callbackHost';
-          }
-          await this.queryOn(c, 'putSubscription', values);
-          return null;
-        }),
-      ),
-    );
+  async putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
+    const result = await this.write('putSubscriptionWithinLimits', [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)]);
+    const refused = (result.rows[0] as { refused: string | null } | undefined)?.refused ?? null;
+    return refused === 'topic' || refused === 'callbackHost' ? refused : null;
   }
 
   async clear(): Promise<void> {
@@ -767,9 +749,6 @@ export class PgStore implements Store {
   }
 
   /** As query, on a connection that holds a transaction. */
-  private queryOn<R extends pg.QueryResultRow>(client: pg.ClientBase, name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return client.query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
-  }
 
   private async read<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<R[]> {
     return (await this.query<R>(name, values)).rows;
