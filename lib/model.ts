@@ -74,10 +74,12 @@ export interface DeliveryTally {
   handledVersion: number;
 }
 
-/** A subscription with a tally added, as both stores apply it. */
-export function withTally(sub: Subscription, t: DeliveryTally): Subscription {
+/** The fields of a subscription that its deliveries change. */
+export type SubscriptionStats = Pick<Subscription, 'ctUpdates' | 'ctErrors' | 'ctConsecutiveErrors' | 'whenLastUpdate' | 'whenLastError' | 'deliveredVersion'>;
+
+/** A subscription's stats with a tally added, as both stores apply it. */
+export function withTally(sub: Subscription, t: DeliveryTally): SubscriptionStats {
   return {
-    ...sub,
     ctUpdates: sub.ctUpdates + t.delivered,
     ctErrors: sub.ctErrors + t.failed,
     ctConsecutiveErrors: t.delivered > 0 ? t.failedSinceDelivered : sub.ctConsecutiveErrors + t.failed,

@@ -1,15 +1,30 @@
 // Mocha's spec output, then one closing line CI can count: "N passed, N failed, N skipped".
+//
+// Under test/run.mjs (`npm test`, two mocha runs) TEST_COUNTS_FILE names a file: the counts go
+// there as JSON instead, and test/run.mjs prints the one closing line for both runs. With
+// TEST_STORE set (the PostgreSQL pass), every top-level suite's title starts "[postgresql] ", so
+// its tests and failures cannot be mistaken for the embedded store's.
 'use strict';
+const fs = require('node:fs');
 const Mocha = require('mocha');
 
 const { EVENT_RUN_END } = Mocha.Runner.constants;
 
 class CountingReporter extends Mocha.reporters.Spec {
   constructor(runner, options) {
+    const store = process.env.TEST_STORE?.trim();
+    if (store && store !== 'embedded') {
+      for (const t of [...runner.suite.suites, ...runner.suite.tests]) t.title = `[${store}] ${t.title}`;
+    }
     super(runner, options);
     runner.once(EVENT_RUN_END, () => {
       const s = runner.stats ?? { passes: 0, failures: 0, pending: 0 };
-      process.stdout.write(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
+      const file = process.env.TEST_COUNTS_FILE;
+      if (file) {
+        fs.writeFileSync(file, JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending }));
+      } else {
+        process.stdout.write(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
+      }
     });
   }
 }

@@ -12,6 +12,7 @@ import type { Site } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
+import { embeddedOnly } from './helpers/store-under-test.js';
 import { MSG, notificationsAt, notifyBody, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk, testApi, type RpcResult } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, parseLinks, publish, settled, subscribe } from './helpers/websub.js';
 
@@ -553,51 +554,55 @@ describe('weblogUpdates: update pings from blogging tools', function () {
     });
   });
 
-  describe('the embedded store keeps sites', () => {
-    it('journaled, in the snapshot shards after compaction, as copies; clear() removes them', async () => {
-      const dir = await tempDataDir();
-      const site: Site = {
-        url: 'https://blog.example/',
-        feeds: ['https://blog.example/feed/', 'https://blog.example/feed/atom/'],
-        hubs: ['https://hub.example/'],
-        self: 'https://blog.example/',
-        whenChecked: 2,
-        whenCreated: 1,
-      };
-      const open = async (): Promise<LowdbStore> => {
-        const store = new LowdbStore({ dir });
-        await store.open();
-        return store;
-      };
-      try {
-        let store = await open();
-        expect(await store.getSite(site.url)).to.equal(undefined);
-        await store.putSite(site);
-        (await store.getSite(site.url))!.feeds.push('https://elsewhere.example/');
-        expect(await store.getSite(site.url), 'a copy is returned').to.deep.equal(site);
-        await store.close();
+  // The journal and snapshot shards in DATA_DIR are the embedded store's; the PostgreSQL store
+  // keeps sites in a table (its round trip is in the store contract, test/helpers/store-contract.ts).
+  embeddedOnly("reads the embedded store's journal and snapshot shards", () => {
+    describe('the embedded store keeps sites', () => {
+      it('journaled, in the snapshot shards after compaction, as copies; clear() removes them', async () => {
+        const dir = await tempDataDir();
+        const site: Site = {
+          url: 'https://blog.example/',
+          feeds: ['https://blog.example/feed/', 'https://blog.example/feed/atom/'],
+          hubs: ['https://hub.example/'],
+          self: 'https://blog.example/',
+          whenChecked: 2,
+          whenCreated: 1,
+        };
+        const open = async (): Promise<LowdbStore> => {
+          const store = new LowdbStore({ dir });
+          await store.open();
+          return store;
+        };
+        try {
+          let store = await open();
+          expect(await store.getSite(site.url)).to.equal(undefined);
+          await store.putSite(site);
+          (await store.getSite(site.url))!.feeds.push('https://elsewhere.example/');
+          expect(await store.getSite(site.url), 'a copy is returned').to.deep.equal(site);
+          await store.close();
 
-        store = await open();
-        expect(await store.getSite(site.url), 'replayed from the journal').to.deep.equal(site);
-        await store.putSite({ ...site, feeds: [site.feeds[0]!], whenChecked: 3 });
-        await store.compact();
-        await store.close();
-        const shards = (await readdir(dir)).filter((f) => /^snapshot-\d+\.json$/.test(f));
-        const texts = await Promise.all(shards.map((f) => readFile(path.join(dir, f), 'utf8')));
-        expect(texts.filter((t) => t.includes('"sites":[{'))).to.have.length(1);
+          store = await open();
+          expect(await store.getSite(site.url), 'replayed from the journal').to.deep.equal(site);
+          await store.putSite({ ...site, feeds: [site.feeds[0]!], whenChecked: 3 });
+          await store.compact();
+          await store.close();
+          const shards = (await readdir(dir)).filter((f) => /^snapshot-\d+\.json$/.test(f));
+          const texts = await Promise.all(shards.map((f) => readFile(path.join(dir, f), 'utf8')));
+          expect(texts.filter((t) => t.includes('"sites":[{'))).to.have.length(1);
 
-        store = await open();
-        expect(store.stats().open.opsReplayed, 'nothing left in the journal').to.equal(0);
-        expect(await store.getSite(site.url)).to.deep.equal({ ...site, feeds: [site.feeds[0]], whenChecked: 3 });
-        await store.clear();
-        expect(await store.getSite(site.url)).to.equal(undefined);
-        await store.close();
-        store = await open();
-        expect(await store.getSite(site.url)).to.equal(undefined);
-        await store.close();
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+          store = await open();
+          expect(store.stats().open.opsReplayed, 'nothing left in the journal').to.equal(0);
+          expect(await store.getSite(site.url)).to.deep.equal({ ...site, feeds: [site.feeds[0]], whenChecked: 3 });
+          await store.clear();
+          expect(await store.getSite(site.url)).to.equal(undefined);
+          await store.close();
+          store = await open();
+          expect(await store.getSite(site.url)).to.equal(undefined);
+          await store.close();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
     });
   });
 });

@@ -65,6 +65,8 @@ interface Job {
   entry: OutboxEntry;
   content?: Content;
   remaining: Set<string>;
+  /** A fan-out started by stage(): its first attempts, counted until each subscription had one. */
+  first?: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
 }
 
 interface Lane {
@@ -75,7 +77,8 @@ interface Lane {
   /** Its host:port, the key of the per-host limit and circuit breaker. */
   host: string;
   versions: number[];
-  firstAttempt: Map<number, ((o: DeliveryOutcome) => void)[]>;
+  /** Versions whose first attempt is still to be counted (see settleFirst). */
+  unsettled: Set<number>;
   running: boolean;
 }
 
@@ -167,12 +170,14 @@ export class Notifier extends EventEmitter {
       void this.outboxOf(content.topic, true);
     }
     await afterDurable();
-    return async () => {
-      if (subs.length === 0) return { attempted: 0, delivered: 0, failed: 0 };
-      this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)) });
-      const outcomes = await Promise.all(subs.map((s) => this.enqueue(s, content.version)));
-      const delivered = outcomes.filter((o) => o.ok).length;
-      return { attempted: outcomes.length, delivered, failed: outcomes.length - delivered };
+    return () => {
+      if (subs.length === 0) return Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
+      // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
+      return new Promise<FanOutReport>((done) => {
+        const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
+        this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)), first });
+        for (const s of subs) this.enqueue(s, content.version);
+      });
     };
   }
 
@@ -231,7 +236,7 @@ export class Notifier extends EventEmitter {
         continue;
       }
       this.jobs.set(jobKey(entry.topic, entry.version), { entry, remaining: new Set(subs.map(keyOf)) });
-      for (const s of subs) void this.enqueue(s, entry.version);
+      for (const s of subs) this.enqueue(s, entry.version);
       resumed += subs.length;
     }
     if (resumed > 0) this.deps.log.info('resuming unfinished deliveries', { deliveries: resumed, versions: entries.length });
@@ -281,26 +286,20 @@ export class Notifier extends EventEmitter {
     return this.isActive(sub) && (sub.deliveredVersion ?? 0) < version;
   }
 
-  private enqueue(sub: Subscription, version: number): Promise<DeliveryOutcome> {
+  private enqueue(sub: Subscription, version: number): void {
     const key = keyOf(sub);
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], firstAttempt: new Map(), running: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: new Set(), running: false };
       this.lanes.set(key, lane);
     }
-    const l = lane;
-    const first = new Promise<DeliveryOutcome>((resolve) => {
-      const waiters = l.firstAttempt.get(version) ?? [];
-      waiters.push(resolve);
-      l.firstAttempt.set(version, waiters);
-    });
-    if (!l.versions.includes(version)) {
-      l.versions.push(version);
-      l.versions.sort((a, b) => a - b);
+    lane.unsettled.add(version);
+    if (!lane.versions.includes(version)) {
+      lane.versions.push(version);
+      lane.versions.sort((a, b) => a - b);
     }
-    if (!l.running) void this.runLane(key, l);
-    return first;
+    if (!lane.running) void this.runLane(key, lane);
   }
 
   private async runLane(key: string, lane: Lane): Promise<void> {
@@ -317,7 +316,8 @@ export class Notifier extends EventEmitter {
         // By value: an older version queued meanwhile (a resume racing a publish) sorts first.
         const at = lane.versions.indexOf(version);
         if (at !== -1) lane.versions.splice(at, 1);
-        await this.handled(key, lane.topic, version);
+        const emptied = this.handled(key, lane.topic, version);
+        if (emptied) await emptied;
       }
     } finally {
       lane.running = false;
@@ -464,14 +464,15 @@ export class Notifier extends EventEmitter {
     await this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
   }
 
-  private async handled(key: string, topic: string, version: number): Promise<void> {
+  /** Marks a version handled for one subscription; the last one removes the outbox entry (awaited then). */
+  private handled(key: string, topic: string, version: number): Promise<void> | undefined {
     const jk = jobKey(topic, version);
     const job = this.jobs.get(jk);
-    if (!job) return;
+    if (!job) return undefined;
     job.remaining.delete(key);
-    if (job.remaining.size > 0) return;
+    if (job.remaining.size > 0) return undefined;
     this.jobs.delete(jk);
-    await this.deps.store.deleteOutbox(topic, version);
+    return this.deps.store.deleteOutbox(topic, version);
   }
 
   private async contentOf(topic: string, version: number): Promise<Content | undefined> {
@@ -485,11 +486,13 @@ export class Notifier extends EventEmitter {
     return job.content;
   }
 
+  /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
   private settleFirst(lane: Lane, version: number, outcome: DeliveryOutcome): void {
-    const waiters = lane.firstAttempt.get(version);
-    if (!waiters) return;
-    lane.firstAttempt.delete(version);
-    for (const w of waiters) w(outcome);
+    if (!lane.unsettled.delete(version)) return;
+    const first = this.jobs.get(jobKey(lane.topic, version))?.first;
+    if (!first) return;
+    if (outcome.ok) first.delivered++;
+    if (--first.pending === 0) first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
   }
 
   private emitDelivery(sub: Subscription, host: string, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {

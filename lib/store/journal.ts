@@ -6,7 +6,7 @@
 import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingVerification, Site, Subscription, SubscriptionStats, Topic } from '../model.js';
 import { FILE_MODE, isNotFound, syncDir, yieldToLoop } from './fs-durable.js';
 
 /**
@@ -19,6 +19,8 @@ export type JournalOp =
   | { op: 'delTopic'; url: string }
   | { op: 'putSub'; sub: Subscription }
   | { op: 'delSub'; topic: string; callback: string }
+  /** A subscription's delivery counters, set (not added): what Store.recordDeliveries writes, one line per subscription. */
+  | { op: 'subStats'; topic: string; callback: string; stats: SubscriptionStats }
   | { op: 'putOutbox'; entry: OutboxEntry }
   | { op: 'delOutbox'; topic: string; version: number }
   | { op: 'putVerification'; v: PendingVerification }
@@ -31,6 +33,7 @@ const OP_NAMES = new Set<string>([
   'delTopic',
   'putSub',
   'delSub',
+  'subStats',
   'putOutbox',
   'delOutbox',
   'putVerification',

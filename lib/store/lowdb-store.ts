@@ -219,7 +219,7 @@ export class LowdbStore implements Store {
     for (const t of tallies) {
       const current = this.state.getSubscription(t.topic, t.callback);
       if (!current) continue;
-      const op: JournalOp = { op: 'putSub', sub: withTally(current, t) };
+      const op: JournalOp = { op: 'subStats', topic: t.topic, callback: t.callback, stats: withTally(current, t) };
       this.state.apply(op);
       lines += JSON.stringify(op) + '\n';
     }

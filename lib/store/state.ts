@@ -148,6 +148,13 @@ export class MemoryState {
         this.byHost.set(host, (this.byHost.get(host) ?? 0) + 1);
         break;
       }
+      case 'subStats': {
+        // Set on the record in place: callers only ever get copies of it. Absent (removed
+        // since, later in the journal): nothing to set.
+        const sub = this.entryFor(op.topic, false)?.subs.get(op.callback);
+        if (sub) Object.assign(sub, op.stats);
+        break;
+      }
       case 'delSub': {
         const e = this.entryFor(op.topic, false);
         const old = e?.subs.get(op.callback);

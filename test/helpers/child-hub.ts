@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TEST_ENV } from './hub.js';
+import { storeEnv } from './store-under-test.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -22,10 +23,11 @@ export interface ChildHub {
   stop(signal: NodeJS.Signals): Promise<Exit>;
 }
 
+/** A hub process on `dataDir`, on the store under test (as startTestHub: test/helpers/hub.ts). */
 export async function spawnHub(dataDir: string, env: Record<string, string> = {}, startTimeoutMs = 15_000): Promise<ChildHub> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', DATA_DIR: dataDir, ...env },
+    env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', DATA_DIR: dataDir, ...(await storeEnv(dataDir, env)), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const log: string[] = [];

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../lib/config.js';
 import { startHub, type RunningHub, type StartOptions } from '../../lib/server.js';
+import { storeEnv } from './store-under-test.js';
 
 export interface TestHub extends RunningHub {
   dataDir: string;
@@ -28,6 +29,8 @@ export const TEST_ENV: Record<string, string> = {
   FETCH_MIN_INTERVAL_MS: '0',
   // The embedded store unless a test says otherwise: a DATABASE_URL in the environment (for
   // test/helpers/postgres.ts) must not turn every hub, child processes included, onto one database.
+  // With TEST_STORE=postgresql, startTestHub and spawnHub give each data directory a schema of
+  // its own instead (test/helpers/store-under-test.ts).
   DATABASE_URL: '',
 };
 
@@ -35,9 +38,14 @@ export async function tempDataDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'pushbutton-test-'));
 }
 
+/**
+ * A hub on `dataDir` (a new temporary directory by default), on the store under test: with
+ * TEST_STORE=postgresql and no DATABASE_URL in `env`, on the data directory's own schema, so a
+ * hub started again on the same directory finds what this one stored.
+ */
 export async function startTestHub(env: Record<string, string> = {}, dataDir?: string, opts: StartOptions = {}): Promise<TestHub> {
   const dir = dataDir ?? (await tempDataDir());
-  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...env }), opts);
+  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...(await storeEnv(dir, env)), ...env }), opts);
   return {
     ...running,
     dataDir: dir,
