@@ -101,7 +101,7 @@ export class Notifier extends EventEmitter {
   private readonly outcomes: OutcomeBatch;
   /** Deliveries sent whose outcome is not yet durable (see deliverVersion). */
   private readonly unrecorded: Limiter;
-  private readonly jobs = new Map<string, Job>();
+  private readonly jobs = new Jobs();
   private readonly lanes = new Map<string, Lane>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
   private readonly now: () => number;
@@ -175,7 +175,7 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
-        this.jobs.set(jobKey(entry.topic, entry.version), { entry, content, remaining: new Set(subs.map(keyOf)), first });
+        this.jobs.set({ entry, content, remaining: new Set(subs.map(keyOf)), first });
         for (const s of subs) this.enqueue(s, content.version);
       });
     };
@@ -197,7 +197,7 @@ export class Notifier extends EventEmitter {
     if (this.claimTimers.length > 0 || this.closed) return;
     const lease = this.deps.config.outboxClaimLeaseMs;
     const renew = setInterval(() => {
-      const keys = [...this.jobs.values()].map((j) => ({ topic: j.entry.topic, version: j.entry.version }));
+      const keys = this.jobs.all().map((j) => ({ topic: j.entry.topic, version: j.entry.version }));
       this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
     }, Math.max(1, Math.floor(lease / 3)));
     let taking = false;
@@ -221,7 +221,7 @@ export class Notifier extends EventEmitter {
   /** Queues claimed entries for every subscription still behind them; entries with nobody due go. */
   private async resumeEntries(claimed: OutboxEntry[]): Promise<number> {
     const entries = claimed
-      .filter((e) => !this.jobs.has(jobKey(e.topic, e.version)))
+      .filter((e) => !this.jobs.get(e.topic, e.version))
       .sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
     let resumed = 0;
     for (const entry of entries) {
@@ -235,7 +235,7 @@ export class Notifier extends EventEmitter {
         await this.deps.store.deleteOutbox(entry.topic, entry.version);
         continue;
       }
-      this.jobs.set(jobKey(entry.topic, entry.version), { entry, remaining: new Set(subs.map(keyOf)) });
+      this.jobs.set({ entry, remaining: new Set(subs.map(keyOf)) });
       for (const s of subs) this.enqueue(s, entry.version);
       resumed += subs.length;
     }
@@ -354,7 +354,7 @@ export class Notifier extends EventEmitter {
       const tried = await this.limiter.run(host, async (): Promise<Attempt> => {
         const sub = await store.getSubscription(lane.topic, lane.callback);
         if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
-        const content = this.jobs.get(jobKey(lane.topic, version))?.content ?? (await this.contentOf(lane.topic, version));
+        const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
         if (!content) return { skipped: CONTENT_UNAVAILABLE };
         const pausedUntil = this.breaker.waitUntil(host);
         if (pausedUntil > 0) return { pausedUntil, sub };
@@ -418,7 +418,7 @@ export class Notifier extends EventEmitter {
     let waited = false;
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
       const earlier = (await this.outboxOf(sub.topic, waited)).filter(
-        (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.has(jobKey(e.topic, e.version)),
+        (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.get(e.topic, e.version),
       );
       if (earlier.length === 0) return waited;
       const current = waited ? await this.deps.store.getSubscription(sub.topic, sub.callback) : sub;
@@ -437,7 +437,7 @@ export class Notifier extends EventEmitter {
   private noneEarlier(topic: string, version: number): boolean {
     const seen = this.outboxSeen.get(topic);
     if (!seen?.read || this.now() - seen.at >= OUTBOX_SEEN_MS) return false;
-    for (const e of seen.read) if (e.version < version && !this.jobs.has(jobKey(e.topic, e.version))) return false;
+    for (const e of seen.read) if (e.version < version && !this.jobs.get(e.topic, e.version)) return false;
     return true;
   }
 
@@ -456,27 +456,27 @@ export class Notifier extends EventEmitter {
   }
 
   /** Updates counters; a success or a final failure marks the version handled. */
-  private async record(sub: Subscription, version: number, outcome: DeliveryOutcome, final: boolean): Promise<void> {
+  private record(sub: Subscription, version: number, outcome: DeliveryOutcome, final: boolean): Promise<void> {
     if (outcome.gone && sub.protocol === 'websub') {
-      if (await this.deps.store.deleteSubscription(sub.topic, sub.callback)) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic });
-      return;
+      return this.deps.store.deleteSubscription(sub.topic, sub.callback).then((deleted) => {
+        if (deleted) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic });
+      });
     }
-    await this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
+    return this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
   }
 
   /** Marks a version handled for one subscription; the last one removes the outbox entry (awaited then). */
   private handled(key: string, topic: string, version: number): Promise<void> | undefined {
-    const jk = jobKey(topic, version);
-    const job = this.jobs.get(jk);
+    const job = this.jobs.get(topic, version);
     if (!job) return undefined;
     job.remaining.delete(key);
     if (job.remaining.size > 0) return undefined;
-    this.jobs.delete(jk);
+    this.jobs.delete(topic, version);
     return this.deps.store.deleteOutbox(topic, version);
   }
 
   private async contentOf(topic: string, version: number): Promise<Content | undefined> {
-    const job = this.jobs.get(jobKey(topic, version));
+    const job = this.jobs.get(topic, version);
     if (!job) return undefined;
     if (!job.content) {
       const body = await this.deps.store.getOutboxBody(topic, version);
@@ -489,7 +489,7 @@ export class Notifier extends EventEmitter {
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
   private settleFirst(lane: Lane, version: number, outcome: DeliveryOutcome): void {
     if (!lane.unsettled.delete(version)) return;
-    const first = this.jobs.get(jobKey(lane.topic, version))?.first;
+    const first = this.jobs.get(lane.topic, version)?.first;
     if (!first) return;
     if (outcome.ok) first.delivered++;
     if (--first.pending === 0) first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
@@ -497,7 +497,7 @@ export class Notifier extends EventEmitter {
 
   private emitDelivery(sub: Subscription, host: string, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {
     const end = this.now();
-    const job = this.jobs.get(jobKey(content.topic, content.version));
+    const job = this.jobs.get(content.topic, content.version);
     const event: DeliveryEvent = {
       topic: content.topic,
       version: content.version,
@@ -554,8 +554,33 @@ function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
 }
 
-function jobKey(topic: string, version: number): string {
-  return `${topic}\n${version}`;
+/** The fan-outs under way, by topic then version: looked up several times per delivery, without building a key string each time. */
+class Jobs {
+  private readonly byTopic = new Map<string, Map<number, Job>>();
+
+  get(topic: string, version: number): Job | undefined {
+    return this.byTopic.get(topic)?.get(version);
+  }
+
+  set(job: Job): void {
+    const { topic, version } = job.entry;
+    let versions = this.byTopic.get(topic);
+    if (!versions) this.byTopic.set(topic, (versions = new Map()));
+    versions.set(version, job);
+  }
+
+  delete(topic: string, version: number): void {
+    const versions = this.byTopic.get(topic);
+    if (!versions) return;
+    versions.delete(version);
+    if (versions.size === 0) this.byTopic.delete(topic);
+  }
+
+  all(): Job[] {
+    const out: Job[] = [];
+    for (const versions of this.byTopic.values()) out.push(...versions.values());
+    return out;
+  }
 }
 
 /** Whether a failure says something about the host rather than about one subscription. */
