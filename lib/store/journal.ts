@@ -7,6 +7,12 @@ import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { OutboxEntry, PendingVerification, Site, Subscription, SubscriptionStats, Topic } from '../model.js';
+
+export type StatsRow = [callback: string, ctUpdates: number, ctErrors: number, ctConsecutiveErrors: number, whenLastUpdate: number | null, whenLastError: number | null, deliveredVersion: number];
+
+export function statsRow(callback: string, s: SubscriptionStats): StatsRow {
+  return [callback, s.ctUpdates, s.ctErrors, s.ctConsecutiveErrors, s.whenLastUpdate, s.whenLastError, s.deliveredVersion ?? 0];
+}
 import { FILE_MODE, isNotFound, syncDir, yieldToLoop } from './fs-durable.js';
 
 /**
@@ -19,8 +25,12 @@ export type JournalOp =
   | { op: 'delTopic'; url: string }
   | { op: 'putSub'; sub: Subscription }
   | { op: 'delSub'; topic: string; callback: string }
-  /** A subscription's delivery counters, set (not added): what Store.recordDeliveries writes, one line per subscription. */
-  | { op: 'subStats'; topic: string; callback: string; stats: SubscriptionStats }
+  /**
+   * Delivery counters of subscriptions of one topic, set (not added): what Store.recordDeliveries
+   * writes, one line per topic in a batch. Each row is a StatsRow (the callback, then the values in
+   * a fixed order): a fan-out writes thousands of rows, and field names on every row doubled it.
+   */
+  | { op: 'subStats'; topic: string; rows: StatsRow[] }
   | { op: 'putOutbox'; entry: OutboxEntry }
   | { op: 'delOutbox'; topic: string; version: number }
   | { op: 'putVerification'; v: PendingVerification }

@@ -16,7 +16,7 @@ import { JSONFile } from 'lowdb/node';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
-import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, type JournalOp, type JournalStats } from './journal.js';
+import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
 import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits } from './store.js';
@@ -215,15 +215,22 @@ export class LowdbStore implements Store {
 
   recordDeliveries(tallies: DeliveryTally[]): Promise<void> {
     const journal = this.requireJournal();
-    let lines = '';
+    const byTopic = new Map<string, StatsRow[]>();
     for (const t of tallies) {
       const current = this.state.getSubscription(t.topic, t.callback);
       if (!current) continue;
-      const op: JournalOp = { op: 'subStats', topic: t.topic, callback: t.callback, stats: withTally(current, t) };
+      let rows = byTopic.get(t.topic);
+      if (!rows) byTopic.set(t.topic, (rows = []));
+      rows.push(statsRow(t.callback, withTally(current, t)));
+    }
+    if (byTopic.size === 0) return Promise.resolve();
+    let lines = '';
+    for (const [topic, rows] of byTopic) {
+      const op: JournalOp = { op: 'subStats', topic, rows };
       this.state.apply(op);
       lines += JSON.stringify(op) + '\n';
     }
-    return lines === '' ? Promise.resolve() : journal.append(lines);
+    return journal.append(lines);
   }
 
   async deleteSubscription(topic: string, callback: string): Promise<boolean> {

@@ -149,10 +149,20 @@ export class MemoryState {
         break;
       }
       case 'subStats': {
-        // Set on the record in place: callers only ever get copies of it. Absent (removed
-        // since, later in the journal): nothing to set.
-        const sub = this.entryFor(op.topic, false)?.subs.get(op.callback);
-        if (sub) Object.assign(sub, op.stats);
+        // Set on the records in place: callers only ever get copies of them. One absent
+        // (removed since, later in the journal) has nothing to set.
+        const e = this.entryFor(op.topic, false);
+        if (!e) break;
+        for (const [callback, ctUpdates, ctErrors, ctConsecutiveErrors, whenLastUpdate, whenLastError, deliveredVersion] of op.rows) {
+          const sub = e.subs.get(callback);
+          if (!sub) continue;
+          sub.ctUpdates = ctUpdates;
+          sub.ctErrors = ctErrors;
+          sub.ctConsecutiveErrors = ctConsecutiveErrors;
+          sub.whenLastUpdate = whenLastUpdate;
+          sub.whenLastError = whenLastError;
+          sub.deliveredVersion = deliveredVersion;
+        }
         break;
       }
       case 'delSub': {
