@@ -37,6 +37,7 @@ import os from 'node:os';
 import { Agent } from 'undici';
 import type { StoreCounts } from '../lib/store/store.js';
 import { postmasterPid, startPgServer, type PgServer } from '../test/helpers/pg-server.js';
+import path from 'node:path';
 import { fmt, installCleanup, line, machineLine, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
 import type { SeedSub } from './hub-child.js';
 
@@ -335,14 +336,21 @@ interface FanOut {
 }
 
 /** One publish through `via`; resolves when all `n` deliveries arrived and late duplicates had time to show. */
+/** Numbers the CPU profiles of fan-outs (BENCH_PROFILE_DIR). */
+let profiles = 0;
+
 async function fanOut(hubs: HubProcess[], via: HubProcess, sink: Sink, server: PgServer | undefined, topic: string, n: number, timeoutMs: number): Promise<FanOut> {
   await sink.child.call('reset', { trackCallbacks: true });
   const before = await Promise.all(hubs.map(attemptsOf));
   const cpu0 = await cpuNow(hubs, sink, server);
+  // BENCH_PROFILE_DIR: a CPU profile of the publishing process while it fans out, as bench/fanout.ts does.
+  const profile = process.env.BENCH_PROFILE_DIR;
+  if (profile) await via.child.call('profileStart');
   const t0 = wallNow();
   const res = await postForm(`${via.url}/websub`, { 'hub.mode': 'publish', 'hub.url': topic });
   if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${res.text}`);
   await sink.child.call('waitFor', { n, timeoutMs }, timeoutMs + 10_000);
+  if (profile) await via.child.call('profileStop', { file: path.join(profile, `cluster-fanout-${n}-${++profiles}.cpuprofile`) });
   const cpu1 = await cpuNow(hubs, sink, server);
   const stats = await sink.child.call<SinkStats>('stats', { times: true });
   await sleep(SETTLE_MS);

@@ -65,6 +65,8 @@ interface Job {
   entry: OutboxEntry;
   content?: Content;
   remaining: Set<string>;
+  /** True once known that no other process holds an older version of the topic (see stage). */
+  noEarlier?: boolean;
   /** A fan-out started by stage(): its first attempts, counted until each subscription had one. */
   first?: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
 }
@@ -164,10 +166,11 @@ export class Notifier extends EventEmitter {
       claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs,
     };
     const subs = (await this.deps.store.subscriptionsOf(content.topic)).filter((s) => this.due(s, content.version));
+    let staged: Promise<OutboxEntry[]> | undefined;
     if (subs.length > 0) {
       await this.deps.store.putOutbox(entry, content.body);
       // Read now, so that the lanes' ordering check (noneEarlier) is answered without a wait.
-      void this.outboxOf(content.topic, true);
+      staged = this.outboxOf(content.topic, true);
     }
     await afterDurable();
     return () => {
@@ -175,7 +178,14 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
-        this.jobs.set({ entry, content, remaining: new Set(subs.map(keyOf)), first });
+        const job: Job = { entry, content, remaining: new Set(subs.map(keyOf)), first };
+        this.jobs.set(job);
+        // Versions are assigned under the topic lock after the older ones are in the outbox, so
+        // the read made at staging shows every older version there will ever be: if each is this
+        // process's own (ordered by its lanes), no delivery of this version needs to ask again.
+        staged?.then((entries) => {
+          job.noEarlier = entries.every((e) => e.version >= entry.version || this.jobs.get(e.topic, e.version) !== undefined);
+        }, noop);
         for (const s of subs) this.enqueue(s, content.version);
       });
     };
@@ -430,11 +440,13 @@ export class Notifier extends EventEmitter {
   }
 
   /**
-   * True when the topic's outbox as last read (within OUTBOX_SEEN_MS) holds no older version
-   * of another process: waitForEarlier would return false at once. Answered without a promise,
+   * True when no older version of the topic is another process's: known for good from the read
+   * at staging, or from the outbox as last read (within OUTBOX_SEEN_MS). waitForEarlier would
+   * return false at once. Answered without a promise,
    * since every delivery of a fan-out asks.
    */
   private noneEarlier(topic: string, version: number): boolean {
+    if (this.jobs.get(topic, version)?.noEarlier) return true;
     const seen = this.outboxSeen.get(topic);
     if (!seen?.read || this.now() - seen.at >= OUTBOX_SEEN_MS) return false;
     for (const e of seen.read) if (e.version < version && !this.jobs.get(e.topic, e.version)) return false;

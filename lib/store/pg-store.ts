@@ -32,6 +32,22 @@ export function urlKey(url: string): Buffer {
   return createHash('sha256').update(url, 'utf8').digest();
 }
 
+/** Keys of the URLs seen lately: a fan-out asks for its topic's key and each callback's twice per delivery. */
+const recentKeys = new Map<string, Buffer>();
+
+function keyOf(url: string): Buffer {
+  let key = recentKeys.get(url);
+  if (key === undefined) {
+    if (recentKeys.size >= 50_000) recentKeys.clear();
+    key = urlKey(url);
+    recentKeys.set(url, key);
+  }
+  return key;
+}
+
+/** Statements of batched subscription reads at once (see PgStore.readTogether). */
+const READS_IN_FLIGHT = 2;
+
 // ---- rows ↔ records -------------------------------------------------------------------------
 
 interface TopicRow {
@@ -393,8 +409,9 @@ function pgTypes(): pg.CustomTypesConfig {
 
 export class PgStore implements Store {
   private pool: pg.Pool | undefined;
-  /** getSubscription calls waiting for this turn's statement. */
+  /** getSubscription calls waiting for the next statement (see readTogether). */
   private reads: SubscriptionRead[] = [];
+  private readsInFlight = 0;
   /** Connections that hold topic locks (withTopicLock), opened on first use. */
   private lockPool: pg.Pool | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -483,32 +500,48 @@ export class PgStore implements Store {
    */
   getSubscription(topic: string, callback: string): Promise<Subscription | undefined> {
     return new Promise((resolve, reject) => {
-      this.reads.push({ topicKey: urlKey(topic), callbackKey: urlKey(callback), resolve, reject });
-      if (this.reads.length === 1) setImmediate(() => this.readTogether());
+      this.reads.push({ topicKey: keyOf(topic), callbackKey: keyOf(callback), resolve, reject });
+      if (this.reads.length === 1 && this.readsInFlight < READS_IN_FLIGHT) setImmediate(() => this.readTogether());
     });
   }
 
+  /**
+   * Sends the reads waiting as one statement. While READS_IN_FLIGHT statements run, new reads
+   * wait and go together when one returns (as a journal's group commit does): once a fan-out is
+   * under way its deliveries take slots one at a time, and a statement per turn was still
+   * nearly a statement per read.
+   */
   private readTogether(): void {
     const reads = this.reads;
     this.reads = [];
+    if (reads.length === 0) return;
+    this.readsInFlight++;
+    const done = (): void => {
+      this.readsInFlight--;
+      if (this.reads.length > 0) this.readTogether();
+    };
     if (reads.length === 1) {
       const [r] = reads as [SubscriptionRead];
-      this.read<SubscriptionRow>('getSubscription', [r.topicKey, r.callbackKey]).then((rows) => r.resolve(rows[0] && subscriptionFromRow(rows[0])), r.reject);
+      this.read<SubscriptionRow>('getSubscription', [r.topicKey, r.callbackKey])
+        .then((rows) => r.resolve(rows[0] && subscriptionFromRow(rows[0])), r.reject)
+        .finally(done);
       return;
     }
-    this.read<SubscriptionRow & { topic_key: Buffer; callback_key: Buffer }>('getSubscriptions', [reads.map((r) => r.topicKey), reads.map((r) => r.callbackKey)]).then(
-      (rows) => {
-        const found = new Map<string, SubscriptionRow>();
-        for (const row of rows) found.set(row.topic_key.toString('hex') + row.callback_key.toString('hex'), row);
-        for (const r of reads) {
-          const row = found.get(r.topicKey.toString('hex') + r.callbackKey.toString('hex'));
-          r.resolve(row && subscriptionFromRow(row));
-        }
-      },
-      (e: unknown) => {
-        for (const r of reads) r.reject(e);
-      },
-    );
+    this.read<SubscriptionRow & { topic_key: Buffer; callback_key: Buffer }>('getSubscriptions', [reads.map((r) => r.topicKey), reads.map((r) => r.callbackKey)])
+      .then(
+        (rows) => {
+          const found = new Map<string, SubscriptionRow>();
+          for (const row of rows) found.set(row.topic_key.toString('hex') + row.callback_key.toString('hex'), row);
+          for (const r of reads) {
+            const row = found.get(r.topicKey.toString('hex') + r.callbackKey.toString('hex'));
+            r.resolve(row && subscriptionFromRow(row));
+          }
+        },
+        (e: unknown) => {
+          for (const r of reads) r.reject(e);
+        },
+      )
+      .finally(done);
   }
 
   async putSubscription(sub: Subscription): Promise<void> {
@@ -523,7 +556,7 @@ export class PgStore implements Store {
     if (tallies.length === 0) return;
     // One statement per batch; rows in key order, so two processes' batches lock in one order.
     const rows = tallies
-      .map((t) => ({ t, topicKey: urlKey(t.topic), callbackKey: urlKey(t.callback) }))
+      .map((t) => ({ t, topicKey: keyOf(t.topic), callbackKey: keyOf(t.callback) }))
       .sort((a, b) => Buffer.compare(a.topicKey, b.topicKey) || Buffer.compare(a.callbackKey, b.callbackKey));
     await this.write('recordDeliveries', [
       rows.map((r) => r.topicKey),
