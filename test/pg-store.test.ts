@@ -110,6 +110,10 @@ describe('PostgreSQL store', function () {
     it('reads the count of a topic or callback host by index (the limits)', async () => {
       expect(await plan("SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($1, 'UTF8')", ['hooks.example'])).to.match(/subscription_counts_pkey/);
     });
+    it('reads a batch of one topic\'s subscriptions by index (a fan-out\'s reads)', async () => {
+      const sql = 'SELECT callback FROM subscriptions WHERE topic_key = $1 AND callback_key = ANY($2::bytea[])';
+      expect(await plan(sql, [urlKey('http://a/feed'), [urlKey('http://s/1'), urlKey('http://s/2')]])).to.match(/Index.*subscriptions_pkey/);
+    });
     it('finds expiring leases by index', async () => {
       expect(await plan('SELECT callback FROM subscriptions WHERE when_expires < $1', [Date.now()])).to.match(/subscriptions_when_expires/);
     });

@@ -186,7 +186,14 @@ export class Notifier extends EventEmitter {
         staged?.then((entries) => {
           job.noEarlier = entries.every((e) => e.version >= entry.version || this.jobs.get(e.topic, e.version) !== undefined);
         }, noop);
-        for (const s of subs) this.enqueue(s, content.version);
+        // In chunks, a turn of the event loop apart: the first deliveries of a fan-out to
+        // 100,000 go out while the rest are still being queued, not a second later.
+        const enqueueFrom = (from: number): void => {
+          const end = Math.min(subs.length, from + ENQUEUE_CHUNK);
+          for (let i = from; i < end; i++) this.enqueue(subs[i]!, content.version);
+          if (end < subs.length) setImmediate(() => enqueueFrom(end));
+        };
+        enqueueFrom(0);
       });
     };
   }
@@ -547,6 +554,8 @@ function noop(): void {}
 
 /** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
 const UNRECORDED_PER_SLOT = 2;
+/** Subscriptions queued per turn of the event loop when a fan-out starts. */
+const ENQUEUE_CHUNK = 2000;
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
 /** How many expired entries one takeover round claims. */

@@ -311,9 +311,7 @@ const SQL = {
   listTopics: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics`,
   getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
   // Reads that arrived together (see getSubscription); the key columns say which row answers which.
-  getSubscriptions: `SELECT s.topic_key, s.callback_key, ${SUBSCRIPTION_SELECT.split(', ').map((c) => `s.${c}`).join(', ')}
-    FROM unnest($1::bytea[], $2::bytea[]) AS k(topic_key, callback_key)
-    JOIN subscriptions s ON s.topic_key = k.topic_key AND s.callback_key = k.callback_key`,
+  getSubscriptionsOfTopic: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = ANY($2::bytea[])`,
   putSubscription: upsertSql('subscriptions', SUBSCRIPTION_COLUMNS, ['topic_key', 'callback_key']),
   // Increments, as withTally (model.ts) applies them: a renewal committed meanwhile keeps its fields.
   recordDeliveries: `UPDATE subscriptions s SET
@@ -323,9 +321,9 @@ const SQL = {
       when_last_update = COALESCE(t.last_delivered_at, s.when_last_update),
       when_last_error = COALESCE(t.last_failed_at, s.when_last_error),
       delivered_version = GREATEST(COALESCE(s.delivered_version, 0), t.handled)
-    FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
-      AS t(topic_key, callback_key, delivered, failed, failed_since, last_delivered_at, last_failed_at, handled)
-    WHERE s.topic_key = t.topic_key AND s.callback_key = t.callback_key`,
+    FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+      AS t(callback_key, delivered, failed, failed_since, last_delivered_at, last_failed_at, handled)
+    WHERE s.topic_key = $1 AND s.callback_key = t.callback_key`,
   deleteSubscription: 'DELETE FROM subscriptions WHERE topic_key = $1 AND callback_key = $2',
   // In the order they first subscribed, as the embedded store gives them.
   subscriptionsOf: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq`,
@@ -394,8 +392,8 @@ const ATTEMPTS = 3;
 type SqlName = keyof typeof SQL;
 
 interface SubscriptionRead {
-  topicKey: Buffer;
-  callbackKey: Buffer;
+  topic: string;
+  callback: string;
   resolve: (s: Subscription | undefined) => void;
   reject: (e: unknown) => void;
 }
@@ -500,7 +498,7 @@ export class PgStore implements Store {
    */
   getSubscription(topic: string, callback: string): Promise<Subscription | undefined> {
     return new Promise((resolve, reject) => {
-      this.reads.push({ topicKey: keyOf(topic), callbackKey: keyOf(callback), resolve, reject });
+      this.reads.push({ topic, callback, resolve, reject });
       if (this.reads.length === 1 && this.readsInFlight < READS_IN_FLIGHT) setImmediate(() => this.readTogether());
     });
   }
@@ -522,26 +520,35 @@ export class PgStore implements Store {
     };
     if (reads.length === 1) {
       const [r] = reads as [SubscriptionRead];
-      this.read<SubscriptionRow>('getSubscription', [r.topicKey, r.callbackKey])
+      this.read<SubscriptionRow>('getSubscription', [keyOf(r.topic), keyOf(r.callback)])
         .then((rows) => r.resolve(rows[0] && subscriptionFromRow(rows[0])), r.reject)
         .finally(done);
       return;
     }
-    this.read<SubscriptionRow & { topic_key: Buffer; callback_key: Buffer }>('getSubscriptions', [reads.map((r) => r.topicKey), reads.map((r) => r.callbackKey)])
-      .then(
-        (rows) => {
-          const found = new Map<string, SubscriptionRow>();
-          for (const row of rows) found.set(row.topic_key.toString('hex') + row.callback_key.toString('hex'), row);
-          for (const r of reads) {
-            const row = found.get(r.topicKey.toString('hex') + r.callbackKey.toString('hex'));
-            r.resolve(row && subscriptionFromRow(row));
-          }
-        },
-        (e: unknown) => {
-          for (const r of reads) r.reject(e);
-        },
-      )
-      .finally(done);
+    // One statement per topic (a fan-out's reads are all of one), answered by callback.
+    const byTopic = new Map<string, SubscriptionRead[]>();
+    for (const r of reads) {
+      const group = byTopic.get(r.topic);
+      if (group) group.push(r);
+      else byTopic.set(r.topic, [r]);
+    }
+    Promise.all(
+      [...byTopic].map(([topic, group]) =>
+        this.read<SubscriptionRow>('getSubscriptionsOfTopic', [keyOf(topic), group.map((r) => keyOf(r.callback))]).then(
+          (rows) => {
+            const found = new Map<string, SubscriptionRow>();
+            for (const row of rows) found.set(row.callback, row);
+            for (const r of group) {
+              const row = found.get(r.callback);
+              r.resolve(row && subscriptionFromRow(row));
+            }
+          },
+          (e: unknown) => {
+            for (const r of group) r.reject(e);
+          },
+        ),
+      ),
+    ).finally(done);
   }
 
   async putSubscription(sub: Subscription): Promise<void> {
@@ -553,21 +560,28 @@ export class PgStore implements Store {
   }
 
   async recordDeliveries(tallies: DeliveryTally[]): Promise<void> {
-    if (tallies.length === 0) return;
-    // One statement per batch; rows in key order, so two processes' batches lock in one order.
-    const rows = tallies
-      .map((t) => ({ t, topicKey: keyOf(t.topic), callbackKey: keyOf(t.callback) }))
-      .sort((a, b) => Buffer.compare(a.topicKey, b.topicKey) || Buffer.compare(a.callbackKey, b.callbackKey));
-    await this.write('recordDeliveries', [
-      rows.map((r) => r.topicKey),
-      rows.map((r) => r.callbackKey),
-      rows.map((r) => r.t.delivered),
-      rows.map((r) => r.t.failed),
-      rows.map((r) => r.t.failedSinceDelivered),
-      rows.map((r) => r.t.lastDeliveredAt),
-      rows.map((r) => r.t.lastFailedAt),
-      rows.map((r) => r.t.handledVersion),
-    ]);
+    // One statement per topic of the batch (a fan-out's batch is one topic); topics, and rows
+    // within one, in key order, so two processes' batches take their row locks in one order.
+    const byTopic = new Map<string, { t: DeliveryTally; callbackKey: Buffer }[]>();
+    for (const t of tallies) {
+      let rows = byTopic.get(t.topic);
+      if (!rows) byTopic.set(t.topic, (rows = []));
+      rows.push({ t, callbackKey: keyOf(t.callback) });
+    }
+    const topics = [...byTopic.keys()].map((topic) => ({ topic, topicKey: keyOf(topic) })).sort((a, b) => Buffer.compare(a.topicKey, b.topicKey));
+    for (const { topic, topicKey } of topics) {
+      const rows = byTopic.get(topic)!.sort((a, b) => Buffer.compare(a.callbackKey, b.callbackKey));
+      await this.write('recordDeliveries', [
+        topicKey,
+        rows.map((r) => r.callbackKey),
+        rows.map((r) => r.t.delivered),
+        rows.map((r) => r.t.failed),
+        rows.map((r) => r.t.failedSinceDelivered),
+        rows.map((r) => r.t.lastDeliveredAt),
+        rows.map((r) => r.t.lastFailedAt),
+        rows.map((r) => r.t.handledVersion),
+      ]);
+    }
   }
 
   async deleteSubscription(topic: string, callback: string): Promise<boolean> {
