@@ -38,7 +38,7 @@ import { Agent } from 'undici';
 import type { StoreCounts } from '../lib/store/store.js';
 import { postmasterPid, startPgServer, type PgServer } from '../test/helpers/pg-server.js';
 import path from 'node:path';
-import { fmt, installCleanup, line, machineLine, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
+import { fmt, installCleanup, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
 import type { SeedSub } from './hub-child.js';
 
 function envInt(name: string, dflt: number): number {
@@ -479,7 +479,10 @@ async function partAOne(config: AConfig, sink: Sink, server: PgServer | undefine
     // rssCloud pleaseNotify: the answer waits for the feed read and the test notification.
     await sink.child.call('reset');
     let cpu0 = await cpuNow(hubs, sink, pgServer);
-    const rss = await drive({ hubs, count: A_SUBS, concurrency: A_CONCURRENCY, path: '/pleaseNotify', expect: 200, form: pleaseNotify(`a-${config.key}`) });
+    // BENCH_PROFILE_DIR: process 1's CPU profile while it takes its share of the subscribes.
+    const rss = await profiled(hubs[0]!.child, `cluster-pleasenotify-${config.key}`, () =>
+      drive({ hubs, count: A_SUBS, concurrency: A_CONCURRENCY, path: '/pleaseNotify', expect: 200, form: pleaseNotify(`a-${config.key}`) }),
+    );
     const rssCpu = cpuSpent(cpu0, await cpuNow(hubs, sink, pgServer));
     const tests = (await sink.child.call<SinkStats>('stats')).byKind.rss;
     const afterRss = await hubs[0]!.child.call<Counts>('counts');

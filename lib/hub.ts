@@ -140,12 +140,9 @@ export class Hub extends EventEmitter {
    */
   private async checkSubscriptionLimits(topic: string, callback: string): Promise<HubError | null> {
     const { store, config } = this.deps;
-    if (await store.getSubscription(topic, callback)) return null;
-    if ((await store.countSubscriptions({ topic })) >= config.maxSubscriptionsPerTopic) return this.limitError('topic', callback);
-    if ((await store.countSubscriptions({ callbackHost: callbackHost(callback) })) >= config.maxSubscriptionsPerCallbackHost) {
-      return this.limitError('callbackHost', callback);
-    }
-    return null;
+    const limits = { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
+    const reached = await store.subscriptionLimitReached(topic, callback, limits);
+    return reached && this.limitError(reached, callback);
   }
 
   private limitError(limit: SubscriptionLimit, callback: string): HubError {

@@ -43,7 +43,8 @@ export class Poller {
     const { config } = this.deps;
     if (!config.pollEnabled) return;
     for (const topic of await this.deps.store.listTopics()) {
-      if ((await this.deps.store.subscriptionsOf(topic.url)).length === 0) continue;
+      // Counted, not read: a topic may have 100,000 subscribers.
+      if ((await this.deps.store.countSubscriptions({ topic: topic.url })) === 0) continue;
       this.slots.set(topic.url, {
         intervalSec: config.pollDefaultSeconds,
         nextAt: this.now() + Math.random() * config.pollDefaultSeconds * 1000,
@@ -89,7 +90,7 @@ export class Poller {
 
   private async poll(url: string, slot: Slot): Promise<void> {
     const { config, store, log } = this.deps;
-    if ((await store.subscriptionsOf(url)).length === 0) {
+    if ((await store.countSubscriptions({ topic: url })) === 0) {
       this.slots.delete(url);
       return;
     }

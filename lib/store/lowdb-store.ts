@@ -408,6 +408,13 @@ export class LowdbStore implements Store {
     return this.putSubscription(sub).then(() => null);
   }
 
+  async subscriptionLimitReached(topic: string, callback: string, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
+    if (this.state.getSubscription(topic, callback)) return null;
+    if (this.state.subscriptionCountOf(topic) >= limits.perTopic) return 'topic';
+    if (this.state.subscriptionsOfHost(callbackHost(callback)) >= limits.perCallbackHost) return 'callbackHost';
+    return null;
+  }
+
   async counts(): Promise<StoreCounts> {
     return this.state.counts();
   }

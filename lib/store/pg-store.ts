@@ -370,6 +370,12 @@ const SQL = {
   // Kept by a trigger (migration 5): counting a big topic's rows took milliseconds per subscribe.
   countOfTopic: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = $1), 0)::int AS n`,
   countOfHost: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($1, 'UTF8')), 0)::int AS n`,
+  // The early answer to a subscribe: whether the pair exists and both counts, in one round trip.
+  subscriptionLimitReached: `SELECT CASE
+      WHEN EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND callback_key = $2) THEN NULL
+      WHEN COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = $1), 0) >= $3 THEN 'topic'
+      WHEN COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($4, 'UTF8')), 0) >= $5 THEN 'callbackHost'
+    END AS refused`,
   // Migration 5's function: the check and the write in one round trip, under the limits' locks.
   putSubscriptionWithinLimits: `SELECT put_subscription_within_limits(${Array.from({ length: 2 + SUBSCRIPTION_COLUMNS.length }, (_, i) => `$${i + 1}`).join(', ')}) AS refused`,
   trySweepLock: `SELECT pg_try_advisory_lock(${lockKey("'sweep'")}) AS locked`,
@@ -759,6 +765,18 @@ export class PgStore implements Store {
         ? await this.read<{ n: number }>('countOfTopic', [urlKey(filter.topic)])
         : await this.read<{ n: number }>('countOfHost', [filter.callbackHost.toLowerCase()]);
     return rows[0]!.n;
+  }
+
+  async subscriptionLimitReached(topic: string, callback: string, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
+    const rows = await this.read<{ refused: string | null }>('subscriptionLimitReached', [
+      keyOf(topic),
+      keyOf(callback),
+      limits.perTopic,
+      callbackHost(callback).toLowerCase(),
+      limits.perCallbackHost,
+    ]);
+    const refused = rows[0]?.refused ?? null;
+    return refused === 'topic' || refused === 'callbackHost' ? refused : null;
   }
 
   /**

@@ -120,6 +120,12 @@ export interface Store {
    * concurrent subscribes, through any process, never exceed a limit.
    */
   putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null>;
+  /**
+   * The limit a new (topic, callback) pair would exceed now, or null when the pair exists or
+   * neither its topic nor its callback host is full: the early answer to a subscribe request,
+   * in one read. putSubscriptionWithinLimits has the last word.
+   */
+  subscriptionLimitReached(topic: string, callback: string, limits: SubscriptionLimits): Promise<SubscriptionLimit | null>;
   /** Drops everything (the test API's /test/clear). */
   clear(): Promise<void>;
 }

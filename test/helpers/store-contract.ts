@@ -307,6 +307,24 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.countSubscriptions({ topic: 'http://c/feed' })).to.equal(2);
     });
 
+    it('answers early which limit a new subscription would reach: none for an existing pair, the topic first, then the callback host', async () => {
+      const limits = { perTopic: 2, perCallbackHost: 3 };
+      expect(await store.subscriptionLimitReached('http://a/feed', 'http://hooks.example/1', limits)).to.equal(null);
+      await store.putSubscription(sub('http://a/feed', 'http://hooks.example/1'));
+      await store.putSubscription(sub('http://a/feed', 'http://Hooks.Example/2'));
+      expect(await store.subscriptionLimitReached('http://a/feed', 'http://other.example/3', limits)).to.equal('topic');
+      // Both full: the topic is named, as putSubscriptionWithinLimits names it.
+      expect(await store.subscriptionLimitReached('http://a/feed', 'http://hooks.example/9', { perTopic: 2, perCallbackHost: 2 })).to.equal('topic');
+      expect(await store.subscriptionLimitReached('http://a/feed', 'http://hooks.example/1', limits)).to.equal(null);
+      await store.putSubscription(sub('http://b/feed', 'http://hooks.example/3'));
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://HOOKS.example/4', limits)).to.equal('callbackHost');
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://hooks.example/3', limits)).to.equal(null);
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://hooks.example:8080/4', limits)).to.equal(null);
+      await store.deleteSubscription('http://a/feed', 'http://Hooks.Example/2');
+      expect(await store.subscriptionLimitReached('http://a/feed', 'http://other.example/3', limits)).to.equal(null);
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://hooks.example/4', limits)).to.equal(null);
+    });
+
     it('deletes expired and exhausted subscriptions, at most `limit` a call, and nothing else', async () => {
       const now = 1_000_000;
       const filter = { now, maxConsecutiveErrors: 3, limit: 2 };
