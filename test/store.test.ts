@@ -8,7 +8,7 @@ import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 
 import os from 'node:os';
 import path from 'node:path';
 import { newTopic, type Subscription } from '../lib/model.js';
-import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
 import { PgStore } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
@@ -35,6 +35,13 @@ async function shardSubscriptions(dir: string): Promise<number> {
     n += (JSON.parse(await readFile(path.join(dir, f), 'utf8')) as { subscriptions: unknown[] }).subscriptions.length;
   }
   return n;
+}
+
+/** A body one byte too large to travel in its journal line, so it goes to content/; starts with `head`. */
+function big(head: string | number[]): Buffer {
+  const b = Buffer.alloc(INLINE_BODY_MAX + 1, 0x2e);
+  (typeof head === 'string' ? Buffer.from(head) : Buffer.from(head)).copy(b);
+  return b;
 }
 
 function contentPath(dir: string, topic: string, version: number): string {
@@ -93,7 +100,7 @@ describe('lowdb store: durability', () => {
   });
 
   it('removes the outbox bodies it dropped on clear', async () => {
-    await store.putOutbox(outbox('http://c/feed', 1), Buffer.from('x'));
+    await store.putOutbox(outbox('http://c/feed', 1), big('x'));
     expect(await exists(contentPath(dir, 'http://c/feed', 1))).to.equal(true);
     await store.clear();
     expect(await exists(contentPath(dir, 'http://c/feed', 1))).to.equal(false);
@@ -149,8 +156,8 @@ describe('lowdb store: durability', () => {
   });
 
   describe('outbox', () => {
-    it('writes the body to content/ before the entry, reads it back, and keeps both across a reopen', async () => {
-      const body = Buffer.from([0, 1, 2, 250, 255]);
+    it('writes a body over INLINE_BODY_MAX to content/ before the entry, reads it back, and keeps both across a reopen', async () => {
+      const body = big([0, 1, 2, 250, 255]);
       await store.putOutbox(outbox('https://a.example/feed', 7), body);
       const file = contentPath(dir, 'https://a.example/feed', 7);
       expect(await readFile(file)).to.deep.equal(body);
@@ -165,8 +172,9 @@ describe('lowdb store: durability', () => {
     });
 
     it('removes the entry and its file on delete', async () => {
-      await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('one'));
-      await store.putOutbox(outbox('https://a.example/feed', 2), Buffer.from('two'));
+      await store.putOutbox(outbox('https://a.example/feed', 1), big('one'));
+      await store.putOutbox(outbox('https://a.example/feed', 2), big('two'));
+      expect(await exists(contentPath(dir, 'https://a.example/feed', 1))).to.equal(true);
       await store.deleteOutbox('https://a.example/feed', 1);
       await store.deleteOutbox('https://a.example/feed', 9); // absent: no-op
       expect(await exists(contentPath(dir, 'https://a.example/feed', 1))).to.equal(false);
@@ -174,14 +182,41 @@ describe('lowdb store: durability', () => {
       expect((await store.listOutbox()).map((e) => e.version)).to.deep.equal([2]);
       await reopen();
       expect((await store.listOutbox()).map((e) => e.version)).to.deep.equal([2]);
-      expect((await store.getOutboxBody('https://a.example/feed', 2))?.toString()).to.equal('two');
+      expect(await store.getOutboxBody('https://a.example/feed', 2)).to.deep.equal(big('two'));
+    });
+
+    it('keeps a body of INLINE_BODY_MAX or less in its entry: no file, one journal line, read back across reopen, compaction and delete', async () => {
+      const small = Buffer.alloc(INLINE_BODY_MAX, 0xfe);
+      small[0] = 0;
+      await store.putOutbox(outbox('https://a.example/feed', 1), small);
+      await store.putOutbox(outbox('https://a.example/feed', 2), Buffer.from('<rss/>'));
+      expect(await readdir(path.join(dir, 'content'))).to.deep.equal([]);
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.deep.equal(small);
+      // Entries never show the body: it is read with getOutboxBody only.
+      expect(await store.listOutbox()).to.deep.equal([outbox('https://a.example/feed', 1), outbox('https://a.example/feed', 2)]);
+      await reopen(); // from the journal
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.deep.equal(small);
+      expect((await store.getOutboxBody('https://a.example/feed', 2))?.toString()).to.equal('<rss/>');
+      await store.compact();
+      await reopen(); // from the snapshot
+      expect(await store.listOutbox()).to.deep.equal([outbox('https://a.example/feed', 1), outbox('https://a.example/feed', 2)]);
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.deep.equal(small);
+      await store.deleteOutbox('https://a.example/feed', 1);
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.equal(undefined);
+      // The same version put again with a body too large for its entry reads from its file.
+      await store.putOutbox(outbox('https://a.example/feed', 2), big('file'));
+      expect(await store.getOutboxBody('https://a.example/feed', 2)).to.deep.equal(big('file'));
+      await store.compact();
+      await reopen();
+      expect(await store.getOutboxBody('https://a.example/feed', 2)).to.deep.equal(big('file'));
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.equal(undefined);
     });
 
     it('does not journal an entry whose body could not be written', async () => {
       await rm(path.join(dir, 'content'), { recursive: true });
       await writeFile(path.join(dir, 'content'), 'not a directory');
       let failed = false;
-      await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('x')).catch(() => (failed = true));
+      await store.putOutbox(outbox('https://a.example/feed', 1), big('x')).catch(() => (failed = true));
       expect(failed).to.equal(true);
       expect(await store.listOutbox()).to.deep.equal([]);
       await store.flush();
@@ -189,7 +224,7 @@ describe('lowdb store: durability', () => {
     });
 
     it('removes orphan content files (and interrupted temp files) at open', async () => {
-      await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('kept'));
+      await store.putOutbox(outbox('https://a.example/feed', 1), big('kept'));
       await store.close();
       const orphan = contentPath(dir, 'https://a.example/feed', 2);
       const temp = path.join(dir, 'content', `.${path.basename(contentPath(dir, 'https://b.example/feed', 1))}.tmp`);
@@ -203,7 +238,7 @@ describe('lowdb store: durability', () => {
       expect(await exists(orphan)).to.equal(false);
       expect(await exists(temp)).to.equal(false);
       expect(await exists(foreign)).to.equal(true);
-      expect((await store.getOutboxBody('https://a.example/feed', 1))?.toString()).to.equal('kept');
+      expect(await store.getOutboxBody('https://a.example/feed', 1)).to.deep.equal(big('kept'));
     });
   });
 

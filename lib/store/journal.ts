@@ -31,7 +31,8 @@ export type JournalOp =
    * a fixed order): a fan-out writes thousands of rows, and field names on every row doubled it.
    */
   | { op: 'subStats'; topic: string; rows: StatsRow[] }
-  | { op: 'putOutbox'; entry: OutboxEntry }
+  /** `body`, base64, when the body is small enough to travel in the line (INLINE_BODY_MAX). */
+  | { op: 'putOutbox'; entry: OutboxEntry; body?: string }
   | { op: 'delOutbox'; topic: string; version: number }
   | { op: 'putVerification'; v: PendingVerification }
   | { op: 'delVerification'; id: string }

@@ -2,7 +2,8 @@
 //   snapshot-00.json … snapshot-63.json  lowdb files, the state as of the last compaction,
 //                                        sharded by a hash of the topic URL (snapshot-file.ts);
 //   journal-NNNNNNNN.ndjson              append-only segments, every change since (journal.ts);
-//   content/<sha256(topic)[:16]>-<version>.bin   outbox bodies (content-files.ts).
+//   content/<sha256(topic)[:16]>-<version>.bin   outbox bodies over INLINE_BODY_MAX (content-files.ts);
+//                                        smaller ones travel inside their entry.
 // A write is applied to memory, then appended to the journal with group commit; its promise
 // resolves after the fdatasync. Compaction rotates the journal, rewrites the shards that
 // changed one at a time (yielding to the event loop between them), and deletes the old
@@ -23,6 +24,12 @@ import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionL
 
 /** The single snapshot file of the store before it was sharded; migrated at open(). */
 const LEGACY_SNAPSHOT = 'snapshot.json';
+/**
+ * Outbox bodies up to this size are kept in the journal line and the snapshot, and in memory
+ * until their fan-out ends; larger ones in content/. A feed's diff (its new entries in the
+ * envelope) is usually a few KB; the bound keeps a backlog of unfinished fan-outs small in memory.
+ */
+export const INLINE_BODY_MAX = 16 * 1024;
 
 interface LegacySnapshot {
   topics: Topic[];
@@ -269,6 +276,10 @@ export class LowdbStore implements Store {
     if (claimedBy !== undefined && claimedUntil !== undefined) this.claims.set(claimKey(copy.topic, copy.version), { owner: claimedBy, until: claimedUntil });
     const name = contentFileName(copy.topic, copy.version);
     return this.fileLocks.run(name, async () => {
+      // A small body travels in the entry's journal line: durable with it in one append,
+      // where a file of its own took five file-system calls and two more fsyncs before the
+      // first delivery could leave (2.7 ms of a 10 ms publish → delivery at idle).
+      if (body.length <= INLINE_BODY_MAX) return this.write({ op: 'putOutbox', entry: copy, body: body.toString('base64') });
       // The body is durable before the entry that points at it is journaled (or even visible).
       await this.content.write(name, body);
       await this.write({ op: 'putOutbox', entry: copy });
@@ -277,7 +288,8 @@ export class LowdbStore implements Store {
 
   async getOutboxBody(topic: string, version: number): Promise<Buffer | undefined> {
     if (!this.state.hasOutbox(topic, version)) return undefined;
-    return this.content.read(contentFileName(topic, version));
+    const inline = this.state.inlineBody(topic, version);
+    return inline !== undefined ? Buffer.from(inline, 'base64') : this.content.read(contentFileName(topic, version));
   }
 
   deleteOutbox(topic: string, version: number): Promise<void> {

@@ -22,7 +22,8 @@ export interface ShardFile {
   shards: number;
   topics: Topic[];
   subscriptions: Subscription[];
-  outbox: OutboxEntry[];
+  /** With `body` (base64) for an entry whose body is kept inline rather than in content/. */
+  outbox: (OutboxEntry & { body?: string })[];
   verifications: PendingVerification[];
   /** Added after format 1 shipped; absent in older files, which read as no sites. */
   sites?: Site[];

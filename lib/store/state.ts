@@ -11,6 +11,8 @@ interface TopicEntry {
   topic: Topic | undefined;
   subs: Map<string, Subscription>;
   outbox: Map<number, OutboxEntry> | undefined;
+  /** Bodies of outbox entries kept inline (base64), by version; the others are in content/. */
+  bodies: Map<number, string> | undefined;
 }
 
 class Partition {
@@ -64,6 +66,11 @@ export class MemoryState {
 
   hasOutbox(topic: string, version: number): boolean {
     return this.entry(topic)?.outbox?.has(version) ?? false;
+  }
+
+  /** The inline body (base64) of an outbox entry; undefined when its body is a file in content/. */
+  inlineBody(topic: string, version: number): string | undefined {
+    return this.entry(topic)?.bodies?.get(version);
   }
 
   /** One topic's outbox entries (references, in no particular order). */
@@ -178,12 +185,15 @@ export class MemoryState {
         const e = this.entryFor(op.entry.topic, true);
         op.entry.topic = e.url;
         (e.outbox ??= new Map()).set(op.entry.version, op.entry);
+        if (op.body !== undefined) (e.bodies ??= new Map()).set(op.entry.version, op.body);
+        else if (e.bodies?.delete(op.entry.version) && e.bodies.size === 0) e.bodies = undefined;
         break;
       }
       case 'delOutbox': {
         const e = this.entryFor(op.topic, false);
         if (!e?.outbox?.delete(op.version)) break;
         if (e.outbox.size === 0) e.outbox = undefined;
+        if (e.bodies?.delete(op.version) && e.bodies.size === 0) e.bodies = undefined;
         this.prune(e);
         break;
       }
@@ -227,7 +237,7 @@ export class MemoryState {
     const wasDirty = this.parts[k]!.dirty;
     for (const topic of data.topics ?? []) this.apply({ op: 'putTopic', topic });
     for (const sub of data.subscriptions ?? []) this.apply({ op: 'putSub', sub });
-    for (const entry of data.outbox ?? []) this.apply({ op: 'putOutbox', entry });
+    for (const { body, ...entry } of data.outbox ?? []) this.apply({ op: 'putOutbox', entry, ...(typeof body === 'string' && { body }) });
     for (const v of data.verifications ?? []) this.apply({ op: 'putVerification', v });
     for (const site of data.sites ?? []) this.apply({ op: 'putSite', site });
     this.parts[k]!.dirty = wasDirty;
@@ -269,7 +279,12 @@ export class MemoryState {
     for (const e of p.entries.values()) {
       if (e.topic) data.topics.push(e.topic);
       for (const s of e.subs.values()) data.subscriptions.push(s);
-      if (e.outbox) for (const o of e.outbox.values()) data.outbox.push(o);
+      if (e.outbox) {
+        for (const o of e.outbox.values()) {
+          const body = e.bodies?.get(o.version);
+          data.outbox.push(body === undefined ? o : { ...o, body });
+        }
+      }
     }
     return data;
   }
@@ -286,7 +301,7 @@ export class MemoryState {
     const p = this.parts[shardOf(url)]!;
     let e = p.entries.get(url);
     if (!e && create) {
-      e = { url, topic: undefined, subs: new Map(), outbox: undefined };
+      e = { url, topic: undefined, subs: new Map(), outbox: undefined, bodies: undefined };
       p.entries.set(url, e);
     }
     if (e) p.dirty = true;
