@@ -413,14 +413,15 @@ export class LowdbStore implements Store {
     // between and the limits are exact without waiting for this write's fdatasync; it becomes
     // durable with the other writes of its turn (group commit). Waiting for every fdatasync in
     // turn made 10,000 pleaseNotify take over 10 s.
-    if (!this.state.getSubscription(sub.topic, sub.callback)) {
-      if (this.state.subscriptionCountOf(sub.topic) >= limits.perTopic) return Promise.resolve('topic');
-      if (this.state.subscriptionsOfHost(callbackHost(sub.callback)) >= limits.perCallbackHost) return Promise.resolve('callbackHost');
-    }
-    return this.putSubscription(sub).then(() => null);
+    const reached = this.limitReached(sub.topic, sub.callback, limits);
+    return reached ? Promise.resolve(reached) : this.putSubscription(sub).then(() => null);
   }
 
   async subscriptionLimitReached(topic: string, callback: string, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
+    return this.limitReached(topic, callback, limits);
+  }
+
+  private limitReached(topic: string, callback: string, limits: SubscriptionLimits): SubscriptionLimit | null {
     if (this.state.getSubscription(topic, callback)) return null;
     if (this.state.subscriptionCountOf(topic) >= limits.perTopic) return 'topic';
     if (this.state.subscriptionsOfHost(callbackHost(callback)) >= limits.perCallbackHost) return 'callbackHost';

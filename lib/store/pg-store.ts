@@ -35,6 +35,11 @@ export function urlKey(url: string): Buffer {
 /** Keys of the URLs seen lately: a fan-out asks for its topic's key and each callback's twice per delivery. */
 const recentKeys = new Map<string, Buffer>();
 
+/** The limit the database named, if any ('topic' or 'callbackHost'). */
+function asLimit(refused: string | null | undefined): SubscriptionLimit | null {
+  return refused === 'topic' || refused === 'callbackHost' ? refused : null;
+}
+
 function keyOf(url: string): Buffer {
   let key = recentKeys.get(url);
   if (key === undefined) {
@@ -775,8 +780,7 @@ export class PgStore implements Store {
       callbackHost(callback).toLowerCase(),
       limits.perCallbackHost,
     ]);
-    const refused = rows[0]?.refused ?? null;
-    return refused === 'topic' || refused === 'callbackHost' ? refused : null;
+    return asLimit(rows[0]?.refused);
   }
 
   /**
@@ -786,8 +790,7 @@ export class PgStore implements Store {
    */
   async putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
     const result = await this.write('putSubscriptionWithinLimits', [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)]);
-    const refused = (result.rows[0] as { refused: string | null } | undefined)?.refused ?? null;
-    return refused === 'topic' || refused === 'callbackHost' ? refused : null;
+    return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
   }
 
   async clear(): Promise<void> {
