@@ -220,7 +220,9 @@ describe('three hub processes on one PostgreSQL database', function () {
       await until('every subscriber to be reached', () => reached() === total, 45_000);
       await until('the outbox to empty', async () => (await store.outboxOf(feed)).length === 0, 10_000);
       const duplicates = delivered() - total;
-      expect(duplicates, 'duplicates beyond what was in flight at the kill').to.be.at.most(DELIVERY_CONCURRENCY);
+      // Sent and not yet durable at the kill: the requests in flight (one per slot) and the
+      // outcomes of the batch being written (one more per slot), as the README promises.
+      expect(duplicates, 'duplicates beyond what was sent and not yet recorded at the kill').to.be.at.most(2 * DELIVERY_CONCURRENCY);
     } finally {
       for (const s of sinks) await s.close();
     }
