@@ -18,7 +18,7 @@ import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
 import { isHtmlPage, Sites } from './sites.js';
-import type { Store, SubscriptionLimit } from './store/store.js';
+import type { Store, SubscriptionLimit, SubscriptionLimits } from './store/store.js';
 import type { Verifier } from './verify.js';
 
 export interface HubDeps {
@@ -139,10 +139,13 @@ export class Hub extends EventEmitter {
    * early answer when a request arrives; storeWithinLimits has the last word.
    */
   private async checkSubscriptionLimits(topic: string, callback: string): Promise<HubError | null> {
-    const { store, config } = this.deps;
-    const limits = { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
-    const reached = await store.subscriptionLimitReached(topic, callback, limits);
+    const reached = await this.deps.store.subscriptionLimitReached(topic, callback, this.limits());
     return reached && this.limitError(reached, callback);
+  }
+
+  private limits(): SubscriptionLimits {
+    const { config } = this.deps;
+    return { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
   }
 
   private limitError(limit: SubscriptionLimit, callback: string): HubError {
@@ -158,9 +161,7 @@ export class Hub extends EventEmitter {
    * in the others on one database: the store counts and writes in one step for all of them.
    */
   private async storeWithinLimits(sub: Subscription): Promise<HubError | null> {
-    const { store, config } = this.deps;
-    const limits = { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
-    const refused = await store.putSubscriptionWithinLimits(sub, limits);
+    const refused = await this.deps.store.putSubscriptionWithinLimits(sub, this.limits());
     return refused && this.limitError(refused, sub.callback);
   }
 
