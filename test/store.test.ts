@@ -40,7 +40,7 @@ async function shardSubscriptions(dir: string): Promise<number> {
 /** A body one byte too large to travel in its journal line, so it goes to content/; starts with `head`. */
 function big(head: string | number[]): Buffer {
   const b = Buffer.alloc(INLINE_BODY_MAX + 1, 0x2e);
-  (typeof head === 'string' ? Buffer.from(head) : Buffer.from(head)).copy(b);
+  b.set(typeof head === 'string' ? Buffer.from(head) : head);
   return b;
 }
 

@@ -35,6 +35,11 @@ export function urlKey(url: string): Buffer {
 /** Keys of the URLs seen lately: a fan-out asks for its topic's key and each callback's twice per delivery. */
 const recentKeys = new Map<string, Buffer>();
 
+// Subscription counts are kept by a trigger (migration 5): counting a big topic's rows took
+// milliseconds per subscribe. `key` is a topic's URL key, or a callback host as text.
+const topicCount = (key: string): string => `COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = ${key}), 0)`;
+const hostCount = (host: string): string => `COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to(${host}, 'UTF8')), 0)`;
+
 /** The limit the database named, if any ('topic' or 'callbackHost'). */
 function asLimit(refused: string | null | undefined): SubscriptionLimit | null {
   return refused === 'topic' || refused === 'callbackHost' ? refused : null;
@@ -372,14 +377,13 @@ const SQL = {
   // One statement: one snapshot, so the numbers agree with each other.
   counts: `SELECT (SELECT count(*) FROM topics) AS topics,
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
-  // Kept by a trigger (migration 5): counting a big topic's rows took milliseconds per subscribe.
-  countOfTopic: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = $1), 0)::int AS n`,
-  countOfHost: `SELECT COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($1, 'UTF8')), 0)::int AS n`,
+  countOfTopic: `SELECT ${topicCount('$1')}::int AS n`,
+  countOfHost: `SELECT ${hostCount('$1')}::int AS n`,
   // The early answer to a subscribe: whether the pair exists and both counts, in one round trip.
   subscriptionLimitReached: `SELECT CASE
       WHEN EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND callback_key = $2) THEN NULL
-      WHEN COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = $1), 0) >= $3 THEN 'topic'
-      WHEN COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to($4, 'UTF8')), 0) >= $5 THEN 'callbackHost'
+      WHEN ${topicCount('$1')} >= $3 THEN 'topic'
+      WHEN ${hostCount('$4')} >= $5 THEN 'callbackHost'
     END AS refused`,
   // Migration 5's function: the check and the write in one round trip, under the limits' locks.
   putSubscriptionWithinLimits: `SELECT put_subscription_within_limits(${Array.from({ length: 2 + SUBSCRIPTION_COLUMNS.length }, (_, i) => `$${i + 1}`).join(', ')}) AS refused`,
