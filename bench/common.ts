@@ -3,7 +3,7 @@
 // the IPC channel, and the hand-off of each benchmark's figures to bench/run.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -407,6 +407,7 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
     },
     profileStop: async (msg) => {
       if (!session) throw new Error('profileStart first');
+      await mkdir(path.dirname(String(msg.file)), { recursive: true });
       if (process.env.BENCH_PROFILE === 'alloc') {
         const { profile } = await session.post('HeapProfiler.stopSampling');
         await writeFile(String(msg.file).replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));

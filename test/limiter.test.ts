@@ -1,7 +1,8 @@
-// The delivery limiter (lib/notifier/limiter.ts), a unit: at most `max` tasks at once, waiters
-// served strictly in arrival order however long the queue grows (a fan-out queues thousands per
-// host), and `pending` right at every step.
+// The delivery limiters (lib/notifier/limiter.ts, host-limiter.ts), units: at most `max` tasks
+// at once, waiters served strictly in arrival order however long the queue grows (a fan-out
+// queues thousands per host), and `pending` right at every step.
 import { expect } from 'chai';
+import { HostLimiter } from '../lib/notifier/host-limiter.js';
 import { Limiter } from '../lib/notifier/limiter.js';
 
 describe('Limiter', () => {
@@ -37,5 +38,54 @@ describe('Limiter', () => {
     // Empty again, it takes a slot without waiting.
     expect(limiter.acquire()).to.equal(undefined);
     limiter.release();
+  });
+});
+
+describe('HostLimiter', () => {
+  it('starts queued entries in arrival order as slots of their host free up, each holding a slot; a global slot too while it runs', async () => {
+    const limiter = new HostLimiter(3, 2);
+    const started: string[] = [];
+    const gates = new Map<string, () => void>();
+    const runs: Promise<void>[] = [];
+    const entry = (host: string, name: string): void =>
+      limiter.enter(host, () => {
+        started.push(name);
+        runs.push(limiter.runHeld(host, () => new Promise<void>((resolve) => gates.set(name, resolve))));
+      });
+    for (let i = 0; i < 4; i++) entry('a:1', `a${i}`);
+    entry('b:1', 'b0');
+    entry('b:1', 'b1');
+    // Two of a:1 hold its slots; b0 holds b's and the last global slot, so b1 runs its task only
+    // once a global slot frees although a slot of b:1 is its own.
+    expect(started).to.deep.equal(['a0', 'a1', 'b0', 'b1']);
+    expect(limiter.pending).to.equal(6);
+    await new Promise((r) => setImmediate(r));
+    expect([...gates.keys()]).to.deep.equal(['a0', 'a1', 'b0']);
+    gates.get('a0')!();
+    await new Promise((r) => setImmediate(r));
+    // a0's host slot went to a2, its global slot to b1 (waiting first); a2 now waits for a global one.
+    expect(started).to.deep.equal(['a0', 'a1', 'b0', 'b1', 'a2']);
+    expect([...gates.keys()]).to.deep.equal(['a0', 'a1', 'b0', 'b1']);
+    expect(limiter.pending).to.equal(5);
+    for (const name of ['a1', 'b0', 'b1', 'a2', 'a3']) {
+      await new Promise((r) => setImmediate(r));
+      gates.get(name)!();
+    }
+    await Promise.all(runs);
+    expect(started).to.deep.equal(['a0', 'a1', 'b0', 'b1', 'a2', 'a3']);
+    expect(limiter.pending).to.equal(0);
+  });
+
+  it('a slot given back with leave goes to the next entry of that host', () => {
+    const limiter = new HostLimiter(10, 1);
+    const started: number[] = [];
+    for (let i = 0; i < 3; i++) limiter.enter('h:1', () => started.push(i));
+    expect(started).to.deep.equal([0]);
+    limiter.leave('h:1');
+    expect(started).to.deep.equal([0, 1]);
+    limiter.leave('h:1');
+    limiter.leave('h:1');
+    expect(started).to.deep.equal([0, 1, 2]);
+    expect(limiter.pending).to.equal(0);
   });
 });

@@ -15,15 +15,24 @@ export class HostLimiter {
   }
 
   async run<T>(host: string, task: () => Promise<T>): Promise<T> {
-    let limiter = this.perHost.get(host);
-    if (!limiter) {
-      limiter = new Limiter(this.perHostMax);
-      this.perHost.set(host, limiter);
-    }
-    const own = limiter;
-    // Host slot first, then a global one; one async frame instead of a run() per level.
-    const forHost = own.acquire();
+    const forHost = this.hostLimiter(host).acquire();
     if (forHost) await forHost;
+    return this.runHeld(host, task);
+  }
+
+  /**
+   * Calls `start` once it holds a slot of `host`: at once when one is free, else when one is
+   * handed over. A fan-out queues thousands of subscriptions per host; each waits as this one
+   * callback rather than as the suspended frames of a delivery, which lived for the whole
+   * fan-out and cost more in garbage collection than the deliveries themselves. `start` must
+   * end with the slot given back: by runHeld, or by leave.
+   */
+  enter(host: string, start: () => void): void {
+    if (this.hostLimiter(host).enter(start)) start();
+  }
+
+  /** Runs `task` with the host slot the caller holds (from enter), then a global slot; gives both back. */
+  async runHeld<T>(host: string, task: () => Promise<T>): Promise<T> {
     try {
       const forAll = this.global.acquire();
       if (forAll) await forAll;
@@ -33,9 +42,16 @@ export class HostLimiter {
         this.global.release();
       }
     } finally {
-      own.release();
-      if (own.pending === 0 && this.perHost.get(host) === own) this.perHost.delete(host);
+      this.leave(host);
     }
+  }
+
+  /** Gives back a host slot taken by enter without running a task in it. */
+  leave(host: string): void {
+    const own = this.perHost.get(host);
+    if (!own) return;
+    own.release();
+    if (own.pending === 0) this.perHost.delete(host);
   }
 
   /** Deliveries running or waiting, across all hosts. */
@@ -43,6 +59,15 @@ export class HostLimiter {
     let n = 0;
     for (const l of this.perHost.values()) n += l.pending;
     return n;
+  }
+
+  private hostLimiter(host: string): Limiter {
+    let limiter = this.perHost.get(host);
+    if (!limiter) {
+      limiter = new Limiter(this.perHostMax);
+      this.perHost.set(host, limiter);
+    }
+    return limiter;
   }
 }
 

@@ -18,6 +18,19 @@ export class Limiter {
     return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
+  /**
+   * Takes a slot for `start`: true when one was free (the caller calls `start` itself), else
+   * false, and `start` is called when a slot is handed to it.
+   */
+  enter(start: () => void): boolean {
+    if (this.active < this.max) {
+      this.active++;
+      return true;
+    }
+    this.waiting.push(start);
+    return false;
+  }
+
   /** Gives a slot back, to the first waiter if there is one. */
   release(): void {
     if (this.head === this.waiting.length) {

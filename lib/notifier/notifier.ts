@@ -316,16 +316,24 @@ export class Notifier extends EventEmitter {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
     }
-    if (!lane.running) void this.runLane(key, lane);
+    if (lane.running) return;
+    // The lane starts once it holds a slot of its host; until then it is this callback in the
+    // host's queue (see HostLimiter.enter).
+    lane.running = true;
+    const entered = lane;
+    this.limiter.enter(lane.host, () => void this.runLane(key, entered));
   }
 
+  /** Runs a lane's versions in order; called holding a slot of the lane's host, which its first delivery uses. */
   private async runLane(key: string, lane: Lane): Promise<void> {
-    lane.running = true;
+    let held = true;
     try {
       while (lane.versions.length > 0 && !this.closed) {
         const version = lane.versions[0] ?? 0;
+        const slot = held;
+        held = false;
         try {
-          await this.deliverVersion(lane, version);
+          await this.deliverVersion(lane, version, slot);
         } catch (e) {
           this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: describeError(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
@@ -337,90 +345,108 @@ export class Notifier extends EventEmitter {
         if (emptied) await emptied;
       }
     } finally {
+      if (held) this.limiter.leave(lane.host);
       lane.running = false;
       for (const v of lane.versions) this.settleFirst(lane, v, { ok: false, error: 'the hub is shutting down' });
       if (this.lanes.get(key) === lane) this.lanes.delete(key);
     }
   }
 
-  /** Delivers one version to one subscription, retrying as its protocol allows. */
-  private async deliverVersion(lane: Lane, version: number): Promise<void> {
+  /**
+   * Delivers one version to one subscription, retrying as its protocol allows. `held`: the
+   * caller holds a slot of the lane's host for the first attempt, and hands it over; it is
+   * given back whatever happens.
+   */
+  private async deliverVersion(lane: Lane, version: number, held: boolean): Promise<void> {
     const { store, config } = this.deps;
     const host = lane.host;
     let ordered = false;
-    for (let attempt = 1; !this.closed; ) {
-      if (!ordered) {
-        ordered = true;
-        // Usually answered at once from the outbox read at staging; otherwise read the
-        // subscription, and after waiting for another process's older version, start over.
-        if (!this.noneEarlier(lane.topic, version)) {
+    try {
+      for (let attempt = 1; !this.closed; ) {
+        if (!ordered) {
+          ordered = true;
+          // Usually answered at once from the outbox read at staging; otherwise read the
+          // subscription, and after waiting for another process's older version, start over
+          // (without holding a slot of the host meanwhile).
+          if (!this.noneEarlier(lane.topic, version)) {
+            if (held) {
+              held = false;
+              this.limiter.leave(host);
+            }
+            const sub = await store.getSubscription(lane.topic, lane.callback);
+            if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
+            if (await this.waitForEarlier(sub, version)) continue;
+          }
+        }
+        // The host slot comes first and everything else is read holding it: a fan-out queues
+        // thousands of lanes, and each waits as one small closure rather than with its
+        // subscription and content read long before its turn. The breaker is asked only once
+        // this delivery holds its slot, so deliveries queued behind a failing host do not go out
+        // after its circuit opened. Outcomes are recorded in batches after the slot is given
+        // back, but each send first takes one of `unrecorded`'s places and keeps it until its
+        // outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
+        // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
+        // store that falls behind holds the slots back.
+        const turn = async (): Promise<Attempt> => {
           const sub = await store.getSubscription(lane.topic, lane.callback);
-          if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
-          if (await this.waitForEarlier(sub, version)) continue;
+          if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
+          const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
+          if (!content) return { skipped: CONTENT_UNAVAILABLE };
+          const pausedUntil = this.breaker.waitUntil(host);
+          if (pausedUntil > 0) return { pausedUntil, sub };
+          const place = this.unrecorded.acquire();
+          if (place) await place;
+          const started = this.now();
+          let outcome: DeliveryOutcome;
+          try {
+            outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
+          } catch (e) {
+            this.unrecorded.release();
+            throw e;
+          }
+          // Any answer that is not the host failing (a 4xx) shows the host is up: that too
+          // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
+          if (hostFailed(outcome)) this.breaker.failure(host);
+          else this.breaker.success(host);
+          const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
+          const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
+          const final = !retry || this.now() + delay >= sub.whenExpires;
+          return { sub, content, outcome, final, delay, started };
+        };
+        const turnTaken = held ? this.limiter.runHeld(host, turn) : this.limiter.run(host, turn);
+        held = false;
+        const tried = await turnTaken;
+        if ('skipped' in tried) {
+          if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
+          return this.settleFirst(lane, version, tried.skipped);
         }
-      }
-      // The host slot comes first and everything else is read holding it: a fan-out queues
-      // thousands of lanes, and each waits as one small closure rather than with its
-      // subscription and content read long before its turn. The breaker is asked only once
-      // this delivery holds its slot, so deliveries queued behind a failing host do not go out
-      // after its circuit opened. Outcomes are recorded in batches after the slot is given
-      // back, but each send first takes one of `unrecorded`'s places and keeps it until its
-      // outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
-      // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
-      // store that falls behind holds the slots back.
-      const tried = await this.limiter.run(host, async (): Promise<Attempt> => {
-        const sub = await store.getSubscription(lane.topic, lane.callback);
-        if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
-        const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
-        if (!content) return { skipped: CONTENT_UNAVAILABLE };
-        const pausedUntil = this.breaker.waitUntil(host);
-        if (pausedUntil > 0) return { pausedUntil, sub };
-        const place = this.unrecorded.acquire();
-        if (place) await place;
-        const started = this.now();
-        let outcome: DeliveryOutcome;
+        if ('pausedUntil' in tried) {
+          const { sub } = tried;
+          const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
+          if (sub.protocol !== 'websub') {
+            // rssCloud has no retries: a paused host counts as a failed delivery.
+            await this.record(sub, version, paused, true);
+            return this.settleFirst(lane, version, paused);
+          }
+          this.settleFirst(lane, version, paused);
+          await this.sleep(tried.pausedUntil - this.now(), host);
+          continue;
+        }
+        const { sub, content, outcome, final, delay, started } = tried;
         try {
-          outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
-        } catch (e) {
+          await this.record(sub, version, outcome, final);
+        } finally {
           this.unrecorded.release();
-          throw e;
         }
-        // Any answer that is not the host failing (a 4xx) shows the host is up: that too
-        // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
-        if (hostFailed(outcome)) this.breaker.failure(host);
-        else this.breaker.success(host);
-        const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
-        const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
-        const final = !retry || this.now() + delay >= sub.whenExpires;
-        return { sub, content, outcome, final, delay, started };
-      });
-      if ('skipped' in tried) {
-        if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
-        return this.settleFirst(lane, version, tried.skipped);
+        this.emitDelivery(sub, host, content, attempt, outcome, started);
+        this.settleFirst(lane, version, outcome);
+        if (final) return;
+        await this.sleep(delay);
+        attempt++;
       }
-      if ('pausedUntil' in tried) {
-        const { sub } = tried;
-        const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
-        if (sub.protocol !== 'websub') {
-          // rssCloud has no retries: a paused host counts as a failed delivery.
-          await this.record(sub, version, paused, true);
-          return this.settleFirst(lane, version, paused);
-        }
-        this.settleFirst(lane, version, paused);
-        await this.sleep(tried.pausedUntil - this.now(), host);
-        continue;
-      }
-      const { sub, content, outcome, final, delay, started } = tried;
-      try {
-        await this.record(sub, version, outcome, final);
-      } finally {
-        this.unrecorded.release();
-      }
-      this.emitDelivery(sub, host, content, attempt, outcome, started);
-      this.settleFirst(lane, version, outcome);
-      if (final) return;
-      await this.sleep(delay);
-      attempt++;
+    } finally {
+      // Not handed over: the hub is closing, or something failed before the first attempt.
+      if (held) this.limiter.leave(host);
     }
   }
 
