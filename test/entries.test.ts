@@ -408,10 +408,25 @@ describe('feed entries and diffs', () => {
         '<a><!-- open</a>',
         '<a><![CDATA[ open</a>',
         '<![CDATA[x]]><a/>',
+        '<ab></a>',
+        '<a></ab>',
+        '<a></a-b>',
+        '<a></ >',
+        '<1a/>',
+        '<a x="1" y="2" z="<"/>',
+        `<a ${Array.from({ length: 2000 }, (_, i) => `k${i}="v"`).join(' ')} last="<"/>`,
         '',
       ]) {
         expect(scanXml(bad, noop), bad).to.equal(null);
       }
+      // Names as XML writes them: prefixes, digits, dots and dashes after the first character,
+      // non-ASCII characters (a latin1 view of UTF-8 bytes), whitespace before an end tag's `>`.
+      const names = `<x:a-1.b><é_2 d-1='y'/><\u00c3\u00a9></\u00c3\u00a9 ></x:a-1.b >`;
+      const named: string[] = [];
+      expect(scanXml(names, (el) => named.push(el.name))?.name).to.equal('x:a-1.b');
+      expect(named).to.deep.equal(['é_2', '\u00c3\u00a9', 'x:a-1.b']);
+      const many = `<a ${Array.from({ length: 2000 }, (_, i) => `k${i}="v>"`).join(' ')}/>`;
+      expect(scanXml(many, noop)?.end).to.equal(many.length);
       expect(scanXml('<a>' + '<b>'.repeat(300) + '</b>'.repeat(300) + '</a>', noop)).to.equal(null);
     });
   });

@@ -10,7 +10,7 @@
 //     declaration, ends the scan);
 //   - mismatched, unterminated or unclosed tags, malformed attributes, text or a second element
 //     outside the root, nesting deeper than `maxDepth`.
-// Work is linear in the length of the text (indexOf and sticky regular expressions only).
+// Work is linear in the length of the text (indexOf and character tests only).
 //
 // Offsets are indices into the string given. Scanning a latin1 view of a byte buffer
 // (`buf.toString('latin1')`) makes them byte offsets, which is how entries.ts keeps output bytes
@@ -41,8 +41,15 @@ export type ElementVisitor = (el: ElementSpan, ancestors: readonly string[]) => 
 export const DEFAULT_MAX_DEPTH = 256;
 
 // Name characters: ASCII per the XML spec, plus any non-ASCII character (a latin1 view of UTF-8
-// shows multibyte name characters as runs of U+0080..U+00FF).
-const NAME = /[A-Za-z_:\u0080-\uFFFF][A-Za-z0-9_:.\-\u0080-\uFFFF]*/y;
+// shows multibyte name characters as runs of U+0080..U+00FF). Tested by char code rather than
+// with a regular expression: a feed has a few hundred names, and each match allocated an array.
+function isNameStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a || c >= 0x80;
+}
+
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x2d;
+}
 
 /** XML whitespace: space, tab, LF, CR. */
 export function isWsCode(c: number): boolean {
@@ -59,10 +66,18 @@ function allWs(s: string, from: number, to: number): boolean {
   return true;
 }
 
+/** The index just after the name that starts at `i`; `i` itself when no name starts there. */
+function nameEnd(s: string, i: number): number {
+  const n = s.length;
+  if (i >= n || !isNameStart(s.charCodeAt(i))) return i;
+  let j = i + 1;
+  while (j < n && isNameChar(s.charCodeAt(j))) j++;
+  return j;
+}
+
 function readName(s: string, i: number): string | null {
-  NAME.lastIndex = i;
-  const m = NAME.exec(s);
-  return m === null ? null : m[0];
+  const end = nameEnd(s, i);
+  return end === i ? null : s.slice(i, end);
 }
 
 /**
@@ -113,10 +128,12 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
     }
 
     if (next === 0x2f /* / */) {
-      const name = readName(s, lt + 2);
+      // Compared in place with the open element's name: no string is made for an end tag.
       const top = names.length - 1;
-      if (name === null || top < 0 || names[top] !== name) return null;
-      const gt = skipWs(s, lt + 2 + name.length, n);
+      const name = names[top];
+      const end = nameEnd(s, lt + 2);
+      if (name === undefined || end - (lt + 2) !== name.length || !s.startsWith(name, lt + 2)) return null;
+      const gt = skipWs(s, end, n);
       if (s.charCodeAt(gt) !== 0x3e /* > */) return null;
       names.pop();
       const el: ElementSpan = {
@@ -139,6 +156,7 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
     if (names.length === 0 && root !== null) return null; // a second root element
     let j = lt + 1 + name.length;
     let selfClosing = false;
+    let nextLt = lt;
     for (;;) {
       const before = j;
       j = skipWs(s, j, n);
@@ -155,16 +173,22 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
         break;
       }
       if (j === before) return null; // attributes must be separated by whitespace
-      const attrName = readName(s, j);
-      if (attrName === null) return null;
-      j = skipWs(s, j + attrName.length, n);
+      const attrEnd = nameEnd(s, j);
+      if (attrEnd === j) return null;
+      j = skipWs(s, attrEnd, n);
       if (s.charCodeAt(j) !== 0x3d /* = */) return null;
       j = skipWs(s, j + 1, n);
       const quote = s[j];
       if (quote !== '"' && quote !== "'") return null;
       const close = s.indexOf(quote, j + 1);
       if (close < 0) return null;
-      if (s.slice(j + 1, close).includes('<')) return null; // not allowed in attribute values
+      // Not allowed in attribute values. The next `<` is looked for once per tag, not once per
+      // attribute, so a tag with thousands of attributes is still scanned once.
+      if (nextLt <= j) {
+        nextLt = s.indexOf('<', j + 1);
+        if (nextLt < 0) nextLt = n;
+      }
+      if (nextLt < close) return null;
       j = close + 1;
     }
 
