@@ -46,8 +46,11 @@ export interface FanOutReport {
   failed: number;
 }
 
-/** Emitted as 'delivery' after every attempt, for metrics and the operator's live log. */
-export interface DeliveryEvent {
+/**
+ * Emitted as 'delivery' after every attempt, for metrics and the operator's live log. A type
+ * rather than an interface: it is LogFields as it stands, so it is logged without a copy.
+ */
+export type DeliveryEvent = {
   topic: string;
   version: number;
   protocol: Protocol;
@@ -59,7 +62,7 @@ export interface DeliveryEvent {
   durationMs: number;
   /** From the content version's creation to this attempt's end. */
   latencyMs: number;
-}
+};
 
 interface Job {
   entry: OutboxEntry;
@@ -80,7 +83,7 @@ interface Lane {
   host: string;
   versions: number[];
   /** Versions whose first attempt is still to be counted (see settleFirst). */
-  unsettled: Set<number>;
+  unsettled: number[];
   running: boolean;
 }
 
@@ -178,7 +181,8 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
-        const job: Job = { entry, content, remaining: new Set(subs.map(keyOf)), first };
+        const keys = subs.map(keyOf);
+        const job: Job = { entry, content, remaining: new Set(keys), first };
         this.jobs.set(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
         // the read made at staging shows every older version there will ever be: if each is this
@@ -190,7 +194,7 @@ export class Notifier extends EventEmitter {
         // 100,000 go out while the rest are still being queued, not a second later.
         const enqueueFrom = (from: number): void => {
           const end = Math.min(subs.length, from + ENQUEUE_CHUNK);
-          for (let i = from; i < end; i++) this.enqueue(subs[i]!, content.version);
+          for (let i = from; i < end; i++) this.enqueue(subs[i]!, keys[i]!, content.version);
           if (end < subs.length) setImmediate(() => enqueueFrom(end));
         };
         enqueueFrom(0);
@@ -252,8 +256,9 @@ export class Notifier extends EventEmitter {
         await this.deps.store.deleteOutbox(entry.topic, entry.version);
         continue;
       }
-      this.jobs.set({ entry, remaining: new Set(subs.map(keyOf)) });
-      for (const s of subs) this.enqueue(s, entry.version);
+      const keys = subs.map(keyOf);
+      this.jobs.set({ entry, remaining: new Set(keys) });
+      subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
       resumed += subs.length;
     }
     if (resumed > 0) this.deps.log.info('resuming unfinished deliveries', { deliveries: resumed, versions: entries.length });
@@ -303,15 +308,15 @@ export class Notifier extends EventEmitter {
     return this.isActive(sub) && (sub.deliveredVersion ?? 0) < version;
   }
 
-  private enqueue(sub: Subscription, version: number): void {
-    const key = keyOf(sub);
+  /** `key` is keyOf(sub), made once by the caller, which needs it too. */
+  private enqueue(sub: Subscription, key: string, version: number): void {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: new Set(), running: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false };
       this.lanes.set(key, lane);
     }
-    lane.unsettled.add(version);
+    if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
     if (!lane.versions.includes(version)) {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
@@ -533,7 +538,9 @@ export class Notifier extends EventEmitter {
 
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
   private settleFirst(lane: Lane, version: number, outcome: DeliveryOutcome): void {
-    if (!lane.unsettled.delete(version)) return;
+    const at = lane.unsettled.indexOf(version);
+    if (at === -1) return;
+    lane.unsettled.splice(at, 1);
     const first = this.jobs.get(lane.topic, version)?.first;
     if (!first) return;
     if (outcome.ok) first.delivered++;
@@ -555,7 +562,7 @@ export class Notifier extends EventEmitter {
     };
     if (outcome.status !== undefined) event.status = outcome.status;
     if (outcome.error !== undefined) event.error = outcome.error;
-    this.deps.log.info('delivery', { ...event });
+    this.deps.log.info('delivery', event);
     this.emit('delivery', event);
   }
 
