@@ -3,7 +3,7 @@
 // itself failed. Every process started here (and by the benchmarks) is stopped at the end, on
 // an error, and on Ctrl-C / SIGTERM.
 //   npm run bench                 all of them (about 3 minutes)
-//   npm run bench -- fanout       only the ones named (fanout intake subscribe latency memory store)
+//   npm run bench -- fanout       only the ones named (fanout notifier intake subscribe store memory latency)
 //   npm run bench -- cluster      several processes on PostgreSQL: only when named (see bench/cluster.ts)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -23,6 +23,7 @@ interface Bench {
 
 const ALL: Bench[] = [
   { name: 'fanout', file: 'fanout.ts', what: '1. fan-out to 1,000 and 10,000 subscribers, against the undici ceiling' },
+  { name: 'notifier', file: 'notifier.ts', what: "1. the notifier's own CPU per delivery, the network taken out" },
   { name: 'intake', file: 'intake.ts', what: '2. intake: pings and WebSub subscribe requests, against bare express' },
   { name: 'subscribe', file: 'subscribe.ts', what: '3. subscribe throughput end to end' },
   // The churn phase is shortened from its 25 s default to keep the whole run under 5 minutes.
