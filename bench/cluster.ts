@@ -39,8 +39,7 @@ import { Agent } from 'undici';
 import type { StoreCounts } from '../lib/store/store.js';
 import { postmasterPid, startPgServer, type PgServer } from '../test/helpers/pg-server.js';
 import path from 'node:path';
-import { fmt, installCleanup, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
-import type { SeedSub } from './hub-child.js';
+import { fmt, installCleanup, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
 
 function envInt(name: string, dflt: number): number {
   const v = process.env[name]?.trim();

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import type { Protocol, Subscription } from '../lib/model.js';
 
 // A benchmark started by bench/run.ts has an IPC channel to it; the channel must not keep the
 // benchmark alive once its work is done (the 'disconnect' listener below still fires).
@@ -51,6 +52,37 @@ export function machine(): MachineInfo {
 
 export function machineLine(m: MachineInfo = machine()): string {
   return `${m.cpu} × ${m.cores} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.os}, ${m.date}`;
+}
+
+// --- subscriptions --------------------------------------------------------------------------------
+
+/** A subscriber as a benchmark describes one: where, by which protocol, and what that protocol adds. */
+export interface SeedSub {
+  /** The topic, when it is not the one the `seed` command names. */
+  topic?: string;
+  callback: string;
+  protocol: Protocol;
+  secret?: string;
+  notifyProcedure?: string;
+}
+
+/** The stored subscription a seeded subscriber becomes: active for a day, past `deliveredVersion` already. */
+export function seededSubscription(topic: string, s: SeedSub, now: number, deliveredVersion: number): Subscription {
+  return {
+    topic,
+    callback: s.callback,
+    protocol: s.protocol,
+    ctUpdates: 0,
+    ctErrors: 0,
+    ctConsecutiveErrors: 0,
+    whenCreated: now,
+    whenLastUpdate: null,
+    whenLastError: null,
+    whenExpires: now + 86_400_000,
+    deliveredVersion,
+    ...(s.secret !== undefined && { secret: s.secret, leaseSeconds: 864_000 }),
+    ...(s.notifyProcedure !== undefined && { notifyProcedure: s.notifyProcedure }),
+  };
 }
 
 // --- numbers -------------------------------------------------------------------------------------

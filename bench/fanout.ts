@@ -5,8 +5,8 @@
 // with the hub's global concurrency, to the same callbacks with the same bodies. Prints the
 // ratio hub / ceiling. Run: npx tsx bench/fanout.ts   (FANOUT_N=1000,10000 FANOUT_REPEAT=3)
 import path from 'node:path';
-import { fmt, line, machineLine, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
-import type { CeilingTarget, SeedSub } from './hub-child.js';
+import { fmt, line, machineLine, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
+import type { CeilingTarget } from './hub-child.js';
 
 /** Numbers the CPU profiles of the hub runs (BENCH_PROFILE_DIR). */
 let profiles = 0;

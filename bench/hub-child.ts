@@ -6,18 +6,8 @@
 import { Agent } from 'undici';
 import { loadConfig } from '../lib/config.js';
 import { createLogger } from '../lib/log.js';
-import type { Protocol, Subscription } from '../lib/model.js';
 import { startHub } from '../lib/server.js';
-import { childCommands, serveCommands, wallNow } from './common.js';
-
-export interface SeedSub {
-  /** The topic, when it is not the one the `seed` command names. */
-  topic?: string;
-  callback: string;
-  protocol: Protocol;
-  secret?: string;
-  notifyProcedure?: string;
-}
+import { childCommands, seededSubscription, serveCommands, wallNow, type SeedSub } from './common.js';
 
 export interface CeilingTarget {
   url: string;
@@ -56,22 +46,7 @@ serveCommands(
         await Promise.all(
           subs.slice(i, i + 1000).map((s) => {
             const subTopic = s.topic ?? topic;
-            const sub: Subscription = {
-              topic: subTopic,
-              callback: s.callback,
-              protocol: s.protocol,
-              ctUpdates: 0,
-              ctErrors: 0,
-              ctConsecutiveErrors: 0,
-              whenCreated: now,
-              whenLastUpdate: null,
-              whenLastError: null,
-              whenExpires: now + 86_400_000,
-              deliveredVersion: versions.get(subTopic)!,
-              ...(s.secret !== undefined && { secret: s.secret, leaseSeconds: 864_000 }),
-              ...(s.notifyProcedure !== undefined && { notifyProcedure: s.notifyProcedure }),
-            };
-            return store.putSubscription(sub);
+            return store.putSubscription(seededSubscription(subTopic, s, now, versions.get(subTopic)!));
           }),
         );
       }

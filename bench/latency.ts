@@ -4,8 +4,7 @@
 //   - WebSub: POST hub.mode=publish (answered 202 at once), a WebSub subscriber with a secret;
 //   - rssCloud: POST /ping (answered after the fan-out), an http-post subscriber.
 // Run: npx tsx bench/latency.ts   (LATENCY_N=1000)
-import { fmt, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type Sink } from './common.js';
-import type { SeedSub } from './hub-child.js';
+import { fmt, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
 
 const N = Number(process.env.LATENCY_N ?? 1000);
 const WARM_UP = 50;

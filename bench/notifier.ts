@@ -12,7 +12,7 @@ import { silentLogger } from '../lib/log.js';
 import type { Subscription } from '../lib/model.js';
 import { Notifier } from '../lib/notifier/notifier.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { fmt, line, machineLine, record, removeTempDir, tempDir } from './common.js';
+import { fmt, line, machineLine, record, removeTempDir, seededSubscription, tempDir, type SeedSub } from './common.js';
 
 const N = Number(process.env.NOTIFIER_N ?? 10_000);
 const ROUNDS = Number(process.env.NOTIFIER_ROUNDS ?? 10);
@@ -42,22 +42,13 @@ const topic = 'http://127.0.0.1:8080/feed.xml';
 const now = Date.now();
 const subs = Array.from({ length: N }, (_, i): Subscription => {
   const base = `http://127.0.0.1:${40000 + (i % 8)}`;
-  const kind = i % 3;
-  return {
-    topic,
-    callback: kind === 0 ? `${base}/rss/${i}` : kind === 1 ? `${base}/rpc/${i}` : `${base}/ws/${i}?user=${i}`,
-    protocol: kind === 0 ? 'http-post' : kind === 1 ? 'xml-rpc' : 'websub',
-    ctUpdates: 0,
-    ctErrors: 0,
-    ctConsecutiveErrors: 0,
-    whenCreated: now,
-    whenLastUpdate: null,
-    whenLastError: null,
-    whenExpires: now + 86_400_000,
-    deliveredVersion: 0,
-    ...(kind === 1 && { notifyProcedure: 'river.feedUpdated' }),
-    ...(kind === 2 && { secret: `secret-${i}`, leaseSeconds: 864_000 }),
-  };
+  const seed: SeedSub =
+    i % 3 === 0
+      ? { callback: `${base}/rss/${i}`, protocol: 'http-post' }
+      : i % 3 === 1
+        ? { callback: `${base}/rpc/${i}`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated' }
+        : { callback: `${base}/ws/${i}?user=${i}`, protocol: 'websub', secret: `secret-${i}` };
+  return seededSubscription(topic, seed, now, 0);
 });
 for (let i = 0; i < subs.length; i += 1000) await Promise.all(subs.slice(i, i + 1000).map((s) => store.putSubscription(s)));
 
