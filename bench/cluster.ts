@@ -682,6 +682,13 @@ async function partB(sink: Sink, server: PgServer): Promise<void> {
     line('stored', `${fmt.int(counts.subscriptions)} subscriptions (${fmt.int(bigCount)} on the big topic), ${fmt.int(counts.topics)} topics; database ${fmt.bytes(Number(size))}`);
     const mem1 = await Promise.all(hubs.map((h) => h.child.call<NodeJS.MemoryUsage>('memory')));
     line('memory per process after loading (RSS / heap)', mem1.map((m) => `${fmt.bytes(m.rss)} / ${fmt.bytes(m.heapUsed)}`).join(', '));
+    // What one load of an operator's page costs at this size (both list the subscribed topics).
+    for (const page of ['/stats.json', '/feeds.opml']) {
+      const t = wallNow();
+      const res = await fetch(`${hubs[0]!.url}${page}`);
+      const text = await res.text();
+      line(`GET ${page} from process 1`, `${fmt.ms(wallNow() - t)}, HTTP ${res.status}, ${fmt.bytes(Buffer.byteLength(text))}`);
+    }
 
     await settle(server, dbUrl);
     // The big topic's fan-out: a new entry, one publish through process 1.

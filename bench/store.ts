@@ -288,6 +288,16 @@ async function main(): Promise<void> {
     line('last / longest compaction (wall clock)', `${ms(s.lastCompactionMs)} / ${ms(s.longestCompactionMs)}`);
     line('subscriptions at the end', `${(await store.counts()).subscriptions.toLocaleString('en')}`);
 
+    // What the operator's pages (/stats.json, /feeds.opml) read on every load: the topics with
+    // their subscription counts; for comparison, every subscription, which they once read instead.
+    t0 = performance.now();
+    const subscribed = await store.subscribedTopics();
+    const countsMs = performance.now() - t0;
+    t0 = performance.now();
+    const everyOne = await store.listSubscriptions();
+    line('topics with their counts (the pages read this)', `${ms(countsMs)} (${subscribed.length.toLocaleString('en')} topics)`);
+    line('for comparison: every subscription', `${ms(performance.now() - t0)} (${everyOne.length.toLocaleString('en')})`);
+
     // For comparison: what one JSON.stringify of the whole state (the unsharded snapshot) costs.
     const all = { topics: await store.listTopics(), subscriptions: await store.listSubscriptions() };
     t0 = performance.now();

@@ -84,9 +84,7 @@ export class Operator {
    * a WebSub subscriber may follow a topic the hub has not read yet.
    */
   private async subscribedTopics(): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    for (const s of await this.deps.store.listSubscriptions()) counts.set(s.topic, (counts.get(s.topic) ?? 0) + 1);
-    return counts;
+    return new Map((await this.deps.store.subscribedTopics()).map((t) => [t.topic, t.subscriptions]));
   }
 
   /** OPML 2.0 listing every topic that has at least one subscription, in URL order. */

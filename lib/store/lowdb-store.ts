@@ -20,7 +20,7 @@ import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
-import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits } from './store.js';
+import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
 
 /** The single snapshot file of the store before it was sharded; migrated at open(). */
 const LEGACY_SNAPSHOT = 'snapshot.json';
@@ -252,6 +252,10 @@ export class LowdbStore implements Store {
 
   async listSubscriptions(): Promise<Subscription[]> {
     return copies(this.state.subscriptionRefs());
+  }
+
+  async subscribedTopics(): Promise<TopicSubscriptions[]> {
+    return this.state.subscribedTopics();
   }
 
   async deleteExpiredSubscriptions({ now, maxConsecutiveErrors, limit }: ExpiryFilter): Promise<number> {

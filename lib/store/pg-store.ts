@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { callbackHost, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
-import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits } from './store.js';
+import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
 
 export interface PgStoreOptions {
   /** postgres://user:password@host:port/database, or ?host=/socket/dir for a unix socket. */
@@ -338,6 +338,10 @@ const SQL = {
   // In the order they first subscribed, as the embedded store gives them.
   subscriptionsOf: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq`,
   listSubscriptions: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions`,
+  // From the counts migration 5's trigger keeps: one row per topic, its URL read from one of its
+  // subscriptions by the primary key, instead of every subscription row.
+  subscribedTopics: `SELECT (SELECT s.topic FROM subscriptions s WHERE s.topic_key = c.key LIMIT 1) AS topic, c.n::int AS n
+    FROM subscription_counts c WHERE c.kind = 't' AND c.n > 0`,
   // The rows are found by index (subscriptions_when_expires, subscriptions_failing: the query
   // repeats its predicate) and deleted by ctid. The condition is checked again on the row it
   // deletes, so one renewed or delivered to meanwhile is left for the next sweep.
@@ -609,6 +613,12 @@ export class PgStore implements Store {
 
   async listSubscriptions(): Promise<Subscription[]> {
     return (await this.read<SubscriptionRow>('listSubscriptions', [])).map(subscriptionFromRow);
+  }
+
+  async subscribedTopics(): Promise<TopicSubscriptions[]> {
+    const rows = await this.read<{ topic: string | null; n: number }>('subscribedTopics', []);
+    // A count and its rows are read in one snapshot; a null would mean they disagree, so it is skipped.
+    return rows.flatMap((r) => (r.topic === null ? [] : [{ topic: r.topic, subscriptions: r.n }]));
   }
 
   async deleteExpiredSubscriptions({ now, maxConsecutiveErrors, limit }: ExpiryFilter): Promise<number> {

@@ -2,6 +2,7 @@
 // running counters (counts() is O(1) in the number of records) and a dirty flag per shard.
 import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import type { JournalOp } from './journal.js';
+import type { TopicSubscriptions } from './store.js';
 import { SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 
 /** Everything kept about one topic URL: the topic record, its subscriptions, its outbox. */
@@ -101,6 +102,13 @@ export class MemoryState {
 
   subscriptionsOfHost(host: string): number {
     return this.byHost.get(host) ?? 0;
+  }
+
+  /** Every topic URL with at least one subscription, and how many: one pass over the topics. */
+  subscribedTopics(): TopicSubscriptions[] {
+    const out: TopicSubscriptions[] = [];
+    for (const p of this.parts) for (const e of p.entries.values()) if (e.subs.size > 0) out.push({ topic: e.url, subscriptions: e.subs.size });
+    return out;
   }
 
   subscriptionCountOf(topic: string): number {

@@ -18,6 +18,12 @@ export interface SubscriptionLimits {
 /** Which limit refused a new subscription. */
 export type SubscriptionLimit = 'topic' | 'callbackHost';
 
+/** A topic URL and how many subscriptions it has. */
+export interface TopicSubscriptions {
+  topic: string;
+  subscriptions: number;
+}
+
 /** What the expiry sweep removes (see deleteExpiredSubscriptions). */
 export interface ExpiryFilter {
   /** A lease that ends at or before this time (epoch ms) has ended. */
@@ -55,6 +61,13 @@ export interface Store {
   deleteSubscription(topic: string, callback: string): Promise<boolean>;
   subscriptionsOf(topic: string): Promise<Subscription[]>;
   listSubscriptions(): Promise<Subscription[]>;
+  /**
+   * Every topic URL that has at least one subscription, with how many, in no particular order:
+   * from the counts the store keeps, without reading the subscriptions themselves (the
+   * operator's pages ask on every load, and a million rows per page load would be the hub's
+   * undoing).
+   */
+  subscribedTopics(): Promise<TopicSubscriptions[]>;
   /**
    * Deletes up to `limit` subscriptions whose lease has ended, or rssCloud ones exhausted by
    * failed deliveries, and resolves to how many it deleted. The expiry sweep calls it until it

@@ -3,7 +3,7 @@
 // embedded store's journal and shards, the PostgreSQL schema) are tested beside it.
 import { expect } from 'chai';
 import { newTopic, type DeliveryTally, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../../lib/model.js';
-import type { Store } from '../../lib/store/store.js';
+import type { Store, TopicSubscriptions } from '../../lib/store/store.js';
 
 export function sub(topic: string, callback: string, extra: Partial<Subscription> = {}): Subscription {
   return {
@@ -43,12 +43,21 @@ export async function fullState(store: Store): Promise<unknown> {
   };
 }
 
-/** counts() must agree with a full recount of the records. */
+/** counts() and subscribedTopics() must agree with a full recount of the records. */
 export async function expectCountsConsistent(store: Store): Promise<void> {
   const subs = await store.listSubscriptions();
   const byProtocol: Record<string, number> = {};
-  for (const s of subs) byProtocol[s.protocol] = (byProtocol[s.protocol] ?? 0) + 1;
+  const byTopic = new Map<string, number>();
+  for (const s of subs) {
+    byProtocol[s.protocol] = (byProtocol[s.protocol] ?? 0) + 1;
+    byTopic.set(s.topic, (byTopic.get(s.topic) ?? 0) + 1);
+  }
   expect(await store.counts()).to.deep.equal({ topics: (await store.listTopics()).length, subscriptions: subs.length, byProtocol });
+  expect(sortedTopics(await store.subscribedTopics())).to.deep.equal(sortedTopics([...byTopic].map(([topic, subscriptions]) => ({ topic, subscriptions }))));
+}
+
+function sortedTopics(list: TopicSubscriptions[]): TopicSubscriptions[] {
+  return [...list].sort((x, y) => (x.topic < y.topic ? -1 : x.topic > y.topic ? 1 : 0));
 }
 
 export function prng(seed: number): () => number {
@@ -282,6 +291,23 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.countSubscriptions({ callbackHost: 'nobody.example' })).to.equal(0);
       await store.deleteSubscription('http://a/feed', 'http://Hooks.Example/1');
       expect(await store.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(2);
+    });
+
+    it('lists the topics that have subscriptions, with how many, from its counts', async () => {
+      expect(await store.subscribedTopics()).to.deep.equal([]);
+      await store.putTopic(newTopic('http://nobody/feed'));
+      for (const cb of ['http://s/1', 'http://s/2']) await store.putSubscription(sub('http://a/feed', cb));
+      for (const cb of ['http://s/1', 'http://s/2', 'http://s/3']) await store.putSubscription(sub('http://b/feed?x=1&y=é', cb, { protocol: 'websub' }));
+      await store.putSubscription(sub('http://a/feed', 'http://s/1', { ctUpdates: 5 })); // a renewal: still two
+      expect(sortedTopics(await store.subscribedTopics())).to.deep.equal([
+        { topic: 'http://a/feed', subscriptions: 2 },
+        { topic: 'http://b/feed?x=1&y=é', subscriptions: 3 },
+      ]);
+      await store.deleteSubscription('http://a/feed', 'http://s/1');
+      await store.deleteSubscription('http://a/feed', 'http://s/2');
+      expect(await store.subscribedTopics()).to.deep.equal([{ topic: 'http://b/feed?x=1&y=é', subscriptions: 3 }]);
+      await store.deleteTopic('http://b/feed?x=1&y=é');
+      expect(await store.subscribedTopics()).to.deep.equal([]);
     });
 
     it('puts a subscription within limits: a new one past its topic\'s or its callback host\'s limit is refused, a renewal never', async () => {
