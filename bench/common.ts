@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { Protocol, Subscription } from '../lib/model.js';
+import { newSubscription, type Protocol, type Subscription } from '../lib/model.js';
 
 // A benchmark started by bench/run.ts has an IPC channel to it; the channel must not keep the
 // benchmark alive once its work is done (the 'disconnect' listener below still fires).
@@ -69,16 +69,7 @@ export interface SeedSub {
 /** The stored subscription a seeded subscriber becomes: active for a day, past `deliveredVersion` already. */
 export function seededSubscription(topic: string, s: SeedSub, now: number, deliveredVersion: number): Subscription {
   return {
-    topic,
-    callback: s.callback,
-    protocol: s.protocol,
-    ctUpdates: 0,
-    ctErrors: 0,
-    ctConsecutiveErrors: 0,
-    whenCreated: now,
-    whenLastUpdate: null,
-    whenLastError: null,
-    whenExpires: now + 86_400_000,
+    ...newSubscription(topic, s.callback, s.protocol, now, now + 86_400_000),
     deliveredVersion,
     ...(s.secret !== undefined && { secret: s.secret, leaseSeconds: 864_000 }),
     ...(s.notifyProcedure !== undefined && { notifyProcedure: s.notifyProcedure }),

@@ -11,7 +11,7 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { callbackHost, isRssCloudProtocol, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
+import { callbackHost, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
@@ -306,17 +306,8 @@ export class Hub extends EventEmitter {
     if (limited) return limited;
     const now = this.now();
     const probe: Subscription = {
-      topic: url,
-      callback,
-      protocol,
+      ...newSubscription(url, callback, protocol, now, now + this.deps.config.rssCloudLeaseSeconds * 1000),
       ...(protocol === 'xml-rpc' && { notifyProcedure: notifyProcedure ?? '' }),
-      ctUpdates: 0,
-      ctErrors: 0,
-      ctConsecutiveErrors: 0,
-      whenCreated: now,
-      whenLastUpdate: null,
-      whenLastError: null,
-      whenExpires: now + this.deps.config.rssCloudLeaseSeconds * 1000,
     };
     if (!(await this.testHandler(probe, domain))) {
       this.note({ kind: 'subscribe', topic: url, ok: false, protocol, detail: `${callbackHost(callback)}: handler test failed` });

@@ -151,6 +151,11 @@ export function newTopic(url: string): Topic {
   return { url, lastHash: '', lastSize: 0, ctChecks: 0, whenLastCheck: 0, ctUpdates: 0, whenLastUpdate: 0, version: 0 };
 }
 
+/** A subscription that has never been delivered to, created at `now`, lasting until `whenExpires`. */
+export function newSubscription(topic: string, callback: string, protocol: Protocol, now: number, whenExpires: number): Subscription {
+  return { topic, callback, protocol, ctUpdates: 0, ctErrors: 0, ctConsecutiveErrors: 0, whenCreated: now, whenLastUpdate: null, whenLastError: null, whenExpires };
+}
+
 export function subscriptionKey(topic: string, callback: string): string {
   // A newline cannot occur in a URL we accept, so it separates the pair unambiguously.
   return `${topic}\n${callback}`;
