@@ -20,14 +20,16 @@ export class Limiter {
 
   /**
    * Takes a slot for `start`: true when one was free (the caller calls `start` itself), else
-   * false, and `start` is called when a slot is handed to it.
+   * false, and `start` is called when a slot is handed to it, in a microtask of its own: a
+   * `start` that gives the slot straight back hands it to the next one, and called from
+   * release() directly, a queue of thousands of those would nest a call per entry.
    */
   enter(start: () => void): boolean {
     if (this.active < this.max) {
       this.active++;
       return true;
     }
-    this.waiting.push(start);
+    this.waiting.push(() => queueMicrotask(start));
     return false;
   }
 
