@@ -35,7 +35,8 @@ const config = loadConfig({ DATA_DIR: dir });
 const store = new LowdbStore({ dir });
 await store.open();
 const notifier = new Notifier({ config, http, store, log: silentLogger });
-// As in the hub: a listener turns each delivery into metrics and activity (see lib/server.ts).
+// The delivery event is emitted to a listener, as in the hub; lib/server.ts's (metrics, the
+// activity log) is not part of this figure.
 notifier.on('delivery', () => {});
 
 const topic = 'http://127.0.0.1:8080/feed.xml';

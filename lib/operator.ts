@@ -56,11 +56,13 @@ export class Operator {
   async stats(): Promise<Stats> {
     const { store, notifier, activity, poller, streams } = this.deps;
     const counts = await store.counts();
-    const top = [...(await this.subscribedTopics())].sort((a, b) => b[1] - a[1]).slice(0, 10);
+    // From the subscriptions' counts, not the topics: a WebSub subscriber may follow a topic the
+    // hub has not read yet.
+    const top = (await store.subscribedTopics()).sort((a, b) => b.subscriptions - a.subscriptions).slice(0, 10);
     const busiest = await Promise.all(
-      top.map(async ([url, n]) => {
+      top.map(async ({ topic: url, subscriptions }) => {
         const t = await store.getTopic(url);
-        return { url, subscriptions: n, version: t?.version ?? 0, lastUpdate: t?.whenLastUpdate ? iso(t.whenLastUpdate) : null };
+        return { url, subscriptions, version: t?.version ?? 0, lastUpdate: t?.whenLastUpdate ? iso(t.whenLastUpdate) : null };
       }),
     );
     return {
@@ -79,18 +81,10 @@ export class Operator {
     };
   }
 
-  /**
-   * Every topic with at least one subscription, and how many: read from the subscriptions, since
-   * a WebSub subscriber may follow a topic the hub has not read yet.
-   */
-  private async subscribedTopics(): Promise<Map<string, number>> {
-    return new Map((await this.deps.store.subscribedTopics()).map((t) => [t.topic, t.subscriptions]));
-  }
-
   /** OPML 2.0 listing every topic that has at least one subscription, in URL order. */
   async opml(title: string): Promise<string> {
     const lines: string[] = [];
-    for (const url of [...(await this.subscribedTopics()).keys()].sort()) {
+    for (const url of (await this.deps.store.subscribedTopics()).map((t) => t.topic).sort()) {
       lines.push(`    <outline type="rss" text="${escapeXml(url)}" xmlUrl="${escapeXml(url)}"/>`);
     }
     return [
