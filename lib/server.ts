@@ -93,8 +93,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     pausedHosts: () => notifier.pausedHosts().length,
     sseClients: () => streams.size,
   });
-  hub.on('change', (content: Content) => bus.publish('change', changeEvent(content)));
-  bus.on('change', (e) => streams.publish(topicChannel((e as ChangeEvent).topic), 'change', e));
+  hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
+  bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));
   // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
   hub.on('activity', (a: ActivityInput) => bus.publish('activity', a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
   // Another process's activity shows in the log and on streams, but its metrics are its own.
@@ -172,6 +172,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
 /** Non-feed content up to this size is sent to browsers as text; larger or binary is not. */
 const STREAM_BODY_MAX = 64 * 1024;
 
+/** A change as browsers and other processes receive it. */
 interface ChangeEvent {
   topic: string;
   version: number;
@@ -180,11 +181,31 @@ interface ChangeEvent {
   body: string | null;
 }
 
-/** What a browser receives for a change: the new entries, or the raw body for other content. */
+/**
+ * A change on the bus: made into its ChangeEvent (the feed's new entries read, a full XML parse
+ * each) only when it is serialised, for a stream, a replay or another process. On the embedded
+ * store with no browser watching, that is never.
+ */
+class LazyChange {
+  private made: ChangeEvent | undefined;
+
+  constructor(private readonly content: Content) {}
+
+  get topic(): string {
+    return this.content.topic;
+  }
+
+  toJSON(): ChangeEvent {
+    return (this.made ??= changeEvent(this.content));
+  }
+}
+
+/** What a browser receives for a change: the new entries, or the raw body for other content (or entries that do not parse). */
 function changeEvent(content: Content): ChangeEvent {
+  const entries = content.entries?.() ?? null;
   const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
-  const body = !content.entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
-  return { topic: content.topic, version: content.version, contentType: content.contentType, entries: content.entries ?? null, body };
+  const body = !entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
+  return { topic: content.topic, version: content.version, contentType: content.contentType, entries, body };
 }
 
 /**
@@ -194,7 +215,7 @@ function changeEvent(content: Content): ChangeEvent {
  */
 function fitEvent(kind: string, payload: unknown, maxBytes: number): unknown {
   if (kind !== 'change') return undefined;
-  const e = payload as ChangeEvent;
+  const e = payload instanceof LazyChange ? payload.toJSON() : (payload as ChangeEvent);
   const size = (x: unknown): number => Buffer.byteLength(JSON.stringify(x));
   let fitted: ChangeEvent = { ...e, body: null };
   if (size(fitted) <= maxBytes || !e.entries) return size(fitted) <= maxBytes ? fitted : undefined;

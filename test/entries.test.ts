@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { diffFeed, parseEntries, MAX_DIFF_BODY, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
@@ -108,17 +109,18 @@ describe('feed entries and diffs', () => {
         expect(d).to.not.equal(null);
         expect(d!.format).to.equal(c.format);
         expect(d!.body.equals(base)).to.equal(true);
-        expect(d!.changed).to.have.length(c.count);
+        expect(d!.changed()).to.have.length(c.count);
         expect(d!.fingerprints).to.have.length(c.count);
-        for (const fp of d!.fingerprints) expect(fp).to.match(/^[0-9a-f]{16}:[0-9a-f]{16}$/);
-        expect(d!.changed).to.deep.equal(parseEntries(base, c.contentType)!.entries);
+        for (const fp of d!.fingerprints) expect(fp).to.match(/^[0-9a-f]{16}$/);
+        expect(d!.changedCount).to.equal(c.count);
+        expect(d!.changed()).to.deep.equal(parseEntries(base, c.contentType)!.entries);
       });
 
       it('next version: exactly the new and changed entries, in the original envelope bytes', () => {
         const previous = diffFeed(base, c.contentType, undefined)!.fingerprints;
         const d = diffFeed(next, c.contentType, previous)!;
         expect(d.format).to.equal(c.format);
-        expect(d.changed.map((e) => e.id)).to.deep.equal(c.changedIds);
+        expect(d.changed()!.map((e) => e.id)).to.deep.equal(c.changedIds);
         expect(d.fingerprints).to.deep.equal(diffFeed(next, c.contentType, undefined)!.fingerprints);
         // The envelope: everything before the first entry, byte for byte.
         const head = next.subarray(0, Buffer.byteLength(nextText.slice(0, nextText.indexOf(c.open))));
@@ -127,7 +129,7 @@ describe('feed entries and diffs', () => {
         for (const marker of c.unchanged) expect(out).to.not.include(marker);
         expect(out).to.equal(without(nextText, c.unchanged, c.open, c.close));
         // The partial feed is itself a feed holding just those entries.
-        expect(parseEntries(d.body, c.contentType)!.entries).to.deep.equal(d.changed);
+        expect(parseEntries(d.body, c.contentType)!.entries).to.deep.equal(d.changed());
       });
 
       it('a feed-level change alone (lastBuildDate, ttl, updated) changes no entry', () => {
@@ -135,7 +137,7 @@ describe('feed entries and diffs', () => {
         const meta = buf(c.metaOnly(base.toString('utf8')));
         expect(meta.equals(base)).to.equal(false);
         const d = diffFeed(meta, c.contentType, first.fingerprints)!;
-        expect(d.changed).to.deep.equal([]);
+        expect(d.changed()).to.deep.equal([]);
         expect(d.fingerprints).to.deep.equal(first.fingerprints);
         expect(parseEntries(d.body, c.contentType)!.entries).to.deep.equal([]);
         expect(d.body.toString('utf8')).to.equal(without(meta.toString('utf8'), c.markers, c.open, c.close));
@@ -144,7 +146,15 @@ describe('feed entries and diffs', () => {
       it('an empty previous list keeps every entry: the body is the original bytes', () => {
         const d = diffFeed(next, c.contentType, [])!;
         expect(d.body.equals(next)).to.equal(true);
-        expect(d.changed).to.have.length(d.fingerprints.length);
+        expect(d.changed()).to.have.length(d.fingerprints.length);
+      });
+
+      it('fingerprints stored in the older `idHash:contentHash` form still match', () => {
+        const first = diffFeed(base, c.contentType, undefined)!;
+        const older = first.changed()!.map((e, i) => `${hash('sha256', e.id, 'hex').slice(0, 16)}:${first.fingerprints[i]}`);
+        const d = diffFeed(next, c.contentType, older)!;
+        expect(d.changed()!.map((e) => e.id)).to.deep.equal(c.changedIds);
+        expect(d.body.toString('utf8')).to.equal(without(nextText, c.unchanged, c.open, c.close));
       });
     });
   }
@@ -158,14 +168,14 @@ describe('feed entries and diffs', () => {
       const d = diffFeed(base, CT, undefined)!;
       expect(d.format).to.equal('json');
       expect(d.body.equals(base)).to.equal(true);
-      expect(d.changed).to.have.length(4);
+      expect(d.changed()).to.have.length(4);
       expect(d.fingerprints).to.have.length(4);
     });
 
     it('next version: items filtered to the new and changed ones, the rest of the feed as is', () => {
       const previous = diffFeed(base, CT, undefined)!.fingerprints;
       const d = diffFeed(next, CT, previous)!;
-      expect(d.changed.map((e) => e.id)).to.deep.equal(['2004', 'https://micro.example.com/2024/03/11/podcast']);
+      expect(d.changed()!.map((e) => e.id)).to.deep.equal(['2004', 'https://micro.example.com/2024/03/11/podcast']);
       const parsedNext = JSON.parse(next.toString('utf8')) as { items: unknown[] } & Record<string, unknown>;
       const out = JSON.parse(d.body.toString('utf8')) as Record<string, unknown>;
       expect(out).to.deep.equal({ ...parsedNext, items: [parsedNext.items[0], parsedNext.items[2]] });
@@ -177,7 +187,7 @@ describe('feed entries and diffs', () => {
       const first = diffFeed(base, CT, undefined)!;
       const meta = buf(base.toString('utf8').replace('"ttl_minutes": 15', '"ttl_minutes": 60'));
       const d = diffFeed(meta, CT, first.fingerprints)!;
-      expect(d.changed).to.deep.equal([]);
+      expect(d.changed()).to.deep.equal([]);
       expect((JSON.parse(d.body.toString('utf8')) as { items: unknown[] }).items).to.deep.equal([]);
     });
 
@@ -191,10 +201,10 @@ describe('feed entries and diffs', () => {
       ]);
       const a = diffFeed(buf('{"version":"https://jsonfeed.org/version/1.1","items":[{"id":7,"title":"x","url":"u"}]}'), CT, undefined)!;
       const b = diffFeed(buf('{"items":[{"url":"u","title":"x","id":7}],"version":"https://jsonfeed.org/version/1.1"}'), CT, a.fingerprints)!;
-      expect(b.changed).to.deep.equal([]);
+      expect(b.changed()).to.deep.equal([]);
       const c2 = diffFeed(buf('{"version":"https://jsonfeed.org/version/1.1","items":[{"id":7,"title":"y","url":"u"}]}'), CT, a.fingerprints)!;
-      expect(c2.changed.map((e) => e.id)).to.deep.equal(['7']);
-      expect(c2.fingerprints[0]?.split(':')[0]).to.equal(a.fingerprints[0]?.split(':')[0]); // same entry, new content
+      expect(c2.changed()!.map((e) => e.id)).to.deep.equal(['7']);
+      expect(c2.fingerprints[0]).to.not.equal(a.fingerprints[0]); // same entry, new content
       expect(JSON.parse(c2.body.toString('utf8'))).to.deep.equal({ version: 'https://jsonfeed.org/version/1.1', items: [{ id: 7, title: 'y', url: 'u' }] });
     });
 
@@ -486,10 +496,10 @@ describe('feed entries and diffs', () => {
         'latin1',
       );
       const first = diffFeed(latin1, 'application/rss+xml', undefined)!;
-      expect(first.changed.map((e) => e.title)).to.deep.equal(['Résumé', 'Naïve']);
+      expect(first.changed()!.map((e) => e.title)).to.deep.equal(['Résumé', 'Naïve']);
       const changed = Buffer.from(latin1.toString('latin1').replace('Na\u00efve', 'Na\u00efve!'), 'latin1');
       const d = diffFeed(changed, 'application/rss+xml', first.fingerprints)!;
-      expect(d.changed.map((e) => e.id)).to.deep.equal(['2']);
+      expect(d.changed()!.map((e) => e.id)).to.deep.equal(['2']);
       expect(d.body.equals(Buffer.from(changed.toString('latin1').replace('\n<item><guid>1</guid><title>R\u00e9sum\u00e9</title></item>', ''), 'latin1'))).to.equal(true);
     });
 
@@ -509,7 +519,7 @@ describe('feed entries and diffs', () => {
         }
         const cut = rand(3) === 0 ? src.subarray(0, rand(src.length)) : src;
         const type = types[rand(types.length)]!;
-        expect(() => diffFeed(cut, type, ['x', 'y'])).to.not.throw();
+        expect(() => diffFeed(cut, type, ['x', 'y'])?.changed()).to.not.throw();
         expect(() => parseEntries(cut, type)).to.not.throw();
       }
       const weird: unknown[] = [null, undefined, 42, 'text', {}];
@@ -517,7 +527,7 @@ describe('feed entries and diffs', () => {
         expect(diffFeed(w as Buffer, 'application/rss+xml', undefined)).to.equal(null);
         expect(parseEntries(rss, w as string)?.format ?? null).to.be.oneOf(['rss', null]);
       }
-      expect(diffFeed(rss, 'application/rss+xml', [null, 3] as unknown as string[])?.changed).to.have.length(5);
+      expect(diffFeed(rss, 'application/rss+xml', [null, 3] as unknown as string[])?.changed()).to.have.length(5);
     });
   });
 });

@@ -107,7 +107,7 @@ export class TopicChecker {
     // A feed with no entries at all has nothing to compare by, so its bytes decide.
     const parsed = diffFeed(body, contentType, prev.fingerprints);
     const diff = parsed && (parsed.fingerprints.length > 0 || (prev.fingerprints?.length ?? 0) > 0) ? parsed : null;
-    const changed = diff && prev.fingerprints ? diff.changed.length > 0 : bytesChanged;
+    const changed = diff && prev.fingerprints ? diff.changedCount > 0 : bytesChanged;
     const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;
     if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
@@ -130,7 +130,7 @@ export class TopicChecker {
       version: topic.version,
       body: diff && prev.fingerprints ? diff.body : body,
       contentType,
-      entries: diff ? diff.changed : null,
+      ...(diff && { entries: diff.changed }),
     };
     return { topic, changed, content };
   }

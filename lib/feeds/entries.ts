@@ -7,11 +7,13 @@
 //     (W3C WebSub §7 allows this for Atom and RSS);
 //   - show browsers a feed's entries as JSON.
 //
-// Every entry gets a fingerprint `${idHash}:${contentHash}`: the identity hash says which entry it
-// is (RSS guid / RSS 1.0 rdf:about / link / a hash of title and text; Atom id / link; JSON Feed id /
-// url), the content hash covers the entry's exact bytes (XML) or its canonical JSON (JSON Feed), so
-// any change inside an entry counts and nothing outside one does. An entry is reported when its
-// fingerprint is not among the previous version's.
+// Every entry gets a fingerprint: the hash of its exact bytes (XML) or of its canonical JSON (JSON
+// Feed), so any change inside an entry counts and nothing outside one does. An entry is reported
+// when its fingerprint is not among the previous version's. Deciding that needs no parsing: an
+// entry is read (its id, title, link...; a full XML parse each) only when something asks for it,
+// a browser's stream or another hub process, and only the reported ones. Fingerprints stored
+// before 2026-12 were `${idHash}:${contentHash}`; only their content part is compared, and since
+// the id was read from those same bytes, the comparison gives the same answer.
 //
 // XML is never re-serialised: xml-spans.ts finds the byte ranges of the entries, and a partial
 // feed is the original bytes minus the ranges of the unchanged entries. Scanning a latin1 view of
@@ -55,10 +57,15 @@ export interface FeedEntry {
 
 export interface FeedDiff {
   format: DiffableFormat;
-  /** One per entry of the current version, in document order: `${idHash}:${contentHash}` (16 hex chars of sha256 each). Stored by the hub to diff the next version. */
+  /** One per entry of the current version, in document order: 16 hex chars of the sha256 of its content. Stored by the hub to diff the next version. */
   fingerprints: string[];
-  /** Entries that are new or whose content changed since `previous`, in document order. */
-  changed: FeedEntry[];
+  /** How many entries are new or changed since `previous` (all of them without one). */
+  changedCount: number;
+  /**
+   * Those entries, in document order, read on the first call and remembered; null when one of
+   * them does not parse (the scanner accepts a few things fast-xml-parser refuses).
+   */
+  changed(): FeedEntry[] | null;
   /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the parsed object with `items` filtered, re-serialised with JSON.stringify. When previous is undefined, the original body unchanged. */
   body: Buffer;
 }
@@ -94,27 +101,38 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
   try {
     const feed = analyse(body, contentType);
     if (feed === null) return null;
-    if (previous === undefined) {
-      return { format: feed.format, fingerprints: feed.fingerprints, changed: feed.entries, body };
-    }
-    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string') : []);
-    const keep = feed.fingerprints.map((fp) => !seen.has(fp));
+    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(contentPart) : []);
+    const keep = feed.fingerprints.map((fp) => previous === undefined || !seen.has(fp));
+    const positions: number[] = [];
+    keep.forEach((k, i) => k && positions.push(i));
+    let read: FeedEntry[] | null | undefined;
     return {
       format: feed.format,
       fingerprints: feed.fingerprints,
-      changed: feed.entries.filter((_, i) => keep[i]),
-      body: feed.partial(keep),
+      changedCount: positions.length,
+      changed: () => (read === undefined ? (read = safely(() => feed.read(positions))) : read),
+      body: previous === undefined ? body : feed.partial(keep),
     };
   } catch {
     return null;
   }
 }
 
-/** The entries of a feed, in document order; null when diffFeed would return null. Never throws. */
+/** The entries of a feed, in document order; null when diffFeed would return null or one does not parse. Never throws. */
 export function parseEntries(body: Buffer, contentType: string): { format: DiffableFormat; entries: FeedEntry[] } | null {
+  const feed = safely(() => analyse(body, contentType));
+  const entries = feed && safely(() => feed.read(feed.fingerprints.map((_, i) => i)));
+  return feed && entries ? { format: feed.format, entries } : null;
+}
+
+/** A fingerprint's content hash: all of it, or the part after the id hash of the older form. */
+function contentPart(fingerprint: string): string {
+  return fingerprint.slice(fingerprint.lastIndexOf(':') + 1);
+}
+
+function safely<T>(read: () => T | null): T | null {
   try {
-    const feed = analyse(body, contentType);
-    return feed === null ? null : { format: feed.format, entries: feed.entries };
+    return read();
   } catch {
     return null;
   }
@@ -125,8 +143,9 @@ export function parseEntries(body: Buffer, contentType: string): { format: Diffa
 
 interface Analysed {
   format: DiffableFormat;
-  entries: FeedEntry[];
   fingerprints: string[];
+  /** Reads the entries at these positions (indexes into fingerprints); null if one does not parse. */
+  read(positions: number[]): FeedEntry[] | null;
   /** The feed with only the entries whose `keep` flag is set (one flag per entry). */
   partial(keep: boolean[]): Buffer;
 }
@@ -236,19 +255,11 @@ function resolveAgainst(ref: string, base: string | null, fallback: string | nul
 }
 
 /**
- * Entries already read, by the hash of their context and of their bytes, and contexts by the
- * hash of the root start tag they come from: bounded, the oldest forgotten first (about 8 MB
- * at most). Both are pure functions of their key, so a hit is exactly what reading would give.
+ * Contexts by the hash of the root start tag they come from, bounded, the oldest forgotten
+ * first: a context is a pure function of its key, so a hit is exactly what reading would give.
  */
-const ENTRIES = new Map<string, { entry: FeedEntry; idHash: string }>();
-const MAX_ENTRIES = 16_384;
 const CONTEXTS = new Map<string, XmlContext>();
 const MAX_CONTEXTS = 1024;
-
-function remember<V>(cache: Map<string, V>, key: string, value: V, max: number): void {
-  if (cache.size >= max) cache.delete(cache.keys().next().value as string);
-  cache.set(key, value);
-}
 
 /** Context an entry is read in: namespaces and xml:base in scope at the root. */
 interface XmlContext {
@@ -294,48 +305,42 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   if (!hasContainer) return null;
 
   const decode = (from: number, to: number): string => decodeBytes(bytes.subarray(from, to), charset);
-
-  // The root's start tag gives the namespaces and xml:base every entry is read in.
-  const startTag = decode(root.start, root.contentStart);
-  const rootXml = root.contentStart === root.end ? startTag : `${startTag}</${root.name}>`;
-  // Everything an entry's reading depends on besides its own bytes.
-  const contextKey = shortHash(`${kind}\n${charset}\n${rootXml}`);
-  let context = CONTEXTS.get(contextKey);
-  if (context === undefined) {
+  const xmlKind = kind;
+  const readContext = (): XmlContext | null => {
+    // The root's start tag gives the namespaces and xml:base every entry is read in.
+    const startTag = decode(root.start, root.contentStart);
+    const rootXml = root.contentStart === root.end ? startTag : `${startTag}</${root.name}>`;
+    const key = shortHash(`${xmlKind}\n${charset}\n${rootXml}`);
+    const known = CONTEXTS.get(key);
+    if (known !== undefined) return known;
     const parsedRoot = parseElement(rootXml);
     if (parsedRoot === null) return null;
     const rootAttrs = attributes(parsedRoot.node);
     const rootBase = attr(rootAttrs, 'xml:base');
-    context = {
-      kind,
+    const context: XmlContext = {
+      kind: xmlKind,
       ns: withNamespaces(new Map(), rootAttrs),
       base: rootBase === null ? null : resolveAgainst(rootBase.trim(), null, null),
     };
-    remember(CONTEXTS, contextKey, context, MAX_CONTEXTS);
-  }
-
-  const entries: FeedEntry[] = [];
-  const fingerprints: string[] = [];
-  for (const span of spans) {
-    const contentHash = shortHash(bytes.subarray(span.start, span.end));
-    // The same bytes read in the same context read the same: a feed's next version repeats
-    // most of its entries, and each reading is a full XML parse.
-    const key = `${contextKey}:${contentHash}`;
-    let read = ENTRIES.get(key);
-    if (read === undefined) {
-      const entry = readXmlEntry(decode(span.start, span.end), context);
-      if (entry === null) return null;
-      read = { entry, idHash: shortHash(entry.id) };
-      remember(ENTRIES, key, read, MAX_ENTRIES);
-    }
-    entries.push({ ...read.entry });
-    fingerprints.push(`${read.idHash}:${contentHash}`);
-  }
+    if (CONTEXTS.size >= MAX_CONTEXTS) CONTEXTS.delete(CONTEXTS.keys().next().value as string);
+    CONTEXTS.set(key, context);
+    return context;
+  };
 
   return {
     format: kind,
-    entries,
-    fingerprints,
+    fingerprints: spans.map((span) => shortHash(bytes.subarray(span.start, span.end))),
+    read(positions: number[]): FeedEntry[] | null {
+      const context = positions.length === 0 ? null : readContext();
+      const entries: FeedEntry[] = [];
+      for (const i of positions) {
+        const span = spans[i];
+        const entry = span && context && readXmlEntry(decode(span.start, span.end), context);
+        if (!entry) return null;
+        entries.push(entry);
+      }
+      return entries;
+    },
     partial(keep: boolean[]): Buffer {
       // Everything but the dropped entries, each dropped with the whitespace just before it.
       const pieces: Buffer[] = [];
@@ -522,12 +527,10 @@ function analyseJson(feed: unknown): Analysed | null {
   const objects: Record<string, unknown>[] = (items as unknown[]).filter(
     (it): it is Record<string, unknown> => it !== null && typeof it === 'object' && !Array.isArray(it),
   );
-  const entries = objects.map(readJsonItem);
-  const fingerprints = objects.map((item, i) => `${shortHash(entries[i]?.id ?? '')}:${shortHash(canonicalJson(item))}`);
   return {
     format: 'json',
-    entries,
-    fingerprints,
+    fingerprints: objects.map((item) => shortHash(canonicalJson(item))),
+    read: (positions) => positions.map((i) => readJsonItem(objects[i] ?? {})),
     partial(keep: boolean[]): Buffer {
       const kept = objects.filter((_, i) => keep[i] === true);
       return Buffer.from(JSON.stringify({ ...feed, items: kept }), 'utf8');

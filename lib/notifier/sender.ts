@@ -8,8 +8,11 @@ export interface Content {
   version: number;
   body: Buffer;
   contentType: string;
-  /** The new or changed entries when the topic is a feed; null for other content. Not persisted. */
-  entries?: FeedEntry[] | null;
+  /**
+   * The new or changed entries when the topic is a feed, read when first asked for (most changes
+   * are never shown to anyone); absent, or null from the call, for other content. Not persisted.
+   */
+  entries?: () => FeedEntry[] | null;
 }
 
 export interface DeliveryOutcome {
