@@ -161,6 +161,11 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       notifier.close();
       hub.stopClaims();
       await hub.idle();
+      await notifier.drained();
+      // Given up only now, with every outcome of this process durable: a restart or another
+      // process resumes what is left at once instead of waiting out the lease, and repeats
+      // nothing this process finished.
+      await store.releaseClaims(notifier.owner).catch((e: unknown) => log.warn('releasing claims failed', { error: describeError(e) }));
       await httpClient.close();
       await bus.close();
       await store.close();

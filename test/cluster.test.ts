@@ -228,3 +228,99 @@ describe('three hub processes on one PostgreSQL database', function () {
     }
   });
 });
+
+describe('a hub process on PostgreSQL stopped with SIGTERM mid-fan-out', function () {
+  this.timeout(90_000);
+  const LEASE_MS = 60_000;
+  let dbUrl: string;
+  let store: PgStore;
+  let feeds: FeedServer;
+  const dirs: string[] = [];
+  const hubs: ChildHub[] = [];
+  // A lease far longer than the test waits: only claims given back let the next process resume.
+  const env = (): Record<string, string> => ({
+    DATABASE_URL: dbUrl,
+    DATABASE_POOL_SIZE: '4',
+    OUTBOX_CLAIM_LEASE_MS: String(LEASE_MS),
+    DELIVERY_CONCURRENCY: '8',
+    DELIVERY_PER_HOST: '8',
+    POLL_ENABLED: 'false',
+  });
+
+  before(async function () {
+    this.timeout(60_000);
+    dbUrl = await freshDatabaseUrl('graceful');
+    feeds = await FeedServer.start();
+    store = new PgStore({ connectionString: dbUrl, poolSize: 4 });
+    for (let i = 0; i < 3; i++) dirs.push(await tempDataDir());
+  });
+
+  after(async function () {
+    this.timeout(30_000);
+    await Promise.all(hubs.map((h) => h.stop('SIGTERM')));
+    await store?.close();
+    await feeds?.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    if (dbUrl) await dropDatabaseSchema(dbUrl);
+  });
+
+  it('gives its claims back as it exits: the next process resumes the rest at once, repeating nothing', async () => {
+    const feed = feeds.changing('graceful');
+    const total = 400;
+    const sink = await SlowSink.start(200);
+    try {
+      const first = await spawnHub(dirs[0]!, env(), 30_000);
+      hubs.push(first);
+      await store.open();
+      expect((await ping(first, feed)).success).to.equal(true); // version 1, nobody following
+      const now = Date.now();
+      for (let i = 0; i < total; i += 100) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, k) =>
+            store.putSubscription({
+              topic: feed,
+              callback: `http://127.0.0.1:${sink.port}/g/${i + k}`,
+              protocol: 'http-post',
+              ctUpdates: 0,
+              ctErrors: 0,
+              ctConsecutiveErrors: 0,
+              whenCreated: now - 1000,
+              whenLastUpdate: null,
+              whenLastError: null,
+              whenExpires: now + 86400_000,
+            }),
+          ),
+        );
+      }
+      // Answered at once (the fan-out goes on behind it), so SIGTERM has no request to wait for.
+      expect((await postForm(first.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+
+      /** SIGTERM once `more` deliveries went out, then check the process gave its claim back. */
+      const stopMidway = async (hub: ChildHub, more: number): Promise<void> => {
+        const from = sink.total;
+        await until('deliveries to be under way', () => sink.total >= from + more, 20_000);
+        const exit = await hub.stop('SIGTERM');
+        expect(exit.code, 'a graceful exit').to.equal(0);
+        const left = await store.outboxOf(feed);
+        expect(left, 'the fan-out was unfinished when the process exited').to.have.length(1);
+        expect(left[0]?.claimedBy, 'the claim was given back').to.equal(undefined);
+      };
+      await stopMidway(first, 40);
+      // The second resumes the fan-out at start (a resumed fan-out is not a request the hub
+      // waits for: its lanes must have stopped, their outcomes durable, before the release).
+      const second = await spawnHub(dirs[1]!, env(), 30_000);
+      hubs.push(second);
+      await stopMidway(second, 40);
+      expect(sink.counts.size).to.be.lessThan(total);
+
+      const third = await spawnHub(dirs[2]!, env(), 30_000);
+      hubs.push(third);
+      // Well inside the lease: without the claims given back, this would wait it out.
+      await until('every subscriber to be reached', () => sink.counts.size === total, 30_000);
+      await until('the outbox to empty', async () => (await store.outboxOf(feed)).length === 0, 10_000);
+      expect(sink.total - total, 'deliveries repeated after graceful stops').to.equal(0);
+    } finally {
+      await sink.close();
+    }
+  });
+});

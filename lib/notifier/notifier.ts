@@ -92,6 +92,7 @@ interface Lane {
  * the body is missing), paused by the breaker, or a request made and its outcome recorded.
  */
 type Attempt =
+  | { closing: true }
   | { skipped: DeliveryOutcome }
   | { pausedUntil: number; sub: Subscription }
   | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
@@ -111,6 +112,8 @@ export class Notifier extends EventEmitter {
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
   private readonly now: () => number;
   private closed = false;
+  /** Waiting in drained() for the last lane to stop. */
+  private drainWaiters: (() => void)[] = [];
   /** Who this process is on outbox claims (see startClaims). */
   readonly owner: string;
   private claimTimers: NodeJS.Timeout[] = [];
@@ -304,6 +307,15 @@ export class Notifier extends EventEmitter {
     this.sleepers.clear();
   }
 
+  /**
+   * After close(): resolves once every lane has stopped. A lane stops after its attempt in
+   * flight, whose outcome it waits to be durable, so what this process delivered is recorded.
+   */
+  drained(): Promise<void> {
+    if (this.lanes.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
   private due(sub: Subscription, version: number): boolean {
     return this.isActive(sub) && (sub.deliveredVersion ?? 0) < version;
   }
@@ -338,7 +350,9 @@ export class Notifier extends EventEmitter {
         const slot = held;
         held = false;
         try {
-          await this.deliverVersion(lane, version, slot);
+          // Stopped by close(): the version stays unhandled here (settled below as the hub
+          // shutting down) and its outbox entry stays, for the restart or another process.
+          if (!(await this.deliverVersion(lane, version, slot))) break;
         } catch (e) {
           this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: describeError(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
@@ -354,15 +368,17 @@ export class Notifier extends EventEmitter {
       lane.running = false;
       for (const v of lane.versions) this.settleFirst(lane, v, { ok: false, error: 'the hub is shutting down' });
       if (this.lanes.get(key) === lane) this.lanes.delete(key);
+      if (this.lanes.size === 0) for (const wake of this.drainWaiters.splice(0)) wake();
     }
   }
 
   /**
    * Delivers one version to one subscription, retrying as its protocol allows. `held`: the
    * caller holds a slot of the lane's host for the first attempt, and hands it over; it is
-   * given back whatever happens.
+   * given back whatever happens. Resolves true when the version is done with for this
+   * subscription (delivered, given up on, or not due), false when close() stopped it first.
    */
-  private async deliverVersion(lane: Lane, version: number, held: boolean): Promise<void> {
+  private async deliverVersion(lane: Lane, version: number, held: boolean): Promise<boolean> {
     const { store, config } = this.deps;
     const host = lane.host;
     let ordered = false;
@@ -379,7 +395,7 @@ export class Notifier extends EventEmitter {
               this.limiter.leave(host);
             }
             const sub = await store.getSubscription(lane.topic, lane.callback);
-            if (!sub || !this.due(sub, version)) return this.settleFirst(lane, version, SKIPPED);
+            if (!sub || !this.due(sub, version)) return this.settled(lane, version, SKIPPED);
             if (await this.waitForEarlier(sub, version)) continue;
           }
         }
@@ -393,6 +409,8 @@ export class Notifier extends EventEmitter {
         // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
         // store that falls behind holds the slots back.
         const turn = async (): Promise<Attempt> => {
+          // A turn queued for the host's slot when the hub began closing sends nothing.
+          if (this.closed) return { closing: true };
           const sub = await store.getSubscription(lane.topic, lane.callback);
           if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
           const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
@@ -421,9 +439,10 @@ export class Notifier extends EventEmitter {
         const turnTaken = held ? this.limiter.runHeld(host, turn) : this.limiter.run(host, turn);
         held = false;
         const tried = await turnTaken;
+        if ('closing' in tried) return false;
         if ('skipped' in tried) {
           if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
-          return this.settleFirst(lane, version, tried.skipped);
+          return this.settled(lane, version, tried.skipped);
         }
         if ('pausedUntil' in tried) {
           const { sub } = tried;
@@ -431,7 +450,7 @@ export class Notifier extends EventEmitter {
           if (sub.protocol !== 'websub') {
             // rssCloud has no retries: a paused host counts as a failed delivery.
             await this.record(sub, version, paused, true);
-            return this.settleFirst(lane, version, paused);
+            return this.settled(lane, version, paused);
           }
           this.settleFirst(lane, version, paused);
           await this.sleep(tried.pausedUntil - this.now(), host);
@@ -445,10 +464,11 @@ export class Notifier extends EventEmitter {
         }
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
-        if (final) return;
+        if (final) return true;
         await this.sleep(delay);
         attempt++;
       }
+      return false;
     } finally {
       // Not handed over: the hub is closing, or something failed before the first attempt.
       if (held) this.limiter.leave(host);
@@ -545,6 +565,12 @@ export class Notifier extends EventEmitter {
     if (!first) return;
     if (outcome.ok) first.delivered++;
     if (--first.pending === 0) first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
+  }
+
+  /** settleFirst, for a version done with: deliverVersion's true. */
+  private settled(lane: Lane, version: number, outcome: DeliveryOutcome): true {
+    this.settleFirst(lane, version, outcome);
+    return true;
   }
 
   private emitDelivery(sub: Subscription, host: string, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {

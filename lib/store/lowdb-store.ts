@@ -391,6 +391,12 @@ export class LowdbStore implements Store {
     }
   }
 
+  async releaseClaims(owner: string): Promise<void> {
+    for (const claims of [this.claims, this.verificationClaims]) {
+      for (const [key, claim] of claims) if (claim.owner === owner) claims.delete(key);
+    }
+  }
+
   async listVerifications(): Promise<PendingVerification[]> {
     return (await copies(this.state.verificationRefs())).sort((a, b) => a.createdAt - b.createdAt);
   }

@@ -378,6 +378,8 @@ const SQL = {
                          ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
                        RETURNING ${VERIFICATION_COLUMNS.join(', ')}`,
   renewVerificationClaims: 'UPDATE pending_verifications SET claimed_until = $2 WHERE claimed_by = $1 AND id = ANY($3::text[])',
+  releaseOutboxClaims: 'UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1',
+  releaseVerificationClaims: 'UPDATE pending_verifications SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1',
   // One statement: one snapshot, so the numbers agree with each other.
   counts: `SELECT (SELECT count(*) FROM topics) AS topics,
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
@@ -756,6 +758,11 @@ export class PgStore implements Store {
   async renewVerificationClaims(owner: string, leaseMs: number, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.write('renewVerificationClaims', [owner, Date.now() + leaseMs, ids]);
+  }
+
+  async releaseClaims(owner: string): Promise<void> {
+    await this.write('releaseOutboxClaims', [owner]);
+    await this.write('releaseVerificationClaims', [owner]);
   }
 
   // --- sites ---------------------------------------------------------------------------------

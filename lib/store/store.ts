@@ -117,6 +117,13 @@ export interface Store {
   claimVerifications(owner: string, leaseMs: number, limit: number): Promise<PendingVerification[]>;
   /** Extends the claims `owner` still holds on these verifications to now + leaseMs. */
   renewVerificationClaims(owner: string, leaseMs: number, ids: string[]): Promise<void>;
+  /**
+   * Gives up every claim `owner` holds, on outbox entries and verifications alike, so that the
+   * next claim by anyone takes them at once: a process closing gracefully calls it when its
+   * work in flight has settled, and a restart (or another process) resumes what is left without
+   * waiting out the lease.
+   */
+  releaseClaims(owner: string): Promise<void>;
 
   /** Sites: what a site page links to as feeds (weblogUpdates and REST pings that name a site). Keyed by exact URL. */
   getSite(url: string): Promise<Site | undefined>;

@@ -525,6 +525,24 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.listVerifications()).to.deep.equal([verification('v1'), verification('v2', { createdAt: 2 })]);
       });
 
+      it("releases every claim of one owner, on outbox entries and verifications, and no one else's", async () => {
+        const t = 'https://a.example/feed';
+        const later = Date.now() + 60_000;
+        await store.putOutbox({ ...outbox(t, 1), claimedBy: 'A', claimedUntil: later }, Buffer.from('1'));
+        await store.putOutbox({ ...outbox(t, 2), claimedBy: 'B', claimedUntil: later }, Buffer.from('2'));
+        await store.putVerification({ ...verification('v1'), claimedBy: 'A', claimedUntil: later });
+        await store.putVerification({ ...verification('v2', { createdAt: 2 }), claimedBy: 'B', claimedUntil: later });
+        expect(await store.claimOutbox('C', 60_000, 10)).to.deep.equal([]);
+        expect(await store.claimVerifications('C', 60_000, 10)).to.deep.equal([]);
+        await store.releaseClaims('A');
+        expect((await store.claimOutbox('C', 60_000, 10)).map((e) => [e.version, e.claimedBy])).to.deep.equal([[1, 'C']]);
+        expect((await store.claimVerifications('C', 60_000, 10)).map((v) => [v.id, v.claimedBy])).to.deep.equal([['v1', 'C']]);
+        expect((await store.outboxOf(t)).map((e) => [e.version, e.claimedBy])).to.deep.equal([
+          [1, 'C'],
+          [2, 'B'],
+        ]);
+      });
+
       it('runs a function under a topic lock and gives back its result or error', async () => {
         expect(await store.withTopicLock('https://a.example/feed', async () => 42)).to.equal(42);
         let failed: unknown;
