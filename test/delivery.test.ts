@@ -316,6 +316,36 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('a WebSub subscriber that is down when the hub stops gracefully', () => {
+    it('is still owed the version after the restart, and receives it', async () => {
+      const dir = await tempDataDir();
+      // The next retry a minute away: only a restart that still owes the version delivers it.
+      const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000' };
+      let hub = await startTestHub(env, dir);
+      let open = true;
+      closers.push(async () => {
+        if (open) await hub.close();
+        await rm(dir, { recursive: true, force: true });
+      });
+      const topics = await topicServer();
+      let down = true;
+      const sub = await recorder(subscriberAnswer(() => (down ? 503 : 200)));
+      const topic = topics.set('/graceful', { body: rss(['a']), contentType: 'application/rss+xml' });
+      await subscribed(hub, sub, topic, '/cb');
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries); // answered 503: retrying, a minute from now
+      open = false;
+      await hub.close(); // graceful: the retry waiting is stopped, not done with
+      down = false;
+      hub = await startTestHub(env, dir);
+      open = true;
+      await sub.waitFor(2, deliveries, 10_000);
+      await settled(hub);
+      const received = sub.matching(deliveries);
+      expect(received.map((r) => guids(r.body))).to.deep.equal([['a'], ['a']]);
+    });
+  });
+
   // ---- a slow host beside fast ones -----------------------------------------------------
 
   describe('a slow host beside fast ones', () => {
