@@ -17,6 +17,7 @@ import type { Operator } from './operator.js';
 import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
+import { clientAddress } from '../routes/rate.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
 const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
@@ -33,10 +34,11 @@ export interface AppDeps {
 
 /** Route labels for request metrics: a fixed set, so strangers' paths cannot grow the label space. */
 const ROUTES = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/ping', '/RPC2', '/websub', '/stream', '/events', '/stats.json', '/feeds.opml', '/metrics', '/healthz', '/test', '/admin'];
+const ROUTES_LOWER = ROUTES.map((r) => [r, r.toLowerCase()] as const);
 
 function routeLabel(path: string): string {
   const p = path.toLowerCase().replace(/\/+$/, '') || '/';
-  return ROUTES.find((r) => p === r.toLowerCase() || p.startsWith(`${r.toLowerCase()}/`)) ?? (p === '/' ? '/' : 'other');
+  return ROUTES_LOWER.find(([, r]) => p === r || p.startsWith(`${r}/`))?.[0] ?? (p === '/' ? '/' : 'other');
 }
 
 /** express "trust proxy": believe X-Forwarded-For only from the proxies TRUST_PROXY names. */
@@ -68,7 +70,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     // Read now: by 'finish' the client may have hung up and its socket lost its address.
-    const ip = req.ip;
+    const ip = clientAddress(req);
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       metrics.request(routeLabel(req.path), res.statusCode);

@@ -40,6 +40,11 @@ export class RateLimiter {
     this.perMs = perMinute / 60_000;
   }
 
+  /** False when configured with 0 a minute: every request passes. */
+  get limits(): boolean {
+    return this.perMinute > 0;
+  }
+
   take(key: string): RateDecision {
     if (this.perMinute === 0) return { ok: true };
     const now = this.now();

@@ -2,9 +2,21 @@ import type { NextFunction, Request, Response } from 'express';
 import { rateLimitedMessage } from '../lib/messages.js';
 import { rateKey, type RateLimiter } from '../lib/rate-limit.js';
 
-/** The address a request came from: the socket's, or the forwarded one behind TRUST_PROXY. */
+const addresses = new WeakMap<Request, string>();
+
+/**
+ * The address a request came from: the socket's, or the forwarded one behind TRUST_PROXY.
+ * Worked out once per request: express's req.ip parses X-Forwarded-For and asks the trust
+ * function again each time it is read, and the request log, the rate limit and pleaseNotify
+ * all ask.
+ */
 export function clientAddress(req: Request): string {
-  return req.ip ?? req.socket.remoteAddress ?? '';
+  let address = addresses.get(req);
+  if (address === undefined) {
+    address = req.ip ?? req.socket.remoteAddress ?? '';
+    addresses.set(req, address);
+  }
+  return address;
 }
 
 /**
@@ -16,6 +28,7 @@ export function rateLimit(
   reject: (req: Request, res: Response, message: string) => void,
 ): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
+    if (!limiter.limits) return next();
     const decision = limiter.take(rateKey(clientAddress(req)));
     if (decision.ok) return next();
     res.setHeader('Retry-After', String(decision.retryAfterSeconds));

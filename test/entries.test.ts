@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { diffFeed, parseEntries, MAX_DIFF_BODY, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
-import { scanXml, type ElementSpan } from '../lib/feeds/xml-spans.js';
+import { DEFAULT_MAX_DEPTH, scanXml, type ElementSpan } from '../lib/feeds/xml-spans.js';
 
 function fixture(name: string): Buffer {
   return readFileSync(new URL(`./fixtures/feeds/${name}`, import.meta.url));
@@ -438,6 +438,12 @@ describe('feed entries and diffs', () => {
       const many = `<a ${Array.from({ length: 2000 }, (_, i) => `k${i}="v>"`).join(' ')}/>`;
       expect(scanXml(many, noop)?.end).to.equal(many.length);
       expect(scanXml('<a>' + '<b>'.repeat(300) + '</b>'.repeat(300) + '</a>', noop)).to.equal(null);
+      // A report depth: deeper elements are checked but not reported.
+      const deep = `<a><b><c/><d><e/></d></b><f/></a>`;
+      const shallow: string[] = [];
+      expect(scanXml(deep, (el) => shallow.push(`${el.name}${el.depth}`), DEFAULT_MAX_DEPTH, 1)?.name).to.equal('a');
+      expect(shallow).to.deep.equal(['b1', 'f1', 'a0']);
+      expect(scanXml(`<a><b><c><d></c></d></b></a>`, noop, DEFAULT_MAX_DEPTH, 1), 'a mismatch below the report depth').to.equal(null);
     });
   });
 

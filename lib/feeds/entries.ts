@@ -127,7 +127,8 @@ export function parseEntries(body: Buffer, contentType: string): { format: Diffa
 
 /** A fingerprint's content hash: all of it, or the part after the id hash of the older form. */
 function contentPart(fingerprint: string): string {
-  return fingerprint.slice(fingerprint.lastIndexOf(':') + 1);
+  const colon = fingerprint.lastIndexOf(':');
+  return colon === -1 ? fingerprint : fingerprint.slice(colon + 1);
 }
 
 function safely<T>(read: () => T | null): T | null {
@@ -297,6 +298,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
       }
     },
     MAX_XML_DEPTH,
+    2, // the root's children, and an RSS channel's items
   );
   if (root === null) return null;
   kind = kindOfRoot(root.name);

@@ -82,11 +82,12 @@ function readName(s: string, i: number): string | null {
 
 /**
  * Scans `s` as one XML document (an optional byte order mark, then prolog, exactly one root
- * element, then only comments, PIs and whitespace), calling `visit` for every element. Returns
- * the root element's span, or null if the text is not a document this scanner accepts.
+ * element, then only comments, PIs and whitespace), calling `visit` for every element at depth
+ * `reportDepth` or less (deeper ones are checked but not reported: no span is made for them).
+ * Returns the root element's span, or null if the text is not a document this scanner accepts.
  * Never throws (unless `visit` does).
  */
-export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEFAULT_MAX_DEPTH): ElementSpan | null {
+export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEFAULT_MAX_DEPTH, reportDepth = Infinity): ElementSpan | null {
   const n = s.length;
   let i = 0;
   if (s.startsWith('\uFEFF')) i = 1;
@@ -136,16 +137,13 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
       const gt = skipWs(s, end, n);
       if (s.charCodeAt(gt) !== 0x3e /* > */) return null;
       names.pop();
-      const el: ElementSpan = {
-        name,
-        depth: top,
-        start: starts.pop() ?? 0,
-        contentStart: contentStarts.pop() ?? 0,
-        contentEnd: lt,
-        end: gt + 1,
-      };
-      visit(el, names);
-      if (top === 0) root = el;
+      const start = starts.pop() ?? 0;
+      const contentStart = contentStarts.pop() ?? 0;
+      if (top <= reportDepth) {
+        const el: ElementSpan = { name, depth: top, start, contentStart, contentEnd: lt, end: gt + 1 };
+        visit(el, names);
+        if (top === 0) root = el;
+      }
       i = gt + 1;
       continue;
     }
@@ -193,9 +191,11 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
     }
 
     if (selfClosing) {
-      const el: ElementSpan = { name, depth: names.length, start: lt, contentStart: j, contentEnd: j, end: j };
-      visit(el, names);
-      if (names.length === 0) root = el;
+      if (names.length <= reportDepth) {
+        const el: ElementSpan = { name, depth: names.length, start: lt, contentStart: j, contentEnd: j, end: j };
+        visit(el, names);
+        if (names.length === 0) root = el;
+      }
     } else {
       if (names.length >= maxDepth) return null;
       names.push(name);
