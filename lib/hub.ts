@@ -664,12 +664,11 @@ export class Hub extends EventEmitter {
       if (removed < SWEEP_BATCH) break;
     }
     let topicsRemoved = 0;
-    const retentionMs = config.feedsRetentionDays * 86400_000;
-    for (const topic of await store.listTopics()) {
-      if (topic.whenLastUpdate >= now - retentionMs) continue;
-      if ((await store.countSubscriptions({ topic: topic.url })) > 0) continue;
-      await store.deleteTopic(topic.url);
-      topicsRemoved++;
+    const before = now - config.feedsRetentionDays * 86400_000;
+    for (;;) {
+      const removed = await store.deleteStaleTopics(before, SWEEP_BATCH);
+      topicsRemoved += removed;
+      if (removed < SWEEP_BATCH) break;
     }
     return { subscriptionsRemoved, topicsRemoved };
   }

@@ -207,6 +207,17 @@ export class LowdbStore implements Store {
     return this.write({ op: 'delTopic', url });
   }
 
+  async deleteStaleTopics(before: number, limit: number): Promise<number> {
+    const stale: string[] = [];
+    for (const t of this.state.topicRefs()) {
+      if (stale.length >= limit) break;
+      if (t.whenLastUpdate < before && this.state.subscriptionCountOf(t.url) === 0) stale.push(t.url);
+    }
+    // Found and deleted in one synchronous pass, so no subscription can arrive in between.
+    await Promise.all(stale.map((url) => this.write({ op: 'delTopic', url })));
+    return stale.length;
+  }
+
   async listTopics(): Promise<Topic[]> {
     return copies(this.state.topicRefs());
   }

@@ -319,6 +319,13 @@ const SQL = {
   // One statement, so atomic; the topic's outbox stays until the notifier finds nobody due.
   deleteTopic: 'WITH s AS (DELETE FROM subscriptions WHERE topic_key = $1) DELETE FROM topics WHERE topic_key = $1',
   listTopics: `SELECT ${TOPIC_COLUMNS.slice(1).join(', ')} FROM topics`,
+  // Nothing is read into the process: at a million topics the sweep listed them all once a day.
+  deleteStaleTopics: `DELETE FROM topics t
+      WHERE t.topic_key IN (
+          SELECT topic_key FROM topics s
+          WHERE s.when_last_update < $1 AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
+          LIMIT $2)
+        AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
   getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
   // Reads that arrived together (see getSubscription); the key columns say which row answers which.
   getSubscriptionsOfTopic: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = ANY($2::bytea[])`,
@@ -506,6 +513,10 @@ export class PgStore implements Store {
 
   async deleteTopic(url: string): Promise<void> {
     await this.write('deleteTopic', [urlKey(url)]);
+  }
+
+  async deleteStaleTopics(before: number, limit: number): Promise<number> {
+    return (await this.write('deleteStaleTopics', [before, limit])).rowCount ?? 0;
   }
 
   async listTopics(): Promise<Topic[]> {

@@ -48,6 +48,12 @@ export interface Store {
   /** Removes the topic and every subscription to it. */
   deleteTopic(url: string): Promise<void>;
   listTopics(): Promise<Topic[]>;
+  /**
+   * Deletes up to `limit` topics last updated before `before` that nobody subscribes to, and
+   * returns how many. Each is found and deleted in one step: a subscription is never deleted
+   * with its topic (deleteTopic would), and a topic with one is kept.
+   */
+  deleteStaleTopics(before: number, limit: number): Promise<number>;
 
   getSubscription(topic: string, callback: string): Promise<Subscription | undefined>;
   /** Inserts or replaces by (topic, callback); durable when the promise resolves. */

@@ -378,6 +378,24 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.listSubscriptions()).to.have.deep.members(kept);
     });
 
+    it('deletes topics last updated before a time that nobody follows, at most `limit` a call, and never a subscription', async () => {
+      const before = 1_000_000;
+      const at = (url: string, whenLastUpdate: number): Topic => ({ ...newTopic(url), whenLastUpdate, version: 3 });
+      const gone = [at('http://a/old-1', 5), at('http://a/old-2', before - 1), at('http://a/old-3', 0)];
+      const kept = [at('http://a/recent', before), at('http://a/followed', 5)];
+      for (const t of [...gone, ...kept]) await store.putTopic(t);
+      const follower = sub('http://a/followed', 'http://s/1');
+      await store.putSubscription(follower);
+      const removed: number[] = [];
+      for (let n = -1; n !== 0; ) removed.push((n = await store.deleteStaleTopics(before, 2)));
+      expect(removed).to.deep.equal([2, 1, 0]);
+      expect(await store.listTopics()).to.have.deep.members(kept);
+      expect(await store.listSubscriptions()).to.deep.equal([follower]);
+      await reopen();
+      expect(await store.listTopics()).to.have.deep.members(kept);
+      expect(await store.listSubscriptions()).to.deep.equal([follower]);
+    });
+
     it('answers reads made together each with its own record, or none', async () => {
       for (let i = 0; i < 50; i++) await store.putSubscription(sub(`http://a/feed/${i % 5}`, `http://s/${i}`, { ctUpdates: i }));
       const asked = Array.from({ length: 120 }, (_, i) => ({ topic: `http://a/feed/${i % 5}`, callback: `http://s/${i % 60}` }));
