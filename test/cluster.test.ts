@@ -166,9 +166,18 @@ describe('three hub processes on one PostgreSQL database', function () {
     }
   });
 
-  it('an SSE stream on one process sees a change published through another', async () => {
+  it("an SSE stream on one process sees a change published through another, with the feed's new entries", async () => {
     const [a, , c] = hubs as [ChildHub, ChildHub, ChildHub];
-    const feed = feeds.changing('cluster-sse');
+    // A feed with a new entry on every read: the entries travel to the other process in the
+    // change event's NOTIFY, read from the feed when the event is first serialised.
+    let reads = 0;
+    const site = await Recorder.start((_req, res) => {
+      reads++;
+      res
+        .writeHead(200, { 'content-type': 'application/rss+xml' })
+        .end(`<?xml version="1.0"?>\n<rss version="2.0"><channel><title>t</title><link>http://example.com/</link><item><guid>e${reads}</guid><title>Entry ${reads}</title></item></channel></rss>\n`);
+    });
+    const feed = `${site.url}/cluster-sse.xml`;
     const web = await Subscriber.start();
     const stream = await openStream(`${a.url}/stream?topic=${encodeURIComponent(feed)}`);
     try {
@@ -177,10 +186,13 @@ describe('three hub processes on one PostgreSQL database', function () {
       await until('the subscription', async () => (await store.getSubscription(feed, web.callback('/cb'))) !== undefined);
       expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
       const [change] = await stream.waitFor(1, (e) => e.event === 'change', 10_000);
-      expect((JSON.parse(change!.data) as { topic: string }).topic).to.equal(feed);
+      const data = JSON.parse(change!.data) as { topic: string; entries: { id: string; title: string | null }[] | null };
+      expect(data.topic).to.equal(feed);
+      expect(data.entries?.map((e) => [e.id, e.title])).to.deep.equal([[`e${reads}`, `Entry ${reads}`]]);
     } finally {
       stream.close();
       await web.close();
+      await site.close();
     }
   });
 
