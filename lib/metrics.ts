@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Activity } from './activity.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
+import { SharedRead } from './shared-read.js';
 import type { Store } from './store/store.js';
 
 export interface MetricsSources {
@@ -22,6 +23,10 @@ export class Metrics {
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
+    // The two store gauges share one counts() per scrape (prom-client collects them at once):
+    // on PostgreSQL each read counts every subscription by protocol.
+    const storeCounts = new SharedRead(() => sources.store.counts(), 0);
+    const counts = () => storeCounts.get();
     collectDefaultMetrics({ register: this.registry, prefix: 'pushbutton_process_' });
     this.deliveries = new Counter({
       name: 'pushbutton_deliveries_total',
@@ -78,9 +83,9 @@ export class Metrics {
       labelNames: ['protocol'],
       registers,
       async collect() {
-        const counts = await sources.store.counts();
+        const { byProtocol } = await counts();
         this.reset();
-        for (const p of ['http-post', 'https-post', 'xml-rpc', 'websub']) this.set({ protocol: p }, counts.byProtocol[p] ?? 0);
+        for (const p of ['http-post', 'https-post', 'xml-rpc', 'websub']) this.set({ protocol: p }, byProtocol[p] ?? 0);
       },
     });
     new Gauge({
@@ -88,7 +93,7 @@ export class Metrics {
       help: 'Topics known to the hub.',
       registers,
       async collect() {
-        this.set((await sources.store.counts()).topics);
+        this.set((await counts()).topics);
       },
     });
   }

@@ -5,7 +5,8 @@ import type { Activity, ActivityLog } from './activity.js';
 import type { Poller } from './feeds/poller.js';
 import { callbackHost } from './model.js';
 import type { Notifier } from './notifier/notifier.js';
-import type { Store } from './store/store.js';
+import { SharedRead } from './shared-read.js';
+import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
 import type { StreamHub } from './stream.js';
 import { escapeXml } from './xml-escape.js';
 
@@ -36,6 +37,13 @@ export interface OperatorDeps {
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
+ * How old the store's part of the pages may be. `/stats.json` is public and polled every 3 s by
+ * each open dashboard; at a million subscriptions on PostgreSQL its store reads take most of a
+ * second, so they are shared by everyone loading a page within this long (see SharedRead).
+ */
+export const PAGE_READ_MAX_AGE_MS = 2000;
+
+/**
  * Any URL in a piece of text cut down to its host. Activity details are shown on read-only
  * pages and streams, and an outbound error message may quote a callback URL whole (a redirect
  * loop names the URL it started from), query string and all.
@@ -48,17 +56,22 @@ export class Operator {
   private readonly now: () => number;
   private readonly startedAt: number;
 
+  private readonly counts: SharedRead<StoreCounts>;
+  private readonly followed: SharedRead<TopicSubscriptions[]>;
+
   constructor(private readonly deps: OperatorDeps) {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
+    this.counts = new SharedRead(() => deps.store.counts(), PAGE_READ_MAX_AGE_MS, this.now);
+    this.followed = new SharedRead(() => deps.store.subscribedTopics(), PAGE_READ_MAX_AGE_MS, this.now);
   }
 
   async stats(): Promise<Stats> {
     const { store, notifier, activity, poller, streams } = this.deps;
-    const counts = await store.counts();
+    const [counts, followed] = await Promise.all([this.counts.get(), this.followed.get()]);
     // From the subscriptions' counts, not the topics: a WebSub subscriber may follow a topic the
     // hub has not read yet.
-    const top = (await store.subscribedTopics()).sort((a, b) => b.subscriptions - a.subscriptions).slice(0, 10);
+    const top = [...followed].sort((a, b) => b.subscriptions - a.subscriptions).slice(0, 10);
     const busiest = await Promise.all(
       top.map(async ({ topic: url, subscriptions }) => {
         const t = await store.getTopic(url);
@@ -84,7 +97,7 @@ export class Operator {
   /** OPML 2.0 listing every topic that has at least one subscription, in URL order. */
   async opml(title: string): Promise<string> {
     const lines: string[] = [];
-    for (const url of (await this.deps.store.subscribedTopics()).map((t) => t.topic).sort()) {
+    for (const url of (await this.followed.get()).map((t) => t.topic).sort()) {
       lines.push(`    <outline type="rss" text="${escapeXml(url)}" xmlUrl="${escapeXml(url)}"/>`);
     }
     return [
@@ -110,7 +123,11 @@ export class Operator {
   }
 
   async dropSubscription(topic: string, callback: string): Promise<boolean> {
-    return this.deps.store.deleteSubscription(topic, callback);
+    const deleted = await this.deps.store.deleteSubscription(topic, callback);
+    // The operator's own change shows on the next page load.
+    this.counts.forget();
+    this.followed.forget();
+    return deleted;
   }
 
   retryHost(host: string): number {

@@ -293,6 +293,20 @@ describe('Operators and browsers over HTTP', function () {
       expect((await stats(hub))['busiestTopics']).to.deep.equal([{ url: followed, subscriptions: 1, version: 0, lastUpdate: null }]);
     });
 
+    it('/stats.json loaded many times at once, or again within PAGE_READ_MAX_AGE_MS, reads the store counts once', async () => {
+      const hub = await hubWith();
+      let reads = 0;
+      const counts = hub.store.counts.bind(hub.store);
+      hub.store.counts = () => {
+        reads++;
+        return counts();
+      };
+      const loads = await Promise.all(Array.from({ length: 20 }, () => stats(hub)));
+      expect(loads.every((l) => l.subscriptions === 0)).to.equal(true);
+      await stats(hub);
+      expect(reads).to.equal(1);
+    });
+
     it('/healthz answers ok', async () => {
       const hub = await hubWith();
       const res = await fetch(`${hub.url}/healthz`);
@@ -347,7 +361,9 @@ describe('Operators and browsers over HTTP', function () {
       await publish(hub, topic);
       await ws.waitDeliveries(1);
       expect(await (await fetch(`${hub.url}/feeds.opml`)).text()).to.include(topic);
+      expect((await stats(hub)).subscriptions).to.equal(1);
 
+      // The pages' store reads are shared for a while, but not past the operator's own change.
       const res = await admin(hub, 'subscriptions/delete', { topic, callback }, ADMIN_TOKEN);
       expect(res.status).to.equal(200);
       expect(await res.json()).to.deep.equal({ ok: true, deleted: true });
