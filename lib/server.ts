@@ -19,6 +19,7 @@ import { Notifier } from './notifier/notifier.js';
 import { createStore } from './store/create-store.js';
 import type { Store } from './store/store.js';
 import { Verifier } from './verify.js';
+import { LazyChange, fitEvent } from './change-event.js';
 import { describeError } from './notifier/outcome.js';
 
 export const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
@@ -172,65 +173,4 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     })());
 
   return { url: `http://${host}:${port}`, port, config, hub, store, server, close };
-}
-
-/** Non-feed content up to this size is sent to browsers as text; larger or binary is not. */
-const STREAM_BODY_MAX = 64 * 1024;
-
-/** A change as browsers and other processes receive it. */
-interface ChangeEvent {
-  topic: string;
-  version: number;
-  contentType: string;
-  entries: { summary: string | null }[] | null;
-  body: string | null;
-}
-
-/**
- * A change on the bus: made into its ChangeEvent (the feed's new entries read, a full XML parse
- * each) only when it is serialised, for a stream, a replay or another process. On the embedded
- * store with no browser watching, that is never.
- */
-class LazyChange {
-  private made: ChangeEvent | undefined;
-
-  constructor(private readonly content: Content) {}
-
-  get topic(): string {
-    return this.content.topic;
-  }
-
-  toJSON(): ChangeEvent {
-    return (this.made ??= changeEvent(this.content));
-  }
-}
-
-/** What a browser receives for a change: the new entries, or the raw body for other content (or entries that do not parse). */
-function changeEvent(content: Content): ChangeEvent {
-  const entries = content.entries?.() ?? null;
-  const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
-  const body = !entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
-  return { topic: content.topic, version: content.version, contentType: content.contentType, entries, body };
-}
-
-/**
- * Makes an event small enough for another process (a NOTIFY payload): a change loses its body,
- * then its entries' summaries are cut shorter and shorter, then entries are dropped from the
- * end. Activity is small already. Undefined: it cannot be made to fit.
- */
-function fitEvent(kind: string, payload: unknown, maxBytes: number): unknown {
-  if (kind !== 'change') return undefined;
-  const e = payload instanceof LazyChange ? payload.toJSON() : (payload as ChangeEvent);
-  const size = (x: unknown): number => Buffer.byteLength(JSON.stringify(x));
-  let fitted: ChangeEvent = { ...e, body: null };
-  if (size(fitted) <= maxBytes || !e.entries) return size(fitted) <= maxBytes ? fitted : undefined;
-  for (const cut of [1000, 300, 100, 0]) {
-    const entries = e.entries.map((x) => ({ ...x, summary: x.summary === null ? null : cut === 0 ? null : x.summary.slice(0, cut) }));
-    fitted = { ...fitted, entries };
-    if (size(fitted) <= maxBytes) return fitted;
-  }
-  const entries = [...(fitted.entries ?? [])];
-  while (entries.length > 0 && size({ ...fitted, entries }) > maxBytes) entries.pop();
-  fitted = { ...fitted, entries };
-  return size(fitted) <= maxBytes ? fitted : undefined;
 }

@@ -11,9 +11,10 @@
 // Feed), so any change inside an entry counts and nothing outside one does. An entry is reported
 // when its fingerprint is not among the previous version's. Deciding that needs no parsing: an
 // entry is read (its id, title, link...; a full XML parse each) only when something asks for it,
-// a browser's stream or another hub process, and only the reported ones. Fingerprints stored
-// before 2026-12 were `${idHash}:${contentHash}`; only their content part is compared, and since
-// the id was read from those same bytes, the comparison gives the same answer.
+// a browser's stream or another hub process, and only the reported ones, from the partial feed
+// that holds just them. Fingerprints stored before 2026-12 were `${idHash}:${contentHash}`; only
+// their content part is compared, and since the id was read from those same bytes, the
+// comparison gives the same answer.
 //
 // XML is never re-serialised: xml-spans.ts finds the byte ranges of the entries, and a partial
 // feed is the original bytes minus the ranges of the unchanged entries. Scanning a latin1 view of
@@ -62,8 +63,10 @@ export interface FeedDiff {
   /** How many entries are new or changed since `previous` (all of them without one). */
   changedCount: number;
   /**
-   * Those entries, in document order, read on the first call and remembered; null when one of
-   * them does not parse (the scanner accepts a few things fast-xml-parser refuses).
+   * Those entries, in document order, read at each call from `body` (itself a feed of just
+   * those entries), which is all it holds: not the whole feed, which a change event waiting in
+   * the streams' backlog would otherwise keep. Null when one does not parse (the scanner
+   * accepts a few things fast-xml-parser refuses).
    */
   changed(): FeedEntry[] | null;
   /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the parsed object with `items` filtered, re-serialised with JSON.stringify. When previous is undefined, the original body unchanged. */
@@ -103,15 +106,13 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
     if (feed === null) return null;
     const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(contentPart) : []);
     const keep = feed.fingerprints.map((fp) => previous === undefined || !seen.has(fp));
-    const positions: number[] = [];
-    keep.forEach((k, i) => k && positions.push(i));
-    let read: FeedEntry[] | null | undefined;
+    const partial = previous === undefined ? body : feed.partial(keep);
     return {
       format: feed.format,
       fingerprints: feed.fingerprints,
-      changedCount: positions.length,
-      changed: () => (read === undefined ? (read = safely(() => feed.read(positions))) : read),
-      body: previous === undefined ? body : feed.partial(keep),
+      changedCount: keep.filter(Boolean).length,
+      changed: entriesOf(partial, contentType),
+      body: partial,
     };
   } catch {
     return null;
@@ -121,8 +122,13 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
 /** The entries of a feed, in document order; null when diffFeed would return null or one does not parse. Never throws. */
 export function parseEntries(body: Buffer, contentType: string): { format: DiffableFormat; entries: FeedEntry[] } | null {
   const feed = safely(() => analyse(body, contentType));
-  const entries = feed && safely(() => feed.read(feed.fingerprints.map((_, i) => i)));
+  const entries = feed && safely(() => feed.entries());
   return feed && entries ? { format: feed.format, entries } : null;
+}
+
+/** Reads the entries of `body` when called; made apart from diffFeed so that it holds nothing else. */
+function entriesOf(body: Buffer, contentType: string): () => FeedEntry[] | null {
+  return () => parseEntries(body, contentType)?.entries ?? null;
 }
 
 /** A fingerprint's content hash: all of it, or the part after the id hash of the older form. */
@@ -145,8 +151,8 @@ function safely<T>(read: () => T | null): T | null {
 interface Analysed {
   format: DiffableFormat;
   fingerprints: string[];
-  /** Reads the entries at these positions (indexes into fingerprints); null if one does not parse. */
-  read(positions: number[]): FeedEntry[] | null;
+  /** Reads the entries, a full parse each (so only when asked); null if one does not parse. */
+  entries(): FeedEntry[] | null;
   /** The feed with only the entries whose `keep` flag is set (one flag per entry). */
   partial(keep: boolean[]): Buffer;
 }
@@ -332,12 +338,11 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   return {
     format: kind,
     fingerprints: spans.map((span) => shortHash(bytes.subarray(span.start, span.end))),
-    read(positions: number[]): FeedEntry[] | null {
-      const context = positions.length === 0 ? null : readContext();
+    entries(): FeedEntry[] | null {
+      const context = spans.length === 0 ? null : readContext();
       const entries: FeedEntry[] = [];
-      for (const i of positions) {
-        const span = spans[i];
-        const entry = span && context && readXmlEntry(decode(span.start, span.end), context);
+      for (const span of spans) {
+        const entry = context && readXmlEntry(decode(span.start, span.end), context);
         if (!entry) return null;
         entries.push(entry);
       }
@@ -532,7 +537,7 @@ function analyseJson(feed: unknown): Analysed | null {
   return {
     format: 'json',
     fingerprints: objects.map((item) => shortHash(canonicalJson(item))),
-    read: (positions) => positions.map((i) => readJsonItem(objects[i] ?? {})),
+    entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
       const kept = objects.filter((_, i) => keep[i] === true);
       return Buffer.from(JSON.stringify({ ...feed, items: kept }), 'utf8');
