@@ -2,12 +2,16 @@
 // plus the few things a benchmark needs from inside that process: seeding subscriptions through
 // the Store API, store counts, memory after a GC, and the undici ceiling loop (run from this same
 // process, so the hub and its ceiling are measured under the same conditions).
+// The hub itself is loaded from dist/ (see buildHub in common.ts): compiled, as `npm start` runs it.
 //   node [--expose-gc] --import tsx bench/hub-child.ts      (configured by the environment)
 import { Agent } from 'undici';
-import { loadConfig } from '../lib/config.js';
-import { createLogger } from '../lib/log.js';
-import { startHub } from '../lib/server.js';
 import { childCommands, seededSubscription, serveCommands, wallNow, type SeedSub } from './common.js';
+
+// A path in a variable: dist/ exists only once built, and the type check must not need it.
+const DIST = '../dist/lib/';
+const { loadConfig } = (await import(`${DIST}config.js`)) as typeof import('../lib/config.js');
+const { createLogger } = (await import(`${DIST}log.js`)) as typeof import('../lib/log.js');
+const { startHub } = (await import(`${DIST}server.js`)) as typeof import('../lib/server.js');
 
 export interface CeilingTarget {
   url: string;

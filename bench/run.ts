@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BENCH_DIR, ROOT, machine, machineLine, type Figure } from './common.js';
+import { BENCH_DIR, ROOT, buildHub, machine, machineLine, type Figure } from './common.js';
 
 interface Bench {
   name: string;
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const m = machine();
   console.log(`Pushbutton benchmarks\n  cpu     ${m.cpu} × ${m.cores} cores\n  memory  ${m.memoryGb} GB\n  node    ${m.node} on ${m.os}\n  date    ${m.date}`);
+  buildHub(); // once, for every benchmark below (they inherit BENCH_BUILT)
   const failed: string[] = [];
   for (const b of benches) {
     if (stopping) break;
