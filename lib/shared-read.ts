@@ -19,8 +19,8 @@ export class SharedRead<T> {
   }
 
   get(): Promise<T> {
-    const fresh = this.current !== undefined && (this.settledAt === undefined || this.now() - this.settledAt < this.maxAgeMs);
-    if (fresh) return this.current!;
+    const current = this.current;
+    if (current !== undefined && (this.settledAt === undefined || this.now() - this.settledAt < this.maxAgeMs)) return current;
     const run = this.read();
     this.current = run;
     this.settledAt = undefined;
