@@ -68,6 +68,15 @@ class SlowSink {
   }
 }
 
+/** Stops a suite's hub processes, then removes everything the suite made (each part may be missing if its `before` failed). */
+async function tearDown(made: { hubs: ChildHub[]; store?: PgStore; feeds?: FeedServer; dirs: string[]; dbUrl?: string }): Promise<void> {
+  await Promise.all(made.hubs.map((h) => h.stop('SIGTERM')));
+  await made.store?.close();
+  await made.feeds?.close();
+  for (const d of made.dirs) await rm(d, { recursive: true, force: true });
+  if (made.dbUrl) await dropDatabaseSchema(made.dbUrl);
+}
+
 describe('three hub processes on one PostgreSQL database', function () {
   this.timeout(90_000);
   let dbUrl: string;
@@ -97,11 +106,7 @@ describe('three hub processes on one PostgreSQL database', function () {
 
   after(async function () {
     this.timeout(30_000);
-    await Promise.all(hubs.map((h) => h.stop('SIGTERM')));
-    await store?.close();
-    await feeds?.close();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-    if (dbUrl) await dropDatabaseSchema(dbUrl);
+    await tearDown({ hubs, store, feeds, dirs, dbUrl });
   });
 
   it('subscribe through one, ping or publish through another: every subscriber gets each update exactly once, in order', async () => {
@@ -269,11 +274,7 @@ describe('a hub process on PostgreSQL stopped with SIGTERM mid-fan-out', functio
 
   after(async function () {
     this.timeout(30_000);
-    await Promise.all(hubs.map((h) => h.stop('SIGTERM')));
-    await store?.close();
-    await feeds?.close();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-    if (dbUrl) await dropDatabaseSchema(dbUrl);
+    await tearDown({ hubs, store, feeds, dirs, dbUrl });
   });
 
   it('gives its claims back as it exits: the next process resumes the rest at once, repeating nothing', async () => {
