@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Subscription } from '../lib/model.js';
+import { newSubscription, type Subscription } from '../lib/model.js';
 import { PgStore } from '../lib/store/pg-store.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { tempDataDir } from './helpers/hub.js';
@@ -210,18 +210,9 @@ describe('three hub processes on one PostgreSQL database', function () {
     const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(60)));
     try {
       const now = Date.now();
-      const subs: Subscription[] = Array.from({ length: total }, (_, i) => ({
-        topic: feed,
-        callback: `http://127.0.0.1:${sinks[i % sinks.length]!.port}/s/${i}`,
-        protocol: 'http-post',
-        ctUpdates: 0,
-        ctErrors: 0,
-        ctConsecutiveErrors: 0,
-        whenCreated: now - 1000,
-        whenLastUpdate: null,
-        whenLastError: null,
-        whenExpires: now + 86400_000,
-      }));
+      const subs: Subscription[] = Array.from({ length: total }, (_, i) =>
+        newSubscription(feed, `http://127.0.0.1:${sinks[i % sinks.length]!.port}/s/${i}`, 'http-post', now - 1000, now + 86400_000),
+      );
       for (let i = 0; i < subs.length; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => store.putSubscription(s)));
 
       const delivered = (): number => sinks.reduce((n, s) => n + s.total, 0);
@@ -290,18 +281,7 @@ describe('a hub process on PostgreSQL stopped with SIGTERM mid-fan-out', functio
       for (let i = 0; i < total; i += 100) {
         await Promise.all(
           Array.from({ length: 100 }, (_, k) =>
-            store.putSubscription({
-              topic: feed,
-              callback: `http://127.0.0.1:${sink.port}/g/${i + k}`,
-              protocol: 'http-post',
-              ctUpdates: 0,
-              ctErrors: 0,
-              ctConsecutiveErrors: 0,
-              whenCreated: now - 1000,
-              whenLastUpdate: null,
-              whenLastError: null,
-              whenExpires: now + 86400_000,
-            }),
+            store.putSubscription(newSubscription(feed, `http://127.0.0.1:${sink.port}/g/${i + k}`, 'http-post', now - 1000, now + 86400_000)),
           ),
         );
       }
