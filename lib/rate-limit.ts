@@ -46,7 +46,7 @@ export class RateLimiter {
   }
 
   take(key: string): RateDecision {
-    if (this.perMinute === 0) return { ok: true };
+    if (!this.limits) return { ok: true };
     const now = this.now();
     const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
     b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
