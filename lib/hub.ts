@@ -73,8 +73,18 @@ export interface CleanupReport {
   skipped?: true;
 }
 
-/** Subscriptions the sweep deletes per store call: bounded work however many have expired. */
+/** Rows the sweep deletes per store call (subscriptions, then topics): bounded work however many are due. */
 const SWEEP_BATCH = 1000;
+
+/** Runs a delete of at most SWEEP_BATCH rows until one deletes fewer; how many it deleted in all. */
+async function inBatches(deleteBatch: (limit: number) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const removed = await deleteBatch(SWEEP_BATCH);
+    total += removed;
+    if (removed < SWEEP_BATCH) return total;
+  }
+}
 
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 
@@ -657,19 +667,9 @@ export class Hub extends EventEmitter {
   private async sweep(): Promise<CleanupReport> {
     const { store, config } = this.deps;
     const now = this.now();
-    let subscriptionsRemoved = 0;
-    for (;;) {
-      const removed = await store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit: SWEEP_BATCH });
-      subscriptionsRemoved += removed;
-      if (removed < SWEEP_BATCH) break;
-    }
-    let topicsRemoved = 0;
+    const subscriptionsRemoved = await inBatches((limit) => store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit }));
     const before = now - config.feedsRetentionDays * 86400_000;
-    for (;;) {
-      const removed = await store.deleteStaleTopics(before, SWEEP_BATCH);
-      topicsRemoved += removed;
-      if (removed < SWEEP_BATCH) break;
-    }
+    const topicsRemoved = await inBatches((limit) => store.deleteStaleTopics(before, limit));
     return { subscriptionsRemoved, topicsRemoved };
   }
 

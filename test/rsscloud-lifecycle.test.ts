@@ -2,6 +2,7 @@
 // community's e2e suite drives, and surviving a kill -9.
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
+import { newTopic } from '../lib/model.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
@@ -245,6 +246,22 @@ describe('rssCloud lifecycle', function () {
       expect(after.data[f.mixed]!.subscriptions.map((s) => s.url)).to.deep.equal([callbackOf('/active')]);
       expect(after.data[f.staleActive]!.subscriptions.map((s) => s.url)).to.deep.equal([callbackOf('/kept')]);
       expect(after.data[f.recentNoSubs]!.subscriptions).to.deep.equal([]);
+    });
+
+    it('removeExpired goes on past its batch of 1,000 rows a store call, for subscriptions and topics alike', async () => {
+      const now = Date.now();
+      const feed = feeds.changing(unique('many-expired'));
+      await setSubscriptions(
+        hub,
+        feed,
+        Array.from({ length: 2500 }, (_, i) => ({ url: callbackOf(`/expired/${i}`), protocol: 'http-post', whenExpires: iso(now - 1000) })),
+      );
+      await Promise.all(Array.from({ length: 2500 }, (_, i) => hub.store.putTopic({ ...newTopic(`http://stale.example/${i}`), whenLastUpdate: now - 8 * DAY })));
+      const { json } = await testApi<{ result: { subscriptionsRemoved: number; topicsRemoved: number } }>(hub, 'removeExpired');
+      // The feed's own row goes too: never updated, and nobody follows it once its subscriptions are gone.
+      expect(json.result).to.deep.equal({ subscriptionsRemoved: 2500, topicsRemoved: 2501 });
+      const { json: after } = await testApi<{ data: Record<string, unknown> }>(hub, 'getData');
+      expect(after.data).to.deep.equal({});
     });
   });
 
