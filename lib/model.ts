@@ -24,7 +24,7 @@ export interface Topic {
   etag?: string;
   lastModified?: string;
   contentType?: string;
-  /** Entry fingerprints of the last version read, when the topic is a feed we can diff. */
+  /** Entry fingerprints of the last version read, when the topic is a feed we can diff (see FINGERPRINT_CHARS in feeds/entries.ts). */
   fingerprints?: string[];
   /** Monotonic content version: bumped on every detected change; deliveries carry it. */
   version: number;

@@ -1,7 +1,9 @@
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
-import { diffFeed, parseEntries, MAX_DIFF_BODY, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
+import { diffFeed, parseEntries, FINGERPRINT_CHARS, MAX_DIFF_BODY, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
 import { DEFAULT_MAX_DEPTH, scanXml, type ElementSpan } from '../lib/feeds/xml-spans.js';
 
 function fixture(name: string): Buffer {
@@ -27,6 +29,19 @@ function without(text: string, markers: string[], open: string, close: string): 
   }
   return out;
 }
+
+/** The exact text of each entry, from the start of its tag to the end of its end tag (see XmlCase.open and .close). */
+function entryTexts(text: string, open: string, close: string): string[] {
+  const out: string[] = [];
+  const tag = open.trimStart();
+  for (let at = text.indexOf(open); at !== -1; at = text.indexOf(open, at + 1)) {
+    const start = at + open.length - tag.length;
+    out.push(text.slice(start, text.indexOf(close, start) + close.length));
+  }
+  return out;
+}
+
+const sha256 = (s: string): string => hash('sha256', Buffer.from(s, 'utf8'), 'hex');
 
 interface XmlCase {
   name: string;
@@ -111,7 +126,8 @@ describe('feed entries and diffs', () => {
         expect(d!.body.equals(base)).to.equal(true);
         expect(d!.changed()).to.have.length(c.count);
         expect(d!.fingerprints).to.have.length(c.count);
-        for (const fp of d!.fingerprints) expect(fp).to.match(/^[0-9a-f]{16}$/);
+        // The start of the sha256 of the entry's exact bytes, nothing else.
+        expect(d!.fingerprints).to.deep.equal(entryTexts(base.toString('utf8'), c.open, c.close).map((e) => sha256(e).slice(0, FINGERPRINT_CHARS)));
         expect(d!.changedCount).to.equal(c.count);
         expect(d!.changed()).to.deep.equal(parseEntries(base, c.contentType)!.entries);
       });
@@ -149,9 +165,19 @@ describe('feed entries and diffs', () => {
         expect(d.changed()).to.have.length(d.fingerprints.length);
       });
 
+      // What earlier builds stored: 16 hex digits of the same sha256, and before that with the
+      // entry's id hash in front.
+      const stored16 = (): string[] => entryTexts(base.toString('utf8'), c.open, c.close).map((e) => sha256(e).slice(0, 16));
+
+      it('fingerprints stored by earlier builds (16 hex digits) still match', () => {
+        const d = diffFeed(next, c.contentType, stored16())!;
+        expect(d.changed()!.map((e) => e.id)).to.deep.equal(c.changedIds);
+        expect(d.body.toString('utf8')).to.equal(without(nextText, c.unchanged, c.open, c.close));
+      });
+
       it('fingerprints stored in the older `idHash:contentHash` form still match', () => {
         const first = diffFeed(base, c.contentType, undefined)!;
-        const older = first.changed()!.map((e, i) => `${hash('sha256', e.id, 'hex').slice(0, 16)}:${first.fingerprints[i]}`);
+        const older = first.changed()!.map((e, i) => `${sha256(e.id).slice(0, 16)}:${stored16()[i]}`);
         const d = diffFeed(next, c.contentType, older)!;
         expect(d.changed()!.map((e) => e.id)).to.deep.equal(c.changedIds);
         expect(d.body.toString('utf8')).to.equal(without(nextText, c.unchanged, c.open, c.close));
@@ -534,6 +560,32 @@ describe('feed entries and diffs', () => {
         expect(parseEntries(rss, w as string)?.format ?? null).to.be.oneOf(['rss', null]);
       }
       expect(diffFeed(rss, 'application/rss+xml', [null, 3] as unknown as string[])?.changed()).to.have.length(5);
+    });
+  });
+
+  describe('memory', () => {
+    it('a stored fingerprint costs its own few characters, not the whole digest it was cut from', () => {
+      // The embedded store keeps every feed's fingerprints in memory between reads: 20 entries
+      // across 100,000 feeds is two million of them. V8 keeps a substring of 13 characters or
+      // more as a view of its parent, here the 64-character digest (~120 bytes each in all).
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const FEEDS = 2000;
+      const ENTRIES = 10;
+      const feeds = Array.from({ length: FEEDS }, (_, f) => {
+        const items = Array.from({ length: ENTRIES }, (_, i) => `<item><guid>https://b${f}.example/${i}</guid><title>Entry ${i} of ${f}</title></item>`);
+        return buf(`<?xml version="1.0"?><rss version="2.0"><channel><title>F${f}</title>${items.join('')}</channel></rss>`);
+      });
+      gc();
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      const kept = feeds.map((body) => diffFeed(body, 'application/rss+xml', undefined)!.fingerprints);
+      gc();
+      gc();
+      const perFingerprint = (process.memoryUsage().heapUsed - before) / (FEEDS * ENTRIES);
+      expect(kept.flat()).to.have.length(FEEDS * ENTRIES);
+      // A flat 12-character string and its array slot take about 40 bytes.
+      expect(perFingerprint).to.be.below(64);
     });
   });
 });

@@ -12,9 +12,10 @@
 // when its fingerprint is not among the previous version's. Deciding that needs no parsing: an
 // entry is read (its id, title, link...; a full XML parse each) only when something asks for it,
 // a browser's stream or another hub process, and only the reported ones, from the partial feed
-// that holds just them. Fingerprints stored before 2026-12 were `${idHash}:${contentHash}`; only
-// their content part is compared, and since the id was read from those same bytes, the
-// comparison gives the same answer.
+// that holds just them. A fingerprint is the first FINGERPRINT_CHARS hex digits of the sha256;
+// older builds stored 16 (and before that `${idHash}:${contentHash}`): only the first
+// FINGERPRINT_CHARS of their content part are compared, which is the same sha256 prefix, and
+// since the id was read from those same bytes, the comparison gives the same answer.
 //
 // XML is never re-serialised: xml-spans.ts finds the byte ranges of the entries, and a partial
 // feed is the original bytes minus the ranges of the unchanged entries. Scanning a latin1 view of
@@ -58,7 +59,7 @@ export interface FeedEntry {
 
 export interface FeedDiff {
   format: DiffableFormat;
-  /** One per entry of the current version, in document order: 16 hex chars of the sha256 of its content. Stored by the hub to diff the next version. */
+  /** One per entry of the current version, in document order: FINGERPRINT_CHARS hex chars of the sha256 of its content. Stored by the hub to diff the next version. */
   fingerprints: string[];
   /** How many entries are new or changed since `previous` (all of them without one). */
   changedCount: number;
@@ -72,6 +73,14 @@ export interface FeedDiff {
   /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the parsed object with `items` filtered, re-serialised with JSON.stringify. When previous is undefined, the original body unchanged. */
   body: Buffer;
 }
+
+/**
+ * Hex digits of an entry's sha256 kept as its fingerprint (48 bits: entries are only ever
+ * compared with the previous version's entries of the same feed). Not more: V8 makes a
+ * substring of 13 characters or more a view that keeps the whole 64-character digest alive,
+ * which tripled what every stored fingerprint costs the embedded store's memory.
+ */
+export const FINGERPRINT_CHARS = 12;
 
 /** Bodies larger than this are not diffed. */
 export const MAX_DIFF_BODY = 10 * 1024 * 1024;
@@ -104,7 +113,7 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
   try {
     const feed = analyse(body, contentType);
     if (feed === null) return null;
-    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(contentPart) : []);
+    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(comparable) : []);
     const keep = feed.fingerprints.map((fp) => previous === undefined || !seen.has(fp));
     const partial = previous === undefined ? body : feed.partial(keep);
     return {
@@ -131,10 +140,9 @@ function entriesOf(body: Buffer, contentType: string): () => FeedEntry[] | null 
   return () => parseEntries(body, contentType)?.entries ?? null;
 }
 
-/** A fingerprint's content hash: all of it, or the part after the id hash of the older form. */
-function contentPart(fingerprint: string): string {
-  const colon = fingerprint.lastIndexOf(':');
-  return colon === -1 ? fingerprint : fingerprint.slice(colon + 1);
+/** A stored fingerprint as this build makes them: the content hash (after the id hash of the oldest form), cut to FINGERPRINT_CHARS. */
+function comparable(fingerprint: string): string {
+  return fingerprint.slice(fingerprint.lastIndexOf(':') + 1).slice(0, FINGERPRINT_CHARS);
 }
 
 function safely<T>(read: () => T | null): T | null {
@@ -157,8 +165,15 @@ interface Analysed {
   partial(keep: boolean[]): Buffer;
 }
 
+// One-shot hashing: a Hash object per call cost more than the hashing, on every entry of every read.
+
+/** An entry's fingerprint: kept with the topic until its next read. */
+function fingerprint(data: string | Uint8Array): string {
+  return hash('sha256', data, 'hex').slice(0, FINGERPRINT_CHARS);
+}
+
+/** A short hash for what lives only while the entries are read (ids, cache keys). */
 function shortHash(data: string | Uint8Array): string {
-  // One-shot: a Hash object per call cost more than the hashing, twice per entry of every read.
   return hash('sha256', data, 'hex').slice(0, 16);
 }
 
@@ -337,7 +352,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
 
   return {
     format: kind,
-    fingerprints: spans.map((span) => shortHash(bytes.subarray(span.start, span.end))),
+    fingerprints: spans.map((span) => fingerprint(bytes.subarray(span.start, span.end))),
     entries(): FeedEntry[] | null {
       const context = spans.length === 0 ? null : readContext();
       const entries: FeedEntry[] = [];
@@ -536,7 +551,7 @@ function analyseJson(feed: unknown): Analysed | null {
   );
   return {
     format: 'json',
-    fingerprints: objects.map((item) => shortHash(canonicalJson(item))),
+    fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),
     entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
       const kept = objects.filter((_, i) => keep[i] === true);
