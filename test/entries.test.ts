@@ -570,12 +570,14 @@ describe('feed entries and diffs', () => {
       // more as a view of its parent, here the 64-character digest (~120 bytes each in all).
       setFlagsFromString('--expose-gc');
       const gc = runInNewContext('gc') as () => void;
-      const FEEDS = 2000;
+      const FEEDS = 4000;
       const ENTRIES = 10;
       const feeds = Array.from({ length: FEEDS }, (_, f) => {
         const items = Array.from({ length: ENTRIES }, (_, i) => `<item><guid>https://b${f}.example/${i}</guid><title>Entry ${i} of ${f}</title></item>`);
         return buf(`<?xml version="1.0"?><rss version="2.0"><channel><title>F${f}</title>${items.join('')}</channel></rss>`);
       });
+      // Compiled and optimised before the measurement, so that its code is not counted.
+      for (const body of feeds.slice(0, 500)) diffFeed(body, 'application/rss+xml', undefined);
       gc();
       gc();
       const before = process.memoryUsage().heapUsed;
@@ -584,8 +586,9 @@ describe('feed entries and diffs', () => {
       gc();
       const perFingerprint = (process.memoryUsage().heapUsed - before) / (FEEDS * ENTRIES);
       expect(kept.flat()).to.have.length(FEEDS * ENTRIES);
-      // A flat 12-character string and its array slot take about 40 bytes.
-      expect(perFingerprint).to.be.below(64);
+      // A flat 12-character string and its array slot take about 40 bytes; 16 characters cut
+      // from the digest took about 125.
+      expect(perFingerprint).to.be.below(80);
     });
   });
 });
