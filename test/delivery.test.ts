@@ -10,6 +10,7 @@ import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { postForm } from './helpers/rsscloud.js';
+import { MAX_DIFF_ENTRIES } from '../lib/feeds/entries.js';
 import { TopicServer, settled, subscribe } from './helpers/websub.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/feeds');
@@ -633,6 +634,28 @@ describe('durable delivery', function () {
       const got = posts(ws, '/plain');
       expect(got.map((r) => r.body.toString())).to.deep.equal(['line one\n', 'line one\nline two\n']);
       for (const r of got) expect(r.headers['content-type']).to.equal('text/plain; charset=utf-8');
+    });
+
+    it(`a feed of more than ${MAX_DIFF_ENTRIES} entries is compared by its bytes and delivered whole`, async () => {
+      const archive = (entries: number, built: string): string =>
+        `<?xml version="1.0"?><rss version="2.0"><channel><title>Archive</title><lastBuildDate>${built}</lastBuildDate>${Array.from(
+          { length: entries },
+          (_, i) => `<item><guid>https://archive.example/${entries - i}</guid></item>`,
+        ).join('')}</channel></rss>`;
+      const versions = [
+        archive(MAX_DIFF_ENTRIES + 1, 'Mon, 01 Jan 2024 00:00:00 GMT'),
+        archive(MAX_DIFF_ENTRIES + 2, 'Mon, 01 Jan 2024 00:00:00 GMT'), // one new entry
+        archive(MAX_DIFF_ENTRIES + 2, 'Tue, 02 Jan 2024 00:00:00 GMT'), // a new date alone
+      ];
+      const topic = topics.set('/archive', { body: versions[0]!, contentType: 'application/rss+xml' });
+      await subscribed(hub, ws, topic, '/archive');
+      for (const body of versions) {
+        topics.set('/archive', { body, contentType: 'application/rss+xml' });
+        await publishTo(hub, topic);
+        await settled(hub);
+      }
+      // Diffed, the second would be one entry and the third nothing at all.
+      expect(posts(ws, '/archive').map((r) => r.body.toString())).to.deep.equal(versions);
     });
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
-import { diffFeed, parseEntries, FINGERPRINT_CHARS, MAX_DIFF_BODY, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
+import { diffFeed, parseEntries, FINGERPRINT_CHARS, MAX_DIFF_BODY, MAX_DIFF_ENTRIES, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
 import { DEFAULT_MAX_DEPTH, scanXml, type ElementSpan } from '../lib/feeds/xml-spans.js';
 
 function fixture(name: string): Buffer {
@@ -423,7 +423,9 @@ describe('feed entries and diffs', () => {
     it('reports element spans and refuses what is not a single well-formed element tree', () => {
       const spans: ElementSpan[] = [];
       const doc = `<?xml version="1.0"?>\n<a x='1' y = "2>"><b/><c>t<![CDATA[<d>]]></c></a>\n<!-- end -->\n`;
-      const root = scanXml(doc, (el) => spans.push(el));
+      const root = scanXml(doc, (el) => {
+        spans.push(el);
+      });
       expect(root?.name).to.equal('a');
       expect(spans.map((s) => [s.name, s.depth, doc.slice(s.start, s.end)])).to.deep.equal([
         ['b', 1, '<b/>'],
@@ -459,7 +461,10 @@ describe('feed entries and diffs', () => {
       // non-ASCII characters (a latin1 view of UTF-8 bytes), whitespace before an end tag's `>`.
       const names = `<x:a-1.b><é_2 d-1='y'/><\u00c3\u00a9></\u00c3\u00a9 ></x:a-1.b >`;
       const named: string[] = [];
-      expect(scanXml(names, (el) => named.push(el.name))?.name).to.equal('x:a-1.b');
+      const namedRoot = scanXml(names, (el) => {
+        named.push(el.name);
+      });
+      expect(namedRoot?.name).to.equal('x:a-1.b');
       expect(named).to.deep.equal(['é_2', '\u00c3\u00a9', 'x:a-1.b']);
       const many = `<a ${Array.from({ length: 2000 }, (_, i) => `k${i}="v>"`).join(' ')}/>`;
       expect(scanXml(many, noop)?.end).to.equal(many.length);
@@ -467,9 +472,22 @@ describe('feed entries and diffs', () => {
       // A report depth: deeper elements are checked but not reported.
       const deep = `<a><b><c/><d><e/></d></b><f/></a>`;
       const shallow: string[] = [];
-      expect(scanXml(deep, (el) => shallow.push(`${el.name}${el.depth}`), DEFAULT_MAX_DEPTH, 1)?.name).to.equal('a');
+      const report = (el: ElementSpan): void => {
+        shallow.push(`${el.name}${el.depth}`);
+      };
+      expect(scanXml(deep, report, DEFAULT_MAX_DEPTH, 1)?.name).to.equal('a');
       expect(shallow).to.deep.equal(['b1', 'f1', 'a0']);
       expect(scanXml(`<a><b><c><d></c></d></b></a>`, noop, DEFAULT_MAX_DEPTH, 1), 'a mismatch below the report depth').to.equal(null);
+    });
+
+    it('a visitor that returns false ends the scan there', () => {
+      const seen: string[] = [];
+      const root = scanXml('<a><b/><c/><d/><e/></a>', (el) => {
+        seen.push(el.name);
+        return el.name !== 'c';
+      });
+      expect(root).to.equal(null);
+      expect(seen).to.deep.equal(['b', 'c']);
     });
   });
 
@@ -515,6 +533,20 @@ describe('feed entries and diffs', () => {
       const big = Buffer.alloc(MAX_DIFF_BODY + 1, 0x20);
       rss.copy(big);
       expect(diffFeed(big, 'application/rss+xml', undefined)).to.equal(null);
+    });
+
+    it(`feeds of more than ${MAX_DIFF_ENTRIES} entries, in every format; that many are diffed`, () => {
+      const feeds: [string, (n: number) => Buffer][] = [
+        ['application/rss+xml', (n) => buf(`<rss version="2.0"><channel><title>t</title>${Array.from({ length: n }, (_, i) => `<item>${i}</item>`).join('')}</channel></rss>`)],
+        ['application/rdf+xml', (n) => buf(`<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"><channel/>${Array.from({ length: n }, (_, i) => `<item>${i}</item>`).join('')}</rdf:RDF>`)],
+        ['application/atom+xml', (n) => buf(`<feed xmlns="http://www.w3.org/2005/Atom">${Array.from({ length: n }, (_, i) => `<entry>${i}</entry>`).join('')}</feed>`)],
+        ['application/feed+json', (n) => buf(JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 't', items: Array.from({ length: n }, (_, i) => ({ id: String(i) })) }))],
+      ];
+      for (const [type, make] of feeds) {
+        const d = diffFeed(make(MAX_DIFF_ENTRIES), type, undefined);
+        expect(d?.fingerprints, type).to.have.length(MAX_DIFF_ENTRIES);
+        expect(diffFeed(make(MAX_DIFF_ENTRIES + 1), type, d!.fingerprints), type).to.equal(null);
+      }
     });
 
     it('encodings that are not ASCII-compatible; ASCII-compatible ones are cut byte-exactly', () => {

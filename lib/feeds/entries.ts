@@ -23,7 +23,8 @@
 // windows-125*) is cut exactly; other encodings (UTF-16, Shift_JIS...) are not diffed.
 //
 // Like discover.ts this reads untrusted input: it never throws, bounds its work (10 MB at most,
-// a linear scanner, nesting limits) and refuses any document with a DOCTYPE. Whenever it returns
+// MAX_DIFF_ENTRIES entries, a linear scanner, nesting limits) and refuses any document with a
+// DOCTYPE. Whenever it returns
 // null the hub falls back to whole-body change detection and delivery, which is always correct.
 import { hash } from 'node:crypto';
 import {
@@ -84,6 +85,13 @@ export const FINGERPRINT_CHARS = 12;
 
 /** Bodies larger than this are not diffed. */
 export const MAX_DIFF_BODY = 10 * 1024 * 1024;
+/**
+ * Feeds with more entries than this are not diffed. Each entry costs a hash on every read and
+ * a fingerprint kept with the topic: a few megabytes of tiny entries were half a second of
+ * blocked event loop per read and tens of megabytes of heap. Real feeds rarely come near it
+ * (a long podcast archive may); past it the feed is compared by its bytes and delivered whole.
+ */
+export const MAX_DIFF_ENTRIES = 2000;
 /** Summaries taken from full content are cut to this many characters. */
 export const SUMMARY_FROM_CONTENT_CHARS = 500;
 const MAX_XML_DEPTH = 256;
@@ -317,6 +325,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
           spans.push(el);
         }
       }
+      return spans.length <= MAX_DIFF_ENTRIES;
     },
     MAX_XML_DEPTH,
     2, // the root's children, and an RSS channel's items
@@ -549,6 +558,7 @@ function analyseJson(feed: unknown): Analysed | null {
   const objects: Record<string, unknown>[] = (items as unknown[]).filter(
     (it): it is Record<string, unknown> => it !== null && typeof it === 'object' && !Array.isArray(it),
   );
+  if (objects.length > MAX_DIFF_ENTRIES) return null;
   return {
     format: 'json',
     fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),

@@ -34,9 +34,9 @@ export interface ElementSpan {
 /**
  * Called when an element closes, in document order of their end tags (children before their
  * parent). `ancestors` lists the qualified names from the root down to the parent; it is only
- * valid during the call.
+ * valid during the call. Returning false ends the scan at once (scanXml then returns null).
  */
-export type ElementVisitor = (el: ElementSpan, ancestors: readonly string[]) => void;
+export type ElementVisitor = (el: ElementSpan, ancestors: readonly string[]) => boolean | void;
 
 export const DEFAULT_MAX_DEPTH = 256;
 
@@ -84,8 +84,8 @@ function readName(s: string, i: number): string | null {
  * Scans `s` as one XML document (an optional byte order mark, then prolog, exactly one root
  * element, then only comments, PIs and whitespace), calling `visit` for every element at depth
  * `reportDepth` or less (deeper ones are checked but not reported: no span is made for them).
- * Returns the root element's span, or null if the text is not a document this scanner accepts.
- * Never throws (unless `visit` does).
+ * Returns the root element's span, or null if the text is not a document this scanner accepts
+ * or `visit` ended the scan. Never throws (unless `visit` does).
  */
 export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEFAULT_MAX_DEPTH, reportDepth = Infinity): ElementSpan | null {
   const n = s.length;
@@ -141,7 +141,7 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
       const contentStart = contentStarts.pop() ?? 0;
       if (top <= reportDepth) {
         const el: ElementSpan = { name, depth: top, start, contentStart, contentEnd: lt, end: gt + 1 };
-        visit(el, names);
+        if (visit(el, names) === false) return null;
         if (top === 0) root = el;
       }
       i = gt + 1;
@@ -193,7 +193,7 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
     if (selfClosing) {
       if (names.length <= reportDepth) {
         const el: ElementSpan = { name, depth: names.length, start: lt, contentStart: j, contentEnd: j, end: j };
-        visit(el, names);
+        if (visit(el, names) === false) return null;
         if (names.length === 0) root = el;
       }
     } else {
