@@ -2,7 +2,10 @@
 // entries, or the body as text for other content.
 import type { Content } from './notifier/sender.js';
 
-/** Non-feed content up to this size is sent to browsers as text; larger or binary is not. */
+/**
+ * A change of up to this many bytes reaches browsers with its new entries (or, for other
+ * content, as text); a larger one is announced without them (see LazyChange).
+ */
 export const STREAM_BODY_MAX = 64 * 1024;
 
 export interface ChangeEvent {
@@ -24,9 +27,11 @@ export function changeEvent(content: Content): ChangeEvent {
 /**
  * A change on the bus, made into its ChangeEvent (the feed's new entries read, a full XML parse
  * each) when it is first serialised: for a stream, a replay, or another process. On the
- * embedded store with no browser watching, that is never. Until then it holds the content, so a
- * content over STREAM_BODY_MAX is made into its event at once instead: the streams' backlog
- * keeps a thousand events, and each may hold no more than that.
+ * embedded store with no browser watching, that is never. Until then it holds the content, at
+ * most STREAM_BODY_MAX bytes of it: a larger change is announced without its entries or body.
+ * Reading them would be a parse of up to MAX_RESPONSE_BYTES on every change, and the streams'
+ * backlog keeps a thousand events: a publisher of megabyte-long entries filled the heap with
+ * them within minutes.
  */
 export class LazyChange {
   readonly topic: string;
@@ -34,7 +39,10 @@ export class LazyChange {
 
   constructor(content: Content) {
     this.topic = content.topic;
-    this.held = content.body.length > STREAM_BODY_MAX ? { event: changeEvent(content) } : { content };
+    this.held =
+      content.body.length > STREAM_BODY_MAX
+        ? { event: { topic: content.topic, version: content.version, contentType: content.contentType, entries: null, body: null } }
+        : { content };
   }
 
   toJSON(): ChangeEvent {

@@ -29,10 +29,21 @@ describe('change events on the bus', () => {
     expect(JSON.parse(first)).to.deep.include({ topic: 'http://a.example/feed', version: 2, body: null });
   });
 
-  it(`makes the event at once for a body over ${STREAM_BODY_MAX} bytes, so that the backlog never holds the body`, () => {
+  it(`announces a change over ${STREAM_BODY_MAX} bytes without its entries or body, never reading them or holding the body`, () => {
     const reads = { n: 0 };
-    const change = new LazyChange(content(STREAM_BODY_MAX + 1, reads));
-    expect(reads.n).to.equal(1);
+    const big = content(STREAM_BODY_MAX + 1, reads);
+    const change = new LazyChange(big);
+    expect(JSON.parse(JSON.stringify(change))).to.deep.equal({ topic: 'http://a.example/feed', version: 2, contentType: 'application/rss+xml', entries: null, body: null });
+    expect(reads.n).to.equal(0);
+    // Nothing of the content is reachable from the event the backlog keeps.
+    expect(JSON.stringify(Object.values(change))).to.not.include('"type":"Buffer"');
+    const plain = new LazyChange({ ...big, contentType: 'text/plain', entries: undefined });
+    expect(JSON.parse(JSON.stringify(plain))).to.deep.include({ entries: null, body: null });
+  });
+
+  it(`reads the entries of a change of exactly ${STREAM_BODY_MAX} bytes`, () => {
+    const reads = { n: 0 };
+    const change = new LazyChange(content(STREAM_BODY_MAX, reads));
     expect((JSON.parse(JSON.stringify(change)) as { entries: { id: string }[] }).entries.map((e) => e.id)).to.deep.equal(['e1']);
     expect(reads.n).to.equal(1);
   });

@@ -9,6 +9,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { FeedServer, MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 import { openSse, openStream, type SseStream } from './helpers/sse.js';
+import { STREAM_BODY_MAX } from '../lib/change-event.js';
 
 const ADMIN_TOKEN = 'operator-token-0123456789';
 /** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
@@ -553,6 +554,23 @@ describe('Operators and browsers over HTTP', function () {
         entries: null,
         body: 'All systems normal.\n',
       });
+    });
+
+    it(`announces a change over ${STREAM_BODY_MAX} bytes without its entries, then the next small one with them`, async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const long = rss('a').replace('<description>About a.</description>', `<description>${'long '.repeat(STREAM_BODY_MAX / 4)}</description>`);
+      const topic = topics.set('/long.xml', { body: long, contentType: RSS_TYPE });
+      const s = await stream(streamUrl(hub, topic));
+      await hub.postForm('/ping', { url: topic });
+      const [big] = await s.waitFor(1, (e) => e.event === 'change');
+      expect(JSON.parse(big!.data)).to.deep.equal({ topic, version: 1, contentType: RSS_TYPE, entries: null, body: null });
+      topics.set('/long.xml', { body: long.replace('<item>', `${rss('b').match(/<item>.*?<\/item>/)![0]}\n<item>`), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: topic });
+      const events = await s.waitFor(2, (e) => e.event === 'change');
+      const small = JSON.parse(events[1]!.data) as Change;
+      expect(small.version).to.equal(2);
+      expect(small.entries?.map((e) => e.title)).to.deep.equal(['Post b']);
     });
 
     it('resumes from a Last-Event-ID header without losing or repeating a change', async () => {
