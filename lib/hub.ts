@@ -69,11 +69,12 @@ export interface RefreshResult extends CheckResult {
 export interface CleanupReport {
   subscriptionsRemoved: number;
   topicsRemoved: number;
+  sitesRemoved: number;
   /** Another hub process on the database was sweeping: this one left the round to it. */
   skipped?: true;
 }
 
-/** Rows the sweep deletes per store call (subscriptions, then topics): bounded work however many are due. */
+/** Rows the sweep deletes per store call (subscriptions, then topics, then sites): bounded work however many are due. */
 const SWEEP_BATCH = 1000;
 
 /** Runs a delete of at most SWEEP_BATCH rows until one deletes fewer; how many it deleted in all. */
@@ -661,7 +662,7 @@ export class Hub extends EventEmitter {
    */
   async removeExpired(): Promise<CleanupReport> {
     const report = await this.deps.store.withSweepLock(() => this.sweep());
-    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, skipped: true };
+    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, skipped: true };
   }
 
   private async sweep(): Promise<CleanupReport> {
@@ -670,7 +671,12 @@ export class Hub extends EventEmitter {
     const subscriptionsRemoved = await inBatches((limit) => store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit }));
     const before = now - config.feedsRetentionDays * 86400_000;
     const topicsRemoved = await inBatches((limit) => store.deleteStaleTopics(before, limit));
-    return { subscriptionsRemoved, topicsRemoved };
+    // A site's page is read again on a ping once SITE_RECHECK_SECONDS have passed, so a site
+    // pinged now and then stays; one nobody has pinged for the retention window is forgotten
+    // (every new URL pinged as a site would otherwise be kept for ever).
+    const unchecked = now - Math.max(config.feedsRetentionDays * 86400_000, config.siteRecheckSeconds * 1000);
+    const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit));
+    return { subscriptionsRemoved, topicsRemoved, sitesRemoved };
   }
 
   /** Tells the operator's activity log (and metrics) what happened; see lib/activity.ts. */

@@ -2,7 +2,7 @@
 // community's e2e suite drives, and surviving a kill -9.
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
-import { newTopic } from '../lib/model.js';
+import { newTopic, type Site } from '../lib/model.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
@@ -257,9 +257,15 @@ describe('rssCloud lifecycle', function () {
         Array.from({ length: 2500 }, (_, i) => ({ url: callbackOf(`/expired/${i}`), protocol: 'http-post', whenExpires: iso(now - 1000) })),
       );
       await Promise.all(Array.from({ length: 2500 }, (_, i) => hub.store.putTopic({ ...newTopic(`http://stale.example/${i}`), whenLastUpdate: now - 8 * DAY })));
-      const { json } = await testApi<{ result: { subscriptionsRemoved: number; topicsRemoved: number } }>(hub, 'removeExpired');
+      // Sites whose page nobody has pinged for longer than the retention window go as well.
+      const site = (url: string, whenChecked: number): Site => ({ url, feeds: [`${url}feed.xml`], hubs: [], whenChecked, whenCreated: whenChecked });
+      await Promise.all(Array.from({ length: 2500 }, (_, i) => hub.store.putSite(site(`http://site${i}.example/`, now - 8 * DAY))));
+      await hub.store.putSite(site('http://pinged.example/', now - DAY));
+      const { json } = await testApi<{ result: { subscriptionsRemoved: number; topicsRemoved: number; sitesRemoved: number } }>(hub, 'removeExpired');
       // The feed's own row goes too: never updated, and nobody follows it once its subscriptions are gone.
-      expect(json.result).to.deep.equal({ subscriptionsRemoved: 2500, topicsRemoved: 2501 });
+      expect(json.result).to.deep.equal({ subscriptionsRemoved: 2500, topicsRemoved: 2501, sitesRemoved: 2500 });
+      expect(await hub.store.getSite('http://site0.example/')).to.equal(undefined);
+      expect((await hub.store.getSite('http://pinged.example/'))?.feeds).to.deep.equal(['http://pinged.example/feed.xml']);
       const { json: after } = await testApi<{ data: Record<string, unknown> }>(hub, 'getData');
       expect(after.data).to.deep.equal({});
     });

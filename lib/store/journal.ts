@@ -37,6 +37,7 @@ export type JournalOp =
   | { op: 'putVerification'; v: PendingVerification }
   | { op: 'delVerification'; id: string }
   | { op: 'putSite'; site: Site }
+  | { op: 'delSite'; url: string }
   | { op: 'clear' };
 
 const OP_NAMES = new Set<string>([
@@ -50,6 +51,7 @@ const OP_NAMES = new Set<string>([
   'putVerification',
   'delVerification',
   'putSite',
+  'delSite',
   'clear',
 ]);
 

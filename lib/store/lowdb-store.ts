@@ -423,6 +423,16 @@ export class LowdbStore implements Store {
     return this.write({ op: 'putSite', site: { ...site, feeds: [...site.feeds], hubs: [...site.hubs] } });
   }
 
+  async deleteStaleSites(before: number, limit: number): Promise<number> {
+    const stale: string[] = [];
+    for (const s of this.state.siteRefs()) {
+      if (stale.length >= limit) break;
+      if (s.whenChecked < before) stale.push(s.url);
+    }
+    await Promise.all(stale.map((url) => this.write({ op: 'delSite', url })));
+    return stale.length;
+  }
+
   // --- the rest ------------------------------------------------------------------------------
 
   async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {

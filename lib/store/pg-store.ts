@@ -404,6 +404,7 @@ const SQL = {
   sweepUnlock: `SELECT pg_advisory_unlock(${lockKey("'sweep'")})`,
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
   putSite: upsertSql('sites', SITE_COLUMNS, ['site_key']),
+  deleteStaleSites: 'DELETE FROM sites WHERE site_key IN (SELECT site_key FROM sites WHERE when_checked < $1 LIMIT $2)',
 } as const;
 
 /**
@@ -785,6 +786,10 @@ export class PgStore implements Store {
 
   async putSite(site: Site): Promise<void> {
     await this.upsert('putSite', [urlKey(site.url), site.url, site.feeds, site.hubs, site.self ?? null, site.whenChecked, site.whenCreated]);
+  }
+
+  async deleteStaleSites(before: number, limit: number): Promise<number> {
+    return (await this.write('deleteStaleSites', [before, limit])).rowCount ?? 0;
   }
 
   // --- the rest ------------------------------------------------------------------------------

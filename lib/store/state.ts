@@ -86,6 +86,12 @@ export class MemoryState {
     return out;
   }
 
+  siteRefs(): Site[] {
+    const out: Site[] = [];
+    for (const p of this.parts) for (const s of p.sites.values()) out.push(s);
+    return out;
+  }
+
   getSite(url: string): Site | undefined {
     return this.parts[shardOf(url)]!.sites.get(url);
   }
@@ -220,6 +226,11 @@ export class MemoryState {
         const p = this.parts[shardOf(op.site.url)]!;
         p.sites.set(op.site.url, op.site);
         p.dirty = true;
+        break;
+      }
+      case 'delSite': {
+        const p = this.parts[shardOf(op.url)]!;
+        if (p.sites.delete(op.url)) p.dirty = true;
         break;
       }
       case 'clear':

@@ -135,6 +135,8 @@ export interface Store {
   getSite(url: string): Promise<Site | undefined>;
   /** Inserts or replaces by url; durable when the promise resolves. */
   putSite(site: Site): Promise<void>;
+  /** Deletes up to `limit` sites whose page was last read before `before`, and returns how many. */
+  deleteStaleSites(before: number, limit: number): Promise<number>;
 
   counts(): Promise<StoreCounts>;
   /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */

@@ -607,6 +607,19 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.getSite('https://blog.example/')).to.deep.equal(site('https://blog.example/', { feeds: [], whenChecked: 9 }));
         expect(await store.getSite('https://blog.example')).to.equal(undefined);
       });
+
+      it('deletes sites last read before a time, at most `limit` a call, across a reopen', async () => {
+        for (let i = 0; i < 5; i++) await store.putSite(site(`https://old${i}.example/`, { whenChecked: 100 + i }));
+        await store.putSite(site('https://edge.example/', { whenChecked: 200 }));
+        await store.putSite(site('https://new.example/', { whenChecked: 300 }));
+        expect(await store.deleteStaleSites(200, 3)).to.equal(3);
+        expect(await store.deleteStaleSites(200, 3)).to.equal(2);
+        expect(await store.deleteStaleSites(200, 3)).to.equal(0);
+        await reopen();
+        for (let i = 0; i < 5; i++) expect(await store.getSite(`https://old${i}.example/`)).to.equal(undefined);
+        expect((await store.getSite('https://edge.example/'))?.whenChecked).to.equal(200);
+        expect((await store.getSite('https://new.example/'))?.whenChecked).to.equal(300);
+      });
     });
 
     it('gives back exactly the same state after random concurrent writes and a reopen', async () => {
