@@ -24,8 +24,8 @@
 //
 // Like discover.ts this reads untrusted input: it never throws, bounds its work (10 MB at most,
 // MAX_DIFF_ENTRIES entries, a linear scanner, nesting limits) and refuses any document with a
-// DOCTYPE. Whenever it returns
-// null the hub falls back to whole-body change detection and delivery, which is always correct.
+// DOCTYPE. Whenever it returns null the hub falls back to whole-body change detection and
+// delivery, which is always correct.
 import { hash } from 'node:crypto';
 import {
   JsonBody,
