@@ -248,7 +248,7 @@ describe('rssCloud lifecycle', function () {
       expect(after.data[f.recentNoSubs]!.subscriptions).to.deep.equal([]);
     });
 
-    it('removeExpired goes on past its batch of 1,000 rows a store call, for subscriptions and topics alike', async () => {
+    it('removeExpired goes on past its batch of 1,000 rows a store call, for subscriptions, topics and sites alike', async () => {
       const now = Date.now();
       const feed = feeds.changing(unique('many-expired'));
       await setSubscriptions(
