@@ -386,8 +386,11 @@ describe('Operators and browsers over HTTP', function () {
         ADMIN_TOKEN,
         BREAKER_FAILURES: '1',
         BREAKER_COOLDOWN_MS: '60000',
+        // The first retry at once, and a retry window (the waits of 19 attempts, ~4 minutes)
+        // longer than the cooldown, so the version waits for the host instead of being given up.
         WEBSUB_RETRY_BASE_MS: '1',
-        WEBSUB_RETRY_MAX_MS: '5',
+        WEBSUB_RETRY_MAX_MS: '120000',
+        WEBSUB_MAX_ATTEMPTS: '19',
       });
       const topics = await topicServer();
       const ws = await subscriber();

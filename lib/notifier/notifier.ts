@@ -117,6 +117,8 @@ export class Notifier extends EventEmitter {
   /** Who this process is on outbox claims (see startClaims). */
   readonly owner: string;
   private claimTimers: NodeJS.Timeout[] = [];
+  /** How long a WebSub version waits for a paused host, from its publication (see deliverVersion). */
+  private readonly retryWindowMs: number;
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
   private readonly outboxSeen = new Map<string, { at: number; entries: Promise<OutboxEntry[]>; read?: OutboxEntry[] }>();
 
@@ -125,6 +127,7 @@ export class Notifier extends EventEmitter {
     const { config } = deps;
     this.now = deps.now ?? Date.now;
     this.owner = deps.owner ?? randomUUID();
+    this.retryWindowMs = retryWindow(config.websubMaxAttempts, config.websubRetryBaseMs, config.websubRetryMaxMs);
     this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
     this.breaker = new CircuitBreaker({
       failureThreshold: config.breakerFailures,
@@ -447,8 +450,13 @@ export class Notifier extends EventEmitter {
         if ('pausedUntil' in tried) {
           const { sub } = tried;
           const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
-          if (sub.protocol !== 'websub') {
-            // rssCloud has no retries: a paused host counts as a failed delivery.
+          // rssCloud has no retries: a paused host counts as a failed delivery. A WebSub version
+          // waits for its host only within the time its attempts could have taken from when it
+          // was published; past that it is given up, as if they had run out. Waiting longer, a
+          // dead subscriber's lane let one version go per cooldown × WEBSUB_MAX_ATTEMPTS, and
+          // every later version of the topic stayed in the outbox, body and all, until its lease ended.
+          const createdAt = this.jobs.get(lane.topic, version)?.entry.createdAt;
+          if (sub.protocol !== 'websub' || (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs)) {
             await this.record(sub, version, paused, true);
             return this.settled(lane, version, paused);
           }
@@ -675,4 +683,11 @@ function hostFailed(outcome: DeliveryOutcome): boolean {
 export function backoff(attempt: number, baseMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
   return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** The longest the waits between `maxAttempts` attempts can add up to (see backoff). */
+export function retryWindow(maxAttempts: number, baseMs: number, maxMs: number): number {
+  let total = 0;
+  for (let attempt = 1; attempt < maxAttempts; attempt++) total += Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  return total;
 }
