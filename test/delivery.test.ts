@@ -471,6 +471,37 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('a WebSub subscriber that fails while another is served', () => {
+    it('a version\'s body is held for the fan-out\'s first pass only: each retry reads it from the store again', async () => {
+      const hub = await hubWith({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '4', BREAKER_FAILURES: '1000' });
+      const topics = await topicServer();
+      const up = await recorder();
+      const down = await recorder(answer(500));
+      const topic = topics.set('/large', { body: 'small\n', contentType: 'text/plain' });
+      await seed(hub, topic, [
+        { url: `${up.url}/up`, protocol: 'websub', whenExpires: FAR_FUTURE },
+        { url: `${down.url}/down`, protocol: 'websub', whenExpires: FAR_FUTURE },
+      ]);
+      const reads: number[] = [];
+      const read = hub.store.getOutboxBody.bind(hub.store);
+      hub.store.getOutboxBody = (t, v) => {
+        reads.push(v);
+        return read(t, v);
+      };
+      // Larger than the bodies the embedded store keeps in its journal: a file of its own.
+      const large = `${'a large body '.repeat(10_000)}\n`;
+      topics.set('/large', { body: large, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      const attempts = await down.waitFor(4, deliveries);
+      await settled(hub);
+      expect(up.matching(deliveries).map((r) => r.body.toString())).to.deep.equal([large]);
+      for (const r of attempts) expect(r.body.toString()).to.equal(large);
+      // The three retries each read it; holding it, the hub read it never, and kept it in memory
+      // for as long as any subscriber of the version was being retried.
+      expect(reads).to.deep.equal([1, 1, 1]);
+    });
+  });
+
   describe('a WebSub subscriber that stays down behind an open circuit', () => {
     it('gives each version up once its retry window has passed, so the outbox does not keep the topic\'s versions for the lease', async () => {
       // Three attempts 100 and 200 ms apart: a 300 ms window; the circuit opens for 1 s at a time.

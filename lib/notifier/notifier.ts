@@ -556,12 +556,14 @@ export class Notifier extends EventEmitter {
   private async contentOf(topic: string, version: number): Promise<Content | undefined> {
     const job = this.jobs.get(topic, version);
     if (!job) return undefined;
-    if (!job.content) {
-      const body = await this.deps.store.getOutboxBody(topic, version);
-      if (!body) return undefined;
-      job.content = { topic, version, body, contentType: job.entry.contentType };
-    }
-    return job.content;
+    if (job.content) return job.content;
+    const body = await this.deps.store.getOutboxBody(topic, version);
+    if (!body) return undefined;
+    const content: Content = { topic, version, body, contentType: job.entry.contentType };
+    // Shared while a pass over the subscribers is running (a resumed fan-out has no first pass
+    // counted: it keeps it); retries alone read it each time (see settleFirst).
+    if (job.first === undefined || job.first.pending > 0) job.content = content;
+    return content;
   }
 
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
@@ -569,10 +571,16 @@ export class Notifier extends EventEmitter {
     const at = lane.unsettled.indexOf(version);
     if (at === -1) return;
     lane.unsettled.splice(at, 1);
-    const first = this.jobs.get(lane.topic, version)?.first;
-    if (!first) return;
+    const job = this.jobs.get(lane.topic, version);
+    const first = job?.first;
+    if (!job || !first) return;
     if (outcome.ok) first.delivered++;
-    if (--first.pending === 0) first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
+    if (--first.pending === 0) {
+      first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
+      // Only retries are left, minutes apart: the body is read again for each rather than held
+      // in memory for as long as they last, for every version of every topic with a subscriber down.
+      job.content = undefined;
+    }
   }
 
   /** settleFirst, for a version done with: deliverVersion's true. */
