@@ -504,21 +504,21 @@ describe('durable delivery', function () {
 
   describe('a WebSub subscriber that stays down behind an open circuit', () => {
     it('gives each version up once its retry window has passed, so the outbox does not keep the topic\'s versions for the lease', async () => {
-      // Three attempts 100 and 200 ms apart: a 300 ms window; the circuit opens for 1 s at a time.
-      const hub = await hubWith({ BREAKER_FAILURES: '3', BREAKER_COOLDOWN_MS: '1000', BREAKER_MAX_COOLDOWN_MS: '1000', WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '3' });
+      // Three attempts 100 and 200 ms apart: a 300 ms window; the circuit opens for 0.5 s at a time.
+      const hub = await hubWith({ BREAKER_FAILURES: '3', BREAKER_COOLDOWN_MS: '500', BREAKER_MAX_COOLDOWN_MS: '500', WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '3' });
       const topics = await topicServer();
       let status = 500;
       const dead = await recorder((req, res) => answer(status)(req, res));
       const topic = topics.set('/dead', { body: 'state 0\n', contentType: 'text/plain' });
       await seed(hub, topic, [{ url: `${dead.url}/cb`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
-      for (let v = 1; v <= 20; v++) {
+      for (let v = 1; v <= 12; v++) {
         topics.set('/dead', { body: `state ${v}\n`, contentType: 'text/plain' });
         await publishTo(hub, topic);
-        await sleep(50);
+        await sleep(30);
       }
-      // Waiting on the circuit, the lane let one attempt go per cooldown: 20 versions of 3
-      // attempts each would have stayed in the outbox for a minute, and for the lease if the
-      // topic kept changing.
+      // Waiting on the circuit, the lane let one attempt go per cooldown: 12 versions of 3
+      // attempts each would have stayed in the outbox for 18 s, and for the lease if the topic
+      // kept changing.
       let left = (await hub.store.listOutbox()).length;
       for (let i = 0; i < 60 && left > 0; i++) {
         await sleep(100);
@@ -527,14 +527,14 @@ describe('durable delivery', function () {
       expect(left, 'versions still in the outbox').to.equal(0);
       expect(dead.matching(deliveries).length, 'requests to the dead host').to.be.at.most(10);
       const failed = (await subscriptionsOf(hub, topic))[0]!;
-      expect(failed.ctErrors, 'the versions given up count as failures').to.be.at.least(20);
+      expect(failed.ctErrors, 'the versions given up count as failures').to.be.at.least(12);
 
       // The subscription stays until its lease ends: once its host is back, the next version reaches it.
       status = 200;
-      await sleep(1100);
-      topics.set('/dead', { body: 'state 21\n', contentType: 'text/plain' });
+      await sleep(600);
+      topics.set('/dead', { body: 'state 13\n', contentType: 'text/plain' });
       await publishTo(hub, topic);
-      const late = await dead.waitFor(1, (r) => deliveries(r) && r.body.toString() === 'state 21\n', 5000);
+      const late = await dead.waitFor(1, (r) => deliveries(r) && r.body.toString() === 'state 13\n', 5000);
       expect(late).to.have.length(1);
     });
   });
