@@ -207,15 +207,14 @@ export class LowdbStore implements Store {
     return this.write({ op: 'delTopic', url });
   }
 
-  async deleteStaleTopics(before: number, limit: number): Promise<number> {
-    const stale: string[] = [];
-    for (const t of this.state.topicRefs()) {
-      if (stale.length >= limit) break;
-      if (t.whenLastUpdate < before && this.state.subscriptionCountOf(t.url) === 0) stale.push(t.url);
-    }
-    // Found and deleted in one synchronous pass, so no subscription can arrive in between.
-    await Promise.all(stale.map((url) => this.write({ op: 'delTopic', url })));
-    return stale.length;
+  deleteStaleTopics(before: number, limit: number): Promise<number> {
+    // In one synchronous pass (see deleteFirst), so no subscription can arrive in between.
+    return this.deleteFirst(
+      this.state.topicRefs(),
+      limit,
+      (t) => t.whenLastUpdate < before && this.state.subscriptionCountOf(t.url) === 0,
+      (t) => ({ op: 'delTopic', url: t.url }),
+    );
   }
 
   async listTopics(): Promise<Topic[]> {
@@ -269,17 +268,14 @@ export class LowdbStore implements Store {
     return this.state.subscribedTopics();
   }
 
-  async deleteExpiredSubscriptions({ now, maxConsecutiveErrors, limit }: ExpiryFilter): Promise<number> {
-    const due: Subscription[] = [];
-    for (const s of this.state.subscriptionRefs()) {
-      if (due.length >= limit) break;
-      const exhausted = s.protocol !== 'websub' && s.ctConsecutiveErrors >= maxConsecutiveErrors;
-      if (s.whenExpires <= now || exhausted) due.push(s);
-    }
-    // Found and deleted in one synchronous pass, so a renewal cannot slip in between; the
-    // deletions become durable together.
-    await Promise.all(due.map((s) => this.write({ op: 'delSub', topic: s.topic, callback: s.callback })));
-    return due.length;
+  deleteExpiredSubscriptions({ now, maxConsecutiveErrors, limit }: ExpiryFilter): Promise<number> {
+    // In one synchronous pass (see deleteFirst), so a renewal cannot slip in between.
+    return this.deleteFirst(
+      this.state.subscriptionRefs(),
+      limit,
+      (s) => s.whenExpires <= now || (s.protocol !== 'websub' && s.ctConsecutiveErrors >= maxConsecutiveErrors),
+      (s) => ({ op: 'delSub', topic: s.topic, callback: s.callback }),
+    );
   }
 
   // --- outbox --------------------------------------------------------------------------------
@@ -423,14 +419,13 @@ export class LowdbStore implements Store {
     return this.write({ op: 'putSite', site: { ...site, feeds: [...site.feeds], hubs: [...site.hubs] } });
   }
 
-  async deleteStaleSites(before: number, limit: number): Promise<number> {
-    const stale: string[] = [];
-    for (const s of this.state.siteRefs()) {
-      if (stale.length >= limit) break;
-      if (s.whenChecked < before) stale.push(s.url);
-    }
-    await Promise.all(stale.map((url) => this.write({ op: 'delSite', url })));
-    return stale.length;
+  deleteStaleSites(before: number, limit: number): Promise<number> {
+    return this.deleteFirst(
+      this.state.siteRefs(),
+      limit,
+      (s) => s.whenChecked < before,
+      (s) => ({ op: 'delSite', url: s.url }),
+    );
   }
 
   // --- the rest ------------------------------------------------------------------------------
@@ -486,6 +481,21 @@ export class LowdbStore implements Store {
   }
 
   /** Applies to memory now; durable when the promise resolves. */
+  /**
+   * Deletes the first `limit` of `records` that are `due`, each by the op `del` makes. They are
+   * found and applied to memory in one synchronous pass, so nothing can change them in between,
+   * and the deletions become durable together.
+   */
+  private async deleteFirst<T>(records: readonly T[], limit: number, due: (r: T) => boolean, del: (r: T) => JournalOp): Promise<number> {
+    const found: T[] = [];
+    for (const r of records) {
+      if (found.length >= limit) break;
+      if (due(r)) found.push(r);
+    }
+    await Promise.all(found.map((r) => this.write(del(r))));
+    return found.length;
+  }
+
   private write(op: JournalOp): Promise<void> {
     const journal = this.requireJournal();
     this.state.apply(op);
