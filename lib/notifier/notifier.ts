@@ -689,13 +689,18 @@ function hostFailed(outcome: DeliveryOutcome): boolean {
  * half is random so a recovering host is not hit by every queued retry in the same instant.
  */
 export function backoff(attempt: number, baseMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  const ceiling = longestBackoff(attempt, baseMs, maxMs);
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-/** The longest the waits between `maxAttempts` attempts can add up to (see backoff). */
-export function retryWindow(maxAttempts: number, baseMs: number, maxMs: number): number {
+/** The longest wait backoff gives after `attempt`: doubling from `baseMs`, up to `maxMs`. */
+function longestBackoff(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+}
+
+/** The longest the waits between `maxAttempts` attempts can add up to. */
+function retryWindow(maxAttempts: number, baseMs: number, maxMs: number): number {
   let total = 0;
-  for (let attempt = 1; attempt < maxAttempts; attempt++) total += Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  for (let attempt = 1; attempt < maxAttempts; attempt++) total += longestBackoff(attempt, baseMs, maxMs);
   return total;
 }
