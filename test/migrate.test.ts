@@ -1,10 +1,10 @@
 // `npm run migrate`: the embedded store in DATA_DIR copied into PostgreSQL, run as a user would
 // run it, twice, with the copy compared record by record (outbox bodies included).
-// The script is `npm run build && node dist/lib/migrate.js`: the first run of each test goes through
-// it whole; the others run the built file, since a type-check and build per run cost ~5 s each.
+// The script is `npm run build && node dist/lib/migrate.js`: the suite builds once, as the script
+// would, and each run is the built file (a build per run cost ~6 s, six times).
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,10 +22,11 @@ interface Run {
   stderr: string;
 }
 
-function migrateCommand(env: Record<string, string>, how: 'npm run migrate' | 'built' = 'built'): Promise<Run> {
+const MIGRATE_SCRIPT = 'npm run build && node dist/lib/migrate.js';
+
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const { DATABASE_URL: _url, DATA_DIR: _dir, ...inherited } = process.env;
-    const [command, args] = how === 'built' ? [process.execPath, ['dist/lib/migrate.js']] : ['npm', ['run', '--silent', 'migrate']];
     const child = spawn(command, args, { cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -34,6 +35,11 @@ function migrateCommand(env: Record<string, string>, how: 'npm run migrate' | 'b
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** `npm run migrate` after the suite's build: its second half. */
+function migrateCommand(env: Record<string, string>): Promise<Run> {
+  return run(process.execPath, ['dist/lib/migrate.js'], env);
 }
 
 /** "subscriptions  5 copied: 3 new, 1 updated, 1 already there" → the numbers. */
@@ -47,6 +53,14 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
   this.timeout(30_000);
   let dir: string;
   let url: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.migrate).to.equal(MIGRATE_SCRIPT);
+    const build = await run('npm', ['run', '--silent', 'build']);
+    expect(build.code, build.stdout + build.stderr).to.equal(0);
+  });
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-migrate-'));
@@ -75,7 +89,7 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     await embedded.close();
 
     const env = { DATA_DIR: dir, DATABASE_URL: url };
-    const first = await migrateCommand(env, 'npm run migrate');
+    const first = await migrateCommand(env);
     expect(first.code, first.stderr).to.equal(0);
     expect(first.stdout).to.match(/^schema: version 0 → \d+/m);
     expect(copied(first.stdout, 'topics')).to.deep.equal({ read: 2, inserted: 2, updated: 0, unchanged: 0 });
@@ -123,7 +137,7 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
   });
 
   it('explains what it needs when DATABASE_URL or the data directory is missing, and never prints the password', async () => {
-    const noUrl = await migrateCommand({ DATA_DIR: dir }, 'npm run migrate');
+    const noUrl = await migrateCommand({ DATA_DIR: dir });
     expect(noUrl.code).to.equal(1);
     expect(noUrl.stderr).to.contain('set DATABASE_URL');
     const noDir = await migrateCommand({ DATA_DIR: path.join(dir, 'nope'), DATABASE_URL: url });
