@@ -24,6 +24,8 @@ export interface Config {
   rssCloudLeaseSeconds: number;
   maxConsecutiveErrors: number;
   feedsRetentionDays: number;
+  /** The most topics nobody subscribes to (and, apart, sites) kept; 0 = no bound but retention. */
+  maxUnfollowedTopics: number;
   minSecsBetweenPings: number;
   /** Proxy addresses whose X-Forwarded-For is believed; empty = trust nobody. */
   trustProxy: string[];
@@ -267,6 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
     rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1),
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
     feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),
+    maxUnfollowedTopics: int(env, 'MAX_UNFOLLOWED_TOPICS', 10_000, 0),
     minSecsBetweenPings: int(env, 'MIN_SECS_BETWEEN_PINGS', 0, 0),
     siteRecheckSeconds: int(env, 'SITE_RECHECK_SECONDS', 86400, 0),
     trustProxy: trustProxy(env, 'TRUST_PROXY'),

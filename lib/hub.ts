@@ -70,6 +70,9 @@ export interface CleanupReport {
   subscriptionsRemoved: number;
   topicsRemoved: number;
   sitesRemoved: number;
+  /** Forgotten beyond MAX_UNFOLLOWED_TOPICS, least recently read first (see trimUnfollowed). */
+  topicsTrimmed: number;
+  sitesTrimmed: number;
   /** Another hub process on the database was sweeping: this one left the round to it. */
   skipped?: true;
 }
@@ -100,6 +103,9 @@ export class Hub extends EventEmitter {
   private readonly now: () => number;
   private readonly refreshing = new Map<string, { current: Promise<RefreshResult>; next?: Promise<RefreshResult> }>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Topics this process created since it last trimmed (see topicCreated). */
+  private createdSinceTrim = 0;
+  private trimming = false;
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
   /** Ids of the verifications this process is running (their claims are renewed). */
@@ -633,6 +639,7 @@ export class Hub extends EventEmitter {
         throw e;
       }
       this.note({ kind: 'fetch', topic: url, ok: true, detail: result.changed ? `changed, version ${result.topic.version}` : 'unchanged' });
+      if (result.topic.ctChecks === 1) this.topicCreated();
       const fanOut = result.content && start ? this.distribute(result.content, start) : NO_FAN_OUT;
       return { ...result, fanOut };
     });
@@ -662,7 +669,7 @@ export class Hub extends EventEmitter {
    */
   async removeExpired(): Promise<CleanupReport> {
     const report = await this.deps.store.withSweepLock(() => this.sweep());
-    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, skipped: true };
+    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, topicsTrimmed: 0, sitesTrimmed: 0, skipped: true };
   }
 
   private async sweep(): Promise<CleanupReport> {
@@ -676,7 +683,34 @@ export class Hub extends EventEmitter {
     // (every new URL pinged as a site would otherwise be kept for ever).
     const unchecked = now - Math.max(config.feedsRetentionDays * 86400_000, config.siteRecheckSeconds * 1000);
     const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit));
-    return { subscriptionsRemoved, topicsRemoved, sitesRemoved };
+    return { subscriptionsRemoved, topicsRemoved, sitesRemoved, ...(await this.trimUnfollowed()) };
+  }
+
+  /**
+   * Every URL pinged becomes a topic (a web page also a site), kept FEEDS_RETENTION_DAYS though
+   * nobody follows it; unbounded, anyone could fill the store with URLs they serve. So every
+   * tenth of MAX_UNFOLLOWED_TOPICS new topics (and at each sweep) the hub forgets what nobody
+   * follows beyond that many, least recently read first: such a topic loses only its record of
+   * what it held (its next read finds every entry new) and its place in the feed lists.
+   */
+  private topicCreated(): void {
+    const cap = this.deps.config.maxUnfollowedTopics;
+    if (cap === 0 || ++this.createdSinceTrim < Math.ceil(cap / 10) || this.trimming) return;
+    this.createdSinceTrim = 0;
+    this.trimming = true;
+    // With several processes on one database, one trims (or sweeps) at a time; the others skip.
+    const trim = this.deps.store.withSweepLock(() => this.trimUnfollowed()).finally(() => (this.trimming = false));
+    this.track(trim);
+  }
+
+  private async trimUnfollowed(): Promise<{ topicsTrimmed: number; sitesTrimmed: number }> {
+    const { store, config, log } = this.deps;
+    const cap = config.maxUnfollowedTopics;
+    if (cap === 0) return { topicsTrimmed: 0, sitesTrimmed: 0 };
+    const topicsTrimmed = await store.trimUnfollowedTopics(cap);
+    const sitesTrimmed = await store.trimSites(cap);
+    if (topicsTrimmed + sitesTrimmed > 0) log.warn('forgot what nobody follows beyond MAX_UNFOLLOWED_TOPICS', { cap, topicsTrimmed, sitesTrimmed });
+    return { topicsTrimmed, sitesTrimmed };
   }
 
   /** Tells the operator's activity log (and metrics) what happened; see lib/activity.ts. */

@@ -13,6 +13,7 @@ const BAD: Record<string, string> = {
   RSSCLOUD_LEASE_SECONDS: '-1',
   MAX_CONSECUTIVE_ERRORS: '0',
   FEEDS_RETENTION_DAYS: 'a week',
+  MAX_UNFOLLOWED_TOPICS: '-5',
   MIN_SECS_BETWEEN_PINGS: '1.5',
   TRUST_PROXY: 'true',
   FETCH_ALLOW_CIDRS: '10.0.0.0/33',
@@ -36,6 +37,7 @@ describe('configuration', () => {
     expect(c.rssCloudLeaseSeconds).to.equal(90000);
     expect(c.maxConsecutiveErrors).to.equal(3);
     expect(c.feedsRetentionDays).to.equal(7);
+    expect(c.maxUnfollowedTopics).to.equal(10000);
     expect(c.minSecsBetweenPings).to.equal(0);
     expect(c.trustProxy).to.deep.equal([]);
     expect(c.fetchAllowCidrs).to.deep.equal([]);

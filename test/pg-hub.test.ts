@@ -202,7 +202,7 @@ describe('subscription limits and the sweep across hubs on one PostgreSQL databa
     await sweeping.open();
     try {
       const skipped = await sweeping.withSweepLock(() => Promise.all(hubs.map((h) => testApi<{ result: CleanupReport }>(h, 'removeExpired'))));
-      expect(skipped?.map((r) => r.result)).to.deep.equal(hubs.map(() => ({ subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, skipped: true })));
+      expect(skipped?.map((r) => r.result)).to.deep.equal(hubs.map(() => ({ subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, topicsTrimmed: 0, sitesTrimmed: 0, skipped: true })));
     } finally {
       await sweeping.close();
     }

@@ -2,6 +2,7 @@
 // community's e2e suite drives, and surviving a kill -9.
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
+import type { CleanupReport } from '../lib/hub.js';
 import { newTopic, type Site } from '../lib/model.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
@@ -261,9 +262,9 @@ describe('rssCloud lifecycle', function () {
       const site = (url: string, whenChecked: number): Site => ({ url, feeds: [`${url}feed.xml`], hubs: [], whenChecked, whenCreated: whenChecked });
       await Promise.all(Array.from({ length: 2500 }, (_, i) => hub.store.putSite(site(`http://site${i}.example/`, now - 8 * DAY))));
       await hub.store.putSite(site('http://pinged.example/', now - DAY));
-      const { json } = await testApi<{ result: { subscriptionsRemoved: number; topicsRemoved: number; sitesRemoved: number } }>(hub, 'removeExpired');
+      const { json } = await testApi<{ result: CleanupReport }>(hub, 'removeExpired');
       // The feed's own row goes too: never updated, and nobody follows it once its subscriptions are gone.
-      expect(json.result).to.deep.equal({ subscriptionsRemoved: 2500, topicsRemoved: 2501, sitesRemoved: 2500 });
+      expect(json.result).to.deep.equal({ subscriptionsRemoved: 2500, topicsRemoved: 2501, sitesRemoved: 2500, topicsTrimmed: 0, sitesTrimmed: 0 });
       expect(await hub.store.getSite('http://site0.example/')).to.equal(undefined);
       expect((await hub.store.getSite('http://pinged.example/'))?.feeds).to.deep.equal(['http://pinged.example/feed.xml']);
       const { json: after } = await testApi<{ data: Record<string, unknown> }>(hub, 'getData');
@@ -293,6 +294,65 @@ describe('rssCloud lifecycle', function () {
       expect((await pleaseNotify(hub, subscribeForm(sub, '/no-api', feed))).msg).to.equal(MSG.subscribed);
       expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
       expect(notificationsAt(sub, '/no-api')).to.have.length(2);
+    });
+  });
+
+  describe('MAX_UNFOLLOWED_TOPICS=3: what nobody follows is bounded', () => {
+    let hub: TestHub;
+    let pages: Recorder;
+    before(async () => {
+      hub = await startTestHub({ MAX_UNFOLLOWED_TOPICS: '3' });
+      // Web pages that each link one feed: a ping of one is a ping of its site.
+      pages = await Recorder.start((req, res) => {
+        if (req.path.endsWith('/feed.xml')) {
+          res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(`<rss version="2.0"><channel><title>t</title><item><guid>${req.path}</guid></item></channel></rss>`);
+        } else {
+          res.writeHead(200, { 'content-type': 'text/html' }).end(`<html><head><link rel="alternate" type="application/rss+xml" href="${req.path}feed.xml"></head></html>`);
+        }
+      });
+    });
+    after(async () => {
+      await hub?.destroy();
+      await pages?.close();
+    });
+
+    const topicUrls = async (): Promise<string[]> => (await hub.store.listTopics()).map((t) => t.url).sort();
+
+    it('keeps the 3 topics nobody follows that were read last, and every followed one; pings are answered as ever', async () => {
+      const followed = feeds.changing(unique('followed'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/bounded', followed))).success).to.equal(true);
+      const unfollowed = Array.from({ length: 5 }, (_, i) => feeds.changing(unique(`unfollowed${i}`)));
+      for (const url of unfollowed) {
+        expect((await ping(hub, url)).msg).to.equal(MSG.pinged);
+        await sleep(5); // distinct read times
+      }
+      await hub.hub.idle();
+      expect(await topicUrls()).to.deep.equal([followed, ...unfollowed.slice(2)].sort());
+
+      // A forgotten topic is read again like a new one; it is now the most recent.
+      expect((await ping(hub, unfollowed[0]!)).msg).to.equal(MSG.pinged);
+      await hub.hub.idle();
+      expect(await topicUrls()).to.deep.equal([followed, unfollowed[0]!, ...unfollowed.slice(3)].sort());
+      // The followed topic, read before all of them, is still delivered to.
+      sub.reset();
+      expect((await ping(hub, followed)).msg).to.equal(MSG.pinged);
+      expect(sub.requests.map((r) => r.path)).to.deep.equal(['/bounded']);
+    });
+
+    it('keeps the 3 sites whose page was read last', async () => {
+      const sites = Array.from({ length: 5 }, (_, i) => `${pages.url}/${unique(`site${i}`)}/`);
+      for (const url of sites) {
+        expect((await ping(hub, url)).msg).to.equal(MSG.pinged);
+        await sleep(5);
+      }
+      await hub.hub.idle();
+      const kept = await Promise.all(sites.map(async (url) => (await hub.store.getSite(url))?.feeds ?? null));
+      expect(kept).to.deep.equal([null, null, ...sites.slice(2).map((url) => [`${url}feed.xml`])]);
+      // The sweep holds to the bound as well: one more topic, written without a read, goes at the next sweep.
+      await hub.store.putTopic({ ...newTopic('http://unread.example/feed.xml'), whenLastCheck: 1, whenLastUpdate: Date.now() });
+      const { json } = await testApi<{ result: { topicsTrimmed: number; sitesTrimmed: number } }>(hub, 'removeExpired');
+      expect(json.result).to.include({ topicsTrimmed: 1, sitesTrimmed: 0 });
+      expect(await hub.store.getTopic('http://unread.example/feed.xml')).to.equal(undefined);
     });
   });
 

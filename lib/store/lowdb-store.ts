@@ -217,6 +217,12 @@ export class LowdbStore implements Store {
     );
   }
 
+  trimUnfollowedTopics(keep: number): Promise<number> {
+    // Found and deleted in one synchronous pass, so no subscription can arrive in between.
+    const unfollowed = this.state.topicRefs().filter((t) => this.state.subscriptionCountOf(t.url) === 0);
+    return this.deleteAllBut(unfollowed, keep, (t) => t.whenLastCheck, (t) => ({ op: 'delTopic', url: t.url }));
+  }
+
   async listTopics(): Promise<Topic[]> {
     return copies(this.state.topicRefs());
   }
@@ -428,6 +434,10 @@ export class LowdbStore implements Store {
     );
   }
 
+  trimSites(keep: number): Promise<number> {
+    return this.deleteAllBut(this.state.siteRefs(), keep, (s) => s.whenChecked, (s) => ({ op: 'delSite', url: s.url }));
+  }
+
   // --- the rest ------------------------------------------------------------------------------
 
   async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {
@@ -494,6 +504,14 @@ export class LowdbStore implements Store {
     }
     await Promise.all(found.map((r) => this.write(del(r))));
     return found.length;
+  }
+
+  /** Deletes all of `records` but the `keep` most recent by `recency`, in one synchronous pass. */
+  private async deleteAllBut<T>(records: T[], keep: number, recency: (r: T) => number, del: (r: T) => JournalOp): Promise<number> {
+    if (records.length <= keep) return 0;
+    const oldest = records.sort((a, b) => recency(a) - recency(b)).slice(0, records.length - keep);
+    await Promise.all(oldest.map((r) => this.write(del(r))));
+    return oldest.length;
   }
 
   private write(op: JournalOp): Promise<void> {

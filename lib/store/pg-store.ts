@@ -326,6 +326,12 @@ const SQL = {
           WHERE s.when_last_update < $1 AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
           LIMIT $2)
         AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
+  trimUnfollowedTopics: `DELETE FROM topics t
+      WHERE t.topic_key IN (
+          SELECT topic_key FROM topics s
+          WHERE NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
+          ORDER BY s.when_last_check DESC, s.topic_key OFFSET $1)
+        AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
   getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
   // Reads that arrived together (see getSubscription); the key columns say which row answers which.
   getSubscriptionsOfTopic: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = ANY($2::bytea[])`,
@@ -405,6 +411,7 @@ const SQL = {
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
   putSite: upsertSql('sites', SITE_COLUMNS, ['site_key']),
   deleteStaleSites: 'DELETE FROM sites WHERE site_key IN (SELECT site_key FROM sites WHERE when_checked < $1 LIMIT $2)',
+  trimSites: 'DELETE FROM sites WHERE site_key IN (SELECT site_key FROM sites ORDER BY when_checked DESC, site_key OFFSET $1)',
 } as const;
 
 /**
@@ -518,6 +525,10 @@ export class PgStore implements Store {
 
   async deleteStaleTopics(before: number, limit: number): Promise<number> {
     return (await this.write('deleteStaleTopics', [before, limit])).rowCount ?? 0;
+  }
+
+  async trimUnfollowedTopics(keep: number): Promise<number> {
+    return (await this.write('trimUnfollowedTopics', [keep])).rowCount ?? 0;
   }
 
   async listTopics(): Promise<Topic[]> {
@@ -790,6 +801,10 @@ export class PgStore implements Store {
 
   async deleteStaleSites(before: number, limit: number): Promise<number> {
     return (await this.write('deleteStaleSites', [before, limit])).rowCount ?? 0;
+  }
+
+  async trimSites(keep: number): Promise<number> {
+    return (await this.write('trimSites', [keep])).rowCount ?? 0;
   }
 
   // --- the rest ------------------------------------------------------------------------------

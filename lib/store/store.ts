@@ -54,6 +54,11 @@ export interface Store {
    * with its topic (deleteTopic would), and a topic with one is kept.
    */
   deleteStaleTopics(before: number, limit: number): Promise<number>;
+  /**
+   * Deletes the topics nobody subscribes to but the `keep` read most recently (whenLastCheck),
+   * and returns how many. As in deleteStaleTopics, a topic with a subscription is never deleted.
+   */
+  trimUnfollowedTopics(keep: number): Promise<number>;
 
   getSubscription(topic: string, callback: string): Promise<Subscription | undefined>;
   /** Inserts or replaces by (topic, callback); durable when the promise resolves. */
@@ -137,6 +142,8 @@ export interface Store {
   putSite(site: Site): Promise<void>;
   /** Deletes up to `limit` sites whose page was last read before `before`, and returns how many. */
   deleteStaleSites(before: number, limit: number): Promise<number>;
+  /** Deletes the sites but the `keep` whose page was read most recently, and returns how many. */
+  trimSites(keep: number): Promise<number>;
 
   counts(): Promise<StoreCounts>;
   /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */

@@ -396,6 +396,24 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.listSubscriptions()).to.deep.equal([follower]);
     });
 
+    it('trims the topics nobody follows to the `keep` read last, never one that is followed, across a reopen', async () => {
+      const at = (url: string, whenLastCheck: number): Topic => ({ ...newTopic(url), whenLastCheck, version: 2 });
+      // Written out of order: the order of reads decides, not the order of writes.
+      const gone = [at('http://a/read-2', 2), at('http://a/read-1', 1), at('http://a/read-3', 3)];
+      const kept = [at('http://a/read-5', 5), at('http://a/followed', 0), at('http://a/read-4', 4)];
+      for (const t of [...gone, ...kept]) await store.putTopic(t);
+      const follower = sub('http://a/followed', 'http://s/1');
+      await store.putSubscription(follower);
+      expect(await store.trimUnfollowedTopics(2)).to.equal(3);
+      expect(await store.trimUnfollowedTopics(2)).to.equal(0);
+      expect(await store.listTopics()).to.have.deep.members(kept);
+      await reopen();
+      expect(await store.listTopics()).to.have.deep.members(kept);
+      expect(await store.listSubscriptions()).to.deep.equal([follower]);
+      expect(await store.trimUnfollowedTopics(0)).to.equal(2);
+      expect(await store.listTopics()).to.deep.equal([kept[1]]);
+    });
+
     it('answers reads made together each with its own record, or none', async () => {
       for (let i = 0; i < 50; i++) await store.putSubscription(sub(`http://a/feed/${i % 5}`, `http://s/${i}`, { ctUpdates: i }));
       const asked = Array.from({ length: 120 }, (_, i) => ({ topic: `http://a/feed/${i % 5}`, callback: `http://s/${i % 60}` }));
@@ -619,6 +637,15 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         for (let i = 0; i < 5; i++) expect(await store.getSite(`https://old${i}.example/`)).to.equal(undefined);
         expect((await store.getSite('https://edge.example/'))?.whenChecked).to.equal(200);
         expect((await store.getSite('https://new.example/'))?.whenChecked).to.equal(300);
+      });
+
+      it('trims the sites to the `keep` whose page was read last, across a reopen', async () => {
+        for (const [i, whenChecked] of [30, 10, 50, 20, 40].entries()) await store.putSite(site(`https://s${i}.example/`, { whenChecked }));
+        expect(await store.trimSites(2)).to.equal(3);
+        expect(await store.trimSites(2)).to.equal(0);
+        await reopen();
+        const left = await Promise.all([0, 1, 2, 3, 4].map(async (i) => (await store.getSite(`https://s${i}.example/`))?.whenChecked));
+        expect(left).to.deep.equal([undefined, undefined, 50, undefined, 40]);
       });
     });
 
