@@ -219,6 +219,8 @@ export class LowdbStore implements Store {
 
   trimUnfollowedTopics(keep: number): Promise<number> {
     // Found and deleted in one synchronous pass, so no subscription can arrive in between.
+    // Most hubs hold fewer topics than the bound in all: no pass over them then.
+    if (this.state.counts().topics <= keep) return Promise.resolve(0);
     const unfollowed = this.state.topicRefs().filter((t) => this.state.subscriptionCountOf(t.url) === 0);
     return this.deleteAllBut(unfollowed, keep, (t) => t.whenLastCheck, (t) => ({ op: 'delTopic', url: t.url }));
   }
