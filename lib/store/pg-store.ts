@@ -326,8 +326,11 @@ const SQL = {
           WHERE s.when_last_update < $1 AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
           LIMIT $2)
         AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
+  // The first condition, counting no further than the bound, spares the rest when there are
+  // no more topics in all than that (most hubs): it is evaluated once, before any row is read.
   trimUnfollowedTopics: `DELETE FROM topics t
-      WHERE t.topic_key IN (
+      WHERE (SELECT count(*) FROM (SELECT 1 FROM topics LIMIT $1 + 1) c) > $1
+        AND t.topic_key IN (
           SELECT topic_key FROM topics s
           WHERE NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
           ORDER BY s.when_last_check DESC, s.topic_key OFFSET $1)
