@@ -681,7 +681,7 @@ export class Hub extends EventEmitter {
     // A site's page is read again on a ping once SITE_RECHECK_SECONDS have passed, so a site
     // pinged now and then stays; one nobody has pinged for the retention window is forgotten
     // (every new URL pinged as a site would otherwise be kept for ever).
-    const unchecked = now - Math.max(config.feedsRetentionDays * 86400_000, config.siteRecheckSeconds * 1000);
+    const unchecked = Math.min(before, now - config.siteRecheckSeconds * 1000);
     const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit));
     return { subscriptionsRemoved, topicsRemoved, sitesRemoved, ...(await this.trimUnfollowed()) };
   }

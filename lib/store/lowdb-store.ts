@@ -492,7 +492,6 @@ export class LowdbStore implements Store {
     return this.journal;
   }
 
-  /** Applies to memory now; durable when the promise resolves. */
   /**
    * Deletes the first `limit` of `records` that are `due`, each by the op `del` makes. They are
    * found and applied to memory in one synchronous pass, so nothing can change them in between,
@@ -508,14 +507,13 @@ export class LowdbStore implements Store {
     return found.length;
   }
 
-  /** Deletes all of `records` but the `keep` most recent by `recency`, in one synchronous pass. */
-  private async deleteAllBut<T>(records: T[], keep: number, recency: (r: T) => number, del: (r: T) => JournalOp): Promise<number> {
-    if (records.length <= keep) return 0;
-    const oldest = records.sort((a, b) => recency(a) - recency(b)).slice(0, records.length - keep);
-    await Promise.all(oldest.map((r) => this.write(del(r))));
-    return oldest.length;
+  /** Deletes all of `records` but the `keep` most recent by `recency`: deleteFirst of the oldest. */
+  private deleteAllBut<T>(records: T[], keep: number, recency: (r: T) => number, del: (r: T) => JournalOp): Promise<number> {
+    if (records.length <= keep) return Promise.resolve(0);
+    return this.deleteFirst(records.sort((a, b) => recency(a) - recency(b)), records.length - keep, () => true, del);
   }
 
+  /** Applies to memory now; durable when the promise resolves. */
   private write(op: JournalOp): Promise<void> {
     const journal = this.requireJournal();
     this.state.apply(op);

@@ -38,6 +38,8 @@ const recentKeys = new Map<string, Buffer>();
 // Subscription counts are kept by a trigger (migration 5): counting a big topic's rows took
 // milliseconds per subscribe. `key` is a topic's URL key, or a callback host as text.
 const topicCount = (key: string): string => `COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = ${key}), 0)`;
+/** True for a row of `topics` (by its alias) that nobody subscribes to. */
+const unfollowed = (topics: string): string => `NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = ${topics}.topic_key)`;
 const hostCount = (host: string): string => `COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to(${host}, 'UTF8')), 0)`;
 
 /** The limit the database named, if any ('topic' or 'callbackHost'). */
@@ -323,18 +325,18 @@ const SQL = {
   deleteStaleTopics: `DELETE FROM topics t
       WHERE t.topic_key IN (
           SELECT topic_key FROM topics s
-          WHERE s.when_last_update < $1 AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
+          WHERE s.when_last_update < $1 AND ${unfollowed('s')}
           LIMIT $2)
-        AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
+        AND ${unfollowed('t')}`,
   // The first condition, counting no further than the bound, spares the rest when there are
   // no more topics in all than that (most hubs): it is evaluated once, before any row is read.
   trimUnfollowedTopics: `DELETE FROM topics t
       WHERE (SELECT count(*) FROM (SELECT 1 FROM topics LIMIT $1 + 1) c) > $1
         AND t.topic_key IN (
           SELECT topic_key FROM topics s
-          WHERE NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = s.topic_key)
+          WHERE ${unfollowed('s')}
           ORDER BY s.when_last_check DESC, s.topic_key OFFSET $1)
-        AND NOT EXISTS (SELECT 1 FROM subscriptions u WHERE u.topic_key = t.topic_key)`,
+        AND ${unfollowed('t')}`,
   getSubscription: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = $2`,
   // Reads that arrived together (see getSubscription); the key columns say which row answers which.
   getSubscriptionsOfTopic: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 AND callback_key = ANY($2::bytea[])`,
