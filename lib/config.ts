@@ -26,6 +26,8 @@ export interface Config {
   feedsRetentionDays: number;
   /** The most topics nobody subscribes to (and, apart, sites) kept; 0 = no bound but retention. */
   maxUnfollowedTopics: number;
+  /** Bytes of content versions one hub process holds for delivery before it gives up the oldest; 0 = no bound. */
+  outboxMaxBytes: number;
   minSecsBetweenPings: number;
   /** Proxy addresses whose X-Forwarded-For is believed; empty = trust nobody. */
   trustProxy: string[];
@@ -270,6 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
     feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),
     maxUnfollowedTopics: int(env, 'MAX_UNFOLLOWED_TOPICS', 10_000, 0),
+    outboxMaxBytes: int(env, 'OUTBOX_MAX_BYTES', 256 * 1024 * 1024, 0),
     minSecsBetweenPings: int(env, 'MIN_SECS_BETWEEN_PINGS', 0, 0),
     siteRecheckSeconds: int(env, 'SITE_RECHECK_SECONDS', 86400, 0),
     trustProxy: trustProxy(env, 'TRUST_PROXY'),

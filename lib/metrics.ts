@@ -10,6 +10,7 @@ import type { Store } from './store/store.js';
 export interface MetricsSources {
   store: Store;
   queueDepth: () => number;
+  outboxBytes: () => number;
   pausedHosts: () => number;
   sseClients: () => number;
 }
@@ -59,6 +60,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_outbox_bytes',
+      help: 'Bytes of content versions this process holds for delivery (OUTBOX_MAX_BYTES bounds it).',
+      registers,
+      collect() {
+        this.set(sources.outboxBytes());
       },
     });
     new Gauge({

@@ -91,6 +91,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const metrics = new Metrics({
     store,
     queueDepth: () => notifier.queueDepth,
+    outboxBytes: () => notifier.outboxBytes,
     pausedHosts: () => notifier.pausedHosts().length,
     sseClients: () => streams.size,
   });

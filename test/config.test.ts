@@ -14,6 +14,7 @@ const BAD: Record<string, string> = {
   MAX_CONSECUTIVE_ERRORS: '0',
   FEEDS_RETENTION_DAYS: 'a week',
   MAX_UNFOLLOWED_TOPICS: '-5',
+  OUTBOX_MAX_BYTES: '256MB',
   MIN_SECS_BETWEEN_PINGS: '1.5',
   TRUST_PROXY: 'true',
   FETCH_ALLOW_CIDRS: '10.0.0.0/33',
@@ -38,6 +39,7 @@ describe('configuration', () => {
     expect(c.maxConsecutiveErrors).to.equal(3);
     expect(c.feedsRetentionDays).to.equal(7);
     expect(c.maxUnfollowedTopics).to.equal(10000);
+    expect(c.outboxMaxBytes).to.equal(268435456);
     expect(c.minSecsBetweenPings).to.equal(0);
     expect(c.trustProxy).to.deep.equal([]);
     expect(c.fetchAllowCidrs).to.deep.equal([]);

@@ -347,6 +347,39 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('an outbox over OUTBOX_MAX_BYTES when the hub starts', () => {
+    it('counts every resumed version at once and gives up the oldest: the bound holds from the start, not once the lanes reach them', async () => {
+      const dir = await tempDataDir();
+      // A subscriber that stays down, and retries a minute apart: the versions stay in the outbox.
+      const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', BREAKER_FAILURES: '1000' };
+      let hub = await startTestHub({ ...env, OUTBOX_MAX_BYTES: '0' }, dir);
+      closers.push(async () => {
+        await hub.close();
+        await rm(dir, { recursive: true, force: true });
+      });
+      const topics = await topicServer();
+      const sub = await recorder(subscriberAnswer(() => 503));
+      const big = (n: number): string => `version ${n}\n${'x'.repeat(40_000)}\n`;
+      const topic = topics.set('/resumed', { body: big(0), contentType: 'text/plain' });
+      await subscribed(hub, sub, topic, '/cb');
+      const outbox = async (): Promise<string[]> =>
+        Promise.all((await hub.store.listOutbox()).map(async (e) => (await hub.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
+      for (let n = 1; n <= 6; n++) {
+        topics.set('/resumed', { body: big(n), contentType: 'text/plain' });
+        await publishTo(hub, topic);
+        for (const t0 = Date.now(); !(await outbox()).includes(big(n)) && Date.now() - t0 < 5000; ) await sleep(20);
+      }
+      expect(await outbox(), 'with no bound, all six wait').to.have.length(6);
+      await hub.close();
+
+      // The first lane is waiting a minute to retry version 1: only counting each version as it
+      // is resumed keeps the rest within the bound now.
+      hub = await startTestHub({ ...env, OUTBOX_MAX_BYTES: '100000' }, dir);
+      for (const t0 = Date.now(); (await outbox()).length > 2 && Date.now() - t0 < 5000; ) await sleep(20);
+      expect(await outbox()).to.deep.equal([big(5), big(6)]);
+    });
+  });
+
   // ---- a slow host beside fast ones -----------------------------------------------------
 
   describe('a slow host beside fast ones', () => {

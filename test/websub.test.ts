@@ -539,6 +539,49 @@ describe('WebSub hub', function () {
       expect(sub.deliveries().map((d) => d.body.toString())).to.deep.equal([DOC('v1'), DOC('v1'), DOC('v2')]);
     });
 
+    it('keeps what waits for a subscriber that stays down within OUTBOX_MAX_BYTES: the oldest versions are given up, the newest reaches it once it is back', async () => {
+      // Retries 1 s apart and more: the retry window (~2 minutes) outlasts the test, so without
+      // the bound every version would still be in the outbox. No circuit breaker in the way.
+      const limit = 100_000;
+      const h = await otherHub({ OUTBOX_MAX_BYTES: String(limit), WEBSUB_RETRY_BASE_MS: '1000', BREAKER_FAILURES: '1000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      // 40 KB each, so two fit within the bound and three do not; over 16 KB, so the embedded
+      // store keeps each in a file of its own.
+      const big = (n: number): string => `${DOC(`v${n}`)}${'x'.repeat(40_000)}\n`;
+      const topic = topics.set('/big', { body: big(0), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = Array<number>(1000).fill(500);
+      for (let n = 1; n <= 10; n++) {
+        topics.set('/big', { body: big(n), contentType: DOC_TYPE });
+        await publishAndFetch(h, topics, topic);
+      }
+      // Not settled(h): that waits for each version's first attempt, which waits behind the
+      // retries of the version before it.
+      const outbox = async (): Promise<string[]> =>
+        Promise.all((await h.store.listOutbox()).map(async (e) => (await h.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
+      for (const t0 = Date.now(); !(await outbox()).includes(big(10)) && Date.now() - t0 < 5000; ) await sleep(20);
+      expect(await outbox(), 'the two newest versions, and no other').to.deep.equal([big(9), big(10)]);
+      const metrics = await (await fetch(`${h.url}/metrics`)).text();
+      const held = Number(/^pushbutton_outbox_bytes (\d+)$/m.exec(metrics)?.[1]);
+      expect(held, 'the bytes this process holds for delivery').to.equal(Buffer.byteLength(big(9)) + Buffer.byteLength(big(10)));
+
+      // Back up: the lane skips what was given up and delivers what is left, in order.
+      sub.deliveryStatuses = [];
+      await sub.rec.waitFor(1, (r) => r.method === 'POST' && r.body.toString() === big(10), 10_000);
+      await quiet(h);
+      const sent = sub.deliveries().map((d) => d.body.toString());
+      const given = [2, 3, 4, 5, 6, 7, 8].map(big);
+      expect(sent.filter((b) => given.includes(b)), 'versions given up are never sent again').to.deep.equal([]);
+      expect(sent.filter((b) => b === big(1)), 'version 1: its first attempt only').to.have.length(1);
+      expect(sent.at(-2)).to.equal(big(9));
+      expect(sent.at(-1)).to.equal(big(10));
+      expect(await h.store.listOutbox(), 'the outbox, once delivered').to.deep.equal([]);
+      // A version given up is the hub's doing, not a failure of the subscriber's.
+      const [s] = await subscriptionsOf(h, topic);
+      expect(s).to.include({ ctUpdates: 2, ctErrors: sent.length - 2 });
+    });
+
     it('ends the subscription on 410 Gone: no retry and no later deliveries', async () => {
       const hub = await otherHub({});
       const topics = await topicServer();

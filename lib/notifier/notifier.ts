@@ -72,6 +72,10 @@ interface Job {
   noEarlier?: boolean;
   /** A fan-out started by stage(): its first attempts, counted until each subscription had one. */
   first?: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
+  /** Its body's size, counted against OUTBOX_MAX_BYTES. */
+  bytes: number;
+  /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see withinBudget): its lanes skip it. */
+  givenUp?: boolean;
 }
 
 interface Lane {
@@ -99,6 +103,7 @@ type Attempt =
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
+const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
@@ -188,8 +193,9 @@ export class Notifier extends EventEmitter {
       return new Promise<FanOutReport>((done) => {
         const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
         const keys = subs.map(keyOf);
-        const job: Job = { entry, content, remaining: new Set(keys), first };
+        const job: Job = { entry, content, remaining: new Set(keys), first, bytes: content.body.length };
         this.jobs.set(job);
+        this.withinBudget(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
         // the read made at staging shows every older version there will ever be: if each is this
         // process's own (ordered by its lanes), no delivery of this version needs to ask again.
@@ -262,8 +268,13 @@ export class Notifier extends EventEmitter {
         await this.deps.store.deleteOutbox(entry.topic, entry.version);
         continue;
       }
+      // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
+      // it is skipped when its turn comes, with the error logged.)
+      const bytes = (await this.deps.store.getOutboxBody(entry.topic, entry.version))?.length ?? 0;
       const keys = subs.map(keyOf);
-      this.jobs.set({ entry, remaining: new Set(keys) });
+      const job: Job = { entry, remaining: new Set(keys), bytes };
+      this.jobs.set(job);
+      this.withinBudget(job);
       subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
       resumed += subs.length;
     }
@@ -278,6 +289,11 @@ export class Notifier extends EventEmitter {
 
   get queueDepth(): number {
     return this.limiter.pending;
+  }
+
+  /** Bytes of content versions this process holds for delivery (bounded by OUTBOX_MAX_BYTES). */
+  get outboxBytes(): number {
+    return this.jobs.bytes;
   }
 
   pausedHosts(): ReturnType<CircuitBreaker['paused']> {
@@ -417,7 +433,7 @@ export class Notifier extends EventEmitter {
           const sub = await store.getSubscription(lane.topic, lane.callback);
           if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
           const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
-          if (!content) return { skipped: CONTENT_UNAVAILABLE };
+          if (!content) return { skipped: this.jobs.get(lane.topic, version)?.givenUp ? GIVEN_UP : CONTENT_UNAVAILABLE };
           const pausedUntil = this.breaker.waitUntil(host);
           if (pausedUntil > 0) return { pausedUntil, sub };
           const place = this.unrecorded.acquire();
@@ -555,15 +571,42 @@ export class Notifier extends EventEmitter {
 
   private async contentOf(topic: string, version: number): Promise<Content | undefined> {
     const job = this.jobs.get(topic, version);
-    if (!job) return undefined;
+    if (!job || job.givenUp) return undefined;
     if (job.content) return job.content;
     const body = await this.deps.store.getOutboxBody(topic, version);
-    if (!body) return undefined;
+    if (!body || job.givenUp) return undefined;
     const content: Content = { topic, version, body, contentType: job.entry.contentType };
     // Shared while a pass over the subscribers is running (a resumed fan-out has no first pass
     // counted: it keeps it); retries alone read it each time (see settleFirst).
     if (job.first === undefined || job.first.pending > 0) job.content = content;
     return content;
+  }
+
+  /**
+   * Keeps the bodies this process holds for delivery within OUTBOX_MAX_BYTES by giving up the
+   * versions it took on first (never `keep`, the one just counted). Deliveries finish in
+   * seconds, so what is oldest is what waits on subscribers that fail: without a bound, a
+   * topic that changes every second, with large bodies and a subscriber that never answers,
+   * kept a retry window of versions (~10 minutes by default, gigabytes) on disk or, on the
+   * embedded store, the smaller bodies in memory. A version given up is gone from the outbox at
+   * once; the lanes still holding it skip it without counting a failure against their
+   * subscriptions (the hub gave up, not the subscriber), and their next version reaches them.
+   */
+  private withinBudget(keep: Job): void {
+    const max = this.deps.config.outboxMaxBytes;
+    if (max === 0 || this.jobs.bytes <= max) return;
+    let versions = 0;
+    let bytes = 0;
+    for (const job of this.jobs.oldestFirst()) {
+      if (this.jobs.bytes <= max) break;
+      if (job === keep || job.givenUp) continue;
+      versions++;
+      bytes += job.bytes;
+      this.jobs.giveUp(job);
+      const { topic, version } = job.entry;
+      this.deps.store.deleteOutbox(topic, version).catch((e: unknown) => this.deps.log.warn('removing a version given up failed', { topic, version, error: describeError(e) }));
+    }
+    if (versions > 0) this.deps.log.warn('the outbox was over OUTBOX_MAX_BYTES: its oldest versions were given up', { versions, bytes, limit: max });
   }
 
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
@@ -650,9 +693,15 @@ function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
 }
 
-/** The fan-outs under way, by topic then version: looked up several times per delivery, without building a key string each time. */
+/**
+ * The fan-outs under way, by topic then version: looked up several times per delivery, without
+ * building a key string each time. Also the order they were taken on in, and their bytes.
+ */
 class Jobs {
   private readonly byTopic = new Map<string, Map<number, Job>>();
+  private readonly order = new Set<Job>();
+  /** The bodies' bytes of the jobs not given up. */
+  bytes = 0;
 
   get(topic: string, version: number): Job | undefined {
     return this.byTopic.get(topic)?.get(version);
@@ -663,13 +712,31 @@ class Jobs {
     let versions = this.byTopic.get(topic);
     if (!versions) this.byTopic.set(topic, (versions = new Map()));
     versions.set(version, job);
+    this.order.add(job);
+    this.bytes += job.bytes;
   }
 
   delete(topic: string, version: number): void {
     const versions = this.byTopic.get(topic);
-    if (!versions) return;
+    const job = versions?.get(version);
+    if (!versions || !job) return;
     versions.delete(version);
     if (versions.size === 0) this.byTopic.delete(topic);
+    this.order.delete(job);
+    if (!job.givenUp) this.bytes -= job.bytes;
+  }
+
+  /** Marks a job given up: its bytes no longer count, and its body is no longer held. */
+  giveUp(job: Job): void {
+    if (job.givenUp) return;
+    job.givenUp = true;
+    job.content = undefined;
+    this.bytes -= job.bytes;
+  }
+
+  /** In the order they were taken on: staged versions oldest first, resumed ones when resumed. */
+  oldestFirst(): Iterable<Job> {
+    return this.order;
   }
 
   all(): Job[] {
