@@ -533,6 +533,42 @@ describe('durable delivery', function () {
       // for as long as any subscriber of the version was being retried.
       expect(reads).to.deep.equal([1, 1, 1]);
     });
+
+    it('so is a version resumed after a restart: its retries read the body from the store again', async () => {
+      const dir = await tempDataDir();
+      const env = { BREAKER_FAILURES: '1000', WEBSUB_MAX_ATTEMPTS: '4' };
+      // Before the restart, the next retry a minute away: the version is still owed at the stop.
+      let hub = await startTestHub({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000' }, dir);
+      closers.push(async () => {
+        await hub.close();
+        await rm(dir, { recursive: true, force: true });
+      });
+      const topics = await topicServer();
+      const down = await recorder(subscriberAnswer(() => 500));
+      const large = `${'a large body '.repeat(10_000)}\n`;
+      const topic = topics.set('/resumed-large', { body: 'small\n', contentType: 'text/plain' });
+      await subscribed(hub, down, topic, '/down');
+      topics.set('/resumed-large', { body: large, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      await down.waitFor(1, deliveries);
+      await hub.close();
+
+      hub = await startTestHub({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '100' }, dir);
+      // Counted from here: the resumed fan-out's first attempt may already be under way, its
+      // three retries (100, 200 and 400 ms apart) are not.
+      let reads = 0;
+      const read = hub.store.getOutboxBody.bind(hub.store);
+      hub.store.getOutboxBody = (t, v) => {
+        reads++;
+        return read(t, v);
+      };
+      const attempts = await down.waitFor(5, deliveries, 10_000);
+      await settled(hub);
+      for (const r of attempts) expect(r.body.toString()).to.equal(large);
+      // Held, as a resumed fan-out's body was, it would be read at most once here (by its first
+      // attempt) and kept in memory for as long as its retries lasted.
+      expect(reads, 'reads of the body after the restart').to.be.at.least(3);
+    });
   });
 
   describe('a WebSub subscriber that stays down behind an open circuit', () => {

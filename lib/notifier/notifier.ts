@@ -70,8 +70,11 @@ interface Job {
   remaining: Set<string>;
   /** True once known that no other process holds an older version of the topic (see stage). */
   noEarlier?: boolean;
-  /** A fan-out started by stage(): its first attempts, counted until each subscription had one. */
-  first?: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
+  /**
+   * Its first attempts, counted until each subscription had one: stage() reports them; for a
+   * resumed fan-out they only say when to stop holding the body (see settleFirst).
+   */
+  first: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
   /** Its body's size, counted against OUTBOX_MAX_BYTES. */
   bytes: number;
   /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see withinBudget): its lanes skip it. */
@@ -272,7 +275,8 @@ export class Notifier extends EventEmitter {
       // it is skipped when its turn comes, with the error logged.)
       const bytes = (await this.deps.store.getOutboxBody(entry.topic, entry.version))?.length ?? 0;
       const keys = subs.map(keyOf);
-      const job: Job = { entry, remaining: new Set(keys), bytes };
+      const first = { attempted: subs.length, pending: subs.length, delivered: 0, done: noop };
+      const job: Job = { entry, remaining: new Set(keys), first, bytes };
       this.jobs.set(job);
       this.withinBudget(job);
       subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
@@ -576,9 +580,9 @@ export class Notifier extends EventEmitter {
     const body = await this.deps.store.getOutboxBody(topic, version);
     if (!body || job.givenUp) return undefined;
     const content: Content = { topic, version, body, contentType: job.entry.contentType };
-    // Shared while a pass over the subscribers is running (a resumed fan-out has no first pass
-    // counted: it keeps it); retries alone read it each time (see settleFirst).
-    if (job.first === undefined || job.first.pending > 0) job.content = content;
+    // Shared while the first pass over the subscribers is running; retries alone read it each
+    // time (see settleFirst).
+    if (job.first.pending > 0) job.content = content;
     return content;
   }
 
@@ -615,8 +619,8 @@ export class Notifier extends EventEmitter {
     if (at === -1) return;
     lane.unsettled.splice(at, 1);
     const job = this.jobs.get(lane.topic, version);
-    const first = job?.first;
-    if (!job || !first) return;
+    if (!job) return;
+    const { first } = job;
     if (outcome.ok) first.delivered++;
     if (--first.pending === 0) {
       first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
