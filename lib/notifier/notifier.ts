@@ -5,7 +5,8 @@
 // Durability: a content version goes into the store's outbox (body included) before any
 // delivery of it is attempted, and a subscription's `deliveredVersion` records what it has
 // been handled for. A hub killed mid-fan-out finds the outbox on restart and resumes with
-// the subscriptions still behind; nobody is sent a version twice in a normal run.
+// the subscriptions still behind; nobody is sent a version twice in a normal run. What waits
+// is bounded in bytes (OUTBOX_MAX_BYTES, see withinBudget): past it, the oldest is given up.
 //
 // Order: each subscription has a lane that handles versions oldest first, so a WebSub
 // subscriber that was down and comes back receives what it missed in order.
