@@ -539,47 +539,101 @@ describe('WebSub hub', function () {
       expect(sub.deliveries().map((d) => d.body.toString())).to.deep.equal([DOC('v1'), DOC('v1'), DOC('v2')]);
     });
 
-    it('keeps what waits for a subscriber that stays down within OUTBOX_MAX_BYTES: the oldest versions are given up, the newest reaches it once it is back', async () => {
-      // Retries 1 s apart and more: the retry window (~2 minutes) outlasts the test, so without
-      // the bound every version would still be in the outbox. No circuit breaker in the way.
-      const limit = 100_000;
-      const h = await otherHub({ OUTBOX_MAX_BYTES: String(limit), WEBSUB_RETRY_BASE_MS: '1000', BREAKER_FAILURES: '1000' });
-      const topics = await topicServer();
-      const sub = await subscriber();
-      // 40 KB each, so two fit within the bound and three do not; over 16 KB, so the embedded
-      // store keeps each in a file of its own.
-      const big = (n: number): string => `${DOC(`v${n}`)}${'x'.repeat(40_000)}\n`;
-      const topic = topics.set('/big', { body: big(0), contentType: DOC_TYPE });
-      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
-      sub.deliveryStatuses = Array<number>(1000).fill(500);
-      for (let n = 1; n <= 10; n++) {
-        topics.set('/big', { body: big(n), contentType: DOC_TYPE });
-        await publishAndFetch(h, topics, topic);
+    describe('OUTBOX_MAX_BYTES', function () {
+      this.timeout(40_000);
+      // 40 KB each (over 16 KB: the embedded store keeps each in a file of its own).
+      const big = (name: string): string => `${DOC(name)}${'x'.repeat(40_000)}\n`;
+      /** The bodies in the hub's outbox, oldest first, once `done` says so (5 s at most). */
+      async function outboxWhen(h: TestHub, done: (bodies: string[]) => boolean): Promise<string[]> {
+        const read = async (): Promise<string[]> =>
+          Promise.all((await h.store.listOutbox()).map(async (e) => (await h.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
+        for (const t0 = Date.now(); !done(await read()) && Date.now() - t0 < 5000; ) await sleep(20);
+        return read();
       }
-      // Not settled(h): that waits for each version's first attempt, which waits behind the
-      // retries of the version before it.
-      const outbox = async (): Promise<string[]> =>
-        Promise.all((await h.store.listOutbox()).map(async (e) => (await h.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
-      for (const t0 = Date.now(); !(await outbox()).includes(big(10)) && Date.now() - t0 < 5000; ) await sleep(20);
-      expect(await outbox(), 'the two newest versions, and no other').to.deep.equal([big(9), big(10)]);
-      const metrics = await (await fetch(`${h.url}/metrics`)).text();
-      const held = Number(/^pushbutton_outbox_bytes (\d+)$/m.exec(metrics)?.[1]);
-      expect(held, 'the bytes this process holds for delivery').to.equal(Buffer.byteLength(big(9)) + Buffer.byteLength(big(10)));
 
-      // Back up: the lane skips what was given up and delivers what is left, in order.
-      sub.deliveryStatuses = [];
-      await sub.rec.waitFor(1, (r) => r.method === 'POST' && r.body.toString() === big(10), 10_000);
-      await quiet(h);
-      const sent = sub.deliveries().map((d) => d.body.toString());
-      const given = [2, 3, 4, 5, 6, 7, 8].map(big);
-      expect(sent.filter((b) => given.includes(b)), 'versions given up are never sent again').to.deep.equal([]);
-      expect(sent.filter((b) => b === big(1)), 'version 1: its first attempt only').to.have.length(1);
-      expect(sent.at(-2)).to.equal(big(9));
-      expect(sent.at(-1)).to.equal(big(10));
-      expect(await h.store.listOutbox(), 'the outbox, once delivered').to.deep.equal([]);
-      // A version given up is the hub's doing, not a failure of the subscriber's.
-      const [s] = await subscriptionsOf(h, topic);
-      expect(s).to.include({ ctUpdates: 2, ctErrors: sent.length - 2 });
+      it('keeps what waits for a subscriber that stays down within the bound: the older versions are given up, the newest reach it once it is back', async () => {
+        // Retries 1 s apart and more: the retry window (~2 minutes) outlasts the test, so without
+        // the bound every version would still be in the outbox. No circuit breaker in the way.
+        const h = await otherHub({ OUTBOX_MAX_BYTES: '100000', WEBSUB_RETRY_BASE_MS: '1000', BREAKER_FAILURES: '1000' });
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const topic = topics.set('/big', { body: big('v0'), contentType: DOC_TYPE });
+        await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+        sub.deliveryStatuses = Array<number>(1000).fill(500);
+        for (let n = 1; n <= 10; n++) {
+          topics.set('/big', { body: big(`v${n}`), contentType: DOC_TYPE });
+          await publishAndFetch(h, topics, topic);
+        }
+        // Not settled(h): that waits for each version's first attempt, which waits behind the
+        // retries of the version before it. Two fit within the bound, three do not.
+        const kept = await outboxWhen(h, (bodies) => bodies.length <= 2 && bodies.includes(big('v10')));
+        expect(kept, 'the two newest versions, and no other').to.deep.equal([big('v9'), big('v10')]);
+        const metrics = await (await fetch(`${h.url}/metrics`)).text();
+        const held = Number(/^pushbutton_outbox_bytes (\d+)$/m.exec(metrics)?.[1]);
+        expect(held, 'the bytes this process holds for delivery').to.equal(Buffer.byteLength(big('v9')) + Buffer.byteLength(big('v10')));
+
+        // Back up: the lane skips what was given up and delivers what is left, in order.
+        const backAt = Date.now();
+        sub.deliveryStatuses = [];
+        await sub.rec.waitFor(1, (r) => r.method === 'POST' && r.body.toString() === big('v10'), 20_000);
+        await quiet(h);
+        const answered = sub.deliveries();
+        const ok = answered.filter((d) => d.at >= backAt).map((d) => d.body.toString());
+        expect(ok, 'what reached it once it was back').to.deep.equal([big('v9'), big('v10')]);
+        expect(await h.store.listOutbox(), 'the outbox, once delivered').to.deep.equal([]);
+        // A version given up is the hub's doing, not a failure of the subscriber's: only the
+        // attempts it answered 500 count.
+        const [s] = await subscriptionsOf(h, topic);
+        expect(s).to.include({ ctUpdates: 2, ctErrors: answered.length - ok.length });
+      });
+
+      it("gives up from the topic holding the most bytes first: another topic's versions, though older, are kept", async () => {
+        // Room for five: each time it is over, the busy topic's oldest versions go (down to nine
+        // tenths of the bound), and the quiet topic's two stay, though they are the oldest.
+        const h = await otherHub({ OUTBOX_MAX_BYTES: '210000', WEBSUB_RETRY_BASE_MS: '60000', BREAKER_FAILURES: '1000' });
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const quietTopic = topics.set('/quiet', { body: big('quiet 0'), contentType: DOC_TYPE });
+        const busyTopic = topics.set('/busy', { body: big('busy 0'), contentType: DOC_TYPE });
+        await subscribed(h, sub, { 'hub.topic': quietTopic, 'hub.callback': sub.callback('/quiet') });
+        await subscribed(h, sub, { 'hub.topic': busyTopic, 'hub.callback': sub.callback('/busy') });
+        sub.deliveryStatuses = Array<number>(1000).fill(500);
+        for (const n of [1, 2]) {
+          topics.set('/quiet', { body: big(`quiet ${n}`), contentType: DOC_TYPE });
+          await publishAndFetch(h, topics, quietTopic);
+        }
+        await outboxWhen(h, (bodies) => bodies.includes(big('quiet 2')));
+        for (let n = 1; n <= 10; n++) {
+          topics.set('/busy', { body: big(`busy ${n}`), contentType: DOC_TYPE });
+          await publishAndFetch(h, topics, busyTopic);
+        }
+        const kept = await outboxWhen(h, (bodies) => bodies.length <= 4 && bodies.includes(big('busy 10')));
+        expect(kept).to.deep.equal([big('quiet 1'), big('quiet 2'), big('busy 9'), big('busy 10')]);
+      });
+
+      it("gives up a version that a later one of its topic follows before any topic's newest: their subscribers hear of the topic again", async () => {
+        // 100 KB alone on one topic, two of 30 KB on another: over the bound with the second, the
+        // first of those goes, not the larger topic's only (newest) version.
+        const h = await otherHub({ OUTBOX_MAX_BYTES: '150000', WEBSUB_RETRY_BASE_MS: '60000', BREAKER_FAILURES: '1000' });
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const sized = (name: string, bytes: number): string => `${DOC(name)}${'x'.repeat(bytes)}\n`;
+        const largeTopic = topics.set('/large', { body: sized('large 0', 100_000), contentType: DOC_TYPE });
+        const smallTopic = topics.set('/small', { body: sized('small 0', 30_000), contentType: DOC_TYPE });
+        await subscribed(h, sub, { 'hub.topic': largeTopic, 'hub.callback': sub.callback('/large') });
+        await subscribed(h, sub, { 'hub.topic': smallTopic, 'hub.callback': sub.callback('/small') });
+        sub.deliveryStatuses = Array<number>(1000).fill(500);
+        topics.set('/large', { body: sized('large 1', 100_000), contentType: DOC_TYPE });
+        await publishAndFetch(h, topics, largeTopic);
+        await outboxWhen(h, (bodies) => bodies.includes(sized('large 1', 100_000)));
+        for (const n of [1, 2]) {
+          topics.set('/small', { body: sized(`small ${n}`, 30_000), contentType: DOC_TYPE });
+          await publishAndFetch(h, topics, smallTopic);
+          await outboxWhen(h, (bodies) => bodies.includes(sized(`small ${n}`, 30_000)));
+        }
+        const kept = await outboxWhen(h, (bodies) => bodies.length <= 2);
+        expect(kept).to.deep.equal([sized('large 1', 100_000), sized('small 2', 30_000)]);
+      });
     });
 
     it('ends the subscription on 410 Gone: no retry and no later deliveries', async () => {

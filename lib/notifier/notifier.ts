@@ -6,7 +6,7 @@
 // delivery of it is attempted, and a subscription's `deliveredVersion` records what it has
 // been handled for. A hub killed mid-fan-out finds the outbox on restart and resumes with
 // the subscriptions still behind; nobody is sent a version twice in a normal run. What waits
-// is bounded in bytes (OUTBOX_MAX_BYTES, see withinBudget): past it, the oldest is given up.
+// is bounded in bytes (OUTBOX_MAX_BYTES, see withinBudget): past it, versions are given up.
 //
 // Order: each subscription has a lane that handles versions oldest first, so a WebSub
 // subscriber that was down and comes back receives what it missed in order.
@@ -274,7 +274,7 @@ export class Notifier extends EventEmitter {
       }
       // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
       // it is skipped when its turn comes, with the error logged.)
-      const bytes = (await this.deps.store.getOutboxBody(entry.topic, entry.version))?.length ?? 0;
+      const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
       const keys = subs.map(keyOf);
       const first = { attempted: subs.length, pending: subs.length, delivered: 0, done: noop };
       const job: Job = { entry, remaining: new Set(keys), first, bytes };
@@ -470,6 +470,7 @@ export class Notifier extends EventEmitter {
         }
         if ('pausedUntil' in tried) {
           const { sub } = tried;
+          if (this.jobs.get(lane.topic, version)?.givenUp) return this.settled(lane, version, GIVEN_UP);
           const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
           // rssCloud has no retries: a paused host counts as a failed delivery. A WebSub version
           // waits for its host only within the time its attempts could have taken from when it
@@ -514,6 +515,8 @@ export class Notifier extends EventEmitter {
   private async waitForEarlier(sub: Subscription, version: number): Promise<boolean> {
     let waited = false;
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
+      // Given up meanwhile: nothing to order (the caller's turn skips it).
+      if (this.jobs.get(sub.topic, version)?.givenUp) return waited;
       const earlier = (await this.outboxOf(sub.topic, waited)).filter(
         (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.get(e.topic, e.version),
       );
@@ -588,30 +591,36 @@ export class Notifier extends EventEmitter {
   }
 
   /**
-   * Keeps the bodies this process holds for delivery within OUTBOX_MAX_BYTES by giving up the
-   * versions it took on first (never `keep`, the one just counted). Deliveries finish in
-   * seconds, so what is oldest is what waits on subscribers that fail: without a bound, a
-   * topic that changes every second, with large bodies and a subscriber that never answers,
-   * kept a retry window of versions (~10 minutes by default, gigabytes) on disk or, on the
-   * embedded store, the smaller bodies in memory. A version given up is gone from the outbox at
-   * once; the lanes still holding it skip it without counting a failure against their
-   * subscriptions (the hub gave up, not the subscriber), and their next version reaches them.
+   * Keeps the bodies this process holds for delivery within OUTBOX_MAX_BYTES. Without a bound, a
+   * topic that changes every second, with large bodies and a subscriber that never answers, kept
+   * a retry window of versions (~10 minutes by default, gigabytes) on disk or, on the embedded
+   * store, the smaller bodies in memory. Past the bound, versions are given up, down to nine
+   * tenths of it (so a process held at the bound does this once per tenth, not per version):
+   * first those a later version of the same topic follows (their subscribers hear of the topic
+   * again), then the newest ones; each time from the topics holding the most bytes, oldest
+   * first, so what one topic's failing subscribers hold up costs that topic, not the fan-outs of
+   * others. Never `keep`, the version just counted. A version given up leaves the outbox at once
+   * (a delivery of it already under way finishes); the lanes that still owe it skip it without
+   * counting a failure against their subscriptions (the hub gave up, not the subscriber).
    */
   private withinBudget(keep: Job): void {
     const max = this.deps.config.outboxMaxBytes;
     if (max === 0 || this.jobs.bytes <= max) return;
+    const target = Math.floor(max * 0.9);
+    const topics = this.jobs.heldByTopic();
     let versions = 0;
     let bytes = 0;
-    for (const job of this.jobs.oldestFirst()) {
-      if (this.jobs.bytes <= max) break;
-      if (job === keep || job.givenUp) continue;
+    const giveUp = (job: Job | undefined): void => {
+      if (!job || job === keep || this.jobs.bytes <= target) return;
       versions++;
       bytes += job.bytes;
       this.jobs.giveUp(job);
       const { topic, version } = job.entry;
       this.deps.store.deleteOutbox(topic, version).catch((e: unknown) => this.deps.log.warn('removing a version given up failed', { topic, version, error: describeError(e) }));
-    }
-    if (versions > 0) this.deps.log.warn('the outbox was over OUTBOX_MAX_BYTES: its oldest versions were given up', { versions, bytes, limit: max });
+    };
+    for (const held of topics) for (const job of held.slice(0, -1)) giveUp(job);
+    for (const held of topics) giveUp(held.at(-1));
+    if (versions > 0) this.deps.log.warn('the outbox was over OUTBOX_MAX_BYTES: versions were given up', { versions, bytes, limit: max });
   }
 
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
@@ -700,11 +709,10 @@ function keyOf(sub: Subscription): string {
 
 /**
  * The fan-outs under way, by topic then version: looked up several times per delivery, without
- * building a key string each time. Also the order they were taken on in, and their bytes.
+ * building a key string each time. Also the bytes of their bodies.
  */
 class Jobs {
   private readonly byTopic = new Map<string, Map<number, Job>>();
-  private readonly order = new Set<Job>();
   /** The bodies' bytes of the jobs not given up. */
   bytes = 0;
 
@@ -714,10 +722,10 @@ class Jobs {
 
   set(job: Job): void {
     const { topic, version } = job.entry;
+    this.delete(topic, version);
     let versions = this.byTopic.get(topic);
     if (!versions) this.byTopic.set(topic, (versions = new Map()));
     versions.set(version, job);
-    this.order.add(job);
     this.bytes += job.bytes;
   }
 
@@ -727,7 +735,6 @@ class Jobs {
     if (!versions || !job) return;
     versions.delete(version);
     if (versions.size === 0) this.byTopic.delete(topic);
-    this.order.delete(job);
     if (!job.givenUp) this.bytes -= job.bytes;
   }
 
@@ -739,9 +746,14 @@ class Jobs {
     this.bytes -= job.bytes;
   }
 
-  /** In the order they were taken on: staged versions oldest first, resumed ones when resumed. */
-  oldestFirst(): Iterable<Job> {
-    return this.order;
+  /** Each topic's jobs not given up, oldest version first; the topics holding the most bytes first. */
+  heldByTopic(): Job[][] {
+    const topics: { bytes: number; jobs: Job[] }[] = [];
+    for (const versions of this.byTopic.values()) {
+      const jobs = [...versions.values()].filter((j) => !j.givenUp).sort((a, b) => a.entry.version - b.entry.version);
+      if (jobs.length > 0) topics.push({ bytes: jobs.reduce((n, j) => n + j.bytes, 0), jobs });
+    }
+    return topics.sort((a, b) => b.bytes - a.bytes).map((t) => t.jobs);
   }
 
   all(): Job[] {

@@ -2,7 +2,7 @@
 // `<first 16 hex digits of sha256(topic)>-<version>.bin`, written durably before the outbox
 // entry that points at it is journaled.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, replaceFile, syncDir } from './fs-durable.js';
 
@@ -33,6 +33,15 @@ export class ContentFiles {
   async read(name: string): Promise<Buffer | undefined> {
     try {
       return await readFile(path.join(this.dir, name));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async size(name: string): Promise<number | undefined> {
+    try {
+      return (await stat(path.join(this.dir, name))).size;
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;

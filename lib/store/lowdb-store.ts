@@ -311,6 +311,12 @@ export class LowdbStore implements Store {
     return inline !== undefined ? Buffer.from(inline, 'base64') : this.content.read(contentFileName(topic, version));
   }
 
+  async outboxBodySize(topic: string, version: number): Promise<number | undefined> {
+    if (!this.state.hasOutbox(topic, version)) return undefined;
+    const inline = this.state.inlineBody(topic, version);
+    return inline !== undefined ? Buffer.byteLength(inline, 'base64') : this.content.size(contentFileName(topic, version));
+  }
+
   deleteOutbox(topic: string, version: number): Promise<void> {
     const name = contentFileName(topic, version);
     return this.fileLocks.run(name, async () => {

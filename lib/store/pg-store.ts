@@ -373,6 +373,7 @@ const SQL = {
         AND (when_expires <= $1 OR (protocol <> 'websub' AND ct_consecutive_errors >= $2))`,
   putOutbox: upsertSql('outbox', OUTBOX_COLUMNS, ['topic_key', 'version']),
   getOutboxBody: 'SELECT body FROM outbox WHERE topic_key = $1 AND version = $2',
+  outboxBodySize: 'SELECT octet_length(body) AS size FROM outbox WHERE topic_key = $1 AND version = $2',
   deleteOutbox: 'DELETE FROM outbox WHERE topic_key = $1 AND version = $2',
   listOutbox: 'SELECT topic, version, content_type, created_at FROM outbox ORDER BY created_at, topic COLLATE "C", version',
   outboxOf: `SELECT ${OUTBOX_ENTRY} FROM outbox WHERE topic_key = $1 ORDER BY version`,
@@ -749,6 +750,10 @@ export class PgStore implements Store {
 
   async getOutboxBody(topic: string, version: number): Promise<Buffer | undefined> {
     return (await this.read<{ body: Buffer }>('getOutboxBody', [urlKey(topic), version]))[0]?.body;
+  }
+
+  async outboxBodySize(topic: string, version: number): Promise<number | undefined> {
+    return (await this.read<{ size: number }>('outboxBodySize', [urlKey(topic), version]))[0]?.size;
   }
 
   async deleteOutbox(topic: string, version: number): Promise<void> {

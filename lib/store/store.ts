@@ -93,6 +93,8 @@ export interface Store {
    */
   putOutbox(entry: OutboxEntry, body: Buffer): Promise<void>;
   getOutboxBody(topic: string, version: number): Promise<Buffer | undefined>;
+  /** The size of an outbox entry's body in bytes, without reading it (undefined: no such entry). */
+  outboxBodySize(topic: string, version: number): Promise<number | undefined>;
   deleteOutbox(topic: string, version: number): Promise<void>;
   listOutbox(): Promise<OutboxEntry[]>;
   /** The entries of one topic's outbox, oldest version first (claims included). */

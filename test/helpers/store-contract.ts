@@ -492,6 +492,22 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.getOutboxBody('https://a.example/feed', 7)).to.deep.equal(body);
       });
 
+      it("tells a body's size without reading it, small or large (a file of its own on the embedded store)", async () => {
+        const large = Buffer.alloc(100_000, 0xab);
+        await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from([0, 255, 7]));
+        await store.putOutbox(outbox('https://a.example/feed', 2), large);
+        await store.putOutbox(outbox('https://a.example/feed', 3), Buffer.alloc(0));
+        for (const again of [false, true]) {
+          if (again) await reopen();
+          expect(await store.outboxBodySize('https://a.example/feed', 1)).to.equal(3);
+          expect(await store.outboxBodySize('https://a.example/feed', 2)).to.equal(100_000);
+          expect(await store.outboxBodySize('https://a.example/feed', 3)).to.equal(0);
+          expect(await store.outboxBodySize('https://a.example/feed', 4)).to.equal(undefined);
+        }
+        await store.deleteOutbox('https://a.example/feed', 2);
+        expect(await store.outboxBodySize('https://a.example/feed', 2)).to.equal(undefined);
+      });
+
       it('replaces the entry and body of the same (topic, version)', async () => {
         await store.putOutbox(outbox('https://a.example/feed', 1), Buffer.from('first'));
         await store.putOutbox({ ...outbox('https://a.example/feed', 1), contentType: 'text/plain' }, Buffer.from('second'));
