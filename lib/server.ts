@@ -139,7 +139,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   };
   await cleanup();
   await hub.resume();
-  // Renews this process's outbox claims and takes over those of processes that died.
+  // Takes over the outbox claims of processes that died (resume() began renewing this one's).
   notifier.startClaims();
   hub.startClaims();
   await poller.start();

@@ -125,7 +125,10 @@ export class Notifier extends EventEmitter {
   private drainWaiters: (() => void)[] = [];
   /** Who this process is on outbox claims (see startClaims). */
   readonly owner: string;
-  private claimTimers: NodeJS.Timeout[] = [];
+  private renewTimer: NodeJS.Timeout | undefined;
+  private takeoverTimer: NodeJS.Timeout | undefined;
+  /** Entries claimed and not yet resumed (see resumeEntries): their claims are renewed too. */
+  private readonly resuming = new Set<OutboxEntry>();
   /** How long a WebSub version waits for a paused host, from its publication (see deliverVersion). */
   private readonly retryWindowMs: number;
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
@@ -220,25 +223,23 @@ export class Notifier extends EventEmitter {
 
   /** After a restart: resumes every fan-out the outbox says is unfinished. Returns how many deliveries. */
   async resume(): Promise<number> {
+    this.startRenewals();
     // Claims every entry nobody holds: on the embedded store all of them (claims are void
     // when it opens); with other processes on one database, what they are not delivering.
     return this.resumeEntries(await this.deps.store.claimOutbox(this.owner, this.deps.config.outboxClaimLeaseMs, RESUME_ALL));
   }
 
   /**
-   * With several processes on one database: renews this process's claims every lease/3, and
-   * every lease/2 takes over entries whose claim expired (their process died), resuming them
-   * as resume() does. Started by server.ts; stopped by close().
+   * With several processes on one database: renews this process's claims every lease/3 (see
+   * startRenewals), and every lease/2 takes over entries whose claim expired (their process
+   * died), resuming them as resume() does. Started by server.ts; stopped by close().
    */
   startClaims(): void {
-    if (this.claimTimers.length > 0 || this.closed) return;
+    this.startRenewals();
+    if (this.takeoverTimer || this.closed) return;
     const lease = this.deps.config.outboxClaimLeaseMs;
-    const renew = setInterval(() => {
-      const keys = this.jobs.all().map((j) => ({ topic: j.entry.topic, version: j.entry.version }));
-      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
-    }, Math.max(1, Math.floor(lease / 3)));
     let taking = false;
-    const takeover = setInterval(() => {
+    this.takeoverTimer = setInterval(() => {
       if (taking || this.closed) return;
       taking = true;
       this.deps.store
@@ -250,9 +251,23 @@ export class Notifier extends EventEmitter {
         .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: describeError(e) }))
         .finally(() => (taking = false));
     }, Math.max(1, Math.floor(lease / 2)));
-    renew.unref();
-    takeover.unref();
-    this.claimTimers = [renew, takeover];
+    this.takeoverTimer.unref();
+  }
+
+  /**
+   * Renews, every lease/3, the claims on the versions this process is delivering and on those it
+   * claimed and is still resuming. Started by resume() before it claims anything: reading a long
+   * outbox (a few queries per version) can outlast a lease, and claims left to lapse meanwhile
+   * were taken over by other processes, which then delivered those versions too.
+   */
+  private startRenewals(): void {
+    if (this.renewTimer || this.closed) return;
+    const lease = this.deps.config.outboxClaimLeaseMs;
+    this.renewTimer = setInterval(() => {
+      const keys = [...this.jobs.all().map((j) => j.entry), ...this.resuming].map(({ topic, version }) => ({ topic, version }));
+      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
+    }, Math.max(1, Math.floor(lease / 3)));
+    this.renewTimer.unref();
   }
 
   /** Queues claimed entries for every subscription still behind them; entries with nobody due go. */
@@ -260,28 +275,34 @@ export class Notifier extends EventEmitter {
     const entries = claimed
       .filter((e) => !this.jobs.get(e.topic, e.version))
       .sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
+    for (const entry of entries) this.resuming.add(entry);
     let resumed = 0;
-    for (const entry of entries) {
-      // A hub killed between writing a version's outbox entry and recording it on the topic
-      // comes back with the topic one version behind; catch it up so that number is not given
-      // to different content. (The next read then sees the bytes as new: at least once, never lost.)
-      const topic = await this.deps.store.getTopic(entry.topic);
-      if (topic && topic.version < entry.version) await this.deps.store.putTopic({ ...topic, version: entry.version });
-      const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
-      if (subs.length === 0) {
-        await this.deps.store.deleteOutbox(entry.topic, entry.version);
-        continue;
+    try {
+      for (const entry of entries) {
+        // A hub killed between writing a version's outbox entry and recording it on the topic
+        // comes back with the topic one version behind; catch it up so that number is not given
+        // to different content. (The next read then sees the bytes as new: at least once, never lost.)
+        const topic = await this.deps.store.getTopic(entry.topic);
+        if (topic && topic.version < entry.version) await this.deps.store.putTopic({ ...topic, version: entry.version });
+        const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
+        if (subs.length === 0) {
+          await this.deps.store.deleteOutbox(entry.topic, entry.version);
+          continue;
+        }
+        // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
+        // it is skipped when its turn comes, with the error logged.)
+        const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
+        const keys = subs.map(keyOf);
+        const first = { attempted: subs.length, pending: subs.length, delivered: 0, done: noop };
+        const job: Job = { entry, remaining: new Set(keys), first, bytes };
+        this.jobs.set(job);
+        this.resuming.delete(entry);
+        this.withinBudget(job);
+        subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
+        resumed += subs.length;
       }
-      // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
-      // it is skipped when its turn comes, with the error logged.)
-      const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
-      const keys = subs.map(keyOf);
-      const first = { attempted: subs.length, pending: subs.length, delivered: 0, done: noop };
-      const job: Job = { entry, remaining: new Set(keys), first, bytes };
-      this.jobs.set(job);
-      this.withinBudget(job);
-      subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
-      resumed += subs.length;
+    } finally {
+      for (const entry of entries) this.resuming.delete(entry);
     }
     if (resumed > 0) this.deps.log.info('resuming unfinished deliveries', { deliveries: resumed, versions: entries.length });
     return resumed;
@@ -322,8 +343,9 @@ export class Notifier extends EventEmitter {
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
-    for (const t of this.claimTimers) clearInterval(t);
-    this.claimTimers = [];
+    clearInterval(this.renewTimer);
+    clearInterval(this.takeoverTimer);
+    this.renewTimer = this.takeoverTimer = undefined;
     for (const s of this.sleepers) {
       clearTimeout(s.timer);
       s.wake();
