@@ -634,6 +634,31 @@ describe('WebSub hub', function () {
         const kept = await outboxWhen(h, (bodies) => bodies.length <= 2);
         expect(kept).to.deep.equal([sized('large 1', 100_000), sized('small 2', 30_000)]);
       });
+
+      it("then gives up topics' newest versions, ranked again by what each still holds: a larger one before a smaller", async () => {
+        // x: two versions (10 KB superseded by 5 KB), y: 12 KB, then z: 100 KB (the one just
+        // added). Over the bound, x's superseded version goes first and leaves 8 KB too many:
+        // y's 12 KB goes next, x's 5 KB newest stays (ranked as before, x held more than y).
+        const sized = (name: string, bytes: number): string => `${DOC(name)}${'x'.repeat(bytes)}\n`;
+        const [x1, x2, y1, z1] = [sized('x 1', 10_000), sized('x 2', 5_000), sized('y 1', 12_000), sized('z 1', 100_000)];
+        const size = (b: string): number => Buffer.byteLength(b);
+        const target = size(x2) + size(y1) + size(z1) - 8_000;
+        const bound = Math.ceil(target / 0.9);
+        expect(size(x1) + size(x2) + size(y1) + size(z1)).to.be.above(bound);
+        const h = await otherHub({ OUTBOX_MAX_BYTES: String(bound), WEBSUB_RETRY_BASE_MS: '60000', BREAKER_FAILURES: '1000' });
+        const topics = await topicServer();
+        const sub = await subscriber();
+        const urls = { x: topics.set('/x', { body: DOC('x 0'), contentType: DOC_TYPE }), y: topics.set('/y', { body: DOC('y 0'), contentType: DOC_TYPE }), z: topics.set('/z', { body: DOC('z 0'), contentType: DOC_TYPE }) };
+        for (const [name, url] of Object.entries(urls)) await subscribed(h, sub, { 'hub.topic': url, 'hub.callback': sub.callback(`/${name}`) });
+        sub.deliveryStatuses = Array<number>(1000).fill(500);
+        for (const [name, body] of [['x', x1], ['x', x2], ['y', y1], ['z', z1]] as const) {
+          topics.set(`/${name}`, { body, contentType: DOC_TYPE });
+          await publishAndFetch(h, topics, urls[name]);
+          await outboxWhen(h, (bodies) => bodies.includes(body));
+        }
+        const kept = await outboxWhen(h, (bodies) => bodies.length <= 2);
+        expect(kept).to.deep.equal([x2, z1]);
+      });
     });
 
     it('ends the subscription on 410 Gone: no retry and no later deliveries', async () => {

@@ -264,7 +264,8 @@ export class Notifier extends EventEmitter {
     if (this.renewTimer || this.closed) return;
     const lease = this.deps.config.outboxClaimLeaseMs;
     this.renewTimer = setInterval(() => {
-      const keys = [...this.jobs.all().map((j) => j.entry), ...this.resuming].map(({ topic, version }) => ({ topic, version }));
+      const delivering = this.jobs.all().filter((j) => !j.givenUp);
+      const keys = [...delivering.map((j) => j.entry), ...this.resuming].map(({ topic, version }) => ({ topic, version }));
       this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
     }, Math.max(1, Math.floor(lease / 3)));
     this.renewTimer.unref();
@@ -465,6 +466,11 @@ export class Notifier extends EventEmitter {
           if (pausedUntil > 0) return { pausedUntil, sub };
           const place = this.unrecorded.acquire();
           if (place) await place;
+          // That wait is longest when the store falls behind, as under the flood that fills the outbox.
+          if (this.jobs.get(lane.topic, version)?.givenUp) {
+            this.unrecorded.release();
+            return { skipped: GIVEN_UP };
+          }
           const started = this.now();
           let outcome: DeliveryOutcome;
           try {
@@ -629,7 +635,6 @@ export class Notifier extends EventEmitter {
     const max = this.deps.config.outboxMaxBytes;
     if (max === 0 || this.jobs.bytes <= max) return;
     const target = Math.floor(max * 0.9);
-    const topics = this.jobs.heldByTopic();
     let versions = 0;
     let bytes = 0;
     const giveUp = (job: Job | undefined): void => {
@@ -640,8 +645,9 @@ export class Notifier extends EventEmitter {
       const { topic, version } = job.entry;
       this.deps.store.deleteOutbox(topic, version).catch((e: unknown) => this.deps.log.warn('removing a version given up failed', { topic, version, error: describeError(e) }));
     };
-    for (const held of topics) for (const job of held.slice(0, -1)) giveUp(job);
-    for (const held of topics) giveUp(held.at(-1));
+    for (const held of this.jobs.heldByTopic()) for (const job of held.slice(0, -1)) giveUp(job);
+    // Ranked again: each topic now holds its newest alone.
+    for (const held of this.jobs.heldByTopic()) giveUp(held.at(-1));
     if (versions > 0) this.deps.log.warn('the outbox was over OUTBOX_MAX_BYTES: versions were given up', { versions, bytes, limit: max });
   }
 
