@@ -504,6 +504,31 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('the store failing to remove a delivered version from the outbox', () => {
+    it('costs nothing but the log line: the lane goes on with the next version', async () => {
+      const hub = await hubWith({});
+      const topics = await topicServer();
+      // Slow enough that the second version is queued behind the first.
+      const sub = await recorder(async (req, res) => {
+        if (req.method === 'POST') await sleep(200);
+        subscriberAnswer()(req, res);
+      });
+      const topic = topics.set('/removal', { body: 'state 0\n', contentType: 'text/plain' });
+      await subscribed(hub, sub, topic, '/cb');
+      let failures = 0;
+      const remove = hub.store.deleteOutbox.bind(hub.store);
+      hub.store.deleteOutbox = (t, v) => (failures++ === 0 ? Promise.reject(new Error('disk full')) : remove(t, v));
+      topics.set('/removal', { body: 'state 1\n', contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries);
+      topics.set('/removal', { body: 'state 2\n', contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      const got = await sub.waitFor(2, deliveries, 5000);
+      expect(got.map((r) => r.body.toString())).to.deep.equal(['state 1\n', 'state 2\n']);
+      expect(failures, 'the first removal failed').to.be.at.least(1);
+    });
+  });
+
   describe('a WebSub subscriber that fails while another is served', () => {
     it('a version\'s body is held for the fan-out\'s first pass only: each retry reads it from the store again', async () => {
       const hub = await hubWith({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '4', BREAKER_FAILURES: '1000' });

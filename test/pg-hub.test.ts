@@ -3,10 +3,12 @@
 // restarted on the same database still has its subscribers. Three hubs on one database keep the
 // subscription limits together, and sweep expired subscriptions one at a time.
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import pg from 'pg';
 import type { CleanupReport } from '../lib/hub.js';
 import { PgStore } from '../lib/store/pg-store.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
@@ -211,5 +213,69 @@ describe('subscription limits and the sweep across hubs on one PostgreSQL databa
     const swept = await Promise.all(hubs.map((h) => testApi<{ result: CleanupReport }>(h, 'removeExpired')));
     expect(swept.reduce((n, r) => n + r.result.subscriptionsRemoved, 0)).to.equal(due.length);
     expect(await store.subscriptionsOf(topic)).to.have.deep.members(live);
+  });
+});
+
+// A hub process as `npm start` runs it: a store error after a delivery (PostgreSQL refusing to
+// delete the delivered version's outbox row, once) must not end the process, nor its deliveries.
+// Before 2026-12-03 it did: the rejection escaped the delivery lane, unhandled, and Node exited.
+describe('a hub process on PostgreSQL whose store fails to remove a delivered version', function () {
+  this.timeout(60_000);
+  let url: string;
+  let dir: string;
+  let child: ChildHub | undefined;
+  let topics: TopicServer;
+  let webSub: Subscriber;
+
+  before(async () => {
+    url = await freshDatabaseUrl('remove-fails');
+    dir = await tempDataDir();
+    topics = await TopicServer.start();
+    webSub = await Subscriber.start();
+  });
+  after(async () => {
+    await child?.stop('SIGTERM');
+    for (const s of [topics, webSub]) await s?.close();
+    await rm(dir, { recursive: true, force: true });
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('logs the error and goes on: the process stays up and the next version is delivered', async () => {
+    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
+    child = hub;
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      // The first DELETE of an outbox row fails (a sequence: nextval outlives the rollback).
+      await db.query(`CREATE SEQUENCE outbox_deletes;
+        CREATE FUNCTION fail_first_outbox_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF nextval('outbox_deletes') = 1 THEN RAISE EXCEPTION 'disk full (test)'; END IF;
+          RETURN OLD;
+        END $$;
+        CREATE TRIGGER fail_first_outbox_delete BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION fail_first_outbox_delete();`);
+      const form = (fields: Record<string, string>): Promise<Response> =>
+        fetch(`${hub.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+      const topic = topics.set('/removal', { body: 'state 0\n', contentType: 'text/plain' });
+      expect((await form({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': webSub.callback('/cb') })).status).to.equal(202);
+      await webSub.waitVerifications(1, 'subscribe');
+      const subscribed = Date.now() + 10_000;
+      while ((await db.query('SELECT 1 FROM subscriptions')).rowCount === 0 && Date.now() < subscribed) await sleep(20);
+
+      for (const n of [1, 2]) {
+        topics.set('/removal', { body: `state ${n}\n`, contentType: 'text/plain' });
+        expect((await form({ 'hub.mode': 'publish', 'hub.url': topic })).status, `publish ${n}`).to.equal(202);
+        await webSub.waitDeliveries(n, '/cb');
+        // Until the hub has tried to remove what it delivered (the first try fails).
+        const tried = Date.now() + 5000;
+        while (Number((await db.query('SELECT last_value FROM outbox_deletes')).rows[0]?.last_value) < n && Date.now() < tried) await sleep(20);
+      }
+      await sleep(200); // an exit would come just after the failure
+      expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
+      expect(webSub.deliveries('/cb').map((d) => d.body.toString())).to.deep.equal(['state 1\n', 'state 2\n']);
+      expect(hub.log.some((l) => l.includes('removing a delivered version from the outbox failed')), 'the error is logged').to.equal(true);
+    } finally {
+      await db.end();
+    }
   });
 });

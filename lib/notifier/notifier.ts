@@ -602,7 +602,11 @@ export class Notifier extends EventEmitter {
     job.remaining.delete(key);
     if (job.remaining.size > 0) return undefined;
     this.jobs.delete(topic, version);
-    return this.deps.store.deleteOutbox(topic, version);
+    // A failure must not end the lane (its later versions would wait for a restart). The entry
+    // stays: no longer renewed, its claim lapses and it is resumed, finds nobody due, and goes.
+    return this.deps.store
+      .deleteOutbox(topic, version)
+      .catch((e: unknown) => this.deps.log.error('removing a delivered version from the outbox failed', { topic, version, error: describeError(e) }));
   }
 
   private async contentOf(topic: string, version: number): Promise<Content | undefined> {
