@@ -199,4 +199,30 @@ describe('polling fallback (POLL_MIN_SECONDS=1, POLL_DEFAULT_SECONDS=1, POLL_MAX
     expect(poll!.at - lastPingSent, 'ms from the last ping to the next poll').to.be.at.least(1000);
     expect(poll!.headers['if-none-match']).to.equal('"steady"');
   });
+
+  it('a store error while polling is logged and the topic polled again later, not an unhandled rejection (which ends a hub process)', async () => {
+    const topic = publisher.set('/store-error', { body: 'steady\n', headers: { etag: '"steady"' } });
+    await webSubSubscribe(topic, '/store-error/ws');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const count = hub.store.countSubscriptions.bind(hub.store);
+    let failed = false;
+    hub.store.countSubscriptions = (filter) => {
+      if (failed) return count(filter);
+      failed = true;
+      return Promise.reject(new Error('connection lost (test)'));
+    };
+    try {
+      const before = publisher.reads('/store-error').length;
+      for (const t0 = Date.now(); !failed && Date.now() - t0 < 10_000; ) await sleep(20);
+      expect(failed, 'a poll asked the store').to.equal(true);
+      await publisher.waitReads('/store-error', before + 1);
+      await sleep(100);
+      expect(unhandled.map(String)).to.deep.equal([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      hub.store.countSubscriptions = count;
+    }
+  });
 });

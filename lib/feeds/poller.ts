@@ -90,12 +90,13 @@ export class Poller {
 
   private async poll(url: string, slot: Slot): Promise<void> {
     const { config, store, log } = this.deps;
-    if ((await store.countSubscriptions({ topic: url })) === 0) {
-      this.slots.delete(url);
-      return;
-    }
     const clamp = (sec: number): number => Math.min(config.pollMaxSeconds, Math.max(config.pollMinSeconds, sec));
+    // Everything in the try: a store error rejecting this (unawaited) poll would end the process.
     try {
+      if ((await store.countSubscriptions({ topic: url })) === 0) {
+        this.slots.delete(url);
+        return;
+      }
       const result = await this.deps.refresh(url);
       slot.intervalSec = clamp(result.changed ? slot.intervalSec / 2 : slot.intervalSec * 1.5);
       if (result.maxAgeSeconds !== undefined) slot.intervalSec = clamp(Math.max(slot.intervalSec, result.maxAgeSeconds));
