@@ -78,6 +78,13 @@ export class PgEventBus extends LocalEventBus {
   /** Connects and listens; the channel is named after the schema, so hubs in other schemas of the database are not heard. */
   override async start(): Promise<void> {
     const client = new pg.Client({ connectionString: this.opts.connectionString, application_name: 'pushbutton-events' });
+    // Listened to from the start: a connection lost before LISTEN is answered would otherwise be
+    // an 'error' event with no listener, which ends the process. (Until this.client is set,
+    // restart() ignores it: the failed query makes start() fail instead.)
+    client.on('error', (e) => {
+      this.opts.log.warn('event bus connection lost; reconnecting', { error: e.message });
+      this.restart(client);
+    });
     await client.connect();
     try {
       const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
@@ -88,10 +95,6 @@ export class PgEventBus extends LocalEventBus {
       throw e;
     }
     client.on('notification', (n) => this.heard(n.payload));
-    client.on('error', (e) => {
-      this.opts.log.warn('event bus connection lost; reconnecting', { error: e.message });
-      this.restart(client);
-    });
     client.on('end', () => this.restart(client));
     this.client = client;
   }
@@ -163,13 +166,15 @@ export class PgEventBus extends LocalEventBus {
 
   private heard(payload: string | undefined): void {
     if (payload === undefined) return;
-    let e: Envelope;
+    let e: unknown;
     try {
-      e = JSON.parse(payload) as Envelope;
+      e = JSON.parse(payload);
     } catch {
       return;
     }
-    if (e.o === this.id || !Array.isArray(e.e)) return;
+    // Anyone who can connect to the database can NOTIFY on the channel: a payload of another
+    // shape is ignored, not a throw inside the connection's listener (which ends the process).
+    if (!isEnvelope(e) || e.o === this.id) return;
     for (const [kind, text] of e.e) {
       try {
         this.emitter.emit(kind, JSON.parse(text), true);
@@ -198,3 +203,9 @@ export class PgEventBus extends LocalEventBus {
 }
 
 function noop(): void {}
+
+function isEnvelope(e: unknown): e is Envelope {
+  if (typeof e !== 'object' || e === null) return false;
+  const { o, e: events } = e as { o?: unknown; e?: unknown };
+  return typeof o === 'string' && Array.isArray(events) && events.every((ev) => Array.isArray(ev) && typeof ev[0] === 'string' && typeof ev[1] === 'string');
+}

@@ -3,6 +3,7 @@
 // restarted on the same database still has its subscribers. Three hubs on one database keep the
 // subscription limits together, and sweep expired subscriptions one at a time.
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import pg from 'pg';
 import type { CleanupReport } from '../lib/hub.js';
@@ -277,5 +278,99 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
     } finally {
       await db.end();
     }
+  });
+});
+
+// A connection lost while the hub holds it checked out of a pool (here: the topic lock's, for the
+// whole read of a slow feed) must fail what ran on it, not the process. pg-pool listens for a
+// connection's errors only while it is idle; before 2026-12-03 the loss was an 'error' event with
+// no listener, and Node exited.
+describe('a hub process on PostgreSQL whose topic-lock connection is terminated mid-read', function () {
+  this.timeout(60_000);
+  let url: string;
+  let dir: string;
+  let child: ChildHub | undefined;
+  let feed: Recorder;
+  let release: () => void = () => {};
+
+  before(async () => {
+    url = await freshDatabaseUrl('lock-lost');
+    dir = await tempDataDir();
+    feed = await Recorder.start(async (req, res) => {
+      if (req.path === '/slow') await new Promise<void>((r) => (release = r));
+      res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(`<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><guid>${Date.now()}</guid></item></channel></rss>`);
+    });
+  });
+  after(async () => {
+    release();
+    await child?.stop('SIGTERM');
+    await feed?.close();
+    await rm(dir, { recursive: true, force: true });
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('answers the ping, stays up, and reads the feed again on the next one', async () => {
+    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
+    child = hub;
+    const pingOf = (path: string): Promise<Response> =>
+      fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url: `${feed.url}${path}` }).toString() });
+    const answered = pingOf('/slow');
+    await feed.waitFor(1, (r) => r.path === '/slow');
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      const { rows } = await db.query("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'pushbutton-locks'");
+      expect(rows.length, 'the lock connection, found').to.be.at.least(1);
+    } finally {
+      await db.end();
+    }
+    await sleep(200); // an exit would come now
+    release();
+    const first = await answered.catch((e: unknown) => e);
+    expect(first, 'the ping got an answer').to.be.instanceOf(Response);
+    expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
+    const again = await pingOf('/again');
+    expect(await again.text()).to.contain('success="true"');
+  });
+});
+
+// Anyone who can connect to the database can NOTIFY on the hubs' channel: an event of another
+// shape is ignored. Before 2026-12-03 a payload such as `null` threw inside the connection's
+// listener, and every hub process on the schema exited.
+describe('a hub process on PostgreSQL hearing events of another shape on its channel', function () {
+  this.timeout(60_000);
+  let url: string;
+  let dir: string;
+  let child: ChildHub | undefined;
+
+  before(async () => {
+    url = await freshDatabaseUrl('bad-events');
+    dir = await tempDataDir();
+  });
+  after(async () => {
+    await child?.stop('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('ignores them and stays up', async () => {
+    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
+    child = hub;
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      const schema = (await db.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0]!.schema;
+      const channel = `pushbutton_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
+      const listening = (await db.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', ['pushbutton-events'])).rowCount;
+      expect(listening, 'the hub listens').to.be.at.least(1);
+      for (const payload of ['null', '"text"', '[]', '{"o":"x"}', '{"o":"x","e":[1]}', '{"o":"x","e":[["change",5]]}', '{"o":7,"e":[]}']) {
+        await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
+      }
+    } finally {
+      await db.end();
+    }
+    await sleep(300); // an exit would come now
+    expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
+    expect((await fetch(`${hub.url}/healthz`)).status).to.equal(200);
   });
 });

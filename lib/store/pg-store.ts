@@ -471,12 +471,7 @@ export class PgStore implements Store {
     });
     pool.on('error', (e) => this.opts.onError?.(e));
     try {
-      const client = await pool.connect();
-      try {
-        this.migration = await migrate(client);
-      } finally {
-        client.release();
-      }
+      this.migration = await checkedOut(pool, (client) => migrate(client));
     } catch (e) {
       await pool.end().catch(() => undefined);
       throw e;
@@ -697,20 +692,15 @@ export class PgStore implements Store {
    * its own: fn uses the main pool, and taking both from one pool could exhaust it.
    */
   async withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T> {
-    const pool = (this.lockPool ??= this.newLockPool());
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
+    // A connection that may still hold the lock is closed (which releases it), not reused.
+    return checkedOut((this.lockPool ??= this.newLockPool()), async (client, broke) => {
       await client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
       try {
         return await fn();
       } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch((e: Error) => (broken = e));
+        await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch(broke);
       }
-    } finally {
-      // A connection that may still hold the lock is closed (which releases it), not reused.
-      client.release(broken);
-    }
+    });
   }
 
   /**
@@ -718,20 +708,15 @@ export class PgStore implements Store {
    * on a connection of the lock pool (fn uses the main pool); one that dies releases it.
    */
   async withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
-    const pool = (this.lockPool ??= this.newLockPool());
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    try {
+    return checkedOut((this.lockPool ??= this.newLockPool()), async (client, broke) => {
       const { rows } = await client.query<{ locked: boolean }>(SQL.trySweepLock);
       if (!rows[0]?.locked) return undefined;
       try {
         return await fn();
       } finally {
-        await client.query(SQL.sweepUnlock).catch((e: Error) => (broken = e));
+        await client.query(SQL.sweepUnlock).catch(broke);
       }
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   private newLockPool(): pg.Pool {
@@ -910,25 +895,45 @@ export class PgStore implements Store {
   }
 
   private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.requirePool().connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      await client.query('ROLLBACK').catch((rollbackFailed: Error) => (broken = rollbackFailed));
-      throw e;
-    } finally {
-      // A connection that could not even roll back is closed, not handed to the next caller.
-      client.release(broken);
-    }
+    // A connection that could not even roll back is closed, not handed to the next caller.
+    return checkedOut(this.requirePool(), async (client, broke) => {
+      try {
+        await client.query('BEGIN');
+        const result = await fn(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(broke);
+        throw e;
+      }
+    });
   }
 
   private async upsert(name: SqlName, values: unknown[]): Promise<UpsertResult> {
     const result = await this.write(name, values);
     const row = result.rows[0] as { inserted: boolean } | undefined;
     return row === undefined ? 'unchanged' : row.inserted ? 'inserted' : 'updated';
+  }
+}
+
+/**
+ * Runs fn on a connection checked out of `pool`, then gives it back, or closes it if it broke
+ * (fn calls `broke`, or the connection failed meanwhile). pg-pool listens for a connection's
+ * errors only while it sits idle: one lost while checked out (the server restarted, the session
+ * was terminated) emitted 'error' with no listener, which ends the process. Listened to here, the
+ * loss fails the query running on it instead, and the connection is not reused.
+ */
+async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (e: Error) => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const broke = (e: Error): void => {
+    broken ??= e;
+  };
+  client.on('error', broke);
+  try {
+    return await fn(client, broke);
+  } finally {
+    client.off('error', broke);
+    client.release(broken);
   }
 }
