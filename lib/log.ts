@@ -17,7 +17,7 @@ export interface Logger {
 export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
   // Synchronous: a line written just before exit (a start-up failure, the last delivery
   // before SIGTERM) must not be lost in a buffer.
-  const destination = write ? { write } : pino.destination({ dest: 2, sync: true });
+  const destination = write ? { write } : stderrDestination();
   const p = pino(
     { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
     destination,
@@ -31,3 +31,14 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
 }
 
 export const silentLogger: Logger = createLogger('silent');
+
+/**
+ * stderr, written synchronously. A line that cannot be written (stderr is a file on a full disk:
+ * ENOSPC) is dropped: pino lets only EPIPE pass quietly and re-emits anything else as an 'error'
+ * event nobody listens to, which ended the process at its next log line.
+ */
+function stderrDestination(): ReturnType<typeof pino.destination> {
+  const destination = pino.destination({ dest: 2, sync: true });
+  destination.on('error', () => {});
+  return destination;
+}
