@@ -64,7 +64,8 @@ export class Recorder {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    const { address } = this.server.address() as AddressInfo;
+    return `http://${address.includes(':') ? `[${address}]` : address}:${this.port}`;
   }
 
   matching(filter: (r: Recorded) => boolean): Recorded[] {

@@ -22,7 +22,10 @@ export class TopicServer {
   private constructor(readonly rec: Recorder) {}
 
   static async start(): Promise<TopicServer> {
-    const rec = await Recorder.start();
+    // An address of its own in 127.0.0.0/8 (all of it loopback on Linux): a port reused by a
+    // later server must not give it the topic URLs of an earlier one, whose subscriptions a hub
+    // shared between tests still holds.
+    const rec = await Recorder.start(undefined, `127.${byte()}.${byte()}.${1 + (byte() % 254)}`);
     const server = new TopicServer(rec);
     rec.handler = (req, res) => server.serve(req, res);
     return server;
@@ -199,4 +202,8 @@ export async function subscriptionsOf(hub: TestHub, topic: string): Promise<Subs
 /** Every piece of background work (verifications, fetches, first delivery attempts) has settled. */
 export function settled(hub: TestHub): Promise<void> {
   return hub.hub.idle();
+}
+
+function byte(): number {
+  return Math.floor(Math.random() * 256);
 }
