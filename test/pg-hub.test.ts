@@ -328,6 +328,7 @@ describe('a hub process on PostgreSQL whose topic-lock connection is terminated 
     release();
     const first = await answered.catch((e: unknown) => e);
     expect(first, 'the ping got an answer').to.be.instanceOf(Response);
+    expect(await (first as Response).text(), "in rssCloud's shape").to.match(/^<\?xml [^\n]*\n<result success="(true|false)" msg="[^"]+"\/>\n$/);
     expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
     const again = await pingOf('/again');
     expect(await again.text()).to.contain('success="true"');
