@@ -12,9 +12,44 @@ import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder, sleep } from './helpers/recorder.js';
-import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, postForm, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { sub } from './helpers/store-contract.js';
 import { Subscriber, TopicServer, publish, settled, subscribe, testApi, validSignature } from './helpers/websub.js';
+
+/** Runs fn on a connection of its own to the database at `url`, closed after. */
+async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * A suite's hub process, as `npm start` runs it, on a database schema of its own: the suite's
+ * before hook makes the schema and data directory, spawn() starts the process, and the after
+ * hook stops it and removes both.
+ */
+function hubProcess(tag: string): { url: () => string; spawn: () => Promise<ChildHub> } {
+  let url = '';
+  let dir = '';
+  let child: ChildHub | undefined;
+  before(async () => {
+    url = await freshDatabaseUrl(tag);
+    dir = await tempDataDir();
+  });
+  after(async () => {
+    await child?.stop('SIGTERM');
+    if (dir) await rm(dir, { recursive: true, force: true });
+    if (url) await dropDatabaseSchema(url);
+  });
+  return {
+    url: () => url,
+    spawn: async () => (child = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000)),
+  };
+}
 
 describe('hub on PostgreSQL (DATABASE_URL)', function () {
   let url: string;
@@ -24,15 +59,7 @@ describe('hub on PostgreSQL (DATABASE_URL)', function () {
   let topics: TopicServer;
   let webSub: Subscriber;
 
-  async function rows(sql: string, values: unknown[] = []): Promise<pg.QueryResultRow[]> {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      return (await client.query(sql, values)).rows;
-    } finally {
-      await client.end();
-    }
-  }
+  const rows = (sql: string, values: unknown[] = []): Promise<pg.QueryResultRow[]> => withDb(url, async (db) => (await db.query(sql, values)).rows);
 
   before(async () => {
     url = await freshDatabaseUrl('hub');
@@ -222,31 +249,21 @@ describe('subscription limits and the sweep across hubs on one PostgreSQL databa
 // Before 2026-12-03 it did: the rejection escaped the delivery lane, unhandled, and Node exited.
 describe('a hub process on PostgreSQL whose store fails to remove a delivered version', function () {
   this.timeout(60_000);
-  let url: string;
-  let dir: string;
-  let child: ChildHub | undefined;
+  const hubProc = hubProcess('remove-fails');
   let topics: TopicServer;
   let webSub: Subscriber;
 
   before(async () => {
-    url = await freshDatabaseUrl('remove-fails');
-    dir = await tempDataDir();
     topics = await TopicServer.start();
     webSub = await Subscriber.start();
   });
   after(async () => {
-    await child?.stop('SIGTERM');
     for (const s of [topics, webSub]) await s?.close();
-    await rm(dir, { recursive: true, force: true });
-    if (url) await dropDatabaseSchema(url);
   });
 
   it('logs the error and goes on: the process stays up and the next version is delivered', async () => {
-    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
-    child = hub;
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    try {
+    const hub = await hubProc.spawn();
+    await withDb(hubProc.url(), async (db) => {
       // The first DELETE of an outbox row fails (a sequence: nextval outlives the rollback).
       await db.query(`CREATE SEQUENCE outbox_deletes;
         CREATE FUNCTION fail_first_outbox_delete() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -255,8 +272,7 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
           RETURN OLD;
         END $$;
         CREATE TRIGGER fail_first_outbox_delete BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION fail_first_outbox_delete();`);
-      const form = (fields: Record<string, string>): Promise<Response> =>
-        fetch(`${hub.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+      const form = (fields: Record<string, string>): Promise<Response> => postForm(hub.url, '/websub', fields);
       const topic = topics.set('/removal', { body: 'state 0\n', contentType: 'text/plain' });
       expect((await form({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': webSub.callback('/cb') })).status).to.equal(202);
       await webSub.waitVerifications(1, 'subscribe');
@@ -275,9 +291,7 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
       expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
       expect(webSub.deliveries('/cb').map((d) => d.body.toString())).to.deep.equal(['state 1\n', 'state 2\n']);
       expect(hub.log.some((l) => l.includes('removing a delivered version from the outbox failed')), 'the error is logged').to.equal(true);
-    } finally {
-      await db.end();
-    }
+    });
   });
 });
 
@@ -287,43 +301,30 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
 // no listener, and Node exited.
 describe('a hub process on PostgreSQL whose topic-lock connection is terminated mid-read', function () {
   this.timeout(60_000);
-  let url: string;
-  let dir: string;
-  let child: ChildHub | undefined;
   let feed: Recorder;
   let release: () => void = () => {};
+  // Before the process's after hook (hooks run in the order made): a slow read still waiting
+  // is let go before the process is stopped.
+  after(() => release());
+  const hubProc = hubProcess('lock-lost');
 
   before(async () => {
-    url = await freshDatabaseUrl('lock-lost');
-    dir = await tempDataDir();
     feed = await Recorder.start(async (req, res) => {
       if (req.path === '/slow') await new Promise<void>((r) => (release = r));
       res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(`<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><guid>${Date.now()}</guid></item></channel></rss>`);
     });
   });
   after(async () => {
-    release();
-    await child?.stop('SIGTERM');
     await feed?.close();
-    await rm(dir, { recursive: true, force: true });
-    if (url) await dropDatabaseSchema(url);
   });
 
   it('answers the ping, stays up, and reads the feed again on the next one', async () => {
-    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
-    child = hub;
-    const pingOf = (path: string): Promise<Response> =>
-      fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url: `${feed.url}${path}` }).toString() });
+    const hub = await hubProc.spawn();
+    const pingOf = (path: string): Promise<Response> => postForm(hub.url, '/ping', { url: `${feed.url}${path}` });
     const answered = pingOf('/slow');
     await feed.waitFor(1, (r) => r.path === '/slow');
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    try {
-      const { rows } = await db.query("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'pushbutton-locks'");
-      expect(rows.length, 'the lock connection, found').to.be.at.least(1);
-    } finally {
-      await db.end();
-    }
+    const { rows } = await withDb(hubProc.url(), (db) => db.query("SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE application_name = 'pushbutton-locks'"));
+    expect(rows.length, 'the lock connection, found').to.be.at.least(1);
     await sleep(200); // an exit would come now
     release();
     const first = await answered.catch((e: unknown) => e);
@@ -340,26 +341,11 @@ describe('a hub process on PostgreSQL whose topic-lock connection is terminated 
 // listener, and every hub process on the schema exited.
 describe('a hub process on PostgreSQL hearing events of another shape on its channel', function () {
   this.timeout(60_000);
-  let url: string;
-  let dir: string;
-  let child: ChildHub | undefined;
-
-  before(async () => {
-    url = await freshDatabaseUrl('bad-events');
-    dir = await tempDataDir();
-  });
-  after(async () => {
-    await child?.stop('SIGTERM');
-    await rm(dir, { recursive: true, force: true });
-    if (url) await dropDatabaseSchema(url);
-  });
+  const hubProc = hubProcess('bad-events');
 
   it('ignores them and stays up', async () => {
-    const hub = await spawnHub(dir, { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, 30_000);
-    child = hub;
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    try {
+    const hub = await hubProc.spawn();
+    await withDb(hubProc.url(), async (db) => {
       const schema = (await db.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0]!.schema;
       const channel = `pushbutton_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
       const listening = (await db.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', ['pushbutton-events'])).rowCount;
@@ -367,9 +353,7 @@ describe('a hub process on PostgreSQL hearing events of another shape on its cha
       for (const payload of ['null', '"text"', '[]', '{"o":"x"}', '{"o":"x","e":[1]}', '{"o":"x","e":[["change",5]]}', '{"o":7,"e":[]}']) {
         await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
       }
-    } finally {
-      await db.end();
-    }
+    });
     await sleep(300); // an exit would come now
     expect(hub.proc.exitCode, 'the process is still running').to.equal(null);
     expect((await fetch(`${hub.url}/healthz`)).status).to.equal(200);
