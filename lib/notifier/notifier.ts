@@ -75,11 +75,23 @@ interface Job {
    * Its first attempts, counted until each subscription had one: stage() reports them; for a
    * resumed fan-out they only say when to stop holding the body (see settleFirst).
    */
-  first: { attempted: number; pending: number; delivered: number; done: (report: FanOutReport) => void };
+  first: FirstPass;
   /** Its body's size, counted against OUTBOX_MAX_BYTES. */
   bytes: number;
   /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see withinBudget): its lanes skip it. */
   givenUp?: boolean;
+}
+
+interface FirstPass {
+  attempted: number;
+  pending: number;
+  delivered: number;
+  done: (report: FanOutReport) => void;
+}
+
+/** A first pass of `count` attempts to come, reported to `done` once each has had one. */
+function firstPass(count: number, done: (report: FanOutReport) => void): FirstPass {
+  return { attempted: count, pending: count, delivered: 0, done };
 }
 
 interface Lane {
@@ -198,7 +210,7 @@ export class Notifier extends EventEmitter {
       if (subs.length === 0) return Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
-        const first = { attempted: subs.length, pending: subs.length, delivered: 0, done };
+        const first = firstPass(subs.length, done);
         const keys = subs.map(keyOf);
         const job: Job = { entry, content, remaining: new Set(keys), first, bytes: content.body.length };
         this.jobs.set(job);
@@ -294,7 +306,7 @@ export class Notifier extends EventEmitter {
         // it is skipped when its turn comes, with the error logged.)
         const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
         const keys = subs.map(keyOf);
-        const first = { attempted: subs.length, pending: subs.length, delivered: 0, done: noop };
+        const first = firstPass(subs.length, noop);
         const job: Job = { entry, remaining: new Set(keys), first, bytes };
         this.jobs.set(job);
         this.resuming.delete(entry);
@@ -461,13 +473,13 @@ export class Notifier extends EventEmitter {
           const sub = await store.getSubscription(lane.topic, lane.callback);
           if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
           const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
-          if (!content) return { skipped: this.jobs.get(lane.topic, version)?.givenUp ? GIVEN_UP : CONTENT_UNAVAILABLE };
+          if (!content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
           const pausedUntil = this.breaker.waitUntil(host);
           if (pausedUntil > 0) return { pausedUntil, sub };
           const place = this.unrecorded.acquire();
           if (place) await place;
           // That wait is longest when the store falls behind, as under the flood that fills the outbox.
-          if (this.jobs.get(lane.topic, version)?.givenUp) {
+          if (this.jobs.givenUp(lane.topic, version)) {
             this.unrecorded.release();
             return { skipped: GIVEN_UP };
           }
@@ -498,7 +510,7 @@ export class Notifier extends EventEmitter {
         }
         if ('pausedUntil' in tried) {
           const { sub } = tried;
-          if (this.jobs.get(lane.topic, version)?.givenUp) return this.settled(lane, version, GIVEN_UP);
+          if (this.jobs.givenUp(lane.topic, version)) return this.settled(lane, version, GIVEN_UP);
           const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
           // rssCloud has no retries: a paused host counts as a failed delivery. A WebSub version
           // waits for its host only within the time its attempts could have taken from when it
@@ -544,7 +556,7 @@ export class Notifier extends EventEmitter {
     let waited = false;
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
       // Given up meanwhile: nothing to order (the caller's turn skips it).
-      if (this.jobs.get(sub.topic, version)?.givenUp) return waited;
+      if (this.jobs.givenUp(sub.topic, version)) return waited;
       const earlier = (await this.outboxOf(sub.topic, waited)).filter(
         (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.get(e.topic, e.version),
       );
@@ -768,6 +780,11 @@ class Jobs {
     versions.delete(version);
     if (versions.size === 0) this.byTopic.delete(topic);
     if (!job.givenUp) this.bytes -= job.bytes;
+  }
+
+  /** Whether that version was given up (see withinBudget); its lanes skip it. */
+  givenUp(topic: string, version: number): boolean {
+    return this.get(topic, version)?.givenUp === true;
   }
 
   /** Marks a job given up: its bytes no longer count, and its body is no longer held. */
