@@ -11,7 +11,7 @@ import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { postForm } from './helpers/rsscloud.js';
 import { MAX_DIFF_ENTRIES } from '../lib/feeds/entries.js';
-import { TopicServer, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
+import { TopicServer, outboxBodies, outboxWhen, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/feeds');
 const FAR_FUTURE = '2099-01-01T00:00:00.000Z';
@@ -362,21 +362,18 @@ describe('durable delivery', function () {
       const big = (n: number): string => `version ${n}\n${'x'.repeat(40_000)}\n`;
       const topic = topics.set('/resumed', { body: big(0), contentType: 'text/plain' });
       await subscribed(hub, sub, topic, '/cb');
-      const outbox = async (): Promise<string[]> =>
-        Promise.all((await hub.store.listOutbox()).map(async (e) => (await hub.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
       for (let n = 1; n <= 6; n++) {
         topics.set('/resumed', { body: big(n), contentType: 'text/plain' });
         await publishTo(hub, topic);
-        for (const t0 = Date.now(); !(await outbox()).includes(big(n)) && Date.now() - t0 < 5000; ) await sleep(20);
+        await outboxWhen(hub, (bodies) => bodies.includes(big(n)));
       }
-      expect(await outbox(), 'with no bound, all six wait').to.have.length(6);
+      expect(await outboxBodies(hub), 'with no bound, all six wait').to.have.length(6);
       await hub.close();
 
       // The first lane is waiting a minute to retry version 1: only counting each version as it
       // is resumed keeps the rest within the bound now.
       hub = await startTestHub({ ...env, OUTBOX_MAX_BYTES: '100000' }, dir);
-      for (const t0 = Date.now(); (await outbox()).length > 2 && Date.now() - t0 < 5000; ) await sleep(20);
-      expect(await outbox()).to.deep.equal([big(5), big(6)]);
+      expect(await outboxWhen(hub, (bodies) => bodies.length <= 2)).to.deep.equal([big(5), big(6)]);
     });
   });
 

@@ -9,6 +9,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import {
   Subscriber,
   TopicServer,
+  outboxWhen,
   parseLinks,
   publish,
   settled,
@@ -543,14 +544,6 @@ describe('WebSub hub', function () {
       this.timeout(40_000);
       // 40 KB each (over 16 KB: the embedded store keeps each in a file of its own).
       const big = (name: string): string => `${DOC(name)}${'x'.repeat(40_000)}\n`;
-      /** The bodies in the hub's outbox, oldest first, once `done` says so (5 s at most). */
-      async function outboxWhen(h: TestHub, done: (bodies: string[]) => boolean): Promise<string[]> {
-        const read = async (): Promise<string[]> =>
-          Promise.all((await h.store.listOutbox()).map(async (e) => (await h.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
-        for (const t0 = Date.now(); !done(await read()) && Date.now() - t0 < 5000; ) await sleep(20);
-        return read();
-      }
-
       it('keeps what waits for a subscriber that stays down within the bound: the older versions are given up, the newest reach it once it is back', async () => {
         // Retries 1 s apart and more: the retry window (~2 minutes) outlasts the test, so without
         // the bound every version would still be in the outbox. No circuit breaker in the way.

@@ -3,7 +3,7 @@
 // X-Hub-Signature checks written independently of the hub's own code, and test-API calls.
 import { createHmac } from 'node:crypto';
 import type http from 'node:http';
-import { Recorder, type Recorded } from './recorder.js';
+import { Recorder, sleep, type Recorded } from './recorder.js';
 import type { TestHub } from './hub.js';
 
 export interface TopicDoc {
@@ -202,6 +202,17 @@ export async function subscriptionsOf(hub: TestHub, topic: string): Promise<Subs
 /** Every piece of background work (verifications, fetches, first delivery attempts) has settled. */
 export function settled(hub: TestHub): Promise<void> {
   return hub.hub.idle();
+}
+
+/** The bodies in a hub's outbox as text, oldest first. */
+export async function outboxBodies(hub: TestHub): Promise<string[]> {
+  return Promise.all((await hub.store.listOutbox()).map(async (e) => (await hub.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
+}
+
+/** outboxBodies once `done` holds for them (5 s at most): the outbox changes behind the requests that cause it. */
+export async function outboxWhen(hub: TestHub, done: (bodies: string[]) => boolean): Promise<string[]> {
+  for (const t0 = Date.now(); !done(await outboxBodies(hub)) && Date.now() - t0 < 5000; ) await sleep(20);
+  return outboxBodies(hub);
 }
 
 function byte(): number {
