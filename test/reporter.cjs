@@ -8,7 +8,7 @@
 const fs = require('node:fs');
 const Mocha = require('mocha');
 
-const { EVENT_RUN_END } = Mocha.Runner.constants;
+const { EVENT_RUN_END, EVENT_TEST_FAIL } = Mocha.Runner.constants;
 
 class CountingReporter extends Mocha.reporters.Spec {
   constructor(runner, options) {
@@ -17,11 +17,18 @@ class CountingReporter extends Mocha.reporters.Spec {
       for (const t of [...runner.suite.suites, ...runner.suite.tests]) t.title = `[${store}] ${t.title}`;
     }
     super(runner, options);
+    // CI keeps only the tail of the output, where mocha's own failure report may already be cut:
+    // the titles travel with the counts so test/run.mjs can name them beside its closing line.
+    const failures = [];
+    runner.on(EVENT_TEST_FAIL, (test, error) => {
+      const message = String(error?.message ?? error).split('\n')[0].slice(0, 300);
+      failures.push(`${test.fullTitle()}: ${message}`);
+    });
     runner.once(EVENT_RUN_END, () => {
       const s = runner.stats ?? { passes: 0, failures: 0, pending: 0 };
       const file = process.env.TEST_COUNTS_FILE;
       if (file) {
-        fs.writeFileSync(file, JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending }));
+        fs.writeFileSync(file, JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending, failures }));
       } else {
         process.stdout.write(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
       }

@@ -1,18 +1,28 @@
-// `npm test` after the type check: mocha twice, one run after the other, then ONE closing line
-// for both, "N passed, N failed, N skipped", always the last line of the output (CI reads it).
+// `npm test` after the type check: three mocha runs in two lanes that run at the same time, then
+// ONE closing line for all, "N passed, N failed, N skipped", always the last line of the output
+// (CI reads it).
 //
-//   1. every test file (.mocharc.json), the hubs on the embedded store, as `npx mocha` runs them;
-//   2. the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql: every
-//      hub on the PostgreSQL store (test/helpers/store-under-test.ts), every top-level suite
-//      titled "[postgresql] …".
+//   lane 1: the embedded-store suites that spend their time waiting (on child processes, protocol
+//           timers, the browser): SLOW below;
+//   lane 2: every other test file on the embedded store, then the protocol suites
+//           (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql: every hub on the
+//           PostgreSQL store (test/helpers/store-under-test.ts), every top-level suite titled
+//           "[postgresql] …".
 //
-// Each run's reporter (test/reporter.cjs) writes its counts to the file TEST_COUNTS_FILE names
-// instead of printing them. A run that ends without its counts (it crashed, or could not load a
-// file) or exits non-zero without a failure counted is one more failure in the total, so a run
-// that broke can never add up to green. Exit status: 0 only when nothing failed.
-// Arguments go to both runs (e.g. `npm test -- --grep pleaseNotify`).
+// The suites mostly wait, so one after the other they left a core idle most of the time; two
+// lanes take about half as long. Every test file still runs exactly as `npx mocha` runs it (each
+// run is its own process, with its own throwaway PostgreSQL server); lane 1's output is shown as
+// it comes, the other runs' output whole, once lane 1 is done, so their lines never interleave.
+//
+// Each run's reporter (test/reporter.cjs) writes its counts, and the titles of the tests that
+// failed, to the file TEST_COUNTS_FILE names instead of printing them; the titles are printed
+// again above the closing line, where CI's excerpt of the output still shows them. A run that
+// ends without its counts (it crashed, or could not load a file) or exits non-zero without a
+// failure counted is one more failure in the total, so a run that broke can never add up to
+// green. Exit status: 0 only when nothing failed.
+// Arguments go to every run (e.g. `npm test -- --grep pleaseNotify`).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,39 +30,103 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
-const RUNS = [
-  { name: 'embedded store, every test', config: '.mocharc.json', store: 'embedded' },
-  { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
+// About half of the embedded run's time (measured per suite; rebalance when a lane grows).
+const SLOW = [
+  'test/cluster.test.ts',
+  'test/polling.test.ts',
+  'test/delivery.test.ts',
+  'test/security.test.ts',
+  'test/fuzz.test.ts',
+  'test/migrate.test.ts',
+  'test/browser.test.ts',
 ];
 
+const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
+  .filter((f) => f.endsWith('.test.ts'))
+  .map((f) => path.posix.join('test', f.split(path.sep).join('/')))
+  .sort();
+for (const f of SLOW) if (!ALL.includes(f)) throw new Error(`test/run.mjs: ${f} in SLOW is not a test file`);
+
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'pushbutton-test-run-'));
-let child;
+
+/** .mocharc.json with only `files` to run (mocha adds a --spec to the config's, never replaces it). */
+function embeddedConfig(name, files) {
+  const config = { ...JSON.parse(readFileSync(path.join(ROOT, '.mocharc.json'), 'utf8')), spec: files };
+  const file = path.join(tmp, `${name}.mocharc.json`);
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+const LANES = [
+  [{ name: 'embedded store, suites that wait', config: embeddedConfig('slow', SLOW), store: 'embedded' }],
+  [
+    { name: 'embedded store, the other suites', config: embeddedConfig('other', ALL.filter((f) => !SLOW.includes(f))), store: 'embedded' },
+    { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
+  ],
+];
+
+// Output: one run at a time is live (written as it comes); the others are held and written
+// whole when the live one ends.
+const held = new Map();
+let live;
+function write(run, chunk) {
+  if (run === live) process.stdout.write(chunk);
+  else held.get(run).push(chunk);
+}
+function ended(run) {
+  if (run !== live) return;
+  live = undefined;
+  for (const [other, chunks] of held) {
+    if (other.done) {
+      for (const c of chunks) process.stdout.write(c);
+      held.delete(other);
+    }
+  }
+  const next = [...held.keys()][0];
+  if (next) {
+    for (const c of held.get(next)) process.stdout.write(c);
+    held.delete(next);
+    live = next;
+  }
+}
+
+const children = new Set();
 let interrupted;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     interrupted = signal;
-    child?.kill(signal);
+    for (const c of children) c.kill(signal);
   });
 }
 
 function runMocha(run, countsFile) {
   return new Promise((resolve) => {
-    child = spawn(process.execPath, [MOCHA, '--config', run.config, ...process.argv.slice(2)], {
+    const color = process.stdout.isTTY ? ['--color'] : [];
+    const child = spawn(process.execPath, [MOCHA, '--config', run.config, ...color, ...process.argv.slice(2)], {
       cwd: ROOT,
-      stdio: 'inherit',
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, TEST_STORE: run.store, TEST_COUNTS_FILE: countsFile },
     });
+    children.add(child);
+    child.stdout.on('data', (c) => write(run, c));
+    child.stderr.on('data', (c) => write(run, c));
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    // 'close', not 'exit': the last of its output has been read by then.
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
   });
 }
 
-const results = [];
-for (const [i, run] of RUNS.entries()) {
-  if (interrupted) break;
+async function start(run, i) {
   const countsFile = path.join(tmp, `counts-${i}.json`);
   const started = Date.now();
+  if (live === undefined) live = run;
+  else held.set(run, []);
   const exit = await runMocha(run, countsFile);
+  run.done = true;
+  ended(run);
   const seconds = Math.round((Date.now() - started) / 1000);
   let counts;
   try {
@@ -64,23 +138,39 @@ for (const [i, run] of RUNS.entries()) {
   if (exit.error) broke = `mocha could not be started: ${exit.error.message}`;
   else if (!counts) broke = `it ended (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}) without reporting its counts`;
   else if ((exit.code !== 0 || exit.signal) && counts.failed === 0) broke = `it exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`} although no test failed`;
-  results.push({ run, seconds, counts: counts ?? { passed: 0, failed: 0, skipped: 0 }, broke });
+  return { run, seconds, counts: counts ?? { passed: 0, failed: 0, skipped: 0 }, broke };
 }
+
+const results = new Map();
+const started = Date.now();
+let n = 0;
+await Promise.all(
+  LANES.map(async (lane) => {
+    for (const run of lane) {
+      if (interrupted) return;
+      results.set(run, await start(run, n++));
+    }
+  }),
+);
+for (const chunks of held.values()) for (const c of chunks) process.stdout.write(c);
 rmSync(tmp, { recursive: true, force: true });
 
 const line = (c) => `${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`;
 const total = { passed: 0, failed: 0, skipped: 0 };
-process.stdout.write('\n');
-for (const r of results) {
-  process.stdout.write(`${r.run.name} (${r.seconds} s): ${line(r.counts)}\n`);
-  if (r.broke) process.stdout.write(`  the ${r.run.name} run broke, counted as one more failure: ${r.broke}\n`);
+process.stdout.write(`\nthree runs in two lanes, ${Math.round((Date.now() - started) / 1000)} s in all:\n`);
+for (const run of LANES.flat()) {
+  const r = results.get(run);
+  if (!r) {
+    process.stdout.write(`${run.name}: not run (${interrupted}), counted as one failure\n`);
+    total.failed += 1;
+    continue;
+  }
+  process.stdout.write(`${run.name} (${r.seconds} s): ${line(r.counts)}\n`);
+  for (const f of r.counts.failures ?? []) process.stdout.write(`  failed: ${f}\n`);
+  if (r.broke) process.stdout.write(`  the ${run.name} run broke, counted as one more failure: ${r.broke}\n`);
   total.passed += r.counts.passed;
   total.failed += r.counts.failed + (r.broke ? 1 : 0);
   total.skipped += r.counts.skipped;
-}
-for (const run of RUNS.slice(results.length)) {
-  process.stdout.write(`${run.name}: not run (${interrupted}), counted as one failure\n`);
-  total.failed += 1;
 }
 process.stdout.write(`${line(total)}\n`);
 process.exitCode = total.failed === 0 && !interrupted ? 0 : 1;
