@@ -53,6 +53,14 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   });
   server.headersTimeout = given.serverHeadersTimeoutMs;
   server.requestTimeout = given.serverRequestTimeoutMs;
+  // A request that comes before the app is attached (while the store opens: a second or more at
+  // a restart with many subscriptions) waits for it: Node answers nothing that no 'request'
+  // listener does, so such a request hung until its client gave up. Listening only once ready is
+  // no cure: a hub started twice by mistake would open (and rewrite) the store under the running
+  // one before learning that the port is taken.
+  const early: [http.IncomingMessage, http.ServerResponse][] = [];
+  const hold = (req: http.IncomingMessage, res: http.ServerResponse): void => void early.push([req, res]);
+  server.on('request', hold);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(given.port, given.host, () => resolve());
@@ -127,7 +135,9 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const operator = new Operator({ store, notifier, activity, poller, streams });
   const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
+  server.off('request', hold);
   server.on('request', app);
+  for (const [req, res] of early.splice(0)) app(req, res);
 
   const cleanup = async (): Promise<void> => {
     try {

@@ -5,10 +5,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../lib/log.js';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder, freePort, loopbackAddress, sleep } from './helpers/recorder.js';
 import { TEST_ENV, startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 
 describe('logs', () => {
@@ -63,15 +62,13 @@ describe('logs that cannot be written', function () {
   this.timeout(30_000);
   it('are dropped: a hub whose stderr is a full disk (/dev/full) still starts and answers', async () => {
     // A free port, found first: the hub's "listening" line, which would say it, cannot be read.
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const host = loopbackAddress();
+    const port = await freePort(host);
     const dir = await tempDataDir();
     const full = openSync('/dev/full', 'w');
     const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
-      env: { ...process.env, ...TEST_ENV, PORT: String(port), LOG_LEVEL: 'info', DATA_DIR: dir },
+      env: { ...process.env, ...TEST_ENV, HOST: host, PORT: String(port), LOG_LEVEL: 'info', DATA_DIR: dir },
       stdio: ['ignore', 'ignore', full],
     });
     closeSync(full);
@@ -79,11 +76,11 @@ describe('logs that cannot be written', function () {
       let status: number | undefined;
       for (let i = 0; i < 120 && status === undefined && proc.exitCode === null; i++) {
         await sleep(100);
-        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => undefined);
+        status = await fetch(`http://${host}:${port}/healthz`).then((r) => r.status, () => undefined);
       }
       expect(status, 'GET /healthz').to.equal(200);
       // Every request is logged: a few more lines that cannot be written.
-      for (let i = 0; i < 3; i++) expect((await fetch(`http://127.0.0.1:${port}/nowhere`)).status).to.equal(404);
+      for (let i = 0; i < 3; i++) expect((await fetch(`http://${host}:${port}/nowhere`)).status).to.equal(404);
       await sleep(200);
       expect(proc.exitCode, 'the process is still running').to.equal(null);
     } finally {

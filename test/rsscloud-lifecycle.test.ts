@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import type { CleanupReport } from '../lib/hub.js';
 import { newTopic, type Site } from '../lib/model.js';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder, freePort, loopbackAddress, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import {
@@ -16,6 +16,7 @@ import {
   notifyBody,
   ping,
   pleaseNotify,
+  readReply,
   setSubscriptions,
   status,
   subscribeForm,
@@ -480,6 +481,52 @@ describe('rssCloud lifecycle', function () {
       for (const s of subs) expect(s.ctUpdates, s.url).to.be.at.least(2);
       const { json } = await testApi<{ resource: ResourceJson }>(reopened, 'getResource', { feedUrl: feed });
       expect(json.resource.lastHash).to.match(/^[0-9a-f]{32}$/);
+    });
+
+    it('a ping that comes while the hub starts waits for it and is answered, never left hanging', async () => {
+      const dir = await tempDataDir();
+      dirs.push(dir);
+      // A restart: subscriptions to read back before the hub can answer.
+      const before = await startTestHub({}, dir);
+      const followed = feeds.changing(unique('early-followed'));
+      await setSubscriptions(before, followed, Array.from({ length: 500 }, (_, i) => ({ url: callbackOf(`/early-${i}`), protocol: 'http-post' })));
+      await before.close();
+
+      // Pings from before the hub listens until it has started: some are refused (nothing
+      // listens yet), and every other one must get its answer. Five seconds is "never" here.
+      const host = loopbackAddress();
+      const port = await freePort(host);
+      const feed = feeds.changing(unique('early'));
+      let up = false;
+      const outcomes: string[] = [];
+      const pinger = async (): Promise<void> => {
+        while (!up) {
+          const res = await fetch(`http://${host}:${port}/ping`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ url: feed }).toString(),
+            signal: AbortSignal.timeout(5000),
+          }).catch((e: unknown) => {
+            if (!(e instanceof Error)) return String(e);
+            if (e.name === 'TimeoutError') return 'no answer in 5 s';
+            const code = (e.cause as { code?: unknown } | undefined)?.code;
+            return code === 'ECONNREFUSED' ? 'refused' : `${e.message} (${String(code)})`;
+          });
+          if (typeof res === 'string') {
+            if (res !== 'refused') outcomes.push(res);
+          } else {
+            const reply = await readReply(res);
+            outcomes.push(`${reply.status} ${reply.msg}`);
+          }
+        }
+      };
+      const pingers = Array.from({ length: 4 }, pinger);
+      const hub = await startTestHub({ HOST: host, PORT: String(port) }, dir);
+      inProcess.push(hub);
+      up = true;
+      await Promise.all(pingers);
+      expect(outcomes.length, 'pings answered').to.be.at.least(1);
+      expect([...new Set(outcomes)]).to.deep.equal([`200 ${MSG.pinged}`]);
     });
 
     it('the cleanup runs at start-up', async () => {

@@ -1,7 +1,7 @@
 // A real HTTP server on 127.0.0.1 that records every request it receives and answers through a
 // replaceable handler: it plays subscribers, feeds and publishers in the tests.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 export interface Recorded {
   method: string;
@@ -110,4 +110,22 @@ export class Recorder {
 /** Waits `ms` milliseconds; used only to prove that something does NOT happen. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * An address of its own in 127.0.0.0/8 (all of it loopback on Linux): a port freed on it is not
+ * handed to the many servers listening on 127.0.0.1, in this process or another test run's.
+ */
+export function loopbackAddress(): string {
+  const byte = (): number => Math.floor(Math.random() * 256);
+  return `127.${byte()}.${byte()}.${1 + (byte() % 254)}`;
+}
+
+/** A port nobody listens on at `host` now, for a server that must be reached before it says its port. */
+export async function freePort(host: string): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, host, resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }

@@ -3,7 +3,7 @@
 // X-Hub-Signature checks written independently of the hub's own code, and test-API calls.
 import { createHmac } from 'node:crypto';
 import type http from 'node:http';
-import { Recorder, sleep, type Recorded } from './recorder.js';
+import { Recorder, loopbackAddress, sleep, type Recorded } from './recorder.js';
 import type { TestHub } from './hub.js';
 
 export interface TopicDoc {
@@ -22,10 +22,9 @@ export class TopicServer {
   private constructor(readonly rec: Recorder) {}
 
   static async start(): Promise<TopicServer> {
-    // An address of its own in 127.0.0.0/8 (all of it loopback on Linux): a port reused by a
-    // later server must not give it the topic URLs of an earlier one, whose subscriptions a hub
-    // shared between tests still holds.
-    const rec = await Recorder.start(undefined, `127.${byte()}.${byte()}.${1 + (byte() % 254)}`);
+    // An address of its own: a port reused by a later server must not give it the topic URLs of
+    // an earlier one, whose subscriptions a hub shared between tests still holds.
+    const rec = await Recorder.start(undefined, loopbackAddress());
     const server = new TopicServer(rec);
     rec.handler = (req, res) => server.serve(req, res);
     return server;
@@ -213,8 +212,4 @@ export async function outboxBodies(hub: TestHub): Promise<string[]> {
 export async function outboxWhen(hub: TestHub, done: (bodies: string[]) => boolean): Promise<string[]> {
   for (const t0 = Date.now(); !done(await outboxBodies(hub)) && Date.now() - t0 < 5000; ) await sleep(20);
   return outboxBodies(hub);
-}
-
-function byte(): number {
-  return Math.floor(Math.random() * 256);
 }
