@@ -136,6 +136,26 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     }
   });
 
+  it('refuses to run beside a hub on the same data directory, before it reads or writes anything', async () => {
+    const hubStore = new LowdbStore({ dir });
+    await hubStore.open();
+    try {
+      await hubStore.putSubscription(sub('https://blog.example/feed.xml', 'http://reader.example/notify'));
+      const r = await migrateCommand({ DATA_DIR: dir, DATABASE_URL: url });
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.include(`pushbutton migrate: failed: ${dir} is in use by another process (pid ${process.pid})`);
+      expect(r.stdout).to.not.include('copied');
+      // The running store's files were left alone: its write is still there after a reopen.
+      await hubStore.putSubscription(sub('https://blog.example/feed.xml', 'https://reader.example/notify'));
+    } finally {
+      await hubStore.close();
+    }
+    const reopened = new LowdbStore({ dir });
+    await reopened.open();
+    expect((await reopened.listSubscriptions()).map((s) => s.callback).sort()).to.deep.equal(['http://reader.example/notify', 'https://reader.example/notify']);
+    await reopened.close();
+  });
+
   it('explains what it needs when DATABASE_URL or the data directory is missing, and never prints the password', async () => {
     const noUrl = await migrateCommand({ DATA_DIR: dir });
     expect(noUrl.code).to.equal(1);

@@ -8,9 +8,12 @@ import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 
 import os from 'node:os';
 import path from 'node:path';
 import { newTopic, type Subscription } from '../lib/model.js';
+import { DataDirInUseError } from '../lib/store/dir-lock.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
 import { PgStore } from '../lib/store/pg-store.js';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { getSubscriptions, setSubscriptions } from './helpers/rsscloud.js';
 import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
 
 const tempDir = (): Promise<string> => mkdtemp(path.join(os.tmpdir(), 'pushbutton-store-'));
@@ -153,6 +156,53 @@ describe('lowdb store: durability', () => {
     expect((await shardFiles(dir)).length).to.be.within(1, 7);
     await reopen();
     for (let t = 0; t < 7; t++) expect(await store.subscriptionsOf(`http://a/feed${t}`)).to.have.length(t < 5 ? 6 : 5);
+  });
+
+  describe('one process at a time on a directory', function () {
+    this.timeout(60_000);
+
+    it('a second store on the directory is refused while the first is open, and opens once it is closed', async () => {
+      await store.putSubscription(sub('http://a/feed', 'http://s/1'));
+      const second = new LowdbStore({ dir });
+      let refused: unknown;
+      await second.open().catch((e: unknown) => (refused = e));
+      expect(refused).to.be.instanceOf(DataDirInUseError);
+      expect((refused as Error).message).to.include(`in use by another process (pid ${process.pid})`);
+      await store.putSubscription(sub('http://a/feed', 'http://s/2'));
+      await reopen();
+      expect((await store.listSubscriptions()).map((s) => s.callback).sort()).to.deep.equal(['http://s/1', 'http://s/2']);
+    });
+
+    it('a second hub process on the same DATA_DIR exits at start-up naming the first, which keeps every subscription; after a SIGKILL the next one starts', async () => {
+      await store.close();
+      // The embedded store whatever the run: PostgreSQL keeps no DATA_DIR.
+      const env = { DATABASE_URL: '' };
+      const hubs: ChildHub[] = [];
+      try {
+        const first = await spawnHub(dir, env);
+        hubs.push(first);
+        const feed = 'http://127.0.0.1:9/feed.xml';
+        await setSubscriptions(first, feed, [{ url: 'http://127.0.0.1:9/one', protocol: 'http-post' }]);
+        const refused = await spawnHub(dir, env).then(
+          (h) => (hubs.push(h), 'it started'),
+          (e: unknown) => String(e),
+        );
+        expect(refused).to.include('(code 1,');
+        expect(refused).to.include(`${dir} is in use by another process (pid ${first.proc.pid})`);
+        await setSubscriptions(first, feed, [
+          { url: 'http://127.0.0.1:9/one', protocol: 'http-post' },
+          { url: 'http://127.0.0.1:9/two', protocol: 'http-post' },
+        ]);
+        expect((await first.stop('SIGKILL')).signal).to.equal('SIGKILL');
+        const next = await spawnHub(dir, env);
+        hubs.push(next);
+        expect((await getSubscriptions(next, feed)).map((s) => s.url).sort()).to.deep.equal(['http://127.0.0.1:9/one', 'http://127.0.0.1:9/two']);
+      } finally {
+        for (const h of hubs) await h.stop('SIGKILL');
+        store = new LowdbStore({ dir });
+        await store.open();
+      }
+    });
   });
 
   describe('outbox', () => {

@@ -17,6 +17,7 @@ import { JSONFile } from 'lowdb/node';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
+import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
@@ -86,6 +87,7 @@ export class LowdbStore implements Store {
   private readonly verificationClaims = new Map<string, { owner: string; until: number }>();
   private readonly compactAfterBytes: number;
   private journal: JournalWriter | undefined;
+  private lock: DirLock | undefined;
   private compacting: Promise<void> | undefined;
   private closing = false;
   private readonly counters: Omit<LowdbStoreStats, 'journal' | 'compacting'> = {
@@ -109,6 +111,20 @@ export class LowdbStore implements Store {
     const started = performance.now();
     const o = this.counters.open;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.lock = await lockDataDir(this.dir);
+    try {
+      await this.load();
+    } catch (e) {
+      await this.lock.release();
+      this.lock = undefined;
+      throw e;
+    }
+    o.ms = performance.now() - started;
+  }
+
+  /** open()'s reading and tidying, under the directory's lock. */
+  private async load(): Promise<void> {
+    const o = this.counters.open;
     await this.content.init();
     await syncDir(this.dir); // content/ itself, on a first run
 
@@ -161,13 +177,14 @@ export class LowdbStore implements Store {
     const live = new Set<string>();
     for (const e of this.state.outboxRefs()) live.add(contentFileName(e.topic, e.version));
     o.orphansRemoved = await this.content.sweep(live);
-    o.ms = performance.now() - started;
   }
 
   async close(): Promise<void> {
     this.closing = true;
     await this.settle();
     await this.journal?.close();
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   async flush(): Promise<void> {
