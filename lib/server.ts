@@ -65,123 +65,142 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     server.once('error', reject);
     server.listen(given.port, given.host, () => resolve());
   });
-  const port = (server.address() as AddressInfo).port;
-  const host = given.host === '0.0.0.0' || given.host === '::' ? 'localhost' : given.host.includes(':') ? `[${given.host}]` : given.host;
-  const config: Config = given.publicUrlSet ? given : { ...given, publicUrl: `http://${host}:${port}` };
+  // A start that fails after this point (the store in use or unreadable, the database
+  // unreachable) closes the listener and what it opened: nothing is left answering, or holding
+  // requests, or holding the data directory, for a caller that goes on running.
+  const opened: (() => unknown)[] = [];
+  try {
+    const port = (server.address() as AddressInfo).port;
+    const host = given.host === '0.0.0.0' || given.host === '::' ? 'localhost' : given.host.includes(':') ? `[${given.host}]` : given.host;
+    const config: Config = given.publicUrlSet ? given : { ...given, publicUrl: `http://${host}:${port}` };
 
-  const store = createStore(config, log);
-  await store.open();
-  const httpClient = new HttpClient({
-    timeoutMs: config.requestTimeoutMs,
-    maxResponseBytes: config.maxResponseBytes,
-    userAgent: USER_AGENT,
-    fetchAllowCidrs: config.fetchAllowCidrs,
-    callbackAllowCidrs: config.callbackAllowCidrs,
-    ...(opts.resolver && { resolver: opts.resolver }),
-  });
-  const notifier = new Notifier({ config, http: httpClient, store, log });
-  const verifier = new Verifier(httpClient, log);
-  const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
-  const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
-  // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
-  // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
-  // any process sees every process's events, and every poller learns of every subscription.
-  const bus: EventBus =
-    config.databaseUrl === undefined ? new LocalEventBus() : new PgEventBus({ connectionString: config.databaseUrl, log, fit: fitEvent });
-  await bus.start();
-  hub.on('subscribed', (url: string) => bus.publish('subscribed', url));
-  hub.on('published', (url: string) => bus.publish('published', url));
-  bus.on('subscribed', (url) => poller.track(url as string));
-  bus.on('published', (url) => poller.publisherActive(url as string));
-
-  const streams = new StreamHub(config.sseBacklog);
-  const activity = new ActivityLog();
-  const metrics = new Metrics({
-    store,
-    queueDepth: () => notifier.queueDepth,
-    outboxBytes: () => notifier.outboxBytes,
-    pausedHosts: () => notifier.pausedHosts().length,
-    sseClients: () => streams.size,
-  });
-  hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
-  bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));
-  // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
-  hub.on('activity', (a: ActivityInput) => bus.publish('activity', a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
-  // Another process's activity shows in the log and on streams, but its metrics are its own.
-  let recordingRemote = false;
-  bus.on('activity', (a, remote) => {
-    recordingRemote = remote;
-    try {
-      activity.record(a as ActivityInput);
-    } finally {
-      recordingRemote = false;
-    }
-  });
-  notifier.on('delivery', (e: DeliveryEvent) => {
-    metrics.delivery(e);
-    bus.publish('activity', {
-      kind: 'delivery',
-      topic: e.topic,
-      ok: e.ok,
-      protocol: e.protocol,
-      // Only an error's text can hold a URL; the host and a status are shown as they are.
-      detail: e.error === undefined ? (e.status === undefined ? e.host : `${e.host} ${e.status}`) : hostsOnly(`${e.host} ${e.status ?? e.error}`),
+    const store = createStore(config, log);
+    await store.open();
+    opened.push(() => store.close());
+    const httpClient = new HttpClient({
+      timeoutMs: config.requestTimeoutMs,
+      maxResponseBytes: config.maxResponseBytes,
+      userAgent: USER_AGENT,
+      fetchAllowCidrs: config.fetchAllowCidrs,
+      callbackAllowCidrs: config.callbackAllowCidrs,
+      ...(opts.resolver && { resolver: opts.resolver }),
     });
-  });
-  activity.on('activity', (a: Activity) => {
-    if (!recordingRemote) metrics.activity(a);
-    streams.publish(ACTIVITY_CHANNEL, 'activity', a);
-  });
-  const operator = new Operator({ store, notifier, activity, poller, streams });
-  const app = createApp({ config, hub, store, log, metrics, operator, streams });
+    opened.push(() => httpClient.close());
+    const notifier = new Notifier({ config, http: httpClient, store, log });
+    opened.push(() => notifier.close());
+    const verifier = new Verifier(httpClient, log);
+    const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
+    const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
+    // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
+    // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
+    // any process sees every process's events, and every poller learns of every subscription.
+    const bus: EventBus =
+      config.databaseUrl === undefined ? new LocalEventBus() : new PgEventBus({ connectionString: config.databaseUrl, log, fit: fitEvent });
+    opened.push(() => bus.close());
+    await bus.start();
+    hub.on('subscribed', (url: string) => bus.publish('subscribed', url));
+    hub.on('published', (url: string) => bus.publish('published', url));
+    bus.on('subscribed', (url) => poller.track(url as string));
+    bus.on('published', (url) => poller.publisherActive(url as string));
 
-  server.off('request', hold);
-  server.on('request', app);
-  for (const [req, res] of early.splice(0)) app(req, res);
+    const streams = new StreamHub(config.sseBacklog);
+    const activity = new ActivityLog();
+    const metrics = new Metrics({
+      store,
+      queueDepth: () => notifier.queueDepth,
+      outboxBytes: () => notifier.outboxBytes,
+      pausedHosts: () => notifier.pausedHosts().length,
+      sseClients: () => streams.size,
+    });
+    hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
+    bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));
+    // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
+    hub.on('activity', (a: ActivityInput) => bus.publish('activity', a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
+    // Another process's activity shows in the log and on streams, but its metrics are its own.
+    let recordingRemote = false;
+    bus.on('activity', (a, remote) => {
+      recordingRemote = remote;
+      try {
+        activity.record(a as ActivityInput);
+      } finally {
+        recordingRemote = false;
+      }
+    });
+    notifier.on('delivery', (e: DeliveryEvent) => {
+      metrics.delivery(e);
+      bus.publish('activity', {
+        kind: 'delivery',
+        topic: e.topic,
+        ok: e.ok,
+        protocol: e.protocol,
+        // Only an error's text can hold a URL; the host and a status are shown as they are.
+        detail: e.error === undefined ? (e.status === undefined ? e.host : `${e.host} ${e.status}`) : hostsOnly(`${e.host} ${e.status ?? e.error}`),
+      });
+    });
+    activity.on('activity', (a: Activity) => {
+      if (!recordingRemote) metrics.activity(a);
+      streams.publish(ACTIVITY_CHANNEL, 'activity', a);
+    });
+    const operator = new Operator({ store, notifier, activity, poller, streams });
+    const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
-  const cleanup = async (): Promise<void> => {
-    try {
-      const report = await hub.removeExpired();
-      log.info('cleanup', { ...report });
-    } catch (e) {
-      log.error('cleanup failed', { error: describeError(e) });
-    }
-  };
-  await cleanup();
-  await hub.resume();
-  // Takes over the outbox claims of processes that died (resume() began renewing this one's).
-  notifier.startClaims();
-  hub.startClaims();
-  await poller.start();
-  streams.start(config.sseHeartbeatMs);
-  const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
-  timer.unref();
+    server.off('request', hold);
+    server.on('request', app);
+    // One whose client has gone is dropped: nobody is left to answer, and a stream handed over
+    // after its 'close' would be counted open for good.
+    for (const [req, res] of early.splice(0)) if (!req.socket.destroyed) app(req, res);
 
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closing ??= (async () => {
-      clearInterval(timer);
-      poller.stop();
-      streams.stop();
-      // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
-      // a grace period, then cut what is left.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
-      await closed;
-      clearTimeout(grace);
-      notifier.close();
-      hub.stopClaims();
-      await hub.idle();
-      await notifier.drained();
-      // Given up only now, with every outcome of this process durable: a restart or another
-      // process resumes what is left at once instead of waiting out the lease, and repeats
-      // nothing this process finished.
-      await store.releaseClaims(notifier.owner).catch((e: unknown) => log.warn('releasing claims failed', { error: describeError(e) }));
-      await httpClient.close();
-      await bus.close();
-      await store.close();
-    })());
+    const cleanup = async (): Promise<void> => {
+      try {
+        const report = await hub.removeExpired();
+        log.info('cleanup', { ...report });
+      } catch (e) {
+        log.error('cleanup failed', { error: describeError(e) });
+      }
+    };
+    await cleanup();
+    await hub.resume();
+    // Takes over the outbox claims of processes that died (resume() began renewing this one's).
+    notifier.startClaims();
+    hub.startClaims();
+    opened.push(() => hub.stopClaims());
+    opened.push(() => poller.stop());
+    await poller.start();
+    streams.start(config.sseHeartbeatMs);
+    const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
+    timer.unref();
 
-  return { url: `http://${host}:${port}`, port, config, hub, store, server, close };
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        clearInterval(timer);
+        poller.stop();
+        streams.stop();
+        // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
+        // a grace period, then cut what is left.
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+        await closed;
+        clearTimeout(grace);
+        notifier.close();
+        hub.stopClaims();
+        await hub.idle();
+        await notifier.drained();
+        // Given up only now, with every outcome of this process durable: a restart or another
+        // process resumes what is left at once instead of waiting out the lease, and repeats
+        // nothing this process finished.
+        await store.releaseClaims(notifier.owner).catch((e: unknown) => log.warn('releasing claims failed', { error: describeError(e) }));
+        await httpClient.close();
+        await bus.close();
+        await store.close();
+      })());
+
+    return { url: `http://${host}:${port}`, port, config, hub, store, server, close };
+  } catch (e) {
+    server.close();
+    server.closeAllConnections();
+    for (const undo of opened.reverse()) await Promise.resolve().then(undo).catch(() => undefined);
+    throw e;
+  }
 }

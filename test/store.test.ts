@@ -12,7 +12,9 @@ import { DataDirInUseError } from '../lib/store/dir-lock.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
 import { PgStore } from '../lib/store/pg-store.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { startTestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { freePort, loopbackAddress } from './helpers/recorder.js';
 import { getSubscriptions, setSubscriptions } from './helpers/rsscloud.js';
 import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
 
@@ -171,6 +173,21 @@ describe('lowdb store: durability', () => {
       await store.putSubscription(sub('http://a/feed', 'http://s/2'));
       await reopen();
       expect((await store.listSubscriptions()).map((s) => s.callback).sort()).to.deep.equal(['http://s/1', 'http://s/2']);
+    });
+
+    it('a hub started in-process on the directory fails to start, and leaves nothing listening', async () => {
+      const host = loopbackAddress();
+      const port = await freePort(host);
+      const failed = await startTestHub({ DATABASE_URL: '', HOST: host, PORT: String(port) }, dir).then(
+        async (h) => (await h.close(), 'it started'),
+        (e: unknown) => e,
+      );
+      expect(failed).to.be.instanceOf(DataDirInUseError);
+      const after = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(3000) }).then(
+        (r) => `answered ${r.status}`,
+        (e: unknown) => (e instanceof Error && e.name === 'TimeoutError' ? 'no answer in 3 s' : ((e as Error).cause as { code?: string } | undefined)?.code),
+      );
+      expect(after, 'nothing listens where it began to').to.equal('ECONNREFUSED');
     });
 
     it('a second hub process on the same DATA_DIR exits at start-up naming the first, which keeps every subscription; after a SIGKILL the next one starts', async () => {
