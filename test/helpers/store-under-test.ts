@@ -1,5 +1,5 @@
 // Which store the tests' hubs run on. `npm test` (test/run.mjs) runs every test file on the
-// embedded store, then the protocol suites (.mocharc.postgresql.jsonc) again with
+// embedded store, and the protocol suites (.mocharc.postgresql.jsonc) again with
 // TEST_STORE=postgresql: there startTestHub and spawnHub give each hub that a test does not
 // give a DATABASE_URL of its own a schema on the test server (test/helpers/postgres.ts), one
 // per data directory, so a hub restarted on the same data directory, in this process or in a
