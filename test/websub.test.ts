@@ -524,6 +524,33 @@ describe('WebSub hub', function () {
       expect(s).to.include({ ctErrors: 2, ctConsecutiveErrors: 0, ctUpdates: 1 });
     });
 
+    it('an rssCloud ping waits for its first attempts, not for an earlier version\'s retries: answered while a WebSub subscriber of the topic waits a minute for one', async () => {
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '60000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('v1'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = [500, 500, 500];
+      const pinged = async (): Promise<string> => {
+        const res = await fetch(`${h.url}/ping`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ url: topic }).toString(),
+          signal: AbortSignal.timeout(15_000),
+        });
+        return res.text();
+      };
+      // Version 1's first attempt fails: its retry is a minute away.
+      expect(await pinged()).to.contain('Thanks for the ping.');
+      expect(sub.deliveries()).to.have.length(1);
+      topics.set('/feed', { body: DOC('v2'), contentType: DOC_TYPE });
+      expect(await pinged()).to.contain('Thanks for the ping.');
+      topics.set('/feed', { body: DOC('v3'), contentType: DOC_TYPE });
+      expect(await pinged()).to.contain('Thanks for the ping.');
+      // Answered without anything sent meanwhile: versions 2 and 3 wait behind 1, in order.
+      expect(sub.deliveries().map((d) => d.body.toString())).to.deep.equal([DOC('v1')]);
+    });
+
     it('never delivers an older version after a newer one: a change made during retries waits its turn', async () => {
       const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '200' });
       const topics = await topicServer();

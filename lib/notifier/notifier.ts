@@ -105,6 +105,8 @@ interface Lane {
   /** Versions whose first attempt is still to be counted (see settleFirst). */
   unsettled: number[];
   running: boolean;
+  /** The version whose retry, or whose host's pause, the lane is sleeping out (see waitBehind). */
+  sleepingOn: number | undefined;
 }
 
 /**
@@ -120,6 +122,7 @@ type Attempt =
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
+const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
@@ -384,10 +387,11 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false, sleepingOn: undefined };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
+    if (lane.sleepingOn !== undefined && version !== lane.sleepingOn) this.settleFirst(lane, version, BEHIND_RETRIES);
     if (!lane.versions.includes(version)) {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
@@ -523,7 +527,7 @@ export class Notifier extends EventEmitter {
             return this.settled(lane, version, paused);
           }
           this.settleFirst(lane, version, paused);
-          await this.sleep(tried.pausedUntil - this.now(), host);
+          await this.waitBehind(lane, version, this.sleep(tried.pausedUntil - this.now(), host));
           continue;
         }
         const { sub, content, outcome, final, delay, started } = tried;
@@ -535,7 +539,7 @@ export class Notifier extends EventEmitter {
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
         if (final) return true;
-        await this.sleep(delay);
+        await this.waitBehind(lane, version, this.sleep(delay));
         attempt++;
       }
       return false;
@@ -681,6 +685,22 @@ export class Notifier extends EventEmitter {
       // Only retries are left, minutes apart: the body is read again for each rather than held
       // in memory for as long as they last, for every version of every topic with a subscriber down.
       job.content = undefined;
+    }
+  }
+
+  /**
+   * Sleeps out `version`'s wait (its retry's backoff, its host's pause: up to the retry window,
+   * minutes). The later versions in the lane, and any queued meanwhile, cannot be tried before
+   * it ends, so their first attempts count now, as not delivered: a ping or pleaseNotify waits
+   * for its fan-out's first attempts, and would otherwise wait for an older version's retries.
+   */
+  private async waitBehind(lane: Lane, version: number, sleeping: Promise<void>): Promise<void> {
+    lane.sleepingOn = version;
+    for (const v of [...lane.unsettled]) if (v !== version) this.settleFirst(lane, v, BEHIND_RETRIES);
+    try {
+      await sleeping;
+    } finally {
+      lane.sleepingOn = undefined;
     }
   }
 
