@@ -261,10 +261,19 @@ export class HttpClient {
     const host = parsed.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host) !== 0) return this.guards[kind].check(host);
     let addresses: dns.LookupAddress[];
+    // Within the request timeout, as every connection's lookup is: a name server that never
+    // answers would otherwise hold the WebSub subscribe request that asked, for as long as the
+    // system resolver's own retries last.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+    });
     try {
-      addresses = await this.resolve(host);
+      addresses = await Promise.race([this.resolve(host), deadline]);
     } catch (e) {
       throw new OutboundError('network', `cannot resolve ${host}: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
     for (const a of addresses) this.guards[kind].check(a.address);
   }

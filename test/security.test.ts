@@ -783,6 +783,23 @@ describe('security: slow and endless peers', function () {
     });
   });
 
+  describe('a name server that never answers (REQUEST_TIMEOUT_MS=1000)', () => {
+    let hub: TestHub;
+    before(async () => {
+      const silent: Resolver = (hostname) =>
+        hostname === 'silent.test' ? new Promise(() => {}) : Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000' }, undefined, { resolver: silent });
+    });
+    after(() => hub?.destroy());
+
+    it('a WebSub subscribe naming a callback there is answered at the timeout: the callback cannot be resolved', async () => {
+      const [reply, ms] = await timed(() => websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': feeds.fixed('silent'), 'hub.callback': 'http://silent.test/cb' }));
+      expect(reply.status).to.equal(400);
+      expect(reply.text).to.include('cannot resolve silent.test: no answer in 1000 ms');
+      expect(ms).to.be.within(900, 3000);
+    });
+  });
+
   for (const withLength of [false, true]) {
     describe(`a "1 GB" response ${withLength ? 'with Content-Length: 1073741824' : 'streamed without Content-Length'} (MAX_RESPONSE_BYTES=65536)`, () => {
       let hub: TestHub;
