@@ -78,6 +78,8 @@ export interface Config {
   sseBacklog: number;
   sseMaxPerClient: number;
   sseMaxTopicsPerStream: number;
+  /** Bytes a stream's client may leave unread before the stream is cut; also the most a reconnect is replayed. */
+  sseMaxBufferedBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -301,5 +303,6 @@ export function loadConfig(env: Env = process.env): Config {
     sseBacklog: int(env, 'SSE_BACKLOG', 1000, 0),
     sseMaxPerClient: int(env, 'SSE_MAX_PER_CLIENT', 16, 1),
     sseMaxTopicsPerStream: int(env, 'SSE_MAX_TOPICS_PER_STREAM', 50, 1),
+    sseMaxBufferedBytes: int(env, 'SSE_MAX_BUFFERED_BYTES', 1024 * 1024, 1024),
   };
 }

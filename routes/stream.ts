@@ -11,6 +11,8 @@ import { clientAddress } from './rate.js';
 export interface StreamFaceOptions {
   maxStreamsPerClient: number;
   maxTopicsPerStream: number;
+  /** A client that leaves more than this unread is cut off (see open). */
+  maxBufferedBytes: number;
 }
 
 export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
@@ -36,6 +38,13 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
         channels,
         write: (chunk) => {
           if (res.destroyed || res.writableEnded) return false;
+          // A client that stopped reading (or reads slower than events come) would have every
+          // event kept for it in memory, without end. Past the bound the stream is cut; an
+          // EventSource reconnects with its Last-Event-ID and is sent what it missed, or a reset.
+          if (res.writableLength > opts.maxBufferedBytes) {
+            res.destroy();
+            return false;
+          }
           res.write(chunk);
           return true;
         },

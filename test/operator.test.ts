@@ -4,6 +4,7 @@
 // reaching a stream whichever protocol announced it).
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
+import net from 'node:net';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { FeedServer, MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
@@ -605,6 +606,63 @@ describe('Operators and browsers over HTTP', function () {
       const all = await again.waitFor(3, (e) => e.event === 'change');
       expect((JSON.parse(all[2]!.data) as Change).version).to.equal(4);
       expect(again.events.filter((e) => e.event === 'reset')).to.deep.equal([]);
+    });
+
+    it('cuts a stream whose client stops reading once SSE_MAX_BUFFERED_BYTES wait for it; a stream that reads gets every event', async function () {
+      this.timeout(60_000);
+      const hub = await hubWith({ SSE_MAX_BUFFERED_BYTES: '65536' });
+      const topics = await topicServer();
+      let n = 0;
+      // Bodies under the 64 KB a change event carries whole, so each event is ~60 KB.
+      const next = (): string => `change ${++n}\n${'x'.repeat(60_000)}\n`;
+      const topic = topics.set('/big.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
+      const reader = await stream(streamUrl(hub, topic));
+      // A client that asks for the stream and then never reads: the kernel's buffers fill first
+      // (megabytes on loopback), then the hub's.
+      const { hostname, port } = new URL(hub.url);
+      const stalled = net.connect(Number(port), hostname);
+      cleanup.push({ close: () => void stalled.destroy() });
+      stalled.write(`GET /stream?topic=${encodeURIComponent(topic)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+      const clients = async (): Promise<number> => metric(await scrape(hub), 'pushbutton_sse_clients');
+      for (let i = 0; i < 100 && (await clients()) < 2; i++) await sleep(20);
+      expect(await clients(), 'both streams open').to.equal(2);
+      let pings = 0;
+      while (pings < 1000 && (pings % 10 !== 0 || (await clients()) > 1)) {
+        topics.set('/big.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
+        expect((await hub.postForm('/ping', { url: topic })).status).to.equal(200);
+        pings++;
+      }
+      expect(await clients(), `the stalled stream is cut (after ${pings} changes)`).to.equal(1);
+      const changes = await reader.waitFor(pings, (e) => e.event === 'change', 20_000).catch(() => reader.events.filter((e) => e.event === 'change'));
+      expect(changes.map((e) => (JSON.parse(e.data) as Change).version)).to.deep.equal(Array.from({ length: pings }, (_, i) => i + 1));
+    });
+
+    it('sends a reconnect that missed more than SSE_MAX_BUFFERED_BYTES a reset, and one that missed less what it missed', async () => {
+      const hub = await hubWith({ SSE_MAX_BUFFERED_BYTES: '65536' });
+      const topics = await topicServer();
+      let n = 0;
+      const next = (): string => `change ${++n}\n${'y'.repeat(30_000)}\n`;
+      const topic = topics.set('/replay.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
+      const first = await stream(streamUrl(hub, topic));
+      await hub.postForm('/ping', { url: topic });
+      const [one] = await first.waitFor(1, (e) => e.event === 'change');
+      for (let i = 0; i < 3; i++) {
+        topics.set('/replay.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
+        await hub.postForm('/ping', { url: topic });
+      }
+      const all = await first.waitFor(4, (e) => e.event === 'change');
+      // Three missed, ~90 KB: a reset, nothing else.
+      const far = await stream(streamUrl(hub, topic), { 'last-event-id': one!.id! });
+      const [reset] = await far.waitFor(1, (e) => e.event === 'reset');
+      expect(JSON.parse(reset!.data)).to.deep.equal({ reason: 'missed too much to be sent again' });
+      // One missed, ~30 KB: sent again.
+      const near = await stream(streamUrl(hub, topic), { 'last-event-id': all[2]!.id! });
+      const [again] = await near.waitFor(1, (e) => e.event === 'change');
+      expect((JSON.parse(again!.data) as Change).version).to.equal(4);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(far.events.filter((e) => e.event === 'change')).to.deep.equal([]);
+      expect(near.events.filter((e) => e.event === 'reset')).to.deep.equal([]);
     });
 
     it('resets a stream it cannot resume, with an id the next reconnect resumes from', async () => {
