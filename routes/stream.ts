@@ -6,6 +6,7 @@ import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
 import { parseHttpUrl } from './body.js';
 import { cors } from './cors.js';
+import { rateKey } from '../lib/rate-limit.js';
 import { clientAddress } from './rate.js';
 
 export interface StreamFaceOptions {
@@ -20,7 +21,8 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
   const perClient = new Map<string, number>();
 
   const open = (req: Request, res: Response, channels: Set<string>): void => {
-    const who = clientAddress(req);
+    // Counted as the rate limits count: an IPv6 client holds a whole /64, one address per stream.
+    const who = rateKey(clientAddress(req));
     const held = perClient.get(who) ?? 0;
     if (held >= opts.maxStreamsPerClient) {
       res.status(429).type('text/plain; charset=utf-8').send(`Too many open streams from your address (at most ${opts.maxStreamsPerClient}).\n`);

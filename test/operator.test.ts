@@ -474,6 +474,20 @@ describe('Operators and browsers over HTTP', function () {
       expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '429' })).to.be.at.least(1);
     });
 
+    it('counts an IPv6 client\'s streams by its /64, as the rate limits do: another address in it gets 429, another /64 does not', async () => {
+      const hub = await hubWith({ SSE_MAX_PER_CLIENT: '2', TRUST_PROXY: '127.0.0.1' });
+      const url = streamUrl(hub, 'http://127.0.0.1:1/feed.xml');
+      const from = (address: string): Record<string, string> => ({ 'x-forwarded-for': address });
+      await stream(url, from('2001:db8:0:1::1'));
+      await stream(url, from('2001:db8:0:1::2'));
+      const third = await openSse(url, from('2001:db8:0:1::3'));
+      if ('close' in third) third.close();
+      expect(third.status).to.equal(429);
+      const elsewhere = await openSse(url, from('2001:db8:0:2::1'));
+      if ('close' in elsewhere) elsewhere.close();
+      expect(elsewhere.status).to.equal(200);
+    });
+
     it('carries a change announced by an rssCloud ping as entries JSON', async () => {
       const hub = await hubWith();
       const topics = await topicServer();
