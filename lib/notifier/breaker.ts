@@ -17,6 +17,7 @@ interface HostState {
   openUntil: number;
   cooldownMs: number;
   probing: boolean;
+  lastFailureAt: number;
 }
 
 export interface PausedHost {
@@ -28,6 +29,7 @@ export interface PausedHost {
 export class CircuitBreaker {
   private readonly hosts = new Map<string, HostState>();
   private readonly now: () => number;
+  private sweptAt = 0;
 
   constructor(private readonly opts: BreakerOptions) {
     this.now = opts.now ?? Date.now;
@@ -52,14 +54,38 @@ export class CircuitBreaker {
   }
 
   failure(host: string): void {
-    const s = this.hosts.get(host) ?? { failures: 0, openUntil: 0, cooldownMs: 0, probing: false };
+    const now = this.now();
+    this.forgetQuiet(now);
+    const s = this.hosts.get(host) ?? { failures: 0, openUntil: 0, cooldownMs: 0, probing: false, lastFailureAt: now };
     s.failures++;
+    s.lastFailureAt = now;
     if (s.probing || (s.openUntil === 0 && s.failures >= this.opts.failureThreshold)) {
       s.cooldownMs = s.cooldownMs === 0 ? this.opts.baseCooldownMs : Math.min(this.opts.maxCooldownMs, s.cooldownMs * 2);
-      s.openUntil = this.now() + s.cooldownMs;
+      s.openUntil = now + s.cooldownMs;
       s.probing = false;
     }
     this.hosts.set(host, s);
+  }
+
+  /**
+   * A host is remembered only while it keeps failing: one that has not failed for twice the
+   * longest cooldown, and is neither paused nor being probed (its subscriptions are gone, or it
+   * came back while nothing was sent to it), starts afresh. Without this, every host:port that
+   * ever failed stayed, for good. A dead host still sent to is probed, and fails, at least once
+   * per longest cooldown, so it is kept. Swept at most once per longest cooldown.
+   */
+  private forgetQuiet(now: number): void {
+    const max = this.opts.maxCooldownMs;
+    if (now - this.sweptAt < max) return;
+    this.sweptAt = now;
+    for (const [host, s] of this.hosts) {
+      if (now - s.lastFailureAt > 2 * max && now >= s.openUntil && !s.probing) this.hosts.delete(host);
+    }
+  }
+
+  /** How many hosts it remembers (failing now or lately). */
+  get size(): number {
+    return this.hosts.size;
   }
 
   paused(): PausedHost[] {
