@@ -96,11 +96,13 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(webSubRouter(hub, { maxBodyBytes: config.websubMaxBodyBytes, rate: rate() }));
-  app.use(streamRouter(deps.streams, {
+  app.use(
+    streamRouter(deps.streams, {
       maxStreamsPerClient: config.sseMaxPerClient,
       maxTopicsPerStream: config.sseMaxTopicsPerStream,
       maxBufferedBytes: config.sseMaxBufferedBytes,
-    }));
+    }),
+  );
   app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds' }));
   if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
 
