@@ -72,6 +72,8 @@ export interface Config {
   siteRecheckSeconds: number;
   serverHeadersTimeoutMs: number;
   serverRequestTimeoutMs: number;
+  /** A response that makes no progress this long (its client stopped reading) is cut. */
+  serverResponseTimeoutMs: number;
   /** Bearer token for operator actions that change state; unset = those actions are off. */
   adminToken: string | undefined;
   sseHeartbeatMs: number;
@@ -212,6 +214,7 @@ function limits(env: Env): Pick<Config, LimitKeys> {
     fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0),
     serverHeadersTimeoutMs: int(env, 'SERVER_HEADERS_TIMEOUT_MS', 10_000, 100),
     serverRequestTimeoutMs: int(env, 'SERVER_REQUEST_TIMEOUT_MS', 30_000, 100),
+    serverResponseTimeoutMs: int(env, 'SERVER_RESPONSE_TIMEOUT_MS', 60_000, 100),
   };
 }
 
@@ -229,7 +232,8 @@ type LimitKeys =
   | 'rateLimitBurst'
   | 'fetchMinIntervalMs'
   | 'serverHeadersTimeoutMs'
-  | 'serverRequestTimeoutMs';
+  | 'serverRequestTimeoutMs'
+  | 'serverResponseTimeoutMs';
 
 function databaseUrl(env: Env, name: string): string | undefined {
   const v = raw(env, name);

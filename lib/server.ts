@@ -1,7 +1,7 @@
 // Builds a running hub from a Config: store, outbound client, notifier, core, app, listener,
 // cleanup timer. main.ts runs it for `npm start`; tests start it in-process with port 0.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
@@ -42,6 +42,32 @@ export interface StartOptions {
   resolver?: Resolver;
 }
 
+/**
+ * A response whose client stopped reading it (a large /feeds.opml, a static page) kept its
+ * connection and the unsent part of its body in memory for good: Node's timeouts cover only
+ * what the client sends. A connection on which nothing moves for `ms` while its response is
+ * under way is cut. One that is quiet before its response starts is the app at work (a ping
+ * waiting for its deliveries' first attempts) and is left alone; an idle kept-alive connection
+ * is Node's (keepAliveTimeout). A stream's heartbeats keep a reading stream moving; one that
+ * stops reading is cut by its own bound (SSE_MAX_BUFFERED_BYTES) or by this.
+ */
+function cutStalledResponses(server: http.Server, ms: number): void {
+  // Every response open on a connection: pipelined requests queue theirs behind the first.
+  const responding = new WeakMap<Socket, Set<http.ServerResponse>>();
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    let open = responding.get(socket);
+    if (!open) responding.set(socket, (open = new Set()));
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  // With a 'timeout' listener Node leaves the socket to it (an idle kept-alive one included).
+  server.setTimeout(ms, (socket: Socket) => {
+    const open = responding.get(socket);
+    if (!open || open.size === 0 || [...open].some((res) => res.headersSent)) socket.destroy();
+  });
+}
+
 export async function startHub(given: Config, opts: StartOptions = {}): Promise<RunningHub> {
   const log = opts.log ?? silentLogger;
   // Listen first: with PORT=0 the hub's own URL (the rel="hub" of every delivery) is known
@@ -53,6 +79,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   });
   server.headersTimeout = given.serverHeadersTimeoutMs;
   server.requestTimeout = given.serverRequestTimeoutMs;
+  // Never below two heartbeats: a quiet stream that reads must not be cut.
+  cutStalledResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
   // A request that comes before the app is attached (while the store opens: a second or more at
   // a restart with many subscriptions) waits for it: Node answers nothing that no 'request'
   // listener does, so such a request hung until its client gave up. Listening only once ready is

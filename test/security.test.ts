@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../lib/log.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep, type Handler } from './helpers/recorder.js';
 import { FeedServer, MSG, rawFault, readReply, subscriberOk, testApi, type RssReply } from './helpers/rsscloud.js';
+import { openStream } from './helpers/sse.js';
 
 // ---- shared helpers ------------------------------------------------------------------------
 
@@ -1288,6 +1289,68 @@ describe('security: slow clients (SERVER_HEADERS_TIMEOUT_MS=1000, SERVER_REQUEST
 
   it('still answers a normal ping afterwards', async () => {
     expect((await rss(hub, '/ping', { url: feeds.fixed('after') })).msg).to.equal(MSG.pinged);
+  });
+});
+
+describe('security: clients that stop reading (SERVER_RESPONSE_TIMEOUT_MS=1000)', function () {
+  this.timeout(20_000);
+  let hub: TestHub;
+  let feeds: FeedServer;
+  let slowSub: Recorder;
+  before(async () => {
+    feeds = await FeedServer.start();
+    // A subscriber that takes 2.5 s to answer: longer than the timeout.
+    slowSub = await Recorder.start(async (_r, res) => {
+      await sleep(2500);
+      res.writeHead(200).end();
+    });
+    hub = await startTestHub({ SERVER_RESPONSE_TIMEOUT_MS: '1000', SSE_HEARTBEAT_MS: '200' });
+  });
+  after(async () => {
+    await hub?.destroy();
+    await feeds?.close();
+    await slowSub?.close();
+  });
+  const connections = (): Promise<number> => new Promise((resolve, reject) => hub.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+
+  it('a connection whose responses its client does not read is cut once nothing has moved for the timeout', async () => {
+    // Pipelined requests for a 36 KB page, never read: the kernel's buffers fill, then the
+    // response under way stalls, its unsent part held by the hub.
+    const socket = net.connect(hub.port, '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      socket.write('GET /docs HTTP/1.1\r\nHost: hub\r\n\r\n'.repeat(400));
+      for (let i = 0; i < 50 && (await connections()) === 0; i++) await sleep(20);
+      expect(await connections(), 'the connection is open').to.equal(1);
+      for (let i = 0; i < 250 && (await connections()) > 0; i++) await sleep(20);
+      expect(await connections(), 'the hub closed it').to.equal(0);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('a request whose answer takes longer than the timeout (a ping waiting for a slow subscriber) is answered', async () => {
+    const feed = feeds.changing('slow-sub');
+    const reply = await rss(hub, '/pleaseNotify', { port: String(slowSub.port), path: '/notify', protocol: 'http-post', url1: feed });
+    expect(reply.msg).to.equal(MSG.subscribed);
+    const [pinged, ms] = await timed(() => rss(hub, '/ping', { url: feed }));
+    expect(pinged.msg).to.equal(MSG.pinged);
+    expect(ms, 'it waited for the subscriber').to.be.above(2000);
+  });
+
+  it('a stream that reads stays open past the timeout', async () => {
+    const s = await openStream(`${hub.url}/events`);
+    try {
+      await sleep(2500);
+      await s.waitForComments(10, 1000);
+      expect(await connections()).to.be.at.least(1);
+      let ended = false;
+      void s.ended.then(() => (ended = true));
+      await sleep(50);
+      expect(ended, 'the stream is still open').to.equal(false);
+    } finally {
+      s.close();
+    }
   });
 });
 
