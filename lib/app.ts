@@ -101,6 +101,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxStreamsPerClient: config.sseMaxPerClient,
       maxTopicsPerStream: config.sseMaxTopicsPerStream,
       maxBufferedBytes: config.sseMaxBufferedBytes,
+      maxWaitingEvents: config.sseBacklog,
     }),
   );
   app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds' }));

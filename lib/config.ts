@@ -80,7 +80,7 @@ export interface Config {
   sseBacklog: number;
   sseMaxPerClient: number;
   sseMaxTopicsPerStream: number;
-  /** Bytes a stream's client may leave unread before the stream is cut; also the most a reconnect is replayed. */
+  /** Bytes of events a stream's connection is handed before its client has read them; later events wait (see routes/stream.ts). */
   sseMaxBufferedBytes: number;
 }
 
@@ -307,6 +307,6 @@ export function loadConfig(env: Env = process.env): Config {
     sseBacklog: int(env, 'SSE_BACKLOG', 1000, 0),
     sseMaxPerClient: int(env, 'SSE_MAX_PER_CLIENT', 16, 1),
     sseMaxTopicsPerStream: int(env, 'SSE_MAX_TOPICS_PER_STREAM', 50, 1),
-    sseMaxBufferedBytes: int(env, 'SSE_MAX_BUFFERED_BYTES', 1024 * 1024, 1024),
+    sseMaxBufferedBytes: int(env, 'SSE_MAX_BUFFERED_BYTES', 1024 * 1024, 65_536),
   };
 }

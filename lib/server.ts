@@ -131,7 +131,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     bus.on('subscribed', (url) => poller.track(url as string));
     bus.on('published', (url) => poller.publisherActive(url as string));
 
-    const streams = new StreamHub(config.sseBacklog, config.sseMaxBufferedBytes);
+    const streams = new StreamHub(config.sseBacklog);
     const activity = new ActivityLog();
     const metrics = new Metrics({
       store,

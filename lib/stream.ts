@@ -33,14 +33,7 @@ export class StreamHub {
   private seq = 0;
   private heartbeat: NodeJS.Timeout | undefined;
 
-  /**
-   * `maxReplayBytes`: a reconnect that missed more than this is sent a reset, not the events,
-   * which would all wait in memory for a client that may read them slowly or never.
-   */
-  constructor(
-    private readonly backlogSize: number,
-    private readonly maxReplayBytes = Infinity,
-  ) {}
+  constructor(private readonly backlogSize: number) {}
 
   start(heartbeatMs: number): void {
     this.heartbeat = setInterval(() => this.broadcast(':\n\n', () => true), heartbeatMs);
@@ -89,22 +82,12 @@ export class StreamHub {
     const oldest = this.backlog[0]?.seq ?? this.seq + 1;
     // Resumable when the id is ours and nothing after it has fallen out of the backlog.
     if (boot !== this.boot || !Number.isInteger(last) || last > this.seq || last + 1 < oldest) {
-      this.reset(client, 'cannot resume from that event id');
+      // The reset carries the current id: the browser's Last-Event-ID moves to a point it can
+      // resume from, so its next reconnect is not reset again for the same stale id.
+      client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
       return;
     }
-    const missed = this.backlog.filter((e) => e.seq > last && client.channels.has(e.channel)).map((e) => this.textOf(e));
-    let bytes = 0;
-    for (const text of missed) bytes += Buffer.byteLength(text);
-    if (bytes > this.maxReplayBytes) {
-      this.reset(client, 'missed too much to be sent again');
-      return;
-    }
-    for (const text of missed) client.write(text);
-  }
-
-  /** The reset carries the current id: the browser's Last-Event-ID moves to a point it can resume from, so its next reconnect is not reset again for the same reason. */
-  private reset(client: StreamClient, reason: string): void {
-    client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason })}\n\n`);
+    for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(this.textOf(e));
   }
 
   private broadcast(text: string, match: (c: StreamClient) => boolean): void {

@@ -12,8 +12,10 @@ import { clientAddress } from './rate.js';
 export interface StreamFaceOptions {
   maxStreamsPerClient: number;
   maxTopicsPerStream: number;
-  /** A client that leaves more than this unread is cut off (see open). */
+  /** Bytes a stream's connection is handed that its client has not read yet; past it events wait. */
   maxBufferedBytes: number;
+  /** Events that may wait for a client (the backlog's size: past it the client could not resume anyway). */
+  maxWaitingEvents: number;
 }
 
 export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
@@ -35,19 +37,32 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     res.setHeader('X-Accel-Buffering', 'no');
     res.flushHeaders();
     const lastEventId = req.get('last-event-id') ?? (typeof req.query['lastEventId'] === 'string' ? req.query['lastEventId'] : undefined);
+    // Backpressure. Written regardless, every event was held in memory for a client that reads
+    // slowly or not at all, without end. The connection is handed at most maxBufferedBytes the
+    // client has not read; later events wait, in order, as references to the backlog's own
+    // texts, and go out as it reads (a replay of a whole backlog too). A client more than a
+    // backlog behind could not be resumed anyway: its stream is cut, and its EventSource
+    // reconnects with the last id it read and is told to reset.
+    const waiting: string[] = [];
+    const flush = (): void => {
+      while (waiting.length > 0 && res.writableLength <= opts.maxBufferedBytes && !res.destroyed) res.write(waiting.shift()!);
+    };
+    res.on('drain', flush);
     const detach = streams.attach(
       {
         channels,
         write: (chunk) => {
           if (res.destroyed || res.writableEnded) return false;
-          // A client that stopped reading (or reads slower than events come) would have every
-          // event kept for it in memory, without end. Past the bound the stream is cut; an
-          // EventSource reconnects with its Last-Event-ID and is sent what it missed, or a reset.
-          if (res.writableLength > opts.maxBufferedBytes) {
+          if (waiting.length === 0 && res.writableLength <= opts.maxBufferedBytes) {
+            res.write(chunk);
+            return true;
+          }
+          if (chunk.startsWith(':')) return true; // a heartbeat: the connection is not idle
+          waiting.push(chunk);
+          if (waiting.length > opts.maxWaitingEvents) {
             res.destroy();
             return false;
           }
-          res.write(chunk);
           return true;
         },
       },
