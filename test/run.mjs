@@ -95,7 +95,15 @@ let interrupted;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     interrupted = signal;
-    for (const c of children) c.kill(signal);
+    // To each run's process group: mocha re-spawns itself (for --import) and its wrapper passes
+    // on only SIGINT, so a SIGTERM to the wrapper alone left the tests running.
+    for (const c of children) {
+      try {
+        process.kill(-c.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
   });
 }
 
@@ -105,6 +113,7 @@ function runMocha(run, countsFile) {
     const child = spawn(process.execPath, [MOCHA, '--config', run.config, ...color, ...process.argv.slice(2)], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
       env: { ...process.env, TEST_STORE: run.store, TEST_COUNTS_FILE: countsFile },
     });
     children.add(child);
