@@ -24,6 +24,16 @@ describe('circuit breaker memory', () => {
     expect(b.waitUntil('paused:80'), 'starts afresh: closed').to.equal(0);
   });
 
+  it('lets another delivery probe when the one let through sent nothing', () => {
+    const b = breaker();
+    for (let i = 0; i < 3; i++) b.failure('host:80');
+    now = b.waitUntil('host:80');
+    expect(b.waitUntil('host:80'), 'this one probes').to.equal(0);
+    expect(b.waitUntil('host:80'), 'the others wait for it').to.be.greaterThan(now);
+    b.probeNotSent('host:80');
+    expect(b.waitUntil('host:80'), 'the next may probe').to.equal(0);
+  });
+
   it('keeps a dead host that is still probed, at the longest cooldown, and its pause', () => {
     const b = breaker();
     for (let i = 0; i < 3; i++) b.failure('dead:80');

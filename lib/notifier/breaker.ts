@@ -49,6 +49,16 @@ export class CircuitBreaker {
     return 0;
   }
 
+  /**
+   * The delivery that `waitUntil` let through made no request after all (its version was given
+   * up, or it failed before sending): the next one may probe instead. Without this the host
+   * stayed half-open, every delivery told to wait for a probe that never came back.
+   */
+  probeNotSent(host: string): void {
+    const s = this.hosts.get(host);
+    if (s) s.probing = false;
+  }
+
   success(host: string): void {
     this.hosts.delete(host);
   }

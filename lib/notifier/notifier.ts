@@ -485,6 +485,7 @@ export class Notifier extends EventEmitter {
           // That wait is longest when the store falls behind, as under the flood that fills the outbox.
           if (this.jobs.givenUp(lane.topic, version)) {
             this.unrecorded.release();
+            this.breaker.probeNotSent(host);
             return { skipped: GIVEN_UP };
           }
           const started = this.now();
@@ -493,6 +494,7 @@ export class Notifier extends EventEmitter {
             outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
           } catch (e) {
             this.unrecorded.release();
+            this.breaker.probeNotSent(host);
             throw e;
           }
           // Any answer that is not the host failing (a 4xx) shows the host is up: that too
