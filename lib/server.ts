@@ -177,6 +177,10 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     // One whose client has gone is dropped: nobody is left to answer, and a stream handed over
     // after its 'close' would be counted open for good.
     for (const [req, res] of early.splice(0)) if (!req.socket.destroyed) app(req, res);
+    // Heartbeats from the first stream on: the rest of the start (a long outbox to resume) must
+    // not leave streams quiet long enough for SERVER_RESPONSE_TIMEOUT_MS or a proxy to cut them.
+    streams.start(config.sseHeartbeatMs);
+    opened.push(() => streams.stop());
 
     const cleanup = async (): Promise<void> => {
       try {
@@ -194,7 +198,6 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     opened.push(() => hub.stopClaims());
     opened.push(() => poller.stop());
     await poller.start();
-    streams.start(config.sseHeartbeatMs);
     const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
     timer.unref();
 
