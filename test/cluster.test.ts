@@ -145,6 +145,36 @@ describe('three hub processes on one PostgreSQL database', function () {
     }
   });
 
+  it("a ping through one process does not wait out another process's retries of an older version", async () => {
+    const [a, b] = hubs as [ChildHub, ChildHub, ChildHub];
+    const feed = feeds.changing('cluster-behind');
+    const web = await Subscriber.start();
+    try {
+      const res = await postForm(a.url, { 'hub.mode': 'subscribe', 'hub.topic': feed, 'hub.callback': web.callback('/down') });
+      expect(res.status, await res.text()).to.equal(202);
+      await until('the WebSub subscription', async () => (await store.getSubscription(feed, web.callback('/down'))) !== undefined);
+      web.deliveryStatuses = Array.from({ length: 20 }, () => 500);
+      // Version 1 through A: its first attempt fails, and A retries it (5 s, then 10 s, …).
+      expect((await ping(a, feed)).success).to.equal(true);
+      expect(web.deliveries('/down')).to.have.length(1);
+      // Version 2 through B waits for A's version 1 to be handled first: its ping must not.
+      const pinged = await fetch(`${b.url}/ping`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ url: feed }).toString(),
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(await pinged.text()).to.contain('Thanks for the ping.');
+      // Nothing of version 2 went out before version 1 was done with.
+      const reads = web.deliveries('/down').map((r) => Number(/read (\d+)/.exec(r.body.toString())?.[1]));
+      expect(new Set(reads).size, `one version so far: ${reads.join(', ')}`).to.equal(1);
+    } finally {
+      // Answered from now on, so the retries end.
+      web.deliveryStatuses = [];
+      await web.close();
+    }
+  });
+
   it('concurrent subscribes through all three processes lose nothing', async () => {
     const feed = feeds.fixed('cluster-concurrent');
     const rss = await Recorder.start(subscriberOk);

@@ -459,7 +459,7 @@ export class Notifier extends EventEmitter {
             }
             const sub = await store.getSubscription(lane.topic, lane.callback);
             if (!sub || !this.due(sub, version)) return this.settled(lane, version, SKIPPED);
-            if (await this.waitForEarlier(sub, version)) continue;
+            if (await this.waitForEarlier(lane, sub, version)) continue;
           }
         }
         // The host slot comes first and everything else is read holding it: a fan-out queues
@@ -557,9 +557,14 @@ export class Notifier extends EventEmitter {
    * and not yet handled for it, goes first. Polls until it is handled or gone (its owner
    * finished, or took it over after a death). Within one process the lane already orders
    * versions, so on a single process this returns at once. Resolves true when it waited.
+   * Waiting longer than a first attempt takes (REQUEST_TIMEOUT_MS), the older version is being
+   * retried, for as long as the retry window: the lane's first attempts count then, as not
+   * delivered, as waitBehind counts them within one process, or a ping through this process
+   * would wait out the other's retries.
    */
-  private async waitForEarlier(sub: Subscription, version: number): Promise<boolean> {
+  private async waitForEarlier(lane: Lane, sub: Subscription, version: number): Promise<boolean> {
     let waited = false;
+    const since = this.now();
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
       // Given up meanwhile: nothing to order (the caller's turn skips it).
       if (this.jobs.givenUp(sub.topic, version)) return waited;
@@ -570,6 +575,9 @@ export class Notifier extends EventEmitter {
       const current = waited ? await this.deps.store.getSubscription(sub.topic, sub.callback) : sub;
       if (!current || !earlier.some((e) => this.due(current, e.version))) return waited;
       waited = true;
+      if (this.now() - since > this.deps.config.requestTimeoutMs) {
+        for (const v of [...lane.unsettled]) this.settleFirst(lane, v, BEHIND_RETRIES);
+      }
       await this.sleep(pause);
     }
     return waited;
