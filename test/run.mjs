@@ -2,8 +2,8 @@
 // ONE closing line for all, "N passed, N failed, N skipped", always the last line of the output
 // (CI reads it).
 //
-//   lane 1: the embedded-store suites that spend their time waiting (on child processes, protocol
-//           timers, the browser): SLOW below;
+//   lane 1: the embedded-store suites that spend their time waiting (on child processes and
+//           protocol timers): SLOW below;
 //   lane 2: every other test file on the embedded store, then the protocol suites
 //           (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql: every hub on the
 //           PostgreSQL store (test/helpers/store-under-test.ts), every top-level suite titled
@@ -38,7 +38,6 @@ const SLOW = [
   'test/security.test.ts',
   'test/fuzz.test.ts',
   'test/migrate.test.ts',
-  'test/browser.test.ts',
 ];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
