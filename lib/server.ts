@@ -49,7 +49,8 @@ export interface StartOptions {
  * under way is cut. One that is quiet before its response starts is the app at work (a ping
  * waiting for its deliveries' first attempts) and is left alone; an idle kept-alive connection
  * is Node's (keepAliveTimeout). A stream's heartbeats keep a reading stream moving; one that
- * stops reading is cut by its own bound (SSE_MAX_BUFFERED_BYTES) or by this.
+ * stops reading gets nothing more written (routes/stream.ts holds its events) and is cut by this,
+ * or sooner once it is a backlog behind.
  */
 function cutStalledResponses(server: http.Server, ms: number): void {
   // Every response open on a connection: pipelined requests queue theirs behind the first.

@@ -44,8 +44,9 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // backlog behind could not be resumed anyway: its stream is cut, and its EventSource
     // reconnects with the last id it read and is told to reset.
     const waiting: string[] = [];
+    const full = (): boolean => res.writableLength > opts.maxBufferedBytes;
     const flush = (): void => {
-      while (waiting.length > 0 && res.writableLength <= opts.maxBufferedBytes && !res.destroyed) res.write(waiting.shift()!);
+      while (waiting.length > 0 && !full() && !res.destroyed) res.write(waiting.shift()!);
     };
     res.on('drain', flush);
     const detach = streams.attach(
@@ -53,12 +54,10 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
         channels,
         write: (chunk) => {
           if (res.destroyed || res.writableEnded) return false;
-          if (waiting.length === 0 && res.writableLength <= opts.maxBufferedBytes) {
-            res.write(chunk);
-            return true;
-          }
-          if (chunk.startsWith(':')) return true; // a heartbeat: the connection is not idle
+          // A heartbeat that cannot go now is dropped: it only says the connection is alive.
+          if (chunk.startsWith(':') && (waiting.length > 0 || full())) return true;
           waiting.push(chunk);
+          flush();
           if (waiting.length > opts.maxWaitingEvents) {
             res.destroy();
             return false;

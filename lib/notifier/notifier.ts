@@ -391,7 +391,7 @@ export class Notifier extends EventEmitter {
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
-    if (lane.sleepingOn !== undefined && version !== lane.sleepingOn) this.settleFirst(lane, version, BEHIND_RETRIES);
+    if (lane.sleepingOn !== undefined) this.settleBehind(lane, lane.sleepingOn);
     if (!lane.versions.includes(version)) {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
@@ -575,9 +575,7 @@ export class Notifier extends EventEmitter {
       const current = waited ? await this.deps.store.getSubscription(sub.topic, sub.callback) : sub;
       if (!current || !earlier.some((e) => this.due(current, e.version))) return waited;
       waited = true;
-      if (this.now() - since > this.deps.config.requestTimeoutMs) {
-        for (const v of [...lane.unsettled]) this.settleFirst(lane, v, BEHIND_RETRIES);
-      }
+      if (this.now() - since > this.deps.config.requestTimeoutMs) this.settleBehind(lane);
       await this.sleep(pause);
     }
     return waited;
@@ -706,12 +704,17 @@ export class Notifier extends EventEmitter {
    */
   private async waitBehind(lane: Lane, version: number, sleeping: Promise<void>): Promise<void> {
     lane.sleepingOn = version;
-    for (const v of [...lane.unsettled]) if (v !== version) this.settleFirst(lane, v, BEHIND_RETRIES);
+    this.settleBehind(lane, version);
     try {
       await sleeping;
     } finally {
       lane.sleepingOn = undefined;
     }
+  }
+
+  /** Counts as not delivered the first attempts the lane owes, but `except`'s: they wait behind an older version's retries. */
+  private settleBehind(lane: Lane, except?: number): void {
+    for (const v of [...lane.unsettled]) if (v !== except) this.settleFirst(lane, v, BEHIND_RETRIES);
   }
 
   /** settleFirst, for a version done with: deliverVersion's true. */
