@@ -14,7 +14,7 @@ import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { tempDataDir } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder, sleep } from './helpers/recorder.js';
-import { FeedServer, notificationsAt, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { FeedServer, MSG, notificationsAt, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { openStream } from './helpers/sse.js';
 import { Subscriber } from './helpers/websub.js';
 
@@ -158,13 +158,7 @@ describe('three hub processes on one PostgreSQL database', function () {
       expect((await ping(a, feed)).success).to.equal(true);
       expect(web.deliveries('/down')).to.have.length(1);
       // Version 2 through B waits for A's version 1 to be handled first: its ping must not.
-      const pinged = await fetch(`${b.url}/ping`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ url: feed }).toString(),
-        signal: AbortSignal.timeout(15_000),
-      });
-      expect(await pinged.text()).to.contain('Thanks for the ping.');
+      expect((await ping(b, feed, { signal: AbortSignal.timeout(15_000) })).msg).to.equal(MSG.pinged);
       // Nothing of version 2 went out before version 1 was done with.
       const reads = web.deliveries('/down').map((r) => Number(/read (\d+)/.exec(r.body.toString())?.[1]));
       expect(new Set(reads).size, `one version so far: ${reads.join(', ')}`).to.equal(1);

@@ -427,6 +427,16 @@ describe('Operators and browsers over HTTP', function () {
   });
 
   describe('Server-Sent Events', () => {
+    /** A raw client that asks for `topic`'s stream and reads none of it until it is told to. */
+    const unreadStream = (hub: TestHub, topic: string): net.Socket => {
+      const { hostname, port } = new URL(hub.url);
+      const socket = net.connect(Number(port), hostname);
+      cleanup.push({ close: () => void socket.destroy() });
+      socket.write(`GET /stream?topic=${encodeURIComponent(topic)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+      return socket;
+    };
+    const sseClients = async (hub: TestHub): Promise<number> => metric(await scrape(hub), 'pushbutton_sse_clients');
+
     it('sends heartbeats, the retry hint, and open CORS on /stream and /events', async () => {
       const hub = await hubWith({ SSE_HEARTBEAT_MS: '200' });
       const s = await stream(streamUrl(hub, 'http://127.0.0.1:1/feed.xml'));
@@ -633,11 +643,8 @@ describe('Operators and browsers over HTTP', function () {
       const reader = await stream(streamUrl(hub, topic));
       // A client that asks for the stream and then never reads: the kernel's buffers fill first
       // (megabytes on loopback), then the hub's.
-      const { hostname, port } = new URL(hub.url);
-      const stalled = net.connect(Number(port), hostname);
-      cleanup.push({ close: () => void stalled.destroy() });
-      stalled.write(`GET /stream?topic=${encodeURIComponent(topic)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
-      const clients = async (): Promise<number> => metric(await scrape(hub), 'pushbutton_sse_clients');
+      unreadStream(hub, topic);
+      const clients = (): Promise<number> => sseClients(hub);
       for (let i = 0; i < 100 && (await clients()) < 2; i++) await sleep(20);
       expect(await clients(), 'both streams open').to.equal(2);
       let pings = 0;
@@ -658,11 +665,8 @@ describe('Operators and browsers over HTTP', function () {
       let n = 0;
       const next = (): string => `change ${++n}\n${'z'.repeat(60_000)}\n`;
       const topic = topics.set('/slow.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
-      const { hostname, port } = new URL(hub.url);
-      const slow = net.connect(Number(port), hostname);
-      cleanup.push({ close: () => void slow.destroy() });
-      slow.write(`GET /stream?topic=${encodeURIComponent(topic)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
-      const clients = async (): Promise<number> => metric(await scrape(hub), 'pushbutton_sse_clients');
+      const slow = unreadStream(hub, topic);
+      const clients = (): Promise<number> => sseClients(hub);
       for (let i = 0; i < 100 && (await clients()) < 1; i++) await sleep(20);
       // ~7 MB while it does not read: more than the kernel's buffers and the hub's bound.
       const CHANGES = 120;

@@ -16,6 +16,7 @@ import {
   notifyBody,
   ping,
   pleaseNotify,
+  postForm,
   readReply,
   setSubscriptions,
   status,
@@ -501,12 +502,7 @@ describe('rssCloud lifecycle', function () {
       const outcomes: string[] = [];
       const pinger = async (): Promise<void> => {
         while (!up) {
-          const res = await fetch(`http://${host}:${port}/ping`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded' },
-            body: new URLSearchParams({ url: feed }).toString(),
-            signal: AbortSignal.timeout(5000),
-          }).catch((e: unknown) => {
+          const res = await postForm(`http://${host}:${port}`, '/ping', { url: feed }, { signal: AbortSignal.timeout(5000) }).catch((e: unknown) => {
             if (!(e instanceof Error)) return String(e);
             if (e.name === 'TimeoutError') return 'no answer in 5 s';
             const code = (e.cause as { code?: unknown } | undefined)?.code;

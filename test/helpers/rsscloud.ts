@@ -87,12 +87,19 @@ export interface PostOptions {
   /** Defaults to /pleaseNotify or /ping. */
   path?: string;
   headers?: Record<string, string>;
+  /** To give up on an answer that does not come (AbortSignal.timeout). */
+  signal?: AbortSignal;
 }
 
 export async function postForm(hubUrl: string, path: string, form: Form, opts: PostOptions = {}): Promise<Response> {
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...opts.headers };
   if (opts.accept !== undefined) headers['accept'] = opts.accept;
-  return fetch(`${hubUrl}${opts.path ?? path}`, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+  return fetch(`${hubUrl}${opts.path ?? path}`, {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams(form).toString(),
+    ...(opts.signal && { signal: opts.signal }),
+  });
 }
 
 /** REST pleaseNotify. */
