@@ -3,6 +3,7 @@
 // surfacing later as odd behaviour.
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
+import { lookupSlots } from './lookups.js';
 
 export type SignatureAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -21,6 +22,8 @@ export interface Config {
   /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
   publicUrlSet: boolean;
   requestTimeoutMs: number;
+  /** Name lookups run at once: libuv's share of its thread pool (UV_THREADPOOL_SIZE, Node's own variable). */
+  lookupSlots: number;
   rssCloudLeaseSeconds: number;
   maxConsecutiveErrors: number;
   feedsRetentionDays: number;
@@ -274,6 +277,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),
+    lookupSlots: lookupSlots(raw(env, 'UV_THREADPOOL_SIZE')),
     rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1),
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
     feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),

@@ -1,13 +1,14 @@
 // Every outbound HTTP request of the hub goes through here, and this is the only module that
 // imports undici. URLs come from strangers (feed URLs, subscriber callbacks), so each request is
 // bounded in time and size and may only reach addresses the AddressGuard allows.
-import dns from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
+import { sharedLookups, systemResolver, type Resolver } from './lookups.js';
 
-export { OutboundError, type OutboundErrorCode };
+export { OutboundError, type OutboundErrorCode, type Resolver };
 
 /** Feed/topic fetches and subscriber callbacks have separate allow-lists. */
 export type TargetKind = 'fetch' | 'callback';
@@ -24,6 +25,8 @@ export interface HttpClientOptions {
   connections?: number;
   /** Replaces the system resolver (tests: a stub that maps names to chosen addresses). */
   resolver?: Resolver;
+  /** Lookups running at once (see lib/lookups.ts); default 2, libuv's share of its default pool. */
+  lookupSlots?: number;
 }
 
 export interface HttpRequest {
@@ -65,11 +68,6 @@ function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
   };
 }
 
-/** Resolves a host name to its addresses; the system resolver unless a test supplies a stub. */
-export type Resolver = (hostname: string, family?: number) => Promise<dns.LookupAddress[]>;
-
-const systemResolver: Resolver = (hostname, family) =>
-  dns.promises.lookup(hostname, { all: true, ...(family === 4 || family === 6 ? { family } : {}) });
 
 /**
  * Connector that checks the address the socket actually reached. The lookup check alone is
@@ -239,7 +237,7 @@ export class HttpClient {
   private readonly resolve: Resolver;
 
   constructor(private readonly opts: HttpClientOptions) {
-    this.resolve = opts.resolver ?? systemResolver;
+    this.resolve = sharedLookups(opts.resolver ?? systemResolver, opts.lookupSlots ?? 2, opts.timeoutMs);
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
@@ -260,7 +258,7 @@ export class HttpClient {
     const parsed = parseUrl(url);
     const host = parsed.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host) !== 0) return this.guards[kind].check(host);
-    let addresses: dns.LookupAddress[];
+    let addresses: LookupAddress[];
     // Within the request timeout, as every connection's lookup is: a name server that never
     // answers would otherwise hold the WebSub subscribe request that asked, for as long as the
     // system resolver's own retries last.

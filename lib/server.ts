@@ -108,6 +108,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     opened.push(() => store.close());
     const httpClient = new HttpClient({
       timeoutMs: config.requestTimeoutMs,
+      lookupSlots: config.lookupSlots,
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
       fetchAllowCidrs: config.fetchAllowCidrs,

@@ -23,9 +23,14 @@ export interface ChildHub {
   stop(signal: NodeJS.Signals): Promise<Exit>;
 }
 
-/** A hub process on `dataDir`, on the store under test (as startTestHub: test/helpers/hub.ts). */
-export async function spawnHub(dataDir: string, env: Record<string, string> = {}, startTimeoutMs = 15_000): Promise<ChildHub> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+/**
+ * A hub process on `dataDir`, on the store under test (as startTestHub: test/helpers/hub.ts).
+ * `wrapper`, when given, is a command the hub's own command line is appended to, which must
+ * end by exec'ing it (so the process signalled is the hub).
+ */
+export async function spawnHub(dataDir: string, env: Record<string, string> = {}, startTimeoutMs = 15_000, wrapper: string[] = []): Promise<ChildHub> {
+  const [command = process.execPath, ...args] = [...wrapper, process.execPath, '--import', 'tsx', 'lib/main.ts'];
+  const proc = spawn(command, args, {
     cwd: ROOT,
     env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', DATA_DIR: dataDir, ...(await storeEnv(dataDir, env)), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],

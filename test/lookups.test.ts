@@ -1,0 +1,99 @@
+// Unit tests of lib/lookups.ts with a resolver of the test's own, whose answers it releases by
+// hand. The same rules met by the system resolver, over HTTP: test/slow-dns.test.ts.
+import { expect } from 'chai';
+import type { LookupAddress } from 'node:dns';
+import { LookupTimeout, lookupSlots, sharedLookups, type Resolver } from '../lib/lookups.js';
+import { sleep } from './helpers/recorder.js';
+
+/** A resolver whose calls wait until the test answers them. */
+function heldResolver(): { resolve: Resolver; calls: string[]; answer: (name: string, ok?: boolean) => void } {
+  const calls: string[] = [];
+  const waiting = new Map<string, { ok: (a: LookupAddress[]) => void; fail: (e: Error) => void }>();
+  return {
+    calls,
+    resolve: (hostname) =>
+      new Promise((ok, fail) => {
+        calls.push(hostname);
+        waiting.set(hostname, { ok, fail });
+      }),
+    answer: (name, ok = true) => {
+      const w = waiting.get(name);
+      if (!w) throw new Error(`${name} is not being looked up`);
+      waiting.delete(name);
+      if (ok) w.ok([{ address: '192.0.2.1', family: 4 }]);
+      else w.fail(new Error(`getaddrinfo EAI_AGAIN ${name}`));
+    },
+  };
+}
+
+describe('name lookups (lib/lookups.ts)', () => {
+  it('runs as many at once as libuv gives lookups: half its thread pool, rounded up', () => {
+    expect(lookupSlots(undefined)).to.equal(2);
+    expect(lookupSlots('4')).to.equal(2);
+    expect(lookupSlots('1')).to.equal(1);
+    expect(lookupSlots('5')).to.equal(3);
+    expect(lookupSlots('16')).to.equal(8);
+    // libuv reads the number as atoi does: 0 or nonsense is one thread, and at most 1024.
+    expect(lookupSlots('0')).to.equal(1);
+    expect(lookupSlots('many')).to.equal(1);
+    expect(lookupSlots('100000')).to.equal(512);
+  });
+
+  it('starts no more than its slots at once; the others start in arrival order as slots free', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, 2, 10_000);
+    const answers = ['a', 'b', 'c', 'd'].map((n) => lookup(n));
+    expect(r.calls).to.deep.equal(['a', 'b']);
+    r.answer('b');
+    await answers[1];
+    expect(r.calls).to.deep.equal(['a', 'b', 'c']);
+    r.answer('a', false);
+    await answers[0]!.catch(() => undefined);
+    expect(r.calls).to.deep.equal(['a', 'b', 'c', 'd']);
+    r.answer('c');
+    r.answer('d');
+    expect(await answers[3]).to.deep.equal([{ address: '192.0.2.1', family: 4 }]);
+  });
+
+  it('a lookup that waits longer than its limit fails without ever being started, and frees its place', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, 1, 100);
+    const first = lookup('slow.example');
+    const waited = lookup('late.example');
+    const err = await waited.then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(LookupTimeout);
+    expect((err as Error).message).to.include('late.example');
+    r.answer('slow.example');
+    await first;
+    expect(r.calls, 'the lookup that gave up was started after all').to.deep.equal(['slow.example']);
+    const next = lookup('next.example');
+    expect(r.calls).to.deep.equal(['slow.example', 'next.example']);
+    r.answer('next.example');
+    await next;
+  });
+
+  it('lookups of one name while it is being looked up share its answer; later ones ask again', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, 2, 10_000);
+    const same = [lookup('x.example'), lookup('x.example'), lookup('x.example')];
+    expect(r.calls).to.deep.equal(['x.example']);
+    r.answer('x.example');
+    expect(await Promise.all(same)).to.have.length(3);
+    const again = lookup('x.example');
+    expect(r.calls).to.deep.equal(['x.example', 'x.example']);
+    r.answer('x.example');
+    await again;
+  });
+
+  it('a resolver that throws instead of rejecting frees its slot', async () => {
+    let n = 0;
+    const lookup = sharedLookups((name) => {
+      if (n++ === 0) throw new Error(`no ${name}`);
+      return Promise.resolve([{ address: '192.0.2.2', family: 4 }]);
+    }, 1, 1000);
+    const err = await lookup('throws.example').then(() => undefined, (e: unknown) => e);
+    expect((err as Error).message).to.equal('no throws.example');
+    await sleep(0);
+    expect(await lookup('fine.example')).to.deep.equal([{ address: '192.0.2.2', family: 4 }]);
+  });
+});

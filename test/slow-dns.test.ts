@@ -1,0 +1,116 @@
+// Name servers that never answer, met by the system resolver itself: the hub runs as a child
+// process in a mount namespace of its own (unshare, as root: CI runs as root) whose
+// /etc/resolv.conf names a UDP socket of this test that never answers (2 s per lookup), and
+// whose /etc/hosts names the good hosts, all on 127.0.0.1. Nothing is stubbed inside the hub:
+// lookups are getaddrinfo on libuv's thread pool, as in production.
+import { expect } from 'chai';
+import dgram from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { loopbackAddress, sleep } from './helpers/recorder.js';
+import { FeedServer, MSG, ping } from './helpers/rsscloud.js';
+
+/** A name server that reads every query, records the name asked, and never answers. */
+class SilentNameServer {
+  readonly asked: string[] = [];
+  private constructor(private readonly socket: dgram.Socket) {
+    socket.on('message', (msg) => this.asked.push(questionName(msg)));
+  }
+
+  static async start(address: string): Promise<SilentNameServer> {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(53, address, () => resolve());
+    });
+    return new SilentNameServer(socket);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** The first question's name in a DNS query: labels after the 12-byte header. */
+function questionName(msg: Buffer): string {
+  const labels: string[] = [];
+  for (let at = 12; at < msg.length && msg[at]! > 0; at += msg[at]! + 1) labels.push(msg.subarray(at + 1, at + 1 + msg[at]!).toString('latin1'));
+  return labels.join('.');
+}
+
+/** Runs the rest of its command line with resolv.conf and hosts replaced, in a mount namespace of its own. */
+function sandbox(resolvConf: string, hosts: string): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"', 'sh', resolvConf, hosts];
+}
+
+const named = (url: string, host: string): string => {
+  const u = new URL(url);
+  u.hostname = host;
+  return u.href;
+};
+
+describe('name servers that never answer (the system resolver, REQUEST_TIMEOUT_MS=1000)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let nameServer: SilentNameServer;
+  let feeds: FeedServer;
+  let hub: ChildHub;
+  const GOOD = Array.from({ length: 8 }, (_, i) => `good${i}.test`);
+
+  before(async function () {
+    try {
+      execFileSync('unshare', ['--mount', 'true'], { stdio: 'pipe' });
+    } catch (e) {
+      throw new Error(`these tests need a mount namespace of their own (unshare --mount, as root): ${(e as Error).message}`);
+    }
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-dns-'));
+    const address = loopbackAddress();
+    nameServer = await SilentNameServer.start(address);
+    const resolvConf = path.join(dir, 'resolv.conf');
+    const hosts = path.join(dir, 'hosts');
+    await writeFile(resolvConf, `nameserver ${address}\noptions timeout:2 attempts:1\n`);
+    await writeFile(hosts, ['127.0.0.1 localhost', ...GOOD.map((h) => `127.0.0.1 ${h}`), ''].join('\n'));
+    feeds = await FeedServer.start();
+    hub = await spawnHub(path.join(dir, 'data'), { REQUEST_TIMEOUT_MS: '1000', POLL_ENABLED: 'false' }, 15_000, sandbox(resolvConf, hosts));
+  });
+  after(async () => {
+    await hub?.stop('SIGTERM');
+    await feeds?.rec.close();
+    await nameServer?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a named feed is read as soon as the lookups of a burst of slow names are over, not after every one of them has run', async () => {
+    // Names whose lookups must first be shown to go to the silent name server.
+    const slow = Array.from({ length: 20 }, (_, i) => `http://n${i}.slow.test/feed.xml`);
+    const t0 = Date.now();
+    const replies = await Promise.all(slow.map((url) => ping(hub, url)));
+    replies.forEach((r, i) => expect(r.msg).to.equal(MSG.pingReadError(slow[i]!)));
+    expect(nameServer.asked.some((n) => n.endsWith('.slow.test')), 'no lookup reached the name server').to.equal(true);
+    // The two lookups running when the burst came (libuv runs two at once) end 2 s after it:
+    // then every named host can be looked up again. Before, the 18 others still ran one after
+    // the other, two at a time, for ~18 s: every ping of a named feed failed meanwhile.
+    await sleep(Math.max(0, t0 + 2500 - Date.now()));
+    for (const host of GOOD.slice(0, 4)) {
+      const feed = named(feeds.fixed(`burst-${host}`), host);
+      expect((await ping(hub, feed)).msg, host).to.equal(MSG.pinged);
+      expect(feeds.reads(feed), host).to.equal(1);
+    }
+  });
+
+  it('pings of one slow name at the same time make one lookup, not one each', async () => {
+    const url = 'http://once.slow.test/feed.xml';
+    const replies = await Promise.all(Array.from({ length: 12 }, () => ping(hub, url)));
+    for (const r of replies) expect(r.msg).to.equal(MSG.pingReadError(url));
+    // Enough for a second pair of lookups of the name to have gone out, had there been any.
+    await sleep(4500);
+    const queries = nameServer.asked.filter((n) => n === 'once.slow.test').length;
+    // One getaddrinfo asks for A and AAAA: two queries.
+    expect(queries).to.be.within(1, 2);
+    const feed = named(feeds.fixed('after-once'), GOOD[4]!);
+    expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
+  });
+});
