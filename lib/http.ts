@@ -6,7 +6,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
-import { sharedLookups, systemResolver, type Resolver } from './lookups.js';
+import { LookupTimeout, sharedLookups, systemResolver, type Resolver } from './lookups.js';
 
 export { OutboundError, type OutboundErrorCode, type Resolver };
 
@@ -264,12 +264,15 @@ export class HttpClient {
     // system resolver's own retries last.
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
+      timer = setTimeout(() => reject(new LookupTimeout(`no answer in ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs);
     });
     try {
       addresses = await Promise.race([this.resolve(host), deadline]);
     } catch (e) {
-      throw new OutboundError('network', `cannot resolve ${host}: ${(e as Error).message}`);
+      // A name server that did not answer in time says nothing about the name ('timeout': try
+      // again later); one that says the name does not exist does ('network').
+      const late = e instanceof LookupTimeout || (e as NodeJS.ErrnoException | null)?.code === 'EAI_AGAIN';
+      throw new OutboundError(late ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
     } finally {
       clearTimeout(timer);
     }

@@ -467,11 +467,17 @@ export class Hub extends EventEmitter {
       try {
         await this.deps.http.checkTarget('fetch', req.topic);
       } catch (e) {
-        const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
-        log.info('websub: subscription denied', { topic: req.topic, reason });
-        this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
-        await verifier.webSubDenied(req.callback, req.topic, reason);
-        return;
+        // A name server slow to answer is no reason to deny for good: every read of the topic
+        // is still checked when it connects.
+        if (e instanceof OutboundError && e.code === 'timeout') {
+          log.info('websub: topic not resolved in time, verifying anyway', { topic: req.topic, reason: e.message });
+        } else {
+          const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
+          log.info('websub: subscription denied', { topic: req.topic, reason });
+          this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
+          await verifier.webSubDenied(req.callback, req.topic, reason);
+          return;
+        }
       }
     }
     const lease = req.mode === 'subscribe' ? this.grantLease(req.leaseSeconds) : undefined;

@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
-import { loopbackAddress, sleep } from './helpers/recorder.js';
+import { Recorder, loopbackAddress, sleep } from './helpers/recorder.js';
 import { FeedServer, MSG, ping } from './helpers/rsscloud.js';
 
 /** A name server that reads every query, records the name asked, and never answers. */
@@ -112,5 +112,29 @@ describe('name servers that never answer (the system resolver, REQUEST_TIMEOUT_M
     expect(queries).to.be.within(1, 2);
     const feed = named(feeds.fixed('after-once'), GOOD[4]!);
     expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
+  });
+
+  it('a WebSub subscription to a topic whose name server does not answer in time is verified, not denied', async () => {
+    // The subscriber answers every verification with its challenge.
+    const subscriber = await Recorder.start((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? '');
+    });
+    try {
+      const topic = 'http://topic.slow.test/feed.xml';
+      const res = await fetch(`${hub.url}/websub`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${subscriber.url}/cb` }).toString(),
+      });
+      expect(res.status).to.equal(202);
+      const [verification] = await subscriber.waitFor(1);
+      // Before, the lookup's timeout was taken for a topic the hub may never read: hub.mode=denied.
+      expect(verification!.query.get('hub.mode')).to.equal('subscribe');
+      expect(verification!.query.get('hub.topic')).to.equal(topic);
+      await sleep(300);
+      expect(subscriber.requests.filter((r) => r.query.get('hub.mode') === 'denied')).to.deep.equal([]);
+    } finally {
+      await subscriber.close();
+    }
   });
 });
