@@ -64,8 +64,19 @@ function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
       // net.connect asks for all addresses when it races IPv4/IPv6 (autoSelectFamily), one otherwise.
       if (options.all) callback(null, addresses);
       else callback(null, first.address, first.family);
-    }, (err: NodeJS.ErrnoException) => callback(err, '', 0));
+    }, (err: unknown) => callback(lookupFailure(hostname, err), '', 0));
   };
+}
+
+/**
+ * A failed lookup as the hub reports it: 'timeout' when it could not be done in time (no
+ * answer, or no turn, within REQUEST_TIMEOUT_MS), which says nothing about the name; else
+ * 'network' (no such name, or a name server that failed: SERVFAIL and the system resolver's
+ * own timeout look alike).
+ */
+function lookupFailure(host: string, e: unknown): OutboundError {
+  if (e instanceof OutboundError) return e;
+  return new OutboundError(e instanceof LookupTimeout ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
 }
 
 
@@ -269,10 +280,7 @@ export class HttpClient {
     try {
       addresses = await Promise.race([this.resolve(host), deadline]);
     } catch (e) {
-      // A name server that did not answer in time says nothing about the name ('timeout': try
-      // again later); one that says the name does not exist does ('network').
-      const late = e instanceof LookupTimeout || (e as NodeJS.ErrnoException | null)?.code === 'EAI_AGAIN';
-      throw new OutboundError(late ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
+      throw lookupFailure(host, e);
     } finally {
       clearTimeout(timer);
     }

@@ -2,90 +2,120 @@
 // which gives lookups at most half its threads (2 of the default 4) and queues the rest where
 // nothing can withdraw them: a lookup whose request has given up still runs when its turn
 // comes, and then waits as long as the system resolver waits for a name server that does not
-// answer (10 s with the usual resolv.conf). So a burst of pings naming hosts under such a name
+// answer (10 s or more with the usual resolv.conf). So a burst of pings naming hosts under such a name
 // server, each answered at REQUEST_TIMEOUT_MS, left behind it a queue of lookups for nobody
 // that kept every other lookup (feeds, callbacks) waiting long after: 20 such pings, ~20 s in
 // which no named host could be reached. Here a lookup waits for a thread in the hub's own
-// queue, which it leaves when its caller's time is up, and lookups of one name at the same
-// time share one call.
+// queue, which it leaves unstarted once nobody waits for it, and lookups of one name at the
+// same time share one call. Requests that keep naming such hosts still make the others wait
+// their turn meanwhile; a local caching resolver is the remedy for that.
 import dns, { type LookupAddress } from 'node:dns';
 
 /** Resolves a host name to its addresses (family 4 or 6, or any). */
 export type Resolver = (hostname: string, family?: number) => Promise<LookupAddress[]>;
 
-export class LookupTimeout extends Error {}
+export class LookupTimeout extends Error {
+  override name = 'LookupTimeout';
+}
 
 export const systemResolver: Resolver = (hostname, family) =>
   dns.promises.lookup(hostname, { all: true, ...(family === 4 || family === 6 ? { family } : {}) });
 
 /**
  * How many lookups libuv runs at once: half its thread pool, rounded up, as it reads
- * UV_THREADPOOL_SIZE (a whole number, 4 when unset, at least 1, at most 1024). Starting more
- * than this only queues them inside libuv, out of reach.
+ * UV_THREADPOOL_SIZE (C's atoi into an unsigned count: 4 when unset, 0 or nonsense is 1, a
+ * negative number or more than 1024 is 1024). Starting more than this only queues them inside
+ * libuv, out of reach.
  */
 export function lookupSlots(threadPoolSize: string | undefined): number {
   const n = threadPoolSize === undefined ? 4 : Number.parseInt(threadPoolSize, 10);
-  const threads = Number.isNaN(n) || n <= 0 ? 1 : Math.min(n, 1024);
+  const threads = Number.isNaN(n) || n === 0 ? 1 : n < 0 ? 1024 : Math.min(n, 1024);
   return Math.floor((threads + 1) / 2);
 }
 
+interface Caller {
+  ok: (addresses: LookupAddress[]) => void;
+  fail: (e: unknown) => void;
+  timer?: NodeJS.Timeout;
+}
+
+interface Lookup {
+  key: string;
+  hostname: string;
+  family: number | undefined;
+  /** Who waits for it to start; undefined once it has. */
+  callers: Set<Caller> | undefined;
+  /** The call, once started. */
+  call?: Promise<LookupAddress[]>;
+}
+
 /**
- * `resolve` with at most `slots` calls running at once; a lookup that finds them all busy
- * waits at most `maxWaitMs` for one, then fails with LookupTimeout without ever being started
- * (its caller's own deadline has passed by then: every lookup's caller gives up within the
- * request timeout). A lookup of a name already being looked up (or waiting) gets that answer.
+ * `resolve` with at most `slots` calls running at once. A lookup that finds them all busy
+ * waits for one; each caller waits at most `maxWaitMs` (every caller gives up within the
+ * request timeout), then fails with LookupTimeout, and a lookup nobody waits for any more
+ * leaves the queue without being started. A lookup of a name already being looked up, or
+ * waiting to be, gets that answer.
  */
 export function sharedLookups(resolve: Resolver, slots: number, maxWaitMs: number): Resolver {
   let running = 0;
-  /** In arrival order; a lookup whose wait is over leaves at once. */
-  const waiting = new Set<() => void>();
-  const pending = new Map<string, Promise<LookupAddress[]>>();
+  /** Waiting to start, in arrival order. */
+  const queue = new Set<Lookup>();
+  /** Waiting or running, by family and name. */
+  const byKey = new Map<string, Lookup>();
+
+  const start = (lookup: Lookup): void => {
+    queue.delete(lookup);
+    running++;
+    const callers = lookup.callers ?? new Set<Caller>();
+    lookup.callers = undefined;
+    for (const c of callers) clearTimeout(c.timer);
+    let call: Promise<LookupAddress[]>;
+    try {
+      call = resolve(lookup.hostname, lookup.family);
+    } catch (e) {
+      call = Promise.reject(e);
+    }
+    lookup.call = call;
+    // The slot is free, and the next lookup started, before the callers hear the answer.
+    const done = (): void => {
+      running--;
+      byKey.delete(lookup.key);
+      const next = queue.values().next();
+      if (!next.done) start(next.value);
+    };
+    call.then(
+      (addresses) => {
+        done();
+        for (const c of callers) c.ok(addresses);
+      },
+      (e: unknown) => {
+        done();
+        for (const c of callers) c.fail(e);
+      },
+    );
+  };
 
   return (hostname, family) => {
     const key = `${family ?? 0} ${hostname}`;
-    const known = pending.get(key);
-    if (known) return known;
-    const promise = new Promise<LookupAddress[]>((resolveP, rejectP) => {
-      const start = (): void => {
-        running++;
-        let call: Promise<LookupAddress[]>;
-        try {
-          call = resolve(hostname, family);
-        } catch (e) {
-          call = Promise.reject(e);
+    const known = byKey.get(key);
+    if (known?.call) return known.call;
+    return new Promise<LookupAddress[]>((ok, fail) => {
+      const caller: Caller = { ok, fail };
+      const lookup: Lookup = known ?? { key, hostname, family, callers: new Set() };
+      lookup.callers?.add(caller);
+      if (!known) {
+        byKey.set(key, lookup);
+        if (running < slots) return start(lookup);
+        queue.add(lookup);
+      }
+      caller.timer = setTimeout(() => {
+        lookup.callers?.delete(caller);
+        if (lookup.callers?.size === 0) {
+          queue.delete(lookup);
+          byKey.delete(key);
         }
-        // The slot is free, and the next lookup started, before the caller hears the answer.
-        const done = (): void => {
-          running--;
-          pending.delete(key);
-          const turn = waiting.values().next();
-          if (!turn.done) turn.value();
-        };
-        call.then(
-          (addresses) => {
-            done();
-            resolveP(addresses);
-          },
-          (e: unknown) => {
-            done();
-            rejectP(e);
-          },
-        );
-      };
-      if (running < slots) return start();
-      const turn = (): void => {
-        waiting.delete(turn);
-        clearTimeout(timer);
-        start();
-      };
-      const timer = setTimeout(() => {
-        waiting.delete(turn);
-        pending.delete(key);
-        rejectP(new LookupTimeout(`no lookup of ${hostname} could start within ${maxWaitMs} ms: the name servers of other lookups are slow to answer`));
+        fail(new LookupTimeout(`no lookup of ${hostname} could start within ${maxWaitMs} ms: the name servers of other lookups are slow to answer`));
       }, maxWaitMs);
-      waiting.add(turn);
     });
-    pending.set(key, promise);
-    return promise;
   };
 }

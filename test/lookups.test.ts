@@ -37,6 +37,7 @@ describe('name lookups (lib/lookups.ts)', () => {
     expect(lookupSlots('0')).to.equal(1);
     expect(lookupSlots('many')).to.equal(1);
     expect(lookupSlots('100000')).to.equal(512);
+    expect(lookupSlots('-1')).to.equal(512);
   });
 
   it('starts no more than its slots at once; the others start in arrival order as slots free', async () => {
@@ -70,6 +71,22 @@ describe('name lookups (lib/lookups.ts)', () => {
     expect(r.calls).to.deep.equal(['slow.example', 'next.example']);
     r.answer('next.example');
     await next;
+  });
+
+  it('a caller that joins a waiting lookup of the same name waits its own time, and the lookup starts for it', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, 1, 200);
+    const busy = lookup('busy.example');
+    const first = lookup('same.example');
+    await sleep(150);
+    const joiner = lookup('same.example');
+    // The first caller's time is up: the joiner's is not, so the lookup stays in the queue.
+    expect(await first.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    r.answer('busy.example');
+    await busy;
+    expect(r.calls).to.deep.equal(['busy.example', 'same.example']);
+    r.answer('same.example');
+    expect(await joiner).to.deep.equal([{ address: '192.0.2.1', family: 4 }]);
   });
 
   it('lookups of one name while it is being looked up share its answer; later ones ask again', async () => {

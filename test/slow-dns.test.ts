@@ -23,7 +23,7 @@ class SilentNameServer {
   static async start(address: string): Promise<SilentNameServer> {
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
+      socket.once('error', (e) => reject(new Error(`a name server for the tests needs ${address}:53 (root, and nothing bound to port 53 on every address): ${e.message}`)));
       socket.bind(53, address, () => resolve());
     });
     return new SilentNameServer(socket);
@@ -41,9 +41,23 @@ function questionName(msg: Buffer): string {
   return labels.join('.');
 }
 
-/** Runs the rest of its command line with resolv.conf and hosts replaced, in a mount namespace of its own. */
-function sandbox(resolvConf: string, hosts: string): string[] {
-  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"', 'sh', resolvConf, hosts];
+/**
+ * Runs the rest of its command line with resolv.conf, hosts and nsswitch.conf replaced, in
+ * mount and host-name namespaces of its own: a host name without a domain, and none of the
+ * resolver's environment variables, so no search domain or option of the machine's adds
+ * queries or time to a lookup.
+ */
+function sandbox(dir: string): string[] {
+  const script = [
+    'echo pushbutton-test > /proc/sys/kernel/hostname',
+    'mount --bind "$1/resolv.conf" /etc/resolv.conf',
+    'mount --bind "$1/hosts" /etc/hosts',
+    'mount --bind "$1/nsswitch.conf" /etc/nsswitch.conf',
+    'shift',
+    'unset RES_OPTIONS LOCALDOMAIN HOSTALIASES',
+    'exec "$@"',
+  ].join(' && ');
+  return ['unshare', '--mount', '--uts', '--propagation', 'private', 'sh', '-c', script, 'sh', dir];
 }
 
 const named = (url: string, host: string): string => {
@@ -69,12 +83,11 @@ describe('name servers that never answer (the system resolver, REQUEST_TIMEOUT_M
     dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-dns-'));
     const address = loopbackAddress();
     nameServer = await SilentNameServer.start(address);
-    const resolvConf = path.join(dir, 'resolv.conf');
-    const hosts = path.join(dir, 'hosts');
-    await writeFile(resolvConf, `nameserver ${address}\noptions timeout:2 attempts:1\n`);
-    await writeFile(hosts, ['127.0.0.1 localhost', ...GOOD.map((h) => `127.0.0.1 ${h}`), ''].join('\n'));
+    await writeFile(path.join(dir, 'resolv.conf'), `nameserver ${address}\noptions timeout:2 attempts:1\n`);
+    await writeFile(path.join(dir, 'hosts'), ['127.0.0.1 localhost', ...GOOD.map((h) => `127.0.0.1 ${h}`), ''].join('\n'));
+    await writeFile(path.join(dir, 'nsswitch.conf'), 'hosts: files dns\n');
     feeds = await FeedServer.start();
-    hub = await spawnHub(path.join(dir, 'data'), { REQUEST_TIMEOUT_MS: '1000', POLL_ENABLED: 'false' }, 15_000, sandbox(resolvConf, hosts));
+    hub = await spawnHub(path.join(dir, 'data'), { REQUEST_TIMEOUT_MS: '1000', POLL_ENABLED: 'false' }, 15_000, sandbox(dir));
   });
   after(async () => {
     await hub?.stop('SIGTERM');
