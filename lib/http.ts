@@ -248,7 +248,7 @@ export class HttpClient {
   private readonly resolve: Resolver;
 
   constructor(private readonly opts: HttpClientOptions) {
-    this.resolve = sharedLookups(opts.resolver ?? systemResolver, opts.lookupSlots ?? 2, opts.timeoutMs);
+    this.resolve = sharedLookups(opts.resolver ?? systemResolver, { slots: opts.lookupSlots ?? 2, maxWaitMs: opts.timeoutMs });
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,

@@ -7,8 +7,8 @@
 // that kept every other lookup (feeds, callbacks) waiting long after: 20 such pings, ~20 s in
 // which no named host could be reached. Here a lookup waits for a thread in the hub's own
 // queue, which it leaves unstarted once nobody waits for it, and lookups of one name at the
-// same time share one call. Requests that keep naming such hosts still make the others wait
-// their turn meanwhile; a local caching resolver is the remedy for that.
+// same time share one call. While requests that keep naming such hosts hold every thread, a
+// name answered lately gets that answer at once, and other names wait their turn.
 import dns, { type LookupAddress } from 'node:dns';
 
 /** Resolves a host name to its addresses (family 4 or 6, or any). */
@@ -49,19 +49,42 @@ interface Lookup {
   call?: Promise<LookupAddress[]>;
 }
 
+export interface SharedLookupOptions {
+  /** Lookups running at once (lookupSlots). */
+  slots: number;
+  /** Longest a caller waits for a lookup to start. */
+  maxWaitMs: number;
+  /** How old an answer may be to stand in for a lookup that cannot start at once (default 5 minutes). */
+  recentMs?: number;
+  /** Names whose last answer is kept for that (default 10,000). */
+  recentMax?: number;
+  now?: () => number;
+}
+
 /**
  * `resolve` with at most `slots` calls running at once. A lookup that finds them all busy
- * waits for one; each caller waits at most `maxWaitMs` (every caller gives up within the
- * request timeout), then fails with LookupTimeout, and a lookup nobody waits for any more
- * leaves the queue without being started. A lookup of a name already being looked up, or
- * waiting to be, gets that answer.
+ * gets the name's answer of the last `recentMs` if there is one, as a caching resolver would
+ * give (so hosts the hub has reached lately, its subscribers' above all, stay reachable while
+ * slow names hold the slots); else it waits for one. Each caller waits at most `maxWaitMs`
+ * (every caller gives up within the request timeout), then fails with LookupTimeout, and a
+ * lookup nobody waits for any more leaves the queue without being started. A lookup of a name
+ * already being looked up, or waiting to be, gets that answer. When a slot is free every
+ * lookup asks the resolver afresh.
  */
-export function sharedLookups(resolve: Resolver, slots: number, maxWaitMs: number): Resolver {
+export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Resolver {
+  const { slots, maxWaitMs, recentMs = 300_000, recentMax = 10_000, now = Date.now } = opts;
   let running = 0;
   /** Waiting to start, in arrival order. */
   const queue = new Set<Lookup>();
   /** Waiting or running, by family and name. */
   const byKey = new Map<string, Lookup>();
+  /** The last answer for each name, oldest first. */
+  const recent = new Map<string, { addresses: LookupAddress[]; at: number }>();
+  const remember = (key: string, addresses: LookupAddress[]): void => {
+    recent.delete(key);
+    recent.set(key, { addresses, at: now() });
+    if (recent.size > recentMax) recent.delete(recent.keys().next().value!);
+  };
 
   const start = (lookup: Lookup): void => {
     queue.delete(lookup);
@@ -86,10 +109,12 @@ export function sharedLookups(resolve: Resolver, slots: number, maxWaitMs: numbe
     call.then(
       (addresses) => {
         done();
+        remember(lookup.key, addresses);
         for (const c of callers) c.ok(addresses);
       },
       (e: unknown) => {
         done();
+        recent.delete(lookup.key);
         for (const c of callers) c.fail(e);
       },
     );
@@ -99,6 +124,10 @@ export function sharedLookups(resolve: Resolver, slots: number, maxWaitMs: numbe
     const key = `${family ?? 0} ${hostname}`;
     const known = byKey.get(key);
     if (known?.call) return known.call;
+    if (running >= slots) {
+      const last = recent.get(key);
+      if (last && now() - last.at <= recentMs) return Promise.resolve(last.addresses);
+    }
     return new Promise<LookupAddress[]>((ok, fail) => {
       const caller: Caller = { ok, fail };
       const lookup: Lookup = known ?? { key, hostname, family, callers: new Set() };

@@ -42,7 +42,7 @@ describe('name lookups (lib/lookups.ts)', () => {
 
   it('starts no more than its slots at once; the others start in arrival order as slots free', async () => {
     const r = heldResolver();
-    const lookup = sharedLookups(r.resolve, 2, 10_000);
+    const lookup = sharedLookups(r.resolve, { slots: 2, maxWaitMs: 10_000 });
     const answers = ['a', 'b', 'c', 'd'].map((n) => lookup(n));
     expect(r.calls).to.deep.equal(['a', 'b']);
     r.answer('b');
@@ -58,7 +58,7 @@ describe('name lookups (lib/lookups.ts)', () => {
 
   it('a lookup that waits longer than its limit fails without ever being started, and frees its place', async () => {
     const r = heldResolver();
-    const lookup = sharedLookups(r.resolve, 1, 100);
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 100 });
     const first = lookup('slow.example');
     const waited = lookup('late.example');
     const err = await waited.then(() => undefined, (e: unknown) => e);
@@ -75,7 +75,7 @@ describe('name lookups (lib/lookups.ts)', () => {
 
   it('a caller that joins a waiting lookup of the same name waits its own time, and the lookup starts for it', async () => {
     const r = heldResolver();
-    const lookup = sharedLookups(r.resolve, 1, 200);
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 200 });
     const busy = lookup('busy.example');
     const first = lookup('same.example');
     await sleep(150);
@@ -91,7 +91,7 @@ describe('name lookups (lib/lookups.ts)', () => {
 
   it('lookups of one name while it is being looked up share its answer; later ones ask again', async () => {
     const r = heldResolver();
-    const lookup = sharedLookups(r.resolve, 2, 10_000);
+    const lookup = sharedLookups(r.resolve, { slots: 2, maxWaitMs: 10_000 });
     const same = [lookup('x.example'), lookup('x.example'), lookup('x.example')];
     expect(r.calls).to.deep.equal(['x.example']);
     r.answer('x.example');
@@ -102,12 +102,60 @@ describe('name lookups (lib/lookups.ts)', () => {
     await again;
   });
 
+  it('with every slot busy, a name answered lately gets its last answer at once; with a slot free it is asked afresh', async () => {
+    let clock = 0;
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 10_000, recentMs: 60_000, now: () => clock });
+    const first = lookup('known.example');
+    r.answer('known.example');
+    await first;
+    // A slot is free: the resolver is asked.
+    const fresh = lookup('known.example');
+    expect(r.calls).to.deep.equal(['known.example', 'known.example']);
+    r.answer('known.example');
+    await fresh;
+    // Every slot busy: the last answer, without a call.
+    const slow = lookup('slow.example');
+    clock += 59_000;
+    expect(await lookup('known.example')).to.deep.equal([{ address: '192.0.2.1', family: 4 }]);
+    expect(r.calls).to.deep.equal(['known.example', 'known.example', 'slow.example']);
+    // Too old: it waits for a slot like any other.
+    clock += 2_000;
+    const waits = lookup('known.example');
+    expect(r.calls).to.have.length(3);
+    r.answer('slow.example');
+    await slow;
+    expect(r.calls).to.have.length(4);
+    r.answer('known.example');
+    await waits;
+  });
+
+  it('a name whose lookup failed has no last answer to stand in for it', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 10_000 });
+    const ok = lookup('gone.example');
+    r.answer('gone.example');
+    await ok;
+    const failed = lookup('gone.example');
+    r.answer('gone.example', false);
+    await failed.catch(() => undefined);
+    const busy = lookup('busy.example');
+    let answered = false;
+    const after = lookup('gone.example').then(() => (answered = true));
+    await sleep(0);
+    expect(answered, 'the answer from before the failure was used').to.equal(false);
+    r.answer('busy.example');
+    await busy;
+    r.answer('gone.example');
+    await after;
+  });
+
   it('a resolver that throws instead of rejecting frees its slot', async () => {
     let n = 0;
     const lookup = sharedLookups((name) => {
       if (n++ === 0) throw new Error(`no ${name}`);
       return Promise.resolve([{ address: '192.0.2.2', family: 4 }]);
-    }, 1, 1000);
+    }, { slots: 1, maxWaitMs: 1000 });
     const err = await lookup('throws.example').then(() => undefined, (e: unknown) => e);
     expect((err as Error).message).to.equal('no throws.example');
     await sleep(0);

@@ -127,6 +127,25 @@ describe('name servers that never answer (the system resolver, REQUEST_TIMEOUT_M
     expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
   });
 
+  it('while slow names hold every lookup thread, a host reached lately is reached at once, on its last answer', async () => {
+    const host = GOOD[5]!;
+    expect((await ping(hub, named(feeds.fixed('known-before'), host))).msg).to.equal(MSG.pinged);
+    // Another port of the same host: a new connection, so a lookup of the name.
+    const other = await FeedServer.start();
+    try {
+      const slow = Array.from({ length: 4 }, (_, i) => `http://held${i}.slow.test/feed.xml`);
+      const burst = Promise.all(slow.map((url) => ping(hub, url)));
+      await sleep(200);
+      const feed = named(other.fixed('during'), host);
+      // Its lookup would have waited for a thread until the slow ones gave up (2 s), past the 1 s deadline.
+      expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
+      expect(other.reads(feed)).to.equal(1);
+      for (const r of await burst) expect(r.msg).to.match(/error reading the resource/);
+    } finally {
+      await other.rec.close();
+    }
+  });
+
   it('a WebSub subscription to a topic whose name server does not answer in time is verified, not denied', async () => {
     // The subscriber answers every verification with its challenge.
     const subscriber = await Recorder.start((req, res) => {
