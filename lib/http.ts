@@ -69,14 +69,15 @@ function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
 }
 
 /**
- * A failed lookup as the hub reports it: 'timeout' when it could not be done in time (no
- * answer, or no turn, within REQUEST_TIMEOUT_MS), which says nothing about the name; else
- * 'network' (no such name, or a name server that failed: SERVFAIL and the system resolver's
- * own timeout look alike).
+ * A failed lookup as the hub reports it: 'timeout' when it failed for now, which says nothing
+ * about the name (no answer, or no turn, within REQUEST_TIMEOUT_MS; or the resolver's
+ * EAI_AGAIN, "temporary failure in name resolution", as a name server's SERVFAIL comes back);
+ * else 'network' (no such name).
  */
 function lookupFailure(host: string, e: unknown): OutboundError {
   if (e instanceof OutboundError) return e;
-  return new OutboundError(e instanceof LookupTimeout ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
+  const temporary = e instanceof LookupTimeout || (e as NodeJS.ErrnoException | null)?.code === 'EAI_AGAIN';
+  return new OutboundError(temporary ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
 }
 
 

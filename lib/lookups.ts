@@ -61,20 +61,25 @@ export interface SharedLookupOptions {
   now?: () => number;
 }
 
+/** The stand-in caller of a refresh: it keeps the lookup in the queue, and needs no answer. */
+const KEEPER: Caller = { ok: () => {}, fail: () => {} };
+
 /**
  * `resolve` with at most `slots` calls running at once. A lookup that finds them all busy
- * gets the name's answer of the last `recentMs` if there is one, as a caching resolver would
- * give (so hosts the hub has reached lately, its subscribers' above all, stay reachable while
- * slow names hold the slots); else it waits for one. Each caller waits at most `maxWaitMs`
- * (every caller gives up within the request timeout), then fails with LookupTimeout, and a
- * lookup nobody waits for any more leaves the queue without being started. A lookup of a name
- * already being looked up, or waiting to be, gets that answer. When a slot is free every
- * lookup asks the resolver afresh.
+ * gets the name's last answer if it came at most `recentMs` ago, as a caching resolver would
+ * give it (so the hosts the hub reaches, its subscribers' above all, stay reachable while slow
+ * names hold the slots), and the name is looked up again when a slot frees, ahead of names
+ * with no answer; else it waits for a slot. Each caller waits at most `maxWaitMs` (every
+ * caller gives up within the request timeout), then fails with LookupTimeout, and a lookup
+ * nobody waits for any more leaves the queue without being started. A lookup of a name already
+ * being looked up, or waiting to be, gets that answer. With a slot free every lookup asks the
+ * resolver afresh, and an answer is only ever as old as the last lookup that gave it.
  */
 export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Resolver {
-  const { slots, maxWaitMs, recentMs = 300_000, recentMax = 10_000, now = Date.now } = opts;
+  const { slots, maxWaitMs, recentMs = 300_000, recentMax = 10_000, now = () => performance.now() } = opts;
   let running = 0;
-  /** Waiting to start, in arrival order. */
+  /** Waiting to start, in arrival order: names with a last answer to refresh first. */
+  const refreshes = new Set<Lookup>();
   const queue = new Set<Lookup>();
   /** Waiting or running, by family and name. */
   const byKey = new Map<string, Lookup>();
@@ -87,6 +92,7 @@ export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Res
   };
 
   const start = (lookup: Lookup): void => {
+    refreshes.delete(lookup);
     queue.delete(lookup);
     running++;
     const callers = lookup.callers ?? new Set<Caller>();
@@ -103,7 +109,7 @@ export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Res
     const done = (): void => {
       running--;
       byKey.delete(lookup.key);
-      const next = queue.values().next();
+      const next = refreshes.size > 0 ? refreshes.values().next() : queue.values().next();
       if (!next.done) start(next.value);
     };
     call.then(
@@ -120,14 +126,32 @@ export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Res
     );
   };
 
+  /** Leaves the queue unstarted, nobody waiting for it any more. */
+  const drop = (lookup: Lookup): void => {
+    refreshes.delete(lookup);
+    queue.delete(lookup);
+    byKey.delete(lookup.key);
+  };
+
   return (hostname, family) => {
     const key = `${family ?? 0} ${hostname}`;
     const known = byKey.get(key);
-    if (known?.call) return known.call;
     if (running >= slots) {
       const last = recent.get(key);
-      if (last && now() - last.at <= recentMs) return Promise.resolve(last.addresses);
+      if (last && now() - last.at <= recentMs) {
+        if (!known) {
+          // Its refresh waits no longer than the answer may stand in.
+          const refresh: Lookup = { key, hostname, family, callers: new Set([KEEPER]) };
+          byKey.set(key, refresh);
+          refreshes.add(refresh);
+          setTimeout(() => {
+            if (refresh.callers?.delete(KEEPER) && refresh.callers.size === 0) drop(refresh);
+          }, recentMs).unref();
+        }
+        return Promise.resolve(last.addresses);
+      }
     }
+    if (known?.call) return known.call;
     return new Promise<LookupAddress[]>((ok, fail) => {
       const caller: Caller = { ok, fail };
       const lookup: Lookup = known ?? { key, hostname, family, callers: new Set() };
@@ -138,11 +162,7 @@ export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Res
         queue.add(lookup);
       }
       caller.timer = setTimeout(() => {
-        lookup.callers?.delete(caller);
-        if (lookup.callers?.size === 0) {
-          queue.delete(lookup);
-          byKey.delete(key);
-        }
+        if (lookup.callers?.delete(caller) && lookup.callers.size === 0) drop(lookup);
         fail(new LookupTimeout(`no lookup of ${hostname} could start within ${maxWaitMs} ms: the name servers of other lookups are slow to answer`));
       }, maxWaitMs);
     });

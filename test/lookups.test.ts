@@ -67,10 +67,24 @@ describe('name lookups (lib/lookups.ts)', () => {
     r.answer('slow.example');
     await first;
     expect(r.calls, 'the lookup that gave up was started after all').to.deep.equal(['slow.example']);
-    const next = lookup('next.example');
-    expect(r.calls).to.deep.equal(['slow.example', 'next.example']);
-    r.answer('next.example');
-    await next;
+    // The name that gave up is not left half-queued: asked again with a slot free, it starts.
+    const again = lookup('late.example');
+    expect(r.calls).to.deep.equal(['slow.example', 'late.example']);
+    r.answer('late.example');
+    await again;
+  });
+
+  it('a lookup that started after waiting answers its callers however long it then takes', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 100 });
+    const busy = lookup('busy.example');
+    const waited = lookup('then-slow.example');
+    r.answer('busy.example');
+    await busy;
+    // Started: its wait is over, and it may now take longer than the wait limit.
+    await sleep(150);
+    r.answer('then-slow.example');
+    expect(await waited).to.deep.equal([{ address: '192.0.2.1', family: 4 }]);
   });
 
   it('a caller that joins a waiting lookup of the same name waits its own time, and the lookup starts for it', async () => {
@@ -87,6 +101,20 @@ describe('name lookups (lib/lookups.ts)', () => {
     expect(r.calls).to.deep.equal(['busy.example', 'same.example']);
     r.answer('same.example');
     expect(await joiner).to.deep.equal([{ address: '192.0.2.1', family: 4 }]);
+  });
+
+  it('a caller that joins a waiting lookup gives up at its own limit too', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 100 });
+    const busy = lookup('busy.example');
+    const first = lookup('same.example');
+    await sleep(50);
+    const joiner = lookup('same.example');
+    expect(await first.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    expect(await joiner.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    r.answer('busy.example');
+    await busy;
+    expect(r.calls, 'a lookup nobody waited for was started').to.deep.equal(['busy.example']);
   });
 
   it('lookups of one name while it is being looked up share its answer; later ones ask again', async () => {
@@ -128,6 +156,67 @@ describe('name lookups (lib/lookups.ts)', () => {
     expect(r.calls).to.have.length(4);
     r.answer('known.example');
     await waits;
+  });
+
+  it('a name standing in on its last answer is looked up again as soon as a slot frees, before names with none, so it keeps standing in', async () => {
+    let clock = 0;
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 10_000, recentMs: 60_000, now: () => clock });
+    const known = lookup('known.example');
+    r.answer('known.example');
+    await known;
+    const slow1 = lookup('slow1.example');
+    const newName = lookup('new.example');
+    clock += 50_000;
+    expect(await lookup('known.example')).to.have.length(1);
+    expect(r.calls).to.deep.equal(['known.example', 'slow1.example']);
+    r.answer('slow1.example');
+    await slow1;
+    // The refresh first, though new.example asked earlier.
+    expect(r.calls).to.deep.equal(['known.example', 'slow1.example', 'known.example']);
+    r.answer('known.example');
+    await sleep(0);
+    expect(r.calls.at(-1)).to.equal('new.example');
+    // 100 s after the first answer, but 50 s after the refresh: it still stands in.
+    clock += 50_000;
+    expect(await lookup('known.example')).to.have.length(1);
+    r.answer('new.example');
+    await newName;
+    await sleep(0);
+    r.answer('known.example');
+  });
+
+  it('an answer stands in up to recentMs old, not after; the names answered longest ago are forgotten first', async () => {
+    let clock = 0;
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 50, recentMs: 1000, recentMax: 2, now: () => clock });
+    for (const name of ['a.example', 'b.example', 'a.example', 'c.example']) {
+      const p = lookup(name);
+      r.answer(name);
+      await p;
+    }
+    // Answered in the order b, a, c, at most two kept: b is forgotten.
+    const busy = lookup('busy.example');
+    clock += 1000;
+    expect(await lookup('a.example')).to.have.length(1);
+    expect(await lookup('c.example')).to.have.length(1);
+    expect(await lookup('b.example').then(() => 'answered', (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    clock += 1;
+    const late = lookup('c.example');
+    let answered = false;
+    void late.then(() => (answered = true), () => undefined);
+    await sleep(0);
+    expect(answered, 'an answer older than recentMs stood in').to.equal(false);
+    // The stand-ins' refreshes run when the slot frees, in turn; the late caller gets c's.
+    r.answer('busy.example');
+    await busy;
+    await sleep(0);
+    expect(r.calls.at(-1)).to.equal('a.example');
+    r.answer('a.example');
+    await sleep(0);
+    expect(r.calls.at(-1)).to.equal('c.example');
+    r.answer('c.example');
+    expect(await late).to.have.length(1);
   });
 
   it('a name whose lookup failed has no last answer to stand in for it', async () => {

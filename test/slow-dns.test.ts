@@ -13,11 +13,19 @@ import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { Recorder, loopbackAddress, sleep } from './helpers/recorder.js';
 import { FeedServer, MSG, ping } from './helpers/rsscloud.js';
 
-/** A name server that reads every query, records the name asked, and never answers. */
+/**
+ * A name server that reads every query, records the name asked, and never answers, but for
+ * names under servfail.test, which it answers at once with SERVFAIL (as a recursive resolver
+ * does when a zone's own name servers fail).
+ */
 class SilentNameServer {
   readonly asked: string[] = [];
   private constructor(private readonly socket: dgram.Socket) {
-    socket.on('message', (msg) => this.asked.push(questionName(msg)));
+    socket.on('message', (msg, from) => {
+      const name = questionName(msg);
+      this.asked.push(name);
+      if (name.endsWith('.servfail.test')) socket.send(servfail(msg), from.port, from.address);
+    });
   }
 
   static async start(address: string): Promise<SilentNameServer> {
@@ -39,6 +47,18 @@ function questionName(msg: Buffer): string {
   const labels: string[] = [];
   for (let at = 12; at < msg.length && msg[at]! > 0; at += msg[at]! + 1) labels.push(msg.subarray(at + 1, at + 1 + msg[at]!).toString('latin1'));
   return labels.join('.');
+}
+
+/** The query turned into its SERVFAIL answer: the header and question only. */
+function servfail(query: Buffer): Buffer {
+  let end = 12;
+  while (end < query.length && query[end]! > 0) end += query[end]! + 1;
+  const reply = Buffer.from(query.subarray(0, end + 5));
+  reply[2] = 0x80 | (query[2]! & 0x01); // a response; recursion desired as asked
+  reply[3] = 0x80 | 0x02; // recursion available; SERVFAIL
+  reply.writeUInt16BE(1, 4);
+  reply.fill(0, 6, 12); // no answer, authority or additional records
+  return reply;
 }
 
 /**
@@ -146,27 +166,32 @@ describe('name servers that never answer (the system resolver, REQUEST_TIMEOUT_M
     }
   });
 
-  it('a WebSub subscription to a topic whose name server does not answer in time is verified, not denied', async () => {
-    // The subscriber answers every verification with its challenge.
-    const subscriber = await Recorder.start((req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? '');
-    });
-    try {
-      const topic = 'http://topic.slow.test/feed.xml';
-      const res = await fetch(`${hub.url}/websub`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${subscriber.url}/cb` }).toString(),
+  for (const [label, topic] of [
+    ['does not answer in time', 'http://topic.slow.test/feed.xml'],
+    ['fails (SERVFAIL)', 'http://topic.servfail.test/feed.xml'],
+  ] as const) {
+    it(`a WebSub subscription to a topic whose name server ${label} is verified, not denied`, async () => {
+      // The subscriber answers every verification with its challenge.
+      const subscriber = await Recorder.start((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? '');
       });
-      expect(res.status).to.equal(202);
-      const [verification] = await subscriber.waitFor(1);
-      // Before, the lookup's timeout was taken for a topic the hub may never read: hub.mode=denied.
-      expect(verification!.query.get('hub.mode')).to.equal('subscribe');
-      expect(verification!.query.get('hub.topic')).to.equal(topic);
-      await sleep(300);
-      expect(subscriber.requests.filter((r) => r.query.get('hub.mode') === 'denied')).to.deep.equal([]);
-    } finally {
-      await subscriber.close();
-    }
-  });
+      try {
+        const res = await fetch(`${hub.url}/websub`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${subscriber.url}/cb` }).toString(),
+        });
+        expect(res.status).to.equal(202);
+        const [verification] = await subscriber.waitFor(1);
+        // Before, a lookup that failed for now was taken for a topic the hub may never read: hub.mode=denied.
+        expect(verification!.query.get('hub.mode')).to.equal('subscribe');
+        expect(verification!.query.get('hub.topic')).to.equal(topic);
+        await sleep(300);
+        expect(subscriber.requests.filter((r) => r.query.get('hub.mode') === 'denied')).to.deep.equal([]);
+      } finally {
+        await subscriber.close();
+      }
+    });
+  }
+
 });
