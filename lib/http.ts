@@ -36,6 +36,8 @@ export interface HttpRequest {
   /** Default 0: a 3xx is returned as-is. Redirects re-send the same method and body. */
   maxRedirects?: number;
   timeoutMs?: number;
+  /** Most body bytes read for this request, below MAX_RESPONSE_BYTES; beyond → 'too_large'. */
+  maxResponseBytes?: number;
 }
 
 export interface HttpResponse {
@@ -293,6 +295,7 @@ export class HttpClient {
     const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;
+    const maxBytes = Math.min(req.maxResponseBytes ?? Infinity, this.opts.maxResponseBytes);
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent };
     if (req.headers) for (const k in req.headers) headers[k.toLowerCase()] = req.headers[k]!;
     // One deadline for the whole call, redirects included, so a slow chain cannot stretch it.
@@ -309,7 +312,7 @@ export class HttpClient {
         const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
         if (isIP(host) !== 0) this.guards[kind].check(host);
         const res = await new Promise<RawResponse>((resolve, reject) => {
-          const exchange = new Exchange(this.opts.maxResponseBytes, method === 'HEAD', maxRedirects > 0, resolve, reject);
+          const exchange = new Exchange(maxBytes, method === 'HEAD', maxRedirects > 0, resolve, reject);
           current = exchange;
           if (timedOut) return exchange.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
           this.agents[kind].dispatch(

@@ -118,10 +118,11 @@ function asString(v: XmlRpcValue | undefined): string | undefined {
 function asUrlList(v: XmlRpcValue | undefined): string[] | undefined {
   if (typeof v === 'string') return v === '' ? [] : [v];
   if (!Array.isArray(v)) return undefined;
-  const urls: string[] = [];
+  // A Set: the array may hold thousands of URLs before the count is refused.
+  const urls = new Set<string>();
   for (const item of v) {
     if (typeof item !== 'string') return undefined;
-    if (item !== '' && !urls.includes(item)) urls.push(item);
+    if (item !== '') urls.add(item);
   }
-  return urls;
+  return [...urls];
 }

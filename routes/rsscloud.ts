@@ -48,9 +48,10 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
     const form = formParams(req);
     const missing = ['port', 'path', 'protocol'].filter((k) => !form.get(k));
     if (missing.length > 0) return fail(req, res, 'notifyResult', { code: 'missing_params', missing }, 'subscribe');
-    const urls: string[] = [];
+    // A Set: the body may carry thousands of url parameters before the count is refused.
+    const urls = new Set<string>();
     for (const [key, value] of form) {
-      if (key.toLowerCase().startsWith('url') && value !== '' && !urls.includes(value)) urls.push(value);
+      if (key.toLowerCase().startsWith('url') && value !== '') urls.add(value);
     }
     const domain = form.get('domain') ?? '';
     const notifyProcedure = form.get('notifyProcedure');
@@ -58,7 +59,7 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
       protocol: form.get('protocol') ?? '',
       port: form.get('port') ?? '',
       path: form.get('path') ?? '',
-      urls,
+      urls: [...urls],
       ...(domain !== '' && { domain }),
       callerAddress: clientAddress(req),
       ...(notifyProcedure !== null && { notifyProcedure }),

@@ -12,6 +12,13 @@ import type { RateLimiter } from '../lib/rate-limit.js';
 /** REC §5.1: hub.secret MUST be less than 200 bytes. */
 export const MAX_SECRET_BYTES = 199;
 
+/**
+ * The largest form (subscribe, unsubscribe, publish): a few URLs need a few KB. Only a fat ping,
+ * which is not a form, needs WEBSUB_MAX_BODY_BYTES; a form that size, easily sent compressed,
+ * cost ~200 ms of the hub's one thread to decode.
+ */
+export const MAX_FORM_BYTES = 64 * 1024;
+
 export interface WebSubFaceOptions {
   maxBodyBytes: number;
   rate: RateLimiter;
@@ -25,6 +32,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     const query = queryParams(req);
     if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
     if (!isFormRequest(req)) return text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
+    if (bodyBuffer(req).length > MAX_FORM_BYTES) return text(res, 413, `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`);
     const form = formParams(req);
     const mode = form.get('hub.mode');
     if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);

@@ -784,6 +784,48 @@ describe('security: slow and endless peers', function () {
     });
   });
 
+  describe('an xml-rpc subscriber whose reply is megabytes of XML (MAX_RESPONSE_BYTES at its 5 MB default)', () => {
+    let hub: TestHub;
+    let peer: Peer;
+    before(async () => {
+      // A methodResponse of a million empty elements: 4 MB, which the hub would read whole and parse.
+      peer = await Peer.start((_req, res, p) => {
+        const head = '<?xml version="1.0"?><methodResponse>';
+        const tail = '</methodResponse>';
+        const chunk = '<a/>'.repeat(16 * 1024);
+        const chunks = 64;
+        res.writeHead(200, { 'content-type': 'text/xml', 'content-length': String(head.length + chunk.length * chunks + tail.length) });
+        let closed = false;
+        res.on('close', () => (closed = true));
+        res.write(head);
+        let sent = 0;
+        const pump = (): void => {
+          while (!closed && sent < chunks) {
+            sent++;
+            p.bytesSent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          if (!closed) res.end(tail);
+        };
+        pump();
+      });
+      hub = await startTestHub();
+    });
+    after(async () => {
+      await hub?.destroy();
+      await peer?.close();
+    });
+
+    it('is read no further than 64 KB: the handler test fails, and the connection is closed', async () => {
+      // Read whole, it was parsed (seconds of the hub's one thread) and, being no methodResponse
+      // of false or a fault, taken for a handler that works.
+      const reply = await rss(hub, '/pleaseNotify', { protocol: 'xml-rpc', port: String(peer.port), path: '/RPC2', notifyProcedure: 'river.feedUpdated', url1: feeds.fixed('big-reply') });
+      expect(reply.msg).to.equal(MSG.handlerFailed);
+      await peer.waitClosed(1, 3000);
+      expect(peer.closedAt.length, 'the connection was not closed').to.be.above(0);
+    });
+  });
+
   describe('a name server that never answers (REQUEST_TIMEOUT_MS=1000)', () => {
     let hub: TestHub;
     before(async () => {
@@ -1229,6 +1271,25 @@ describe('security: limits', function () {
 });
 
 // ---- slow clients --------------------------------------------------------------------------
+
+describe('security: WebSub forms are small, whatever WEBSUB_MAX_BODY_BYTES allows fat pings (defaults)', function () {
+  let hub: TestHub;
+  before(async () => {
+    hub = await startTestHub();
+  });
+  after(() => hub?.destroy());
+
+  it('a form over 64 KB (here compressed to 1 KB, 200 KB read) is 413 before it is decoded', async () => {
+    const form = `hub.mode=publish${'&hub.url=a'.repeat(20_000)}`;
+    const body = gzipSync(form);
+    expect(body.length).to.be.below(2048);
+    const reply = await call(hub, '/websub', { headers: { ...FORM, 'content-encoding': 'gzip' }, body });
+    expect([reply.status, reply.text]).to.deep.equal([413, 'A form must be at most 65536 bytes; only a fat ping may be larger.\n']);
+    // A form under the bound is read as before.
+    const small = await websub(hub, { 'hub.mode': 'publish' });
+    expect(small.status).to.equal(400);
+  });
+});
 
 describe('security: slow clients (SERVER_HEADERS_TIMEOUT_MS=1000, SERVER_REQUEST_TIMEOUT_MS=2000)', function () {
   this.timeout(20_000);

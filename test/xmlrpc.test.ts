@@ -369,7 +369,7 @@ describe('xmlrpc codec', () => {
       // The top-level value is depth 1, so max-1 arrays around a leaf is the deepest allowed.
       expect(() => param(nest(max - 1))).not.to.throw();
       expect(failure(() => param(nest(max)))).to.equal('Bad XML-RPC call, the request is too deeply nested.');
-      expect(failure(() => param(nest(5000)))).to.equal('Bad XML-RPC call, the request is too deeply nested.');
+      expect(failure(() => param(nest(3000)))).to.equal('Bad XML-RPC call, the request is too deeply nested.');
       // Deep nesting of arbitrary elements is caught before decoding, too.
       const junk = '<x>'.repeat(500) + '</x>'.repeat(500);
       expect(failure(() => parseMethodCall(`<methodCall>${junk}</methodCall>`))).to.equal(
@@ -387,6 +387,13 @@ describe('xmlrpc codec', () => {
       expect(failure(() => parseMethodCall(callXml(items(10)), { maxDepth: 32, maxElements: 20 }))).to.equal(
         'Bad XML-RPC call, the request has too many elements.',
       );
+    });
+
+    it('refuses a document with far more tags than the element limit allows before parsing it', () => {
+      // Ill-formed too: the validator would say so, but only after reading all of it.
+      const flood = `<methodCall>${'<a>'.repeat(30_000)}`;
+      expect(failure(() => parseMethodCall(flood))).to.equal('Bad XML-RPC call, the request has too many elements.');
+      expect(failure(() => parseMethodResponse(`<methodResponse>${'<a/>'.repeat(30_000)}</methodResponse>`))).to.match(/has too many elements/);
     });
 
     it('refuses documents over maxBytes', () => {

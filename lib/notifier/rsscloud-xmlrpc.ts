@@ -10,6 +10,14 @@ import { describeError } from './outcome.js';
 
 const XML = { 'content-type': 'text/xml' };
 
+/**
+ * The longest reply read from a subscriber's procedure. A methodResponse of `true` is a few
+ * hundred bytes and a fault a few more; what the reply says is parsed, and parsing megabytes
+ * of XML (up to MAX_RESPONSE_BYTES) held the hub's one thread for seconds, on every delivery
+ * to a subscriber that answered so.
+ */
+export const REPLY_MAX_BYTES = 64 * 1024;
+
 export class RssCloudXmlRpcSender implements Sender {
   /** The last call built: a fan-out sends the same one to every subscriber of a procedure. */
   private last = { key: '', body: '' };
@@ -26,6 +34,7 @@ export class RssCloudXmlRpcSender implements Sender {
         headers: XML,
         body: this.last.body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
+        maxResponseBytes: REPLY_MAX_BYTES,
       });
       if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };
       return judgeReply(res.body.toString('utf8'), res.status);
