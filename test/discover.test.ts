@@ -404,5 +404,15 @@ describe('discover', () => {
       const d = discover(big, { 'content-type': 'application/rss+xml' });
       expect(d.hubs).to.deep.equal(['https://hub.example/']);
     });
+
+    it('parses no more than the first 128 KB of a feed: a link after that is not looked for', () => {
+      const items = (n: number): string => '<item><title>x</title></item>'.repeat(n);
+      const feed = (before: number): string =>
+        `<rss xmlns:atom="http://www.w3.org/2005/Atom"><channel>${items(before)}<atom:link rel="hub" href="https://hub.example/"/>${items(10)}</channel></rss>`;
+      // 100 KB of items before the link: found.
+      expect(discover(feed(3500), { 'content-type': 'application/rss+xml' }).hubs).to.deep.equal(['https://hub.example/']);
+      // 1 MB: the parser (half a second of the hub's one thread for it) never reaches it.
+      expect(discover(feed(36_000), { 'content-type': 'application/rss+xml' }).hubs).to.deep.equal([]);
+    });
   });
 });
