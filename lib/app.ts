@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxWaitingEvents: config.sseBacklog,
     }),
   );
-  app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds' }));
+  app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds', opmlRate: rate() }));
   if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {

@@ -94,10 +94,25 @@ export class Operator {
     };
   }
 
-  /** OPML 2.0 listing every topic that has at least one subscription, in URL order. */
+  /** The last OPML built, and the read of the followed topics it was built from. */
+  private lastOpml: { from: TopicSubscriptions[]; title: string; text: string } | undefined;
+
+  /**
+   * OPML 2.0 listing every topic that has at least one subscription, in URL order. Built once
+   * per read of the followed topics (shared for PAGE_READ_MAX_AGE_MS): at 10,000 topics it is
+   * megabytes, and anyone may ask for it.
+   */
   async opml(title: string): Promise<string> {
+    const followed = await this.followed.get();
+    if (this.lastOpml?.from === followed && this.lastOpml.title === title) return this.lastOpml.text;
+    const text = this.buildOpml(title, followed);
+    this.lastOpml = { from: followed, title, text };
+    return text;
+  }
+
+  private buildOpml(title: string, followed: TopicSubscriptions[]): string {
     const lines: string[] = [];
-    for (const url of (await this.followed.get()).map((t) => t.topic).sort()) {
+    for (const url of followed.map((t) => t.topic).sort()) {
       lines.push(`    <outline type="rss" text="${escapeXml(url)}" xmlUrl="${escapeXml(url)}"/>`);
     }
     return [

@@ -8,11 +8,15 @@ import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
 import { bodyErrorStatus, parseHttpUrl } from './body.js';
 import { cors } from './cors.js';
+import { rateLimit } from './rate.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 
 export interface AdminFaceOptions {
   adminToken: string | undefined;
   publicDir: string;
   title: string;
+  /** For /feeds.opml, the one public page whose size strangers can grow (a line per followed topic). */
+  opmlRate: RateLimiter;
 }
 
 export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
@@ -32,7 +36,8 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/stats.json', cors, async (_req, res) => {
     res.json(await operator.stats());
   });
-  router.get('/feeds.opml', cors, async (_req, res) => {
+  const refuse = (_req: Request, res: Response, msg: string): void => void res.type('text/plain; charset=utf-8').send(`${msg}\n`);
+  router.get('/feeds.opml', cors, rateLimit(opts.opmlRate, refuse), async (_req, res) => {
     res.type('text/x-opml; charset=utf-8').send(await operator.opml(opts.title));
   });
   router.get('/metrics', async (_req, res) => {

@@ -929,6 +929,17 @@ describe('security: rate limits (RATE_LIMIT_PER_MINUTE=60, RATE_LIMIT_BURST=3)',
     }
   }
 
+  it('/feeds.opml: the 4th rapid request gets 429 in plain text; another address is unaffected (the other read pages are not limited)', async () => {
+    const who = nextAddress();
+    for (let i = 0; i < 3; i++) expect((await call(hub, '/feeds.opml', { method: 'GET', headers: { 'x-forwarded-for': who } })).status, `request ${i + 1}`).to.equal(200);
+    const limited = await call(hub, '/feeds.opml', { method: 'GET', headers: { 'x-forwarded-for': who } });
+    expectRetryAfter(limited);
+    expect(limited.text).to.match(/^Too many requests from your address: try again in \d+ seconds\.\n$/);
+    expect((await call(hub, '/feeds.opml', { method: 'GET', headers: { 'x-forwarded-for': nextAddress() } })).status).to.equal(200);
+    // The dashboard polls /stats.json: it has no limit.
+    expect((await call(hub, '/stats.json', { method: 'GET', headers: { 'x-forwarded-for': who } })).status).to.equal(200);
+  });
+
   it('/RPC2: the 4th rapid request gets 429 with an XML-RPC fault', async () => {
     const who = nextAddress();
     for (let i = 0; i < 3; i++) expect((await rpc(hub, methodCall('rssCloud.hello', []), { 'x-forwarded-for': who })).text).to.match(RPC_TRUE);
