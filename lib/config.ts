@@ -211,7 +211,7 @@ function limits(env: Env): Pick<Config, LimitKeys> {
     maxSubscriptionsPerTopic: int(env, 'MAX_SUBSCRIPTIONS_PER_TOPIC', 100_000, 1),
     maxSubscriptionsPerCallbackHost: int(env, 'MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST', 10_000, 1),
     xmlrpcMaxDepth: int(env, 'XMLRPC_MAX_DEPTH', 32, 2, 1000),
-    xmlrpcMaxElements: int(env, 'XMLRPC_MAX_ELEMENTS', 10_000, 10),
+    xmlrpcMaxElements: int(env, 'XMLRPC_MAX_ELEMENTS', 1000, 10),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 0),
     rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 60, 1),
     fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0),

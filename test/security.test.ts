@@ -1283,14 +1283,14 @@ describe('security: limits', function () {
 
 // ---- slow clients --------------------------------------------------------------------------
 
-describe('security: WebSub forms are small, whatever WEBSUB_MAX_BODY_BYTES allows fat pings (defaults)', function () {
+describe('security: bodies are decoded only within small bounds (defaults)', function () {
   let hub: TestHub;
   before(async () => {
     hub = await startTestHub();
   });
   after(() => hub?.destroy());
 
-  it('a form over 64 KB (here compressed to 1 KB, 200 KB read) is 413 before it is decoded', async () => {
+  it('/websub: a form over 64 KB (here compressed to 1 KB, 200 KB read) is 413 before it is decoded; fat pings may still use WEBSUB_MAX_BODY_BYTES', async () => {
     const form = `hub.mode=publish${'&hub.url=a'.repeat(20_000)}`;
     const body = gzipSync(form);
     expect(body.length).to.be.below(2048);
@@ -1299,6 +1299,12 @@ describe('security: WebSub forms are small, whatever WEBSUB_MAX_BODY_BYTES allow
     // A form under the bound is read as before.
     const small = await websub(hub, { 'hub.mode': 'publish' });
     expect(small.status).to.equal(400);
+  });
+
+  it('/RPC2: a call of 1,500 elements (a real one has under 100) is refused for its size', async () => {
+    const body = methodCall('rssCloud.ping', [`<value><array><data>${'<value><i4>1</i4></value>'.repeat(500)}</data></array></value>`]);
+    const reply = await call(hub, '/RPC2', { headers: { 'content-type': 'text/xml' }, body });
+    expectFault(reply, 'Bad XML-RPC call, the request has too many elements.');
   });
 });
 
