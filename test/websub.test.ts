@@ -751,6 +751,17 @@ describe('WebSub hub', function () {
       expect(sub.deliveries()).to.have.length(1);
     });
 
+    it('a fat ping larger than a form may be (200 KB; forms stop at 64 KB) is delivered whole', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/large-push');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM(`large ${'x'.repeat(200 * 1024)}`);
+      const res = await fatPing(topic, body, signed(body));
+      expect(res.status, await res.text()).to.equal(202);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(body);
+    });
+
     it('refuses unsigned content with 403 and delivers nothing', async () => {
       const sub = await subscriber();
       const topic = topics.url('/unsigned');
