@@ -405,6 +405,17 @@ describe('discover', () => {
       expect(d.hubs).to.deep.equal(['https://hub.example/']);
     });
 
+    it('finds the links at the top of a full-content feed over 128 KB, wherever the cut falls in its CDATA and comments', () => {
+      const item = (i: number): string =>
+        `<item><title>post ${i}</title><!-- a <b>note</b> --><content:encoded><![CDATA[<p>${'words > more '.repeat(300)}</p>]]></content:encoded></item>`;
+      for (const count of [34, 35, 36, 37, 60, 100]) {
+        const feed = `<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>t</title><atom:link rel="hub" href="https://hub.example/"/><atom:link rel="self" href="https://example.com/feed"/>${Array.from({ length: count }, (_, i) => item(i)).join('')}</channel></rss>`;
+        expect(feed.length, `${count} items`).to.be.greaterThan(128 * 1024);
+        const d = discover(feed, { 'content-type': 'application/rss+xml' });
+        expect([d.hubs, d.self], `${count} items`).to.deep.equal([['https://hub.example/'], 'https://example.com/feed']);
+      }
+    });
+
     it('parses no more than the first 128 KB of a feed: a link after that is not looked for', () => {
       const items = (n: number): string => '<item><title>x</title></item>'.repeat(n);
       const feed = (before: number): string =>

@@ -533,15 +533,27 @@ function visitFeedElement(node: XNode, name: string, ns: Namespaces, topic: stri
   }
 }
 
-function readXml(text: string, truncated: boolean, topic: string, acc: Collector): void {
+/**
+ * The part of a feed too long to parse whole that is parsed for the feed's own links: up to its
+ * first entry (they come before the entries in every feed seen), within `max` characters, and
+ * back to the end of the last complete tag outside a CDATA section or comment, so the parser
+ * sees a clean if unclosed prefix (an unclosed CDATA section, as full-content feeds cut
+ * anywhere have, made it refuse the whole document).
+ */
+export function xmlHead(xml: string, max: number): string {
+  let head = xml.length > max ? xml.slice(0, max) : xml;
+  const entry = /<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]/.exec(head);
+  if (entry) head = head.slice(0, entry.index);
+  const cdata = head.lastIndexOf('<![CDATA[');
+  if (cdata > head.lastIndexOf(']]>')) head = head.slice(0, cdata);
+  const comment = head.lastIndexOf('<!--');
+  if (comment > head.lastIndexOf('-->')) head = head.slice(0, comment);
+  return head.slice(0, head.lastIndexOf('>') + 1);
+}
+
+function readXml(xml: string, topic: string, acc: Collector): void {
   // Never let a DTD near the parser: no entity expansion of any kind, internal or external.
-  if (/<!DOCTYPE/i.test(text) || /<!ENTITY/i.test(text)) return;
-  let xml = text;
-  if (truncated) {
-    // Cut back to the end of the last complete tag so the parser sees a clean (if unclosed) prefix.
-    const gt = xml.lastIndexOf('>');
-    xml = gt < 0 ? '' : xml.slice(0, gt + 1);
-  }
+  if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml)) return;
   let doc: unknown;
   try {
     doc = xmlParser.parse(xml);
@@ -750,8 +762,7 @@ export function parseDiscovery(topic: string, headers: Record<string, string>, b
       case 'rdf':
       case 'atom': {
         const xml = fullText();
-        const cut = xml.length > MAX_DISCOVERY_XML;
-        readXml(cut ? xml.slice(0, MAX_DISCOVERY_XML) : xml, truncated || cut, topicUrl, acc);
+        readXml(truncated || xml.length > MAX_DISCOVERY_XML ? xmlHead(xml, MAX_DISCOVERY_XML) : xml, topicUrl, acc);
         break;
       }
       case 'json': {
