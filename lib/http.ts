@@ -36,8 +36,11 @@ export interface HttpRequest {
   /** Default 0: a 3xx is returned as-is. Redirects re-send the same method and body. */
   maxRedirects?: number;
   timeoutMs?: number;
-  /** Most body bytes read for this request, below MAX_RESPONSE_BYTES; beyond → 'too_large'. */
-  maxResponseBytes?: number;
+  /**
+   * Read no more of the body than this (below MAX_RESPONSE_BYTES): beyond, the response is
+   * what was read, marked `truncated`, and the connection is closed, instead of 'too_large'.
+   */
+  readAtMost?: number;
 }
 
 export interface HttpResponse {
@@ -47,6 +50,8 @@ export interface HttpResponse {
   body: Buffer;
   /** Final URL after redirects. */
   url: string;
+  /** The body is only the first `readAtMost` bytes of a longer one. */
+  truncated?: true;
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -167,6 +172,7 @@ interface RawResponse {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  truncated?: true;
 }
 
 /**
@@ -187,6 +193,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(
     /** Most body bytes kept; beyond, the request fails with 'too_large' (or, with `discardBody`, the rest is dropped). */
     private readonly maxBytes: number,
+    /** Beyond maxBytes, answer with what was read (marked truncated) instead of failing. */
+    private readonly truncate: boolean,
     /** HEAD: no body is kept. */
     private discardBody: boolean,
     /** Whether a redirect will be followed: then its body is dropped, whatever its size. */
@@ -212,7 +220,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.headers = headers;
     if (this.following && REDIRECTS.has(statusCode) && typeof headers.location === 'string') this.discardBody = true;
     const declared = headers['content-length'];
-    if (!this.discardBody && typeof declared === 'string' && Number(declared) > this.maxBytes) {
+    if (!this.discardBody && !this.truncate && typeof declared === 'string' && Number(declared) > this.maxBytes) {
       controller.abort(new OutboundError('too_large', `response declares ${declared} bytes, cap is ${this.maxBytes}`));
     }
   }
@@ -221,6 +229,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.discardBody) return;
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
+      if (this.truncate && !this.settled) {
+        this.chunks.push(chunk.subarray(0, chunk.length - (this.bytes - this.maxBytes)));
+        this.settled = true;
+        this.resolve({ status: this.status, headers: this.headers, body: Buffer.concat(this.chunks), truncated: true });
+      }
       controller.abort(new OutboundError('too_large', `response exceeds ${this.maxBytes} bytes`));
       return;
     }
@@ -295,7 +308,8 @@ export class HttpClient {
     const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;
-    const maxBytes = Math.min(req.maxResponseBytes ?? Infinity, this.opts.maxResponseBytes);
+    const maxBytes = Math.min(req.readAtMost ?? Infinity, this.opts.maxResponseBytes);
+    const truncate = req.readAtMost !== undefined && req.readAtMost < this.opts.maxResponseBytes;
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent };
     if (req.headers) for (const k in req.headers) headers[k.toLowerCase()] = req.headers[k]!;
     // One deadline for the whole call, redirects included, so a slow chain cannot stretch it.
@@ -312,7 +326,7 @@ export class HttpClient {
         const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
         if (isIP(host) !== 0) this.guards[kind].check(host);
         const res = await new Promise<RawResponse>((resolve, reject) => {
-          const exchange = new Exchange(maxBytes, method === 'HEAD', maxRedirects > 0, resolve, reject);
+          const exchange = new Exchange(maxBytes, truncate, method === 'HEAD', maxRedirects > 0, resolve, reject);
           current = exchange;
           if (timedOut) return exchange.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
           this.agents[kind].dispatch(
@@ -336,7 +350,7 @@ export class HttpClient {
         }
         // HEAD, 204 and 304 carry no body, though their content-length may describe one.
         const body = method === 'HEAD' || res.status === 204 || res.status === 304 ? Buffer.alloc(0) : res.body;
-        return { status: res.status, headers: flattenHeaders(res.headers), body, url: target.href };
+        return { status: res.status, headers: flattenHeaders(res.headers), body, url: target.href, ...(res.truncated && { truncated: true as const }) };
       }
     } catch (err) {
       throw toOutboundError(err, timedOut);

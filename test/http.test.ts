@@ -337,6 +337,22 @@ describe('HttpClient', () => {
     await expectCode(track(client({ maxResponseBytes: 1000 })).request('fetch', s.base), 'too_large');
   });
 
+  it('readAtMost: a longer body is cut there and marked truncated, its status kept, declared length or not', async () => {
+    for (const declared of [false, true]) {
+      const s = await start((_req, res) => {
+        res.writeHead(404, { 'content-type': 'text/html', ...(declared && { 'content-length': '3000' }) });
+        res.write(Buffer.alloc(1500, 'a'));
+        res.end(Buffer.alloc(1500, 'b'));
+      });
+      const res = await track(client({ maxResponseBytes: 100_000 })).request('callback', s.base, { method: 'POST', body: 'x', readAtMost: 1000 });
+      expect([res.status, res.body.length, res.truncated], `content-length ${declared}`).to.deep.equal([404, 1000, true]);
+      expect(res.body.toString()).to.equal('a'.repeat(1000));
+      // A body within it is whole and not marked.
+      const short = await track(client({ maxResponseBytes: 100_000 })).request('callback', s.base, { method: 'POST', body: 'x', readAtMost: 5000 });
+      expect([short.body.length, short.truncated]).to.deep.equal([3000, undefined]);
+    }
+  });
+
   it('does not apply the content-length cap to HEAD', async () => {
     const s = await start((_req, res) => {
       res.writeHead(200, { 'Content-Length': '5000' });

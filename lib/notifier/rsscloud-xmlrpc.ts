@@ -11,10 +11,11 @@ import { describeError } from './outcome.js';
 const XML = { 'content-type': 'text/xml' };
 
 /**
- * The longest reply read from a subscriber's procedure. A methodResponse of `true` is a few
- * hundred bytes and a fault a few more; what the reply says is parsed, and parsing megabytes
- * of XML (up to MAX_RESPONSE_BYTES) held the hub's one thread for seconds, on every delivery
- * to a subscriber that answered so.
+ * The most of a reply read from a subscriber's procedure. A methodResponse of `true` is a few
+ * hundred bytes and a fault a few more; a longer reply is no methodResponse a client sends, so
+ * it is judged as any reply that cannot be read (by its status) without being parsed: parsing
+ * megabytes of XML (up to MAX_RESPONSE_BYTES) held the hub's one thread for seconds, on every
+ * delivery to a subscriber that answered so.
  */
 export const REPLY_MAX_BYTES = 64 * 1024;
 
@@ -34,9 +35,10 @@ export class RssCloudXmlRpcSender implements Sender {
         headers: XML,
         body: this.last.body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
-        maxResponseBytes: REPLY_MAX_BYTES,
+        readAtMost: REPLY_MAX_BYTES,
       });
       if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      if (res.truncated) return { ok: true, status: res.status };
       return judgeReply(res.body.toString('utf8'), res.status);
     } catch (e) {
       return { ok: false, error: describeError(e) };
