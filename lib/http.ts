@@ -82,7 +82,6 @@ function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {
  * else 'network' (no such name).
  */
 function lookupFailure(host: string, e: unknown): OutboundError {
-  if (e instanceof OutboundError) return e;
   const temporary = e instanceof LookupTimeout || (e as NodeJS.ErrnoException | null)?.code === 'EAI_AGAIN';
   return new OutboundError(temporary ? 'timeout' : 'network', `cannot resolve ${host}: ${(e as Error).message}`);
 }
@@ -226,13 +225,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.discardBody) return;
+    if (this.discardBody || this.settled) return;
     this.bytes += chunk.length;
     if (this.bytes > this.maxBytes) {
-      if (this.truncate && !this.settled) {
-        this.chunks.push(chunk.subarray(0, chunk.length - (this.bytes - this.maxBytes)));
-        this.settled = true;
-        this.resolve({ status: this.status, headers: this.headers, body: Buffer.concat(this.chunks), truncated: true });
+      if (this.truncate) {
+        const kept = chunk.length - (this.bytes - this.maxBytes);
+        this.chunks.push(chunk.subarray(0, kept));
+        this.bytes = this.maxBytes;
+        this.succeed(true);
       }
       controller.abort(new OutboundError('too_large', `response exceeds ${this.maxBytes} bytes`));
       return;
@@ -241,10 +241,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.succeed(false);
+  }
+
+  /** Answers with the body gathered so far (all of it, or the first maxBytes of a longer one). */
+  private succeed(truncated: boolean): void {
     if (this.settled) return;
     this.settled = true;
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
-    this.resolve({ status: this.status, headers: this.headers, body });
+    this.resolve({ status: this.status, headers: this.headers, body, ...(truncated && { truncated: true as const }) });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

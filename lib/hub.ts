@@ -467,10 +467,10 @@ export class Hub extends EventEmitter {
       try {
         await this.deps.http.checkTarget('fetch', req.topic);
       } catch (e) {
-        // A name server slow to answer is no reason to deny for good: every read of the topic
-        // is still checked when it connects.
+        // A lookup that failed for now (no answer in time, a name server's SERVFAIL) is no
+        // reason to deny for good: every read of the topic is still checked when it connects.
         if (e instanceof OutboundError && e.code === 'timeout') {
-          log.info('websub: topic not resolved in time, verifying anyway', { topic: req.topic, reason: e.message });
+          log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, reason: e.message });
         } else {
           const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
           log.info('websub: subscription denied', { topic: req.topic, reason });

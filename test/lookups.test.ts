@@ -26,6 +26,11 @@ function heldResolver(): { resolve: Resolver; calls: string[]; answer: (name: st
   };
 }
 
+/** What `p` rejected with; undefined if it was answered. */
+function rejectionOf(p: Promise<unknown>): Promise<unknown> {
+  return p.then(() => undefined, (e: unknown) => e);
+}
+
 describe('name lookups (lib/lookups.ts)', () => {
   it('runs as many at once as libuv gives lookups: half its thread pool, rounded up', () => {
     expect(lookupSlots(undefined)).to.equal(2);
@@ -61,7 +66,7 @@ describe('name lookups (lib/lookups.ts)', () => {
     const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 100 });
     const first = lookup('slow.example');
     const waited = lookup('late.example');
-    const err = await waited.then(() => undefined, (e: unknown) => e);
+    const err = await rejectionOf(waited);
     expect(err).to.be.instanceOf(LookupTimeout);
     expect((err as Error).message).to.include('late.example');
     r.answer('slow.example');
@@ -95,7 +100,7 @@ describe('name lookups (lib/lookups.ts)', () => {
     await sleep(150);
     const joiner = lookup('same.example');
     // The first caller's time is up: the joiner's is not, so the lookup stays in the queue.
-    expect(await first.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    expect(await rejectionOf(first)).to.be.instanceOf(LookupTimeout);
     r.answer('busy.example');
     await busy;
     expect(r.calls).to.deep.equal(['busy.example', 'same.example']);
@@ -110,8 +115,8 @@ describe('name lookups (lib/lookups.ts)', () => {
     const first = lookup('same.example');
     await sleep(50);
     const joiner = lookup('same.example');
-    expect(await first.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
-    expect(await joiner.then(() => undefined, (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    expect(await rejectionOf(first)).to.be.instanceOf(LookupTimeout);
+    expect(await rejectionOf(joiner)).to.be.instanceOf(LookupTimeout);
     r.answer('busy.example');
     await busy;
     expect(r.calls, 'a lookup nobody waited for was started').to.deep.equal(['busy.example']);
@@ -200,7 +205,7 @@ describe('name lookups (lib/lookups.ts)', () => {
     clock += 1000;
     expect(await lookup('a.example')).to.have.length(1);
     expect(await lookup('c.example')).to.have.length(1);
-    expect(await lookup('b.example').then(() => 'answered', (e: unknown) => e)).to.be.instanceOf(LookupTimeout);
+    expect(await rejectionOf(lookup('b.example'))).to.be.instanceOf(LookupTimeout);
     clock += 1;
     const late = lookup('c.example');
     let answered = false;
@@ -245,7 +250,7 @@ describe('name lookups (lib/lookups.ts)', () => {
       if (n++ === 0) throw new Error(`no ${name}`);
       return Promise.resolve([{ address: '192.0.2.2', family: 4 }]);
     }, { slots: 1, maxWaitMs: 1000 });
-    const err = await lookup('throws.example').then(() => undefined, (e: unknown) => e);
+    const err = await rejectionOf(lookup('throws.example'));
     expect((err as Error).message).to.equal('no throws.example');
     await sleep(0);
     expect(await lookup('fine.example')).to.deep.equal([{ address: '192.0.2.2', family: 4 }]);
