@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds', opmlRate: rate() }));
-  if (config.enableTestApi) app.use(testApiRouter(hub, store, config.rssCloudLeaseSeconds));
+  if (config.enableTestApi) app.use(testApiRouter(hub, store, deps.operator, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {
     res.status(404).type('text/plain; charset=utf-8').send('Not found.\n');

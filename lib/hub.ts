@@ -268,7 +268,10 @@ export class Hub extends EventEmitter {
     }
     const feeds = site?.feeds ?? [];
     this.deps.log.info('ping: site', { site: url, feeds: feeds.join(' ') });
-    if (feeds.length === 0) return followed ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
+    // A page that links to no feed was still read and stored, which is all an rssCloud ping
+    // asks: it succeeds, as on the reference server (clients show a failure to their users).
+    // A weblogUpdates site ping asked for the site's feeds, and hears that there are none.
+    if (feeds.length === 0) return followed || as === 'topic' ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
     const pinged = await this.pingFeeds(url, feeds);
     if (!followed) return pinged;
     return { error: null, topics: [url, ...pinged.topics], fanOut: Promise.all([result.fanOut, pinged.fanOut]) };

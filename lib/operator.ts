@@ -145,7 +145,8 @@ export class Operator {
     return deleted;
   }
 
-  retryHost(host: string): number {
+  /** Without a host: every host (the test API's clear). */
+  retryHost(host?: string): number {
     return this.deps.notifier.retryHostNow(host);
   }
 }

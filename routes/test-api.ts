@@ -3,6 +3,7 @@
 // inspect the store. Times are ISO strings on this wire; the store keeps epoch milliseconds.
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
+import type { Operator } from '../lib/operator.js';
 import { isRssCloudProtocol, newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
 import type { Store } from '../lib/store/store.js';
 
@@ -132,7 +133,7 @@ function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: nu
   return sub;
 }
 
-export function testApiRouter(hub: Hub, store: Store, leaseSeconds: number): Router {
+export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseSeconds: number): Router {
   const router = Router();
   router.use('/test', express.json({ limit: '16mb', type: () => true }));
 
@@ -149,6 +150,8 @@ export function testApiRouter(hub: Hub, store: Store, leaseSeconds: number): Rou
 
   route('clear', async () => {
     await store.clear();
+    // A suite's earlier tests of failing subscribers must not leave its host paused for the next.
+    operator.retryHost();
     return {};
   });
   route('setResource', async (b) => {

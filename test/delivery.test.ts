@@ -9,7 +9,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
-import { postForm } from './helpers/rsscloud.js';
+import { ping, postForm } from './helpers/rsscloud.js';
 import { MAX_DIFF_ENTRIES } from '../lib/feeds/entries.js';
 import { TopicServer, outboxBodies, outboxWhen, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
 
@@ -498,6 +498,76 @@ describe('durable delivery', function () {
       const afterProbe = (r: Recorded): boolean => deliveries(r) && probe !== undefined && bad.requests.indexOf(r) > bad.requests.indexOf(probe);
       await bad.waitFor(10, nthOfEachPath(1, afterProbe), 10_000);
       expect(bad.matching(deliveries).filter((r) => r.at < opened + 1000).length, 'before the probe').to.be.at.most(FAILURES + PER_HOST - 1);
+    });
+  });
+
+  describe('an rssCloud subscriber host paused by the breaker (BREAKER_FAILURES=3, BREAKER_COOLDOWN_MS=1000)', () => {
+    it('pings while the host is paused are delivered once it is back, one notification per feed however many pings, and count no failure', async () => {
+      const hub = await hubWith({ BREAKER_FAILURES: '3', BREAKER_COOLDOWN_MS: '1000', MAX_CONSECUTIVE_ERRORS: '3' });
+      const topics = await topicServer();
+      // FeedLand's way: one callback for every feed it follows.
+      let status = 503;
+      const reader = await recorder((req, res) => answer(status)(req, res));
+      const callback = `${reader.url}/feedlandPing`;
+      const feeds = ['a', 'b', 'c'].map((name) => topics.set(`/${name}.xml`, { body: rss([`${name}1`]), contentType: 'application/rss+xml' }));
+      for (const feed of feeds) {
+        await seed(hub, feed, [{ url: callback, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+        expect((await ping(hub, feed)).success, 'first read').to.equal(true);
+      }
+      const change = (feed: string, ids: string[]): void => void topics.set(new URL(feed).pathname, { body: rss(ids), contentType: 'application/rss+xml' });
+      // A short outage: three failed notifications open the circuit for a second.
+      for (const feed of feeds) {
+        change(feed, ['2', '1']);
+        await ping(hub, feed);
+      }
+      expect(reader.matching(deliveries), 'the failures that opened the circuit').to.have.length(3);
+      status = 200;
+      const pausedFrom = reader.requests.length;
+      // While paused: feed a changes three times, b and c once each.
+      const [a, b, c] = feeds as [string, string, string];
+      for (const ids of [['3', '2', '1'], ['4', '3', '2', '1'], ['5', '4', '3', '2', '1']]) {
+        change(a, ids);
+        expect((await ping(hub, a)).success).to.equal(true);
+      }
+      for (const feed of [b, c]) {
+        change(feed, ['3', '2', '1']);
+        expect((await ping(hub, feed)).success).to.equal(true);
+      }
+      expect(reader.requests.length, 'nothing sent while paused').to.equal(pausedFrom);
+      const after = (r: Recorded): boolean => deliveries(r) && reader.requests.indexOf(r) >= pausedFrom;
+      await reader.waitFor(3, after, 10_000);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      const notified = reader.matching(after).map((r) => new URLSearchParams(r.body.toString()).get('url'));
+      expect(notified.sort(), 'one notification per feed').to.deep.equal([...feeds].sort());
+      for (const feed of feeds) {
+        const [sub] = await subscriptionsOf(hub, feed);
+        expect(sub?.ctConsecutiveErrors, `${feed}: errors in a row`).to.equal(0);
+        expect(sub?.ctErrors, `${feed}: errors: only the real one`).to.equal(1);
+      }
+    });
+
+    it('the test API\'s clear forgets paused hosts: the next test\'s subscriber on that host is notified', async () => {
+      const hub = await hubWith({ BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '600000' });
+      const topics = await topicServer();
+      let status = 500;
+      const reader = await recorder((req, res) => answer(status)(req, res));
+      const feed = topics.set('/cleared.xml', { body: rss(['1']), contentType: 'application/rss+xml' });
+      await seed(hub, feed, [{ url: `${reader.url}/first`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      await ping(hub, feed);
+      topics.set('/cleared.xml', { body: rss(['2', '1']), contentType: 'application/rss+xml' });
+      await ping(hub, feed);
+      await reader.waitFor(1, deliveries);
+      await settled(hub);
+      const clear = await fetch(`${hub.url}/test/clear`, { method: 'POST' });
+      expect(clear.status).to.equal(200);
+      status = 200;
+      await seed(hub, feed, [{ url: `${reader.url}/second`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      await ping(hub, feed);
+      topics.set('/cleared.xml', { body: rss(['3', '2', '1']), contentType: 'application/rss+xml' });
+      await ping(hub, feed);
+      const [got] = await reader.waitFor(1, (r) => deliveries(r) && r.path === '/second', 5000);
+      expect(new URLSearchParams(got?.body.toString()).get('url')).to.equal(feed);
     });
   });
 

@@ -510,10 +510,11 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       expect(reads(b.homePath), 'remembered').to.equal(1);
     });
 
-    it('a page without feeds, or that cannot be read, answers the read-error words', async () => {
+    it('a page without feeds was read, as a ping asks: "Thanks for the ping."; one that cannot be read answers the read-error words', async () => {
       const base = `/rest-nofeed-${++seq}/`;
       web.set(base, { contentType: HTML, body: homePage('') });
-      expect(await ping(hub, web.url(base))).to.include({ success: false, msg: MSG.pingReadError(web.url(base)) });
+      expect(await ping(hub, web.url(base))).to.include({ success: true, msg: MSG.pinged });
+      expect(await hub.store.getTopic(web.url(base)), 'stored like any pinged URL').to.not.equal(undefined);
       const missing = web.url(`/rest-missing-${seq}/`);
       expect(await ping(hub, missing)).to.include({ success: false, msg: MSG.pingReadError(missing) });
     });

@@ -63,6 +63,10 @@ export class CircuitBreaker {
     this.hosts.delete(host);
   }
 
+  forgetAll(): void {
+    this.hosts.clear();
+  }
+
   failure(host: string): void {
     const now = this.now();
     this.forgetQuiet(now);

@@ -107,6 +107,8 @@ interface Lane {
   running: boolean;
   /** The version whose retry, or whose host's pause, the lane is sleeping out (see waitBehind). */
   sleepingOn: number | undefined;
+  /** The lane waited for its paused host and has sent nothing since (see the rssCloud coalescing in deliverVersion). */
+  behindPause: boolean;
 }
 
 /**
@@ -123,6 +125,7 @@ const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription 
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
 const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
+const SUPERSEDED: DeliveryOutcome = { ok: false, error: 'superseded: a later version of the topic is queued for this subscriber' };
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
@@ -144,7 +147,7 @@ export class Notifier extends EventEmitter {
   private takeoverTimer: NodeJS.Timeout | undefined;
   /** Entries claimed and not yet resumed (see resumeEntries): their claims are renewed too. */
   private readonly resuming = new Set<OutboxEntry>();
-  /** How long a WebSub version waits for a paused host, from its publication (see deliverVersion). */
+  /** How long a version waits for a paused host, from its publication (see deliverVersion). */
   private readonly retryWindowMs: number;
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
   private readonly outboxSeen = new Map<string, { at: number; entries: Promise<OutboxEntry[]>; read?: OutboxEntry[] }>();
@@ -342,12 +345,16 @@ export class Notifier extends EventEmitter {
     return this.breaker.paused();
   }
 
-  /** An operator says a paused host is back: close its circuit and wake what waits for it. */
-  retryHostNow(host: string): number {
-    this.breaker.success(host);
+  /**
+   * An operator says a paused host is back (or, without one, every host: the test API's clear):
+   * close its circuit and wake what waits for it.
+   */
+  retryHostNow(host?: string): number {
+    if (host === undefined) this.breaker.forgetAll();
+    else this.breaker.success(host);
     let woken = 0;
     for (const s of this.sleepers) {
-      if (s.host !== host) continue;
+      if (s.host === undefined || (host !== undefined && s.host !== host)) continue;
       clearTimeout(s.timer);
       this.sleepers.delete(s);
       s.wake();
@@ -387,7 +394,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false, sleepingOn: undefined };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false, sleepingOn: undefined, behindPause: false };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
@@ -476,6 +483,10 @@ export class Notifier extends EventEmitter {
           if (this.closed) return { closing: true };
           const sub = await store.getSubscription(lane.topic, lane.callback);
           if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
+          // An rssCloud notification says only "this URL changed", the same words for every
+          // version: when changes piled up while the host was paused, the last one says it for
+          // all, rather than a burst of the same words once the host is back.
+          if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
           const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
           if (!content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
           const pausedUntil = this.breaker.waitUntil(host);
@@ -488,6 +499,7 @@ export class Notifier extends EventEmitter {
             this.breaker.probeNotSent(host);
             return { skipped: GIVEN_UP };
           }
+          lane.behindPause = false;
           const started = this.now();
           let outcome: DeliveryOutcome;
           try {
@@ -518,17 +530,21 @@ export class Notifier extends EventEmitter {
           const { sub } = tried;
           if (this.jobs.givenUp(lane.topic, version)) return this.settled(lane, version, GIVEN_UP);
           const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
-          // rssCloud has no retries: a paused host counts as a failed delivery. A WebSub version
-          // waits for its host only within the time its attempts could have taken from when it
-          // was published; past that it is given up, as if they had run out. Waiting longer, a
-          // dead subscriber's lane let one version go per cooldown × WEBSUB_MAX_ATTEMPTS, and
-          // every later version of the topic stayed in the outbox, body and all, until its lease ended.
+          // A version waits for its paused host, and is then sent, only within the time a WebSub
+          // version's attempts could take from when it was published; past that it is given up
+          // and counted as failed, as if they had run out (the host failed every probe meanwhile).
+          // Waiting longer, a dead subscriber's lane let one version go per cooldown ×
+          // WEBSUB_MAX_ATTEMPTS, and every later version of the topic stayed in the outbox, body
+          // and all, until its lease ended. rssCloud, which has no retries, waits too: counting
+          // a failure for a request never made killed the subscriptions of a host that had come
+          // back, after a pause as short as one cooldown (MAX_CONSECUTIVE_ERRORS pings).
           const createdAt = this.jobs.get(lane.topic, version)?.entry.createdAt;
-          if (sub.protocol !== 'websub' || (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs)) {
+          if (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs) {
             await this.record(sub, version, paused, true);
             return this.settled(lane, version, paused);
           }
           this.settleFirst(lane, version, paused);
+          lane.behindPause = true;
           await this.waitBehind(lane, version, this.sleep(tried.pausedUntil - this.now(), host));
           continue;
         }
