@@ -101,7 +101,8 @@ export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly sites: Sites;
   private readonly now: () => number;
-  private readonly refreshing = new Map<string, { current: Promise<RefreshResult>; next?: Promise<RefreshResult> }>();
+  /** Per topic, the last read or fat ping queued, and the queued read not yet started that later reads join (see serialize). */
+  private readonly refreshing = new Map<string, { last: Promise<unknown>; joinable?: Promise<RefreshResult> }>();
   private readonly background = new Set<Promise<unknown>>();
   /** Topics this process created since it last trimmed (see topicCreated). */
   private createdSinceTrim = 0;
@@ -563,7 +564,7 @@ export class Hub extends EventEmitter {
       this.note({ kind: 'publish', topic: url, ok: false, protocol: 'websub', detail: 'fat ping refused: bad signature' });
       return { code: 'publisher_signature' };
     }
-    const result = await this.serialize(url, () => this.checker.accept(url, body, contentType));
+    const result = await this.serialize(url, () => this.checker.accept(url, body, contentType), false);
     this.track(result.fanOut);
     return null;
   }
@@ -609,10 +610,14 @@ export class Hub extends EventEmitter {
    * fetch, every subscriber once.
    */
   refresh(url: string): Promise<RefreshResult> {
-    return this.serialize(url, async () => {
-      await this.fetchSlot(url);
-      return this.checker.fetch(url);
-    });
+    return this.serialize(
+      url,
+      async () => {
+        await this.fetchSlot(url);
+        return this.checker.fetch(url);
+      },
+      true,
+    );
   }
 
   /**
@@ -628,10 +633,19 @@ export class Hub extends EventEmitter {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 
-  private serialize(url: string, check: () => Promise<CheckResult>): Promise<RefreshResult> {
-    const slot = this.refreshing.get(url);
-    if (slot?.next) return slot.next;
-    const run = (slot ? slot.current.then(noop, noop) : Promise.resolve()).then(async () => {
+  /**
+   * Runs a topic's reads and fat pings one at a time, in the order they came. A read (`joins`)
+   * that finds another read queued and not yet started shares it: it will see everything that
+   * changed before either asked. A fat ping never shares: its content is its own, and a read
+   * queued behind one must not be answered by it (that read would never fetch the topic).
+   */
+  private serialize(url: string, check: () => Promise<CheckResult>, joins: boolean): Promise<RefreshResult> {
+    const queue = this.refreshing.get(url);
+    if (joins && queue?.joinable) return queue.joinable;
+    const entry: { last: Promise<unknown>; joinable?: Promise<RefreshResult> } = queue ?? { last: Promise.resolve() };
+    const run: Promise<RefreshResult> = entry.last.then(noop, noop).then(async () => {
+      // Started: a read asked for from now on may miss what this one reads, so it queues anew.
+      if (entry.joinable === run) delete entry.joinable;
       let result: CheckResult;
       let start: (() => Promise<FanOutReport>) | undefined;
       try {
@@ -652,13 +666,12 @@ export class Hub extends EventEmitter {
       const fanOut = result.content && start ? this.distribute(result.content, start) : NO_FAN_OUT;
       return { ...result, fanOut };
     });
-    if (slot) slot.next = run;
-    else this.refreshing.set(url, { current: run });
+    entry.last = run;
+    if (joins) entry.joinable = run;
+    else delete entry.joinable;
+    if (!queue) this.refreshing.set(url, entry);
     const settle = (): void => {
-      const s = this.refreshing.get(url);
-      if (s?.current !== run) return;
-      if (s.next) this.refreshing.set(url, { current: s.next });
-      else this.refreshing.delete(url);
+      if (entry.last === run && this.refreshing.get(url) === entry) this.refreshing.delete(url);
     };
     run.then(settle, settle);
     return run;

@@ -762,6 +762,52 @@ describe('WebSub hub', function () {
       expect(d!.body.toString()).to.equal(body);
     });
 
+    it('a fat ping that comes while a read runs and another is queued gets its own turn: its content is delivered', async () => {
+      const sub = await subscriber();
+      const doc = (body: string): { body: string; contentType: string; delayMs: number } => ({ body, contentType: 'text/plain', delayMs: 300 });
+      const topic = topics.set('/queued-fat', doc(DOC('read 1')));
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect((await ping(h, topic)).success).to.equal(true);
+      await quiet(h);
+      const before = sub.deliveries().length;
+      topics.set('/queued-fat', doc(DOC('read 2')));
+      const reading = ping(h, topic);
+      await sleep(50);
+      expect((await publish(h, topic)).status).to.equal(202);
+      await sleep(50);
+      const body = ATOM('pushed while reads were queued');
+      expect((await fatPing(topic, body, signed(body))).status).to.equal(202);
+      await reading;
+      await sub.waitDeliveries(before + 2);
+      await quiet(h);
+      expect(sub.deliveries().slice(before).map((d) => d.body.toString())).to.deep.equal([DOC('read 2'), body]);
+    });
+
+    it('a ping that comes while a fat ping is queued reads the topic after it: the change it announces is delivered', async () => {
+      const sub = await subscriber();
+      const doc = (body: string): { body: string; contentType: string; delayMs: number } => ({ body, contentType: 'text/plain', delayMs: 300 });
+      const topic = topics.set('/fat-then-ping', doc(DOC('read 1')));
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect((await ping(h, topic)).success).to.equal(true);
+      await quiet(h);
+      const before = sub.deliveries().length;
+      topics.set('/fat-then-ping', doc(DOC('read 2')));
+      const reading = ping(h, topic);
+      await sleep(50);
+      const body = ATOM('pushed between two reads');
+      const pushing = fatPing(topic, body, signed(body));
+      await sleep(50);
+      topics.set('/fat-then-ping', doc(DOC('read 3')));
+      const fetched = topics.fetches('/fat-then-ping').length;
+      expect((await ping(h, topic)).success).to.equal(true);
+      expect(topics.fetches('/fat-then-ping').length, 'the topic was read for the last ping').to.be.greaterThan(fetched);
+      expect((await pushing).status).to.equal(202);
+      await reading;
+      await sub.waitDeliveries(before + 3);
+      await quiet(h);
+      expect(sub.deliveries().slice(before).map((d) => d.body.toString())).to.deep.equal([DOC('read 2'), body, DOC('read 3')]);
+    });
+
     it('refuses unsigned content with 403 and delivers nothing', async () => {
       const sub = await subscriber();
       const topic = topics.url('/unsigned');

@@ -13,6 +13,8 @@ export interface TopicDoc {
   headers?: Record<string, string>;
   /** With an ETag: answer 304 to a matching If-None-Match. */
   etag?: string;
+  /** Answer this long after the request came, so that other requests can queue behind the read. */
+  delayMs?: number;
 }
 
 /** A publisher's server: serves whatever document the test last set for a path, 404 otherwise. */
@@ -26,7 +28,12 @@ export class TopicServer {
     // an earlier one, whose subscriptions a hub shared between tests still holds.
     const rec = await Recorder.start(undefined, loopbackAddress());
     const server = new TopicServer(rec);
-    rec.handler = (req, res) => server.serve(req, res);
+    rec.handler = async (req, res) => {
+      // The document as it is when asked for, answered after its delay.
+      const doc = server.docs.get(req.path);
+      if (doc?.delayMs !== undefined) await sleep(doc.delayMs);
+      server.serve(req, res, doc);
+    };
     return server;
   }
 
@@ -48,8 +55,7 @@ export class TopicServer {
     return this.rec.close();
   }
 
-  private serve(req: Recorded, res: http.ServerResponse): void {
-    const doc = this.docs.get(req.path);
+  private serve(req: Recorded, res: http.ServerResponse, doc: TopicDoc | undefined): void {
     if (!doc) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
