@@ -6,7 +6,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder.js';
+import { Recorder, freePort, sleep, type Handler, type Recorded } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { ping, postForm } from './helpers/rsscloud.js';
@@ -344,6 +344,44 @@ describe('durable delivery', function () {
       await settled(hub);
       const received = sub.matching(deliveries);
       expect(received.map((r) => guids(r.body))).to.deep.equal([['a'], ['a']]);
+    });
+
+    it('a ping served while the restarted hub is still resuming: the owed version goes first, then the new one, each once', async () => {
+      const dir = await tempDataDir();
+      const port = await freePort('127.0.0.1');
+      const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000', PORT: String(port) };
+      let hub = await startTestHub(env, dir);
+      let open = true;
+      closers.push(async () => {
+        if (open) await hub.close();
+        await rm(dir, { recursive: true, force: true });
+      });
+      const topics = await topicServer();
+      let down = true;
+      const sub = await recorder(subscriberAnswer(() => (down ? 503 : 200)));
+      const topic = topics.set('/resumed', { body: rss(['a']), contentType: 'application/rss+xml' });
+      await subscribed(hub, sub, topic, '/cb');
+      // Expired subscriptions of another topic, for the start-up sweep to remove: the hub serves
+      // requests while it sweeps, before it resumes its outbox, and this keeps that window open.
+      const expired = Array.from({ length: 20_000 }, (_, i) => ({ url: `http://127.0.0.1:9/gone/${i}`, protocol: 'http-post', whenExpires: '2000-01-01T00:00:00.000Z' }));
+      await seed(hub, topics.url('/other'), expired);
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries); // answered 503: owed, retrying a minute from now
+      open = false;
+      await hub.close();
+      down = false;
+      topics.set('/resumed', { body: rss(['b', 'a']), contentType: 'application/rss+xml' });
+      const restarted = startTestHub(env, dir);
+      // Pinged as soon as the new hub takes connections, long before its outbox is resumed.
+      let pinged: { success: boolean } | undefined;
+      for (let i = 0; i < 2000 && !pinged; i++) pinged = await ping({ url: `http://127.0.0.1:${port}` }, topic).catch(() => sleep(5).then(() => undefined));
+      hub = await restarted;
+      open = true;
+      expect(pinged?.success).to.equal(true);
+      await sub.waitFor(3, deliveries, 10_000);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(sub.matching(deliveries).map((r) => guids(r.body))).to.deep.equal([['a'], ['a'], ['b']]);
     });
   });
 

@@ -422,12 +422,15 @@ export class Notifier extends EventEmitter {
         try {
           // Stopped by close(): the version stays unhandled here (settled below as the hub
           // shutting down) and its outbox entry stays, for the restart or another process.
-          if (!(await this.deliverVersion(lane, version, slot))) break;
+          const handled = await this.deliverVersion(lane, version, slot);
+          if (handled === 'stopped') break;
+          // An older version was queued meanwhile: it goes first, this one stays queued behind it.
+          if (handled === 'behind') continue;
         } catch (e) {
           this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: describeError(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
         }
-        // By value: an older version queued meanwhile (a resume racing a publish) sorts first.
+        // By value: an older version queued meanwhile sorts first.
         const at = lane.versions.indexOf(version);
         if (at !== -1) lane.versions.splice(at, 1);
         const emptied = this.handled(key, lane.topic, version);
@@ -445,10 +448,11 @@ export class Notifier extends EventEmitter {
   /**
    * Delivers one version to one subscription, retrying as its protocol allows. `held`: the
    * caller holds a slot of the lane's host for the first attempt, and hands it over; it is
-   * given back whatever happens. Resolves true when the version is done with for this
-   * subscription (delivered, given up on, or not due), false when close() stopped it first.
+   * given back whatever happens. Resolves 'done' when the version is done with for this
+   * subscription (delivered, given up on, or not due), 'stopped' when close() stopped it first,
+   * 'behind' when an older version joined the lane while this one waited for it (see below).
    */
-  private async deliverVersion(lane: Lane, version: number, held: boolean): Promise<boolean> {
+  private async deliverVersion(lane: Lane, version: number, held: boolean): Promise<'done' | 'stopped' | 'behind'> {
     const { store, config } = this.deps;
     const host = lane.host;
     let ordered = false;
@@ -466,7 +470,13 @@ export class Notifier extends EventEmitter {
             }
             const sub = await store.getSubscription(lane.topic, lane.callback);
             if (!sub || !this.due(sub, version)) return this.settled(lane, version, SKIPPED);
-            if (await this.waitForEarlier(lane, sub, version)) continue;
+            if (await this.waitForEarlier(lane, sub, version)) {
+              // The older version became this process's (a resume after a restart, or a takeover
+              // from a process that died, queues it in this lane as it registers it): sent after
+              // it, or it would be skipped as not due once this one is recorded, and lost.
+              if (lane.versions.some((v) => v < version)) return 'behind';
+              continue;
+            }
           }
         }
         // The host slot comes first and everything else is read holding it: a fan-out queues
@@ -521,7 +531,7 @@ export class Notifier extends EventEmitter {
         const turnTaken = held ? this.limiter.runHeld(host, turn) : this.limiter.run(host, turn);
         held = false;
         const tried = await turnTaken;
-        if ('closing' in tried) return false;
+        if ('closing' in tried) return 'stopped';
         if ('skipped' in tried) {
           if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
           return this.settled(lane, version, tried.skipped);
@@ -556,11 +566,11 @@ export class Notifier extends EventEmitter {
         }
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
-        if (final) return true;
+        if (final) return 'done';
         await this.waitBehind(lane, version, this.sleep(delay));
         attempt++;
       }
-      return false;
+      return 'stopped';
     } finally {
       // Not handed over: the hub is closing, or something failed before the first attempt.
       if (held) this.limiter.leave(host);
@@ -733,10 +743,10 @@ export class Notifier extends EventEmitter {
     for (const v of [...lane.unsettled]) if (v !== except) this.settleFirst(lane, v, BEHIND_RETRIES);
   }
 
-  /** settleFirst, for a version done with: deliverVersion's true. */
-  private settled(lane: Lane, version: number, outcome: DeliveryOutcome): true {
+  /** settleFirst, for a version done with: deliverVersion's 'done'. */
+  private settled(lane: Lane, version: number, outcome: DeliveryOutcome): 'done' {
     this.settleFirst(lane, version, outcome);
-    return true;
+    return 'done';
   }
 
   private emitDelivery(sub: Subscription, host: string, content: Content, attempt: number, outcome: DeliveryOutcome, started: number): void {
