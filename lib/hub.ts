@@ -463,7 +463,20 @@ export class Hub extends EventEmitter {
     return Math.min(websubLeaseMaxSeconds, Math.max(websubLeaseMinSeconds, requested ?? websubLeaseDefaultSeconds));
   }
 
-  private async verifyWebSub(req: WebSubRequest): Promise<void> {
+  /**
+   * Whether a newer request for the same (topic, callback) has superseded this one since it was
+   * accepted (Store.putVerification removed its record): then it applies nothing, whatever its
+   * subscriber answered, and the newer request alone decides, even if it fails (REC §5.1: each
+   * request overrides the previous state once verified, so the last one accepted is the intent).
+   */
+  private async superseded(req: PendingVerification): Promise<boolean> {
+    if (await this.deps.store.hasVerification(req.id)) return false;
+    this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, mode: req.mode });
+    this.note({ kind: req.mode, topic: req.topic, ok: false, protocol: 'websub', detail: `${callbackHost(req.callback)}: superseded by a newer request` });
+    return true;
+  }
+
+  private async verifyWebSub(req: PendingVerification): Promise<void> {
     const { store, verifier, log } = this.deps;
     if (req.mode === 'subscribe') {
       // Validation (REC §5.2): a topic this hub may never fetch cannot be delivered, so the
@@ -476,6 +489,8 @@ export class Hub extends EventEmitter {
         if (e instanceof OutboundError && e.code === 'timeout') {
           log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, reason: e.message });
         } else {
+          // A denial would tell the subscriber that its newer request failed.
+          if (await this.superseded(req)) return;
           const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
           log.info('websub: subscription denied', { topic: req.topic, reason });
           this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
@@ -496,7 +511,12 @@ export class Hub extends EventEmitter {
     this.note({ kind: 'verify', topic: req.topic, ok: verified, protocol: 'websub', detail: `${req.mode} ${callbackHost(req.callback)}` });
     // A failed verification leaves whatever existed exactly as it was (REC §5.1).
     if (!verified) return;
+    // Checked right before each write. On the embedded store nothing runs in between; on
+    // PostgreSQL a newer request (through any process) can still supersede this one between
+    // the check and the write: one query's time, against the newer one's whole verification
+    // round trip before it applies, so the newer one still applies last. Accepted.
     if (req.mode === 'unsubscribe') {
+      if (await this.superseded(req)) return;
       await store.deleteSubscription(req.topic, req.callback);
       log.info('websub: unsubscribed', { topic: req.topic });
       this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
@@ -523,6 +543,7 @@ export class Hub extends EventEmitter {
     // A re-subscribe may change or drop the secret.
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
+    if (await this.superseded(req)) return;
     const refused = await this.storeWithinLimits(sub);
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).

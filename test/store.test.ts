@@ -311,12 +311,14 @@ describe('lowdb store: durability', () => {
 
   describe('pending verifications', () => {
     it('puts, lists, deletes, and keeps them (secrets included) in DATA_DIR files only the hub can read', async () => {
-      await store.putVerification(verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' }));
+      // Each of its own (topic, callback): a newer request would supersede the others of its pair.
+      const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' });
+      await store.putVerification(v2);
       await store.putVerification(verification('v1', { mode: 'unsubscribe' }));
-      await store.putVerification(verification('v3', { createdAt: 3 }));
+      await store.putVerification(verification('v3', { callback: 'https://s.example/cb3', createdAt: 3 }));
       await store.deleteVerification('v3');
       await store.deleteVerification('nope');
-      const expected = [verification('v1', { mode: 'unsubscribe' }), verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' })];
+      const expected = [verification('v1', { mode: 'unsubscribe' }), v2];
       expect(await store.listVerifications()).to.deep.equal(expected);
       await store.flush();
       const [segment] = await journalFiles(dir);

@@ -290,6 +290,82 @@ describe('WebSub hub', function () {
     });
   });
 
+  describe('requests for the same topic and callback (REC §5.1: the newer request decides)', () => {
+    /** The subscriber answers the first GET that `slow` picks `ms` late, those `decline` picks with a 404, the others at once. */
+    function answerLate(sub: Subscriber, slow: (r: Recorded) => boolean, ms: number, decline: (r: Recorded) => boolean = () => false): void {
+      const answer = sub.rec.handler;
+      let delayed = false;
+      sub.rec.handler = async (req, res) => {
+        if (decline(req)) {
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('no');
+          return;
+        }
+        if (!delayed && slow(req)) {
+          delayed = true;
+          await sleep(ms);
+        }
+        await answer(req, res);
+      };
+    }
+    const mode = (m: string) => (r: Recorded) => r.query.get('hub.mode') === m;
+
+    it('an unsubscribe right after a subscribe wins, though the subscriber answers the subscribe last: no subscription, nothing delivered', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('sub-then-unsub'), contentType: DOC_TYPE });
+      answerLate(sub, mode('subscribe'), 1000);
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback() };
+      expect((await subscribe(hub, form)).status).to.equal(202);
+      await sub.waitVerifications(1, 'subscribe');
+      expect((await unsubscribe(hub, form)).status).to.equal(202);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+      await publishAndFetch(hub, topics, topic);
+      await quiet(hub);
+      expect(sub.deliveries()).to.deep.equal([]);
+    });
+
+    it('a re-subscribe without a secret, verified first, is what stays: not the older request with a secret and a longer lease verified after it', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('resubscribed'), contentType: DOC_TYPE });
+      answerLate(sub, (r) => r.query.get('hub.lease_seconds') === '7200', 1000);
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback() };
+      const before = Date.now();
+      expect((await subscribe(hub, { ...form, 'hub.secret': 'old-secret', 'hub.lease_seconds': '7200' })).status).to.equal(202);
+      await sub.waitVerifications(1, 'subscribe');
+      expect((await subscribe(hub, { ...form, 'hub.lease_seconds': '3600' })).status).to.equal(202);
+      await sub.waitVerifications(2, 'subscribe');
+      await settled(hub);
+      const subs = await subscriptionsOf(hub, topic);
+      expect(subs).to.have.length(1);
+      expect(Date.parse(subs[0]!.whenExpires)).to.be.within(before + 3600_000, Date.now() + 3600_000);
+      await publishAndFetch(hub, topics, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(DOC('resubscribed'));
+      expect(d!.headers).to.not.have.property('x-hub-signature');
+    });
+
+    it('withdraws the older request even when the newer one fails verification: the state stays as it was before both', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('kept'), contentType: DOC_TYPE });
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback() };
+      await subscribed(hub, sub, { ...form, 'hub.secret': 'first-secret' });
+      answerLate(sub, mode('subscribe'), 1000, mode('unsubscribe'));
+      expect((await subscribe(hub, { ...form, 'hub.secret': 'second-secret' })).status).to.equal(202);
+      await sub.waitVerifications(2, 'subscribe');
+      expect((await unsubscribe(hub, form)).status).to.equal(202);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.have.length(1);
+      await publishAndFetch(hub, topics, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(validSignature(d!.headers['x-hub-signature'], 'first-secret', d!.body)).to.equal(true);
+    });
+  });
+
   // ---- leases and expiry --------------------------------------------------------------
 
   describe('leases', () => {

@@ -34,7 +34,11 @@ export type JournalOp =
   /** `body`, base64, when the body is small enough to travel in the line (INLINE_BODY_MAX). */
   | { op: 'putOutbox'; entry: OutboxEntry; body?: string }
   | { op: 'delOutbox'; topic: string; version: number }
-  | { op: 'putVerification'; v: PendingVerification }
+  /**
+   * `supersedes`: the other pending verifications of v's (topic, callback), removed by the same
+   * line (Store.putVerification). Named by id, so the op stays absolute.
+   */
+  | { op: 'putVerification'; v: PendingVerification; supersedes?: string[] }
   | { op: 'delVerification'; id: string }
   | { op: 'putSite'; site: Site }
   | { op: 'delSite'; url: string }

@@ -398,9 +398,16 @@ export class LowdbStore implements Store {
 
   putVerification(v: PendingVerification): Promise<void> {
     const { claimedBy, claimedUntil, ...copy } = v;
+    const supersedes = this.state.verificationsOf(v.topic, v.callback).filter((id) => id !== v.id);
+    for (const id of supersedes) this.verificationClaims.delete(id);
     // In memory only, as outbox claims are.
     if (claimedBy !== undefined && claimedUntil !== undefined) this.verificationClaims.set(copy.id, { owner: claimedBy, until: claimedUntil });
-    return this.write({ op: 'putVerification', v: copy });
+    // One line: a crash keeps both the new request and the removal of those it supersedes, or neither.
+    return this.write({ op: 'putVerification', v: copy, ...(supersedes.length > 0 && { supersedes }) });
+  }
+
+  async hasVerification(id: string): Promise<boolean> {
+    return this.state.hasVerification(id);
   }
 
   async deleteVerification(id: string): Promise<void> {

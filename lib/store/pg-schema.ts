@@ -205,6 +205,17 @@ export const MIGRATIONS: readonly Migration[] = [
       $$;
     `,
   },
+  {
+    version: 6,
+    name: 'pending verifications by (topic, callback) (a newer request supersedes older ones)',
+    sql: `
+      -- Store.putVerification removes the other pending verifications of the new one's pair.
+      -- Indexed by the md5 of each URL: the URLs themselves can be too long for a B-tree entry,
+      -- and key columns would need every writer to fill them, a process of an older build still
+      -- running included. The statements compare the URLs themselves too.
+      CREATE INDEX pending_verifications_pair ON pending_verifications (md5(topic), md5(callback));
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -34,6 +34,8 @@ export class MemoryState {
   private readonly byHost = new Map<string, number>();
   /** Shared protocol strings, so 100k subscriptions do not hold 100k copies of 'http-post'. */
   private readonly protocols = new Map<string, Protocol>();
+  /** Ids of the pending verifications of each (topic, callback), by pairKey: a put supersedes the others. */
+  private readonly verificationsByPair = new Map<string, Set<string>>();
 
   // --- reads -------------------------------------------------------------------------------
 
@@ -98,6 +100,11 @@ export class MemoryState {
 
   hasVerification(id: string): boolean {
     return this.parts[shardOf(id)]!.verifications.has(id);
+  }
+
+  /** Ids of the pending verifications of one (topic, callback). */
+  verificationsOf(topic: string, callback: string): string[] {
+    return [...(this.verificationsByPair.get(pairKey(topic, callback)) ?? [])];
   }
 
   verificationRefs(): PendingVerification[] {
@@ -212,16 +219,20 @@ export class MemoryState {
         break;
       }
       case 'putVerification': {
+        for (const id of op.supersedes ?? []) this.deleteVerification(id);
+        this.deleteVerification(op.v.id);
         const p = this.parts[shardOf(op.v.id)]!;
         p.verifications.set(op.v.id, op.v);
+        const key = pairKey(op.v.topic, op.v.callback);
+        let ids = this.verificationsByPair.get(key);
+        if (!ids) this.verificationsByPair.set(key, (ids = new Set()));
+        ids.add(op.v.id);
         p.dirty = true;
         break;
       }
-      case 'delVerification': {
-        const p = this.parts[shardOf(op.id)]!;
-        if (p.verifications.delete(op.id)) p.dirty = true;
+      case 'delVerification':
+        this.deleteVerification(op.id);
         break;
-      }
       case 'putSite': {
         const p = this.parts[shardOf(op.site.url)]!;
         p.sites.set(op.site.url, op.site);
@@ -244,6 +255,7 @@ export class MemoryState {
         this.subCount = 0;
         this.byProtocol.clear();
         this.byHost.clear();
+        this.verificationsByPair.clear();
         break;
     }
   }
@@ -327,6 +339,17 @@ export class MemoryState {
     return e;
   }
 
+  private deleteVerification(id: string): void {
+    const p = this.parts[shardOf(id)]!;
+    const v = p.verifications.get(id);
+    if (!v) return;
+    p.verifications.delete(id);
+    p.dirty = true;
+    const key = pairKey(v.topic, v.callback);
+    const ids = this.verificationsByPair.get(key);
+    if (ids?.delete(id) && ids.size === 0) this.verificationsByPair.delete(key);
+  }
+
   private prune(e: TopicEntry): void {
     if (!e.topic && e.subs.size === 0 && !e.outbox) this.parts[shardOf(e.url)]!.entries.delete(e.url);
   }
@@ -350,3 +373,7 @@ export class MemoryState {
   }
 }
 
+/** One string per (topic, callback), unambiguous whatever characters the URLs hold. */
+function pairKey(topic: string, callback: string): string {
+  return JSON.stringify([topic, callback]);
+}

@@ -122,8 +122,15 @@ export interface Store {
    */
   withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined>;
 
-  /** WebSub (un)subscription requests accepted (202) but not yet verified. */
+  /**
+   * WebSub (un)subscription requests accepted (202) but not yet verified. A put replaces the
+   * verification with the same id and removes every other one of the same (topic, callback):
+   * the newer request supersedes them (REC §5.1), in the same durable write, so a restart finds
+   * only the newest.
+   */
   putVerification(v: PendingVerification): Promise<void>;
+  /** Whether a verification is still pending: false once deleted or superseded. */
+  hasVerification(id: string): Promise<boolean>;
   deleteVerification(id: string): Promise<void>;
   listVerifications(): Promise<PendingVerification[]>;
   /** As claimOutbox, for verifications: those nobody is running (their process died), claimed. */

@@ -568,13 +568,14 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       });
 
       it('claims pending verifications the same way, and lists them without claims', async () => {
+        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2 });
         await store.putVerification({ ...verification('v1'), claimedBy: 'A', claimedUntil: Date.now() + 60_000 });
-        await store.putVerification(verification('v2', { createdAt: 2 }));
+        await store.putVerification(v2);
         expect((await store.claimVerifications('B', 60_000, 10)).map((v) => [v.id, v.claimedBy])).to.deep.equal([['v2', 'B']]);
         expect(await store.claimVerifications('C', 60_000, 10)).to.deep.equal([]);
         await store.renewVerificationClaims('B', -1000, ['v2']);
         expect((await store.claimVerifications('C', 60_000, 10)).map((v) => v.id)).to.deep.equal(['v2']);
-        expect(await store.listVerifications()).to.deep.equal([verification('v1'), verification('v2', { createdAt: 2 })]);
+        expect(await store.listVerifications()).to.deep.equal([verification('v1'), v2]);
       });
 
       it("releases every claim of one owner, on outbox entries and verifications, and no one else's", async () => {
@@ -583,7 +584,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         await store.putOutbox({ ...outbox(t, 1), claimedBy: 'A', claimedUntil: later }, Buffer.from('1'));
         await store.putOutbox({ ...outbox(t, 2), claimedBy: 'B', claimedUntil: later }, Buffer.from('2'));
         await store.putVerification({ ...verification('v1'), claimedBy: 'A', claimedUntil: later });
-        await store.putVerification({ ...verification('v2', { createdAt: 2 }), claimedBy: 'B', claimedUntil: later });
+        await store.putVerification({ ...verification('v2', { callback: 'https://s.example/cb2', createdAt: 2 }), claimedBy: 'B', claimedUntil: later });
         expect(await store.claimOutbox('C', 60_000, 10)).to.deep.equal([]);
         expect(await store.claimVerifications('C', 60_000, 10)).to.deep.equal([]);
         await store.releaseClaims('A');
@@ -614,16 +615,41 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
 
     describe('pending verifications', () => {
       it('puts, replaces, lists oldest first, deletes, and keeps them (secrets included) across a reopen', async () => {
-        await store.putVerification(verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' }));
+        // Each of its own (topic, callback): a newer request supersedes the others of its pair (below).
+        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' });
+        await store.putVerification(v2);
         await store.putVerification(verification('v1', { mode: 'unsubscribe', createdAt: 9 }));
         await store.putVerification(verification('v1', { mode: 'unsubscribe' }));
-        await store.putVerification(verification('v3', { createdAt: 3 }));
+        await store.putVerification(verification('v3', { callback: 'https://s.example/cb3', createdAt: 3 }));
         await store.deleteVerification('v3');
         await store.deleteVerification('nope');
-        const expected = [verification('v1', { mode: 'unsubscribe' }), verification('v2', { createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' })];
+        const expected = [verification('v1', { mode: 'unsubscribe' }), v2];
         expect(await store.listVerifications()).to.deep.equal(expected);
+        expect([await store.hasVerification('v1'), await store.hasVerification('v2'), await store.hasVerification('v3')]).to.deep.equal([true, true, false]);
         await reopen();
         expect(await store.listVerifications()).to.deep.equal(expected);
+      });
+
+      it('a newer request for the same (topic, callback) supersedes the older ones, claims included, and a reopen keeps only the newer', async () => {
+        const sameTopic = verification('t', { callback: 'https://s.example/other', createdAt: 1 });
+        const sameCallback = verification('c', { topic: 'https://b.example/feed', createdAt: 3 });
+        await store.putVerification(sameTopic);
+        await store.putVerification(sameCallback);
+        await store.putVerification({ ...verification('old', { secret: 'old', leaseSeconds: 7200 }), claimedBy: 'A', claimedUntil: Date.now() + 60_000 });
+        await store.putVerification(verification('older', { mode: 'unsubscribe', createdAt: 0 }));
+        expect(await store.hasVerification('old')).to.equal(false);
+        const newer = verification('new', { leaseSeconds: 3600, createdAt: 2 });
+        await store.putVerification(newer);
+        expect([await store.hasVerification('old'), await store.hasVerification('older'), await store.hasVerification('new')]).to.deep.equal([false, false, true]);
+        const expected = [sameTopic, newer, sameCallback];
+        expect(await store.listVerifications()).to.deep.equal(expected);
+        // A superseded request's claim went with it: only the three left are there to claim.
+        expect((await store.claimVerifications('B', 60_000, 10)).map((v) => v.id).sort()).to.deep.equal(['c', 'new', 't']);
+        // Its verification finishing later deletes nothing of the newer one's.
+        await store.deleteVerification('old');
+        await reopen();
+        expect(await store.listVerifications()).to.deep.equal(expected);
+        expect([await store.hasVerification('old'), await store.hasVerification('older'), await store.hasVerification('new')]).to.deep.equal([false, false, true]);
       });
     });
 
