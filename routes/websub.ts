@@ -71,7 +71,9 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   if (typeof callback !== 'string') return text(res, 400, `hub.callback ${callback.problem}.`);
   const topic = parseHttpUrl(form.get('hub.topic'));
   if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
-  const secret = form.get('hub.secret') ?? undefined;
+  // Only a subscription keeps a secret. An empty one is none: a form that always sends the
+  // field must not get its deliveries signed with an empty key, which anyone can forge.
+  const secret = mode === 'subscribe' ? form.get('hub.secret') || undefined : undefined;
   if (secret !== undefined && Buffer.byteLength(secret, 'utf8') > MAX_SECRET_BYTES) {
     return text(res, 400, `hub.secret must be less than 200 bytes (it has ${Buffer.byteLength(secret, 'utf8')}).`);
   }
@@ -79,15 +81,16 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   const lease = form.get('hub.lease_seconds');
   // REC §5.1: a lease on an unsubscribe is ignored.
   if (mode === 'subscribe' && lease !== null && lease !== '') {
-    if (!/^\d{1,12}$/.test(lease) || Number(lease) === 0) return text(res, 400, 'hub.lease_seconds must be a positive integer.');
-    leaseSeconds = Number(lease);
+    if (!/^\d+$/.test(lease) || /^0+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a positive integer.');
+    // However long, it is a valid request: the hub grants at most WEBSUB_LEASE_MAX_SECONDS.
+    leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }
   const verifyToken = form.get('hub.verify_token') ?? undefined;
   const error = await hub.webSubRequest({
     mode,
     topic,
     callback,
-    ...(mode === 'subscribe' && secret !== undefined && { secret }),
+    ...(secret !== undefined && { secret }),
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
   });

@@ -223,6 +223,21 @@ describe('WebSub hub', function () {
       expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
     });
 
+    it('an empty hub.secret is no secret: deliveries are unsigned; an unsubscribe\'s secret is ignored, however long', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/empty-secret', { body: DOC('e'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/empty'), 'hub.secret': '' });
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1, '/empty');
+      expect(d!.headers['x-hub-signature'], 'signed with an empty key').to.equal(undefined);
+      const res = await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/empty'), 'hub.secret': 'x'.repeat(300) });
+      expect(res.status, await res.text()).to.equal(202);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(hub);
+      expect(await subscriptionsOf(hub, topic)).to.have.length(0);
+    });
+
     it('accepts a secret of 199 bytes and refuses one of 200 bytes (counted in UTF-8)', async () => {
       const topics = await topicServer();
       const sub = await subscriber();
@@ -389,6 +404,8 @@ describe('WebSub hub', function () {
         ['5', '100'],
         ['500', '500'],
         ['5000', '1000'],
+        // A valid positive integer, however large: granted the longest lease, not refused.
+        ['1234567890123456789012345', '1000'],
       ];
       for (const [lease, granted] of asked) {
         const path = `/lease-${lease}`;
@@ -554,6 +571,21 @@ describe('WebSub hub', function () {
       expect(links.filter((l) => l.rel === 'hub').map((l) => l.url)).to.deep.equal([`${hub.config.publicUrl}/websub`]);
       expect(links.filter((l) => l.rel === 'self').map((l) => l.url)).to.deep.equal([topic]);
       expect(d!.headers['x-hub-signature']).to.equal(undefined);
+    });
+
+    it('a topic accepted as typed, with a space and ">", is a valid Link target: percent-encoded, so the header still parses', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      // Requested as the URL standard encodes it, which is what the hub fetches.
+      topics.set('/odd%20name%3E.txt', { body: DOC('odd'), contentType: DOC_TYPE });
+      const typed = topics.url('/odd name>.txt');
+      await subscribed(hub, sub, { 'hub.topic': typed, 'hub.callback': sub.callback('/odd') });
+      await publish(hub, typed);
+      const [d] = await sub.waitDeliveries(1, '/odd');
+      expect(d!.body.toString()).to.equal(DOC('odd'));
+      const links = parseLinks(d!.headers['link']);
+      expect(links.filter((l) => l.rel === 'hub').map((l) => l.url)).to.deep.equal([`${hub.config.publicUrl}/websub`]);
+      expect(links.filter((l) => l.rel === 'self').map((l) => l.url)).to.deep.equal([topics.url('/odd%20name%3E.txt')]);
     });
 
     for (const [algorithm, hexLength] of [

@@ -9,7 +9,21 @@ import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
 export function linkHeader(hubUrl: string, topic: string): string {
-  return `<${hubUrl}>; rel="hub", <${topic}>; rel="self"`;
+  return `<${linkTarget(hubUrl)}>; rel="hub", <${linkTarget(topic)}>; rel="self"`;
+}
+
+/**
+ * A URL as a Link target (RFC 8288: a URI-Reference inside <>): characters a URI cannot hold
+ * (space, <, >, ", controls, non-ASCII), which a topic accepted as typed may contain, are
+ * percent-encoded as UTF-8, so one cannot end the target early or break the header. A URL that
+ * is already a valid URI is unchanged, and so still equal to the topic its subscriber asked for.
+ */
+export function linkTarget(url: string): string {
+  return url.replace(/[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/gu, (c) => {
+    let out = '';
+    for (const byte of Buffer.from(c, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    return out;
+  });
 }
 
 export class WebSubContentSender implements Sender {
