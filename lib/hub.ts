@@ -11,7 +11,7 @@ import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { callbackHost, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
+import { callbackHost, hasControlCharacters, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
@@ -130,7 +130,7 @@ export class Hub extends EventEmitter {
   async pleaseNotify(req: PleaseNotifyRequest): Promise<HubError | null> {
     if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
     if (req.urls.length === 0) return { code: 'no_resources' };
-    const tooMuch = this.checkUrls(req.urls);
+    const tooMuch = this.checkUrls(req.urls) ?? unreadable(req.urls);
     if (tooMuch) return tooMuch;
     const callback = rssCloudCallback(req.protocol, req.port, req.path, req.domain || req.callerAddress);
     // The callback is built from strangers' fields (domain, port, path): it obeys MAX_URL_LENGTH too.
@@ -215,7 +215,7 @@ export class Hub extends EventEmitter {
 
   /** The limits every ping obeys: URL bounds, and MIN_SECS_BETWEEN_PINGS per topic. */
   private async checkPing(url: string): Promise<HubError | null> {
-    const tooMuch = this.checkUrls([url]);
+    const tooMuch = this.checkUrls([url]) ?? unreadable([url]);
     if (tooMuch) return tooMuch;
     const { minSecsBetweenPings } = this.deps.config;
     if (minSecsBetweenPings > 0) {
@@ -785,10 +785,17 @@ export function rssCloudCallback(protocol: RssCloudProtocol, port: string, path:
   if (h.includes(':') && !h.startsWith('[')) h = `[${h}]`;
   const p = path.startsWith('/') ? path : `/${path}`;
   const url = `${scheme}://${h}:${port}${p}`;
+  if (hasControlCharacters(url)) return undefined;
   try {
     new URL(url);
   } catch {
     return undefined;
   }
   return url;
+}
+
+/** A resource URL with control characters (see hasControlCharacters) gets rssCloud's words for one that cannot be read. */
+function unreadable(urls: string[]): HubError | null {
+  const url = urls.find(hasControlCharacters);
+  return url === undefined ? null : { code: 'resource_unreadable', url };
 }

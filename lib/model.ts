@@ -161,6 +161,15 @@ export function subscriptionKey(topic: string, callback: string): string {
   return `${topic}\n${callback}`;
 }
 
+/**
+ * Whether a URL as given holds control characters (tabs, line breaks, other C0, DEL). None is
+ * accepted: the URL standard drops some when it parses, so the hub would reach another URL than
+ * the one it keeps, and subscriptionKey relies on there being no line break.
+ */
+export function hasControlCharacters(url: string): boolean {
+  return /[\x00-\x1f\x7f]/.test(url);
+}
+
 /** host[:port] of a URL, lower-cased; cheap enough to run on every stored subscription. */
 export function callbackHost(url: string): string {
   const start = url.indexOf('//');

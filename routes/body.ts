@@ -2,6 +2,7 @@
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler } from 'express';
+import { hasControlCharacters } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
   // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
@@ -41,6 +42,7 @@ export function bodyErrorStatus(err: unknown): number | undefined {
 /** An absolute http(s) URL without a fragment, or what is wrong with it. */
 export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
   if (value === null || value === undefined || value === '') return { problem: 'is required' };
+  if (hasControlCharacters(value)) return { problem: 'must not contain control characters (tabs, line breaks)' };
   let url: URL;
   try {
     url = new URL(value);

@@ -101,6 +101,8 @@ describe('rssCloud bad input', function () {
         { port: 'eighty', path: '/x' },
         { port: '99999', path: '/x' },
         { port: `${sub.port}@evil.example`, path: '/x' },
+        // The URL standard would drop the tab and call /xy.
+        { port: String(sub.port), path: '/x\ty' },
       ]) {
         const reply = await pleaseNotify(hub, { ...form, protocol: 'http-post', url1: feed });
         expect([reply.status, reply.success], JSON.stringify(form)).to.deep.equal([200, false]);
@@ -187,6 +189,20 @@ describe('rssCloud bad input', function () {
         expect(sub.requests).to.deep.equal([]);
       });
     }
+  });
+
+  it('a feed URL with a tab or a line break is a read error: never read, subscribed to or kept', async () => {
+    for (const char of ['\n', '\t', '\r']) {
+      const name = unique('ctl');
+      const url = feeds.fixed(name).replace(`/${name}`, `/${char}${name}`);
+      const subscribed = await pleaseNotify(hub, { port: String(sub.port), path: '/ctl', protocol: 'http-post', url1: url });
+      expect([subscribed.success, subscribed.msg]).to.deep.equal([false, MSG.subscribeReadError(url)]);
+      const pinged = await ping(hub, url, { accept: 'application/json' });
+      expect(pinged.body).to.equal(JSON.stringify({ success: false, msg: MSG.pingReadError(url) }));
+      expect(feeds.rec.matching((r) => r.path.endsWith(name)), 'the URL without the character was read').to.have.length(0);
+      expect(await getSubscriptions(hub, url)).to.deep.equal([]);
+    }
+    expect(sub.requests).to.deep.equal([]);
   });
 
   describe('redirects towards forbidden targets are refused at every hop', () => {

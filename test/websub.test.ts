@@ -268,6 +268,9 @@ describe('WebSub hub', function () {
         ['missing topic', { 'hub.mode': 'subscribe', 'hub.callback': cb }],
         ['non-http topic', { 'hub.mode': 'subscribe', 'hub.topic': 'mailto:someone@example.com', 'hub.callback': cb }],
         ['topic with a fragment', { 'hub.mode': 'subscribe', 'hub.topic': `${topic}#x`, 'hub.callback': cb }],
+        // The URL standard would drop these: the hub would fetch or call another URL than it keeps.
+        ['topic with a line break', { 'hub.mode': 'subscribe', 'hub.topic': 'http://127.0.0.1:1/fe\ned', 'hub.callback': cb }],
+        ['callback with a tab', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': cb.replace('/cb', '/c\tb') }],
         ['unsubscribe without a topic', { 'hub.mode': 'unsubscribe', 'hub.callback': cb }],
         ['unknown hub.mode', { 'hub.mode': 'subscribed', 'hub.topic': topic, 'hub.callback': cb }],
         ['missing hub.mode', { 'hub.topic': topic, 'hub.callback': cb }],
