@@ -7,7 +7,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
 import { bodyErrorStatus, parseHttpUrl } from './body.js';
-import { cors } from './cors.js';
+import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
@@ -28,6 +28,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/docs', page('docs.html'));
   router.use('/static', express.static(opts.publicDir, { index: false, maxAge: '1h' }));
   // The browser client is one ES module at a stable URL, so pages can import it directly.
+  answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml']);
   router.get('/client.js', cors, page('client.js'));
 
   router.get('/healthz', (_req, res) => {
@@ -70,9 +71,10 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   });
   // A body the JSON parser refused is the operator's mistake: 400 (or 413), never the app's 500.
   admin.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const status = bodyErrorStatus(err);
+    const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
-    res.status(status).json({ ok: false, error: status === 413 ? 'the request body is too large' : 'the request body must be JSON' });
+    const error = status === 413 ? 'the request body is too large' : status === 415 ? "the request body's charset or Content-Encoding is not supported" : 'the request body must be JSON';
+    res.status(status).json({ ok: false, error });
   });
   router.use('/admin', admin);
   return router;

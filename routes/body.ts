@@ -1,7 +1,7 @@
 // Input parsing shared by the faces. Bodies are read raw (bounded) and parsed here, once, into
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
-import express, { type Request, type RequestHandler } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
 import { hasControlCharacters } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
@@ -28,11 +28,15 @@ export function queryParams(req: Request): URLSearchParams {
   return new URLSearchParams(q === -1 ? '' : req.originalUrl.slice(q + 1));
 }
 
-/** The kind of failure body-parser reported, if the error came from it. */
-export function bodyErrorStatus(err: unknown): number | undefined {
+/**
+ * The status for a failure body-parser reported, if the error came from it. For a
+ * Content-Encoding it cannot read, `res` also says which it can (RFC 9110 §15.5.16).
+ */
+export function bodyErrorStatus(err: unknown, res: Response): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const { type, status, expose } = err as { type?: unknown; status?: unknown; expose?: unknown };
   if (typeof status !== 'number') return undefined;
+  if (type === 'encoding.unsupported') res.setHeader('Accept-Encoding', 'gzip, deflate, br');
   if (typeof type === 'string') return status;
   // A body that fails to decompress (bad gzip/deflate/br) comes back as a bare 400 with no
   // `type`; it is still the client's fault and must get the face's own reply, not a 500.

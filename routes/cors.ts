@@ -1,9 +1,22 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 
 /** Open CORS: browser pingers and dashboards on other origins must reach the hub (rssCloud #31). */
 export function cors(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Accept, Last-Event-ID');
+  // X-Hub-Signature and a feed's own Content-Type: a fat ping sent from a page.
+  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Accept, Last-Event-ID, X-Hub-Signature');
   next();
+}
+
+/**
+ * Answers browsers' CORS preflight for `paths` with the same open policy. Without it a request
+ * a browser must ask about first (a fat ping, an XML-RPC call, any non-form body) got express's
+ * own OPTIONS reply, without the CORS headers, and the browser never sent it.
+ */
+export function answerPreflight(router: Router, paths: string[]): void {
+  router.options(paths, cors, (_req: Request, res: Response) => {
+    res.setHeader('Access-Control-Max-Age', '86400');
+    res.status(204).end();
+  });
 }

@@ -16,6 +16,7 @@ import {
   type XmlRpcValue,
 } from '../lib/xmlrpc.js';
 import { bodyBuffer, bodyErrorStatus, rawBody } from './body.js';
+import { answerPreflight, cors } from './cors.js';
 import { isWeblogUpdatesMethod, weblogUpdates } from './weblog-updates.js';
 import { clientAddress, rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
@@ -32,7 +33,9 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
   const router = Router();
   const { limits } = opts;
   const refuse = (_req: Request, res: Response, msg: string): void => send(res, { fault: msg }, res.statusCode);
-  router.post('/RPC2', rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
+  // Open to pages on other origins, as the REST faces are; an XML body needs the preflight.
+  answerPreflight(router, ['/RPC2']);
+  router.post('/RPC2', cors, rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
     let call: MethodCall;
     try {
       call = parseMethodCall(bodyBuffer(req).toString('utf8'), limits);
@@ -43,7 +46,7 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
     send(res, await dispatch(hub, call, clientAddress(req)));
   });
   router.use('/RPC2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const status = bodyErrorStatus(err);
+    const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
     send(res, { fault: status === 413 ? 'The request body is too large.' : 'The request body could not be read.' }, status);
   });

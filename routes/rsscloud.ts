@@ -6,7 +6,7 @@ import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import { RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
-import { cors } from './cors.js';
+import { answerPreflight, cors } from './cors.js';
 import { clientAddress, rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
@@ -40,9 +40,7 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
   const body = rawBody(opts.maxBodyBytes);
   const refuse = (root: Root) => (req: Request, res: Response, msg: string) => sendResult(req, res, root, false, msg, res.statusCode);
 
-  router.options([...PLEASE_NOTIFY_PATHS, ...PING_PATHS], cors, (_req, res) => {
-    res.sendStatus(204);
-  });
+  answerPreflight(router, [...PLEASE_NOTIFY_PATHS, ...PING_PATHS]);
 
   router.post(PLEASE_NOTIFY_PATHS, cors, rateLimit(opts.pleaseNotifyRate, refuse('notifyResult')), body, async (req, res) => {
     const form = formParams(req);
@@ -89,7 +87,7 @@ function fail(req: Request, res: Response, root: Root, error: HubError, context:
 }
 
 function bodyError(err: unknown, req: Request, res: Response, next: NextFunction, root: Root): void {
-  const status = bodyErrorStatus(err);
+  const status = bodyErrorStatus(err, res);
   if (status === undefined) return next(err);
   const msg = status === 413 ? 'The request body is too large.' : 'The request body could not be read.';
   sendResult(req, res, root, false, msg, status);

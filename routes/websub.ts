@@ -5,7 +5,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Hub } from '../lib/hub.js';
 import { messageFor } from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, parseHttpUrl, queryParams, rawBody } from './body.js';
-import { cors } from './cors.js';
+import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
@@ -28,6 +28,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   const router = Router();
   const refuse = (_req: Request, res: Response, msg: string): void => text(res, res.statusCode, msg);
 
+  answerPreflight(router, ['/websub']);
   router.post('/websub', cors, rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
@@ -55,7 +56,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   });
 
   router.use('/websub', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const status = bodyErrorStatus(err);
+    const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
     text(res, status, status === 413 ? 'The request body is too large.' : 'The request body could not be read.');
   });

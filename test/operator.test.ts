@@ -188,6 +188,19 @@ describe('Operators and browsers over HTTP', function () {
   });
 
   describe('/stats.json, /feeds.opml, /healthz', () => {
+    it('pages on other origins may read /stats.json, /feeds.opml and /client.js: each answers the CORS preflight', async () => {
+      const hub = await hubWith();
+      for (const path of ['/stats.json', '/feeds.opml', '/client.js']) {
+        const res = await fetch(`${hub.url}${path}`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://dashboard.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'accept' },
+        });
+        expect(res.status, path).to.equal(204);
+        expect(res.headers.get('access-control-allow-origin'), path).to.equal('*');
+        expect(res.headers.get('access-control-allow-headers') ?? '', path).to.match(/\baccept\b/i);
+      }
+    });
+
     it('/stats.json has its shape and shows callback hosts, never callback URLs, their queries or secrets', async () => {
       const hub = await hubWith();
       const topics = await topicServer();

@@ -133,6 +133,8 @@ describe('rssCloud bad input', function () {
       });
       expect(res.status).to.equal(415);
       expect(res.body).to.match(/<result success="false" msg="[^"]+"\/>/);
+      // RFC 9110 §15.5.16: a 415 for a content coding says which codings the server reads.
+      expect(res.headers['accept-encoding']).to.equal('gzip, deflate, br');
     });
 
     it('a compressed form that is valid is read', async () => {

@@ -73,6 +73,23 @@ describe('rssCloud XML-RPC', function () {
     expectValue(await call('rssCloud.hello', []), true);
   });
 
+  it('a page on another origin may call it: OPTIONS /RPC2 answers the preflight an XML body needs, and the reply is readable', async () => {
+    const preflight = await fetch(`${hub.url}/RPC2`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://reader.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    expect(preflight.status).to.equal(204);
+    expect(preflight.headers.get('access-control-allow-origin')).to.equal('*');
+    expect(preflight.headers.get('access-control-allow-methods')).to.match(/\bPOST\b/);
+    expect(preflight.headers.get('access-control-allow-headers') ?? '').to.match(/content-type/i);
+    const res = await fetch(`${hub.url}/RPC2`, {
+      method: 'POST',
+      headers: { origin: 'https://reader.example', 'content-type': 'text/xml' },
+      body: '<?xml version="1.0"?><methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>',
+    });
+    expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+  });
+
   describe('rssCloud.pleaseNotify', () => {
     const shapes: { name: string; port: (p: number) => unknown; urls: (feed: string) => unknown }[] = [
       { name: 'port as int, urlList as an array', port: (p) => p, urls: (f) => [f] },

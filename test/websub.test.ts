@@ -919,6 +919,18 @@ describe('WebSub hub', function () {
       expect(sub.deliveries().slice(before).map((d) => d.body.toString())).to.deep.equal([DOC('read 2'), body, DOC('read 3')]);
     });
 
+    it('a page on another origin may send one: OPTIONS /websub allows X-Hub-Signature and a feed\'s Content-Type', async () => {
+      const res = await fetch(`${h.url}/websub?hub.mode=publish&hub.topic=${encodeURIComponent(topics.url('/from-a-page'))}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://blog.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-hub-signature' },
+      });
+      expect(res.status).to.equal(204);
+      expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+      expect(res.headers.get('access-control-allow-methods')).to.match(/\bPOST\b/);
+      const allowed = (res.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(/\s*,\s*/);
+      expect(allowed).to.include.members(['content-type', 'x-hub-signature']);
+    });
+
     it('refuses unsigned content with 403 and delivers nothing', async () => {
       const sub = await subscriber();
       const topic = topics.url('/unsigned');
