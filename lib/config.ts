@@ -75,6 +75,8 @@ export interface Config {
   siteRecheckSeconds: number;
   serverHeadersTimeoutMs: number;
   serverRequestTimeoutMs: number;
+  /** How long an idle kept-alive connection stays open (longer than a load balancer's idle timeout). */
+  serverKeepAliveTimeoutMs: number;
   /** A response that makes no progress this long (its client stopped reading) is cut. */
   serverResponseTimeoutMs: number;
   /** Bearer token for operator actions that change state; unset = those actions are off. */
@@ -217,6 +219,7 @@ function limits(env: Env): Pick<Config, LimitKeys> {
     fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0),
     serverHeadersTimeoutMs: int(env, 'SERVER_HEADERS_TIMEOUT_MS', 10_000, 100),
     serverRequestTimeoutMs: int(env, 'SERVER_REQUEST_TIMEOUT_MS', 30_000, 100),
+    serverKeepAliveTimeoutMs: int(env, 'SERVER_KEEPALIVE_TIMEOUT_MS', 65_000, 100),
     serverResponseTimeoutMs: int(env, 'SERVER_RESPONSE_TIMEOUT_MS', 60_000, 100),
   };
 }
@@ -236,6 +239,7 @@ type LimitKeys =
   | 'fetchMinIntervalMs'
   | 'serverHeadersTimeoutMs'
   | 'serverRequestTimeoutMs'
+  | 'serverKeepAliveTimeoutMs'
   | 'serverResponseTimeoutMs';
 
 function databaseUrl(env: Env, name: string): string | undefined {

@@ -28,7 +28,10 @@ export class Metrics {
     // on PostgreSQL each read counts every subscription by protocol.
     const storeCounts = new SharedRead(() => sources.store.counts(), 0);
     const counts = () => storeCounts.get();
-    collectDefaultMetrics({ register: this.registry, prefix: 'pushbutton_process_' });
+    // The process's and Node's own metrics under their usual names (process_cpu_seconds_total,
+    // nodejs_eventloop_lag_seconds…), so the dashboards made for them find them; the prefix
+    // they had doubled them into pushbutton_process_process_….
+    collectDefaultMetrics({ register: this.registry });
     this.deliveries = new Counter({
       name: 'pushbutton_deliveries_total',
       help: 'Delivery attempts by protocol and outcome (delivered, failed).',

@@ -80,6 +80,10 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   });
   server.headersTimeout = given.serverHeadersTimeoutMs;
   server.requestTimeout = given.serverRequestTimeoutMs;
+  // Node's 5 s default is shorter than the idle timeout of the load balancers in front of a hub
+  // (60 s on the usual ones): one that reuses a connection the hub has just closed answers its
+  // client 502.
+  server.keepAliveTimeout = given.serverKeepAliveTimeoutMs;
   // Never below two heartbeats: a quiet stream that reads must not be cut.
   cutStalledResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
   // A request that comes before the app is attached (while the store opens: a second or more at

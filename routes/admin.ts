@@ -26,7 +26,9 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/', page('dashboard.html'));
   router.get('/demo', page('demo.html'));
   router.get('/docs', page('docs.html'));
-  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: '1h' }));
+  // Revalidated on every load (a 304 when unchanged), as the pages that name them are: cached for
+  // an hour, an upgraded page ran with the previous version's scripts and styles meanwhile.
+  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0 }));
   // The browser client is one ES module at a stable URL, so pages can import it directly.
   answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml']);
   router.get('/client.js', cors, page('client.js'));

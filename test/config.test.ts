@@ -47,6 +47,8 @@ describe('configuration', () => {
     expect(c.enableTestApi).to.equal(false);
     expect(c.publicUrl).to.equal('http://localhost:5337');
     expect(c.websubLeaseDefaultSeconds).to.equal(864000);
+    // Longer than the 60 s idle timeout of the usual load balancers.
+    expect(c.serverKeepAliveTimeoutMs).to.equal(65000);
   });
 
   for (const [name, value] of Object.entries(BAD)) {

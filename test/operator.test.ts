@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import net from 'node:net';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { FeedServer, MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
+import { FeedServer, MSG, pleaseNotify, rawRequest, subscriberOk } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 import { openSse, openStream, type SseStream } from './helpers/sse.js';
 import { STREAM_BODY_MAX } from '../lib/change-event.js';
@@ -128,6 +128,15 @@ describe('Operators and browsers over HTTP', function () {
   });
 
   describe('/metrics', () => {
+    it("has the process's and Node's own metrics under their usual names, for the dashboards made for them", async () => {
+      const hub = await hubWith();
+      const names = new Set([...(await scrape(hub)).keys()].map((k) => k.slice(0, k.indexOf('{'))));
+      for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+        expect(names.has(name), name).to.equal(true);
+      }
+      expect([...names].filter((n) => n.includes('process_process')), 'doubled names').to.deep.equal([]);
+    });
+
     it('moves with real traffic: deliveries by protocol and outcome, latency, fetches, subscriptions, requests', async () => {
       const hub = await hubWith();
       const feeds = await FeedServer.start();
@@ -188,6 +197,20 @@ describe('Operators and browsers over HTTP', function () {
   });
 
   describe('/stats.json, /feeds.opml, /healthz', () => {
+    it('the pages\' scripts and styles are revalidated on every load, as the pages are, so an upgrade never mixes versions', async () => {
+      const hub = await hubWith();
+      for (const file of ['dashboard.js', 'style.css']) {
+        const res = await fetch(`${hub.url}/static/${file}`);
+        expect(res.status, file).to.equal(200);
+        expect(res.headers.get('cache-control'), file).to.equal('public, max-age=0');
+        const validator = res.headers.get('last-modified');
+        expect(validator, file).to.be.a('string');
+        // Not fetch(): a conditional header makes it send Cache-Control: no-cache, as a browser's reload does.
+        const again = await rawRequest(`${hub.url}/static/${file}`, { method: 'GET', headers: { 'if-modified-since': validator! } });
+        expect(again.status, `${file} unchanged`).to.equal(304);
+      }
+    });
+
     it('pages on other origins may read /stats.json, /feeds.opml and /client.js: each answers the CORS preflight', async () => {
       const hub = await hubWith();
       for (const path of ['/stats.json', '/feeds.opml', '/client.js']) {

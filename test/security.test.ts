@@ -1370,6 +1370,26 @@ describe('security: slow clients (SERVER_HEADERS_TIMEOUT_MS=1000, SERVER_REQUEST
   });
 });
 
+describe('kept-alive connections (SERVER_KEEPALIVE_TIMEOUT_MS=1000)', function () {
+  this.timeout(20_000);
+  it('an idle kept-alive connection is closed by the hub after SERVER_KEEPALIVE_TIMEOUT_MS, not Node\'s 5 s', async () => {
+    const hub = await startTestHub({ SERVER_KEEPALIVE_TIMEOUT_MS: '1000' });
+    try {
+      const socket = net.connect(hub.port, '127.0.0.1');
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      socket.write('GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n');
+      const t0 = Date.now();
+      const closedAfterMs = await new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now() - t0)));
+      expect(received).to.match(/^HTTP\/1\.1 200/);
+      expect(closedAfterMs).to.be.within(800, 3500);
+    } finally {
+      await hub.destroy();
+    }
+  });
+});
+
 describe('security: clients that stop reading (SERVER_RESPONSE_TIMEOUT_MS=1000)', function () {
   this.timeout(20_000);
   let hub: TestHub;
