@@ -71,11 +71,19 @@ export function createApp(deps: AppDeps): express.Express {
     const started = process.hrtime.bigint();
     // Read now: by 'finish' the client may have hung up and its socket lost its address.
     const ip = clientAddress(req);
-    res.on('finish', () => {
+    let recorded = false;
+    const record = (): void => {
+      if (recorded) return;
+      recorded = true;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      metrics.request(routeLabel(req.path), res.statusCode);
-      log.info('request', { method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, ip });
-    });
+      // 499 (nginx's "client closed request"): the client left before any answer was sent.
+      const status = res.headersSent ? res.statusCode : 499;
+      metrics.request(routeLabel(req.path), status);
+      log.info('request', { method: req.method, path: req.path, status, ms: Math.round(ms * 10) / 10, ip });
+    };
+    res.on('finish', record);
+    // A stream, or a response its client hung up on, never finishes: it is recorded as it closes.
+    res.on('close', record);
     next();
   });
 

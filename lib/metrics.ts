@@ -53,7 +53,7 @@ export class Metrics {
     });
     this.requests = new Counter({
       name: 'pushbutton_http_requests_total',
-      help: 'Requests answered, by route and status code.',
+      help: 'Requests by route and status code, counted when answered, or when a stream ends or the client hangs up (499: it left before any answer).',
       labelNames: ['route', 'status'],
       registers,
     });

@@ -1,15 +1,18 @@
 // Server-Sent Events fan-out for browsers. Streams follow channels (one per topic, and one for
 // the operator's activity log); every event gets an id "<boot>-<seq>" and goes into a bounded
 // backlog, so a browser reconnecting with Last-Event-ID is sent what it missed. An id from
-// another boot, or older than the backlog, cannot be resumed: the stream is told with a
-// "reset" event (carrying the current id) so the page can reload what it shows. One interval
-// writes heartbeats so proxies do not close idle streams.
+// another boot, or one after which an event of the stream's own channels fell out of the
+// backlog, cannot be resumed: the stream is told with a "reset" event (carrying the current id)
+// so the page can reload what it shows. One interval writes heartbeats so proxies do not close
+// idle streams.
 import { randomBytes } from 'node:crypto';
 
 export interface StreamClient {
   channels: ReadonlySet<string>;
   /** Writes raw SSE text; false when the client is gone. */
   write(chunk: string): boolean;
+  /** Ends the response once what was written has gone out. */
+  end(): void;
 }
 
 interface Stored {
@@ -26,14 +29,29 @@ export function topicChannel(url: string): string {
 }
 export const ACTIVITY_CHANNEL = 'activity';
 
+/** Channels whose last eviction is remembered; past it the oldest-updated is forgotten. */
+export const EVICTED_CHANNELS_KEPT = 10_000;
+
 export class StreamHub {
   private readonly boot = randomBytes(4).toString('hex');
   private readonly backlog: Stored[] = [];
   private readonly clients = new Set<StreamClient>();
   private seq = 0;
+  /**
+   * Per channel, the newest seq that fell out of the backlog. The backlog is shared, so other
+   * channels' traffic pushes a quiet channel's events out; a stream is reset only for what its
+   * own channels lost, not for what went through on others. Bounded (a stranger can name any
+   * topic): a forgotten channel counts as having lost everything up to `floor`, the newest seq
+   * forgotten, which at worst resets a stream that could have resumed.
+   */
+  private readonly evicted = new Map<string, number>();
+  private floor = 0;
   private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly backlogSize: number) {}
+  constructor(
+    private readonly backlogSize: number,
+    private readonly channelsKept = EVICTED_CHANNELS_KEPT,
+  ) {}
 
   start(heartbeatMs: number): void {
     this.heartbeat = setInterval(() => this.broadcast(':\n\n', () => true), heartbeatMs);
@@ -42,7 +60,11 @@ export class StreamHub {
 
   stop(): void {
     clearInterval(this.heartbeat);
-    for (const c of this.clients) c.write('event: bye\ndata: {}\n\n');
+    // Ended, not left open: a stream left to the shutdown's grace period is cut mid-chunk.
+    for (const c of this.clients) {
+      c.write('event: bye\ndata: {}\n\n');
+      c.end();
+    }
     this.clients.clear();
   }
 
@@ -53,7 +75,10 @@ export class StreamHub {
   /** Adds a client, replaying what it missed since `lastEventId`. Returns the detach function. */
   attach(client: StreamClient, lastEventId: string | undefined): () => void {
     client.write('retry: 2000\n\n');
-    if (lastEventId) this.replay(client, lastEventId);
+    // The current id, without data: EventSource takes it as its last event id all the same, so a
+    // stream that drops before its first event reconnects with an id and gets what it missed.
+    // After a replay it moves the id past the other channels' events the stream skipped.
+    if (!(lastEventId && this.replay(client, lastEventId))) client.write(`id: ${this.boot}-${this.seq}\n\n`);
     this.clients.add(client);
     return () => this.clients.delete(client);
   }
@@ -66,7 +91,7 @@ export class StreamHub {
   publish(channel: string, event: string, data: unknown): void {
     const stored: Stored = { seq: ++this.seq, channel, event, data };
     this.backlog.push(stored);
-    if (this.backlog.length > this.backlogSize) this.backlog.shift();
+    if (this.backlog.length > this.backlogSize) this.evict(this.backlog.shift()!);
     for (const c of this.clients) {
       if (c.channels.has(channel) && !c.write(this.textOf(stored))) this.clients.delete(c);
     }
@@ -76,18 +101,30 @@ export class StreamHub {
     return (e.text ??= `id: ${this.boot}-${e.seq}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
   }
 
-  private replay(client: StreamClient, lastEventId: string): void {
+  private evict(e: Stored): void {
+    // Deleted first so that the Map's order is the order of last update.
+    this.evicted.delete(e.channel);
+    this.evicted.set(e.channel, e.seq);
+    if (this.evicted.size > this.channelsKept) {
+      const [channel, seq] = this.evicted.entries().next().value!;
+      this.evicted.delete(channel);
+      this.floor = Math.max(this.floor, seq);
+    }
+  }
+
+  /** Sends what the client missed, or a reset; true when it sent a reset. */
+  private replay(client: StreamClient, lastEventId: string): boolean {
     const [boot, seqText] = lastEventId.split('-');
     const last = Number(seqText);
-    const oldest = this.backlog[0]?.seq ?? this.seq + 1;
-    // Resumable when the id is ours and nothing after it has fallen out of the backlog.
-    if (boot !== this.boot || !Number.isInteger(last) || last > this.seq || last + 1 < oldest) {
+    const lost = (): boolean => [...client.channels].some((c) => (this.evicted.get(c) ?? this.floor) > last);
+    if (boot !== this.boot || !Number.isInteger(last) || last < 0 || last > this.seq || lost()) {
       // The reset carries the current id: the browser's Last-Event-ID moves to a point it can
       // resume from, so its next reconnect is not reset again for the same stale id.
       client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
-      return;
+      return true;
     }
     for (const e of this.backlog) if (e.seq > last && client.channels.has(e.channel)) client.write(this.textOf(e));
+    return false;
   }
 
   private broadcast(text: string, match: (c: StreamClient) => boolean): void {

@@ -9,8 +9,9 @@
 // follow() opens a Server-Sent Events stream on the hub's /stream and calls you back when a
 // topic changes, whichever protocol announced the change (rssCloud ping, WebSub publish, fat
 // ping). The browser's EventSource reconnects by itself and sends Last-Event-ID, and the hub
-// replays what was missed; when it cannot (the hub restarted, or the gap is older than its
-// backlog) you get onReset, and should reload whatever you show.
+// replays what was missed (a stream that has had no event yet too: the hub gives it an id as it
+// opens); when it cannot (the hub restarted, or a change of your topics has left its backlog)
+// you get onReset, and should reload whatever you show.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;

@@ -30,11 +30,14 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
       res.status(429).type('text/plain; charset=utf-8').send(`Too many open streams from your address (at most ${opts.maxStreamsPerClient}).\n`);
       return;
     }
-    perClient.set(who, held + 1);
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
     res.setHeader('Cache-Control', 'no-cache, no-transform');
     res.setHeader('X-Accel-Buffering', 'no');
+    // Node sends no body for HEAD, so a stream left open for it would never end: it held a slot
+    // and its connection (and whatever was pipelined behind it) until cut for stalling.
+    if (req.method === 'HEAD') return void res.end();
+    perClient.set(who, held + 1);
     res.flushHeaders();
     const lastEventId = req.get('last-event-id') ?? (typeof req.query['lastEventId'] === 'string' ? req.query['lastEventId'] : undefined);
     // Backpressure. Written regardless, every event was held in memory for a client that reads
@@ -44,9 +47,11 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // backlog behind could not be resumed anyway: its stream is cut, and its EventSource
     // reconnects with the last id it read and is told to reset.
     const waiting: string[] = [];
+    let ending = false;
     const full = (): boolean => res.writableLength > opts.maxBufferedBytes;
     const flush = (): void => {
       while (waiting.length > 0 && !full() && !res.destroyed) res.write(waiting.shift()!);
+      if (ending && waiting.length === 0 && !res.writableEnded && !res.destroyed) res.end();
     };
     res.on('drain', flush);
     const detach = streams.attach(
@@ -63,6 +68,10 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
             return false;
           }
           return true;
+        },
+        end: () => {
+          ending = true;
+          flush();
         },
       },
       lastEventId,

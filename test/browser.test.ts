@@ -6,6 +6,8 @@
 //
 // Page-side code is passed as strings: the project is type-checked without the DOM library.
 import { existsSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -293,5 +295,42 @@ describe('In a real browser (headless Chromium)', function () {
     expect(missed.map((e) => e.data.version)).to.deep.equal([a!.data.version + 1, a!.data.version + 2]);
     await page.evaluate('window.__es.close()');
     expect(errors).to.deep.equal([]);
+  });
+
+  it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
+    const feedItems = [item('q1', 'Quiet one')];
+    const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    const path = `/stream?topic=${encodeURIComponent(feed)}`;
+    const requests: { socket: Socket; lastEventId: string | undefined }[] = [];
+    const track = (req: IncomingMessage): void => {
+      if (req.url === path) requests.push({ socket: req.socket, lastEventId: req.headers['last-event-id'] as string | undefined });
+    };
+    hub.server.on('request', track);
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`new Promise((resolve) => {
+        window.__events = [];
+        window.__es = new EventSource(${JSON.stringify(`${hub.url}${path}`)});
+        for (const type of ['change', 'reset']) {
+          window.__es.addEventListener(type, (e) => window.__events.push({ type, title: type === 'change' ? JSON.parse(e.data).entries[0].title : null }));
+        }
+        window.__es.onopen = () => resolve(true);
+      })`);
+      // The id comes in the stream's first chunk, with the retry hint; give it time to be read.
+      await sleep(200);
+      expect(requests).to.have.length(1);
+      requests[0]!.socket.destroy();
+      feedItems.unshift(item('q2', 'Made while away'));
+      topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+      await page.waitForFunction('window.__events.length >= 1', undefined, { timeout: 10_000 });
+      expect(requests[1]?.lastEventId, 'the reconnect sends the id the hub gave').to.match(/^[0-9a-f]{8}-\d+$/);
+      expect(await page.evaluate('window.__events')).to.deep.equal([{ type: 'change', title: 'Made while away' }]);
+      await page.evaluate('window.__es.close()');
+    } finally {
+      hub.server.off('request', track);
+    }
   });
 });

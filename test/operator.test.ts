@@ -771,5 +771,127 @@ describe('Operators and browsers over HTTP', function () {
       const stale = await stream(streamUrl(hub, feed), { 'last-event-id': change!.id! });
       await stale.waitFor(1, (e) => e.event === 'reset');
     });
+
+    it('gives a stream the current id before any event, so one that drops on a quiet topic resumes the change it missed', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const feed = topics.set('/quiet.xml', { body: rss('a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      const first = await stream(streamUrl(hub, feed));
+      for (let i = 0; i < 100 && first.lastEventId() === undefined; i++) await sleep(20);
+      const id = first.lastEventId();
+      expect(id, 'an id with no event').to.match(/^[0-9a-f]{8}-\d+$/);
+      expect(first.events).to.deep.equal([]);
+      first.close();
+      await first.ended;
+
+      topics.set('/quiet.xml', { body: rss('b', 'a'), contentType: RSS_TYPE });
+      expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+      const again = await stream(streamUrl(hub, feed), { 'last-event-id': id! });
+      const [missed] = await again.waitFor(1);
+      expect(missed!.event).to.equal('change');
+      expect((JSON.parse(missed!.data) as Change).entries?.map((e) => e.title)).to.deep.equal(['Post b']);
+    });
+
+    it("resets a stream only for what its own topics lost from the backlog, however much else went through it (SSE_BACKLOG=20)", async () => {
+      const hub = await hubWith({ SSE_BACKLOG: '20' });
+      const topics = await topicServer();
+      const feed = topics.set('/mine.xml', { body: rss('a'), contentType: RSS_TYPE });
+      let n = 0;
+      const pingOther = async (): Promise<void> => {
+        const other = topics.set('/busy.txt', { body: `change ${++n}\n`, contentType: 'text/plain; charset=utf-8' });
+        expect((await hub.postForm('/ping', { url: other })).status).to.equal(200);
+      };
+      const first = await stream(streamUrl(hub, feed));
+      await hub.postForm('/ping', { url: feed });
+      await first.waitFor(1, (e) => e.event === 'change');
+      first.close();
+      await first.ended;
+
+      // More than a backlog of events of another topic: the stream's own missed nothing.
+      for (let i = 0; i < 30; i++) await pingOther();
+      const resumed = await stream(streamUrl(hub, feed), { 'last-event-id': first.lastEventId()! });
+      topics.set('/mine.xml', { body: rss('b', 'a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      await resumed.waitFor(1);
+      expect(resumed.events.map((e) => e.event), 'a live change, no reset before it').to.deep.equal(['change']);
+      resumed.close();
+      await resumed.ended;
+
+      // A change of its own topic that fell out of the backlog while it was away.
+      topics.set('/mine.xml', { body: rss('c', 'b', 'a'), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      for (let i = 0; i < 30; i++) await pingOther();
+      const late = await stream(streamUrl(hub, feed), { 'last-event-id': resumed.lastEventId()! });
+      const [reset] = await late.waitFor(1);
+      expect(reset!.event).to.equal('reset');
+    });
+
+    /** Sends `request` on a new connection and resolves with all the hub sends until it closes it. */
+    const exchange = (hub: TestHub, request: string, timeoutMs = 3000): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(hub.port, '127.0.0.1');
+        cleanup.push({ close: () => void socket.destroy() });
+        let raw = '';
+        const timer = setTimeout(() => reject(new Error(`the hub did not close the connection; it sent ${JSON.stringify(raw)}`)), timeoutMs);
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => (raw += d));
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve(raw);
+        });
+        socket.write(request);
+      });
+
+    it('answers HEAD /stream and /events with the headers alone, taking no stream slot, and goes on to the next request on the connection', async () => {
+      const hub = await hubWith({ SSE_MAX_PER_CLIENT: '1' });
+      const host = `Host: 127.0.0.1:${hub.port}\r\n`;
+      for (const path of [`/stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')}`, '/events']) {
+        const raw = await exchange(hub, `HEAD ${path} HTTP/1.1\r\n${host}\r\nGET /healthz HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+        const [head, next] = raw.split(/(?=HTTP\/1\.1 )/);
+        expect(head, path).to.match(/^HTTP\/1\.1 200 OK\r\n/);
+        expect(head, path).to.match(/\r\ncontent-type: text\/event-stream; charset=utf-8\r\n/i);
+        expect(head, path).to.match(/\r\n\r\n$/);
+        expect(next, path).to.match(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n\{"ok":true\}$/);
+      }
+      // The one stream this address may hold is still free.
+      const s = await openSse(`${hub.url}/events`);
+      if ('close' in s) s.close();
+      expect(s.status).to.equal(200);
+    });
+
+    it('ends each stream after its bye when the hub closes: the chunked body is terminated, not cut', async () => {
+      const hub = await hubWith();
+      const raw = exchange(hub, `GET /stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')} HTTP/1.1\r\nHost: 127.0.0.1:${hub.port}\r\n\r\n`, 15_000);
+      for (let i = 0; i < 100 && (await sseClients(hub)) < 1; i++) await sleep(20);
+      await hub.close();
+      const text = await raw;
+      const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+      // Chunks: size in hex, CRLF, data, CRLF; the last one has size 0.
+      const chunks: string[] = [];
+      let rest = body;
+      for (let m; (m = /^([0-9a-f]+)\r\n/i.exec(rest)); ) {
+        const size = parseInt(m[1]!, 16);
+        chunks.push(rest.slice(m[0].length, m[0].length + size));
+        rest = rest.slice(m[0].length + size + 2);
+        if (size === 0) break;
+      }
+      expect(chunks.at(-1), `the last chunk, in ${JSON.stringify(body)}`).to.equal('');
+      expect(rest, 'nothing after the last chunk').to.equal('');
+      expect(chunks.join('')).to.match(/event: bye\ndata: \{\}\n\n$/);
+    });
+
+    it('counts a stream in pushbutton_http_requests_total once its client closes it', async () => {
+      const hub = await hubWith();
+      const counted = async (route: string): Promise<number> => metric(await scrape(hub), 'pushbutton_http_requests_total', { route, status: '200' });
+      const s = await stream(streamUrl(hub, 'http://127.0.0.1:1/feed.xml'));
+      const e = await stream(`${hub.url}/events`);
+      expect(await counted('/stream'), 'not while open').to.equal(0);
+      s.close();
+      e.close();
+      for (let i = 0; i < 100 && ((await counted('/stream')) < 1 || (await counted('/events')) < 1); i++) await sleep(20);
+      expect(await counted('/stream')).to.equal(1);
+      expect(await counted('/events')).to.equal(1);
+    });
   });
 });

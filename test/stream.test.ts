@@ -1,0 +1,37 @@
+// StreamHub's memory of which channels lost events from the shared backlog, at its bound: the
+// HTTP tests (operator.test.ts) cannot name 10,000 channels cheaply, so this one keeps two.
+import { expect } from 'chai';
+import { StreamHub, type StreamClient } from '../lib/stream.js';
+
+function client(...channels: string[]): StreamClient & { text: string } {
+  const c = { channels: new Set(channels), text: '', write: (chunk: string) => ((c.text += chunk), true), end: () => undefined };
+  return c;
+}
+const idOf = (text: string): string => [...text.matchAll(/^id: (.*)$/gm)].at(-1)![1]!;
+
+describe('StreamHub resume across a shared backlog', () => {
+  it('resumes a channel that lost nothing, resets one that did, and counts a forgotten channel as having lost everything up to what was forgotten', () => {
+    const hub = new StreamHub(2, 2);
+    const quiet = client('q');
+    hub.attach(quiet, undefined);
+    const since = idOf(quiet.text);
+
+    // "a" and "b" each lose an event from the backlog; "q" loses nothing.
+    for (const ch of ['a', 'b', 'a', 'b']) hub.publish(ch, 'change', {});
+    const q = client('q');
+    hub.attach(q, since);
+    expect(q.text).not.to.include('event: reset');
+    const a = client('a');
+    hub.attach(a, since);
+    expect(a.text).to.include('event: reset');
+
+    // A third channel evicted: "a", updated least recently, is forgotten.
+    for (let i = 0; i < 3; i++) hub.publish('c', 'change', {});
+    const q2 = client('q');
+    hub.attach(q2, since);
+    expect(q2.text, 'a channel never evicted, but forgotten ones lost events after its id').to.include('event: reset');
+    const later = client('q');
+    hub.attach(later, idOf(a.text));
+    expect(later.text, 'an id after everything forgotten resumes').not.to.include('event: reset');
+  });
+});
