@@ -464,13 +464,17 @@ export class Hub extends EventEmitter {
   }
 
   /**
-   * Whether a newer request for the same (topic, callback) has superseded this one since it was
-   * accepted (Store.putVerification removed its record): then it applies nothing, whatever its
-   * subscriber answered, and the newer request alone decides, even if it fails (REC §5.1: each
-   * request overrides the previous state once verified, so the last one accepted is the intent).
+   * Whether a newer request for the same (topic, callback) was verified and applied since this
+   * one was accepted (it removed this one's record): then this one does nothing more, whatever
+   * its subscriber answers (REC §5.1: each request overrides the previous state once verified).
+   * `applying`: this one was verified and is about to be applied; still pending, it withdraws
+   * the older requests of its pair first, so none of them can be applied after it. A newer
+   * request that is not verified withdraws nothing: anyone can send one, and the callback's
+   * owner declining it must not cancel the subscribe it did ask for.
    */
-  private async superseded(req: PendingVerification): Promise<boolean> {
-    if (await this.deps.store.hasVerification(req.id)) return false;
+  private async superseded(req: PendingVerification, applying: boolean): Promise<boolean> {
+    const { store } = this.deps;
+    if (applying ? await store.supersedeOlderVerifications(req) : await store.hasVerification(req.id)) return false;
     this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, mode: req.mode });
     this.note({ kind: req.mode, topic: req.topic, ok: false, protocol: 'websub', detail: `${callbackHost(req.callback)}: superseded by a newer request` });
     return true;
@@ -489,8 +493,8 @@ export class Hub extends EventEmitter {
         if (e instanceof OutboundError && e.code === 'timeout') {
           log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, reason: e.message });
         } else {
-          // A denial would tell the subscriber that its newer request failed.
-          if (await this.superseded(req)) return;
+          // A denial would tell the subscriber that its newer, applied request failed.
+          if (await this.superseded(req, false)) return;
           const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
           log.info('websub: subscription denied', { topic: req.topic, reason });
           this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
@@ -499,6 +503,8 @@ export class Hub extends EventEmitter {
         }
       }
     }
+    // Not asked of the subscriber at all once overridden.
+    if (await this.superseded(req, false)) return;
     const lease = req.mode === 'subscribe' ? this.grantLease(req.leaseSeconds) : undefined;
     const requestedAt = this.now();
     const verified = await verifier.webSubIntent({
@@ -512,11 +518,11 @@ export class Hub extends EventEmitter {
     // A failed verification leaves whatever existed exactly as it was (REC §5.1).
     if (!verified) return;
     // Checked right before each write. On the embedded store nothing runs in between; on
-    // PostgreSQL a newer request (through any process) can still supersede this one between
-    // the check and the write: one query's time, against the newer one's whole verification
-    // round trip before it applies, so the newer one still applies last. Accepted.
+    // PostgreSQL a newer request verified through another process at the same moment could
+    // apply between this one's check and its write (one query's time), and be overridden by
+    // it. Accepted.
     if (req.mode === 'unsubscribe') {
-      if (await this.superseded(req)) return;
+      if (await this.superseded(req, true)) return;
       await store.deleteSubscription(req.topic, req.callback);
       log.info('websub: unsubscribed', { topic: req.topic });
       this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
@@ -543,7 +549,7 @@ export class Hub extends EventEmitter {
     // A re-subscribe may change or drop the secret.
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
-    if (await this.superseded(req)) return;
+    if (await this.superseded(req, true)) return;
     const refused = await this.storeWithinLimits(sub);
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).

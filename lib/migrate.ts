@@ -10,8 +10,7 @@ import { copyStore, type CopyCounts } from './store/pg-copy.js';
 import { PgStore } from './store/pg-store.js';
 
 function line(what: string, c: CopyCounts): string {
-  const copied = `${what.padEnd(14)} ${String(c.read).padStart(8)} copied: ${c.inserted} new, ${c.updated} updated, ${c.unchanged} already there`;
-  return c.superseded > 0 ? `${copied}; ${c.superseded} left out, superseded by a newer request for the same topic and callback` : copied;
+  return `${what.padEnd(14)} ${String(c.read).padStart(8)} copied: ${c.inserted} new, ${c.updated} updated, ${c.unchanged} already there`;
 }
 
 async function main(): Promise<number> {

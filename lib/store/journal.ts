@@ -34,11 +34,7 @@ export type JournalOp =
   /** `body`, base64, when the body is small enough to travel in the line (INLINE_BODY_MAX). */
   | { op: 'putOutbox'; entry: OutboxEntry; body?: string }
   | { op: 'delOutbox'; topic: string; version: number }
-  /**
-   * `supersedes`: the other pending verifications of v's (topic, callback), removed by the same
-   * line (Store.putVerification). Named by id, so the op stays absolute.
-   */
-  | { op: 'putVerification'; v: PendingVerification; supersedes?: string[] }
+  | { op: 'putVerification'; v: PendingVerification }
   | { op: 'delVerification'; id: string }
   | { op: 'putSite'; site: Site }
   | { op: 'delSite'; url: string }

@@ -398,12 +398,18 @@ export class LowdbStore implements Store {
 
   putVerification(v: PendingVerification): Promise<void> {
     const { claimedBy, claimedUntil, ...copy } = v;
-    const supersedes = this.state.verificationsOf(v.topic, v.callback).filter((id) => id !== v.id);
-    for (const id of supersedes) this.verificationClaims.delete(id);
     // In memory only, as outbox claims are.
     if (claimedBy !== undefined && claimedUntil !== undefined) this.verificationClaims.set(copy.id, { owner: claimedBy, until: claimedUntil });
-    // One line: a crash keeps both the new request and the removal of those it supersedes, or neither.
-    return this.write({ op: 'putVerification', v: copy, ...(supersedes.length > 0 && { supersedes }) });
+    return this.write({ op: 'putVerification', v: copy });
+  }
+
+  async supersedeOlderVerifications(v: PendingVerification): Promise<boolean> {
+    if (!this.state.hasVerification(v.id)) return false;
+    // Decided and written in one synchronous step: nothing can come between the check and the removals.
+    const older = this.state.verificationsOf(v.topic, v.callback).filter((o) => acceptedBefore(o, v));
+    for (const o of older) this.verificationClaims.delete(o.id);
+    await Promise.all(older.map((o) => this.write({ op: 'delVerification', id: o.id })));
+    return true;
   }
 
   async hasVerification(id: string): Promise<boolean> {
@@ -626,4 +632,9 @@ export class LowdbStore implements Store {
 
 function claimKey(topic: string, version: number): string {
   return `${topic}\n${version}`;
+}
+
+/** Whether `a` was accepted before `b`: by createdAt, then by id, as PostgreSQL orders them. */
+function acceptedBefore(a: PendingVerification, b: PendingVerification): boolean {
+  return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
 }

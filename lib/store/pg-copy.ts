@@ -3,7 +3,6 @@
 // upsert that writes only when a value differs, so a second run changes nothing and says so.
 // Rows in PostgreSQL that the source does not have are left alone. Sites are not copied: the
 // Store interface cannot list them, and they are a cache the hub rebuilds on the next ping.
-import type { PendingVerification } from '../model.js';
 import type { PgStore, UpsertResult } from './pg-store.js';
 import type { Store } from './store.js';
 
@@ -13,8 +12,6 @@ export interface CopyCounts {
   inserted: number;
   updated: number;
   unchanged: number;
-  /** Read but not copied: pending verifications superseded by a newer one of their pair. */
-  superseded: number;
 }
 
 export interface CopyReport {
@@ -27,8 +24,8 @@ export interface CopyReport {
 /** Upserts this many rows at once (each is its own statement; the pool spreads them). */
 const IN_FLIGHT = 32;
 
-async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult>, read = items.length): Promise<CopyCounts> {
-  const counts: CopyCounts = { read, inserted: 0, updated: 0, unchanged: 0, superseded: read - items.length };
+async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult>): Promise<CopyCounts> {
+  const counts: CopyCounts = { read: items.length, inserted: 0, updated: 0, unchanged: 0 };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -48,22 +45,6 @@ export async function copyStore(from: Store, to: PgStore): Promise<CopyReport> {
     if (body === undefined) throw new Error(`outbox entry ${e.topic} version ${e.version} has no body in the source store`);
     return to.upsertOutbox(e, body);
   });
-  const pending = await from.listVerifications();
-  const verifications = await copyAll(newestOfEachPair(pending), (v) => to.upsertVerification(v), pending.length);
+  const verifications = await copyAll(await from.listVerifications(), (v) => to.upsertVerification(v));
   return { topics, subscriptions, outbox, verifications };
-}
-
-/**
- * The newest pending verification of each (topic, callback), in the listing's order (oldest
- * first). A store written by an older build, before requests superseded each other, can hold
- * several for one pair; copied at once (IN_FLIGHT), any of them could be the one kept.
- */
-function newestOfEachPair(list: PendingVerification[]): PendingVerification[] {
-  const newest = new Map<string, PendingVerification>();
-  for (const v of list) {
-    const key = JSON.stringify([v.topic, v.callback]);
-    newest.delete(key);
-    newest.set(key, v);
-  }
-  return [...newest.values()];
 }

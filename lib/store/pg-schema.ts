@@ -207,9 +207,9 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    name: 'pending verifications by (topic, callback) (a newer request supersedes older ones)',
+    name: 'pending verifications by (topic, callback) (a verified request supersedes older ones)',
     sql: `
-      -- Store.putVerification removes the other pending verifications of the new one's pair.
+      -- Store.supersedeOlderVerifications removes the older pending verifications of a pair.
       -- Indexed by the md5 of each URL: the URLs themselves can be too long for a B-tree entry,
       -- and key columns would need every writer to fill them, a process of an older build still
       -- running included. The statements compare the URLs themselves too.

@@ -386,14 +386,15 @@ const SQL = {
                 RETURNING ${OUTBOX_ENTRY}`,
   renewOutboxClaims: `UPDATE outbox SET claimed_until = $2
                       WHERE claimed_by = $1 AND (topic_key, version) IN (SELECT * FROM unnest($3::bytea[], $4::bigint[]))`,
-  // Transaction-scoped: taken before putVerification, in its transaction (see upsertVerification).
-  lockVerificationPair: `SELECT pg_advisory_xact_lock(${lockKey("'verification ' || $1 || ' ' || $2")})`,
-  // One statement: the older requests of the pair go with the newer one's insert, or neither
-  // does. By migration 6's index; the URLs compared too, as md5 may collide.
-  putVerification: `WITH superseded AS (
-      DELETE FROM pending_verifications
-      WHERE md5(topic) = md5($3) AND md5(callback) = md5($4) AND topic = $3 AND callback = $4 AND id <> $1)
-    ${upsertSql('pending_verifications', VERIFICATION_COLUMNS, ['id'])}`,
+  putVerification: upsertSql('pending_verifications', VERIFICATION_COLUMNS, ['id']),
+  // One statement: the removal happens only if the request is still pending. By migration 6's
+  // index; the URLs compared too, as md5 may collide. Ids compare as the listing orders them.
+  supersedeOlderVerifications: `WITH me AS (SELECT created_at FROM pending_verifications WHERE id = $1),
+      gone AS (
+        DELETE FROM pending_verifications p USING me
+        WHERE md5(p.topic) = md5($2) AND md5(p.callback) = md5($3) AND p.topic = $2 AND p.callback = $3
+          AND (p.created_at < me.created_at OR (p.created_at = me.created_at AND p.id COLLATE "C" < $1 COLLATE "C")))
+    SELECT EXISTS (SELECT 1 FROM me) AS pending`,
   hasVerification: 'SELECT EXISTS (SELECT 1 FROM pending_verifications WHERE id = $1) AS pending',
   deleteVerification: 'DELETE FROM pending_verifications WHERE id = $1',
   // Without the claims: what was accepted, as on the embedded store.
@@ -763,21 +764,13 @@ export class PgStore implements Store {
     await this.upsertVerification(v);
   }
 
-  /**
-   * Supersedes the other pending verifications of v's (topic, callback), as putVerification
-   * does. Under a transaction-scoped advisory lock on the pair: two processes accepting requests
-   * for one pair at the same instant then leave one pending, as on the embedded store, since
-   * the second's statement starts after the first committed and sees its row.
-   */
   upsertVerification(v: PendingVerification): Promise<UpsertResult> {
-    return this.track(
-      this.retrying(() =>
-        this.transaction(async (c) => {
-          await this.queryOn(c, 'lockVerificationPair', [v.topic, v.callback]);
-          return upserted(await this.queryOn(c, 'putVerification', verificationValues(v)));
-        }),
-      ),
-    );
+    return this.upsert('putVerification', verificationValues(v));
+  }
+
+  async supersedeOlderVerifications(v: PendingVerification): Promise<boolean> {
+    const row = (await this.write('supersedeOlderVerifications', [v.id, v.topic, v.callback])).rows[0] as { pending: boolean } | undefined;
+    return row?.pending === true;
   }
 
   async hasVerification(id: string): Promise<boolean> {
@@ -889,9 +882,6 @@ export class PgStore implements Store {
   }
 
   /** As query, on a connection that holds a transaction. */
-  private queryOn<R extends pg.QueryResultRow>(client: pg.PoolClient, name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return client.query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
-  }
 
   private async read<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<R[]> {
     return (await this.query<R>(name, values)).rows;
@@ -938,14 +928,10 @@ export class PgStore implements Store {
   }
 
   private async upsert(name: SqlName, values: unknown[]): Promise<UpsertResult> {
-    return upserted(await this.write(name, values));
+    const result = await this.write(name, values);
+    const row = result.rows[0] as { inserted: boolean } | undefined;
+    return row === undefined ? 'unchanged' : row.inserted ? 'inserted' : 'updated';
   }
-}
-
-/** What an upsertSql statement did, from the row it returned. */
-function upserted(result: pg.QueryResult): UpsertResult {
-  const row = result.rows[0] as { inserted: boolean } | undefined;
-  return row === undefined ? 'unchanged' : row.inserted ? 'inserted' : 'updated';
 }
 
 /**

@@ -34,7 +34,7 @@ export class MemoryState {
   private readonly byHost = new Map<string, number>();
   /** Shared protocol strings, so 100k subscriptions do not hold 100k copies of 'http-post'. */
   private readonly protocols = new Map<string, Protocol>();
-  /** Ids of the pending verifications of each (topic, callback), by pairKey: a put supersedes the others. */
+  /** Ids of the pending verifications of each (topic, callback), by pairKey (see Store.supersedeOlderVerifications). */
   private readonly verificationsByPair = new Map<string, Set<string>>();
 
   // --- reads -------------------------------------------------------------------------------
@@ -102,9 +102,14 @@ export class MemoryState {
     return this.parts[shardOf(id)]!.verifications.has(id);
   }
 
-  /** Ids of the pending verifications of one (topic, callback). */
-  verificationsOf(topic: string, callback: string): string[] {
-    return [...(this.verificationsByPair.get(pairKey(topic, callback)) ?? [])];
+  /** The pending verifications of one (topic, callback), as stored. */
+  verificationsOf(topic: string, callback: string): PendingVerification[] {
+    const out: PendingVerification[] = [];
+    for (const id of this.verificationsByPair.get(pairKey(topic, callback)) ?? []) {
+      const v = this.parts[shardOf(id)]!.verifications.get(id);
+      if (v) out.push(v);
+    }
+    return out;
   }
 
   verificationRefs(): PendingVerification[] {
@@ -219,7 +224,6 @@ export class MemoryState {
         break;
       }
       case 'putVerification': {
-        for (const id of op.supersedes ?? []) this.deleteVerification(id);
         this.deleteVerification(op.v.id);
         const p = this.parts[shardOf(op.v.id)]!;
         p.verifications.set(op.v.id, op.v);

@@ -122,15 +122,19 @@ export interface Store {
    */
   withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined>;
 
-  /**
-   * WebSub (un)subscription requests accepted (202) but not yet verified. A put replaces the
-   * verification with the same id and removes every other one of the same (topic, callback):
-   * the newer request supersedes them (REC §5.1), in the same durable write, so a restart finds
-   * only the newest.
-   */
+  /** WebSub (un)subscription requests accepted (202) but not yet verified, by id. */
   putVerification(v: PendingVerification): Promise<void>;
   /** Whether a verification is still pending: false once deleted or superseded. */
   hasVerification(id: string): Promise<boolean>;
+  /**
+   * For a request whose verification succeeded, just before the hub applies it: if it is still
+   * pending, removes the pending requests of its (topic, callback) accepted before it (by
+   * createdAt, then id) and resolves true; false when it is no longer pending (a newer request of
+   * the pair was verified and applied first, and removed it). So once a request is applied no
+   * older one of its pair can be applied after it (REC §5.1), while an unverified newer request
+   * (which anyone could send) withdraws nothing.
+   */
+  supersedeOlderVerifications(v: PendingVerification): Promise<boolean>;
   deleteVerification(id: string): Promise<void>;
   listVerifications(): Promise<PendingVerification[]>;
   /** As claimOutbox, for verifications: those nobody is running (their process died), claimed. */

@@ -630,26 +630,28 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.listVerifications()).to.deep.equal(expected);
       });
 
-      it('a newer request for the same (topic, callback) supersedes the older ones, claims included, and a reopen keeps only the newer', async () => {
+      it('a verified request withdraws the older pending ones of its (topic, callback), claims included, and nothing newer; a reopen keeps that', async () => {
         const sameTopic = verification('t', { callback: 'https://s.example/other', createdAt: 1 });
-        const sameCallback = verification('c', { topic: 'https://b.example/feed', createdAt: 3 });
-        await store.putVerification(sameTopic);
-        await store.putVerification(sameCallback);
-        await store.putVerification({ ...verification('old', { secret: 'old', leaseSeconds: 7200 }), claimedBy: 'A', claimedUntil: Date.now() + 60_000 });
-        await store.putVerification(verification('older', { mode: 'unsubscribe', createdAt: 0 }));
-        expect(await store.hasVerification('old')).to.equal(false);
-        const newer = verification('new', { leaseSeconds: 3600, createdAt: 2 });
-        await store.putVerification(newer);
-        expect([await store.hasVerification('old'), await store.hasVerification('older'), await store.hasVerification('new')]).to.deep.equal([false, false, true]);
-        const expected = [sameTopic, newer, sameCallback];
-        expect(await store.listVerifications()).to.deep.equal(expected);
-        // A superseded request's claim went with it: only the three left are there to claim.
-        expect((await store.claimVerifications('B', 60_000, 10)).map((v) => v.id).sort()).to.deep.equal(['c', 'new', 't']);
-        // Its verification finishing later deletes nothing of the newer one's.
-        await store.deleteVerification('old');
+        const sameCallback = verification('c', { topic: 'https://b.example/feed', createdAt: 1 });
+        const older = verification('older', { mode: 'unsubscribe', createdAt: 0 });
+        const tie = verification('a-tie', { createdAt: 2 }); // same millisecond, an id that sorts first
+        const me = verification('me', { createdAt: 2, secret: 's', leaseSeconds: 3600 });
+        const newer = verification('newer', { mode: 'unsubscribe', createdAt: 3 });
+        for (const v of [sameTopic, sameCallback, newer, me, tie]) await store.putVerification(v);
+        await store.putVerification({ ...older, claimedBy: 'A', claimedUntil: Date.now() + 60_000 });
+        // Accepting requests withdraws nothing: an unverified one may be anybody's.
+        expect((await store.listVerifications()).map((v) => v.id)).to.deep.equal(['older', 'c', 't', 'a-tie', 'me', 'newer']);
+        expect(await store.supersedeOlderVerifications(me)).to.equal(true);
+        const left = [sameCallback, sameTopic, me, newer];
+        expect(await store.listVerifications()).to.deep.equal(left);
+        expect([await store.hasVerification('older'), await store.hasVerification('a-tie')]).to.deep.equal([false, false]);
+        // The withdrawn one's claim went with it: only those left are there to claim.
+        expect((await store.claimVerifications('B', 60_000, 10)).map((v) => v.id).sort()).to.deep.equal(['c', 'me', 'newer', 't']);
+        // The newer one, verified in turn, withdraws `me`, which then learns it was overridden.
+        expect(await store.supersedeOlderVerifications(newer)).to.equal(true);
+        expect(await store.supersedeOlderVerifications(me)).to.equal(false);
         await reopen();
-        expect(await store.listVerifications()).to.deep.equal(expected);
-        expect([await store.hasVerification('old'), await store.hasVerification('older'), await store.hasVerification('new')]).to.deep.equal([false, false, true]);
+        expect(await store.listVerifications()).to.deep.equal([sameCallback, sameTopic, newer]);
       });
     });
 
