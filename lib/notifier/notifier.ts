@@ -117,6 +117,7 @@ interface Lane {
  */
 type Attempt =
   | { closing: true }
+  | { behind: true }
   | { skipped: DeliveryOutcome }
   | { pausedUntil: number; sub: Subscription }
   | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
@@ -470,13 +471,7 @@ export class Notifier extends EventEmitter {
             }
             const sub = await store.getSubscription(lane.topic, lane.callback);
             if (!sub || !this.due(sub, version)) return this.settled(lane, version, SKIPPED);
-            if (await this.waitForEarlier(lane, sub, version)) {
-              // The older version became this process's (a resume after a restart, or a takeover
-              // from a process that died, queues it in this lane as it registers it): sent after
-              // it, or it would be skipped as not due once this one is recorded, and lost.
-              if (lane.versions.some((v) => v < version)) return 'behind';
-              continue;
-            }
+            if (await this.waitForEarlier(lane, sub, version)) continue;
           }
         }
         // The host slot comes first and everything else is read holding it: a fan-out queues
@@ -491,6 +486,11 @@ export class Notifier extends EventEmitter {
         const turn = async (): Promise<Attempt> => {
           // A turn queued for the host's slot when the hub began closing sends nothing.
           if (this.closed) return { closing: true };
+          // An older version joined the lane while this one waited (for it, for the slot, for a
+          // read): a resume after a restart, or a takeover from a process that died, queues it
+          // here as it makes it this process's. It goes first; sent after this one, it would be
+          // skipped as not due once this one is recorded, and lost.
+          if (lane.versions.some((v) => v < version)) return { behind: true };
           const sub = await store.getSubscription(lane.topic, lane.callback);
           if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
           // An rssCloud notification says only "this URL changed", the same words for every
@@ -532,6 +532,7 @@ export class Notifier extends EventEmitter {
         held = false;
         const tried = await turnTaken;
         if ('closing' in tried) return 'stopped';
+        if ('behind' in tried) return 'behind';
         if ('skipped' in tried) {
           if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
           return this.settled(lane, version, tried.skipped);
