@@ -192,7 +192,7 @@ export class Hub extends EventEmitter {
     const refused = await this.checkPing(url);
     if (refused) return refused;
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
-    const pinged = await this.pingUrl(url, 'topic');
+    const pinged = await this.pingUrl(url, 'topic', 'rssCloud');
     await pinged.fanOut;
     return pinged.error;
   }
@@ -208,7 +208,7 @@ export class Hub extends EventEmitter {
     const refused = await this.checkPing(url);
     if (refused) return { error: refused, topics: [] };
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
-    const { error, topics, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic');
+    const { error, topics, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
     this.track(fanOut);
     return { error, topics };
   }
@@ -237,7 +237,7 @@ export class Hub extends EventEmitter {
    * of a page somebody follows does both: the page for its followers, and its feeds. A URL
    * that is not a web page is a topic, whichever way it was named.
    */
-  private async pingUrl(url: string, as: 'topic' | 'site'): Promise<Pinged> {
+  private async pingUrl(url: string, as: 'topic' | 'site', from: 'rssCloud' | 'weblogUpdates'): Promise<Pinged> {
     const followed = (await this.deps.store.countSubscriptions({ topic: url })) > 0;
     const known = await this.sites.get(url);
     const fresh = known !== undefined && known.feeds.length > 0 && this.sites.isFresh(known) ? known : undefined;
@@ -271,8 +271,8 @@ export class Hub extends EventEmitter {
     this.deps.log.info('ping: site', { site: url, feeds: feeds.join(' ') });
     // A page that links to no feed was still read and stored, which is all an rssCloud ping
     // asks: it succeeds, as on the reference server (clients show a failure to their users).
-    // A weblogUpdates site ping asked for the site's feeds, and hears that there are none.
-    if (feeds.length === 0) return followed || as === 'topic' ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
+    // A weblogUpdates ping, naming a site or a page as its feed, hears that no feed was found.
+    if (feeds.length === 0) return followed || from === 'rssCloud' ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
     const pinged = await this.pingFeeds(url, feeds);
     if (!followed) return pinged;
     return { error: null, topics: [url, ...pinged.topics], fanOut: Promise.all([result.fanOut, pinged.fanOut]) };

@@ -585,6 +585,29 @@ describe('durable delivery', function () {
       }
     });
 
+    it('while paused, only the version it waits on and the newest are kept for it: the changes in between leave the outbox at once', async () => {
+      const hub = await hubWith({ BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '600000' });
+      const topics = await topicServer();
+      const reader = await recorder((req, res) => answer(503)(req, res));
+      const callback = `${reader.url}/feedlandPing`;
+      const feeds = Array.from({ length: 5 }, (_, i) => topics.set(`/held-${i}.xml`, { body: rss([`${i}-1`]), contentType: 'application/rss+xml' }));
+      for (const feed of feeds) {
+        await seed(hub, feed, [{ url: callback, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+        await ping(hub, feed);
+      }
+      // Four changes of each feed; the first failure pauses the host for ten minutes.
+      for (let round = 2; round <= 5; round++) {
+        for (const [i, feed] of feeds.entries()) {
+          topics.set(new URL(feed).pathname, { body: rss(Array.from({ length: round }, (_, k) => `${i}-${round - k}`)), contentType: 'application/rss+xml' });
+          await ping(hub, feed);
+        }
+      }
+      await settled(hub);
+      const held = await hub.store.listOutbox();
+      expect(held.length, `versions held for the paused host (${feeds.length} feeds)`).to.be.at.most(2 * feeds.length);
+      expect(reader.matching(deliveries), 'the one request that paused it').to.have.length(1);
+    });
+
     it('the test API\'s clear forgets paused hosts: the next test\'s subscriber on that host is notified', async () => {
       const hub = await hubWith({ BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '600000' });
       const topics = await topicServer();

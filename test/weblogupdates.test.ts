@@ -323,6 +323,14 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       expect(result).to.deep.equal(answer({ flerror: true, message: `No feed was found at URL ${web.url(base)}: the page links to no RSS, Atom or JSON Feed.` }));
     });
 
+    it('extendedPing naming as its feed a page that links to no feed', async () => {
+      const b = blog();
+      const base = `/nofeed-ext-${++seq}/`;
+      web.set(base, { contentType: HTML, body: homePage('<link rel="stylesheet" href="/style.css">') });
+      const result = await call('weblogUpdates.extendedPing', ['A blog', b.home, web.url(base)]);
+      expect(result).to.deep.equal(answer({ flerror: true, message: `No feed was found at URL ${web.url(base)}: the page links to no RSS, Atom or JSON Feed.` }));
+    });
+
     it('a feed at an address the hub may not fetch (the address guard applies to discovered feeds)', async () => {
       const base = `/guarded-${++seq}/`;
       web.set(base, { contentType: HTML, body: homePage('<link rel="alternate" type="application/rss+xml" href="http://10.11.12.13/feed.xml">') });

@@ -404,6 +404,18 @@ export class Notifier extends EventEmitter {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
     }
+    // A lane waiting for its paused host owes an rssCloud subscriber only its newest version
+    // (see the coalescing in deliverVersion): those queued between the one it sleeps on and this
+    // one go now, with their outbox entries and bodies, rather than when the host is back. A dead
+    // host with one callback for thousands of feeds would otherwise hold every version of each.
+    const asleep = lane.sleepingOn;
+    if (asleep !== undefined && lane.behindPause && sub.protocol !== 'websub') {
+      for (const v of lane.versions.filter((v) => v < version && v !== asleep)) {
+        lane.versions.splice(lane.versions.indexOf(v), 1);
+        this.settleFirst(lane, v, SUPERSEDED);
+        void this.handled(key, lane.topic, v);
+      }
+    }
     if (lane.running) return;
     // The lane starts once it holds a slot of its host; until then it is this callback in the
     // host's queue (see HostLimiter.enter).
