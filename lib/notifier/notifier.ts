@@ -427,6 +427,8 @@ export class Notifier extends EventEmitter {
   /** Runs a lane's versions in order; called holding a slot of the lane's host, which its first delivery uses. */
   private async runLane(key: string, lane: Lane): Promise<void> {
     let held = true;
+    /** Unexpected failures in a row of the version at the lane's head. */
+    let failing = { version: 0, count: 0 };
     try {
       while (lane.versions.length > 0 && !this.closed) {
         const version = lane.versions[0] ?? 0;
@@ -440,8 +442,17 @@ export class Notifier extends EventEmitter {
           // An older version was queued meanwhile: it goes first, this one stays queued behind it.
           if (handled === 'behind') continue;
         } catch (e) {
-          this.deps.log.error('delivery failed unexpectedly', { topic: lane.topic, error: describeError(e) });
           this.settleFirst(lane, version, { ok: false, error: 'internal error' });
+          failing = failing.version === version ? { version, count: failing.count + 1 } : { version, count: 1 };
+          // Usually the store failing for now (a database connection cut, a failover): the
+          // version is tried again, later each time (1 s … 16 s), rather than marked handled,
+          // which lost it for this subscriber for good. Given up only if it keeps failing.
+          if (failing.count <= UNEXPECTED_RETRIES && !this.closed) {
+            this.deps.log.warn('delivery failed unexpectedly; trying again', { topic: lane.topic, version, error: describeError(e) });
+            await this.sleep(1000 * 2 ** (failing.count - 1));
+            continue;
+          }
+          this.deps.log.error('delivery failed unexpectedly; version given up for this subscription', { topic: lane.topic, version, error: describeError(e) });
         }
         // By value: an older version queued meanwhile sorts first.
         const at = lane.versions.indexOf(version);
@@ -803,6 +814,8 @@ function noop(): void {}
 /** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
 const UNRECORDED_PER_SLOT = 2;
 /** Subscriptions queued per turn of the event loop when a fan-out starts. */
+/** Tries of a version after unexpected failures (see runLane), 1 s apart and doubling: ~31 s in all. */
+const UNEXPECTED_RETRIES = 5;
 const ENQUEUE_CHUNK = 2000;
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
