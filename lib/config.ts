@@ -15,6 +15,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Most PostgreSQL connections the hub opens at once. */
   databasePoolSize: number;
+  /** Longest wait for another process's lock on a topic (several processes on one database). */
+  databaseLockWaitMs: number;
   /** How long a hub process's claim on an outbox entry holds without renewal (several processes on one database). */
   outboxClaimLeaseMs: number;
   /** The hub's own base URL, without a trailing slash. */
@@ -277,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(raw(env, 'DATA_DIR') ?? './data'),
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    databaseLockWaitMs: int(env, 'DATABASE_LOCK_WAIT_MS', 30_000, 100, 3600_000),
     outboxClaimLeaseMs: int(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 300, 3600_000),
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,

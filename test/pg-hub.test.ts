@@ -359,3 +359,33 @@ describe('a hub process on PostgreSQL hearing events of another shape on its cha
     expect((await fetch(`${hub.url}/healthz`)).status).to.equal(200);
   });
 });
+
+describe('a topic lock another process holds and never gives back (DATABASE_LOCK_WAIT_MS=500)', function () {
+  let url: string;
+  let hub: TestHub;
+  let feeds: FeedServer;
+  before(async () => {
+    url = await freshDatabaseUrl('lockwait');
+    hub = await startTestHub({ DATABASE_URL: url, DATABASE_POOL_SIZE: '2', DATABASE_LOCK_WAIT_MS: '500' });
+    feeds = await FeedServer.start();
+  });
+  after(async () => {
+    await hub?.destroy();
+    await feeds?.close();
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('costs a ping of that topic a read error after the wait, not an answer never given; other topics go on, and the topic once it is free', async () => {
+    const locked = feeds.changing('held-by-a-stopped-process');
+    expect((await ping(hub, locked)).success).to.equal(true);
+    // A connection of its own stands for a process that took the topic's lock and was stopped.
+    await withDb(url, async (db) => {
+      await db.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [locked]);
+      // More pings than the hub has lock connections: none may wait for good, or hold the others up.
+      const waiting = await Promise.all([ping(hub, locked), ping(hub, locked), ping(hub, locked)]);
+      for (const reply of waiting) expect(reply.success, reply.msg).to.equal(false);
+      expect((await ping(hub, feeds.changing('another-topic'))).success, 'another topic').to.equal(true);
+    });
+    expect((await ping(hub, locked)).success, 'once the lock is given back').to.equal(true);
+  });
+});

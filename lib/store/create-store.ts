@@ -6,11 +6,12 @@ import { LowdbStore } from './lowdb-store.js';
 import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 
-export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize'>, log?: Logger): Store {
+export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs'>, log?: Logger): Store {
   if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir });
   return new PgStore({
     connectionString: config.databaseUrl,
     poolSize: config.databasePoolSize,
+    lockWaitMs: config.databaseLockWaitMs,
     onError: (e) => log?.warn('database connection lost; it will be replaced', { error: e.message }),
   });
 }

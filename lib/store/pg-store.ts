@@ -20,6 +20,8 @@ export interface PgStoreOptions {
   connectionString: string;
   /** Most connections this store opens at once (DATABASE_POOL_SIZE). */
   poolSize?: number;
+  /** Longest wait for a topic lock, connection included (DATABASE_LOCK_WAIT_MS; default 30 s). */
+  lockWaitMs?: number;
   /** Called with errors of idle pooled connections (the server went away); they are replaced. */
   onError?: (e: Error) => void;
 }
@@ -468,6 +470,10 @@ export class PgStore implements Store {
 
   constructor(private readonly opts: PgStoreOptions) {}
 
+  private get lockWaitMs(): number {
+    return this.opts.lockWaitMs ?? 30_000;
+  }
+
   /** Connects, and brings the schema up to date (several processes may do this at once). */
   async open(): Promise<void> {
     if (this.pool) throw new Error('PgStore: already open');
@@ -735,9 +741,14 @@ export class PgStore implements Store {
       max: this.opts.poolSize ?? 10,
       application_name: 'pushbutton-locks',
       types: pgTypes(),
-      // Waiting for a connection is waiting for a turn at the lock: no timeout.
-      connectionTimeoutMillis: 0,
+      // Waiting for a connection is waiting for a turn at the lock. Both waits are bounded: a
+      // process that holds a lock and stops (SIGSTOP, a machine that hangs; the database sees its
+      // connection alive until TCP keepalive gives up, hours later) made every other process's
+      // refresh of that topic wait for ever, and, once those waits held every lock connection,
+      // of every topic. Past the bound the refresh fails (a ping answers as for a read error).
+      connectionTimeoutMillis: this.lockWaitMs,
     });
+    pool.on('connect', (client) => void client.query(`SET lock_timeout = ${this.lockWaitMs}`).catch(() => undefined));
     pool.on('error', (e) => this.opts.onError?.(e));
     return pool;
   }
