@@ -475,6 +475,10 @@ export class Hub extends EventEmitter {
   private async superseded(req: PendingVerification, applying: boolean): Promise<boolean> {
     const { store } = this.deps;
     if (applying ? await store.supersedeOlderVerifications(req) : await store.hasVerification(req.id)) return false;
+    return this.overridden(req);
+  }
+
+  private overridden(req: PendingVerification): true {
     this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, mode: req.mode });
     this.note({ kind: req.mode, topic: req.topic, ok: false, protocol: 'websub', detail: `${callbackHost(req.callback)}: superseded by a newer request` });
     return true;
@@ -550,7 +554,10 @@ export class Hub extends EventEmitter {
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
     if (await this.superseded(req, true)) return;
-    const refused = await this.storeWithinLimits(sub);
+    const stored = await this.deps.store.putVerifiedSubscription(sub, this.limits(), req.id);
+    // Overridden while it waited for the limits' locks (a newer request through another process).
+    if (stored === 'superseded') return void this.overridden(req);
+    const refused = stored && this.limitError(stored, sub.callback);
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
       log.info('websub: subscription denied', { topic: req.topic, reason: refused.detail });

@@ -389,3 +389,49 @@ describe('a topic lock another process holds and never gives back (DATABASE_LOCK
     expect((await ping(hub, locked)).success, 'once the lock is given back').to.equal(true);
   });
 });
+
+describe('a subscribe that waits for the subscription limits while its callback unsubscribes (PostgreSQL)', function () {
+  let url: string;
+  let hub: TestHub;
+  let topics: TopicServer;
+  let webSub: Subscriber;
+  before(async () => {
+    url = await freshDatabaseUrl('unsubwait');
+    hub = await startTestHub({ DATABASE_URL: url, DATABASE_POOL_SIZE: '4' });
+    topics = await TopicServer.start();
+    webSub = await Subscriber.start();
+  });
+  after(async () => {
+    await hub?.destroy();
+    for (const s of [topics, webSub]) await s?.close();
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('is not written after the newer unsubscribe was applied: the unsubscribe waits for it, and wins', async () => {
+    const topic = topics.set('/limits-wait', { body: 'news\n', contentType: 'text/plain' });
+    const form = { 'hub.topic': topic, 'hub.callback': webSub.callback('/cb') };
+    await withDb(url, async (db) => {
+      // Another subscribe of the topic, through any process, holding the topic's limits lock.
+      await db.query('BEGIN');
+      await db.query("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ' topic ' || $1, 0))", [topic]);
+      expect((await subscribe(hub, form)).status).to.equal(202);
+      await webSub.waitVerifications(1, 'subscribe');
+      // The subscribe was verified and waits for that lock inside the limits' function.
+      for (let i = 0; ; i++) {
+        await db.query('SELECT pg_stat_clear_snapshot()'); // else fixed for the whole transaction
+        const [row] = (await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%put_subscription_within_limits%'")).rows as { n: number }[];
+        if (row?.n === 1) break;
+        if (i > 200) throw new Error('the subscribe never waited for the limits lock');
+        await sleep(25);
+      }
+      const res = await postForm(hub.url, '/websub', { 'hub.mode': 'unsubscribe', ...form });
+      expect(res.status).to.equal(202);
+      await webSub.waitVerifications(1, 'unsubscribe');
+      await sleep(200);
+      await db.query('COMMIT');
+    });
+    await settled(hub);
+    const { subscriptions } = await testApi<{ subscriptions: unknown[] }>(hub, 'getSubscriptions', { feedUrl: topic });
+    expect(subscriptions, 'subscribed after the unsubscribe was applied').to.deep.equal([]);
+  });
+});

@@ -482,6 +482,11 @@ export class LowdbStore implements Store {
     return 'topic' in filter ? this.state.subscriptionCountOf(filter.topic) : this.state.subscriptionsOfHost(filter.callbackHost.toLowerCase());
   }
 
+  putVerifiedSubscription(sub: Subscription, limits: SubscriptionLimits, requestId: string): Promise<SubscriptionLimit | 'superseded' | null> {
+    // Checked in the same synchronous step as the write.
+    return this.state.hasVerification(requestId) ? this.putSubscriptionWithinLimits(sub, limits) : Promise.resolve('superseded');
+  }
+
   putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
     // One process: checked and applied to memory in one synchronous step, so nothing runs in
     // between and the limits are exact without waiting for this write's fdatasync; it becomes

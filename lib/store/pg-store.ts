@@ -398,6 +398,7 @@ const SQL = {
           AND (p.created_at < me.created_at OR (p.created_at = me.created_at AND p.id COLLATE "C" < $1 COLLATE "C")))
     SELECT EXISTS (SELECT 1 FROM me) AS pending`,
   hasVerification: 'SELECT EXISTS (SELECT 1 FROM pending_verifications WHERE id = $1) AS pending',
+  holdVerification: 'SELECT 1 FROM pending_verifications WHERE id = $1 FOR SHARE',
   deleteVerification: 'DELETE FROM pending_verifications WHERE id = $1',
   // Without the claims: what was accepted, as on the embedded store.
   listVerifications: `SELECT ${VERIFICATION_COLUMNS.slice(0, -2).join(', ')} FROM pending_verifications ORDER BY created_at, id COLLATE "C"`,
@@ -867,6 +868,24 @@ export class PgStore implements Store {
   async putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
     const result = await this.write('putSubscriptionWithinLimits', [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)]);
     return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
+  }
+
+  putVerifiedSubscription(sub: Subscription, limits: SubscriptionLimits, requestId: string): Promise<SubscriptionLimit | 'superseded' | null> {
+    const values = [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)];
+    // The request's row is held (FOR SHARE) until the subscription is written: a newer request
+    // of the pair verified meanwhile, whose supersedeOlderVerifications deletes that row, waits
+    // for this commit and applies after it. Checked without the hold, a subscribe waiting on the
+    // limits' locks could be written after a newer unsubscribe had been applied.
+    return this.track(
+      this.retrying(() =>
+        this.transaction(async (c) => {
+          const held = await c.query({ name: 'pushbutton_holdVerification', text: SQL.holdVerification, values: [requestId] });
+          if (held.rowCount === 0) return 'superseded' as const;
+          const result = await c.query({ name: 'pushbutton_putSubscriptionWithinLimits', text: SQL.putSubscriptionWithinLimits, values });
+          return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
+        }),
+      ),
+    );
   }
 
   async clear(): Promise<void> {

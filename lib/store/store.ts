@@ -169,6 +169,13 @@ export interface Store {
    */
   putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null>;
   /**
+   * As putSubscriptionWithinLimits, for the verified WebSub request `requestId`: nothing is
+   * written, and 'superseded' resolved, unless that request is still pending, and it stays
+   * pending until the subscription is written, so a newer request of its pair verified meanwhile
+   * (through any process) waits and applies after it.
+   */
+  putVerifiedSubscription(sub: Subscription, limits: SubscriptionLimits, requestId: string): Promise<SubscriptionLimit | 'superseded' | null>;
+  /**
    * The limit a new (topic, callback) pair would exceed now, or null when the pair exists or
    * neither its topic nor its callback host is full: the early answer to a subscribe request,
    * in one read. putSubscriptionWithinLimits has the last word.

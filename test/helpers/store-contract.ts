@@ -630,6 +630,18 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.listVerifications()).to.deep.equal(expected);
       });
 
+      it('a verified request\'s subscription is written only while the request is pending', async () => {
+        const limits = { perTopic: 10, perCallbackHost: 10 };
+        const v = verification('pending-one');
+        await store.putVerification(v);
+        const written = sub(v.topic, v.callback, { protocol: 'websub' });
+        expect(await store.putVerifiedSubscription(written, limits, 'pending-one')).to.equal(null);
+        expect((await store.getSubscription(v.topic, v.callback))?.protocol).to.equal('websub');
+        const other = sub(v.topic, 'https://s.example/overridden', { protocol: 'websub' });
+        expect(await store.putVerifiedSubscription(other, limits, 'gone')).to.equal('superseded');
+        expect(await store.getSubscription(v.topic, other.callback)).to.equal(undefined);
+      });
+
       it('a verified request withdraws the older pending ones of its (topic, callback), claims included, and nothing newer; a reopen keeps that', async () => {
         const sameTopic = verification('t', { callback: 'https://s.example/other', createdAt: 1 });
         const sameCallback = verification('c', { topic: 'https://b.example/feed', createdAt: 1 });
