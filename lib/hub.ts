@@ -521,10 +521,10 @@ export class Hub extends EventEmitter {
     this.note({ kind: 'verify', topic: req.topic, ok: verified, protocol: 'websub', detail: `${req.mode} ${callbackHost(req.callback)}` });
     // A failed verification leaves whatever existed exactly as it was (REC §5.1).
     if (!verified) return;
-    // Checked right before each write. On the embedded store nothing runs in between; on
-    // PostgreSQL a newer request verified through another process at the same moment could
-    // apply between this one's check and its write (one query's time), and be overridden by
-    // it. Accepted.
+    // Checked right before each write. On the embedded store nothing runs in between. On
+    // PostgreSQL a subscribe holds its request's row while it writes (putVerifiedSubscription);
+    // an unsubscribe's delete could still follow a newer subscribe verified through another
+    // process in the same instant (one query's time, against that one's verification). Accepted.
     if (req.mode === 'unsubscribe') {
       if (await this.superseded(req, true)) return;
       await store.deleteSubscription(req.topic, req.callback);
