@@ -11,7 +11,9 @@
 // ping). The browser's EventSource reconnects by itself and sends Last-Event-ID, and the hub
 // replays what was missed (a stream that has had no event yet too: the hub gives it an id as it
 // opens); when it cannot (the hub restarted, or a change of your topics has left its backlog)
-// you get onReset, and should reload whatever you show.
+// you get onReset, and should reload whatever you show. When the hub refuses the stream (it
+// answers 429 to an address that holds too many, as many tabs behind one NAT can) or the
+// browser gives up on it, follow() opens it again later, resuming from the last event id.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;
@@ -33,21 +35,25 @@ const HERE = new URL('.', import.meta.url).href;
  * @param {(info: {reconnecting: boolean}) => void} [options.onError] the stream dropped
  * @param {string} [options.hubUrl] the hub's base URL; defaults to where this module came from
  * @param {string} [options.lastEventId] resume after this event id (one you kept from an earlier page)
+ * @param {number} [options.retryMs] how long to wait before opening the stream again when it was
+ *   refused or given up on (default 30 s; doubled on each refusal in a row, up to 5 minutes)
  * @returns {{ url: string, readonly lastEventId: string, readonly readyState: number, close(): void }}
  */
 export function follow(topics, options = {}) {
   const list = (Array.isArray(topics) ? topics : [topics]).map((t) => String(t).trim()).filter((t) => t !== '');
   if (list.length === 0) throw new TypeError('follow() needs at least one topic URL');
   const { onEntry, onBody, onChange, onReset, onOpen, onError, lastEventId } = options;
+  const retryMs = Math.max(0, Number(options.retryMs ?? 30_000));
   const base = options.hubUrl ? String(options.hubUrl).replace(/\/*$/, '/') : HERE;
   const url = new URL('stream', base);
   for (const t of list) url.searchParams.append('topic', t);
-  if (lastEventId) url.searchParams.set('lastEventId', lastEventId);
-
-  const source = new EventSource(url.href);
   let last = lastEventId ?? '';
+  let source;
+  let closed = false;
+  let wait = retryMs;
+  let timer;
 
-  source.addEventListener('change', (ev) => {
+  const onChangeEvent = (ev) => {
     if (ev.lastEventId) last = ev.lastEventId;
     let change;
     try {
@@ -61,8 +67,8 @@ export function follow(topics, options = {}) {
     } else if (typeof change.body === 'string') {
       onBody?.(change.body, change);
     }
-  });
-  source.addEventListener('reset', (ev) => {
+  };
+  const onResetEvent = (ev) => {
     if (ev.lastEventId) last = ev.lastEventId;
     let info = { reason: 'cannot resume' };
     try {
@@ -71,9 +77,32 @@ export function follow(topics, options = {}) {
       // keep the default
     }
     onReset?.(info);
-  });
-  source.addEventListener('open', () => onOpen?.());
-  source.addEventListener('error', () => onError?.({ reconnecting: source.readyState !== EventSource.CLOSED }));
+  };
+  const open = () => {
+    const at = new URL(url);
+    if (last) at.searchParams.set('lastEventId', last);
+    const es = new EventSource(at.href);
+    es.addEventListener('change', onChangeEvent);
+    es.addEventListener('reset', onResetEvent);
+    es.addEventListener('open', () => {
+      wait = retryMs;
+      onOpen?.();
+    });
+    es.addEventListener('error', () => {
+      // EventSource reconnects by itself after a dropped connection, but not after a refusal
+      // (any status but 200): then this does, later each time.
+      onError?.({ reconnecting: !closed });
+      if (es.readyState === EventSource.CLOSED && !closed) {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          if (!closed) source = open();
+        }, wait);
+        wait = Math.min(wait * 2, 300_000);
+      }
+    });
+    return es;
+  };
+  source = open();
 
   return {
     url: url.href,
@@ -84,6 +113,8 @@ export function follow(topics, options = {}) {
       return source.readyState;
     },
     close() {
+      closed = true;
+      clearTimeout(timer);
       source.close();
     },
   };

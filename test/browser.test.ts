@@ -14,6 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
+import { openStream } from './helpers/sse.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -295,6 +296,41 @@ describe('In a real browser (headless Chromium)', function () {
     expect(missed.map((e) => e.data.version)).to.deep.equal([a!.data.version + 1, a!.data.version + 2]);
     await page.evaluate('window.__es.close()');
     expect(errors).to.deep.equal([]);
+  });
+
+  it('follow() opens its stream again when the hub refused it (429: the address holds too many streams), and gets what changes after', async () => {
+    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
+    try {
+      const feedItems = [item('before', 'Before')];
+      const feed = topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      await capped.postForm('/ping', { url: feed });
+      // The address's one stream, held elsewhere (another tab behind the same NAT).
+      const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
+        window.__seen = []; window.__refused = 0; window.__opened = 0;
+        window.__f = follow(${JSON.stringify(feed)}, {
+          retryMs: 200,
+          onChange: (c) => window.__seen.push(c.entries?.map((e) => e.title)),
+          onError: () => window.__refused++,
+          onOpen: () => window.__opened++,
+        });
+      })`);
+      // Refused, and refused again when it tried later: the browser alone would have stopped at the first.
+      await page.waitForFunction('window.__refused >= 2', undefined, { timeout: 5000 });
+      expect(await page.evaluate('window.__opened')).to.equal(0);
+      holder.close();
+      await page.waitForFunction('window.__opened >= 1', undefined, { timeout: 10_000 });
+      feedItems.unshift(item('after', 'After'));
+      topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      await capped.postForm('/ping', { url: feed });
+      await page.waitForFunction('window.__seen.length >= 1', undefined, { timeout: 5000 });
+      expect(await page.evaluate('window.__seen')).to.deep.equal([['After']]);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      await capped.destroy();
+    }
   });
 
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
