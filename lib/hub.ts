@@ -107,6 +107,8 @@ export class Hub extends EventEmitter {
   /** Topics this process created since it last trimmed (see topicCreated). */
   private createdSinceTrim = 0;
   private trimming = false;
+  /** Topics were created while the running trim counted (see topicCreated). */
+  private trimAgain = false;
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
   /** Ids of the verifications this process is running (their claims are renewed). */
@@ -751,11 +753,24 @@ export class Hub extends EventEmitter {
    */
   private topicCreated(): void {
     const cap = this.deps.config.maxUnfollowedTopics;
-    if (cap === 0 || ++this.createdSinceTrim < Math.ceil(cap / 10) || this.trimming) return;
+    if (cap === 0 || ++this.createdSinceTrim < Math.ceil(cap / 10)) return;
+    // Topics created while a trim runs may come after its count: it trims once more when it
+    // ends, or the bound stayed exceeded until the next topic or sweep.
+    if (this.trimming) this.trimAgain = true;
+    else this.trim();
+  }
+
+  private trim(): void {
     this.createdSinceTrim = 0;
     this.trimming = true;
+    this.trimAgain = false;
     // With several processes on one database, one trims (or sweeps) at a time; the others skip.
-    const trim = this.deps.store.withSweepLock(() => this.trimUnfollowed()).finally(() => (this.trimming = false));
+    const trim = this.deps.store
+      .withSweepLock(() => this.trimUnfollowed())
+      .finally(() => {
+        this.trimming = false;
+        if (this.trimAgain) this.trim();
+      });
     this.track(trim);
   }
 

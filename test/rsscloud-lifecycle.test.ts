@@ -358,6 +358,29 @@ describe('rssCloud lifecycle', function () {
     });
   });
 
+  describe('MAX_UNFOLLOWED_TOPICS=1 and a trim that is slow to finish', () => {
+    it('topics created while a trim runs are trimmed when it ends, not left over the bound', async () => {
+      const hub = await startTestHub({ MAX_UNFOLLOWED_TOPICS: '1' });
+      try {
+        // The trim reads what is there at once, then takes a while to finish (a busy database).
+        const trim = hub.store.trimUnfollowedTopics.bind(hub.store);
+        hub.store.trimUnfollowedTopics = async (keep) => {
+          const n = await trim(keep);
+          await sleep(300);
+          return n;
+        };
+        const urls = Array.from({ length: 4 }, (_, i) => feeds.fixed(unique(`slow-trim${i}`)));
+        // Each ping makes a topic; the first starts a trim, the others come while it runs.
+        for (const url of urls) expect((await ping(hub, url)).msg).to.equal(MSG.pinged);
+        await hub.hub.idle();
+        const left = (await hub.store.listTopics()).map((t) => t.url);
+        expect(left, 'topics nobody follows after the trims').to.deep.equal([urls[3]]);
+      } finally {
+        await hub.destroy();
+      }
+    });
+  });
+
   describe('leases and errors', () => {
     let hub: TestHub;
     before(async () => {
