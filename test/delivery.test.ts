@@ -152,6 +152,30 @@ describe('durable delivery', function () {
     closers.push(() => h.destroy());
     return h;
   }
+  /** A hub on a data directory of its own that the test stops and starts again; the one running at the end is stopped with the rest. */
+  async function restartableHub(env: Record<string, string>): Promise<{ readonly hub: TestHub; stop(): Promise<void>; start(env?: Record<string, string>): Promise<TestHub> }> {
+    const dir = await tempDataDir();
+    let hub = await startTestHub(env, dir);
+    let running = true;
+    closers.push(async () => {
+      if (running) await hub.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    return {
+      get hub() {
+        return hub;
+      },
+      async stop() {
+        running = false;
+        await hub.close();
+      },
+      async start(again = env) {
+        hub = await startTestHub(again, dir);
+        running = true;
+        return hub;
+      },
+    };
+  }
 
   // ---- a fan-out cut by SIGKILL ---------------------------------------------------------
 
@@ -319,27 +343,18 @@ describe('durable delivery', function () {
 
   describe('a WebSub subscriber that is down when the hub stops gracefully', () => {
     it('is still owed the version after the restart, and receives it', async () => {
-      const dir = await tempDataDir();
       // The next retry a minute away: only a restart that still owes the version delivers it.
-      const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000' };
-      let hub = await startTestHub(env, dir);
-      let open = true;
-      closers.push(async () => {
-        if (open) await hub.close();
-        await rm(dir, { recursive: true, force: true });
-      });
+      const restartable = await restartableHub({ POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000' });
       const topics = await topicServer();
       let down = true;
       const sub = await recorder(subscriberAnswer(() => (down ? 503 : 200)));
       const topic = topics.set('/graceful', { body: rss(['a']), contentType: 'application/rss+xml' });
-      await subscribed(hub, sub, topic, '/cb');
-      await publishTo(hub, topic);
+      await subscribed(restartable.hub, sub, topic, '/cb');
+      await publishTo(restartable.hub, topic);
       await sub.waitFor(1, deliveries); // answered 503: retrying, a minute from now
-      open = false;
-      await hub.close(); // graceful: the retry waiting is stopped, not done with
+      await restartable.stop(); // graceful: the retry waiting is stopped, not done with
       down = false;
-      hub = await startTestHub(env, dir);
-      open = true;
+      const hub = await restartable.start();
       await sub.waitFor(2, deliveries, 10_000);
       await settled(hub);
       const received = sub.matching(deliveries);
@@ -347,36 +362,27 @@ describe('durable delivery', function () {
     });
 
     it('a ping served while the restarted hub is still resuming: the owed version goes first, then the new one, each once', async () => {
-      const dir = await tempDataDir();
       const port = await freePort('127.0.0.1');
-      const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000', PORT: String(port) };
-      let hub = await startTestHub(env, dir);
-      let open = true;
-      closers.push(async () => {
-        if (open) await hub.close();
-        await rm(dir, { recursive: true, force: true });
-      });
+      const restartable = await restartableHub({ POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', WEBSUB_MAX_ATTEMPTS: '8', BREAKER_FAILURES: '1000', PORT: String(port) });
       const topics = await topicServer();
       let down = true;
       const sub = await recorder(subscriberAnswer(() => (down ? 503 : 200)));
       const topic = topics.set('/resumed', { body: rss(['a']), contentType: 'application/rss+xml' });
-      await subscribed(hub, sub, topic, '/cb');
+      await subscribed(restartable.hub, sub, topic, '/cb');
       // Expired subscriptions of another topic, for the start-up sweep to remove: the hub serves
       // requests while it sweeps, before it resumes its outbox, and this keeps that window open.
       const expired = Array.from({ length: 20_000 }, (_, i) => ({ url: `http://127.0.0.1:9/gone/${i}`, protocol: 'http-post', whenExpires: '2000-01-01T00:00:00.000Z' }));
-      await seed(hub, topics.url('/other'), expired);
-      await publishTo(hub, topic);
+      await seed(restartable.hub, topics.url('/other'), expired);
+      await publishTo(restartable.hub, topic);
       await sub.waitFor(1, deliveries); // answered 503: owed, retrying a minute from now
-      open = false;
-      await hub.close();
+      await restartable.stop();
       down = false;
       topics.set('/resumed', { body: rss(['b', 'a']), contentType: 'application/rss+xml' });
-      const restarted = startTestHub(env, dir);
+      const restarted = restartable.start();
       // Pinged as soon as the new hub takes connections, long before its outbox is resumed.
       let pinged: { success: boolean } | undefined;
       for (let i = 0; i < 2000 && !pinged; i++) pinged = await ping({ url: `http://127.0.0.1:${port}` }, topic).catch(() => sleep(5).then(() => undefined));
-      hub = await restarted;
-      open = true;
+      const hub = await restarted;
       expect(pinged?.success).to.equal(true);
       await sub.waitFor(3, deliveries, 10_000);
       await settled(hub);
@@ -387,14 +393,10 @@ describe('durable delivery', function () {
 
   describe('an outbox over OUTBOX_MAX_BYTES when the hub starts', () => {
     it('counts every resumed version at once and gives up the oldest: the bound holds from the start, not once the lanes reach them', async () => {
-      const dir = await tempDataDir();
       // A subscriber that stays down, and retries a minute apart: the versions stay in the outbox.
       const env = { POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000', BREAKER_FAILURES: '1000' };
-      let hub = await startTestHub({ ...env, OUTBOX_MAX_BYTES: '0' }, dir);
-      closers.push(async () => {
-        await hub.close();
-        await rm(dir, { recursive: true, force: true });
-      });
+      const restartable = await restartableHub({ ...env, OUTBOX_MAX_BYTES: '0' });
+      let hub = restartable.hub;
       const topics = await topicServer();
       const sub = await recorder(subscriberAnswer(() => 503));
       const big = (n: number): string => `version ${n}\n${'x'.repeat(40_000)}\n`;
@@ -406,11 +408,11 @@ describe('durable delivery', function () {
         await outboxWhen(hub, (bodies) => bodies.includes(big(n)));
       }
       expect(await outboxBodies(hub), 'with no bound, all six wait').to.have.length(6);
-      await hub.close();
+      await restartable.stop();
 
       // The first lane is waiting a minute to retry version 1: only counting each version as it
       // is resumed keeps the rest within the bound now.
-      hub = await startTestHub({ ...env, OUTBOX_MAX_BYTES: '100000' }, dir);
+      hub = await restartable.start({ ...env, OUTBOX_MAX_BYTES: '100000' });
       expect(await outboxWhen(hub, (bodies) => bodies.length <= 2)).to.deep.equal([big(5), big(6)]);
     });
   });
@@ -688,14 +690,10 @@ describe('durable delivery', function () {
     });
 
     it('so is a version resumed after a restart: its retries read the body from the store again', async () => {
-      const dir = await tempDataDir();
       const env = { BREAKER_FAILURES: '1000', WEBSUB_MAX_ATTEMPTS: '4' };
       // Before the restart, the next retry a minute away: the version is still owed at the stop.
-      let hub = await startTestHub({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000' }, dir);
-      closers.push(async () => {
-        await hub.close();
-        await rm(dir, { recursive: true, force: true });
-      });
+      const restartable = await restartableHub({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '60000' });
+      let hub = restartable.hub;
       const topics = await topicServer();
       const down = await recorder(subscriberAnswer(() => 500));
       const large = `${'a large body '.repeat(10_000)}\n`;
@@ -704,9 +702,9 @@ describe('durable delivery', function () {
       topics.set('/resumed-large', { body: large, contentType: 'text/plain' });
       await publishTo(hub, topic);
       await down.waitFor(1, deliveries);
-      await hub.close();
+      await restartable.stop();
 
-      hub = await startTestHub({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '100' }, dir);
+      hub = await restartable.start({ ...env, POLL_ENABLED: 'false', WEBSUB_RETRY_BASE_MS: '100' });
       // Counted from here: the resumed fan-out's first attempt may already be under way, its
       // three retries (100, 200 and 400 ms apart) are not.
       let reads = 0;
