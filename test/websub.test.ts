@@ -844,6 +844,20 @@ describe('WebSub hub', function () {
       return fetch(`${h.url}/websub?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, { method: 'POST', headers, body });
     }
     const signed = (body: string, secret = SECRET): string => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+    /**
+     * A topic served 300 ms late (so that requests queue behind a read of it), subscribed to and
+     * read once; `serve` sets its next state. `before` is how many deliveries its subscriber had then.
+     */
+    async function slowTopic(path: string): Promise<{ topic: string; sub: Subscriber; before: number; serve: (state: string) => void }> {
+      const sub = await subscriber();
+      const serve = (state: string): void => void topics.set(path, { body: DOC(state), contentType: 'text/plain', delayMs: 300 });
+      serve('read 1');
+      const topic = topics.url(path);
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect((await ping(h, topic)).success).to.equal(true);
+      await quiet(h);
+      return { topic, sub, before: sub.deliveries().length, serve };
+    }
 
     it('delivers exactly the pushed body and Content-Type without fetching the topic', async () => {
       const sub = await subscriber();
@@ -874,14 +888,8 @@ describe('WebSub hub', function () {
     });
 
     it('a fat ping that comes while a read runs and another is queued gets its own turn: its content is delivered', async () => {
-      const sub = await subscriber();
-      const doc = (body: string): { body: string; contentType: string; delayMs: number } => ({ body, contentType: 'text/plain', delayMs: 300 });
-      const topic = topics.set('/queued-fat', doc(DOC('read 1')));
-      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
-      expect((await ping(h, topic)).success).to.equal(true);
-      await quiet(h);
-      const before = sub.deliveries().length;
-      topics.set('/queued-fat', doc(DOC('read 2')));
+      const { topic, sub, before, serve } = await slowTopic('/queued-fat');
+      serve('read 2');
       const reading = ping(h, topic);
       await sleep(50);
       expect((await publish(h, topic)).status).to.equal(202);
@@ -895,20 +903,14 @@ describe('WebSub hub', function () {
     });
 
     it('a ping that comes while a fat ping is queued reads the topic after it: the change it announces is delivered', async () => {
-      const sub = await subscriber();
-      const doc = (body: string): { body: string; contentType: string; delayMs: number } => ({ body, contentType: 'text/plain', delayMs: 300 });
-      const topic = topics.set('/fat-then-ping', doc(DOC('read 1')));
-      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
-      expect((await ping(h, topic)).success).to.equal(true);
-      await quiet(h);
-      const before = sub.deliveries().length;
-      topics.set('/fat-then-ping', doc(DOC('read 2')));
+      const { topic, sub, before, serve } = await slowTopic('/fat-then-ping');
+      serve('read 2');
       const reading = ping(h, topic);
       await sleep(50);
       const body = ATOM('pushed between two reads');
       const pushing = fatPing(topic, body, signed(body));
       await sleep(50);
-      topics.set('/fat-then-ping', doc(DOC('read 3')));
+      serve('read 3');
       const fetched = topics.fetches('/fat-then-ping').length;
       expect((await ping(h, topic)).success).to.equal(true);
       expect(topics.fetches('/fat-then-ping').length, 'the topic was read for the last ping').to.be.greaterThan(fetched);
