@@ -49,6 +49,11 @@ function asLimit(refused: string | null | undefined): SubscriptionLimit | null {
   return refused === 'topic' || refused === 'callbackHost' ? refused : null;
 }
 
+/** The limit put_subscription_within_limits named in its answer, if any. */
+function refusedBy(result: pg.QueryResult): SubscriptionLimit | null {
+  return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
+}
+
 function keyOf(url: string): Buffer {
   let key = recentKeys.get(url);
   if (key === undefined) {
@@ -444,6 +449,16 @@ const RETRYABLE = new Set(['40P01', '40001']);
 const ATTEMPTS = 3;
 
 type SqlName = keyof typeof SQL;
+
+/** A named statement, prepared once per connection, on the pool or on a transaction's connection. */
+function statement(name: SqlName, values: unknown[]): pg.QueryConfig {
+  return { name: `pushbutton_${name}`, text: SQL[name], values };
+}
+
+/** The parameters of putSubscriptionWithinLimits' statement. */
+function withinLimits(sub: Subscription, limits: SubscriptionLimits): unknown[] {
+  return [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)];
+}
 
 interface SubscriptionRead {
   topic: string;
@@ -866,12 +881,10 @@ export class PgStore implements Store {
    * process waits for this one's commit, and then counts this row too.
    */
   async putSubscriptionWithinLimits(sub: Subscription, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {
-    const result = await this.write('putSubscriptionWithinLimits', [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)]);
-    return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
+    return refusedBy(await this.write('putSubscriptionWithinLimits', withinLimits(sub, limits)));
   }
 
   putVerifiedSubscription(sub: Subscription, limits: SubscriptionLimits, requestId: string): Promise<SubscriptionLimit | 'superseded' | null> {
-    const values = [limits.perTopic, limits.perCallbackHost, ...subscriptionValues(sub)];
     // The request's row is held (FOR SHARE) until the subscription is written: a newer request
     // of the pair verified meanwhile, whose supersedeOlderVerifications deletes that row, waits
     // for this commit and applies after it. Checked without the hold, a subscribe waiting on the
@@ -879,10 +892,9 @@ export class PgStore implements Store {
     return this.track(
       this.retrying(() =>
         this.transaction(async (c) => {
-          const held = await c.query({ name: 'pushbutton_holdVerification', text: SQL.holdVerification, values: [requestId] });
+          const held = await c.query(statement('holdVerification', [requestId]));
           if (held.rowCount === 0) return 'superseded' as const;
-          const result = await c.query({ name: 'pushbutton_putSubscriptionWithinLimits', text: SQL.putSubscriptionWithinLimits, values });
-          return asLimit((result.rows[0] as { refused: string | null } | undefined)?.refused);
+          return refusedBy(await c.query(statement('putSubscriptionWithinLimits', withinLimits(sub, limits))));
         }),
       ),
     );
@@ -908,7 +920,7 @@ export class PgStore implements Store {
 
   /** Runs a named statement (prepared once per connection). */
   private query<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.requirePool().query<R>({ name: `pushbutton_${name}`, text: SQL[name], values });
+    return this.requirePool().query<R>(statement(name, values));
   }
 
   /** As query, on a connection that holds a transaction. */
