@@ -46,6 +46,7 @@ export interface Config {
   websubLeaseMaxSeconds: number;
   websubSignatureAlgorithm: SignatureAlgorithm;
   websubMaxAttempts: number;
+  websubVerifyAttempts: number;
   websubRetryBaseMs: number;
   websubRetryMaxMs: number;
   /** Origin (scheme://host[:port]) → shared secret for authenticated fat pings. */
@@ -303,6 +304,7 @@ export function loadConfig(env: Env = process.env): Config {
     websubLeaseMaxSeconds: leaseMax,
     websubSignatureAlgorithm: algorithm(env, 'WEBSUB_SIGNATURE_ALGORITHM'),
     websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
+    websubVerifyAttempts: int(env, 'WEBSUB_VERIFY_ATTEMPTS', 6, 1, 20),
     websubRetryBaseMs: int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1),
     websubRetryMaxMs: int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1),
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),

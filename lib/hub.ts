@@ -13,7 +13,7 @@ import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
 import { callbackHost, hasControlCharacters, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
-import type { FanOutReport, Notifier } from './notifier/notifier.js';
+import { backoff, type FanOutReport, type Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
@@ -114,6 +114,9 @@ export class Hub extends EventEmitter {
   /** Ids of the verifications this process is running (their claims are renewed). */
   private readonly verifying = new Set<string>();
   private claimTimers: NodeJS.Timeout[] = [];
+  /** Set by close(): verifications waiting to ask again (see pause) stop waiting. */
+  private closing = false;
+  private readonly wakers = new Set<() => void>();
 
   constructor(private readonly deps: HubDeps) {
     super();
@@ -415,7 +418,7 @@ export class Hub extends EventEmitter {
   /**
    * With several processes on one database: renews the claims of the verifications this process
    * runs every lease/3, and every lease/2 runs those whose claim expired (their process died).
-   * Started by server.ts; stopped by stopClaims().
+   * Started by server.ts; stopped by close().
    */
   startClaims(): void {
     if (this.claimTimers.length > 0) return;
@@ -437,9 +440,15 @@ export class Hub extends EventEmitter {
     this.claimTimers = [renew, takeover];
   }
 
-  stopClaims(): void {
+  /**
+   * Stops the claim timers and wakes verifications waiting to ask their subscriber again: they
+   * end without deleting their request, which the next start (or another process) verifies.
+   */
+  close(): void {
+    this.closing = true;
     for (const t of this.claimTimers) clearInterval(t);
     this.claimTimers = [];
+    for (const wake of [...this.wakers]) wake();
   }
 
   private async takeOverVerifications(limit: number): Promise<void> {
@@ -451,12 +460,27 @@ export class Hub extends EventEmitter {
 
   private async runVerification(pending: PendingVerification): Promise<void> {
     this.verifying.add(pending.id);
+    let finished = true;
     try {
-      await this.verifyWebSub(pending);
+      finished = await this.verifyWebSub(pending);
     } finally {
       this.verifying.delete(pending.id);
-      await this.deps.store.deleteVerification(pending.id);
+      if (finished) await this.deps.store.deleteVerification(pending.id);
     }
+  }
+
+  /** Waits `ms` unless the hub closes first: resolves to false if it does. */
+  private pause(ms: number): Promise<boolean> {
+    if (this.closing) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve(!this.closing);
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
   }
 
   /** The lease the hub grants: the request's, else the default, within the configured bounds. */
@@ -486,8 +510,9 @@ export class Hub extends EventEmitter {
     return true;
   }
 
-  private async verifyWebSub(req: PendingVerification): Promise<void> {
-    const { store, verifier, log } = this.deps;
+  /** Resolves to false when the hub closed before it finished (its request is kept), else true. */
+  private async verifyWebSub(req: PendingVerification): Promise<boolean> {
+    const { store, verifier, log, config } = this.deps;
     if (req.mode === 'subscribe') {
       // Validation (REC §5.2): a topic this hub may never fetch cannot be delivered, so the
       // subscription is denied rather than verified and left silent forever.
@@ -500,39 +525,51 @@ export class Hub extends EventEmitter {
           log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, reason: e.message });
         } else {
           // A denial would tell the subscriber that its newer, applied request failed.
-          if (await this.superseded(req, false)) return;
+          if (await this.superseded(req, false)) return true;
           const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
           log.info('websub: subscription denied', { topic: req.topic, reason });
           this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
           await verifier.webSubDenied(req.callback, req.topic, reason);
-          return;
+          return true;
         }
       }
     }
-    // Not asked of the subscriber at all once overridden.
-    if (await this.superseded(req, false)) return;
     const lease = req.mode === 'subscribe' ? this.grantLease(req.leaseSeconds) : undefined;
-    const requestedAt = this.now();
-    const verified = await verifier.webSubIntent({
-      callback: req.callback,
-      mode: req.mode,
-      topic: req.topic,
-      ...(lease !== undefined && { leaseSeconds: lease }),
-      ...(req.verifyToken !== undefined && { verifyToken: req.verifyToken }),
-    });
-    this.note({ kind: 'verify', topic: req.topic, ok: verified, protocol: 'websub', detail: `${req.mode} ${callbackHost(req.callback)}` });
-    // A failed verification leaves whatever existed exactly as it was (REC §5.1).
-    if (!verified) return;
+    let requestedAt: number;
+    for (let attempt = 1; ; attempt++) {
+      // Not asked of the subscriber at all once overridden.
+      if (await this.superseded(req, false)) return true;
+      requestedAt = this.now();
+      const answer = await verifier.webSubIntent({
+        callback: req.callback,
+        mode: req.mode,
+        topic: req.topic,
+        ...(lease !== undefined && { leaseSeconds: lease }),
+        ...(req.verifyToken !== undefined && { verifyToken: req.verifyToken }),
+      });
+      // A callback that did not answer (down, busy, restarting) is asked again a few times,
+      // backing off as deliveries do; one that answered anything but the challenge is not.
+      const again = answer === 'unreachable' && attempt < config.websubVerifyAttempts;
+      const detail = `${req.mode} ${callbackHost(req.callback)}${again ? ': no answer, will ask again' : ''}`;
+      this.note({ kind: 'verify', topic: req.topic, ok: answer === 'verified', protocol: 'websub', detail });
+      if (!again) {
+        // A failed verification leaves whatever existed exactly as it was (REC §5.1).
+        if (answer !== 'verified') return true;
+        break;
+      }
+      // The hub stops meanwhile: the request stays stored, and is verified after the restart.
+      if (!(await this.pause(backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)))) return false;
+    }
     // Checked right before each write. On the embedded store nothing runs in between. On
     // PostgreSQL a subscribe holds its request's row while it writes (putVerifiedSubscription);
     // an unsubscribe's delete could still follow a newer subscribe verified through another
     // process in the same instant (one query's time, against that one's verification). Accepted.
     if (req.mode === 'unsubscribe') {
-      if (await this.superseded(req, true)) return;
+      if (await this.superseded(req, true)) return true;
       await store.deleteSubscription(req.topic, req.callback);
       log.info('websub: unsubscribed', { topic: req.topic });
       this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
-      return;
+      return true;
     }
     const existing = await store.getSubscription(req.topic, req.callback);
     const sub: Subscription = {
@@ -555,20 +592,21 @@ export class Hub extends EventEmitter {
     // A re-subscribe may change or drop the secret.
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
-    if (await this.superseded(req, true)) return;
+    if (await this.superseded(req, true)) return true;
     const stored = await this.deps.store.putVerifiedSubscription(sub, this.limits(), req.id);
     // Overridden while it waited for the limits' locks (a newer request through another process).
-    if (stored === 'superseded') return void this.overridden(req);
+    if (stored === 'superseded') return this.overridden(req);
     const refused = stored && this.limitError(stored, sub.callback);
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
       log.info('websub: subscription denied', { topic: req.topic, reason: refused.detail });
       await verifier.webSubDenied(req.callback, req.topic, `a subscription limit was reached: ${refused.detail ?? ''}`);
-      return;
+      return true;
     }
     this.emit('subscribed', sub.topic);
     this.note({ kind: 'subscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
     log.info('websub: subscribed', { topic: req.topic, lease });
+    return true;
   }
 
   /**

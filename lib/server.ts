@@ -201,7 +201,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     // Takes over the outbox claims of processes that died (resume() began renewing this one's).
     notifier.startClaims();
     hub.startClaims();
-    opened.push(() => hub.stopClaims());
+    opened.push(() => hub.close());
     opened.push(() => poller.stop());
     await poller.start();
     const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
@@ -221,7 +221,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         await closed;
         clearTimeout(grace);
         notifier.close();
-        hub.stopClaims();
+        hub.close();
         await hub.idle();
         await notifier.drained();
         // Given up only now, with every outcome of this process durable: a restart or another

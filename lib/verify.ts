@@ -1,7 +1,7 @@
 // Verification of intent, for both protocols: proof that whoever asked for a subscription
 // controls the callback. Both use a fresh random challenge that must come back byte for byte.
 import { randomBytes } from 'node:crypto';
-import type { HttpClient } from './http.js';
+import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import { describeError } from './notifier/outcome.js';
 
@@ -26,6 +26,13 @@ export interface WebSubIntent {
   verifyToken?: string;
 }
 
+/**
+ * How a subscriber answered a verification of intent: with the challenge, with anything else
+ * (a refusal: 404, a wrong body, a redirect), or not at all (no connection, no answer in time,
+ * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent).
+ */
+export type IntentAnswer = 'verified' | 'refused' | 'unreachable';
+
 export class Verifier {
   constructor(
     private readonly http: HttpClient,
@@ -36,11 +43,11 @@ export class Verifier {
   async rssCloudChallenge(callback: string, resource: string): Promise<boolean> {
     const challenge = newChallenge();
     const target = withQuery(callback, new URLSearchParams({ url: resource, challenge }));
-    return this.expectChallenge(target, challenge, RSSCLOUD_CHALLENGE_REDIRECTS, 'rssCloud');
+    return (await this.expectChallenge(target, challenge, RSSCLOUD_CHALLENGE_REDIRECTS, 'rssCloud')) === 'verified';
   }
 
   /** WebSub REC §5.3: only a 2xx whose body is exactly the challenge verifies; no redirects. */
-  async webSubIntent(intent: WebSubIntent): Promise<boolean> {
+  async webSubIntent(intent: WebSubIntent): Promise<IntentAnswer> {
     const challenge = newChallenge();
     const params = new URLSearchParams({ 'hub.mode': intent.mode, 'hub.topic': intent.topic, 'hub.challenge': challenge });
     if (intent.leaseSeconds !== undefined) params.set('hub.lease_seconds', String(intent.leaseSeconds));
@@ -58,15 +65,17 @@ export class Verifier {
     }
   }
 
-  private async expectChallenge(target: string, challenge: string, maxRedirects: number, what: string): Promise<boolean> {
+  private async expectChallenge(target: string, challenge: string, maxRedirects: number, what: string): Promise<IntentAnswer> {
     try {
       const res = await this.http.request('callback', target, { method: 'GET', maxRedirects });
-      const ok = res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge));
-      if (!ok) this.log.info(`${what} verification refused`, { status: res.status });
-      return ok;
+      if (res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge))) return 'verified';
+      const busy = res.status >= 500 || res.status === 429;
+      this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { status: res.status });
+      return busy ? 'unreachable' : 'refused';
     } catch (e) {
       this.log.info(`${what} verification failed`, { error: describeError(e) });
-      return false;
+      // An address the hub may not call, or an answer too large, is the callback's final word.
+      return e instanceof OutboundError && (e.code === 'timeout' || e.code === 'network') ? 'unreachable' : 'refused';
     }
   }
 }

@@ -384,6 +384,97 @@ describe('WebSub hub', function () {
     });
   });
 
+  describe('a callback that does not answer its verification (WEBSUB_VERIFY_ATTEMPTS)', () => {
+    const RETRY = { WEBSUB_RETRY_BASE_MS: '50', WEBSUB_VERIFY_ATTEMPTS: '4' };
+
+    it('is asked again after a closed connection, a 503 and a 429: verified on the attempt it answers, and delivered to', async () => {
+      const h = await otherHub(RETRY);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('asked again'), contentType: DOC_TYPE });
+      sub.verifyStatuses = [0, 503, 429];
+      expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() })).status).to.equal(202);
+      await settled(h);
+      const asked = sub.verifications('subscribe');
+      expect(asked).to.have.length(4);
+      // Each attempt is a fresh verification: a new challenge, the same lease.
+      expect(new Set(asked.map((r) => r.query.get('hub.challenge'))).size).to.equal(4);
+      expect(new Set(asked.map((r) => r.query.get('hub.lease_seconds'))).size).to.equal(1);
+      expect(await subscriptionsOf(h, topic)).to.have.length(1);
+      await publish(h, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(DOC('asked again'));
+    });
+
+    it('gives up after WEBSUB_VERIFY_ATTEMPTS without an answer: no subscription, nothing left pending', async () => {
+      const h = await otherHub(RETRY);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('never answered'), contentType: DOC_TYPE });
+      sub.verifyStatuses = [503, 503, 503, 503, 503, 503];
+      expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() })).status).to.equal(202);
+      await settled(h);
+      expect(sub.verifications('subscribe')).to.have.length(4);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+      expect(await h.store.listVerifications()).to.deep.equal([]);
+    });
+
+    it('an answer other than the challenge is final: a 404, a wrong body or a redirect is asked once', async () => {
+      const h = await otherHub(RETRY);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('refused'), contentType: DOC_TYPE });
+      sub.verify = 'decline';
+      await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/declines') });
+      sub.verifyStatuses = [302];
+      await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/redirects') });
+      await settled(h);
+      sub.verify = 'wrong';
+      await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/wrong') });
+      await settled(h);
+      expect(sub.verifications('subscribe').map((r) => r.path)).to.deep.equal(['/declines', '/redirects', '/wrong']);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+    });
+
+    it('a newer request verified while it waits to ask again ends it: no more GETs, and the newer one stands', async () => {
+      const h = await otherHub({ ...RETRY, WEBSUB_RETRY_BASE_MS: '1000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('unsubscribed'), contentType: DOC_TYPE });
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback() };
+      sub.verifyStatuses = [503];
+      expect((await subscribe(h, form)).status).to.equal(202);
+      await sub.waitVerifications(1, 'subscribe');
+      expect((await unsubscribe(h, form)).status).to.equal(202);
+      await settled(h);
+      expect(sub.verifications('subscribe')).to.have.length(1);
+      expect(sub.verifications('unsubscribe')).to.have.length(1);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+    });
+
+    it('a hub stopped while it waits to ask again keeps the request: the next start verifies it', async () => {
+      const env = { WEBSUB_RETRY_BASE_MS: '600000', WEBSUB_VERIFY_ATTEMPTS: '4', POLL_ENABLED: 'false' };
+      const first = await startTestHub(env);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('after the restart'), contentType: DOC_TYPE });
+      sub.verifyStatuses = [503];
+      try {
+        expect((await subscribe(first, { 'hub.topic': topic, 'hub.callback': sub.callback() })).status).to.equal(202);
+        await sub.waitVerifications(1, 'subscribe');
+      } finally {
+        // Not a ten-minute wait: stopping wakes the verification, which leaves its request stored.
+        await first.close();
+      }
+      const second = await startTestHub(env, first.dataDir);
+      hubs.push(second);
+      await sub.waitVerifications(2, 'subscribe');
+      await settled(second);
+      expect(await subscriptionsOf(second, topic)).to.have.length(1);
+      expect(await second.store.listVerifications()).to.deep.equal([]);
+    });
+  });
+
   // ---- leases and expiry --------------------------------------------------------------
 
   describe('leases', () => {

@@ -75,12 +75,14 @@ export class TopicServer {
 export type VerifyBehaviour = 'echo' | 'wrong' | 'decline';
 
 /**
- * A WebSub subscriber. Verification GETs are answered with the challenge ('echo'), a different
- * body ('wrong') or 404 ('decline'); denial GETs with 200. Deliveries are answered with the next
- * status of `deliveryStatuses`, then 200; `redirectTo` turns the answer into a 302.
+ * A WebSub subscriber. Verification GETs are answered with the next status of `verifyStatuses`
+ * (0: the connection is closed without an answer), then with the challenge ('echo'), a
+ * different body ('wrong') or 404 ('decline'); denial GETs with 200. Deliveries are answered
+ * with the next status of `deliveryStatuses`, then 200; `redirectTo` turns the answer into a 302.
  */
 export class Subscriber {
   verify: VerifyBehaviour = 'echo';
+  verifyStatuses: number[] = [];
   deliveryStatuses: number[] = [];
   redirectTo: string | undefined;
 
@@ -124,8 +126,13 @@ export class Subscriber {
   private answer(req: Recorded, res: http.ServerResponse): void {
     if (req.method === 'GET') {
       const challenge = req.query.get('hub.challenge');
+      const status = challenge === null ? undefined : this.verifyStatuses.shift();
       if (challenge === null) {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      } else if (status === 0) {
+        res.socket?.destroy();
+      } else if (status !== undefined) {
+        res.writeHead(status, { 'content-type': 'text/plain' }).end('not now');
       } else if (this.verify === 'decline') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('no such subscription');
       } else {
