@@ -33,7 +33,7 @@ export interface AppDeps {
 }
 
 /** Route labels for request metrics: a fixed set, so strangers' paths cannot grow the label space. */
-const ROUTES = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/ping', '/RPC2', '/websub', '/stream', '/events', '/stats.json', '/feeds.opml', '/metrics', '/healthz', '/test', '/admin'];
+const ROUTES = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/ping', '/RPC2', '/websub', '/stream', '/events', '/stats.json', '/feeds.opml', '/subscription', '/metrics', '/healthz', '/test', '/admin'];
 const ROUTES_LOWER = ROUTES.map((r) => [r, r.toLowerCase()] as const);
 
 function routeLabel(path: string): string {
@@ -112,7 +112,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxWaitingEvents: config.sseBacklog,
     }),
   );
-  app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds', opmlRate: rate() }));
+  app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds', opmlRate: rate(), statusRate: rate() }));
   if (config.enableTestApi) app.use(testApiRouter(hub, store, deps.operator, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {

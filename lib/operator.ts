@@ -5,6 +5,7 @@ import type { Activity, ActivityLog } from './activity.js';
 import type { Poller } from './feeds/poller.js';
 import { callbackHost } from './model.js';
 import type { Notifier } from './notifier/notifier.js';
+import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
 import type { StreamHub } from './stream.js';
@@ -25,6 +26,28 @@ export interface Stats {
   streams: number;
 }
 
+/** One subscription as its subscriber may see it (see Operator.subscriptionStatus). */
+export interface SubscriptionStatus {
+  topic: string;
+  callback: string;
+  protocol: string;
+  since: string;
+  expires: string;
+  leaseSeconds?: number;
+  /** Whether deliveries carry X-Hub-Signature. */
+  signed: boolean;
+  delivered: number;
+  failed: number;
+  failedInARow: number;
+  lastDelivered: string | null;
+  lastFailed: string | null;
+  /** The topic's newest version, and the newest this subscription was delivered or given up on. */
+  topicVersion: number;
+  handledVersion: number;
+  /** Set while the callback's host is paused after failures in a row (BREAKER_FAILURES). */
+  hostPausedUntil: string | null;
+}
+
 export interface OperatorDeps {
   store: Store;
   notifier: Notifier;
@@ -35,6 +58,15 @@ export interface OperatorDeps {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** host[:port] as the notifier keys its circuit breaker (a default port left out). */
+function callbackAuthority(callback: string): string {
+  try {
+    return new URL(callback).host;
+  } catch {
+    return '';
+  }
+}
 
 /**
  * How old the store's part of the pages may be. `/stats.json` is public and polled every 3 s by
@@ -125,6 +157,38 @@ export class Operator {
       '</opml>',
       '',
     ].join('\n');
+  }
+
+  /**
+   * What the hub holds for one subscription, for its subscriber to see why deliveries do or do
+   * not arrive. Only someone who names the exact topic and callback asks, and a subscription
+   * with a secret answers only to that secret: the answer is undefined (as for none) otherwise,
+   * so it never confirms that a guessed callback follows a topic. Never the secret itself.
+   */
+  async subscriptionStatus(topic: string, callback: string, secret: string | undefined): Promise<SubscriptionStatus | undefined> {
+    const { store, notifier } = this.deps;
+    const sub = await store.getSubscription(topic, callback);
+    if (!sub || (sub.secret !== undefined && (secret === undefined || !sameSecret(secret, sub.secret)))) return undefined;
+    const topicVersion = (await store.getTopic(topic))?.version ?? 0;
+    const host = callbackAuthority(callback);
+    const paused = notifier.pausedHosts().find((h) => h.host === host);
+    return {
+      topic,
+      callback,
+      protocol: sub.protocol,
+      since: iso(sub.whenCreated),
+      expires: iso(sub.whenExpires),
+      ...(sub.leaseSeconds !== undefined && { leaseSeconds: sub.leaseSeconds }),
+      signed: sub.secret !== undefined,
+      delivered: sub.ctUpdates,
+      failed: sub.ctErrors,
+      failedInARow: sub.ctConsecutiveErrors,
+      lastDelivered: sub.whenLastUpdate === null ? null : iso(sub.whenLastUpdate),
+      lastFailed: sub.whenLastError === null ? null : iso(sub.whenLastError),
+      topicVersion,
+      handledVersion: sub.deliveredVersion ?? 0,
+      hostPausedUntil: paused ? iso(paused.until) : null,
+    };
   }
 
   /** Subscriptions of one topic as the operator may see them: hosts, not callback URLs. */

@@ -1,6 +1,6 @@
 // X-Hub-Signature: "<algorithm>=<hex HMAC of the raw body>" (WebSub REC §7.1), used both when
 // the hub signs a delivery and when it checks a publisher's signed fat ping.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { SignatureAlgorithm } from './config.js';
 
 const ALGORITHMS: readonly SignatureAlgorithm[] = ['sha1', 'sha256', 'sha384', 'sha512'];
@@ -19,4 +19,13 @@ export function verifySignature(header: string | undefined, secret: string, body
   const expected = createHmac(algorithm, secret).update(body).digest();
   const actual = Buffer.from(given, 'hex');
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/**
+ * Whether a secret someone sent (a bearer token) is the one kept. Compared by digest, so
+ * neither the time taken nor a length check tells how much of it, or how much of it, matched.
+ */
+export function sameSecret(given: string, kept: string): boolean {
+  const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(kept));
 }

@@ -1,12 +1,13 @@
 // The operator's face: the dashboard and demo pages (static files in public/), /stats.json,
-// /feeds.opml, /healthz, /metrics (Prometheus), and the few actions that change state, which
-// need `Authorization: Bearer <ADMIN_TOKEN>` and are off when no token is configured.
-import { timingSafeEqual } from 'node:crypto';
+// /feeds.opml, /subscription (a subscriber's own view), /healthz, /metrics (Prometheus), and
+// the few actions that change state, which need `Authorization: Bearer <ADMIN_TOKEN>` and are
+// off when no token is configured.
 import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
-import { bodyErrorStatus, parseHttpUrl } from './body.js';
+import { sameSecret } from '../lib/signature.js';
+import { bodyErrorStatus, parseHttpUrl, queryParams } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
@@ -17,6 +18,8 @@ export interface AdminFaceOptions {
   title: string;
   /** For /feeds.opml, the one public page whose size strangers can grow (a line per followed topic). */
   opmlRate: RateLimiter;
+  /** For /subscription, which reads the store for anyone who asks. */
+  statusRate: RateLimiter;
 }
 
 export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
@@ -30,7 +33,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   // an hour, an upgraded page ran with the previous version's scripts and styles meanwhile.
   router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0 }));
   // The browser client is one ES module at a stable URL, so pages can import it directly.
-  answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml']);
+  answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml', '/subscription']);
   router.get('/client.js', cors, page('client.js'));
 
   router.get('/healthz', (_req, res) => {
@@ -42,6 +45,19 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   const refuse = (_req: Request, res: Response, msg: string): void => void res.type('text/plain; charset=utf-8').send(`${msg}\n`);
   router.get('/feeds.opml', cors, rateLimit(opts.opmlRate, refuse), async (_req, res) => {
     res.type('text/x-opml; charset=utf-8').send(await operator.opml(opts.title));
+  });
+  // A subscriber's view of its own subscription: "verified, but nothing arrives" is the first
+  // question subscribers ask of a hub. The secret, for a subscription that has one, comes as a
+  // bearer token, never in the URL (which proxies log).
+  router.get('/subscription', cors, rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
+    const query = queryParams(req);
+    const topic = parseHttpUrl(query.get('topic'));
+    if (typeof topic !== 'string') return void res.status(400).json({ error: `topic ${topic.problem}.` });
+    const callback = parseHttpUrl(query.get('callback'));
+    if (typeof callback !== 'string') return void res.status(400).json({ error: `callback ${callback.problem}.` });
+    const status = await operator.subscriptionStatus(topic, callback, bearerToken(req.get('authorization')));
+    if (!status) return void res.status(404).json({ subscribed: false, topic, callback });
+    res.json({ subscribed: true, ...status });
   });
   router.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -82,10 +98,11 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   return router;
 }
 
+function bearerToken(header: string | undefined): string | undefined {
+  return (header && /^Bearer\s+(.+)$/i.exec(header.trim())?.[1]) || undefined;
+}
+
 function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = header && /^Bearer\s+(.+)$/i.exec(header.trim());
-  if (!m) return false;
-  const given = Buffer.from(m[1] ?? '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const given = bearerToken(header);
+  return given !== undefined && sameSecret(given, token);
 }

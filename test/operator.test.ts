@@ -353,6 +353,89 @@ describe('Operators and browsers over HTTP', function () {
     });
   });
 
+  describe('/subscription: a subscriber\'s own view', () => {
+    const status = (hub: TestHub, topic: string, callback: string, secret?: string): Promise<Response> =>
+      fetch(`${hub.url}/subscription?${new URLSearchParams({ topic, callback })}`, secret === undefined ? {} : { headers: { authorization: `Bearer ${secret}` } });
+
+    it('shows the lease, the deliveries and their failures, the versions and a paused host, for the exact topic and callback', async () => {
+      const hub = await hubWith({ BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '60000', WEBSUB_MAX_ATTEMPTS: '1' });
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const topic = topics.set('/status.txt', { body: 'state 1\n', contentType: 'text/plain' });
+      const before = Date.now();
+      const callback = await webSubscribe(hub, ws, topic, '/cb?user=7', { 'hub.lease_seconds': '7200' });
+      topics.set('/status.txt', { body: 'state 2\n', contentType: 'text/plain' });
+      await publish(hub, topic);
+      await ws.waitDeliveries(1);
+      await settled(hub);
+      ws.deliveryStatuses = [503];
+      topics.set('/status.txt', { body: 'state 3\n', contentType: 'text/plain' });
+      await publish(hub, topic);
+      await ws.waitDeliveries(2);
+      await settled(hub);
+
+      const res = await status(hub, topic, callback);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).to.include({ subscribed: true, topic, callback, protocol: 'websub', leaseSeconds: 7200, signed: false, delivered: 1, failed: 1, failedInARow: 1, topicVersion: 2, handledVersion: 2 });
+      expect(Date.parse(body['expires'] as string)).to.be.within(before + 7200_000, Date.now() + 7200_000);
+      expect(Date.parse(body['lastDelivered'] as string)).to.be.within(before, Date.now());
+      expect(Date.parse(body['lastFailed'] as string)).to.be.at.least(Date.parse(body['lastDelivered'] as string));
+      expect(Date.parse(body['hostPausedUntil'] as string)).to.be.greaterThan(Date.now() + 30_000);
+      expect(body).to.not.have.property('secret');
+
+      // Another callback of the same host, or the same callback without its query: nothing.
+      for (const other of [ws.callback('/cb?user=8'), ws.callback('/cb')]) {
+        const none = await status(hub, topic, other);
+        expect(none.status).to.equal(404);
+        expect(await none.json()).to.deep.equal({ subscribed: false, topic, callback: other });
+      }
+    });
+
+    it('answers for a subscription with a secret only to that secret, as a bearer token; otherwise as if there were none', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const topic = topics.set('/signed.txt', { body: 'state 1\n', contentType: 'text/plain' });
+      const callback = await webSubscribe(hub, ws, topic, '/signed', { 'hub.secret': 'the-secret' });
+      for (const given of [undefined, 'wrong', 'the-secre', 'the-secret2']) {
+        const res = await status(hub, topic, callback, given);
+        expect(res.status, String(given)).to.equal(404);
+        expect(await res.json()).to.deep.equal({ subscribed: false, topic, callback });
+      }
+      const res = await status(hub, topic, callback, 'the-secret');
+      expect(res.status).to.equal(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).to.include({ subscribed: true, signed: true });
+      expect(JSON.stringify(body)).to.not.include('the-secret');
+    });
+
+    it('shows an rssCloud subscription too, with its protocol', async () => {
+      const hub = await hubWith();
+      const feeds = await FeedServer.start();
+      cleanup.push(feeds);
+      const rec = await Recorder.start(subscriberOk);
+      cleanup.push(rec);
+      const feed = feeds.fixed('cloud');
+      const reply = await pleaseNotify(hub, { port: String(rec.port), path: '/notify', protocol: 'http-post', url1: feed });
+      expect(reply.msg).to.equal(MSG.subscribed);
+      const callback = `http://127.0.0.1:${rec.port}/notify`;
+      const body = (await (await status(hub, feed, callback)).json()) as Record<string, unknown>;
+      expect(body).to.include({ subscribed: true, topic: feed, callback, protocol: 'http-post', signed: false, failed: 0 });
+    });
+
+    it('refuses a missing or bad URL with 400 and says which', async () => {
+      const hub = await hubWith();
+      const res = await fetch(`${hub.url}/subscription?topic=${encodeURIComponent('https://blog.example/feed')}&callback=not-a-url`);
+      expect(res.status).to.equal(400);
+      expect(await res.json()).to.deep.equal({ error: 'callback is not an absolute URL.' });
+      const none = await fetch(`${hub.url}/subscription`);
+      expect(none.status).to.equal(400);
+      expect(await none.json()).to.deep.equal({ error: 'topic is required.' });
+    });
+  });
+
   describe('operator actions', () => {
     it('are off (403) when ADMIN_TOKEN is not set, whatever token is sent', async () => {
       const hub = await hubWith();
