@@ -170,15 +170,23 @@ export function hasControlCharacters(url: string): boolean {
   return /[\x00-\x1f\x7f]/.test(url);
 }
 
-/** host[:port] of a URL, lower-cased; cheap enough to run on every stored subscription. */
+/** Where an http(s) URL's authority ends, by the URL standard: a backslash is a slash there. */
+const AUTHORITY_ENDS = new Set(['/', '\\', '?', '#']);
+
+/**
+ * host[:port] of a URL, lower-cased; cheap enough to run on every stored subscription. Read as
+ * the URL standard reads an http(s) URL, since that is where the hub connects: after the scheme
+ * and any run of slashes or backslashes, up to the first of AUTHORITY_ENDS. URLs are kept as
+ * given, so a callback such as `https://reader.example\TOKEN\cb` reaches reader.example; cut
+ * at "/" alone, its path showed on the public pages and it counted as a host of its own.
+ */
 export function callbackHost(url: string): string {
-  const start = url.indexOf('//');
-  if (start === -1) return '';
-  let end = url.length;
-  for (const c of ['/', '?', '#']) {
-    const i = url.indexOf(c, start + 2);
-    if (i !== -1 && i < end) end = i;
-  }
-  const authority = url.slice(start + 2, end);
+  const colon = url.indexOf(':');
+  if (colon === -1) return '';
+  let start = colon + 1;
+  while (url[start] === '/' || url[start] === '\\') start++;
+  let end = start;
+  while (end < url.length && !AUTHORITY_ENDS.has(url[end]!)) end++;
+  const authority = url.slice(start, end);
   return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
 }

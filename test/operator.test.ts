@@ -308,6 +308,36 @@ describe('Operators and browsers over HTTP', function () {
       }
     });
 
+    it('shows a callback written with backslashes (slashes, to the URL standard) by its host alone', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const ws = await subscriber();
+      const events = await stream(`${hub.url}/events`);
+      const feed = topics.set('/backslash.xml', { body: rss('a'), contentType: RSS_TYPE });
+      // The hub verifies and delivers to /SECRET-PATH-4/cb; the pages must show 127.0.0.1:port.
+      await webSubscribe(hub, ws, feed, '\\SECRET-PATH-4\\cb');
+      expect(ws.verifications('subscribe', '/SECRET-PATH-4/cb')).to.have.length(1);
+      await hub.postForm('/ping', { url: feed });
+      await settled(hub);
+      await ws.waitDeliveries(1);
+
+      const activity = (await events.waitFor(3, (e) => e.event === 'activity' && /"kind":"(verify|subscribe|delivery)"/.test(e.data))).map(
+        (e) => JSON.parse(e.data) as { kind: string; detail?: string },
+      );
+      const host = `127.0.0.1:${ws.rec.port}`;
+      expect(activity.map((a) => [a.kind, a.detail])).to.deep.include.members([
+        ['verify', `subscribe ${host}`],
+        ['subscribe', host],
+      ]);
+      const stats = await (await fetch(`${hub.url}/stats.json`)).text();
+      for (const [where, body] of [
+        ['stats.json', stats],
+        ['/events', events.raw()],
+      ] as const) {
+        expect(body.toLowerCase(), `${where} must not show the callback's path`).to.not.include('secret-path');
+      }
+    });
+
     it('/feeds.opml lists the topics with subscribers, and only those', async () => {
       const hub = await hubWith();
       const topics = await topicServer();

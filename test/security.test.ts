@@ -1238,6 +1238,19 @@ describe('security: limits', function () {
       expect([ws.status, ws.text]).to.deep.equal([400, `${hostFull()}\n`]);
     });
 
+    it('per callback host: backslashes, slashes to the URL standard, do not make one host many', async () => {
+      // `http://host:port\\w1` is http://host:port/w1 wherever it is parsed; counted by what
+      // precedes the first "/", each such callback was a host of its own, under no limit.
+      for (let i = 1; i <= 3; i++) {
+        const ws = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': feeds.fixed(unique('bs')), 'hub.callback': `${sub.url}\\w${i}` });
+        expect(ws.status, ws.text).to.equal(202);
+      }
+      await hub.hub.idle();
+      expect(await hub.store.countSubscriptions({ callbackHost: `127.0.0.1:${sub.port}` })).to.equal(3);
+      const ws = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': feeds.fixed(unique('bs')), 'hub.callback': `${sub.url}\\w4` });
+      expect([ws.status, ws.text]).to.deep.equal([400, `${hostFull()}\n`]);
+    });
+
     it('concurrent WebSub subscribes cannot overshoot the per-topic limit together', async () => {
       const feed = feeds.fixed(unique('race'));
       const replies = await Promise.all(
