@@ -135,6 +135,15 @@ function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: nu
 
 export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseSeconds: number): Router {
   const router = Router();
+  // A browser sends Origin with every cross-origin POST, a no-cors fetch or a form among them,
+  // and this API takes any body as JSON: without this, any web page its user opened could erase
+  // a hub on their machine or network that has the API on, or seed it with subscriptions whose
+  // callbacks never consented. The suites are no browser pages and send no Origin.
+  router.use('/test', (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.get('origin');
+    if (origin === undefined || sameOrigin(origin, req.get('host'))) return next();
+    res.status(403).json({ success: false, error: 'the test API does not answer pages of other origins' });
+  });
   router.use('/test', express.json({ limit: '16mb', type: () => true }));
 
   const route = (path: string, handler: (body: Json) => Promise<Json>): void => {
@@ -195,4 +204,13 @@ export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseS
     res.status(500).json({ success: false, error: `the body must be a JSON object (${detail})` });
   });
   return router;
+}
+
+/** Whether an Origin header names the host the request was sent to ("null" never does). */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }

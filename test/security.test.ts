@@ -1642,6 +1642,30 @@ describe('security: the test API and operator actions', function () {
     }
   });
 
+  it('with the test API on, a page of another origin cannot use it: what a browser sends for a no-cors POST is refused, and changes nothing', async () => {
+    const on = await startTestHub({ ENABLE_TEST_API: 'true' });
+    try {
+      const feed = feeds.fixed('seeded');
+      const planted = JSON.stringify({ feedUrl: feed, subscriptions: [{ url: `http://127.0.0.1:${sub.port}/never-asked`, protocol: 'http-post' }] });
+      // The headers Chromium sends for fetch(hub + '/test/…', { method: 'POST', mode: 'no-cors', body }) from another page.
+      const browser = { 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' };
+      for (const origin of ['http://evil.example', `http://127.0.0.2:${new URL(on.url).port}`, 'null']) {
+        for (const route of ['setSubscriptions', 'clear', 'getData']) {
+          const reply = await call(on, `/test/${route}`, { headers: { ...browser, origin }, body: planted });
+          expect([reply.status, JSON.parse(reply.text)], `${origin} ${route}`).to.deep.equal([403, { success: false, error: 'the test API does not answer pages of other origins' }]);
+        }
+      }
+      expect(await on.store.subscriptionsOf(feed)).to.deep.equal([]);
+      // The suites (no Origin), and a page of the hub's own origin, are served as before.
+      expect((await call(on, '/test/setSubscriptions', { headers: { 'content-type': 'application/json' }, body: planted })).status).to.equal(200);
+      const own = await call(on, '/test/getSubscriptions', { headers: { origin: on.url }, body: JSON.stringify({ feedUrl: feed }) });
+      expect(own.status).to.equal(200);
+      expect((JSON.parse(own.text) as { subscriptions: unknown[] }).subscriptions).to.have.length(1);
+    } finally {
+      await on.destroy();
+    }
+  });
+
   const dropBody = (feed: string): string => JSON.stringify({ topic: feed, callback: `http://127.0.0.1:${sub.port}/cb` });
 
   it('operator actions that change state are off without ADMIN_TOKEN', async () => {
