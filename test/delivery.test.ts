@@ -911,6 +911,31 @@ describe('durable delivery', function () {
       });
     }
 
+    // A CMS whose database is down answers an empty channel, an empty body or an error page with
+    // 200; when it is back, its subscribers have every entry but the new one.
+    for (const [name, glitch, type] of [
+      ['an empty channel', rss([]), 'application/rss+xml'],
+      ['an empty body', '', 'application/rss+xml'],
+      ['an error page', '<html><body><h1>Error establishing a database connection</h1></body></html>', 'text/html; charset=utf-8'],
+    ] as const) {
+      it(`a feed back after ${name} delivers only its new entry, not every entry again`, async () => {
+        const topicPath = `/back-after-${name.replace(/\W/g, '-')}`;
+        const topic = topics.set(topicPath, { body: rss(['a', 'b', 'c']), contentType: 'application/rss+xml' });
+        await publishTo(hub, topic);
+        await settled(hub);
+        await subscribed(hub, ws, topic, topicPath);
+        topics.set(topicPath, { body: glitch, contentType: type });
+        await publishTo(hub, topic);
+        await settled(hub);
+        const during = posts(ws, topicPath).length;
+        topics.set(topicPath, { body: rss(['d', 'a', 'b', 'c']), contentType: 'application/rss+xml' });
+        await publishTo(hub, topic);
+        await settled(hub);
+        const got = posts(ws, topicPath).slice(during);
+        expect(got.map((r) => guids(r.body)), 'the entry that is new since the subscriber last heard').to.deep.equal([['d']]);
+      });
+    }
+
     it('a topic that is not a feed (text/plain) is delivered whole, every version', async () => {
       const topic = topics.set('/plain', { body: 'line one\n', contentType: 'text/plain; charset=utf-8' });
       await subscribed(hub, ws, topic, '/plain');

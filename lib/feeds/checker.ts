@@ -1,7 +1,7 @@
 // Reads a topic and decides whether it changed. For RSS, RSS 1.0, Atom and JSON Feed a change
-// is a new or changed entry; for anything else (or a feed whose previous entries are unknown)
-// it is a different MD5 or length of the body (the rssCloud reference rule). A topic never read
-// before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
+// is a new or changed entry, against the last version that listed entries; for anything else (or
+// a feed whose previous entries are unknown) it is a different MD5 or length of the body (the
+// rssCloud reference rule). A topic never read before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
 // response when nothing changed.
 import { hash as digest } from 'node:crypto';
 import type { HttpClient } from '../http.js';
@@ -111,8 +111,11 @@ export class TopicChecker {
     const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;
     if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
-    if (diff) topic.fingerprints = diff.fingerprints;
-    else delete topic.fingerprints;
+    // The fingerprints stand for the entries subscribers already have. A version that lists no
+    // entry (an empty channel from a CMS whose database is down) or is no feed we can read (an
+    // empty body or an error page answered 200) says nothing of those, so they are kept: when the
+    // feed is back, only its really new entries are new, not every entry it holds.
+    if (diff && diff.fingerprints.length > 0) topic.fingerprints = diff.fingerprints;
     if (changed) {
       topic.ctUpdates++;
       topic.whenLastUpdate = now;
