@@ -1,5 +1,6 @@
 // A change as browsers (SSE) and the other hub processes (NOTIFY) receive it: the feed's new
 // entries, or the body as text for other content.
+import { decodeBytes, mediaType } from './feeds/discover.js';
 import type { Content } from './notifier/sender.js';
 
 /**
@@ -20,7 +21,9 @@ export interface ChangeEvent {
 export function changeEvent(content: Content): ChangeEvent {
   const entries = content.entries?.() ?? null;
   const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
-  const body = !entries && textual && content.body.length <= STREAM_BODY_MAX ? content.body.toString('utf8') : null;
+  // Text in its own charset (the Content-Type's, a BOM's, an XML declaration's): an ISO-8859-1
+  // page read as UTF-8 reached browsers with U+FFFD in place of every accented letter.
+  const body = !entries && textual && content.body.length <= STREAM_BODY_MAX ? decodeBytes(content.body, mediaType(content.contentType).charset) : null;
   return { topic: content.topic, version: content.version, contentType: content.contentType, entries, body };
 }
 

@@ -733,6 +733,26 @@ describe('Operators and browsers over HTTP', function () {
       });
     });
 
+    it('sends that text decoded in its own charset: the Content-Type\'s, or for XML its declaration\'s', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const latin1 = topics.set('/menu.txt', { body: Buffer.from('Caf\u00e9 cr\u00e8me\n', 'latin1'), contentType: 'text/plain; charset=iso-8859-1' });
+      // Not a feed (its root is no rss, RDF or feed), so it goes as text; its encoding is in its declaration only.
+      const xml = topics.set('/status.xml', {
+        body: Buffer.from('<?xml version="1.0" encoding="ISO-8859-1"?>\n<status>Tout va tr\u00e8s bien</status>\n', 'latin1'),
+        contentType: 'application/xml',
+      });
+      const s = await stream(streamUrl(hub, latin1, xml));
+      await hub.postForm('/ping', { url: latin1 });
+      await hub.postForm('/ping', { url: xml });
+      const events = await s.waitFor(2, (e) => e.event === 'change');
+      const bodies = Object.fromEntries(events.map((e) => JSON.parse(e.data) as Change).map((c) => [c.topic, c.body]));
+      expect(bodies).to.deep.equal({
+        [latin1]: 'Caf\u00e9 cr\u00e8me\n',
+        [xml]: '<?xml version="1.0" encoding="ISO-8859-1"?>\n<status>Tout va tr\u00e8s bien</status>\n',
+      });
+    });
+
     it(`announces a change over ${STREAM_BODY_MAX} bytes without its entries, then the next small one with them`, async () => {
       const hub = await hubWith();
       const topics = await topicServer();
