@@ -6,6 +6,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
+import { decodeBody } from './content-coding.js';
 import { LookupTimeout, sharedLookups, systemResolver, type Resolver } from './lookups.js';
 
 export { OutboundError, type OutboundErrorCode, type Resolver };
@@ -355,7 +356,9 @@ export class HttpClient {
         }
         // HEAD, 204 and 304 carry no body, though their content-length may describe one.
         const body = method === 'HEAD' || res.status === 204 || res.status === 304 ? Buffer.alloc(0) : res.body;
-        return { status: res.status, headers: flattenHeaders(res.headers), body, url: target.href, ...(res.truncated && { truncated: true as const }) };
+        // A compressed body nobody asked for is decoded (a prefix cut at readAtMost is left as it came).
+        const read = res.truncated ? { headers: flattenHeaders(res.headers), body } : await decodeBody(flattenHeaders(res.headers), body, maxBytes);
+        return { status: res.status, headers: read.headers, body: read.body, url: target.href, ...(res.truncated && { truncated: true as const }) };
       }
     } catch (err) {
       throw toOutboundError(err, timedOut);

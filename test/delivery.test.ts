@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { Recorder, freePort, sleep, type Handler, type Recorded } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
@@ -935,6 +936,24 @@ describe('durable delivery', function () {
         expect(got.map((r) => guids(r.body)), 'the entry that is new since the subscriber last heard').to.deep.equal([['d']]);
       });
     }
+
+    it('a feed its server gzips though the hub asked for no compression is diffed and delivered as XML: only the new entry, no gzip bytes', async () => {
+      const gzipped = (ids: string[]): { body: Buffer; contentType: string; headers: Record<string, string> } => ({
+        body: gzipSync(rss(ids)),
+        contentType: 'application/rss+xml',
+        headers: { 'content-encoding': 'gzip' },
+      });
+      const topic = topics.set('/gzipped', gzipped(['a', 'b']));
+      await publishTo(hub, topic);
+      await settled(hub);
+      await subscribed(hub, ws, topic, '/gzipped');
+      topics.set('/gzipped', gzipped(['c', 'a', 'b']));
+      await publishTo(hub, topic);
+      await settled(hub);
+      const got = posts(ws, '/gzipped');
+      expect(got.map((r) => [r.headers['content-encoding'], r.body.toString()])).to.deep.equal([[undefined, rss(['c'])]]);
+      expect(topics.fetches('/gzipped').map((r) => r.headers['accept-encoding'])).to.deep.equal([undefined, undefined]);
+    });
 
     it('a topic that is not a feed (text/plain) is delivered whole, every version', async () => {
       const topic = topics.set('/plain', { body: 'line one\n', contentType: 'text/plain; charset=utf-8' });

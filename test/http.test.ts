@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { AddressGuard } from '../lib/address-guard.js';
 import { HttpClient, OutboundError, type HttpClientOptions, type OutboundErrorCode } from '../lib/http.js';
@@ -368,5 +369,53 @@ describe('HttpClient', () => {
     const s = await start((_req, res) => res.end(Buffer.alloc(1000, 'a')));
     const res = await track(client({ maxResponseBytes: 1000 })).request('fetch', s.base);
     expect(res.body.length).to.equal(1000);
+  });
+
+  it('decodes a body compressed though no Accept-Encoding asked for it (gzip, x-gzip, deflate raw or wrapped, br, two codings)', async () => {
+    const text = '<rss version="2.0"><channel><title>compressed</title></channel></rss>';
+    const codings: [string, Buffer][] = [
+      ['gzip', gzipSync(text)],
+      ['x-gzip', gzipSync(text)],
+      ['deflate', deflateSync(text)],
+      ['deflate', deflateRawSync(text)],
+      ['br', brotliCompressSync(text)],
+      ['deflate, gzip', gzipSync(deflateSync(text))],
+      ['identity', Buffer.from(text)],
+    ];
+    let i = 0;
+    const s = await start((req, res) => {
+      const [coding, body] = codings[Number(req.url!.slice(1))]!;
+      res.writeHead(200, { 'content-type': 'application/rss+xml', 'content-encoding': coding, 'content-length': String(body.length), etag: '"v1"' }).end(body);
+    });
+    for (const [coding] of codings) {
+      const res = await track(client()).request('fetch', `${s.base}/${i++}`);
+      expect(res.body.toString(), coding).to.equal(text);
+      expect([res.headers['content-encoding'], res.headers['content-length'], res.headers['etag']], coding).to.deep.equal(
+        coding === 'identity' ? ['identity', String(text.length), '"v1"'] : [undefined, undefined, '"v1"'],
+      );
+    }
+    expect(s.seen.map((r) => r.headers['accept-encoding'])).to.deep.equal(codings.map(() => undefined));
+  });
+
+  it('fails with too_large when a compressed body decodes to more than the cap, and with network when it does not decode', async () => {
+    const bomb = gzipSync(Buffer.alloc(1_000_000, 'a')); // about 1 KB that says a megabyte
+    const s = await start((req, res) => {
+      res.writeHead(200, { 'content-encoding': 'gzip' }).end(req.url === '/bomb' ? bomb : 'not gzip at all');
+    });
+    expect(bomb.length).to.be.below(2000);
+    await expectCode(track(client({ maxResponseBytes: 2000 })).request('fetch', `${s.base}/bomb`), 'too_large');
+    await expectCode(track(client({ maxResponseBytes: 2000 })).request('fetch', `${s.base}/junk`), 'network');
+  });
+
+  it('leaves a coding it does not know, and a body cut at readAtMost, as they came', async () => {
+    const gz = gzipSync(Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 251))); // longer than readAtMost compressed
+    const s = await start((req, res) => {
+      res.writeHead(200, { 'content-encoding': req.url === '/zstd' ? 'zstd' : 'gzip' }).end(req.url === '/zstd' ? 'zstd bytes' : gz);
+    });
+    expect(gz.length).to.be.above(50);
+    const unknown = await track(client()).request('fetch', `${s.base}/zstd`);
+    expect([unknown.body.toString(), unknown.headers['content-encoding']]).to.deep.equal(['zstd bytes', 'zstd']);
+    const cut = await track(client({ maxResponseBytes: 100_000 })).request('callback', `${s.base}/cut`, { method: 'POST', body: 'x', readAtMost: 50 });
+    expect([cut.truncated, cut.body.equals(gz.subarray(0, 50)), cut.headers['content-encoding']]).to.deep.equal([true, true, 'gzip']);
   });
 });
