@@ -567,6 +567,21 @@ describe('feed entries and diffs', () => {
       expect(d.body.equals(Buffer.from(changed.toString('latin1').replace('\n<item><guid>1</guid><title>R\u00e9sum\u00e9</title></item>', ''), 'latin1'))).to.equal(true);
     });
 
+    it('windows-1252 and the labels that name it (ISO-8859-1, us-ascii) read bytes 0x80-0x9F as its characters, not C1 controls', () => {
+      // Smart quotes, dashes, the euro sign and an ellipsis as a Windows editor writes them; 0x81 is undefined and stays.
+      const high = [0x93, 0x80, 0x20, 0x97, 0x20, 0x91, 0x92, 0x96, 0x85, 0x99, 0x9f, 0x81, 0x94];
+      for (const [label, where] of [['windows-1252', 'declaration'], ['ISO-8859-1', 'declaration'], ['iso-8859-1', 'header'], ['us-ascii', 'header']]) {
+        const decl = where === 'declaration' ? ` encoding="${label}"` : '';
+        const doc = Buffer.concat([
+          Buffer.from(`<?xml version="1.0"${decl}?><rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>`, 'latin1'),
+          Buffer.from(high),
+          Buffer.from('</title></item></channel></rss>', 'latin1'),
+        ]);
+        const type = where === 'header' ? `application/rss+xml; charset=${label}` : 'application/rss+xml';
+        expect(parseEntries(doc, type)?.entries.map((e) => e.title), `${label} in the ${where}`).to.deep.equal(['\u201C\u20AC \u2014 \u2018\u2019\u2013\u2026\u2122\u0178\u0081\u201D']);
+      }
+    });
+
     it('never throws, whatever the bytes', () => {
       let seed = 42;
       const rand = (n: number): number => {

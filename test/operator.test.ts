@@ -670,6 +670,20 @@ describe('Operators and browsers over HTTP', function () {
       });
     });
 
+    it('carries the entries of a feed declared ISO-8859-1 with its Windows quotes and dashes as those characters', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      // Bytes 0x93 and 0x94 are windows-1252's curly quotes, 0x97 its em dash: what the WHATWG Encoding Standard reads ISO-8859-1 as.
+      const latin1 = (body: string): Buffer => Buffer.from(body.replace('UTF-8', 'ISO-8859-1').replace('Post b', '\u0093Post\u0094 \u0097 b'), 'latin1');
+      const feed = topics.set('/windows.xml', { body: latin1(rss('a')), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      const s = await stream(streamUrl(hub, feed));
+      topics.set('/windows.xml', { body: latin1(rss('b', 'a')), contentType: RSS_TYPE });
+      await hub.postForm('/ping', { url: feed });
+      const [event] = await s.waitFor(1, (e) => e.event === 'change');
+      expect((JSON.parse(event!.data) as Change).entries?.map((e) => e.title)).to.deep.equal(['\u201CPost\u201D \u2014 b']);
+    });
+
     it('carries a change announced by a WebSub publish, and only to streams of that topic', async () => {
       const hub = await hubWith();
       const topics = await topicServer();

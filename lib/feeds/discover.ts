@@ -13,6 +13,7 @@
 //     person will request), resolved against the topic URL (or an HTML <base href>).
 import { TextDecoder } from 'node:util';
 import { XMLParser } from 'fast-xml-parser';
+import { mendWindows1252 } from './windows-1252.js';
 
 export interface CloudElement {
   domain: string;
@@ -317,7 +318,8 @@ export function decodeBytes(bytes: Uint8Array, charset: string): string {
   }
   if (decoder === null) decoder = UTF8;
   try {
-    return decoder.decode(bytes);
+    const text = decoder.decode(bytes);
+    return decoder.encoding === 'windows-1252' ? mendWindows1252(text) : text;
   } catch {
     return UTF8.decode(bytes);
   }
