@@ -495,7 +495,6 @@ describe('feed entries and diffs', () => {
     const rss = fixture('rss2.xml');
 
     it('non-feed content types and documents', () => {
-      expect(parseEntries(rss, 'text/html')).to.equal(null);
       expect(parseEntries(rss, 'image/png')).to.equal(null);
       expect(parseEntries(buf('<!doctype html><html><body><p>hi</p></body></html>'), 'text/html')).to.equal(null);
       expect(parseEntries(buf('<html><body/></html>'), 'application/xml')).to.equal(null);
@@ -509,6 +508,7 @@ describe('feed entries and diffs', () => {
       expect(parseEntries(rss, 'application/xml; charset=utf-8')?.format).to.equal('rss');
       expect(parseEntries(rss, 'application/octet-stream')?.format).to.equal('rss');
       expect(parseEntries(rss, '')?.format).to.equal('rss');
+      expect(parseEntries(rss, 'text/html; charset=utf-8')?.format, "a script's feed under PHP's default type").to.equal('rss');
       expect(parseEntries(fixture('atom.xml'), 'text/xml')?.format).to.equal('atom');
       expect(parseEntries(fixture('rss1.rdf'), 'application/xml')?.format).to.equal('rdf');
       expect(parseEntries(fixture('atom.xml'), 'application/rss+xml')?.format).to.equal('atom');

@@ -213,7 +213,10 @@ function analyse(body: Buffer, contentType: string): Analysed | null {
   let text: string | null = null;
   const json = new JsonBody(() => (text ??= decodeBytes(bytes, charset)));
   let format = formatFromContentType(type, json);
-  if (format === null && SNIFFED_TYPES.has(type)) {
+  // An HTML type is sniffed too: a feed made by a script often goes out as PHP's default type,
+  // and sites.ts (isHtmlPage) already takes such a body for the feed it is; left undiffed, a new
+  // lastBuildDate alone delivered it whole. A real page sniffs as 'html', which is not diffed.
+  if ((format === null && SNIFFED_TYPES.has(type)) || format === 'html') {
     const head = bytes.subarray(0, 64 * 1024).toString('latin1');
     format = sniffFormat(head.startsWith('\u00EF\u00BB\u00BF') ? head.slice(3) : head, json);
   }
