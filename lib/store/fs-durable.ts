@@ -34,17 +34,19 @@ export function tempPathFor(file: string): string {
  */
 export async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = tempPathFor(file);
-  const fh = await open(tmp, 'w', FILE_MODE);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(tmp, 'w', FILE_MODE);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // A write that failed on a full disk has filled it with a partial temp file: left there,
+    // it would keep the space the next write (a journal append) needs, until the next start.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw e;
   }
 }
