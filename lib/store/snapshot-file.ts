@@ -65,7 +65,18 @@ export class DurableJSONFile<T> implements Adapter<T> {
       if (isNotFound(e)) return null;
       throw e;
     }
-    return JSON.parse(text) as T;
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      // Named, and fatal: the records of this shard are nowhere else once its segments are
+      // deleted, so opening without them would lose them for good at the next compaction.
+      throw new Error(`${this.file} is damaged (${e instanceof Error ? e.message : String(e)}): restore it from a backup; the store does not open without it`);
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      throw new Error(`${this.file} is damaged (not a JSON object): restore it from a backup; the store does not open without it`);
+    }
+    return data as T;
   }
 
   write(data: T): Promise<void> {
