@@ -6,7 +6,11 @@ import { expect } from 'chai';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createLogger } from '../lib/log.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { startTestHub } from './helpers/hub.js';
+import { Recorder } from './helpers/recorder.js';
+import { FeedServer, getSubscriptions, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { SmallDisk } from './helpers/small-disk.js';
 import { outbox, sub } from './helpers/store-contract.js';
 
@@ -70,5 +74,48 @@ describe('the embedded store on files damaged between two runs', () => {
     );
     expect(refused).to.include(path.join(dir, shard!)).and.to.include('damaged');
     expect(await readFile(path.join(dir, shard!), 'utf8'), 'the damaged file, for whoever repairs it').to.equal(text.slice(0, text.length >> 1));
+  });
+});
+
+describe('a hub restarted on a journal damaged in the middle', function () {
+  this.timeout(20_000);
+  let dir: string;
+  let feeds: FeedServer;
+  let subscriber: Recorder;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-damaged-'));
+    feeds = await FeedServer.start();
+    subscriber = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await feeds?.close();
+    await subscriber?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps every registration after a damaged line, says so in its log, and keeps the damaged line for repair', async () => {
+    const feed = feeds.fixed('damaged');
+    let hub = await startTestHub({ DATABASE_URL: '' }, dir);
+    for (const p of ['/one', '/two', '/three']) expect((await pleaseNotify(hub, subscribeForm(subscriber, p, feed))).success).to.equal(true);
+    await hub.close();
+    // One flipped byte in the first registration's line, as a bad sector would leave it.
+    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
+    const at = lines.findIndex((l) => l.startsWith('{"op":"putSub"') && l.includes('/one'));
+    const damaged = lines[at]!.slice(0, 5) + '\x01' + lines[at]!.slice(6);
+    lines[at] = damaged;
+    await writeFile(path.join(dir, segment!), lines.join('\n'));
+
+    const log: string[] = [];
+    hub = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
+    try {
+      const callbacks = (await getSubscriptions(hub, feed)).map((s) => new URL(s.url).pathname).sort();
+      expect(callbacks, 'the registrations after the damaged line').to.deep.equal(['/three', '/two']);
+    } finally {
+      await hub.close();
+    }
+    const said = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
+    expect(said, log.join('\n')).to.include({ level: 'error', segment, lines: String(at + 1) });
+    expect(await readFile(path.join(dir, `damaged-${segment!}`), 'utf8')).to.equal(damaged + '\n');
   });
 });

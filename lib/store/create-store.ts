@@ -7,7 +7,7 @@ import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 
 export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs'>, log?: Logger): Store {
-  if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir });
+  if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir, ...(log && { log }) });
   return new PgStore({
     connectionString: config.databaseUrl,
     poolSize: config.databasePoolSize,

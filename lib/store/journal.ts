@@ -77,47 +77,65 @@ export async function listSegments(dir: string): Promise<number[]> {
 export interface ReplayResult {
   found: boolean;
   applied: number;
-  /** Lines after (and including) the first unreadable one: writes never acknowledged. */
+  /** Lines that do not parse, each skipped. */
   discarded: number;
+  /**
+   * The unreadable lines that a readable one follows, with their 1-based numbers: damage to the
+   * file rather than the torn tail of a crash, which nothing readable follows.
+   */
+  damaged: { line: number; text: string }[];
 }
 
 /**
- * Applies every op of one segment file in order. A line that does not parse can only come from
- * a crash mid-append (a torn last line, or a tail of unsynced pages); nothing after it in this
- * segment was acknowledged, so the rest of the segment is discarded. Later segments were
- * started after a restart or a rotation and are replayed normally.
+ * Applies every op of one segment file in order. A line that does not parse is skipped, and
+ * only it. The usual one is a crash mid-append (a torn last line, or a tail of unsynced pages):
+ * nothing in that batch was acknowledged, so applying its whole lines or not is equally right,
+ * as for the lines of a batch before its torn one. Anything else is damage to the file (a
+ * flipped bit, a bad sector), and the lines after it were acknowledged: stopping there lost
+ * every one of them, and open() then deleted the segment. Later segments were started after a
+ * restart or a rotation and are replayed normally.
  */
 export async function replaySegment(file: string, apply: (op: JournalOp) => void): Promise<ReplayResult> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    if (isNotFound(e)) return { found: false, applied: 0, discarded: 0 };
+    if (isNotFound(e)) return { found: false, applied: 0, discarded: 0, damaged: [] };
     throw e;
   }
   let applied = 0;
+  let lineNo = 0;
+  const unreadable: { line: number; text: string }[] = [];
+  let damaged = 0;
   let start = 0;
   while (start < text.length) {
     const nl = text.indexOf('\n', start);
     const end = nl === -1 ? text.length : nl;
     const line = text.slice(start, end);
     start = end + 1;
+    lineNo++;
     if (line === '') continue;
-    let op: JournalOp;
+    let op: unknown;
     try {
-      op = JSON.parse(line) as JournalOp;
+      op = JSON.parse(line);
     } catch {
-      const rest = text.slice(end + 1).split('\n').filter((l) => l !== '').length;
-      return { found: true, applied, discarded: rest + 1 };
+      op = undefined;
     }
-    if (typeof op !== 'object' || op === null || !OP_NAMES.has(op.op)) {
+    // A fragment that happens to parse (a number, a string) is no op either.
+    if (typeof op !== 'object' || op === null || typeof (op as { op?: unknown }).op !== 'string') {
+      unreadable.push({ line: lineNo, text: line });
+      continue;
+    }
+    // An op this build does not know (a newer one wrote it) stops open(): skipping it would drop data.
+    if (!OP_NAMES.has((op as { op: string }).op)) {
       throw new Error(`${path.basename(file)}: unknown journal op ${JSON.stringify(line.slice(0, 40))}`);
     }
-    apply(op);
+    damaged = unreadable.length;
+    apply(op as JournalOp);
     // Open is not the hot path, but a long journal should not hold the loop for its whole length.
     if (++applied % 5000 === 0) await yieldToLoop();
   }
-  return { found: true, applied, discarded: 0 };
+  return { found: true, applied, discarded: unreadable.length, damaged: unreadable.slice(0, damaged) };
 }
 
 interface Pending {

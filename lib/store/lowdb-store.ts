@@ -14,9 +14,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
+import { silentLogger, type Logger } from '../log.js';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
-import { KeyedMutex, syncDir, yieldToLoop } from './fs-durable.js';
+import { KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
@@ -41,6 +42,8 @@ export interface LowdbStoreOptions {
   dir: string;
   /** Compact (rotate the journal, rewrite changed shards) once the current journal segment passes this many bytes. */
   compactAfterBytes?: number;
+  /** Where damage met at open() and failed compactions are told. */
+  log?: Logger;
 }
 
 export interface LowdbStoreStats {
@@ -86,6 +89,7 @@ export class LowdbStore implements Store {
   /** Verification claims by id; in memory only. */
   private readonly verificationClaims = new Map<string, { owner: string; until: number }>();
   private readonly compactAfterBytes: number;
+  private readonly log: Logger;
   private journal: JournalWriter | undefined;
   private lock: DirLock | undefined;
   private compacting: Promise<void> | undefined;
@@ -105,6 +109,7 @@ export class LowdbStore implements Store {
     this.shards = Array.from({ length: SHARD_COUNT }, (_, k) => shardDb(opts.dir, k));
     this.content = new ContentFiles(opts.dir);
     this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
+    this.log = opts.log ?? silentLogger;
   }
 
   async open(): Promise<void> {
@@ -158,6 +163,22 @@ export class LowdbStore implements Store {
       if (r.found) o.segmentsReplayed++;
       o.opsReplayed += r.applied;
       o.linesDiscarded += r.discarded;
+      const segment = path.basename(file);
+      if (r.damaged.length > 0) {
+        // Acknowledged writes the store cannot read: kept beside the store (the segment goes once
+        // the shards are written), for whoever can repair them by hand.
+        const kept = path.join(this.dir, `damaged-${segment}`);
+        await replaceFile(kept, r.damaged.map((d) => d.text + '\n').join(''));
+        await syncDir(this.dir);
+        this.log.error('store: unreadable journal lines skipped (the file is damaged); the lines after them are applied', {
+          segment,
+          lines: r.damaged.map((d) => d.line).join(' '),
+          keptIn: kept,
+        });
+      }
+      if (r.discarded > r.damaged.length) {
+        this.log.info('store: a torn journal tail discarded (a crash mid-append: never acknowledged)', { segment, lines: r.discarded - r.damaged.length });
+      }
     };
     await replay(path.join(this.dir, LEGACY_JOURNAL));
     const segments = await listSegments(this.dir);
