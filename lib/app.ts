@@ -94,6 +94,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxBodyBytes: config.restMaxBodyBytes,
       pleaseNotifyRate: rate(),
       pingRate: rate(),
+      log,
     }),
   );
   app.use(
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxBodyBytes: config.rpc2MaxBodyBytes,
       limits: { maxDepth: config.xmlrpcMaxDepth, maxElements: config.xmlrpcMaxElements, maxBytes: config.rpc2MaxBodyBytes },
       rate: rate(),
+      log,
     }),
   );
   app.use(webSubRouter(hub, { maxBodyBytes: config.websubMaxBodyBytes, rate: rate() }));

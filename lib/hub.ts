@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
-import { FETCH_MAX_REDIRECTS, TopicChecker, type CheckResult } from './feeds/checker.js';
+import { FETCH_MAX_REDIRECTS, FetchFailed, TopicChecker, type CheckResult } from './feeds/checker.js';
 import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
@@ -253,6 +253,7 @@ export class Hub extends EventEmitter {
     try {
       result = await this.refresh(url);
     } catch (e) {
+      if (!isReadFailure(e)) throw e;
       this.deps.log.info('ping: topic unreadable', { topic: url, error: describeError(e) });
       return { error: { code: 'resource_unreadable', url }, topics: [], fanOut: NO_FAN_OUT };
     }
@@ -299,6 +300,7 @@ export class Hub extends EventEmitter {
           if (!result.changed) this.deps.log.info('ping: feed of a site unchanged, nobody notified', { site, topic: feed });
           return { feed, fanOut: result.fanOut };
         } catch (e) {
+          if (!isReadFailure(e)) throw e;
           this.deps.log.info('ping: feed of a site unreadable', { site, topic: feed, error: describeError(e) });
           return { error: { code: 'resource_unreadable', url: feed } };
         }
@@ -324,6 +326,7 @@ export class Hub extends EventEmitter {
       // existing subscribers hear of it before this subscriber is answered.
       await (await this.refresh(url)).fanOut;
     } catch (e) {
+      if (!isReadFailure(e)) throw e;
       this.deps.log.info('pleaseNotify: topic unreadable', { topic: url, error: describeError(e) });
       return { code: 'resource_unreadable', url };
     }
@@ -620,7 +623,10 @@ export class Hub extends EventEmitter {
       this.track(
         this.refresh(url).then(
           (r) => r.fanOut,
-          (e: unknown) => this.deps.log.info('publish: topic unreadable', { topic: url, error: describeError(e) }),
+          (e: unknown) =>
+            isReadFailure(e)
+              ? this.deps.log.info('publish: topic unreadable', { topic: url, error: describeError(e) })
+              : this.deps.log.error('publish failed', { topic: url, error: describeError(e) }),
         ),
       );
     }
@@ -840,6 +846,16 @@ export class Hub extends EventEmitter {
 }
 
 function noop(): void {}
+
+/**
+ * Whether a refresh failed at the topic (its server, the network, the address guard) rather
+ * than in the hub itself (its store on a full or failing disk). Only the first is the
+ * publisher's "error reading the resource"; the second is the hub's own failure, which its
+ * caller hears as such and the log tells as an error.
+ */
+function isReadFailure(e: unknown): boolean {
+  return e instanceof FetchFailed || e instanceof OutboundError;
+}
 
 /**
  * The rssCloud callback URL: https when the protocol is https-post or the port is 443, an

@@ -73,6 +73,12 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
   }
 }
 
+/**
+ * The words for a request that failed in the hub itself (its store on a full or failing disk):
+ * nothing the client can fix, and worth trying again. rssCloud has none of its own.
+ */
+export const HUB_FAILURE_WORDS = 'The hub could not complete the request because of a problem on its side. Please try again later.';
+
 export const XMLRPC_FAULT_CODE = 4;
 
 export function xmlRpcArityMessage(method: string, tooMany: boolean): string {

@@ -5,7 +5,8 @@
 // (weblog-updates.ts).
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
+import type { Logger } from '../lib/log.js';
+import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
 import {
   buildFault,
   buildMethodResponse,
@@ -27,6 +28,7 @@ export interface Rpc2FaceOptions {
   maxBodyBytes: number;
   limits: XmlRpcLimits;
   rate: RateLimiter;
+  log: Logger;
 }
 
 export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
@@ -43,7 +45,16 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
       if (!(e instanceof XmlRpcError)) throw e;
       return send(res, { fault: e.message });
     }
-    send(res, await dispatch(hub, call, clientAddress(req)));
+    let outcome: Outcome;
+    try {
+      outcome = await dispatch(hub, call, clientAddress(req));
+    } catch (e) {
+      // The hub's own failure (its store on a full disk): still the answer its client reads, a
+      // fault, or weblogUpdates' struct, never a text/plain 500 its XML-RPC library cannot parse.
+      opts.log.error('request failed', { path: req.path, method: call.methodName, error: e instanceof Error ? e.message : String(e) });
+      outcome = isWeblogUpdatesMethod(call.methodName) ? { value: { flerror: true, message: HUB_FAILURE_WORDS } } : { fault: HUB_FAILURE_WORDS };
+    }
+    send(res, outcome);
   });
   router.use('/RPC2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const status = bodyErrorStatus(err, res);

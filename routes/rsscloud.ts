@@ -4,7 +4,8 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
-import { RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
+import type { Logger } from '../lib/log.js';
+import { HUB_FAILURE_WORDS, RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { clientAddress, rateLimit } from './rate.js';
@@ -33,6 +34,7 @@ export interface RssCloudFaceOptions {
   maxBodyBytes: number;
   pleaseNotifyRate: RateLimiter;
   pingRate: RateLimiter;
+  log: Logger;
 }
 
 export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
@@ -75,20 +77,35 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
   });
 
   // A body the parser refused (too large, bad charset) still gets rssCloud's own reply shape.
-  router.use(PLEASE_NOTIFY_PATHS, (err: unknown, req: Request, res: Response, next: NextFunction) =>
-    bodyError(err, req, res, next, 'notifyResult'),
-  );
-  router.use(PING_PATHS, (err: unknown, req: Request, res: Response, next: NextFunction) => bodyError(err, req, res, next, 'result'));
+  // Four parameters: express takes only such a function for an error handler.
+  router.use(PLEASE_NOTIFY_PATHS, (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (!bodyError(err, req, res, 'notifyResult')) hubFailure(err, req, res, 'notifyResult', opts.log);
+  });
+  router.use(PING_PATHS, (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (!bodyError(err, req, res, 'result')) hubFailure(err, req, res, 'result', opts.log);
+  });
   return router;
+}
+
+/**
+ * A failure of the hub itself (its store on a full disk) gets rssCloud's reply shape too: a
+ * client reads success="false" and the words, where a text/plain 500 was a parse error to it.
+ */
+function hubFailure(err: unknown, req: Request, res: Response, root: Root, log: Logger): void {
+  log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
+  if (res.headersSent) return void res.destroy();
+  sendResult(req, res, root, false, HUB_FAILURE_WORDS, 500);
 }
 
 function fail(req: Request, res: Response, root: Root, error: HubError, context: 'subscribe' | 'ping'): void {
   sendResult(req, res, root, false, messageFor(error, context));
 }
 
-function bodyError(err: unknown, req: Request, res: Response, next: NextFunction, root: Root): void {
+/** Answers a body the parser refused; false when `err` is not about the body. */
+function bodyError(err: unknown, req: Request, res: Response, root: Root): boolean {
   const status = bodyErrorStatus(err, res);
-  if (status === undefined) return next(err);
+  if (status === undefined) return false;
   const msg = status === 413 ? 'The request body is too large.' : 'The request body could not be read.';
   sendResult(req, res, root, false, msg, status);
+  return true;
 }

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../lib/log.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { startTestHub } from './helpers/hub.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder } from './helpers/recorder.js';
-import { FeedServer, getSubscriptions, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { FeedServer, getSubscriptions, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { SmallDisk } from './helpers/small-disk.js';
 import { outbox, sub } from './helpers/store-contract.js';
 
@@ -47,6 +47,64 @@ describe('the embedded store on a full disk', function () {
     expect((await readdir(path.join(dir, 'content'))).filter((f) => f.startsWith('.')), 'temp files of the writes that failed').to.deep.equal([]);
     // What the bodies that fit took, and nothing more.
     expect(disk.free()).to.equal(free - (5 - failed) * BIG.length);
+  });
+});
+
+/** The words of a failure of the hub's own, written here apart from lib/messages.ts. */
+const HUB_FAILURE = 'The hub could not complete the request because of a problem on its side. Please try again later.';
+
+describe('a hub on a full disk', function () {
+  this.timeout(20_000);
+  let disk: SmallDisk;
+  let feeds: FeedServer;
+  let subscriber: Recorder;
+  before(async () => {
+    disk = await SmallDisk.mount();
+    feeds = await FeedServer.start();
+    subscriber = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await feeds?.close();
+    await subscriber?.close();
+    await disk?.unmount();
+  });
+
+  it('refuses what it cannot store in each face\'s own words, logs it as its own failure, keeps every registration it acknowledged, and takes new ones once there is room', async () => {
+    const dir = path.join(disk.dir, 'hub');
+    const feed = feeds.fixed('full-disk');
+    const log: string[] = [];
+    let hub: TestHub | undefined = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
+    try {
+      expect((await pleaseNotify(hub, subscribeForm(subscriber, '/before', feed))).success).to.equal(true);
+      disk.fill();
+      // The journal's last page may still take a line or two: register until one is refused.
+      const acknowledged = ['/before'];
+      let refused;
+      for (let i = 0; i < 20 && !refused; i++) {
+        const cb = `/full-${i}-${'x'.repeat(1500)}`;
+        const reply = await readReply(await postForm(hub.url, '/pleaseNotify', subscribeForm(subscriber, cb, feed)));
+        if (reply.success) acknowledged.push(cb);
+        else refused = reply;
+      }
+      expect(refused, 'a registration refused on the full disk').to.not.equal(undefined);
+      // Not the publisher's fault: its feed reads fine.
+      expect({ status: refused!.status, root: refused!.root, msg: refused!.msg }).to.deep.equal({ status: 500, root: 'notifyResult', msg: HUB_FAILURE });
+      expect(await ping(hub, feed)).to.include({ status: 500, root: 'result', success: false, msg: HUB_FAILURE });
+      const rpc = await rpcCall(hub.url, 'rssCloud.pleaseNotify', ['notify', subscriber.port, '/rpc', 'http-post', [feed]]);
+      expect(rpc).to.deep.equal({ ok: false, faultCode: 4, faultString: HUB_FAILURE });
+      const errors = log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['level'] === 'error');
+      expect(errors.map((e) => String(e['error'])).join('\n'), 'the cause, in the log').to.include('ENOSPC');
+
+      await disk.unfill();
+      expect((await pleaseNotify(hub, subscribeForm(subscriber, '/after', feed))).success, 'once there is room again').to.equal(true);
+      acknowledged.push('/after');
+      await hub.close();
+      hub = await startTestHub({ DATABASE_URL: '' }, dir);
+      const kept = (await getSubscriptions(hub, feed)).map((s) => new URL(s.url).pathname);
+      expect(kept, 'every registration answered success').to.include.members(acknowledged);
+    } finally {
+      await hub?.close();
+    }
   });
 });
 
