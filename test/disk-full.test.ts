@@ -108,6 +108,48 @@ describe('a hub on a full disk', function () {
   });
 });
 
+describe('a hub on a data directory that turned read-only', function () {
+  this.timeout(20_000);
+  let disk: SmallDisk;
+  let feeds: FeedServer;
+  let subscriber: Recorder;
+  before(async () => {
+    disk = await SmallDisk.mount();
+    feeds = await FeedServer.start();
+    subscriber = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await feeds?.close();
+    await subscriber?.close();
+    if (disk) {
+      disk.readOnly(false);
+      await disk.unmount();
+    }
+  });
+
+  it('does not start (naming the directory and why) rather than answer requests it can store nothing of, and loses nothing', async () => {
+    const dir = path.join(disk.dir, 'hub');
+    const feed = feeds.fixed('read-only');
+    let hub = await startTestHub({ DATABASE_URL: '' }, dir);
+    expect((await pleaseNotify(hub, subscribeForm(subscriber, '/kept', feed))).success).to.equal(true);
+    await (hub.store as LowdbStore).compact();
+    await hub.close();
+    disk.readOnly(true);
+    const failed = await startTestHub({ DATABASE_URL: '' }, dir).then(
+      async (h) => (await h.close(), 'it started'),
+      (e: unknown) => (e as Error).message,
+    );
+    expect(failed).to.include(dir).and.to.include('not writable').and.to.include('EROFS');
+    disk.readOnly(false);
+    hub = await startTestHub({ DATABASE_URL: '' }, dir);
+    try {
+      expect((await getSubscriptions(hub, feed)).map((s) => new URL(s.url).pathname)).to.deep.equal(['/kept']);
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
 describe('the embedded store on files damaged between two runs', () => {
   let dir: string;
   beforeEach(async () => {

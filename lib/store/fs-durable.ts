@@ -51,6 +51,22 @@ export async function replaceFile(file: string, data: string | Uint8Array): Prom
   }
 }
 
+/**
+ * Creates and removes a file in `dir`, so that a directory the store cannot write in (mounted
+ * read-only, owned by another user) stops the start with its reason, instead of a hub that
+ * answers while every registration, ping and publish fails. A full disk passes: the space may
+ * come back, and what is stored stays readable meanwhile.
+ */
+export async function checkWritable(dir: string): Promise<void> {
+  const probe = path.join(dir, '.write-test');
+  try {
+    await (await open(probe, 'w', FILE_MODE)).close();
+    await rm(probe, { force: true });
+  } catch (e) {
+    throw new Error(`${dir} is not writable (${e instanceof Error ? e.message : String(e)}): the store could keep nothing there`);
+  }
+}
+
 export function yieldToLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -17,7 +17,7 @@ import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
-import { KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
+import { checkWritable, KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
@@ -132,6 +132,8 @@ export class LowdbStore implements Store {
     const o = this.counters.open;
     await this.content.init();
     await syncDir(this.dir); // content/ itself, on a first run
+    await checkWritable(this.dir);
+    await checkWritable(this.content.dir);
 
     const missing: boolean[] = [];
     for (let k = 0; k < SHARD_COUNT; k++) {

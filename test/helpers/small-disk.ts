@@ -45,6 +45,11 @@ export class SmallDisk {
     await rm(path.join(this.dir, 'filler'), { force: true });
   }
 
+  /** Remounts it read-only (nothing may have a file open for writing on it), or writable again. */
+  readOnly(on: boolean): void {
+    execFileSync('mount', ['-o', `remount,${on ? 'ro' : 'rw'}`, this.dir], { stdio: 'pipe' });
+  }
+
   async unmount(): Promise<void> {
     execFileSync('umount', [this.dir], { stdio: 'pipe' });
     await rm(this.dir, { recursive: true, force: true });
