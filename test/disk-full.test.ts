@@ -48,6 +48,33 @@ describe('the embedded store on a full disk', function () {
     // What the bodies that fit took, and nothing more.
     expect(disk.free()).to.equal(free - (5 - failed) * BIG.length);
   });
+
+  it('appends that fail on the full disk leave no trail of empty journal segments, and every acknowledged one is there after a restart', async () => {
+    const dir = path.join(disk.dir, 'segments');
+    store = new LowdbStore({ dir });
+    await store.open();
+    await store.putSubscription(sub('http://a/feed', 'http://s/first'));
+    disk.fill();
+    const acknowledged = ['http://s/first'];
+    let failed = 0;
+    for (let i = 0; i < 40; i++) {
+      const callback = `http://s/${i}/${'x'.repeat(400)}`;
+      await store.putSubscription(sub('http://a/feed', callback)).then(
+        () => acknowledged.push(callback),
+        () => failed++,
+      );
+    }
+    expect(failed, 'appends refused').to.be.greaterThan(30);
+    const segments = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    expect(segments.length, segments.join(' ')).to.be.at.most(2);
+    await disk.unfill();
+    await store.putSubscription(sub('http://a/feed', 'http://s/last'));
+    acknowledged.push('http://s/last');
+    await store.close();
+    store = new LowdbStore({ dir });
+    await store.open();
+    expect((await store.subscriptionsOf('http://a/feed')).map((s) => s.callback)).to.include.members(acknowledged);
+  });
 });
 
 /** The words of a failure of the hub's own, written here apart from lib/messages.ts. */

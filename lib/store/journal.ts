@@ -158,6 +158,8 @@ const APPEND_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND
 /** Appends to the current segment with group commit; rotates on request. */
 export class JournalWriter {
   private fh: FileHandle | undefined;
+  /** The open segment's name is durable (its directory was synced): it may take a batch after a failed one. */
+  private named = false;
   private queue: Pending[] = [];
   /** The batch that new appends will join; set while the queue is non-empty. */
   private scheduled: Promise<void> | undefined;
@@ -232,6 +234,15 @@ export class JournalWriter {
     await fh?.close();
   }
 
+  /** Whether the open segment holds exactly what was acknowledged in it, nothing of a failed batch. */
+  private async unchanged(): Promise<boolean> {
+    try {
+      return (await this.fh!.stat()).size === this.bytes;
+    } catch {
+      return false;
+    }
+  }
+
   private async writeBatch(): Promise<void> {
     this.scheduled = undefined;
     const batch = this.queue;
@@ -240,9 +251,11 @@ export class JournalWriter {
     const data = batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join('');
     try {
       if (!this.fh) {
+        this.named = false;
         this.fh = await open(path.join(this.dir, segmentName(this.segment)), APPEND_FLAGS, FILE_MODE);
         // The new file's name must be durable before anything in it is acknowledged.
         await syncDir(this.dir);
+        this.named = true;
       }
       const bytes = Buffer.from(data, 'utf8');
       // One write call per batch: with O_DSYNC it returns once the data (and the file size
@@ -257,8 +270,10 @@ export class JournalWriter {
       for (const p of batch) p.resolve();
     } catch (e) {
       // Part of the batch may be in the file. Appending after it would put acknowledged lines
-      // behind an unreadable one (which replay stops at), so later batches go to a new segment.
-      await this.closeSegment().catch(() => {});
+      // behind an unreadable one, so later batches go to a new segment. Not when the file is as
+      // it was (a full disk refuses the first byte): a new empty segment per failed batch left
+      // hundreds of files in DATA_DIR while the disk stayed full.
+      if (!(this.named && (await this.unchanged()))) await this.closeSegment().catch(() => {});
       for (const p of batch) p.reject(e);
     }
     try {
