@@ -49,6 +49,25 @@ describe('the embedded store on a full disk', function () {
     expect(disk.free()).to.equal(free - (5 - failed) * BIG.length);
   });
 
+  it('a compaction that fails for want of space is logged as an error, and the next one once there is room says so', async () => {
+    const dir = path.join(disk.dir, 'compaction');
+    const log: Record<string, unknown>[] = [];
+    store = new LowdbStore({ dir, compactAfterBytes: 8 * 1024, log: createLogger('info', (line) => void log.push(JSON.parse(line) as Record<string, unknown>)) });
+    await store.open();
+    // One topic's shard of ~150 KB, rewritten whole by every compaction that follows a change to it.
+    for (let i = 0; i < 250; i++) await store.putSubscription(sub('http://a/feed', `http://s/${i}/${'x'.repeat(500)}`));
+    await store.settle();
+    disk.fill(24 * 1024);
+    for (let i = 0; i < 30; i++) await store.putSubscription(sub('http://a/feed', `http://s/more-${i}/${'y'.repeat(500)}`)).catch(() => undefined);
+    await store.settle();
+    const failed = log.find((e) => e['msg'] === 'store: compaction failed; the journal is kept, and compaction is tried again once it has grown');
+    expect(failed, JSON.stringify(log)).to.include({ level: 'error' });
+    expect(String(failed!['error'])).to.include('ENOSPC');
+    await disk.unfill();
+    await store.compact();
+    expect(log.map((e) => e['msg'])).to.include('store: compaction succeeded again');
+  });
+
   it('appends that fail on the full disk leave no trail of empty journal segments, and every acknowledged one is there after a restart', async () => {
     const dir = path.join(disk.dir, 'segments');
     store = new LowdbStore({ dir });

@@ -94,6 +94,8 @@ export class LowdbStore implements Store {
   private lock: DirLock | undefined;
   private compacting: Promise<void> | undefined;
   private closing = false;
+  /** Compactions failed since the last that succeeded. */
+  private compactionsFailing = 0;
   private readonly counters: Omit<LowdbStoreStats, 'journal' | 'compacting'> = {
     compactions: 0,
     compactionsFailed: 0,
@@ -611,9 +613,17 @@ export class LowdbStore implements Store {
       const closed = await this.requireJournal().rotate();
       await this.persistShards(closed);
       this.counters.compactions++;
+      if (this.compactionsFailing > 0) this.log.info('store: compaction succeeded again', { after: this.compactionsFailing });
+      this.compactionsFailing = 0;
     } catch (e) {
       this.counters.compactionsFailed++;
       this.counters.lastError = e instanceof Error ? e.message : String(e);
+      // Nothing is lost (the segments stay until every shard is written), but the journal and
+      // the next start's replay grow until one succeeds: the operator must hear of it.
+      this.log.error('store: compaction failed; the journal is kept, and compaction is tried again once it has grown', {
+        error: this.counters.lastError,
+        failedInARow: ++this.compactionsFailing,
+      });
       throw e;
     } finally {
       const ms = performance.now() - started;
