@@ -13,7 +13,7 @@ import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
 import { callbackHost, hasControlCharacters, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
-import { backoff, type FanOutReport, type Notifier } from './notifier/notifier.js';
+import { backoff, UNEXPECTED_RETRIES, type FanOutReport, type Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
@@ -465,7 +465,22 @@ export class Hub extends EventEmitter {
     this.verifying.add(pending.id);
     let finished = true;
     try {
-      finished = await this.verifyWebSub(pending);
+      for (let failures = 0; ; failures++) {
+        try {
+          finished = await this.verifyWebSub(pending);
+          break;
+        } catch (e) {
+          // The hub's own failure (its store refused a read or a write, perhaps after the
+          // subscriber confirmed): dropping the request would leave a subscriber that believes
+          // it is subscribed with nothing. Tried again from the start, as deliveries are.
+          if (failures >= UNEXPECTED_RETRIES) throw e;
+          this.deps.log.warn('websub: verification failed on the hub\'s side; trying again', { topic: pending.topic, error: describeError(e) });
+          if (!(await this.pause(1000 * 2 ** failures))) {
+            finished = false;
+            break;
+          }
+        }
+      }
     } finally {
       this.verifying.delete(pending.id);
       if (finished) await this.deps.store.deleteVerification(pending.id);

@@ -387,18 +387,18 @@ describe('WebSub hub', function () {
   describe('a callback that does not answer its verification (WEBSUB_VERIFY_ATTEMPTS)', () => {
     const RETRY = { WEBSUB_RETRY_BASE_MS: '50', WEBSUB_VERIFY_ATTEMPTS: '4' };
 
-    it('is asked again after a closed connection, a 503 and a 429: verified on the attempt it answers, and delivered to', async () => {
-      const h = await otherHub(RETRY);
+    it('is asked again after a closed connection, no answer in REQUEST_TIMEOUT_MS, a 503 and a 429: verified on the attempt it answers, and delivered to', async () => {
+      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '5', REQUEST_TIMEOUT_MS: '500' });
       const topics = await topicServer();
       const sub = await subscriber();
       const topic = topics.set('/feed', { body: DOC('asked again'), contentType: DOC_TYPE });
-      sub.verifyStatuses = [0, 503, 429];
+      sub.verifyStatuses = [0, -1, 503, 429];
       expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() })).status).to.equal(202);
       await settled(h);
       const asked = sub.verifications('subscribe');
-      expect(asked).to.have.length(4);
+      expect(asked).to.have.length(5);
       // Each attempt is a fresh verification: a new challenge, the same lease.
-      expect(new Set(asked.map((r) => r.query.get('hub.challenge'))).size).to.equal(4);
+      expect(new Set(asked.map((r) => r.query.get('hub.challenge'))).size).to.equal(5);
       expect(new Set(asked.map((r) => r.query.get('hub.lease_seconds'))).size).to.equal(1);
       expect(await subscriptionsOf(h, topic)).to.have.length(1);
       await publish(h, topic);
@@ -419,8 +419,8 @@ describe('WebSub hub', function () {
       expect(await h.store.listVerifications()).to.deep.equal([]);
     });
 
-    it('an answer other than the challenge is final: a 404, a wrong body or a redirect is asked once', async () => {
-      const h = await otherHub(RETRY);
+    it('an answer other than the challenge is final: a 404, a redirect, a wrong body or one over MAX_RESPONSE_BYTES is asked once', async () => {
+      const h = await otherHub({ ...RETRY, MAX_RESPONSE_BYTES: '1024' });
       const topics = await topicServer();
       const sub = await subscriber();
       const topic = topics.set('/feed', { body: DOC('refused'), contentType: DOC_TYPE });
@@ -432,7 +432,10 @@ describe('WebSub hub', function () {
       sub.verify = 'wrong';
       await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/wrong') });
       await settled(h);
-      expect(sub.verifications('subscribe').map((r) => r.path)).to.deep.equal(['/declines', '/redirects', '/wrong']);
+      sub.verify = 'huge';
+      await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/huge') });
+      await settled(h);
+      expect(sub.verifications('subscribe').map((r) => r.path)).to.deep.equal(['/declines', '/redirects', '/wrong', '/huge']);
       expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
     });
 
@@ -450,6 +453,23 @@ describe('WebSub hub', function () {
       expect(sub.verifications('subscribe')).to.have.length(1);
       expect(sub.verifications('unsubscribe')).to.have.length(1);
       expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+    });
+
+    it("the hub's own failure once the subscriber confirmed (its store refused the write) is tried again, not dropped: confirmed again and subscribed", async () => {
+      const h = await otherHub(RETRY);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('stored at last'), contentType: DOC_TYPE });
+      const store = h.store;
+      const put = store.putVerifiedSubscription.bind(store);
+      let refused = 0;
+      store.putVerifiedSubscription = (...args) => (refused++ === 0 ? Promise.reject(new Error('ENOSPC: no space left on device, write')) : put(...args));
+      expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() })).status).to.equal(202);
+      await settled(h);
+      expect(refused).to.equal(2);
+      expect(sub.verifications('subscribe')).to.have.length(2);
+      expect(await subscriptionsOf(h, topic)).to.have.length(1);
+      expect(await h.store.listVerifications()).to.deep.equal([]);
     });
 
     it('a hub stopped while it waits to ask again keeps the request: the next start verifies it', async () => {

@@ -813,8 +813,8 @@ function noop(): void {}
 
 /** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
 const UNRECORDED_PER_SLOT = 2;
-/** Tries of a version after unexpected failures (see runLane), 1 s apart and doubling: ~31 s in all. */
-const UNEXPECTED_RETRIES = 5;
+/** Tries of a version (see runLane) or a verification (Hub.runVerification) after unexpected failures, 1 s apart and doubling: ~31 s in all. */
+export const UNEXPECTED_RETRIES = 5;
 /** Subscriptions queued per turn of the event loop when a fan-out starts. */
 const ENQUEUE_CHUNK = 2000;
 /** resume() at start claims every entry nobody holds. */

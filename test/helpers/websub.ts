@@ -72,12 +72,13 @@ export class TopicServer {
   }
 }
 
-export type VerifyBehaviour = 'echo' | 'wrong' | 'decline';
+export type VerifyBehaviour = 'echo' | 'wrong' | 'decline' | 'huge';
 
 /**
  * A WebSub subscriber. Verification GETs are answered with the next status of `verifyStatuses`
- * (0: the connection is closed without an answer), then with the challenge ('echo'), a
- * different body ('wrong') or 404 ('decline'); denial GETs with 200. Deliveries are answered
+ * (0: the connection is closed without an answer; -1: no answer at all), then with the
+ * challenge ('echo'), a different body ('wrong'), 404 ('decline') or the challenge followed by
+ * 64 KB ('huge'); denial GETs with 200. Deliveries are answered
  * with the next status of `deliveryStatuses`, then 200; `redirectTo` turns the answer into a 302.
  */
 export class Subscriber {
@@ -131,12 +132,15 @@ export class Subscriber {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       } else if (status === 0) {
         res.socket?.destroy();
+      } else if (status === -1) {
+        // held until the hub gives up on it
       } else if (status !== undefined) {
         res.writeHead(status, { 'content-type': 'text/plain' }).end('not now');
       } else if (this.verify === 'decline') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('no such subscription');
       } else {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end(this.verify === 'echo' ? challenge : `${challenge}-not`);
+        const body = this.verify === 'echo' ? challenge : this.verify === 'huge' ? challenge + 'x'.repeat(64 * 1024) : `${challenge}-not`;
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
       }
       return;
     }
