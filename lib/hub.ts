@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
 import { FETCH_MAX_REDIRECTS, FetchFailed, TopicChecker, type CheckResult } from './feeds/checker.js';
-import { parseDiscovery, type Discovery } from './feeds/discover.js';
+import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
@@ -17,7 +17,7 @@ import { backoff, UNEXPECTED_RETRIES, type FanOutReport, type Notifier } from '.
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
-import { isHtmlPage, Sites } from './sites.js';
+import { Sites } from './sites.js';
 import type { Store, SubscriptionLimit, SubscriptionLimits } from './store/store.js';
 import type { Verifier } from './verify.js';
 

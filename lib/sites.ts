@@ -8,7 +8,7 @@
 // knows pages.
 import type { Config } from './config.js';
 import { FETCH_MAX_REDIRECTS, FetchFailed, type FetchedPage } from './feeds/checker.js';
-import { decodeBytes, JsonBody, mediaType, parseDiscovery, sniffFormat, type Discovery } from './feeds/discover.js';
+import { parseDiscovery, type Discovery } from './feeds/discover.js';
 import type { HttpClient } from './http.js';
 import type { Site } from './model.js';
 import type { Store } from './store/store.js';
@@ -19,29 +19,6 @@ import type { Store } from './store/store.js';
  */
 export const MAX_FEEDS_PER_SITE = 5;
 
-/** Only this much of a body is sniffed when its Content-Type does not say what it is. */
-const SNIFF_BYTES = 64 * 1024;
-
-const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
-/** Content-Types that say too little: the body decides. */
-const VAGUE_TYPES = new Set(['', 'text/plain', 'application/octet-stream']);
-
-/**
- * Whether a representation is a web page (HTML) rather than a feed or anything else. The first
- * bytes decide when the Content-Type is HTML or says nothing useful (a feed served as text/html
- * is still a feed); any other named type is taken at its word. Without a body (a 304), the
- * Content-Type alone.
- */
-export function isHtmlPage(contentType: string | undefined, body: Buffer): boolean {
-  const { type, charset } = mediaType(contentType ?? '');
-  const html = HTML_TYPES.has(type);
-  if (body.length > 0 && (html || VAGUE_TYPES.has(type))) {
-    const head = decodeBytes(body.subarray(0, SNIFF_BYTES), charset);
-    const sniffed = sniffFormat(head, new JsonBody(() => head));
-    if (sniffed !== 'other') return sniffed === 'html';
-  }
-  return html;
-}
 
 /**
  * The feeds a page links to, in document order, at most MAX_FEEDS_PER_SITE. RSS, Atom and

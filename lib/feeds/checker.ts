@@ -8,6 +8,7 @@ import type { HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
+import { isHtmlPage } from './discover.js';
 import { diffFeed } from './entries.js';
 
 export const FETCH_MAX_REDIRECTS = 5;
@@ -107,7 +108,11 @@ export class TopicChecker {
     // A feed with no entries at all has nothing to compare by, so its bytes decide.
     const parsed = diffFeed(body, contentType, prev.fingerprints);
     const diff = parsed && (parsed.fingerprints.length > 0 || (prev.fingerprints?.length ?? 0) > 0) ? parsed : null;
-    const changed = diff && prev.fingerprints ? diff.changedCount > 0 : bytesChanged;
+    // A feed that answers an empty body or a web page (a CMS whose database is down answers 200
+    // with its error page) has no new entry either: delivered, its subscribers got that page as
+    // the feed, and rssCloud readers were sent to read it.
+    const glitch = !parsed && (prev.fingerprints?.length ?? 0) > 0 && (body.length === 0 || isHtmlPage(contentType, body));
+    const changed = glitch ? false : diff && prev.fingerprints ? diff.changedCount > 0 : bytesChanged;
     const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;
     if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;

@@ -792,3 +792,27 @@ export function parseDiscovery(topic: string, headers: Record<string, string>, b
     alternates: format === 'html' ? acc.alternates : [],
   };
 }
+
+/** Only this much of a body is sniffed when its Content-Type does not say what it is. */
+const SNIFF_BYTES = 64 * 1024;
+
+const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+/** Content-Types that say too little: the body decides. */
+const VAGUE_TYPES = new Set(['', 'text/plain', 'application/octet-stream']);
+
+/**
+ * Whether a representation is a web page (HTML) rather than a feed or anything else. The first
+ * bytes decide when the Content-Type is HTML or says nothing useful (a feed served as text/html
+ * is still a feed); any other named type is taken at its word. Without a body (a 304), the
+ * Content-Type alone.
+ */
+export function isHtmlPage(contentType: string | undefined, body: Buffer): boolean {
+  const { type, charset } = mediaType(contentType ?? '');
+  const html = HTML_TYPES.has(type);
+  if (body.length > 0 && (html || VAGUE_TYPES.has(type))) {
+    const head = decodeBytes(body.subarray(0, SNIFF_BYTES), charset);
+    const sniffed = sniffFormat(head, new JsonBody(() => head));
+    if (sniffed !== 'other') return sniffed === 'html';
+  }
+  return html;
+}
