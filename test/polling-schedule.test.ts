@@ -1,0 +1,70 @@
+// The poller's schedule over real HTTP on 127.0.0.1: which topics it reads, and when, as a
+// feed server sees the GETs. polling.test.ts covers one topic's interval rules; these cover many
+// topics at once, restarts and what resets or ends a topic's polls.
+import { expect } from 'chai';
+import { Recorder, type Recorded } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { postForm } from './helpers/rsscloud.js';
+
+/** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
+async function steadyFeeds(): Promise<Recorder> {
+  return Recorder.start((req, res) => {
+    if (req.headers['if-none-match'] === '"same"') return void res.writeHead(304, { etag: '"same"' }).end();
+    res.writeHead(200, { 'content-type': 'text/plain', etag: '"same"' }).end(`${req.path}\n`);
+  });
+}
+
+/** A subscriber that answers a WebSub challenge and takes every notification. */
+async function subscriberServer(): Promise<Recorder> {
+  return Recorder.start((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' ? (req.query.get('hub.challenge') ?? 'ok') : 'ok');
+  });
+}
+
+const isGet =
+  (path: string) =>
+  (r: Recorded): boolean =>
+    r.method === 'GET' && r.path === path;
+
+describe('polling schedule: many topics, restarts', function () {
+  this.timeout(30_000);
+  let feeds: Recorder;
+  let subs: Recorder;
+  const hubs: TestHub[] = [];
+
+  before(async () => {
+    feeds = await steadyFeeds();
+    subs = await subscriberServer();
+  });
+  after(async () => {
+    for (const h of hubs) await h.destroy().catch(() => undefined);
+    await subs?.close();
+    await feeds?.close();
+  });
+
+  async function hubWith(env: Record<string, string>, dataDir?: string): Promise<TestHub> {
+    const h = await startTestHub(env, dataDir);
+    hubs.push(h);
+    return h;
+  }
+
+  it('24 topics due every second are all polled, not only the first few (4 polls a tick starved the rest for good)', async () => {
+    // A tick every 500 ms; 24 topics a second is three times what 4 polls a tick could read.
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
+    const paths = Array.from({ length: 24 }, (_, i) => `/many/${i}`);
+    const form: [string, string][] = [
+      ['port', String(subs.port)],
+      ['path', '/many-cb'],
+      ['protocol', 'http-post'],
+      ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${feeds.url}${p}`]),
+    ];
+    const res = await postForm(hub.url, '/pleaseNotify', form);
+    expect(await res.text()).to.contain('success="true"');
+    // The subscription read each once; every one must then be polled, twice.
+    await Promise.all(paths.map((p) => feeds.waitFor(3, isGet(p), 10_000)));
+    for (const p of paths) {
+      const polls = feeds.matching(isGet(p)).slice(1);
+      expect(polls.every((r) => r.headers['if-none-match'] === '"same"'), `${p}: conditional polls`).to.equal(true);
+    }
+  });
+});
