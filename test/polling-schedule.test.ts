@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { Recorder, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
+import { settled, subscribe } from './helpers/websub.js';
 
 /** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
 async function steadyFeeds(): Promise<Recorder> {
@@ -66,5 +67,20 @@ describe('polling schedule: many topics, restarts', function () {
       const polls = feeds.matching(isGet(p)).slice(1);
       expect(polls.every((r) => r.headers['if-none-match'] === '"same"'), `${p}: conditional polls`).to.equal(true);
     }
+  });
+
+  it('a topic subscribed over WebSub and never read yet is polled after a restart', async () => {
+    // Long intervals before the restart: nothing reads the topic, so the hub has no record of it.
+    const before = await hubWith({ POLL_MIN_SECONDS: '60', POLL_DEFAULT_SECONDS: '60' });
+    const topic = `${feeds.url}/never-read`;
+    const res = await subscribe(before, { 'hub.topic': topic, 'hub.callback': `${subs.url}/never-read-cb` });
+    expect(res.status).to.equal(202);
+    await subs.waitFor(1, isGet('/never-read-cb'));
+    await settled(before);
+    expect(feeds.matching(isGet('/never-read')), 'not read before the restart').to.have.length(0);
+    await before.close();
+
+    await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '2' }, before.dataDir);
+    await feeds.waitFor(1, isGet('/never-read'), 6000);
   });
 });

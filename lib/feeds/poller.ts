@@ -42,10 +42,12 @@ export class Poller {
   async start(): Promise<void> {
     const { config } = this.deps;
     if (!config.pollEnabled) return;
-    for (const topic of await this.deps.store.listTopics()) {
-      // Counted, not read: a topic may have 100,000 subscribers.
-      if ((await this.deps.store.countSubscriptions({ topic: topic.url })) === 0) continue;
-      this.slots.set(topic.url, {
+    // From the subscription counts, not the topics: a topic subscribed over WebSub has no topic
+    // record until its first read succeeds, and listing the topics skipped it after a restart
+    // for good. One read, too, where the topics (with every unfollowed one) and a count each
+    // were thousands of round trips on PostgreSQL.
+    for (const { topic } of await this.deps.store.subscribedTopics()) {
+      this.slots.set(topic, {
         intervalSec: config.pollDefaultSeconds,
         nextAt: this.now() + Math.random() * config.pollDefaultSeconds * 1000,
       });
