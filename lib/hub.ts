@@ -659,6 +659,8 @@ export class Hub extends EventEmitter {
       this.note({ kind: 'publish', topic: url, ok: false, protocol: 'websub', detail: 'fat ping refused: bad signature' });
       return { code: 'publisher_signature' };
     }
+    // The publisher is active, as much as one that pings: the poller leaves the topic alone.
+    this.emit('published', url);
     const result = await this.serialize(url, () => this.checker.accept(url, body, contentType), false);
     this.track(result.fanOut);
     return null;

@@ -1,8 +1,9 @@
 // The poller's schedule over real HTTP on 127.0.0.1: which topics it reads, and when, as a
 // feed server sees the GETs. polling.test.ts covers one topic's interval rules; these cover many
 // topics at once, restarts and what resets or ends a topic's polls.
+import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
-import { Recorder, type Recorded } from './helpers/recorder.js';
+import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
 import { settled, subscribe } from './helpers/websub.js';
@@ -27,7 +28,7 @@ const isGet =
   (r: Recorded): boolean =>
     r.method === 'GET' && r.path === path;
 
-describe('polling schedule: many topics, restarts', function () {
+describe('polling schedule: many topics, restarts, what resets it', function () {
   this.timeout(30_000);
   let feeds: Recorder;
   let subs: Recorder;
@@ -82,5 +83,29 @@ describe('polling schedule: many topics, restarts', function () {
 
     await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '2' }, before.dataDir);
     await feeds.waitFor(1, isGet('/never-read'), 6000);
+  });
+
+  it('an authenticated fat ping pushes the next poll back, as a ping or publish does: no poll while the publisher pushes every 250 ms', async () => {
+    const secret = 'fat-secret';
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '4', PUBLISHER_SECRETS: `${feeds.url}=${secret}` });
+    const topic = `${feeds.url}/pushed`;
+    expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${subs.url}/pushed-cb` })).status).to.equal(202);
+    await subs.waitFor(1, isGet('/pushed-cb'));
+    await settled(hub);
+    // One poll (1 s after the subscription; the interval is then 1.5 s).
+    await feeds.waitFor(1, isGet('/pushed'), 6000);
+    const polled = feeds.matching(isGet('/pushed')).length;
+    for (let i = 0; i < 10; i++) {
+      const body = `pushed ${i}\n`;
+      const res = await fetch(`${hub.url}/websub?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', 'x-hub-signature': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` },
+        body,
+      });
+      expect(res.status, await res.text()).to.equal(202);
+      await sleep(250);
+    }
+    await subs.waitFor(10, (r) => r.method === 'POST' && r.path === '/pushed-cb');
+    expect(feeds.matching(isGet('/pushed')).length - polled, 'polls while the publisher pushed').to.equal(0);
   });
 });
