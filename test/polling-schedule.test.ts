@@ -108,4 +108,23 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     await subs.waitFor(10, (r) => r.method === 'POST' && r.path === '/pushed-cb');
     expect(feeds.matching(isGet('/pushed')).length - polled, 'polls while the publisher pushed').to.equal(0);
   });
+
+  it('a Retry-After longer than POLL_MAX_SECONDS waits POLL_MAX_SECONDS: a 503 asking for an hour (or a year) does not end the polls', async () => {
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '2' });
+    let refusals = 1;
+    const busy = await Recorder.start((_req, res) => {
+      if (refusals-- > 0) return void res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '3600' }).end('busy\n');
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('back\n');
+    });
+    try {
+      const topic = `${busy.url}/busy`;
+      expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${subs.url}/busy-cb` })).status).to.equal(202);
+      await subs.waitFor(1, isGet('/busy-cb'));
+      // The 503, then the poll POLL_MAX_SECONDS later that finds the feed back.
+      await busy.waitFor(2, isGet('/busy'), 8000);
+      await subs.waitFor(1, (r) => r.method === 'POST' && r.path === '/busy-cb');
+    } finally {
+      await busy.close();
+    }
+  });
 });

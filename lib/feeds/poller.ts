@@ -2,8 +2,8 @@
 // conditional GETs at an adaptive interval, so its subscribers on every protocol still get
 // pushed updates. The interval halves when a poll finds a change and grows by half when it
 // does not, within [POLL_MIN_SECONDS, POLL_MAX_SECONDS]; it is never shorter than the
-// publisher's Cache-Control max-age, and a Retry-After is honoured. A ping or publish resets
-// the clock: a publisher that pings makes polling unnecessary.
+// publisher's Cache-Control max-age, and a Retry-After is honoured up to POLL_MAX_SECONDS. A
+// ping or publish resets the clock: a publisher that pings makes polling unnecessary.
 // Intervals live in memory; after a restart every topic starts again at the default.
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -122,7 +122,9 @@ export class Poller {
       log.debug('poll', { topic: url, changed: result.changed, intervalSec: slot.intervalSec });
     } catch (e) {
       slot.intervalSec = clamp(slot.intervalSec * 2);
-      const wait = Math.max(slot.intervalSec, e instanceof FetchFailed ? (e.retryAfterSeconds ?? 0) : 0);
+      // A Retry-After is honoured up to POLL_MAX_SECONDS, the longest the hub goes without
+      // reading a followed topic: one of a year (or a typo) stopped its polls until a restart.
+      const wait = Math.max(slot.intervalSec, Math.min(config.pollMaxSeconds, e instanceof FetchFailed ? (e.retryAfterSeconds ?? 0) : 0));
       slot.nextAt = this.now() + wait * 1000;
       log.info('poll failed', { topic: url, error: describeError(e), nextInSec: wait });
     }
