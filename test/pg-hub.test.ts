@@ -435,3 +435,39 @@ describe('a subscribe that waits for the subscription limits while its callback 
     expect(subscriptions, 'subscribed after the unsubscribe was applied').to.deep.equal([]);
   });
 });
+
+describe('polling with two hub processes on one PostgreSQL database', function () {
+  this.timeout(30_000);
+  let url: string;
+  const hubs: TestHub[] = [];
+  let feeds: Recorder;
+  let subs: Recorder;
+  before(async () => {
+    url = await freshDatabaseUrl('polltwo');
+    feeds = await Recorder.start((req, res) => {
+      if (req.headers['if-none-match'] === '"same"') return void res.writeHead(304, { etag: '"same"' }).end();
+      res.writeHead(200, { 'content-type': 'text/plain', etag: '"same"' }).end('same\n');
+    });
+    subs = await Recorder.start((req, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? 'ok'));
+    // An interval of 1 s, polled on ticks 500 ms apart.
+    const env = { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' };
+    for (let i = 0; i < 2; i++) hubs.push(await startTestHub(env));
+  });
+  after(async () => {
+    for (const h of hubs) await h.destroy();
+    await feeds?.close();
+    await subs?.close();
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('reads a topic once an interval, not once per process: the process that did not poll finds the other one’s read', async () => {
+    const topic = `${feeds.url}/both`;
+    // Subscribed through the first; the second learns of it on the bus and polls it too.
+    expect((await subscribe(hubs[0]!, { 'hub.topic': topic, 'hub.callback': `${subs.url}/cb` })).status).to.equal(202);
+    await subs.waitFor(1);
+    const reads = await feeds.waitFor(6, (r) => r.method === 'GET' && r.path === '/both', 20_000);
+    // Both processes are due at once for the first poll, and may both read then.
+    const gaps = reads.slice(2, 6).map((r, i) => r.at - reads[i + 1]!.at);
+    for (const gap of gaps) expect(gap, `ms between polls (${gaps.join(', ')})`).to.be.at.least(900);
+  });
+});

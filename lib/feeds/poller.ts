@@ -32,6 +32,7 @@ export class Poller {
   private readonly slots = new Map<string, Slot>();
   private readonly running = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private tickMs = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: PollerDeps) {
@@ -52,8 +53,8 @@ export class Poller {
         nextAt: this.now() + Math.random() * config.pollDefaultSeconds * 1000,
       });
     }
-    const tickMs = Math.min(5000, (config.pollMinSeconds * 1000) / 2);
-    this.timer = setInterval(() => this.tick(), tickMs);
+    this.tickMs = Math.min(5000, (config.pollMinSeconds * 1000) / 2);
+    this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
   }
 
@@ -113,6 +114,15 @@ export class Poller {
     try {
       if ((await store.countSubscriptions({ topic: url })) === 0) {
         this.slots.delete(url);
+        return;
+      }
+      // A read since the last one this process knows of (another hub process's poll on the
+      // database: each polled every topic, N processes reading each publisher N times an
+      // interval) stands for this poll. The next is an interval after that read and two ticks
+      // more, after that process's next poll: the one that polls goes on, the others find its reads.
+      const readAt = (await store.getTopic(url))?.whenLastCheck ?? 0;
+      if (readAt + slot.intervalSec * 1000 > this.now()) {
+        slot.nextAt = readAt + slot.intervalSec * 1000 + 2 * this.tickMs;
         return;
       }
       const result = await this.deps.refresh(url);
