@@ -726,7 +726,9 @@ export class Hub extends EventEmitter {
     const { fetchMinIntervalMs } = this.deps.config;
     if (fetchMinIntervalMs === 0) return;
     const last = (await this.deps.store.getTopic(url))?.whenLastCheck ?? 0;
-    const wait = last + fetchMinIntervalMs - this.now();
+    // Never longer than the interval: a read stamped ahead of the clock (stepped back since, by
+    // NTP or a VM restored) held every read of the topic, pings and polls, for the whole step.
+    const wait = Math.min(fetchMinIntervalMs, last + fetchMinIntervalMs - this.now());
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 

@@ -28,6 +28,17 @@ const isGet =
   (r: Recorded): boolean =>
     r.method === 'GET' && r.path === path;
 
+/**
+ * Date.now as a hub started after this reads it, moved by step() as NTP steps a clock; restore()
+ * puts the real one back.
+ */
+function steppableClock(): { step: (ms: number) => void; restore: () => void } {
+  const real = Date.now;
+  let skew = 0;
+  Date.now = () => real() + skew;
+  return { step: (ms) => void (skew += ms), restore: () => void (Date.now = real) };
+}
+
 describe('polling schedule: many topics, restarts, what resets it', function () {
   this.timeout(30_000);
   let feeds: Recorder;
@@ -125,6 +136,22 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
       await subs.waitFor(1, (r) => r.method === 'POST' && r.path === '/busy-cb');
     } finally {
       await busy.close();
+    }
+  });
+
+  it('a ping is read and answered when the wall clock steps back an hour (FETCH_MIN_INTERVAL_MS waited for the hour)', async () => {
+    const clock = steppableClock();
+    try {
+      const hub = await hubWith({ POLL_ENABLED: 'false', FETCH_MIN_INTERVAL_MS: '1000' });
+      const topic = `${feeds.url}/stepped-ping`;
+      const res = await postForm(hub.url, '/pleaseNotify', { port: String(subs.port), path: '/stepped-ping-cb', protocol: 'http-post', url1: topic });
+      expect(await res.text()).to.contain('success="true"');
+      clock.step(-3600_000);
+      const pinged = await postForm(hub.url, '/ping', { url: topic }, { signal: AbortSignal.timeout(8000) });
+      expect(await pinged.text()).to.contain('success="true"');
+      expect(feeds.matching(isGet('/stepped-ping')), 'the subscription read, then the ping read').to.have.length(2);
+    } finally {
+      clock.restore();
     }
   });
 });
