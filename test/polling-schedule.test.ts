@@ -139,6 +139,22 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     }
   });
 
+  it('polls go on when the wall clock steps back an hour (the schedule was on it: no poll for the hour)', async () => {
+    const clock = steppableClock();
+    try {
+      const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
+      const path = '/stepped-poll';
+      expect((await subscribe(hub, { 'hub.topic': `${feeds.url}${path}`, 'hub.callback': `${subs.url}/stepped-poll-cb` })).status).to.equal(202);
+      await feeds.waitFor(1, isGet(path), 6000);
+      await sleep(200); // the poll's read recorded
+      clock.step(-3600_000);
+      const before = feeds.matching(isGet(path)).length;
+      await feeds.waitFor(before + 2, isGet(path), 8000);
+    } finally {
+      clock.restore();
+    }
+  });
+
   it('a ping is read and answered when the wall clock steps back an hour (FETCH_MIN_INTERVAL_MS waited for the hour)', async () => {
     const clock = steppableClock();
     try {

@@ -22,6 +22,10 @@ export interface PollerDeps {
   log: Logger;
   /** Reads the topic and fans a change out (the hub's refresh). */
   refresh: (url: string) => Promise<CheckResult>;
+  /**
+   * The schedule's clock: monotonic by default. On the wall clock, a step back (NTP, a VM
+   * restored) stopped every poll for as long as the step, and a step forward made all due at once.
+   */
   now?: () => number;
 }
 
@@ -36,7 +40,7 @@ export class Poller {
   private readonly now: () => number;
 
   constructor(private readonly deps: PollerDeps) {
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? (() => performance.now());
   }
 
   /** Schedules every topic that has subscribers, spread over one default interval. */
@@ -78,7 +82,8 @@ export class Poller {
 
   /** Topics being polled, for the operator's view. */
   schedule(): { url: string; intervalSec: number; nextAt: number }[] {
-    return [...this.slots.entries()].map(([url, s]) => ({ url, ...s }));
+    const toWall = Date.now() - this.now();
+    return [...this.slots.entries()].map(([url, s]) => ({ url, intervalSec: s.intervalSec, nextAt: s.nextAt + toWall }));
   }
 
   /**
@@ -120,9 +125,13 @@ export class Poller {
       // database: each polled every topic, N processes reading each publisher N times an
       // interval) stands for this poll. The next is an interval after that read and two ticks
       // more, after that process's next poll: the one that polls goes on, the others find its reads.
-      const readAt = (await store.getTopic(url))?.whenLastCheck ?? 0;
-      if (readAt + slot.intervalSec * 1000 > this.now()) {
-        slot.nextAt = readAt + slot.intervalSec * 1000 + 2 * this.tickMs;
+      // The store's times are on the wall clock: a read stamped over an interval ahead of it is
+      // the clock stepped back since, not a read to count (it would put off every poll of the
+      // topic for the whole step).
+      const sinceRead = Date.now() - ((await store.getTopic(url))?.whenLastCheck ?? 0);
+      const intervalMs = slot.intervalSec * 1000;
+      if (sinceRead < intervalMs && sinceRead > -intervalMs) {
+        slot.nextAt = this.now() + Math.min(intervalMs, intervalMs - sinceRead) + 2 * this.tickMs;
         return;
       }
       const result = await this.deps.refresh(url);
