@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
-import { settled, subscribe } from './helpers/websub.js';
+import { settled, subscribe, unsubscribe } from './helpers/websub.js';
 
 /** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
 async function steadyFeeds(): Promise<Recorder> {
@@ -169,5 +169,44 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     } finally {
       clock.restore();
     }
+  });
+
+  it('a topic subscribed again while a poll counts its subscribers (none yet) is still polled', async () => {
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
+    const path = '/again';
+    const topic = `${feeds.url}${path}`;
+    const isVerification = (mode: string) => (r: Recorded) => isGet('/again-cb')(r) && r.query.get('hub.mode') === mode;
+    const form = { 'hub.topic': topic, 'hub.callback': `${subs.url}/again-cb` };
+    expect((await subscribe(hub, form)).status).to.equal(202);
+    await subs.waitFor(1, isVerification('subscribe'));
+    await feeds.waitFor(1, isGet(path), 6000);
+    expect((await unsubscribe(hub, form)).status).to.equal(202);
+    await subs.waitFor(1, isVerification('unsubscribe'));
+    await settled(hub);
+    // The next poll counts none, and is slow to hear it (a database round trip, drawn out):
+    // the subscription comes meanwhile.
+    const count = hub.store.countSubscriptions.bind(hub.store);
+    let counted: () => void = () => undefined;
+    const countedNone = new Promise<void>((resolve) => (counted = resolve));
+    let resubscribed: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (resubscribed = resolve));
+    hub.store.countSubscriptions = async (filter) => {
+      hub.store.countSubscriptions = count;
+      const n = await count(filter);
+      counted();
+      await released;
+      return n;
+    };
+    try {
+      await countedNone;
+      expect((await subscribe(hub, form)).status).to.equal(202);
+      await subs.waitFor(2, isVerification('subscribe'));
+      await settled(hub);
+    } finally {
+      resubscribed();
+      hub.store.countSubscriptions = count;
+    }
+    const before = feeds.matching(isGet(path)).length;
+    await feeds.waitFor(before + 1, isGet(path), 6000);
   });
 });

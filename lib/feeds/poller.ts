@@ -14,6 +14,8 @@ import { describeError } from '../notifier/outcome.js';
 interface Slot {
   intervalSec: number;
   nextAt: number;
+  /** A subscription came while a poll counted none (see poll). */
+  subscribed?: boolean;
 }
 
 export interface PollerDeps {
@@ -69,7 +71,9 @@ export class Poller {
 
   /** A topic gained a subscriber: poll it from now on (first poll one interval away). */
   track(url: string): void {
-    if (!this.deps.config.pollEnabled || this.slots.has(url)) return;
+    if (!this.deps.config.pollEnabled) return;
+    const slot = this.slots.get(url);
+    if (slot) return void (slot.subscribed = true);
     const intervalSec = this.deps.config.pollDefaultSeconds;
     this.slots.set(url, { intervalSec, nextAt: this.now() + intervalSec * 1000 });
   }
@@ -117,8 +121,12 @@ export class Poller {
     const clamp = (sec: number): number => Math.min(config.pollMaxSeconds, Math.max(config.pollMinSeconds, sec));
     // Everything in the try: a store error rejecting this (unawaited) poll would end the process.
     try {
+      slot.subscribed = false;
       if ((await store.countSubscriptions({ topic: url })) === 0) {
-        this.slots.delete(url);
+        // Unless a subscription came while this counted: its track() found the slot still here
+        // and added none, and the topic was never polled again (until a restart).
+        if (!slot.subscribed) this.slots.delete(url);
+        else slot.nextAt = this.now() + slot.intervalSec * 1000;
         return;
       }
       // A read since the last one this process knows of (another hub process's poll on the
