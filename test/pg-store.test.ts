@@ -121,6 +121,10 @@ describe('PostgreSQL store', function () {
       const sql = "SELECT ctid FROM subscriptions WHERE protocol <> 'websub' AND ct_consecutive_errors > 0 AND ct_consecutive_errors >= $1";
       expect(await plan(sql, [3])).to.match(/subscriptions_failing/);
     });
+    it('asks whether a topic has a live subscription by its topic (each poll), not by lease', async () => {
+      const sql = "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND when_expires > $2 AND (protocol = 'websub' OR ct_consecutive_errors < $3))";
+      expect(await plan(sql, [urlKey('http://a/feed'), Date.now(), 3])).to.match(/Index.*subscriptions_pkey/);
+    });
     it('finds an outbox body by topic and version by index', async () => {
       expect(await plan('SELECT body FROM outbox WHERE topic_key = $1 AND version = $2', [urlKey('http://a/feed'), 3])).to.match(/Index.*outbox_pkey/);
     });

@@ -5,7 +5,7 @@ import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { postForm } from './helpers/rsscloud.js';
+import { postForm, setSubscriptions } from './helpers/rsscloud.js';
 import { settled, subscribe, unsubscribe } from './helpers/websub.js';
 
 /** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
@@ -171,7 +171,7 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     }
   });
 
-  it('a topic subscribed again while a poll counts its subscribers (none yet) is still polled', async () => {
+  it('a topic subscribed again while a poll asks for its subscribers (none yet) is still polled', async () => {
     const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
     const path = '/again';
     const topic = `${feeds.url}${path}`;
@@ -183,30 +183,45 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     expect((await unsubscribe(hub, form)).status).to.equal(202);
     await subs.waitFor(1, isVerification('unsubscribe'));
     await settled(hub);
-    // The next poll counts none, and is slow to hear it (a database round trip, drawn out):
-    // the subscription comes meanwhile.
-    const count = hub.store.countSubscriptions.bind(hub.store);
-    let counted: () => void = () => undefined;
-    const countedNone = new Promise<void>((resolve) => (counted = resolve));
+    // The next poll finds none, and is slow to hear it (a database round trip, drawn out): the
+    // subscription comes meanwhile.
+    const live = hub.store.hasLiveSubscription.bind(hub.store);
+    let found: () => void = () => undefined;
+    const foundNone = new Promise<void>((resolve) => (found = resolve));
     let resubscribed: () => void = () => undefined;
     const released = new Promise<void>((resolve) => (resubscribed = resolve));
-    hub.store.countSubscriptions = async (filter) => {
-      hub.store.countSubscriptions = count;
-      const n = await count(filter);
-      counted();
+    hub.store.hasLiveSubscription = async (t, filter) => {
+      hub.store.hasLiveSubscription = live;
+      const any = await live(t, filter);
+      found();
       await released;
-      return n;
+      return any;
     };
     try {
-      await countedNone;
+      await foundNone;
       expect((await subscribe(hub, form)).status).to.equal(202);
       await subs.waitFor(2, isVerification('subscribe'));
       await settled(hub);
     } finally {
       resubscribed();
-      hub.store.countSubscriptions = count;
+      hub.store.hasLiveSubscription = live;
     }
     const before = feeds.matching(isGet(path)).length;
     await feeds.waitFor(before + 1, isGet(path), 6000);
+  });
+
+  it('a topic whose only subscription has ended (its lease, not renewed) is polled no more, before any sweep', async () => {
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
+    const path = '/lapsed';
+    const topic = `${feeds.url}${path}`;
+    const res = await postForm(hub.url, '/pleaseNotify', { port: String(subs.port), path: '/lapsed-cb', protocol: 'http-post', url1: topic });
+    expect(await res.text()).to.contain('success="true"');
+    await feeds.waitFor(2, isGet(path), 6000); // the subscription read, then a poll
+    await setSubscriptions(hub, topic, [{ url: `http://127.0.0.1:${subs.port}/lapsed-cb`, protocol: 'http-post', whenExpires: new Date(Date.now() - 1000).toISOString() }]);
+    const before = feeds.matching(isGet(path)).length;
+    // Three intervals: a polled topic would be read twice at least.
+    await sleep(3000);
+    expect(feeds.matching(isGet(path)).length - before, 'polls after the lease ended').to.be.at.most(1);
+    expect(await hub.store.countSubscriptions({ topic }), 'not swept yet').to.equal(1);
   });
 });

@@ -206,10 +206,10 @@ describe('polling fallback (POLL_MIN_SECONDS=1, POLL_DEFAULT_SECONDS=1, POLL_MAX
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
-    const count = hub.store.countSubscriptions.bind(hub.store);
+    const live = hub.store.hasLiveSubscription.bind(hub.store);
     let failed = false;
-    hub.store.countSubscriptions = (filter) => {
-      if (failed) return count(filter);
+    hub.store.hasLiveSubscription = (topic, filter) => {
+      if (failed) return live(topic, filter);
       failed = true;
       return Promise.reject(new Error('connection lost (test)'));
     };
@@ -222,7 +222,7 @@ describe('polling fallback (POLL_MIN_SECONDS=1, POLL_DEFAULT_SECONDS=1, POLL_MAX
       expect(unhandled.map(String)).to.deep.equal([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      hub.store.countSubscriptions = count;
+      hub.store.hasLiveSubscription = live;
     }
   });
 });

@@ -122,8 +122,10 @@ export class Poller {
     // Everything in the try: a store error rejecting this (unawaited) poll would end the process.
     try {
       slot.subscribed = false;
-      if ((await store.countSubscriptions({ topic: url })) === 0) {
-        // Unless a subscription came while this counted: its track() found the slot still here
+      // Live ones only: a topic whose subscriptions have all ended (a lease not renewed, the
+      // usual end of one) was read for nobody until the daily sweep deleted them.
+      if (!(await store.hasLiveSubscription(url, { now: Date.now(), maxConsecutiveErrors: config.maxConsecutiveErrors }))) {
+        // Unless a subscription came while this asked: its track() found the slot still here
         // and added none, and the topic was never polled again (until a restart).
         if (!slot.subscribed) this.slots.delete(url);
         else slot.nextAt = this.now() + slot.intervalSec * 1000;

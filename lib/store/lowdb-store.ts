@@ -22,7 +22,7 @@ import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
-import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
+import { subscriptionEnded, type ExpiryFilter, type Store, type StoreCounts, type SubscriptionLimit, type SubscriptionLimits, type TopicSubscriptions } from './store.js';
 
 /** The single snapshot file of the store before it was sharded; migrated at open(). */
 const LEGACY_SNAPSHOT = 'snapshot.json';
@@ -323,7 +323,7 @@ export class LowdbStore implements Store {
     return this.deleteFirst(
       this.state.subscriptionRefs(),
       limit,
-      (s) => s.whenExpires <= now || (s.protocol !== 'websub' && s.ctConsecutiveErrors >= maxConsecutiveErrors),
+      (s) => subscriptionEnded(s, { now, maxConsecutiveErrors }),
       (s) => ({ op: 'delSub', topic: s.topic, callback: s.callback }),
     );
   }
@@ -505,6 +505,11 @@ export class LowdbStore implements Store {
 
   async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {
     return 'topic' in filter ? this.state.subscriptionCountOf(filter.topic) : this.state.subscriptionsOfHost(filter.callbackHost.toLowerCase());
+  }
+
+  async hasLiveSubscription(topic: string, filter: Omit<ExpiryFilter, 'limit'>): Promise<boolean> {
+    for (const s of this.state.subscriptionsOf(topic)) if (!subscriptionEnded(s, filter)) return true;
+    return false;
   }
 
   putVerifiedSubscription(sub: Subscription, limits: SubscriptionLimits, requestId: string): Promise<SubscriptionLimit | 'superseded' | null> {

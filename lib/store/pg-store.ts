@@ -421,6 +421,9 @@ const SQL = {
                   COALESCE((SELECT json_object_agg(protocol, n) FROM (SELECT protocol, count(*) AS n FROM subscriptions GROUP BY protocol) p), '{}') AS by_protocol`,
   countOfTopic: `SELECT ${topicCount('$1')}::int AS n`,
   countOfHost: `SELECT ${hostCount('$1')}::int AS n`,
+  // The condition of the expiry sweep's, negated (see subscriptionEnded); by the primary key's topic prefix.
+  liveOfTopic: `SELECT EXISTS (SELECT 1 FROM subscriptions
+      WHERE topic_key = $1 AND when_expires > $2 AND (protocol = 'websub' OR ct_consecutive_errors < $3)) AS live`,
   // The early answer to a subscribe: whether the pair exists and both counts, in one round trip.
   subscriptionLimitReached: `SELECT CASE
       WHEN EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = $1 AND callback_key = $2) THEN NULL
@@ -862,6 +865,11 @@ export class PgStore implements Store {
         ? await this.read<{ n: number }>('countOfTopic', [urlKey(filter.topic)])
         : await this.read<{ n: number }>('countOfHost', [filter.callbackHost.toLowerCase()]);
     return rows[0]!.n;
+  }
+
+  async hasLiveSubscription(topic: string, { now, maxConsecutiveErrors }: Omit<ExpiryFilter, 'limit'>): Promise<boolean> {
+    const rows = await this.read<{ live: boolean }>('liveOfTopic', [urlKey(topic), now, maxConsecutiveErrors]);
+    return rows[0]!.live;
   }
 
   async subscriptionLimitReached(topic: string, callback: string, limits: SubscriptionLimits): Promise<SubscriptionLimit | null> {

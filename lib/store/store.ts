@@ -34,6 +34,11 @@ export interface ExpiryFilter {
   limit: number;
 }
 
+/** Whether the expiry sweep removes this subscription: its lease has ended, or rssCloud gave up on it. */
+export function subscriptionEnded(s: Subscription, { now, maxConsecutiveErrors }: Omit<ExpiryFilter, 'limit'>): boolean {
+  return s.whenExpires <= now || (s.protocol !== 'websub' && s.ctConsecutiveErrors >= maxConsecutiveErrors);
+}
+
 export interface Store {
   /** Loads what is on disk; must be called once before anything else. */
   open(): Promise<void>;
@@ -161,6 +166,12 @@ export interface Store {
   counts(): Promise<StoreCounts>;
   /** Subscriptions of one topic, and subscriptions whose callback is on one host (host[:port]). */
   countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number>;
+  /**
+   * Whether the topic has a subscription the expiry sweep would keep (see subscriptionEnded):
+   * the poller asks before each poll, so a topic whose subscriptions have all ended is not read
+   * for nobody until the next sweep. Stops at the first such subscription.
+   */
+  hasLiveSubscription(topic: string, filter: Omit<ExpiryFilter, 'limit'>): Promise<boolean>;
   /**
    * As putSubscription, unless the (topic, callback) pair is new and its topic or its callback
    * host already holds as many subscriptions as `limits` allow: then nothing is written and the

@@ -378,6 +378,29 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.listSubscriptions()).to.have.deep.members(kept);
     });
 
+    it('tells whether a topic has a subscription the expiry sweep would keep (the poller asks)', async () => {
+      const now = 1_000_000;
+      const filter = { now, maxConsecutiveErrors: 3 };
+      const live = [
+        sub('http://live/1', 'http://s/1', { whenExpires: now + 1 }),
+        sub('http://live/2', 'http://s/1', { whenExpires: now + 1, ctConsecutiveErrors: 2 }),
+        sub('http://live/3', 'http://s/1', { protocol: 'websub', whenExpires: now + 1, ctConsecutiveErrors: 9 }),
+      ];
+      const ended = [
+        sub('http://ended/1', 'http://s/1', { whenExpires: now }),
+        sub('http://ended/2', 'http://s/1', { protocol: 'websub', whenExpires: now - 1 }),
+        sub('http://ended/3', 'http://s/1', { protocol: 'xml-rpc', notifyProcedure: 'x', whenExpires: now + 1, ctConsecutiveErrors: 3 }),
+      ];
+      for (const s of [...live, ...ended]) await store.putSubscription(s);
+      // One live among ended ones.
+      await store.putSubscription(sub('http://ended/1', 'http://s/2', { whenExpires: now + 1000 }));
+      await store.deleteSubscription('http://ended/1', 'http://s/2');
+      await store.putSubscription(sub('http://live/1', 'http://s/0', { whenExpires: 5 }));
+      for (const s of live) expect(await store.hasLiveSubscription(s.topic, filter), s.topic).to.equal(true);
+      for (const s of ended) expect(await store.hasLiveSubscription(s.topic, filter), s.topic).to.equal(false);
+      expect(await store.hasLiveSubscription('http://nobody/feed', filter)).to.equal(false);
+    });
+
     it('deletes topics last updated before a time that nobody follows, at most `limit` a call, and never a subscription', async () => {
       const before = 1_000_000;
       const at = (url: string, whenLastUpdate: number): Topic => ({ ...newTopic(url), whenLastUpdate, version: 3 });
