@@ -39,6 +39,9 @@ export class Poller {
   private readonly running = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private tickMs = 0;
+  /** The topics due at the last tick, most overdue first, and the next of them to start (see tick). */
+  private line: string[] = [];
+  private next = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: PollerDeps) {
@@ -91,27 +94,33 @@ export class Poller {
   }
 
   /**
-   * Starts the polls that are due, up to POLL_CONCURRENCY. A poll that ends starts the next due
-   * one at once: waiting for the next tick capped the hub at 4 polls a tick (0.8 a second with
-   * the default 5 s tick), fewer than 1,000 topics at the default interval need.
+   * Lines up the polls that are due, most overdue first, and starts them up to POLL_CONCURRENCY;
+   * a poll that ends starts the next in line at once. Started only by ticks, the hub made at
+   * most 4 polls a tick (0.8 a second with the default 5 s tick), fewer than 1,000 topics at
+   * the default interval need, and the first due topics in the map took every turn, so beyond
+   * that the others were never polled. One pass over the topics a tick (3 ms at 100,000), not
+   * one per poll.
    */
   tick(): void {
     if (this.timer === undefined) return;
     const now = this.now();
-    for (const [url, slot] of this.slots) {
-      if (this.running.size >= POLL_CONCURRENCY) return;
-      if (slot.nextAt > now || this.running.has(url)) continue;
+    const due: { url: string; at: number }[] = [];
+    for (const [url, slot] of this.slots) if (slot.nextAt <= now && !this.running.has(url)) due.push({ url, at: slot.nextAt });
+    this.line = due.sort((a, b) => a.at - b.at).map((d) => d.url);
+    this.next = 0;
+    this.startInLine();
+  }
+
+  private startInLine(): void {
+    while (this.timer !== undefined && this.running.size < POLL_CONCURRENCY && this.next < this.line.length) {
+      const url = this.line[this.next++]!;
+      const slot = this.slots.get(url);
+      // Gone since the tick (nobody follows it), or put off (a ping), or already started.
+      if (!slot || slot.nextAt > this.now() || this.running.has(url)) continue;
       this.running.add(url);
       void this.poll(url, slot).finally(() => {
         this.running.delete(url);
-        // To the back of the line: the scan starts at the least recently polled, so when more
-        // topics are due than can be polled, each waits its turn instead of the first ones in
-        // the map taking every turn and the others never being polled.
-        if (this.slots.get(url) === slot) {
-          this.slots.delete(url);
-          this.slots.set(url, slot);
-        }
-        this.tick();
+        this.startInLine();
       });
     }
   }
