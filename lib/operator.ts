@@ -121,7 +121,7 @@ export class Operator {
       recentFailures: activity.recent(20, (a) => !a.ok),
       pausedHosts: notifier.pausedHosts().map((h) => ({ host: h.host, failures: h.failures, until: iso(h.until) })),
       deliveryQueueDepth: notifier.queueDepth,
-      polledTopics: poller.schedule().length,
+      polledTopics: poller.size,
       streams: streams.size,
     };
   }

@@ -79,6 +79,8 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
       const polls = feeds.matching(isGet(p)).slice(1);
       expect(polls.every((r) => r.headers['if-none-match'] === '"same"'), `${p}: conditional polls`).to.equal(true);
     }
+    const stats = (await (await fetch(`${hub.url}/stats.json`)).json()) as { polledTopics: number };
+    expect(stats.polledTopics, '/stats.json').to.equal(24);
   });
 
   it('a topic subscribed over WebSub and never read yet is polled after a restart', async () => {
