@@ -14,7 +14,7 @@ import { describeError } from '../notifier/outcome.js';
 interface Slot {
   intervalSec: number;
   nextAt: number;
-  /** A subscription came while a poll counted none (see poll). */
+  /** A subscription came while a poll asked whether any is live (see poll). */
   subscribed?: boolean;
 }
 
@@ -151,10 +151,10 @@ export class Poller {
       // A read since the last one this process knows of (another hub process's poll on the
       // database: each polled every topic, N processes reading each publisher N times an
       // interval) stands for this poll. The next is an interval after that read and two ticks
-      // more, after that process's next poll: the one that polls goes on, the others find its reads.
-      // The store's times are on the wall clock: a read stamped over an interval ahead of it is
-      // the clock stepped back since, not a read to count (it would put off every poll of the
-      // topic for the whole step).
+      // more, after that process's next poll: the one that polls goes on, the others find its
+      // reads. The store's times are on the wall clock: a read stamped over an interval ahead of
+      // it is the clock stepped back since, not a read to count (it would put off every poll of
+      // the topic for the whole step).
       const sinceRead = Date.now() - ((await store.getTopic(url))?.whenLastCheck ?? 0);
       const intervalMs = slot.intervalSec * 1000;
       if (sinceRead < intervalMs && sinceRead > -intervalMs) {
