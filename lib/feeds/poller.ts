@@ -95,12 +95,6 @@ export class Poller {
     return this.slots.size;
   }
 
-  /** Topics being polled, for the operator's view. */
-  schedule(): { url: string; intervalSec: number; nextAt: number }[] {
-    const toWall = Date.now() - this.now();
-    return [...this.slots.entries()].map(([url, s]) => ({ url, intervalSec: s.intervalSec, nextAt: s.nextAt + toWall }));
-  }
-
   /**
    * Lines up the polls that are due, most overdue first, and starts them up to POLL_CONCURRENCY;
    * a poll that ends starts the next in line at once. Started only by ticks, the hub made at
