@@ -635,15 +635,34 @@ export class Hub extends EventEmitter {
     for (const url of new Set(urls)) {
       this.emit('published', url);
       this.note({ kind: 'publish', topic: url, ok: true, protocol: 'websub' });
-      this.track(
-        this.refresh(url).then(
-          (r) => r.fanOut,
-          (e: unknown) =>
-            isReadFailure(e)
-              ? this.deps.log.info('publish: topic unreadable', { topic: url, error: describeError(e) })
-              : this.deps.log.error('publish failed', { topic: url, error: describeError(e) }),
-        ),
-      );
+      this.track(this.refreshPublished(url));
+    }
+  }
+
+  /**
+   * Reads a published topic in the background; the publisher has its 202 already, and cannot
+   * know to publish again. A failure on the hub's side (its database restarting, its disk full)
+   * is tried again, 1 s later and doubling, up to UNEXPECTED_RETRIES times, as verifications
+   * are: dropped at once, the change waited for a poll (POLL_DEFAULT_SECONDS or longer), or, with
+   * polling off, for the next publish.
+   */
+  private async refreshPublished(url: string): Promise<unknown> {
+    const { log } = this.deps;
+    for (let failures = 0; ; failures++) {
+      try {
+        return (await this.refresh(url)).fanOut;
+      } catch (e) {
+        if (isReadFailure(e)) {
+          log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
+          return;
+        }
+        if (failures >= UNEXPECTED_RETRIES) {
+          log.error('publish failed', { topic: url, error: describeError(e) });
+          return;
+        }
+        log.warn("publish failed on the hub's side; trying again", { topic: url, error: describeError(e) });
+        if (!(await this.pause(1000 * 2 ** failures))) return;
+      }
     }
   }
 

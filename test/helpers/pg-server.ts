@@ -28,6 +28,10 @@ export interface PgServer {
   admin: pg.Pool;
   /** The data directory (postmaster.pid, postgresql.conf). */
   dataDir: string;
+  /** Stops the server, keeping its data (`pg_ctl stop -m <mode>`): the database gone away. */
+  halt(mode?: 'fast' | 'immediate'): Promise<void>;
+  /** Starts a halted server again on the same data, socket and URL. */
+  resume(): Promise<void>;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -129,10 +133,20 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   }
   const url = `postgresql://pushbutton@localhost/postgres?host=${encodeURIComponent(dir)}`;
   const admin = new pg.Pool({ connectionString: url, max: 2 });
+  // A halted server cuts the admin pool's idle connections: replaced on next use, not a crash.
+  admin.on('error', () => undefined);
   return {
     url,
     admin,
     dataDir: data,
+    halt: async (mode = 'fast') => {
+      await run(ctl, ['-D', data, '-m', mode, '-w', 'stop'], ids);
+      started = false;
+    },
+    resume: async () => {
+      await run(ctl, ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', 'start'], ids);
+      started = true;
+    },
     stop: async () => {
       await admin.end();
       await run(ctl, ['-D', data, '-m', 'fast', '-w', 'stop'], ids).catch(() => undefined);
