@@ -10,7 +10,8 @@ import { copyStore, type CopyCounts } from './store/pg-copy.js';
 import { PgStore } from './store/pg-store.js';
 
 function line(what: string, c: CopyCounts): string {
-  return `${what.padEnd(14)} ${String(c.read).padStart(8)} copied: ${c.inserted} new, ${c.updated} updated, ${c.unchanged} already there`;
+  const skipped = c.skipped > 0 ? `, ${c.skipped} skipped (see the warnings)` : '';
+  return `${what.padEnd(14)} ${String(c.read).padStart(8)} copied: ${c.inserted} new, ${c.updated} updated, ${c.unchanged} already there${skipped}`;
 }
 
 async function main(): Promise<number> {
@@ -51,6 +52,7 @@ async function main(): Promise<number> {
           : `schema: version ${schema.to}, up to date\n`,
       );
       const report = await copyStore(from, to);
+      for (const w of report.warnings) process.stderr.write(`pushbutton migrate: warning: ${w}\n`);
       process.stdout.write(
         [
           line('topics', report.topics),

@@ -4,7 +4,7 @@
 // would, and each run is the built file (a build per run cost ~6 s, six times).
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,6 +131,35 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     await pgStore.open();
     try {
       expect(await fullState(pgStore)).to.deep.equal(expectedNow);
+    } finally {
+      await pgStore.close();
+    }
+  });
+
+  it('copies everything else when an outbox body is lost from the data directory, and names what it left out', async () => {
+    const embedded = new LowdbStore({ dir });
+    await embedded.open();
+    await embedded.putSubscription(sub('https://blog.example/feed.xml', 'http://reader.example/notify'));
+    // Bodies this large are files of their own under content/, which an operator or a bad disk can lose.
+    await embedded.putOutbox(outbox('https://blog.example/feed.xml', 1), Buffer.alloc(64 * 1024, 'a'));
+    await embedded.putOutbox(outbox('https://blog.example/feed.xml', 2), Buffer.alloc(64 * 1024, 'b'));
+    await embedded.putVerification(verification('after-the-outbox'));
+    await embedded.close();
+    const [lost] = (await readdir(path.join(dir, 'content'))).filter((f) => f.endsWith('-1.bin'));
+    await rm(path.join(dir, 'content', lost!));
+
+    // Failed before, at that entry, on every run: what came after it (here the verification) never moved.
+    const r = await migrateCommand({ DATA_DIR: dir, DATABASE_URL: url });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.contain('warning: outbox entry https://blog.example/feed.xml version 1 has no body in DATA_DIR: not copied');
+    expect(r.stdout).to.match(/^outbox\s+2 copied: 1 new, 0 updated, 0 already there, 1 skipped/m);
+    expect(copied(r.stdout, 'verifications')).to.deep.equal({ read: 1, inserted: 1, updated: 0, unchanged: 0 });
+    const pgStore = new PgStore({ connectionString: url });
+    await pgStore.open();
+    try {
+      expect((await pgStore.listOutbox()).map((e) => e.version)).to.deep.equal([2]);
+      expect((await pgStore.getOutboxBody('https://blog.example/feed.xml', 2))?.equals(Buffer.alloc(64 * 1024, 'b'))).to.equal(true);
+      expect((await pgStore.listSubscriptions()).length).to.equal(1);
     } finally {
       await pgStore.close();
     }

@@ -12,6 +12,8 @@ export interface CopyCounts {
   inserted: number;
   updated: number;
   unchanged: number;
+  /** Records left out: an outbox entry whose body the source has lost. */
+  skipped: number;
 }
 
 export interface CopyReport {
@@ -19,13 +21,15 @@ export interface CopyReport {
   subscriptions: CopyCounts;
   outbox: CopyCounts;
   verifications: CopyCounts;
+  /** Why each skipped record was left out, for the operator. */
+  warnings: string[];
 }
 
 /** Upserts this many rows at once (each is its own statement; the pool spreads them). */
 const IN_FLIGHT = 32;
 
-async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult>): Promise<CopyCounts> {
-  const counts: CopyCounts = { read: items.length, inserted: 0, updated: 0, unchanged: 0 };
+async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult | 'skipped'>): Promise<CopyCounts> {
+  const counts: CopyCounts = { read: items.length, inserted: 0, updated: 0, unchanged: 0, skipped: 0 };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -40,11 +44,18 @@ async function copyAll<T>(items: T[], put: (item: T) => Promise<UpsertResult>): 
 export async function copyStore(from: Store, to: PgStore): Promise<CopyReport> {
   const topics = await copyAll(await from.listTopics(), (t) => to.upsertTopic(t));
   const subscriptions = await copyAll(await from.listSubscriptions(), (s) => to.upsertSubscription(s));
+  const warnings: string[] = [];
   const outbox = await copyAll(await from.listOutbox(), async (e) => {
     const body = await from.getOutboxBody(e.topic, e.version);
-    if (body === undefined) throw new Error(`outbox entry ${e.topic} version ${e.version} has no body in the source store`);
+    // Its file lost (removed by hand, a damaged disk): no hub could deliver it either (the hub
+    // skips such a version and logs it). Stopping here made every run fail at the same entry,
+    // and the move impossible without editing DATA_DIR.
+    if (body === undefined) {
+      warnings.push(`outbox entry ${e.topic} version ${e.version} has no body in DATA_DIR: not copied (its subscribers get the topic's next version)`);
+      return 'skipped';
+    }
     return to.upsertOutbox(e, body);
   });
   const verifications = await copyAll(await from.listVerifications(), (v) => to.upsertVerification(v));
-  return { topics, subscriptions, outbox, verifications };
+  return { topics, subscriptions, outbox, verifications, warnings };
 }
