@@ -8,6 +8,8 @@ import { startPgServer, type PgServer } from './helpers/pg-server.js';
 import { withSearchPath } from './helpers/postgres.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
+import { Recorder, sleep } from './helpers/recorder.js';
+import { createLogger } from '../lib/log.js';
 
 describe('a hub on PostgreSQL while the database server restarts', function () {
   this.timeout(60_000);
@@ -51,5 +53,80 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
     // Dropped before: the publisher had its 202 and nothing was ever delivered.
     const [delivery] = await webSub.waitDeliveries(1, '/cb');
     expect(delivery!.body.toString()).to.equal('published while the database was down\n');
+  });
+});
+
+// Deliveries that fail on the hub's side (the store unreachable) are tried again 1 s … 16 s
+// later, five times, then the lane stops trying. Two subscribers whose failures begin seconds
+// apart (one retrying a 500, one slow to answer) stop at different times: a database back in
+// between let the later one finish the fan-out, which removed the version from the outbox while
+// the earlier one had never had it. This test waits out those retries: about 40 s.
+describe('a fan-out on PostgreSQL when the database is down for longer than a delivery is retried', function () {
+  this.timeout(90_000);
+  let server: PgServer;
+  let hub: TestHub;
+  let topics: TopicServer;
+  let quick: Subscriber;
+  let slow: Recorder;
+  let slowFirstAnswer = false;
+  const lines: string[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    server = await startPgServer();
+    await server.admin.query('CREATE SCHEMA fanout');
+    const env = {
+      DATABASE_URL: withSearchPath(server.url, 'fanout'),
+      DATABASE_POOL_SIZE: '4',
+      POLL_ENABLED: 'false',
+      REQUEST_TIMEOUT_MS: '10000',
+      WEBSUB_RETRY_BASE_MS: '1000',
+      OUTBOX_CLAIM_LEASE_MS: '2000',
+    };
+    hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)) });
+    topics = await TopicServer.start();
+    quick = await Subscriber.start();
+    // Answers its verification at once, and its first delivery 8 s late (within REQUEST_TIMEOUT_MS).
+    slow = await Recorder.start(async (req, res) => {
+      if (req.method === 'POST' && slowFirstAnswer) {
+        slowFirstAnswer = false;
+        await sleep(8000);
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? 'thanks');
+    });
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await server?.resume().catch(() => undefined);
+    await hub?.destroy();
+    for (const s of [topics, quick, slow]) await s?.close();
+    await server?.stop();
+  });
+
+  it('keeps the version for the subscriber whose retries ran out first, and delivers it once the database is back', async () => {
+    const topic = topics.set('/fanout', { body: 'first\n', contentType: 'text/plain' });
+    for (const callback of [quick.callback('/quick'), `${slow.url}/slow`]) {
+      expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': callback })).status).to.equal(202);
+    }
+    await settled(hub);
+    expect(await hub.store.subscriptionsOf(topic)).to.have.length(2);
+
+    topics.set('/fanout', { body: 'second\n', contentType: 'text/plain' });
+    quick.deliveryStatuses = [500];
+    slowFirstAnswer = true;
+    expect((await publish(hub, topic)).status).to.equal(202);
+    await quick.waitDeliveries(1, '/quick');
+    // Down before the quick subscriber's retry (1 s or more after its 500) and the slow one's answer.
+    await server.halt('fast');
+    // The quick subscriber's lane stops trying some 31 s after its first failure; the slow one's
+    // first failure came 7 s after, so its last try finds the database back.
+    const stopped = (): boolean => lines.some((l) => l.includes('delivery failed unexpectedly; version') && l.includes('"level":"error"'));
+    while (!stopped()) await sleep(100);
+    await server.resume();
+
+    // Lost before: the quick subscriber never had 'second' (only the attempt it answered 500).
+    const deliveries = await quick.rec.waitFor(2, (r) => r.method === 'POST' && r.path === '/quick', 20_000);
+    expect(deliveries.map((r) => r.body.toString())).to.deep.equal(['second\n', 'second\n']);
+    expect(slow.matching((r) => r.method === 'POST').map((r) => r.body.toString())).to.include('second\n');
   });
 });

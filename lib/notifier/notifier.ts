@@ -80,6 +80,8 @@ interface Job {
   bytes: number;
   /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see withinBudget): its lanes skip it. */
   givenUp?: boolean;
+  /** A lane stopped trying it after failures on the hub's side (see runLane): its entry stays, to be resumed. */
+  resumeLater?: boolean;
 }
 
 interface FirstPass {
@@ -452,7 +454,18 @@ export class Notifier extends EventEmitter {
             await this.sleep(1000 * 2 ** (failing.count - 1));
             continue;
           }
-          this.deps.log.error('delivery failed unexpectedly; version given up for this subscription', { topic: lane.topic, version, error: describeError(e) });
+          // The entry stays in the outbox (within the retry window): its claim lapses and it is
+          // resumed for this subscription, as after a restart. Removed once the other lanes were
+          // done, it was lost here whenever they outlasted the failure: a database down for
+          // about as long as these retries, with one subscriber's answer slower than another's.
+          const job = this.jobs.get(lane.topic, version);
+          const later = job !== undefined && (this.closed || this.now() < job.entry.createdAt + this.retryWindowMs);
+          if (later) job.resumeLater = true;
+          this.deps.log.error(later ? 'delivery failed unexpectedly; version left in the outbox to be resumed' : 'delivery failed unexpectedly; version given up for this subscription', {
+            topic: lane.topic,
+            version,
+            error: describeError(e),
+          });
         }
         // By value: an older version queued meanwhile sorts first.
         const at = lane.versions.indexOf(version);
@@ -676,6 +689,8 @@ export class Notifier extends EventEmitter {
     job.remaining.delete(key);
     if (job.remaining.size > 0) return undefined;
     this.jobs.delete(topic, version);
+    // No longer renewed, its claim lapses, and the resume delivers it to those still due.
+    if (job.resumeLater) return undefined;
     // A failure must not end the lane (its later versions would wait for a restart). The entry
     // stays: no longer renewed, its claim lapses and it is resumed, finds nobody due, and goes.
     return this.deps.store
