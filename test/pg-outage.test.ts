@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { startPgServer, type PgServer } from './helpers/pg-server.js';
 import { withSearchPath } from './helpers/postgres.js';
+import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
@@ -53,6 +54,25 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
     // Dropped before: the publisher had its 202 and nothing was ever delivered.
     const [delivery] = await webSub.waitDeliveries(1, '/cb');
     expect(delivery!.body.toString()).to.equal('published while the database was down\n');
+  });
+
+  it('a hub started while the database is down exits at once, naming the database (never its password)', async () => {
+    const withPassword = new URL(url);
+    withPassword.password = 'hunter2';
+    const dir = await tempDataDir();
+    await server.halt('fast');
+    try {
+      const failed = await spawnHub(dir, { DATABASE_URL: withPassword.toString(), POLL_ENABLED: 'false' }, 30_000).then(
+        () => undefined,
+        (e: Error) => e.message,
+      );
+      // Was "pushbutton: failed to start: connect ENOENT /tmp/…/.s.PGSQL.5432" (or ECONNREFUSED host:port).
+      expect(failed).to.match(/pushbutton: failed to start: PostgreSQL \(DATABASE_URL postgresql:\/\/pushbutton:\*\*\*@localhost\/.*\) could not be opened: connect ENOENT/);
+      expect(failed).to.not.contain('hunter2');
+    } finally {
+      await server.resume();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

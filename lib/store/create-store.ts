@@ -16,13 +16,5 @@ export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'da
   });
 }
 
-/** A connection URL with its password hidden, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
+// Beside the store whose errors name the URL; here too for main.ts and migrate.ts.
+export { redactUrl } from './pg-store.js';

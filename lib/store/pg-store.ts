@@ -26,6 +26,17 @@ export interface PgStoreOptions {
   onError?: (e: Error) => void;
 }
 
+/** A connection URL with its password hidden, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
 /** What an upsert did: `unchanged` when the row already held exactly these values. */
 export type UpsertResult = 'inserted' | 'updated' | 'unchanged';
 
@@ -508,7 +519,9 @@ export class PgStore implements Store {
       this.migration = await checkedOut(pool, (client) => migrate(client));
     } catch (e) {
       await pool.end().catch(() => undefined);
-      throw e;
+      // The driver's words alone ("connect ECONNREFUSED 10.0.0.5:5432", "getaddrinfo ENOTFOUND
+      // db") were all a hub that could not start printed: nothing said it was the database.
+      throw new Error(`PostgreSQL (DATABASE_URL ${redactUrl(this.opts.connectionString)}) could not be opened: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     this.pool = pool;
   }
