@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Activity } from './activity.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
 import { SharedRead } from './shared-read.js';
-import type { Store } from './store/store.js';
+import type { Store, StoreCounts } from './store/store.js';
 
 export interface MetricsSources {
   store: Store;
@@ -27,7 +27,10 @@ export class Metrics {
     // The two store gauges share one counts() per scrape (prom-client collects them at once):
     // on PostgreSQL each read counts every subscription by protocol.
     const storeCounts = new SharedRead(() => sources.store.counts(), 0);
-    const counts = () => storeCounts.get();
+    // Undefined when the store cannot be read (its database down): the scrape still answers,
+    // with pushbutton_store_up 0. It failed whole with a 500, and the counters that showed the
+    // failures (deliveries, requests) and the process's own metrics went missing with it.
+    const counts = (): Promise<StoreCounts | undefined> => storeCounts.get().catch(() => undefined);
     // The process's and Node's own metrics under their usual names (process_cpu_seconds_total,
     // nodejs_eventloop_lag_seconds…), so the dashboards made for them find them; the prefix
     // they had doubled them into pushbutton_process_process_….
@@ -95,7 +98,10 @@ export class Metrics {
       labelNames: ['protocol'],
       registers,
       async collect() {
-        const { byProtocol } = await counts();
+        // Left as last read while the store cannot be read (pushbutton_store_up says so).
+        const read = await counts();
+        if (!read) return;
+        const { byProtocol } = read;
         this.reset();
         for (const p of ['http-post', 'https-post', 'xml-rpc', 'websub']) this.set({ protocol: p }, byProtocol[p] ?? 0);
       },
@@ -105,7 +111,16 @@ export class Metrics {
       help: 'Topics known to the hub.',
       registers,
       async collect() {
-        this.set((await counts()).topics);
+        const read = await counts();
+        if (read) this.set(read.topics);
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_store_up',
+      help: 'Whether this scrape could read the store (1) or not (0: its database down; the store gauges keep their last values).',
+      registers,
+      async collect() {
+        this.set((await counts()) ? 1 : 0);
       },
     });
   }

@@ -56,6 +56,28 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
     expect(delivery!.body.toString()).to.equal('published while the database was down\n');
   });
 
+  it('/metrics answers while the database is down, with pushbutton_store_up 0, and 1 again once it is back', async () => {
+    const scrape = async (): Promise<{ status: number; text: string }> => {
+      const res = await fetch(`${hub.url}/metrics`);
+      return { status: res.status, text: await res.text() };
+    };
+    expect((await scrape()).status).to.equal(200);
+    await server.halt('fast');
+    try {
+      // Was a 500 with "The hub could not handle this request.": every metric lost with the database.
+      const down = await scrape();
+      expect(down.status).to.equal(200);
+      expect(down.text).to.match(/^pushbutton_store_up 0$/m);
+      expect(down.text).to.match(/^pushbutton_http_requests_total\{route="\/metrics",status="200"\} \d+$/m);
+      expect(down.text).to.match(/^process_cpu_user_seconds_total /m);
+    } finally {
+      await server.resume();
+    }
+    const back = await scrape();
+    expect(back.text).to.match(/^pushbutton_store_up 1$/m);
+    expect(back.text).to.match(/^pushbutton_topics \d+$/m);
+  });
+
   it('a hub started while the database is down exits at once, naming the database (never its password)', async () => {
     const withPassword = new URL(url);
     withPassword.password = 'hunter2';
