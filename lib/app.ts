@@ -124,6 +124,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
     if (res.headersSent) return res.destroy();
+    // A face whose clients read another shape (JSON) says how to answer (see failureReply).
+    const reply = (res.locals as { failureReply?: (res: Response) => void }).failureReply;
+    if (reply) return reply(res);
     res.status(500).type('text/plain; charset=utf-8').send('The hub could not handle this request.\n');
   });
   return app;

@@ -22,6 +22,19 @@ export interface AdminFaceOptions {
   statusRate: RateLimiter;
 }
 
+/**
+ * How the app's error handler answers a failure of the hub itself (its store unreachable) on a
+ * JSON route: in that route's own shape, which its clients parse, rather than the text/plain 500.
+ */
+function failureReply(body: Record<string, unknown>) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    (res.locals as { failureReply?: (res: Response) => void }).failureReply = (r) => void r.status(500).json(body);
+    next();
+  };
+}
+
+const TRY_AGAIN = 'the hub could not complete the request because of a problem on its side; please try again later';
+
 export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
   const router = Router();
 
@@ -39,7 +52,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
-  router.get('/stats.json', cors, async (_req, res) => {
+  router.get('/stats.json', cors, failureReply({ error: TRY_AGAIN }), async (_req, res) => {
     res.json(await operator.stats());
   });
   const refuse = (_req: Request, res: Response, msg: string): void => void res.type('text/plain; charset=utf-8').send(`${msg}\n`);
@@ -49,7 +62,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   // A subscriber's view of its own subscription: "verified, but nothing arrives" is the first
   // question subscribers ask of a hub. The secret, for a subscription that has one, comes as a
   // bearer token, never in the URL (which proxies log).
-  router.get('/subscription', cors, rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
+  router.get('/subscription', cors, failureReply({ error: TRY_AGAIN }), rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
     const query = queryParams(req);
     const topic = parseHttpUrl(query.get('topic'));
     if (typeof topic !== 'string') return void res.status(400).json({ error: `topic ${topic.problem}.` });
@@ -73,6 +86,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     next();
   });
   admin.use(express.json({ limit: '16kb' }));
+  admin.use(failureReply({ ok: false, error: TRY_AGAIN }));
   admin.post('/subscriptions/delete', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const topic = parseHttpUrl(typeof body['topic'] === 'string' ? body['topic'] : undefined);

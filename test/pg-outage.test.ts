@@ -12,6 +12,8 @@ import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/
 import { Recorder, sleep } from './helpers/recorder.js';
 import { createLogger } from '../lib/log.js';
 
+const ADMIN_TOKEN = 'outage-admin-token-0123456789abcdef';
+
 describe('a hub on PostgreSQL while the database server restarts', function () {
   this.timeout(60_000);
   let server: PgServer;
@@ -25,7 +27,7 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
     server = await startPgServer();
     await server.admin.query('CREATE SCHEMA outage');
     url = withSearchPath(server.url, 'outage');
-    hub = await startTestHub({ DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' }, await tempDataDir());
+    hub = await startTestHub({ DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false', ADMIN_TOKEN }, await tempDataDir());
     topics = await TopicServer.start();
     webSub = await Subscriber.start();
   });
@@ -76,6 +78,33 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
     const back = await scrape();
     expect(back.text).to.match(/^pushbutton_store_up 1$/m);
     expect(back.text).to.match(/^pushbutton_topics \d+$/m);
+  });
+
+  it('the JSON pages and operator actions answer in JSON while the database is down', async () => {
+    const q = new URLSearchParams({ topic: 'https://blog.example/feed.xml', callback: 'https://reader.example/cb' });
+    await server.halt('fast');
+    try {
+      const answers = await Promise.all([
+        fetch(`${hub.url}/stats.json`),
+        fetch(`${hub.url}/subscription?${q}`),
+        fetch(`${hub.url}/admin/subscriptions/delete`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ topic: 'https://blog.example/feed.xml', callback: 'https://reader.example/cb' }),
+        }),
+      ]);
+      // Were text/plain "The hub could not handle this request.", which their clients cannot parse.
+      const bodies = await Promise.all(answers.map(async (r) => ({ status: r.status, type: r.headers.get('content-type'), json: (await r.json()) as Record<string, unknown> })));
+      const words = 'the hub could not complete the request because of a problem on its side; please try again later';
+      expect(bodies).to.deep.equal([
+        { status: 500, type: 'application/json; charset=utf-8', json: { error: words } },
+        { status: 500, type: 'application/json; charset=utf-8', json: { error: words } },
+        { status: 500, type: 'application/json; charset=utf-8', json: { ok: false, error: words } },
+      ]);
+    } finally {
+      await server.resume();
+    }
+    expect((await fetch(`${hub.url}/stats.json`)).status).to.equal(200);
   });
 
   it('a hub started while the database is down exits at once, naming the database (never its password)', async () => {
