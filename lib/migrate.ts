@@ -4,6 +4,7 @@
 // first: the embedded store is one process's files.
 import { stat } from 'node:fs/promises';
 import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './log.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { redactUrl } from './store/create-store.js';
 import { copyStore, type CopyCounts } from './store/pg-copy.js';
@@ -39,7 +40,10 @@ async function main(): Promise<number> {
   }
 
   process.stdout.write(`pushbutton migrate: ${config.dataDir} → ${redactUrl(config.databaseUrl)}\n`);
-  const from = new LowdbStore({ dir: config.dataDir });
+  // The store's own warnings and errors (journal lines it could not read and set aside) reach
+  // the operator, as a hub's log would: silent, the one run that saw the damage said nothing, and
+  // the records in those lines were simply not copied.
+  const from = new LowdbStore({ dir: config.dataDir, log: createLogger('warn') });
   const to = new PgStore({ connectionString: config.databaseUrl, poolSize: config.databasePoolSize });
   await from.open();
   try {

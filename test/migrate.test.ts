@@ -4,7 +4,7 @@
 // would, and each run is the built file (a build per run cost ~6 s, six times).
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,6 +163,30 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     } finally {
       await pgStore.close();
     }
+  });
+
+  it('says so when a journal line of the data directory is damaged, and copies the records after it', async () => {
+    const embedded = new LowdbStore({ dir });
+    await embedded.open();
+    for (const p of ['one', 'two', 'three']) await embedded.putSubscription(sub('https://blog.example/feed.xml', `http://reader.example/${p}`));
+    await embedded.close();
+    // One flipped byte in the first one's line, as a bad sector would leave it.
+    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
+    const at = lines.findIndex((l) => l.includes('/one'));
+    lines[at] = lines[at]!.slice(0, 5) + '\x01' + lines[at]!.slice(6);
+    await writeFile(path.join(dir, segment!), lines.join('\n'));
+
+    const r = await migrateCommand({ DATA_DIR: dir, DATABASE_URL: url });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(copied(r.stdout, 'subscriptions')).to.deep.equal({ read: 2, inserted: 2, updated: 0, unchanged: 0 });
+    // Said nothing before: the run that set the line aside was the only one that could tell.
+    const said = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((e) => String(e['msg']).includes('unreadable journal lines'));
+    expect(said, r.stderr).to.include({ level: 'error', segment, keptIn: path.join(dir, `damaged-${segment}`) });
   });
 
   it('refuses to run beside a hub on the same data directory, before it reads or writes anything', async () => {
