@@ -38,6 +38,8 @@ const SLOW = [
   'test/security.test.ts',
   'test/fuzz.test.ts',
   'test/migrate.test.ts',
+  'test/pg-outage.test.ts',
+  'test/polling-schedule.test.ts',
 ];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
