@@ -173,6 +173,32 @@ describe('PostgreSQL store', function () {
     expect(rows).to.deep.equal([{ callback_host: 'hooks.example:8443' }]);
   });
 
+  it('keeps the per-host counts right when a row written with another callback host (an older build) is written again', async () => {
+    // Before 78a16fe a callback with backslashes was counted under a host made of its path
+    // ("reader.example\\tok\\cb"); rows written then still hold it. The next write of such a
+    // row (a renewal, a delivery's outcome) stores today's host: its count must move with it,
+    // or the delete that ends it takes one from a host that never had it.
+    const store = await opened();
+    const callback = 'http://reader.example\\tok\\cb';
+    const old = 'reader.example\\tok\\cb';
+    await store.putSubscription(sub('http://a/feed', callback));
+    // Written again as the older build wrote it (an insert, counted under its host).
+    await withClient(url, async (c) => {
+      await c.query('CREATE TEMP TABLE older AS SELECT * FROM subscriptions');
+      await c.query('DELETE FROM subscriptions');
+      await c.query('UPDATE older SET callback_host = $1', [old]);
+      await c.query('INSERT INTO subscriptions OVERRIDING SYSTEM VALUE SELECT * FROM older');
+    });
+    expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(0);
+    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(1);
+    await store.putSubscription(sub('http://a/feed', callback, { whenExpires: 3 }));
+    expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);
+    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+    await store.deleteSubscription('http://a/feed', callback);
+    expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(0);
+    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+  });
+
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
     const [a, b] = [await opened(), await opened()];
     const order: string[] = [];

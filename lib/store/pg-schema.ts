@@ -216,6 +216,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_verifications_pair ON pending_verifications (md5(topic), md5(callback));
     `,
   },
+  {
+    version: 7,
+    name: 'the per-host count follows a callback_host changed by an update',
+    sql: `
+      -- callback_host is not part of the key: it is read from the callback, and the reading
+      -- changed (a backslash ends the host, as the URL standard says). A row written before holds
+      -- the host it was written with until its next write stores today's; the count moves with
+      -- it, or the delete that ends the row takes one from a host that never had it.
+      CREATE FUNCTION subscription_counts_follow_host() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        UPDATE subscription_counts SET n = n - 1 WHERE kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8');
+        INSERT INTO subscription_counts AS c (kind, key, n) VALUES ('h', convert_to(NEW.callback_host, 'UTF8'), 1)
+          ON CONFLICT (kind, key) DO UPDATE SET n = c.n + 1;
+        RETURN NULL;
+      END
+      $$;
+      CREATE TRIGGER subscription_counts_follow_host AFTER UPDATE OF callback_host ON subscriptions
+        FOR EACH ROW WHEN (OLD.callback_host IS DISTINCT FROM NEW.callback_host) EXECUTE FUNCTION subscription_counts_follow_host();
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
