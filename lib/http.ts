@@ -356,8 +356,12 @@ export class HttpClient {
         }
         // HEAD, 204 and 304 carry no body, though their content-length may describe one.
         const body = method === 'HEAD' || res.status === 204 || res.status === 304 ? Buffer.alloc(0) : res.body;
-        // A compressed body nobody asked for is decoded (a prefix cut at readAtMost is left as it came).
-        const read = res.truncated ? { headers: flattenHeaders(res.headers), body } : await decodeBody(flattenHeaders(res.headers), body, maxBytes);
+        // A topic's or page's content (a 2xx fetched) compressed though nobody asked is decoded.
+        // Any other answer is judged by its status (a delivery's, an error page's with its
+        // Retry-After) or a short echo, and is left as it came, as is a prefix cut at readAtMost:
+        // decoded, a wrong Content-Encoding on a subscriber's 200 or 410 failed the delivery.
+        const content = kind === 'fetch' && res.status >= 200 && res.status < 300 && !res.truncated;
+        const read = content ? await decodeBody(flattenHeaders(res.headers), body, maxBytes) : { headers: flattenHeaders(res.headers), body };
         return { status: res.status, headers: read.headers, body: read.body, url: target.href, ...(res.truncated && { truncated: true as const }) };
       }
     } catch (err) {

@@ -342,6 +342,38 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('a WebSub subscriber whose server labels its answers gzip though they are not', () => {
+    it('is delivered to once, as its 2xx says, and a 410 so labelled still ends the subscription', async () => {
+      // A server compressing nothing but saying so (a proxy's or framework's header left on): the
+      // answer to a delivery is judged by its status, and its body is never read.
+      const hub = await hubWith({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '4', BREAKER_FAILURES: '1000' });
+      const topics = await topicServer();
+      let status = 200;
+      const sub = await recorder((req, res) => {
+        const challenge = req.query.get('hub.challenge');
+        if (req.method === 'GET' && challenge !== null) return void res.writeHead(200, { 'content-type': 'text/plain' }).end(challenge);
+        res.writeHead(status, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end(status < 300 ? 'ok' : 'gone');
+      });
+      const type = 'application/rss+xml; charset=utf-8';
+      const topic = topics.set('/labelled-gzip', { body: rss(['a']), contentType: type });
+      await subscribed(hub, sub, topic, '/cb');
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(sub.matching(deliveries), 'one delivery, not retried').to.have.length(1);
+
+      status = 410;
+      topics.set('/labelled-gzip', { body: rss(['b', 'a']), contentType: type });
+      await publishTo(hub, topic);
+      await sub.waitFor(2, deliveries);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(sub.matching(deliveries), 'the 410 is final').to.have.length(2);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+    });
+  });
+
   describe('a WebSub subscriber that is down when the hub stops gracefully', () => {
     it('is still owed the version after the restart, and receives it', async () => {
       // The next retry a minute away: only a restart that still owes the version delivers it.

@@ -407,6 +407,16 @@ describe('HttpClient', () => {
     await expectCode(track(client({ maxResponseBytes: 2000 })).request('fetch', `${s.base}/junk`), 'network');
   });
 
+  it('decodes only fetched content: an error page or a callback\'s answer labelled gzip but not gzip is answered by its status', async () => {
+    const s = await start((req, res) => {
+      res.writeHead(req.url === '/busy' ? 503 : 200, { 'content-encoding': 'gzip', 'retry-after': '120' }).end('not gzip at all');
+    });
+    const busy = await track(client()).request('fetch', `${s.base}/busy`);
+    expect([busy.status, busy.headers['retry-after']]).to.deep.equal([503, '120']);
+    const answered = await track(client()).request('callback', `${s.base}/cb`, { method: 'POST', body: 'x' });
+    expect([answered.status, answered.body.toString()]).to.deep.equal([200, 'not gzip at all']);
+  });
+
   it('leaves a coding it does not know, and a body cut at readAtMost, as they came', async () => {
     const gz = gzipSync(Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7919) % 251))); // longer than readAtMost compressed
     const s = await start((req, res) => {
