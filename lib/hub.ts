@@ -142,10 +142,23 @@ export class Hub extends EventEmitter {
     const longCallback = callback === undefined ? null : this.checkUrls([callback]);
     if (longCallback) return longCallback;
     const domain = req.domain ? req.domain : undefined;
-    const results = await Promise.all(
+    // Settled, not Promise.all: a failure of the hub itself on one URL (its store refusing that
+    // topic's write) answered the whole request as failed at once, while the other URLs went on
+    // to subscribe after the reply. As for any failure, one URL subscribed makes it a success.
+    const settled = await Promise.allSettled(
       req.urls.map((url) => this.subscribeRssCloud(url, callback, req.protocol as RssCloudProtocol, domain, req.notifyProcedure)),
     );
-    return results.includes(null) ? null : (results[0] ?? { code: 'handler_test_failed' });
+    const results = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    const hubFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (results.includes(null)) {
+      // The face logs a failure it answers; one answered as a success is logged here.
+      settled.forEach((r, i) => {
+        if (r.status === 'rejected') this.deps.log.error('pleaseNotify failed for one URL', { topic: req.urls[i], error: describeError(r.reason) });
+      });
+      return null;
+    }
+    if (hubFailure) throw hubFailure.reason;
+    return results[0] ?? { code: 'handler_test_failed' };
   }
 
   /** Bounds on what one request may ask of the hub: how many URLs, how long each. */
@@ -290,7 +303,8 @@ export class Hub extends EventEmitter {
    */
   private async pingFeeds(site: string, feeds: string[]): Promise<Pinged> {
     type Outcome = { feed: string; fanOut: Promise<FanOutReport> } | { error: HubError };
-    const outcomes = await Promise.all(
+    // Settled: a failure of the hub itself on one feed fails the ping only if no feed was read.
+    const settled = await Promise.allSettled(
       feeds.map(async (feed): Promise<Outcome> => {
         const refused = await this.checkPing(feed);
         if (refused) return { error: refused };
@@ -306,8 +320,16 @@ export class Hub extends EventEmitter {
         }
       }),
     );
+    const outcomes = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const read = outcomes.flatMap((o) => ('feed' in o ? [o] : []));
+    const hubFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (hubFailure && read.length > 0) {
+      settled.forEach((r, i) => {
+        if (r.status === 'rejected') this.deps.log.error('ping: feed of a site failed', { site, topic: feeds[i], error: describeError(r.reason) });
+      });
+    }
     if (read.length === 0) {
+      if (hubFailure) throw hubFailure.reason;
       const first = outcomes.find((o): o is { error: HubError } => 'error' in o);
       return { error: first?.error ?? { code: 'no_feeds', url: site }, topics: [], fanOut: NO_FAN_OUT };
     }
