@@ -10,7 +10,7 @@ import { createLogger } from '../lib/log.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder } from './helpers/recorder.js';
-import { FeedServer, getSubscriptions, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { FeedServer, MSG, getSubscriptions, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { SmallDisk } from './helpers/small-disk.js';
 import { outbox, sub } from './helpers/store-contract.js';
 
@@ -263,5 +263,68 @@ describe('a hub restarted on a journal damaged in the middle', function () {
     const said = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
     expect(said, log.join('\n')).to.include({ level: 'error', segment, lines: String(at + 1) });
     expect(await readFile(path.join(dir, `damaged-${segment!}`), 'utf8')).to.equal(damaged + '\n');
+  });
+
+  it('takes a line that still parses but lost a field to a flipped bit for damage too, rather than stop the start', async () => {
+    const feed = feeds.fixed('damaged-key');
+    let hub = await startTestHub({ DATABASE_URL: '' }, dir);
+    for (const p of ['/k-one', '/k-two']) expect((await pleaseNotify(hub, subscribeForm(subscriber, p, feed))).success).to.equal(true);
+    await hub.close();
+    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
+    const at = lines.findIndex((l) => l.startsWith('{"op":"putSub"') && l.includes('/k-one'));
+    // 'b' (0x62) with its low bit flipped is 'c': still JSON, but the op has no "sub".
+    const damaged = lines[at]!.replace('"sub":', '"suc":');
+    lines[at] = damaged;
+    await writeFile(path.join(dir, segment!), lines.join('\n'));
+
+    const log: string[] = [];
+    hub = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
+    try {
+      const callbacks = (await getSubscriptions(hub, feed)).map((s) => new URL(s.url).pathname);
+      expect(callbacks).to.deep.equal(['/k-two']);
+    } finally {
+      await hub.close();
+    }
+    const said = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
+    expect(said, log.join('\n')).to.include({ level: 'error', segment, lines: String(at + 1) });
+    expect(await readFile(path.join(dir, `damaged-${segment!}`), 'utf8')).to.equal(damaged + '\n');
+  });
+});
+
+describe('a hub whose store refuses the write of one topic of a registration', function () {
+  this.timeout(20_000);
+  let feeds: FeedServer;
+  let subscriber: Recorder;
+  before(async () => {
+    feeds = await FeedServer.start();
+    subscriber = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await feeds?.close();
+    await subscriber?.close();
+  });
+
+  it('answers success when another URL of it subscribed, as for any failure, and is subscribed when it answers', async () => {
+    const good = feeds.fixed('one-of-two-good');
+    const refused = feeds.fixed('one-of-two-refused');
+    const log: string[] = [];
+    const hub = await startTestHub({ DATABASE_URL: '' }, undefined, { log: createLogger('info', (line) => void log.push(line)) });
+    // The store fails that topic's write alone (a body too large for the space left, a disk error).
+    const store = hub.store as unknown as { putTopic: (t: { url: string }) => Promise<void> };
+    const putTopic = store.putTopic.bind(store);
+    store.putTopic = (t) => (t.url.startsWith(refused) ? Promise.reject(new Error('EIO: i/o error, write')) : putTopic(t));
+    try {
+      const reply = await pleaseNotify(hub, { ...subscribeForm(subscriber, '/one-of-two', good), url2: refused });
+      const now = (await getSubscriptions(hub, good)).map((s) => new URL(s.url).pathname);
+      expect({ success: reply.success, msg: reply.msg, subscribed: now }).to.deep.equal({ success: true, msg: MSG.subscribed, subscribed: ['/one-of-two'] });
+      const errors = log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['level'] === 'error');
+      expect(errors.map((e) => `${String(e['topic'])} ${String(e['error'])}`), 'the failure it did not answer, in the log').to.deep.equal([`${refused} EIO: i/o error, write`]);
+      // Every URL refused: the hub's own failure, in rssCloud's shape.
+      const both = await pleaseNotify(hub, { ...subscribeForm(subscriber, '/both', refused), url2: refused + '?2' });
+      expect(both).to.include({ status: 500, success: false, msg: HUB_FAILURE });
+    } finally {
+      await hub.destroy();
+    }
   });
 });

@@ -130,12 +130,56 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
     if (!OP_NAMES.has((op as { op: string }).op)) {
       throw new Error(`${path.basename(file)}: unknown journal op ${JSON.stringify(line.slice(0, 40))}`);
     }
+    // A flipped bit in a field's name still parses: applied, the op threw a TypeError that
+    // stopped open() without naming the file. Such a line is damage like any other.
+    if (!wellFormed(op as JournalOp)) {
+      unreadable.push({ line: lineNo, text: line });
+      continue;
+    }
     damaged = unreadable.length;
     apply(op as JournalOp);
     // Open is not the hot path, but a long journal should not hold the loop for its whole length.
     if (++applied % 5000 === 0) await yieldToLoop();
   }
   return { found: true, applied, discarded: unreadable.length, damaged: unreadable.slice(0, damaged) };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const str = (v: unknown): boolean => typeof v === 'string';
+const num = (v: unknown): boolean => typeof v === 'number';
+
+/** Whether an op of a known name carries the fields its apply reads (see State.apply). */
+function wellFormed(op: JournalOp): boolean {
+  const o = op as unknown as Record<string, unknown>;
+  const rec = (k: string): Record<string, unknown> | undefined => (isRecord(o[k]) ? o[k] : undefined);
+  switch (op.op) {
+    case 'putTopic':
+      return str(rec('topic')?.['url']);
+    case 'delTopic':
+    case 'delSite':
+      return str(o['url']);
+    case 'putSub':
+      return str(rec('sub')?.['topic']) && str(rec('sub')?.['callback']);
+    case 'delSub':
+      return str(o['topic']) && str(o['callback']);
+    case 'subStats':
+      return str(o['topic']) && Array.isArray(o['rows']) && (o['rows'] as unknown[]).every((r) => Array.isArray(r) && str(r[0]));
+    case 'putOutbox':
+      return str(rec('entry')?.['topic']) && num(rec('entry')?.['version']) && (o['body'] === undefined || str(o['body']));
+    case 'delOutbox':
+      return str(o['topic']) && num(o['version']);
+    case 'putVerification':
+      return str(rec('v')?.['id']) && str(rec('v')?.['topic']) && str(rec('v')?.['callback']);
+    case 'delVerification':
+      return str(o['id']);
+    case 'putSite':
+      return str(rec('site')?.['url']);
+    case 'clear':
+      return true;
+  }
 }
 
 interface Pending {
