@@ -9,7 +9,7 @@
 // changed one at a time (yielding to the event loop between them), and deletes the old
 // segments only once every shard is durable. docs/adr/0002-embedded-store-durability.md
 // explains the choice and why a crash at any point recovers every acknowledged write.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
@@ -17,7 +17,7 @@ import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
-import { checkWritable, KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
+import { checkWritable, isNotFound, KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
@@ -171,8 +171,7 @@ export class LowdbStore implements Store {
       if (r.damaged.length > 0) {
         // Acknowledged writes the store cannot read: kept beside the store (the segment goes once
         // the shards are written), for whoever can repair them by hand.
-        const kept = path.join(this.dir, `damaged-${segment}`);
-        await replaceFile(kept, r.damaged.map((d) => d.text + '\n').join(''));
+        const kept = await this.damagedFileFor(segment, r.damaged.map((d) => d.text + '\n').join(''));
         await syncDir(this.dir);
         this.log.error('store: unreadable journal lines skipped (the file is damaged); the lines after them are applied', {
           segment,
@@ -202,6 +201,26 @@ export class LowdbStore implements Store {
     const live = new Set<string>();
     for (const e of this.state.outboxRefs()) live.add(contentFileName(e.topic, e.version));
     o.orphansRemoved = await this.content.sweep(live);
+  }
+
+  /**
+   * Where the damaged lines of `segment` are kept: damaged-<segment>, unless that holds other
+   * lines already. Segment numbers start again at 1 after a start that wrote nothing, so a
+   * later damage of a segment of the same name replaced lines kept for repair.
+   */
+  private async damagedFileFor(segment: string, text: string): Promise<string> {
+    const base = segment.replace(/\.ndjson$/, '');
+    for (let n = 1; ; n++) {
+      const kept = path.join(this.dir, n === 1 ? `damaged-${segment}` : `damaged-${base}-${n}.ndjson`);
+      const old = await readFile(kept, 'utf8').catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (old === text) return kept; // an open that failed after keeping them
+      if (old !== undefined) continue;
+      await replaceFile(kept, text);
+      return kept;
+    }
   }
 
   async close(): Promise<void> {
