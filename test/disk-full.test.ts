@@ -138,6 +138,8 @@ describe('a hub on a full disk', function () {
       expect(await ping(hub, feed)).to.include({ status: 500, root: 'result', success: false, msg: HUB_FAILURE });
       const rpc = await rpcCall(hub.url, 'rssCloud.pleaseNotify', ['notify', subscriber.port, '/rpc', 'http-post', [feed]]);
       expect(rpc).to.deep.equal({ ok: false, faultCode: 4, faultString: HUB_FAILURE });
+      // rssCloud.ping answers true to every well-formed ping, as the reference server does.
+      expect(await rpcCall(hub.url, 'rssCloud.ping', [feed])).to.deep.equal({ ok: true, value: true });
       const errors = log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['level'] === 'error');
       expect(errors.map((e) => String(e['error'])).join('\n'), 'the cause, in the log').to.include('ENOSPC');
 
