@@ -37,7 +37,6 @@ const SLOW = [
   'test/delivery.test.ts',
   'test/security.test.ts',
   'test/fuzz.test.ts',
-  'test/migrate.test.ts',
   'test/pg-outage.test.ts',
   'test/polling-schedule.test.ts',
 ];
