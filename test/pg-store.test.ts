@@ -199,6 +199,24 @@ describe('PostgreSQL store', function () {
     expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
   });
 
+  it('counts the hosts again at schema 7: a row moved to another host by a build without its trigger', async () => {
+    // A database at schema 6 run by a build that already read backslashes as the end of the
+    // host: a renewal stored today's host and the count stayed with the old one.
+    await withClient(url, async (c) => migrate(c, MIGRATIONS.filter((m) => m.version <= 6)));
+    const old = 'reader.example\\tok\\cb';
+    await withClient(url, async (c) => {
+      await c.query(
+        `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires)
+         VALUES ('\\x01', '\\x02', 'http://a/feed', $1, $2, 'websub', 0, 0, 0, 0, 0, 0, 0, 99999999999999)`,
+        ['http://reader.example\\tok\\cb', old],
+      );
+      await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
+    });
+    const store = await opened();
+    expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);
+    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+  });
+
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
     const [a, b] = [await opened(), await opened()];
     const order: string[] = [];
