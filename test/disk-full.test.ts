@@ -17,6 +17,41 @@ import { outbox, sub } from './helpers/store-contract.js';
 /** Bodies over INLINE_BODY_MAX go to files of their own in content/. */
 const BIG = Buffer.alloc(60 * 1024, 0x2e);
 
+/** A feed server and an rssCloud subscriber for the suite that calls it, started before its tests and closed after. */
+function rssCloudServers(): { feeds: FeedServer; subscriber: Recorder } {
+  const net = {} as { feeds: FeedServer; subscriber: Recorder };
+  before(async () => {
+    net.feeds = await FeedServer.start();
+    net.subscriber = await Recorder.start(subscriberOk);
+  });
+  after(async () => {
+    await net.feeds?.close();
+    await net.subscriber?.close();
+  });
+  return net;
+}
+
+/**
+ * Rewrites one line of the data directory's journal segment, the first that `pick` chooses, as
+ * `damage` makes it (bytes changed on disk between two runs). Returns the segment, the line's
+ * index and its damaged text.
+ */
+async function damageJournalLine(dir: string, pick: (line: string) => boolean, damage: (line: string) => string): Promise<{ segment: string; at: number; damaged: string }> {
+  const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+  const file = path.join(dir, segment!);
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  const at = lines.findIndex(pick);
+  const damaged = damage(lines[at]!);
+  lines[at] = damaged;
+  await writeFile(file, lines.join('\n'));
+  return { segment: segment!, at, damaged };
+}
+
+/** The error line the store logs for the journal lines it could not read, if any. */
+function damageLogged(log: string[]): Record<string, unknown> | undefined {
+  return log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
+}
+
 describe('the embedded store on a full disk', function () {
   this.timeout(20_000);
   let disk: SmallDisk;
@@ -101,34 +136,29 @@ const HUB_FAILURE = 'The hub could not complete the request because of a problem
 
 describe('a hub on a full disk', function () {
   this.timeout(20_000);
+  const net = rssCloudServers();
   let disk: SmallDisk;
-  let feeds: FeedServer;
-  let subscriber: Recorder;
   before(async () => {
     disk = await SmallDisk.mount();
-    feeds = await FeedServer.start();
-    subscriber = await Recorder.start(subscriberOk);
   });
   after(async () => {
-    await feeds?.close();
-    await subscriber?.close();
     await disk?.unmount();
   });
 
   it('refuses what it cannot store in each face\'s own words, logs it as its own failure, keeps every registration it acknowledged, and takes new ones once there is room', async () => {
     const dir = path.join(disk.dir, 'hub');
-    const feed = feeds.fixed('full-disk');
+    const feed = net.feeds.fixed('full-disk');
     const log: string[] = [];
     let hub: TestHub | undefined = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
     try {
-      expect((await pleaseNotify(hub, subscribeForm(subscriber, '/before', feed))).success).to.equal(true);
+      expect((await pleaseNotify(hub, subscribeForm(net.subscriber, '/before', feed))).success).to.equal(true);
       disk.fill();
       // The journal's last page may still take a line or two: register until one is refused.
       const acknowledged = ['/before'];
       let refused;
       for (let i = 0; i < 20 && !refused; i++) {
         const cb = `/full-${i}-${'x'.repeat(1500)}`;
-        const reply = await readReply(await postForm(hub.url, '/pleaseNotify', subscribeForm(subscriber, cb, feed)));
+        const reply = await readReply(await postForm(hub.url, '/pleaseNotify', subscribeForm(net.subscriber, cb, feed)));
         if (reply.success) acknowledged.push(cb);
         else refused = reply;
       }
@@ -136,7 +166,7 @@ describe('a hub on a full disk', function () {
       // Not the publisher's fault: its feed reads fine.
       expect({ status: refused!.status, root: refused!.root, msg: refused!.msg }).to.deep.equal({ status: 500, root: 'notifyResult', msg: HUB_FAILURE });
       expect(await ping(hub, feed)).to.include({ status: 500, root: 'result', success: false, msg: HUB_FAILURE });
-      const rpc = await rpcCall(hub.url, 'rssCloud.pleaseNotify', ['notify', subscriber.port, '/rpc', 'http-post', [feed]]);
+      const rpc = await rpcCall(hub.url, 'rssCloud.pleaseNotify', ['notify', net.subscriber.port, '/rpc', 'http-post', [feed]]);
       expect(rpc).to.deep.equal({ ok: false, faultCode: 4, faultString: HUB_FAILURE });
       // rssCloud.ping answers true to every well-formed ping, as the reference server does.
       expect(await rpcCall(hub.url, 'rssCloud.ping', [feed])).to.deep.equal({ ok: true, value: true });
@@ -144,7 +174,7 @@ describe('a hub on a full disk', function () {
       expect(errors.map((e) => String(e['error'])).join('\n'), 'the cause, in the log').to.include('ENOSPC');
 
       await disk.unfill();
-      expect((await pleaseNotify(hub, subscribeForm(subscriber, '/after', feed))).success, 'once there is room again').to.equal(true);
+      expect((await pleaseNotify(hub, subscribeForm(net.subscriber, '/after', feed))).success, 'once there is room again').to.equal(true);
       acknowledged.push('/after');
       await hub.close();
       hub = await startTestHub({ DATABASE_URL: '' }, dir);
@@ -158,17 +188,12 @@ describe('a hub on a full disk', function () {
 
 describe('a hub on a data directory that turned read-only', function () {
   this.timeout(20_000);
+  const net = rssCloudServers();
   let disk: SmallDisk;
-  let feeds: FeedServer;
-  let subscriber: Recorder;
   before(async () => {
     disk = await SmallDisk.mount();
-    feeds = await FeedServer.start();
-    subscriber = await Recorder.start(subscriberOk);
   });
   after(async () => {
-    await feeds?.close();
-    await subscriber?.close();
     if (disk) {
       disk.readOnly(false);
       await disk.unmount();
@@ -177,9 +202,9 @@ describe('a hub on a data directory that turned read-only', function () {
 
   it('does not start (naming the directory and why) rather than answer requests it can store nothing of, and loses nothing', async () => {
     const dir = path.join(disk.dir, 'hub');
-    const feed = feeds.fixed('read-only');
+    const feed = net.feeds.fixed('read-only');
     let hub = await startTestHub({ DATABASE_URL: '' }, dir);
-    expect((await pleaseNotify(hub, subscribeForm(subscriber, '/kept', feed))).success).to.equal(true);
+    expect((await pleaseNotify(hub, subscribeForm(net.subscriber, '/kept', feed))).success).to.equal(true);
     await (hub.store as LowdbStore).compact();
     await hub.close();
     disk.readOnly(true);
@@ -235,11 +260,8 @@ describe('the embedded store on journals damaged twice', () => {
         await store.open();
         for (let i = 0; i < 2; i++) await store.putSubscription(sub('http://a/feed', `http://s/${round}-${i}`));
         await store.close();
-        const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
-        const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
-        lines[0] = lines[0]!.slice(0, 3) + '\x01' + lines[0]!.slice(4);
-        kept.push(lines[0] + '\n');
-        await writeFile(path.join(dir, segment!), lines.join('\n'));
+        const { damaged } = await damageJournalLine(dir, () => true, (line) => line.slice(0, 3) + '\x01' + line.slice(4));
+        kept.push(damaged + '\n');
         // Replays (the damaged line set aside) and deletes the segment; writes nothing, so the
         // next start's first segment has the same number.
         store = new LowdbStore({ dir });
@@ -257,32 +279,26 @@ describe('the embedded store on journals damaged twice', () => {
 
 describe('a hub restarted on a journal damaged in the middle', function () {
   this.timeout(20_000);
+  const net = rssCloudServers();
   let dir: string;
-  let feeds: FeedServer;
-  let subscriber: Recorder;
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-damaged-'));
-    feeds = await FeedServer.start();
-    subscriber = await Recorder.start(subscriberOk);
   });
   after(async () => {
-    await feeds?.close();
-    await subscriber?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('keeps every registration after a damaged line, says so in its log, and keeps the damaged line for repair', async () => {
-    const feed = feeds.fixed('damaged');
+    const feed = net.feeds.fixed('damaged');
     let hub = await startTestHub({ DATABASE_URL: '' }, dir);
-    for (const p of ['/one', '/two', '/three']) expect((await pleaseNotify(hub, subscribeForm(subscriber, p, feed))).success).to.equal(true);
+    for (const p of ['/one', '/two', '/three']) expect((await pleaseNotify(hub, subscribeForm(net.subscriber, p, feed))).success).to.equal(true);
     await hub.close();
     // One flipped byte in the first registration's line, as a bad sector would leave it.
-    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
-    const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
-    const at = lines.findIndex((l) => l.startsWith('{"op":"putSub"') && l.includes('/one'));
-    const damaged = lines[at]!.slice(0, 5) + '\x01' + lines[at]!.slice(6);
-    lines[at] = damaged;
-    await writeFile(path.join(dir, segment!), lines.join('\n'));
+    const { segment, at, damaged } = await damageJournalLine(
+      dir,
+      (l) => l.startsWith('{"op":"putSub"') && l.includes('/one'),
+      (line) => line.slice(0, 5) + '\x01' + line.slice(6),
+    );
 
     const log: string[] = [];
     hub = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
@@ -292,23 +308,22 @@ describe('a hub restarted on a journal damaged in the middle', function () {
     } finally {
       await hub.close();
     }
-    const said = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
+    const said = damageLogged(log);
     expect(said, log.join('\n')).to.include({ level: 'error', segment, lines: String(at + 1) });
-    expect(await readFile(path.join(dir, `damaged-${segment!}`), 'utf8')).to.equal(damaged + '\n');
+    expect(await readFile(path.join(dir, `damaged-${segment}`), 'utf8')).to.equal(damaged + '\n');
   });
 
   it('takes a line that still parses but lost a field to a flipped bit for damage too, rather than stop the start', async () => {
-    const feed = feeds.fixed('damaged-key');
+    const feed = net.feeds.fixed('damaged-key');
     let hub = await startTestHub({ DATABASE_URL: '' }, dir);
-    for (const p of ['/k-one', '/k-two']) expect((await pleaseNotify(hub, subscribeForm(subscriber, p, feed))).success).to.equal(true);
+    for (const p of ['/k-one', '/k-two']) expect((await pleaseNotify(hub, subscribeForm(net.subscriber, p, feed))).success).to.equal(true);
     await hub.close();
-    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
-    const lines = (await readFile(path.join(dir, segment!), 'utf8')).split('\n');
-    const at = lines.findIndex((l) => l.startsWith('{"op":"putSub"') && l.includes('/k-one'));
     // 'b' (0x62) with its low bit flipped is 'c': still JSON, but the op has no "sub".
-    const damaged = lines[at]!.replace('"sub":', '"suc":');
-    lines[at] = damaged;
-    await writeFile(path.join(dir, segment!), lines.join('\n'));
+    const { segment, at, damaged } = await damageJournalLine(
+      dir,
+      (l) => l.startsWith('{"op":"putSub"') && l.includes('/k-one'),
+      (line) => line.replace('"sub":', '"suc":'),
+    );
 
     const log: string[] = [];
     hub = await startTestHub({ DATABASE_URL: '' }, dir, { log: createLogger('info', (line) => void log.push(line)) });
@@ -318,7 +333,7 @@ describe('a hub restarted on a journal damaged in the middle', function () {
     } finally {
       await hub.close();
     }
-    const said = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => typeof e['msg'] === 'string' && e['msg'].includes('unreadable journal lines'));
+    const said = damageLogged(log);
     expect(said, log.join('\n')).to.include({ level: 'error', segment, lines: String(at + 1) });
     // Where the log says: the test before left damaged lines of a segment of the same name.
     expect(await readFile(String(said!['keptIn']), 'utf8')).to.equal(damaged + '\n');
@@ -327,20 +342,11 @@ describe('a hub restarted on a journal damaged in the middle', function () {
 
 describe('a hub whose store refuses the write of one topic of a registration', function () {
   this.timeout(20_000);
-  let feeds: FeedServer;
-  let subscriber: Recorder;
-  before(async () => {
-    feeds = await FeedServer.start();
-    subscriber = await Recorder.start(subscriberOk);
-  });
-  after(async () => {
-    await feeds?.close();
-    await subscriber?.close();
-  });
+  const net = rssCloudServers();
 
   it('answers success when another URL of it subscribed, as for any failure, and is subscribed when it answers', async () => {
-    const good = feeds.fixed('one-of-two-good');
-    const refused = feeds.fixed('one-of-two-refused');
+    const good = net.feeds.fixed('one-of-two-good');
+    const refused = net.feeds.fixed('one-of-two-refused');
     const log: string[] = [];
     const hub = await startTestHub({ DATABASE_URL: '' }, undefined, { log: createLogger('info', (line) => void log.push(line)) });
     // The store fails that topic's write alone (a body too large for the space left, a disk error).
@@ -348,13 +354,13 @@ describe('a hub whose store refuses the write of one topic of a registration', f
     const putTopic = store.putTopic.bind(store);
     store.putTopic = (t) => (t.url.startsWith(refused) ? Promise.reject(new Error('EIO: i/o error, write')) : putTopic(t));
     try {
-      const reply = await pleaseNotify(hub, { ...subscribeForm(subscriber, '/one-of-two', good), url2: refused });
+      const reply = await pleaseNotify(hub, { ...subscribeForm(net.subscriber, '/one-of-two', good), url2: refused });
       const now = (await getSubscriptions(hub, good)).map((s) => new URL(s.url).pathname);
       expect({ success: reply.success, msg: reply.msg, subscribed: now }).to.deep.equal({ success: true, msg: MSG.subscribed, subscribed: ['/one-of-two'] });
       const errors = log.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e['level'] === 'error');
       expect(errors.map((e) => `${String(e['topic'])} ${String(e['error'])}`), 'the failure it did not answer, in the log').to.deep.equal([`${refused} EIO: i/o error, write`]);
       // Every URL refused: the hub's own failure, in rssCloud's shape.
-      const both = await pleaseNotify(hub, { ...subscribeForm(subscriber, '/both', refused), url2: refused + '?2' });
+      const both = await pleaseNotify(hub, { ...subscribeForm(net.subscriber, '/both', refused), url2: refused + '?2' });
       expect(both).to.include({ status: 500, success: false, msg: HUB_FAILURE });
     } finally {
       await hub.destroy();
