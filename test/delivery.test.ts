@@ -812,28 +812,20 @@ describe('durable delivery', function () {
     const xml = new XMLParser({ ignoreAttributes: false, isArray: (name) => name === 'item' || name === 'entry' });
     const text = (v: unknown): string => (typeof v === 'object' && v !== null ? String((v as Record<string, unknown>)['#text']) : String(v));
     type Node = Record<string, unknown>;
+    const rss2: Format = {
+      name: 'RSS 2.0',
+      file: 'rss2.xml',
+      next: 'rss2-next.xml',
+      contentType: 'application/rss+xml; charset=utf-8',
+      ids: (b) => ((((xml.parse(b) as Node).rss as Node).channel as Node).item as Node[] | undefined ?? []).map((i) => text(i.guid ?? i.link)),
+      changed: ['tag:notes.example.com,2024:post-1042', 'https://notes.example.com/2024/03/11/espresso'],
+      entry: ['<item>', '</item>'],
+      touch: (s, n) => s.replace(/<lastBuildDate>[^<]*<\/lastBuildDate>/, `<lastBuildDate>Wed, 13 Mar 2024 1${n}:00:00 GMT</lastBuildDate>`),
+    };
     const FORMATS: Format[] = [
-      {
-        name: 'RSS 2.0',
-        file: 'rss2.xml',
-        next: 'rss2-next.xml',
-        contentType: 'application/rss+xml; charset=utf-8',
-        ids: (b) => ((((xml.parse(b) as Node).rss as Node).channel as Node).item as Node[] | undefined ?? []).map((i) => text(i.guid ?? i.link)),
-        changed: ['tag:notes.example.com,2024:post-1042', 'https://notes.example.com/2024/03/11/espresso'],
-        entry: ['<item>', '</item>'],
-        touch: (s, n) => s.replace(/<lastBuildDate>[^<]*<\/lastBuildDate>/, `<lastBuildDate>Wed, 13 Mar 2024 1${n}:00:00 GMT</lastBuildDate>`),
-      },
-      {
-        // A feed made by a script often goes out as PHP's default type.
-        name: 'RSS 2.0 served as text/html',
-        file: 'rss2.xml',
-        next: 'rss2-next.xml',
-        contentType: 'text/html; charset=utf-8',
-        ids: (b) => ((((xml.parse(b) as Node).rss as Node).channel as Node).item as Node[] | undefined ?? []).map((i) => text(i.guid ?? i.link)),
-        changed: ['tag:notes.example.com,2024:post-1042', 'https://notes.example.com/2024/03/11/espresso'],
-        entry: ['<item>', '</item>'],
-        touch: (s, n) => s.replace(/<lastBuildDate>[^<]*<\/lastBuildDate>/, `<lastBuildDate>Wed, 13 Mar 2024 1${n}:00:00 GMT</lastBuildDate>`),
-      },
+      rss2,
+      // A feed made by a script often goes out as PHP's default type.
+      { ...rss2, name: 'RSS 2.0 served as text/html', contentType: 'text/html; charset=utf-8' },
       {
         name: 'RSS 1.0 (RDF)',
         file: 'rss1.rdf',
