@@ -487,25 +487,31 @@ export class Hub extends EventEmitter {
     this.verifying.add(pending.id);
     let finished = true;
     try {
-      for (let failures = 0; ; failures++) {
-        try {
-          finished = await this.verifyWebSub(pending);
-          break;
-        } catch (e) {
-          // The hub's own failure (its store refused a read or a write, perhaps after the
-          // subscriber confirmed): dropping the request would leave a subscriber that believes
-          // it is subscribed with nothing. Tried again from the start, as deliveries are.
-          if (failures >= UNEXPECTED_RETRIES) throw e;
-          this.deps.log.warn('websub: verification failed on the hub\'s side; trying again', { topic: pending.topic, error: describeError(e) });
-          if (!(await this.pause(1000 * 2 ** failures))) {
-            finished = false;
-            break;
-          }
-        }
-      }
+      // Dropped at the hub's own failure (its store refusing a write after the subscriber
+      // confirmed), a subscriber would believe it is subscribed and have nothing.
+      const run = await this.againOnHubFailure('websub: verification', pending.topic, () => this.verifyWebSub(pending));
+      finished = run === 'closed' ? false : run.done;
     } finally {
       this.verifying.delete(pending.id);
       if (finished) await this.deps.store.deleteVerification(pending.id);
+    }
+  }
+
+  /**
+   * Runs `attempt`, and again after a failure on the hub's side (its store refused a read or a
+   * write: a database restarting, a full disk), 1 s later and doubling, up to UNEXPECTED_RETRIES
+   * times, as deliveries are. Rejects with the last failure once they run out, or at once with a
+   * failure `notOurs` says is not the hub's; resolves to 'closed' if the hub closes meanwhile.
+   */
+  private async againOnHubFailure<T>(what: string, topic: string, attempt: () => Promise<T>, notOurs: (e: unknown) => boolean = () => false): Promise<{ done: T } | 'closed'> {
+    for (let failures = 0; ; failures++) {
+      try {
+        return { done: await attempt() };
+      } catch (e) {
+        if (notOurs(e) || failures >= UNEXPECTED_RETRIES) throw e;
+        this.deps.log.warn(`${what} failed on the hub's side; trying again`, { topic, error: describeError(e) });
+        if (!(await this.pause(1000 * 2 ** failures))) return 'closed';
+      }
     }
   }
 
@@ -670,21 +676,12 @@ export class Hub extends EventEmitter {
    */
   private async refreshPublished(url: string): Promise<unknown> {
     const { log } = this.deps;
-    for (let failures = 0; ; failures++) {
-      try {
-        return (await this.refresh(url)).fanOut;
-      } catch (e) {
-        if (isReadFailure(e)) {
-          log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
-          return;
-        }
-        if (failures >= UNEXPECTED_RETRIES) {
-          log.error('publish failed', { topic: url, error: describeError(e) });
-          return;
-        }
-        log.warn("publish failed on the hub's side; trying again", { topic: url, error: describeError(e) });
-        if (!(await this.pause(1000 * 2 ** failures))) return;
-      }
+    try {
+      const run = await this.againOnHubFailure('publish', url, () => this.refresh(url), isReadFailure);
+      return run === 'closed' ? undefined : run.done.fanOut;
+    } catch (e) {
+      if (isReadFailure(e)) log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
+      else log.error('publish failed', { topic: url, error: describeError(e) });
     }
   }
 
