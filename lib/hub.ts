@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
-import { FETCH_MAX_REDIRECTS, FetchFailed, TopicChecker, type CheckResult } from './feeds/checker.js';
+import { FETCH_MAX_REDIRECTS, FetchFailed, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
@@ -910,10 +910,6 @@ function noop(): void {}
  * publisher's "error reading the resource"; the second is the hub's own failure, which its
  * caller hears as such and the log tells as an error.
  */
-function isReadFailure(e: unknown): boolean {
-  return e instanceof FetchFailed || e instanceof OutboundError;
-}
-
 /**
  * The rssCloud callback URL: https when the protocol is https-post or the port is 443, an
  * explicit port always, IPv4-mapped prefixes stripped and IPv6 hosts bracketed.

@@ -13,6 +13,7 @@ export interface MetricsSources {
   outboxBytes: () => number;
   pausedHosts: () => number;
   sseClients: () => number;
+  pollLagSeconds: () => number;
 }
 
 export class Metrics {
@@ -90,6 +91,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.sseClients());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_poll_lag_seconds',
+      help: 'How late the most overdue topic poll waiting for a turn was at the poller\'s last tick (0 while POLL_CONCURRENCY keeps up).',
+      registers,
+      collect() {
+        this.set(sources.pollLagSeconds());
       },
     });
     new Gauge({

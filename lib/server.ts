@@ -145,6 +145,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       outboxBytes: () => notifier.outboxBytes,
       pausedHosts: () => notifier.pausedHosts().length,
       sseClients: () => streams.size,
+      pollLagSeconds: () => poller.lagSeconds,
     });
     hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
     bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));

@@ -13,7 +13,7 @@ describe('metrics', () => {
         return { topics: 7, subscriptions: 3, byProtocol: { 'http-post': 2, websub: 1 } };
       },
     } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0 });
+    const metrics = new Metrics({ store, queueDepth: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
     const text = await metrics.registry.metrics();
     expect(reads).to.equal(1);
     expect(text).to.include('pushbutton_topics 7');

@@ -4,6 +4,7 @@
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { createLogger } from '../lib/log.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm, setSubscriptions } from './helpers/rsscloud.js';
 import { settled, subscribe, unsubscribe } from './helpers/websub.js';
@@ -55,8 +56,8 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     await feeds?.close();
   });
 
-  async function hubWith(env: Record<string, string>, dataDir?: string): Promise<TestHub> {
-    const h = await startTestHub(env, dataDir);
+  async function hubWith(env: Record<string, string>, dataDir?: string, log?: (line: string) => void): Promise<TestHub> {
+    const h = await startTestHub(env, dataDir, log ? { log: createLogger('info', log) } : {});
     hubs.push(h);
     return h;
   }
@@ -225,5 +226,63 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     await sleep(3000);
     expect(feeds.matching(isGet(path)).length - before, 'polls after the lease ended').to.be.at.most(1);
     expect(await hub.store.countSubscriptions({ topic }), 'not swept yet').to.equal(1);
+  });
+
+  it('POLL_CONCURRENCY=2 runs at most 2 polls at once however many are due, and pushbutton_poll_lag_seconds shows the polls falling behind', async () => {
+    let inFlight = 0;
+    let most = 0;
+    // The subscription's read is answered at once; each poll (a conditional GET) takes 600 ms.
+    const slow = await Recorder.start(async (req, res) => {
+      if (req.headers['if-none-match'] !== '"slow"') return void res.writeHead(200, { 'content-type': 'text/plain', etag: '"slow"' }).end(`${req.path}\n`);
+      most = Math.max(most, ++inFlight);
+      await sleep(600);
+      inFlight--;
+      res.writeHead(304, { etag: '"slow"' }).end();
+    });
+    try {
+      const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', POLL_CONCURRENCY: '2' });
+      const paths = Array.from({ length: 8 }, (_, i) => `/slow/${i}`);
+      const form: [string, string][] = [
+        ['port', String(subs.port)],
+        ['path', '/slow-cb'],
+        ['protocol', 'http-post'],
+        ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${slow.url}${p}`]),
+      ];
+      expect(await (await postForm(hub.url, '/pleaseNotify', form)).text()).to.contain('success="true"');
+      // 8 topics due every second, 2 reads of 600 ms at a time: the polls fall behind.
+      await slow.waitFor(8 + 10, (r) => r.headers['if-none-match'] === '"slow"', 15_000);
+      expect(most, 'polls at once').to.equal(2);
+      const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+      const lag = /^pushbutton_poll_lag_seconds (\S+)$/m.exec(metrics);
+      expect(lag, 'the lag gauge').to.not.equal(null);
+      expect(Number(lag![1]), 'seconds behind').to.be.above(0);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a poll the hub fails (its store) keeps the topic\'s interval: an outage doubled it at every poll, so topics went unread for hours after', async () => {
+    const lines: string[] = [];
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '60' }, undefined, (l) => void lines.push(l));
+    const path = '/outage';
+    const live = hub.store.hasLiveSubscription.bind(hub.store);
+    let failures = 0;
+    hub.store.hasLiveSubscription = (topic, filter) => {
+      if (topic !== `${feeds.url}${path}` || failures >= 3) return live(topic, filter);
+      failures++;
+      return Promise.reject(new Error('connection lost (test)'));
+    };
+    try {
+      const res = await postForm(hub.url, '/pleaseNotify', { port: String(subs.port), path: '/outage-cb', protocol: 'http-post', url1: `${feeds.url}${path}` });
+      expect(await res.text()).to.contain('success="true"');
+      // The subscription's read, then three polls the store fails, then a poll that reads the feed.
+      await feeds.waitFor(2, isGet(path), 10_000);
+      expect(failures).to.equal(3);
+      const failed = lines.map((l) => JSON.parse(l) as { msg: string; topic?: string; nextInSec?: number }).filter((l) => l.topic === `${feeds.url}${path}` && /poll/.test(l.msg));
+      expect(failed.map((l) => [l.msg, l.nextInSec])).to.deep.equal(Array(3).fill(['poll not done: the hub failed', 1]));
+      expect(feeds.matching(isGet(path))[1]!.headers['if-none-match'], 'a poll').to.equal('"same"');
+    } finally {
+      hub.store.hasLiveSubscription = live;
+    }
   });
 });

@@ -4,7 +4,7 @@
 // rssCloud reference rule). A topic never read before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
 // response when nothing changed.
 import { hash as digest } from 'node:crypto';
-import type { HttpClient } from '../http.js';
+import { OutboundError, type HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
@@ -40,6 +40,11 @@ export class FetchFailed extends Error {
     super(message);
     this.name = 'FetchFailed';
   }
+}
+
+/** The topic could not be read (its server's answer, or no answer): not the hub's own failure. */
+export function isReadFailure(e: unknown): boolean {
+  return e instanceof FetchFailed || e instanceof OutboundError;
 }
 
 function maxAge(cacheControl: string | undefined): number | undefined {

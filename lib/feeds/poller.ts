@@ -2,13 +2,14 @@
 // conditional GETs at an adaptive interval, so its subscribers on every protocol still get
 // pushed updates. The interval halves when a poll finds a change and grows by half when it
 // does not, within [POLL_MIN_SECONDS, POLL_MAX_SECONDS]; it is never shorter than the
-// publisher's Cache-Control max-age, and a Retry-After is honoured up to POLL_MAX_SECONDS. A
+// publisher's Cache-Control max-age, and a Retry-After is honoured up to POLL_MAX_SECONDS; a
+// failed read doubles it, a failure of the hub's own (its store) leaves it. A
 // ping or publish resets the clock: a publisher that pings makes polling unnecessary.
 // Intervals live in memory; after a restart every topic starts again at the default.
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { FetchFailed, type CheckResult } from './checker.js';
+import { FetchFailed, isReadFailure, type CheckResult } from './checker.js';
 import { describeError } from '../notifier/outcome.js';
 
 interface Slot {
@@ -31,9 +32,6 @@ export interface PollerDeps {
   now?: () => number;
 }
 
-/** At most this many polls run at once, so a start-up backlog does not burst at publishers. */
-const POLL_CONCURRENCY = 4;
-
 export class Poller {
   private readonly slots = new Map<string, Slot>();
   private readonly running = new Set<string>();
@@ -42,6 +40,8 @@ export class Poller {
   /** The topics due at the last tick, most overdue first, and the next of them to start (see tick). */
   private line: string[] = [];
   private next = 0;
+  /** How late the most overdue poll not yet started was at the last tick, in ms (see lagSeconds). */
+  private lagMs = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: PollerDeps) {
@@ -96,7 +96,16 @@ export class Poller {
   }
 
   /**
-   * Lines up the polls that are due, most overdue first, and starts them up to POLL_CONCURRENCY;
+   * How late the most overdue poll waiting for a turn was at the last tick: near 0 while
+   * POLL_CONCURRENCY keeps up, growing when topics come due faster than their reads end.
+   */
+  get lagSeconds(): number {
+    return this.lagMs / 1000;
+  }
+
+  /**
+   * Lines up the polls that are due, most overdue first, and starts them up to POLL_CONCURRENCY
+   * (at most that many at once, so a backlog does not burst at publishers);
    * a poll that ends starts the next in line at once. Started only by ticks, the hub made at
    * most 4 polls a tick (0.8 a second with the default 5 s tick), fewer than 1,000 topics at
    * the default interval need, and the first due topics in the map took every turn, so beyond
@@ -111,10 +120,13 @@ export class Poller {
     this.line = due.sort((a, b) => a.at - b.at).map((d) => d.url);
     this.next = 0;
     this.startInLine();
+    // After the starts: a due topic that gets a turn at once is not late.
+    const waiting = due[this.next];
+    this.lagMs = waiting ? now - waiting.at : 0;
   }
 
   private startInLine(): void {
-    while (this.timer !== undefined && this.running.size < POLL_CONCURRENCY && this.next < this.line.length) {
+    while (this.timer !== undefined && this.running.size < this.deps.config.pollConcurrency && this.next < this.line.length) {
       const url = this.line[this.next++]!;
       const slot = this.slots.get(url);
       // Gone since the tick (nobody follows it), or put off (a ping), or already started.
@@ -161,6 +173,15 @@ export class Poller {
       slot.nextAt = this.now() + slot.intervalSec * 1000;
       log.debug('poll', { topic: url, changed: result.changed, intervalSec: slot.intervalSec });
     } catch (e) {
+      if (!isReadFailure(e)) {
+        // The hub's own failure (its store unreachable or full), not the publisher's: the next
+        // poll is one interval away as usual. Backing off doubled every topic's interval for each
+        // poll in an outage, so after an hour without the database most topics were not read
+        // again for hours.
+        slot.nextAt = this.now() + slot.intervalSec * 1000;
+        log.warn('poll not done: the hub failed', { topic: url, error: describeError(e), nextInSec: slot.intervalSec });
+        return;
+      }
       slot.intervalSec = clamp(slot.intervalSec * 2);
       // A Retry-After is honoured up to POLL_MAX_SECONDS, the longest the hub goes without
       // reading a followed topic: one of a year (or a typo) stopped its polls until a restart.
