@@ -57,6 +57,14 @@ export interface HttpResponse {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** A Retry-After header (seconds, or an HTTP date) as seconds from `now`; undefined when absent or unreadable. */
+export function retryAfterSeconds(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\s*\d{1,10}\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, Math.round((at - now) / 1000)) : undefined;
+}
+
 
 /** DNS lookup that refuses a name if ANY of its addresses is blocked, so a name cannot mix a public and a private answer. */
 function guardedLookup(guard: AddressGuard, resolve: Resolver): LookupFunction {

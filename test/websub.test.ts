@@ -747,6 +747,22 @@ describe('WebSub hub', function () {
       expect(s).to.include({ ctErrors: 2, ctConsecutiveErrors: 0, ctUpdates: 1 });
     });
 
+    it('waits for a subscriber\'s Retry-After (429 or 503) before the next attempt, up to WEBSUB_RETRY_MAX_MS', async () => {
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_RETRY_MAX_MS: '10000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('later'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = [429, 503];
+      sub.refusalHeaders = { 'retry-after': '2' };
+      await publish(h, topic);
+      const got = await sub.rec.waitFor(3, (r) => r.method === 'POST', 15_000);
+      // A lower bound only: the backoff alone would have tried again within 100–400 ms.
+      expect(got[1]!.at - got[0]!.at, 'ms from the 429 to the next attempt').to.be.at.least(1900);
+      expect(got[2]!.at - got[1]!.at, 'ms from the 503 to the next attempt').to.be.at.least(1900);
+      expect(got[2]!.body.toString()).to.equal(DOC('later'));
+    });
+
     it('an rssCloud ping waits for its first attempts, not for an earlier version\'s retries: answered while a WebSub subscriber of the topic waits a minute for one', async () => {
       const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '60000' });
       const topics = await topicServer();

@@ -4,7 +4,7 @@
 // rssCloud reference rule). A topic never read before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
 // response when nothing changed.
 import { hash as digest } from 'node:crypto';
-import { OutboundError, type HttpClient } from '../http.js';
+import { OutboundError, retryAfterSeconds, type HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
@@ -52,13 +52,6 @@ function maxAge(cacheControl: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function retryAfter(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (/^\s*\d{1,10}\s*$/.test(value)) return Number(value);
-  const at = Date.parse(value);
-  return Number.isFinite(at) ? Math.max(0, Math.round((at - now) / 1000)) : undefined;
-}
-
 export class TopicChecker {
   constructor(
     private readonly http: HttpClient,
@@ -82,7 +75,7 @@ export class TopicChecker {
       return { topic, changed: false, ...(maxAgeSeconds !== undefined && { maxAgeSeconds }) };
     }
     if (res.status < 200 || res.status >= 300) {
-      throw new FetchFailed(`HTTP ${res.status}`, retryAfter(res.headers['retry-after'], this.now()));
+      throw new FetchFailed(`HTTP ${res.status}`, retryAfterSeconds(res.headers['retry-after'], this.now()));
     }
     const result = await this.compare(prev, res.body, res.headers['content-type'] ?? 'application/octet-stream', {
       etag: res.headers['etag'],

@@ -560,7 +560,11 @@ export class Notifier extends EventEmitter {
           if (hostFailed(outcome)) this.breaker.failure(host);
           else this.breaker.success(host);
           const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
-          const delay = retry ? backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs) : 0;
+          // A subscriber's Retry-After (a 429 or 503) is waited for, up to WEBSUB_RETRY_MAX_MS, the
+          // longest the hub waits between attempts: retried at the backoff's few seconds, a
+          // rate-limited subscriber refused those attempts too and the version ran out of them.
+          const asked = Math.min(outcome.retryAfterMs ?? 0, config.websubRetryMaxMs);
+          const delay = retry ? Math.max(asked, backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)) : 0;
           const final = !retry || this.now() + delay >= sub.whenExpires;
           return { sub, content, outcome, final, delay, started };
         };

@@ -20,6 +20,8 @@ export interface DeliveryOutcome {
   status?: number;
   /** The subscriber said the subscription is over (WebSub 410 Gone). */
   gone?: boolean;
+  /** How long the subscriber asked the hub to wait before trying again (Retry-After of a 429 or 503). */
+  retryAfterMs?: number;
   error?: string;
 }
 

@@ -2,7 +2,7 @@
 // combined Link header, and X-Hub-Signature only when the subscriber gave a secret.
 // Redirects are not followed: the REC counts every non-2xx as a failure.
 import type { SignatureAlgorithm } from '../config.js';
-import type { HttpClient } from '../http.js';
+import { retryAfterSeconds, type HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
 import { sign } from '../signature.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
@@ -46,7 +46,10 @@ export class WebSubContentSender implements Sender {
     try {
       const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-      return { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
+      const outcome: DeliveryOutcome = { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
+      const wait = res.status === 429 || res.status === 503 ? retryAfterSeconds(res.headers['retry-after'], Date.now()) : undefined;
+      if (wait !== undefined) outcome.retryAfterMs = wait * 1000;
+      return outcome;
     } catch (e) {
       return { ok: false, error: describeError(e) };
     }

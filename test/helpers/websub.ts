@@ -79,12 +79,14 @@ export type VerifyBehaviour = 'echo' | 'wrong' | 'decline' | 'huge';
  * (0: the connection is closed without an answer; -1: no answer at all), then with the
  * challenge ('echo'), a different body ('wrong'), 404 ('decline') or the challenge followed by
  * 64 KB ('huge'); denial GETs with 200. Deliveries are answered
- * with the next status of `deliveryStatuses`, then 200; `redirectTo` turns the answer into a 302.
+ * with the next status of `deliveryStatuses`, then 200, a refusal with `refusalHeaders` too;
+ * `redirectTo` turns the answer into a 302.
  */
 export class Subscriber {
   verify: VerifyBehaviour = 'echo';
   verifyStatuses: number[] = [];
   deliveryStatuses: number[] = [];
+  refusalHeaders: Record<string, string> = {};
   redirectTo: string | undefined;
 
   private constructor(readonly rec: Recorder) {}
@@ -149,7 +151,7 @@ export class Subscriber {
       return;
     }
     const status = this.deliveryStatuses.shift() ?? 200;
-    res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'thanks' : 'no');
+    res.writeHead(status, { 'content-type': 'text/plain', ...(status >= 300 && this.refusalHeaders) }).end(status < 300 ? 'thanks' : 'no');
   }
 }
 
