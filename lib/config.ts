@@ -47,6 +47,7 @@ export interface Config {
   websubSignatureAlgorithm: SignatureAlgorithm;
   websubMaxAttempts: number;
   websubVerifyAttempts: number;
+  websubMaxPendingVerifications: number;
   websubRetryBaseMs: number;
   websubRetryMaxMs: number;
   /** Origin (scheme://host[:port]) → shared secret for authenticated fat pings. */
@@ -309,6 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
     websubSignatureAlgorithm: algorithm(env, 'WEBSUB_SIGNATURE_ALGORITHM'),
     websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
     websubVerifyAttempts: int(env, 'WEBSUB_VERIFY_ATTEMPTS', 6, 1, 20),
+    websubMaxPendingVerifications: int(env, 'WEBSUB_MAX_PENDING_VERIFICATIONS', 20_000, 1),
     websubRetryBaseMs: int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1),
     websubRetryMaxMs: int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1),
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),

@@ -16,7 +16,8 @@ export type HubErrorCode =
   | 'publisher_signature'
   | 'url_too_long'
   | 'too_many_urls'
-  | 'subscription_limit';
+  | 'subscription_limit'
+  | 'hub_busy';
 
 export interface HubError {
   code: HubErrorCode;
@@ -27,6 +28,8 @@ export interface HubError {
   minSecs?: number;
   /** url_too_long, too_many_urls: the limit. */
   limit?: number;
+  /** hub_busy: when to ask again. */
+  retryAfterSeconds?: number;
   /** A reason for logs and non-rssCloud faces. */
   detail?: string;
 }
@@ -70,6 +73,8 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
       return `Can't accept the subscription because ${err.detail ?? 'a subscription limit was reached'}.`;
     case 'publisher_signature':
       return 'The content is not signed with the secret configured for this topic.';
+    case 'hub_busy':
+      return `The hub is busy verifying other requests: try again in ${err.retryAfterSeconds ?? 60} seconds.`;
   }
 }
 

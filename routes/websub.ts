@@ -95,7 +95,8 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
   });
-  if (error) return text(res, 400, messageFor(error, 'subscribe'));
+  if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(error.retryAfterSeconds ?? 60));
+  if (error) return text(res, error.code === 'hub_busy' ? 503 : 400, messageFor(error, 'subscribe'));
   text(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
 }
 

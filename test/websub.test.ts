@@ -406,6 +406,25 @@ describe('WebSub hub', function () {
       expect(d!.body.toString()).to.equal(DOC('asked again'));
     });
 
+    it('beyond WEBSUB_MAX_PENDING_VERIFICATIONS waiting, a request is answered 503 with Retry-After and nothing kept; accepted again once they end', async () => {
+      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '2', REQUEST_TIMEOUT_MS: '1000', WEBSUB_MAX_PENDING_VERIFICATIONS: '2' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('busy'), contentType: DOC_TYPE });
+      // The first two verifications get no answer, and wait to ask again.
+      sub.verifyStatuses = [-1, -1];
+      for (const path of ['/one', '/two']) expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback(path) })).status).to.equal(202);
+      const refused = await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/three') });
+      expect(refused.status).to.equal(503);
+      expect(refused.headers.get('retry-after')).to.equal('60');
+      expect(await refused.text()).to.equal('The hub is busy verifying other requests: try again in 60 seconds.\n');
+      expect((await h.store.listVerifications()).map((v) => new URL(v.callback).pathname).sort()).to.deep.equal(['/one', '/two']);
+      await settled(h);
+      expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/three') })).status).to.equal(202);
+      await settled(h);
+      expect((await subscriptionsOf(h, topic)).map((s) => new URL(s.url).pathname).sort()).to.deep.equal(['/one', '/three', '/two']);
+    });
+
     it('gives up after WEBSUB_VERIFY_ATTEMPTS without an answer: no subscription, nothing left pending', async () => {
       const h = await otherHub(RETRY);
       const topics = await topicServer();
