@@ -240,7 +240,11 @@ export class Hub extends EventEmitter {
     const { minSecsBetweenPings } = this.deps.config;
     if (minSecsBetweenPings > 0) {
       const topic = await this.deps.store.getTopic(url);
-      if (topic && this.now() - topic.whenLastCheck < minSecsBetweenPings * 1000) {
+      // A last read stamped over the interval ahead of now is the clock stepped back since (NTP,
+      // a VM restored), not a recent ping: counted, it refused every ping of the topic for as
+      // long as the step.
+      const since = topic ? this.now() - topic.whenLastCheck : Infinity;
+      if (since < minSecsBetweenPings * 1000 && since > -minSecsBetweenPings * 1000) {
         return { code: 'ping_too_soon', minSecs: minSecsBetweenPings };
       }
     }

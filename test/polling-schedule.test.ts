@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { createLogger } from '../lib/log.js';
+import { steppableClock } from './helpers/clock.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm, setSubscriptions } from './helpers/rsscloud.js';
 import { settled, subscribe, unsubscribe } from './helpers/websub.js';
@@ -28,17 +29,6 @@ const isGet =
   (path: string) =>
   (r: Recorded): boolean =>
     r.method === 'GET' && r.path === path;
-
-/**
- * Date.now as a hub started after this reads it, moved by step() as NTP steps a clock; restore()
- * puts the real one back.
- */
-function steppableClock(): { step: (ms: number) => void; restore: () => void } {
-  const real = Date.now;
-  let skew = 0;
-  Date.now = () => real() + skew;
-  return { step: (ms) => void (skew += ms), restore: () => void (Date.now = real) };
-}
 
 describe('polling schedule: many topics, restarts, what resets it', function () {
   this.timeout(30_000);

@@ -2,6 +2,7 @@
 // and assertions on what actually went over the wire (../shared/protocols/rsscloud.md).
 import { expect } from 'chai';
 import { Recorder } from './helpers/recorder.js';
+import { steppableClock } from './helpers/clock.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import {
   FeedServer,
@@ -792,6 +793,23 @@ describe('rssCloud REST', function () {
 
       // Another resource is not held back.
       expectXml(await ping(throttled, feeds.changing(unique('throttle-other'))), 'result', true, MSG.pinged);
+    });
+
+    it('a ping after the wall clock stepped back an hour is read, not refused for the hour', async () => {
+      const clock = steppableClock();
+      const h = await startTestHub({ MIN_SECS_BETWEEN_PINGS: '60' });
+      try {
+        const feed = feeds.changing(unique('stepped'));
+        expectXml(await ping(h, feed), 'result', true, MSG.pinged);
+        clock.step(-3600_000);
+        expectXml(await ping(h, feed), 'result', true, MSG.pinged);
+        expect(feeds.reads(feed)).to.equal(2);
+        // Stamped on the clock as it now is: the throttle holds again.
+        expectXml(await ping(h, feed), 'result', false, MSG.pingTooSoon(60));
+      } finally {
+        clock.restore();
+        await h.destroy();
+      }
     });
   });
 });
