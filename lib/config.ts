@@ -17,6 +17,8 @@ export interface Config {
   databasePoolSize: number;
   /** Longest wait for another process's lock on a topic (several processes on one database). */
   databaseLockWaitMs: number;
+  /** Longest a statement may go unanswered before it fails and its connection is closed. */
+  databaseQueryTimeoutMs: number;
   /** How long a hub process's claim on an outbox entry holds without renewal (several processes on one database). */
   outboxClaimLeaseMs: number;
   /** The hub's own base URL, without a trailing slash. */
@@ -286,6 +288,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     databaseLockWaitMs: int(env, 'DATABASE_LOCK_WAIT_MS', 30_000, 100, 3600_000),
+    databaseQueryTimeoutMs: int(env, 'DATABASE_QUERY_TIMEOUT_MS', 30_000, 100, 3600_000),
     outboxClaimLeaseMs: int(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 300, 3600_000),
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,

@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './log.js';
+import { silenceBounds } from './store/pg-store.js';
 
 /** `remote` is true for an event published by another process. */
 export type BusListener = (payload: unknown, remote: boolean) => void;
@@ -43,6 +44,8 @@ export const NOTIFY_MAX_BYTES = 7900;
 
 export interface PgEventBusOptions {
   connectionString: string;
+  /** Longest a connect or a NOTIFY may go unanswered (DATABASE_QUERY_TIMEOUT_MS). */
+  queryTimeoutMs: number;
   log: Logger;
   /**
    * Makes a payload too large for NOTIFY smaller (cuts text, drops a body); undefined when it
@@ -77,7 +80,16 @@ export class PgEventBus extends LocalEventBus {
 
   /** Connects and listens; the channel is named after the schema, so hubs in other schemas of the database are not heard. */
   override async start(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.connectionString, application_name: 'pushbutton-events' });
+    // Bounded like the store's (silenceBounds): on a silent database host the NOTIFYs waited for
+    // ever, one behind the other, and close() with them; a reconnect never gave up and tried
+    // again; and a LISTEN connection whose host had gone was never found out, so nothing other
+    // processes published was heard again.
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      application_name: 'pushbutton-events',
+      connectionTimeoutMillis: this.opts.queryTimeoutMs,
+      ...silenceBounds(this.opts.queryTimeoutMs),
+    });
     // Listened to from the start: a connection lost before LISTEN is answered would otherwise be
     // an 'error' event with no listener, which ends the process. (Until this.client is set,
     // restart() ignores it: the failed query makes start() fail instead.)
@@ -150,8 +162,14 @@ export class PgEventBus extends LocalEventBus {
     close();
     if (envelopes.length === 0) return;
     this.sending = this.sending
-      .then(() => client.query('SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n', [this.channel, envelopes]))
-      .then(noop, (e: Error) => this.opts.log.warn('events not sent to other processes', { error: e.message }));
+      // A connection given up on (below) sends nothing more: each NOTIFY queued behind it would
+      // wait out its own timeout, and close() with them.
+      .then(() => (this.client === client ? client.query('SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n', [this.channel, envelopes]) : undefined))
+      .then(noop, (e: Error) => {
+        this.opts.log.warn('events not sent to other processes', { error: e.message });
+        // Unanswered: the connection is replaced, as a lost one is.
+        if (e.message === 'Query read timeout') this.restart(client);
+      });
   }
 
   override async close(): Promise<void> {

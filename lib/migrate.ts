@@ -44,7 +44,7 @@ async function main(): Promise<number> {
   // the operator, as a hub's log would: silent, the one run that saw the damage said nothing, and
   // the records in those lines were simply not copied.
   const from = new LowdbStore({ dir: config.dataDir, log: createLogger('warn') });
-  const to = new PgStore({ connectionString: config.databaseUrl, poolSize: config.databasePoolSize });
+  const to = new PgStore({ connectionString: config.databaseUrl, poolSize: config.databasePoolSize, queryTimeoutMs: config.databaseQueryTimeoutMs });
   await from.open();
   try {
     await to.open();

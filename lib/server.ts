@@ -129,7 +129,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
     // any process sees every process's events, and every poller learns of every subscription.
     const bus: EventBus =
-      config.databaseUrl === undefined ? new LocalEventBus() : new PgEventBus({ connectionString: config.databaseUrl, log, fit: fitEvent });
+      config.databaseUrl === undefined ? new LocalEventBus() : new PgEventBus({ connectionString: config.databaseUrl, queryTimeoutMs: config.databaseQueryTimeoutMs, log, fit: fitEvent });
     opened.push(() => bus.close());
     await bus.start();
     hub.on('subscribed', (url: string) => bus.publish('subscribed', url));

@@ -38,6 +38,7 @@ const SLOW = [
   'test/security.test.ts',
   'test/fuzz.test.ts',
   'test/pg-outage.test.ts',
+  'test/pg-silence.test.ts',
   'test/polling-schedule.test.ts',
 ];
 

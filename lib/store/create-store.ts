@@ -6,12 +6,13 @@ import { LowdbStore } from './lowdb-store.js';
 import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 
-export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs'>, log?: Logger): Store {
+export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs' | 'databaseQueryTimeoutMs'>, log?: Logger): Store {
   if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir, ...(log && { log }) });
   return new PgStore({
     connectionString: config.databaseUrl,
     poolSize: config.databasePoolSize,
     lockWaitMs: config.databaseLockWaitMs,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
     onError: (e) => log?.warn('database connection lost; it will be replaced', { error: e.message }),
   });
 }

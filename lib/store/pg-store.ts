@@ -22,6 +22,8 @@ export interface PgStoreOptions {
   poolSize?: number;
   /** Longest wait for a topic lock, connection included (DATABASE_LOCK_WAIT_MS; default 30 s). */
   lockWaitMs?: number;
+  /** Longest a statement may go unanswered (DATABASE_QUERY_TIMEOUT_MS; default 30 s). */
+  queryTimeoutMs?: number;
   /** Called with errors of idle pooled connections (the server went away); they are replaced. */
   onError?: (e: Error) => void;
 }
@@ -481,6 +483,20 @@ interface SubscriptionRead {
   reject: (e: unknown) => void;
 }
 
+/**
+ * A database host that goes silent (a network partition, a frozen VM, a paused container) closes
+ * nothing: a statement sent before it waited for an answer that never came, holding its
+ * connection, and once the pool's connections were all held every request that touched the store
+ * waited with them, for as long as the silence lasted; nothing in TCP ends a wait on data already
+ * acknowledged. Bounded here on the hub's side (query_timeout: the statement fails and the pool
+ * closes its connection), and on the server's (statement_timeout: a slow statement is cancelled
+ * rather than left running after the hub gave up on it). Keepalive probes find a connection
+ * whose host vanished while it sat idle (the LISTEN connection, mostly), so it is replaced.
+ */
+export function silenceBounds(queryTimeoutMs: number): Pick<pg.ClientConfig, 'query_timeout' | 'keepAlive' | 'keepAliveInitialDelayMillis'> {
+  return { query_timeout: queryTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: 10_000 };
+}
+
 /** bigint (int8) columns and count(*) come back as numbers: every value the model keeps is below 2^53. */
 function pgTypes(): pg.CustomTypesConfig {
   const types = new pg.TypeOverrides();
@@ -504,24 +520,37 @@ export class PgStore implements Store {
     return this.opts.lockWaitMs ?? 30_000;
   }
 
+  private get queryTimeoutMs(): number {
+    return this.opts.queryTimeoutMs ?? 30_000;
+  }
+
   /** Connects, and brings the schema up to date (several processes may do this at once). */
   async open(): Promise<void> {
     if (this.pool) throw new Error('PgStore: already open');
+    const connection = { connectionString: this.opts.connectionString, types: pgTypes(), connectionTimeoutMillis: 30_000 };
     const pool = new pg.Pool({
-      connectionString: this.opts.connectionString,
+      ...connection,
       max: this.opts.poolSize ?? 10,
       application_name: 'pushbutton',
-      types: pgTypes(),
-      connectionTimeoutMillis: 30_000,
+      // A turn at a connection, or a new one, is waited for as long as an answer.
+      connectionTimeoutMillis: this.queryTimeoutMs,
+      ...silenceBounds(this.queryTimeoutMs),
+      statement_timeout: this.queryTimeoutMs,
     });
     pool.on('error', (e) => this.opts.onError?.(e));
+    // Migrations on a connection of their own, unbounded: one may build an index on a big table,
+    // or wait its turn behind another process's, for longer than any one statement should.
+    const migrating = new pg.Pool({ ...connection, max: 1, application_name: 'pushbutton-migrate', keepAlive: true });
+    migrating.on('error', () => undefined);
     try {
-      this.migration = await checkedOut(pool, (client) => migrate(client));
+      this.migration = await checkedOut(migrating, (client) => migrate(client));
     } catch (e) {
       await pool.end().catch(() => undefined);
       // The driver's words alone ("connect ECONNREFUSED 10.0.0.5:5432", "getaddrinfo ENOTFOUND
       // db") were all a hub that could not start printed: nothing said it was the database.
       throw new Error(`PostgreSQL (DATABASE_URL ${redactUrl(this.opts.connectionString)}) could not be opened: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    } finally {
+      await migrating.end().catch(() => undefined);
     }
     this.pool = pool;
   }
@@ -779,6 +808,8 @@ export class PgStore implements Store {
       // refresh of that topic wait for ever, and, once those waits held every lock connection,
       // of every topic. Past the bound the refresh fails (a ping answers as for a read error).
       connectionTimeoutMillis: this.lockWaitMs,
+      // Its statements wait for the lock (lock_timeout), then for the answer.
+      ...silenceBounds(this.lockWaitMs + this.queryTimeoutMs),
     });
     pool.on('connect', (client) => void client.query(`SET lock_timeout = ${this.lockWaitMs}`).catch(() => undefined));
     pool.on('error', (e) => this.opts.onError?.(e));
@@ -999,7 +1030,7 @@ export class PgStore implements Store {
 
 /**
  * Runs fn on a connection checked out of `pool`, then gives it back, or closes it if it broke
- * (fn calls `broke`, or the connection failed meanwhile). pg-pool listens for a connection's
+ * (fn calls `broke`, a statement timed out, or the connection failed meanwhile). pg-pool listens for a connection's
  * errors only while it sits idle: one lost while checked out (the server restarted, the session
  * was terminated) emitted 'error' with no listener, which ends the process. Listened to here, the
  * loss fails the query running on it instead, and the connection is not reused.
@@ -1013,6 +1044,12 @@ async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (
   client.on('error', broke);
   try {
     return await fn(client, broke);
+  } catch (e) {
+    // A statement that timed out unanswered is still the connection's, and its answer may come
+    // yet: a pg_advisory_lock granted then, on a connection back in the pool, held the topic's
+    // lock for good. pg names the timeout by its message only.
+    if (e instanceof Error && e.message === 'Query read timeout') broke(e);
+    throw e;
   } finally {
     client.off('error', broke);
     client.release(broken);
