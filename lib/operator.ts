@@ -94,8 +94,8 @@ export class Operator {
   constructor(private readonly deps: OperatorDeps) {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
-    this.counts = new SharedRead(() => deps.store.counts(), PAGE_READ_MAX_AGE_MS, this.now);
-    this.followed = new SharedRead(() => deps.store.subscribedTopics(), PAGE_READ_MAX_AGE_MS, this.now);
+    this.counts = new SharedRead(() => deps.store.counts(), PAGE_READ_MAX_AGE_MS);
+    this.followed = new SharedRead(() => deps.store.subscribedTopics(), PAGE_READ_MAX_AGE_MS);
   }
 
   async stats(): Promise<Stats> {

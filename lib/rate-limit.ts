@@ -35,7 +35,9 @@ export class RateLimiter {
   constructor(
     private readonly perMinute: number,
     private readonly burst: number,
-    private readonly now: () => number = Date.now,
+    // Monotonic: on the wall clock, a step back (NTP, a VM restored) drained every bucket by the
+    // step, and each address that had sent a request was refused until the clock caught up.
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.perMs = perMinute / 60_000;
   }

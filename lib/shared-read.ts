@@ -10,7 +10,9 @@ export class SharedRead<T> {
   constructor(
     private readonly read: () => Promise<T>,
     private readonly maxAgeMs: number,
-    private readonly now: () => number = Date.now,
+    // Monotonic: on the wall clock, a step back (NTP, a VM restored) kept the last read for as
+    // long as the step, so /metrics and the operator's pages showed counts an hour old.
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** The next get() reads again (after a change the caller made itself and wants to see). */

@@ -43,10 +43,20 @@ export class CircuitBreaker {
     const s = this.hosts.get(host);
     if (!s || s.openUntil === 0) return 0;
     const now = this.now();
-    if (now < s.openUntil) return s.openUntil;
+    if (now < this.pausedUntil(s, now)) return s.openUntil;
     if (s.probing) return now + Math.min(1000, s.cooldownMs);
     s.probing = true;
     return 0;
+  }
+
+  /**
+   * No pause is longer than its cooldown: one that seems to be is the wall clock stepped back
+   * since (NTP, a VM restored), and the host stayed paused for the step, its deliveries given up
+   * as failed. (The notifier's times, which these are compared with, are on that clock.)
+   */
+  private pausedUntil(s: HostState, now: number): number {
+    if (s.openUntil - now > s.cooldownMs) s.openUntil = now + s.cooldownMs;
+    return s.openUntil;
   }
 
   /**
@@ -105,7 +115,7 @@ export class CircuitBreaker {
   paused(): PausedHost[] {
     const now = this.now();
     return [...this.hosts.entries()]
-      .filter(([, s]) => s.openUntil > now)
+      .filter(([, s]) => this.pausedUntil(s, now) > now)
       .map(([host, s]) => ({ host, failures: s.failures, until: s.openUntil }));
   }
 }
