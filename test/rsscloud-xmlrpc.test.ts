@@ -208,6 +208,8 @@ describe('rssCloud XML-RPC', function () {
     for (const [name, answer] of [
       ['returns a fault', () => ({ faultCode: 7, faultString: 'not today' })],
       ['returns false', () => false],
+      // What a handler that fails sends through the xmlrpc package: <fault><value><struct/></value></fault>.
+      ['fails with an Error', () => new Error('database down')],
     ] as [string, () => unknown][]) {
       it(`a subscriber whose procedure ${name} fails the handler test`, async () => {
         rpcSub.answer('river.feedUpdated', answer);
@@ -225,19 +227,22 @@ describe('rssCloud XML-RPC', function () {
   });
 
   describe('notifications to XML-RPC subscribers', () => {
-    it('a fault or false counts as a failed delivery; true as a delivered one', async () => {
+    it('a fault (even one without faultCode and faultString) or false counts as a failed delivery; true as a delivered one', async () => {
       rpcSub.answer('sub.ok', () => true);
       rpcSub.answer('sub.fault', () => ({ faultCode: 1, faultString: 'nope' }));
       rpcSub.answer('sub.false', () => false);
+      rpcSub.answer('sub.error', () => new Error('database down'));
       const feed = feeds.changing(unique('rpc-outcomes'));
       await setSubscriptions(hub, feed, [
         { url: rpcCallback('/ok'), protocol: 'xml-rpc', notifyProcedure: 'sub.ok' },
         { url: rpcCallback('/fault'), protocol: 'xml-rpc', notifyProcedure: 'sub.fault' },
         { url: rpcCallback('/false'), protocol: 'xml-rpc', notifyProcedure: 'sub.false' },
+        { url: rpcCallback('/error'), protocol: 'xml-rpc', notifyProcedure: 'sub.error' },
       ]);
       expectValue(await call('rssCloud.ping', [feed]), true);
       expect(rpcSub.calls.map((c) => [c.method, c.params]).sort()).to.deep.equal(
         [
+          ['sub.error', [feed]],
           ['sub.false', [feed]],
           ['sub.fault', [feed]],
           ['sub.ok', [feed]],
@@ -250,6 +255,7 @@ describe('rssCloud XML-RPC', function () {
       expect(await counters('/ok')).to.deep.equal([1, 0, 0]);
       expect(await counters('/fault')).to.deep.equal([0, 1, 1]);
       expect(await counters('/false')).to.deep.equal([0, 1, 1]);
+      expect(await counters('/error')).to.deep.equal([0, 1, 1]);
     });
 
     it('the notification is a methodCall with one untyped value holding the URL', async () => {

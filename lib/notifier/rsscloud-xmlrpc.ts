@@ -54,12 +54,20 @@ export class RssCloudXmlRpcSender implements Sender {
 const PLAIN_TRUE =
   /^\s*(?:<\?xml[^>]*\?>\s*)?<methodResponse>\s*<params>\s*<param>\s*<value>\s*<boolean>1<\/boolean>\s*<\/value>\s*<\/param>\s*<\/params>\s*<\/methodResponse>\s*$/;
 
+/**
+ * A methodResponse that holds a fault, whatever the fault holds. The `xmlrpc` package's server
+ * answers a handler that failed with an Error by `<fault><value><struct/></value></fault>` (the
+ * Error has no faultCode or faultString of its own): no fault the spec describes, yet a failure.
+ */
+const FAULT = /^\s*(?:<\?xml[^>]*\?>\s*)?<methodResponse>\s*<fault[\s>]/;
+
 export function judgeReply(xml: string, status: number): DeliveryOutcome {
   if (xml.length < 512 && PLAIN_TRUE.test(xml)) return { ok: true, status };
   let reply;
   try {
     reply = parseMethodResponse(xml);
-  } catch {
+  } catch (e) {
+    if (FAULT.test(xml)) return { ok: false, status, error: `fault: ${e instanceof Error ? e.message : String(e)}` };
     // A 2xx whose body is not a methodResponse: old clients answer with anything; the
     // call reached them, and only a fault or false is a stated refusal.
     return { ok: true, status };

@@ -422,7 +422,7 @@ export class XmlRpcSubscriber {
     return (this.server.httpServer.address() as AddressInfo).port;
   }
 
-  /** Makes `method` answer with what `answer` returns; an object with faultCode is sent as a fault. */
+  /** Makes `method` answer with what `answer` returns; an object with faultCode, or an Error, is sent as a fault. */
   answer(method: string, answer: RpcAnswer): void {
     this.server.removeAllListeners(method);
     this.server.on(method, (_err: unknown, params: unknown[], callback: (error: unknown, value: unknown) => void) => {
@@ -430,7 +430,8 @@ export class XmlRpcSubscriber {
       for (const w of this.waiters.filter((x) => this.calls.length >= x.count)) w.resolve();
       this.waiters = this.waiters.filter((x) => this.calls.length < x.count);
       const result = answer(params);
-      const isFault = typeof result === 'object' && result !== null && 'faultCode' in result;
+      // The package sends a thrown Error as a fault too, as a struct of the Error's own fields.
+      const isFault = result instanceof Error || (typeof result === 'object' && result !== null && 'faultCode' in result);
       if (isFault) callback(result, null);
       else callback(null, result);
     });
