@@ -4,6 +4,7 @@
 // The weblogUpdates pings of blogging tools answer a {flerror, message} struct instead
 // (weblog-updates.ts).
 import { Router, type NextFunction, type Request, type Response } from 'express';
+import { decodeBytes, mediaType } from '../lib/feeds/discover.js';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
 import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
@@ -40,7 +41,9 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
   router.post('/RPC2', cors, rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
     let call: MethodCall;
     try {
-      call = parseMethodCall(bodyBuffer(req).toString('utf8'), limits);
+      // In the encoding its Content-Type or XML declaration names (UTF-8 without either): a
+      // client may send ISO-8859-1, whose accented URLs read as UTF-8 became U+FFFD.
+      call = parseMethodCall(decodeBytes(bodyBuffer(req), mediaType(req.headers['content-type'] ?? '').charset), limits);
     } catch (e) {
       if (!(e instanceof XmlRpcError)) throw e;
       return send(res, { fault: e.message });

@@ -375,6 +375,14 @@ describe('rssCloud XML-RPC', function () {
       expect(res.body.replace(/\s+/g, '')).to.contain('<params><param><value><boolean>1</boolean></value></param></params>');
       expect(rpcSub.calls).to.deep.equal([{ method: 'river.feedUpdated', params: [feed] }]);
     });
+
+    it('a call in ISO-8859-1, as its XML declaration says (Python\'s ServerProxy with encoding=), is read in it, not as UTF-8', async () => {
+      const feed = `${feeds.url}/fixed/café-${unique('latin1')}.xml`;
+      const body = `<?xml version='1.0' encoding='iso-8859-1'?>\n<methodCall>\n<methodName>rssCloud.ping</methodName>\n<params>\n<param>\n<value><string>${feed}</string></value>\n</param>\n</params>\n</methodCall>\n`;
+      const res = await rawRpc(hub.url, Buffer.from(body, 'latin1'));
+      expect(res.body.replace(/\s+/g, '')).to.contain('<boolean>1</boolean>');
+      expect(feeds.rec.requests.map((r) => r.path)).to.include(new URL(feed).pathname);
+    });
   });
 
   describe('with MAX_BODY_BYTES=2048', () => {
