@@ -1,4 +1,5 @@
-// Unit test of the metrics registry's store gauges (one part, so a stand-in store).
+// Unit tests of the metrics registry (one part, so a stand-in store), and of its documentation.
+import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { Metrics } from '../lib/metrics.js';
 import type { Store, StoreCounts } from '../lib/store/store.js';
@@ -22,5 +23,17 @@ describe('metrics', () => {
     expect(text).to.include('pushbutton_subscriptions{protocol="xml-rpc"} 0');
     await metrics.registry.metrics();
     expect(reads).to.equal(2);
+  });
+
+  it('every pushbutton_ metric it serves is in the README\'s metrics table', async () => {
+    const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
+    const metrics = new Metrics({ store, queueDepth: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    const served = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('pushbutton_'));
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    // The first cell of each table row that names a metric.
+    const cells = readme.split('\n').filter((l) => l.startsWith('| `pushbutton_')).map((l) => l.split('|')[1] ?? '');
+    const documented = new Set(cells.flatMap((c) => [...c.matchAll(/`(pushbutton_[a-z_]+)/g)].map((m) => m[1])));
+    expect(served.length).to.be.above(10);
+    expect(served.filter((n) => !documented.has(n))).to.deep.equal([]);
   });
 });
