@@ -262,6 +262,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    // A 204 or 304 ends at its blank line whatever its Content-Length says (RFC 9112 §6.3), and
+    // a 304 may give the length of the 200 it stands for (RFC 9110 §8.6; ASP.NET Core, Tornado
+    // and ReactPHP do). undici counts those bytes as missing: every conditional read of such a
+    // feed failed as a network error, its pings answered with a read error.
+    const bodiless = this.status === 204 || this.status === 304;
+    if (this.failure === undefined && bodiless && (error as { code?: unknown }).code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      return this.succeed(false);
+    }
     this.fail(this.failure ?? error);
   }
 

@@ -365,6 +365,20 @@ describe('HttpClient', () => {
     expect(res.body.length).to.equal(0);
   });
 
+  it('answers a 304 carrying the length of its 200, and a 204 with a Content-Length, as bodiless answers, not network errors', async () => {
+    // RFC 9110 §8.6 lets a 304 say how long the 200 would be (ASP.NET Core, Tornado and ReactPHP
+    // do); RFC 9112 §6.3 ends a 204 or 304 at its blank line whatever Content-Length says.
+    const s = await start((req, res) => {
+      res.writeHead(req.url === '/not-modified' ? 304 : 204, { 'Content-Length': '42', etag: '"v1"' });
+      res.end();
+    });
+    const c = track(client());
+    const notModified = await c.request('fetch', `${s.base}/not-modified`, { headers: { 'if-none-match': '"v1"' } });
+    expect([notModified.status, notModified.headers['content-length'], notModified.body.length]).to.deep.equal([304, '42', 0]);
+    const noContent = await c.request('callback', `${s.base}/no-content`, { method: 'POST', body: 'x' });
+    expect([noContent.status, noContent.body.length]).to.deep.equal([204, 0]);
+  });
+
   it('accepts a body exactly at the cap', async () => {
     const s = await start((_req, res) => res.end(Buffer.alloc(1000, 'a')));
     const res = await track(client({ maxResponseBytes: 1000 })).request('fetch', s.base);

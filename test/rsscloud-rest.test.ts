@@ -571,6 +571,17 @@ describe('rssCloud REST', function () {
       expect(notificationsAt(sub, '/etag').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
     });
 
+    it('a 304 that gives the length of the 200 it stands for is unchanged, not a read error', async () => {
+      const feed = feeds.etagWithLength(unique('etag-length'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/etag-length', feed))).success).to.equal(true);
+      sub.reset();
+      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+      expect(sub.requests).to.deep.equal([]);
+      feeds.bump(feed);
+      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+      expect(notificationsAt(sub, '/etag-length').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
+    });
+
     it('an unreadable feed answers success=false with the read-error message, and notifies nobody', async () => {
       const feed = feeds.fixed(unique('goes-away'));
       await setSubscriptions(hub, feed, [{ url: callbackOf(sub, '/x'), protocol: 'http-post' }]);

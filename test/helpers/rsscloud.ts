@@ -234,7 +234,8 @@ export function notifyBody(feedUrl: string): string {
 
 /**
  * Feeds: `/changing/<name>` answers a new body on every read, `/fixed/<name>` the same body
- * every time, `/etag/<name>` a versioned body with an ETag (304 when unchanged), `/missing/<name>`
+ * every time, `/etag/<name>` a versioned body with an ETag (304 when unchanged; `/etag-length/<name>`
+ * the same, its 304 with a Content-Length), `/missing/<name>`
  * 404, `/loop/<name>` a redirect to itself forever, `/hang/<name>` no answer at all.
  */
 export class FeedServer {
@@ -256,11 +257,13 @@ export class FeedServer {
         res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(rss(`${req.path} read ${n}`));
       } else if (req.path.startsWith('/fixed/')) {
         res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(rss(req.path));
-      } else if (req.path.startsWith('/etag/')) {
+      } else if (req.path.startsWith('/etag/') || req.path.startsWith('/etag-length/')) {
         // Like a static file server: a strong ETag per version, and 304 when it still matches.
         const etag = `"v${versions.get(req.path) ?? 1}"`;
         if (req.headers['if-none-match'] === etag) {
-          res.writeHead(304, { etag }).end();
+          // /etag-length/: the 304 gives the length of the 200 it stands for, as RFC 9110 §8.6 allows.
+          const length = req.path.startsWith('/etag-length/') && { 'content-length': Buffer.byteLength(rss(`${req.path} ${etag}`)) };
+          res.writeHead(304, { etag, ...length }).end();
         } else {
           res.writeHead(200, { 'content-type': 'application/rss+xml', etag }).end(rss(`${req.path} ${etag}`));
         }
@@ -278,6 +281,11 @@ export class FeedServer {
   /** A feed that sends an ETag and answers 304 to a matching If-None-Match. */
   etag(name: string): string {
     return `${this.rec.url}/etag/${name}.xml`;
+  }
+
+  /** An etag() feed whose 304 carries a Content-Length (the length of its 200). */
+  etagWithLength(name: string): string {
+    return `${this.rec.url}/etag-length/${name}.xml`;
   }
 
   /** Publishes a new version of an etag() feed. */
