@@ -112,9 +112,32 @@ function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resol
         socket.destroy();
         return callback(new OutboundError('blocked_address', `connected to ${ip ?? 'an unknown address'}, which is not allowed`), null);
       }
+      // undici ends a request whose connection closes with the socket's own error (a reset) or
+      // one it destroys the socket with ("other side closed"): either is seen here first.
+      const handshake = socket.bytesRead;
+      socket.prependListener('error', (e: Error) => {
+        if (socket.bytesRead > handshake) closedAfterAnswers.add(e);
+      });
       callback(null, socket);
     });
   };
+}
+
+/**
+ * Errors that closed a connection which had already carried an answer: a kept-alive one. A
+ * server closes an idle connection when its own keep-alive timeout ends, for many servers and
+ * load balancers after a second or two and without a Keep-Alive header saying so; a request
+ * written as that close crosses it on the wire finds the connection closed or reset with no
+ * answer. Such a request is sent once more, on a new connection, as browsers, curl and Go's
+ * client do. Counted as a failure instead, an rssCloud notification (which has no retry) was
+ * lost and counted as its subscriber's error, and a WebSub one waited out a backoff. A server
+ * that read the request and then died without a word may get it twice, which every delivery
+ * here tolerates: an rssCloud one says only "this changed", and WebSub's retries resend anyway.
+ */
+const closedAfterAnswers = new WeakSet<Error>();
+
+function staleConnection(e: unknown): boolean {
+  return e instanceof Error && closedAfterAnswers.has(e);
 }
 
 /** Finds an OutboundError raised inside undici (lookup/connector), else classifies the failure. */
@@ -197,6 +220,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   private chunks: Buffer[] = [];
   private bytes = 0;
   private settled = false;
+
+  /** Whether the answer's head arrived: a failure after it is not a stale connection's. */
+  get answered(): boolean {
+    return this.status !== 0;
+  }
 
   constructor(
     /** Most body bytes kept; beyond, the request fails with 'too_large' (or, with `discardBody`, the rest is dropped). */
@@ -347,23 +375,32 @@ export class HttpClient {
         // Literal IPs never go through lookup, so judge them before connecting at all.
         const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
         if (isIP(host) !== 0) this.guards[kind].check(host);
-        const res = await new Promise<RawResponse>((resolve, reject) => {
-          const exchange = new Exchange(maxBytes, truncate, method === 'HEAD', maxRedirects > 0, resolve, reject);
-          current = exchange;
-          if (timedOut) return exchange.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
-          this.agents[kind].dispatch(
-            {
-              origin: target.origin,
-              path: target.pathname + target.search,
-              method,
-              headers,
-              body: req.body ?? null,
-              headersTimeout: timeoutMs,
-              bodyTimeout: timeoutMs,
-            },
-            exchange,
-          );
-        });
+        const send = (): Promise<RawResponse> =>
+          new Promise<RawResponse>((resolve, reject) => {
+            const exchange = new Exchange(maxBytes, truncate, method === 'HEAD', maxRedirects > 0, resolve, reject);
+            current = exchange;
+            if (timedOut) return exchange.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
+            this.agents[kind].dispatch(
+              {
+                origin: target.origin,
+                path: target.pathname + target.search,
+                method,
+                headers,
+                body: req.body ?? null,
+                headersTimeout: timeoutMs,
+                bodyTimeout: timeoutMs,
+              },
+              exchange,
+            );
+          });
+        let res: RawResponse;
+        try {
+          res = await send();
+        } catch (e) {
+          // Once: a second close is the server's answer, not a race with its idle timeout.
+          if (timedOut || current?.answered !== false || !staleConnection(e)) throw e;
+          res = await send();
+        }
         const location = res.headers.location;
         if (maxRedirects > 0 && REDIRECTS.has(res.status) && typeof location === 'string') {
           if (hop >= maxRedirects) throw new OutboundError('too_many_redirects', `more than ${maxRedirects} redirects from ${first.href}`);

@@ -291,6 +291,29 @@ describe('HttpClient', () => {
     await expectCode(track(client()).request('fetch', `http://127.0.0.1:${port}/`), 'network');
   });
 
+  it('sends a request again, once, when a kept-alive connection closes unanswered; not when a new one does', async () => {
+    // Each connection answers its first request and closes as the next one arrives on it: what a
+    // request meets when it crosses the server's close of an idle connection on the wire.
+    const answered = new WeakSet<object>();
+    const s = await start((req, res) => {
+      if (answered.has(req.socket)) return void req.socket.destroy();
+      answered.add(req.socket);
+      res.end(req.url);
+    });
+    const c = track(client());
+    expect((await c.request('callback', `${s.base}/first`, { method: 'POST', body: 'a' })).body.toString()).to.equal('/first');
+    await new Promise((resolve) => setTimeout(resolve, 50)); // past undici's check of an idle connection
+    const again = await c.request('callback', `${s.base}/second`, { method: 'POST', body: 'b' });
+    expect(again.body.toString()).to.equal('/second');
+    expect(s.seen.map((r) => `${r.url} ${r.body}`)).to.deep.equal(['/first a', '/second b', '/second b']);
+
+    // A server that closes every new connection unanswered is failing, and is asked once.
+    const closing = await start((req) => void req.socket.destroy());
+    const err = await expectCode(c.request('callback', `${closing.base}/x`, { method: 'POST', body: 'c' }), 'network');
+    expect(err.message).to.equal('other side closed');
+    expect(closing.seen).to.have.length(1);
+  });
+
   it('times out a server that never responds', async () => {
     const s = await start(() => {
       /* never answer */

@@ -638,6 +638,30 @@ describe('rssCloud REST', function () {
       expect([sixSub!.ctUpdates, sixSub!.ctConsecutiveErrors]).to.deep.equal([0, 1]);
     });
 
+    it('a notification that meets the subscriber closing its idle connection is sent again on a new one, not counted as an error', async () => {
+      // Each connection answers its first request and closes as the next one arrives on it, as a
+      // server (HAProxy, gunicorn) whose keep-alive timeout ends as the hub's request crosses it.
+      const answered = new WeakSet<object>();
+      const closer = await Recorder.start((req, res) => {
+        const socket = res.socket!;
+        if (answered.has(socket)) return void socket.destroy();
+        answered.add(socket);
+        subscriberOk(req, res);
+      });
+      try {
+        const feed = feeds.changing(unique('idle-close'));
+        await setSubscriptions(hub, feed, [{ url: callbackOf(closer, '/cb'), protocol: 'http-post' }]);
+        expect((await ping(hub, feed)).success).to.equal(true);
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the connection is idle, and kept
+        expect((await ping(hub, feed)).success).to.equal(true);
+        expect(closer.requests.map((r) => r.body.toString())).to.deep.equal(Array(3).fill(notifyBody(feed)));
+        const s = await getSubscription(hub, feed, callbackOf(closer, '/cb'));
+        expect([s!.ctUpdates, s!.ctErrors, s!.ctConsecutiveErrors]).to.deep.equal([2, 0, 0]);
+      } finally {
+        await closer.close();
+      }
+    });
+
     it('the reply waits for a slow subscriber to answer', async () => {
       let answered = false;
       sub.handler = (req, res) => {
