@@ -130,6 +130,7 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
     if (!OP_NAMES.has((op as { op: string }).op)) {
       throw new Error(`${path.basename(file)}: unknown journal op ${JSON.stringify(line.slice(0, 40))}`);
     }
+    op = upgraded(op as JournalOp);
     // A flipped bit in a field's name still parses: applied, the op threw a TypeError that
     // stopped open() without naming the file. Such a line is damage like any other.
     if (!wellFormed(op as JournalOp)) {
@@ -142,6 +143,32 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
     if (++applied % 5000 === 0) await yieldToLoop();
   }
   return { found: true, applied, discarded: unreadable.length, damaged: unreadable.slice(0, damaged) };
+}
+
+/**
+ * An op in the form an older build wrote it, as this build applies it. Builds of f07fa0b wrote
+ * each delivery tally as its own subStats line, `{ topic, callback, stats: {…} }`, before they
+ * became rows grouped by topic: read as damage, an upgrade from one logged every such line as an
+ * error and lost the counters and delivered versions in them, so a version still owed to a
+ * failing subscriber was sent again to every subscriber that already had it.
+ */
+function upgraded(op: JournalOp): JournalOp {
+  const o = op as unknown as Record<string, unknown>;
+  if (op.op !== 'subStats' || o['rows'] !== undefined || !str(o['callback']) || !isRecord(o['stats'])) return op;
+  const s = o['stats'];
+  // Anything else missing is damage, left for wellFormed to refuse.
+  if (!num(s['ctUpdates']) || !num(s['ctErrors']) || !num(s['ctConsecutiveErrors'])) return op;
+  const time = (v: unknown): number | null => (num(v) ? (v as number) : null);
+  const row: StatsRow = [
+    o['callback'] as string,
+    s['ctUpdates'] as number,
+    s['ctErrors'] as number,
+    s['ctConsecutiveErrors'] as number,
+    time(s['whenLastUpdate']),
+    time(s['whenLastError']),
+    num(s['deliveredVersion']) ? (s['deliveredVersion'] as number) : 0,
+  ];
+  return { op: 'subStats', topic: o['topic'] as string, rows: [row] };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
