@@ -6,7 +6,7 @@ import pg from 'pg';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { createStore } from '../lib/store/create-store.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { sub } from './helpers/store-contract.js';
@@ -20,6 +20,24 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
     await client.end();
   }
 }
+
+/** Migration 7 as 9c48898 released it: the trigger, without the recount added to it later. */
+const MIGRATION_7_OF_9C48898: Migration = {
+  version: 7,
+  name: 'the per-host count follows a callback_host changed by an update',
+  sql: `
+    CREATE FUNCTION subscription_counts_follow_host() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      UPDATE subscription_counts SET n = n - 1 WHERE kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8');
+      INSERT INTO subscription_counts AS c (kind, key, n) VALUES ('h', convert_to(NEW.callback_host, 'UTF8'), 1)
+        ON CONFLICT (kind, key) DO UPDATE SET n = c.n + 1;
+      RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER subscription_counts_follow_host AFTER UPDATE OF callback_host ON subscriptions
+      FOR EACH ROW WHEN (OLD.callback_host IS DISTINCT FROM NEW.callback_host) EXECUTE FUNCTION subscription_counts_follow_host();
+  `,
+};
 
 describe('PostgreSQL store', function () {
   let url: string;
@@ -211,6 +229,24 @@ describe('PostgreSQL store', function () {
         ['http://reader.example\\tok\\cb', old],
       );
       await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
+    });
+    const store = await opened();
+    expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);
+    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+  });
+
+  it('counts the hosts again on a database that 9c48898 took to schema 7 (its migration 7 had no recount)', async () => {
+    await withClient(url, async (c) => migrate(c, MIGRATIONS.filter((m) => m.version <= 6)));
+    const old = 'reader.example\\tok\\cb';
+    await withClient(url, async (c) => {
+      await c.query(
+        `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires)
+         VALUES ('\\x01', '\\x02', 'http://a/feed', $1, $2, 'websub', 0, 0, 0, 0, 0, 0, 0, 99999999999999)`,
+        ['http://reader.example\\tok\\cb', old],
+      );
+      // A build from 78a16fe at schema 6 stores today's host on the row's next write.
+      await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
+      await migrate(c, [...MIGRATIONS.filter((m) => m.version <= 6), MIGRATION_7_OF_9C48898]);
     });
     const store = await opened();
     expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);

@@ -242,6 +242,18 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host;
     `,
   },
+  {
+    version: 8,
+    name: 'the per-host counts counted again (databases taken to schema 7 without its recount)',
+    sql: `
+      -- Migration 7 was first released (9c48898) with its trigger alone; the recount was added to
+      -- it after, so a database one of those builds took to 7 never ran it and kept the counts
+      -- that a build from 78a16fe left with the old hosts. Counted again here, as in 7.
+      LOCK TABLE subscriptions IN SHARE MODE;
+      DELETE FROM subscription_counts WHERE kind = 'h';
+      INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
