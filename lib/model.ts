@@ -170,6 +170,17 @@ export function hasControlCharacters(url: string): boolean {
   return /[\x00-\x1f\x7f]/.test(url);
 }
 
+/**
+ * Whether a URL as given begins or ends with a space, which the URL standard drops too (C0
+ * controls being refused already). None is accepted, for the same reason: a topic kept as
+ * `http://a/feed ` was read and polled as `http://a/feed`, yet no ping or publish of that URL
+ * reached its subscribers, nor did a WebSub publish of the same spelling, since publish trims
+ * the URLs of its comma-separated lists.
+ */
+export function hasEdgeSpaces(url: string): boolean {
+  return url.startsWith(' ') || url.endsWith(' ');
+}
+
 /** Where an http(s) URL's authority ends, by the URL standard: a backslash is a slash there. */
 const AUTHORITY_ENDS = new Set(['/', '\\', '?', '#']);
 

@@ -2,7 +2,7 @@
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import { hasControlCharacters } from '../lib/model.js';
+import { hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
   // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
@@ -47,6 +47,7 @@ export function bodyErrorStatus(err: unknown, res: Response): number | undefined
 export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
   if (value === null || value === undefined || value === '') return { problem: 'is required' };
   if (hasControlCharacters(value)) return { problem: 'must not contain control characters (tabs, line breaks)' };
+  if (hasEdgeSpaces(value)) return { problem: 'must not begin or end with a space' };
   let url: URL;
   try {
     url = new URL(value);
