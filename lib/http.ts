@@ -113,10 +113,12 @@ function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resol
         return callback(new OutboundError('blocked_address', `connected to ${ip ?? 'an unknown address'}, which is not allowed`), null);
       }
       // undici ends a request whose connection closes with the socket's own error (a reset) or
-      // one it destroys the socket with ("other side closed"): either is seen here first.
+      // one it destroys the socket with ("other side closed"): either is seen here first. It
+      // destroys it too for an answer it cannot parse, whose bytes count as read: that is no
+      // close, and a malformed answer on a new connection had its request sent twice.
       const handshake = socket.bytesRead;
       socket.prependListener('error', (e: Error) => {
-        if (socket.bytesRead > handshake) closedAfterAnswers.add(e);
+        if (socket.bytesRead > handshake && CLOSE_CODES.has((e as { code?: unknown }).code)) closedAfterAnswers.add(e);
       });
       callback(null, socket);
     });
@@ -135,6 +137,8 @@ function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resol
  * here tolerates: an rssCloud one says only "this changed", and WebSub's retries resend anyway.
  */
 const closedAfterAnswers = new WeakSet<Error>();
+/** A connection closed (undici's "other side closed") or reset under a request, as against an answer refused. */
+const CLOSE_CODES = new Set<unknown>(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 function staleConnection(e: unknown): boolean {
   return e instanceof Error && closedAfterAnswers.has(e);

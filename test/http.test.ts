@@ -314,6 +314,15 @@ describe('HttpClient', () => {
     expect(closing.seen).to.have.length(1);
   });
 
+  it('does not send a request again when the answer to it is malformed (the server did take it)', async () => {
+    // What the server writes is an answer llhttp refuses (a header name with a space): read on
+    // a new connection, it counted as the close of a kept-alive one, and the POST went twice.
+    const s = await start((req) => void req.socket.end('HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\nok'));
+    const c = track(client());
+    await expectCode(c.request('callback', `${s.base}/once`, { method: 'POST', body: 'a' }), 'network');
+    expect(s.seen.map((r) => `${r.url} ${r.body}`)).to.deep.equal(['/once a']);
+  });
+
   it('times out a server that never responds', async () => {
     const s = await start(() => {
       /* never answer */
