@@ -782,6 +782,37 @@ describe('WebSub hub', function () {
       expect(got[2]!.body.toString()).to.equal(DOC('later'));
     });
 
+    it('a version that waited out a Retry-After still waits for its host\'s probe: not given up for having outlived the backoffs\' window', async () => {
+      // Window of the backoffs: 100 + 200 + 400 + 800 ms. Each subscription's first attempt is
+      // answered 503 with Retry-After: 2 (the pair in flight together, so the circuit opens on
+      // both answers), every later one 200 after 300 ms. Two seconds on, one subscription's
+      // attempt is the circuit's probe and the other's waits for it: counted against the window,
+      // which the asked two seconds had already outrun, that one was given up, its version lost.
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '5', BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '200' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('probed'), contentType: DOC_TYPE });
+      for (const path of ['/a', '/b']) await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback(path) });
+      const verify = sub.rec.handler;
+      let posts = 0;
+      sub.rec.handler = async (req, res) => {
+        if (req.method !== 'POST') return verify(req, res);
+        const refuse = ++posts <= 2;
+        await sleep(refuse ? 100 : 300);
+        res.writeHead(refuse ? 503 : 200, { 'content-type': 'text/plain', ...(refuse && { 'retry-after': '2' }) }).end(refuse ? 'later' : 'thanks');
+      };
+      await publish(h, topic);
+      // Delivered to both, as recorded (given up on, one would keep its failure).
+      const tallies = async (): Promise<[string, number, number][]> =>
+        (await subscriptionsOf(h, topic)).map((s): [string, number, number] => [new URL(s.url).pathname, s.ctUpdates, s.ctConsecutiveErrors]).sort();
+      for (let waited = 0; (await tallies()).some(([, updates]) => updates === 0) && waited < 8000; waited += 100) await sleep(100);
+      expect(await tallies()).to.deep.equal([
+        ['/a', 1, 0],
+        ['/b', 1, 0],
+      ]);
+      expect(sub.deliveries().map((r) => r.path).sort()).to.deep.equal(['/a', '/a', '/b', '/b']);
+    });
+
     it('an rssCloud ping waits for its first attempts, not for an earlier version\'s retries: answered while a WebSub subscriber of the topic waits a minute for one', async () => {
       const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '60000' });
       const topics = await topicServer();

@@ -493,6 +493,8 @@ export class Notifier extends EventEmitter {
     const { store, config } = this.deps;
     const host = lane.host;
     let ordered = false;
+    /** How much longer than the backoffs the subscriber's Retry-Afters made this version wait. */
+    let asked = 0;
     try {
       for (let attempt = 1; !this.closed; ) {
         if (!ordered) {
@@ -590,7 +592,11 @@ export class Notifier extends EventEmitter {
           // a failure for a request never made killed the subscriptions of a host that had come
           // back, after a pause as short as one cooldown (MAX_CONSECUTIVE_ERRORS pings).
           const createdAt = this.jobs.get(lane.topic, version)?.entry.createdAt;
-          if (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs) {
+          // The window grows by what the subscriber asked for beyond the backoffs: the waits its
+          // Retry-After put past it were no time spent on a paused host. Counted, a version that
+          // had waited one out was given up at the first pause, even the second a probe of the
+          // host takes, with attempts left.
+          if (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs + asked) {
             await this.record(sub, version, paused, true);
             return this.settled(lane, version, paused);
           }
@@ -608,6 +614,7 @@ export class Notifier extends EventEmitter {
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
         if (final) return 'done';
+        asked += Math.max(0, delay - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
         await this.waitBehind(lane, version, this.sleep(delay));
         attempt++;
       }
