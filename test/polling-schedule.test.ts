@@ -251,6 +251,22 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     }
   });
 
+  it('pushbutton_poll_lag_seconds is 0 while every due poll gets its turn at once', async () => {
+    const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', POLL_CONCURRENCY: '8' });
+    const paths = ['/on-time/1', '/on-time/2'];
+    const form: [string, string][] = [
+      ['port', String(subs.port)],
+      ['path', '/on-time-cb'],
+      ['protocol', 'http-post'],
+      ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${feeds.url}${p}`]),
+    ];
+    expect(await (await postForm(hub.url, '/pleaseNotify', form)).text()).to.contain('success="true"');
+    // The subscription's reads, then two polls of each: the ticks found them due and started them.
+    await Promise.all(paths.map((p) => feeds.waitFor(3, isGet(p), 10_000)));
+    const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+    expect(/^pushbutton_poll_lag_seconds (\S+)$/m.exec(metrics)?.[1]).to.equal('0');
+  });
+
   it('a poll the hub fails (its store) keeps the topic\'s interval: an outage doubled it at every poll, so topics went unread for hours after', async () => {
     const lines: string[] = [];
     const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '60' }, undefined, (l) => void lines.push(l));
