@@ -18,6 +18,15 @@ export interface Migration {
   sql: string;
 }
 
+/**
+ * The per-host counts counted again from the rows, with their writers held off (SHARE conflicts
+ * with every row write) until the migration commits: migrations 7 and 8 run it, as text.
+ */
+const RECOUNT_HOSTS = `      LOCK TABLE subscriptions IN SHARE MODE;
+      DELETE FROM subscription_counts WHERE kind = 'h';
+      INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -237,10 +246,7 @@ export const MIGRATIONS: readonly Migration[] = [
       -- A database run by a build between the two (78a16fe before this migration) moved rows to
       -- today's host with no trigger to move their counts: counted again from the rows, with
       -- their writers held off (SHARE conflicts with every row write) until this commits.
-      LOCK TABLE subscriptions IN SHARE MODE;
-      DELETE FROM subscription_counts WHERE kind = 'h';
-      INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host;
-    `,
+${RECOUNT_HOSTS}    `,
   },
   {
     version: 8,
@@ -249,10 +255,7 @@ export const MIGRATIONS: readonly Migration[] = [
       -- Migration 7 was first released (9c48898) with its trigger alone; the recount was added to
       -- it after, so a database one of those builds took to 7 never ran it and kept the counts
       -- that a build from 78a16fe left with the old hosts. Counted again here, as in 7.
-      LOCK TABLE subscriptions IN SHARE MODE;
-      DELETE FROM subscription_counts WHERE kind = 'h';
-      INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host;
-    `,
+${RECOUNT_HOSTS}    `,
   },
 ];
 
