@@ -21,6 +21,24 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
+/** The host a callback with backslashes was counted under before 78a16fe read them as the URL standard does. */
+const OLD_HOST = 'reader.example\\tok\\cb';
+
+/**
+ * A database at schema 6 run by a build that already read backslashes as the end of the host
+ * (78a16fe on): a row inserted under the old host, then moved to today's by its next write, and
+ * its count left with the old host.
+ */
+async function driftHostCount(c: pg.Client): Promise<void> {
+  await migrate(c, MIGRATIONS.filter((m) => m.version <= 6));
+  await c.query(
+    `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires)
+     VALUES ('\\x01', '\\x02', 'http://a/feed', $1, $2, 'websub', 0, 0, 0, 0, 0, 0, 0, 99999999999999)`,
+    ['http://reader.example\\tok\\cb', OLD_HOST],
+  );
+  await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
+}
+
 /** Migration 7 as 9c48898 released it: the trigger, without the recount added to it later. */
 const MIGRATION_7_OF_9C48898: Migration = {
   version: 7,
@@ -218,39 +236,20 @@ describe('PostgreSQL store', function () {
   });
 
   it('counts the hosts again at schema 7: a row moved to another host by a build without its trigger', async () => {
-    // A database at schema 6 run by a build that already read backslashes as the end of the
-    // host: a renewal stored today's host and the count stayed with the old one.
-    await withClient(url, async (c) => migrate(c, MIGRATIONS.filter((m) => m.version <= 6)));
-    const old = 'reader.example\\tok\\cb';
-    await withClient(url, async (c) => {
-      await c.query(
-        `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires)
-         VALUES ('\\x01', '\\x02', 'http://a/feed', $1, $2, 'websub', 0, 0, 0, 0, 0, 0, 0, 99999999999999)`,
-        ['http://reader.example\\tok\\cb', old],
-      );
-      await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
-    });
+    await withClient(url, async (c) => driftHostCount(c));
     const store = await opened();
     expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);
-    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+    expect(await store.countSubscriptions({ callbackHost: OLD_HOST })).to.equal(0);
   });
 
   it('counts the hosts again on a database that 9c48898 took to schema 7 (its migration 7 had no recount)', async () => {
-    await withClient(url, async (c) => migrate(c, MIGRATIONS.filter((m) => m.version <= 6)));
-    const old = 'reader.example\\tok\\cb';
     await withClient(url, async (c) => {
-      await c.query(
-        `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires)
-         VALUES ('\\x01', '\\x02', 'http://a/feed', $1, $2, 'websub', 0, 0, 0, 0, 0, 0, 0, 99999999999999)`,
-        ['http://reader.example\\tok\\cb', old],
-      );
-      // A build from 78a16fe at schema 6 stores today's host on the row's next write.
-      await c.query(`UPDATE subscriptions SET callback_host = 'reader.example'`);
+      await driftHostCount(c);
       await migrate(c, [...MIGRATIONS.filter((m) => m.version <= 6), MIGRATION_7_OF_9C48898]);
     });
     const store = await opened();
     expect(await store.countSubscriptions({ callbackHost: 'reader.example' })).to.equal(1);
-    expect(await store.countSubscriptions({ callbackHost: old })).to.equal(0);
+    expect(await store.countSubscriptions({ callbackHost: OLD_HOST })).to.equal(0);
   });
 
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
