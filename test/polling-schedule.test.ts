@@ -7,7 +7,7 @@ import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { createLogger } from '../lib/log.js';
 import { steppableClock } from './helpers/clock.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { postForm, setSubscriptions } from './helpers/rsscloud.js';
+import { postForm, setSubscriptions, subscribeAllForm } from './helpers/rsscloud.js';
 import { settled, subscribe, unsubscribe } from './helpers/websub.js';
 
 /** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
@@ -56,12 +56,7 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     // A tick every 500 ms; 24 topics a second is three times what 4 polls a tick could read.
     const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' });
     const paths = Array.from({ length: 24 }, (_, i) => `/many/${i}`);
-    const form: [string, string][] = [
-      ['port', String(subs.port)],
-      ['path', '/many-cb'],
-      ['protocol', 'http-post'],
-      ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${feeds.url}${p}`]),
-    ];
+    const form = subscribeAllForm(subs, '/many-cb', paths.map((p) => `${feeds.url}${p}`));
     const res = await postForm(hub.url, '/pleaseNotify', form);
     expect(await res.text()).to.contain('success="true"');
     // The subscription read each once; every one must then be polled, twice.
@@ -232,12 +227,7 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
     try {
       const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', POLL_CONCURRENCY: '2' });
       const paths = Array.from({ length: 8 }, (_, i) => `/slow/${i}`);
-      const form: [string, string][] = [
-        ['port', String(subs.port)],
-        ['path', '/slow-cb'],
-        ['protocol', 'http-post'],
-        ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${slow.url}${p}`]),
-      ];
+      const form = subscribeAllForm(subs, '/slow-cb', paths.map((p) => `${slow.url}${p}`));
       expect(await (await postForm(hub.url, '/pleaseNotify', form)).text()).to.contain('success="true"');
       // 8 topics due every second, 2 reads of 600 ms at a time: the polls fall behind at once.
       await slow.waitFor(8, (r) => r.headers['if-none-match'] === '"slow"', 15_000);
@@ -254,12 +244,7 @@ describe('polling schedule: many topics, restarts, what resets it', function () 
   it('pushbutton_poll_lag_seconds is 0 while every due poll gets its turn at once', async () => {
     const hub = await hubWith({ POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', POLL_CONCURRENCY: '8' });
     const paths = ['/on-time/1', '/on-time/2'];
-    const form: [string, string][] = [
-      ['port', String(subs.port)],
-      ['path', '/on-time-cb'],
-      ['protocol', 'http-post'],
-      ...paths.map((p, i): [string, string] => [`url${i + 1}`, `${feeds.url}${p}`]),
-    ];
+    const form = subscribeAllForm(subs, '/on-time-cb', paths.map((p) => `${feeds.url}${p}`));
     expect(await (await postForm(hub.url, '/pleaseNotify', form)).text()).to.contain('success="true"');
     // The subscription's reads, then two polls of each: the ticks found them due and started them.
     await Promise.all(paths.map((p) => feeds.waitFor(3, isGet(p), 10_000)));

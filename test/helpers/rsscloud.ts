@@ -112,6 +112,11 @@ export async function ping(hub: { url: string }, url: string, opts: PostOptions 
   return readReply(await postForm(hub.url, '/ping', { url }, opts));
 }
 
+/** One no-domain http-post subscription of `callbackPath` on `sub` to every one of `feedUrls` (url1, url2, …). */
+export function subscribeAllForm(sub: { port: number }, callbackPath: string, feedUrls: string[]): [string, string][] {
+  return [['port', String(sub.port)], ['path', callbackPath], ['protocol', 'http-post'], ...feedUrls.map((u, i): [string, string] => [`url${i + 1}`, u])];
+}
+
 /** The usual no-domain http-post subscription of `callbackPath` on `sub` to `feedUrl`. */
 export function subscribeForm(sub: { port: number }, callbackPath: string, feedUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return { port: String(sub.port), path: callbackPath, protocol: 'http-post', url1: feedUrl, ...extra };
