@@ -558,29 +558,24 @@ describe('rssCloud REST', function () {
       expect(notificationsAt(sub, '/same')).to.have.length(1);
     });
 
-    it('a feed with an ETag: 304 is unchanged, a new version is a change', async () => {
-      const feed = feeds.etag(unique('etag'));
-      expect((await pleaseNotify(hub, subscribeForm(sub, '/etag', feed))).success).to.equal(true);
-      sub.reset();
-      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
-      expect(sub.requests).to.deep.equal([]);
-      expect(feeds.rec.requests.map((r) => r.headers['if-none-match'])).to.deep.equal([undefined, '"v1"']);
+    for (const [title, name, feedOf] of [
+      ['a feed with an ETag: 304 is unchanged, a new version is a change', 'etag', (n: string) => feeds.etag(n)],
+      // RFC 9110 §8.6 lets a 304 say so (ASP.NET Core, Tornado, ReactPHP do); undici took it for a short body.
+      ['a 304 that gives the length of the 200 it stands for is unchanged, not a read error', 'etag-length', (n: string) => feeds.etagWithLength(n)],
+    ] as const) {
+      it(title, async () => {
+        const feed = feedOf(unique(name));
+        expect((await pleaseNotify(hub, subscribeForm(sub, `/${name}`, feed))).success).to.equal(true);
+        sub.reset();
+        expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+        expect(sub.requests).to.deep.equal([]);
+        expect(feeds.rec.requests.map((r) => r.headers['if-none-match'])).to.deep.equal([undefined, '"v1"']);
 
-      feeds.bump(feed);
-      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
-      expect(notificationsAt(sub, '/etag').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
-    });
-
-    it('a 304 that gives the length of the 200 it stands for is unchanged, not a read error', async () => {
-      const feed = feeds.etagWithLength(unique('etag-length'));
-      expect((await pleaseNotify(hub, subscribeForm(sub, '/etag-length', feed))).success).to.equal(true);
-      sub.reset();
-      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
-      expect(sub.requests).to.deep.equal([]);
-      feeds.bump(feed);
-      expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
-      expect(notificationsAt(sub, '/etag-length').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
-    });
+        feeds.bump(feed);
+        expectXml(await ping(hub, feed), 'result', true, MSG.pinged);
+        expect(notificationsAt(sub, `/${name}`).map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
+      });
+    }
 
     it('an unreadable feed answers success=false with the read-error message, and notifies nobody', async () => {
       const feed = feeds.fixed(unique('goes-away'));
