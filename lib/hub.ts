@@ -79,8 +79,6 @@ export interface CleanupReport {
 
 /** Rows the sweep deletes per store call (subscriptions, then topics, then sites): bounded work however many are due. */
 const SWEEP_BATCH = 1000;
-/** When a WebSub request refused for WEBSUB_MAX_PENDING_VERIFICATIONS is told to ask again. */
-const BUSY_RETRY_AFTER_SECONDS = 60;
 
 /** Runs a delete of at most SWEEP_BATCH rows until one deletes fewer; how many it deleted in all. */
 async function inBatches(deleteBatch: (limit: number) => Promise<number>): Promise<number> {
@@ -429,7 +427,7 @@ export class Hub extends EventEmitter {
     // hub's memory for as long as someone sent them.
     if (this.verifying.size >= this.deps.config.websubMaxPendingVerifications) {
       this.deps.log.warn('websub: request refused, too many verifications waiting', { topic: req.topic, waiting: this.verifying.size });
-      return { code: 'hub_busy', retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS };
+      return { code: 'hub_busy' };
     }
     // Persisted before the 202, so a restart still verifies what was accepted.
     const createdAt = this.now();

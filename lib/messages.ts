@@ -19,6 +19,9 @@ export type HubErrorCode =
   | 'subscription_limit'
   | 'hub_busy';
 
+/** When a WebSub request refused as hub_busy (WEBSUB_MAX_PENDING_VERIFICATIONS) is told to ask again. */
+export const BUSY_RETRY_AFTER_SECONDS = 60;
+
 export interface HubError {
   code: HubErrorCode;
   /** missing_params: the names, in the order they are reported. */
@@ -28,8 +31,6 @@ export interface HubError {
   minSecs?: number;
   /** url_too_long, too_many_urls: the limit. */
   limit?: number;
-  /** hub_busy: when to ask again. */
-  retryAfterSeconds?: number;
   /** A reason for logs and non-rssCloud faces. */
   detail?: string;
 }
@@ -74,7 +75,7 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
     case 'publisher_signature':
       return 'The content is not signed with the secret configured for this topic.';
     case 'hub_busy':
-      return `The hub is busy verifying other requests: try again in ${err.retryAfterSeconds ?? 60} seconds.`;
+      return `The hub is busy verifying other requests: try again in ${BUSY_RETRY_AFTER_SECONDS} seconds.`;
   }
 }
 

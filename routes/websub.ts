@@ -3,7 +3,7 @@
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { messageFor } from '../lib/messages.js';
+import { BUSY_RETRY_AFTER_SECONDS, messageFor } from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
@@ -95,7 +95,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
   });
-  if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(error.retryAfterSeconds ?? 60));
+  if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
   if (error) return text(res, error.code === 'hub_busy' ? 503 : 400, messageFor(error, 'subscribe'));
   text(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
 }
