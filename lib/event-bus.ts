@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './log.js';
-import { silenceBounds } from './store/pg-store.js';
+import { isReadTimeout, silenceBounds } from './store/pg-store.js';
 
 /** `remote` is true for an event published by another process. */
 export type BusListener = (payload: unknown, remote: boolean) => void;
@@ -168,7 +168,7 @@ export class PgEventBus extends LocalEventBus {
       .then(noop, (e: Error) => {
         this.opts.log.warn('events not sent to other processes', { error: e.message });
         // Unanswered: the connection is replaced, as a lost one is.
-        if (e.message === 'Query read timeout') this.restart(client);
+        if (isReadTimeout(e)) this.restart(client);
       });
   }
 

@@ -13,6 +13,7 @@ import { Subscriber, TopicServer, publish, settled, subscribe, subscriptionsOf }
 import { ping, pleaseNotify, subscribeForm } from './helpers/rsscloud.js';
 import { Recorder } from './helpers/recorder.js';
 import { HUB_FAILURE_WORDS } from '../lib/messages.js';
+import { PgStore } from '../lib/store/pg-store.js';
 
 describe('a hub on PostgreSQL while the database host is silent', function () {
   this.timeout(20_000);
@@ -92,5 +93,32 @@ describe('a hub on PostgreSQL while the database host is silent', function () {
     expect(await fetch(`${hub.url}/metrics`).then((r) => r.text())).to.match(/^pushbutton_store_up 1$/m);
     const feed = topics.set('/after-feed', { body: 'feed\n', contentType: 'text/plain' });
     expect(await pleaseNotify(hub, subscribeForm(rssSub, '/after', feed))).to.include({ status: 200, success: true });
+  });
+
+  it('gives a transaction whose statement went unanswered up after one timeout, without waiting out another for its ROLLBACK', async () => {
+    await server.admin.query('CREATE SCHEMA silence_tx');
+    const timeoutMs = 1500;
+    const store = new PgStore({
+      connectionString: withSearchPath(`postgresql://pushbutton@${proxy.host}:${proxy.port}/postgres`, 'silence_tx'),
+      poolSize: 1,
+      queryTimeoutMs: timeoutMs,
+    });
+    await store.open();
+    try {
+      await store.clear(); // its one connection is open and idle when the host goes quiet
+      proxy.silence();
+      const started = performance.now();
+      const failed: unknown = await store.clear().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const waited = performance.now() - started;
+      expect(failed).to.be.instanceOf(Error).with.property('message', 'Query read timeout');
+      // DATABASE_QUERY_TIMEOUT_MS is the bound a caller is promised: once, not twice.
+      expect(waited).to.be.below(timeoutMs * 1.6);
+    } finally {
+      proxy.heal();
+      await store.close();
+    }
   });
 });

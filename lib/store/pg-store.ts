@@ -497,6 +497,11 @@ export function silenceBounds(queryTimeoutMs: number): Pick<pg.ClientConfig, 'qu
   return { query_timeout: queryTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: 10_000 };
 }
 
+/** A statement that went unanswered for query_timeout; pg names it by its message only. */
+export function isReadTimeout(e: unknown): e is Error {
+  return e instanceof Error && e.message === 'Query read timeout';
+}
+
 /** bigint (int8) columns and count(*) come back as numbers: every value the model keeps is below 2^53. */
 function pgTypes(): pg.CustomTypesConfig {
   const types = new pg.TypeOverrides();
@@ -1015,6 +1020,9 @@ export class PgStore implements Store {
         await client.query('COMMIT');
         return result;
       } catch (e) {
+        // Behind a statement left unanswered, a ROLLBACK would only wait out a second timeout
+        // holding the connection; closing it (checkedOut does) ends the transaction on the server.
+        if (isReadTimeout(e)) throw e;
         await client.query('ROLLBACK').catch(broke);
         throw e;
       }
@@ -1047,8 +1055,8 @@ async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (
   } catch (e) {
     // A statement that timed out unanswered is still the connection's, and its answer may come
     // yet: a pg_advisory_lock granted then, on a connection back in the pool, held the topic's
-    // lock for good. pg names the timeout by its message only.
-    if (e instanceof Error && e.message === 'Query read timeout') broke(e);
+    // lock for good.
+    if (isReadTimeout(e)) broke(e);
     throw e;
   } finally {
     client.off('error', broke);
