@@ -121,4 +121,43 @@ describe('a hub on PostgreSQL while the database host is silent', function () {
       await store.close();
     }
   });
+
+  it('closes a topic lock connection whose lock went unanswered, so the lock granted late is not held for good', async () => {
+    await server.admin.query('CREATE SCHEMA silence_lock');
+    const url = withSearchPath(`postgresql://pushbutton@${proxy.host}:${proxy.port}/postgres`, 'silence_lock');
+    const timings = { poolSize: 1, lockWaitMs: 500, queryTimeoutMs: 500 };
+    const first = new PgStore({ connectionString: url, ...timings });
+    const other = new PgStore({ connectionString: withSearchPath(server.url, 'silence_lock'), ...timings });
+    await first.open();
+    await other.open();
+    try {
+      const lockBackends = async (): Promise<number[]> =>
+        (await server.admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = 'pushbutton-locks'")).rows.map((r) => r.pid);
+      const hubs = await lockBackends();
+      await first.withTopicLock('https://locked.example/feed', async () => undefined); // its lock connection is open and idle
+      const mine = (await lockBackends()).filter((pid) => !hubs.includes(pid));
+      expect(mine).to.have.length(1);
+      proxy.silence();
+      const failed: unknown = await first.withTopicLock('https://locked.example/feed', async () => undefined).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(failed).to.be.instanceOf(Error).with.property('message', 'Query read timeout');
+      proxy.heal();
+      // The late pg_advisory_lock reaches the server now: either its connection is gone, or it
+      // ran and its session sits idle (holding the lock, were that connection kept).
+      for (;;) {
+        const { rows } = await server.admin.query<{ state: string; query: string }>('SELECT state, query FROM pg_stat_activity WHERE pid = ANY($1)', [mine]);
+        if (rows.every((r) => r.state === 'idle' && r.query.includes('pg_advisory_lock('))) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      let ran = false;
+      await other.withTopicLock('https://locked.example/feed', async () => void (ran = true));
+      expect(ran).to.equal(true);
+    } finally {
+      proxy.heal();
+      await first.close();
+      await other.close();
+    }
+  });
 });
