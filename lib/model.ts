@@ -185,19 +185,26 @@ export function hasEdgeSpaces(url: string): boolean {
 const AUTHORITY_ENDS = new Set(['/', '\\', '?', '#']);
 
 /**
- * host[:port] of a URL, lower-cased; cheap enough to run on every stored subscription. Read as
- * the URL standard reads an http(s) URL, since that is where the hub connects: after the scheme
- * and any run of slashes or backslashes, up to the first of AUTHORITY_ENDS. URLs are kept as
- * given, so a callback such as `https://reader.example\TOKEN\cb` reaches reader.example; cut
- * at "/" alone, its path showed on the public pages and it counted as a host of its own.
+ * host[:port] of a URL as the URL standard reads it (lower case, IDN in punycode, an IPv4 address
+ * in dotted decimal, no default port), the spelling the notifier connects to and keys its
+ * per-host limit and breaker by. URLs are kept as given, so counted by their own spelling one
+ * host was many under MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: `127.000.000.001`, `2130706433`,
+ * `%31%32%37.0.0.1`, a written default port, each a host of its own, and IPv4's leading zeros
+ * spell one address without end. A backslash is a slash there too, so
+ * `https://reader.example\TOKEN\cb` is reader.example, not a host showing its token on the
+ * public pages. What does not parse is read by hand up to the first of AUTHORITY_ENDS.
  */
 export function callbackHost(url: string): string {
-  const colon = url.indexOf(':');
-  if (colon === -1) return '';
-  let start = colon + 1;
-  while (url[start] === '/' || url[start] === '\\') start++;
-  let end = start;
-  while (end < url.length && !AUTHORITY_ENDS.has(url[end]!)) end++;
-  const authority = url.slice(start, end);
-  return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
+  try {
+    return new URL(url).host;
+  } catch {
+    const colon = url.indexOf(':');
+    if (colon === -1) return '';
+    let start = colon + 1;
+    while (url[start] === '/' || url[start] === '\\') start++;
+    let end = start;
+    while (end < url.length && !AUTHORITY_ENDS.has(url[end]!)) end++;
+    const authority = url.slice(start, end);
+    return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
+  }
 }

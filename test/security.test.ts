@@ -1251,6 +1251,22 @@ describe('security: limits', function () {
       expect([ws.status, ws.text]).to.deep.equal([400, `${hostFull()}\n`]);
     });
 
+    it('per callback host: other spellings of one address (leading zeros, a number, hex, percent-escapes) do not make one host many', async () => {
+      // Each parses to 127.0.0.1 wherever the URL standard reads it, the hub's own connections
+      // included; counted by its spelling, each was a host of its own under no common limit.
+      const spellings = ['127.000.000.001', '2130706433', '0x7f.1'];
+      for (const [i, host] of spellings.entries()) {
+        const ws = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': feeds.fixed(unique('spelt')), 'hub.callback': `http://${host}:${sub.port}/spelt${i}` });
+        expect(ws.status, ws.text).to.equal(202);
+      }
+      await hub.hub.idle();
+      // Verified: the hub reached each spelling at 127.0.0.1.
+      expect(sub.requests.filter((r) => r.path.startsWith('/spelt')).map((r) => r.path).sort()).to.deep.equal(['/spelt0', '/spelt1', '/spelt2']);
+      const ws = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': feeds.fixed(unique('spelt')), 'hub.callback': `http://%31%32%37.0.0.1:${sub.port}/spelt3` });
+      expect([ws.status, ws.text]).to.deep.equal([400, `${hostFull()}\n`]);
+      expect(await hub.store.countSubscriptions({ callbackHost: `127.0.0.1:${sub.port}` })).to.equal(3);
+    });
+
     it('concurrent WebSub subscribes cannot overshoot the per-topic limit together', async () => {
       const feed = feeds.fixed(unique('race'));
       const replies = await Promise.all(
