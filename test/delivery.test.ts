@@ -990,6 +990,28 @@ describe('durable delivery', function () {
       expect(topics.fetches('/gzipped').map((r) => r.headers['accept-encoding'])).to.deep.equal([undefined, undefined]);
     });
 
+    it("a JSON Feed's new items reach subscribers as the publisher wrote them: ids past 2^53 keep their digits, ISO-8859-1 bytes stay ISO-8859-1", async () => {
+      // Sequential snowflake-style ids are one number as doubles, and a re-serialised feed went
+      // out as UTF-8 under the publisher's ISO-8859-1 label.
+      const item = (id: string): string => `{\n      "id": ${id},\n      "title": "Cr\u00e8me br\u00fbl\u00e9e n\u00b0${id.slice(-1)}"\n    }`;
+      const feed = (ids: string[]): Buffer =>
+        Buffer.from(`{\n  "version": "https://jsonfeed.org/version/1.1",\n  "title": "P\u00e2tisserie",\n  "items": [\n    ${ids.map(item).join(',\n    ')}\n  ]\n}\n`, 'latin1');
+      const type = 'application/feed+json; charset=ISO-8859-1';
+      const ids = ['1790000000000000003', '1790000000000000002', '1790000000000000001'];
+      const topic = topics.set('/json-latin1', { body: feed(ids.slice(2)), contentType: type });
+      await publishTo(hub, topic);
+      await settled(hub);
+      await subscribed(hub, ws, topic, '/json-latin1');
+      topics.set('/json-latin1', { body: feed(ids), contentType: type });
+      await publishTo(hub, topic);
+      await settled(hub);
+      const got = posts(ws, '/json-latin1');
+      expect(got).to.have.length(1);
+      expect(got[0]!.headers['content-type']).to.equal(type);
+      expect(got[0]!.body.toString('latin1')).to.equal(feed(ids.slice(0, 2)).toString('latin1'));
+      expect(got[0]!.body.includes(Buffer.from('Cr\u00e8me', 'utf8')), 'no UTF-8 under a Latin-1 label').to.equal(false);
+    });
+
     it('a topic that is not a feed (text/plain) is delivered whole, every version', async () => {
       const topic = topics.set('/plain', { body: 'line one\n', contentType: 'text/plain; charset=utf-8' });
       await subscribed(hub, ws, topic, '/plain');

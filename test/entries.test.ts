@@ -30,6 +30,22 @@ function without(text: string, markers: string[], open: string, close: string): 
   return out;
 }
 
+/** The oracle for partial JSON Feeds laid out like the fixtures: `text` without the items containing each marker, each with the comma that joined it to the one before (or after, for the first). */
+function withoutItems(text: string, markers: string[]): string {
+  let out = text;
+  for (const marker of markers) {
+    const at = out.indexOf(marker);
+    expect(at, `marker ${marker}`).to.be.greaterThan(-1);
+    let start = out.lastIndexOf('\n    {', at);
+    let end = out.indexOf('\n    }', at) + '\n    }'.length;
+    const before = out.slice(0, start).trimEnd();
+    if (before.endsWith(',')) start = before.length - 1;
+    else if (out[end] === ',') end++;
+    out = out.slice(0, start) + out.slice(end);
+  }
+  return out;
+}
+
 /** The exact text of each entry, from the start of its tag to the end of its end tag (see XmlCase.open and .close). */
 function entryTexts(text: string, open: string, close: string): string[] {
   const out: string[] = [];
@@ -206,7 +222,48 @@ describe('feed entries and diffs', () => {
       const out = JSON.parse(d.body.toString('utf8')) as Record<string, unknown>;
       expect(out).to.deep.equal({ ...parsedNext, items: [parsedNext.items[0], parsedNext.items[2]] });
       expect(Object.keys(out)).to.deep.equal(Object.keys(parsedNext)); // key order kept
-      expect(d.body.toString('utf8')).to.equal(JSON.stringify(out));
+      // The publisher's own bytes, its layout included, minus the unchanged items.
+      expect(d.body.toString('utf8')).to.equal(withoutItems(next.toString('utf8'), ['"id": 2003', '"id": 2001', '/no-id"']));
+    });
+
+    it("the partial feed is the publisher's bytes, not a re-serialisation: ids past 2^53 keep their digits, an ISO-8859-1 feed stays ISO-8859-1", () => {
+      const feed = (ids: string[]): string =>
+        `{"version":"https://jsonfeed.org/version/1.1","title":"Caf\u00e9 été","items":[${ids.map((id) => `{"id":${id},"title":"crème ${id}","n":1.50}`).join(',')}]}`;
+      // Sequential snowflake-style ids: as doubles (256 apart at this size) the three are one
+      // number, so re-serialised they reached subscribers as one id, and not theirs.
+      const big = ['1790000000000000003', '1790000000000000002', '1790000000000000001'];
+      const first = diffFeed(buf(feed(big.slice(2))), CT, undefined)!;
+      const d = diffFeed(buf(feed(big)), CT, first.fingerprints)!;
+      expect(d.changedCount).to.equal(2);
+      expect(d.body.toString('utf8')).to.equal(feed(big.slice(0, 2)));
+
+      const CT1 = 'application/feed+json; charset=iso-8859-1';
+      const latin1 = (ids: string[]): Buffer => Buffer.from(feed(ids), 'latin1');
+      const l = diffFeed(latin1(['2', '1']), CT1, diffFeed(latin1(['1']), CT1, undefined)!.fingerprints)!;
+      expect(l.body.equals(latin1(['2'])), 'the bytes of ISO-8859-1, as the Content-Type says').to.equal(true);
+      expect(l.changed()!.map((e) => e.title)).to.deep.equal(['crème 2']);
+
+      // UTF-16 cannot be cut byte by byte: not diffed, so delivered whole.
+      const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(feed(['1']), 'utf16le')]);
+      expect(diffFeed(utf16, 'application/feed+json', undefined)).to.equal(null);
+    });
+
+    it('items that are not objects, escaped keys, an empty array and pretty-printing are cut right', () => {
+      const previous = diffFeed(buf('{"items":[{"id":"a"}]}'), CT, undefined)!.fingerprints;
+      const cases: [string, string][] = [
+        ['{"items":[{"id":"a"}, null, {"id":"b"}, 7]}', '{"items":[ {"id":"b"}]}'],
+        ['{"items":[{"id":"b"},{"id":"a"}]}', '{"items":[{"id":"b"}]}'],
+        ['{"items":[{"id":"a"},{"id":"b"}]}', '{"items":[{"id":"b"}]}'],
+        ['{ "title": "[x], {y}", "\\u0069tems" : [ {"id":"b","t":"]}\\""} ,\n {"id":"a"} ] , "z": [1] }', '{ "title": "[x], {y}", "\\u0069tems" : [ {"id":"b","t":"]}\\""} ] , "z": [1] }'],
+        ['\uFEFF{"items": [\n  {"id": "a"},\n  {"id": "c"},\n  {"id": "b"}\n]}', '\uFEFF{"items": [\n  {"id": "c"},\n  {"id": "b"}\n]}'],
+      ];
+      for (const [body, partial] of cases) {
+        const d = diffFeed(buf(body), CT, previous);
+        expect(d?.body.toString('utf8'), body).to.equal(partial);
+        expect(JSON.parse(partial.replace(/^\uFEFF/, ''))).to.be.an('object');
+      }
+      const none = diffFeed(buf('{"version":"https://jsonfeed.org/version/1.1","items":[]}'), CT, previous)!;
+      expect(none.body.toString()).to.equal('{"version":"https://jsonfeed.org/version/1.1","items":[]}');
     });
 
     it('a feed-level change alone changes no entry', () => {

@@ -17,10 +17,11 @@
 // FINGERPRINT_CHARS of their content part are compared, which is the same sha256 prefix, and
 // since the id was read from those same bytes, the comparison gives the same answer.
 //
-// XML is never re-serialised: xml-spans.ts finds the byte ranges of the entries, and a partial
-// feed is the original bytes minus the ranges of the unchanged entries. Scanning a latin1 view of
-// the bytes makes string offsets byte offsets, so any ASCII-compatible encoding (UTF-8, ISO-8859-*,
-// windows-125*) is cut exactly; other encodings (UTF-16, Shift_JIS...) are not diffed.
+// A feed is never re-serialised: xml-spans.ts and json-spans.ts find the byte ranges of the
+// entries, and a partial feed is the original bytes minus the ranges of the unchanged entries.
+// Scanning a latin1 view of the bytes makes string offsets byte offsets, so any ASCII-compatible
+// encoding (UTF-8, ISO-8859-*, windows-125*) is cut exactly; other encodings (UTF-16,
+// Shift_JIS...) are not diffed.
 //
 // Like discover.ts this reads untrusted input: it never throws, bounds its work (10 MB at most,
 // MAX_DIFF_ENTRIES entries, a linear scanner, nesting limits) and refuses any document with a
@@ -46,6 +47,7 @@ import {
   type Namespaces,
   type XNode,
 } from './discover.js';
+import { jsonItemSpans } from './json-spans.js';
 import { isWsCode, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -71,7 +73,7 @@ export interface FeedDiff {
    * accepts a few things fast-xml-parser refuses).
    */
   changed(): FeedEntry[] | null;
-  /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the parsed object with `items` filtered, re-serialised with JSON.stringify. When previous is undefined, the original body unchanged. */
+  /** The feed with only the changed entries: for XML the exact original bytes of everything outside the entries (prolog, envelope, channel metadata) and the exact original bytes of each kept entry; for JSON Feed the exact original bytes with the unchanged items (and any item that is not an object) cut out of its `items` array. When previous is undefined, the original body unchanged. */
   body: Buffer;
 }
 
@@ -226,7 +228,7 @@ function analyse(body: Buffer, contentType: string): Analysed | null {
     case 'atom':
       return analyseXml(bytes, charset);
     case 'json':
-      return analyseJson(json.get());
+      return analyseJson(bytes, charset, json.get());
     default:
       return null;
   }
@@ -554,21 +556,35 @@ function readJsonItem(item: Record<string, unknown>): FeedEntry {
   };
 }
 
-function analyseJson(feed: unknown): Analysed | null {
+function analyseJson(bytes: Buffer, headerCharset: string, feed: unknown): Analysed | null {
   if (!isJsonFeed(feed)) return null;
   const items = feed['items'];
   if (!Array.isArray(items)) return null; // no entries container
-  const objects: Record<string, unknown>[] = (items as unknown[]).filter(
-    (it): it is Record<string, unknown> => it !== null && typeof it === 'object' && !Array.isArray(it),
-  );
+  const isObject = (it: unknown): it is Record<string, unknown> => it !== null && typeof it === 'object' && !Array.isArray(it);
+  const objects: Record<string, unknown>[] = (items as unknown[]).filter(isObject);
   if (objects.length > MAX_DIFF_ENTRIES) return null;
+  // Cut as XML is, so only in an encoding where that cannot split a character (never UTF-16).
+  if (xmlCharset(bytes, headerCharset) === null) return null;
+  const spans = jsonItemSpans(bytes.toString('latin1'));
+  if (spans === null || spans.elements.length !== items.length) return null;
+  // Which element of the array each object is.
+  const elementOf = (items as unknown[]).flatMap((it, i) => (isObject(it) ? [i] : []));
   return {
     format: 'json',
     fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),
     entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
-      const kept = objects.filter((_, i) => keep[i] === true);
-      return Buffer.from(JSON.stringify({ ...feed, items: kept }), 'utf8');
+      const kept = new Set(elementOf.filter((_, k) => keep[k] === true));
+      const pieces: Buffer[] = [bytes.subarray(0, spans.open + 1)];
+      spans.elements.forEach((el, i) => {
+        if (!kept.has(i)) return;
+        if (pieces.length > 1) pieces.push(COMMA);
+        pieces.push(bytes.subarray(el.lead, el.end));
+      });
+      pieces.push(bytes.subarray(spans.elements.at(-1)?.end ?? spans.open + 1));
+      return Buffer.concat(pieces);
     },
   };
 }
+
+const COMMA = Buffer.from(',');
