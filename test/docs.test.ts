@@ -2,7 +2,9 @@
 // These tests keep it honest: replies the hub gives to fixed requests appear in it verbatim,
 // every Content-Length in it is the length of the body shown, and its signatures verify.
 import { createHmac } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import { expect } from 'chai';
+import { SCHEMA_VERSION } from '../lib/store/pg-schema.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG } from './helpers/rsscloud.js';
 import { openStream } from './helpers/sse.js';
@@ -99,5 +101,34 @@ describe('The docs page', () => {
       expect(await (await fetch(`${hub.url}${page}`)).text()).to.include('href="docs"');
     }
     expect(html).to.include('href="client.js"');
+  });
+});
+
+// The README's parts that follow the code mechanically, so a new route or migration cannot leave
+// them behind unnoticed.
+describe('The README', () => {
+  let readme: string;
+  before(async () => {
+    readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+  });
+
+  it('lists in its Endpoints table every path the routes serve', async () => {
+    const start = readme.indexOf('## Endpoints');
+    const section = readme.slice(start, readme.indexOf('\n### ', start));
+    const paths = new Set<string>();
+    for (const file of await readdir(new URL('../routes/', import.meta.url))) {
+      const source = await readFile(new URL(`../routes/${file}`, import.meta.url), 'utf8');
+      for (const m of source.matchAll(/\b(router|admin)\.(?:get|post|use)\(\s*'(\/[^']*)'/g)) paths.add(m[1] === 'admin' ? `/admin${m[2]}` : m[2]!);
+      for (const m of source.matchAll(/_PATHS = \[([^\]]*)\]/g)) for (const p of m[1]!.matchAll(/'(\/[^']*)'/g)) paths.add(p[1]!);
+    }
+    expect(paths.size).to.be.greaterThan(15);
+    const listed = (p: string): boolean =>
+      new RegExp(`\`(?:(?:GET|POST) )?${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[\`?/*]`).test(section);
+    expect([...paths].filter((p) => !listed(p)), 'paths missing from the README Endpoints table').to.deep.equal([]);
+  });
+
+  it('shows the current schema version in its migrate example', () => {
+    const all = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1).join(', ');
+    expect(readme).to.include(`schema: version 0 → ${SCHEMA_VERSION} (applied ${all})`);
   });
 });
