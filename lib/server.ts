@@ -69,6 +69,34 @@ function cutStalledResponses(server: http.Server, ms: number): void {
   });
 }
 
+/**
+ * From shutdown on, every response says `Connection: close`, and its connection is closed once
+ * it is sent. server.close() stops only the listener: Node went on answering keep-alive, so a
+ * client holding a kept-alive connection (a load balancer's upstream pool, a publisher's HTTP
+ * client) kept sending new requests to the stopping process for the whole grace period, and
+ * the cut at its end reset whatever was in flight then (a 502 at the load balancer, a ping its
+ * publisher counts as failed though the hub took it). Told to close, such a client opens its
+ * next connection to a process that is not stopping. Returns what close() calls to begin this.
+ */
+function closeConnectionsAfterResponses(server: http.Server): () => void {
+  const open = new Set<http.ServerResponse>();
+  let closing = false;
+  const last = (res: http.ServerResponse): void => {
+    // One whose headers are out (a stream) is ended by close() itself, its connection closed as idle.
+    if (!res.headersSent) res.setHeader('Connection', 'close');
+  };
+  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closing) return last(res);
+    open.add(res);
+    res.once('close', () => open.delete(res));
+  });
+  return () => {
+    closing = true;
+    for (const res of open) last(res);
+    open.clear();
+  };
+}
+
 export async function startHub(given: Config, opts: StartOptions = {}): Promise<RunningHub> {
   const log = opts.log ?? silentLogger;
   // Listen first: with PORT=0 the hub's own URL (the rel="hub" of every delivery) is known
@@ -86,6 +114,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   server.keepAliveTimeout = given.serverKeepAliveTimeoutMs;
   // Never below two heartbeats: a quiet stream that reads must not be cut.
   cutStalledResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
+  const lastResponses = closeConnectionsAfterResponses(server);
   // A request that comes before the app is attached (while the store opens: a second or more at
   // a restart with many subscriptions) waits for it: Node answers nothing that no 'request'
   // listener does, so such a request hung until its client gave up. Listening only once ready is
@@ -212,6 +241,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         clearInterval(timer);
+        lastResponses();
         poller.stop();
         streams.stop();
         // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
