@@ -251,6 +251,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
         await closed;
         clearTimeout(grace);
+        await poller.settled();
         notifier.close();
         hub.close();
         await hub.idle();

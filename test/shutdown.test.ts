@@ -5,7 +5,9 @@ import http from 'node:http';
 import { rm } from 'node:fs/promises';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { tempDataDir } from './helpers/hub.js';
-import { MSG, readReply } from './helpers/rsscloud.js';
+import { freshDatabaseUrl } from './helpers/postgres.js';
+import { Recorder } from './helpers/recorder.js';
+import { MSG, pleaseNotify, readReply, subscribeForm } from './helpers/rsscloud.js';
 import { TopicServer } from './helpers/websub.js';
 
 interface Answer {
@@ -68,5 +70,35 @@ describe('a hub process stopped with SIGTERM', function () {
     );
     expect(next).to.equal('ECONNREFUSED');
     expect(await exited).to.deep.equal({ code: 0, signal: null });
+  });
+
+  it('on PostgreSQL, waits for a poll under way before giving its claims back, so the next process delivers what it found at once', async () => {
+    const dir = await tempDataDir();
+    const topics = await TopicServer.start();
+    const reader = await Recorder.start();
+    // A lease far longer than the test: a version claimed by the stopped process would wait it out.
+    const env = { DATABASE_URL: await freshDatabaseUrl('shutdown'), POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', OUTBOX_CLAIM_LEASE_MS: '600000' };
+    const first = await spawnHub(dir, env);
+    let second: ChildHub | undefined;
+    closers.push(async () => {
+      await first.stop('SIGKILL');
+      await second?.stop('SIGKILL');
+      await topics.close();
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const topic = topics.set('/polled', { body: 'version 1\n', contentType: 'text/plain' });
+    expect(await pleaseNotify(first, subscribeForm(reader, '/notify', topic))).to.include({ success: true }); // read: version 1
+    const handlerTest = reader.requests.length;
+
+    // The next poll reads version 2 slowly: the stop comes while it reads.
+    topics.set('/polled', { body: 'version 2\n', contentType: 'text/plain', delayMs: 1500 });
+    const reads = topics.fetches('/polled').length;
+    await topics.rec.waitFor(reads + 1, (r) => r.path === '/polled');
+    expect(await first.stop('SIGTERM')).to.deep.equal({ code: 0, signal: null });
+
+    second = await spawnHub(dir, { ...env, POLL_ENABLED: 'false' });
+    const [notified] = (await reader.waitFor(handlerTest + 1, (r) => r.path === '/notify', 15_000)).slice(handlerTest);
+    expect(notified!.body.toString()).to.equal(new URLSearchParams({ url: topic }).toString());
   });
 });

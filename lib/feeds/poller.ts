@@ -35,6 +35,7 @@ export interface PollerDeps {
 export class Poller {
   private readonly slots = new Map<string, Slot>();
   private readonly running = new Set<string>();
+  private readonly polls = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private tickMs = 0;
   /** The topics due at the last tick, most overdue first, and the next of them to start (see tick). */
@@ -70,6 +71,15 @@ export class Poller {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * Once the polls under way have ended. A stopping hub waits for them before it gives its
+   * claims back: a version a late poll staged was claimed by a process already gone, and on
+   * PostgreSQL the restart delivered it only once that claim lapsed (OUTBOX_CLAIM_LEASE_MS).
+   */
+  async settled(): Promise<void> {
+    await Promise.all(this.polls);
   }
 
   /** A topic gained a subscriber: poll it from now on (first poll one interval away). */
@@ -132,10 +142,12 @@ export class Poller {
       // Gone since the tick (nobody follows it), or put off (a ping), or already started.
       if (!slot || slot.nextAt > this.now() || this.running.has(url)) continue;
       this.running.add(url);
-      void this.poll(url, slot).finally(() => {
+      const poll = this.poll(url, slot).finally(() => {
         this.running.delete(url);
+        this.polls.delete(poll);
         this.startInLine();
       });
+      this.polls.add(poll);
     }
   }
 
