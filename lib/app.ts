@@ -17,7 +17,7 @@ import type { Operator } from './operator.js';
 import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
-import { clientAddress } from '../routes/rate.js';
+import { clientAddress, forwardedAddress } from '../routes/rate.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
 const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
@@ -52,7 +52,9 @@ export function trustedProxies(cidrs: string[]): (addr: string) => boolean {
   return (addr) => {
     // A socket that is already gone has no address (undefined at run time): trust nothing.
     if (typeof addr !== 'string') return false;
-    const a = addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+    // A proxy further along the chain may be written with its port, as its client is.
+    const plain = forwardedAddress(addr);
+    const a = plain.startsWith('::ffff:') && plain.includes('.') ? plain.slice(7) : plain;
     const family = isIP(a);
     return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4');
   };

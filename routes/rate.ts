@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import { isIP } from 'node:net';
 import { rateLimitedMessage } from '../lib/messages.js';
 import { rateKey, type RateLimiter } from '../lib/rate-limit.js';
 
@@ -13,10 +14,23 @@ const addresses = new WeakMap<Request, string>();
 export function clientAddress(req: Request): string {
   let address = addresses.get(req);
   if (address === undefined) {
-    address = req.ip ?? req.socket.remoteAddress ?? '';
+    address = forwardedAddress(req.ip ?? req.socket.remoteAddress ?? '');
     addresses.set(req, address);
   }
   return address;
+}
+
+/**
+ * An X-Forwarded-For entry as the address it names. Azure Application Gateway and App Service,
+ * and IIS ARR, write `a.b.c.d:port` and `[v6]:port`: read as written, every connection's
+ * source port made a client of its own (rate limits and SSE_MAX_PER_CLIENT never held) and no
+ * rssCloud callback could be built from it. An unbracketed IPv6 address is taken whole: its
+ * last group cannot be told from a port.
+ */
+export function forwardedAddress(entry: string): string {
+  if (isIP(entry) !== 0) return entry;
+  const m = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(entry) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(entry);
+  return m && isIP(m[1]!) !== 0 ? m[1]! : entry;
 }
 
 /**

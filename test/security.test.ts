@@ -548,6 +548,20 @@ describe('security: SSRF', function () {
         await hub.destroy();
       }
     });
+
+    it('behind TRUST_PROXY, is the forwarded address when the proxy writes it with a port', async () => {
+      const hub = await startTestHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32', CALLBACK_ALLOW_CIDRS: '127.0.0.1/32', TRUST_PROXY: '127.0.0.1' });
+      try {
+        for (const forwarded of ['127.0.0.1:50123', '[::ffff:127.0.0.1]:50124']) {
+          rec4.reset();
+          const reply = await rss(hub, '/pleaseNotify', { port: String(rec4.port), path: '/caller', protocol: 'http-post', url1: feeds.fixed(unique('caller')) }, { 'x-forwarded-for': forwarded });
+          expect(reply.msg, forwarded).to.equal(MSG.subscribed);
+          expect(rec4.requests.map((r) => `${r.method} ${r.path}`), forwarded).to.deep.equal(['POST /caller']);
+        }
+      } finally {
+        await hub.destroy();
+      }
+    });
   });
 
   describe('cloud metadata, with everything else allowed (0.0.0.0/0 and ::/0)', () => {
@@ -985,6 +999,19 @@ describe('security: rate limits (RATE_LIMIT_PER_MINUTE=60, RATE_LIMIT_BURST=3)',
     for (let i = 1; i <= 3; i++) expect((await rss(hub, '/ping', {}, { 'x-forwarded-for': `2001:db8:aa:bb::${i}` })).status).to.equal(200);
     expect((await rss(hub, '/ping', {}, { 'x-forwarded-for': '2001:db8:aa:bb:1:2:3:4' })).status).to.equal(429);
     expect((await rss(hub, '/ping', {}, { 'x-forwarded-for': '2001:db8:aa:cc::1' })).status).to.equal(200);
+  });
+
+  it('X-Forwarded-For written with ports (Azure Application Gateway): one client whatever its source port, through a proxy written with one too', async () => {
+    let port = 40000;
+    const via = (client: string): Record<string, string> => ({ 'x-forwarded-for': `${client}:${++port}, 127.0.0.1:${++port}` });
+    for (const [client, other] of [
+      [nextAddress(), nextAddress()],
+      ['[2001:db8:ab::1]', '[2001:db8:ac::1]'],
+    ]) {
+      for (let i = 1; i <= 3; i++) expect((await rss(hub, '/ping', {}, via(client!))).status, `${client} request ${i}`).to.equal(200);
+      expect((await rss(hub, '/ping', {}, via(client!))).status, client).to.equal(429);
+      expect((await rss(hub, '/ping', {}, via(other!))).status, other).to.equal(200);
+    }
   });
 
   it('without TRUST_PROXY, X-Forwarded-For is ignored: forging it does not escape the limit', async () => {
