@@ -42,6 +42,9 @@ const DENY_V6: Array<[string, number]> = [
   ['ff00::', 8], // multicast
   ['2001:db8::', 32], // documentation
   ['64:ff9b::', 96], // NAT64: would reach whatever IPv4 address is embedded
+  // Local-use NAT64 (RFC 8215): exists to reach the private IPv4 ranges the well-known prefix
+  // may not stand for, so where one is routed, 64:ff9b:1::a00:1 is 10.0.0.1.
+  ['64:ff9b:1::', 48],
   ['100::', 64], // discard-only
   ['2001::', 23], // IETF protocol assignments
 ];
@@ -104,7 +107,8 @@ function normalise(ip: string): Judged | null {
   const zeros5 = g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0;
   // ::ffff:a.b.c.d is how a dual-stack socket reports an IPv4 peer: it IS that IPv4 address.
   if (zeros5 && g[5] === 0xffff) return { address: v4FromGroups(g[6]!, g[7]!), type: 'ipv4' };
-  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0) {
+  // The well-known prefix, and a local-use /96 (the usual layout: the IPv4 address last).
+  if (g[0] === 0x64 && g[1] === 0xff9b && (g[2] === 0 || g[2] === 1) && g[3] === 0 && g[4] === 0 && g[5] === 0) {
     return { address, type: 'ipv6', nat64V4: v4FromGroups(g[6]!, g[7]!) };
   }
   return { address, type: 'ipv6' };

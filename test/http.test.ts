@@ -107,6 +107,8 @@ describe('AddressGuard', () => {
     ['ff02::1', false],
     ['2001:db8::1', false],
     ['64:ff9b::8.8.8.8', false],
+    ['64:ff9b:1::a00:1', false],
+    ['64:ff9b:1:ab::8.8.8.8', false],
     ['100::1', false],
     ['2001:0:1::1', false],
     ['::ffff:127.0.0.1', false],
@@ -144,7 +146,7 @@ describe('AddressGuard', () => {
     const g = new AddressGuard(['0.0.0.0/0', '::/0']);
     expect(g.isAllowed('127.0.0.1')).to.equal(true);
     expect(g.isAllowed('::1')).to.equal(true);
-    for (const ip of ['169.254.169.254', '169.254.170.2', '100.100.100.200', 'fd00:ec2::254', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe']) {
+    for (const ip of ['169.254.169.254', '169.254.170.2', '100.100.100.200', 'fd00:ec2::254', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe', '64:ff9b:1::a9fe:a9fe']) {
       expect(g.isAllowed(ip), ip).to.equal(false);
     }
   });
@@ -256,6 +258,12 @@ describe('HttpClient', () => {
     const c = track(client({ fetchAllowCidrs: ['0.0.0.0/0'] }));
     await expectCode(c.request('fetch', 'http://169.254.169.254/latest/meta-data/'), 'blocked_address');
     await expectCode(c.request('fetch', 'http://[::ffff:169.254.169.254]/'), 'blocked_address');
+  });
+
+  it('refuses a local-use NAT64 address (64:ff9b:1::/48), which a translator turns into a private IPv4 one, before connecting', async () => {
+    const c = track(client({ fetchAllowCidrs: [] }));
+    await expectCode(c.request('fetch', 'http://[64:ff9b:1::a00:1]/'), 'blocked_address');
+    await expectCode(c.request('fetch', 'http://[64:ff9b:1::7f00:1]:8080/'), 'blocked_address');
   });
 
   it('refuses a hostname that resolves to loopback (DNS check)', async () => {
