@@ -41,7 +41,6 @@ const DENY_V6: Array<[string, number]> = [
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
   ['2001:db8::', 32], // documentation
-  ['64:ff9b::', 96], // NAT64: would reach whatever IPv4 address is embedded
   // Local-use NAT64 (RFC 8215): exists to reach the private IPv4 ranges the well-known prefix
   // may not stand for, so where one is routed, 64:ff9b:1::a00:1 is 10.0.0.1.
   ['64:ff9b:1::', 48],
@@ -107,8 +106,15 @@ function normalise(ip: string): Judged | null {
   const zeros5 = g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0;
   // ::ffff:a.b.c.d is how a dual-stack socket reports an IPv4 peer: it IS that IPv4 address.
   if (zeros5 && g[5] === 0xffff) return { address: v4FromGroups(g[6]!, g[7]!), type: 'ipv4' };
-  // The well-known prefix, and a local-use /96 (the usual layout: the IPv4 address last).
-  if (g[0] === 0x64 && g[1] === 0xff9b && (g[2] === 0 || g[2] === 1) && g[3] === 0 && g[4] === 0 && g[5] === 0) {
+  // NAT64's well-known prefix (64:ff9b::/96) stands for the IPv4 address it ends with, and may
+  // stand for no other than a public one (RFC 6052): judged as that address, as mapped ones are.
+  // Refused whole, as it was, a hub on an IPv6-only host behind DNS64 (AWS's IPv6-only subnets)
+  // could reach no IPv4-only feed or subscriber, and opening the prefix to reach them opened
+  // every private address behind the translator with it.
+  const zeros4 = g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0;
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros4) return { address: v4FromGroups(g[6]!, g[7]!), type: 'ipv4' };
+  // A local-use /96 (the usual layout: the IPv4 address last), refused unless allowed.
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1 && g[3] === 0 && g[4] === 0 && g[5] === 0) {
     return { address, type: 'ipv6', nat64V4: v4FromGroups(g[6]!, g[7]!) };
   }
   return { address, type: 'ipv6' };
@@ -134,8 +140,10 @@ export class AddressGuard {
       const max = isIP(addr) === 6 ? 128 : 32;
       const prefix = bits === undefined ? max : Number(bits);
       // An allow entry written as IPv4-mapped IPv6 means that IPv4 range, since that is how
-      // mapped addresses are judged.
-      if (max === 128 && j.type === 'ipv4' && prefix >= 96) this.allow.addSubnet(j.address, prefix - 96, 'ipv4');
+      // mapped addresses are judged. One in NAT64's prefix does not: `64:ff9b::/96`, once the
+      // way to reach IPv4-only hosts from an IPv6-only one, would open every IPv4 address.
+      const mapped = max === 128 && j.type === 'ipv4' && v6Groups(addr.split('%')[0]!)?.[5] === 0xffff;
+      if (mapped && prefix >= 96) this.allow.addSubnet(j.address, prefix - 96, 'ipv4');
       else this.allow.addSubnet(addr.split('%')[0]!, prefix, max === 128 ? 'ipv6' : 'ipv4');
     }
   }

@@ -106,7 +106,9 @@ describe('AddressGuard', () => {
     ['fe80::1%eth0', false],
     ['ff02::1', false],
     ['2001:db8::1', false],
-    ['64:ff9b::8.8.8.8', false],
+    ['64:ff9b::8.8.8.8', true],
+    ['64:ff9b::a00:1', false],
+    ['64:ff9b::7f00:1', false],
     ['64:ff9b:1::a00:1', false],
     ['64:ff9b:1:ab::8.8.8.8', false],
     ['100::1', false],
@@ -140,6 +142,18 @@ describe('AddressGuard', () => {
     expect(g.isAllowed('fd00::1')).to.equal(true);
     expect(g.isAllowed('192.168.3.4')).to.equal(true);
     expect(g.isAllowed('::1')).to.equal(false);
+  });
+
+  it('judges a NAT64 well-known-prefix address (DNS64 on an IPv6-only host) as the IPv4 address it stands for', () => {
+    // An allow-list opens it as that IPv4 address; the prefix itself, once the only way to
+    // reach IPv4-only hosts, opens nothing: it was every IPv4 address.
+    const g = new AddressGuard(['10.1.0.0/16', '64:ff9b::/96']);
+    expect(g.isAllowed('64:ff9b::8.8.8.8')).to.equal(true);
+    expect(g.isAllowed('64:ff9b::10.1.2.3')).to.equal(true);
+    expect(g.isAllowed('64:ff9b::10.2.0.1')).to.equal(false);
+    expect(g.isAllowed('10.2.0.1')).to.equal(false);
+    expect(g.isAllowed('127.0.0.1')).to.equal(false);
+    expect(g.isAllowed('64:ff9b::7f00:1')).to.equal(false);
   });
 
   it('refuses cloud metadata addresses even when everything is allowed', () => {
