@@ -320,7 +320,13 @@ export class Notifier extends EventEmitter {
         this.jobs.set(job);
         this.resuming.delete(entry);
         this.withinBudget(job);
-        subs.forEach((s, i) => this.enqueue(s, keys[i]!, entry.version));
+        // In chunks, a turn of the event loop apart, as stage() queues a fan-out: all at once, a
+        // restart with a fan-out to 100,000 unfinished answered nothing (not even /healthz) for
+        // over two seconds while every lane was made and started.
+        for (let i = 0; i < subs.length; i++) {
+          if (i > 0 && i % ENQUEUE_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
+          this.enqueue(subs[i]!, keys[i]!, entry.version);
+        }
         resumed += subs.length;
       }
     } finally {
