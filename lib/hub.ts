@@ -90,6 +90,9 @@ async function inBatches(deleteBatch: (limit: number) => Promise<number>): Promi
   }
 }
 
+/** Verifications a restart (or a takeover) starts per turn of the event loop. */
+const VERIFICATION_CHUNK = 500;
+
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 
 /**
@@ -490,7 +493,17 @@ export class Hub extends EventEmitter {
 
   private async takeOverVerifications(limit: number): Promise<void> {
     const { store, config, notifier } = this.deps;
-    for (const pending of await store.claimVerifications(notifier.owner, config.outboxClaimLeaseMs, limit)) {
+    const claimed = await store.claimVerifications(notifier.owner, config.outboxClaimLeaseMs, limit);
+    for (let i = 0; i < claimed.length; i++) {
+      // Started VERIFICATION_CHUNK at a time, a turn of the event loop apart: each start makes
+      // its challenge and request synchronously, and the 20,000 a restart may find
+      // (WEBSUB_MAX_PENDING_VERIFICATIONS) took the hub away from everything else for ~1 s.
+      if (i > 0 && i % VERIFICATION_CHUNK === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        // Those not started stay stored, for the next start (as close() leaves those waiting).
+        if (this.closing) return;
+      }
+      const pending = claimed[i]!;
       if (!this.verifying.has(pending.id)) this.track(this.runVerification(pending));
     }
   }

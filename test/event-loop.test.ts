@@ -5,11 +5,13 @@
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { loadConfig } from '../lib/config.js';
+import { Hub } from '../lib/hub.js';
 import type { HttpClient, HttpResponse } from '../lib/http.js';
 import { silentLogger } from '../lib/log.js';
 import { newSubscription, newTopic } from '../lib/model.js';
 import { Notifier } from '../lib/notifier/notifier.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
+import type { IntentAnswer, Verifier } from '../lib/verify.js';
 import { tempDataDir } from './helpers/hub.js';
 
 describe('work at scale yields to the event loop', () => {
@@ -47,6 +49,50 @@ describe('work at scale yields to the event loop', () => {
     } finally {
       notifier.close();
       for (const answer of answers.splice(0)) answer();
+      await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('verifications resumed after a restart are started in chunks: the event loop turns while some have asked their subscriber and the rest have not', async () => {
+    const dir = await tempDataDir();
+    const store = new LowdbStore({ dir });
+    await store.open();
+    const pending = 5_000;
+    // Accepted (202) and not yet verified when the hub stopped.
+    await Promise.all(
+      Array.from({ length: pending }, (_, i) =>
+        store.putVerification({ id: `v${i}`, mode: 'unsubscribe', topic: `http://t${i % 50}.example/feed`, callback: `http://cb${i % 50}.example/s/${i}`, createdAt: 1 }),
+      ),
+    );
+    // Subscribers that answer only once the test is done.
+    const answers: (() => void)[] = [];
+    const verifier = {
+      webSubIntent: () => new Promise<IntentAnswer>((resolve) => answers.push(() => resolve('unreachable'))),
+      webSubDenied: async () => {},
+    } as unknown as Verifier;
+    const http = {} as HttpClient;
+    const config = loadConfig({});
+    const notifier = new Notifier({ config, http, store, log: silentLogger });
+    const hub = new Hub({ config, store, http, notifier, verifier, log: silentLogger });
+    try {
+      let resumed = false;
+      let atTurn: { resumed: boolean; asked: number } | undefined;
+      // Everything resume() reads is in memory: without a yield it runs to its end before this.
+      setImmediate(() => (atTurn = { resumed, asked: answers.length }));
+      await hub.resume();
+      resumed = true;
+      expect(atTurn, 'the event loop turned before resume() finished').to.not.equal(undefined);
+      expect(atTurn!.resumed, 'resume() still starting verifications when the event loop turned').to.equal(false);
+      expect(atTurn!.asked, 'subscribers asked before the turn').to.be.greaterThan(0).and.lessThan(pending);
+      for (let i = 0; i < 100 && answers.length < pending; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(answers.length, 'every subscriber asked in the end').to.equal(pending);
+    } finally {
+      hub.close();
+      notifier.close();
+      for (const answer of answers.splice(0)) answer();
+      await hub.idle();
       await notifier.drained();
       await store.close();
       await rm(dir, { recursive: true, force: true });
