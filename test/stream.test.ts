@@ -35,3 +35,31 @@ describe('StreamHub resume across a shared backlog', () => {
     expect(later.text, 'an id after everything forgotten resumes').not.to.include('event: reset');
   });
 });
+
+describe('StreamHub backlog', () => {
+  it('replays exactly the newest SSE_BACKLOG events however many have gone through, and resets what fell out', () => {
+    const size = 100;
+    const hub = new StreamHub(size);
+    const watcher = client('t');
+    hub.attach(watcher, undefined);
+    const ids: string[] = [];
+    // Far past the backlog, so that the evicted events are cut off many times over.
+    for (let i = 1; i <= 1_000; i++) {
+      hub.publish('t', 'change', { n: i });
+      ids.push(idOf(watcher.text));
+      if (i % 97 !== 0) continue;
+      // From each id still in the backlog, the events after it, in order; from the one before
+      // the oldest kept, everything kept; from an older one, a reset.
+      const resumed = client('t');
+      hub.attach(resumed, ids[i - 2]!);
+      expect([...resumed.text.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]))).to.deep.equal([i]);
+      if (i <= size) continue;
+      const oldest = client('t');
+      hub.attach(oldest, ids[i - size - 1]!);
+      expect([...oldest.text.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]))).to.deep.equal(Array.from({ length: size }, (_, k) => i - size + 1 + k));
+      const lost = client('t');
+      hub.attach(lost, ids[i - size - 2]!);
+      expect(lost.text).to.include('event: reset');
+    }
+  });
+});
