@@ -325,6 +325,8 @@ export class Notifier extends EventEmitter {
         // over two seconds while every lane was made and started.
         for (let i = 0; i < subs.length; i++) {
           if (i > 0 && i % ENQUEUE_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
+          // Closed meanwhile: the rest stay owed in the outbox entry, for the next start.
+          if (this.closed) return resumed;
           this.enqueue(subs[i]!, keys[i]!, entry.version);
         }
         resumed += subs.length;
