@@ -312,6 +312,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * Longest an idle connection is kept for the next request to its origin, whatever the server's
+ * Keep-Alive header offers. undici keeps one as long as that header says, up to 10 minutes, and
+ * the origins are strangers' to choose (a publish names 25 topic URLs, a subscribe a callback):
+ * answered with `Keep-Alive: timeout=600`, each held a socket and ~30 KB of heap for 10 minutes,
+ * so one client within the default rate limit had the hub hold 15,000 more a minute, until it ran
+ * out of file descriptors (every fetch and delivery failing with EMFILE) or of heap. A server
+ * that says nothing is given undici's default, the same 4 s; a shorter offer is still honoured.
+ */
+const IDLE_CONNECTION_MS = 4_000;
+
 export class HttpClient {
   private readonly guards: Record<TargetKind, AddressGuard>;
   private readonly agents: Record<TargetKind, Agent>;
@@ -322,6 +333,8 @@ export class HttpClient {
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
+        keepAliveTimeout: IDLE_CONNECTION_MS,
+        keepAliveMaxTimeout: IDLE_CONNECTION_MS,
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
         connect: guardedConnector(guard, opts.timeoutMs, this.resolve),

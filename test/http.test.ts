@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { AddressGuard } from '../lib/address-guard.js';
@@ -16,6 +16,9 @@ interface TestServer {
   base: string;
   port: number;
   seen: Seen[];
+  server: http.Server;
+  /** Connections open to it now. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -34,12 +37,19 @@ async function serve(
       handler(req, res, s);
     });
   });
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   return {
     base: `http://${host}:${port}`,
     port,
     seen,
+    server,
+    connections: () => sockets.size,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections(); // hung test connections would keep close() waiting
@@ -334,6 +344,19 @@ describe('HttpClient', () => {
     const err = await expectCode(c.request('callback', `${closing.base}/x`, { method: 'POST', body: 'c' }), 'network');
     expect(err.message).to.equal('other side closed');
     expect(closing.seen).to.have.length(1);
+  });
+
+  it('closes an idle connection after 4 s though its server offers to keep it for 10 minutes', async () => {
+    // Origins are strangers' to choose: kept as long as each server offered, a burst of publishes
+    // naming thousands of them held as many sockets for 10 minutes, until the hub ran out of them.
+    const s = await start((_req, res) => void res.setHeader('Keep-Alive', 'timeout=600').end('ok'));
+    s.server.keepAliveTimeout = 600_000;
+    const c = track(client());
+    await c.request('callback', `${s.base}/a`, { method: 'POST', body: 'a' });
+    expect(s.connections()).to.equal(1);
+    const deadline = Date.now() + 8000;
+    while (s.connections() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(s.connections(), 'connections still open 8 s after the answer').to.equal(0);
   });
 
   it('does not send a request again when the answer to it is malformed (the server did take it)', async () => {
