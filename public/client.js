@@ -13,7 +13,8 @@
 // opens); when it cannot (the hub restarted, or a change of your topics has left its backlog)
 // you get onReset, and should reload whatever you show. When the hub refuses the stream (it
 // answers 429 to an address that holds too many, as many tabs behind one NAT can) or the
-// browser gives up on it, follow() opens it again later, resuming from the last event id.
+// browser gives up on it, follow() opens it again later, resuming from the last event id; with
+// none to resume from (no event had come yet), you get onReset once it is open again.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;
@@ -78,15 +79,22 @@ export function follow(topics, options = {}) {
     }
     onReset?.(info);
   };
-  const open = () => {
+  const open = (again) => {
     const at = new URL(url);
     if (last) at.searchParams.set('lastEventId', last);
+    // Opened again with no id (no event had come yet: the id the hub gives as a stream opens is
+    // the browser's alone), the hub cannot tell what was missed while refused, and says nothing.
+    let blind = again && !last;
     const es = new EventSource(at.href);
     es.addEventListener('change', onChangeEvent);
     es.addEventListener('reset', onResetEvent);
     es.addEventListener('open', () => {
       wait = retryMs;
       onOpen?.();
+      if (blind) {
+        blind = false;
+        onReset?.({ reason: 'opened again with no event id to resume from' });
+      }
     });
     es.addEventListener('error', () => {
       // EventSource reconnects by itself after a dropped connection, but not after a refusal
@@ -95,14 +103,14 @@ export function follow(topics, options = {}) {
       if (es.readyState === EventSource.CLOSED && !closed) {
         clearTimeout(timer);
         timer = setTimeout(() => {
-          if (!closed) source = open();
+          if (!closed) source = open(true);
         }, wait);
         wait = Math.min(wait * 2, 300_000);
       }
     });
     return es;
   };
-  source = open();
+  source = open(false);
 
   return {
     url: url.href,

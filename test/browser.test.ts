@@ -14,7 +14,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG, pleaseNotify, subscriberOk } from './helpers/rsscloud.js';
-import { openStream } from './helpers/sse.js';
+import { openSse, openStream, type SseStream } from './helpers/sse.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -329,6 +329,63 @@ describe('In a real browser (headless Chromium)', function () {
       expect(await page.evaluate('window.__seen')).to.deep.equal([['After']]);
       await page.evaluate('window.__f.close()');
     } finally {
+      await capped.destroy();
+    }
+  });
+
+  // The id a stream opens with is the browser's alone (an event with no data reaches no listener),
+  // so follow() reopened a refused reconnect with no id: the hub, asked for a fresh stream,
+  // replayed nothing and reset nothing, and what changed while refused was lost without a word.
+  it('follow() whose reconnect is refused before any event came tells the page with onReset once it is open again', async () => {
+    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
+    const path = '/stream?topic=';
+    const sockets: Socket[] = [];
+    const track = (req: IncomingMessage): void => {
+      if (req.url?.startsWith(path)) sockets.push(req.socket);
+    };
+    capped.server.on('request', track);
+    try {
+      const feedItems = [item('g1', 'Before the drop')];
+      const feed = topics.set('/refused-reconnect.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
+        window.__seen = []; window.__resets = 0; window.__errors = 0; window.__opened = 0;
+        window.__f = follow(${JSON.stringify(feed)}, {
+          retryMs: 200,
+          onChange: (c) => window.__seen.push(c.entries?.map((e) => e.title)),
+          onReset: () => window.__resets++,
+          onError: () => window.__errors++,
+          onOpen: () => window.__opened++,
+        });
+      })`);
+      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 5000 });
+      // The connection drops; before the browser is back (the hub's retry hint is 2 s), another
+      // tab behind the same address takes the one stream it may hold.
+      sockets[0]!.destroy();
+      let holder: SseStream | undefined;
+      for (let i = 0; i < 100 && !holder; i++) {
+        const s = await openSse(`${capped.url}${path}${encodeURIComponent(feed)}`);
+        if ('events' in s) holder = s;
+        else await sleep(20);
+      }
+      expect(holder, 'the slot the dropped stream held').to.not.equal(undefined);
+      // The browser's reconnect and follow()'s own attempt after it, both refused.
+      await page.waitForFunction('window.__errors >= 3', undefined, { timeout: 10_000 });
+      feedItems.unshift(item('g2', 'Made while refused'));
+      topics.set('/refused-reconnect.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
+      holder!.close();
+      await page.waitForFunction('window.__opened >= 2', undefined, { timeout: 10_000 });
+      await sleep(200);
+      const seen = (await page.evaluate('window.__seen')) as string[][];
+      const resets = (await page.evaluate('window.__resets')) as number;
+      const told = resets === 1 || seen.some((titles) => titles.includes('Made while refused'));
+      expect(told, `the change made while refused, or a reset that says it was missed; got ${JSON.stringify({ seen, resets })}`).to.equal(true);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      capped.server.off('request', track);
       await capped.destroy();
     }
   });
