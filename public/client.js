@@ -43,6 +43,19 @@ const HERE = new URL('.', import.meta.url).href;
 export function follow(topics, options = {}) {
   const list = (Array.isArray(topics) ? topics : [topics]).map((t) => String(t).trim()).filter((t) => t !== '');
   if (list.length === 0) throw new TypeError('follow() needs at least one topic URL');
+  // The hub answers 400 to such a topic, which EventSource hides from the page: follow() would
+  // only report onError and try again, every few minutes, for as long as the page is open.
+  for (const t of list) {
+    let u;
+    try {
+      u = new URL(t);
+    } catch {
+      throw new TypeError(`follow() needs absolute topic URLs, as the publisher names them: ${t}`);
+    }
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || t.includes('#')) {
+      throw new TypeError(`follow() needs http(s) topic URLs without a fragment: ${t}`);
+    }
+  }
   const { onEntry, onBody, onChange, onReset, onOpen, onError, lastEventId } = options;
   const retryMs = Math.max(0, Number(options.retryMs ?? 30_000));
   const base = options.hubUrl ? String(options.hubUrl).replace(/\/*$/, '/') : HERE;

@@ -390,6 +390,26 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // The hub refuses such a topic with a 400 that EventSource hides from the page, so follow()
+  // reported only onError({ reconnecting: true }) and asked again every few minutes for good.
+  it('follow() throws for a topic the hub would refuse (relative, not http(s), with a fragment) instead of retrying it forever', async () => {
+    const page = await context!.newPage();
+    await page.goto(`${hub.url}/docs`);
+    const outcome = (topic: string): Promise<unknown> =>
+      page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        try {
+          follow(${JSON.stringify(topic)}).close();
+          return 'followed';
+        } catch (e) {
+          return e.name;
+        }
+      })`);
+    for (const topic of ['/feed.xml', 'blog.example/feed.xml', 'ftp://blog.example/feed.xml', 'https://blog.example/feed.xml#latest']) {
+      expect(await outcome(topic), topic).to.equal('TypeError');
+    }
+    expect(await outcome('https://blog.example/caf\u00e9.xml?a=1&b=2')).to.equal('followed');
+  });
+
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
     const feedItems = [item('q1', 'Quiet one')];
     const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
