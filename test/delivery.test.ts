@@ -722,6 +722,42 @@ describe('durable delivery', function () {
       expect(reads).to.deep.equal([1, 1, 1]);
     });
 
+    it('retries under way at the same time share one read of the body, not one copy each', async () => {
+      const n = 12;
+      const hub = await hubWith({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '3', BREAKER_FAILURES: '1000', DELIVERY_PER_HOST: String(n) });
+      const topics = await topicServer();
+      // Each subscriber refuses its first attempt; its retry is held until every retry has
+      // arrived, so all n are under way at once.
+      const held: (() => void)[] = [];
+      const sub = await recorder((req, res) => {
+        if (req.method !== 'POST') return answer(200)(req, res);
+        if (sub.matching((r) => deliveries(r) && r.path === req.path).length === 1) return answer(500)(req, res);
+        held.push(() => answer(200)(req, res));
+        if (held.length === n) for (const release of held) release();
+      });
+      const topic = topics.set('/shared-retries', { body: 'small\n', contentType: 'text/plain' });
+      await seed(
+        hub,
+        topic,
+        Array.from({ length: n }, (_, i) => ({ url: `${sub.url}/cb/${i}`, protocol: 'websub', whenExpires: FAR_FUTURE })),
+      );
+      let reads = 0;
+      const read = hub.store.getOutboxBody.bind(hub.store);
+      hub.store.getOutboxBody = (t, v) => {
+        reads++;
+        return read(t, v);
+      };
+      const large = `${'a large body '.repeat(10_000)}\n`;
+      topics.set('/shared-retries', { body: large, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      const got = await sub.waitFor(2 * n, deliveries);
+      await settled(hub);
+      for (const r of got) expect(r.body.toString()).to.equal(large);
+      // Each reading its own, the n retries held n copies of the body at once (up to
+      // DELIVERY_CONCURRENCY copies of up to MAX_RESPONSE_BYTES, outside OUTBOX_MAX_BYTES).
+      expect(reads, 'reads of the body for the retries').to.equal(1);
+    });
+
     it('so is a version resumed after a restart: its retries read the body from the store again', async () => {
       const env = { BREAKER_FAILURES: '1000', WEBSUB_MAX_ATTEMPTS: '4' };
       // Before the restart, the next retry a minute away: the version is still owed at the stop.

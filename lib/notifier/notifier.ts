@@ -67,7 +67,12 @@ export type DeliveryEvent = {
 
 interface Job {
   entry: OutboxEntry;
+  /** Its body, while the first pass runs or a delivery of it is under way (see useContent). */
   content?: Content;
+  /** The read of its body from the store under way, shared by every delivery that needs it meanwhile. */
+  reading?: Promise<Content | undefined>;
+  /** Deliveries holding `content` (see useContent): it is dropped when the last lets go after the first pass. */
+  users: number;
   remaining: Set<string>;
   /** True once known that no other process holds an older version of the topic (see stage). */
   noEarlier?: boolean;
@@ -221,7 +226,7 @@ export class Notifier extends EventEmitter {
       return new Promise<FanOutReport>((done) => {
         const first = firstPass(subs.length, done);
         const keys = subs.map(keyOf);
-        const job: Job = { entry, content, remaining: new Set(keys), first, bytes: content.body.length };
+        const job: Job = { entry, content, users: 0, remaining: new Set(keys), first, bytes: content.body.length };
         this.jobs.set(job);
         this.withinBudget(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
@@ -316,7 +321,7 @@ export class Notifier extends EventEmitter {
         const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
         const keys = subs.map(keyOf);
         const first = firstPass(subs.length, noop);
-        const job: Job = { entry, remaining: new Set(keys), first, bytes };
+        const job: Job = { entry, users: 0, remaining: new Set(keys), first, bytes };
         this.jobs.set(job);
         this.resuming.delete(entry);
         this.withinBudget(job);
@@ -543,27 +548,35 @@ export class Notifier extends EventEmitter {
           // version: when changes piled up while the host was paused, the last one says it for
           // all, rather than a burst of the same words once the host is back.
           if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
-          const content = this.jobs.get(lane.topic, version)?.content ?? (await this.contentOf(lane.topic, version));
-          if (!content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
-          const pausedUntil = this.breaker.waitUntil(host);
-          if (pausedUntil > 0) return { pausedUntil, sub };
-          const place = this.unrecorded.acquire();
-          if (place) await place;
-          // That wait is longest when the store falls behind, as under the flood that fills the outbox.
-          if (this.jobs.givenUp(lane.topic, version)) {
-            this.unrecorded.release();
-            this.breaker.probeNotSent(host);
-            return { skipped: GIVEN_UP };
-          }
-          lane.behindPause = false;
-          const started = this.now();
+          const job = this.jobs.get(lane.topic, version);
+          // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
+          const using = job && this.useContent(job);
+          const content = using instanceof Promise ? await using : using;
+          if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
           let outcome: DeliveryOutcome;
+          let started: number;
           try {
-            outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
-          } catch (e) {
-            this.unrecorded.release();
-            this.breaker.probeNotSent(host);
-            throw e;
+            const pausedUntil = this.breaker.waitUntil(host);
+            if (pausedUntil > 0) return { pausedUntil, sub };
+            const place = this.unrecorded.acquire();
+            if (place) await place;
+            // That wait is longest when the store falls behind, as under the flood that fills the outbox.
+            if (this.jobs.givenUp(lane.topic, version)) {
+              this.unrecorded.release();
+              this.breaker.probeNotSent(host);
+              return { skipped: GIVEN_UP };
+            }
+            lane.behindPause = false;
+            started = this.now();
+            try {
+              outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
+            } catch (e) {
+              this.unrecorded.release();
+              this.breaker.probeNotSent(host);
+              throw e;
+            }
+          } finally {
+            this.letGo(job);
           }
           // Any answer that is not the host failing (a 4xx) shows the host is up: that too
           // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
@@ -717,17 +730,47 @@ export class Notifier extends EventEmitter {
       .catch((e: unknown) => this.deps.log.error('removing a delivered version from the outbox failed', { topic, version, error: describeError(e) }));
   }
 
-  private async contentOf(topic: string, version: number): Promise<Content | undefined> {
-    const job = this.jobs.get(topic, version);
-    if (!job || job.givenUp) return undefined;
-    if (job.content) return job.content;
-    const body = await this.deps.store.getOutboxBody(topic, version);
-    if (!body || job.givenUp) return undefined;
-    const content: Content = { topic, version, body, contentType: job.entry.contentType };
-    // Shared while the first pass over the subscribers is running; retries alone read it each
-    // time (see settleFirst).
-    if (job.first.pending > 0) job.content = content;
-    return content;
+  /**
+   * A version's content for one delivery, which must hand it back with letGo once its request
+   * is over (when this resolves to something). Read from the store once for all the deliveries
+   * that need it at the same time, and held while any of them runs or the first pass does:
+   * each delivery reading its own copy, the retries of a version with many subscribers down (or
+   * a resumed fan-out's first deliveries) held up to DELIVERY_CONCURRENCY copies of a body of up
+   * to MAX_RESPONSE_BYTES at once, none of them counted in OUTBOX_MAX_BYTES, and read it again
+   * for every subscriber. Retries minutes apart still read it each time (see settleFirst).
+   */
+  private useContent(job: Job): Content | Promise<Content | undefined> | undefined {
+    if (job.givenUp) return undefined;
+    job.users++;
+    return job.content ?? this.awaitContent(job);
+  }
+
+  private async awaitContent(job: Job): Promise<Content | undefined> {
+    let content: Content | undefined;
+    try {
+      content = await (job.reading ??= this.readContent(job));
+    } finally {
+      if (!content || job.givenUp) this.letGo(job);
+    }
+    return content && !job.givenUp ? content : undefined;
+  }
+
+  /** A delivery is done with its version's content (see useContent). */
+  private letGo(job: Job): void {
+    if (--job.users === 0 && job.first.pending === 0) job.content = undefined;
+  }
+
+  private async readContent(job: Job): Promise<Content | undefined> {
+    const { topic, version, contentType } = job.entry;
+    try {
+      const body = await this.deps.store.getOutboxBody(topic, version);
+      if (!body || job.givenUp) return undefined;
+      const content: Content = { topic, version, body, contentType };
+      if (job.users > 0 || job.first.pending > 0) job.content = content;
+      return content;
+    } finally {
+      job.reading = undefined;
+    }
   }
 
   /**
@@ -775,8 +818,9 @@ export class Notifier extends EventEmitter {
     if (--first.pending === 0) {
       first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
       // Only retries are left, minutes apart: the body is read again for each rather than held
-      // in memory for as long as they last, for every version of every topic with a subscriber down.
-      job.content = undefined;
+      // in memory for as long as they last, for every version of every topic with a subscriber
+      // down. A delivery still under way holds it until it lets go (see useContent).
+      if (job.users === 0) job.content = undefined;
     }
   }
 
