@@ -38,8 +38,9 @@ export interface HttpRequest {
   maxRedirects?: number;
   timeoutMs?: number;
   /**
-   * Read no more of the body than this (below MAX_RESPONSE_BYTES): beyond, the response is
-   * what was read, marked `truncated`, and the connection is closed, instead of 'too_large'.
+   * Read no more of the body than this (nor than MAX_RESPONSE_BYTES, if that is less): beyond,
+   * the response is what was read, marked `truncated`, and the connection is closed, instead of
+   * 'too_large'.
    */
   readAtMost?: number;
 }
@@ -376,7 +377,7 @@ export class HttpClient {
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;
     const maxBytes = Math.min(req.readAtMost ?? Infinity, this.opts.maxResponseBytes);
-    const truncate = req.readAtMost !== undefined && req.readAtMost < this.opts.maxResponseBytes;
+    const truncate = req.readAtMost !== undefined;
     const headers: Record<string, string> = { 'user-agent': this.opts.userAgent };
     if (req.headers) for (const k in req.headers) headers[k.toLowerCase()] = req.headers[k]!;
     // One deadline for the whole call, redirects included, so a slow chain cannot stretch it.

@@ -374,6 +374,36 @@ describe('durable delivery', function () {
     });
   });
 
+  describe('subscribers whose 2xx answer is longer than MAX_RESPONSE_BYTES', () => {
+    it('are delivered to, WebSub and rssCloud alike: the answer is judged by its status, not read to the end', async () => {
+      const hub = await hubWith({ MAX_RESPONSE_BYTES: '100000', WEBSUB_RETRY_BASE_MS: '100', WEBSUB_MAX_ATTEMPTS: '3', BREAKER_FAILURES: '1000' });
+      const topics = await topicServer();
+      // A framework's welcome page, say: long, and the same whatever was posted.
+      const page = 'x'.repeat(200_000);
+      const sub = await recorder((req, res) => {
+        if (req.method !== 'POST') return answer(200)(req, res);
+        res.writeHead(200, { 'content-type': 'text/html' }).end(page);
+      });
+      const topic = topics.set('/long-answers', { body: 'state 0\n', contentType: 'text/plain' });
+      await seed(hub, topic, [
+        { url: `${sub.url}/websub`, protocol: 'websub', whenExpires: FAR_FUTURE },
+        { url: `${sub.url}/rsscloud`, protocol: 'http-post', whenExpires: FAR_FUTURE },
+      ]);
+      topics.set('/long-answers', { body: 'state 1\n', contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      await sub.waitFor(2, deliveries);
+      await settled(hub);
+      // Read to MAX_RESPONSE_BYTES, each such answer failed as too large: counted against the
+      // subscription (an rssCloud one dropped after MAX_CONSECUTIVE_ERRORS), the WebSub version
+      // sent again and again, and up to MAX_RESPONSE_BYTES held per delivery under way.
+      const subs = await subscriptionsOf(hub, topic);
+      expect(subs.map((s) => [s.url.replace(sub.url, ''), s.ctUpdates, s.ctErrors]).sort()).to.deep.equal([
+        ['/rsscloud', 1, 0],
+        ['/websub', 1, 0],
+      ]);
+    });
+  });
+
   describe('a WebSub subscriber that is down when the hub stops gracefully', () => {
     it('is still owed the version after the restart, and receives it', async () => {
       // The next retry a minute away: only a restart that still owes the version delivers it.

@@ -3,7 +3,7 @@
 // https behind a 301 and a notification lost on a redirect is a notification lost.
 import type { HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
-import type { Content, DeliveryOutcome, Sender } from './sender.js';
+import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
 export const RSSCLOUD_MAX_REDIRECTS = 5;
@@ -24,6 +24,7 @@ export class RssCloudPostSender implements Sender {
         headers: FORM,
         body: this.last.body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
+        readAtMost: REPLY_MAX_BYTES,
       });
       const ok = res.status >= 200 && res.status < 300;
       return ok ? { ok, status: res.status } : { ok, status: res.status, error: `HTTP ${res.status}` };

@@ -5,19 +5,10 @@ import type { HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
 import { buildMethodCall, parseMethodResponse } from '../xmlrpc.js';
 import { RSSCLOUD_MAX_REDIRECTS } from './rsscloud-post.js';
-import type { Content, DeliveryOutcome, Sender } from './sender.js';
+import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
 const XML = { 'content-type': 'text/xml' };
-
-/**
- * The most of a reply read from a subscriber's procedure. A methodResponse of `true` is a few
- * hundred bytes and a fault a few more; a longer reply is no methodResponse a client sends, so
- * it is judged as any reply that cannot be read (by its status) without being parsed: parsing
- * megabytes of XML (up to MAX_RESPONSE_BYTES) held the hub's one thread for seconds, on every
- * delivery to a subscriber that answered so.
- */
-export const REPLY_MAX_BYTES = 64 * 1024;
 
 export class RssCloudXmlRpcSender implements Sender {
   /** The last call built: a fan-out sends the same one to every subscriber of a procedure. */
@@ -38,6 +29,9 @@ export class RssCloudXmlRpcSender implements Sender {
         readAtMost: REPLY_MAX_BYTES,
       });
       if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      // A methodResponse of `true` is a few hundred bytes and a fault a few more; a longer reply is
+      // no methodResponse a client sends, so it is judged as any reply that cannot be read (by its
+      // status), unparsed: parsing megabytes of XML held the hub's one thread for seconds.
       if (res.truncated) return { ok: true, status: res.status };
       return judgeReply(res.body.toString('utf8'), res.status);
     } catch (e) {

@@ -15,6 +15,14 @@ export interface Content {
   entries?: () => FeedEntry[] | null;
 }
 
+/**
+ * The most of a subscriber's answer to a delivery that is read; a longer one is cut there (its
+ * connection closed) and judged by its status. WebSub and rssCloud form POSTs read nothing of it,
+ * an XML-RPC call only a methodResponse (a few hundred bytes). Read to MAX_RESPONSE_BYTES, a 2xx
+ * longer than that failed as too large, and every delivery under way could hold that much.
+ */
+export const REPLY_MAX_BYTES = 64 * 1024;
+
 export interface DeliveryOutcome {
   ok: boolean;
   status?: number;

@@ -5,7 +5,7 @@ import type { SignatureAlgorithm } from '../config.js';
 import { retryAfterSeconds, type HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
 import { sign } from '../signature.js';
-import type { Content, DeliveryOutcome, Sender } from './sender.js';
+import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
 export function linkHeader(hubUrl: string, topic: string): string {
@@ -44,7 +44,7 @@ export class WebSubContentSender implements Sender {
     };
     if (sub.secret !== undefined) headers['x-hub-signature'] = sign(this.algorithm, sub.secret, content.body);
     try {
-      const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body });
+      const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
       const outcome: DeliveryOutcome = { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
       const wait = res.status === 429 || res.status === 503 ? retryAfterSeconds(res.headers['retry-after'], Date.now()) : undefined;
