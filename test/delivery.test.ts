@@ -788,6 +788,37 @@ describe('durable delivery', function () {
       expect(reads, 'reads of the body for the retries').to.equal(1);
     });
 
+    it('an rssCloud notification, which carries no content, never reads the body from the store, even past its first pass', async () => {
+      // Its host paused by its first failure, the next version waits out the pause past the
+      // fan-out's first pass, when the body is no longer held.
+      const hub = await hubWith({ BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '300' });
+      const topics = await topicServer();
+      let failed = false;
+      const sub = await recorder((req, res) => {
+        if (req.method !== 'POST' || failed) return answer(200)(req, res);
+        failed = true;
+        return answer(500)(req, res);
+      });
+      const topic = topics.set('/bare', { body: 'version 1\n', contentType: 'text/plain' });
+      await seed(hub, topic, [{ url: `${sub.url}/rss`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      let reads = 0;
+      const read = hub.store.getOutboxBody.bind(hub.store);
+      hub.store.getOutboxBody = (t, v) => {
+        reads++;
+        return read(t, v);
+      };
+      const large = `${'a large body '.repeat(10_000)}\n`;
+      topics.set('/bare', { body: `${large}2`, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      await sub.waitFor(1, deliveries);
+      topics.set('/bare', { body: `${large}3`, contentType: 'text/plain' });
+      await publishTo(hub, topic);
+      const got = await sub.waitFor(2, deliveries);
+      await settled(hub);
+      expect(got.map((r) => r.body.toString())).to.deep.equal([`url=${encodeURIComponent(topic)}`, `url=${encodeURIComponent(topic)}`]);
+      expect(reads, 'reads of a body no rssCloud notification carries').to.equal(0);
+    });
+
     it('so is a version resumed after a restart: its retries read the body from the store again', async () => {
       const env = { BREAKER_FAILURES: '1000', WEBSUB_MAX_ATTEMPTS: '4' };
       // Before the restart, the next retry a minute away: the version is still owed at the stop.

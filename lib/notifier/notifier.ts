@@ -131,6 +131,7 @@ type Attempt =
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
+const NO_BODY = Buffer.alloc(0);
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
 const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
 const SUPERSEDED: DeliveryOutcome = { ok: false, error: 'superseded: a later version of the topic is queued for this subscriber' };
@@ -550,7 +551,7 @@ export class Notifier extends EventEmitter {
           if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
           const job = this.jobs.get(lane.topic, version);
           // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
-          const using = job && this.useContent(job);
+          const using = job && (sub.protocol === 'websub' ? this.useContent(job) : this.useBare(job));
           const content = using instanceof Promise ? await using : using;
           if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
           let outcome: DeliveryOutcome;
@@ -743,6 +744,18 @@ export class Notifier extends EventEmitter {
     if (job.givenUp) return undefined;
     job.users++;
     return job.content ?? this.awaitContent(job);
+  }
+
+  /**
+   * useContent for an rssCloud notification, which says only which URL changed: the body is not
+   * read from the store for it (up to MAX_RESPONSE_BYTES, for a resumed version or one that
+   * waited out its host's pause, to send `url=<topic>`), nor needed there.
+   */
+  private useBare(job: Job): Content | undefined {
+    if (job.givenUp) return undefined;
+    job.users++;
+    const { topic, version, contentType } = job.entry;
+    return job.content ?? { topic, version, contentType, body: NO_BODY };
   }
 
   private async awaitContent(job: Job): Promise<Content | undefined> {
