@@ -138,7 +138,9 @@ function cidrList(env: Env, name: string): string[] {
   for (const item of items) {
     const [addr, bits, extra] = item.split('/');
     const family = addr ? isIP(addr) : 0;
-    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    // Digits only: Number('') is 0, so "10.0.0.0/" (a prefix left off) was read as /0 and
+    // allowed (or trusted) every address.
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
     const maxBits = family === 6 ? 128 : 32;
     if (!addr || family === 0 || extra !== undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > maxBits) {
       throw new ConfigError(name, `"${item}" is not an address or CIDR block`);

@@ -60,6 +60,29 @@ describe('configuration', () => {
     });
   }
 
+  /** True when loadConfig refuses env with a ConfigError naming `name`. */
+  function refuses(env: Record<string, string>, name: string): boolean {
+    try {
+      loadConfig(env);
+      return false;
+    } catch (e) {
+      return e instanceof ConfigError && e.message.startsWith(`${name}:`);
+    }
+  }
+
+  for (const name of ['FETCH_ALLOW_CIDRS', 'CALLBACK_ALLOW_CIDRS', 'TRUST_PROXY']) {
+    it(`refuses a block in ${name} whose prefix is left off or not a number: "10.0.0.0/" is not the whole internet`, () => {
+      for (const value of ['10.0.0.0/', '127.0.0.1/,10.0.0.0/8', '::1/', '10.0.0.0/0x8', '10.0.0.0/8.0', '10.0.0.0/+8']) {
+        expect(refuses({ [name]: value }, name), `${name}=${value}`).to.equal(true);
+      }
+      expect(loadConfig({ [name]: ' 10.0.0.0/8, 127.0.0.1 ,::1/128,' })[name === 'TRUST_PROXY' ? 'trustProxy' : name === 'FETCH_ALLOW_CIDRS' ? 'fetchAllowCidrs' : 'callbackAllowCidrs']).to.deep.equal([
+        '10.0.0.0/8',
+        '127.0.0.1',
+        '::1/128',
+      ]);
+    });
+  }
+
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
