@@ -113,6 +113,14 @@ function raw(env: Env, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
+/**
+ * The longest wait Node's timers take: setTimeout and setInterval run a longer one after 1 ms, so
+ * a wait read from the environment beyond it became a tight loop (an SSE_HEARTBEAT_MS of ~35
+ * days sent heartbeats every millisecond; a WEBSUB_RETRY_MAX_MS past ~25 days retried at once
+ * a subscriber whose Retry-After asked for that long).
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function int(env: Env, name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const v = raw(env, name);
   if (v === undefined) return dflt;
@@ -228,7 +236,7 @@ function limits(env: Env): Pick<Config, LimitKeys> {
     xmlrpcMaxElements: int(env, 'XMLRPC_MAX_ELEMENTS', 1000, 10),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 600, 0),
     rateLimitBurst: int(env, 'RATE_LIMIT_BURST', 60, 1),
-    fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0),
+    fetchMinIntervalMs: int(env, 'FETCH_MIN_INTERVAL_MS', 1000, 0, MAX_TIMER_MS),
     serverHeadersTimeoutMs: int(env, 'SERVER_HEADERS_TIMEOUT_MS', 10_000, 100),
     serverRequestTimeoutMs: int(env, 'SERVER_REQUEST_TIMEOUT_MS', 30_000, 100),
     serverKeepAliveTimeoutMs: int(env, 'SERVER_KEEPALIVE_TIMEOUT_MS', 65_000, 100),
@@ -283,6 +291,14 @@ export function loadConfig(env: Env = process.env): Config {
   const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1);
   if (leaseMin > leaseMax) throw new ConfigError('WEBSUB_LEASE_MIN_SECONDS', 'must not exceed WEBSUB_LEASE_MAX_SECONDS');
   const leaseDefault = int(env, 'WEBSUB_LEASE_SECONDS', 10 * 86400, 1);
+  // A base above the maximum turned every backoff into the maximum: WEBSUB_RETRY_MAX_MS=3600 or
+  // BREAKER_MAX_COOLDOWN_MS=600 (seconds meant) retried a failing subscriber every few seconds.
+  const retryBaseMs = int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1, MAX_TIMER_MS);
+  const retryMaxMs = int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1, MAX_TIMER_MS);
+  if (retryBaseMs > retryMaxMs) throw new ConfigError('WEBSUB_RETRY_BASE_MS', 'must not exceed WEBSUB_RETRY_MAX_MS');
+  const breakerCooldownMs = int(env, 'BREAKER_COOLDOWN_MS', 30_000, 1, MAX_TIMER_MS);
+  const breakerMaxCooldownMs = int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1, MAX_TIMER_MS);
+  if (breakerCooldownMs > breakerMaxCooldownMs) throw new ConfigError('BREAKER_COOLDOWN_MS', 'must not exceed BREAKER_MAX_COOLDOWN_MS');
   return {
     port,
     host,
@@ -316,18 +332,18 @@ export function loadConfig(env: Env = process.env): Config {
     websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
     websubVerifyAttempts: int(env, 'WEBSUB_VERIFY_ATTEMPTS', 6, 1, 20),
     websubMaxPendingVerifications: int(env, 'WEBSUB_MAX_PENDING_VERIFICATIONS', 20_000, 1),
-    websubRetryBaseMs: int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1),
-    websubRetryMaxMs: int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1),
+    websubRetryBaseMs: retryBaseMs,
+    websubRetryMaxMs: retryMaxMs,
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),
     logLevel: logLevel(env, 'LOG_LEVEL'),
     deliveryPerHost: int(env, 'DELIVERY_PER_HOST', 8, 1, 10_000),
     breakerFailures: int(env, 'BREAKER_FAILURES', 5, 1),
-    breakerCooldownMs: int(env, 'BREAKER_COOLDOWN_MS', 30_000, 1),
-    breakerMaxCooldownMs: int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1),
+    breakerCooldownMs,
+    breakerMaxCooldownMs,
     ...pollBounds(env),
     ...limits(env),
     adminToken: adminToken(env, 'ADMIN_TOKEN'),
-    sseHeartbeatMs: int(env, 'SSE_HEARTBEAT_MS', 15_000, 100),
+    sseHeartbeatMs: int(env, 'SSE_HEARTBEAT_MS', 15_000, 100, MAX_TIMER_MS),
     sseBacklog: int(env, 'SSE_BACKLOG', 1000, 0),
     sseMaxPerClient: int(env, 'SSE_MAX_PER_CLIENT', 16, 1),
     sseMaxTopicsPerStream: int(env, 'SSE_MAX_TOPICS_PER_STREAM', 50, 1),

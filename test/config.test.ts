@@ -83,6 +83,26 @@ describe('configuration', () => {
     });
   }
 
+  // Node's setTimeout and setInterval run a wait past 2^31-1 ms after 1 ms.
+  for (const name of ['SSE_HEARTBEAT_MS', 'FETCH_MIN_INTERVAL_MS', 'WEBSUB_RETRY_MAX_MS', 'WEBSUB_RETRY_BASE_MS', 'BREAKER_MAX_COOLDOWN_MS', 'BREAKER_COOLDOWN_MS']) {
+    it(`refuses a ${name} longer than Node's timers can wait (2147483647 ms)`, () => {
+      // Each base with a maximum as long, so only the bound on timers is at stake.
+      const pair = name === 'WEBSUB_RETRY_BASE_MS' ? 'WEBSUB_RETRY_MAX_MS' : name === 'BREAKER_COOLDOWN_MS' ? 'BREAKER_MAX_COOLDOWN_MS' : undefined;
+      const env = (v: string): Record<string, string> => ({ [name]: v, ...(pair && { [pair]: '2147483647' }) });
+      expect(refuses(env('2147483648'), name)).to.equal(true);
+      expect(refuses(env('2592000000'), name)).to.equal(true);
+      expect(() => loadConfig(env('2147483647'))).not.to.throw();
+    });
+  }
+
+  it('refuses a first retry or pause longer than the longest (seconds written where ms are meant)', () => {
+    expect(refuses({ WEBSUB_RETRY_MAX_MS: '3600' }, 'WEBSUB_RETRY_BASE_MS')).to.equal(true);
+    expect(refuses({ BREAKER_MAX_COOLDOWN_MS: '600' }, 'BREAKER_COOLDOWN_MS')).to.equal(true);
+    expect(refuses({ BREAKER_COOLDOWN_MS: '900000' }, 'BREAKER_COOLDOWN_MS')).to.equal(true);
+    const c = loadConfig({ WEBSUB_RETRY_BASE_MS: '500', WEBSUB_RETRY_MAX_MS: '500', BREAKER_COOLDOWN_MS: '500', BREAKER_MAX_COOLDOWN_MS: '500' });
+    expect([c.websubRetryBaseMs, c.websubRetryMaxMs, c.breakerCooldownMs, c.breakerMaxCooldownMs]).to.deep.equal([500, 500, 500, 500]);
+  });
+
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
