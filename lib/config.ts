@@ -176,7 +176,9 @@ function url(env: Env, name: string, dflt: string): string {
     throw new ConfigError(name, `"${v}" is not an absolute URL`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(name, 'must be an http or https URL');
-  if (parsed.search || parsed.hash) throw new ConfigError(name, 'must not have a query or fragment');
+  // The raw text, not parsed.search/hash: those are empty for a bare "?" or "#", which then
+  // came before every path appended to the URL ("https://hub.example/?/websub").
+  if (/[?#]/.test(v)) throw new ConfigError(name, 'must not have a query or fragment');
   return v.replace(/\/+$/, '');
 }
 

@@ -103,6 +103,13 @@ describe('configuration', () => {
     expect([c.websubRetryBaseMs, c.websubRetryMaxMs, c.breakerCooldownMs, c.breakerMaxCooldownMs]).to.deep.equal([500, 500, 500, 500]);
   });
 
+  it('refuses a PUBLIC_URL ending in a bare "?" or "#", which every path appended to it would follow', () => {
+    for (const value of ['https://hub.example/?', 'https://hub.example/#', 'https://hub.example/push?']) {
+      expect(refuses({ PUBLIC_URL: value }, 'PUBLIC_URL'), value).to.equal(true);
+    }
+    expect(loadConfig({ PUBLIC_URL: 'https://hub.example/push/' }).publicUrl).to.equal('https://hub.example/push');
+  });
+
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
