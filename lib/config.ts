@@ -196,13 +196,19 @@ function publisherSecrets(env: Env, name: string): Map<string, string> {
   for (const item of v.split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = item.indexOf('=');
     if (eq <= 0 || eq === item.length - 1) throw new ConfigError(name, 'expected origin=secret pairs separated by commas');
-    let origin: string;
+    let parsed: URL | undefined;
     try {
-      origin = new URL(item.slice(0, eq)).origin;
+      parsed = new URL(item.slice(0, eq).trim());
     } catch {
-      throw new ConfigError(name, `"${item.slice(0, eq)}" is not an origin URL`);
+      // reported below
     }
-    map.set(origin, item.slice(eq + 1));
+    // Topics are http(s): "blog.example:8080=…" (no scheme) parses, with the origin "null",
+    // and its secret matched no topic.
+    if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') throw new ConfigError(name, `"${item.slice(0, eq).trim()}" is not an http or https origin`);
+    // "origin = secret" is how people write pairs; a secret taken with its space refused every fat ping.
+    const secret = item.slice(eq + 1).trim();
+    if (secret === '') throw new ConfigError(name, 'expected origin=secret pairs separated by commas');
+    map.set(parsed.origin, secret);
   }
   return map;
 }

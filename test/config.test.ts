@@ -110,6 +110,25 @@ describe('configuration', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://hub.example/push/' }).publicUrl).to.equal('https://hub.example/push');
   });
 
+  it('refuses a PUBLISHER_SECRETS origin that is not http(s) (no scheme), naming it and not the secret', () => {
+    for (const value of ['blog.example:8080=s3cret', 'mailto:me@blog.example=s3cret', 'https://blog.example= ']) {
+      expect(refuses({ PUBLISHER_SECRETS: value }, 'PUBLISHER_SECRETS'), value).to.equal(true);
+    }
+    try {
+      loadConfig({ PUBLISHER_SECRETS: 'blog.example:8080=s3cret' });
+    } catch (e) {
+      expect((e as Error).message).to.contain('blog.example:8080').and.not.contain('s3cret');
+    }
+  });
+
+  it('reads "origin = secret" (spaces around the "=") as the secret itself', () => {
+    const c = loadConfig({ PUBLISHER_SECRETS: 'https://a.example = s3cret , https://b.example/feed=t0k=en' });
+    expect([...c.publisherSecrets]).to.deep.equal([
+      ['https://a.example', 's3cret'],
+      ['https://b.example', 't0k=en'],
+    ]);
+  });
+
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
