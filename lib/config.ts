@@ -285,6 +285,15 @@ function databaseUrl(env: Env, name: string): string | undefined {
   return v;
 }
 
+function dataDir(env: Env, name: string): string {
+  const v = raw(env, name) ?? './data';
+  // Nothing expands "~" in a value from a systemd unit, a container's environment or an .env
+  // file: "~/pushbutton" was a directory named "~" under the working directory, and the hub
+  // started on an empty store wherever it was run from.
+  if (v.startsWith('~')) throw new ConfigError(name, `"~" is not expanded here: write the full path, not "${v}"`);
+  return path.resolve(v);
+}
+
 function adminToken(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must be at least 16 characters long');
@@ -310,7 +319,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     port,
     host,
-    dataDir: path.resolve(raw(env, 'DATA_DIR') ?? './data'),
+    dataDir: dataDir(env, 'DATA_DIR'),
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     databaseLockWaitMs: int(env, 'DATABASE_LOCK_WAIT_MS', 30_000, 100, 3600_000),

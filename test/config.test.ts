@@ -129,6 +129,12 @@ describe('configuration', () => {
     ]);
   });
 
+  it('refuses a DATA_DIR starting with "~", which nothing expands', () => {
+    expect(refuses({ DATA_DIR: '~/pushbutton' }, 'DATA_DIR')).to.equal(true);
+    expect(refuses({ DATA_DIR: '~' }, 'DATA_DIR')).to.equal(true);
+    expect(loadConfig({ DATA_DIR: '/var/lib/pushbutton' }).dataDir).to.equal('/var/lib/pushbutton');
+  });
+
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
