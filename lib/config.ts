@@ -121,6 +121,13 @@ function raw(env: Env, name: string): string | undefined {
  */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * The longest lease granted, 100 years. A lease of "9999999999999" (meant as "never expires")
+ * put its expiry past the last date JavaScript can show, and /subscription, the subscriber's
+ * own view, answered 500 for it.
+ */
+const MAX_LEASE_SECONDS = 100 * 365 * 86400;
+
 function int(env: Env, name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const v = raw(env, name);
   if (v === undefined) return dflt;
@@ -304,8 +311,8 @@ export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 5337, 0, 65535);
   const host = raw(env, 'HOST') ?? '0.0.0.0';
   const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-  const leaseMin = int(env, 'WEBSUB_LEASE_MIN_SECONDS', 3600, 1);
-  const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1);
+  const leaseMin = int(env, 'WEBSUB_LEASE_MIN_SECONDS', 3600, 1, MAX_LEASE_SECONDS);
+  const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1, MAX_LEASE_SECONDS);
   if (leaseMin > leaseMax) throw new ConfigError('WEBSUB_LEASE_MIN_SECONDS', 'must not exceed WEBSUB_LEASE_MAX_SECONDS');
   const leaseDefault = int(env, 'WEBSUB_LEASE_SECONDS', 10 * 86400, 1);
   // A base above the maximum turned every backoff into the maximum: WEBSUB_RETRY_MAX_MS=3600 or
@@ -329,7 +336,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),
     lookupSlots: lookupSlots(raw(env, 'UV_THREADPOOL_SIZE')),
-    rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1),
+    rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1, MAX_LEASE_SECONDS),
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),
     feedsRetentionDays: int(env, 'FEEDS_RETENTION_DAYS', 7, 0),
     maxUnfollowedTopics: int(env, 'MAX_UNFOLLOWED_TOPICS', 10_000, 0),

@@ -103,6 +103,15 @@ describe('configuration', () => {
     expect([c.websubRetryBaseMs, c.websubRetryMaxMs, c.breakerCooldownMs, c.breakerMaxCooldownMs]).to.deep.equal([500, 500, 500, 500]);
   });
 
+  for (const name of ['RSSCLOUD_LEASE_SECONDS', 'WEBSUB_LEASE_MAX_SECONDS', 'WEBSUB_LEASE_MIN_SECONDS']) {
+    it(`refuses a ${name} past 100 years, whose expiry no date can show`, () => {
+      const env = (v: string): Record<string, string> => ({ [name]: v, ...(name === 'WEBSUB_LEASE_MIN_SECONDS' && { WEBSUB_LEASE_MAX_SECONDS: v }) });
+      expect(refuses(env('9999999999999'), name)).to.equal(true);
+      expect(refuses(env('3153600001'), name)).to.equal(true);
+      expect(() => loadConfig(env('3153600000'))).not.to.throw();
+    });
+  }
+
   it('refuses a PUBLIC_URL ending in a bare "?" or "#", which every path appended to it would follow', () => {
     for (const value of ['https://hub.example/?', 'https://hub.example/#', 'https://hub.example/push?']) {
       expect(refuses({ PUBLIC_URL: value }, 'PUBLIC_URL'), value).to.equal(true);
