@@ -301,6 +301,14 @@ function dataDir(env: Env, name: string): string {
   return path.resolve(v);
 }
 
+function listenHost(env: Env, name: string): string {
+  const v = raw(env, name) ?? '0.0.0.0';
+  // Checked here: "0.0.0.0:5337" (a port written in) or "http://0.0.0.0" otherwise stopped
+  // start-up blaming PUBLIC_URL, built from it, or failing to resolve it, naming no variable.
+  if (isIP(v) === 0 && !/^[\w-]+(\.[\w-]+)*\.?$/.test(v)) throw new ConfigError(name, `expected an address or a host name (the port is PORT), got "${v}"`);
+  return v;
+}
+
 function adminToken(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must be at least 16 characters long');
@@ -309,7 +317,7 @@ function adminToken(env: Env, name: string): string | undefined {
 
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 5337, 0, 65535);
-  const host = raw(env, 'HOST') ?? '0.0.0.0';
+  const host = listenHost(env, 'HOST');
   const publicHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
   const leaseMin = int(env, 'WEBSUB_LEASE_MIN_SECONDS', 3600, 1, MAX_LEASE_SECONDS);
   const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1, MAX_LEASE_SECONDS);

@@ -112,6 +112,16 @@ describe('configuration', () => {
     });
   }
 
+  it('refuses a HOST that is not an address or a host name, naming HOST and not PUBLIC_URL', () => {
+    for (const value of ['0.0.0.0:5337', 'http://0.0.0.0', '[::1]', 'not a host', 'localhost/']) {
+      expect(refuses({ HOST: value }, 'HOST'), value).to.equal(true);
+      expect(refuses({ HOST: value, PUBLIC_URL: 'https://hub.example' }, 'HOST'), value).to.equal(true);
+    }
+    for (const value of ['127.0.0.1', '::', 'fe80::1%eth0', 'localhost', 'hub_1', 'hub.internal.']) {
+      expect(loadConfig({ HOST: value, PUBLIC_URL: 'https://hub.example' }).host, value).to.equal(value);
+    }
+  });
+
   it('refuses a PUBLIC_URL ending in a bare "?" or "#", which every path appended to it would follow', () => {
     for (const value of ['https://hub.example/?', 'https://hub.example/#', 'https://hub.example/push?']) {
       expect(refuses({ PUBLIC_URL: value }, 'PUBLIC_URL'), value).to.equal(true);
