@@ -309,6 +309,21 @@ function listenHost(env: Env, name: string): string {
   return v;
 }
 
+/**
+ * A first wait and the longest it doubles to. Both given, a first above the longest is refused:
+ * each wait was the longest then, and WEBSUB_RETRY_MAX_MS=3600 with a base of 5000 (seconds
+ * written for ms) retried a failing subscriber every 3.6 s unnoticed. The longest given alone
+ * is a bound on every wait (BREAKER_MAX_COOLDOWN_MS=10000: never pause a host longer than 10 s),
+ * so the default first wait comes down to it, as it always did.
+ */
+function firstAndLongest(env: Env, [firstName, firstDefault]: [string, number], [longestName, longestDefault]: [string, number]): [number, number] {
+  const longest = int(env, longestName, longestDefault, 1, MAX_TIMER_MS);
+  const first = int(env, firstName, firstDefault, 1, MAX_TIMER_MS);
+  if (raw(env, firstName) === undefined) return [Math.min(first, longest), longest];
+  if (first > longest) throw new ConfigError(firstName, `must not exceed ${longestName}`);
+  return [first, longest];
+}
+
 function adminToken(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v !== undefined && v.length < 16) throw new ConfigError(name, 'must be at least 16 characters long');
@@ -323,14 +338,8 @@ export function loadConfig(env: Env = process.env): Config {
   const leaseMax = int(env, 'WEBSUB_LEASE_MAX_SECONDS', 30 * 86400, 1, MAX_LEASE_SECONDS);
   if (leaseMin > leaseMax) throw new ConfigError('WEBSUB_LEASE_MIN_SECONDS', 'must not exceed WEBSUB_LEASE_MAX_SECONDS');
   const leaseDefault = int(env, 'WEBSUB_LEASE_SECONDS', 10 * 86400, 1);
-  // A base above the maximum turned every backoff into the maximum: WEBSUB_RETRY_MAX_MS=3600 or
-  // BREAKER_MAX_COOLDOWN_MS=600 (seconds meant) retried a failing subscriber every few seconds.
-  const retryBaseMs = int(env, 'WEBSUB_RETRY_BASE_MS', 5000, 1, MAX_TIMER_MS);
-  const retryMaxMs = int(env, 'WEBSUB_RETRY_MAX_MS', 3600_000, 1, MAX_TIMER_MS);
-  if (retryBaseMs > retryMaxMs) throw new ConfigError('WEBSUB_RETRY_BASE_MS', 'must not exceed WEBSUB_RETRY_MAX_MS');
-  const breakerCooldownMs = int(env, 'BREAKER_COOLDOWN_MS', 30_000, 1, MAX_TIMER_MS);
-  const breakerMaxCooldownMs = int(env, 'BREAKER_MAX_COOLDOWN_MS', 600_000, 1, MAX_TIMER_MS);
-  if (breakerCooldownMs > breakerMaxCooldownMs) throw new ConfigError('BREAKER_COOLDOWN_MS', 'must not exceed BREAKER_MAX_COOLDOWN_MS');
+  const [retryBaseMs, retryMaxMs] = firstAndLongest(env, ['WEBSUB_RETRY_BASE_MS', 5000], ['WEBSUB_RETRY_MAX_MS', 3600_000]);
+  const [breakerCooldownMs, breakerMaxCooldownMs] = firstAndLongest(env, ['BREAKER_COOLDOWN_MS', 30_000], ['BREAKER_MAX_COOLDOWN_MS', 600_000]);
   return {
     port,
     host,

@@ -95,12 +95,17 @@ describe('configuration', () => {
     });
   }
 
-  it('refuses a first retry or pause longer than the longest (seconds written where ms are meant)', () => {
-    expect(refuses({ WEBSUB_RETRY_MAX_MS: '3600' }, 'WEBSUB_RETRY_BASE_MS')).to.equal(true);
-    expect(refuses({ BREAKER_MAX_COOLDOWN_MS: '600' }, 'BREAKER_COOLDOWN_MS')).to.equal(true);
+  it('refuses a first retry or pause longer than the longest, both given (seconds written where ms are meant)', () => {
+    expect(refuses({ WEBSUB_RETRY_BASE_MS: '5000', WEBSUB_RETRY_MAX_MS: '3600' }, 'WEBSUB_RETRY_BASE_MS')).to.equal(true);
+    expect(refuses({ BREAKER_COOLDOWN_MS: '30000', BREAKER_MAX_COOLDOWN_MS: '600' }, 'BREAKER_COOLDOWN_MS')).to.equal(true);
     expect(refuses({ BREAKER_COOLDOWN_MS: '900000' }, 'BREAKER_COOLDOWN_MS')).to.equal(true);
     const c = loadConfig({ WEBSUB_RETRY_BASE_MS: '500', WEBSUB_RETRY_MAX_MS: '500', BREAKER_COOLDOWN_MS: '500', BREAKER_MAX_COOLDOWN_MS: '500' });
     expect([c.websubRetryBaseMs, c.websubRetryMaxMs, c.breakerCooldownMs, c.breakerMaxCooldownMs]).to.deep.equal([500, 500, 500, 500]);
+  });
+
+  it('brings the default first retry or pause down to a longest given alone, a bound on every wait', () => {
+    const c = loadConfig({ WEBSUB_RETRY_MAX_MS: '3000', BREAKER_MAX_COOLDOWN_MS: '10000' });
+    expect([c.websubRetryBaseMs, c.websubRetryMaxMs, c.breakerCooldownMs, c.breakerMaxCooldownMs]).to.deep.equal([3000, 3000, 10000, 10000]);
   });
 
   for (const name of ['RSSCLOUD_LEASE_SECONDS', 'WEBSUB_LEASE_MAX_SECONDS', 'WEBSUB_LEASE_MIN_SECONDS']) {
