@@ -243,6 +243,10 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         clearInterval(timer);
         lastResponses();
         poller.stop();
+        // Within the same grace as requests: a poll may wait DATABASE_LOCK_WAIT_MS for another
+        // process's lock on its topic. One still running past it is left to the next start.
+        let pollsGrace: NodeJS.Timeout | undefined;
+        const pollsEnded = Promise.race([poller.settled(), new Promise<void>((resolve) => (pollsGrace = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
         streams.stop();
         // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
         // a grace period, then cut what is left.
@@ -251,7 +255,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         const grace = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
         await closed;
         clearTimeout(grace);
-        await poller.settled();
+        await pollsEnded;
+        clearTimeout(pollsGrace);
         notifier.close();
         hub.close();
         await hub.idle();
