@@ -3,6 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from './app.js';
+import { holdContinue } from './continue.js';
 import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
 import { ActivityLog, type Activity, type ActivityInput } from './activity.js';
@@ -115,6 +116,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   // Never below two heartbeats: a quiet stream that reads must not be cut.
   cutStalledResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
   const lastResponses = closeConnectionsAfterResponses(server);
+  holdContinue(server);
   // A request that comes before the app is attached (while the store opens: a second or more at
   // a restart with many subscriptions) waits for it: Node answers nothing that no 'request'
   // listener does, so such a request hung until its client gave up. Listening only once ready is

@@ -7,7 +7,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
 import { sameSecret } from '../lib/signature.js';
-import { bodyErrorStatus, parseHttpUrl, queryParams } from './body.js';
+import { bodyErrorStatus, parseHttpUrl, queryParams, readsBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
@@ -85,7 +85,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     }
     next();
   });
-  admin.use(express.json({ limit: '16kb' }));
+  admin.use(readsBody(16 * 1024, express.json({ limit: '16kb' })));
   admin.use(failureReply({ ok: false, error: TRY_AGAIN }));
   admin.post('/subscriptions/delete', async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;

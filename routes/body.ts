@@ -2,11 +2,30 @@
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import { sendContinue } from '../lib/continue.js';
 import { hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
   // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
-  return express.raw({ type: () => true, limit: limitBytes });
+  return readsBody(limitBytes, express.raw({ type: () => true, limit: limitBytes }));
+}
+
+/**
+ * `parser` (a body-parser of at most `limitBytes`), with the client asked for its body (100
+ * Continue) only now. A body declared too large is refused before that, unread: body-parser read
+ * it all, however large, before its 413, and waited for one that a client expecting 100 Continue
+ * never sends. As body-parser does, only an uncompressed body is judged by its declared length.
+ */
+export function readsBody(limitBytes: number, parser: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+    const declared = Number(req.headers['content-length']);
+    if (coding === 'identity' && declared > limitBytes) {
+      return next(Object.assign(new Error('request entity too large'), { status: 413, expose: true, type: 'entity.too.large' }));
+    }
+    sendContinue(res);
+    parser(req, res, next);
+  };
 }
 
 export function bodyBuffer(req: Request): Buffer {

@@ -6,6 +6,7 @@ import type { Hub } from '../lib/hub.js';
 import type { Operator } from '../lib/operator.js';
 import { isRssCloudProtocol, newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
 import type { Store } from '../lib/store/store.js';
+import { readsBody } from './body.js';
 
 type Json = Record<string, unknown>;
 
@@ -144,7 +145,7 @@ export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseS
     if (origin === undefined || sameOrigin(origin, req.get('host'))) return next();
     res.status(403).json({ success: false, error: 'the test API does not answer pages of other origins' });
   });
-  router.use('/test', express.json({ limit: '16mb', type: () => true }));
+  router.use('/test', readsBody(16 * 1024 * 1024, express.json({ limit: '16mb', type: () => true })));
 
   const route = (path: string, handler: (body: Json) => Promise<Json>): void => {
     router.post(`/test/${path}`, async (req: Request, res: Response) => {
