@@ -48,6 +48,10 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     }
     const topic = parseHttpUrl(query.get('hub.topic'));
     if (typeof topic !== 'string') return text(res, 400, `hub.topic ${topic.problem}.`);
+    // Every other door refuses a topic over MAX_URL_LENGTH unread; this one fetched it (up to
+    // Node's 16 KB of request line) and echoed it back.
+    const tooLong = hub.checkUrls([topic]);
+    if (tooLong) return text(res, 400, messageFor(tooLong, 'ping'));
     const found = await hub.discover(topic);
     // The request was fine but names a topic this hub cannot read: a 4xx, since no 5xx may come
     // from what a stranger's URL does.

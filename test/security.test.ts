@@ -1193,7 +1193,7 @@ describe('security: limits', function () {
       expect(feeds.rec.requests).to.deep.equal([]);
     });
 
-    it('WebSub subscribe (topic or callback) and publish: 400', async () => {
+    it('WebSub subscribe (topic or callback), publish and discover: 400', async () => {
       const url = longUrl();
       const forms: Record<string, string>[] = [
         { 'hub.mode': 'subscribe', 'hub.topic': url, 'hub.callback': `${sub.url}/cb` },
@@ -1207,6 +1207,9 @@ describe('security: limits', function () {
       // A fat ping names its topic in the query.
       const fat = await call(hub, `/websub?hub.mode=publish&hub.topic=${encodeURIComponent(url)}`, { headers: { 'content-type': 'application/rss+xml' }, body: '<rss/>' });
       expect([fat.status, fat.text]).to.deep.equal([400, `${TOO_LONG}\n`]);
+      // So does a discovery, a GET.
+      const discovery = await fetch(`${hub.url}/websub?hub.mode=discover&hub.topic=${encodeURIComponent(url)}`);
+      expect([discovery.status, await discovery.text()]).to.deep.equal([400, `${TOO_LONG}\n`]);
       await hub.hub.idle();
       expect(feeds.rec.requests).to.deep.equal([]);
       expect(sub.requests).to.deep.equal([]);
