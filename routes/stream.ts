@@ -5,7 +5,7 @@
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
 import { parseHttpUrl } from './body.js';
-import { cors } from './cors.js';
+import { answerPreflight, cors } from './cors.js';
 import { rateKey } from '../lib/rate-limit.js';
 import { clientAddress } from './rate.js';
 
@@ -84,6 +84,10 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     });
   };
 
+  // A stream opened with fetch() (to send Last-Event-ID or a header of its own, as
+  // fetch-event-source does on every reconnect) is preflighted: without the answer, the browser
+  // never opened it.
+  answerPreflight(router, ['/stream', '/events']);
   router.get('/stream', cors, (req, res) => {
     const topics = new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1 || req.originalUrl.length)).getAll('topic');
     if (topics.length === 0) return void res.status(400).type('text/plain; charset=utf-8').send('Give at least one topic: /stream?topic=URL\n');

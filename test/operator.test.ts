@@ -600,6 +600,19 @@ describe('Operators and browsers over HTTP', function () {
       await e.waitForComments(1, 1000);
     });
 
+    it('answers the CORS preflight of a stream opened with fetch() and a Last-Event-ID header (fetch-event-source)', async () => {
+      const hub = await hubWith();
+      for (const path of [`/stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')}`, '/events']) {
+        const res = await fetch(`${hub.url}${path}`, {
+          method: 'OPTIONS',
+          headers: { origin: 'https://reader.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'last-event-id' },
+        });
+        expect(res.status, path).to.equal(204);
+        expect(res.headers.get('access-control-allow-origin'), path).to.equal('*');
+        expect(res.headers.get('access-control-allow-headers') ?? '', path).to.match(/\blast-event-id\b/i);
+      }
+    });
+
     it('refuses /stream without a topic or with a bad one (400)', async () => {
       const hub = await hubWith();
       for (const [url, words] of [
