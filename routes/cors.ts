@@ -4,8 +4,10 @@ import type { NextFunction, Request, Response, Router } from 'express';
 export function cors(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-  // X-Hub-Signature and a feed's own Content-Type: a fat ping sent from a page.
-  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Accept, Last-Event-ID, X-Hub-Signature');
+  // X-Hub-Signature and a feed's own Content-Type: a fat ping sent from a page. Authorization:
+  // a signed subscription's secret, the only way /subscription answers about one (a browser
+  // never lets a page send it unless the preflight names it; `*` does not cover it).
+  res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, Last-Event-ID, X-Hub-Signature');
   next();
 }
 

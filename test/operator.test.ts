@@ -600,6 +600,18 @@ describe('Operators and browsers over HTTP', function () {
       await e.waitForComments(1, 1000);
     });
 
+    it('/subscription answers the CORS preflight of a page that sends a signed subscription\'s secret (Authorization)', async () => {
+      const hub = await hubWith();
+      const query = new URLSearchParams({ topic: 'http://127.0.0.1:1/feed.xml', callback: 'http://127.0.0.1:1/cb' });
+      const res = await fetch(`${hub.url}/subscription?${query}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://reader.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
+      expect(res.status).to.equal(204);
+      expect(res.headers.get('access-control-allow-origin')).to.equal('*');
+      expect((res.headers.get('access-control-allow-headers') ?? '').split(/\s*,\s*/).map((h) => h.toLowerCase())).to.include('authorization');
+    });
+
     it('answers the CORS preflight of a stream opened with fetch() and a Last-Event-ID header (fetch-event-source)', async () => {
       const hub = await hubWith();
       for (const path of [`/stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')}`, '/events']) {
