@@ -29,11 +29,11 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   const refuse = (_req: Request, res: Response, msg: string): void => text(res, res.statusCode, msg);
 
   answerPreflight(router, ['/websub']);
-  router.post('/websub', cors, rateLimit(opts.rate, refuse), rawBody(opts.maxBodyBytes), async (req, res) => {
+  router.post('/websub', cors, rateLimit(opts.rate, refuse), refuseUnread, rawBody(opts.maxBodyBytes), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
-    if (!isFormRequest(req)) return text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
-    if (bodyBuffer(req).length > MAX_FORM_BYTES) return text(res, 413, `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`);
+    // Compressed, a form's size is known only now.
+    if (bodyBuffer(req).length > MAX_FORM_BYTES) return text(res, 413, FORM_TOO_LARGE);
     const form = formParams(req);
     const mode = form.get('hub.mode');
     if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);
@@ -65,6 +65,21 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     text(res, status, status === 413 ? 'The request body is too large.' : 'The request body could not be read.');
   });
   return router;
+}
+
+const FORM_TOO_LARGE = `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`;
+
+/**
+ * Refuses what the headers alone decide, before the body is read: a body that is neither a form
+ * nor a fat ping, or an uncompressed form declared over MAX_FORM_BYTES. Each was read whole (up
+ * to WEBSUB_MAX_BODY_BYTES) first, and a client that sent Expect: 100-continue was asked for it.
+ */
+function refuseUnread(req: Request, res: Response, next: NextFunction): void {
+  const form = isFormRequest(req);
+  if (!form) return queryParams(req).get('hub.mode') === 'publish' ? next() : text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
+  const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
+  if (identity && Number(req.headers['content-length']) > MAX_FORM_BYTES) return text(res, 413, FORM_TOO_LARGE);
+  next();
 }
 
 function text(res: Response, status: number, body: string): void {

@@ -68,7 +68,8 @@ describe('Expect: 100-continue', function () {
     ['/ping', FORM, /<result success="false" msg="The request body is too large."\/>/],
     ['/pleaseNotify', FORM, /<notifyResult success="false" msg="The request body is too large."\/>/],
     ['/RPC2', 'text/xml', /<fault>.*The request body is too large\./s],
-    ['/websub', FORM, /^The request body is too large\.\n$/m],
+    // A fat ping: the one body /websub takes up to WEBSUB_MAX_BODY_BYTES.
+    ['/websub?hub.mode=publish&hub.topic=http%3A%2F%2Fexample.com%2Ffeed', 'application/rss+xml', /^The request body is too large\.\n$/m],
   ];
   for (const [path, type, shape] of refusals) {
     it(`${path}: a body declared over the limit is refused at once with 413 in the face's shape, never asked for`, async () => {
@@ -78,6 +79,20 @@ describe('Expect: 100-continue', function () {
       expect(received).to.match(shape);
       // The client was not told to send the body: the connection cannot carry a next request.
       expect(received).to.match(/\r\nConnection: close\r\n/i);
+      expect(closed).to.equal(true);
+    });
+  }
+
+  const websubRefusals: [string, string, number, number, string][] = [
+    ['a body that is not a form and no fat ping', 'application/json', 4000, 415, 'The request body must be application/x-www-form-urlencoded.\n'],
+    ['a form declared over 64 KB (within WEBSUB_MAX_BODY_BYTES)', FORM, 200_000, 413, 'A form must be at most 65536 bytes; only a fat ping may be larger.\n'],
+  ];
+  for (const [what, type, length, status, words] of websubRefusals) {
+    it(`/websub: ${what} is refused at once (${status}), never asked for`, async () => {
+      const { received, closed } = await exchange(hub.port, head('POST', '/websub', { 'Content-Type': type, 'Content-Length': length, Expect: '100-continue' }));
+      expect(received, 'the hub asked for the body it refuses').to.not.include('100 Continue');
+      expect(received).to.match(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(received.endsWith(`\r\n\r\n${words}`), received).to.equal(true);
       expect(closed).to.equal(true);
     });
   }
