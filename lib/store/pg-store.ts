@@ -540,7 +540,13 @@ export class PgStore implements Store {
       // A turn at a connection, or a new one, is waited for as long as an answer.
       connectionTimeoutMillis: this.queryTimeoutMs,
       ...silenceBounds(this.queryTimeoutMs),
-      statement_timeout: this.queryTimeoutMs,
+      // Set by a statement before the connection's first use, not as a startup parameter (pg's
+      // statement_timeout option): PgBouncer refuses a connection whose startup packet carries
+      // a parameter it does not know ("unsupported startup parameter: statement_timeout"), so
+      // behind it, in session mode as documented, every statement after the migration failed.
+      onConnect: async (client) => {
+        await client.query(`SET statement_timeout = ${this.queryTimeoutMs}`);
+      },
     });
     pool.on('error', (e) => this.opts.onError?.(e));
     // Migrations on a connection of their own, unbounded: one may build an index on a big table,
