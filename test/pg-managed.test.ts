@@ -1,11 +1,17 @@
 // PostgreSQL as managed and pooled deployments give it: behind PgBouncer (its startup-parameter
-// rules, reproduced by test/helpers/pooler-proxy.ts). On a private server.
+// rules, reproduced by test/helpers/pooler-proxy.ts), as a role that may use the tables but not
+// create any (a DBA ran the migrations as the schema's owner), and on a database that accepts no
+// writes at start-up (a standby, a failover in progress). Each on a private server.
 import { expect } from 'chai';
+import pg from 'pg';
+import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { startPgServer, type PgServer } from './helpers/pg-server.js';
 import { PGBOUNCER_STARTUP_PARAMETERS, serverAddress, startPoolerProxy, type PoolerProxy } from './helpers/pooler-proxy.js';
 import { Recorder } from './helpers/recorder.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
+import { PgStore } from '../lib/store/pg-store.js';
 
 describe('PostgreSQL as managed and pooled deployments run it', function () {
   this.timeout(30_000);
@@ -67,4 +73,65 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
   });
 
+  describe('as a role that may use the tables but not create any', function () {
+    before(async () => {
+      await server.admin.query('CREATE DATABASE granted');
+      // The schema's owner (the server's superuser here) migrates it, as a DBA would.
+      const owner = new PgStore({ connectionString: urlOf('pushbutton', 'granted') });
+      await owner.open();
+      await owner.close();
+      const dba = new pg.Client({ connectionString: urlOf('pushbutton', 'granted') });
+      await dba.connect();
+      try {
+        await dba.query('CREATE ROLE pushbutton_app LOGIN');
+        await dba.query('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+        await dba.query('GRANT USAGE ON SCHEMA public TO pushbutton_app');
+        await dba.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO pushbutton_app');
+        await dba.query('GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO pushbutton_app');
+      } finally {
+        await dba.end();
+      }
+    });
+
+    it('starts on a schema already up to date, and serves', async () => {
+      const hub = await startTestHub({ DATABASE_URL: urlOf('pushbutton_app', 'granted'), POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'granted');
+    });
+
+    it('stops at a migration it may not apply, naming it and what to do', async () => {
+      const app = new pg.Client({ connectionString: urlOf('pushbutton_app', 'granted') });
+      await app.connect();
+      try {
+        const next = { version: SCHEMA_VERSION + 1, name: 'a column', sql: 'ALTER TABLE topics ADD COLUMN note text' };
+        const failed = await migrate(app, [...MIGRATIONS, next]).then(
+          () => 'migrated',
+          (e: unknown) => String(e),
+        );
+        expect(failed).to.match(/migration \d+ \(a column\) failed: must be owner of table topics: the role in DATABASE_URL may not change the schema; run this version once with its owner/);
+      } finally {
+        await app.end();
+      }
+    });
+  });
+
+  describe('on a database that accepts no writes at start-up', function () {
+    before(async () => {
+      await server.admin.query('CREATE DATABASE readonly');
+      const owner = new PgStore({ connectionString: urlOf('pushbutton', 'readonly') });
+      await owner.open();
+      await owner.close();
+      await server.admin.query('ALTER DATABASE readonly SET default_transaction_read_only = on');
+    });
+
+    it('exits at once, saying the database accepts no writes', async () => {
+      const dir = await tempDataDir();
+      const started = spawnHub(dir, { DATABASE_URL: urlOf('pushbutton', 'readonly') }, 15_000);
+      const failed = await started.then(
+        () => undefined,
+        (e: unknown) => String(e),
+      );
+      expect(failed).to.match(/the database accepts no writes \(transaction_read_only is on/);
+    });
+  });
 });

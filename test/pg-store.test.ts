@@ -120,6 +120,15 @@ describe('PostgreSQL store', function () {
       expect(await stores[0]!.getSubscription('http://a/feed', 'http://s/1')).to.deep.equal(sub('http://a/feed', 'http://s/1'));
     });
 
+    it("runs a migration longer than the role's or database's statement_timeout to its end", async () => {
+      await (await opened()).close();
+      const slow = [...MIGRATIONS, { version: SCHEMA_VERSION + 1, name: 'a slow one', sql: 'SELECT pg_sleep(0.3)' }];
+      await withClient(url, async (c) => {
+        await c.query('SET statement_timeout = 100'); // as ALTER ROLE … SET statement_timeout gives it
+        expect((await migrate(c, slow)).applied).to.deep.equal([SCHEMA_VERSION + 1]);
+      });
+    });
+
     it('refuses a database migrated by a newer build', async () => {
       await (await opened()).close();
       await withClient(url, (c) => c.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')"));

@@ -280,13 +280,31 @@ export async function migrate(client: pg.ClientBase, migrations: readonly Migrat
   const target = migrations.reduce((v, m) => Math.max(v, m.version), 0);
   await client.query('BEGIN');
   try {
+    // Unbounded, as documented: a statement_timeout the role or database carries (managed
+    // services set one) cancelled a migration that rewrites a big table at every start, so the
+    // hub could never start again.
+    await client.query('SET LOCAL statement_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
-    await client.query(`
+    const { rows: found } = await client.query<{ readOnly: boolean; recorded: boolean }>(
+      `SELECT current_setting('transaction_read_only') = 'on' AS "readOnly",
+              EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations') AS recorded`,
+    );
+    // A standby, or a primary being failed over, answered every write 25006 ("cannot execute … in
+    // a read-only transaction"): said once here, in words, instead of by the first CREATE.
+    if (found[0]?.readOnly) {
+      throw new Error('the database accepts no writes (transaction_read_only is on: a standby, a failover in progress, or default_transaction_read_only): point DATABASE_URL at the primary');
+    }
+    // Created only when missing: CREATE TABLE IF NOT EXISTS needs the right to create in the
+    // schema even when the table is there, so a role given only its tables' rights (a DBA
+    // migrated as the schema's owner) could not start on a schema already up to date.
+    if (!found[0]?.recorded) {
+      await client.query(`
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version    integer PRIMARY KEY,
         name       text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
       )`);
+    }
     const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
     const have = new Set(rows.map((r) => r.version));
     const from = Math.max(0, ...have);
@@ -296,7 +314,9 @@ export async function migrate(client: pg.ClientBase, migrations: readonly Migrat
     const applied: number[] = [];
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (have.has(m.version)) continue;
-      await client.query(m.sql);
+      await client.query(m.sql).catch((e: unknown) => {
+        throw migrationFailed(m, e);
+      });
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     }
@@ -306,4 +326,11 @@ export async function migrate(client: pg.ClientBase, migrations: readonly Migrat
     await client.query('ROLLBACK').catch(() => undefined);
     throw e;
   }
+}
+
+/** A migration's error, saying which one failed; a permission refused says what the role lacks. */
+function migrationFailed(m: Migration, e: unknown): Error {
+  const message = e instanceof Error ? e.message : String(e);
+  const denied = (e as { code?: string }).code === '42501' ? ': the role in DATABASE_URL may not change the schema; run this version once with its owner, which applies it' : '';
+  return new Error(`migration ${m.version} (${m.name}) failed: ${message}${denied}`, { cause: e });
 }
