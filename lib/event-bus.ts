@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './log.js';
-import { isReadTimeout, silenceBounds } from './store/pg-store.js';
+import { isReadTimeout, KEEP_WHILE_IDLE, silenceBounds } from './store/pg-store.js';
 
 /** `remote` is true for an event published by another process. */
 export type BusListener = (payload: unknown, remote: boolean) => void;
@@ -101,6 +101,7 @@ export class PgEventBus extends LocalEventBus {
     try {
       const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
       this.channel = `pushbutton_${createHash('sha256').update(rows[0]?.schema ?? '').digest('hex').slice(0, 16)}`;
+      await client.query(KEEP_WHILE_IDLE);
       await client.query(`LISTEN ${this.channel}`);
     } catch (e) {
       await client.end().catch(() => undefined);

@@ -1,14 +1,16 @@
 // PostgreSQL as managed and pooled deployments give it: behind PgBouncer (its startup-parameter
 // rules, reproduced by test/helpers/pooler-proxy.ts), as a role that may use the tables but not
 // create any (a DBA ran the migrations as the schema's owner), and on a database that accepts no
-// writes at start-up (a standby, a failover in progress). Each on a private server.
+// writes at start-up (a standby, a failover in progress), and on a server that closes sessions
+// idle for long (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { startPgServer, type PgServer } from './helpers/pg-server.js';
 import { PGBOUNCER_STARTUP_PARAMETERS, serverAddress, startPoolerProxy, type PoolerProxy } from './helpers/pooler-proxy.js';
-import { Recorder } from './helpers/recorder.js';
+import { Recorder, sleep } from './helpers/recorder.js';
+import { openStream } from './helpers/sse.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
 import { PgStore } from '../lib/store/pg-store.js';
@@ -111,6 +113,64 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
         expect(failed).to.match(/migration \d+ \(a column\) failed: must be owner of table topics: the role in DATABASE_URL may not change the schema; run this version once with its owner/);
       } finally {
         await app.end();
+      }
+    });
+  });
+
+  describe('on a server that closes idle sessions (idle_session_timeout 300 ms)', function () {
+    const IDLE_MS = 300;
+    const stores: PgStore[] = [];
+    before(async () => {
+      await server.admin.query('CREATE DATABASE idling');
+      await server.admin.query(`ALTER DATABASE idling SET idle_session_timeout = ${IDLE_MS}`);
+    });
+    after(async () => {
+      for (const s of stores) await s.close();
+    });
+    const opened = async (): Promise<PgStore> => {
+      const store = new PgStore({ connectionString: urlOf('pushbutton', 'idling'), lockWaitMs: 5000 });
+      await store.open();
+      stores.push(store);
+      return store;
+    };
+
+    it('a topic lock held while its feed is read for longer still keeps other processes out', async () => {
+      const [a, b] = [await opened(), await opened()];
+      const order: string[] = [];
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      const first = a.withTopicLock('http://idle.example/feed', async () => {
+        order.push('a in');
+        entered();
+        await sleep(4 * IDLE_MS); // a slow feed: the lock connection idles meanwhile
+        order.push('a out');
+      });
+      await inside;
+      await sleep(2 * IDLE_MS);
+      await b.withTopicLock('http://idle.example/feed', async () => void order.push('b in'));
+      await first;
+      expect(order).to.deep.equal(['a in', 'a out', 'b in']);
+    });
+
+    it("keeps its LISTEN connection while no event comes, and a stream hears another process's change", async () => {
+      const env = { DATABASE_URL: urlOf('pushbutton', 'idling'), POLL_ENABLED: 'false' };
+      const [a, b] = [await startTestHub(env, await tempDataDir()), await startTestHub(env, await tempDataDir())];
+      hubs.push(a, b);
+      const listeners = (): Promise<number[]> =>
+        server.admin
+          .query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = 'idling' AND application_name = 'pushbutton-events' ORDER BY pid")
+          .then((r) => r.rows.map((row) => row.pid));
+      const before = await listeners();
+      expect(before).to.have.length(2);
+      const feed = feeds.changing('idle-stream');
+      const stream = await openStream(`${a.url}/stream?topic=${encodeURIComponent(feed)}`);
+      try {
+        await sleep(4 * IDLE_MS);
+        expect(await listeners(), 'the LISTEN connections, not closed and replaced').to.deep.equal(before);
+        expect((await ping(b, feed)).success).to.equal(true);
+        await stream.waitFor(1, (e) => e.event === 'change', 5000);
+      } finally {
+        stream.close();
       }
     });
   });

@@ -497,6 +497,16 @@ export function silenceBounds(queryTimeoutMs: number): Pick<pg.ClientConfig, 'qu
   return { query_timeout: queryTimeoutMs, keepAlive: true, keepAliveInitialDelayMillis: 10_000 };
 }
 
+/**
+ * Exempts a session that must stay open while it idles from the server's idle_session_timeout
+ * (PostgreSQL 14+; a no-op before): a lock connection holds its topic's advisory lock while the
+ * feed is read, and the LISTEN connection waits for notifications. Cut by the server after a
+ * short idle_session_timeout (a managed service's setting), the lock was gone while its refresh
+ * went on, so another process read the topic at the same time, and the events other processes
+ * published while the LISTEN connection was being replaced were never heard.
+ */
+export const KEEP_WHILE_IDLE = "SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000";
+
 /** A statement that went unanswered for query_timeout; pg names it by its message only. */
 export function isReadTimeout(e: unknown): e is Error {
   return e instanceof Error && e.message === 'Query read timeout';
@@ -822,7 +832,7 @@ export class PgStore implements Store {
       // Its statements wait for the lock (lock_timeout), then for the answer.
       ...silenceBounds(this.lockWaitMs + this.queryTimeoutMs),
     });
-    pool.on('connect', (client) => void client.query(`SET lock_timeout = ${this.lockWaitMs}`).catch(() => undefined));
+    pool.on('connect', (client) => void client.query(`SET lock_timeout = ${this.lockWaitMs}; ${KEEP_WHILE_IDLE}`).catch(() => undefined));
     pool.on('error', (e) => this.opts.onError?.(e));
     return pool;
   }
