@@ -831,8 +831,12 @@ export class PgStore implements Store {
       connectionTimeoutMillis: this.lockWaitMs,
       // Its statements wait for the lock (lock_timeout), then for the answer.
       ...silenceBounds(this.lockWaitMs + this.queryTimeoutMs),
+      // Before the connection's first use, as the main pool's statement_timeout: sent from the
+      // 'connect' event it raced the lock statement of the caller given the connection.
+      onConnect: async (client) => {
+        await client.query(`SET lock_timeout = ${this.lockWaitMs}; ${KEEP_WHILE_IDLE}`);
+      },
     });
-    pool.on('connect', (client) => void client.query(`SET lock_timeout = ${this.lockWaitMs}; ${KEEP_WHILE_IDLE}`).catch(() => undefined));
     pool.on('error', (e) => this.opts.onError?.(e));
     return pool;
   }
