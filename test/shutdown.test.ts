@@ -3,8 +3,9 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import { rm } from 'node:fs/promises';
+import pg from 'pg';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
-import { tempDataDir } from './helpers/hub.js';
+import { startTestHub, tempDataDir } from './helpers/hub.js';
 import { freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder } from './helpers/recorder.js';
 import { MSG, pleaseNotify, readReply, subscribeForm } from './helpers/rsscloud.js';
@@ -100,5 +101,38 @@ describe('a hub process stopped with SIGTERM', function () {
     second = await spawnHub(dir, { ...env, POLL_ENABLED: 'false' });
     const [notified] = (await reader.waitFor(handlerTest + 1, (r) => r.path === '/notify', 15_000)).slice(handlerTest);
     expect(notified!.body.toString()).to.equal(new URLSearchParams({ url: topic }).toString());
+  });
+});
+
+describe('a hub on PostgreSQL stopped while a poll waits for another process\'s lock on its topic', function () {
+  this.timeout(40_000);
+
+  it('stops within its grace, not after DATABASE_LOCK_WAIT_MS', async () => {
+    const url = await freshDatabaseUrl('stoplock');
+    const topics = await TopicServer.start();
+    const reader = await Recorder.start();
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
+    const hub = await startTestHub({ DATABASE_URL: url, POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1', DATABASE_LOCK_WAIT_MS: '600000' });
+    let stopped = false;
+    try {
+      const topic = topics.set('/locked', { body: 'version 1\n', contentType: 'text/plain' });
+      expect(await pleaseNotify(hub, subscribeForm(reader, '/notify', topic))).to.include({ success: true });
+      // Another process refreshes the topic and holds its lock for longer than this test.
+      await other.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [topic]);
+      const waiting = async (): Promise<boolean> =>
+        (await other.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'pushbutton-locks' AND wait_event_type = 'Lock'")).rowCount! > 0;
+      while (!(await waiting())) await new Promise((r) => setTimeout(r, 100));
+      const closed = hub.close().then(() => 'stopped');
+      const outcome = await Promise.race([closed, new Promise((r) => setTimeout(() => r('still stopping while the lock is held'), 20_000))]);
+      stopped = outcome === 'stopped';
+      expect(outcome).to.equal('stopped');
+    } finally {
+      await other.end();
+      if (!stopped) await hub.close();
+      await rm(hub.dataDir, { recursive: true, force: true });
+      await topics.close();
+      await reader.close();
+    }
   });
 });

@@ -526,6 +526,8 @@ export class PgStore implements Store {
   private readsInFlight = 0;
   /** Connections that hold topic locks (withTopicLock), opened on first use. */
   private lockPool: pg.Pool | undefined;
+  /** Ends each wait for another process's topic lock under way (see close). */
+  private readonly lockWaits = new Set<(e: Error) => void>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private migration: MigrationReport | undefined;
 
@@ -583,6 +585,10 @@ export class PgStore implements Store {
     this.pool = undefined;
     const locks = this.lockPool;
     this.lockPool = undefined;
+    // The pool ends once every connection is back, and one waiting for a topic lock that
+    // another process holds came back only after DATABASE_LOCK_WAIT_MS: a stopping hub whose
+    // poll waited so was held that long past its grace. The refresh gives up instead.
+    for (const end of [...this.lockWaits]) end(new Error('the store is closing'));
     await locks?.end();
     await pool.end();
   }
@@ -791,7 +797,20 @@ export class PgStore implements Store {
   async withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T> {
     // A connection that may still hold the lock is closed (which releases it), not reused.
     return checkedOut((this.lockPool ??= this.newLockPool()), async (client, broke) => {
-      await client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
+      const locked = client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
+      let end!: (e: Error) => void;
+      const ended = new Promise<never>((_, reject) => (end = reject));
+      ended.catch((e: Error) => {
+        // Still waiting, or granted later: closed, not reused (checkedOut).
+        locked.catch(() => undefined);
+        broke(e);
+      });
+      this.lockWaits.add(end);
+      try {
+        await Promise.race([locked, ended]);
+      } finally {
+        this.lockWaits.delete(end);
+      }
       try {
         return await fn();
       } finally {
