@@ -75,13 +75,18 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
   });
 
+  /** A new database `name`, its schema brought up to date by the server's superuser. */
+  async function migratedDatabase(name: string): Promise<void> {
+    await server.admin.query(`CREATE DATABASE ${name}`);
+    const owner = new PgStore({ connectionString: urlOf('pushbutton', name) });
+    await owner.open();
+    await owner.close();
+  }
+
   describe('as a role that may use the tables but not create any', function () {
     before(async () => {
-      await server.admin.query('CREATE DATABASE granted');
       // The schema's owner (the server's superuser here) migrates it, as a DBA would.
-      const owner = new PgStore({ connectionString: urlOf('pushbutton', 'granted') });
-      await owner.open();
-      await owner.close();
+      await migratedDatabase('granted');
       const dba = new pg.Client({ connectionString: urlOf('pushbutton', 'granted') });
       await dba.connect();
       try {
@@ -177,10 +182,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
 
   describe('on a database that accepts no writes at start-up', function () {
     before(async () => {
-      await server.admin.query('CREATE DATABASE readonly');
-      const owner = new PgStore({ connectionString: urlOf('pushbutton', 'readonly') });
-      await owner.open();
-      await owner.close();
+      await migratedDatabase('readonly');
       await server.admin.query('ALTER DATABASE readonly SET default_transaction_read_only = on');
     });
 
