@@ -2,6 +2,7 @@
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
 import { hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
@@ -9,6 +10,9 @@ export function rawBody(limitBytes: number): RequestHandler {
   // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
   return readsBody(limitBytes, express.raw({ type: () => true, limit: limitBytes }));
 }
+
+/** The codings body-parser decompresses (zstd only where this Node's zlib has it). */
+const BODY_CODINGS: readonly string[] = ['gzip', 'deflate', 'br', ...('createZstdDecompress' in zlib ? ['zstd'] : [])];
 
 /**
  * `parser` (a body-parser of at most `limitBytes`), with the client asked for its body (100
@@ -22,6 +26,10 @@ export function readsBody(limitBytes: number, parser: RequestHandler): RequestHa
     const declared = Number(req.headers['content-length']);
     if (coding === 'identity' && declared > limitBytes) {
       return next(Object.assign(new Error('request entity too large'), { status: 413, expose: true, type: 'entity.too.large' }));
+    }
+    // body-parser refuses these too, but only after the client was asked for the body.
+    if (coding !== 'identity' && !BODY_CODINGS.includes(coding)) {
+      return next(Object.assign(new Error(`unsupported content encoding "${coding}"`), { status: 415, expose: true, type: 'encoding.unsupported' }));
     }
     sendContinue(res);
     parser(req, res, next);
@@ -55,7 +63,7 @@ export function bodyErrorStatus(err: unknown, res: Response): number | undefined
   if (typeof err !== 'object' || err === null) return undefined;
   const { type, status, expose } = err as { type?: unknown; status?: unknown; expose?: unknown };
   if (typeof status !== 'number') return undefined;
-  if (type === 'encoding.unsupported') res.setHeader('Accept-Encoding', 'gzip, deflate, br');
+  if (type === 'encoding.unsupported') res.setHeader('Accept-Encoding', BODY_CODINGS.join(', '));
   if (typeof type === 'string') return status;
   // A body that fails to decompress (bad gzip/deflate/br) comes back as a bare 400 with no
   // `type`; it is still the client's fault and must get the face's own reply, not a 500.

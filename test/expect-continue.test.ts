@@ -97,6 +97,17 @@ describe('Expect: 100-continue', function () {
     });
   }
 
+  for (const path of ['/ping', '/pleaseNotify', '/RPC2', '/websub']) {
+    it(`${path}: a body in a Content-Encoding the hub cannot read is refused at once (415), never asked for`, async () => {
+      const type = path === '/RPC2' ? 'text/xml' : FORM;
+      const { received, closed } = await exchange(hub.port, head('POST', path, { 'Content-Type': type, 'Content-Encoding': 'compress', 'Content-Length': 4000, Expect: '100-continue' }));
+      expect(received, 'the hub asked for the body it refuses').to.not.include('100 Continue');
+      expect(received).to.match(/^HTTP\/1\.1 415 /);
+      expect(received).to.match(/\r\nAccept-Encoding: gzip, deflate, br/i);
+      expect(closed).to.equal(true);
+    });
+  }
+
   it('a body within the limit is asked for with 100 Continue and then read', async () => {
     const body = `url=${encodeURIComponent(feeds.fixed('expect-continue'))}&pad=${'x'.repeat(2000)}`;
     const { received } = await exchange(hub.port, head('POST', '/ping', { 'Content-Type': FORM, 'Content-Length': body.length, Expect: '100-continue', Connection: 'close' }), body);
