@@ -37,19 +37,105 @@ describe('work at scale yields to the event loop', () => {
     const notifier = new Notifier({ config: loadConfig({}), http, store, log: silentLogger });
     try {
       let resumed: number | undefined;
-      let atTurn: { resumed: number | undefined; queued: number } | undefined;
-      // Everything resume() reads is in memory: without a yield it runs to its end before this.
-      setImmediate(() => (atTurn = { resumed, queued: notifier.queueDepth }));
+      // What each turn of the event loop saw while resume() ran. Everything resume() reads is
+      // in memory: without a yield it runs to its end before the first of them.
+      const turns: number[] = [];
+      const sample = (): void => {
+        if (resumed !== undefined) return;
+        turns.push(notifier.queueDepth);
+        setImmediate(sample);
+      };
+      setImmediate(sample);
       resumed = await notifier.resume();
       expect(resumed).to.equal(subscribers);
-      expect(atTurn, 'the event loop turned before resume() finished').to.not.equal(undefined);
-      expect(atTurn!.resumed, 'resume() still queueing when the event loop turned').to.equal(undefined);
-      expect(atTurn!.queued, 'subscribers queued before the turn').to.be.greaterThan(0).and.lessThan(subscribers);
+      expect(turns.filter((queued) => queued > 0 && queued < subscribers), 'turns while some subscribers were queued and the rest were not').to.not.be.empty;
       expect(notifier.queueDepth, 'every subscriber queued in the end').to.equal(subscribers);
     } finally {
       notifier.close();
       for (const answer of answers.splice(0)) answer();
       await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a publish to a topic of 10,000 is queued in chunks and its outbox entry goes only once every subscriber had it, even when the first chunk is done before the next is queued (its subscribers gone)', async () => {
+    const dir = await tempDataDir();
+    const store = new LowdbStore({ dir });
+    await store.open();
+    const topic = 'http://t.example/feed';
+    const subscribers = 10_000;
+    await store.putTopic({ ...newTopic(topic), version: 1 });
+    const expires = Date.now() + 3600_000;
+    await Promise.all(
+      Array.from({ length: subscribers }, (_, i) => store.putSubscription({ ...newSubscription(topic, `http://cb${i}.example/s`, 'http-post', 0, expires), deliveredVersion: 1 })),
+    );
+    // Every subscriber answers at once: a chunk's deliveries can all end before the next is queued.
+    let sent = 0;
+    const http = {
+      request: async (_kind: string, url: string | URL): Promise<HttpResponse> => {
+        sent++;
+        return { status: 200, headers: {}, body: Buffer.alloc(0), url: String(url) };
+      },
+    } as unknown as HttpClient;
+    const sentAtDelete: number[] = [];
+    const deleteOutbox = store.deleteOutbox.bind(store);
+    store.deleteOutbox = (t: string, v: number) => {
+      sentAtDelete.push(sent);
+      return deleteOutbox(t, v);
+    };
+    const notifier = new Notifier({ config: loadConfig({}), http, store, log: silentLogger });
+    try {
+      const start = await notifier.stage({ topic, version: 2, contentType: 'text/plain', body: Buffer.from('version 2') }, async () => {});
+      // The first chunk's subscribers gone since: their lanes end without a request, at once.
+      const gone = 2_000;
+      await Promise.all(Array.from({ length: gone }, (_, i) => store.deleteSubscription(topic, `http://cb${i}.example/s`)));
+      let reported = false;
+      const turns: number[] = [];
+      const sample = (): void => {
+        if (reported) return;
+        turns.push(notifier.queueDepth + sent);
+        setImmediate(sample);
+      };
+      setImmediate(sample);
+      const report = await start();
+      reported = true;
+      expect(report).to.include({ attempted: subscribers, delivered: subscribers - gone });
+      expect(turns.filter((seen) => seen < subscribers - gone), 'turns before every subscriber was queued').to.not.be.empty;
+      await notifier.drained();
+      expect(sentAtDelete, 'deliveries made when the outbox entry was removed').to.deep.equal([subscribers - gone]);
+      expect(await store.getOutboxBody(topic, 2)).to.equal(undefined);
+    } finally {
+      notifier.close();
+      await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the embedded store copies a topic's subscriptions a slice at a time, each once, however they are written meanwhile", async () => {
+    const dir = await tempDataDir();
+    const store = new LowdbStore({ dir });
+    await store.open();
+    const topic = 'http://t.example/feed';
+    const subscribers = 12_000;
+    const expires = Date.now() + 3600_000;
+    const sub = (i: number) => newSubscription(topic, `http://cb${i}.example/s`, 'http-post', 0, expires);
+    await Promise.all(Array.from({ length: subscribers }, (_, i) => store.putSubscription(sub(i))));
+    try {
+      let copied = false;
+      let turns = 0;
+      // At the first turn: the first subscription written again, after every other.
+      setImmediate(() => {
+        if (!copied) turns++;
+        void store.deleteSubscription(topic, sub(0).callback).then(() => store.putSubscription(sub(0)));
+      });
+      const subs = await store.subscriptionsOf(topic);
+      copied = true;
+      expect(turns, 'turns of the event loop while copying').to.equal(1);
+      expect(subs).to.have.length(subscribers);
+      expect(new Set(subs.map((s) => s.callback)).size).to.equal(subscribers);
+    } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
     }

@@ -73,7 +73,10 @@ interface Job {
   reading?: Promise<Content | undefined>;
   /** Deliveries holding `content` (see useContent): it is dropped when the last lets go after the first pass. */
   users: number;
+  /** The subscriptions it is still owed to, added as their lanes are queued (see queueing). */
   remaining: Set<string>;
+  /** Still being queued in chunks: it is not finished while some of its subscriptions are not in `remaining` yet. */
+  queueing: boolean;
   /** True once known that no other process holds an older version of the topic (see stage). */
   noEarlier?: boolean;
   /**
@@ -226,8 +229,7 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = firstPass(subs.length, done);
-        const keys = subs.map(keyOf);
-        const job: Job = { entry, content, users: 0, remaining: new Set(keys), first, bytes: content.body.length };
+        const job: Job = { entry, content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
         this.jobs.set(job);
         this.withinBudget(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
@@ -237,10 +239,11 @@ export class Notifier extends EventEmitter {
           job.noEarlier = entries.every((e) => e.version >= entry.version || this.jobs.get(e.topic, e.version) !== undefined);
         }, noop);
         // In chunks, a turn of the event loop apart: the first deliveries of a fan-out to
-        // 100,000 go out while the rest are still being queued, not a second later.
+        // 100,000 go out while the rest are still being queued, not a second later, and the
+        // hub answers other requests meanwhile (its keys made at once held it ~70 ms).
         const enqueueFrom = (from: number): void => {
           const end = Math.min(subs.length, from + ENQUEUE_CHUNK);
-          for (let i = from; i < end; i++) this.enqueue(subs[i]!, keys[i]!, content.version);
+          this.queueChunk(job, subs, from, end);
           if (end < subs.length) setImmediate(() => enqueueFrom(end));
         };
         enqueueFrom(0);
@@ -320,20 +323,19 @@ export class Notifier extends EventEmitter {
         // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
         // it is skipped when its turn comes, with the error logged.)
         const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
-        const keys = subs.map(keyOf);
         const first = firstPass(subs.length, noop);
-        const job: Job = { entry, users: 0, remaining: new Set(keys), first, bytes };
+        const job: Job = { entry, users: 0, remaining: new Set(), queueing: true, first, bytes };
         this.jobs.set(job);
         this.resuming.delete(entry);
         this.withinBudget(job);
         // In chunks, a turn of the event loop apart, as stage() queues a fan-out: all at once, a
         // restart with a fan-out to 100,000 unfinished answered nothing (not even /healthz) for
         // over two seconds while every lane was made and started.
-        for (let i = 0; i < subs.length; i++) {
-          if (i > 0 && i % ENQUEUE_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
+        for (let from = 0; from < subs.length; from += ENQUEUE_CHUNK) {
+          if (from > 0) await new Promise((resolve) => setImmediate(resolve));
           // Closed meanwhile: the rest stay owed in the outbox entry, for the next start.
           if (this.closed) return resumed;
-          this.enqueue(subs[i]!, keys[i]!, entry.version);
+          this.queueChunk(job, subs, from, Math.min(subs.length, from + ENQUEUE_CHUNK));
         }
         resumed += subs.length;
       }
@@ -715,12 +717,35 @@ export class Notifier extends EventEmitter {
     return this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
   }
 
+  /**
+   * Queues `subs[from..end)` for a job's version; the last chunk ends its queueing, which
+   * finishes it if every lane already handled it (a fast first chunk can empty `remaining`
+   * before the next is added: that alone must not remove the outbox entry).
+   */
+  private queueChunk(job: Job, subs: Subscription[], from: number, end: number): void {
+    const { version } = job.entry;
+    for (let i = from; i < end; i++) {
+      const key = keyOf(subs[i]!);
+      job.remaining.add(key);
+      this.enqueue(subs[i]!, key, version);
+    }
+    if (end < subs.length) return;
+    job.queueing = false;
+    if (job.remaining.size === 0) void this.finished(job);
+  }
+
   /** Marks a version handled for one subscription; the last one removes the outbox entry (awaited then). */
   private handled(key: string, topic: string, version: number): Promise<void> | undefined {
     const job = this.jobs.get(topic, version);
     if (!job) return undefined;
     job.remaining.delete(key);
-    if (job.remaining.size > 0) return undefined;
+    if (job.remaining.size > 0 || job.queueing) return undefined;
+    return this.finished(job);
+  }
+
+  /** A version every subscription has handled: its outbox entry goes. */
+  private finished(job: Job): Promise<void> | undefined {
+    const { topic, version } = job.entry;
     this.jobs.delete(topic, version);
     // No longer renewed, its claim lapses, and the resume delivers it to those still due.
     if (job.resumeLater) return undefined;

@@ -325,8 +325,10 @@ export class LowdbStore implements Store {
     return true;
   }
 
-  async subscriptionsOf(topic: string): Promise<Subscription[]> {
-    return Array.from(this.state.subscriptionsOf(topic), (s) => ({ ...s }));
+  subscriptionsOf(topic: string): Promise<Subscription[]> {
+    // The records gathered at once (a later write cannot make one appear twice), copied a
+    // slice at a time: a topic of 100,000 subscribers held the event loop ~100 ms copying them.
+    return copies(Array.from(this.state.subscriptionsOf(topic)));
   }
 
   async listSubscriptions(): Promise<Subscription[]> {

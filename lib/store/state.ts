@@ -52,8 +52,9 @@ export class MemoryState {
   }
 
   // The lists are arrays of the stored records themselves, gathered in one synchronous pass
-  // (~10 ms for 100k), so they are one consistent state. Stored records are never changed in
-  // place (a write stores a new object), so the caller may copy them later, a slice at a time.
+  // (~10 ms for 100k), so they are one consistent set of records. A write stores a new object,
+  // except a delivery's counters (subStats), set in place: a caller copying them later, a slice
+  // at a time, may see counters newer than the pass, never a record twice or one missing.
 
   topicRefs(): Topic[] {
     const out: Topic[] = [];
