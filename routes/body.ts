@@ -50,6 +50,28 @@ export function formParams(req: Request): URLSearchParams {
   return isFormRequest(req) ? new URLSearchParams(bodyBuffer(req).toString('utf8')) : new URLSearchParams();
 }
 
+/** True for a multipart/form-data body: what PHP's curl sends when given its fields as an array. */
+export function isMultipartRequest(req: Request): boolean {
+  return req.is('multipart/form-data') === 'multipart/form-data';
+}
+
+/**
+ * The text fields of a multipart/form-data body, in order (a file part is no parameter), or
+ * null when the body is not one (no boundary, a broken part).
+ */
+export async function multipartParams(req: Request): Promise<URLSearchParams | null> {
+  const type = req.headers['content-type'] ?? '';
+  let data: FormData;
+  try {
+    data = await new Response(bodyBuffer(req), { headers: { 'content-type': type } }).formData();
+  } catch {
+    return null;
+  }
+  const params = new URLSearchParams();
+  for (const [key, value] of data) if (typeof value === 'string') params.append(key, value);
+  return params;
+}
+
 export function queryParams(req: Request): URLSearchParams {
   const q = req.originalUrl.indexOf('?');
   return new URLSearchParams(q === -1 ? '' : req.originalUrl.slice(q + 1));

@@ -1,10 +1,12 @@
 // The WebSub face at /websub: subscribe and unsubscribe (202, then verification of intent),
 // publish (hub.url and/or hub.topic, repeated, hub.url[] or comma-separated), authenticated fat
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
+// Forms come urlencoded or multipart, with parameters in the query string too, as PubSubHubbub
+// clients still send them.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { BUSY_RETRY_AFTER_SECONDS, messageFor } from '../lib/messages.js';
-import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, parseHttpUrl, queryParams, rawBody } from './body.js';
+import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
@@ -31,10 +33,12 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   answerPreflight(router, ['/websub']);
   router.post('/websub', cors, rateLimit(opts.rate, refuse), refuseUnread, rawBody(opts.maxBodyBytes), async (req, res) => {
     const query = queryParams(req);
-    if (query.get('hub.mode') === 'publish' && !isFormRequest(req)) return fatPing(hub, req, res, query);
+    if (query.get('hub.mode') === 'publish' && !isForm(req)) return fatPing(hub, req, res, query);
     // Compressed, a form's size is known only now.
     if (bodyBuffer(req).length > MAX_FORM_BYTES) return text(res, 413, FORM_TOO_LARGE);
-    const form = formParams(req);
+    const body = isMultipartRequest(req) ? await multipartParams(req) : formParams(req);
+    if (body === null) return text(res, 400, 'The multipart/form-data body could not be read.');
+    const form = withQuery(body, query);
     const mode = form.get('hub.mode');
     if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);
     if (mode === 'publish') return publish(hub, res, form);
@@ -68,6 +72,26 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
 }
 
 const FORM_TOO_LARGE = `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`;
+const NOT_A_FORM = 'The request body must be a form: application/x-www-form-urlencoded (or multipart/form-data).';
+
+/**
+ * A form in either encoding. PubSubHubbub clients in PHP that give curl their fields as an array
+ * send multipart/form-data (to Google's hub, which reads it, as do the hubs built on PHP or WebOb).
+ */
+function isForm(req: Request): boolean {
+  return isFormRequest(req) || isMultipartRequest(req);
+}
+
+/**
+ * The body's parameters, then the query string's. Google's reference hub read both alike, so
+ * publishers ping with `POST /hub?hub.mode=publish&hub.url=…` and no body; a parameter in the
+ * body wins where one value is read, and hub.url is taken from both.
+ */
+function withQuery(body: URLSearchParams, query: URLSearchParams): URLSearchParams {
+  const all = new URLSearchParams(body);
+  for (const [key, value] of query) all.append(key, value);
+  return all;
+}
 
 /**
  * Refuses what the headers alone decide, before the body is read: a body that is neither a form
@@ -75,8 +99,8 @@ const FORM_TOO_LARGE = `A form must be at most ${MAX_FORM_BYTES} bytes; only a f
  * to WEBSUB_MAX_BODY_BYTES) first, and a client that sent Expect: 100-continue was asked for it.
  */
 function refuseUnread(req: Request, res: Response, next: NextFunction): void {
-  const form = isFormRequest(req);
-  if (!form) return queryParams(req).get('hub.mode') === 'publish' ? next() : text(res, 415, 'The request body must be application/x-www-form-urlencoded.');
+  const form = isForm(req);
+  if (!form) return queryParams(req).get('hub.mode') === 'publish' ? next() : text(res, 415, NOT_A_FORM);
   const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
   if (identity && Number(req.headers['content-length']) > MAX_FORM_BYTES) return text(res, 413, FORM_TOO_LARGE);
   next();

@@ -84,7 +84,7 @@ describe('Expect: 100-continue', function () {
   }
 
   const websubRefusals: [string, string, number, number, string][] = [
-    ['a body that is not a form and no fat ping', 'application/json', 4000, 415, 'The request body must be application/x-www-form-urlencoded.\n'],
+    ['a body that is not a form and no fat ping', 'application/json', 4000, 415, 'The request body must be a form: application/x-www-form-urlencoded (or multipart/form-data).\n'],
     ['a form declared over 64 KB (within WEBSUB_MAX_BODY_BYTES)', FORM, 200_000, 413, 'A form must be at most 65536 bytes; only a fat ping may be larger.\n'],
   ];
   for (const [what, type, length, status, words] of websubRefusals) {

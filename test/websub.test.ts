@@ -280,7 +280,7 @@ describe('WebSub hub', function () {
         expect(res.status, name).to.be.within(400, 499);
         await expectRefused(res, res.status);
       }
-      for (const type of ['application/json', 'text/plain', 'multipart/form-data; boundary=x']) {
+      for (const type of ['application/json', 'text/plain']) {
         const res = await fetch(`${hub.url}/websub`, {
           method: 'POST',
           headers: { 'content-type': type },
@@ -681,6 +681,87 @@ describe('WebSub hub', function () {
       expect(refetch.headers['if-none-match']).to.equal('"v1"');
       await quiet(hub);
       expect(sub.deliveries()).to.have.length(1);
+    });
+  });
+
+  // ---- PubSubHubbub 0.3 / 0.4 clients ---------------------------------------------------
+
+  describe('PubSubHubbub 0.3 / 0.4 clients', () => {
+    /** A form as PHP's curl sends an array of fields: multipart/form-data. */
+    function multipart(fields: [string, string][]): Promise<Response> {
+      const body = new FormData();
+      for (const [k, v] of fields) body.append(k, v);
+      return fetch(`${hub.url}/websub`, { method: 'POST', body });
+    }
+
+    it('takes a multipart/form-data subscribe (hub.verify=sync, hub.verify_token) and publish, and delivers', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('mp'), contentType: DOC_TYPE });
+      const other = topics.set('/other', { body: DOC('mp2'), contentType: DOC_TYPE });
+      const callback = sub.callback('/php');
+      const fields: [string, string][] = [['hub.mode', 'subscribe'], ['hub.topic', topic], ['hub.callback', callback], ['hub.verify', 'sync'], ['hub.verify_token', 'tok-9'], ['hub.secret', 's3cret']];
+      const res = await multipart(fields);
+      expect(res.status, await res.text()).to.equal(202);
+      const [v] = await sub.waitVerifications(1, 'subscribe', '/php');
+      expect(v!.query.get('hub.verify_token')).to.equal('tok-9');
+      await settled(hub);
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([callback]);
+      const pub = await multipart([['hub.mode', 'publish'], ['hub.url', topic], ['hub.url', other]]);
+      expect(pub.status, await pub.text()).to.equal(202);
+      const [d] = await sub.waitDeliveries(1, '/php');
+      expect(d!.body.toString()).to.equal(DOC('mp'));
+      expect(validSignature(d!.headers['x-hub-signature'], 's3cret', d!.body)).to.equal(true);
+      await topics.rec.waitFor(1, (r) => r.method === 'GET' && r.path === '/other');
+    });
+
+    it('refuses a multipart body it cannot read with 400, and a body that is no form with 415', async () => {
+      const cb = 'http://127.0.0.1:1/cb';
+      const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': 'http://127.0.0.1:1/feed', 'hub.callback': cb }).toString();
+      const post = (type: string): Promise<Response> => fetch(`${hub.url}/websub`, { method: 'POST', headers: { 'content-type': type }, body: form });
+      await expectRefused(await post('multipart/form-data; boundary=x'), 400);
+      await expectRefused(await post('multipart/form-data'), 400);
+      for (const type of ['application/json', 'text/plain']) await expectRefused(await post(type), 415);
+    });
+
+    it('publishes from parameters in the query string, with an empty body or none (as the reference hub read them)', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const paths = ['/q1', '/q2', '/q3'];
+      const urls = paths.map((p) => topics.set(p, { body: DOC(p), contentType: DOC_TYPE }));
+      for (const [i, url] of urls.entries()) await subscribed(hub, sub, { 'hub.topic': url, 'hub.callback': sub.callback(`/cb${i + 1}`) });
+      const q = (url: string): string => `${hub.url}/websub?hub.mode=publish&hub.url=${encodeURIComponent(url)}`;
+      const answers = [
+        // curl -X POST 'hub?hub.mode=publish&hub.url=…': no body, no Content-Type
+        await fetch(q(urls[0]!), { method: 'POST' }),
+        await fetch(q(urls[1]!), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' }),
+        // the mode in the query, the URL in the body
+        await fetch(`${hub.url}/websub?hub.mode=publish`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `hub.url=${encodeURIComponent(urls[2]!)}` }),
+      ];
+      for (const [i, res] of answers.entries()) {
+        const text = await res.text();
+        expect(res.status, text).to.equal(202);
+        expect(text).to.include(urls[i]!);
+      }
+      await sub.waitDeliveries(3);
+      for (const [i, p] of paths.entries()) expect(sub.deliveries(`/cb${i + 1}`)[0]!.body.toString()).to.equal(DOC(p));
+    });
+
+    it('takes a subscribe whose parameters are in the query string; the body wins where both name one', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('qs'), contentType: DOC_TYPE });
+      const query = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback('/from-query') });
+      const res = await fetch(`${hub.url}/websub?${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ 'hub.callback': sub.callback('/from-body') }).toString(),
+      });
+      expect(res.status, await res.text()).to.equal(202);
+      await sub.waitVerifications(1, 'subscribe');
+      await quiet(hub);
+      expect(sub.verifications('subscribe').map((r) => r.path)).to.deep.equal(['/from-body']);
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/from-body')]);
     });
   });
 
