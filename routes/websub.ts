@@ -123,9 +123,12 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   }
   let leaseSeconds: number | undefined;
   const lease = form.get('hub.lease_seconds');
-  // REC §5.1: a lease on an unsubscribe is ignored.
-  if (mode === 'subscribe' && lease !== null && lease !== '') {
-    if (!/^\d+$/.test(lease) || /^0+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a positive integer.');
+  // REC §5.1: a lease on an unsubscribe is ignored. A lease of 0 is none asked for: older clients
+  // send it to mean "no expiry" (PubSubHubbub 0.3 subscriptions could be permanent; Twitch's
+  // clients sent it for the longest lease), which no hub grants under the REC. The default lease,
+  // named in the verification, serves them; a 400 left them with no subscription at all.
+  if (mode === 'subscribe' && lease !== null && lease !== '' && !/^0+$/.test(lease)) {
+    if (!/^\d+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a positive integer (or 0 for the default lease).');
     // However long, it is a valid request: the hub grants at most WEBSUB_LEASE_MAX_SECONDS.
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }

@@ -528,6 +528,18 @@ describe('WebSub hub', function () {
       expect(expires).to.be.within(before + 864000_000, Date.now() + 864000_000);
     });
 
+    it('takes hub.lease_seconds=0 (older clients\' "no expiry") as no lease asked for: the default, and refuses other non-integers', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('l0'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/zero'), 'hub.lease_seconds': '0' });
+      expect(sub.verifications('subscribe', '/zero')[0]!.query.get('hub.lease_seconds')).to.equal('864000');
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/zero')]);
+      for (const lease of ['-1', '1.5', 'forever']) {
+        await expectRefused(await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/bad'), 'hub.lease_seconds': lease }));
+      }
+    });
+
     it('clamps the requested lease to WEBSUB_LEASE_MIN_SECONDS..WEBSUB_LEASE_MAX_SECONDS', async () => {
       const h = await otherHub({ WEBSUB_LEASE_MIN_SECONDS: '100', WEBSUB_LEASE_MAX_SECONDS: '1000' });
       const topics = await topicServer();
