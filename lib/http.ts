@@ -28,6 +28,11 @@ export interface HttpClientOptions {
   resolver?: Resolver;
   /** Lookups running at once (see lib/lookups.ts); default 2, libuv's share of its default pool. */
   lookupSlots?: number;
+  /**
+   * Certificates trusted for https instead of Node's roots (tests: their own CA). An operator
+   * with an internal CA adds it to the roots with NODE_EXTRA_CA_CERTS instead (see README).
+   */
+  ca?: string[];
 }
 
 export interface HttpRequest {
@@ -102,8 +107,8 @@ function lookupFailure(host: string, e: unknown): OutboundError {
  * not enough: a name can resolve differently between checks (DNS rebinding), and literal IPs
  * skip lookup entirely.
  */
-function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resolver): buildConnector.connector {
-  const connect = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(guard, resolve) });
+function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resolver, ca: string[] | undefined): buildConnector.connector {
+  const connect = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(guard, resolve), ...(ca && { ca }) });
   return (opts, callback) => {
     connect(opts, (...args) => {
       const [err, socket] = args;
@@ -338,7 +343,7 @@ export class HttpClient {
         keepAliveMaxTimeout: IDLE_CONNECTION_MS,
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
-        connect: guardedConnector(guard, opts.timeoutMs, this.resolve),
+        connect: guardedConnector(guard, opts.timeoutMs, this.resolve, opts.ca),
       });
     this.guards = { fetch: new AddressGuard(opts.fetchAllowCidrs), callback: new AddressGuard(opts.callbackAllowCidrs) };
     this.agents = { fetch: agent(this.guards.fetch), callback: agent(this.guards.callback) };

@@ -41,6 +41,8 @@ export interface StartOptions {
   log?: Logger;
   /** Replaces the system DNS resolver for outbound requests (tests). */
   resolver?: Resolver;
+  /** Replaces the trusted certificates for outbound https (tests: their own CA). */
+  ca?: string[];
 }
 
 /**
@@ -149,6 +151,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       fetchAllowCidrs: config.fetchAllowCidrs,
       callbackAllowCidrs: config.callbackAllowCidrs,
       ...(opts.resolver && { resolver: opts.resolver }),
+      ...(opts.ca && { ca: opts.ca }),
     });
     opened.push(() => httpClient.close());
     const notifier = new Notifier({ config, http: httpClient, store, log });

@@ -1,6 +1,7 @@
 // A real HTTP server on 127.0.0.1 that records every request it receives and answers through a
 // replaceable handler: it plays subscribers, feeds and publishers in the tests.
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 
 export interface Recorded {
@@ -26,15 +27,17 @@ export class Recorder {
   private waiters: { count: number; filter: (r: Recorded) => boolean; resolve: () => void }[] = [];
 
   private constructor(
-    private readonly server: http.Server,
+    private readonly server: http.Server | https.Server,
     handler: Handler,
+    private readonly scheme: 'http' | 'https',
   ) {
     this.handler = handler;
   }
 
-  static async start(handler: Handler = ok, host = '127.0.0.1'): Promise<Recorder> {
-    const server = http.createServer();
-    const rec = new Recorder(server, handler);
+  /** With `tls` (an identity from test/helpers/tls.ts, at least), an HTTPS server on the same terms. */
+  static async start(handler: Handler = ok, host = '127.0.0.1', tls?: https.ServerOptions, port = 0): Promise<Recorder> {
+    const server = tls ? https.createServer(tls) : http.createServer();
+    const rec = new Recorder(server, handler, tls ? 'https' : 'http');
     server.on('request', (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -55,7 +58,10 @@ export class Recorder {
         Promise.resolve(rec.handler(r, res)).catch(() => res.destroy());
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, host, resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, resolve);
+    });
     return rec;
   }
 
@@ -65,7 +71,7 @@ export class Recorder {
 
   get url(): string {
     const { address } = this.server.address() as AddressInfo;
-    return `http://${address.includes(':') ? `[${address}]` : address}:${this.port}`;
+    return `${this.scheme}://${address.includes(':') ? `[${address}]` : address}:${this.port}`;
   }
 
   matching(filter: (r: Recorded) => boolean): Recorded[] {
