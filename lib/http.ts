@@ -110,7 +110,12 @@ function lookupFailure(host: string, e: unknown): OutboundError {
 function guardedConnector(guard: AddressGuard, timeoutMs: number, resolve: Resolver, ca: string[] | undefined): buildConnector.connector {
   const connect = buildConnector({ timeout: timeoutMs, lookup: guardedLookup(guard, resolve), ...(ca && { ca }) });
   return (opts, callback) => {
-    connect(opts, (...args) => {
+    // A name written fully qualified ("feed.example.") is sent without its dot in SNI (RFC 6066
+    // §3), as browsers, curl and Go do. Node sends it as written, and Go's TLS servers (Caddy,
+    // Traefik, most Go-written sites) end the handshake at it: every read of such a feed, and
+    // every delivery to such a callback, failed. The certificate is checked against the same name.
+    const fqdn = opts.protocol === 'https:' && opts.hostname.endsWith('.');
+    connect(fqdn ? { ...opts, servername: opts.hostname.slice(0, -1) } : opts, (...args) => {
       const [err, socket] = args;
       if (err !== null) return callback(err, null);
       const ip = socket.remoteAddress;

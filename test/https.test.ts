@@ -21,6 +21,7 @@ const pinned = new Map<string, string>([
   ['localhost', '127.0.0.1'],
   ['feed.test', '127.0.0.1'],
   ['wrong.test', '127.0.0.1'],
+  ['feed.test.', '127.0.0.1'],
 ]);
 const resolver: Resolver = async (hostname) => {
   const address = pinned.get(hostname);
@@ -156,6 +157,25 @@ describe('HTTPS peers', function () {
         expect(sub.requests).to.deep.equal([]);
       });
     }
+
+    it('a feed URL with a fully qualified name ("feed.test."): SNI without the dot, which Go\'s TLS servers insist on; the certificate checked against the name', async () => {
+      // As Go's crypto/tls (Caddy, Traefik) does: a ClientHello whose SNI ends with a dot is refused.
+      const sni: string[] = [];
+      const SNICallback: ServerOptions['SNICallback'] = (name, done) => {
+        sni.push(name);
+        done(name.endsWith('.') ? new Error('SNI with a trailing dot') : null);
+      };
+      const feeds = await https(feed, 'localhost', '127.0.0.1', 0, { SNICallback });
+      const sub = await plain(subscriberOk);
+      const topic = `https://feed.test.:${feeds.port}/fqdn`;
+      expect(await pleaseNotify(hub, { port: String(sub.port), path: '/cb', protocol: 'http-post', url1: topic })).to.include({ success: true, msg: MSG.subscribed });
+      expect(await ping(hub, topic)).to.include({ success: true, msg: MSG.pinged });
+      expect(sni).to.not.deep.equal([]);
+      expect([...new Set(sni)]).to.deep.equal(['feed.test']);
+      expect(feeds.requests.map((r) => r.headers.host)).to.deep.equal([`feed.test.:${feeds.port}`, `feed.test.:${feeds.port}`]);
+      const [note] = await sub.waitFor(1, (r) => r.method === 'POST' && r.body.toString() === notifyBody(topic));
+      expect(note!.path).to.equal('/cb');
+    });
 
     it('follows a feed redirect http→https and https→http', async () => {
       const feeds = await https(feed);
