@@ -276,6 +276,29 @@ describe('HTTPS peers', function () {
     });
   });
 
+  describe('the poller', () => {
+    it('polls an https topic with a conditional GET and delivers its change to an https subscriber', async () => {
+      const h = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', POLL_MIN_SECONDS: '1', POLL_DEFAULT_SECONDS: '1', POLL_MAX_SECONDS: '1' }, undefined, { ca: [TEST_CA], resolver });
+      servers.push({ close: () => h.destroy() });
+      let version = 'one';
+      const topics = await https((req, res) => {
+        if (req.headers['if-none-match'] === `"${version}"`) return void res.writeHead(304).end();
+        res.writeHead(200, { 'content-type': 'text/plain', etag: `"${version}"` }).end(`state ${version}\n`);
+      });
+      const sub = await https((req, res) => {
+        const challenge = req.query.get('hub.challenge');
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' && challenge !== null ? challenge : 'ok');
+      });
+      const topic = `https://feed.test:${topics.port}/polled`;
+      expect((await subscribe(h, { 'hub.topic': topic, 'hub.callback': `https://localhost:${sub.port}/cb` })).status).to.equal(202);
+      await settled(h);
+      await topics.waitFor(1, (r) => r.method === 'GET', 5000);
+      version = 'two';
+      await sub.waitFor(1, (r) => r.method === 'POST' && r.body.toString() === 'state two\n', 5000);
+      expect(topics.requests.slice(1).map((r) => r.headers['if-none-match']), 'the poll that found the change was conditional').to.include('"one"');
+    });
+  });
+
   describe('the connection', () => {
     function client(timeoutMs = 400): HttpClient {
       return new HttpClient({ timeoutMs, maxResponseBytes: 1 << 16, userAgent: 't', fetchAllowCidrs: ['127.0.0.0/8'], callbackAllowCidrs: ['127.0.0.0/8'], ca: [TEST_CA], resolver });
