@@ -71,8 +71,12 @@ export function createApp(deps: AppDeps): express.Express {
   // URLs with tokens), never a body.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
-    // Read now: by 'finish' the client may have hung up and its socket lost its address.
+    // Read now: by 'finish' the client may have hung up and its socket lost its address, and a
+    // router mounted at a path (/admin, a face's body reader) may have cut req.path down to the
+    // part after it: read then, /admin/hosts/retry was logged as /hosts/retry and counted under
+    // route "other", a body refused on /pleaseNotify as "/".
     const ip = clientAddress(req);
+    const path = req.path;
     let recorded = false;
     const record = (): void => {
       if (recorded) return;
@@ -80,8 +84,8 @@ export function createApp(deps: AppDeps): express.Express {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       const status = res.headersSent ? res.statusCode : 499;
-      metrics.request(routeLabel(req.path), status);
-      log.info('request', { method: req.method, path: req.path, status, ms: Math.round(ms * 10) / 10, ip });
+      metrics.request(routeLabel(path), status);
+      log.info('request', { method: req.method, path, status, ms: Math.round(ms * 10) / 10, ip });
     };
     res.on('finish', record);
     // A stream, or a response its client hung up on, never finishes: it is recorded as it closes.

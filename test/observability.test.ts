@@ -1,0 +1,180 @@
+// What the hub tells its operator, over real HTTP: log lines name a subscriber by its callback's
+// host (never the callback URL, whose query often holds the subscriber's token, nor a challenge),
+// every request is logged and counted under the path it was sent to, and /metrics is exposition
+// text a Prometheus scrape accepts, with label values from a fixed set whatever strangers send.
+import { expect } from 'chai';
+import { gzipSync } from 'node:zlib';
+import { createLogger } from '../lib/log.js';
+import { Recorder } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { FeedServer } from './helpers/rsscloud.js';
+
+const ADMIN_TOKEN = 'observability-admin-token-0123';
+type Line = Record<string, unknown>;
+
+describe('what the hub tells its operator', function () {
+  this.timeout(20_000);
+  let hub: TestHub;
+  let feeds: FeedServer;
+  let sub: Recorder;
+  const lines: string[] = [];
+  const parsed = (): Line[] => lines.map((l) => JSON.parse(l) as Line);
+
+  before(async () => {
+    feeds = await FeedServer.start();
+    sub = await Recorder.start((req, res) => {
+      // A callback that redirects to itself, query (token, challenge) and all.
+      if (req.path === '/loop') return void res.writeHead(302, { location: req.url }).end();
+      if (req.path === '/refuse') return void res.writeHead(404).end('no');
+      const challenge = req.query.get('hub.challenge') ?? req.query.get('challenge');
+      res.writeHead(200).end(challenge ?? 'ok');
+    });
+    hub = await startTestHub({ ADMIN_TOKEN, WEBSUB_VERIFY_ATTEMPTS: '1' }, undefined, { log: createLogger('debug', (l) => lines.push(l)) });
+  });
+  after(async () => {
+    await hub?.destroy();
+    await feeds?.close();
+    await sub?.close();
+  });
+
+  it('logs and counts a request answered inside a router mounted at a path under the path it was sent to', async () => {
+    const from = lines.length;
+    const before = await scrape(hub);
+    const wrongToken = await fetch(`${hub.url}/admin/hosts/retry`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer not-the-token' },
+      body: '{}',
+    });
+    expect(wrongToken.status).to.equal(401);
+    const badBody = await hub.postForm('/pleaseNotify', { url1: 'x' }, { 'content-encoding': 'gzip' });
+    expect(badBody.status).to.equal(400);
+    const tooLarge = await fetch(`${hub.url}/RPC2`, { method: 'POST', headers: { 'content-type': 'text/xml', 'content-encoding': 'gzip' }, body: gzipSync('<'.repeat(2_000_000)) });
+    expect(tooLarge.status).to.equal(413);
+
+    const requests = lines.slice(from).map((l) => JSON.parse(l) as Line).filter((e) => e.msg === 'request');
+    expect(requests.map((e) => [e.path, e.status])).to.deep.include.members([
+      ['/admin/hosts/retry', 401],
+      ['/pleaseNotify', 400],
+      ['/RPC2', 413],
+    ]);
+    const after = await scrape(hub);
+    const delta = (route: string, status: string): number => (after.get(series(route, status)) ?? 0) - (before.get(series(route, status)) ?? 0);
+    expect(delta('/admin', '401')).to.equal(1);
+    expect(delta('/pleaseNotify', '400')).to.equal(1);
+    expect(delta('/RPC2', '413')).to.equal(1);
+    expect(delta('other', '401') + delta('/', '400') + delta('/', '413')).to.equal(0);
+  });
+
+  it('serves /metrics as valid exposition text whose labels stay a fixed set, whatever strangers send', async () => {
+    // Paths, topics and callbacks of strangers' choosing, with characters a label value must escape.
+    const odd = ['/"quoted"', '/back\\slash', '/new%0Aline', `/x${'y'.repeat(500)}`, '/%ZZ', '/admin/../x'];
+    for (let i = 0; i < 20; i++) await fetch(`${hub.url}/stranger-${i}${odd[i % odd.length]}`);
+    for (const u of ['http://a.example/"q"\\', 'http://b.example/\nx', 'not a url']) {
+      await hub.postForm('/ping', { url: u });
+      await hub.postForm('/websub', { 'hub.mode': 'subscribe', 'hub.topic': u, 'hub.callback': `${sub.url}/"cb"?t=\\` });
+      await fetch(`${hub.url}/stream?topic=${encodeURIComponent(u)}`);
+    }
+    const res = await fetch(`${hub.url}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
+    const families = parseExposition(await res.text());
+    const requests = families.get('pushbutton_http_requests_total');
+    expect(requests?.type).to.equal('counter');
+    const routes = new Set(requests!.samples.map((s) => s.labels.route));
+    const allowed = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/ping', '/RPC2', '/websub', '/stream', '/events', '/stats.json', '/feeds.opml', '/subscription', '/metrics', '/healthz', '/test', '/admin', '/', 'other'];
+    expect([...routes].filter((r) => !allowed.includes(r!))).to.deep.equal([]);
+    for (const s of requests!.samples) expect(s.labels.status).to.match(/^[1-5]\d\d$/);
+    for (const name of ['pushbutton_deliveries_total', 'pushbutton_delivery_latency_seconds', 'pushbutton_subscriptions', 'pushbutton_store_up', 'process_cpu_seconds_total']) {
+      expect(families.has(name), name).to.equal(true);
+    }
+  });
+});
+
+const series = (route: string, status: string): string => `pushbutton_http_requests_total{route="${route}",status="${status}"}`;
+
+/** Prometheus text → `name{label="v",…}` as served → value. */
+async function scrape(hub: TestHub): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [name, family] of parseExposition(await (await fetch(`${hub.url}/metrics`)).text())) {
+    if (name !== 'pushbutton_http_requests_total') continue;
+    for (const s of family.samples) out.set(series(s.labels.route ?? '', s.labels.status ?? ''), s.value);
+  }
+  return out;
+}
+
+interface Family {
+  help: string;
+  type: string;
+  samples: { name: string; labels: Record<string, string>; value: number }[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+
+/**
+ * The text format (version 0.0.4) read as strictly as a Prometheus scrape reads it: every sample
+ * after its family's one HELP and one TYPE line, valid names, label values with only the three
+ * escapes, no series twice, values that are floats. Throws on the first fault.
+ */
+function parseExposition(text: string): Map<string, Family> {
+  expect(text.endsWith('\n'), 'ends with a newline').to.equal(true);
+  const families = new Map<string, Family>();
+  const seen = new Set<string>();
+  const familyOf = (sample: string): Family | undefined => {
+    for (const suffix of ['', '_bucket', '_sum', '_count']) {
+      if (!sample.endsWith(suffix)) continue;
+      const f = families.get(sample.slice(0, sample.length - suffix.length));
+      if (f && (suffix === '' || f.type === 'histogram' || f.type === 'summary')) return f;
+    }
+    return undefined;
+  };
+  for (const line of text.slice(0, -1).split('\n')) {
+    // Blank lines are allowed between families (prom-client writes one after each).
+    if (line === '') continue;
+    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (meta) {
+      const [, kind, name, rest] = meta as unknown as [string, string, string, string];
+      expect(name, line).to.match(NAME);
+      const f = families.get(name) ?? { help: '', type: '', samples: [] };
+      families.set(name, f);
+      if (kind === 'HELP') {
+        expect(f.help, `second HELP: ${line}`).to.equal('');
+        expect(rest, `HELP escapes: ${line}`).to.not.match(/\\[^\\n]/);
+        f.help = rest;
+      } else {
+        expect(f.type, `second TYPE: ${line}`).to.equal('');
+        expect(f.samples, `TYPE after samples: ${line}`).to.deep.equal([]);
+        expect(TYPES.has(rest), line).to.equal(true);
+        f.type = rest;
+      }
+      continue;
+    }
+    expect(line.startsWith('#'), `unknown comment: ${line}`).to.equal(false);
+    const m = /^([^{\s]+)(?:\{(.*)\})? (\S+)(?: -?\d+)?$/.exec(line);
+    expect(m, `sample line: ${line}`).to.not.equal(null);
+    const [, name, labelText = '', value] = m as unknown as [string, string, string | undefined, string];
+    expect(name, line).to.match(NAME);
+    const family = familyOf(name);
+    expect(family, `no HELP/TYPE before ${line}`).to.not.equal(undefined);
+    expect(family!.help, `HELP for ${line}`).to.not.equal('');
+    const labels: Record<string, string> = {};
+    let rest = labelText;
+    while (rest !== '') {
+      const l = /^([^=]+)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)/.exec(rest);
+      expect(l, `labels of ${line}`).to.not.equal(null);
+      const [whole, label, raw] = l as unknown as [string, string, string];
+      expect(label, line).to.match(LABEL);
+      expect(labels, `label twice: ${line}`).to.not.have.property(label);
+      labels[label] = raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+      rest = rest.slice(whole.length);
+    }
+    expect(value, line).to.match(/^(?:[+-]?(?:\d+\.?\d*(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)|[+-]Inf|NaN)$/i);
+    const key = `${name}{${Object.entries(labels).sort().map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+    expect(seen.has(key), `series twice: ${line}`).to.equal(false);
+    seen.add(key);
+    family!.samples.push({ name, labels, value: Number(value.replace(/^\+/, '')) });
+  }
+  for (const [name, f] of families) expect(f.type, `TYPE of ${name}`).to.not.equal('');
+  return families;
+}
