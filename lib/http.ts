@@ -8,6 +8,7 @@ import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
 import { decodeBody } from './content-coding.js';
 import { LookupTimeout, sharedLookups, systemResolver, type Resolver } from './lookups.js';
+import { hostsOnly } from './model.js';
 
 export { OutboundError, type OutboundErrorCode, type Resolver };
 
@@ -397,8 +398,8 @@ export class HttpClient {
       timedOut = true;
       current?.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    const first = typeof url === 'string' ? parseUrl(url) : checkUrl(url);
     try {
+      const first = typeof url === 'string' ? parseUrl(url) : checkUrl(url);
       for (let hop = 0, target = first; ; hop++) {
         // Literal IPs never go through lookup, so judge them before connecting at all.
         const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
@@ -446,7 +447,13 @@ export class HttpClient {
         return { status: res.status, headers: read.headers, body: read.body, url: target.href, ...(res.truncated && { truncated: true as const }) };
       }
     } catch (err) {
-      throw toOutboundError(err, timedOut);
+      const e = toOutboundError(err, timedOut);
+      if (kind === 'fetch') throw e;
+      // A callback's path and query are its subscriber's, often with a token in them (and a
+      // verification's carry the challenge), and this message reaches the log: any URL in it
+      // (the one a redirect loop started from, a Location refused) is named by its host.
+      const message = hostsOnly(e.message);
+      throw message === e.message ? e : new OutboundError(e.code, message);
     } finally {
       clearTimeout(timer);
     }

@@ -208,3 +208,13 @@ export function callbackHost(url: string): string {
     return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
   }
 }
+
+/**
+ * Any URL in a piece of text cut down to its host. Activity details are shown on read-only
+ * pages and streams, and an outbound error message may quote a callback URL whole (a redirect
+ * loop names the URL it started from), query string and all: a callback's path and query often
+ * hold its subscriber's token, and a verification's the challenge.
+ */
+export function hostsOnly(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, (url) => callbackHost(url));
+}

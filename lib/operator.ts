@@ -75,15 +75,6 @@ function callbackAuthority(callback: string): string {
  */
 export const PAGE_READ_MAX_AGE_MS = 2000;
 
-/**
- * Any URL in a piece of text cut down to its host. Activity details are shown on read-only
- * pages and streams, and an outbound error message may quote a callback URL whole (a redirect
- * loop names the URL it started from), query string and all.
- */
-export function hostsOnly(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, (url) => callbackHost(url));
-}
-
 export class Operator {
   private readonly now: () => number;
   private readonly startedAt: number;

@@ -37,6 +37,34 @@ describe('what the hub tells its operator', function () {
     await sub?.close();
   });
 
+  describe('subscribers whose callbacks carry a token in their query', () => {
+    let topic: string;
+    const tokens = ['token-verified', 'token-refused', 'token-redirected', 'token-challenged', 'token-notified'];
+    before(async () => {
+      topic = feeds.changing('observed');
+      const websub = (path: string): Promise<Response> =>
+        hub.postForm('/websub', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${sub.url}${path}`, 'hub.secret': 'websub-secret-observed' });
+      expect((await websub('/ok?token=token-verified')).status).to.equal(202);
+      expect((await websub('/refuse?token=token-refused')).status).to.equal(202);
+      expect((await websub('/loop?token=token-redirected')).status).to.equal(202);
+      // rssCloud with a domain: a challenge GET that follows redirects, here round a loop.
+      await hub.postForm('/pleaseNotify', { domain: '127.0.0.1', port: String(sub.port), path: '/loop?token=token-challenged', protocol: 'http-post', url1: topic });
+      // Without one: a test notification, which follows redirects too.
+      await hub.postForm('/pleaseNotify', { port: String(sub.port), path: '/loop?token=token-notified', protocol: 'http-post', url1: topic });
+      await hub.hub.idle();
+    });
+
+    it('no log line carries a token from a callback URL or a challenge: a redirect loop is named by its host', () => {
+      const challenges = sub.requests.map((r) => r.query.get('hub.challenge') ?? r.query.get('challenge')).filter((c): c is string => c !== null);
+      expect(challenges.length, 'challenges were sent').to.be.at.least(3);
+      for (const t of tokens) expect(sub.requests.some((r) => r.url.includes(t)), `${t} reached the subscriber`).to.equal(true);
+      for (const line of lines) for (const s of [...tokens, ...challenges, 'websub-secret-observed']) expect(line).to.not.include(s);
+      const loops = parsed().filter((e) => typeof e.error === 'string' && e.error.startsWith('too_many_redirects'));
+      expect(loops.map((e) => e.error)).to.include(`too_many_redirects: more than 5 redirects from 127.0.0.1:${sub.port}`);
+    });
+
+  });
+
   it('logs and counts a request answered inside a router mounted at a path under the path it was sent to', async () => {
     const from = lines.length;
     const before = await scrape(hub);
