@@ -402,7 +402,7 @@ export class Hub extends EventEmitter {
       return this.deps.verifier.rssCloudChallenge(sub.callback, sub.topic);
     }
     const outcome = await this.deps.notifier.send(sub, { topic: sub.topic, version: 0, body: Buffer.alloc(0), contentType: '' });
-    if (!outcome.ok) this.deps.log.info('pleaseNotify: handler test failed', { topic: sub.topic, error: outcome.error });
+    if (!outcome.ok) this.deps.log.info('pleaseNotify: handler test failed', { topic: sub.topic, host: callbackHost(sub.callback), error: outcome.error });
     return outcome.ok;
   }
 
@@ -576,7 +576,7 @@ export class Hub extends EventEmitter {
   }
 
   private overridden(req: PendingVerification): true {
-    this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, mode: req.mode });
+    this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, host: callbackHost(req.callback), mode: req.mode });
     this.note({ kind: req.mode, topic: req.topic, ok: false, protocol: 'websub', detail: `${callbackHost(req.callback)}: superseded by a newer request` });
     return true;
   }
@@ -593,12 +593,12 @@ export class Hub extends EventEmitter {
         // A lookup that failed for now (no answer in time, a name server's SERVFAIL) is no
         // reason to deny for good: every read of the topic is still checked when it connects.
         if (e instanceof OutboundError && e.code === 'timeout') {
-          log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, reason: e.message });
+          log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, host: callbackHost(req.callback), reason: e.message });
         } else {
           // A denial would tell the subscriber that its newer, applied request failed.
           if (await this.superseded(req, false)) return true;
           const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
-          log.info('websub: subscription denied', { topic: req.topic, reason });
+          log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason });
           this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
           await verifier.webSubDenied(req.callback, req.topic, reason);
           return true;
@@ -638,7 +638,7 @@ export class Hub extends EventEmitter {
     if (req.mode === 'unsubscribe') {
       if (await this.superseded(req, true)) return true;
       await store.deleteSubscription(req.topic, req.callback);
-      log.info('websub: unsubscribed', { topic: req.topic });
+      log.info('websub: unsubscribed', { topic: req.topic, host: callbackHost(req.callback) });
       this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
       return true;
     }
@@ -670,13 +670,13 @@ export class Hub extends EventEmitter {
     const refused = stored && this.limitError(stored, sub.callback);
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
-      log.info('websub: subscription denied', { topic: req.topic, reason: refused.detail });
+      log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason: refused.detail });
       await verifier.webSubDenied(req.callback, req.topic, `a subscription limit was reached: ${refused.detail ?? ''}`);
       return true;
     }
     this.emit('subscribed', sub.topic);
     this.note({ kind: 'subscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
-    log.info('websub: subscribed', { topic: req.topic, lease });
+    log.info('websub: subscribed', { topic: req.topic, host: callbackHost(req.callback), lease });
     return true;
   }
 

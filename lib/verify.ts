@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
+import { callbackHost } from './model.js';
 import { describeError } from './notifier/outcome.js';
 
 /** rssCloud follows redirects on the challenge GET, as the reference server does. */
@@ -43,7 +44,7 @@ export class Verifier {
   async rssCloudChallenge(callback: string, resource: string): Promise<boolean> {
     const challenge = newChallenge();
     const target = withQuery(callback, new URLSearchParams({ url: resource, challenge }));
-    return (await this.expectChallenge(target, challenge, RSSCLOUD_CHALLENGE_REDIRECTS, 'rssCloud')) === 'verified';
+    return (await this.expectChallenge(target, resource, challenge, RSSCLOUD_CHALLENGE_REDIRECTS, 'rssCloud')) === 'verified';
   }
 
   /** WebSub REC §5.3: only a 2xx whose body is exactly the challenge verifies; no redirects. */
@@ -52,7 +53,7 @@ export class Verifier {
     const params = new URLSearchParams({ 'hub.mode': intent.mode, 'hub.topic': intent.topic, 'hub.challenge': challenge });
     if (intent.leaseSeconds !== undefined) params.set('hub.lease_seconds', String(intent.leaseSeconds));
     if (intent.verifyToken !== undefined) params.set('hub.verify_token', intent.verifyToken);
-    return this.expectChallenge(withQuery(intent.callback, params), challenge, 0, 'WebSub');
+    return this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub');
   }
 
   /** WebSub REC §5.2: tell the subscriber the hub refused its subscription. Best effort. */
@@ -61,19 +62,25 @@ export class Verifier {
     try {
       await this.http.request('callback', withQuery(callback, params), { method: 'GET' });
     } catch (e) {
-      this.log.info('denial not delivered', { error: describeError(e) });
+      this.log.info('denial not delivered', { host: callbackHost(callback), topic, error: describeError(e) });
     }
   }
 
-  private async expectChallenge(target: string, challenge: string, maxRedirects: number, what: string): Promise<IntentAnswer> {
+  /**
+   * Logged with the callback's host and the topic, never the URL asked (its query holds the
+   * challenge, and often the subscriber's token): the operator asked why a subscriber is not
+   * subscribed searches the log for its host.
+   */
+  private async expectChallenge(target: string, topic: string, challenge: string, maxRedirects: number, what: string): Promise<IntentAnswer> {
+    const host = callbackHost(target);
     try {
       const res = await this.http.request('callback', target, { method: 'GET', maxRedirects });
       if (res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge))) return 'verified';
       const busy = res.status >= 500 || res.status === 429;
-      this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { status: res.status });
+      this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { host, topic, status: res.status });
       return busy ? 'unreachable' : 'refused';
     } catch (e) {
-      this.log.info(`${what} verification failed`, { error: describeError(e) });
+      this.log.info(`${what} verification failed`, { host, topic, error: describeError(e) });
       // An address the hub may not call, or an answer too large, is the callback's final word.
       return e instanceof OutboundError && (e.code === 'timeout' || e.code === 'network') ? 'unreachable' : 'refused';
     }

@@ -63,6 +63,20 @@ describe('what the hub tells its operator', function () {
       expect(loops.map((e) => e.error)).to.include(`too_many_redirects: more than 5 redirects from 127.0.0.1:${sub.port}`);
     });
 
+    it('each verification and handler test says which callback host, for which topic, and why', () => {
+      const host = `127.0.0.1:${sub.port}`;
+      const entries = parsed();
+      const one = (msg: string): Line => {
+        const found = entries.filter((e) => e.msg === msg);
+        expect(found, `${msg} in:\n${lines.join('')}`).to.not.be.empty;
+        return found[0]!;
+      };
+      expect(one('websub: subscribed')).to.include({ topic, host });
+      expect(one('WebSub verification refused')).to.include({ topic, host, status: 404 });
+      expect(entries.filter((e) => e.msg === 'WebSub verification refused').map((e) => e.status)).to.include(302);
+      expect(one('rssCloud verification failed')).to.include({ topic, host });
+      expect(one('pleaseNotify: handler test failed')).to.include({ topic, host });
+    });
   });
 
   it('logs and counts a request answered inside a router mounted at a path under the path it was sent to', async () => {

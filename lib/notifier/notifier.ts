@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import { subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
+import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter, hostOf } from './host-limiter.js';
@@ -711,7 +711,7 @@ export class Notifier extends EventEmitter {
   private record(sub: Subscription, version: number, outcome: DeliveryOutcome, final: boolean): Promise<void> {
     if (outcome.gone && sub.protocol === 'websub') {
       return this.deps.store.deleteSubscription(sub.topic, sub.callback).then((deleted) => {
-        if (deleted) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic });
+        if (deleted) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic, host: callbackHost(sub.callback) });
       });
     }
     return this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
