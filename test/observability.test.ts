@@ -3,10 +3,11 @@
 // every request is logged and counted under the path it was sent to, and /metrics is exposition
 // text a Prometheus scrape accepts, with label values from a fixed set whatever strangers send.
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { createLogger } from '../lib/log.js';
-import { Recorder } from './helpers/recorder.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { Recorder, freePort } from './helpers/recorder.js';
+import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { FeedServer } from './helpers/rsscloud.js';
 
 const ADMIN_TOKEN = 'observability-admin-token-0123';
@@ -220,3 +221,25 @@ function parseExposition(text: string): Map<string, Family> {
   for (const [name, f] of families) expect(f.type, `TYPE of ${name}`).to.not.equal('');
   return families;
 }
+
+describe('a hub whose database cannot be opened', () => {
+  it('names the database in its error without any password, the one in ?password= too', async () => {
+    const port = await freePort('127.0.0.1');
+    const url = `postgresql://pushbutton:userinfo-secret@127.0.0.1:${port}/hub?password=query-secret&sslpassword=key-secret&application_name=observed`;
+    const dir = await tempDataDir();
+    try {
+      const message = await startTestHub({ DATABASE_URL: url, POLL_ENABLED: 'false' }, dir).then(
+        async (h) => {
+          await h.destroy();
+          return 'started';
+        },
+        (e: Error) => e.message,
+      );
+      expect(message).to.include(`PostgreSQL (DATABASE_URL postgresql://pushbutton:***@127.0.0.1:${port}/hub?`);
+      expect(message).to.include('application_name=observed');
+      for (const secret of ['userinfo-secret', 'query-secret', 'key-secret']) expect(message).to.not.include(secret);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -28,11 +28,15 @@ export interface PgStoreOptions {
   onError?: (e: Error) => void;
 }
 
-/** A connection URL with its password hidden, for logs and messages. */
+/**
+ * A connection URL with its password hidden, for logs and messages: the one after the user
+ * name, and any given as a parameter (pg reads ?password=…, and ?sslpassword=… for the key).
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    for (const name of [...u.searchParams.keys()]) if (/password/i.test(name)) u.searchParams.set(name, '***');
     return u.toString();
   } catch {
     return '(unparsable URL)';
