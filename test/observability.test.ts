@@ -243,3 +243,36 @@ describe('a hub whose database cannot be opened', () => {
     }
   });
 });
+
+describe('an XML-RPC subscriber that faults with 60 KB of words', function () {
+  this.timeout(20_000);
+  it('has each failure logged with the first 200 characters of them', async () => {
+    const lines: string[] = [];
+    const feeds = await FeedServer.start();
+    const words = `${'why '.repeat(15_000)}end`;
+    let calls = 0;
+    const sub = await Recorder.start((_req, res) => {
+      // The handler test is answered true; the deliveries after it, a fault.
+      const reply =
+        ++calls === 1
+          ? '<methodResponse><params><param><value><boolean>1</boolean></value></param></params></methodResponse>'
+          : `<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>7</int></value></member><member><name>faultString</name><value><string>${words}</string></value></member></struct></value></fault></methodResponse>`;
+      res.writeHead(200, { 'content-type': 'text/xml' }).end(reply);
+    });
+    const hub = await startTestHub({}, undefined, { log: createLogger('info', (l) => lines.push(l)) });
+    try {
+      const topic = feeds.changing('faulted');
+      await hub.postForm('/pleaseNotify', { port: String(sub.port), path: '/RPC2', protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated', url1: topic });
+      expect((await hub.postForm('/ping', { url: topic })).status).to.equal(200);
+      await hub.hub.idle();
+      expect(calls, 'the handler test and a delivery reached the subscriber').to.equal(2);
+      const failed = lines.map((l) => JSON.parse(l) as Line).filter((e) => e.msg === 'delivery' && e.ok === false);
+      expect(failed.map((e) => e.error)).to.deep.equal([`fault 7: ${words.slice(0, 200)}…`]);
+      for (const l of lines) expect(l.length).to.be.below(2000);
+    } finally {
+      await hub.destroy();
+      await feeds.close();
+      await sub.close();
+    }
+  });
+});

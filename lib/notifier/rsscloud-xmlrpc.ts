@@ -66,7 +66,19 @@ export function judgeReply(xml: string, status: number): DeliveryOutcome {
     // call reached them, and only a fault or false is a stated refusal.
     return { ok: true, status };
   }
-  if (reply.kind === 'fault') return { ok: false, status, error: `fault ${reply.code}: ${reply.message}` };
+  if (reply.kind === 'fault') return { ok: false, status, error: `fault ${reply.code}: ${clip(reply.message)}` };
   if (reply.value === false) return { ok: false, status, error: 'the procedure returned false' };
   return { ok: true, status };
+}
+
+/**
+ * How much of a subscriber's fault string is kept, for the delivery's log line: a subscriber
+ * faulting with 60 KB of words (the most of a reply the hub reads) made each of its deliveries
+ * a 60 KB line, as many as it had subscriptions at every ping of their topics.
+ */
+export const FAULT_WORDS_MAX = 200;
+
+function clip(words: string): string {
+  // Not through the middle of a surrogate pair.
+  return words.length <= FAULT_WORDS_MAX ? words : `${words.slice(0, FAULT_WORDS_MAX).replace(/[\uD800-\uDBFF]$/, '')}…`;
 }
