@@ -92,7 +92,8 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
  * client reads success="false" and the words, where a text/plain 500 was a parse error to it.
  */
 function hubFailure(err: unknown, req: Request, res: Response, root: Root, log: Logger): void {
-  log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
+  // From originalUrl: in this handler, mounted at the face's paths, req.path is what follows them ("/").
+  log.error('request failed', { path: req.originalUrl.split('?')[0], error: err instanceof Error ? err.message : String(err) });
   if (res.headersSent) return void res.destroy();
   sendResult(req, res, root, false, HUB_FAILURE_WORDS, 500);
 }

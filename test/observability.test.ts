@@ -276,3 +276,29 @@ describe('an XML-RPC subscriber that faults with 60 KB of words', function () {
     }
   });
 });
+
+describe('a request the hub fails on its own side', function () {
+  this.timeout(20_000);
+  it('is logged as an error with its path and the cause, and answered without either', async () => {
+    const lines: string[] = [];
+    const feeds = await FeedServer.start();
+    const sub = await Recorder.start();
+    const hub = await startTestHub({}, undefined, { log: createLogger('info', (l) => lines.push(l)) });
+    try {
+      const getSubscription = hub.store.getSubscription.bind(hub.store);
+      hub.store.getSubscription = () => Promise.reject(new Error('the store is on fire'));
+      const res = await hub.postForm('/pleaseNotify', { port: String(sub.port), path: '/cb', protocol: 'http-post', url1: feeds.changing('failing') });
+      hub.store.getSubscription = getSubscription;
+      const body = await res.text();
+      expect(res.status).to.equal(500);
+      expect(body).to.include('problem on its side').and.not.include('on fire');
+      expect(body).to.not.match(/\.ts:\d+|at /);
+      const failed = lines.map((l) => JSON.parse(l) as Line).filter((e) => e.level === 'error');
+      expect(failed.map((e) => [e.msg, e.path, e.error])).to.deep.equal([['request failed', '/pleaseNotify', 'the store is on fire']]);
+    } finally {
+      await hub.destroy();
+      await feeds.close();
+      await sub.close();
+    }
+  });
+});
