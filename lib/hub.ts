@@ -11,7 +11,7 @@ import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js'
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
-import { callbackHost, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
+import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import { backoff, UNEXPECTED_RETRIES, type FanOutReport, type Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
@@ -954,8 +954,12 @@ export function rssCloudCallback(protocol: RssCloudProtocol, port: string, path:
   return url;
 }
 
-/** A resource URL with control characters or a space at either end (see hasControlCharacters, hasEdgeSpaces) gets rssCloud's words for one that cannot be read. */
+/**
+ * A resource URL with control characters or a space at either end (see hasControlCharacters,
+ * hasEdgeSpaces), or with a user name or password (carriesCredentials), gets rssCloud's words for
+ * one that cannot be read, before it is read, logged or shown on the operator's pages.
+ */
 function unreadable(urls: string[]): HubError | null {
-  const url = urls.find((u) => hasControlCharacters(u) || hasEdgeSpaces(u));
+  const url = urls.find((u) => hasControlCharacters(u) || hasEdgeSpaces(u) || carriesCredentials(u));
   return url === undefined ? null : { code: 'resource_unreadable', url };
 }

@@ -181,6 +181,20 @@ export function hasEdgeSpaces(url: string): boolean {
   return url.startsWith(' ') || url.endsWith(' ');
 }
 
+/**
+ * Whether a URL names a user or a password (`http://user:pass@host/`). The hub sends no
+ * credentials anywhere (lib/http.ts refuses such a URL), so it can never read such a topic; and
+ * the hub shows topics on its public pages and logs them, where a password does not belong.
+ */
+export function carriesCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** Where an http(s) URL's authority ends, by the URL standard: a backslash is a slash there. */
 const AUTHORITY_ENDS = new Set(['/', '\\', '?', '#']);
 

@@ -53,8 +53,8 @@ export function follow(topics, options = {}) {
       throw new TypeError(`follow() needs absolute topic URLs, as the publisher names them: ${t}`);
     }
     // The URL parser drops a tab or line break inside the text; the hub refuses the topic for it.
-    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || t.includes('#') || /[\u0000-\u001f\u007f]/.test(t)) {
-      throw new TypeError(`follow() needs http(s) topic URLs without a fragment or control characters: ${JSON.stringify(t)}`);
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || t.includes('#') || u.username !== '' || u.password !== '' || /[\u0000-\u001f\u007f]/.test(t)) {
+      throw new TypeError(`follow() needs http(s) topic URLs without a fragment, credentials or control characters: ${JSON.stringify(t)}`);
     }
   }
   const { onEntry, onBody, onChange, onReset, onOpen, onError, lastEventId } = options;

@@ -4,7 +4,7 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
-import { hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
+import { carriesCredentials, hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
   // Every content type, and none: rssCloud clients that send no Content-Type mean a form.
@@ -92,7 +92,7 @@ export function bodyErrorStatus(err: unknown, res: Response): number | undefined
   return expose === true && status >= 400 && status < 500 ? status : undefined;
 }
 
-/** An absolute http(s) URL without a fragment, or what is wrong with it. */
+/** An absolute http(s) URL without a fragment or credentials, or what is wrong with it. */
 export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
   if (value === null || value === undefined || value === '') return { problem: 'is required' };
   if (hasControlCharacters(value)) return { problem: 'must not contain control characters (tabs, line breaks)' };
@@ -105,5 +105,6 @@ export function parseHttpUrl(value: string | null | undefined): string | { probl
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'must be an http or https URL' };
   if (value.includes('#')) return { problem: 'must not contain a fragment' };
+  if (carriesCredentials(value)) return { problem: 'must not carry a user name or password' };
   return value;
 }

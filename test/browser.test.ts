@@ -392,7 +392,7 @@ describe('In a real browser (headless Chromium)', function () {
 
   // The hub refuses such a topic with a 400 that EventSource hides from the page, so follow()
   // reported only onError({ reconnecting: true }) and asked again every few minutes for good.
-  it('follow() throws for a topic the hub would refuse (relative, not http(s), with a fragment or a control character) instead of retrying it forever', async () => {
+  it('follow() throws for a topic the hub would refuse (relative, not http(s), with a fragment, credentials or a control character) instead of retrying it forever', async () => {
     const page = await context!.newPage();
     await page.goto(`${hub.url}/docs`);
     const outcome = (topic: string): Promise<unknown> =>
@@ -404,7 +404,7 @@ describe('In a real browser (headless Chromium)', function () {
           return e.name;
         }
       })`);
-    for (const topic of ['/feed.xml', 'blog.example/feed.xml', 'ftp://blog.example/feed.xml', 'https://blog.example/feed.xml#latest', 'https://blog.example/fe\ted.xml', 'https://blog.example/a\nb.xml']) {
+    for (const topic of ['/feed.xml', 'blog.example/feed.xml', 'ftp://blog.example/feed.xml', 'https://blog.example/feed.xml#latest', 'https://reader:pw@blog.example/feed.xml', 'https://blog.example/fe\ted.xml', 'https://blog.example/a\nb.xml']) {
       expect(await outcome(topic), topic).to.equal('TypeError');
     }
     expect(await outcome('https://blog.example/caf\u00e9.xml?a=1&b=2')).to.equal('followed');

@@ -1,0 +1,62 @@
+// URLs as real clients write them, on every face: a user name and password in a topic,
+// internationalised host names, paths with a query or a fragment. Over real HTTP on 127.0.0.1,
+// with a resolver that sends every name to the test's own servers.
+import { expect } from 'chai';
+import type { Resolver } from '../lib/http.js';
+import { createLogger } from '../lib/log.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { MSG, ping, pleaseNotify, rpcCall } from './helpers/rsscloud.js';
+import { openSse } from './helpers/sse.js';
+import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
+
+describe('URL spellings on every face', function () {
+  let hub: TestHub;
+  let topics: TopicServer;
+  let sub: Subscriber;
+  const log: string[] = [];
+  // Names under cb.test are the subscriber's (on 127.0.0.1); every other name is the topic server's.
+  const resolver: Resolver = async (hostname) => [{ address: hostname.startsWith('cb.') ? '127.0.0.1' : new URL(topics.rec.url).hostname, family: 4 }];
+
+  before(async () => {
+    topics = await TopicServer.start();
+    sub = await Subscriber.start();
+    hub = await startTestHub({}, undefined, { resolver, log: createLogger('info', (line) => void log.push(line)) });
+  });
+  after(async () => {
+    await hub?.destroy();
+    await topics?.close();
+    await sub?.close();
+  });
+
+  // The hub sends no credentials (lib/http.ts), so such a topic could never be read; yet a
+  // WebSub subscribe or publish of it was accepted (202) and failed later, and every face
+  // logged it and showed it on the public /stats.json with its password, as a failed read.
+  it('refuses a topic with a user name and password on every face, up front, and shows the password nowhere', async () => {
+    topics.set('/private.xml', { body: 'v1', contentType: 'text/plain' });
+    const topic = `http://reader:hunter2pw@feeds.test:${topics.rec.port}/private.xml`;
+    const callback = `http://cb.test:${sub.rec.port}/creds`;
+
+    expect((await ping(hub, topic)).msg, 'rssCloud ping').to.equal(MSG.pingReadError(topic));
+    const rest = await pleaseNotify(hub, { port: String(sub.rec.port), path: '/creds', protocol: 'http-post', url1: topic });
+    expect(rest.msg, 'rssCloud pleaseNotify').to.equal(MSG.subscribeReadError(topic));
+    const rpc = await rpcCall(hub.url, 'rssCloud.pleaseNotify', ['notify', sub.rec.port, '/creds', 'xml-rpc', [topic]]);
+    expect(rpc, 'XML-RPC pleaseNotify').to.deep.equal({ ok: false, faultCode: 4, faultString: MSG.subscribeReadError(topic) });
+    expect(await rpcCall(hub.url, 'rssCloud.ping', [topic]), 'XML-RPC ping').to.deep.equal({ ok: true, value: true });
+
+    const ws = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': callback });
+    expect([ws.status, await ws.text()], 'WebSub subscribe').to.deep.equal([400, 'hub.topic must not carry a user name or password.\n']);
+    const pub = await publish(hub, topic);
+    expect([pub.status, await pub.text()], 'WebSub publish').to.deep.equal([400, `Refused: ${topic} (must not carry a user name or password)\n`]);
+    const stream = await openSse(`${hub.url}/stream?topic=${encodeURIComponent(topic)}`);
+    expect(stream.status, 'SSE').to.equal(400);
+    if ('body' in stream) expect(stream.body).to.equal('topic must not carry a user name or password.\n');
+    else stream.close();
+
+    await settled(hub);
+    expect(topics.fetches('/private.xml'), 'read without its credentials').to.have.length(0);
+    expect(sub.rec.requests, 'verified, denied or notified').to.deep.equal([]);
+    const stats = await (await fetch(`${hub.url}/stats.json`)).text();
+    expect(stats, '/stats.json').to.not.contain('hunter2pw');
+    expect(log.filter((line) => line.includes('hunter2pw')), 'log').to.deep.equal([]);
+  });
+});
