@@ -13,10 +13,17 @@ export function newChallenge(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** Appends parameters to a URL without re-encoding the query it already has (WebSub REC §5.1.1). */
+/**
+ * Appends parameters to a URL's query without re-encoding the query it already has (WebSub REC
+ * §5.1.1). A fragment stays last: an rssCloud path may end in one (`/rss#top`), and the challenge
+ * appended after it was never sent, so the handler test of a working callback failed.
+ */
 export function withQuery(url: string, params: URLSearchParams): string {
-  const sep = !url.includes('?') ? '?' : url.endsWith('?') || url.endsWith('&') ? '' : '&';
-  return `${url}${sep}${params.toString()}`;
+  const hash = url.indexOf('#');
+  const base = hash === -1 ? url : url.slice(0, hash);
+  const fragment = hash === -1 ? '' : url.slice(hash);
+  const sep = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
+  return `${base}${sep}${params.toString()}${fragment}`;
 }
 
 export interface WebSubIntent {

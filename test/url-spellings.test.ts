@@ -6,6 +6,7 @@ import type { Resolver } from '../lib/http.js';
 import { createLogger } from '../lib/log.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG, ping, pleaseNotify, rpcCall } from './helpers/rsscloud.js';
+import { Recorder } from './helpers/recorder.js';
 import { openSse } from './helpers/sse.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
@@ -58,5 +59,28 @@ describe('URL spellings on every face', function () {
     const stats = await (await fetch(`${hub.url}/stats.json`)).text();
     expect(stats, '/stats.json').to.not.contain('hunter2pw');
     expect(log.filter((line) => line.includes('hunter2pw')), 'log').to.deep.equal([]);
+  });
+
+  // rssCloud's challenge (with `domain`) appends ?url=…&challenge=… to the callback. The query a
+  // path already has is kept; a fragment at its end took the parameters into it, so they were
+  // never sent, and a handler that answers every challenge failed its test.
+  it('the rssCloud challenge reaches a callback whose path has a query and a fragment, with its query kept', async () => {
+    const handler = await Recorder.start((req, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('challenge') ?? 'thanks'));
+    try {
+      const feed = topics.set('/fragment.xml', { body: 'v1', contentType: 'text/plain' });
+      const reply = await pleaseNotify(hub, { port: String(handler.port), path: '/rss?key=k1#top', domain: 'cb.test', protocol: 'http-post', url1: feed });
+      expect(reply.msg).to.equal(MSG.subscribed);
+      const [challenge] = handler.requests;
+      expect(challenge!.path).to.equal('/rss');
+      expect([...challenge!.query.keys()]).to.deep.equal(['key', 'url', 'challenge']);
+      expect([challenge!.query.get('key'), challenge!.query.get('url')]).to.deep.equal(['k1', feed]);
+
+      topics.set('/fragment.xml', { body: 'v2', contentType: 'text/plain' });
+      expect((await ping(hub, feed)).msg).to.equal(MSG.pinged);
+      const notified = handler.requests.filter((r) => r.method === 'POST');
+      expect(notified.map((r) => [r.url, r.body.toString()])).to.deep.equal([['/rss?key=k1', new URLSearchParams({ url: feed }).toString()]]);
+    } finally {
+      await handler.close();
+    }
   });
 });
