@@ -118,6 +118,7 @@ export function createApp(deps: AppDeps): express.Express {
       maxTopicsPerStream: config.sseMaxTopicsPerStream,
       maxBufferedBytes: config.sseMaxBufferedBytes,
       maxWaitingEvents: config.sseBacklog,
+      maxUrlLength: config.maxUrlLength,
     }),
   );
   app.use(adminRouter(deps.operator, metrics, { adminToken: config.adminToken, publicDir: PUBLIC_DIR, title: 'Pushbutton feeds', opmlRate: rate(), statusRate: rate() }));

@@ -4,6 +4,7 @@
 // may hold only so many streams.
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
+import { messageFor } from '../lib/messages.js';
 import { parseHttpUrl } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateKey } from '../lib/rate-limit.js';
@@ -16,6 +17,8 @@ export interface StreamFaceOptions {
   maxBufferedBytes: number;
   /** Events that may wait for a client (the backlog's size: past it the client could not resume anyway). */
   maxWaitingEvents: number;
+  /** MAX_URL_LENGTH: a longer topic is refused on every other face, so no change of it could ever come. */
+  maxUrlLength: number;
 }
 
 export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
@@ -98,6 +101,9 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     for (const t of topics) {
       const url = parseHttpUrl(t);
       if (typeof url !== 'string') return void res.status(400).type('text/plain; charset=utf-8').send(`topic ${url.problem}.\n`);
+      if (url.length > opts.maxUrlLength) {
+        return void res.status(400).type('text/plain; charset=utf-8').send(`${messageFor({ code: 'url_too_long', limit: opts.maxUrlLength }, 'ping')}\n`);
+      }
       channels.add(topicChannel(url));
     }
     open(req, res, channels);

@@ -7,7 +7,7 @@ import { createLogger } from '../lib/log.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG, ping, pleaseNotify, rpcCall } from './helpers/rsscloud.js';
 import { Recorder } from './helpers/recorder.js';
-import { openSse } from './helpers/sse.js';
+import { openSse, openStream } from './helpers/sse.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
 describe('URL spellings on every face', function () {
@@ -82,5 +82,28 @@ describe('URL spellings on every face', function () {
     } finally {
       await handler.close();
     }
+  });
+
+  // Every face refuses a topic over MAX_URL_LENGTH, so no change of one could ever come; an SSE
+  // stream of it was still opened, and its client waited for good.
+  it('an SSE stream takes a topic as long as MAX_URL_LENGTH, and refuses a longer one as every face does', async () => {
+    const base = topics.url('/long/');
+    const atLimit = `${base}${'a'.repeat(2048 - base.length)}`;
+    topics.set(new URL(atLimit).pathname, { body: 'long v1', contentType: 'text/plain' });
+    const stream = await openStream(`${hub.url}/stream?topic=${encodeURIComponent(atLimit)}`);
+    try {
+      expect((await ping(hub, atLimit)).msg).to.equal(MSG.pinged);
+      const [change] = await stream.waitFor(1, (e) => e.event === 'change');
+      expect((JSON.parse(change!.data) as { topic: string }).topic).to.equal(atLimit);
+    } finally {
+      stream.close();
+    }
+    const over = `${atLimit}b`;
+    const words = 'The URL is longer than 2048 characters.';
+    expect((await ping(hub, over)).msg, 'rssCloud ping').to.equal(words);
+    const refused = await openSse(`${hub.url}/stream?topic=${encodeURIComponent(over)}`);
+    expect(refused.status, 'SSE').to.equal(400);
+    if ('body' in refused) expect(refused.body).to.equal(`${words}\n`);
+    else refused.close();
   });
 });
