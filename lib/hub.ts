@@ -663,6 +663,9 @@ export class Hub extends EventEmitter {
     // A re-subscribe may change or drop the secret.
     if (req.secret !== undefined) sub.secret = req.secret;
     else delete sub.secret;
+    // And may come from another client: the newest request says which algorithm its reader checks.
+    if (req.signatureAlgorithm !== undefined) sub.signatureAlgorithm = req.signatureAlgorithm;
+    else delete sub.signatureAlgorithm;
     if (await this.superseded(req, true)) return true;
     const stored = await this.deps.store.putVerifiedSubscription(sub, this.limits(), req.id);
     // Overridden while it waited for the limits' locks (a newer request through another process).

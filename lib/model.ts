@@ -1,6 +1,7 @@
 // The hub's domain words (see docs/glossary.md): a Topic (rssCloud says "resource") is an exact URL;
 // a Subscription ties one callback to one topic; a protocol names the wire it arrived on and leaves on.
 // Times are epoch milliseconds; the faces turn them into ISO strings where a wire wants one.
+import type { SignatureAlgorithm } from './config.js';
 
 export type RssCloudProtocol = 'http-post' | 'https-post' | 'xml-rpc';
 export type Protocol = RssCloudProtocol | 'websub';
@@ -41,6 +42,12 @@ export interface Subscription {
   secret?: string;
   /** websub only: the granted lease. */
   leaseSeconds?: number;
+  /**
+   * websub only: the X-Hub-Signature algorithm when it is not WEBSUB_SIGNATURE_ALGORITHM ('sha1'
+   * for a PubSubHubbub 0.3 subscriber, see WebSubRequest). Absent, the setting applies, so
+   * changing it changes every other subscription's.
+   */
+  signatureAlgorithm?: SignatureAlgorithm;
   ctUpdates: number;
   ctErrors: number;
   ctConsecutiveErrors: number;
@@ -117,6 +124,8 @@ export interface WebSubRequest {
   secret?: string;
   leaseSeconds?: number;
   verifyToken?: string;
+  /** Set ('sha1') for a subscriber that spoke PubSubHubbub 0.3 (routes/websub.ts); see Subscription. */
+  signatureAlgorithm?: SignatureAlgorithm;
 }
 
 /** A WebSub request answered 202 whose verification of intent has not finished yet. */

@@ -2,6 +2,7 @@
 // callback hosts, never full callback URLs (their query strings can hold tokens) and never
 // secrets. Actions that change state are the admin face's to authorize (ADMIN_TOKEN).
 import type { Activity, ActivityLog } from './activity.js';
+import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
 import { callbackHost } from './model.js';
 import type { Notifier } from './notifier/notifier.js';
@@ -36,6 +37,8 @@ export interface SubscriptionStatus {
   leaseSeconds?: number;
   /** Whether deliveries carry X-Hub-Signature. */
   signed: boolean;
+  /** With what algorithm, when signed: sha1 for a PubSubHubbub 0.3 subscriber, else WEBSUB_SIGNATURE_ALGORITHM. */
+  signature?: SignatureAlgorithm;
   delivered: number;
   failed: number;
   failedInARow: number;
@@ -54,6 +57,8 @@ export interface OperatorDeps {
   activity: ActivityLog;
   poller: Poller;
   streams: StreamHub;
+  /** WEBSUB_SIGNATURE_ALGORITHM: what a signed subscription without an algorithm of its own gets. */
+  signatureAlgorithm: SignatureAlgorithm;
   now?: () => number;
 }
 
@@ -171,6 +176,7 @@ export class Operator {
       expires: iso(sub.whenExpires),
       ...(sub.leaseSeconds !== undefined && { leaseSeconds: sub.leaseSeconds }),
       signed: sub.secret !== undefined,
+      ...(sub.secret !== undefined && { signature: sub.signatureAlgorithm ?? this.deps.signatureAlgorithm }),
       delivered: sub.ctUpdates,
       failed: sub.ctErrors,
       failedInARow: sub.ctConsecutiveErrors,

@@ -211,7 +211,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       if (!recordingRemote) metrics.activity(a);
       streams.publish(ACTIVITY_CHANNEL, 'activity', a);
     });
-    const operator = new Operator({ store, notifier, activity, poller, streams });
+    const operator = new Operator({ store, notifier, activity, poller, streams, signatureAlgorithm: config.websubSignatureAlgorithm });
     const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
     server.off('request', hold);

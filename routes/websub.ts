@@ -133,6 +133,11 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }
   const verifyToken = form.get('hub.verify_token') ?? undefined;
+  // hub.verify (required by PubSubHubbub 0.3) and hub.verify_token (dropped by the REC) mark a
+  // 0.3 subscriber. Those still running (GNU social's and StatusNet's, the Superfeedr PHP library,
+  // scripts written for Google's hub) check only sha1= signatures and drop any other delivery
+  // while answering 2xx, so theirs are signed with sha1, which the REC allows a hub to choose.
+  const legacy = mode === 'subscribe' && (form.has('hub.verify') || form.has('hub.verify_token'));
   const error = await hub.webSubRequest({
     mode,
     topic,
@@ -140,6 +145,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     ...(secret !== undefined && { secret }),
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
+    ...(legacy && { signatureAlgorithm: 'sha1' as const }),
   });
   if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
   if (error) return text(res, error.code === 'hub_busy' ? 503 : 400, messageFor(error, 'subscribe'));

@@ -261,6 +261,27 @@ describe('PostgreSQL store', function () {
     expect(await store.countSubscriptions({ callbackHost: OLD_HOST })).to.equal(0);
   });
 
+  it('takes a database at schema 8 to 9: its subscriptions keep no algorithm of their own, a new write keeps sha1, and an older build still subscribing leaves it', async () => {
+    const topic = 'http://a/feed';
+    const callback = 'http://reader.example/cb';
+    // migration 5's function, as a process of the build before 9 calls it
+    const oldPut = (c: pg.Client): Promise<unknown> =>
+      c.query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) AS refused', [
+        100, 100, urlKey(topic), urlKey(callback), topic, callback, 'reader.example', 'websub', null, 'k', 3600, 0, 0, 0, 1, null, null, 2, 0,
+      ]);
+    await withClient(url, async (c) => {
+      await migrate(c, MIGRATIONS.filter((m) => m.version <= 8));
+      await oldPut(c);
+    });
+    const store = await opened();
+    expect(store.schema).to.deep.include({ from: 8, applied: [9] });
+    const before = sub(topic, callback, { protocol: 'websub', secret: 'k', leaseSeconds: 3600, deliveredVersion: 0 });
+    expect(await store.getSubscription(topic, callback)).to.deep.equal(before);
+    await store.putSubscription({ ...before, signatureAlgorithm: 'sha1' });
+    await withClient(url, oldPut);
+    expect(await store.getSubscription(topic, callback)).to.deep.equal({ ...before, signatureAlgorithm: 'sha1' });
+  });
+
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
     const [a, b] = [await opened(), await opened()];
     const order: string[] = [];

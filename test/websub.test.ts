@@ -727,6 +727,79 @@ describe('WebSub hub', function () {
       await topics.rec.waitFor(1, (r) => r.method === 'GET' && r.path === '/other');
     });
 
+    /** X-Hub-Signature as a subscriber that checks `algorithm` expects it. */
+    const signature = (algorithm: string, secret: string, body: Buffer): string => `${algorithm}=${createHmac(algorithm, secret).update(body).digest('hex')}`;
+
+    it('signs with sha1 for a subscriber that sent hub.verify and hub.verify_token, which checks nothing else; with the setting (sha256) for a REC subscriber of the same topic', async () => {
+      const topics = await topicServer();
+      const old = await subscriber();
+      const rec = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('both'), contentType: DOC_TYPE });
+      await subscribed(hub, old, { 'hub.topic': topic, 'hub.callback': old.callback(), 'hub.verify': 'async', 'hub.verify_token': 'tok-7', 'hub.secret': 'old secret' });
+      await subscribed(hub, rec, { 'hub.topic': topic, 'hub.callback': rec.callback(), 'hub.secret': 'rec secret' });
+      await publish(hub, topic);
+      const [[o], [r]] = await Promise.all([old.waitDeliveries(1), rec.waitDeliveries(1)]);
+      expect(o!.headers['x-hub-signature']).to.equal(signature('sha1', 'old secret', o!.body));
+      expect(r!.headers['x-hub-signature']).to.equal(signature('sha256', 'rec secret', r!.body));
+      // Its subscriber can see why (GET /subscription, with its secret).
+      const view = async (callback: string, secret: string): Promise<unknown> => {
+        const q = new URLSearchParams({ topic, callback });
+        const res = await fetch(`${hub.url}/subscription?${q}`, { headers: { authorization: `Bearer ${secret}` } });
+        expect(res.status).to.equal(200);
+        return ((await res.json()) as { signature?: unknown }).signature;
+      };
+      expect([await view(old.callback(), 'old secret'), await view(rec.callback(), 'rec secret')]).to.deep.equal(['sha1', 'sha256']);
+    });
+
+    it('a re-subscribe decides: hub.verify alone makes it sha1, a later subscribe without it returns to the setting', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('one'), contentType: DOC_TYPE });
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback(), 'hub.secret': 'k' };
+      await subscribed(hub, sub, form);
+      await subscribed(hub, sub, { ...form, 'hub.verify': 'sync' });
+      await publish(hub, topic);
+      const [first] = await sub.waitDeliveries(1);
+      expect(first!.headers['x-hub-signature']).to.equal(signature('sha1', 'k', first!.body));
+      await subscribed(hub, sub, form);
+      topics.set('/feed', { body: DOC('two'), contentType: DOC_TYPE });
+      await publish(hub, topic);
+      const [, second] = await sub.waitDeliveries(2);
+      expect(second!.body.toString()).to.equal(DOC('two'));
+      expect(second!.headers['x-hub-signature']).to.equal(signature('sha256', 'k', second!.body));
+    });
+
+    it('keeps the algorithm across a restart, for a subscription and for a request still being verified; the others follow a changed setting', async () => {
+      const env = { WEBSUB_RETRY_BASE_MS: '600000', WEBSUB_VERIFY_ATTEMPTS: '4', POLL_ENABLED: 'false' };
+      const first = await startTestHub(env);
+      const topics = await topicServer();
+      const [old, waiting, rec] = [await subscriber(), await subscriber(), await subscriber()];
+      const topic = topics.set('/feed', { body: DOC('after the restart'), contentType: DOC_TYPE });
+      const legacy = { 'hub.topic': topic, 'hub.verify': 'async', 'hub.verify_token': 'tok', 'hub.secret': 'k' };
+      try {
+        await subscribed(first, old, { ...legacy, 'hub.callback': old.callback() });
+        await subscribed(first, rec, { 'hub.topic': topic, 'hub.callback': rec.callback(), 'hub.secret': 'k' });
+        // Its callback busy: the request is still stored, unverified, when the hub stops.
+        waiting.verifyStatuses = [503];
+        expect((await subscribe(first, { ...legacy, 'hub.callback': waiting.callback() })).status).to.equal(202);
+        await waiting.waitVerifications(1, 'subscribe');
+      } finally {
+        await first.close();
+      }
+      const second = await startTestHub({ ...env, WEBSUB_SIGNATURE_ALGORITHM: 'sha512' }, first.dataDir);
+      hubs.push(second);
+      await waiting.waitVerifications(2, 'subscribe');
+      await settled(second);
+      expect(await subscriptionsOf(second, topic)).to.have.length(3);
+      await publish(second, topic);
+      const got = await Promise.all([old, waiting, rec].map(async (s) => (await s.waitDeliveries(1))[0]!));
+      expect(got.map((d) => d.headers['x-hub-signature'])).to.deep.equal([
+        signature('sha1', 'k', got[0]!.body),
+        signature('sha1', 'k', got[1]!.body),
+        signature('sha512', 'k', got[2]!.body),
+      ]);
+    });
+
     it('refuses a multipart body it cannot read with 400, and a body that is no form with 415', async () => {
       const cb = 'http://127.0.0.1:1/cb';
       const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': 'http://127.0.0.1:1/feed', 'hub.callback': cb }).toString();

@@ -1,5 +1,6 @@
 // WebSub content distribution (REC §7): the topic's body and Content-Type byte for byte, one
-// combined Link header, and X-Hub-Signature only when the subscriber gave a secret.
+// combined Link header, and X-Hub-Signature only when the subscriber gave a secret, with the
+// subscription's own algorithm (sha1 for PubSubHubbub 0.3 readers) or WEBSUB_SIGNATURE_ALGORITHM.
 // Redirects are not followed: the REC counts every non-2xx as a failure.
 import type { SignatureAlgorithm } from '../config.js';
 import { retryAfterSeconds, type HttpClient } from '../http.js';
@@ -42,7 +43,7 @@ export class WebSubContentSender implements Sender {
       'content-type': content.contentType,
       link: this.last.link,
     };
-    if (sub.secret !== undefined) headers['x-hub-signature'] = sign(this.algorithm, sub.secret, content.body);
+    if (sub.secret !== undefined) headers['x-hub-signature'] = sign(sub.signatureAlgorithm ?? this.algorithm, sub.secret, content.body);
     try {
       const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };

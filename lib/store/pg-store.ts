@@ -11,6 +11,7 @@
 // and one process at a time runs the expiry sweep (withSweepLock).
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import type { SignatureAlgorithm } from '../config.js';
 import { callbackHost, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
 import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
@@ -116,6 +117,7 @@ interface SubscriptionRow {
   when_last_error: number | null;
   when_expires: number;
   delivered_version: number | null;
+  signature_algorithm: string | null;
 }
 
 interface OutboxRow {
@@ -137,6 +139,7 @@ interface VerificationRow {
   secret: string | null;
   lease_seconds: number | null;
   verify_token: string | null;
+  signature_algorithm: string | null;
   created_at: number;
 }
 
@@ -210,6 +213,7 @@ const SUBSCRIPTION_COLUMNS = [
   'when_last_error',
   'when_expires',
   'delivered_version',
+  'signature_algorithm',
 ] as const;
 
 function subscriptionValues(s: Subscription): unknown[] {
@@ -231,6 +235,7 @@ function subscriptionValues(s: Subscription): unknown[] {
     s.whenLastError,
     s.whenExpires,
     s.deliveredVersion ?? null,
+    s.signatureAlgorithm ?? null,
   ];
 }
 
@@ -253,6 +258,7 @@ function subscriptionFromRow(r: SubscriptionRow): Subscription {
   if (r.secret !== null) s.secret = r.secret;
   if (r.lease_seconds !== null) s.leaseSeconds = r.lease_seconds;
   if (r.delivered_version !== null) s.deliveredVersion = r.delivered_version;
+  if (r.signature_algorithm !== null) s.signatureAlgorithm = r.signature_algorithm as SignatureAlgorithm;
   return s;
 }
 
@@ -268,7 +274,7 @@ function outboxFromRow(r: OutboxRow): OutboxEntry {
   return e;
 }
 
-const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'created_at', 'claimed_by', 'claimed_until'] as const;
+const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'signature_algorithm', 'created_at', 'claimed_by', 'claimed_until'] as const;
 
 function verificationValues(v: PendingVerification): unknown[] {
   const claimed = v.claimedBy !== undefined && v.claimedUntil !== undefined;
@@ -280,6 +286,7 @@ function verificationValues(v: PendingVerification): unknown[] {
     v.secret ?? null,
     v.leaseSeconds ?? null,
     v.verifyToken ?? null,
+    v.signatureAlgorithm ?? null,
     v.createdAt,
     claimed ? v.claimedBy : null,
     claimed ? v.claimedUntil : null,
@@ -291,6 +298,7 @@ function verificationFromRow(r: VerificationRow): PendingVerification {
   if (r.secret !== null) v.secret = r.secret;
   if (r.lease_seconds !== null) v.leaseSeconds = r.lease_seconds;
   if (r.verify_token !== null) v.verifyToken = r.verify_token;
+  if (r.signature_algorithm !== null) v.signatureAlgorithm = r.signature_algorithm as SignatureAlgorithm;
   if (r.claimed_by != null && r.claimed_until != null) {
     v.claimedBy = r.claimed_by;
     v.claimedUntil = r.claimed_until;

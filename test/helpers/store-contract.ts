@@ -186,6 +186,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
           protocol: 'websub',
           secret: 'hmac key ✓',
           leaseSeconds: 864000,
+          signatureAlgorithm: 'sha1',
           whenCreated: 1_700_000_000_000,
           whenExpires: 1_700_864_000_000,
           deliveredVersion: 41,
@@ -639,7 +640,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
     describe('pending verifications', () => {
       it('puts, replaces, lists oldest first, deletes, and keeps them (secrets included) across a reopen', async () => {
         // Each of its own (topic, callback): a newer request supersedes the others of its pair (below).
-        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't' });
+        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't', signatureAlgorithm: 'sha1' });
         await store.putVerification(v2);
         await store.putVerification(verification('v1', { mode: 'unsubscribe', createdAt: 9 }));
         await store.putVerification(verification('v1', { mode: 'unsubscribe' }));
