@@ -944,6 +944,9 @@ function noop(): void {}
  */
 export function rssCloudCallback(protocol: RssCloudProtocol, port: string, path: string, host: string): string | undefined {
   const scheme = protocol === 'https-post' || port === '443' ? 'https' : 'http';
+  // A `domain` with a path, query, fragment or user in it ended the host early: `cb.example/x`
+  // on port 5337 was called at http://cb.example/x:5337/…, on port 80.
+  if (/[/?#@\\]/.test(host)) return undefined;
   let h = host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
   if (h.includes(':') && !h.startsWith('[')) h = `[${h}]`;
   const p = path.startsWith('/') ? path : `/${path}`;

@@ -6,7 +6,7 @@ import type { Resolver } from '../lib/http.js';
 import { createLogger } from '../lib/log.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { MSG, ping, pleaseNotify, rpcCall } from './helpers/rsscloud.js';
-import { Recorder } from './helpers/recorder.js';
+import { Recorder, loopbackAddress } from './helpers/recorder.js';
 import { openSse, openStream } from './helpers/sse.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
@@ -15,8 +15,9 @@ describe('URL spellings on every face', function () {
   let topics: TopicServer;
   let sub: Subscriber;
   const log: string[] = [];
-  // Names under cb.test are the subscriber's (on 127.0.0.1); every other name is the topic server's.
-  const resolver: Resolver = async (hostname) => [{ address: hostname.startsWith('cb.') ? '127.0.0.1' : new URL(topics.rec.url).hostname, family: 4 }];
+  // Names under cb.test are the subscriber's (on 127.0.0.1); a name pinned by a test goes where it says; every other name is the topic server's.
+  const pinned = new Map<string, string>();
+  const resolver: Resolver = async (hostname) => [{ address: pinned.get(hostname) ?? (hostname.startsWith('cb.') ? '127.0.0.1' : new URL(topics.rec.url).hostname), family: 4 }];
 
   before(async () => {
     topics = await TopicServer.start();
@@ -81,6 +82,29 @@ describe('URL spellings on every face', function () {
       expect(notified.map((r) => [r.url, r.body.toString()])).to.deep.equal([['/rss?key=k1', new URLSearchParams({ url: feed }).toString()]]);
     } finally {
       await handler.close();
+    }
+  });
+
+  // rssCloud builds the callback as http://domain:port/path. A domain with a path, query,
+  // fragment or backslash in it ended the host early: `stray.test/x` with port 5999 was called
+  // at http://stray.test/x:5999/rss, that is on port 80, a server the subscriber never named.
+  it('an rssCloud domain that is not a host name gets the handler-test words, and nobody is called', async () => {
+    const address = loopbackAddress();
+    pinned.set('stray.test', address);
+    // Port 80 needs root, as the slow-DNS, full-disk and HTTPS tests do (CI runs as root).
+    const stray = await Recorder.start(undefined, address, undefined, 80);
+    try {
+      const feed = topics.set('/domain.xml', { body: 'v1', contentType: 'text/plain' });
+      for (const domain of ['stray.test/x', 'stray.test?x=', 'stray.test#x', 'stray.test\\x', 'user@stray.test']) {
+        for (const protocol of ['http-post', 'xml-rpc']) {
+          const reply = await pleaseNotify(hub, { port: '5999', path: '/rss', domain, protocol, notifyProcedure: 'river.feedUpdated', url1: feed });
+          expect(reply.msg, `${protocol} ${domain}`).to.equal(MSG.handlerFailed);
+        }
+      }
+      expect(stray.requests.map((r) => `${r.method} ${r.url}`)).to.deep.equal([]);
+    } finally {
+      pinned.delete('stray.test');
+      await stray.close();
     }
   });
 
