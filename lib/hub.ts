@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
-import { FETCH_MAX_REDIRECTS, FetchFailed, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
+import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
