@@ -122,7 +122,7 @@ const tempDirs = new Set<string>();
 let cleaned = false;
 
 /** Kills every child this process started and removes its temp dirs. Safe to call more than once. */
-export function cleanupNow(): void {
+function cleanupNow(): void {
   for (const c of children) {
     if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
@@ -332,7 +332,7 @@ export async function pool(count: number, concurrency: number, task: (i: number)
  * there), the limits meant for strangers on a public hub off (rate limits, the per-topic fetch
  * interval, subscriptions per callback host), no polling, warnings only in the log.
  */
-export function hubEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+function hubEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     PORT: '0',
     HOST: '127.0.0.1',

@@ -42,7 +42,7 @@ function routeLabel(path: string): string {
 }
 
 /** express "trust proxy": believe X-Forwarded-For only from the proxies TRUST_PROXY names. */
-export function trustedProxies(cidrs: string[]): (addr: string) => boolean {
+function trustedProxies(cidrs: string[]): (addr: string) => boolean {
   const list = new BlockList();
   for (const c of cidrs) {
     const [addr = '', bits] = c.split('/');

@@ -18,7 +18,7 @@ export interface ChangeEvent {
 }
 
 /** What a browser receives for a change: the new entries, or the raw body for other content (or entries that do not parse). */
-export function changeEvent(content: Content): ChangeEvent {
+function changeEvent(content: Content): ChangeEvent {
   const entries = content.entries?.() ?? null;
   const textual = /^(text\/|application\/(json|xml|[\w.+-]+\+(json|xml)))/i.test(content.contentType);
   // Text in its own charset (the Content-Type's, a BOM's, an XML declaration's): an ISO-8859-1

@@ -40,7 +40,7 @@ export class LocalEventBus implements EventBus {
 }
 
 /** PostgreSQL refuses NOTIFY payloads of 8,000 bytes or more; this leaves room for the envelope. */
-export const NOTIFY_MAX_BYTES = 7900;
+const NOTIFY_MAX_BYTES = 7900;
 
 export interface PgEventBusOptions {
   connectionString: string;

@@ -942,7 +942,7 @@ function noop(): void {}
  * The rssCloud callback URL: https when the protocol is https-post or the port is 443, an
  * explicit port always, IPv4-mapped prefixes stripped and IPv6 hosts bracketed.
  */
-export function rssCloudCallback(protocol: RssCloudProtocol, port: string, path: string, host: string): string | undefined {
+function rssCloudCallback(protocol: RssCloudProtocol, port: string, path: string, host: string): string | undefined {
   const scheme = protocol === 'https-post' || port === '443' ? 'https' : 'http';
   // A `domain` with a path, query, fragment or user in it ended the host early: `cb.example/x`
   // on port 5337 was called at http://cb.example/x:5337/…, on port 80.

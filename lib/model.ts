@@ -6,7 +6,7 @@ import type { SignatureAlgorithm } from './config.js';
 export type RssCloudProtocol = 'http-post' | 'https-post' | 'xml-rpc';
 export type Protocol = RssCloudProtocol | 'websub';
 
-export const RSSCLOUD_PROTOCOLS: readonly RssCloudProtocol[] = ['http-post', 'https-post', 'xml-rpc'];
+const RSSCLOUD_PROTOCOLS: readonly RssCloudProtocol[] = ['http-post', 'https-post', 'xml-rpc'];
 
 export function isRssCloudProtocol(p: string): p is RssCloudProtocol {
   return (RSSCLOUD_PROTOCOLS as readonly string[]).includes(p);

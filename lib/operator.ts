@@ -78,7 +78,7 @@ function callbackAuthority(callback: string): string {
  * each open dashboard; at a million subscriptions on PostgreSQL its store reads take most of a
  * second, so they are shared by everyone loading a page within this long (see SharedRead).
  */
-export const PAGE_READ_MAX_AGE_MS = 2000;
+const PAGE_READ_MAX_AGE_MS = 2000;
 
 export class Operator {
   private readonly now: () => number;

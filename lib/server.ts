@@ -24,7 +24,7 @@ import { Verifier } from './verify.js';
 import { LazyChange, fitEvent } from './change-event.js';
 import { describeError } from './notifier/outcome.js';
 
-export const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
+const USER_AGENT = 'Pushbutton/0.1 (rssCloud and WebSub hub)';
 const CLEANUP_INTERVAL_MS = 24 * 3600_000;
 const SHUTDOWN_GRACE_MS = 5000;
 

@@ -17,7 +17,7 @@ import type { Store } from './store/store.js';
  * The most feeds one site may stand for: every ping of the site reads each of them, so a page
  * listing many URLs (perhaps on someone else's server) cannot turn one ping into many fetches.
  */
-export const MAX_FEEDS_PER_SITE = 5;
+const MAX_FEEDS_PER_SITE = 5;
 
 
 /**
@@ -27,7 +27,7 @@ export const MAX_FEEDS_PER_SITE = 5;
  * as WordPress's wp-json ones, which are not feeds). URLs longer than the hub accepts, and the
  * page itself, are left out.
  */
-export function feedsOf(discovery: Discovery, pageUrl: string, maxUrlLength: number): string[] {
+function feedsOf(discovery: Discovery, pageUrl: string, maxUrlLength: number): string[] {
   const feeds: string[] = [];
   for (const alt of discovery.alternates) {
     if (feeds.length >= MAX_FEEDS_PER_SITE) break;

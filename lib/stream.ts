@@ -30,7 +30,7 @@ export function topicChannel(url: string): string {
 export const ACTIVITY_CHANNEL = 'activity';
 
 /** Channels whose last eviction is remembered; past it the oldest-updated is forgotten. */
-export const EVICTED_CHANNELS_KEPT = 10_000;
+const EVICTED_CHANNELS_KEPT = 10_000;
 
 export class StreamHub {
   private readonly boot = randomBytes(4).toString('hex');

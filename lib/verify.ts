@@ -9,7 +9,7 @@ import { describeError } from './notifier/outcome.js';
 /** rssCloud follows redirects on the challenge GET, as the reference server does. */
 const RSSCLOUD_CHALLENGE_REDIRECTS = 5;
 
-export function newChallenge(): string {
+function newChallenge(): string {
   return randomBytes(16).toString('hex');
 }
 
@@ -18,7 +18,7 @@ export function newChallenge(): string {
  * §5.1.1). A fragment stays last: an rssCloud path may end in one (`/rss#top`), and the challenge
  * appended after it was never sent, so the handler test of a working callback failed.
  */
-export function withQuery(url: string, params: URLSearchParams): string {
+function withQuery(url: string, params: URLSearchParams): string {
   const hash = url.indexOf('#');
   const base = hash === -1 ? url : url.slice(0, hash);
   const fragment = hash === -1 ? '' : url.slice(hash);

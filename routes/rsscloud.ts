@@ -17,7 +17,7 @@ const PING_PATHS = ['/ping', '/rsscloud/ping'];
 type Root = 'notifyResult' | 'result';
 
 /** XML unless the client prefers JSON; an unknown Accept gets XML rather than 406. */
-export function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
+function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
   res.status(status);
   if (req.accepts(['xml', 'json']) === 'json') {
     res.type('application/json; charset=utf-8').send(JSON.stringify({ success, msg }));

@@ -12,14 +12,14 @@ import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
 /** REC §5.1: hub.secret MUST be less than 200 bytes. */
-export const MAX_SECRET_BYTES = 199;
+const MAX_SECRET_BYTES = 199;
 
 /**
  * The largest form (subscribe, unsubscribe, publish): a few URLs need a few KB. Only a fat ping,
  * which is not a form, needs WEBSUB_MAX_BODY_BYTES; a form that size, easily sent compressed,
  * cost ~200 ms of the hub's one thread to decode.
  */
-export const MAX_FORM_BYTES = 64 * 1024;
+const MAX_FORM_BYTES = 64 * 1024;
 
 export interface WebSubFaceOptions {
   maxBodyBytes: number;

@@ -47,15 +47,15 @@ export interface LinkValue {
 }
 
 /** Only this much of a body is ever looked at. */
-export const MAX_DISCOVERY_BODY = 2 * 1024 * 1024;
+const MAX_DISCOVERY_BODY = 2 * 1024 * 1024;
 /** Only this much of an HTML body is scanned for <link> tags. */
-export const MAX_DISCOVERY_HTML = 256 * 1024;
+const MAX_DISCOVERY_HTML = 256 * 1024;
 /**
  * Only this much of an XML feed is parsed for the feed's own links, which come before the
  * entries in every feed seen. Parsing costs ~0.5 ms per KB on the hub's one thread: the whole
  * 2 MB held it for a second per discover request or site ping.
  */
-export const MAX_DISCOVERY_XML = 128 * 1024;
+const MAX_DISCOVERY_XML = 128 * 1024;
 const MAX_LINK_HEADER = 64 * 1024;
 const MAX_LINKS = 1000;
 const MAX_XML_DEPTH = 100;
@@ -542,7 +542,7 @@ function visitFeedElement(node: XNode, name: string, ns: Namespaces, topic: stri
  * sees a clean if unclosed prefix (an unclosed CDATA section, as full-content feeds cut
  * anywhere have, made it refuse the whole document).
  */
-export function xmlHead(xml: string, max: number): string {
+function xmlHead(xml: string, max: number): string {
   let head = xml.length > max ? xml.slice(0, max) : xml;
   const entry = /<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]/.exec(head);
   if (entry) head = head.slice(0, entry.index);

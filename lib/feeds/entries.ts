@@ -95,7 +95,7 @@ export const MAX_DIFF_BODY = 10 * 1024 * 1024;
  */
 export const MAX_DIFF_ENTRIES = 2000;
 /** Summaries taken from full content are cut to this many characters. */
-export const SUMMARY_FROM_CONTENT_CHARS = 500;
+const SUMMARY_FROM_CONTENT_CHARS = 500;
 const MAX_XML_DEPTH = 256;
 
 const DC_NS = 'http://purl.org/dc/elements/1.1/';

@@ -55,7 +55,7 @@ const PLAIN_TRUE =
  */
 const FAULT = /^\s*(?:<\?xml[^>]*\?>\s*)?<methodResponse>\s*<fault[\s>]/;
 
-export function judgeReply(xml: string, status: number): DeliveryOutcome {
+function judgeReply(xml: string, status: number): DeliveryOutcome {
   if (xml.length < 512 && PLAIN_TRUE.test(xml)) return { ok: true, status };
   let reply;
   try {

@@ -9,7 +9,7 @@ import { sign } from '../signature.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
-export function linkHeader(hubUrl: string, topic: string): string {
+function linkHeader(hubUrl: string, topic: string): string {
   return `<${linkTarget(hubUrl)}>; rel="hub", <${linkTarget(topic)}>; rel="self"`;
 }
 
@@ -19,7 +19,7 @@ export function linkHeader(hubUrl: string, topic: string): string {
  * percent-encoded as UTF-8, so one cannot end the target early or break the header. A URL that
  * is already a valid URI is unchanged, and so still equal to the topic its subscriber asked for.
  */
-export function linkTarget(url: string): string {
+function linkTarget(url: string): string {
   return url.replace(/[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/gu, (c) => {
     let out = '';
     for (const byte of Buffer.from(c, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;

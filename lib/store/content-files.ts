@@ -6,7 +6,7 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, replaceFile, syncDir } from './fs-durable.js';
 
-export const CONTENT_DIR = 'content';
+const CONTENT_DIR = 'content';
 const NAME_RE = /^[0-9a-f]{16}-\d+\.bin$/;
 
 export function contentFileName(topic: string, version: number): string {

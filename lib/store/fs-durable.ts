@@ -22,7 +22,7 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /** Hidden temp name next to the target, so that directory listings can tell it apart. */
-export function tempPathFor(file: string): string {
+function tempPathFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
 }
 
