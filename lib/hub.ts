@@ -128,10 +128,6 @@ export class Hub extends EventEmitter {
     this.sites = new Sites({ config: deps.config, store: deps.store, http: deps.http, now: this.now });
   }
 
-  get hubUrl(): string {
-    return `${this.deps.config.publicUrl}/websub`;
-  }
-
   // ---- rssCloud -------------------------------------------------------------------------
 
   /** rssCloud pleaseNotify. Resolves to null on success (any URL verified), else the first failure. */

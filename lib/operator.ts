@@ -4,7 +4,6 @@
 import type { Activity, ActivityLog } from './activity.js';
 import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
-import { callbackHost } from './model.js';
 import type { Notifier } from './notifier/notifier.js';
 import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
@@ -186,16 +185,6 @@ export class Operator {
       handledVersion: sub.deliveredVersion ?? 0,
       hostPausedUntil: paused ? iso(paused.until) : null,
     };
-  }
-
-  /** Subscriptions of one topic as the operator may see them: hosts, not callback URLs. */
-  async subscriptionsOf(topic: string): Promise<{ host: string; protocol: string; expires: string; errors: number }[]> {
-    return (await this.deps.store.subscriptionsOf(topic)).map((s) => ({
-      host: callbackHost(s.callback),
-      protocol: s.protocol,
-      expires: iso(s.whenExpires),
-      errors: s.ctConsecutiveErrors,
-    }));
   }
 
   async dropSubscription(topic: string, callback: string): Promise<boolean> {
