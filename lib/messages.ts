@@ -85,6 +85,11 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
  */
 export const HUB_FAILURE_WORDS = 'The hub could not complete the request because of a problem on its side. Please try again later.';
 
+/** The words for a request body the hub refused to read (routes/body.ts gives the status): 413 too large, else unreadable. */
+export function unreadableBodyMessage(status: number): string {
+  return status === 413 ? 'The request body is too large.' : 'The request body could not be read.';
+}
+
 export const XMLRPC_FAULT_CODE = 4;
 
 export function xmlRpcArityMessage(method: string, tooMany: boolean): string {

@@ -7,7 +7,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import { decodeBytes, mediaType } from '../lib/feeds/discover.js';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
-import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
+import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, unreadableBodyMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
 import {
   buildFault,
   buildMethodResponse,
@@ -62,7 +62,7 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
   router.use('/RPC2', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
-    send(res, { fault: status === 413 ? 'The request body is too large.' : 'The request body could not be read.' }, status);
+    send(res, { fault: unreadableBodyMessage(status) }, status);
   });
   return router;
 }

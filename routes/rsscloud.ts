@@ -5,7 +5,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import type { Logger } from '../lib/log.js';
-import { HUB_FAILURE_WORDS, RSSCLOUD_WORDS, messageFor, type HubError } from '../lib/messages.js';
+import { HUB_FAILURE_WORDS, RSSCLOUD_WORDS, messageFor, unreadableBodyMessage, type HubError } from '../lib/messages.js';
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { clientAddress, rateLimit } from './rate.js';
@@ -106,7 +106,6 @@ function fail(req: Request, res: Response, root: Root, error: HubError, context:
 function bodyError(err: unknown, req: Request, res: Response, root: Root): boolean {
   const status = bodyErrorStatus(err, res);
   if (status === undefined) return false;
-  const msg = status === 413 ? 'The request body is too large.' : 'The request body could not be read.';
-  sendResult(req, res, root, false, msg, status);
+  sendResult(req, res, root, false, unreadableBodyMessage(status), status);
   return true;
 }

@@ -5,7 +5,7 @@
 // clients still send them.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { BUSY_RETRY_AFTER_SECONDS, messageFor } from '../lib/messages.js';
+import { BUSY_RETRY_AFTER_SECONDS, messageFor, unreadableBodyMessage } from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { rateLimit } from './rate.js';
@@ -66,7 +66,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   router.use('/websub', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
-    text(res, status, status === 413 ? 'The request body is too large.' : 'The request body could not be read.');
+    text(res, status, unreadableBodyMessage(status));
   });
   return router;
 }
