@@ -4,6 +4,7 @@
 import type { Activity, ActivityLog } from './activity.js';
 import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
+import { hostOf } from './notifier/host-limiter.js';
 import type { Notifier } from './notifier/notifier.js';
 import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
@@ -62,15 +63,6 @@ export interface OperatorDeps {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-
-/** host[:port] as the notifier keys its circuit breaker (a default port left out). */
-function callbackAuthority(callback: string): string {
-  try {
-    return new URL(callback).host;
-  } catch {
-    return '';
-  }
-}
 
 /**
  * How old the store's part of the pages may be. `/stats.json` is public and polled every 3 s by
@@ -165,7 +157,8 @@ export class Operator {
     const sub = await store.getSubscription(topic, callback);
     if (!sub || (sub.secret !== undefined && (secret === undefined || !sameSecret(secret, sub.secret)))) return undefined;
     const topicVersion = (await store.getTopic(topic))?.version ?? 0;
-    const host = callbackAuthority(callback);
+    // Keyed as the notifier keys its circuit breaker: host[:port], a default port left out.
+    const host = hostOf(callback);
     const paused = notifier.pausedHosts().find((h) => h.host === host);
     return {
       topic,
