@@ -55,6 +55,13 @@ const OP_NAMES = new Set<string>([
   'clear',
 ]);
 
+/** A parsed journal line naming an op this build knows, its fields not yet checked (see wellFormed). */
+type RawOp = Record<string, unknown> & { op: JournalOp['op'] };
+
+function isRawOp(v: Record<string, unknown>): v is RawOp {
+  return typeof v['op'] === 'string' && OP_NAMES.has(v['op']);
+}
+
 /** The single journal of the store before it was sharded; replayed first, then removed. */
 export const LEGACY_JOURNAL = 'journal.ndjson';
 const SEGMENT_RE = /^journal-(\d{8,})\.ndjson$/;
@@ -115,30 +122,30 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
     start = end + 1;
     lineNo++;
     if (line === '') continue;
-    let op: unknown;
+    let parsed: unknown;
     try {
-      op = JSON.parse(line);
+      parsed = JSON.parse(line);
     } catch {
-      op = undefined;
+      parsed = undefined;
     }
-    // A fragment that happens to parse (a number, a string) is no op either.
-    if (typeof op !== 'object' || op === null || typeof (op as { op?: unknown }).op !== 'string') {
+    // A fragment that happens to parse (a number, a string, an array) is no op either.
+    if (!isRecord(parsed) || typeof parsed['op'] !== 'string') {
       unreadable.push({ line: lineNo, text: line });
       continue;
     }
     // An op this build does not know (a newer one wrote it) stops open(): skipping it would drop data.
-    if (!OP_NAMES.has((op as { op: string }).op)) {
+    if (!isRawOp(parsed)) {
       throw new Error(`${path.basename(file)}: unknown journal op ${JSON.stringify(line.slice(0, 40))}`);
     }
-    op = upgraded(op as JournalOp);
+    const op = upgraded(parsed);
     // A flipped bit in a field's name still parses: applied, the op threw a TypeError that
     // stopped open() without naming the file. Such a line is damage like any other.
-    if (!wellFormed(op as JournalOp)) {
+    if (!wellFormed(op)) {
       unreadable.push({ line: lineNo, text: line });
       continue;
     }
     damaged = unreadable.length;
-    apply(op as JournalOp);
+    apply(op);
     // Open is not the hot path, but a long journal should not hold the loop for its whole length.
     if (++applied % 5000 === 0) await yieldToLoop();
   }
@@ -152,12 +159,11 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
  * error and lost the counters and delivered versions in them, so a version still owed to a
  * failing subscriber was sent again to every subscriber that already had it.
  */
-function upgraded(op: JournalOp): JournalOp {
-  const o = op as unknown as Record<string, unknown>;
-  if (op.op !== 'subStats' || o['rows'] !== undefined || !str(o['callback']) || !isRecord(o['stats'])) return op;
+function upgraded(o: RawOp): RawOp {
+  if (o.op !== 'subStats' || o['rows'] !== undefined || !str(o['callback']) || !isRecord(o['stats'])) return o;
   const s = o['stats'];
   // Anything else missing is damage, left for wellFormed to refuse.
-  if (!num(s['ctUpdates']) || !num(s['ctErrors']) || !num(s['ctConsecutiveErrors'])) return op;
+  if (!num(s['ctUpdates']) || !num(s['ctErrors']) || !num(s['ctConsecutiveErrors'])) return o;
   const time = (v: unknown): number | null => (num(v) ? (v as number) : null);
   const row: StatsRow = [
     o['callback'] as string,
@@ -168,7 +174,7 @@ function upgraded(op: JournalOp): JournalOp {
     time(s['whenLastError']),
     num(s['deliveredVersion']) ? (s['deliveredVersion'] as number) : 0,
   ];
-  return { op: 'subStats', topic: o['topic'] as string, rows: [row] };
+  return { op: 'subStats', topic: o['topic'], rows: [row] };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -179,10 +185,9 @@ const str = (v: unknown): boolean => typeof v === 'string';
 const num = (v: unknown): boolean => typeof v === 'number';
 
 /** Whether an op of a known name carries the fields its apply reads (see State.apply). */
-function wellFormed(op: JournalOp): boolean {
-  const o = op as unknown as Record<string, unknown>;
+function wellFormed(o: RawOp): o is JournalOp {
   const rec = (k: string): Record<string, unknown> | undefined => (isRecord(o[k]) ? o[k] : undefined);
-  switch (op.op) {
+  switch (o.op) {
     case 'putTopic':
       return str(rec('topic')?.['url']);
     case 'delTopic':
