@@ -88,17 +88,16 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   admin.use(readsBody(16 * 1024, express.json({ limit: '16kb' })));
   admin.use(failureReply({ ok: false, error: TRY_AGAIN }));
   admin.post('/subscriptions/delete', async (req, res) => {
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const topic = parseHttpUrl(typeof body['topic'] === 'string' ? body['topic'] : undefined);
-    const callback = parseHttpUrl(typeof body['callback'] === 'string' ? body['callback'] : undefined);
+    const topic = parseHttpUrl(stringField(req.body, 'topic'));
+    const callback = parseHttpUrl(stringField(req.body, 'callback'));
     if (typeof topic !== 'string' || typeof callback !== 'string') {
       return void res.status(400).json({ ok: false, error: 'topic and callback must be absolute http(s) URLs' });
     }
     res.json({ ok: true, deleted: await operator.dropSubscription(topic, callback) });
   });
   admin.post('/hosts/retry', (req, res) => {
-    const host = ((req.body ?? {}) as Record<string, unknown>)['host'];
-    if (typeof host !== 'string' || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
+    const host = stringField(req.body, 'host');
+    if (host === undefined || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
     res.json({ ok: true, woken: operator.retryHost(host) });
   });
   // A body the JSON parser refused is the operator's mistake: 400 (or 413), never the app's 500.
@@ -110,6 +109,12 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   });
   router.use('/admin', admin);
   return router;
+}
+
+/** A string field of a JSON body (express.json gives an object, an array or nothing), else undefined. */
+function stringField(body: unknown, name: string): string | undefined {
+  const v: unknown = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
+  return typeof v === 'string' ? v : undefined;
 }
 
 function bearerToken(header: string | undefined): string | undefined {
