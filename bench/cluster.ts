@@ -39,7 +39,7 @@ import { Agent } from 'undici';
 import type { StoreCounts } from '../lib/store/store.js';
 import { postmasterPid, startPgServer, type PgServer } from '../test/helpers/pg-server.js';
 import path from 'node:path';
-import { fmt, installCleanup, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
+import { fmt, installCleanup, line, machineLine, mixedSubscribers, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
 
 function envInt(name: string, dflt: number): number {
   const v = process.env[name]?.trim();
@@ -437,26 +437,12 @@ interface AResult {
   seedMs: number;
 }
 
-function fanSubscribers(sink: Sink, tag: string, n: number): SeedSub[] {
-  return Array.from({ length: n }, (_, i): SeedSub => {
-    const base = `http://127.0.0.1:${portOf(sink, i)}`;
-    switch (i % 3) {
-      case 0:
-        return { callback: `${base}/rss/${tag}/${i}`, protocol: 'http-post' };
-      case 1:
-        return { callback: `${base}/rpc/${tag}/${i}`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated' };
-      default:
-        return { callback: `${base}/ws/${tag}/${i}?user=${i}`, protocol: 'websub', secret: `secret-${tag}-${i}` };
-    }
-  });
-}
-
 /** A topic with `n` subscribers seeded through `hub`'s Store API, read once so it has a version. */
 async function fanTopic(hub: HubProcess, sink: Sink, tag: string, n: number): Promise<{ topic: string; seedMs: number }> {
   const topic = `${sink.base}/feed/changing/${tag}`;
   const first = await postForm(`${hub.url}/ping`, { url: topic });
   if (first.status !== 200) throw new Error(`first ping answered ${first.status}: ${first.text}`);
-  const seeded = await hub.child.call<{ ms: number }>('seed', { topic, subs: fanSubscribers(sink, tag, n) }, 600_000);
+  const seeded = await hub.child.call<{ ms: number }>('seed', { topic, subs: mixedSubscribers(sink, tag, n) }, 600_000);
   return { topic, seedMs: seeded.ms };
 }
 

@@ -355,6 +355,24 @@ export interface Sink {
   base: string;
 }
 
+/**
+ * `n` subscribers on the sink's ports in turn, a third of each protocol: rssCloud http-post at
+ * /rss/, xml-rpc at /rpc/, WebSub with a secret at /ws/ (the sink counts each by that path).
+ */
+export function mixedSubscribers(sink: Sink, tag: string, n: number): SeedSub[] {
+  return Array.from({ length: n }, (_, i): SeedSub => {
+    const base = `http://127.0.0.1:${sink.ports[i % sink.ports.length]}`;
+    switch (i % 3) {
+      case 0:
+        return { callback: `${base}/rss/${tag}/${i}`, protocol: 'http-post' };
+      case 1:
+        return { callback: `${base}/rpc/${tag}/${i}`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated' };
+      default:
+        return { callback: `${base}/ws/${tag}/${i}?user=${i}`, protocol: 'websub', secret: `secret-${tag}-${i}` };
+    }
+  });
+}
+
 export async function startSink(ports = 8): Promise<Sink> {
   const { child, ready } = await spawnChild<{ ports: number[] }>('sink.ts', { args: [String(ports)] });
   return { child, ports: ready.ports, base: `http://127.0.0.1:${ready.ports[0]}` };

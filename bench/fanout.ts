@@ -5,7 +5,7 @@
 // with the hub's global concurrency, to the same callbacks with the same bodies. Prints the
 // ratio hub / ceiling. Run: npx tsx bench/fanout.ts   (FANOUT_N=1000,10000 FANOUT_REPEAT=3)
 import path from 'node:path';
-import { fmt, line, machineLine, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
+import { fmt, line, machineLine, mixedSubscribers, percentile, postForm, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
 import type { CeilingTarget } from './hub-child.js';
 
 /** Numbers the CPU profiles of the hub runs (BENCH_PROFILE_DIR). */
@@ -50,20 +50,6 @@ function figures(t0: number, s: SinkStats): RunFigures {
   return { deliveries: s.count, lastMs, firstMs: lat[0] ?? NaN, rate: s.count / (lastMs / 1000), p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
-function subscribers(sink: Sink, tag: string, n: number): SeedSub[] {
-  return Array.from({ length: n }, (_, i): SeedSub => {
-    const base = `http://127.0.0.1:${sink.ports[i % sink.ports.length]}`;
-    switch (i % 3) {
-      case 0:
-        return { callback: `${base}/rss/${tag}/${i}`, protocol: 'http-post' };
-      case 1:
-        return { callback: `${base}/rpc/${tag}/${i}`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated' };
-      default:
-        return { callback: `${base}/ws/${tag}/${i}?user=${i}`, protocol: 'websub', secret: `secret-${tag}-${i}` };
-    }
-  });
-}
-
 function kindOf(sub: SeedSub): Kind {
   return sub.protocol === 'websub' ? 'ws' : sub.protocol === 'xml-rpc' ? 'rpc' : 'rss';
 }
@@ -81,7 +67,7 @@ async function prepare(hub: HubProcess, sink: Sink, tag: string, n: number): Pro
   const first = await postForm(`${hub.url}/ping`, { url: topic });
   if (first.status !== 200) throw new Error(`first ping answered ${first.status}: ${first.text}`);
   const before = await hub.child.call<NodeJS.MemoryUsage>('memory');
-  const subs = subscribers(sink, tag, n);
+  const subs = mixedSubscribers(sink, tag, n);
   const seeded = await hub.child.call<{ ms: number }>('seed', { topic, subs });
   const after = await hub.child.call<NodeJS.MemoryUsage>('memory');
   return { topic, subs, seedMs: seeded.ms, heapPerSub: (after.heapUsed - before.heapUsed) / n };
