@@ -76,7 +76,7 @@ function judgeReply(xml: string, status: number): DeliveryOutcome {
  * faulting with 60 KB of words (the most of a reply the hub reads) made each of its deliveries
  * a 60 KB line, as many as it had subscriptions at every ping of their topics.
  */
-export const FAULT_WORDS_MAX = 200;
+const FAULT_WORDS_MAX = 200;
 
 function clip(words: string): string {
   // Not through the middle of a surrogate pair.
