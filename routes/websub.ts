@@ -34,6 +34,12 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   router.post('/websub', cors, rateLimit(opts.rate, refuse), refuseUnread, rawBody(opts.maxBodyBytes), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') === 'publish' && !isForm(req)) return fatPing(hub, req, res, query);
+    // The other parameters may come in the query string (see withQuery), never the secret: a URL
+    // is written to the access logs of the proxies and servers it passes, and whoever reads them
+    // could sign deliveries the subscriber takes as the hub's. Refused rather than ignored, which
+    // left a subscriber that checks signatures dropping every unsigned delivery, unaware. (An
+    // empty one is no secret, as in the body.)
+    if (query.getAll('hub.secret').some((s) => s !== '')) return text(res, 400, SECRET_IN_URL);
     // Compressed, a form's size is known only now.
     if (bodyBuffer(req).length > MAX_FORM_BYTES) return text(res, 413, FORM_TOO_LARGE);
     const body = isMultipartRequest(req) ? await multipartParams(req) : formParams(req);
@@ -72,6 +78,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
 }
 
 const FORM_TOO_LARGE = `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`;
+const SECRET_IN_URL = 'hub.secret must be sent in the request body, not in the URL, where logs keep it.';
 const NOT_A_FORM = 'The request body must be a form: application/x-www-form-urlencoded (or multipart/form-data).';
 
 /**

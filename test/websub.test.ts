@@ -848,6 +848,21 @@ describe('WebSub hub', function () {
       expect(sub.verifications('subscribe').map((r) => r.path)).to.deep.equal(['/from-body']);
       expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/from-body')]);
     });
+
+    it('refuses hub.secret in the query string (400), with the rest of the form in the body or not, and asks the callback nothing', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('secret'), contentType: DOC_TYPE });
+      const all = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback('/all'), 'hub.secret': 'in the logs' });
+      const text = await expectRefused(await fetch(`${hub.url}/websub?${all}`, { method: 'POST' }), 400);
+      expect(text).to.include('hub.secret');
+      const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback('/body') }).toString();
+      const res = await fetch(`${hub.url}/websub?hub.secret=in+the+logs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      await expectRefused(res, 400);
+      await quiet(hub);
+      expect(sub.verifications('subscribe')).to.deep.equal([]);
+      expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
+    });
   });
 
   // ---- delivery -----------------------------------------------------------------------
