@@ -184,8 +184,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 const str = (v: unknown): boolean => typeof v === 'string';
 const num = (v: unknown): boolean => typeof v === 'number';
 
-/** Whether an op of a known name carries the fields its apply reads (see MemoryState.apply). */
-function wellFormed(o: RawOp): o is JournalOp {
+/**
+ * Whether an op of a known name carries the fields its apply reads (see MemoryState.apply). Also
+ * the check of a snapshot shard's records (snapshot-file.ts), which are applied as the same ops.
+ */
+export function wellFormed(o: RawOp): o is JournalOp {
   const rec = (k: string): Record<string, unknown> | undefined => (isRecord(o[k]) ? o[k] : undefined);
   switch (o.op) {
     case 'putTopic':

@@ -20,7 +20,7 @@ import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
-import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
+import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
 import { subscriptionEnded, type ExpiryFilter, type Store, type StoreCounts, type SubscriptionLimit, type SubscriptionLimits, type TopicSubscriptions } from './store.js';
 
@@ -147,6 +147,10 @@ export class LowdbStore implements Store {
       if (!missing[k]) {
         if (db.data.format !== SHARD_FORMAT || db.data.shards !== SHARD_COUNT) {
           throw new Error(`${shardFileName(k)}: format ${db.data.format} with ${db.data.shards} shards; this build reads format ${SHARD_FORMAT} with ${SHARD_COUNT}`);
+        }
+        const problem = shardProblem(db.data);
+        if (problem !== undefined) {
+          throw new Error(`${path.join(this.dir, shardFileName(k))} is damaged (${problem}): restore it from a backup; the store does not open without it`);
         }
         this.state.load(db.data, k);
         o.shardsLoaded++;

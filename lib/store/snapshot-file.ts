@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
 import { isNotFound, replaceFile } from './fs-durable.js';
+import { wellFormed, type JournalOp } from './journal.js';
 
 /**
  * Part of the on-disk format: changing it (or shardOf) needs a migration, which open() refuses
@@ -83,6 +84,29 @@ export class DurableJSONFile<T> implements Adapter<T> {
     const text = JSON.stringify(data);
     return replaceFile(this.file, text);
   }
+}
+
+/**
+ * What makes a shard of this build's format unreadable, or undefined. Its records are applied as journal
+ * ops at open(), and one of the wrong shape (a hand edit, a file from another program) threw a
+ * TypeError there ("object is not iterable") that stopped the start without naming the file.
+ */
+export function shardProblem(data: ShardFile): string | undefined {
+  const lists: [keyof ShardFile, (r: never) => JournalOp][] = [
+    ['topics', (topic: Topic) => ({ op: 'putTopic', topic })],
+    ['subscriptions', (sub: Subscription) => ({ op: 'putSub', sub })],
+    ['outbox', (entry: OutboxEntry & { body?: string }) => ({ op: 'putOutbox', entry, ...(entry.body !== undefined && { body: entry.body }) })],
+    ['verifications', (v: PendingVerification) => ({ op: 'putVerification', v })],
+    ['sites', (site: Site) => ({ op: 'putSite', site })],
+  ];
+  for (const [key, asOp] of lists) {
+    const list: unknown = data[key];
+    if (list === undefined && key === 'sites') continue;
+    if (!Array.isArray(list)) return `"${key}" is not a list`;
+    const bad = list.findIndex((r: unknown) => typeof r !== 'object' || r === null || !wellFormed(asOp(r as never)));
+    if (bad !== -1) return `${key}[${bad}] is not a record this build can read: ${JSON.stringify(list[bad])?.slice(0, 80)}`;
+  }
+  return undefined;
 }
 
 export function shardDb(dir: string, k: number): Low<ShardFile> {
