@@ -2,11 +2,15 @@
 // the hub (a hand edit, a restore from the wrong place, another program): the start stops with
 // the file named and what is wrong with it, rather than a TypeError from deep inside open().
 import { expect } from 'chai';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
+import { Recorder, sleep } from './helpers/recorder.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
+import { contentFileName } from '../lib/store/content-files.js';
+import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
 import { emptyShard, shardFileName } from '../lib/store/snapshot-file.js';
+import { newSubscription, newTopic } from '../lib/model.js';
 
 async function startError(dir: string): Promise<string> {
   try {
@@ -42,3 +46,51 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () => describe('embedded st
     expect(message).to.include(file).and.include('subscriptions[1]');
   });
 }));
+
+embeddedOnly('cuts a file in DATA_DIR/content short', () =>
+  describe('embedded store: an outbox body file cut short', () => {
+    let sub: Recorder;
+    let dir: string;
+    before(async () => {
+      sub = await Recorder.start();
+    });
+    after(async () => {
+      await sub.close();
+    });
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    for (const compacted of [false, true]) {
+      it(`is not delivered as the version's content; the other topics' versions are (size from the ${compacted ? 'snapshot' : 'journal'})`, async () => {
+        dir = await tempDataDir();
+        // Versions waiting in the outbox when the hub stopped, each with a body in content/.
+        const store = new LowdbStore({ dir });
+        await store.open();
+        const now = Date.now();
+        for (const name of ['cut', 'whole']) {
+          const topic = `http://feed.example/${name}`;
+          await store.putTopic(newTopic(topic));
+          await store.putSubscription(newSubscription(topic, `${sub.url}/${name}`, 'websub', now, now + 3_600_000));
+          await store.putOutbox({ topic, version: 1, contentType: 'text/plain', createdAt: now }, Buffer.alloc(INLINE_BODY_MAX + 1000, name[0]));
+        }
+        if (compacted) await store.compact();
+        await store.close();
+        await truncate(path.join(dir, 'content', contentFileName('http://feed.example/cut', 1)), 100);
+
+        const hub = await startTestHub({}, dir);
+        try {
+          const [whole] = await sub.waitFor(1);
+          expect(whole!.url).to.equal('/whole');
+          expect(whole!.body.length).to.equal(INLINE_BODY_MAX + 1000);
+          // The cut version is skipped (logged), and leaves the outbox as a delivered one does.
+          for (const t0 = Date.now(); (await hub.store.listOutbox()).length > 0 && Date.now() - t0 < 5000; ) await sleep(20);
+          expect(await hub.store.listOutbox()).to.deep.equal([]);
+          expect(sub.requests.map((r) => r.url)).to.deep.equal(['/whole']);
+        } finally {
+          await hub.close();
+          sub.requests.length = 0;
+        }
+      });
+    }
+  }));

@@ -31,8 +31,11 @@ export type JournalOp =
    * a fixed order): a fan-out writes thousands of rows, and field names on every row doubled it.
    */
   | { op: 'subStats'; topic: string; rows: StatsRow[] }
-  /** `body`, base64, when the body is small enough to travel in the line (INLINE_BODY_MAX). */
-  | { op: 'putOutbox'; entry: OutboxEntry; body?: string }
+  /**
+   * `body`, base64, when the body is small enough to travel in the line (INLINE_BODY_MAX);
+   * otherwise `size`, the bytes of its file in content/ (absent in lines of older builds).
+   */
+  | { op: 'putOutbox'; entry: OutboxEntry; body?: string; size?: number }
   | { op: 'delOutbox'; topic: string; version: number }
   | { op: 'putVerification'; v: PendingVerification }
   | { op: 'delVerification'; id: string }
@@ -203,7 +206,7 @@ export function wellFormed(o: RawOp): o is JournalOp {
     case 'subStats':
       return str(o['topic']) && Array.isArray(o['rows']) && (o['rows'] as unknown[]).every((r) => Array.isArray(r) && str(r[0]));
     case 'putOutbox':
-      return str(rec('entry')?.['topic']) && num(rec('entry')?.['version']) && (o['body'] === undefined || str(o['body']));
+      return str(rec('entry')?.['topic']) && num(rec('entry')?.['version']) && (o['body'] === undefined || str(o['body'])) && (o['size'] === undefined || num(o['size']));
     case 'delOutbox':
       return str(o['topic']) && num(o['version']);
     case 'putVerification':

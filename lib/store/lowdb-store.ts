@@ -368,14 +368,28 @@ export class LowdbStore implements Store {
       if (body.length <= INLINE_BODY_MAX) return this.write({ op: 'putOutbox', entry: copy, body: body.toString('base64') });
       // The body is durable before the entry that points at it is journaled (or even visible).
       await this.content.write(name, body);
-      await this.write({ op: 'putOutbox', entry: copy });
+      await this.write({ op: 'putOutbox', entry: copy, size: body.length });
     });
   }
 
   async getOutboxBody(topic: string, version: number): Promise<Buffer | undefined> {
     if (!this.state.hasOutbox(topic, version)) return undefined;
     const inline = this.state.inlineBody(topic, version);
-    return inline !== undefined ? Buffer.from(inline, 'base64') : this.content.read(contentFileName(topic, version));
+    if (inline !== undefined) return Buffer.from(inline, 'base64');
+    const name = contentFileName(topic, version);
+    const body = await this.content.read(name);
+    const size = this.state.fileSize(topic, version);
+    // A file cut short (a restore that stopped midway, a damaged disk) went out to every
+    // subscriber as the version's content, with a signature that vouched for it.
+    if (body !== undefined && size !== undefined && body.length !== size) {
+      this.log.error('store: an outbox body file is not the size it was written at (the file is damaged); its version is not delivered', {
+        file: path.join(this.content.dir, name),
+        bytes: body.length,
+        written: size,
+      });
+      return undefined;
+    }
+    return body;
   }
 
   async outboxBodySize(topic: string, version: number): Promise<number | undefined> {

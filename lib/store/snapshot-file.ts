@@ -23,8 +23,8 @@ export interface ShardFile {
   shards: number;
   topics: Topic[];
   subscriptions: Subscription[];
-  /** With `body` (base64) for an entry whose body is kept inline rather than in content/. */
-  outbox: (OutboxEntry & { body?: string })[];
+  /** With `body` (base64) for an entry whose body is kept inline, `size` for one in content/ (see JournalOp). */
+  outbox: (OutboxEntry & { body?: string; size?: number })[];
   verifications: PendingVerification[];
   /** Added after format 1 shipped; absent in older files, which read as no sites. */
   sites?: Site[];
@@ -95,7 +95,7 @@ export function shardProblem(data: ShardFile): string | undefined {
   const lists: [keyof ShardFile, (r: never) => JournalOp][] = [
     ['topics', (topic: Topic) => ({ op: 'putTopic', topic })],
     ['subscriptions', (sub: Subscription) => ({ op: 'putSub', sub })],
-    ['outbox', (entry: OutboxEntry & { body?: string }) => ({ op: 'putOutbox', entry, ...(entry.body !== undefined && { body: entry.body }) })],
+    ['outbox', (entry: OutboxEntry & { body?: string; size?: number }) => ({ op: 'putOutbox', entry, ...(entry.body !== undefined && { body: entry.body }), ...(entry.size !== undefined && { size: entry.size }) })],
     ['verifications', (v: PendingVerification) => ({ op: 'putVerification', v })],
     ['sites', (site: Site) => ({ op: 'putSite', site })],
   ];

@@ -14,6 +14,8 @@ interface TopicEntry {
   outbox: Map<number, OutboxEntry> | undefined;
   /** Bodies of outbox entries kept inline (base64), by version; the others are in content/. */
   bodies: Map<number, string> | undefined;
+  /** Sizes of the bodies in content/, by version, where their entries recorded one. */
+  sizes: Map<number, number> | undefined;
 }
 
 class Partition {
@@ -75,6 +77,11 @@ export class MemoryState {
   /** The inline body (base64) of an outbox entry; undefined when its body is a file in content/. */
   inlineBody(topic: string, version: number): string | undefined {
     return this.entry(topic)?.bodies?.get(version);
+  }
+
+  /** The size recorded for an outbox entry's body in content/, to tell a truncated file. */
+  fileSize(topic: string, version: number): number | undefined {
+    return this.entry(topic)?.sizes?.get(version);
   }
 
   /** One topic's outbox entries (references, in no particular order). */
@@ -214,6 +221,8 @@ export class MemoryState {
         (e.outbox ??= new Map()).set(op.entry.version, op.entry);
         if (op.body !== undefined) (e.bodies ??= new Map()).set(op.entry.version, op.body);
         else if (e.bodies?.delete(op.entry.version) && e.bodies.size === 0) e.bodies = undefined;
+        if (op.size !== undefined) (e.sizes ??= new Map()).set(op.entry.version, op.size);
+        else if (e.sizes?.delete(op.entry.version) && e.sizes.size === 0) e.sizes = undefined;
         break;
       }
       case 'delOutbox': {
@@ -221,6 +230,7 @@ export class MemoryState {
         if (!e?.outbox?.delete(op.version)) break;
         if (e.outbox.size === 0) e.outbox = undefined;
         if (e.bodies?.delete(op.version) && e.bodies.size === 0) e.bodies = undefined;
+        if (e.sizes?.delete(op.version) && e.sizes.size === 0) e.sizes = undefined;
         this.prune(e);
         break;
       }
@@ -273,7 +283,9 @@ export class MemoryState {
     const wasDirty = this.parts[k]!.dirty;
     for (const topic of data.topics ?? []) this.apply({ op: 'putTopic', topic });
     for (const sub of data.subscriptions ?? []) this.apply({ op: 'putSub', sub });
-    for (const { body, ...entry } of data.outbox ?? []) this.apply({ op: 'putOutbox', entry, ...(typeof body === 'string' && { body }) });
+    for (const { body, size, ...entry } of data.outbox ?? []) {
+      this.apply({ op: 'putOutbox', entry, ...(typeof body === 'string' && { body }), ...(typeof size === 'number' && { size }) });
+    }
     for (const v of data.verifications ?? []) this.apply({ op: 'putVerification', v });
     for (const site of data.sites ?? []) this.apply({ op: 'putSite', site });
     this.parts[k]!.dirty = wasDirty;
@@ -318,7 +330,8 @@ export class MemoryState {
       if (e.outbox) {
         for (const o of e.outbox.values()) {
           const body = e.bodies?.get(o.version);
-          data.outbox.push(body === undefined ? o : { ...o, body });
+          const size = e.sizes?.get(o.version);
+          data.outbox.push(body !== undefined ? { ...o, body } : size !== undefined ? { ...o, size } : o);
         }
       }
     }
@@ -337,7 +350,7 @@ export class MemoryState {
     const p = this.parts[shardOf(url)]!;
     let e = p.entries.get(url);
     if (!e && create) {
-      e = { url, topic: undefined, subs: new Map(), outbox: undefined, bodies: undefined };
+      e = { url, topic: undefined, subs: new Map(), outbox: undefined, bodies: undefined, sizes: undefined };
       p.entries.set(url, e);
     }
     if (e) p.dirty = true;
