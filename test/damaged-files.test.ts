@@ -2,7 +2,8 @@
 // the hub (a hand edit, a restore from the wrong place, another program): the start stops with
 // the file named and what is wrong with it, rather than a TypeError from deep inside open().
 import { expect } from 'chai';
-import { rm, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
@@ -93,4 +94,50 @@ embeddedOnly('cuts a file in DATA_DIR/content short', () =>
         }
       });
     }
+  }));
+
+embeddedOnly('DATA_DIR is a path of the embedded store', () =>
+  describe('embedded store: a DATA_DIR the store cannot use', () => {
+    let dir: string;
+    beforeEach(async () => {
+      dir = await tempDataDir();
+    });
+    afterEach(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('names a DATA_DIR that is a file, or lies under one, as not a directory', async () => {
+      const file = path.join(dir, 'data');
+      await writeFile(file, '');
+      expect(await startError(file)).to.include(`${file} is not a directory`);
+      expect(await startError(path.join(file, 'below'))).to.include(`${path.join(file, 'below')} is not a directory`);
+    });
+
+    it('names a journal segment it may not remove (chattr +i), not a directory it never had', async function () {
+      const first = await startTestHub({}, dir);
+      const now = Date.now();
+      await first.store.putTopic(newTopic('http://feed.example/kept'));
+      await first.store.putSubscription(newSubscription('http://feed.example/kept', 'http://cb.example/kept', 'websub', now, now + 3_600_000));
+      await first.close();
+      const [segment] = (await readdir(dir)).filter((n) => n.startsWith('journal-'));
+      const file = path.join(dir, segment!);
+      try {
+        execFileSync('chattr', ['+i', file], { stdio: 'ignore' });
+      } catch {
+        this.skip(); // not root, or a file system without the flag
+      }
+      try {
+        const message = await startError(dir);
+        expect(message).to.include(file).and.not.include('scandir');
+      } finally {
+        execFileSync('chattr', ['-i', file]);
+      }
+      // With the flag gone, the start goes on and keeps what the segment holds.
+      const second = await startTestHub({}, dir);
+      try {
+        expect((await second.store.subscriptionsOf('http://feed.example/kept')).map((s) => s.callback)).to.deep.equal(['http://cb.example/kept']);
+      } finally {
+        await second.close();
+      }
+    });
   }));

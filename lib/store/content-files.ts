@@ -2,9 +2,9 @@
 // `<first 16 hex digits of sha256(topic)>-<version>.bin`, written durably before the outbox
 // entry that points at it is journaled.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isNotFound, replaceFile, syncDir } from './fs-durable.js';
+import { isNotFound, removeFile, replaceFile, syncDir } from './fs-durable.js';
 
 const CONTENT_DIR = 'content';
 const NAME_RE = /^[0-9a-f]{16}-\d+\.bin$/;
@@ -49,7 +49,7 @@ export class ContentFiles {
   }
 
   async remove(name: string): Promise<void> {
-    await rm(path.join(this.dir, name), { force: true });
+    await removeFile(path.join(this.dir, name));
   }
 
   /** Removes every file but the `live` ones (temp files of interrupted writes included). */

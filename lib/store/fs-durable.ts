@@ -1,7 +1,7 @@
 // Small file-system helpers for the embedded store: durable replace (temp file, fsync, rename),
 // directory fsync (a rename or a new file name is durable only once its directory is synced),
 // a yield to the event loop, and a per-key mutex for the outbox's content files.
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Files the store creates hold WebSub secrets: readable by the hub's user only. */
@@ -64,6 +64,19 @@ export async function checkWritable(dir: string): Promise<void> {
     await rm(probe, { force: true });
   } catch (e) {
     throw new Error(`${dir} is not writable (${e instanceof Error ? e.message : String(e)}): the store could keep nothing there`);
+  }
+}
+
+/**
+ * Removes a file, if it is there. rm({ force: true }) met a file it may not unlink (chattr +i or
+ * +a) by retrying it as a directory, and failed with "ENOTDIR: not a directory, scandir", which
+ * told the operator nothing about the flag on the file.
+ */
+export async function removeFile(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (e) {
+    if (!isNotFound(e)) throw e;
   }
 }
 

@@ -9,7 +9,7 @@
 // changed one at a time (yielding to the event loop between them), and deletes the old
 // segments only once every shard is durable. docs/adr/0002-embedded-store-durability.md
 // explains the choice and why a crash at any point recovers every acknowledged write.
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
@@ -17,7 +17,7 @@ import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
 import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
-import { checkWritable, isNotFound, KeyedMutex, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
+import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
 import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, type ShardFile } from './snapshot-file.js';
@@ -117,7 +117,12 @@ export class LowdbStore implements Store {
   async open(): Promise<void> {
     const started = performance.now();
     const o = this.counters.open;
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+      // mkdir said only "EEXIST: file already exists" of a DATA_DIR that names a file.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') throw new Error(`${path.resolve(this.dir)} is not a directory (it, or a directory above it, is a file): DATA_DIR names the directory the store keeps its files in (created when missing)`);
+      throw e;
+    });
     this.lock = await lockDataDir(this.dir);
     try {
       await this.load();
@@ -197,10 +202,10 @@ export class LowdbStore implements Store {
     const last = segments.at(-1) ?? 0;
     this.journal = new JournalWriter(this.dir, last + 1, (bytes) => this.compactIfDue(bytes));
     await this.persistShards(last);
-    if (legacy) await rm(path.join(this.dir, LEGACY_SNAPSHOT), { force: true });
+    if (legacy) await removeFile(path.join(this.dir, LEGACY_SNAPSHOT));
 
     for (const name of await readdir(this.dir)) {
-      if (/^\.snapshot-\d+\.json\.tmp$/.test(name)) await rm(path.join(this.dir, name), { force: true });
+      if (/^\.snapshot-\d+\.json\.tmp$/.test(name)) await removeFile(path.join(this.dir, name));
     }
     const live = new Set<string>();
     for (const e of this.state.outboxRefs()) live.add(contentFileName(e.topic, e.version));
@@ -699,9 +704,9 @@ export class LowdbStore implements Store {
     }
     if (todo.length > 0) await syncDir(this.dir);
     for (const n of await listSegments(this.dir)) {
-      if (n <= closed) await rm(path.join(this.dir, segmentName(n)), { force: true });
+      if (n <= closed) await removeFile(path.join(this.dir, segmentName(n)));
     }
-    await rm(path.join(this.dir, LEGACY_JOURNAL), { force: true });
+    await removeFile(path.join(this.dir, LEGACY_JOURNAL));
   }
 
   private async readLegacySnapshot(): Promise<LegacySnapshot | undefined> {
