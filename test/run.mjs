@@ -40,6 +40,7 @@ const SLOW = [
   'test/pg-outage.test.ts',
   'test/pg-silence.test.ts',
   'test/polling-schedule.test.ts',
+  'test/store.test.ts',
 ];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
