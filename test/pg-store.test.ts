@@ -129,6 +129,47 @@ describe('PostgreSQL store', function () {
       });
     });
 
+    it('migrates while a process of the older build writes a verified subscription (its locks in the other order): the start-up does not fail on the deadlock', async () => {
+      const topic = 'http://a/feed';
+      const callback = 'http://reader.example/cb';
+      await withClient(url, async (c) => {
+        await migrate(c, MIGRATIONS.filter((m) => m.version <= 8));
+        await c.query("INSERT INTO pending_verifications (id, mode, topic, callback, created_at) VALUES ('r1', 'subscribe', $1, $2, 1)", [topic, callback]);
+      });
+      const older = new pg.Client({ connectionString: url });
+      const starting = new pg.Client({ connectionString: url });
+      await Promise.all([older.connect(), starting.connect()]);
+      try {
+        // The older build's putVerifiedSubscription: the request's row held, then migration 5's function.
+        await older.query('BEGIN');
+        await older.query("SELECT 1 FROM pending_verifications WHERE id = 'r1' FOR SHARE");
+        const pid = (await starting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        const migrating = migrate(starting, MIGRATIONS.filter((m) => m.version <= 9)).then(
+          (report) => report,
+          (e: unknown) => e,
+        );
+        // The new process has altered subscriptions and waits for the held row's table.
+        for (;;) {
+          const { rows } = await older.query<{ w: string | null }>('SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1', [pid]);
+          if (rows[0]?.w === 'Lock') break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        const put = older
+          .query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) AS refused', [
+            100, 100, urlKey(topic), urlKey(callback), topic, callback, 'reader.example', 'websub', null, 'k', 3600, 0, 0, 0, 1, null, null, 2, 0,
+          ])
+          .then(
+            () => older.query('COMMIT'),
+            // The older build retries a deadlock victim's transaction (pg-store's retrying).
+            (e: unknown) => older.query('ROLLBACK').then(() => e),
+          );
+        const [outcome] = await Promise.all([migrating, put]);
+        expect(outcome).to.deep.equal({ from: 8, to: 9, applied: [9] });
+      } finally {
+        await Promise.all([older.end(), starting.end()]);
+      }
+    });
+
     it('refuses a database migrated by a newer build', async () => {
       await (await opened()).close();
       await withClient(url, (c) => c.query("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')"));

@@ -327,6 +327,28 @@ export interface MigrationReport {
  * newer build, rather than run against columns it does not know.
  */
 export async function migrate(client: pg.ClientBase, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationReport> {
+  // During a rolling upgrade the processes of the older build keep writing: one holding a
+  // verification's row (FOR SHARE) and then writing its subscription takes the tables' locks in
+  // the other order from a migration that alters both (9 does), and PostgreSQL ends one of the
+  // two. It ended the migration, so a new process failed to start until its restart. Rolled
+  // back whole, the run is simply tried again, behind the other's commit.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateOnce(client, migrations);
+    } catch (e) {
+      if (attempt >= DEADLOCK_ATTEMPTS || !isDeadlock(e)) throw e;
+    }
+  }
+}
+
+const DEADLOCK_ATTEMPTS = 5;
+
+function isDeadlock(e: unknown): boolean {
+  const code = (x: unknown): unknown => (typeof x === 'object' && x !== null ? (x as { code?: unknown }).code : undefined);
+  return code(e) === '40P01' || (e instanceof Error && code(e.cause) === '40P01');
+}
+
+async function migrateOnce(client: pg.ClientBase, migrations: readonly Migration[]): Promise<MigrationReport> {
   const target = migrations.reduce((v, m) => Math.max(v, m.version), 0);
   await client.query('BEGIN');
   try {
