@@ -364,7 +364,7 @@ async function fanOut(hubs: HubProcess[], via: HubProcess, sink: Sink, server: P
   if (profile) await via.child.call('profileStart');
   const t0 = wallNow();
   const res = await postForm(`${via.url}/websub`, { 'hub.mode': 'publish', 'hub.url': topic });
-  if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${res.text}`);
+  if (res.status !== 204) throw new Error(`publish answered ${res.status}: ${res.text}`);
   await sink.child.call('waitFor', { n, timeoutMs }, timeoutMs + 10_000);
   if (profile) await via.child.call('profileStop', { file: path.join(profile, `cluster-fanout-${n}-${++profiles}.cpuprofile`) });
   const cpu1 = await cpuNow(hubs, sink, server);

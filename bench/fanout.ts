@@ -80,7 +80,7 @@ async function hubRun(hub: HubProcess, sink: Sink, p: Prepared): Promise<{ fig: 
   const cpu0 = await hub.child.call<number>('cpu');
   const t0 = wallNow();
   const res = await postForm(`${hub.url}/websub`, { 'hub.mode': 'publish', 'hub.url': p.topic });
-  if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${res.text}`);
+  if (res.status !== 204) throw new Error(`publish answered ${res.status}: ${res.text}`);
   await sink.child.call('waitFor', { n: p.subs.length, timeoutMs: 120_000 });
   const cpu1 = await hub.child.call<number>('cpu');
   if (profile) await hub.child.call('profileStop', { file: path.join(profile, `fanout-${p.subs.length}-${++profiles}.cpuprofile`) });

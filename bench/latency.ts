@@ -1,7 +1,7 @@
 // Publish → first delivery at idle: one subscriber, 1,000 publishes one after another, each a
 // real change (the feed has a new entry on every read), timed from just before the publish
 // request is sent to the delivery's arrival at the subscriber (another process; one clock).
-//   - WebSub: POST hub.mode=publish (answered 202 at once), a WebSub subscriber with a secret;
+//   - WebSub: POST hub.mode=publish (answered 204 at once), a WebSub subscriber with a secret;
 //   - rssCloud: POST /ping (answered after the fan-out), an http-post subscriber.
 // Run: npx tsx bench/latency.ts   (LATENCY_N=1000)
 import { fmt, line, machineLine, percentile, postForm, profiled, record, sleep, startHubProcess, startSink, wallNow, type HubProcess, type SeedSub, type Sink } from './common.js';
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${sink.ports[0]}`;
     const websub = await series(hub, sink, 'websub', { callback: `${base}/ws/latency`, protocol: 'websub', secret: 's3cret' }, async (topic) => {
       const r = await postForm(`${hub.url}/websub`, { 'hub.mode': 'publish', 'hub.url': topic });
-      if (r.status !== 202) throw new Error(`publish answered ${r.status}: ${r.text}`);
+      if (r.status !== 204) throw new Error(`publish answered ${r.status}: ${r.text}`);
     });
     const rss = await series(hub, sink, 'rsscloud', { callback: `${base}/rss/latency`, protocol: 'http-post' }, async (topic) => {
       const r = await postForm(`${hub.url}/ping`, { url: topic });

@@ -1,5 +1,5 @@
 // The WebSub face at /websub: subscribe and unsubscribe (202, then verification of intent),
-// publish (hub.url and/or hub.topic, repeated, hub.url[] or comma-separated), authenticated fat
+// publish (hub.url and/or hub.topic, repeated, hub.url[] or comma-separated; 204 as in 0.3), authenticated fat
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
 // Forms come urlencoded or multipart, with parameters in the query string too, as PubSubHubbub
 // clients still send them.
@@ -183,6 +183,15 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
   const tooMuch = hub.checkUrls(accepted);
   if (tooMuch) return text(res, 400, messageFor(tooMuch, 'ping'));
   hub.publish(accepted);
+  // PubSubHubbub 0.3 §7.1, the only written contract of this ping: 204 once the URLs are
+  // accepted. Its PHP publisher library (pubsubhubbub/php-publisher, in Debian and Composer)
+  // counts nothing else as success, so a 202 made every ping look failed to its users and
+  // printed our reply into their pages. A refused URL still gets the 202 with a line per URL,
+  // so the publisher learns which one and why.
+  if (accepted.length === candidates.length) {
+    res.status(204).end();
+    return;
+  }
   text(res, 202, lines.join('\n'));
 }
 

@@ -212,8 +212,8 @@ describe('In a real browser (headless Chromium)', function () {
     await open('WebSub publish');
     await form('websub', 1).locator('[name="hub.url"]').fill(feed);
     await form('websub', 1).locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('Accepted: ${feed}')`, undefined, { timeout: 5000 });
-    expect(await reply.textContent()).to.include('HTTP 202');
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 204')`, undefined, { timeout: 5000 });
+    expect(await reply.textContent()).to.include('HTTP 204');
     await settled(hub);
     expect(errors).to.deep.equal([]);
   });
@@ -234,7 +234,7 @@ describe('In a real browser (headless Chromium)', function () {
 
     feedItems.unshift({ slug: 'via-websub', title: 'Published over WebSub', published: 'Wed, 08 May 2024 10:00:00 GMT', summary: 'A &lt;b&gt;bold&lt;/b&gt; claim.' });
     topics.set('/demo.xml', { body: rss(feedItems), contentType: RSS_TYPE });
-    expect((await publish(hub, feed)).status).to.equal(202);
+    expect((await publish(hub, feed)).status).to.equal(204);
     const first = page.locator('#entries .entry', { hasText: 'Published over WebSub' });
     await first.waitFor({ timeout: 5000 });
     expect(await first.locator('h3 a').getAttribute('href')).to.equal('https://blog.example/via-websub');
@@ -283,7 +283,7 @@ describe('In a real browser (headless Chromium)', function () {
     for (const title of ['Event B', 'Event C']) {
       feedItems.unshift(item(title.toLowerCase().replace(' ', '-'), title));
       topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
-      expect((await publish(hub, feed)).status).to.equal(202);
+      expect((await publish(hub, feed)).status).to.equal(204);
       await settled(hub);
     }
 

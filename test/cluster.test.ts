@@ -128,7 +128,7 @@ describe('three hub processes on one PostgreSQL database', function () {
       expect(notificationsAt(rss, '/notify')).to.have.length(1);
       await web.waitDeliveries(1, '/cb');
 
-      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(204);
       await rss.waitFor(2, (r) => r.path === '/notify');
       await web.waitDeliveries(2, '/cb');
       await sleep(1500); // a duplicate would show up now
@@ -213,7 +213,7 @@ describe('three hub processes on one PostgreSQL database', function () {
       // Somebody follows the topic, so a publish reads it and finds a change.
       expect((await postForm(c.url, { 'hub.mode': 'subscribe', 'hub.topic': feed, 'hub.callback': web.callback('/cb') })).status).to.equal(202);
       await until('the subscription', async () => (await store.getSubscription(feed, web.callback('/cb'))) !== undefined);
-      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+      expect((await postForm(c.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(204);
       const [change] = await stream.waitFor(1, (e) => e.event === 'change', 10_000);
       const data = JSON.parse(change!.data) as { topic: string; entries: { id: string; title: string | null }[] | null };
       expect(data.topic).to.equal(feed);
@@ -310,7 +310,7 @@ describe('a hub process on PostgreSQL stopped with SIGTERM mid-fan-out', functio
         );
       }
       // Answered at once (the fan-out goes on behind it), so SIGTERM has no request to wait for.
-      expect((await postForm(first.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(202);
+      expect((await postForm(first.url, { 'hub.mode': 'publish', 'hub.url': feed })).status).to.equal(204);
 
       /** SIGTERM once `more` deliveries went out, then check the process gave its claim back. */
       const stopMidway = async (hub: ChildHub, more: number): Promise<void> => {

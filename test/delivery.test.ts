@@ -106,7 +106,7 @@ function bodyReads(hub: { store: TestHub['store'] }): number[] {
 
 async function publishTo(hub: { url: string }, topic: string): Promise<void> {
   const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
-  expect(res.status, await res.text()).to.equal(202);
+  expect(res.status, await res.text()).to.equal(204);
 }
 
 /** A WebSub subscriber's answer: echoes a verification's challenge, else answers `status()`. */

@@ -100,7 +100,7 @@ describe('hub on PostgreSQL (DATABASE_URL)', function () {
     ]);
 
     topics.set('/pg-topic', { body: 'version two\n', contentType: 'text/plain' });
-    expect((await publish(hub, topic)).status).to.equal(202);
+    expect((await publish(hub, topic)).status).to.equal(204);
     const [delivery] = await webSub.waitDeliveries(1, '/cb');
     expect(delivery!.body.toString()).to.equal('version two\n');
     expect(delivery!.headers['content-type']).to.equal('text/plain');
@@ -281,7 +281,7 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
 
       for (const n of [1, 2]) {
         topics.set('/removal', { body: `state ${n}\n`, contentType: 'text/plain' });
-        expect((await form({ 'hub.mode': 'publish', 'hub.url': topic })).status, `publish ${n}`).to.equal(202);
+        expect((await form({ 'hub.mode': 'publish', 'hub.url': topic })).status, `publish ${n}`).to.equal(204);
         await webSub.waitDeliveries(n, '/cb');
         // Until the hub has tried to remove what it delivered (the first try fails).
         const tried = Date.now() + 5000;

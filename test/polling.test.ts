@@ -104,7 +104,7 @@ describe('polling fallback (POLL_MIN_SECONDS=1, POLL_DEFAULT_SECONDS=1, POLL_MAX
 
   async function publishAndRead(topic: string, path: string): Promise<void> {
     const before = publisher.reads(path).length;
-    expect((await publish(hub, topic)).status).to.equal(202);
+    expect((await publish(hub, topic)).status).to.equal(204);
     await publisher.waitReads(path, before + 1);
     await settled(hub);
   }

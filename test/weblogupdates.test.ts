@@ -438,7 +438,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       const b = blog();
       web.set(b.homePath, { body: homePage(wordpressHead(b.homePath)), contentType: HTML, etag: '"home-v1"' });
       // A WebSub publish names a topic, never a site: the page is read and remembered as a topic.
-      expect((await publish(hub, b.home)).status).to.equal(202);
+      expect((await publish(hub, b.home)).status).to.equal(204);
       await settled(hub);
       expect(reads(b.feedPath)).to.equal(0);
       web.rec.reset();
