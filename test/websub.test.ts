@@ -898,6 +898,8 @@ describe('WebSub hub', function () {
       const links = parseLinks(d!.headers['link']);
       expect(links.filter((l) => l.rel === 'hub').map((l) => l.url)).to.deep.equal([`${hub.config.publicUrl}/websub`]);
       expect(links.filter((l) => l.rel === 'self').map((l) => l.url)).to.deep.equal([topic]);
+      // Self first: a subscriber library still in use (npm `pubsubhubbub`) reads the first link as the topic.
+      expect(links.map((l) => l.rel)).to.deep.equal(['self', 'hub']);
       expect(d!.headers['x-hub-signature']).to.equal(undefined);
     });
 

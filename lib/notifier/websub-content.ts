@@ -9,8 +9,12 @@ import { sign } from '../signature.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError } from './outcome.js';
 
+/**
+ * Self first: the REC fixes no order, and a subscriber library still in use (npm `pubsubhubbub`)
+ * reads only the first link, as the topic; with the hub first it answered every delivery 400.
+ */
 function linkHeader(hubUrl: string, topic: string): string {
-  return `<${linkTarget(hubUrl)}>; rel="hub", <${linkTarget(topic)}>; rel="self"`;
+  return `<${linkTarget(topic)}>; rel="self", <${linkTarget(hubUrl)}>; rel="hub"`;
 }
 
 /**
