@@ -106,20 +106,27 @@ function start(topic) {
   count.textContent = '0';
   list.replaceChildren();
   empty.hidden = false;
-  setStatus('connecting', `Connecting to the hub for ${topic}…`);
   let batch = [];
-  current = follow(topic, {
-    onOpen: () => setStatus('open', `Live: waiting for ${topic} to change.`),
-    onError: ({ reconnecting }) => setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.'),
-    onReset: () => setStatus('open', 'Reconnected, but some changes were missed while away; new ones will show here.'),
-    onChange: () => {
-      const items = [];
-      batch = items;
-      queueMicrotask(() => show(items));
-    },
-    onEntry: (entry, change) => batch.push(entryItem(entry, change)),
-    onBody: (body, change) => batch.push(bodyItem(body, change)),
-  });
+  try {
+    current = follow(topic, {
+      onOpen: () => setStatus('open', `Live: waiting for ${topic} to change.`),
+      onError: ({ reconnecting }) => setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.'),
+      onReset: () => setStatus('open', 'Reconnected, but some changes were missed while away; new ones will show here.'),
+      onChange: () => {
+        const items = [];
+        batch = items;
+        queueMicrotask(() => show(items));
+      },
+      onEntry: (entry, change) => batch.push(entryItem(entry, change)),
+      onBody: (body, change) => batch.push(bodyItem(body, change)),
+    });
+  } catch (e) {
+    // A topic the hub would refuse (a fragment, credentials, not http(s)): follow() says why at
+    // once. Uncaught, the page said "Connecting…" for good and nothing else.
+    setStatus('error', `Cannot follow this URL: ${e instanceof Error ? e.message : e}`);
+    return;
+  }
+  setStatus('connecting', `Connecting to the hub for ${topic}…`);
   stopButton.disabled = false;
   const url = new URL(location.href);
   url.searchParams.set('topic', topic);
