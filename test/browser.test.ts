@@ -268,6 +268,24 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  it('the demo stays as wide as the window with a very long topic URL and long unbroken titles and links', async () => {
+    const long = `/${'t'.repeat(1800)}.xml`;
+    const feedItems = [item('w1', 'First')];
+    const feed = topics.set(long, { body: rss(feedItems), contentType: RSS_TYPE });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    feedItems.unshift({ slug: 'l'.repeat(400), title: `Привет ${'w'.repeat(400)}`, published: 'Wed, 08 May 2024 10:00:00 GMT', summary: 's'.repeat(400) });
+    topics.set(long, { body: rss(feedItems), contentType: RSS_TYPE });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    await page.locator('#entries .entry').first().waitFor({ timeout: 5000 });
+    const widths = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
+    expect(widths[0], 'the page scrolls sideways: scrollWidth vs clientWidth').to.be.at.most(widths[1]);
+    expect(errors).to.deep.equal([]);
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
