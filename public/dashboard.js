@@ -161,14 +161,36 @@ function addToLog(row) {
   while (log.children.length > LOG_MAX_ROWS) log.lastElementChild.remove();
 }
 
+/** After a refusal, the wait before the live log is opened again: doubled each time, up to a minute. */
+const LOG_RETRY_FIRST_MS = 2000;
+const LOG_RETRY_MAX_MS = 60_000;
+let logRetryMs = LOG_RETRY_FIRST_MS;
+let lastLogId = '';
+
 function connectLog() {
   const status = $('#live-status');
-  const source = new EventSource('events');
-  source.addEventListener('open', () => setStatus(status, 'open', 'Live log connected'));
+  // A fresh EventSource sends no Last-Event-ID: the id goes in the query, so the hub replays
+  // what was missed while refused, or says reset.
+  const source = new EventSource(lastLogId ? `events?lastEventId=${encodeURIComponent(lastLogId)}` : 'events');
+  const seen = (ev) => {
+    if (ev.lastEventId) lastLogId = ev.lastEventId;
+  };
+  source.addEventListener('open', () => {
+    logRetryMs = LOG_RETRY_FIRST_MS;
+    setStatus(status, 'open', 'Live log connected');
+  });
   source.addEventListener('error', () => {
-    setStatus(status, 'error', source.readyState === EventSource.CLOSED ? 'Live log closed' : 'Live log reconnecting…');
+    if (source.readyState !== EventSource.CLOSED) return void setStatus(status, 'error', 'Live log reconnecting…');
+    // The browser reconnects by itself after a dropped connection, never after a refusal (any
+    // status but 200: the hub's 429 to an address holding too many streams, a proxy's 502 while
+    // the hub restarts). Left closed, a dashboard open for days stayed dead until reloaded.
+    source.close();
+    setStatus(status, 'error', `Live log refused; trying again in ${Math.round(logRetryMs / 1000)} s…`);
+    setTimeout(connectLog, logRetryMs);
+    logRetryMs = Math.min(logRetryMs * 2, LOG_RETRY_MAX_MS);
   });
   source.addEventListener('activity', (ev) => {
+    seen(ev);
     let a;
     try {
       a = JSON.parse(ev.data);
@@ -178,7 +200,8 @@ function connectLog() {
     addToLog(logRow(a));
     refreshStatsSoon();
   });
-  source.addEventListener('reset', () => {
+  source.addEventListener('reset', (ev) => {
+    seen(ev);
     addToLog(el('li', { class: 'empty', 'data-kind': 'reset' }, 'Some events were missed while disconnected (the hub may have restarted).'));
     void refreshStats();
   });

@@ -168,6 +168,30 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // EventSource gives up for good on any answer but 200 (the hub's 429 to an address holding
+  // too many streams, a proxy's 502 while the hub restarts): the dashboard said "Live log
+  // closed" and showed nothing more until reloaded.
+  it("the dashboard's live log opens again after the hub refused it, and shows what comes after", async () => {
+    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
+    try {
+      const feed = topics.set('/dash-refused.xml', { body: rss([item('r1', 'One')]), contentType: RSS_TYPE });
+      // The address's one stream, held by another tab.
+      const holder = await openStream(`${capped.url}/events`);
+      const page = await context!.newPage();
+      const errors = watchErrors(page);
+      await page.goto(`${capped.url}/`);
+      await page.locator('#live-status[data-state="error"]').waitFor({ timeout: 5000 });
+      holder.close();
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
+      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 5000 });
+      // The refused loads are the browser's own console errors; nothing else.
+      expect(errors.filter((e) => !e.includes('429'))).to.deep.equal([]);
+    } finally {
+      await capped.destroy();
+    }
+  });
+
   it("the dashboard's forms send pleaseNotify, ping, subscribe and publish to the hub and show the raw reply", async () => {
     const feed = topics.set('/forms.xml', { body: rss([item('one', 'One')]), contentType: RSS_TYPE });
     const page = await context!.newPage();
