@@ -100,6 +100,27 @@ function show(items) {
   while (list.children.length > MAX_ENTRIES) list.lastElementChild.remove();
 }
 
+/**
+ * EventSource hides why a stream failed; the page asks the hub itself, so the reader learns
+ * whether the hub refused the feed (a URL too long, too many streams from this address) or
+ * cannot be reached at all, rather than only "reconnecting" for good.
+ */
+async function explain(following) {
+  let why;
+  try {
+    // HEAD first: the hub answers it as it would the stream, without holding one of the
+    // address's streams while the browser reconnects.
+    const head = await fetch(following.url, { method: 'HEAD', cache: 'no-store' });
+    if (head.ok) return; // the connection had only dropped; the browser is reconnecting
+    const res = await fetch(following.url, { cache: 'no-store' });
+    if (res.ok) return void (await res.body?.cancel());
+    why = `The hub refused to stream this feed (HTTP ${res.status}): ${(await res.text()).trim()}`;
+  } catch {
+    why = 'The hub cannot be reached; reconnecting…';
+  }
+  if (following === current && status.dataset.state === 'error') setStatus('error', why);
+}
+
 function start(topic) {
   stop();
   received = 0;
@@ -110,7 +131,10 @@ function start(topic) {
   try {
     current = follow(topic, {
       onOpen: () => setStatus('open', `Live: waiting for ${topic} to change.`),
-      onError: ({ reconnecting }) => setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.'),
+      onError: ({ reconnecting }) => {
+        setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.');
+        if (reconnecting) void explain(current);
+      },
       onReset: () => setStatus('open', 'Reconnected, but some changes were missed while away; new ones will show here.'),
       onChange: () => {
         const items = [];

@@ -292,6 +292,26 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // EventSource hides the hub's answer: a topic the hub refuses (longer than MAX_URL_LENGTH) and
+  // a hub that is gone both read "Connection lost; reconnecting…", for as long as the page was open.
+  it('the demo says when the hub refuses the feed, with its reason, and when the hub cannot be reached', async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    const tooLong = `https://blog.example/${'l'.repeat(2100)}.xml`;
+    await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(tooLong)}`);
+    await page.waitForFunction(`document.querySelector('#status').textContent.startsWith('The hub refused')`, undefined, { timeout: 5000 });
+    expect(await page.locator('#status').textContent()).to.include('HTTP 400').and.include('2048');
+
+    const gone = await startTestHub();
+    const feed = topics.set('/gone-hub.xml', { body: rss([item('g', 'G')]), contentType: RSS_TYPE });
+    await page.goto(`${gone.url}/demo?topic=${encodeURIComponent(feed)}`);
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await gone.destroy();
+    await page.waitForFunction(`document.querySelector('#status').textContent.startsWith('The hub cannot be reached')`, undefined, { timeout: 10_000 });
+    // What remains are the browser's own reports of the refused and failed loads.
+    expect(errors.filter((e) => !/400|ERR_CONNECTION_(REFUSED|RESET)/.test(e))).to.deep.equal([]);
+  });
+
   it('the demo stays as wide as the window with a very long topic URL and long unbroken titles and links', async () => {
     const long = `/${'t'.repeat(1800)}.xml`;
     const feedItems = [item('w1', 'First')];
