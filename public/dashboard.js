@@ -18,8 +18,16 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+const TIME_OF_DAY = { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false };
+
+/**
+ * A time in the viewer's zone, with its date when that is not today: the activity the hub keeps
+ * can be days old on a quiet hub, and a host can be paused past midnight.
+ */
 function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  const d = new Date(ms);
+  if (d.toDateString() === new Date().toDateString()) return d.toLocaleTimeString([], TIME_OF_DAY);
+  return d.toLocaleString([], { month: 'short', day: 'numeric', ...TIME_OF_DAY });
 }
 
 function since(iso) {

@@ -192,6 +192,27 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // On a quiet hub the recent deliveries and failures can be days old; shown as a bare time of
+  // day, a failure from three days ago read as one from this afternoon.
+  it("the dashboard's times carry their date when it is not the viewer's today", async () => {
+    expect((await hub.postForm('/ping', { url: topics.url('/never-there.xml') })).status).to.equal(200);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    const failure = page.locator('#failures time').first();
+    await failure.waitFor({ timeout: 5000 });
+    expect(await failure.textContent(), 'today: the time of day alone').to.match(/^\d\d:\d\d:\d\d$/);
+    const at = Date.parse((await failure.getAttribute('datetime'))!);
+
+    // The viewer's clock three days on (the hub's is unchanged), in the en-US locale of the context.
+    await page.clock.setFixedTime(at + 3 * 86_400_000);
+    await page.reload();
+    await failure.waitFor({ timeout: 5000 });
+    const day = new Date(at).toLocaleString('en-US', { month: 'short', day: 'numeric' });
+    expect(await failure.textContent()).to.match(new RegExp(`^${day},? \\d\\d:\\d\\d:\\d\\d$`));
+    expect(errors).to.deep.equal([]);
+  });
+
   it("the dashboard's forms send pleaseNotify, ping, subscribe and publish to the hub and show the raw reply", async () => {
     const feed = topics.set('/forms.xml', { body: rss([item('one', 'One')]), contentType: RSS_TYPE });
     const page = await context!.newPage();
