@@ -351,6 +351,20 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  it('the docs page fits a phone-wide window without sideways scrolling', async () => {
+    const phone = await browser!.newContext({ viewport: { width: 360, height: 800 } });
+    try {
+      const page = await phone.newPage();
+      const errors = watchErrors(page);
+      await page.goto(`${hub.url}/docs`);
+      const widths = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
+      expect(widths[0], 'scrollWidth vs clientWidth').to.be.at.most(widths[1]);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await phone.close();
+    }
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
