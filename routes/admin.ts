@@ -38,7 +38,17 @@ const TRY_AGAIN = 'the hub could not complete the request because of a problem o
 export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
   const router = Router();
 
-  const page = (file: string) => (_req: Request, res: Response) => res.sendFile(path.join(opts.publicDir, file));
+  const page = (file: string) => (req: Request, res: Response) => {
+    // Express matches /demo/ as /demo, but there the page's relative static/… URLs (and
+    // client.js's idea of where the hub is) point one level down: the page came up unstyled,
+    // its script a 404, and did nothing. Sent to the one spelling instead, by a relative
+    // Location so that a proxy's path prefix is kept.
+    if (req.path.length > 1 && req.path.endsWith('/')) {
+      const query = req.originalUrl.indexOf('?');
+      return void res.redirect(301, `../${path.posix.basename(req.path)}${query < 0 ? '' : req.originalUrl.slice(query)}`);
+    }
+    res.sendFile(path.join(opts.publicDir, file));
+  };
   router.get('/', page('dashboard.html'));
   router.get('/demo', page('demo.html'));
   router.get('/docs', page('docs.html'));

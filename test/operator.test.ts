@@ -211,6 +211,25 @@ describe('Operators and browsers over HTTP', function () {
       }
     });
 
+    // Express serves /demo/ as /demo, where the page's relative static/ URLs miss: unstyled, its script a 404.
+    it('a page asked for with a trailing slash is sent to its one spelling, where its scripts and styles load, keeping the query', async () => {
+      const hub = await hubWith();
+      for (const [asked, to] of [
+        ['/demo/', '/demo'],
+        ['/docs/', '/docs'],
+        ['/client.js/', '/client.js'],
+        ['/demo/?topic=https%3A%2F%2Fblog.example%2Ffeed.xml', '/demo?topic=https%3A%2F%2Fblog.example%2Ffeed.xml'],
+      ]) {
+        const res = await fetch(`${hub.url}${asked}`, { redirect: 'manual' });
+        expect(res.status, asked).to.equal(301);
+        const target = new URL(res.headers.get('location')!, `${hub.url}${asked}`);
+        expect(target.pathname + target.search, asked).to.equal(to);
+      }
+      const root = await fetch(`${hub.url}/`, { redirect: 'manual' });
+      expect(root.status).to.equal(200);
+      expect(await root.text()).to.include('static/dashboard.js');
+    });
+
     it('pages on other origins may read /stats.json, /feeds.opml and /client.js: each answers the CORS preflight', async () => {
       const hub = await hubWith();
       for (const path of ['/stats.json', '/feeds.opml', '/client.js']) {
