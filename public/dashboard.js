@@ -47,6 +47,19 @@ function duration(secs) {
   return `${Math.floor(secs / 86400)}d ${Math.floor((secs % 86400) / 3600)}h`;
 }
 
+/**
+ * A topic URL may be MAX_URL_LENGTH (2,048) characters, and anyone may ping one: shown whole, one
+ * such URL filled the live log and each table. Three lines of it; the whole in its tooltip, and
+ * still in the text for copying.
+ */
+function clipped(url) {
+  return el('span', { class: 'url clip', title: url ?? undefined }, url);
+}
+
+function urlCell(url) {
+  return el('td', { class: 'url' }, clipped(url));
+}
+
 function setStatus(node, state, text) {
   node.dataset.state = state;
   node.textContent = text;
@@ -103,7 +116,7 @@ function render(s) {
   fillRows(
     $('#busiest'),
     s.busiestTopics.map((t) =>
-      el('tr', {}, el('td', { class: 'url' }, t.url), el('td', { class: 'num' }, t.subscriptions), el('td', { class: 'num' }, t.version), el('td', {}, since(t.lastUpdate))),
+      el('tr', {}, urlCell(t.url), el('td', { class: 'num' }, t.subscriptions), el('td', { class: 'num' }, t.version), el('td', {}, since(t.lastUpdate))),
     ),
     4,
     'No topic has subscribers yet.',
@@ -116,7 +129,7 @@ function render(s) {
         {},
         el('td', {}, el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at))),
         el('td', {}, a.protocol ?? ''),
-        el('td', { class: 'url' }, a.topic),
+        urlCell(a.topic),
         el('td', {}, outcome(a.ok), ' ', a.detail ?? ''),
       ),
     ),
@@ -131,7 +144,7 @@ function render(s) {
         {},
         el('td', {}, el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at))),
         el('td', {}, a.kind),
-        el('td', { class: 'url' }, a.topic),
+        urlCell(a.topic),
         el('td', {}, a.detail ?? ''),
       ),
     ),
@@ -158,7 +171,7 @@ function logRow(a) {
     el('time', { datetime: new Date(a.at).toISOString() }, clock(a.at)),
     el('span', {}, el('span', { class: 'badge' }, a.kind)),
     el('span', { class: a.ok ? 'mark ok' : 'mark bad', title: a.ok ? 'ok' : 'failed' }, a.ok ? '✓' : '✗'),
-    el('span', { class: 'what' }, el('span', { class: 'url' }, a.topic), detail ? el('span', { class: 'detail' }, ` ${detail}`) : ''),
+    el('span', { class: 'what' }, clipped(a.topic), detail ? el('span', { class: 'detail' }, ` ${detail}`) : ''),
   );
 }
 

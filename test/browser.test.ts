@@ -213,6 +213,28 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // Anyone may ping a URL of up to MAX_URL_LENGTH characters; shown whole, one such URL was a
+  // screenful in the live log (its 420 px showed nothing else) and in each table.
+  it('the dashboard shows a very long topic URL in three lines, the whole of it in its tooltip', async () => {
+    const long = topics.url(`/${'u'.repeat(1900)}.xml`);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
+    const logRow = page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`);
+    const failure = page.locator('#failures tr', { hasText: long }).first();
+    await logRow.waitFor({ timeout: 5000 });
+    await failure.waitFor({ timeout: 5000 });
+    const lineHeight = (await page.evaluate(`parseFloat(getComputedStyle(document.querySelector('#log .url')).lineHeight)`)) as number;
+    for (const [what, row] of [['log row', logRow], ['failures row', failure]] as const) {
+      const height = (await row.boundingBox())!.height;
+      expect(height, `${what}: px tall, at ${lineHeight} px a line`).to.be.below(5 * lineHeight);
+      expect(await row.locator('.url[title]').getAttribute('title'), what).to.equal(long);
+    }
+    expect(errors).to.deep.equal([]);
+  });
+
   it("the dashboard's forms send pleaseNotify, ping, subscribe and publish to the hub and show the raw reply", async () => {
     const feed = topics.set('/forms.xml', { body: rss([item('one', 'One')]), contentType: RSS_TYPE });
     const page = await context!.newPage();
