@@ -78,16 +78,25 @@ function outcome(ok) {
 
 let statsTimer;
 let statsSoon;
+let statsAsked = 0;
+let statsShown = 0;
 
 async function refreshStats() {
   clearTimeout(statsTimer);
   const status = $('#stats-status');
+  // Refreshes overlap (the poll, and one after each burst of activity), and a slow answer can
+  // come after a newer one: shown, it put the numbers and tables back to older ones.
+  const asked = ++statsAsked;
   try {
     const res = await fetch('stats.json', { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    render(await res.json());
+    const stats = await res.json();
+    if (asked < statsShown) return;
+    statsShown = asked;
+    render(stats);
     setStatus(status, 'open', `Stats at ${clock(Date.now())}`);
   } catch (e) {
+    if (asked < statsShown) return;
     setStatus(status, 'error', `Stats unavailable (${e instanceof Error ? e.message : e}); retrying`);
   } finally {
     // One timer at a time, however many refreshes overlapped.

@@ -235,6 +235,46 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // A slow /stats.json (a big PostgreSQL store) answered after the refresh that activity asked
+  // for, and put the numbers and tables back to before that activity until the next poll.
+  it("the dashboard never shows an older /stats.json answer over a newer one", async () => {
+    const feed = topics.url('/stale-stats.xml');
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    // The page's first /stats.json (from before the ping) is answered only after a later one
+    // that shows the ping's failure has been; any after those wait until the test is done.
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let firstAnswered: () => void = () => {};
+    const olderAnswered = new Promise<void>((resolve) => (firstAnswered = resolve));
+    let calls = 0;
+    let newerAnswered = false;
+    await page.route('**/stats.json', async (route) => {
+      const n = ++calls;
+      const res = await route.fetch();
+      if (n === 1) {
+        await released;
+        await route.fulfill({ response: res });
+        return firstAnswered();
+      }
+      if (newerAnswered) return; // left unanswered: nothing may set the tables right meanwhile
+      await route.fulfill({ response: res });
+      if ((await res.text()).includes(feed)) {
+        newerAnswered = true;
+        release();
+      }
+    });
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    // The refresh after the ping's activity brings its failure; then the older answer arrives.
+    await released;
+    await olderAnswered;
+    await sleep(300);
+    expect(await page.locator('#failures tr', { hasText: feed }).count(), 'the failure, after the older answer came').to.be.at.least(1);
+    expect(errors).to.deep.equal([]);
+  });
+
   it("the dashboard's forms send pleaseNotify, ping, subscribe and publish to the hub and show the raw reply", async () => {
     const feed = topics.set('/forms.xml', { body: rss([item('one', 'One')]), contentType: RSS_TYPE });
     const page = await context!.newPage();
