@@ -542,7 +542,7 @@ describe('Operators and browsers over HTTP', function () {
 
       topics.set('/dropped.txt', { body: 'state 3\n', contentType: 'text/plain' });
       const pub = await publish(hub, topic);
-      expect(pub.status).to.equal(202);
+      expect(pub.status).to.equal(204);
       await settled(hub);
       await sleep(QUIET_MS);
       expect(ws.deliveries()).to.have.length(1);
@@ -736,7 +736,7 @@ describe('Operators and browsers over HTTP', function () {
       const both = await stream(streamUrl(hub, other, feed));
       const otherOnly = await stream(streamUrl(hub, other));
       const res = await publish(hub, feed);
-      expect(res.status).to.equal(202);
+      expect(res.status).to.equal(204);
       const [event] = await both.waitFor(1, (e) => e.event === 'change');
       const change = JSON.parse(event!.data) as Change;
       expect(change.topic).to.equal(feed);
