@@ -442,6 +442,8 @@ function problem(c: Case, a: Answer): string | null {
     case 'websub': {
       if (c.method === 'GET' && a.status === 200) return type.startsWith('application/json') ? (JSON.parse(text), null) : `discovery content-type ${type}`;
       if (c.method !== 'POST' && c.method !== 'GET') return notFound();
+      // A publish accepted whole: 204 and nothing else (PubSubHubbub 0.3 §7.1).
+      if (a.status === 204) return c.method === 'POST' && text === '' ? null : `204 to ${c.method} with ${JSON.stringify(text)}`;
       if (type !== 'text/plain; charset=utf-8') return `content-type ${type}`;
       if (!text.endsWith('\n') || text.length < 2) return `plain text reply without its line: ${JSON.stringify(text)}`;
       return null;
