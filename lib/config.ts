@@ -43,6 +43,7 @@ export interface Config {
   enableTestApi: boolean;
   maxResponseBytes: number;
   deliveryConcurrency: number;
+  fetchConcurrency: number;
   websubLeaseDefaultSeconds: number;
   websubLeaseMinSeconds: number;
   websubLeaseMaxSeconds: number;
@@ -366,6 +367,7 @@ export function loadConfig(env: Env = process.env): Config {
     enableTestApi: bool(env, 'ENABLE_TEST_API', false),
     maxResponseBytes: int(env, 'MAX_RESPONSE_BYTES', 5 * 1024 * 1024, 1024),
     deliveryConcurrency: int(env, 'DELIVERY_CONCURRENCY', 64, 1, 10_000),
+    fetchConcurrency: int(env, 'FETCH_CONCURRENCY', 128, 1, 10_000),
     websubLeaseDefaultSeconds: Math.min(leaseMax, Math.max(leaseMin, leaseDefault)),
     websubLeaseMinSeconds: leaseMin,
     websubLeaseMaxSeconds: leaseMax,

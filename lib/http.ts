@@ -9,6 +9,7 @@ import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-g
 import { decodeBody } from './content-coding.js';
 import { LookupTimeout, sharedLookups, systemResolver, type Resolver } from './lookups.js';
 import { hostsOnly } from './model.js';
+import { Limiter } from './notifier/limiter.js';
 
 export { OutboundError, type OutboundErrorCode, type Resolver };
 
@@ -29,6 +30,8 @@ export interface HttpClientOptions {
   resolver?: Resolver;
   /** Lookups running at once (see lib/lookups.ts); default 2, libuv's share of its default pool. */
   lookupSlots?: number;
+  /** Topic and page reads ('fetch') in flight at once across all hosts (FETCH_CONCURRENCY); unset = no bound. */
+  fetchConcurrency?: number;
   /**
    * Certificates trusted for https instead of Node's roots (tests: their own CA). An operator
    * with an internal CA adds it to the roots with NODE_EXTRA_CA_CERTS instead (see README).
@@ -335,13 +338,43 @@ class Exchange implements Dispatcher.DispatchHandler {
  */
 const IDLE_CONNECTION_MS = 4_000;
 
+/**
+ * Takes a slot of `slots`, waiting at most `ms` for one; past that, fails as a read that timed
+ * out, which every face already answers in its protocol's shape. The wait has a deadline of its
+ * own, apart from the request's: counted in it, reads that got their turn late were cut by it
+ * halfway, their slot spent for nothing, and under a flood of slow feeds nearly every read failed.
+ */
+function waitTurn(slots: Limiter, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let gaveUp = false;
+    const timer = setTimeout(() => {
+      gaveUp = true;
+      reject(new OutboundError('timeout', `no fetch slot free within ${ms} ms (FETCH_CONCURRENCY reads in flight)`));
+    }, ms);
+    const start = (): void => {
+      // Handed a slot after giving up: pass it on at once.
+      if (gaveUp) return slots.release();
+      clearTimeout(timer);
+      resolve();
+    };
+    if (slots.enter(start)) start();
+  });
+}
+
 export class HttpClient {
   private readonly guards: Record<TargetKind, AddressGuard>;
   private readonly agents: Record<TargetKind, Agent>;
   private readonly resolve: Resolver;
+  /**
+   * The pool bounds connections per origin only: a flood of pings or publishes naming thousands
+   * of slow feeds on as many hosts opened a socket to each at once (3,000 measured), starved the
+   * event loop until reads that would have succeeded timed out, and could reach the descriptor limit.
+   */
+  private readonly fetches: Limiter | undefined;
 
   constructor(private readonly opts: HttpClientOptions) {
     this.resolve = sharedLookups(opts.resolver ?? systemResolver, { slots: opts.lookupSlots ?? 2, maxWaitMs: opts.timeoutMs });
+    this.fetches = opts.fetchConcurrency === undefined ? undefined : new Limiter(opts.fetchConcurrency);
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
@@ -384,6 +417,17 @@ export class HttpClient {
 
   /** `url` may be given parsed, when the caller sends to it many times (a subscriber's callback). */
   async request(kind: TargetKind, url: string | URL, req: HttpRequest = {}): Promise<HttpResponse> {
+    const slots = kind === 'fetch' ? this.fetches : undefined;
+    if (!slots) return this.send(kind, url, req);
+    await waitTurn(slots, req.timeoutMs ?? this.opts.timeoutMs);
+    try {
+      return await this.send(kind, url, req);
+    } finally {
+      slots.release();
+    }
+  }
+
+  private async send(kind: TargetKind, url: string | URL, req: HttpRequest): Promise<HttpResponse> {
     const timeoutMs = req.timeoutMs ?? this.opts.timeoutMs;
     const method = req.method ?? 'GET';
     const maxRedirects = req.maxRedirects ?? 0;

@@ -147,6 +147,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     const httpClient = new HttpClient({
       timeoutMs: config.requestTimeoutMs,
       lookupSlots: config.lookupSlots,
+      fetchConcurrency: config.fetchConcurrency,
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
       fetchAllowCidrs: config.fetchAllowCidrs,

@@ -1,0 +1,114 @@
+// FETCH_CONCURRENCY: a flood of pings naming many slow feeds reads at most that many at once,
+// and a read that cannot get a turn within REQUEST_TIMEOUT_MS fails as a read timeout, with
+// rssCloud's own reply, instead of the hub opening a connection per feed.
+import { expect } from 'chai';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { MSG, ping } from './helpers/rsscloud.js';
+
+const RSS = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://example.com/</link><description>d</description><item><title>a</title><guid>a</guid></item></channel></rss>';
+
+/** A feed server whose feeds answer only when `answer` lets them; counts the reads in flight. */
+class SlowFeeds {
+  inFlight = 0;
+  peak = 0;
+  readonly held: http.ServerResponse[] = [];
+  /** Every path asked for, in order. */
+  readonly asked: string[] = [];
+  private waiters: (() => void)[] = [];
+  private constructor(readonly server: http.Server) {}
+
+  static async start(): Promise<SlowFeeds> {
+    const feeds: SlowFeeds = new SlowFeeds(
+      http.createServer((req, res) => {
+        feeds.asked.push(req.url ?? '');
+        feeds.inFlight++;
+        feeds.peak = Math.max(feeds.peak, feeds.inFlight);
+        res.on('close', () => feeds.inFlight--);
+        feeds.held.push(res);
+        for (const w of feeds.waiters.splice(0)) w();
+      }),
+    );
+    await new Promise<void>((resolve) => feeds.server.listen(0, '127.0.0.1', resolve));
+    return feeds;
+  }
+
+  url(name: string): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/${name}.xml`;
+  }
+
+  /** Resolves once `n` reads are held. */
+  async holding(n: number): Promise<void> {
+    while (this.held.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Answers the held reads, and every later one, after a turn of the event loop each. */
+  answerAll(): void {
+    const answer = (res: http.ServerResponse): void => {
+      setImmediate(() => res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(RSS));
+    };
+    for (const res of this.held.splice(0)) answer(res);
+    this.server.removeAllListeners('request');
+    this.server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.inFlight++;
+      this.peak = Math.max(this.peak, this.inFlight);
+      res.on('close', () => this.inFlight--);
+      answer(res);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('FETCH_CONCURRENCY', function () {
+  let hub: TestHub | undefined;
+  let feeds: SlowFeeds | undefined;
+
+  afterEach(async () => {
+    await hub?.destroy();
+    await feeds?.close();
+    hub = feeds = undefined;
+  });
+
+  it('reads at most FETCH_CONCURRENCY feeds at once, and the rest in turn', async () => {
+    feeds = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_CONCURRENCY: '2' });
+    const urls = Array.from({ length: 6 }, (_, i) => feeds!.url(`feed-${i}`));
+    let asked = 0;
+    const allAsked = new Promise<void>((resolve) => hub!.hub.on('published', () => ++asked === urls.length && resolve()));
+    const pings = urls.map((u) => ping(hub!, u));
+    // Every ping has asked for its read and two reads are held: the hub must not start a third.
+    // A request to the hub round-trips through its event loop, by which time a read it had
+    // started would have reached the feed server (without the bound, all six are held here).
+    await Promise.all([allAsked, feeds.holding(2)]);
+    expect((await fetch(`${hub.url}/healthz`)).status).to.equal(200);
+    expect(feeds.held.length, 'reads started while two were held').to.equal(2);
+    feeds.answerAll();
+    const replies = await Promise.all(pings);
+    for (const r of replies) expect(r).to.include({ success: true, msg: MSG.pinged });
+    expect(feeds.peak).to.equal(2);
+  });
+
+  it('answers a ping whose read got no turn within REQUEST_TIMEOUT_MS with the unreadable reply', async () => {
+    feeds = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_CONCURRENCY: '1', REQUEST_TIMEOUT_MS: '1000' });
+    // The slot is held by a read that never gets an answer until its own deadline; the next
+    // in line gets it then, and holds it until its deadline; the third waits longer than
+    // REQUEST_TIMEOUT_MS for a turn and gives up without reaching the feed.
+    const first = ping(hub, feeds.url('first'));
+    await feeds.holding(1);
+    const second = ping(hub, feeds.url('second'));
+    const third = ping(hub, feeds.url('third'));
+    const replies = await Promise.all([first, second, third]);
+    expect(replies.map((r) => r.success)).to.deep.equal([false, false, false]);
+    expect(replies[2]).to.include({ msg: MSG.pingReadError(feeds.url('third')) });
+    expect(feeds.asked).to.deep.equal(['/first.xml', '/second.xml']);
+    // The slots given up and handed back are free again: the next read goes out.
+    feeds.answerAll();
+    expect(await ping(hub, feeds.url('after'))).to.include({ success: true, msg: MSG.pinged });
+  });
+});
