@@ -51,6 +51,7 @@ export interface Config {
   websubMaxAttempts: number;
   websubVerifyAttempts: number;
   websubMaxPendingVerifications: number;
+  websubVerifyConcurrency: number;
   websubRetryBaseMs: number;
   websubRetryMaxMs: number;
   /** Origin (scheme://host[:port]) → shared secret for authenticated fat pings. */
@@ -375,6 +376,7 @@ export function loadConfig(env: Env = process.env): Config {
     websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
     websubVerifyAttempts: int(env, 'WEBSUB_VERIFY_ATTEMPTS', 6, 1, 20),
     websubMaxPendingVerifications: int(env, 'WEBSUB_MAX_PENDING_VERIFICATIONS', 20_000, 1),
+    websubVerifyConcurrency: int(env, 'WEBSUB_VERIFY_CONCURRENCY', 256, 1, 10_000),
     websubRetryBaseMs: retryBaseMs,
     websubRetryMaxMs: retryMaxMs,
     publisherSecrets: publisherSecrets(env, 'PUBLISHER_SECRETS'),

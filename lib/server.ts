@@ -158,7 +158,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     opened.push(() => httpClient.close());
     const notifier = new Notifier({ config, http: httpClient, store, log });
     opened.push(() => notifier.close());
-    const verifier = new Verifier(httpClient, log);
+    const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency);
     const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
     const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
     // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and

@@ -5,6 +5,7 @@ import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import { callbackHost } from './model.js';
 import { describeError } from './notifier/outcome.js';
+import { Limiter } from './notifier/limiter.js';
 
 /** rssCloud follows redirects on the challenge GET, as the reference server does. */
 const RSSCLOUD_CHALLENGE_REDIRECTS = 5;
@@ -42,10 +43,21 @@ export interface WebSubIntent {
 export type IntentAnswer = 'verified' | 'refused' | 'unreachable';
 
 export class Verifier {
+  /**
+   * WebSub verifications and denials in flight at once; the rest wait their turn (in the store
+   * already, and capped by WEBSUB_MAX_PENDING_VERIFICATIONS). Without it, a flood of subscribe
+   * requests naming slow callbacks on as many hosts opened a socket to each at once, up to the
+   * 20,000 pending allowed: past most descriptor limits, failing every fetch and delivery with them.
+   */
+  private readonly turns: Limiter;
+
   constructor(
     private readonly http: HttpClient,
     private readonly log: Logger,
-  ) {}
+    concurrency = Infinity,
+  ) {
+    this.turns = new Limiter(concurrency);
+  }
 
   /** rssCloud with `domain`: GET callback?url=…&challenge=…; the body must equal the challenge. */
   async rssCloudChallenge(callback: string, resource: string): Promise<boolean> {
@@ -60,14 +72,14 @@ export class Verifier {
     const params = new URLSearchParams({ 'hub.mode': intent.mode, 'hub.topic': intent.topic, 'hub.challenge': challenge });
     if (intent.leaseSeconds !== undefined) params.set('hub.lease_seconds', String(intent.leaseSeconds));
     if (intent.verifyToken !== undefined) params.set('hub.verify_token', intent.verifyToken);
-    return this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub');
+    return this.turns.run(() => this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub'));
   }
 
   /** WebSub REC §5.2: tell the subscriber the hub refused its subscription. Best effort. */
   async webSubDenied(callback: string, topic: string, reason: string): Promise<void> {
     const params = new URLSearchParams({ 'hub.mode': 'denied', 'hub.topic': topic, 'hub.reason': reason });
     try {
-      await this.http.request('callback', withQuery(callback, params), { method: 'GET' });
+      await this.turns.run(() => this.http.request('callback', withQuery(callback, params), { method: 'GET' }));
     } catch (e) {
       this.log.info('denial not delivered', { host: callbackHost(callback), topic, error: describeError(e) });
     }
