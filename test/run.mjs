@@ -41,6 +41,8 @@ const SLOW = [
   'test/pg-silence.test.ts',
   'test/polling-schedule.test.ts',
   'test/store.test.ts',
+  'test/migrate.test.ts',
+  'test/pg-managed.test.ts',
 ];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
