@@ -216,6 +216,137 @@ describe('PostgreSQL store', function () {
     });
   });
 
+  describe('long reads yield to the event loop', () => {
+    const topic = 'http://t.example/feed';
+    const rows = 12_000;
+    const page = 1000; // PAGE_ROWS in lib/store/pg-store.ts
+
+    /** `rows` subscriptions of one topic (or of a topic each), written by one statement, as a big hub holds them. */
+    async function seed(oneTopic: boolean): Promise<void> {
+      await withClient(url, async (c) => {
+        // Counted once after, as migration 5 counts: the trigger, counting each row on one
+        // topic's count row, took seconds for a topic this size in one statement.
+        await c.query('ALTER TABLE subscriptions DISABLE TRIGGER subscription_counts_follow');
+        await c.query(
+          `INSERT INTO subscriptions (topic_key, callback_key, topic, callback, callback_host, protocol, secret, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires, delivered_version)
+           SELECT sha256(convert_to(t, 'UTF8')), sha256(convert_to(cb, 'UTF8')), t, cb, 'cb' || i || '.example', 'websub', 's' || i, 3600, i, 0, 0, i, NULL, NULL, 99999999999999, 1
+           FROM (SELECT i, CASE WHEN $2 THEN $1 ELSE 'http://t' || i || '.example/feed' END AS t, 'http://cb' || i || '.example/s' AS cb FROM generate_series(1, $3::int) i) x`,
+          [topic, oneTopic, rows],
+        );
+        await c.query('ALTER TABLE subscriptions ENABLE TRIGGER subscription_counts_follow');
+        await c.query("INSERT INTO subscription_counts (kind, key, n) SELECT 't', topic_key, count(*) FROM subscriptions GROUP BY topic_key");
+        await c.query("INSERT INTO subscription_counts (kind, key, n) SELECT 'h', convert_to(callback_host, 'UTF8'), count(*) FROM subscriptions GROUP BY callback_host");
+      });
+    }
+
+    interface Answer {
+      client: pg.Client;
+      rows: number;
+      turn: number;
+    }
+
+    /**
+     * The results of every statement the store sends while `read` runs, each with the turn of the
+     * event loop it came back in. Rows are made into records as their statement answers, in
+     * that turn: a statement of every row made them all in one.
+     */
+    async function answers<T>(read: () => Promise<T>, atFirstRows: () => void = () => undefined): Promise<{ result: T; answers: Answer[] }> {
+      const seen: Answer[] = [];
+      let turn = 0;
+      let done = false;
+      const tick = (): void => {
+        if (done) return;
+        turn++;
+        setImmediate(tick);
+      };
+      setImmediate(tick);
+      const query = pg.Client.prototype.query;
+      const answered = (client: pg.Client, r: { rows?: unknown[] } | undefined): void => {
+        const rows = r?.rows?.length ?? 0;
+        if (rows > 0 && !seen.some((a) => a.rows > 0)) setImmediate(atFirstRows);
+        seen.push({ client, rows, turn });
+      };
+      // Answered by promise, or by callback (as the pool's own query is).
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const last = args.at(-1);
+        if (typeof last === 'function') {
+          args[args.length - 1] = (e: unknown, r: { rows?: unknown[] } | undefined) => {
+            if (!e) answered(this, r);
+            return (last as (e: unknown, r: unknown) => unknown)(e, r);
+          };
+        }
+        const sent = (query as (...a: unknown[]) => unknown).apply(this, args);
+        if (sent instanceof Promise) sent.then((r: { rows?: unknown[] } | undefined) => answered(this, r), () => undefined);
+        return sent;
+      } as typeof query;
+      try {
+        return { result: await read(), answers: seen };
+      } finally {
+        pg.Client.prototype.query = query;
+        done = true;
+      }
+    }
+
+    /** The answers on the connection that read the most rows (others: writes made meanwhile). */
+    function expectPaged(seen: Answer[]): void {
+      const total = (client: pg.Client): number => seen.filter((a) => a.client === client).reduce((n, a) => n + a.rows, 0);
+      const reader = seen.map((a) => a.client).reduce((a, b) => (total(b) > total(a) ? b : a));
+      expect(total(reader), 'rows read').to.be.at.least(rows);
+      const pages = seen.filter((a) => a.client === reader && a.rows > 0);
+      expect(Math.max(...pages.map((a) => a.rows)), 'most rows in one answer').to.be.at.most(page);
+      expect(pages.length, 'answers with rows').to.be.at.least(rows / page);
+      for (let i = 1; i < pages.length; i++) expect(pages[i]!.turn, `turn of page ${i + 1}`).to.be.greaterThan(pages[i - 1]!.turn);
+    }
+
+    it("reads a topic's subscribers a page at a time, a turn of the event loop apart, in the order they subscribed, as they were when the read began", async () => {
+      const store = await opened();
+      await seed(true);
+      // What one statement reads, the records made at once, as before the pages.
+      const expected = await withClient(url, async (c) => (await c.query<{ callback: string }>('SELECT callback FROM subscriptions ORDER BY seq')).rows.map((r) => r.callback));
+      const first = await store.getSubscription(topic, 'http://cb1.example/s');
+      expect(first).to.include({ topic, callback: 'http://cb1.example/s', secret: 's1', leaseSeconds: 3600, ctUpdates: 1, deliveredVersion: 1, whenLastUpdate: null });
+      // Written again once the first rows are read, so last in the order: the read began before, and keeps its place.
+      let written: Promise<void> | undefined;
+      const { result, answers: seen } = await answers(
+        () => store.subscriptionsOf(topic),
+        () => (written = store.deleteSubscription(topic, first!.callback).then(() => store.putSubscription(first!))),
+      );
+      await written;
+      expectPaged(seen);
+      expect(result.map((s) => s.callback)).to.deep.equal(expected);
+      expect(result[0]).to.deep.equal(first);
+      expect((await store.subscriptionsOf(topic)).at(-1)).to.deep.equal(first);
+    });
+
+    it('lists every subscription, and the topics followed, a page at a time, a turn of the event loop apart', async () => {
+      const store = await opened();
+      await seed(false);
+      const subs = await answers(() => store.listSubscriptions());
+      expectPaged(subs.answers);
+      expect(new Set(subs.result.map((s) => s.callback)).size).to.equal(rows);
+      const followed = await answers(() => store.subscribedTopics());
+      expectPaged(followed.answers);
+      expect(followed.result).to.have.length(rows);
+      expect(followed.result.every((t) => t.subscriptions === 1 && /^http:\/\/t\d+\.example\/feed$/.test(t.topic))).to.equal(true);
+    });
+
+    it('claims every pending verification at a start a page at a time, a turn of the event loop apart, each once, oldest first', async () => {
+      const store = await opened();
+      await withClient(url, (c) =>
+        c.query(
+          `INSERT INTO pending_verifications (id, mode, topic, callback, created_at)
+           SELECT 'v' || i, 'subscribe', 'http://t' || i || '.example/feed', 'http://cb' || i || '.example/s', $1::int - i FROM generate_series(1, $1::int) i`,
+          [rows],
+        ),
+      );
+      const { result, answers: seen } = await answers(() => store.claimVerifications('me', 60_000, 1_000_000_000));
+      expectPaged(seen);
+      expect(result.map((v) => v.id)).to.deep.equal(Array.from({ length: rows }, (_, i) => `v${rows - i}`));
+      expect(result.every((v) => v.claimedBy === 'me')).to.equal(true);
+      expect(await store.claimVerifications('other', 60_000, 1_000_000_000), 'claimed by another process after').to.deep.equal([]);
+    });
+  });
+
   it('keeps the counts of topics and callback hosts right through every way a subscription comes and goes', async () => {
     const store = await opened();
     const hosts = ['http://h1.example/cb', 'http://h2.example:81/cb', 'http://H1.example/other'];
