@@ -6,6 +6,7 @@ import pg from 'pg';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { createStore } from '../lib/store/create-store.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { newSubscription } from '../lib/model.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
@@ -250,7 +251,7 @@ describe('PostgreSQL store', function () {
      * event loop it came back in. Rows are made into records as their statement answers, in
      * that turn: a statement of every row made them all in one.
      */
-    async function answers<T>(read: () => Promise<T>, atFirstRows: () => void = () => undefined): Promise<{ result: T; answers: Answer[] }> {
+    async function answers<T>(read: () => Promise<T>, atFirstRows: () => void = () => undefined, rowsAnswersBefore = 1): Promise<{ result: T; answers: Answer[] }> {
       const seen: Answer[] = [];
       let turn = 0;
       let done = false;
@@ -263,7 +264,7 @@ describe('PostgreSQL store', function () {
       const query = pg.Client.prototype.query;
       const answered = (client: pg.Client, r: { rows?: unknown[] } | undefined): void => {
         const rows = r?.rows?.length ?? 0;
-        if (rows > 0 && !seen.some((a) => a.rows > 0)) setImmediate(atFirstRows);
+        if (rows > 0 && seen.filter((a) => a.rows > 0).length === rowsAnswersBefore - 1) setImmediate(atFirstRows);
         seen.push({ client, rows, turn });
       };
       // Answered by promise, or by callback (as the pool's own query is).
@@ -305,17 +306,32 @@ describe('PostgreSQL store', function () {
       const expected = await withClient(url, async (c) => (await c.query<{ callback: string }>('SELECT callback FROM subscriptions ORDER BY seq')).rows.map((r) => r.callback));
       const first = await store.getSubscription(topic, 'http://cb1.example/s');
       expect(first).to.include({ topic, callback: 'http://cb1.example/s', secret: 's1', leaseSeconds: 3600, ctUpdates: 1, deliveredVersion: 1, whenLastUpdate: null });
-      // Written again once the first rows are read, so last in the order: the read began before, and keeps its place.
+      // Written again once the first page is read, so last in the order: the read began before,
+      // and keeps its place. (The answer before it is the one statement that found the topic
+      // larger than a page.)
       let written: Promise<void> | undefined;
       const { result, answers: seen } = await answers(
         () => store.subscriptionsOf(topic),
         () => (written = store.deleteSubscription(topic, first!.callback).then(() => store.putSubscription(first!))),
+        2,
       );
       await written;
-      expectPaged(seen);
+      const [probe, ...rest] = seen.filter((a) => a.rows > 0);
+      expect(probe!.rows, 'the first statement: one page and one row more').to.equal(page + 1);
+      expectPaged(seen.filter((a) => a !== probe));
+      expect(rest.length).to.be.at.least(rows / page);
       expect(result.map((s) => s.callback)).to.deep.equal(expected);
       expect(result[0]).to.deep.equal(first);
       expect((await store.subscriptionsOf(topic)).at(-1)).to.deep.equal(first);
+    });
+
+    it("reads a topic of at most a page of subscribers with one statement, as every publish asks", async () => {
+      const store = await opened();
+      const small = 'http://small.example/feed';
+      for (let i = 0; i < 3; i++) await store.putSubscription(newSubscription(small, `http://cb${i}.example/s`, 'websub', 1, Date.now() + 3600_000));
+      const { result, answers: seen } = await answers(() => store.subscriptionsOf(small));
+      expect(result.map((s) => s.callback)).to.deep.equal(['http://cb0.example/s', 'http://cb1.example/s', 'http://cb2.example/s']);
+      expect(seen.map((a) => a.rows), 'statements answered').to.deep.equal([3]);
     });
 
     it('lists every subscription, and the topics followed, a page at a time, a turn of the event loop apart', async () => {

@@ -390,6 +390,8 @@ const SQL = {
   deleteSubscription: 'DELETE FROM subscriptions WHERE topic_key = $1 AND callback_key = $2',
   // In the order they first subscribed, as the embedded store gives them.
   subscriptionsOf: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq`,
+  // At most one page and one row more: whether the topic needs readInPages (see subscriptionsOf).
+  subscriptionsOfFirstPage: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions WHERE topic_key = $1 ORDER BY seq LIMIT ${PAGE_ROWS + 1}`,
   listSubscriptions: `SELECT ${SUBSCRIPTION_SELECT} FROM subscriptions`,
   // From the counts migration 5's trigger keeps: one row per topic, its URL read from one of its
   // subscriptions by the primary key, instead of every subscription row.
@@ -752,6 +754,10 @@ export class PgStore implements Store {
   }
 
   async subscriptionsOf(topic: string): Promise<Subscription[]> {
+    // Every publish asks: a topic of one page is one statement, as before paging; the cursor's
+    // transaction (three more round trips) only for a topic with more subscribers than that.
+    const first = await this.read<SubscriptionRow>('subscriptionsOfFirstPage', [urlKey(topic)]);
+    if (first.length <= PAGE_ROWS) return first.map(subscriptionFromRow);
     return this.readInPages<SubscriptionRow, Subscription>('subscriptionsOf', [urlKey(topic)], subscriptionFromRow);
   }
 
