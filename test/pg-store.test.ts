@@ -361,6 +361,37 @@ describe('PostgreSQL store', function () {
       expect(result.every((v) => v.claimedBy === 'me')).to.equal(true);
       expect(await store.claimVerifications('other', 60_000, 1_000_000_000), 'claimed by another process after').to.deep.equal([]);
     });
+
+    it('hands back the pages it claimed when the database fails on a later page, instead of leaving them claimed by nobody working on them until the lease ends', async () => {
+      const store = await opened();
+      const n = 2 * page + 500;
+      await withClient(url, (c) =>
+        c.query(
+          `INSERT INTO pending_verifications (id, mode, topic, callback, created_at)
+           SELECT 'v' || i, 'subscribe', 'http://t' || i || '.example/feed', 'http://cb' || i || '.example/s', i FROM generate_series(1, $1::int) i`,
+          [n],
+        ),
+      );
+      // The second page's statement fails as a database going away fails it.
+      const internals = store as unknown as { query: (name: string, values: unknown[]) => Promise<unknown> };
+      const query = internals.query;
+      let claims = 0;
+      internals.query = function (this: unknown, name: string, values: unknown[]) {
+        if (name === 'claimVerifications' && ++claims === 2) return Promise.reject(new Error('Connection terminated unexpectedly'));
+        return query.call(this, name, values);
+      };
+      let claimed;
+      try {
+        claimed = await store.claimVerifications('me', 60_000, 1_000_000_000);
+      } finally {
+        internals.query = query;
+      }
+      const held = await withClient(url, async (c) => (await c.query<{ id: string }>("SELECT id FROM pending_verifications WHERE claimed_by = 'me' ORDER BY created_at")).rows.map((r) => r.id));
+      expect(held, 'claimed in the database').to.have.length(page);
+      expect(claimed.map((v) => v.id), 'handed back').to.deep.equal(held);
+      // The rest is left for the next claim.
+      expect(await store.claimVerifications('other', 60_000, 1_000_000_000)).to.have.length(n - page);
+    });
   });
 
   it('keeps the counts of topics and callback hosts right through every way a subscription comes and goes', async () => {

@@ -1075,7 +1075,17 @@ export class PgStore implements Store {
     const now = Date.now();
     while (records.length < limit) {
       const page = Math.min(PAGE_ROWS, limit - records.length);
-      const { rows } = await this.track(this.retrying(() => this.query<R>(name, [owner, now + leaseMs, now, page])));
+      let rows: R[];
+      try {
+        ({ rows } = await this.track(this.retrying(() => this.query<R>(name, [owner, now + leaseMs, now, page]))));
+      } catch (e) {
+        // The pages before are committed claims of this owner: thrown away with the error, they
+        // sat claimed by nobody who would work on them until their lease ran out. Handed back,
+        // they are worked on; the rest is still unclaimed, for the next takeover (whose own
+        // statement meets the failure again, if it lasts, and says so).
+        if (records.length === 0) throw e;
+        break;
+      }
       for (const row of rows) records.push(record(row));
       if (rows.length < page) break;
     }
