@@ -485,6 +485,7 @@ export class Hub extends EventEmitter {
     for (const t of this.claimTimers) clearInterval(t);
     this.claimTimers = [];
     for (const wake of [...this.wakers]) wake();
+    this.deps.verifier.close();
   }
 
   private async takeOverVerifications(limit: number): Promise<void> {
@@ -616,6 +617,8 @@ export class Hub extends EventEmitter {
       });
       // A callback that did not answer (down, busy, restarting) is asked again a few times,
       // backing off as deliveries do; one that answered anything but the challenge is not.
+      // Not asked: the request stays stored, and is verified after the restart.
+      if (answer === 'closed') return false;
       const again = answer === 'unreachable' && attempt < config.websubVerifyAttempts;
       const detail = `${req.mode} ${callbackHost(req.callback)}${again ? ': no answer, will ask again' : ''}`;
       this.note({ kind: 'verify', topic: req.topic, ok: answer === 'verified', protocol: 'websub', detail });

@@ -40,7 +40,8 @@ export interface WebSubIntent {
  * (a refusal: 404, a wrong body, a redirect), or not at all (no connection, no answer in time,
  * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent).
  */
-export type IntentAnswer = 'verified' | 'refused' | 'unreachable';
+/** 'closed': the hub stopped before this one's turn came, so its subscriber was not asked. */
+export type IntentAnswer = 'verified' | 'refused' | 'unreachable' | 'closed';
 
 export class Verifier {
   /**
@@ -50,6 +51,7 @@ export class Verifier {
    * 20,000 pending allowed: past most descriptor limits, failing every fetch and delivery with them.
    */
   private readonly turns: Limiter;
+  private closed = false;
 
   constructor(
     private readonly http: HttpClient,
@@ -72,7 +74,15 @@ export class Verifier {
     const params = new URLSearchParams({ 'hub.mode': intent.mode, 'hub.topic': intent.topic, 'hub.challenge': challenge });
     if (intent.leaseSeconds !== undefined) params.set('hub.lease_seconds', String(intent.leaseSeconds));
     if (intent.verifyToken !== undefined) params.set('hub.verify_token', intent.verifyToken);
-    return this.turns.run(() => this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub'));
+    // Past close, the ones still waiting their turn give it up at once: asked one after another,
+    // a stopping hub waited out every slow callback in the queue (thousands of request timeouts,
+    // a slot's width at a time) before it stopped. Their requests stay stored for the next start.
+    return this.turns.run(async () => (this.closed ? 'closed' : this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub')));
+  }
+
+  /** The hub stops: verifications not yet sent are not sent (see webSubIntent). */
+  close(): void {
+    this.closed = true;
   }
 
   /** WebSub REC §5.2: tell the subscriber the hub refused its subscription. Best effort. */

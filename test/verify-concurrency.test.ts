@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rm } from 'node:fs/promises';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 
 /** A subscriber whose callbacks answer verifications only once `answerAll` is called. */
@@ -89,5 +90,38 @@ describe('WEBSUB_VERIFY_CONCURRENCY', function () {
     await subscriber.verifiedCount(names.length);
     expect([...subscriber.verified].sort()).to.deep.equal(names.map((n) => `/${n}`).sort());
     expect(subscriber.peak).to.equal(2);
+  });
+
+  it('stops without asking the callbacks still waiting their turn, and asks them after the restart', async () => {
+    const slow = new SlowCallbacks();
+    await slow.start();
+    const first = await startTestHub({ WEBSUB_VERIFY_CONCURRENCY: '1' });
+    const dir = first.dataDir;
+    try {
+      const names = ['a', 'b', 'c'];
+      for (const name of names) {
+        const reply = await first.postForm('/websub', { 'hub.mode': 'subscribe', 'hub.topic': `http://127.0.0.1:9/topic-${name}.xml`, 'hub.callback': slow.callback(name) });
+        expect(reply.status).to.equal(202);
+      }
+      await slow.holding(1);
+      // Stopping, with one verification in flight and two waiting: the one in flight is
+      // answered; the two waiting must not go out now (one after another, each could take a
+      // request timeout), but stay stored for the next start.
+      // The answer comes once the hub has begun to stop (before, the next would rightly be asked).
+      const stopHub = first.hub.close.bind(first.hub);
+      first.hub.close = () => {
+        stopHub();
+        slow.answerAll();
+      };
+      await first.close();
+      expect(slow.verified, 'asked while the hub stopped').to.deep.equal(['/a']);
+      hub = await startTestHub({ WEBSUB_VERIFY_CONCURRENCY: '1' }, dir);
+      await slow.verifiedCount(3);
+      expect([...slow.verified].sort()).to.deep.equal(['/a', '/b', '/c']);
+    } finally {
+      await first.close();
+      await slow.close();
+      if (!hub) await rm(dir, { recursive: true, force: true });
+    }
   });
 });
