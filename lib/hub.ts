@@ -695,7 +695,7 @@ export class Hub extends EventEmitter {
   }
 
   /**
-   * Reads a published topic in the background; the publisher has its 202 already, and cannot
+   * Reads a published topic in the background; the publisher has its answer already, and cannot
    * know to publish again. A failure on the hub's side (its database restarting, its disk full)
    * is tried again, 1 s later and doubling, up to UNEXPECTED_RETRIES times, as verifications
    * are: dropped at once, the change waited for a poll (POLL_DEFAULT_SECONDS or longer), or, with

@@ -42,9 +42,12 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () => describe('embedded st
   it('stops the start naming the file and the record that cannot be read', async () => {
     const file = path.join(dir, shardFileName(3));
     const sub = { topic: 'http://feed.example/t', callback: 'http://cb.example/c', protocol: 'websub', whenExpires: 4e12 };
-    await writeFile(file, JSON.stringify({ ...emptyShard(3), subscriptions: [sub, null], topics: [{ url: 'http://feed.example/t', version: 0 }] }));
+    // Its topic lost (a hand edit): the record names its fields, never their values (a secret).
+    const damaged = { callback: 'http://cb.example/d', protocol: 'websub', secret: 'hunter2-secret', whenExpires: 4e12 };
+    await writeFile(file, JSON.stringify({ ...emptyShard(3), subscriptions: [sub, damaged], topics: [{ url: 'http://feed.example/t', version: 0 }] }));
     const message = await startError(dir);
-    expect(message).to.include(file).and.include('subscriptions[1]');
+    expect(message).to.include(file).and.include('subscriptions[1]').and.include('fields: callback, protocol, secret, whenExpires');
+    expect(message).to.not.include('hunter2');
   });
 }));
 

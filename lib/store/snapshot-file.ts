@@ -104,9 +104,15 @@ export function shardProblem(data: ShardFile): string | undefined {
     if (list === undefined && key === 'sites') continue;
     if (!Array.isArray(list)) return `"${key}" is not a list`;
     const bad = list.findIndex((r: unknown) => typeof r !== 'object' || r === null || !wellFormed(asOp(r as never)));
-    if (bad !== -1) return `${key}[${bad}] is not a record this build can read: ${JSON.stringify(list[bad])?.slice(0, 80)}`;
+    // Its field names, never its values: a subscription's record holds its WebSub secret.
+    if (bad !== -1) return `${key}[${bad}] is not a record this build can read (${describeRecord(list[bad])})`;
   }
   return undefined;
+}
+
+function describeRecord(r: unknown): string {
+  if (typeof r !== 'object' || r === null) return r === null ? 'null' : typeof r;
+  return Array.isArray(r) ? 'a list' : `fields: ${Object.keys(r).join(', ') || 'none'}`;
 }
 
 export function shardDb(dir: string, k: number): Low<ShardFile> {
