@@ -157,6 +157,7 @@ describe('work at scale yields to the event loop', () => {
     const verifier = {
       webSubIntent: () => new Promise<IntentAnswer>((resolve) => answers.push(() => resolve('unreachable'))),
       webSubDenied: async () => {},
+      close: () => {},
     } as unknown as Verifier;
     const http = {} as HttpClient;
     const config = loadConfig({});
