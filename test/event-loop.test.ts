@@ -14,11 +14,34 @@ import { LowdbStore } from '../lib/store/lowdb-store.js';
 import type { IntentAnswer, Verifier } from '../lib/verify.js';
 import { tempDataDir } from './helpers/hub.js';
 
+/** An embedded store in a directory of its own; `remove` closes it and deletes the directory. */
+async function freshStore(): Promise<{ store: LowdbStore; remove: () => Promise<void> }> {
+  const dir = await tempDataDir();
+  const store = new LowdbStore({ dir });
+  await store.open();
+  return { store, remove: () => store.close().then(() => rm(dir, { recursive: true, force: true })) };
+}
+
+/** `work`'s result, and what `see` returned at each turn of the event loop while it ran. */
+async function turnsWhile<T, S>(work: () => Promise<T>, see: () => S): Promise<{ result: T; turns: S[] }> {
+  const turns: S[] = [];
+  let done = false;
+  const sample = (): void => {
+    if (done) return;
+    turns.push(see());
+    setImmediate(sample);
+  };
+  setImmediate(sample);
+  try {
+    return { result: await work(), turns };
+  } finally {
+    done = true;
+  }
+}
+
 describe('work at scale yields to the event loop', () => {
   it('a fan-out resumed after a restart is queued in chunks: the event loop turns while its first subscribers are queued and the rest are not', async () => {
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
+    const { store, remove } = await freshStore();
     const topic = 'http://t.example/feed';
     const subscribers = 10_000;
     await store.putTopic({ ...newTopic(topic), version: 1 });
@@ -36,17 +59,8 @@ describe('work at scale yields to the event loop', () => {
     } as unknown as HttpClient;
     const notifier = new Notifier({ config: loadConfig({}), http, store, log: silentLogger });
     try {
-      let resumed: number | undefined;
-      // What each turn of the event loop saw while resume() ran. Everything resume() reads is
-      // in memory: without a yield it runs to its end before the first of them.
-      const turns: number[] = [];
-      const sample = (): void => {
-        if (resumed !== undefined) return;
-        turns.push(notifier.queueDepth);
-        setImmediate(sample);
-      };
-      setImmediate(sample);
-      resumed = await notifier.resume();
+      // Everything resume() reads is in memory: without a yield it runs to its end before the first turn.
+      const { result: resumed, turns } = await turnsWhile(() => notifier.resume(), () => notifier.queueDepth);
       expect(resumed).to.equal(subscribers);
       expect(turns.filter((queued) => queued > 0 && queued < subscribers), 'turns while some subscribers were queued and the rest were not').to.not.be.empty;
       expect(notifier.queueDepth, 'every subscriber queued in the end').to.equal(subscribers);
@@ -54,15 +68,12 @@ describe('work at scale yields to the event loop', () => {
       notifier.close();
       for (const answer of answers.splice(0)) answer();
       await notifier.drained();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await remove();
     }
   });
 
   it('a publish to a topic of 10,000 is queued in chunks and its outbox entry goes only once every subscriber had it, even when the first chunk is done before the next is queued (its subscribers gone)', async () => {
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
+    const { store, remove } = await freshStore();
     const topic = 'http://t.example/feed';
     const subscribers = 10_000;
     await store.putTopic({ ...newTopic(topic), version: 1 });
@@ -90,16 +101,7 @@ describe('work at scale yields to the event loop', () => {
       // The first chunk's subscribers gone since: their lanes end without a request, at once.
       const gone = 2_000;
       await Promise.all(Array.from({ length: gone }, (_, i) => store.deleteSubscription(topic, `http://cb${i}.example/s`)));
-      let reported = false;
-      const turns: number[] = [];
-      const sample = (): void => {
-        if (reported) return;
-        turns.push(notifier.queueDepth + sent);
-        setImmediate(sample);
-      };
-      setImmediate(sample);
-      const report = await start();
-      reported = true;
+      const { result: report, turns } = await turnsWhile(start, () => notifier.queueDepth + sent);
       expect(report).to.include({ attempted: subscribers, delivered: subscribers - gone });
       expect(turns.filter((seen) => seen < subscribers - gone), 'turns before every subscriber was queued').to.not.be.empty;
       await notifier.drained();
@@ -108,15 +110,12 @@ describe('work at scale yields to the event loop', () => {
     } finally {
       notifier.close();
       await notifier.drained();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await remove();
     }
   });
 
   it("the embedded store copies a topic's subscriptions a slice at a time, each once, however they are written meanwhile", async () => {
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
+    const { store, remove } = await freshStore();
     const topic = 'http://t.example/feed';
     const subscribers = 12_000;
     const expires = Date.now() + 3600_000;
@@ -136,15 +135,12 @@ describe('work at scale yields to the event loop', () => {
       expect(subs).to.have.length(subscribers);
       expect(new Set(subs.map((s) => s.callback)).size).to.equal(subscribers);
     } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await remove();
     }
   });
 
   it('verifications resumed after a restart are started in chunks: the event loop turns while some have asked their subscriber and the rest have not', async () => {
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
+    const { store, remove } = await freshStore();
     const pending = 5_000;
     // Accepted (202) and not yet verified when the hub stopped.
     await Promise.all(
@@ -181,8 +177,7 @@ describe('work at scale yields to the event loop', () => {
       for (const answer of answers.splice(0)) answer();
       await hub.idle();
       await notifier.drained();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+      await remove();
     }
   });
 });
