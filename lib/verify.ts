@@ -38,9 +38,9 @@ export interface WebSubIntent {
 /**
  * How a subscriber answered a verification of intent: with the challenge, with anything else
  * (a refusal: 404, a wrong body, a redirect), or not at all (no connection, no answer in time,
- * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent).
+ * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent); or
+ * 'closed': the hub stopped before this one's turn came, so its subscriber was not asked.
  */
-/** 'closed': the hub stopped before this one's turn came, so its subscriber was not asked. */
 export type IntentAnswer = 'verified' | 'refused' | 'unreachable' | 'closed';
 
 export class Verifier {
