@@ -184,11 +184,41 @@ function logRow(a) {
   );
 }
 
+// A busy hub adds rows faster than anyone reads them, and a screen reader announced each one
+// (role="log" is a polite live region unless told otherwise) until it ran far behind. The log
+// is silent unless the viewer asks for it, and can be held still to be read.
+/** While paused: the rows that came meanwhile (only the newest LOG_MAX_ROWS, as the log keeps). */
+let held = null;
+
 function addToLog(row) {
+  if (!held) return void showInLog([row]);
+  held.rows.push(row);
+  if (held.rows.length > LOG_MAX_ROWS) {
+    held.rows.shift();
+    held.dropped = true;
+  }
+  $('#log-pause').textContent = `Resume (${held.rows.length}${held.dropped ? '+' : ''} new)`;
+}
+
+function showInLog(rows) {
   const log = $('#log');
   $('#log-empty')?.remove();
-  log.prepend(row);
+  for (const row of rows) log.prepend(row);
   while (log.children.length > LOG_MAX_ROWS) log.lastElementChild.remove();
+}
+
+function setUpLogControls() {
+  const pause = $('#log-pause');
+  pause.addEventListener('click', () => {
+    const rows = held?.rows;
+    held = rows ? null : { rows: [], dropped: false };
+    if (rows) showInLog(rows);
+    pause.textContent = held ? 'Resume (0 new)' : 'Pause';
+    pause.setAttribute('aria-pressed', String(Boolean(held)));
+  });
+  $('#log-speak').addEventListener('change', (ev) => {
+    $('#log').setAttribute('aria-live', ev.target.checked ? 'polite' : 'off');
+  });
 }
 
 /** After a refusal, the wait before the live log is opened again: doubled each time, up to a minute. */
@@ -284,5 +314,6 @@ for (const form of document.querySelectorAll('form.try')) {
   });
 }
 
+setUpLogControls();
 connectLog();
 void refreshStats();

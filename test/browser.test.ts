@@ -192,6 +192,36 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // The live log was a polite live region: a screen reader read out every delivery of a busy hub,
+  // and its queue ran ever further behind. It is silent unless asked, and can be held still.
+  it("the dashboard's live log is read aloud only when asked, and Pause holds new rows until Resume", async () => {
+    const feed = topics.set('/dash-pause.xml', { body: rss([item('p1', 'One')]), contentType: RSS_TYPE });
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    const log = page.locator('#log');
+    expect(await log.getAttribute('role')).to.equal('log');
+    expect(await log.getAttribute('aria-live')).to.equal('off');
+    await page.getByLabel('Read new events aloud').check();
+    expect(await log.getAttribute('aria-live')).to.equal('polite');
+    await page.getByLabel('Read new events aloud').uncheck();
+    expect(await log.getAttribute('aria-live')).to.equal('off');
+
+    const pause = page.getByRole('button', { name: 'Pause' });
+    await pause.click();
+    expect(await page.locator('#log-pause').getAttribute('aria-pressed')).to.equal('true');
+    const row = page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`);
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    await page.locator('#log-pause', { hasText: /^Resume \([1-9]\d* new\)$/ }).waitFor({ timeout: 5000 });
+    expect(await row.count(), 'rows shown while paused').to.equal(0);
+    await page.locator('#log-pause').click();
+    await row.waitFor({ timeout: 1000 });
+    expect(await page.locator('#log-pause').textContent()).to.equal('Pause');
+    expect(await page.locator('#log-pause').getAttribute('aria-pressed')).to.equal('false');
+    expect(errors).to.deep.equal([]);
+  });
+
   // On a quiet hub the recent deliveries and failures can be days old; shown as a bare time of
   // day, a failure from three days ago read as one from this afternoon.
   it("the dashboard's times carry their date when it is not the viewer's today", async () => {
