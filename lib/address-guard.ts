@@ -3,7 +3,12 @@
 // check anyone could make the hub probe its own network (SSRF).
 import { BlockList, isIP } from 'node:net';
 
-export type OutboundErrorCode = 'bad_url' | 'blocked_address' | 'timeout' | 'too_large' | 'too_many_redirects' | 'network';
+/**
+ * 'certificate': an https peer's certificate was refused (expired, self-signed or of an unknown
+ * CA, for other names); kept apart from 'network' so whoever reads the failure knows to look at
+ * the peer's certificate rather than at its reachability.
+ */
+export type OutboundErrorCode = 'bad_url' | 'blocked_address' | 'timeout' | 'too_large' | 'too_many_redirects' | 'certificate' | 'network';
 
 /** The only error the outbound HTTP layer rejects with. */
 export class OutboundError extends Error {

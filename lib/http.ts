@@ -159,6 +159,24 @@ function staleConnection(e: unknown): boolean {
   return e instanceof Error && closedAfterAnswers.has(e);
 }
 
+/**
+ * Node's codes for a peer certificate its TLS refused: OpenSSL's verify results (CERT_HAS_EXPIRED,
+ * DEPTH_ZERO_SELF_SIGNED_CERT, UNABLE_TO_VERIFY_LEAF_SIGNATURE, …) and its own for a certificate
+ * of other names.
+ */
+function refusedCertificate(code: unknown): boolean {
+  return (
+    typeof code === 'string' &&
+    (code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+      code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+      code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+      code === 'INVALID_CA' ||
+      code === 'HOSTNAME_MISMATCH' ||
+      code.startsWith('CERT_') ||
+      code.startsWith('UNABLE_TO_'))
+  );
+}
+
 /** Finds an OutboundError raised inside undici (lookup/connector), else classifies the failure. */
 function toOutboundError(err: unknown, timedOut: boolean): OutboundError {
   const seen = new Set<unknown>();
@@ -168,6 +186,7 @@ function toOutboundError(err: unknown, timedOut: boolean): OutboundError {
     if (e === undefined || e === null || seen.has(e)) continue;
     seen.add(e);
     if (e instanceof OutboundError) return e;
+    if (e instanceof Error && refusedCertificate((e as NodeJS.ErrnoException).code)) return new OutboundError('certificate', e.message);
     if (e instanceof Error) {
       queue.push(e.cause);
       // net.connect's address racing reports an AggregateError of per-address failures.

@@ -617,10 +617,15 @@ export class Hub extends EventEmitter {
       });
       // A callback that did not answer (down, busy, restarting) is asked again a few times,
       // backing off as deliveries do; one that answered anything but the challenge is not.
+      // One whose certificate the hub refused is asked again too: its owner, seeing why, may
+      // renew or fix it within those minutes (as often after an expiry), or one server of
+      // several behind its name may still show an old one; a refused certificate says nothing
+      // of the subscriber's intent either, and the retries are a few requests, backed off.
       // Not asked: the request stays stored, and is verified after the restart.
       if (answer === 'closed') return false;
-      const again = answer === 'unreachable' && attempt < config.websubVerifyAttempts;
-      const detail = `${req.mode} ${callbackHost(req.callback)}${again ? ': no answer, will ask again' : ''}`;
+      const again = (answer === 'unreachable' || answer === 'bad_certificate') && attempt < config.websubVerifyAttempts;
+      const why = answer === 'bad_certificate' ? ': its certificate was refused' : again ? ': no answer' : '';
+      const detail = `${req.mode} ${callbackHost(req.callback)}${why}${again ? ', will ask again' : ''}`;
       this.note({ kind: 'verify', topic: req.topic, ok: answer === 'verified', protocol: 'websub', detail });
       if (!again) {
         // A failed verification leaves whatever existed exactly as it was (REC §5.1).

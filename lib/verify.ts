@@ -38,10 +38,12 @@ export interface WebSubIntent {
 /**
  * How a subscriber answered a verification of intent: with the challenge, with anything else
  * (a refusal: 404, a wrong body, a redirect), or not at all (no connection, no answer in time,
- * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent); or
- * 'closed': the hub stopped before this one's turn came, so its subscriber was not asked.
+ * a 5xx or 429: the callback is down or busy for now, which says nothing of its intent);
+ * 'bad_certificate': its https server showed a certificate the hub refused (expired, untrusted,
+ * for other names), so it was not asked; or 'closed': the hub stopped before this one's turn
+ * came, so its subscriber was not asked.
  */
-export type IntentAnswer = 'verified' | 'refused' | 'unreachable' | 'closed';
+export type IntentAnswer = 'verified' | 'refused' | 'unreachable' | 'bad_certificate' | 'closed';
 
 export class Verifier {
   /**
@@ -109,7 +111,9 @@ export class Verifier {
       this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { host, topic, status: res.status });
       return busy ? 'unreachable' : 'refused';
     } catch (e) {
-      this.log.info(`${what} verification failed`, { host, topic, error: describeError(e) });
+      const certificate = e instanceof OutboundError && e.code === 'certificate';
+      this.log.info(`${what} verification failed${certificate ? ': certificate refused' : ''}`, { host, topic, error: describeError(e) });
+      if (certificate) return 'bad_certificate';
       // An address the hub may not call, or an answer too large, is the callback's final word.
       return e instanceof OutboundError && (e.code === 'timeout' || e.code === 'network') ? 'unreachable' : 'refused';
     }

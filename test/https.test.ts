@@ -2,7 +2,7 @@
 // (node:https on loopback, with the certificates of test/fixtures/tls). The hub trusts the test
 // CA only; names are pinned to loopback by a stub resolver, so a certificate is checked against
 // the URL's host name while the connection goes to an address the guard chose.
-import type { ServerOptions } from 'node:https';
+import type { Server as HttpsServer, ServerOptions } from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { HttpClient } from '../lib/http.js';
@@ -12,6 +12,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, loopbackAddress, type Handler, type Recorded } from './helpers/recorder.js';
 import { MSG, ping, pleaseNotify, subscriberOk, notifyBody } from './helpers/rsscloud.js';
 import { TEST_CA, identity, type IdentityName } from './helpers/tls.js';
+import { openStream } from './helpers/sse.js';
 import { publish, settled, subscribe, subscriptionsOf, validSignature } from './helpers/websub.js';
 
 const RSS = (title: string): string => `<?xml version="1.0"?>\n<rss version="2.0"><channel><title>${title}</title><link>http://example.com/</link></channel></rss>\n`;
@@ -126,7 +127,7 @@ describe('HTTPS peers', function () {
       ['a self-signed certificate', 'self-signed', 'localhost'],
       ['a certificate for other names (the connection pinned to an address the certificate does name)', 'localhost', 'wrong.test'],
     ] as const) {
-      it(`a feed with ${what}: the read-error words for ping and pleaseNotify, classified as a network failure naming the certificate`, async () => {
+      it(`a feed with ${what}: the read-error words for ping and pleaseNotify, classified as a refused certificate`, async () => {
         const feeds = await https(feed, who);
         const sub = await plain(subscriberOk);
         const topic = `https://${host}:${feeds.port}/bad-${who}`;
@@ -140,7 +141,7 @@ describe('HTTPS peers', function () {
         expect(feeds.requests, 'no request got through the failed handshake').to.deep.equal([]);
         const errors = [...logged('pleaseNotify: topic unreadable'), ...logged('ping: topic unreadable')].map((l) => String(l['error']));
         expect(errors).to.have.length(2);
-        for (const e of errors) expect(e).to.match(/^network: .*(certificate|altnames)/);
+        for (const e of errors) expect(e).to.match(/^certificate: .*(certificate|altnames)/);
       });
 
       it(`an https-post callback with ${what}: the handler-test words, nothing sent over the failed handshake`, async () => {
@@ -220,20 +221,51 @@ describe('HTTPS peers', function () {
       expect(validSignature(delivery!.headers['x-hub-signature'], 'tls-secret', delivery!.body)).to.equal(true);
     });
 
-    it('a callback whose certificate fails verification is not subscribed, and nothing crosses the handshake', async () => {
+    it('a callback whose certificate fails verification is not subscribed, nothing crosses the handshake, and the log says the certificate was refused', async () => {
       const topics = await https(feed);
-      for (const who of ['expired', 'self-signed'] as const) {
+      for (const [who, name, reason] of [
+        ['expired', 'localhost', /^certificate: certificate has expired/],
+        ['self-signed', 'localhost', /^certificate: self[- ]signed certificate/],
+        ['localhost', 'wrong.test', /^certificate: .*altnames/],
+      ] as const) {
         const sub = await https(echo, who);
         const topic = `https://localhost:${topics.port}/refused-${who}`;
-        const callback = `https://localhost:${sub.port}/cb`;
+        const callback = `https://${name}:${sub.port}/cb`;
         lines.length = 0;
         expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': callback })).status).to.equal(202);
         await settled(hub);
         expect(await subscriptionsOf(hub, topic)).to.deep.equal([]);
         expect(sub.requests).to.deep.equal([]);
-        const failures = logged('WebSub verification failed').map((l) => String(l['error']));
-        expect(failures).to.have.length(1);
-        expect(failures[0]).to.match(/^network: .*certificate/);
+        const failures = logged('WebSub verification failed: certificate refused').map((l) => String(l['error']));
+        expect(failures, `${who} for ${name}`).to.have.length(1);
+        expect(failures[0]).to.match(reason);
+      }
+    });
+
+    it('a callback whose certificate is refused is asked again, the activity saying why; renewed meanwhile, it is verified', async () => {
+      const retrying = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', WEBSUB_VERIFY_ATTEMPTS: '2', WEBSUB_RETRY_BASE_MS: '200' }, undefined, { ca: [TEST_CA], resolver });
+      const events = await openStream(`${retrying.url}/events`);
+      try {
+        const topics = await https(feed);
+        const sub = await https(echo, 'expired');
+        // Its operator renews the certificate once the first handshake was refused: the next attempt finds it.
+        sub.server.once('tlsClientError', () => (sub.server as HttpsServer).setSecureContext(identity('localhost')));
+        const topic = `https://localhost:${topics.port}/renewed`;
+        const callback = `https://localhost:${sub.port}/cb`;
+        expect((await subscribe(retrying, { 'hub.topic': topic, 'hub.callback': callback })).status).to.equal(202);
+        await settled(retrying);
+        expect(sub.requests.map((r) => `${r.method} ${r.path} ${r.query.get('hub.mode')}`)).to.deep.equal(['GET /cb subscribe']);
+        expect(await subscriptionsOf(retrying, topic)).to.have.length(1);
+        const verifies = (await events.waitFor(2, (e) => e.event === 'activity' && e.data.includes('"kind":"verify"'))).map(
+          (e) => JSON.parse(e.data) as { ok: boolean; detail?: string },
+        );
+        expect(verifies.map((a) => [a.ok, a.detail])).to.deep.equal([
+          [false, `subscribe localhost:${sub.port}: its certificate was refused, will ask again`],
+          [true, `subscribe localhost:${sub.port}`],
+        ]);
+      } finally {
+        events.close();
+        await retrying.destroy();
       }
     });
 
@@ -256,7 +288,7 @@ describe('HTTPS peers', function () {
       expect(sub.matching((r) => r.method === 'POST')).to.deep.equal([]);
       const unreadable = logged('publish: topic unreadable').map((l) => String(l['error']));
       expect(unreadable).to.have.length(1);
-      expect(unreadable[0]).to.match(/^network: certificate has expired/);
+      expect(unreadable[0]).to.match(/^certificate: certificate has expired/);
     });
 
     it('does not follow a verification GET redirect (REC §5.3), http→https or otherwise', async () => {

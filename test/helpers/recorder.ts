@@ -27,7 +27,8 @@ export class Recorder {
   private waiters: { count: number; filter: (r: Recorded) => boolean; resolve: () => void }[] = [];
 
   private constructor(
-    private readonly server: http.Server | https.Server,
+    /** Its own server, for a test that changes what it shows (an https one's certificate). */
+    readonly server: http.Server | https.Server,
     handler: Handler,
     private readonly scheme: 'http' | 'https',
   ) {
