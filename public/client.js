@@ -14,10 +14,38 @@
 // you get onReset, and should reload whatever you show. When the hub refuses the stream (it
 // answers 429 to an address that holds too many, as many tabs behind one NAT can) or the
 // browser gives up on it, follow() opens it again later, resuming from the last event id; with
-// none to resume from (no event had come yet), you get onReset once it is open again.
+// none to resume from (no event had come yet), you get onReset once it is open again. A refusal
+// that will not change (a 400 for a topic URL longer than the hub takes, any 4xx but 429) ends
+// it: onError({ reconnecting: false, status, message }) with the hub's own words.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;
+
+/** Most characters of the hub's refusal passed on (its words are a line; a proxy's page may be long). */
+const MESSAGE_MAX = 500;
+
+/**
+ * Why the hub refused a stream, which EventSource does not tell: asked again with HEAD (answered
+ * as the stream would be, without holding one of the address's streams), and for a refusal that
+ * is final, once more with GET for the hub's words. Unknown (no answer, a network error) is not
+ * final: a hub that is down or restarting is asked again later.
+ */
+async function refusal(href) {
+  try {
+    const head = await fetch(href, { method: 'HEAD', cache: 'no-store' });
+    if (head.ok || head.status < 400 || head.status >= 500 || head.status === 429) return { final: false, status: head.ok ? undefined : head.status };
+    const res = await fetch(href, { cache: 'no-store' });
+    // Open now after all (the hub changed its mind): not final, and not held open by this.
+    if (res.ok) {
+      await res.body?.cancel();
+      return { final: false };
+    }
+    const text = (await res.text()).trim();
+    return { final: res.status !== 429 && res.status < 500, status: res.status, message: text.length > MESSAGE_MAX ? `${text.slice(0, MESSAGE_MAX)}…` : text };
+  } catch {
+    return { final: false };
+  }
+}
 
 /**
  * Follows one topic URL or several.
@@ -33,7 +61,10 @@ const HERE = new URL('.', import.meta.url).href;
  * @param {(info: {reason: string}) => void} [options.onReset]
  *   events may have been missed: reload what you show
  * @param {() => void} [options.onOpen] the stream is (re)connected
- * @param {(info: {reconnecting: boolean}) => void} [options.onError] the stream dropped
+ * @param {(info: {reconnecting: boolean, status?: number, message?: string}) => void} [options.onError]
+ *   the stream dropped or was refused; `status`: the hub's refusal (429, 5xx: it is opened again
+ *   later). `reconnecting: false` with a `status` and the hub's `message`: a refusal that will not
+ *   change (a 4xx but 429), and follow() stops
  * @param {string} [options.hubUrl] the hub's base URL; defaults to where this module came from
  * @param {string} [options.lastEventId] resume after this event id (one you kept from an earlier page)
  * @param {number} [options.retryMs] how long to wait before opening the stream again when it was
@@ -112,15 +143,21 @@ export function follow(topics, options = {}) {
     });
     es.addEventListener('error', () => {
       // EventSource reconnects by itself after a dropped connection, but not after a refusal
-      // (any status but 200): then this does, later each time.
-      onError?.({ reconnecting: !closed });
-      if (es.readyState === EventSource.CLOSED && !closed) {
+      // (any status but 200): then this does, later each time, unless the refusal is final.
+      if (es.readyState !== EventSource.CLOSED || closed) return void onError?.({ reconnecting: !closed });
+      void refusal(at.href).then((refused) => {
+        if (closed || source !== es) return;
+        if (refused.final) {
+          closed = true;
+          return void onError?.({ reconnecting: false, status: refused.status, message: refused.message });
+        }
+        onError?.(refused.status === undefined ? { reconnecting: true } : { reconnecting: true, status: refused.status });
         clearTimeout(timer);
         timer = setTimeout(() => {
           if (!closed) source = open(true);
         }, wait);
         wait = Math.min(wait * 2, 300_000);
-      }
+      });
     });
     return es;
   };

@@ -131,7 +131,9 @@ function start(topic) {
   try {
     current = follow(topic, {
       onOpen: () => setStatus('open', `Live: waiting for ${topic} to change.`),
-      onError: ({ reconnecting }) => {
+      onError: ({ reconnecting, status: refused, message }) => {
+        // A refusal that will not change: follow() has stopped, and passes on the hub's words.
+        if (!reconnecting && refused !== undefined) return setStatus('error', `The hub refused to stream this feed (HTTP ${refused}): ${message}`);
         setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.');
         if (reconnecting) void explain(current);
       },

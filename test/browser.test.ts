@@ -614,6 +614,68 @@ describe('In a real browser (headless Chromium)', function () {
     expect(await outcome('https://blog.example/caf\u00e9.xml?a=1&b=2')).to.equal('followed');
   });
 
+  // EventSource hides a refusal's status: follow() asked again for a topic the hub refuses for
+  // good (a URL longer than MAX_URL_LENGTH), every retryMs doubling up to 5 minutes, for as long
+  // as the page was open, and told the page only onError({ reconnecting: true }) each time.
+  it('follow() stops when the hub refuses the topic (400), and says so through onError with the hub\'s words', async () => {
+    const tooLong = `https://blog.example/${'l'.repeat(2100)}.xml`;
+    const asked: string[] = [];
+    const track = (req: IncomingMessage): void => {
+      if (req.url?.startsWith('/stream?')) asked.push(req.method ?? '');
+    };
+    hub.server.on('request', track);
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        window.__errors = [];
+        window.__f = follow(${JSON.stringify(tooLong)}, { retryMs: 100, onError: (info) => window.__errors.push(info) });
+      })`);
+      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 5000 });
+      // Asked again it would be by now, several times over (every 100 ms, doubling).
+      await sleep(800);
+      expect(await page.evaluate('window.__errors')).to.deep.equal([{ reconnecting: false, status: 400, message: 'The URL is longer than 2048 characters.' }]);
+      expect(await page.evaluate('window.__f.readyState')).to.equal(2);
+      // The stream, then the hub asked why: HEAD, and GET for its words. Nothing after.
+      expect(asked).to.deep.equal(['GET', 'HEAD', 'GET']);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      hub.server.off('request', track);
+    }
+  });
+
+  it('follow() keeps opening its stream again while the hub answers 503, and stops at a 404, with its words', async () => {
+    // A stand-in for a hub, or a proxy in front of one: unavailable twice, then no such path.
+    let unavailable = 4; // the stream and follow()'s HEAD, twice
+    const fake = await Recorder.start((req, res) => {
+      const headers = { 'access-control-allow-origin': '*', 'content-type': 'text/plain; charset=utf-8' };
+      if (unavailable > 0) {
+        unavailable--;
+        return void res.writeHead(503, headers).end('Restarting.\n');
+      }
+      res.writeHead(404, headers).end('No stream here.\n');
+    });
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        window.__errors = [];
+        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
+      })`);
+      await page.waitForFunction('window.__errors.some((e) => !e.reconnecting)', undefined, { timeout: 5000 });
+      await sleep(400);
+      expect(await page.evaluate('window.__errors')).to.deep.equal([
+        { reconnecting: true, status: 503 },
+        { reconnecting: true, status: 503 },
+        { reconnecting: false, status: 404, message: 'No stream here.' },
+      ]);
+      expect(fake.requests.map((r) => r.method)).to.deep.equal(['GET', 'HEAD', 'GET', 'HEAD', 'GET', 'HEAD', 'GET']);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
     const feedItems = [item('q1', 'Quiet one')];
     const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
