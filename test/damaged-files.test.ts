@@ -49,6 +49,18 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () => describe('embedded st
     expect(message).to.include(file).and.include('subscriptions[1]').and.include('fields: callback, protocol, secret, whenExpires');
     expect(message).to.not.include('hunter2');
   });
+
+  for (const size of [-1, 2.5]) {
+    it(`stops the start at an outbox record whose body size is ${size} (not a byte count), as the journal refuses one`, async () => {
+      // Loaded before, the entry's body file was refused at delivery as "not the size it was
+      // written at", logged as a damaged content file rather than the snapshot shard that is.
+      const file = path.join(dir, shardFileName(5));
+      const entry = { topic: 'http://feed.example/t', version: 1, contentType: 'text/plain', createdAt: 1, size };
+      await writeFile(file, JSON.stringify({ ...emptyShard(5), outbox: [entry] }));
+      const message = await startError(dir);
+      expect(message).to.include(file).and.include('outbox[0]').and.include('restore it from a backup');
+    });
+  }
 }));
 
 embeddedOnly('cuts a file in DATA_DIR/content short', () =>

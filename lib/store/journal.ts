@@ -186,6 +186,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 const str = (v: unknown): boolean => typeof v === 'string';
 const num = (v: unknown): boolean => typeof v === 'number';
+/** A size in bytes: what getOutboxBody compares a content file's length with. */
+const byteCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /**
  * Whether an op of a known name carries the fields its apply reads (see MemoryState.apply). Also
@@ -206,7 +208,7 @@ export function wellFormed(o: RawOp): o is JournalOp {
     case 'subStats':
       return str(o['topic']) && Array.isArray(o['rows']) && (o['rows'] as unknown[]).every((r) => Array.isArray(r) && str(r[0]));
     case 'putOutbox':
-      return str(rec('entry')?.['topic']) && num(rec('entry')?.['version']) && (o['body'] === undefined || str(o['body'])) && (o['size'] === undefined || num(o['size']));
+      return str(rec('entry')?.['topic']) && num(rec('entry')?.['version']) && (o['body'] === undefined || str(o['body'])) && (o['size'] === undefined || byteCount(o['size']));
     case 'delOutbox':
       return str(o['topic']) && num(o['version']);
     case 'putVerification':

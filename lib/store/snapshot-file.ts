@@ -86,26 +86,45 @@ export class DurableJSONFile<T> implements Adapter<T> {
   }
 }
 
+/** A shard's lists of records, in the order open() applies them. */
+const SHARD_LISTS = ['topics', 'subscriptions', 'outbox', 'verifications', 'sites'] as const;
+type ShardList = (typeof SHARD_LISTS)[number];
+
+/**
+ * The journal op that puts one record of a shard's list: the one conversion, which open() both
+ * checks (shardProblem) and applies (MemoryState.load), so that what the check passes is what is
+ * applied. An outbox record carries its inline body or its size beside the entry's fields.
+ */
+const PUT: { [K in ShardList]: (r: NonNullable<ShardFile[K]>[number]) => JournalOp } = {
+  topics: (topic) => ({ op: 'putTopic', topic }),
+  subscriptions: (sub) => ({ op: 'putSub', sub }),
+  outbox: ({ body, size, ...entry }) => ({ op: 'putOutbox', entry, ...(body !== undefined && { body }), ...(size !== undefined && { size }) }),
+  verifications: (v) => ({ op: 'putVerification', v }),
+  sites: (site) => ({ op: 'putSite', site }),
+};
+
+function putOp(list: ShardList, record: unknown): JournalOp {
+  return (PUT[list] as (r: unknown) => JournalOp)(record);
+}
+
+/** The ops that put every record of a shard, which shardProblem has passed, in the order of SHARD_LISTS. */
+export function* shardOps(data: ShardFile): Generator<JournalOp> {
+  for (const list of SHARD_LISTS) for (const record of data[list] ?? []) yield putOp(list, record);
+}
+
 /**
  * What makes a shard of this build's format unreadable, or undefined. Its records are applied as journal
  * ops at open(), and one of the wrong shape (a hand edit, a file from another program) threw a
  * TypeError there ("object is not iterable") that stopped the start without naming the file.
  */
 export function shardProblem(data: ShardFile): string | undefined {
-  const lists: [keyof ShardFile, (r: never) => JournalOp][] = [
-    ['topics', (topic: Topic) => ({ op: 'putTopic', topic })],
-    ['subscriptions', (sub: Subscription) => ({ op: 'putSub', sub })],
-    ['outbox', (entry: OutboxEntry & { body?: string; size?: number }) => ({ op: 'putOutbox', entry, ...(entry.body !== undefined && { body: entry.body }), ...(entry.size !== undefined && { size: entry.size }) })],
-    ['verifications', (v: PendingVerification) => ({ op: 'putVerification', v })],
-    ['sites', (site: Site) => ({ op: 'putSite', site })],
-  ];
-  for (const [key, asOp] of lists) {
-    const list: unknown = data[key];
-    if (list === undefined && key === 'sites') continue;
-    if (!Array.isArray(list)) return `"${key}" is not a list`;
-    const bad = list.findIndex((r: unknown) => typeof r !== 'object' || r === null || !wellFormed(asOp(r as never)));
+  for (const list of SHARD_LISTS) {
+    const records: unknown = data[list];
+    if (records === undefined && list === 'sites') continue;
+    if (!Array.isArray(records)) return `"${list}" is not a list`;
+    const bad = records.findIndex((r: unknown) => typeof r !== 'object' || r === null || !wellFormed(putOp(list, r)));
     // Its field names, never its values: a subscription's record holds its WebSub secret.
-    if (bad !== -1) return `${key}[${bad}] is not a record this build can read (${describeRecord(list[bad])})`;
+    if (bad !== -1) return `${list}[${bad}] is not a record this build can read (${describeRecord(records[bad])})`;
   }
   return undefined;
 }

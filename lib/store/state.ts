@@ -3,7 +3,7 @@
 import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import type { JournalOp } from './journal.js';
 import type { TopicSubscriptions } from './store.js';
-import { SHARD_COUNT, SHARD_FORMAT, shardOf, type ShardFile } from './snapshot-file.js';
+import { SHARD_COUNT, SHARD_FORMAT, shardOf, shardOps, type ShardFile } from './snapshot-file.js';
 
 /** Everything kept about one topic URL: the topic record, its subscriptions, its outbox. */
 interface TopicEntry {
@@ -276,18 +276,13 @@ export class MemoryState {
   }
 
   /**
-   * Loads shard k's file. The shard stays clean (its file already says this); a record that
-   * belongs to another shard (a file from elsewhere) leaves that other shard dirty.
+   * Loads shard k's file, which shardProblem has passed. The shard stays clean (its file already
+   * says this); a record that belongs to another shard (a file from elsewhere) leaves that other
+   * shard dirty.
    */
   load(data: ShardFile, k: number): void {
     const wasDirty = this.parts[k]!.dirty;
-    for (const topic of data.topics ?? []) this.apply({ op: 'putTopic', topic });
-    for (const sub of data.subscriptions ?? []) this.apply({ op: 'putSub', sub });
-    for (const { body, size, ...entry } of data.outbox ?? []) {
-      this.apply({ op: 'putOutbox', entry, ...(typeof body === 'string' && { body }), ...(typeof size === 'number' && { size }) });
-    }
-    for (const v of data.verifications ?? []) this.apply({ op: 'putVerification', v });
-    for (const site of data.sites ?? []) this.apply({ op: 'putSite', site });
+    for (const op of shardOps(data)) this.apply(op);
     this.parts[k]!.dirty = wasDirty;
   }
 
