@@ -3,14 +3,14 @@
 // the file named and what is wrong with it, rather than a TypeError from deep inside open().
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { contentFileName } from '../lib/store/content-files.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
-import { emptyShard, shardFileName } from '../lib/store/snapshot-file.js';
+import { emptyShard, shardFileName, shardOf, WRITTEN_SHARDS_FILE } from '../lib/store/snapshot-file.js';
 import { newSubscription, newTopic } from '../lib/model.js';
 
 async function startError(dir: string): Promise<string> {
@@ -62,6 +62,110 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () => describe('embedded st
     });
   }
 }));
+
+/** Topic URLs that hash to `n` different snapshot shards. */
+function topicsInShards(n: number): string[] {
+  const out: string[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; out.length < n; i++) {
+    const url = `http://feed.example/${i}`;
+    if (seen.has(shardOf(url))) continue;
+    seen.add(shardOf(url));
+    out.push(url);
+  }
+  return out;
+}
+
+async function subscribe(store: LowdbStore, topic: string): Promise<void> {
+  const now = Date.now();
+  await store.putTopic(newTopic(topic));
+  await store.putSubscription(newSubscription(topic, `http://cb.example/${shardOf(topic)}`, 'websub', now, now + 3_600_000));
+}
+
+async function callbacksOf(dir: string, topics: string[]): Promise<string[]> {
+  const hub = await startTestHub({}, dir);
+  try {
+    const out: string[] = [];
+    for (const t of topics) for (const s of await hub.store.subscriptionsOf(t)) out.push(s.callback);
+    return out;
+  } finally {
+    await hub.close();
+  }
+}
+
+embeddedOnly('writes snapshot shards into DATA_DIR', () =>
+  describe('embedded store: a snapshot shard file missing', () => {
+    const [kept, lost] = topicsInShards(2) as [string, string];
+    const lostFile = (d: string): string => path.join(d, shardFileName(shardOf(lost)));
+    const dirs: string[] = [];
+    const newDir = async (): Promise<string> => {
+      const d = await tempDataDir();
+      dirs.push(d);
+      return d;
+    };
+    afterEach(async () => {
+      for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+    });
+
+    it('stops the start naming the file and DATA_DIR, once the journal that held its records is gone', async () => {
+      const dir = await newDir();
+      const store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, kept);
+      await subscribe(store, lost);
+      await store.compact();
+      await store.close();
+      await unlink(lostFile(dir));
+      // Started on what is left, the hub had served the kept topic alone, its subscriber on the lost one never told.
+      const message = await startError(dir);
+      expect(message).to.include(lostFile(dir)).and.include(`DATA_DIR (${path.resolve(dir)})`).and.include('restore it from a backup');
+    });
+
+    it('loads a snapshot written before the list of shards as it did, and lists its shards from then on', async () => {
+      const dir = await newDir();
+      // Shard files as builds before the list wrote them, and no list.
+      const now = Date.now();
+      for (const topic of [kept, lost]) {
+        const sub = newSubscription(topic, `http://cb.example/${shardOf(topic)}`, 'websub', now, now + 3_600_000);
+        await writeFile(path.join(dir, shardFileName(shardOf(topic))), JSON.stringify({ ...emptyShard(shardOf(topic)), topics: [newTopic(topic)], subscriptions: [sub] }));
+      }
+      expect(await callbacksOf(dir, [kept, lost])).to.deep.equal([`http://cb.example/${shardOf(kept)}`, `http://cb.example/${shardOf(lost)}`]);
+      expect(await readdir(dir)).to.include(WRITTEN_SHARDS_FILE);
+      await unlink(lostFile(dir));
+      expect(await startError(dir)).to.include(lostFile(dir));
+    });
+
+    it(`stops the start naming ${WRITTEN_SHARDS_FILE} when it is not a list of shards`, async () => {
+      const dir = await newDir();
+      await writeFile(path.join(dir, WRITTEN_SHARDS_FILE), JSON.stringify({ format: 1, shards: 64, written: [[64, 1]] }));
+      expect(await startError(dir)).to.include(path.join(dir, WRITTEN_SHARDS_FILE)).and.include('damaged');
+    });
+
+    it('starts from a backup whose segments were copied before the compaction that first wrote the shard (README)', async () => {
+      const dir = await newDir();
+      const backup = await newDir();
+      const store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, kept);
+      await store.compact();
+      await subscribe(store, lost);
+      await store.flush();
+      // The segments first, as README says; then the rest, from after a compaction that wrote the
+      // lost topic's shard for the first time and deleted the segment, but without that shard (a
+      // copy that listed the directory before the shard was there).
+      for (const name of (await readdir(dir)).filter((n) => n.startsWith('journal-'))) await copyFile(path.join(dir, name), path.join(backup, name));
+      await store.compact();
+      await store.close();
+      for (const name of await readdir(dir)) {
+        if (name.startsWith('snapshot-') && path.join(dir, name) !== lostFile(dir)) await copyFile(path.join(dir, name), path.join(backup, name));
+      }
+      expect(await readdir(backup)).to.include(WRITTEN_SHARDS_FILE).and.not.include(path.basename(lostFile(dir)));
+      expect(await callbacksOf(backup, [kept, lost])).to.deep.equal([`http://cb.example/${shardOf(kept)}`, `http://cb.example/${shardOf(lost)}`]);
+      // Written again at that start: its loss is told from then on.
+      await unlink(lostFile(backup));
+      expect(await startError(backup)).to.include(lostFile(backup));
+    });
+  }));
 
 embeddedOnly('cuts a file in DATA_DIR/content short', () =>
   describe('embedded store: an outbox body file cut short', () => {

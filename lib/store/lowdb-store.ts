@@ -1,6 +1,7 @@
 // The embedded store: every record lives in memory; on disk, DATA_DIR holds
 //   snapshot-00.json … snapshot-63.json  lowdb files, the state as of the last compaction,
 //                                        sharded by a hash of the topic URL (snapshot-file.ts);
+//   snapshot-shards.json                 which of them have been written (snapshot-file.ts);
 //   journal-NNNNNNNN.ndjson              append-only segments, every change since (journal.ts);
 //   content/<sha256(topic)[:16]>-<version>.bin   outbox bodies over INLINE_BODY_MAX (content-files.ts);
 //                                        smaller ones travel inside their entry.
@@ -20,7 +21,7 @@ import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
-import { emptyShard, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, type ShardFile } from './snapshot-file.js';
+import { emptyShard, readWrittenShards, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, WRITTEN_SHARDS_FILE, writtenShardsText, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
 import { subscriptionEnded, type ExpiryFilter, type Store, type StoreCounts, type SubscriptionLimit, type SubscriptionLimits, type TopicSubscriptions } from './store.js';
 
@@ -91,6 +92,10 @@ export class LowdbStore implements Store {
   private readonly compactAfterBytes: number;
   private readonly log: Logger;
   private journal: JournalWriter | undefined;
+  /** The shards written, each with the last segment folded when it was first written (WRITTEN_SHARDS_FILE). */
+  private readonly written = new Map<number, number>();
+  /** What WRITTEN_SHARDS_FILE holds now; undefined while there is none. */
+  private writtenOnDisk: string | undefined;
   private lock: DirLock | undefined;
   private compacting: Promise<void> | undefined;
   private closing = false;
@@ -142,6 +147,12 @@ export class LowdbStore implements Store {
     await checkWritable(this.dir);
     await checkWritable(this.content.dir);
 
+    const segments = await listSegments(this.dir);
+    const listed = await readWrittenShards(this.dir);
+    this.writtenOnDisk = listed && writtenShardsText(listed);
+    // Segment numbers start again at 1 when none is left; kept above every number the list holds,
+    // so that a number in it never names a later segment.
+    const last = Math.max(segments.at(-1) ?? 0, ...(listed?.values() ?? []));
     const missing: boolean[] = [];
     for (let k = 0; k < SHARD_COUNT; k++) {
       const db = this.shards[k]!;
@@ -149,7 +160,17 @@ export class LowdbStore implements Store {
       db.data = none;
       await db.read();
       missing[k] = db.data === none;
+      const since = listed?.get(k);
+      // Listed but missing is lost, unless a segment from before the compaction that first wrote
+      // it is still here (a backup that copied the segments before that compaction ran): then its
+      // records are in the journal, replayed below, and it is written again.
+      if (missing[k] && since !== undefined && since < (segments[0] ?? Infinity)) {
+        throw new Error(
+          `${path.join(this.dir, shardFileName(k))} is missing: ${WRITTEN_SHARDS_FILE} lists it as written, and its records are nowhere else (the journal segments that held them are gone): restore it from a backup of DATA_DIR (${path.resolve(this.dir)}); the store does not open without it`,
+        );
+      }
       if (!missing[k]) {
+        this.written.set(k, since ?? last);
         if (db.data.format !== SHARD_FORMAT || db.data.shards !== SHARD_COUNT) {
           throw new Error(`${shardFileName(k)}: format ${db.data.format} with ${db.data.shards} shards; this build reads format ${SHARD_FORMAT} with ${SHARD_COUNT}`);
         }
@@ -193,19 +214,17 @@ export class LowdbStore implements Store {
       }
     };
     await replay(path.join(this.dir, LEGACY_JOURNAL));
-    const segments = await listSegments(this.dir);
     for (const n of segments) await replay(path.join(this.dir, segmentName(n)));
     if (legacy) this.state.markAllDirty();
 
     // New appends start a new segment, so they never follow a torn line; once the changed
     // shards are durable the replayed segments are deleted.
-    const last = segments.at(-1) ?? 0;
     this.journal = new JournalWriter(this.dir, last + 1, (bytes) => this.compactIfDue(bytes));
     await this.persistShards(last);
     if (legacy) await removeFile(path.join(this.dir, LEGACY_SNAPSHOT));
 
     for (const name of await readdir(this.dir)) {
-      if (/^\.snapshot-\d+\.json\.tmp$/.test(name)) await removeFile(path.join(this.dir, name));
+      if (/^\.snapshot-(\d+|shards)\.json\.tmp$/.test(name)) await removeFile(path.join(this.dir, name));
     }
     const live = new Set<string>();
     for (const e of this.state.outboxRefs()) live.add(contentFileName(e.topic, e.version));
@@ -683,8 +702,8 @@ export class LowdbStore implements Store {
 
   /**
    * Writes every dirty shard, one at a time with a turn of the event loop between them (each
-   * costs one shard's JSON.stringify, ~1/64 of the state), makes the renames durable, and only
-   * then deletes the journal segments up to `closed`.
+   * costs one shard's JSON.stringify, ~1/64 of the state), makes the renames durable, lists the
+   * shards written (WRITTEN_SHARDS_FILE), and only then deletes the journal segments up to `closed`.
    */
   private async persistShards(closed: number): Promise<void> {
     const todo = this.state.dirtyShards();
@@ -700,9 +719,16 @@ export class LowdbStore implements Store {
         db.data = emptyShard(k);
       }
       this.counters.shardWrites++;
+      if (!this.written.has(k)) this.written.set(k, closed);
       await yieldToLoop();
     }
     if (todo.length > 0) await syncDir(this.dir);
+    // Before the segments go: a shard it does not list yet is one whose loss nothing would tell.
+    const written = writtenShardsText(this.written);
+    if (written !== this.writtenOnDisk && (this.writtenOnDisk !== undefined || this.written.size > 0)) {
+      await replaceFile(path.join(this.dir, WRITTEN_SHARDS_FILE), written);
+      this.writtenOnDisk = written;
+    }
     for (const n of await listSegments(this.dir)) {
       if (n <= closed) await removeFile(path.join(this.dir, segmentName(n)));
     }

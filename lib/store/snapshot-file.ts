@@ -88,14 +88,14 @@ export class DurableJSONFile<T> implements Adapter<T> {
 
 /** A shard's lists of records, in the order open() applies them. */
 const SHARD_LISTS = ['topics', 'subscriptions', 'outbox', 'verifications', 'sites'] as const;
-type ShardList = (typeof SHARD_LISTS)[number];
+type RecordList = (typeof SHARD_LISTS)[number];
 
 /**
  * The journal op that puts one record of a shard's list: the one conversion, which open() both
  * checks (shardProblem) and applies (MemoryState.load), so that what the check passes is what is
  * applied. An outbox record carries its inline body or its size beside the entry's fields.
  */
-const PUT: { [K in ShardList]: (r: NonNullable<ShardFile[K]>[number]) => JournalOp } = {
+const PUT: { [K in RecordList]: (r: NonNullable<ShardFile[K]>[number]) => JournalOp } = {
   topics: (topic) => ({ op: 'putTopic', topic }),
   subscriptions: (sub) => ({ op: 'putSub', sub }),
   outbox: ({ body, size, ...entry }) => ({ op: 'putOutbox', entry, ...(body !== undefined && { body }), ...(size !== undefined && { size }) }),
@@ -103,7 +103,7 @@ const PUT: { [K in ShardList]: (r: NonNullable<ShardFile[K]>[number]) => Journal
   sites: (site) => ({ op: 'putSite', site }),
 };
 
-function putOp(list: ShardList, record: unknown): JournalOp {
+function putOp(list: RecordList, record: unknown): JournalOp {
   return (PUT[list] as (r: unknown) => JournalOp)(record);
 }
 
@@ -136,4 +136,51 @@ function describeRecord(r: unknown): string {
 
 export function shardDb(dir: string, k: number): Low<ShardFile> {
   return new Low<ShardFile>(new DurableJSONFile<ShardFile>(path.join(dir, shardFileName(k))), emptyShard(k));
+}
+
+/**
+ * Which shards the snapshot has written. A shard file is written only once it holds a record, so
+ * without this list one deleted by hand, or left out of a partial copy or restore, could not be
+ * told from a shard never written: the start went on without its records (subscriptions among
+ * them), which the journal segments deleted since held nowhere else. Written atomically after
+ * the shards it lists are durable and before the segments they fold are deleted; absent from the
+ * DATA_DIR of builds before it, which loads as it did (and gets the list at its first start).
+ */
+export const WRITTEN_SHARDS_FILE = 'snapshot-shards.json';
+const WRITTEN_SHARDS_FORMAT = 1;
+
+interface WrittenShardsFile {
+  format: number;
+  shards: number;
+  /**
+   * Each shard written, with the last journal segment folded by the compaction that first wrote
+   * it. Its records from before that compaction are in segments up to that number: where one of
+   * them is still in DATA_DIR (a backup that copied the segments before a compaction that ran
+   * meanwhile wrote the shard), a missing shard's records are still in the journal.
+   */
+  written: [shard: number, segment: number][];
+}
+
+/** The shards written, by shard, each with its segment (see WrittenShardsFile); undefined where the file is absent. */
+export async function readWrittenShards(dir: string): Promise<Map<number, number> | undefined> {
+  const file = path.join(dir, WRITTEN_SHARDS_FILE);
+  const data = await new DurableJSONFile<WrittenShardsFile>(file).read();
+  if (data === null) return undefined;
+  if (data.format !== WRITTEN_SHARDS_FORMAT || data.shards !== SHARD_COUNT) {
+    throw new Error(`${file}: format ${String(data.format)} with ${String(data.shards)} shards; this build reads format ${WRITTEN_SHARDS_FORMAT} with ${SHARD_COUNT}`);
+  }
+  const written = new Map<number, number>();
+  const count = (v: unknown, below: number): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < below;
+  const list: unknown = data.written;
+  if (!Array.isArray(list) || !list.every((w: unknown) => Array.isArray(w) && w.length === 2 && count(w[0], SHARD_COUNT) && count(w[1], Number.MAX_SAFE_INTEGER))) {
+    // It holds no records: removed, the store opens without the check of which shards must be there.
+    throw new Error(`${file} is damaged ("written" is not a list of shards with their segments): restore it from a backup, or remove it; the store does not open with it as it is`);
+  }
+  for (const [shard, segment] of list as [number, number][]) written.set(shard, segment);
+  return written;
+}
+
+export function writtenShardsText(written: ReadonlyMap<number, number>): string {
+  const data: WrittenShardsFile = { format: WRITTEN_SHARDS_FORMAT, shards: SHARD_COUNT, written: [...written].sort((a, b) => a[0] - b[0]) };
+  return JSON.stringify(data);
 }
