@@ -11,6 +11,7 @@ import { embeddedOnly } from './helpers/store-under-test.js';
 import { contentFileName } from '../lib/store/content-files.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
 import { emptyShard, shardFileName, shardOf, WRITTEN_SHARDS_FILE } from '../lib/store/snapshot-file.js';
+import { replaySegment, segmentName, type JournalOp } from '../lib/store/journal.js';
 import { newSubscription, newTopic } from '../lib/model.js';
 
 async function startError(dir: string): Promise<string> {
@@ -62,6 +63,31 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () => describe('embedded st
     });
   }
 }));
+
+embeddedOnly('writes journal segments into DATA_DIR', () =>
+  describe('embedded store: a journal line whose outbox body size is not a byte count', () => {
+    let dir: string;
+    before(async () => {
+      dir = await tempDataDir();
+    });
+    after(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('is damage, as in a snapshot shard, and the lines after it are still applied', async () => {
+      const entry = { topic: 'http://feed.example/t', version: 1, contentType: 'text/plain', createdAt: 1 };
+      const lines = [
+        { op: 'putOutbox', entry, size: -1 },
+        { op: 'putOutbox', entry: { ...entry, version: 2 }, size: 40_000 },
+      ];
+      const file = path.join(dir, segmentName(1));
+      await writeFile(file, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+      const applied: JournalOp[] = [];
+      const r = await replaySegment(file, (op) => void applied.push(op));
+      expect(r.damaged.map((d) => d.line)).to.deep.equal([1]);
+      expect(applied).to.deep.equal([lines[1]]);
+    });
+  }));
 
 /** Topic URLs that hash to `n` different snapshot shards. */
 function topicsInShards(n: number): string[] {
