@@ -161,6 +161,22 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () =>
       expect(await startError(dir)).to.include(lostFile(dir));
     });
 
+    it(`stops the start naming ${WRITTEN_SHARDS_FILE} when it is lost with the shard, once a shard was written after it`, async () => {
+      const dir = await newDir();
+      const store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, kept);
+      await subscribe(store, lost);
+      await store.compact();
+      await subscribe(store, kept); // its shard written again, now that the list is there
+      await store.compact();
+      await store.close();
+      await unlink(lostFile(dir));
+      await unlink(path.join(dir, WRITTEN_SHARDS_FILE));
+      const message = await startError(dir);
+      expect(message).to.include(path.join(dir, WRITTEN_SHARDS_FILE)).and.include(shardFileName(shardOf(kept))).and.include(`DATA_DIR (${path.resolve(dir)})`);
+    });
+
     it(`stops the start naming ${WRITTEN_SHARDS_FILE} when it is not a list of shards`, async () => {
       const dir = await newDir();
       await writeFile(path.join(dir, WRITTEN_SHARDS_FILE), JSON.stringify({ format: 1, shards: 64, written: [[64, 1]] }));

@@ -154,6 +154,7 @@ export class LowdbStore implements Store {
     // so that a number in it never names a later segment.
     const last = Math.max(segments.at(-1) ?? 0, ...(listed?.values() ?? []));
     const missing: boolean[] = [];
+    let listedIn: number | undefined;
     for (let k = 0; k < SHARD_COUNT; k++) {
       const db = this.shards[k]!;
       const none = emptyShard(k);
@@ -171,6 +172,7 @@ export class LowdbStore implements Store {
       }
       if (!missing[k]) {
         this.written.set(k, since ?? last);
+        if (db.data.listed) listedIn ??= k;
         if (db.data.format !== SHARD_FORMAT || db.data.shards !== SHARD_COUNT) {
           throw new Error(`${shardFileName(k)}: format ${db.data.format} with ${db.data.shards} shards; this build reads format ${SHARD_FORMAT} with ${SHARD_COUNT}`);
         }
@@ -183,6 +185,13 @@ export class LowdbStore implements Store {
       }
       db.data = none; // the records live in memory now; do not keep the arrays
       await yieldToLoop();
+    }
+
+    if (listed === undefined && listedIn !== undefined) {
+      // Without it, a shard lost with it would go unnoticed.
+      throw new Error(
+        `${path.join(this.dir, WRITTEN_SHARDS_FILE)} is missing: ${shardFileName(listedIn)} was written while it was there, and the store never removes it: restore it from a backup of DATA_DIR (${path.resolve(this.dir)}); the store does not open without it`,
+      );
     }
 
     // The store before sharding: its snapshot fills the shards not written yet, and its journal
@@ -710,6 +719,7 @@ export class LowdbStore implements Store {
     for (const k of todo) {
       const db = this.shards[k]!;
       db.data = this.state.takeShard(k);
+      if (this.writtenOnDisk !== undefined) db.data.listed = true;
       try {
         await db.write();
       } catch (e) {
@@ -727,6 +737,8 @@ export class LowdbStore implements Store {
     const written = writtenShardsText(this.written);
     if (written !== this.writtenOnDisk && (this.writtenOnDisk !== undefined || this.written.size > 0)) {
       await replaceFile(path.join(this.dir, WRITTEN_SHARDS_FILE), written);
+      // Its name durable before a shard says it is there (ShardFile.listed).
+      if (this.writtenOnDisk === undefined) await syncDir(this.dir);
       this.writtenOnDisk = written;
     }
     for (const n of await listSegments(this.dir)) {

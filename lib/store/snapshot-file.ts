@@ -28,6 +28,11 @@ export interface ShardFile {
   verifications: PendingVerification[];
   /** Added after format 1 shipped; absent in older files, which read as no sites. */
   sites?: Site[];
+  /**
+   * Written while WRITTEN_SHARDS_FILE was in DATA_DIR, which the store never removes: a start
+   * that finds this shard without that file is missing it. Absent in files of older builds.
+   */
+  listed?: true;
 }
 
 /**
