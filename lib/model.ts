@@ -209,17 +209,17 @@ const AUTHORITY_ENDS = new Set(['/', '\\', '?', '#']);
 
 /**
  * host[:port] of a URL as the URL standard reads it (lower case, IDN in punycode, an IPv4 address
- * in dotted decimal, no default port), the spelling the notifier connects to and keys its
- * per-host limit and breaker by. URLs are kept as given, so counted by their own spelling one
- * host was many under MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: `127.000.000.001`, `2130706433`,
- * `%31%32%37.0.0.1`, a written default port, each a host of its own, and IPv4's leading zeros
- * spell one address without end. A backslash is a slash there too, so
- * `https://reader.example\TOKEN\cb` is reader.example, not a host showing its token on the
+ * in dotted decimal, no default port), made one key per host by hostKey: the spelling the
+ * notifier keys its per-host limit and breaker by, and MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST
+ * counts by. URLs are kept as given, so counted by their own spelling one host was many:
+ * `127.000.000.001`, `2130706433`, `%31%32%37.0.0.1`, a written default port, each a host of its
+ * own, and IPv4's leading zeros spell one address without end. A backslash is a slash there too,
+ * so `https://reader.example\TOKEN\cb` is reader.example, not a host showing its token on the
  * public pages. What does not parse is read by hand up to the first of AUTHORITY_ENDS.
  */
 export function callbackHost(url: string): string {
   try {
-    return new URL(url).host;
+    return hostKey(new URL(url).host);
   } catch {
     const colon = url.indexOf(':');
     if (colon === -1) return '';
@@ -228,8 +228,35 @@ export function callbackHost(url: string): string {
     let end = start;
     while (end < url.length && !AUTHORITY_ENDS.has(url[end]!)) end++;
     const authority = url.slice(start, end);
-    return authority.slice(authority.lastIndexOf('@') + 1).toLowerCase();
+    return hostKey(authority.slice(authority.lastIndexOf('@') + 1));
   }
+}
+
+/** A name's root dot (or dots), before the port if any: `cb.example.:8080`. */
+const ROOT_DOTS = /\.+(?=(?::\d*)?$)/;
+/** An IPv4-mapped IPv6 address as the URL standard writes it (`[::ffff:7f00:1]`), and its port. */
+const MAPPED_IPV4 = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\](:\d+)?$/;
+
+/**
+ * A host[:port] (as URL.host gives it, or as an operator writes it) as the one key of the host
+ * it names: what the URL standard leaves as two spellings of one host is made one. A name
+ * written fully qualified (`cb.example.`, which a resolver reads as `cb.example`) loses its dot:
+ * counted apart, `http://cb.example./` doubled the subscriptions one host may hold, and its
+ * deliveries had a breaker and a concurrency limit of their own beside the undotted spelling's.
+ * Every dot goes (`cb.example..` names no host anyway), so a key keyed again is the same key, as
+ * the store's trigger needs. An IPv4-mapped IPv6 address is the IPv4 address it maps (the address
+ * guard judges it so, and a dual-stack socket reaches that address). lib/store/pg-schema.ts's
+ * callback_host_key() is the same rule in SQL (migration 10): the two change together.
+ */
+export function hostKey(host: string): string {
+  const h = host.toLowerCase();
+  const mapped = MAPPED_IPV4.exec(h);
+  if (mapped) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}${mapped[3] ?? ''}`;
+  }
+  return h.replace(ROOT_DOTS, '');
 }
 
 /**

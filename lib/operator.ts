@@ -4,8 +4,8 @@
 import type { Activity, ActivityLog } from './activity.js';
 import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
-import { hostOf } from './notifier/host-limiter.js';
 import type { Notifier } from './notifier/notifier.js';
+import { callbackHost, hostKey } from './model.js';
 import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
@@ -157,8 +157,8 @@ export class Operator {
     const sub = await store.getSubscription(topic, callback);
     if (!sub || (sub.secret !== undefined && (secret === undefined || !sameSecret(secret, sub.secret)))) return undefined;
     const topicVersion = (await store.getTopic(topic))?.version ?? 0;
-    // Keyed as the notifier keys its circuit breaker: host[:port], a default port left out.
-    const host = hostOf(callback);
+    // Keyed as the notifier keys its circuit breaker.
+    const host = callbackHost(callback);
     const paused = notifier.pausedHosts().find((h) => h.host === host);
     return {
       topic,
@@ -188,8 +188,8 @@ export class Operator {
     return deleted;
   }
 
-  /** Without a host: every host (the test API's clear). */
+  /** Without a host: every host (the test API's clear). The host as the operator writes it, keyed as the breaker keys it. */
   retryHost(host?: string): number {
-    return this.deps.notifier.retryHostNow(host);
+    return this.deps.notifier.retryHostNow(host === undefined ? undefined : hostKey(host));
   }
 }

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { createStore } from '../lib/store/create-store.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { newSubscription } from '../lib/model.js';
+import { hostKey, newSubscription } from '../lib/model.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
@@ -493,12 +493,93 @@ describe('PostgreSQL store', function () {
       await oldPut(c);
     });
     const store = await opened();
-    expect(store.schema).to.deep.include({ from: 8, applied: [9] });
+    expect(store.schema).to.deep.include({ from: 8, applied: MIGRATIONS.filter((m) => m.version > 8).map((m) => m.version) });
     const before = sub(topic, callback, { protocol: 'websub', secret: 'k', leaseSeconds: 3600, deliveredVersion: 0 });
     expect(await store.getSubscription(topic, callback)).to.deep.equal(before);
     await store.putSubscription({ ...before, signatureAlgorithm: 'sha1' });
     await withClient(url, oldPut);
     expect(await store.getSubscription(topic, callback)).to.deep.equal({ ...before, signatureAlgorithm: 'sha1' });
+  });
+
+  it('takes a database at schema 9 to 10: a callback host stored with its root dot, or as IPv4-mapped IPv6, is counted with the host it names; an older build still writing one is stored so too', async () => {
+    const topic = 'http://a/feed';
+    // migration 9's function, as a process of the build before 10 calls it, with the host as that build read it
+    const oldPut = (c: pg.Client, callback: string, host: string): Promise<unknown> =>
+      c.query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) AS refused', [
+        100, 100, urlKey(topic), urlKey(callback), topic, callback, host, 'websub', null, null, 3600, 0, 0, 0, 1, null, null, 2, 0, null,
+      ]);
+    const stored = (c: pg.Client): Promise<[string, string][]> =>
+      c.query<{ callback: string; callback_host: string }>('SELECT callback, callback_host FROM subscriptions ORDER BY callback').then((r) => r.rows.map((x) => [x.callback, x.callback_host]));
+    const counted = (c: pg.Client): Promise<[string, number][]> =>
+      c.query<{ host: string; n: string }>("SELECT convert_from(key, 'UTF8') AS host, n FROM subscription_counts WHERE kind = 'h' AND n <> 0 ORDER BY 1").then((r) => r.rows.map((x) => [x.host, Number(x.n)]));
+    await withClient(url, async (c) => {
+      await migrate(c, MIGRATIONS.filter((m) => m.version <= 9));
+      await oldPut(c, 'http://cb.example/a', 'cb.example');
+      await oldPut(c, 'http://cb.example./b', 'cb.example.');
+      await oldPut(c, 'http://cb.example.:8080/c', 'cb.example.:8080');
+      await oldPut(c, 'http://[::ffff:127.0.0.1]:81/d', '[::ffff:7f00:1]:81');
+      await oldPut(c, 'http://reader.example/e', 'reader.example');
+    });
+    const store = await opened();
+    expect(store.schema).to.deep.include({ from: 9, applied: MIGRATIONS.filter((m) => m.version > 9).map((m) => m.version) });
+    await withClient(url, async (c) => {
+      expect(await stored(c)).to.deep.equal([
+        ['http://[::ffff:127.0.0.1]:81/d', '127.0.0.1:81'],
+        ['http://cb.example./b', 'cb.example'],
+        ['http://cb.example.:8080/c', 'cb.example:8080'],
+        ['http://cb.example/a', 'cb.example'],
+        ['http://reader.example/e', 'reader.example'],
+      ]);
+      expect(await counted(c)).to.deep.equal([['127.0.0.1:81', 1], ['cb.example', 2], ['cb.example:8080', 1], ['reader.example', 1]]);
+      // An older process still running writes a new subscription, and an old one again, as it reads them.
+      await oldPut(c, 'http://cb.example./f', 'cb.example.');
+      await oldPut(c, 'http://cb.example.:8080/c', 'cb.example.:8080');
+      expect(await counted(c)).to.deep.equal([['127.0.0.1:81', 1], ['cb.example', 3], ['cb.example:8080', 1], ['reader.example', 1]]);
+    });
+    expect(await store.countSubscriptions({ callbackHost: 'cb.example.' })).to.equal(3);
+    expect(await store.subscriptionLimitReached(topic, 'http://CB.EXAMPLE.:80/g', { perTopic: 100, perCallbackHost: 3 })).to.equal('callbackHost');
+    expect(await store.putSubscriptionWithinLimits(sub(topic, 'http://cb.example./g'), { perTopic: 100, perCallbackHost: 3 })).to.equal('callbackHost');
+    expect(await store.putSubscriptionWithinLimits(sub(topic, 'http://[::ffff:127.0.0.1]:81/h'), { perTopic: 100, perCallbackHost: 2 })).to.equal(null);
+    expect(await store.putSubscriptionWithinLimits(sub(topic, 'http://127.0.0.1:81/i'), { perTopic: 100, perCallbackHost: 2 })).to.equal('callbackHost');
+  });
+
+  it('migration 10 waits for an older process writing a dotted callback host, then rewrites that row too and moves its count', async () => {
+    const topic = 'http://a/feed';
+    const callback = 'http://cb.example./w';
+    await withClient(url, (c) => migrate(c, MIGRATIONS.filter((m) => m.version <= 9)));
+    const older = new pg.Client({ connectionString: url });
+    const starting = new pg.Client({ connectionString: url });
+    await Promise.all([older.connect(), starting.connect()]);
+    try {
+      await older.query('BEGIN');
+      await older.query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) AS refused', [
+        100, 100, urlKey(topic), urlKey(callback), topic, callback, 'cb.example.', 'websub', null, null, 3600, 0, 0, 0, 1, null, null, 2, 0, null,
+      ]);
+      const pid = (await starting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const migrating = migrate(starting);
+      // The migration waits for the older process's write to end.
+      for (;;) {
+        const { rows } = await older.query<{ w: string | null }>('SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1', [pid]);
+        if (rows[0]?.w === 'Lock') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await older.query('COMMIT');
+      expect((await migrating).applied).to.deep.equal(MIGRATIONS.filter((m) => m.version > 9).map((m) => m.version));
+      const { rows } = await starting.query<{ callback_host: string }>('SELECT callback_host FROM subscriptions');
+      expect(rows).to.deep.equal([{ callback_host: 'cb.example' }]);
+      const counts = await starting.query<{ host: string; n: string }>("SELECT convert_from(key, 'UTF8') AS host, n FROM subscription_counts WHERE kind = 'h' AND n <> 0");
+      expect(counts.rows.map((r) => [r.host, Number(r.n)])).to.deep.equal([['cb.example', 1]]);
+    } finally {
+      await Promise.all([older.end(), starting.end()]);
+    }
+  });
+
+  it("migration 10's callback_host_key() keys a host as lib/model.ts hostKey does", async () => {
+    await (await opened()).close();
+    const hosts = ['cb.example', 'cb.example.', 'cb.example..', 'cb.example.:8080', 'cb.example:8080', '[::ffff:7f00:1]', '[::ffff:a0b:c0d]:81', '[::ffff:0:1]', '[::1]:80', '[2001:db8::1]', '127.0.0.1', 'xn--bcher-kva.example.', '.', ''];
+    const keyed = await withClient(url, async (c) => (await c.query<{ k: string }>('SELECT callback_host_key(h) AS k FROM unnest($1::text[]) WITH ORDINALITY AS t(h, i) ORDER BY i', [hosts])).rows.map((r) => r.k));
+    expect(keyed).to.deep.equal(hosts.map(hostKey));
+    expect(hosts.map(hostKey).map(hostKey), 'a key keyed again is the same key').to.deep.equal(hosts.map(hostKey));
   });
 
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {

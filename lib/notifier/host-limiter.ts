@@ -70,12 +70,3 @@ export class HostLimiter {
     return limiter;
   }
 }
-
-/** The host part of a URL (host:port), the unit of per-host limits and circuit breaking. */
-export function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
-}

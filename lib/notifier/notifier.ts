@@ -22,7 +22,7 @@ import type { Logger } from '../log.js';
 import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { CircuitBreaker } from './breaker.js';
-import { HostLimiter, hostOf } from './host-limiter.js';
+import { HostLimiter } from './host-limiter.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -348,7 +348,7 @@ export class Notifier extends EventEmitter {
 
   /** One attempt with no retry and no bookkeeping: the rssCloud handler test. */
   send(sub: Subscription, content: Content): Promise<DeliveryOutcome> {
-    return this.limiter.run(hostOf(sub.callback), () => this.senders[sub.protocol].deliver(sub, content));
+    return this.limiter.run(callbackHost(sub.callback), () => this.senders[sub.protocol].deliver(sub, content));
   }
 
   get queueDepth(): number {
@@ -413,7 +413,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: target?.host ?? sub.callback, versions: [], unsettled: [], running: false, sleepingOn: undefined, behindPause: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, behindPause: false };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);

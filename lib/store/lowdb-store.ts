@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
-import { callbackHost, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, hostKey, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
@@ -576,7 +576,7 @@ export class LowdbStore implements Store {
   // --- the rest ------------------------------------------------------------------------------
 
   async countSubscriptions(filter: { topic: string } | { callbackHost: string }): Promise<number> {
-    return 'topic' in filter ? this.state.subscriptionCountOf(filter.topic) : this.state.subscriptionsOfHost(filter.callbackHost.toLowerCase());
+    return 'topic' in filter ? this.state.subscriptionCountOf(filter.topic) : this.state.subscriptionsOfHost(hostKey(filter.callbackHost));
   }
 
   async hasLiveSubscription(topic: string, filter: Omit<ExpiryFilter, 'limit'>): Promise<boolean> {

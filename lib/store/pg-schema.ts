@@ -307,6 +307,48 @@ ${RECOUNT_HOSTS}    `,
       $$;
     `,
   },
+  {
+    version: 10,
+    name: 'one callback_host per host: a fully qualified name without its root dot, an IPv4-mapped IPv6 address as IPv4',
+    sql: `
+      -- lib/model.ts hostKey, in SQL: callback_host as written by a build before it kept
+      -- 'cb.example.' apart from 'cb.example' (and '[::ffff:7f00:1]' from '127.0.0.1'), each
+      -- counted under MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST on its own. The two change together.
+      CREATE FUNCTION callback_host_key(h text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+      DECLARE
+        m text[] := regexp_match(h, '^\\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\\](:[0-9]+)?$');
+        hi int;
+        lo int;
+      BEGIN
+        IF m IS NULL THEN
+          RETURN regexp_replace(h, '\\.+((:[0-9]*)?)$', '\\1');
+        END IF;
+        hi := ('x' || lpad(m[1], 8, '0'))::bit(32)::int;
+        lo := ('x' || lpad(m[2], 8, '0'))::bit(32)::int;
+        RETURN format('%s.%s.%s.%s%s', hi >> 8, hi & 255, lo >> 8, lo & 255, COALESCE(m[3], ''));
+      END
+      $$;
+      -- A process of an older build still running during an upgrade writes the host as it reads
+      -- it: stored as this build reads it, or its rows would be counted apart again (a delivery's
+      -- outcome updates a row without rewriting its host). Only such a host calls the function.
+      CREATE FUNCTION subscriptions_callback_host_key() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.callback_host := callback_host_key(NEW.callback_host);
+        RETURN NEW;
+      END
+      $$;
+      CREATE TRIGGER subscriptions_callback_host_key BEFORE INSERT OR UPDATE OF callback_host ON subscriptions
+        FOR EACH ROW WHEN (NEW.callback_host ~ '\\.(:[0-9]*)?$' OR NEW.callback_host LIKE '[::ffff:%')
+        EXECUTE FUNCTION subscriptions_callback_host_key();
+      -- The rows stored before, each one's count moved with it by migration 7's trigger. Creating
+      -- the trigger above waited for the writes in flight and holds new ones until this commits:
+      -- one pass over the table. An older process's own limit check still counts under the host
+      -- as it reads it ('cb.example.'), which now holds nothing, so it lets such a subscribe past
+      -- the host's limit until it is replaced (README, upgrading); this build counts every row.
+      UPDATE subscriptions SET callback_host = callback_host_key(callback_host)
+        WHERE callback_host ~ '\\.(:[0-9]*)?$' OR callback_host LIKE '[::ffff:%';
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { SignatureAlgorithm } from '../config.js';
-import { callbackHost, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, hostKey, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
 import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
 
@@ -970,7 +970,7 @@ export class PgStore implements Store {
     const rows =
       'topic' in filter
         ? await this.read<{ n: number }>('countOfTopic', [urlKey(filter.topic)])
-        : await this.read<{ n: number }>('countOfHost', [filter.callbackHost.toLowerCase()]);
+        : await this.read<{ n: number }>('countOfHost', [hostKey(filter.callbackHost)]);
     return rows[0]!.n;
   }
 
@@ -984,7 +984,7 @@ export class PgStore implements Store {
       keyOf(topic),
       keyOf(callback),
       limits.perTopic,
-      callbackHost(callback).toLowerCase(),
+      callbackHost(callback),
       limits.perCallbackHost,
     ]);
     return asLimit(rows[0]?.refused);
