@@ -115,6 +115,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(
     streamRouter(deps.streams, {
       maxStreamsPerClient: config.sseMaxPerClient,
+      maxStreams: config.sseMaxStreams,
       maxTopicsPerStream: config.sseMaxTopicsPerStream,
       maxBufferedBytes: config.sseMaxBufferedBytes,
       maxWaitingEvents: config.sseBacklog,

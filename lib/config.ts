@@ -93,6 +93,8 @@ export interface Config {
   sseHeartbeatMs: number;
   sseBacklog: number;
   sseMaxPerClient: number;
+  /** Open streams (/stream and /events) across all clients; past it a new one is refused (503). */
+  sseMaxStreams: number;
   sseMaxTopicsPerStream: number;
   /** Bytes of events a stream's connection is handed before its client has read them; later events wait (see routes/stream.ts). */
   sseMaxBufferedBytes: number;
@@ -391,6 +393,7 @@ export function loadConfig(env: Env = process.env): Config {
     sseHeartbeatMs: int(env, 'SSE_HEARTBEAT_MS', 15_000, 100, MAX_TIMER_MS),
     sseBacklog: int(env, 'SSE_BACKLOG', 1000, 0),
     sseMaxPerClient: int(env, 'SSE_MAX_PER_CLIENT', 16, 1),
+    sseMaxStreams: int(env, 'SSE_MAX_STREAMS', 5000, 1),
     sseMaxTopicsPerStream: int(env, 'SSE_MAX_TOPICS_PER_STREAM', 50, 1),
     sseMaxBufferedBytes: int(env, 'SSE_MAX_BUFFERED_BYTES', 1024 * 1024, 65_536),
   };

@@ -12,11 +12,12 @@
 // replays what was missed (a stream that has had no event yet too: the hub gives it an id as it
 // opens); when it cannot (the hub restarted, or a change of your topics has left its backlog)
 // you get onReset, and should reload whatever you show. When the hub refuses the stream (it
-// answers 429 to an address that holds too many, as many tabs behind one NAT can) or the
-// browser gives up on it, follow() opens it again later, resuming from the last event id; with
-// none to resume from (no event had come yet), you get onReset once it is open again. A refusal
-// that will not change (a 400 for a topic URL longer than the hub takes, any 4xx but 429) ends
-// it: onError({ reconnecting: false, status, message }) with the hub's own words.
+// answers 429 to an address that holds too many, as many tabs behind one NAT can, and 503 when
+// it holds as many as it can in all) or the browser gives up on it, follow() opens it again
+// later, each time later than the last, resuming from the last event id; with none to resume
+// from (no event had come yet), you get onReset once it is open again. A refusal that will not
+// change (a 400 for a topic URL longer than the hub takes, any 4xx but 429) ends it:
+// onError({ reconnecting: false, status, message }) with the hub's own words.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;

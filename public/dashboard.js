@@ -242,8 +242,9 @@ function connectLog() {
   source.addEventListener('error', () => {
     if (source.readyState !== EventSource.CLOSED) return void setStatus(status, 'error', 'Live log reconnecting…');
     // The browser reconnects by itself after a dropped connection, never after a refusal (any
-    // status but 200: the hub's 429 to an address holding too many streams, a proxy's 502 while
-    // the hub restarts). Left closed, a dashboard open for days stayed dead until reloaded.
+    // status but 200: the hub's 429 to an address holding too many streams, its 503 when it holds
+    // SSE_MAX_STREAMS, a proxy's 502 while the hub restarts). Left closed, a dashboard open for
+    // days stayed dead until reloaded.
     source.close();
     setStatus(status, 'error', `Live log refused; trying again in ${Math.round(logRetryMs / 1000)} s…`);
     setTimeout(connectLog, logRetryMs);

@@ -1,7 +1,7 @@
 // The browser face: GET /stream?topic=URL (repeatable) is a Server-Sent Events stream of the
 // topics' changes, whichever protocol announced them; GET /events streams the operator's
 // activity log for the dashboard. Last-Event-ID resumes; CORS is open; each client address
-// may hold only so many streams.
+// may hold only so many streams, and the hub only so many in all.
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
 import { messageFor } from '../lib/messages.js';
@@ -12,6 +12,8 @@ import { clientAddress } from './rate.js';
 
 export interface StreamFaceOptions {
   maxStreamsPerClient: number;
+  /** SSE_MAX_STREAMS: open streams of every client together. */
+  maxStreams: number;
   maxTopicsPerStream: number;
   /** Bytes a stream's connection is handed that its client has not read yet; past it events wait. */
   maxBufferedBytes: number;
@@ -21,9 +23,18 @@ export interface StreamFaceOptions {
   maxUrlLength: number;
 }
 
+/**
+ * When a stream refused because the hub holds SSE_MAX_STREAMS is told to ask again: as long as
+ * public/client.js's follow() waits by default after a refusal (EventSource cannot read the
+ * header; other clients can).
+ */
+export const STREAMS_FULL_RETRY_AFTER_SECONDS = 30;
+
 export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
   const router = Router();
   const perClient = new Map<string, number>();
+  /** Streams open on every address together. */
+  let total = 0;
 
   const open = (req: Request, res: Response, channels: Set<string>): void => {
     // Counted as the rate limits count: an IPv6 client holds a whole /64, one address per stream.
@@ -31,6 +42,17 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     const held = perClient.get(who) ?? 0;
     if (held >= opts.maxStreamsPerClient) {
       res.status(429).type('text/plain; charset=utf-8').send(`Too many open streams from your address (at most ${opts.maxStreamsPerClient}).\n`);
+      return;
+    }
+    // Counted per address alone, enough addresses (a botnet, or one IPv6 allocation's many /64s)
+    // held streams without end, each a descriptor and ~27 KB: past the descriptor limit every
+    // accept, read and delivery of the hub failed. 503: the hub, not this client, is at its limit.
+    if (total >= opts.maxStreams) {
+      res.setHeader('Retry-After', String(STREAMS_FULL_RETRY_AFTER_SECONDS));
+      res
+        .status(503)
+        .type('text/plain; charset=utf-8')
+        .send(`The hub holds as many streams as it can (${opts.maxStreams}): try again in ${STREAMS_FULL_RETRY_AFTER_SECONDS} seconds.\n`);
       return;
     }
     res.status(200);
@@ -41,6 +63,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // and its connection (and whatever was pipelined behind it) until cut for stalling.
     if (req.method === 'HEAD') return void res.end();
     perClient.set(who, held + 1);
+    total++;
     res.flushHeaders();
     const lastEventId = req.get('last-event-id') ?? (typeof req.query['lastEventId'] === 'string' ? req.query['lastEventId'] : undefined);
     // Backpressure. Written regardless, every event was held in memory for a client that reads
@@ -81,6 +104,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     );
     req.on('close', () => {
       detach();
+      total--;
       const n = (perClient.get(who) ?? 1) - 1;
       if (n > 0) perClient.set(who, n);
       else perClient.delete(who);

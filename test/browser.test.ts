@@ -502,40 +502,52 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
-  it('follow() opens its stream again when the hub refused it (429: the address holds too many streams), and gets what changes after', async () => {
-    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
-    try {
-      const feedItems = [item('before', 'Before')];
-      const feed = topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
-      await capped.postForm('/ping', { url: feed });
-      // The address's one stream, held elsewhere (another tab behind the same NAT).
-      const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
-      const page = await context!.newPage();
-      await page.goto(`${hub.url}/docs`);
-      await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
-        window.__seen = []; window.__refused = 0; window.__opened = 0;
-        window.__f = follow(${JSON.stringify(feed)}, {
-          retryMs: 200,
-          onChange: (c) => window.__seen.push(c.entries?.map((e) => e.title)),
-          onError: () => window.__refused++,
-          onOpen: () => window.__opened++,
-        });
-      })`);
-      // Refused, and refused again when it tried later: the browser alone would have stopped at the first.
-      await page.waitForFunction('window.__refused >= 2', undefined, { timeout: 5000 });
-      expect(await page.evaluate('window.__opened')).to.equal(0);
-      holder.close();
-      await page.waitForFunction('window.__opened >= 1', undefined, { timeout: 10_000 });
-      feedItems.unshift(item('after', 'After'));
-      topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
-      await capped.postForm('/ping', { url: feed });
-      await page.waitForFunction('window.__seen.length >= 1', undefined, { timeout: 5000 });
-      expect(await page.evaluate('window.__seen')).to.deep.equal([['After']]);
-      await page.evaluate('window.__f.close()');
-    } finally {
-      await capped.destroy();
-    }
-  });
+  for (const [refusal, env] of [
+    ['429: the address holds too many streams', { SSE_MAX_PER_CLIENT: '1' }],
+    ['503: the hub holds SSE_MAX_STREAMS', { SSE_MAX_STREAMS: '1' }],
+  ] as const) {
+    it(`follow() opens its stream again when the hub refused it (${refusal}), once per refusal, and gets what changes after`, async () => {
+      const capped = await startTestHub(env);
+      let asked = 0;
+      capped.server.on('request', (req: IncomingMessage) => {
+        if (req.url?.startsWith('/stream?') && /Chrome/.test(req.headers['user-agent'] ?? '')) asked++;
+      });
+      try {
+        const feedItems = [item('before', 'Before')];
+        const feed = topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+        await capped.postForm('/ping', { url: feed });
+        // The one stream allowed, held elsewhere (another tab behind the same NAT; another reader).
+        const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
+        const page = await context!.newPage();
+        await page.goto(`${hub.url}/docs`);
+        await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
+          window.__seen = []; window.__refused = 0; window.__opened = 0;
+          window.__f = follow(${JSON.stringify(feed)}, {
+            retryMs: 200,
+            onChange: (c) => window.__seen.push(c.entries?.map((e) => e.title)),
+            onError: () => window.__refused++,
+            onOpen: () => window.__opened++,
+          });
+        })`);
+        // Refused, and refused again when it tried later: the browser alone would have stopped at the first.
+        await page.waitForFunction('window.__refused >= 3', undefined, { timeout: 5000 });
+        expect(await page.evaluate('window.__opened')).to.equal(0);
+        // Backing off, not hammering: one request per refusal (and perhaps the next one, on its way).
+        const refused = (await page.evaluate('window.__refused')) as number;
+        expect(asked, `requests for ${refused} refusals`).to.be.within(refused, refused + 1);
+        holder.close();
+        await page.waitForFunction('window.__opened >= 1', undefined, { timeout: 10_000 });
+        feedItems.unshift(item('after', 'After'));
+        topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+        await capped.postForm('/ping', { url: feed });
+        await page.waitForFunction('window.__seen.length >= 1', undefined, { timeout: 5000 });
+        expect(await page.evaluate('window.__seen')).to.deep.equal([['After']]);
+        await page.evaluate('window.__f.close()');
+      } finally {
+        await capped.destroy();
+      }
+    });
+  }
 
   // The id a stream opens with is the browser's alone (an event with no data reaches no listener),
   // so follow() reopened a refused reconnect with no id: the hub, asked for a fresh stream,

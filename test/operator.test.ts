@@ -677,6 +677,38 @@ describe('Operators and browsers over HTTP', function () {
       expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '429' })).to.be.at.least(1);
     });
 
+    // SSE_MAX_PER_CLIENT alone let enough addresses hold streams without end, each a descriptor.
+    it('limits streams on the whole hub (SSE_MAX_STREAMS=3), /events included: from a new address the next gets 503 with Retry-After, HEAD too, until one closes', async () => {
+      const hub = await hubWith({ SSE_MAX_STREAMS: '3', TRUST_PROXY: '127.0.0.1' });
+      const url = streamUrl(hub, 'http://127.0.0.1:1/feed.xml');
+      const from = (address: string): Record<string, string> => ({ 'x-forwarded-for': address });
+      const first = await stream(url, from('198.51.100.1'));
+      await stream(url, from('198.51.100.2'));
+      await stream(`${hub.url}/events`, from('198.51.100.3'));
+      const FULL = 'The hub holds as many streams as it can (3): try again in 30 seconds.\n';
+      for (const path of [url, `${hub.url}/events`]) {
+        const refused = await openSse(path, from('198.51.100.4'));
+        if ('close' in refused) refused.close();
+        expect([refused.status, refused.headers['retry-after'], refused.headers['content-type'], 'body' in refused && refused.body], path).to.deep.equal([
+          503,
+          '30',
+          'text/plain; charset=utf-8',
+          FULL,
+        ]);
+        const head = await fetch(path, { method: 'HEAD', headers: from('198.51.100.4') });
+        expect([head.status, head.headers.get('retry-after')], `HEAD ${path}`).to.deep.equal([503, '30']);
+      }
+      first.close();
+      let next = await openSse(url, from('198.51.100.4'));
+      for (let i = 0; i < 50 && next.status === 503; i++) {
+        await sleep(20);
+        next = await openSse(url, from('198.51.100.4'));
+      }
+      expect(next.status).to.equal(200);
+      if ('close' in next) next.close();
+      expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '503' })).to.be.at.least(1);
+    });
+
     it('counts an IPv6 client\'s streams by its /64, as the rate limits do: another address in it gets 429, another /64 does not', async () => {
       const hub = await hubWith({ SSE_MAX_PER_CLIENT: '2', TRUST_PROXY: '127.0.0.1' });
       const url = streamUrl(hub, 'http://127.0.0.1:1/feed.xml');
