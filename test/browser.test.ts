@@ -510,7 +510,8 @@ describe('In a real browser (headless Chromium)', function () {
       const capped = await startTestHub(env);
       let asked = 0;
       capped.server.on('request', (req: IncomingMessage) => {
-        if (req.url?.startsWith('/stream?') && /Chrome/.test(req.headers['user-agent'] ?? '')) asked++;
+        // The streams asked for; follow() also asks each refusal's status with a HEAD.
+        if (req.method === 'GET' && req.url?.startsWith('/stream?') && /Chrome/.test(req.headers['user-agent'] ?? '')) asked++;
       });
       try {
         const feedItems = [item('before', 'Before')];
