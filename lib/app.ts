@@ -17,6 +17,7 @@ import type { Operator } from './operator.js';
 import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
+import { AddressGuard } from './address-guard.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
@@ -60,12 +61,36 @@ function trustedProxies(cidrs: string[]): (addr: string) => boolean {
   };
 }
 
+/**
+ * A reverse proxy in front of the hub that TRUST_PROXY does not name makes every client its own
+ * address: rssCloud subscriptions without `domain` are tested at the proxy and fail, and all
+ * clients share one address's rate limits and SSE_MAX_PER_CLIENT (the 17th browser is refused).
+ * Nothing said why. X-Forwarded-For from a non-public address not named is most likely such a
+ * proxy (one from a public address, a client's own header, is not): said once, naming it.
+ */
+function warnOfUnnamedProxy(app: express.Express, trusted: (addr: string) => boolean, log: Logger): void {
+  const publicAddress = new AddressGuard([]);
+  let warned = false;
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    const peer = req.socket.remoteAddress;
+    if (!warned && req.headers['x-forwarded-for'] !== undefined && peer !== undefined && !trusted(peer) && !publicAddress.isAllowed(peer)) {
+      warned = true;
+      log.warn('X-Forwarded-For from a proxy TRUST_PROXY does not name: every client behind it counts as the proxy (rssCloud callbacks, rate limits, streams per client)', {
+        proxy: forwardedAddress(peer),
+      });
+    }
+    next();
+  });
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const { config, hub, store, log, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', trustedProxies(config.trustProxy));
+  const trusted = trustedProxies(config.trustProxy);
+  app.set('trust proxy', trusted);
+  warnOfUnnamedProxy(app, trusted, log);
 
   // One log line per request: the path without its query (queries carry challenges and topic
   // URLs with tokens), never a body.

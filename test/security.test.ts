@@ -545,6 +545,28 @@ describe('security: SSRF', function () {
         expect(logs.lines.join('')).to.include('10.9.8.7');
         logs.expectBlocked(0, 'forwarded caller');
         expectNothingReached();
+        expect(logs.lines.filter((l) => l.includes('TRUST_PROXY does not name')), 'a named proxy is not warned of').to.deep.equal([]);
+      } finally {
+        await hub.destroy();
+      }
+    });
+
+    // The deployment README once showed: nginx on the same machine, TRUST_PROXY left out. Every
+    // subscriber's callback was tested at 127.0.0.1 and failed, and the log never said why.
+    it('behind a proxy TRUST_PROXY does not name, is the proxy, and the log says so once', async () => {
+      const logs = new LogCapture();
+      const hub = await startTestHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32', CALLBACK_ALLOW_CIDRS: '127.0.0.1/32' }, undefined, { log: logs.logger });
+      try {
+        await rss(hub, '/pleaseNotify', { port: String(rec4.port), path: '/caller', protocol: 'http-post', url1: feeds.fixed(unique('caller')) });
+        expect(logs.lines.filter((l) => l.includes('TRUST_PROXY')), 'no X-Forwarded-For, no warning').to.deep.equal([]);
+        for (const forwarded of ['203.0.113.7', '203.0.113.8']) {
+          rec4.reset();
+          const reply = await rss(hub, '/pleaseNotify', { port: String(rec4.port), path: '/caller', protocol: 'http-post', url1: feeds.fixed(unique('caller')) }, { 'x-forwarded-for': forwarded });
+          expect(reply.msg, forwarded).to.equal(MSG.subscribed);
+          expect(rec4.requests.map((r) => `${r.method} ${r.path}`), forwarded).to.deep.equal(['POST /caller']);
+        }
+        const warnings = logs.lines.filter((l) => l.includes('TRUST_PROXY does not name')).map((l) => JSON.parse(l) as { level: string; proxy: string });
+        expect(warnings.map((w) => [w.level, w.proxy])).to.deep.equal([['warn', '127.0.0.1']]);
       } finally {
         await hub.destroy();
       }
