@@ -454,10 +454,11 @@ export function parseMethodCall(xml: string, limits?: XmlRpcLimits): MethodCall 
 }
 
 function decodeParam(ctx: Ctx, param: XNode): XmlRpcValue {
+  // Checked before its children are read: a <value> put straight in <params> was refused for
+  // "unexpected text inside <value>", blaming a URL that was fine instead of the missing <param>.
+  if (kindOf(param) !== 'param') fail(ctx, 'each <param> must hold one <value>.');
   const [value, ...extra] = elementsOf(ctx, param);
-  if (kindOf(param) !== 'param' || !value || kindOf(value) !== 'value' || extra.length > 0) {
-    fail(ctx, 'each <param> must hold one <value>.');
-  }
+  if (!value || kindOf(value) !== 'value' || extra.length > 0) fail(ctx, 'each <param> must hold one <value>.');
   return decodeValue(ctx, value, 1);
 }
 

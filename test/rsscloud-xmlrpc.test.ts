@@ -320,6 +320,23 @@ describe('rssCloud XML-RPC', function () {
         body: '<?xml version="1.0"?><methodCall><params><param><value>x</value></param></params></methodCall>',
         faultString: 'Bad XML-RPC call, missing "methodName" element.',
       },
+      // A hand-built call that puts two values in one <param>, or a bare <value> straight in
+      // <params>: which value was meant cannot be known, so the call is refused, never guessed at.
+      {
+        name: 'a <param> holding two values',
+        body: '<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><param><value>http://127.0.0.1/a</value><value>http://127.0.0.1/b</value></param></params></methodCall>',
+        faultString: 'Bad XML-RPC call, each <param> must hold one <value>.',
+      },
+      {
+        name: 'a <param> holding no value',
+        body: '<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><param></param></params></methodCall>',
+        faultString: 'Bad XML-RPC call, each <param> must hold one <value>.',
+      },
+      {
+        name: 'a <value> straight in <params>, without its <param>',
+        body: '<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><value>http://127.0.0.1/a</value></params></methodCall>',
+        faultString: 'Bad XML-RPC call, each <param> must hold one <value>.',
+      },
       {
         name: 'an entity bomb in a DOCTYPE',
         body:
