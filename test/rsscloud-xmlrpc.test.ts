@@ -181,8 +181,11 @@ describe('rssCloud XML-RPC', function () {
       });
     }
 
-    it('an empty urlList is fault 4 "No resources specified."', async () => {
+    it('an empty urlList, as an array or as an empty string, is fault 4 "No resources specified."', async () => {
       expectFault(await call('rssCloud.pleaseNotify', ['river.feedUpdated', rpcSub.port, '/RPC2', 'xml-rpc', []]), MSG.noResources);
+      // A client that sends its one URL as a scalar sends an empty string when it has none.
+      expectFault(await call('rssCloud.pleaseNotify', ['river.feedUpdated', rpcSub.port, '/RPC2', 'xml-rpc', '']), MSG.noResources);
+      expect(rpcSub.calls).to.deep.equal([]);
     });
 
     it('an unreadable feed is fault 4 with the subscribe read-error message', async () => {
@@ -196,12 +199,15 @@ describe('rssCloud XML-RPC', function () {
       for (const params of [
         ['river.feedUpdated', { port: 1 }, '/RPC2', 'xml-rpc', [feed]],
         ['river.feedUpdated', rpcSub.port, '/RPC2', 'xml-rpc', [feed, 42]],
+        // A struct is neither a list nor the one URL: nothing to subscribe to.
+        ['river.feedUpdated', rpcSub.port, '/RPC2', 'xml-rpc', { url: feed }],
         [true, rpcSub.port, '/RPC2', 'xml-rpc', [feed]],
       ]) {
         const result = await call('rssCloud.pleaseNotify', params);
-        expect(result.ok, JSON.stringify(params)).to.equal(false);
-        expect(result).to.have.property('faultCode', 4);
+        expectFault(result, 'pleaseNotify takes (notifyProcedure, port, path, protocol, urlList[, domain]) as strings, an int port and a list of URLs.');
       }
+      expect(rpcSub.calls).to.deep.equal([]);
+      expect(await getSubscriptions(hub, feed)).to.deep.equal([]);
       expectValue(await call('rssCloud.hello', []), true);
     });
 
