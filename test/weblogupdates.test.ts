@@ -345,6 +345,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       ['weblogUpdates.extendedPing', ['a', 'b', 'c', 'd', 'e', 'f'], /because there are too many parameters/],
       ['weblogUpdates.rssUpdate', ['A blog'], /^Can't call "weblogUpdates\.rssUpdate" because there aren't enough parameters: it takes \(name, feedUrl\) as strings\.$/],
       ['weblogUpdates.rssUpdate', ['A blog', 42], /because the parameters are not all strings/],
+      ['weblogUpdates.rssUpdate', ['A blog', 'example.com/feed'], /^Can't call "weblogUpdates\.rssUpdate" because the feed URL is not an absolute URL: it takes \(name, feedUrl\) as strings\.$/],
       ['weblogUpdates.ping', ['A blog', ['http://127.0.0.1/']], /because the parameters are not all strings/],
       ['weblogUpdates.ping', ['A blog', 'not a url'], /because the site URL is not an absolute URL: it takes/],
       ['weblogUpdates.ping', ['A blog', 'ftp://127.0.0.1/'], /because the site URL must be an http or https URL/],
