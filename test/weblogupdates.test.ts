@@ -543,6 +543,24 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       expect(await hub.store.getSite(b.home)).to.equal(undefined);
     });
 
+    it('a weblogUpdates ping of a page somebody follows reaches both: the page\'s subscribers get the page, the feed\'s its new entries', async () => {
+      const b = blog();
+      const ws = await Subscriber.start();
+      extra.push(ws);
+      expect((await subscribe(hub, { 'hub.topic': b.home, 'hub.callback': ws.callback('/page') })).status).to.equal(202);
+      expect((await subscribe(hub, { 'hub.topic': b.feed, 'hub.callback': ws.callback('/feed') })).status).to.equal(202);
+      await ws.waitVerifications(2, 'subscribe');
+      await settled(hub);
+      b.post('a-new-post');
+      expect(await call('weblogUpdates.ping', ['A blog', b.home])).to.deep.equal(answer(THANKS));
+      const [page] = await ws.waitDeliveries(1, '/page');
+      expect(page!.headers['content-type']).to.equal(HTML);
+      expect(page!.body.toString()).to.include('<h1>A blog</h1>');
+      const [feed] = await ws.waitDeliveries(1, '/feed');
+      expect(feed!.body.toString()).to.include('a-new-post');
+      expect((await hub.store.getSite(b.home))?.feeds).to.include(b.feed);
+    });
+
     it('a feed served as text/html is still a feed, not a site', async () => {
       const path = `/mislabelled-${++seq}/feed/`;
       web.set(path, { body: rssFeed(web.url('/'), ['a']), contentType: HTML });
