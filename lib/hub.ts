@@ -52,8 +52,6 @@ export interface SitePingRequest {
 
 export interface SitePingResult {
   error: HubError | null;
-  /** The topics that were read: the feed(s), and the page itself when someone follows it. */
-  topics: string[];
 }
 
 /** What a ping did: its answer, and the deliveries it started. */
@@ -223,11 +221,11 @@ export class Hub extends EventEmitter {
   async pingSite(req: SitePingRequest): Promise<SitePingResult> {
     const url = req.feedUrl ?? req.siteUrl;
     const refused = await this.checkPing(url);
-    if (refused) return { error: refused, topics: [] };
+    if (refused) return { error: refused };
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
-    const { error, topics, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
+    const { error, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
     this.track(fanOut);
-    return { error, topics };
+    return { error };
   }
 
   /** The limits every ping obeys: URL bounds, and MIN_SECS_BETWEEN_PINGS per topic. */
@@ -271,10 +269,10 @@ export class Hub extends EventEmitter {
     } catch (e) {
       if (!isReadFailure(e)) throw e;
       this.deps.log.info('ping: topic unreadable', { topic: url, error: describeError(e) });
-      return { error: { code: 'resource_unreadable', url }, topics: [], fanOut: NO_FAN_OUT };
+      return { error: { code: 'resource_unreadable', url }, fanOut: NO_FAN_OUT };
     }
     if (!result.changed) this.deps.log.info('ping: topic unchanged, nobody notified', { topic: url });
-    const asTopic: Pinged = { error: null, topics: [url], fanOut: result.fanOut };
+    const asTopic: Pinged = { error: null, fanOut: result.fanOut };
     if (followed && as === 'topic') return asTopic;
     const page = result.read
       ? isHtmlPage(result.read.headers['content-type'], result.read.body)
@@ -294,10 +292,10 @@ export class Hub extends EventEmitter {
     // A page that links to no feed was still read and stored, which is all an rssCloud ping
     // asks: it succeeds, as on the reference server (clients show a failure to their users).
     // A weblogUpdates ping, naming a site or a page as its feed, hears that no feed was found.
-    if (feeds.length === 0) return followed || from === 'rssCloud' ? asTopic : { error: { code: 'no_feeds', url }, topics: [], fanOut: result.fanOut };
+    if (feeds.length === 0) return followed || from === 'rssCloud' ? asTopic : { error: { code: 'no_feeds', url }, fanOut: result.fanOut };
     const pinged = await this.pingFeeds(url, feeds);
     if (!followed) return pinged;
-    return { error: null, topics: [url, ...pinged.topics], fanOut: Promise.all([result.fanOut, pinged.fanOut]) };
+    return { error: null, fanOut: Promise.all([result.fanOut, pinged.fanOut]) };
   }
 
   /**
@@ -334,9 +332,9 @@ export class Hub extends EventEmitter {
     if (read.length === 0) {
       if (hubFailure) throw hubFailure.reason;
       const first = outcomes.find((o): o is { error: HubError } => 'error' in o);
-      return { error: first?.error ?? { code: 'no_feeds', url: site }, topics: [], fanOut: NO_FAN_OUT };
+      return { error: first?.error ?? { code: 'no_feeds', url: site }, fanOut: NO_FAN_OUT };
     }
-    return { error: null, topics: read.map((o) => o.feed), fanOut: Promise.all(read.map((o) => o.fanOut)) };
+    return { error: null, fanOut: Promise.all(read.map((o) => o.fanOut)) };
   }
 
   private async subscribeRssCloud(
