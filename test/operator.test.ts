@@ -658,6 +658,17 @@ describe('Operators and browsers over HTTP', function () {
       }
     });
 
+    it('refuses a stream of more topics than SSE_MAX_TOPICS_PER_STREAM (400), and opens one of exactly that many', async () => {
+      const hub = await hubWith({ SSE_MAX_TOPICS_PER_STREAM: '2' });
+      const query = (n: number): string => Array.from({ length: n }, (_, i) => `topic=${encodeURIComponent(`http://127.0.0.1:1/feed-${i}.xml`)}`).join('&');
+      const over = await openSse(`${hub.url}/stream?${query(3)}`);
+      expect(over.status).to.equal(400);
+      expect('body' in over && over.body).to.equal('At most 2 topics per stream.\n');
+      const within = await openSse(`${hub.url}/stream?${query(2)}`);
+      if ('close' in within) within.close();
+      expect(within.status).to.equal(200);
+    });
+
     it('limits streams per client address (SSE_MAX_PER_CLIENT=2): the third gets 429 until one closes', async () => {
       const hub = await hubWith({ SSE_MAX_PER_CLIENT: '2' });
       const url = streamUrl(hub, 'http://127.0.0.1:1/feed.xml');
