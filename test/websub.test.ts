@@ -1250,6 +1250,22 @@ describe('WebSub hub', function () {
       expect(sub.deliveries()).to.have.length(1);
     });
 
+    it('a fat ping may name its topic hub.url, as a publish does: delivered the same', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/pushed-as-url');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM('pushed as hub.url');
+      const res = await fetch(`${h.url}/websub?hub.mode=publish&hub.url=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/atom+xml', 'x-hub-signature': signed(body) },
+        body,
+      });
+      expect([res.status, await res.text()]).to.deep.equal([202, `Accepted: ${topic}\n`]);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(body);
+      expect(topics.fetches('/pushed-as-url')).to.have.length(0);
+    });
+
     it('a fat ping larger than a form may be (200 KB; forms stop at 64 KB) is delivered whole', async () => {
       const sub = await subscriber();
       const topic = topics.url('/large-push');
