@@ -3,15 +3,16 @@
 // the file named and what is wrong with it, rather than a TypeError from deep inside open().
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { contentFileName } from '../lib/store/content-files.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
-import { emptyShard, shardFileName, shardOf, WRITTEN_SHARDS_FILE } from '../lib/store/snapshot-file.js';
+import { emptyShard, shardFileName, shardOf, SHARD_FORMAT, WRITTEN_SHARDS_FILE } from '../lib/store/snapshot-file.js';
 import { replaySegment, segmentName, type JournalOp } from '../lib/store/journal.js';
+import { sub } from './helpers/store-contract.js';
 import { newSubscription, newTopic } from '../lib/model.js';
 
 async function startError(dir: string): Promise<string> {
@@ -208,6 +209,54 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () =>
       expect(await startError(backup)).to.include(lostFile(backup));
     });
   }));
+
+embeddedOnly('writes files of another build into DATA_DIR', () => describe('embedded store: files a newer build wrote, or that are not the store\'s', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDataDir();
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stops the start at a snapshot shard that is JSON but not an object, naming the file', async () => {
+    for (const text of ['[]', 'null', '"snapshot"']) {
+      const file = path.join(dir, shardFileName(5));
+      await writeFile(file, text);
+      const message = await startError(dir);
+      expect(message, text).to.include(file).and.include('not a JSON object').and.include('restore it from a backup');
+      expect(await readFile(file, 'utf8'), 'left as it was').to.equal(text);
+    }
+  });
+
+  it('stops the start at a snapshot shard of another format or shard count (a newer build\'s), leaving it as it was', async () => {
+    const file = path.join(dir, shardFileName(2));
+    const text = JSON.stringify({ ...emptyShard(2), format: SHARD_FORMAT + 1 });
+    await writeFile(file, text);
+    expect(await startError(dir)).to.include(shardFileName(2)).and.include(`format ${SHARD_FORMAT + 1}`).and.include(`this build reads format ${SHARD_FORMAT}`);
+    expect(await readFile(file, 'utf8')).to.equal(text);
+  });
+
+  it('stops the start at a journal op it does not know (a newer build\'s) rather than skip it, and loses nothing', async () => {
+    const store = new LowdbStore({ dir });
+    await store.open();
+    await store.putSubscription(sub('http://feed.example/a', 'http://cb.example/a'));
+    await store.close();
+    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    const file = path.join(dir, segment!);
+    const written = await readFile(file, 'utf8');
+    await writeFile(file, `${written}{"op":"putFutureThing","thing":{"id":1}}\n`);
+    const message = await startError(dir);
+    expect(message).to.include(segment!).and.include('unknown journal op').and.include('putFutureThing');
+    // The segment is kept whole: a build that knows the op (or an operator removing the line) reads it all.
+    expect(await readFile(file, 'utf8')).to.equal(`${written}{"op":"putFutureThing","thing":{"id":1}}\n`);
+    await writeFile(file, written);
+    const reopened = new LowdbStore({ dir });
+    await reopened.open();
+    expect(await reopened.getSubscription('http://feed.example/a', 'http://cb.example/a')).to.not.equal(undefined);
+    await reopened.close();
+  });
+}));
 
 embeddedOnly('cuts a file in DATA_DIR/content short', () =>
   describe('embedded store: an outbox body file cut short', () => {
