@@ -979,6 +979,22 @@ describe('WebSub hub', function () {
       expect(got[2]!.body.toString()).to.equal(DOC('later'));
     });
 
+    it('reads a Retry-After given as an HTTP date (RFC 9110 §10.2.3) as well as in seconds', async () => {
+      const h = await otherHub({ WEBSUB_RETRY_BASE_MS: '100', WEBSUB_RETRY_MAX_MS: '10000' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('dated'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      sub.deliveryStatuses = [503];
+      // Whole seconds (an HTTP date has no finer ones), 3 to 4 s ahead of the publish.
+      sub.refusalHeaders = { 'retry-after': new Date(Math.ceil(Date.now() / 1000) * 1000 + 3000).toUTCString() };
+      await publish(h, topic);
+      const got = await sub.rec.waitFor(2, (r) => r.method === 'POST', 15_000);
+      // A lower bound only: read as unreadable, the backoff alone would have tried again within 100–200 ms.
+      expect(got[1]!.at - got[0]!.at, 'ms from the 503 to the next attempt').to.be.at.least(1900);
+      expect(got[1]!.body.toString()).to.equal(DOC('dated'));
+    });
+
     it('a version that waited out a Retry-After still waits for its host\'s probe: not given up for having outlived the backoffs\' window', async () => {
       // Window of the backoffs: 100 + 200 + 400 + 800 ms. Each subscription's first attempt is
       // answered 503 with Retry-After: 2 (the pair in flight together, so the circuit opens on
