@@ -259,7 +259,7 @@ embeddedOnly('writes files of another build into DATA_DIR', () => describe('embe
 }));
 
 embeddedOnly('cuts a file in DATA_DIR/content short', () =>
-  describe('embedded store: an outbox body file cut short', () => {
+  describe('embedded store: an outbox body file cut short, or gone', () => {
     let sub: Recorder;
     let dir: string;
     before(async () => {
@@ -272,8 +272,9 @@ embeddedOnly('cuts a file in DATA_DIR/content short', () =>
       await rm(dir, { recursive: true, force: true });
     });
 
-    for (const compacted of [false, true]) {
-      it(`is not delivered as the version's content; the other topics' versions are (size from the ${compacted ? 'snapshot' : 'journal'})`, async () => {
+    // Gone: deleted by hand, or by a clean-up of "old files" in DATA_DIR.
+    for (const [damage, compacted] of [['cut short', false], ['cut short', true], ['gone', false], ['gone', true]] as const) {
+      it(`${damage}: is not delivered as the version's content; the other topics' versions are (size from the ${compacted ? 'snapshot' : 'journal'})`, async () => {
         dir = await tempDataDir();
         // Versions waiting in the outbox when the hub stopped, each with a body in content/.
         const store = new LowdbStore({ dir });
@@ -287,7 +288,9 @@ embeddedOnly('cuts a file in DATA_DIR/content short', () =>
         }
         if (compacted) await store.compact();
         await store.close();
-        await truncate(path.join(dir, 'content', contentFileName('http://feed.example/cut', 1)), 100);
+        const body = path.join(dir, 'content', contentFileName('http://feed.example/cut', 1));
+        if (damage === 'gone') await rm(body);
+        else await truncate(body, 100);
 
         const hub = await startTestHub({}, dir);
         try {
