@@ -127,6 +127,12 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a PUBLIC_URL written without its scheme (the host alone), saying it is not an absolute URL', () => {
+    for (const value of ['hub.example', 'hub.example/push', '/push']) {
+      expect(() => loadConfig({ PUBLIC_URL: value }), value).to.throw(ConfigError, `PUBLIC_URL: "${value}" is not an absolute URL`);
+    }
+  });
+
   it('refuses a PUBLIC_URL ending in a bare "?" or "#", which every path appended to it would follow', () => {
     for (const value of ['https://hub.example/?', 'https://hub.example/#', 'https://hub.example/push?']) {
       expect(refuses({ PUBLIC_URL: value }, 'PUBLIC_URL'), value).to.equal(true);
