@@ -11,7 +11,6 @@ export type HubErrorCode =
   | 'no_feeds'
   | 'handler_test_failed'
   | 'ping_too_soon'
-  | 'bad_request'
   | 'callback_refused'
   | 'publisher_signature'
   | 'url_too_long'
@@ -62,8 +61,6 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
       return 'The subscription was cancelled because the call failed when we tested the handler.';
     case 'ping_too_soon':
       return `A ping for this resource was received less than ${err.minSecs ?? 0} seconds ago.`;
-    case 'bad_request':
-      return err.detail ?? 'Bad request.';
     case 'callback_refused':
       return `The callback was refused: ${err.detail ?? 'it cannot be reached'}.`;
     case 'url_too_long':
