@@ -350,7 +350,9 @@ describe('a hub process on PostgreSQL hearing events of another shape on its cha
       const channel = `pushbutton_${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
       const listening = (await db.query('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', ['pushbutton-events'])).rowCount;
       expect(listening, 'the hub listens').to.be.at.least(1);
-      for (const payload of ['null', '"text"', '[]', '{"o":"x"}', '{"o":"x","e":[1]}', '{"o":"x","e":[["change",5]]}', '{"o":7,"e":[]}']) {
+      // Not JSON at all, and an envelope of the right shape whose event text is not JSON.
+      const broken = ['not json', '{"o":"x","e":[["change","{\\"topic\\":"]]}'];
+      for (const payload of ['null', '"text"', '[]', '{"o":"x"}', '{"o":"x","e":[1]}', '{"o":"x","e":[["change",5]]}', '{"o":7,"e":[]}', ...broken]) {
         await db.query('SELECT pg_notify($1, $2)', [channel, payload]);
       }
     });
