@@ -180,6 +180,41 @@ describe('PostgreSQL store', function () {
     });
   });
 
+  describe('writes', () => {
+    it('runs again a write the database chose as a deadlock victim: the subscription is stored, not refused with the deadlock', async () => {
+      const store = await opened();
+      const s = sub('http://a/feed', 'http://reader.example/cb');
+      const other = new pg.Client({ connectionString: url });
+      await other.connect();
+      try {
+        // Another transaction takes the callback host's lock, then the topic's: the reverse of
+        // the order put_subscription_within_limits takes them in. This session waits longest
+        // before looking for a deadlock, so the store's statement is the one PostgreSQL cancels.
+        await other.query("SET deadlock_timeout = '10s'");
+        await other.query('BEGIN');
+        const lock = (key: string): Promise<unknown> => other.query('SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))', [key]);
+        await lock(' host reader.example');
+        const writing = store.putSubscriptionWithinLimits(s, { perTopic: 100, perCallbackHost: 100 }).then(
+          (refused) => ({ refused }),
+          (e: unknown) => ({ error: String(e) }),
+        );
+        // The store's statement holds the topic's lock and waits for the host's.
+        for (let waited = 0; ; waited += 10) {
+          const { rowCount } = await other.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> pg_backend_pid()");
+          if (rowCount) break;
+          if (waited > 5000) throw new Error('the store never waited for the lock');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await lock(' topic http://a/feed');
+        await other.query('COMMIT');
+        expect(await writing).to.deep.equal({ refused: null });
+      } finally {
+        await other.end();
+      }
+      expect(await store.getSubscription(s.topic, s.callback)).to.include({ topic: s.topic, callback: s.callback });
+    });
+  });
+
   describe('hot paths', () => {
     /** The plan of `sql` when the planner may not scan whole tables: an index must serve it. */
     async function plan(sql: string, values: unknown[]): Promise<string> {
