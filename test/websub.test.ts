@@ -212,6 +212,25 @@ describe('WebSub hub', function () {
       expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
     });
 
+    it('a denial the callback cuts off (the connection closed unanswered) is sent once and given up: no retries, no subscription, the hub goes on', async () => {
+      const h = await otherHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
+      const sub = await subscriber();
+      const answer = sub.rec.handler;
+      sub.rec.handler = (req, res) => {
+        if (req.query.get('hub.mode') === 'denied') return void res.destroy();
+        return answer(req, res);
+      };
+      const topic = 'http://127.0.0.2:1/cut';
+      const res = await subscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback('/cut') });
+      expect(res.status, await res.text()).to.equal(202);
+      await sub.rec.waitFor(1, (r) => r.method === 'GET' && r.query.get('hub.mode') === 'denied');
+      await settled(h);
+      // Best effort, as REC §5.2 makes it: one attempt.
+      expect(sub.rec.requests.filter((r) => r.query.get('hub.mode') === 'denied')).to.have.length(1);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+      expect((await fetch(`${h.url}/healthz`)).status).to.equal(200);
+    });
+
     it('refuses a callback at an address the hub may not call: 400 and no GET', async () => {
       const h = await otherHub({ CALLBACK_ALLOW_CIDRS: '' });
       const topics = await topicServer();
