@@ -264,6 +264,30 @@ describe('rssCloud XML-RPC', function () {
       expect(await counters('/error')).to.deep.equal([0, 1, 1]);
     });
 
+    it('a 2xx reply that is no methodResponse (an old client answering anything) counts as delivered; a fault the hub cannot read, as failed', async () => {
+      const replies: Record<string, string> = {
+        '/html': '<html><body>Thanks!</body></html>',
+        '/text': 'OK',
+        // A fault whose value is a bare string, not the {faultCode, faultString} struct.
+        '/odd-fault': '<?xml version="1.0"?><methodResponse><fault><value><string>no thanks</string></value></fault></methodResponse>',
+      };
+      const wire = await Recorder.start((req, res) => void res.writeHead(200, { 'content-type': 'text/xml' }).end(replies[req.path] ?? ''));
+      try {
+        const feed = feeds.changing(unique('rpc-replies'));
+        await setSubscriptions(hub, feed, Object.keys(replies).map((path) => ({ url: `${wire.url}${path}`, protocol: 'xml-rpc', notifyProcedure: 'cloud.notify' })));
+        expectValue(await call('rssCloud.ping', [feed]), true);
+        const counters = async (path: string): Promise<number[]> => {
+          const s = await getSubscription(hub, feed, `${wire.url}${path}`);
+          return [s!.ctUpdates, s!.ctErrors, s!.ctConsecutiveErrors];
+        };
+        expect(await counters('/html')).to.deep.equal([1, 0, 0]);
+        expect(await counters('/text')).to.deep.equal([1, 0, 0]);
+        expect(await counters('/odd-fault')).to.deep.equal([0, 1, 1]);
+      } finally {
+        await wire.close();
+      }
+    });
+
     it('the notification is a methodCall with one untyped value holding the URL', async () => {
       const seen: string[] = [];
       const wire = await Recorder.start((req, res) => {
