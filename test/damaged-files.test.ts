@@ -237,6 +237,17 @@ embeddedOnly('writes files of another build into DATA_DIR', () => describe('embe
     expect(await readFile(file, 'utf8')).to.equal(text);
   });
 
+  // A read that fails (a bad sector's EIO, a directory in the file's place: EISDIR) said only
+  // "EISDIR: illegal operation on a directory, read", without the file, as Node words it.
+  it('names a snapshot shard or journal segment it cannot read, with the system\'s reason', async () => {
+    for (const name of [shardFileName(5), 'journal-00000007.ndjson']) {
+      const file = path.join(dir, name);
+      await mkdir(file);
+      expect(await startError(dir), name).to.include(file).and.include('EISDIR');
+      await rm(file, { recursive: true });
+    }
+  });
+
   it('stops the start at a journal op it does not know (a newer build\'s) rather than skip it, and loses nothing', async () => {
     const store = new LowdbStore({ dir });
     await store.open();

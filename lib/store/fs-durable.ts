@@ -11,6 +11,15 @@ export function isNotFound(e: unknown): boolean {
   return (e as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
+/**
+ * A read of `file` that failed, named: Node words a failed read ("EIO: i/o error, read",
+ * "EISDIR: illegal operation on a directory, read") without the file, and a start that stops on
+ * it left the operator to guess which of DATA_DIR's files was bad.
+ */
+export function readFailure(file: string, e: unknown): Error {
+  return new Error(`${file} could not be read (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+}
+
 /** fsync a directory, so that the names created, renamed or removed in it are durable. */
 export async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');

@@ -13,7 +13,7 @@ export type StatsRow = [callback: string, ctUpdates: number, ctErrors: number, c
 export function statsRow(callback: string, s: SubscriptionStats): StatsRow {
   return [callback, s.ctUpdates, s.ctErrors, s.ctConsecutiveErrors, s.whenLastUpdate, s.whenLastError, s.deliveredVersion ?? 0];
 }
-import { FILE_MODE, isNotFound, syncDir, yieldToLoop } from './fs-durable.js';
+import { FILE_MODE, isNotFound, readFailure, syncDir, yieldToLoop } from './fs-durable.js';
 
 /**
  * Every op is absolute (it sets or removes whole records, or everything): applying it does not
@@ -111,7 +111,7 @@ export async function replaySegment(file: string, apply: (op: JournalOp) => void
     text = await readFile(file, 'utf8');
   } catch (e) {
     if (isNotFound(e)) return { found: false, applied: 0, discarded: 0, damaged: [] };
-    throw e;
+    throw readFailure(file, e);
   }
   let applied = 0;
   let lineNo = 0;

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
-import { isNotFound, replaceFile } from './fs-durable.js';
+import { isNotFound, readFailure, replaceFile } from './fs-durable.js';
 import { wellFormed, type JournalOp } from './journal.js';
 
 /**
@@ -69,7 +69,7 @@ export class DurableJSONFile<T> implements Adapter<T> {
       text = await readFile(this.file, 'utf8');
     } catch (e) {
       if (isNotFound(e)) return null;
-      throw e;
+      throw readFailure(this.file, e);
     }
     let data: unknown;
     try {
