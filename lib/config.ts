@@ -50,6 +50,8 @@ export interface Config {
   websubSignatureAlgorithm: SignatureAlgorithm;
   websubMaxAttempts: number;
   websubVerifyAttempts: number;
+  /** How long after its 202 a WebSub request's first verification GET goes out. */
+  websubVerifyDelayMs: number;
   websubMaxPendingVerifications: number;
   websubVerifyConcurrency: number;
   websubRetryBaseMs: number;
@@ -377,6 +379,7 @@ export function loadConfig(env: Env = process.env): Config {
     websubSignatureAlgorithm: algorithm(env, 'WEBSUB_SIGNATURE_ALGORITHM'),
     websubMaxAttempts: int(env, 'WEBSUB_MAX_ATTEMPTS', 8, 1, 100),
     websubVerifyAttempts: int(env, 'WEBSUB_VERIFY_ATTEMPTS', 6, 1, 20),
+    websubVerifyDelayMs: int(env, 'WEBSUB_VERIFY_DELAY_MS', 1000, 0, 60_000),
     websubMaxPendingVerifications: int(env, 'WEBSUB_MAX_PENDING_VERIFICATIONS', 20_000, 1),
     websubVerifyConcurrency: int(env, 'WEBSUB_VERIFY_CONCURRENCY', 256, 1, 10_000),
     websubRetryBaseMs: retryBaseMs,

@@ -437,7 +437,7 @@ export class Hub extends EventEmitter {
       claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs, // the stores' clock, whatever this hub was given
     };
     await this.deps.store.putVerification(pending);
-    this.track(this.runVerification(pending));
+    this.track(this.runVerification(pending, this.deps.config.websubVerifyDelayMs));
     return null;
   }
 
@@ -503,10 +503,22 @@ export class Hub extends EventEmitter {
     }
   }
 
-  private async runVerification(pending: PendingVerification): Promise<void> {
+  /**
+   * `delayMs`: how long to wait first, for a request just answered 202. Subscribers keep what
+   * that answer tells them (a secret, a token, "pending") after it comes, some with a write that
+   * replaces the whole record; a GET sent the same millisecond raced that write, and Indiekit's
+   * reader lost the lease it renews by (NewsBlur its "verified" mark). Google's hub, which they
+   * were written against, verified from a task queue, well after its answer.
+   */
+  private async runVerification(pending: PendingVerification, delayMs = 0): Promise<void> {
     this.verifying.add(pending.id);
     let finished = true;
     try {
+      // The hub stops meanwhile: the request stays stored, and is verified after the restart.
+      if (delayMs > 0 && !(await this.pause(delayMs))) {
+        finished = false;
+        return;
+      }
       // Dropped at the hub's own failure (its store refusing a write after the subscriber
       // confirmed), a subscriber would believe it is subscribed and have nothing.
       const run = await this.againOnHubFailure('websub: verification', pending.topic, () => this.verifyWebSub(pending));

@@ -329,6 +329,63 @@ describe('WebSub subscribers in the wild', function () {
     expect(posts(rust)[0]!.headers['x-hub-signature']).to.match(/^sha(1|256|384|512)=[0-9a-f]+$/);
   });
 
+  // Indiekit's Microsub plugin (websub/subscriber.js, websub/handler.js), Node. Keeps its new
+  // secret only once the hub has answered 202, with one database write that replaces the whole
+  // record; its verification handler writes the lease with the secret it finds then. A GET that
+  // comes before that first write is done loses one or the other: here the lease, so it never
+  // renews and the subscription lapses unnoticed. As under Google's hub, whose verification
+  // came from a task queue, the GET must come well after the 202.
+  it('Indiekit: the verification comes after the subscriber has stored what the 202 told it, so neither its lease nor its secret is lost', async () => {
+    // The default WEBSUB_VERIFY_DELAY_MS, which the other tests set to 0.
+    const h = await startTestHub({ WEBSUB_VERIFY_DELAY_MS: '' });
+    try {
+      const topic = topics.set('/indiekit.xml', { body: feed('i1'), contentType: ATOM });
+      let record: { secret?: string; expiresAt?: number } = {};
+      const indiekit = await server((req, res) => {
+        const lease = Number.parseInt(req.query.get('hub.lease_seconds') ?? '', 10);
+        if (lease > 0) record = { expiresAt: Date.now() + lease * 1000, ...(record.secret !== undefined && { secret: record.secret }) };
+        text(res, 200, req.query.get('hub.challenge') ?? '');
+      });
+      const secret = randomBytes(32).toString('hex');
+      const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${indiekit.url}/microsub/websub/65f0`, 'hub.secret': secret, 'hub.lease_seconds': String(86_400 * 7) });
+      const res = await fetch(`${h.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+      expect(res.status).to.equal(202);
+      await sleep(50); // its database write
+      record = { secret };
+      await indiekit.waitFor(1, (r) => r.query.get('hub.mode') === 'subscribe');
+      await settled(h);
+      expect(record.secret).to.equal(secret);
+      expect(record.expiresAt, 'the lease it renews by').to.be.a('number');
+    } finally {
+      await h.destroy();
+    }
+  });
+
+  it('a request whose verification still waits out WEBSUB_VERIFY_DELAY_MS when the hub stops is verified at the next start, at once', async () => {
+    const env = { WEBSUB_VERIFY_DELAY_MS: '60000', POLL_ENABLED: 'false' };
+    const first = await startTestHub(env);
+    const topic = topics.set('/delayed.xml', { body: feed('d1'), contentType: ATOM });
+    const reader = await server((req, res) => text(res, 200, req.query.get('hub.challenge') ?? ''));
+    try {
+      const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${reader.url}/cb` });
+      const res = await fetch(`${first.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+      expect(res.status).to.equal(202);
+    } finally {
+      // Not a minute's wait: stopping wakes the delay, which leaves its request stored.
+      await first.close();
+    }
+    expect(gets(reader)).to.deep.equal([]);
+    const second = await startTestHub(env, first.dataDir);
+    try {
+      await reader.waitFor(1, (r) => r.query.get('hub.mode') === 'subscribe', 5000);
+      await settled(second);
+      expect((await subscriptionsOf(second, topic)).map((s) => s.url)).to.deep.equal([`${reader.url}/cb`]);
+      expect(await second.store.listVerifications()).to.deep.equal([]);
+    } finally {
+      await second.destroy();
+    }
+  });
+
   // Flask-WebSub (flask_websub/subscriber/blueprint.py), Python. Takes the pending request out
   // of its store at the first verification GET (a second one finds nothing: 404), and compares
   // a delivery's Content-Length with its size limit, which fails on a body sent chunked.

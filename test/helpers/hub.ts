@@ -27,6 +27,8 @@ export const TEST_ENV: Record<string, string> = {
   // tests of those limits set them back.
   RATE_LIMIT_PER_MINUTE: '0',
   FETCH_MIN_INTERVAL_MS: '0',
+  // A second per subscription would add minutes to the suite; websub-subscribers.test.ts proves the delay.
+  WEBSUB_VERIFY_DELAY_MS: '0',
   // The embedded store unless a test says otherwise: a DATABASE_URL in the environment (for
   // test/helpers/postgres.ts) must not turn every hub, child processes included, onto one database.
   // With TEST_STORE=postgresql, startTestHub and spawnHub give each data directory a schema of
