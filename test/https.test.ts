@@ -125,6 +125,7 @@ describe('HTTPS peers', function () {
     for (const [what, who, host] of [
       ['an expired certificate', 'expired', 'localhost'],
       ['a self-signed certificate', 'self-signed', 'localhost'],
+      ['a certificate from a CA the hub does not trust', 'unknown-ca', 'localhost'],
       ['a certificate for other names (the connection pinned to an address the certificate does name)', 'localhost', 'wrong.test'],
     ] as const) {
       it(`a feed with ${what}: the read-error words for ping and pleaseNotify, classified as a refused certificate`, async () => {
@@ -226,6 +227,7 @@ describe('HTTPS peers', function () {
       for (const [who, name, reason] of [
         ['expired', 'localhost', /^certificate: certificate has expired/],
         ['self-signed', 'localhost', /^certificate: self[- ]signed certificate/],
+        ['unknown-ca', 'localhost', /^certificate: unable to verify the first certificate/],
         ['localhost', 'wrong.test', /^certificate: .*altnames/],
       ] as const) {
         const sub = await https(echo, who);

@@ -13,11 +13,12 @@ export interface TlsIdentity {
 export const TEST_CA: string = read('ca.pem');
 
 /** Names an identity: localhost, feed.test and 127.0.0.1, signed by the test CA, valid to 2126. */
-export type IdentityName = 'localhost' | 'expired' | 'self-signed';
+export type IdentityName = 'localhost' | 'expired' | 'self-signed' | 'unknown-ca';
 
 /**
  * `localhost`: trusted. `expired`: the same names and CA, valid only on 2020-01-01.
- * `self-signed`: the same names, signed by itself (untrusted).
+ * `self-signed`: the same names, signed by itself (untrusted). `unknown-ca`: the same names,
+ * signed by a CA the hub does not trust.
  */
 export function identity(name: IdentityName): TlsIdentity {
   return { key: read(`${name}.key`), cert: read(`${name}.pem`) };
