@@ -103,10 +103,10 @@ function topicsInShards(n: number): string[] {
   return out;
 }
 
-async function subscribe(store: LowdbStore, topic: string): Promise<void> {
+async function subscribe(store: LowdbStore, topic: string, callback = `http://cb.example/${shardOf(topic)}`): Promise<void> {
   const now = Date.now();
   await store.putTopic(newTopic(topic));
-  await store.putSubscription(newSubscription(topic, `http://cb.example/${shardOf(topic)}`, 'websub', now, now + 3_600_000));
+  await store.putSubscription(newSubscription(topic, callback, 'websub', now, now + 3_600_000));
 }
 
 async function callbacksOf(dir: string, topics: string[]): Promise<string[]> {
@@ -176,6 +176,44 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () =>
       await unlink(path.join(dir, WRITTEN_SHARDS_FILE));
       const message = await startError(dir);
       expect(message).to.include(path.join(dir, WRITTEN_SHARDS_FILE)).and.include(shardFileName(shardOf(kept))).and.include(`DATA_DIR (${path.resolve(dir)})`);
+    });
+
+    // Segment numbers start again after a start that found none; numbered from 1 again, a later
+    // segment looked older than the compaction that wrote the shard, and the shard's loss passed.
+    it('stops the start when the shard is lost after a start that found no journal segment, and one was written since', async () => {
+      const dir = await newDir();
+      let store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, lost);
+      await store.compact();
+      await store.close();
+      expect((await readdir(dir)).filter((n) => n.startsWith('journal-')), 'no segment left').to.deep.equal([]);
+      store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, kept);
+      await store.close();
+      expect((await readdir(dir)).filter((n) => n.startsWith('journal-')), 'the new one').to.have.length(1);
+      await unlink(lostFile(dir));
+      expect(await startError(dir)).to.include(lostFile(dir));
+    });
+
+    it('stops the start from a backup whose segments hold only later records of a shard written before them (it keeps the segment of its first write)', async () => {
+      const dir = await newDir();
+      const backup = await newDir();
+      const store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, lost, 'http://cb.example/first');
+      await store.compact();
+      await subscribe(store, lost, 'http://cb.example/second');
+      await store.flush();
+      for (const name of (await readdir(dir)).filter((n) => n.startsWith('journal-'))) await copyFile(path.join(dir, name), path.join(backup, name));
+      await store.compact();
+      await store.close();
+      for (const name of await readdir(dir)) {
+        if (name.startsWith('snapshot-') && path.join(dir, name) !== lostFile(dir)) await copyFile(path.join(dir, name), path.join(backup, name));
+      }
+      // Its first subscription is in the shard alone: started on the segment, the hub had served the second only.
+      expect(await startError(backup)).to.include(lostFile(backup));
     });
 
     it(`stops the start naming ${WRITTEN_SHARDS_FILE} when it is not a list of shards`, async () => {
