@@ -294,6 +294,21 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.countSubscriptions({ callbackHost: 'hooks.example' })).to.equal(2);
     });
 
+    it('counts one callback host however it is spelt: a root dot, an IPv4-mapped IPv6 address (lib/model.ts hostKey)', async () => {
+      await store.putSubscription(sub('http://a/feed', 'http://hooks.example:8080/1'));
+      await store.putSubscription(sub('http://a/feed', 'http://Hooks.Example.:8080/2'));
+      await store.putSubscription(sub('http://a/feed', 'http://127.0.0.1:81/3'));
+      await store.putSubscription(sub('http://a/feed', 'http://[::ffff:127.0.0.1]:81/4'));
+      await store.putSubscription(sub('http://a/feed', 'http://[::FFFF:7F00:1]:81/5'));
+      expect(await store.countSubscriptions({ callbackHost: 'hooks.example:8080' })).to.equal(2);
+      expect(await store.countSubscriptions({ callbackHost: 'HOOKS.example.:8080' })).to.equal(2);
+      expect(await store.countSubscriptions({ callbackHost: '127.0.0.1:81' })).to.equal(3);
+      expect(await store.countSubscriptions({ callbackHost: '[::ffff:7f00:1]:81' })).to.equal(3);
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://hooks.example./3', { perTopic: 100, perCallbackHost: 2 })).to.equal(null);
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://hooks.example.:8080/3', { perTopic: 100, perCallbackHost: 2 })).to.equal('callbackHost');
+      expect(await store.subscriptionLimitReached('http://b/feed', 'http://[::ffff:127.0.0.1]:81/6', { perTopic: 100, perCallbackHost: 3 })).to.equal('callbackHost');
+    });
+
     it('lists the topics that have subscriptions, with how many, from its counts', async () => {
       expect(await store.subscribedTopics()).to.deep.equal([]);
       await store.putTopic(newTopic('http://nobody/feed'));
