@@ -1077,8 +1077,8 @@ describe('Operators and browsers over HTTP', function () {
         socket.write(request);
       });
 
-    it('answers HEAD /stream and /events with the headers alone, taking no stream slot, and goes on to the next request on the connection', async () => {
-      const hub = await hubWith({ SSE_MAX_PER_CLIENT: '1' });
+    it('answers HEAD /stream and /events with the headers alone, taking no stream slot (of its address or of SSE_MAX_STREAMS), and goes on to the next request on the connection', async () => {
+      const hub = await hubWith({ SSE_MAX_PER_CLIENT: '1', SSE_MAX_STREAMS: '1' });
       const host = `Host: 127.0.0.1:${hub.port}\r\n`;
       for (const path of [`/stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')}`, '/events']) {
         const raw = await exchange(hub, `HEAD ${path} HTTP/1.1\r\n${host}\r\nGET /healthz HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
@@ -1088,7 +1088,7 @@ describe('Operators and browsers over HTTP', function () {
         expect(head, path).to.match(/\r\n\r\n$/);
         expect(next, path).to.match(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n\{"ok":true\}$/);
       }
-      // The one stream this address may hold is still free.
+      // The one stream this address, and the hub, may hold is still free.
       const s = await openSse(`${hub.url}/events`);
       if ('close' in s) s.close();
       expect(s.status).to.equal(200);
