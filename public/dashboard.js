@@ -216,9 +216,12 @@ function setUpLogControls() {
     pause.textContent = held ? 'Resume (0 new)' : 'Pause';
     pause.setAttribute('aria-pressed', String(Boolean(held)));
   });
-  $('#log-speak').addEventListener('change', (ev) => {
-    $('#log').setAttribute('aria-live', ev.target.checked ? 'polite' : 'off');
-  });
+  const speak = $('#log-speak');
+  const applySpeak = () => $('#log').setAttribute('aria-live', speak.checked ? 'polite' : 'off');
+  speak.addEventListener('change', applySpeak);
+  // Back to this page, the browser ticks the box again as it was left, with no change event, by
+  // pageshow: read from the box then, or the log stayed silent behind a ticked box.
+  window.addEventListener('pageshow', applySpeak);
 }
 
 /** After a refusal, the wait before the live log is opened again: doubled each time, up to a minute. */

@@ -222,6 +222,22 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // A page come back to (Back) shows the box as it was left, ticked: the log has to be read aloud
+  // then too, not silent behind a ticked box.
+  it("the dashboard's live log is read aloud when its box is ticked again by the browser on the way back to it", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.getByLabel('Read new events aloud').check();
+    await page.goto(`${hub.url}/docs`);
+    await page.goBack();
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    const ticked = await page.getByLabel('Read new events aloud').isChecked();
+    expect([ticked, await page.locator('#log').getAttribute('aria-live')]).to.deep.equal([true, 'polite']);
+    expect(errors).to.deep.equal([]);
+  });
+
   // On a quiet hub the recent deliveries and failures can be days old; shown as a bare time of
   // day, a failure from three days ago read as one from this afternoon.
   it("the dashboard's times carry their date when it is not the viewer's today", async () => {
