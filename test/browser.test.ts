@@ -222,6 +222,23 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // Paused for long on a busy hub, the page kept every row that came meanwhile.
+  it("the dashboard's paused live log holds only as many new rows as it shows (100), and says more came", async () => {
+    // Refused at once (nothing listens there), each one a row.
+    const feed = 'http://127.0.0.1:1/dash-busy.xml';
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.getByRole('button', { name: 'Pause' }).click();
+    const pings = await Promise.all(Array.from({ length: 110 }, () => hub.postForm('/ping', { url: feed })));
+    expect(pings.filter((r) => r.status !== 200)).to.deep.equal([]);
+    await page.locator('#log-pause', { hasText: /^Resume \(100\+ new\)$/ }).waitFor({ timeout: 5000 });
+    await page.locator('#log-pause').click();
+    expect(await page.locator('#log li').count()).to.equal(100);
+    expect(errors).to.deep.equal([]);
+  });
+
   // A page come back to (Back) shows the box as it was left, ticked: the log has to be read aloud
   // then too, not silent behind a ticked box.
   it("the dashboard's live log is read aloud when its box is ticked again by the browser on the way back to it", async () => {
