@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import type { Resolver } from '../lib/http.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
+import { MSG, pleaseNotify } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 
 const ADMIN_TOKEN = 'callback-host-admin';
@@ -95,6 +96,32 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     const posts = await slow.waitFor(2, (r) => r.method === 'POST');
     expect(posts.map((r) => r.path).sort()).to.deep.equal(['/x', '/y']);
     expect(most, 'deliveries in flight at once to the one host').to.equal(1);
+  });
+
+  // The rssCloud handler test of an xml-rpc callback named by its domain is a call sent as a delivery is.
+  it('tests xml-rpc handlers at cb.example. and cb.example one at a time under DELIVERY_PER_HOST=1', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const slow = await Recorder.start(async (_req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      // Long enough for a second call, were it let through, to arrive meanwhile.
+      await sleep(150);
+      inFlight--;
+      res.writeHead(200, { 'content-type': 'text/xml' }).end('<?xml version="1.0"?><methodResponse><params><param><value><boolean>1</boolean></value></param></params></methodResponse>');
+    });
+    servers.push(slow);
+    const replies = await Promise.all(
+      ['cb.example', 'cb.example.'].map((domain) =>
+        pleaseNotify(hub, { domain, port: String(slow.port), path: '/RPC2', protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated', url1: topic('rpc') }),
+      ),
+    );
+    expect(replies.map((r) => [r.success, r.msg])).to.deep.equal([
+      [true, MSG.subscribed],
+      [true, MSG.subscribed],
+    ]);
+    expect(slow.requests).to.have.length(2);
+    expect(most, 'handler tests in flight at once to the one host').to.equal(1);
   });
 
   it('pauses cb.example. with cb.example when one fails (the breaker), and an operator retry of either spelling resumes both', async () => {
