@@ -216,6 +216,33 @@ embeddedOnly('writes snapshot shards into DATA_DIR', () =>
       expect(await startError(backup)).to.include(lostFile(backup));
     });
 
+    // Told to remove a damaged list, an operator found the start refused for the list's absence
+    // instead, with nothing to do but restore it from a backup they might not have.
+    it(`says how to start without a backup when ${WRITTEN_SHARDS_FILE} is damaged or lost, and the shards that are there are served`, async () => {
+      const dir = await newDir();
+      const store = new LowdbStore({ dir });
+      await store.open();
+      await subscribe(store, kept);
+      await store.compact();
+      await subscribe(store, lost); // its shard written while the list is there
+      await store.compact();
+      await store.close();
+      const EMPTY_LIST = `{"format":1,"shards":64,"written":[]}`;
+      for (const damage of [
+        () => writeFile(path.join(dir, WRITTEN_SHARDS_FILE), '{"format":1}'),
+        () => writeFile(path.join(dir, WRITTEN_SHARDS_FILE), '{"format":1,"shards":64,"written":[[0,'),
+        () => writeFile(path.join(dir, WRITTEN_SHARDS_FILE), '{"format":1,"shards":64,"written":[[64,1]]}'),
+        () => unlink(path.join(dir, WRITTEN_SHARDS_FILE)),
+      ]) {
+        await damage();
+        const message = await startError(dir);
+        expect(message).to.include(path.join(dir, WRITTEN_SHARDS_FILE)).and.include('restore it from a backup').and.include(EMPTY_LIST);
+        expect(message).to.not.include('or remove it');
+        await writeFile(path.join(dir, WRITTEN_SHARDS_FILE), EMPTY_LIST);
+        expect(await callbacksOf(dir, [kept, lost])).to.deep.equal([`http://cb.example/${shardOf(kept)}`, `http://cb.example/${shardOf(lost)}`]);
+      }
+    });
+
     it(`stops the start naming ${WRITTEN_SHARDS_FILE} when it is not a list of shards`, async () => {
       const dir = await newDir();
       await writeFile(path.join(dir, WRITTEN_SHARDS_FILE), JSON.stringify({ format: 1, shards: 64, written: [[64, 1]] }));

@@ -21,7 +21,7 @@ import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
-import { emptyShard, readWrittenShards, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, WRITTEN_SHARDS_FILE, writtenShardsText, type ShardFile } from './snapshot-file.js';
+import { emptyShard, readWrittenShards, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, WRITTEN_SHARDS_FILE, writtenShardsAdvice, writtenShardsText, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
 import { subscriptionEnded, type ExpiryFilter, type Store, type StoreCounts, type SubscriptionLimit, type SubscriptionLimits, type TopicSubscriptions } from './store.js';
 
@@ -190,7 +190,7 @@ export class LowdbStore implements Store {
     if (listed === undefined && listedIn !== undefined) {
       // Without it, a shard lost with it would go unnoticed.
       throw new Error(
-        `${path.join(this.dir, WRITTEN_SHARDS_FILE)} is missing: ${shardFileName(listedIn)} was written while it was there, and the store never removes it: restore it from a backup of DATA_DIR (${path.resolve(this.dir)}); the store does not open without it`,
+        `${path.join(this.dir, WRITTEN_SHARDS_FILE)} is missing: ${shardFileName(listedIn)} was written while it was there, and the store never removes it: ${writtenShardsAdvice(this.dir)}`,
       );
     }
 

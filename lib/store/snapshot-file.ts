@@ -61,7 +61,11 @@ export function emptyShard(k: number): ShardFile {
  * what is written is the state at the moment of the call) and then replaces the file durably.
  */
 export class DurableJSONFile<T> implements Adapter<T> {
-  constructor(private readonly file: string) {}
+  /** `advice`: what the error for a damaged file tells its reader to do. */
+  constructor(
+    private readonly file: string,
+    private readonly advice = 'restore it from a backup; the store does not open without it',
+  ) {}
 
   async read(): Promise<T | null> {
     let text: string;
@@ -77,10 +81,10 @@ export class DurableJSONFile<T> implements Adapter<T> {
     } catch (e) {
       // Named, and fatal: the records of this shard are nowhere else once its segments are
       // deleted, so opening without them would lose them for good at the next compaction.
-      throw new Error(`${this.file} is damaged (${e instanceof Error ? e.message : String(e)}): restore it from a backup; the store does not open without it`);
+      throw new Error(`${this.file} is damaged (${e instanceof Error ? e.message : String(e)}): ${this.advice}`);
     }
     if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-      throw new Error(`${this.file} is damaged (not a JSON object): restore it from a backup; the store does not open without it`);
+      throw new Error(`${this.file} is damaged (not a JSON object): ${this.advice}`);
     }
     return data as T;
   }
@@ -154,6 +158,16 @@ export function shardDb(dir: string, k: number): Low<ShardFile> {
 export const WRITTEN_SHARDS_FILE = 'snapshot-shards.json';
 const WRITTEN_SHARDS_FORMAT = 1;
 
+/**
+ * What to do when the list is lost or damaged. Without a backup, an empty list starts the store
+ * on the shards that are there (each listed from then on); removing the file does not, since the
+ * shards written while it was there say so (ShardFile.listed).
+ */
+export function writtenShardsAdvice(dir: string): string {
+  const empty = JSON.stringify({ format: WRITTEN_SHARDS_FORMAT, shards: SHARD_COUNT, written: [] });
+  return `restore it from a backup of DATA_DIR (${path.resolve(dir)}); with none, write ${empty} into it to start on the shards that are there (a shard missing from them then goes unnoticed); the store does not open without it`;
+}
+
 interface WrittenShardsFile {
   format: number;
   shards: number;
@@ -169,17 +183,16 @@ interface WrittenShardsFile {
 /** The shards written, by shard, each with its segment (see WrittenShardsFile); undefined where the file is absent. */
 export async function readWrittenShards(dir: string): Promise<Map<number, number> | undefined> {
   const file = path.join(dir, WRITTEN_SHARDS_FILE);
-  const data = await new DurableJSONFile<WrittenShardsFile>(file).read();
+  const data = await new DurableJSONFile<WrittenShardsFile>(file, writtenShardsAdvice(dir)).read();
   if (data === null) return undefined;
   if (data.format !== WRITTEN_SHARDS_FORMAT || data.shards !== SHARD_COUNT) {
-    throw new Error(`${file}: format ${String(data.format)} with ${String(data.shards)} shards; this build reads format ${WRITTEN_SHARDS_FORMAT} with ${SHARD_COUNT}`);
+    throw new Error(`${file}: format ${String(data.format)} with ${String(data.shards)} shards; this build reads format ${WRITTEN_SHARDS_FORMAT} with ${SHARD_COUNT}: ${writtenShardsAdvice(dir)}`);
   }
   const written = new Map<number, number>();
   const count = (v: unknown, below: number): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < below;
   const list: unknown = data.written;
   if (!Array.isArray(list) || !list.every((w: unknown) => Array.isArray(w) && w.length === 2 && count(w[0], SHARD_COUNT) && count(w[1], Number.MAX_SAFE_INTEGER))) {
-    // It holds no records: removed, the store opens without the check of which shards must be there.
-    throw new Error(`${file} is damaged ("written" is not a list of shards with their segments): restore it from a backup, or remove it; the store does not open with it as it is`);
+    throw new Error(`${file} is damaged ("written" is not a list of shards with their segments): ${writtenShardsAdvice(dir)}`);
   }
   for (const [shard, segment] of list as [number, number][]) written.set(shard, segment);
   return written;
