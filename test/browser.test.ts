@@ -723,6 +723,39 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // A stream open after all when follow() asks for the refusal's words is one it must not keep:
+  // left open, it held one of the address's streams and one of the browser's six connections.
+  it("follow() closes the stream its question opened when the refusal had passed, and opens its own later", async () => {
+    let refusals = 2; // the stream, and follow()'s HEAD
+    const open: boolean[] = [];
+    const fake = await Recorder.start((_req, res) => {
+      const headers = { 'access-control-allow-origin': '*' };
+      if (refusals > 0) {
+        refusals--;
+        return void res.writeHead(404, { ...headers, 'content-type': 'text/plain; charset=utf-8' }).end('Not yet.\n');
+      }
+      const i = open.push(true) - 1;
+      res.on('close', () => (open[i] = false));
+      res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }).write('retry: 60000\n\n');
+    });
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        window.__opened = 0;
+        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onOpen: () => window.__opened++ });
+      })`);
+      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 5000 });
+      expect(fake.requests.map((r) => r.method)).to.deep.equal(['GET', 'HEAD', 'GET', 'GET']);
+      for (let i = 0; i < 100 && open[0]; i++) await sleep(20);
+      expect(open, "the question's stream closed, follow()'s own open").to.deep.equal([false, true]);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      fake.handler = (_req, res) => void res.writeHead(404).end();
+      await fake.close();
+    }
+  });
+
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
     const feedItems = [item('q1', 'Quiet one')];
     const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
