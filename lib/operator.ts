@@ -5,7 +5,7 @@ import type { Activity, ActivityLog } from './activity.js';
 import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
 import type { Notifier } from './notifier/notifier.js';
-import { callbackHost, hostKey } from './model.js';
+import { callbackHost } from './model.js';
 import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
@@ -188,8 +188,13 @@ export class Operator {
     return deleted;
   }
 
-  /** Without a host: every host (the test API's clear). The host as the operator writes it, keyed as the breaker keys it. */
+  /**
+   * Without a host: every host (the test API's clear). The host as the operator writes it, read
+   * as a URL's would be (`127.000.000.001`, `[::ffff:7f00:1]`, a name in Unicode, a root dot),
+   * then keyed as the breaker keys it: the host as /stats.json shows it was the only spelling
+   * that woke anything.
+   */
   retryHost(host?: string): number {
-    return this.deps.notifier.retryHostNow(host === undefined ? undefined : hostKey(host));
+    return this.deps.notifier.retryHostNow(host === undefined ? undefined : callbackHost(`http://${host}/`));
   }
 }

@@ -585,7 +585,8 @@ describe('Operators and browsers over HTTP', function () {
       await sleep(100);
       expect(ws.deliveries()).to.have.length(1);
 
-      const res = await admin(hub, 'hosts/retry', { host }, ADMIN_TOKEN);
+      // Spelt another way, the host as a URL reads it: the same host, which it wakes.
+      const res = await admin(hub, 'hosts/retry', { host: `127.000.000.001:${ws.rec.port}` }, ADMIN_TOKEN);
       expect(res.status).to.equal(200);
       expect(await res.json()).to.deep.equal({ ok: true, woken: 1 });
       const [, second] = await ws.waitDeliveries(2, undefined);
