@@ -11,6 +11,11 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /**
+   * The embedded store compacts at most this long after a change, so a record removed (an ended
+   * subscription's callback and secret) leaves DATA_DIR's files within it.
+   */
+  compactIntervalMs: number;
   /** PostgreSQL connection URL; unset = the embedded store in dataDir. */
   databaseUrl: string | undefined;
   /** Most PostgreSQL connections the hub opens at once. */
@@ -350,6 +355,7 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host,
     dataDir: dataDir(env, 'DATA_DIR'),
+    compactIntervalMs: int(env, 'COMPACT_INTERVAL_MS', 3600_000, 100, MAX_TIMER_MS),
     databaseUrl: databaseUrl(env, 'DATABASE_URL'),
     databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
     databaseLockWaitMs: int(env, 'DATABASE_LOCK_WAIT_MS', 30_000, 100, 3600_000),

@@ -6,8 +6,8 @@ import { LowdbStore } from './lowdb-store.js';
 import { PgStore } from './pg-store.js';
 import type { Store } from './store.js';
 
-export function createStore(config: Pick<Config, 'dataDir' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs' | 'databaseQueryTimeoutMs'>, log?: Logger): Store {
-  if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir, ...(log && { log }) });
+export function createStore(config: Pick<Config, 'dataDir' | 'compactIntervalMs' | 'databaseUrl' | 'databasePoolSize' | 'databaseLockWaitMs' | 'databaseQueryTimeoutMs'>, log?: Logger): Store {
+  if (config.databaseUrl === undefined) return new LowdbStore({ dir: config.dataDir, compactAfterMs: config.compactIntervalMs, ...(log && { log }) });
   return new PgStore({
     connectionString: config.databaseUrl,
     poolSize: config.databasePoolSize,

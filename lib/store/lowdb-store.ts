@@ -43,6 +43,12 @@ export interface LowdbStoreOptions {
   dir: string;
   /** Compact (rotate the journal, rewrite changed shards) once the current journal segment passes this many bytes. */
   compactAfterBytes?: number;
+  /**
+   * Compact at most this long after the first write to the current journal segment, however
+   * small it is: until then a removed record (an ended subscription, its callback URL and secret)
+   * is still in the segment and in its snapshot shard. Default: an hour.
+   */
+  compactAfterMs?: number;
   /** Where damage met at open() and failed compactions are told. */
   log?: Logger;
 }
@@ -90,6 +96,9 @@ export class LowdbStore implements Store {
   /** Verification claims by id; in memory only. */
   private readonly verificationClaims = new Map<string, { owner: string; until: number }>();
   private readonly compactAfterBytes: number;
+  private readonly compactAfterMs: number;
+  /** Set while the current segment holds writes that no compaction has folded yet. */
+  private compactTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private journal: JournalWriter | undefined;
   /** The shards written, each with the last segment folded when it was first written (WRITTEN_SHARDS_FILE). */
@@ -116,6 +125,7 @@ export class LowdbStore implements Store {
     this.shards = Array.from({ length: SHARD_COUNT }, (_, k) => shardDb(opts.dir, k));
     this.content = new ContentFiles(opts.dir);
     this.compactAfterBytes = opts.compactAfterBytes ?? 16 * 1024 * 1024;
+    this.compactAfterMs = opts.compactAfterMs ?? 3600_000;
     this.log = opts.log ?? silentLogger;
   }
 
@@ -262,6 +272,8 @@ export class LowdbStore implements Store {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.compactTimer);
+    this.compactTimer = undefined;
     await this.settle();
     await this.journal?.close();
     await this.lock?.release();
@@ -664,9 +676,31 @@ export class LowdbStore implements Store {
   }
 
   private compactIfDue(segmentBytes: number): void {
-    if (segmentBytes < this.compactAfterBytes || this.compacting || this.closing) return;
+    if (this.closing) return;
+    // A quiet hub's journal took months to reach compactAfterBytes, and a subscription removed
+    // meanwhile (with its callback URL's token and its secret) stayed in DATA_DIR's files as long.
+    if (segmentBytes > 0) this.armCompactTimer();
+    if (segmentBytes < this.compactAfterBytes || this.compacting) return;
     // A failure is counted in stats; the next batch past the threshold tries again.
     this.track(this.compactNow());
+  }
+
+  private armCompactTimer(): void {
+    if (this.compactTimer || this.closing) return;
+    this.compactTimer = setTimeout(() => void this.compactOnTimer(), this.compactAfterMs);
+    this.compactTimer.unref();
+  }
+
+  private async compactOnTimer(): Promise<void> {
+    this.compactTimer = undefined;
+    // One running may have rotated before the writes that armed the timer: compact after it.
+    while (this.compacting) await this.compacting;
+    if (this.closing) return;
+    const run = this.compactNow();
+    this.track(run);
+    // Failed, it is tried again after the same wait even if nothing more is written: the segments
+    // it did not delete still hold what was removed.
+    await run.catch(() => this.armCompactTimer());
   }
 
   private track(run: Promise<void>): void {

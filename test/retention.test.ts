@@ -1,0 +1,97 @@
+// What the hub keeps once it is no longer needed: a subscription that ended (unsubscribed,
+// answered 410, lease run out) must leave DATA_DIR's files with its callback URL (which may carry
+// a token) and its WebSub secret within COMPACT_INTERVAL_MS, not whenever the journal next grows
+// to 16 MB. Everything over real HTTP; the files are read as an operator (or a thief of a backup)
+// would read them.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { expect } from 'chai';
+import { sleep } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { embeddedOnly } from './helpers/store-under-test.js';
+import { Subscriber, TopicServer, publish, settled, subscribe, subscriptionsOf, testApi, unsubscribe } from './helpers/websub.js';
+
+/** Every file under `dir`, with its text. */
+async function filesOf(dir: string): Promise<{ name: string; text: string }[]> {
+  const out: { name: string; text: string }[] = [];
+  for (const name of await readdir(dir, { recursive: true })) {
+    const file = path.join(dir, name);
+    if (!(await stat(file)).isFile()) continue;
+    out.push({ name, text: await readFile(file, 'latin1') });
+  }
+  return out;
+}
+
+/** The files under `dir` holding any of `needles`, once none does or `withinMs` has passed. */
+async function holdersAfter(dir: string, needles: string[], withinMs: number): Promise<string[]> {
+  const t0 = Date.now();
+  for (;;) {
+    const holders = (await filesOf(dir)).filter((f) => needles.some((n) => f.text.includes(n))).map((f) => f.name);
+    if (holders.length === 0 || Date.now() - t0 > withinMs) return holders;
+    await sleep(50);
+  }
+}
+
+embeddedOnly('DATA_DIR holds the embedded store', () => {
+  describe('What the embedded store keeps of an ended subscription', function () {
+    let hub: TestHub;
+    let topics: TopicServer;
+    let sub: Subscriber;
+
+    beforeEach(async () => {
+      topics = await TopicServer.start();
+      sub = await Subscriber.start();
+    });
+    afterEach(async () => {
+      await hub.destroy();
+      await topics.close();
+      await sub.close();
+    });
+
+    async function subscribed(form: Record<string, string>): Promise<void> {
+      const before = sub.verifications('subscribe').length;
+      const res = await subscribe(hub, form);
+      expect(res.status, await res.text()).to.equal(202);
+      await sub.waitVerifications(before + 1, 'subscribe');
+      await settled(hub);
+    }
+
+    it('removes the callback token and the secret of unsubscribed, 410-ended and expired subscriptions from DATA_DIR within COMPACT_INTERVAL_MS', async () => {
+      hub = await startTestHub({ COMPACT_INTERVAL_MS: '300', WEBSUB_LEASE_MIN_SECONDS: '1' });
+      const topic = topics.set('/feed', { body: 'v1\n', contentType: 'text/plain' });
+      const ended = [
+        { path: '/cb?token=TOKEN-UNSUBSCRIBED', secret: 'SECRET-UNSUBSCRIBED' },
+        { path: '/cb?token=TOKEN-GONE', secret: 'SECRET-GONE' },
+        { path: '/cb?token=TOKEN-EXPIRED', secret: 'SECRET-EXPIRED' },
+      ] as const;
+      await subscribed({ 'hub.topic': topic, 'hub.callback': sub.callback(ended[0].path), 'hub.secret': ended[0].secret });
+      await subscribed({ 'hub.topic': topic, 'hub.callback': sub.callback(ended[1].path), 'hub.secret': ended[1].secret });
+      await subscribed({ 'hub.topic': topic, 'hub.callback': sub.callback(ended[2].path), 'hub.secret': ended[2].secret, 'hub.lease_seconds': '1' });
+      await subscribed({ 'hub.topic': topic, 'hub.callback': sub.callback('/cb?token=TOKEN-LIVE'), 'hub.secret': 'SECRET-LIVE' });
+
+      // Unsubscribed.
+      const res = await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback(ended[0].path) });
+      expect(res.status).to.equal(202);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(hub);
+      // The 1 s lease runs out; then a change, which the subscriber of TOKEN-GONE answers 410.
+      await sleep(1100);
+      topics.set('/feed', { body: 'v2\n', contentType: 'text/plain' });
+      sub.rec.handler = (req, res) => {
+        if (req.method === 'POST') res.writeHead(req.query.get('token') === 'TOKEN-GONE' ? 410 : 200).end();
+        else res.writeHead(200).end(req.query.get('hub.challenge') ?? 'ok');
+      };
+      await publish(hub, topic);
+      await sub.waitDeliveries(2);
+      await settled(hub);
+      const swept = await testApi<{ result: { subscriptionsRemoved: number } }>(hub, 'removeExpired');
+      expect(swept.result.subscriptionsRemoved).to.equal(1);
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/cb?token=TOKEN-LIVE')]);
+
+      const secrets = ended.flatMap((e) => [new URL(sub.callback(e.path)).searchParams.get('token')!, e.secret]);
+      expect(await holdersAfter(hub.dataDir, secrets, 3000), 'files still holding an ended subscription').to.deep.equal([]);
+      // The live subscription is still on disk: the files were rewritten, not emptied.
+      expect((await filesOf(hub.dataDir)).some((f) => f.text.includes('SECRET-LIVE'))).to.equal(true);
+    });
+  });
+});
