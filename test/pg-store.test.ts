@@ -617,6 +617,37 @@ describe('PostgreSQL store', function () {
     expect(hosts.map(hostKey).map(hostKey), 'a key keyed again is the same key').to.deep.equal(hosts.map(hostKey));
   });
 
+  it('migration 11: a count leaves subscription_counts with the last subscription it counts, and the zeros an older build left are deleted', async () => {
+    const topic = 'http://a/feed';
+    const rows = (c: pg.Client): Promise<[string, string, number][]> =>
+      c
+        .query<{ kind: string; key: string; n: string }>("SELECT kind, CASE kind WHEN 'h' THEN convert_from(key, 'UTF8') ELSE 'topic' END AS key, n FROM subscription_counts ORDER BY 1, 2")
+        .then((r) => r.rows.map((x) => [x.kind, x.key, Number(x.n)]));
+    await withClient(url, async (c) => {
+      await migrate(c, MIGRATIONS.filter((m) => m.version <= 10));
+      const put = (callback: string, host: string): Promise<unknown> =>
+        c.query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) AS refused', [
+          100, 100, urlKey(topic), urlKey(callback), topic, callback, host, 'http-post', null, null, null, 0, 0, 0, 1, null, null, 2, 0, null,
+        ]);
+      await put('http://192.0.2.7:5337/gone', '192.0.2.7:5337');
+      await put('http://reader.example/stays', 'reader.example');
+      await c.query('DELETE FROM subscriptions WHERE callback_host = $1', ['192.0.2.7:5337']);
+      expect(await rows(c), 'schema 10 keeps a count of 0').to.deep.equal([['h', '192.0.2.7:5337', 0], ['h', 'reader.example', 1], ['t', 'topic', 1]]);
+    });
+    const store = await opened();
+    expect(store.schema).to.deep.include({ from: 10, applied: MIGRATIONS.filter((m) => m.version > 10).map((m) => m.version) });
+    await withClient(url, async (c) => {
+      expect(await rows(c)).to.deep.equal([['h', 'reader.example', 1], ['t', 'topic', 1]]);
+      // A host changed by an update (migration 7's trigger) leaves no count behind either.
+      await c.query("UPDATE subscriptions SET callback_host = 'reader2.example'");
+      expect(await rows(c)).to.deep.equal([['h', 'reader2.example', 1], ['t', 'topic', 1]]);
+    });
+    expect(await store.deleteSubscription(topic, 'http://reader.example/stays')).to.equal(true);
+    expect(await withClient(url, rows)).to.deep.equal([]);
+    expect(await store.putSubscriptionWithinLimits(sub(topic, 'http://reader.example/again'), { perTopic: 1, perCallbackHost: 1 })).to.equal(null);
+    expect(await withClient(url, rows), 'counted afresh').to.deep.equal([['h', 'reader.example', 1], ['t', 'topic', 1]]);
+  });
+
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
     const [a, b] = [await opened(), await opened()];
     const order: string[] = [];

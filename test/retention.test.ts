@@ -1,12 +1,16 @@
 // What the hub keeps once it is no longer needed: a subscription that ended (unsubscribed,
 // answered 410, lease run out) must leave DATA_DIR's files with its callback URL (which may carry
 // a token) and its WebSub secret within COMPACT_INTERVAL_MS, not whenever the journal next grows
-// to 16 MB. Everything over real HTTP; the files are read as an operator (or a thief of a backup)
+// to 16 MB. On PostgreSQL, no row of any table names them, nor the ended subscriber's host (an
+// rssCloud subscriber's is its IP address). Everything over real HTTP; the files are read as an operator (or a thief of a backup)
 // would read them.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
-import { sleep } from './helpers/recorder.js';
+import pg from 'pg';
+import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
+import { Recorder, sleep } from './helpers/recorder.js';
+import { FeedServer, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { Subscriber, TopicServer, publish, settled, subscribe, subscriptionsOf, testApi, unsubscribe } from './helpers/websub.js';
@@ -93,5 +97,63 @@ embeddedOnly('DATA_DIR holds the embedded store', () => {
       // The live subscription is still on disk: the files were rewritten, not emptied.
       expect((await filesOf(hub.dataDir)).some((f) => f.text.includes('SECRET-LIVE'))).to.equal(true);
     });
+  });
+});
+
+describe('What PostgreSQL keeps of an ended subscription', function () {
+  let url: string;
+  let hub: TestHub;
+  const closers: { close(): Promise<void> }[] = [];
+
+  before(async () => {
+    url = await freshDatabaseUrl('retention');
+  });
+  after(async () => {
+    await hub?.destroy();
+    for (const c of closers) await c.close();
+    await dropDatabaseSchema(url);
+  });
+
+  /** Every row of every table in the hub's schema, as text (bytea as \\x hex). */
+  async function rowsAsText(): Promise<{ table: string; row: string }[]> {
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    try {
+      const tables = await db.query<{ name: string }>("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'");
+      const out: { table: string; row: string }[] = [];
+      for (const { name } of tables.rows) for (const r of (await db.query<{ row: string }>(`SELECT t::text AS row FROM "${name}" t`)).rows) out.push({ table: name, row: r.row });
+      return out;
+    } finally {
+      await db.end();
+    }
+  }
+
+  it('deletes every row naming an unsubscribed WebSub subscriber (token, secret, host) and an expired rssCloud subscriber (its host)', async () => {
+    hub = await startTestHub({ DATABASE_URL: url, RSSCLOUD_LEASE_SECONDS: '1' });
+    const topics = await TopicServer.start();
+    const feeds = await FeedServer.start();
+    const websub = await Subscriber.start();
+    const rss = await Recorder.start(subscriberOk);
+    closers.push(topics, feeds, websub, rss);
+
+    const topic = topics.set('/feed', { body: 'v1\n', contentType: 'text/plain' });
+    const callback = websub.callback('/cb?token=TOKEN-PG');
+    expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': callback, 'hub.secret': 'SECRET-PG' })).status).to.equal(202);
+    await websub.waitVerifications(1, 'subscribe');
+    await settled(hub);
+    const reply = await pleaseNotify(hub, subscribeForm(rss, '/notify', feeds.fixed('pg-retention')));
+    expect(reply.success, reply.msg).to.equal(true);
+    const hosts = [new URL(callback).host, `127.0.0.1:${rss.port}`];
+    const needles = ['TOKEN-PG', 'SECRET-PG', ...hosts, ...hosts.map((h) => Buffer.from(h).toString('hex'))];
+    const holding = async (): Promise<string[]> => (await rowsAsText()).filter((r) => needles.some((n) => r.row.includes(n))).map((r) => r.table);
+    expect(new Set(await holding()), 'the subscriptions as stored').to.deep.equal(new Set(['subscriptions', 'subscription_counts']));
+
+    expect((await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': callback })).status).to.equal(202);
+    await websub.waitVerifications(1, 'unsubscribe');
+    await settled(hub);
+    await sleep(1100); // the rssCloud lease runs out
+    const swept = await testApi<{ result: { subscriptionsRemoved: number } }>(hub, 'removeExpired');
+    expect(swept.result.subscriptionsRemoved).to.equal(1);
+    expect(await holding(), 'tables holding an ended subscriber').to.deep.equal([]);
   });
 });

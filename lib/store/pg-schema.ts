@@ -349,6 +349,43 @@ ${RECOUNT_HOSTS}    `,
         WHERE callback_host ~ '\\.(:[0-9]*)?$' OR callback_host LIKE '[::ffff:%';
     `,
   },
+  {
+    version: 11,
+    name: 'a count goes with the last subscription it counts',
+    sql: `
+      -- A count that fell to 0 stayed: the host of every callback that ever subscribed (an
+      -- rssCloud subscriber's own IP address) and a key per topic ever followed, for good. Each
+      -- decrement now deletes the row it leaves at 0; a missing row reads as 0 everywhere
+      -- (COALESCE), so processes of an older build still running read the same limits. The row
+      -- is locked by the decrement until commit, so a concurrent subscribe's increment waits for
+      -- the delete and then inserts it afresh.
+      CREATE OR REPLACE FUNCTION subscription_counts_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'INSERT' THEN
+          INSERT INTO subscription_counts AS c (kind, key, n)
+            VALUES ('t', NEW.topic_key, 1), ('h', convert_to(NEW.callback_host, 'UTF8'), 1)
+            ON CONFLICT (kind, key) DO UPDATE SET n = c.n + 1;
+        ELSE
+          UPDATE subscription_counts SET n = n - 1
+            WHERE (kind = 't' AND key = OLD.topic_key) OR (kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8'));
+          DELETE FROM subscription_counts
+            WHERE ((kind = 't' AND key = OLD.topic_key) OR (kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8'))) AND n <= 0;
+        END IF;
+        RETURN NULL;
+      END
+      $$;
+      CREATE OR REPLACE FUNCTION subscription_counts_follow_host() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        UPDATE subscription_counts SET n = n - 1 WHERE kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8');
+        DELETE FROM subscription_counts WHERE kind = 'h' AND key = convert_to(OLD.callback_host, 'UTF8') AND n <= 0;
+        INSERT INTO subscription_counts AS c (kind, key, n) VALUES ('h', convert_to(NEW.callback_host, 'UTF8'), 1)
+          ON CONFLICT (kind, key) DO UPDATE SET n = c.n + 1;
+        RETURN NULL;
+      END
+      $$;
+      DELETE FROM subscription_counts WHERE n <= 0;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
