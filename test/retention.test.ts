@@ -37,7 +37,7 @@ async function holdersAfter(dir: string, needles: string[], withinMs: number): P
 }
 
 embeddedOnly('DATA_DIR holds the embedded store', () => {
-  describe('What the embedded store keeps of an ended subscription', function () {
+  describe('What the embedded store keeps of what ended', function () {
     let hub: TestHub;
     let topics: TopicServer;
     let sub: Subscriber;
@@ -96,6 +96,26 @@ embeddedOnly('DATA_DIR holds the embedded store', () => {
       expect(await holdersAfter(hub.dataDir, secrets, 3000), 'files still holding an ended subscription').to.deep.equal([]);
       // The live subscription is still on disk: the files were rewritten, not emptied.
       expect((await filesOf(hub.dataDir)).some((f) => f.text.includes('SECRET-LIVE'))).to.equal(true);
+    });
+
+    it('leaves nothing of a topic nobody follows any more once FEEDS_RETENTION_DAYS has passed: no topic record, outbox entry or content file', async () => {
+      hub = await startTestHub({ COMPACT_INTERVAL_MS: '300', FEEDS_RETENTION_DAYS: '0' });
+      const big = (n: number): string => `version ${n} `.repeat(4000); // over 16 KB: its body is a file in content/
+      const topic = topics.set('/TOPIC-UNFOLLOWED', { body: big(1), contentType: 'text/plain' });
+      await subscribed({ 'hub.topic': topic, 'hub.callback': sub.callback('/cb') });
+      topics.set('/TOPIC-UNFOLLOWED', { body: big(2), contentType: 'text/plain' });
+      await publish(hub, topic);
+      await sub.waitDeliveries(1);
+      await settled(hub);
+      expect((await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/cb') })).status).to.equal(202);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(hub);
+      await sleep(5); // its last change is now before the sweep's "now": FEEDS_RETENTION_DAYS=0 has passed
+      const swept = await testApi<{ result: { topicsRemoved: number } }>(hub, 'removeExpired');
+      expect(swept.result.topicsRemoved).to.equal(1);
+      expect(await hub.store.listOutbox()).to.deep.equal([]);
+      expect(await holdersAfter(hub.dataDir, ['TOPIC-UNFOLLOWED', 'version 2'], 3000)).to.deep.equal([]);
+      expect(await readdir(path.join(hub.dataDir, 'content'))).to.deep.equal([]);
     });
   });
 });
