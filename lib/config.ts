@@ -31,6 +31,8 @@ export interface Config {
   /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
   publicUrlSet: boolean;
   requestTimeoutMs: number;
+  /** WebSub verification GETs, denials and content deliveries: subscribers do their work before they answer. */
+  websubTimeoutMs: number;
   /** Name lookups run at once: libuv's share of its thread pool (UV_THREADPOOL_SIZE, Node's own variable). */
   lookupSlots: number;
   rssCloudLeaseSeconds: number;
@@ -364,6 +366,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),
+    websubTimeoutMs: int(env, 'WEBSUB_TIMEOUT_MS', 15_000, 1, 600_000),
     lookupSlots: lookupSlots(raw(env, 'UV_THREADPOOL_SIZE')),
     rssCloudLeaseSeconds: int(env, 'RSSCLOUD_LEASE_SECONDS', 90000, 1, MAX_LEASE_SECONDS),
     maxConsecutiveErrors: int(env, 'MAX_CONSECUTIVE_ERRORS', 3, 1),

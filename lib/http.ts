@@ -17,7 +17,10 @@ export { OutboundError, type OutboundErrorCode, type Resolver };
 export type TargetKind = 'fetch' | 'callback';
 
 export interface HttpClientOptions {
-  /** Whole-request timeout: connect + headers + body (and all redirect hops). */
+  /**
+   * Whole-request timeout: connect + headers + body (and all redirect hops). A request may be
+   * given longer (HttpRequest.timeoutMs: WebSub's), but never its connection, nor its lookup.
+   */
   timeoutMs: number;
   /** Most body bytes read; beyond → 'too_large'. */
   maxResponseBytes: number;
@@ -390,6 +393,9 @@ export class HttpClient {
    * event loop until reads that would have succeeded timed out, and could reach the descriptor limit.
    */
   private readonly fetches: Limiter | undefined;
+  /** Requests in flight given longer than `timeoutMs`, each with the means to cut it short (see hurry). */
+  private readonly lingering = new Set<() => void>();
+  private hurried = false;
 
   constructor(private readonly opts: HttpClientOptions) {
     this.resolve = sharedLookups(opts.resolver ?? systemResolver, { slots: opts.lookupSlots ?? 2, maxWaitMs: opts.timeoutMs });
@@ -457,10 +463,21 @@ export class HttpClient {
     // One deadline for the whole call, redirects included, so a slow chain cannot stretch it.
     let current: Exchange | undefined;
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const expire = (message: string): void => {
       timedOut = true;
-      current?.abort(new OutboundError('timeout', `request timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
+      current?.abort(new OutboundError('timeout', message));
+    };
+    let timer = setTimeout(() => expire(`request timed out after ${timeoutMs} ms`), timeoutMs);
+    // Past hurry(), a request given longer than `timeoutMs` ends when one given that would have.
+    const started = Date.now();
+    const cut = (): void => {
+      clearTimeout(timer);
+      const left = Math.max(0, started + this.opts.timeoutMs - Date.now());
+      timer = setTimeout(() => expire(`request cut after ${this.opts.timeoutMs} ms: the hub is stopping`), left);
+    };
+    const long = timeoutMs > this.opts.timeoutMs;
+    if (long && this.hurried) cut();
+    else if (long) this.lingering.add(cut);
     try {
       const first = typeof url === 'string' ? parseUrl(url) : checkUrl(url);
       for (let hop = 0, target = first; ; hop++) {
@@ -519,7 +536,22 @@ export class HttpClient {
       throw message === e.message ? e : new OutboundError(e.code, message);
     } finally {
       clearTimeout(timer);
+      this.lingering.delete(cut);
     }
+  }
+
+  /**
+   * The hub is stopping: from now on no request lasts longer than `timeoutMs` (REQUEST_TIMEOUT_MS)
+   * from its start, those given longer (WEBSUB_TIMEOUT_MS) included, and any already past it
+   * ends now. A stop waits for the deliveries and verifications in flight, so that their
+   * outcomes are durable: it waits no longer for them than when every request had `timeoutMs`.
+   * Waiting out WEBSUB_TIMEOUT_MS, it outlasted a supervisor's stop timeout (Docker's 10 s) and
+   * was killed, its outcomes not yet durable sent again at the next start.
+   */
+  hurry(): void {
+    this.hurried = true;
+    for (const cut of this.lingering) cut();
+    this.lingering.clear();
   }
 
   async close(): Promise<void> {

@@ -158,7 +158,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     opened.push(() => httpClient.close());
     const notifier = new Notifier({ config, http: httpClient, store, log });
     opened.push(() => notifier.close());
-    const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency);
+    const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency, config.websubTimeoutMs);
     const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
     const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
     // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
@@ -249,6 +249,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       (closing ??= (async () => {
         clearInterval(timer);
         lastResponses();
+        // WebSub's requests, given WEBSUB_TIMEOUT_MS, hold the stop no longer than REQUEST_TIMEOUT_MS ones.
+        httpClient.hurry();
         poller.stop();
         // Within the same grace as requests: a poll may wait DATABASE_LOCK_WAIT_MS for another
         // process's lock on its topic. One still running past it is left to the next start.

@@ -58,7 +58,14 @@ export class Verifier {
   constructor(
     private readonly http: HttpClient,
     private readonly log: Logger,
-    concurrency = Infinity,
+    concurrency: number,
+    /**
+     * WEBSUB_TIMEOUT_MS, for WebSub's GETs (rssCloud's keep REQUEST_TIMEOUT_MS). Several subscriber
+     * libraries (Flask-WebSub, websub-client in Go) forget their pending request as they answer
+     * its first GET: one answered after the hub gave up was asked again, answered 404 (final),
+     * and its subscriber believed it was subscribed while the hub did not.
+     */
+    private readonly websubTimeoutMs: number,
   ) {
     this.turns = new Limiter(concurrency);
   }
@@ -79,7 +86,7 @@ export class Verifier {
     // Past close, the ones still waiting their turn give it up at once: asked one after another,
     // a stopping hub waited out every slow callback in the queue (thousands of request timeouts,
     // a slot's width at a time) before it stopped. Their requests stay stored for the next start.
-    return this.turns.run(async () => (this.closed ? 'closed' : this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub')));
+    return this.turns.run(async () => (this.closed ? 'closed' : this.expectChallenge(withQuery(intent.callback, params), intent.topic, challenge, 0, 'WebSub', this.websubTimeoutMs)));
   }
 
   /** The hub stops: verifications not yet sent are not sent (see webSubIntent). */
@@ -91,7 +98,7 @@ export class Verifier {
   async webSubDenied(callback: string, topic: string, reason: string): Promise<void> {
     const params = new URLSearchParams({ 'hub.mode': 'denied', 'hub.topic': topic, 'hub.reason': reason });
     try {
-      await this.turns.run(() => this.http.request('callback', withQuery(callback, params), { method: 'GET' }));
+      await this.turns.run(() => this.http.request('callback', withQuery(callback, params), { method: 'GET', timeoutMs: this.websubTimeoutMs }));
     } catch (e) {
       this.log.info('denial not delivered', { host: callbackHost(callback), topic, error: describeError(e) });
     }
@@ -102,10 +109,10 @@ export class Verifier {
    * challenge, and often the subscriber's token): the operator asked why a subscriber is not
    * subscribed searches the log for its host.
    */
-  private async expectChallenge(target: string, topic: string, challenge: string, maxRedirects: number, what: string): Promise<IntentAnswer> {
+  private async expectChallenge(target: string, topic: string, challenge: string, maxRedirects: number, what: string, timeoutMs?: number): Promise<IntentAnswer> {
     const host = callbackHost(target);
     try {
-      const res = await this.http.request('callback', target, { method: 'GET', maxRedirects });
+      const res = await this.http.request('callback', target, { method: 'GET', maxRedirects, ...(timeoutMs !== undefined && { timeoutMs }) });
       if (res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge))) return 'verified';
       const busy = res.status >= 500 || res.status === 429;
       this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { host, topic, status: res.status });

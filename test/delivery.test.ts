@@ -496,7 +496,7 @@ describe('durable delivery', function () {
   describe('a slow host beside fast ones', () => {
     it('a host whose 50 callbacks hang until REQUEST_TIMEOUT_MS never delays the others: every fast delivery arrives before the first slow request times out', async () => {
       const PER_HOST = 4;
-      const hub = await hubWith({ REQUEST_TIMEOUT_MS: '3000', DELIVERY_CONCURRENCY: '16', DELIVERY_PER_HOST: String(PER_HOST) });
+      const hub = await hubWith({ REQUEST_TIMEOUT_MS: '3000', WEBSUB_TIMEOUT_MS: '3000', DELIVERY_CONCURRENCY: '16', DELIVERY_PER_HOST: String(PER_HOST) });
       const topics = await topicServer();
       // The slow host: never answers; the hub gives up on each request at its timeout, which
       // the server sees as the connection closing.

@@ -468,6 +468,7 @@ describe('fuzzing every endpoint (fast-check)', function () {
         ENABLE_TEST_API: 'false',
         TRUST_PROXY: '127.0.0.1',
         REQUEST_TIMEOUT_MS: '2000',
+        WEBSUB_TIMEOUT_MS: '2000',
         REST_MAX_BODY_BYTES: '8192',
         RPC2_MAX_BODY_BYTES: '16384',
         WEBSUB_MAX_BODY_BYTES: '16384',

@@ -37,7 +37,7 @@ describe('HTTPS peers', function () {
 
   before(async () => {
     lines = [];
-    hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', WEBSUB_VERIFY_ATTEMPTS: '1' }, undefined, {
+    hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', WEBSUB_TIMEOUT_MS: '1500', WEBSUB_VERIFY_ATTEMPTS: '1' }, undefined, {
       ca: [TEST_CA],
       resolver,
       log: createLogger('info', (l) => lines.push(l)),
@@ -245,7 +245,7 @@ describe('HTTPS peers', function () {
     });
 
     it('a callback whose certificate is refused is asked again, the activity saying why; renewed meanwhile, it is verified', async () => {
-      const retrying = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', WEBSUB_VERIFY_ATTEMPTS: '2', WEBSUB_RETRY_BASE_MS: '200' }, undefined, { ca: [TEST_CA], resolver });
+      const retrying = await startTestHub({ REQUEST_TIMEOUT_MS: '1500', WEBSUB_TIMEOUT_MS: '1500', WEBSUB_VERIFY_ATTEMPTS: '2', WEBSUB_RETRY_BASE_MS: '200' }, undefined, { ca: [TEST_CA], resolver });
       const events = await openStream(`${retrying.url}/events`);
       try {
         const topics = await https(feed);

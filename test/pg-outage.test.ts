@@ -151,13 +151,14 @@ describe('a fan-out on PostgreSQL when the database is down for longer than a de
       DATABASE_POOL_SIZE: '4',
       POLL_ENABLED: 'false',
       REQUEST_TIMEOUT_MS: '10000',
+      WEBSUB_TIMEOUT_MS: '10000',
       WEBSUB_RETRY_BASE_MS: '1000',
       OUTBOX_CLAIM_LEASE_MS: '2000',
     };
     hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)) });
     topics = await TopicServer.start();
     quick = await Subscriber.start();
-    // Answers its verification at once, and its first delivery 8 s late (within REQUEST_TIMEOUT_MS).
+    // Answers its verification at once, and its first delivery 8 s late (within WEBSUB_TIMEOUT_MS).
     slow = await Recorder.start(async (req, res) => {
       if (req.method === 'POST' && slowFirstAnswer) {
         slowFirstAnswer = false;

@@ -792,7 +792,7 @@ describe('security: slow and endless peers', function () {
     let peer: Peer;
     before(async () => {
       peer = await Peer.start(trickle);
-      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000' });
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '1000' });
     });
     after(async () => {
       await hub?.destroy();
@@ -868,7 +868,7 @@ describe('security: slow and endless peers', function () {
     before(async () => {
       const silent: Resolver = (hostname) =>
         hostname === 'silent.test' ? new Promise(() => {}) : Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }));
-      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000' }, undefined, { resolver: silent });
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '1000' }, undefined, { resolver: silent });
     });
     after(() => hub?.destroy());
 
@@ -887,7 +887,7 @@ describe('security: slow and endless peers', function () {
       before(async () => {
         peer = await Peer.start(zeros(withLength));
         // A generous timeout, so a prompt answer can only come from the size cap.
-        hub = await startTestHub({ MAX_RESPONSE_BYTES: '65536', REQUEST_TIMEOUT_MS: '15000' });
+        hub = await startTestHub({ MAX_RESPONSE_BYTES: '65536', REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000' });
       });
       after(async () => {
         await hub?.destroy();

@@ -407,7 +407,7 @@ describe('WebSub hub', function () {
     const RETRY = { WEBSUB_RETRY_BASE_MS: '50', WEBSUB_VERIFY_ATTEMPTS: '4' };
 
     it('is asked again after a closed connection, no answer in REQUEST_TIMEOUT_MS, a 503 and a 429: verified on the attempt it answers, and delivered to', async () => {
-      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '5', REQUEST_TIMEOUT_MS: '500' });
+      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '5', REQUEST_TIMEOUT_MS: '500', WEBSUB_TIMEOUT_MS: '500' });
       const topics = await topicServer();
       const sub = await subscriber();
       const topic = topics.set('/feed', { body: DOC('asked again'), contentType: DOC_TYPE });
@@ -426,7 +426,7 @@ describe('WebSub hub', function () {
     });
 
     it('beyond WEBSUB_MAX_PENDING_VERIFICATIONS waiting, a request is answered 503 with Retry-After and nothing kept; accepted again once they end', async () => {
-      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '2', REQUEST_TIMEOUT_MS: '1000', WEBSUB_MAX_PENDING_VERIFICATIONS: '2' });
+      const h = await otherHub({ ...RETRY, WEBSUB_VERIFY_ATTEMPTS: '2', REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '1000', WEBSUB_MAX_PENDING_VERIFICATIONS: '2' });
       const topics = await topicServer();
       const sub = await subscriber();
       const topic = topics.set('/feed', { body: DOC('busy'), contentType: DOC_TYPE });

@@ -137,6 +137,7 @@ const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavai
 const NO_BODY = Buffer.alloc(0);
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
 const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
+const STILL_WAITING: DeliveryOutcome = { ok: false, error: 'no answer within REQUEST_TIMEOUT_MS yet (waiting up to WEBSUB_TIMEOUT_MS)' };
 const SUPERSEDED: DeliveryOutcome = { ok: false, error: 'superseded: a later version of the topic is queued for this subscriber' };
 
 export class Notifier extends EventEmitter {
@@ -184,7 +185,7 @@ export class Notifier extends EventEmitter {
       'http-post': post,
       'https-post': post,
       'xml-rpc': new RssCloudXmlRpcSender(deps.http),
-      websub: new WebSubContentSender(deps.http, `${config.publicUrl}/websub`, config.websubSignatureAlgorithm),
+      websub: new WebSubContentSender(deps.http, `${config.publicUrl}/websub`, config.websubSignatureAlgorithm, config.websubTimeoutMs),
     };
   }
 
@@ -200,8 +201,8 @@ export class Notifier extends EventEmitter {
    * Makes a version durable in the outbox, then runs `afterDurable` (the hub records the
    * topic's new version there, so no version is ever recorded without its outbox entry), and
    * returns the function that queues its deliveries; that one resolves once each subscription
-   * has had its first attempt (each bounded by the request timeout; WebSub retries go on
-   * after). The hub stages one version of a topic at a time and starts it
+   * has had its first attempt (each counted after REQUEST_TIMEOUT_MS at most; WebSub retries
+   * go on after). The hub stages one version of a topic at a time and starts it
    * before reading the next, so lanes always receive a topic's versions in order.
    */
   async stage(content: Content, afterDurable: () => Promise<void>): Promise<() => Promise<FanOutReport>> {
@@ -571,12 +572,15 @@ export class Notifier extends EventEmitter {
             }
             lane.behindPause = false;
             started = this.now();
+            const slow = this.countSlowFirst(lane, version, sub);
             try {
               outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
             } catch (e) {
               this.unrecorded.release();
               this.breaker.probeNotSent(host);
               throw e;
+            } finally {
+              clearTimeout(slow);
             }
           } finally {
             this.letGo(job);
@@ -876,6 +880,18 @@ export class Notifier extends EventEmitter {
     } finally {
       lane.sleepingOn = undefined;
     }
+  }
+
+  /**
+   * A WebSub first attempt still unanswered after REQUEST_TIMEOUT_MS counts then, as not
+   * delivered, though it goes on for up to WEBSUB_TIMEOUT_MS: an rssCloud ping (and a
+   * pleaseNotify) waits for its topic's first attempts, each of them bounded by
+   * REQUEST_TIMEOUT_MS before WebSub's were given longer, and its caller gives up soon after.
+   */
+  private countSlowFirst(lane: Lane, version: number, sub: Subscription): NodeJS.Timeout | undefined {
+    const { requestTimeoutMs, websubTimeoutMs } = this.deps.config;
+    if (sub.protocol !== 'websub' || websubTimeoutMs <= requestTimeoutMs || !lane.unsettled.includes(version)) return undefined;
+    return setTimeout(() => this.settleFirst(lane, version, STILL_WAITING), requestTimeoutMs);
   }
 
   /** Counts as not delivered the first attempts the lane owes, but `except`'s: they wait behind an older version's retries. */

@@ -36,6 +36,8 @@ export class WebSubContentSender implements Sender {
     private readonly http: HttpClient,
     private readonly hubUrl: string,
     private readonly algorithm: SignatureAlgorithm,
+    /** WEBSUB_TIMEOUT_MS: a subscriber often handles the content before it answers. */
+    private readonly timeoutMs: number,
   ) {}
 
   /** The Link header of the last topic sent: the same for every subscriber of a fan-out. */
@@ -49,7 +51,7 @@ export class WebSubContentSender implements Sender {
     };
     if (sub.secret !== undefined) headers['x-hub-signature'] = sign(sub.signatureAlgorithm ?? this.algorithm, sub.secret, content.body);
     try {
-      const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES });
+      const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES, timeoutMs: this.timeoutMs });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
       const outcome: DeliveryOutcome = { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
       const wait = res.status === 429 || res.status === 503 ? retryAfterSeconds(res.headers['retry-after'], Date.now()) : undefined;

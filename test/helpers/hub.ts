@@ -23,6 +23,9 @@ export const TEST_ENV: Record<string, string> = {
   ENABLE_TEST_API: 'true',
   LOG_LEVEL: 'silent',
   REQUEST_TIMEOUT_MS: '4000',
+  // As REQUEST_TIMEOUT_MS: a subscriber that never answers costs a test no more than a feed does;
+  // the tests of WEBSUB_TIMEOUT_MS (websub-timeout.test.ts) set it apart.
+  WEBSUB_TIMEOUT_MS: '4000',
   // Limits that protect a public hub get in the way of tests that are not about them; the
   // tests of those limits set them back.
   RATE_LIMIT_PER_MINUTE: '0',

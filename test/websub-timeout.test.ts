@@ -1,0 +1,138 @@
+// WEBSUB_TIMEOUT_MS: WebSub subscribers do their work before they answer (FreshRSS reads the
+// pushed feed in; Flask-WebSub and websub-client end their pending request as they answer its
+// GET), so WebSub's requests wait longer than REQUEST_TIMEOUT_MS, which rssCloud notifications
+// and feed reads keep. Sub-second timeouts here: REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000.
+import { expect } from 'chai';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { ping, setSubscriptions, getSubscription, MSG } from './helpers/rsscloud.js';
+import { TopicServer, publish, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
+
+const DOC_TYPE = 'application/atom+xml';
+const doc = (title: string): string => `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>${title}</title></feed>\n`;
+/** Later than REQUEST_TIMEOUT_MS, within WEBSUB_TIMEOUT_MS. */
+const LATE_MS = 1500;
+
+describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', function () {
+  this.timeout(15_000);
+  let hub: TestHub;
+  let topics: TopicServer;
+  const recorders: Recorder[] = [];
+
+  before(async () => {
+    // Retries 100 ms after a failure, and verifications asked again as soon: one made after a
+    // timeout shows at once.
+    hub = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000', WEBSUB_RETRY_BASE_MS: '100' });
+    topics = await TopicServer.start();
+  });
+  after(async () => {
+    await hub?.destroy();
+    await topics?.close();
+    for (const r of recorders) await r.close();
+  });
+
+  async function recorder(handler: (req: Recorded, res: import('node:http').ServerResponse) => void | Promise<void>): Promise<Recorder> {
+    const rec = await Recorder.start(handler);
+    recorders.push(rec);
+    return rec;
+  }
+
+  const isPost = (r: Recorded): boolean => r.method === 'POST';
+  const isVerification = (r: Recorded): boolean => r.method === 'GET' && r.query.has('hub.challenge');
+
+  it('a WebSub delivery answered after REQUEST_TIMEOUT_MS is waited for: delivered once, not retried', async () => {
+    let answered!: () => void;
+    const done = new Promise<void>((resolve) => (answered = resolve));
+    const sub = await recorder(async (req, res) => {
+      if (req.method === 'GET') return void res.writeHead(200).end(req.query.get('hub.challenge') ?? '');
+      // Like a reader that handles the push before it answers, on a small host.
+      await sleep(LATE_MS);
+      res.writeHead(200).end('thanks');
+      answered();
+    });
+    const topic = topics.set('/delivery', { body: doc('slow reader'), contentType: DOC_TYPE });
+    expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${sub.url}/cb` })).status).to.equal(202);
+    await settled(hub);
+    expect(await subscriptionsOf(hub, topic)).to.have.length(1);
+
+    topics.set('/delivery', { body: doc('slow reader v2'), contentType: DOC_TYPE });
+    await publish(hub, topic);
+    await done;
+    // A retry after a timeout would come 50–100 ms after it: well within this.
+    await sleep(400);
+    expect(sub.matching(isPost).map((r) => r.body.toString())).to.deep.equal([doc('slow reader v2')]);
+    const [s] = await subscriptionsOf(hub, topic);
+    expect([s!.ctUpdates, s!.ctErrors], 'counted as delivered, no failure').to.deep.equal([1, 0]);
+  });
+
+  it('a WebSub verification answered after REQUEST_TIMEOUT_MS is waited for: asked once, and subscribed', async () => {
+    // Like Flask-WebSub: its pending request is used up by the first GET; asked again, it says 404.
+    let asked = 0;
+    const sub = await recorder(async (req, res) => {
+      if (!isVerification(req)) return void res.writeHead(200).end('ok');
+      if (++asked > 1) return void res.writeHead(404).end('no pending subscription');
+      await sleep(LATE_MS);
+      res.writeHead(200).end(req.query.get('hub.challenge'));
+    });
+    const topic = topics.set('/verify', { body: doc('slow verification'), contentType: DOC_TYPE });
+    expect((await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${sub.url}/cb` })).status).to.equal(202);
+    await settled(hub);
+    expect(sub.matching(isVerification), 'verification GETs').to.have.length(1);
+    expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([`${sub.url}/cb`]);
+  });
+
+  it('an rssCloud ping is answered without waiting for a slow WebSub subscriber of its topic, and its rssCloud subscriber is still cut at REQUEST_TIMEOUT_MS', async () => {
+    let pinged!: () => void;
+    const pingAnswered = new Promise<'ping'>((resolve) => (pinged = () => resolve('ping')));
+    let released!: (by: string) => void;
+    const releasedBy = new Promise<string>((resolve) => (released = resolve));
+    const sub = await recorder(async (req, res) => {
+      if (req.path === '/rss') return; // never answers
+      // Answers after REQUEST_TIMEOUT_MS, once the ping has its reply; at 2.5 s (under
+      // WEBSUB_TIMEOUT_MS) if it has none by then.
+      await sleep(LATE_MS);
+      const by = await Promise.race([pingAnswered, sleep(2500 - LATE_MS).then(() => 'the subscriber\'s own 2.5 s')]);
+      res.writeHead(200).end('thanks');
+      released(by);
+    });
+    const topic = topics.set('/ping', { body: doc('pinged'), contentType: DOC_TYPE });
+    await setSubscriptions(hub, topic, [
+      { url: `${sub.url}/rss`, protocol: 'http-post' },
+      { url: `${sub.url}/websub`, protocol: 'websub' },
+    ]);
+    const reply = await ping(hub, topic);
+    pinged();
+    expect(reply.msg).to.equal(MSG.pinged);
+    // The rssCloud notification was cut (by REQUEST_TIMEOUT_MS: the ping had its answer before 2.5 s).
+    expect(await releasedBy, 'what let the WebSub subscriber answer').to.equal('ping');
+    const rss = await getSubscription(hub, topic, `${sub.url}/rss`);
+    expect([rss!.ctErrors, rss!.ctConsecutiveErrors]).to.deep.equal([1, 1]);
+    // The WebSub delivery, answered after the ping's reply, still counts once, not retried.
+    await sleep(400);
+    expect(sub.matching((r) => isPost(r) && r.path === '/websub')).to.have.length(1);
+    const websub = await getSubscription(hub, topic, `${sub.url}/websub`);
+    expect([websub!.ctUpdates, websub!.ctErrors]).to.deep.equal([1, 0]);
+  });
+
+  it('a stop waits no longer for a WebSub delivery or verification in flight than for any request: REQUEST_TIMEOUT_MS from its start', async () => {
+    const stopping = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000' });
+    let stopped = false;
+    try {
+      // Never answers a delivery (/d) nor a verification (/v).
+      const sub = await recorder(() => {});
+      const topic = topics.set('/stop', { body: doc('stopping'), contentType: DOC_TYPE });
+      await setSubscriptions(stopping, topic, [{ url: `${sub.url}/d`, protocol: 'websub' }]);
+      expect((await subscribe(stopping, { 'hub.topic': topic, 'hub.callback': `${sub.url}/v` })).status).to.equal(202);
+      await publish(stopping, topic);
+      await sub.waitFor(1, (r) => isPost(r) && r.path === '/d');
+      await sub.waitFor(1, (r) => isVerification(r) && r.path === '/v');
+      // Both requests started just now: WEBSUB_TIMEOUT_MS would hold the stop until 3 s.
+      const first = await Promise.race([stopping.close().then(() => 'stopped'), sleep(2500).then(() => 'still stopping at 2.5 s')]);
+      stopped = first === 'stopped';
+      expect(first).to.equal('stopped');
+    } finally {
+      if (!stopped) await stopping.close();
+      await stopping.destroy();
+    }
+  });
+});
