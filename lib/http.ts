@@ -545,8 +545,9 @@ export class HttpClient {
    * from its start, those given longer (WEBSUB_TIMEOUT_MS) included, and any already past it
    * ends now. A stop waits for the deliveries and verifications in flight, so that their
    * outcomes are durable: it waits no longer for them than when every request had `timeoutMs`.
-   * Waiting out WEBSUB_TIMEOUT_MS, it outlasted a supervisor's stop timeout (Docker's 10 s) and
-   * was killed, its outcomes not yet durable sent again at the next start.
+   * Waiting out WEBSUB_TIMEOUT_MS, a stop would outlast a supervisor's stop timeout (Docker's
+   * 10 s) and be killed, the deliveries whose outcomes were not yet durable sent again at the
+   * next start.
    */
   hurry(): void {
     this.hurried = true;
