@@ -1,20 +1,21 @@
-// `npm test` after the type check: four mocha runs in three lanes that run at the same time, then
+// `npm test` after the type check: five mocha runs in four lanes that run at the same time, then
 // ONE closing line for all, "N passed, N failed, N skipped", always the last line of the output
 // (CI reads it).
 //
 //   lane 1: the embedded-store suites that wait longest on other processes (several hubs, a
-//           PostgreSQL server stopped and started): WAIT_LONG below; then the protocol suites
-//           (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql: every hub on the
-//           PostgreSQL store (test/helpers/store-under-test.ts), every top-level suite titled
-//           "[postgresql] …";
-//   lane 2: the other embedded-store suites that spend their time waiting on protocol timers:
+//           PostgreSQL server stopped and started): WAIT_LONG below;
+//   lane 2: the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql:
+//           every hub on the PostgreSQL store (test/helpers/store-under-test.ts), every
+//           top-level suite titled "[postgresql] …"; then the browser suite (BROWSER);
+//   lane 3: the other embedded-store suites that spend their time waiting on protocol timers:
 //           WAIT below;
-//   lane 3: every other test file on the embedded store.
+//   lane 4: every other test file on the embedded store.
 //
 // The suites mostly wait, so one after the other they left the cores idle most of the time;
-// three lanes take about a third as long as one (two took 4 m 50 s by 2026-12-04, close to the
-// 5-minute budget). Every test file still runs exactly as `npx mocha` runs it (each run is its
-// own process, with its own throwaway PostgreSQL server); lane 1's output is shown as it comes,
+// four lanes take about a quarter as long as one (three took 4 m 31 s by the end of 2026-12-04,
+// close to the 5-minute budget, with the cores still half idle; four: 3 m 37 s). Every test file
+// still runs exactly as `npx mocha` runs it (each run is its own process, with its own
+// throwaway PostgreSQL server); lane 1's output is shown as it comes,
 // the other runs' output whole, once the run before is done, so their lines never interleave.
 //
 // Each run's reporter (test/reporter.cjs) writes its counts, and the titles of the tests that
@@ -36,7 +37,9 @@ const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 // Measured per suite (2026-12-04, quiet machine): rebalance when a lane grows.
 const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/pg-silence.test.ts', 'test/migrate.test.ts', 'test/pg-managed.test.ts'];
 const WAIT = ['test/polling.test.ts', 'test/delivery.test.ts', 'test/security.test.ts', 'test/fuzz.test.ts', 'test/polling-schedule.test.ts', 'test/store.test.ts'];
-const SLOW = [...WAIT_LONG, ...WAIT];
+/** A lane of its own would idle after it: run after the PostgreSQL suites, the shortest lane. */
+const BROWSER = ['test/browser.test.ts'];
+const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
   .filter((f) => f.endsWith('.test.ts'))
@@ -55,9 +58,10 @@ function embeddedConfig(name, files) {
 }
 
 const LANES = [
+  [{ name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' }],
   [
-    { name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' },
     { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
+    { name: 'embedded store, in a real browser', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
   ],
   [{ name: 'embedded store, suites that wait on timers', config: embeddedConfig('wait', WAIT), store: 'embedded' }],
   [{ name: 'embedded store, the other suites', config: embeddedConfig('other', ALL.filter((f) => !SLOW.includes(f))), store: 'embedded' }],
