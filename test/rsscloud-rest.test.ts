@@ -1,7 +1,7 @@
 // rssCloud over REST, end to end: a real hub on 127.0.0.1, real feed and subscriber servers,
 // and assertions on what actually went over the wire (../shared/protocols/rsscloud.md).
 import { expect } from 'chai';
-import { Recorder } from './helpers/recorder.js';
+import { Recorder, sleep } from './helpers/recorder.js';
 import { steppableClock } from './helpers/clock.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import {
@@ -20,6 +20,7 @@ import {
   pleaseNotify,
   postForm,
   rawRequest,
+  rpcCall,
   readReply,
   routes,
   setSubscriptions,
@@ -770,6 +771,69 @@ describe('rssCloud REST', function () {
       const subscribed = await pleaseNotify(quick, subscribeForm(sub, '/never', feed));
       expect(subscribed.msg).to.equal(MSG.subscribeReadError(feed));
       expect(notificationsAt(sub, '/never')).to.deep.equal([]);
+    });
+  });
+
+  describe('one callback host with many subscribers (DELIVERY_PER_HOST=2, REQUEST_TIMEOUT_MS=500)', () => {
+    // 16 subscribers on one host, each answering in 300 ms, two at a time: 2.4 s to reach them
+    // all, nearly five times REQUEST_TIMEOUT_MS. A popular feed followed by the readers of one service (River,
+    // FeedLand, a WebSub aggregator) is this at scale: thousands of callbacks on one host.
+    let busy: TestHub;
+    const COUNT = 16;
+    before(async () => {
+      busy = await startTestHub({ REQUEST_TIMEOUT_MS: '500', DELIVERY_PER_HOST: '2' });
+    });
+    after(async () => {
+      await busy?.destroy();
+    });
+    const followedBySlowHost = async (name: string): Promise<string> => {
+      sub.handler = (req, res) => void setTimeout(() => subscriberOk(req, res), 300);
+      const feed = feeds.changing(unique(name));
+      await setSubscriptions(
+        busy,
+        feed,
+        Array.from({ length: COUNT }, (_, i) => ({ url: callbackOf(sub, `/reader${i}`), protocol: 'http-post' as const })),
+      );
+      return feed;
+    };
+    const readersNotified = (feed: string): number => sub.requests.filter((r) => r.path.startsWith('/reader') && r.body.toString() === notifyBody(feed)).length;
+    /** Every reader is notified in the end, and counted: the deliveries went on after the answer. */
+    const allDelivered = async (feed: string, subscriptions = COUNT): Promise<void> => {
+      await sub.waitFor(COUNT, (r) => r.path.startsWith('/reader') && r.body.toString() === notifyBody(feed));
+      const readers = async (): Promise<number[]> => (await getSubscriptions(busy, feed)).filter((s) => s.url.includes('/reader')).map((s) => s.ctUpdates);
+      for (let waited = 0; waited < 5000 && !(await readers()).every((n) => n === 1); waited += 50) await sleep(50);
+      expect(await readers()).to.deep.equal(Array(COUNT).fill(1));
+      expect(await getSubscriptions(busy, feed)).to.have.length(subscriptions);
+    };
+
+    it('a ping (REST and XML-RPC) is answered without waiting for the deliveries queued behind the host\'s limit, which go on after', async () => {
+      const feed = await followedBySlowHost('queued-rest');
+      const reply = await ping(busy, feed);
+      const atAnswer = readersNotified(feed);
+      expectXml(reply, 'result', true, MSG.pinged);
+      // It waited for the first deliveries, which answer well within REQUEST_TIMEOUT_MS...
+      expect(atAnswer, 'notifications sent when the ping was answered').to.be.at.least(2);
+      // ...but not for those still waiting for a slot of the host (3 s behind).
+      expect(atAnswer, 'notifications sent when the ping was answered').to.be.below(COUNT);
+      await allDelivered(feed);
+
+      sub.reset();
+      const rpc = await rpcCall(busy.url, 'rssCloud.ping', [feed]);
+      const atRpcAnswer = readersNotified(feed);
+      expect(rpc).to.deep.equal({ ok: true, value: true });
+      expect(atRpcAnswer, 'notifications sent when the XML-RPC ping was answered').to.be.within(2, COUNT - 1);
+      await sub.waitFor(COUNT, (r) => r.path.startsWith('/reader') && r.body.toString() === notifyBody(feed));
+    });
+
+    it('a pleaseNotify whose read finds a change is answered without waiting for the deliveries queued behind the host\'s limit', async () => {
+      const feed = await followedBySlowHost('subscribe-fanout');
+      // As on the reference server, the read of a pleaseNotify tells the existing subscribers first.
+      const reply = await pleaseNotify(busy, subscribeForm(sub2, '/late-reader', feed));
+      const atAnswer = readersNotified(feed);
+      expectXml(reply, 'notifyResult', true, MSG.subscribed);
+      expect(atAnswer, 'notifications sent when pleaseNotify was answered').to.be.within(2, COUNT - 1);
+      expect((await getSubscriptions(busy, feed)).map((s) => s.url)).to.include(callbackOf(sub2, '/late-reader'));
+      await allDelivered(feed, COUNT + 1);
     });
   });
 
