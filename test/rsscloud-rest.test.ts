@@ -825,6 +825,21 @@ describe('rssCloud REST', function () {
       await sub.waitFor(COUNT, (r) => r.path.startsWith('/reader') && r.body.toString() === notifyBody(feed));
     });
 
+    it('a pleaseNotify from that host is answered without its handler test waiting behind the host\'s queued deliveries', async () => {
+      const feed = await followedBySlowHost('queued-fanout');
+      const pinged = ping(busy, feed);
+      await sub.waitFor(2, (r) => r.path.startsWith('/reader'));
+      // Another reader of the same service subscribes to another feed meanwhile.
+      const other = feeds.fixed(unique('newcomer'));
+      const reply = await pleaseNotify(busy, subscribeForm(sub, '/newcomer', other));
+      const atAnswer = readersNotified(feed);
+      expectXml(reply, 'notifyResult', true, MSG.subscribed);
+      expect(notificationsAt(sub, '/newcomer').map((r) => r.body.toString())).to.deep.equal([notifyBody(other)]);
+      expect(atAnswer, 'notifications of the other feed sent when pleaseNotify was answered').to.be.below(COUNT);
+      expect((await pinged).success).to.equal(true);
+      await allDelivered(feed);
+    });
+
     it('a pleaseNotify whose read finds a change is answered without waiting for the deliveries queued behind the host\'s limit', async () => {
       const feed = await followedBySlowHost('subscribe-fanout');
       // As on the reference server, the read of a pleaseNotify tells the existing subscribers first.

@@ -142,6 +142,8 @@ const SUPERSEDED: DeliveryOutcome = { ok: false, error: 'superseded: a later ver
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
+  /** The rssCloud handler tests' own slots (see send). */
+  private readonly handlerTests: HostLimiter;
   private readonly breaker: CircuitBreaker;
   private readonly senders: Record<Protocol, Sender>;
   private readonly outcomes: OutcomeBatch;
@@ -172,6 +174,7 @@ export class Notifier extends EventEmitter {
     this.owner = deps.owner ?? randomUUID();
     this.retryWindowMs = retryWindow(config.websubMaxAttempts, config.websubRetryBaseMs, config.websubRetryMaxMs);
     this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
+    this.handlerTests = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
     this.breaker = new CircuitBreaker({
       failureThreshold: config.breakerFailures,
       baseCooldownMs: config.breakerCooldownMs,
@@ -347,9 +350,15 @@ export class Notifier extends EventEmitter {
     return resumed;
   }
 
-  /** One attempt with no retry and no bookkeeping: the rssCloud handler test. */
+  /**
+   * One attempt with no retry and no bookkeeping: the rssCloud handler test. Under limits of the
+   * same size as deliveries' but slots of its own: a pleaseNotify waits for it, and queued with
+   * the deliveries, behind a fan-out to thousands of callbacks on its host (a popular feed
+   * followed by the readers of one service), it was answered a minute or more after its caller
+   * had given up. A host can so get DELIVERY_PER_HOST handler tests besides its deliveries.
+   */
   send(sub: Subscription, content: Content): Promise<DeliveryOutcome> {
-    return this.limiter.run(callbackHost(sub.callback), () => this.senders[sub.protocol].deliver(sub, content));
+    return this.handlerTests.run(callbackHost(sub.callback), () => this.senders[sub.protocol].deliver(sub, content));
   }
 
   get queueDepth(): number {
