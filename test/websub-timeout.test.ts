@@ -114,6 +114,44 @@ describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', 
     expect([websub!.ctUpdates, websub!.ctErrors]).to.deep.equal([1, 0]);
   });
 
+  // A lane sends a topic's versions one after another: the next ping's version waits for the
+  // request in flight. Its first attempt counts once that request has gone REQUEST_TIMEOUT_MS
+  // unanswered, as the request's own does, or the ping waits for it up to WEBSUB_TIMEOUT_MS.
+  for (const when of ['its first attempt', 'a retry'] as const) {
+    it(`a second ping of a topic is answered without waiting for ${when} of the previous version still unanswered at a slow WebSub subscriber`, async () => {
+      let secondPinged!: () => void;
+      const secondAnswered = new Promise<'ping'>((resolve) => (secondPinged = () => resolve('ping')));
+      let released!: (by: string) => void;
+      const releasedBy = new Promise<string>((resolve) => (released = resolve));
+      let slowStarted!: () => void;
+      const slowStart = new Promise<void>((resolve) => (slowStarted = resolve));
+      let v1Posts = 0;
+      const sub = await recorder(async (req, res) => {
+        if (!isPost(req) || !req.body.toString().includes('first')) return void res.writeHead(200).end('thanks');
+        // 'a retry': the first attempt fails at once, its retry is the slow one.
+        if (++v1Posts === 1 && when === 'a retry') return void res.writeHead(500).end('try again');
+        slowStarted();
+        // Answers once the second ping has its reply; at 2.8 s (under WEBSUB_TIMEOUT_MS) if it has none by then.
+        const by = await Promise.race([secondAnswered, sleep(2800).then(() => "the subscriber's own 2.8 s")]);
+        res.writeHead(200).end('thanks');
+        released(by);
+      });
+      const path = `/second-ping-${when === 'a retry' ? 'retry' : 'first'}`;
+      const topic = topics.set(path, { body: doc('first'), contentType: DOC_TYPE });
+      await setSubscriptions(hub, topic, [{ url: `${sub.url}/websub`, protocol: 'websub' }]);
+      expect((await ping(hub, topic)).msg).to.equal(MSG.pinged);
+      await slowStart;
+      topics.set(path, { body: doc('second'), contentType: DOC_TYPE });
+      expect((await ping(hub, topic)).msg).to.equal(MSG.pinged);
+      secondPinged();
+      expect(await releasedBy, 'what let the WebSub subscriber answer').to.equal('ping');
+      // Both versions then reach it, each once.
+      await sub.waitFor(1, (r) => isPost(r) && r.body.toString().includes('second'));
+      await sleep(300);
+      expect(sub.matching(isPost).map((r) => r.body.toString().includes('first') ? 'first' : 'second')).to.deep.equal(when === 'a retry' ? ['first', 'first', 'second'] : ['first', 'second']);
+    });
+  }
+
   it('a stop waits no longer for a WebSub delivery or verification in flight than for any request: REQUEST_TIMEOUT_MS from its start', async () => {
     const stopping = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000' });
     let stopped = false;

@@ -117,6 +117,8 @@ interface Lane {
   running: boolean;
   /** The version whose retry, or whose host's pause, the lane is sleeping out (see waitBehind). */
   sleepingOn: number | undefined;
+  /** Its WebSub request in flight has gone unanswered past REQUEST_TIMEOUT_MS (see countSlow). */
+  slow: boolean;
   /** The lane waited for its paused host and has sent nothing since (see the rssCloud coalescing in deliverVersion). */
   behindPause: boolean;
 }
@@ -423,11 +425,12 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, behindPause: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
     if (lane.sleepingOn !== undefined) this.settleBehind(lane, lane.sleepingOn);
+    else if (lane.slow) this.settleBehind(lane);
     if (!lane.versions.includes(version)) {
       lane.versions.push(version);
       lane.versions.sort((a, b) => a - b);
@@ -581,7 +584,7 @@ export class Notifier extends EventEmitter {
             }
             lane.behindPause = false;
             started = this.now();
-            const slow = this.countSlowFirst(lane, version, sub);
+            const slow = this.countSlow(lane, version, sub);
             try {
               outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
             } catch (e) {
@@ -590,6 +593,7 @@ export class Notifier extends EventEmitter {
               throw e;
             } finally {
               clearTimeout(slow);
+              lane.slow = false;
             }
           } finally {
             this.letGo(job);
@@ -892,15 +896,22 @@ export class Notifier extends EventEmitter {
   }
 
   /**
-   * A WebSub first attempt still unanswered after REQUEST_TIMEOUT_MS counts then, as not
-   * delivered, though it goes on for up to WEBSUB_TIMEOUT_MS: an rssCloud ping (and a
-   * pleaseNotify) waits for its topic's first attempts, each of them bounded by
-   * REQUEST_TIMEOUT_MS before WebSub's were given longer, and its caller gives up soon after.
+   * A WebSub attempt still unanswered after REQUEST_TIMEOUT_MS counts then, as not delivered,
+   * though it goes on for up to WEBSUB_TIMEOUT_MS: an rssCloud ping (and a pleaseNotify) waits
+   * for its topic's first attempts, each of them bounded by REQUEST_TIMEOUT_MS before WebSub's
+   * were given longer, and its caller gives up soon after. So do the first attempts of the later
+   * versions queued behind it (and those queued while it goes on, see enqueue), which cannot be
+   * tried before it ends: a second ping of the topic within WEBSUB_TIMEOUT_MS, or one that came
+   * while a retry was under way, waited for that request to end, up to WEBSUB_TIMEOUT_MS.
    */
-  private countSlowFirst(lane: Lane, version: number, sub: Subscription): NodeJS.Timeout | undefined {
+  private countSlow(lane: Lane, version: number, sub: Subscription): NodeJS.Timeout | undefined {
     const { requestTimeoutMs, websubTimeoutMs } = this.deps.config;
-    if (sub.protocol !== 'websub' || websubTimeoutMs <= requestTimeoutMs || !lane.unsettled.includes(version)) return undefined;
-    return setTimeout(() => this.settleFirst(lane, version, STILL_WAITING), requestTimeoutMs);
+    if (sub.protocol !== 'websub' || websubTimeoutMs <= requestTimeoutMs) return undefined;
+    return setTimeout(() => {
+      lane.slow = true;
+      this.settleFirst(lane, version, STILL_WAITING);
+      this.settleBehind(lane);
+    }, requestTimeoutMs);
   }
 
   /** Counts as not delivered the first attempts the lane owes, but `except`'s: they wait behind an older version's retries. */
