@@ -5,7 +5,7 @@ import type { Activity, ActivityLog } from './activity.js';
 import type { SignatureAlgorithm } from './config.js';
 import type { Poller } from './feeds/poller.js';
 import type { Notifier } from './notifier/notifier.js';
-import { callbackHost } from './model.js';
+import { callbackHost, hostKey } from './model.js';
 import { sameSecret } from './signature.js';
 import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
@@ -192,9 +192,26 @@ export class Operator {
    * Without a host: every host (the test API's clear). The host as the operator writes it, read
    * as a URL's would be (`127.000.000.001`, `[::ffff:7f00:1]`, a name in Unicode, a root dot),
    * then keyed as the breaker keys it: the host as /stats.json shows it was the only spelling
-   * that woke anything.
+   * that woke anything. Undefined, waking nothing, when it is more than a host[:port] (see
+   * hostOnly).
    */
-  retryHost(host?: string): number {
-    return this.deps.notifier.retryHostNow(host === undefined ? undefined : callbackHost(`http://${host}/`));
+  retryHost(host?: string): number | undefined {
+    if (host === undefined) return this.deps.notifier.retryHostNow(undefined);
+    const key = hostOnly(host);
+    return key === undefined ? undefined : this.deps.notifier.retryHostNow(key);
+  }
+}
+
+/**
+ * `host[:port]` keyed as a callback's host is, or undefined when it is not that alone. Read as a
+ * URL's authority, `reader.example@cb.example`, `cb.example/feeds` or `cb.example?x` woke (and
+ * cleared the breaker of) cb.example, a host the operator did not name as such.
+ */
+function hostOnly(host: string): string | undefined {
+  if (/[\s/\\@?#]/.test(host)) return undefined;
+  try {
+    return hostKey(new URL(`http://${host}/`).host);
+  } catch {
+    return undefined;
   }
 }

@@ -108,7 +108,9 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   admin.post('/hosts/retry', (req, res) => {
     const host = stringField(req.body, 'host');
     if (host === undefined || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
-    res.json({ ok: true, woken: operator.retryHost(host) });
+    const woken = operator.retryHost(host);
+    if (woken === undefined) return void res.status(400).json({ ok: false, error: 'host must be a host or host:port alone, as /stats.json shows it' });
+    res.json({ ok: true, woken });
   });
   // A body the JSON parser refused is the operator's mistake: 400 (or 413), never the app's 500.
   admin.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {

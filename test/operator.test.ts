@@ -585,6 +585,17 @@ describe('Operators and browsers over HTTP', function () {
       await sleep(100);
       expect(ws.deliveries()).to.have.length(1);
 
+      // More than a host: read as a URL's authority, each of these woke the paused host (and
+      // cleared its breaker) though none names it alone; refused, they wake nothing.
+      for (const hostile of [`reader.example@${host}`, `${host}/feeds`, `${host}?x`, `${host}#x`, `${host}\\x`, `127.0.0.1 :${ws.rec.port}`, `[::1`]) {
+        const refused = await admin(hub, 'hosts/retry', { host: hostile }, ADMIN_TOKEN);
+        expect(refused.status, hostile).to.equal(400);
+        expect(await refused.json(), hostile).to.deep.include({ ok: false });
+      }
+      await sleep(100);
+      expect(ws.deliveries()).to.have.length(1);
+      expect((await stats(hub)).pausedHosts.map((p) => p.host)).to.deep.equal([host]);
+
       // Spelt another way, the host as a URL reads it: the same host, which it wakes.
       const res = await admin(hub, 'hosts/retry', { host: `127.000.000.001:${ws.rec.port}` }, ADMIN_TOKEN);
       expect(res.status).to.equal(200);
