@@ -386,6 +386,27 @@ describe('WebSub subscribers in the wild', function () {
     }
   });
 
+  it('a request waiting out WEBSUB_VERIFY_DELAY_MS counts among WEBSUB_MAX_PENDING_VERIFICATIONS, and an unsubscribe sent meanwhile still overrides it', async () => {
+    const h = await startTestHub({ WEBSUB_VERIFY_DELAY_MS: '500', WEBSUB_MAX_PENDING_VERIFICATIONS: '2' });
+    try {
+      const topic = topics.set('/delay-then-unsubscribe.xml', { body: feed('u1'), contentType: ATOM });
+      const reader = await server((req, res) => text(res, 200, req.query.get('hub.challenge') ?? ''));
+      const request = (mode: string, cb: string): Promise<Response> =>
+        fetch(`${h.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ 'hub.mode': mode, 'hub.topic': topic, 'hub.callback': `${reader.url}${cb}` }).toString() });
+      expect((await request('subscribe', '/a')).status).to.equal(202);
+      expect((await request('unsubscribe', '/a')).status).to.equal(202);
+      // Two waiting out the delay, nothing asked yet: the third is one too many.
+      expect((await request('subscribe', '/b')).status).to.equal(503);
+      await settled(h);
+      // Each is asked (an unverified request withdraws nothing), and the later one decides.
+      expect(gets(reader).map((r) => r.query.get('hub.mode')).sort()).to.deep.equal(['subscribe', 'unsubscribe']);
+      expect(await subscriptionsOf(h, topic)).to.deep.equal([]);
+      expect((await request('subscribe', '/b')).status, 'accepted once they ended').to.equal(202);
+    } finally {
+      await h.destroy();
+    }
+  });
+
   // Flask-WebSub (flask_websub/subscriber/blueprint.py), Python. Takes the pending request out
   // of its store at the first verification GET (a second one finds nothing: 404), and compares
   // a delivery's Content-Length with its size limit, which fails on a body sent chunked.
