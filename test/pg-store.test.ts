@@ -648,6 +648,28 @@ describe('PostgreSQL store', function () {
     expect(await withClient(url, rows), 'counted afresh').to.deep.equal([['h', 'reader.example', 1], ['t', 'topic', 1]]);
   });
 
+  it('migration 11: a subscribe on a host whose last subscription another process is deleting counts 1 once both commit (or 2 if the delete rolls back)', async () => {
+    const topic = 'http://a/feed';
+    const store = await opened();
+    const counts = (): Promise<[string, number][]> =>
+      withClient(url, (c) => c.query<{ kind: string; n: string }>('SELECT kind, n FROM subscription_counts ORDER BY 1').then((r) => r.rows.map((x) => [x.kind, Number(x.n)])));
+    for (const end of ['COMMIT', 'ROLLBACK'] as const) {
+      await store.clear();
+      expect(await store.putSubscriptionWithinLimits(sub(topic, 'http://reader.example/old'), { perTopic: 10, perCallbackHost: 10 })).to.equal(null);
+      await withClient(url, async (c) => {
+        await c.query('BEGIN');
+        // The count's row is gone in this transaction (n fell to 0), not yet committed.
+        await c.query('DELETE FROM subscriptions WHERE callback = $1', ['http://reader.example/old']);
+        const put = store.putSubscriptionWithinLimits(sub(topic, 'http://reader.example/new'), { perTopic: 10, perCallbackHost: 10 });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await c.query(end);
+        expect(await put).to.equal(null);
+      });
+      const n = end === 'COMMIT' ? 1 : 2;
+      expect(await counts(), end).to.deep.equal([['h', n], ['t', n]]);
+    }
+  });
+
   it('withTopicLock: two processes never run fn for one topic at once; other topics do not wait', async () => {
     const [a, b] = [await opened(), await opened()];
     const order: string[] = [];
