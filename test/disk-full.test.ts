@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createLogger } from '../lib/log.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { Recorder } from './helpers/recorder.js';
+import { Recorder, sleep } from './helpers/recorder.js';
 import { FeedServer, MSG, getSubscriptions, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { SmallDisk } from './helpers/small-disk.js';
 import { outbox, sub } from './helpers/store-contract.js';
@@ -95,12 +95,32 @@ describe('the embedded store on a full disk', function () {
     disk.fill(24 * 1024);
     for (let i = 0; i < 30; i++) await store.putSubscription(sub('http://a/feed', `http://s/more-${i}/${'y'.repeat(500)}`)).catch(() => undefined);
     await store.settle();
-    const failed = log.find((e) => e['msg'] === 'store: compaction failed; the journal is kept, and compaction is tried again once it has grown');
+    const failed = log.find((e) => e['msg'] === 'store: compaction failed; the journal is kept, and compaction is tried again within COMPACT_INTERVAL_MS, or sooner once it has grown');
     expect(failed, JSON.stringify(log)).to.include({ level: 'error' });
     expect(String(failed!['error'])).to.include('ENOSPC');
     await disk.unfill();
     await store.compact();
     expect(log.map((e) => e['msg'])).to.include('store: compaction succeeded again');
+  });
+
+  it('a timed compaction that fails for want of space is tried again COMPACT_INTERVAL_MS later with nothing more written', async () => {
+    const dir = path.join(disk.dir, 'timed');
+    const log: Record<string, unknown>[] = [];
+    store = new LowdbStore({ dir, compactAfterMs: 200, log: createLogger('info', (line) => void log.push(JSON.parse(line) as Record<string, unknown>)) });
+    await store.open();
+    // One topic's shard of ~150 KB, rewritten whole by every compaction that follows a change to it.
+    for (let i = 0; i < 250; i++) await store.putSubscription(sub('http://a/feed', `http://s/${i}/${'x'.repeat(500)}`));
+    await store.compact();
+    disk.fill(24 * 1024);
+    // A subscription ends: a line in the journal, and the timer armed; its compaction cannot write the shard.
+    await store.deleteSubscription('http://a/feed', `http://s/0/${'x'.repeat(500)}`);
+    const failed = (): boolean => log.some((e) => e['msg'] === 'store: compaction failed; the journal is kept, and compaction is tried again within COMPACT_INTERVAL_MS, or sooner once it has grown');
+    for (let i = 0; i < 100 && !failed(); i++) await sleep(20);
+    expect(failed(), JSON.stringify(log)).to.equal(true);
+    await disk.unfill();
+    const succeeded = (): boolean => log.some((e) => e['msg'] === 'store: compaction succeeded again');
+    for (let i = 0; i < 100 && !succeeded(); i++) await sleep(20);
+    expect(succeeded(), 'tried again, nothing more written').to.equal(true);
   });
 
   it('appends that fail on the full disk leave no trail of empty journal segments, and every acknowledged one is there after a restart', async () => {

@@ -731,7 +731,7 @@ export class LowdbStore implements Store {
       this.counters.lastError = e instanceof Error ? e.message : String(e);
       // Nothing is lost (the segments stay until every shard is written), but the journal and
       // the next start's replay grow until one succeeds: the operator must hear of it.
-      this.log.error('store: compaction failed; the journal is kept, and compaction is tried again once it has grown', {
+      this.log.error('store: compaction failed; the journal is kept, and compaction is tried again within COMPACT_INTERVAL_MS, or sooner once it has grown', {
         error: this.counters.lastError,
         failedInARow: ++this.compactionsFailing,
       });
