@@ -20,8 +20,14 @@ async function filesOf(dir: string): Promise<{ name: string; text: string }[]> {
   const out: { name: string; text: string }[] = [];
   for (const name of await readdir(dir, { recursive: true })) {
     const file = path.join(dir, name);
-    if (!(await stat(file)).isFile()) continue;
-    out.push({ name, text: await readFile(file, 'latin1') });
+    // A compaction running meanwhile (every COMPACT_INTERVAL_MS here) renames and deletes
+    // files between the listing and the read: one gone no longer holds anything.
+    try {
+      if (!(await stat(file)).isFile()) continue;
+      out.push({ name, text: await readFile(file, 'latin1') });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
   return out;
 }
