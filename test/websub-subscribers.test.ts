@@ -163,8 +163,9 @@ describe('WebSub subscribers in the wild', function () {
   it('NewsBlur: repeated hub.verify and its token accepted, a 10-day lease granted, and a 429 without Retry-After retried until taken', async () => {
     const topic = topics.set('/newsblur.atom', { body: feed('n1'), contentType: ATOM });
     const token = `subscribe${createHash('sha1').update(randomBytes(8)).digest('hex')}`;
-    const windowMs = 150;
-    let lastTaken = 0;
+    // NewsBlur answers 429 to a push within a minute of the last; here, the second version's
+    // first push (timed by a window, the test hung on how fast a loaded machine published).
+    let refused = false;
     const taken: string[] = [];
     const newsblur = await server((req, res) => {
       if (req.method === 'GET') {
@@ -175,8 +176,10 @@ describe('WebSub subscribers in the wild', function () {
         }
         return text(res, 200, req.query.get('hub.challenge') ?? '');
       }
-      if (Date.now() - lastTaken < windowMs) return text(res, 429, 'Slow down, you just pushed 0 seconds ago...');
-      lastTaken = Date.now();
+      if (taken.length === 1 && !refused) {
+        refused = true;
+        return text(res, 429, 'Slow down, you just pushed 0 seconds ago...');
+      }
       taken.push(req.body.toString());
       text(res, 200, 'OK');
     });
