@@ -1,9 +1,9 @@
-// `npm test` after the type check: five mocha runs in four lanes that run at the same time, then
+// `npm test` after the type check: six mocha runs in four lanes that run at the same time, then
 // ONE closing line for all, "N passed, N failed, N skipped", always the last line of the output
 // (CI reads it).
 //
 //   lane 1: the embedded-store suites that wait longest on other processes (several hubs, a
-//           PostgreSQL server stopped and started): WAIT_LONG below;
+//           PostgreSQL server stopped and started): WAIT_LONG below; then the WebSub suite;
 //   lane 2: the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql:
 //           every hub on the PostgreSQL store (test/helpers/store-under-test.ts), every
 //           top-level suite titled "[postgresql] …"; then the browser suite (BROWSER);
@@ -37,9 +37,10 @@ const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 // Measured per suite (2026-12-04, quiet machine): rebalance when a lane grows.
 const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/pg-silence.test.ts', 'test/migrate.test.ts', 'test/pg-managed.test.ts'];
 const WAIT = ['test/polling.test.ts', 'test/delivery.test.ts', 'test/security.test.ts', 'test/fuzz.test.ts', 'test/polling-schedule.test.ts', 'test/store.test.ts'];
-/** A lane of its own would idle after it: run after the PostgreSQL suites, the shortest lane. */
+/** Lanes of their own would idle after them: each runs after a shorter lane's suites. */
 const BROWSER = ['test/browser.test.ts'];
-const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER];
+const WEBSUB = ['test/websub.test.ts'];
+const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER, ...WEBSUB];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
   .filter((f) => f.endsWith('.test.ts'))
@@ -58,7 +59,10 @@ function embeddedConfig(name, files) {
 }
 
 const LANES = [
-  [{ name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' }],
+  [
+    { name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' },
+    { name: 'embedded store, WebSub', config: embeddedConfig('websub', WEBSUB), store: 'embedded' },
+  ],
   [
     { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
     { name: 'embedded store, in a real browser', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
