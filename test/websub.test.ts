@@ -401,6 +401,31 @@ describe('WebSub hub', function () {
       const [d] = await sub.waitDeliveries(1);
       expect(validSignature(d!.headers['x-hub-signature'], 'owner-secret', d!.body)).to.equal(true);
     });
+
+    it('a subscribe and an unsubscribe both still waiting out WEBSUB_VERIFY_DELAY_MS when the hub stops: the next start asks both, and the declined unsubscribe withdraws nothing', async () => {
+      const env = { WEBSUB_VERIFY_DELAY_MS: '60000', POLL_ENABLED: 'false' };
+      const first = await startTestHub(env);
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('kept across the restart'), contentType: DOC_TYPE });
+      const form = { 'hub.topic': topic, 'hub.callback': sub.callback() };
+      answerLate(sub, () => false, 0, mode('unsubscribe'));
+      try {
+        expect((await subscribe(first, { ...form, 'hub.secret': 'owner-secret' })).status).to.equal(202);
+        expect((await unsubscribe(first, form)).status).to.equal(202);
+      } finally {
+        // A graceful stop: both requests stay stored, their claims released.
+        await first.close();
+      }
+      expect(sub.rec.requests, 'nothing asked before the delay ran out').to.have.length(0);
+      const second = await startTestHub(env, first.dataDir);
+      hubs.push(second);
+      await sub.waitVerifications(1, 'unsubscribe');
+      await settled(second);
+      expect(sub.verifications('subscribe'), 'the subscribe is asked too').to.have.length(1);
+      expect(await subscriptionsOf(second, topic), 'the owner confirmed its subscribe').to.have.length(1);
+      expect(await second.store.listVerifications()).to.deep.equal([]);
+    });
   });
 
   describe('a callback that does not answer its verification (WEBSUB_VERIFY_ATTEMPTS)', () => {
