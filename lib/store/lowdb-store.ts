@@ -21,7 +21,7 @@ import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
 import { JournalWriter, LEGACY_JOURNAL, listSegments, replaySegment, segmentName, statsRow, type JournalOp, type JournalStats, type StatsRow } from './journal.js';
-import { emptyShard, readWrittenShards, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, WRITTEN_SHARDS_FILE, writtenShardsAdvice, writtenShardsText, type ShardFile } from './snapshot-file.js';
+import { emptyShard, readWrittenShards, RESTORE_ADVICE, shardDb, shardFileName, SHARD_COUNT, SHARD_FORMAT, shardOf, shardProblem, WRITTEN_SHARDS_FILE, writtenShardsAdvice, writtenShardsText, type ShardFile } from './snapshot-file.js';
 import { MemoryState } from './state.js';
 import { subscriptionEnded, type ExpiryFilter, type Store, type StoreCounts, type SubscriptionLimit, type SubscriptionLimits, type TopicSubscriptions } from './store.js';
 
@@ -188,7 +188,7 @@ export class LowdbStore implements Store {
         }
         const problem = shardProblem(db.data);
         if (problem !== undefined) {
-          throw new Error(`${path.join(this.dir, shardFileName(k))} is damaged (${problem}): restore it from a backup; the store does not open without it`);
+          throw new Error(`${path.join(this.dir, shardFileName(k))} is damaged (${problem}): ${RESTORE_ADVICE}`);
         }
         this.state.load(db.data, k);
         o.shardsLoaded++;

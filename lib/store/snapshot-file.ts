@@ -60,11 +60,14 @@ export function emptyShard(k: number): ShardFile {
  * A lowdb adapter: compact JSON; `write` serialises synchronously (before its first await, so
  * what is written is the state at the moment of the call) and then replaces the file durably.
  */
+/** What the error for a damaged snapshot file tells the operator to do. */
+export const RESTORE_ADVICE = 'restore it from a backup; the store does not open without it';
+
 export class DurableJSONFile<T> implements Adapter<T> {
   /** `advice`: what the error for a damaged file tells its reader to do. */
   constructor(
     private readonly file: string,
-    private readonly advice = 'restore it from a backup; the store does not open without it',
+    private readonly advice = RESTORE_ADVICE,
   ) {}
 
   async read(): Promise<T | null> {
