@@ -133,8 +133,11 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   // REC §5.1: a lease on an unsubscribe is ignored. A lease of 0 is none asked for: older clients
   // send it to mean "no expiry" (PubSubHubbub 0.3 subscriptions could be permanent; Twitch's
   // clients sent it for the longest lease), which no hub grants under the REC. The default lease,
-  // named in the verification, serves them; a 400 left them with no subscription at all.
-  if (mode === 'subscribe' && lease !== null && lease !== '' && !/^0+$/.test(lease)) {
+  // named in the verification, serves them; a 400 left them with no subscription at all. So is
+  // a negative whole number: NewsBlur, moving a feed to the hub or topic URL its pushes name,
+  // subscribes again for what is left of its old lease, negative once that lease has run out,
+  // and a 400 stopped its pushes for that feed for good.
+  if (mode === 'subscribe' && lease !== null && lease !== '' && !/^(0+|-\d+)$/.test(lease)) {
     if (!/^\d+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a positive integer (or 0 for the default lease).');
     // However long, it is a valid request: the hub grants at most WEBSUB_LEASE_MAX_SECONDS.
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);

@@ -572,14 +572,18 @@ describe('WebSub hub', function () {
       expect(expires).to.be.within(before + 864000_000, Date.now() + 864000_000);
     });
 
-    it('takes hub.lease_seconds=0 (older clients\' "no expiry") as no lease asked for: the default, and refuses other non-integers', async () => {
+    it('takes hub.lease_seconds=0 (older clients\' "no expiry") and a negative whole number (NewsBlur\'s lease run out) as no lease asked for: the default, and refuses other non-integers', async () => {
       const topics = await topicServer();
       const sub = await subscriber();
       const topic = topics.set('/feed', { body: DOC('l0'), contentType: DOC_TYPE });
       await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/zero'), 'hub.lease_seconds': '0' });
       expect(sub.verifications('subscribe', '/zero')[0]!.query.get('hub.lease_seconds')).to.equal('864000');
-      expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/zero')]);
-      for (const lease of ['-1', '1.5', 'forever']) {
+      // NewsBlur re-subscribes for what is left of its lease: days * 86400 + seconds in Python,
+      // negative once the old lease has run out.
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback('/spent'), 'hub.lease_seconds': '-3600' });
+      expect(sub.verifications('subscribe', '/spent')[0]!.query.get('hub.lease_seconds')).to.equal('864000');
+      expect((await subscriptionsOf(hub, topic)).map((s) => s.url).sort()).to.deep.equal([sub.callback('/spent'), sub.callback('/zero')].sort());
+      for (const lease of ['-1.5', '1.5', '--1', '- 1', 'forever']) {
         await expectRefused(await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/bad'), 'hub.lease_seconds': lease }));
       }
     });
