@@ -17,7 +17,11 @@
 // later, each time later than the last, resuming from the last event id; with none to resume
 // from (no event had come yet), you get onReset once it is open again. A refusal that will not
 // change (a 400 for a topic URL longer than the hub takes, any 4xx but 429) ends it:
-// onError({ reconnecting: false, status, message }) with the hub's own words.
+// onError({ reconnecting: false, status, message }) with the hub's own words. EventSource does
+// not say why a stream failed, so follow() asks the hub once per failure, and onError passes on
+// what it learned: the refusal's status and words while it opens the stream again too
+// ({ reconnecting: true, status, message }), or { reconnecting: true, unreachable: true } when
+// the hub could not be asked at all. A page has no need to ask the hub again itself.
 
 /** The hub this module was served by: client.js sits at the hub's root. */
 const HERE = new URL('.', import.meta.url).href;
@@ -26,15 +30,20 @@ const HERE = new URL('.', import.meta.url).href;
 const MESSAGE_MAX = 500;
 
 /**
- * Why the hub refused a stream, which EventSource does not tell: asked again with HEAD (answered
- * as the stream would be, without holding one of the address's streams), and for a refusal that
- * is final, once more with GET for the hub's words. Unknown (no answer, a network error) is not
- * final: a hub that is down or restarting is asked again later.
+ * Why a stream failed, which EventSource does not tell: asked again with HEAD (answered as the
+ * stream would be, without holding one of the address's streams), and when that is refused, once
+ * more with GET for the hub's words. One question per failure, whose answer onError passes on
+ * whole: the page need not ask again (two questions per refusal were two requests more against
+ * a hub that had just said it holds too many). `final`: a refusal that will not change (a 4xx but
+ * 429). `unreachable`: no answer the page may read (the hub is down or restarting, the network
+ * is gone, or an answer came without the hub's CORS headers); not final, the hub is asked again
+ * later.
  */
 async function refusal(href) {
+  let head;
   try {
-    const head = await fetch(href, { method: 'HEAD', cache: 'no-store' });
-    if (head.ok || head.status < 400 || head.status >= 500 || head.status === 429) return { final: false, status: head.ok ? undefined : head.status };
+    head = await fetch(href, { method: 'HEAD', cache: 'no-store' });
+    if (head.ok) return { final: false };
     const res = await fetch(href, { cache: 'no-store' });
     // Open now after all (the hub changed its mind): not final, and not held open by this.
     if (res.ok) {
@@ -42,10 +51,17 @@ async function refusal(href) {
       return { final: false };
     }
     const text = (await res.text()).trim();
-    return { final: res.status !== 429 && res.status < 500, status: res.status, message: text.length > MESSAGE_MAX ? `${text.slice(0, MESSAGE_MAX)}…` : text };
+    return { final: isFinal(res.status), status: res.status, message: text.length > MESSAGE_MAX ? `${text.slice(0, MESSAGE_MAX)}…` : text };
   } catch {
-    return { final: false };
+    // The HEAD was answered, its GET not (the hub went away in between): its status is still the hub's.
+    if (head && !head.ok) return { final: isFinal(head.status), status: head.status };
+    return { final: false, unreachable: true };
   }
+}
+
+/** A refusal that asking again will not change: any 4xx but 429 (a 5xx or a 429 passes). */
+function isFinal(status) {
+  return status >= 400 && status < 500 && status !== 429;
 }
 
 /**
@@ -62,10 +78,15 @@ async function refusal(href) {
  * @param {(info: {reason: string}) => void} [options.onReset]
  *   events may have been missed: reload what you show
  * @param {() => void} [options.onOpen] the stream is (re)connected
- * @param {(info: {reconnecting: boolean, status?: number, message?: string}) => void} [options.onError]
- *   the stream dropped or was refused; `status`: the hub's refusal (429, 5xx: it is opened again
- *   later). `reconnecting: false` with a `status` and the hub's `message`: a refusal that will not
- *   change (a 4xx but 429), and follow() stops
+ * @param {(info: {reconnecting: boolean, status?: number, message?: string, unreachable?: boolean}) => void} [options.onError]
+ *   the stream dropped or was refused, once per failure, after follow() has asked the hub why
+ *   (so it is the page's one question: no need to ask the hub again). `status` and `message`:
+ *   the hub refused the stream, with its words (the first 500 characters); with `reconnecting:
+ *   true` (429, 5xx) it is opened again later, with `reconnecting: false` (a 4xx but 429) the
+ *   refusal will not change and follow() stops. `unreachable: true`: the hub could not be asked
+ *   at all (down, restarting, no network); it is tried again. `{ reconnecting: true }` alone: the
+ *   connection had only dropped, and the hub is there to reconnect to. A failure followed by the
+ *   stream opening again before the hub answered is not reported
  * @param {string} [options.hubUrl] the hub's base URL; defaults to where this module came from
  * @param {string} [options.lastEventId] resume after this event id (one you kept from an earlier page)
  * @param {number} [options.retryMs] how long to wait before opening the stream again when it was
@@ -99,6 +120,8 @@ export function follow(topics, options = {}) {
   let closed = false;
   let wait = retryMs;
   let timer;
+  /** Times a stream of this follow() opened: a failure the hub is still being asked about may have passed. */
+  let opens = 0;
 
   const onChangeEvent = (ev) => {
     if (ev.lastEventId) last = ev.lastEventId;
@@ -135,6 +158,7 @@ export function follow(topics, options = {}) {
     es.addEventListener('change', onChangeEvent);
     es.addEventListener('reset', onResetEvent);
     es.addEventListener('open', () => {
+      opens++;
       wait = retryMs;
       onOpen?.();
       if (blind) {
@@ -143,16 +167,26 @@ export function follow(topics, options = {}) {
       }
     });
     es.addEventListener('error', () => {
+      if (closed) return void onError?.({ reconnecting: false });
       // EventSource reconnects by itself after a dropped connection, but not after a refusal
       // (any status but 200): then this does, later each time, unless the refusal is final.
-      if (es.readyState !== EventSource.CLOSED || closed) return void onError?.({ reconnecting: !closed });
+      const refusedNow = es.readyState === EventSource.CLOSED;
+      const opensBefore = opens;
       void refusal(at.href).then((refused) => {
         if (closed || source !== es) return;
-        if (refused.final) {
-          closed = true;
-          return void onError?.({ reconnecting: false, status: refused.status, message: refused.message });
+        const { final, ...why } = refused;
+        if (!refusedNow) {
+          // The browser is reconnecting, and its own answer decides what comes next. Open again
+          // before the hub answered this, the failure has passed: said now, "reconnecting" would
+          // stand over a live stream.
+          if (opens === opensBefore) onError?.({ reconnecting: true, ...why });
+          return;
         }
-        onError?.(refused.status === undefined ? { reconnecting: true } : { reconnecting: true, status: refused.status });
+        if (final) {
+          closed = true;
+          return void onError?.({ reconnecting: false, ...why });
+        }
+        onError?.({ reconnecting: true, ...why });
         clearTimeout(timer);
         timer = setTimeout(() => {
           if (!closed) source = open(true);

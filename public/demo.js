@@ -100,27 +100,6 @@ function show(items) {
   while (list.children.length > MAX_ENTRIES) list.lastElementChild.remove();
 }
 
-/**
- * EventSource hides why a stream failed; the page asks the hub itself, so the reader learns
- * whether the hub refused the feed (a URL too long, too many streams from this address) or
- * cannot be reached at all, rather than only "reconnecting" for good.
- */
-async function explain(following) {
-  let why;
-  try {
-    // HEAD first: the hub answers it as it would the stream, without holding one of the
-    // address's streams while the browser reconnects.
-    const head = await fetch(following.url, { method: 'HEAD', cache: 'no-store' });
-    if (head.ok) return; // the connection had only dropped; the browser is reconnecting
-    const res = await fetch(following.url, { cache: 'no-store' });
-    if (res.ok) return void (await res.body?.cancel());
-    why = `The hub refused to stream this feed (HTTP ${res.status}): ${(await res.text()).trim()}`;
-  } catch {
-    why = 'The hub cannot be reached; reconnecting…';
-  }
-  if (following === current && status.dataset.state === 'error') setStatus('error', why);
-}
-
 function start(topic) {
   stop();
   received = 0;
@@ -131,11 +110,14 @@ function start(topic) {
   try {
     current = follow(topic, {
       onOpen: () => setStatus('open', `Live: waiting for ${topic} to change.`),
-      onError: ({ reconnecting, status: refused, message }) => {
-        // A refusal that will not change: follow() has stopped, and passes on the hub's words.
-        if (!reconnecting && refused !== undefined) return setStatus('error', `The hub refused to stream this feed (HTTP ${refused}): ${message}`);
+      // EventSource hides why a stream failed; follow() has asked the hub already, so the reader
+      // learns whether the hub refused the feed (a URL too long, too many streams from this
+      // address) or cannot be reached at all, rather than only "reconnecting" for good. Asked
+      // again here, every refusal cost the hub twice the questions.
+      onError: ({ reconnecting, status: refused, message, unreachable }) => {
+        if (refused !== undefined) return setStatus('error', `The hub refused to stream this feed (HTTP ${refused})${message ? `: ${message}` : '.'}`);
+        if (unreachable) return setStatus('error', 'The hub cannot be reached; reconnecting…');
         setStatus('error', reconnecting ? 'Connection lost; reconnecting…' : 'Connection closed.');
-        if (reconnecting) void explain(current);
       },
       onReset: () => setStatus('open', 'Reconnected, but some changes were missed while away; new ones will show here.'),
       onChange: () => {

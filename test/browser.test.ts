@@ -51,6 +51,11 @@ function rss(items: Item[]): string {
 }
 const item = (slug: string, title: string): Item => ({ slug, title, published: 'Tue, 07 May 2024 09:30:00 GMT', summary: `Summary of ${title}.` });
 
+/** A request an EventSource made (Accept: text/event-stream), not follow()'s question with fetch(). */
+function isStreamRequest(req: IncomingMessage): boolean {
+  return req.method === 'GET' && (req.headers.accept ?? '').includes('text/event-stream');
+}
+
 /** Collects console errors and uncaught exceptions of a page. */
 function watchErrors(page: Page): string[] {
   const errors: string[] = [];
@@ -458,6 +463,51 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors.filter((e) => !/400|ERR_CONNECTION_(REFUSED|RESET)/.test(e))).to.deep.equal([]);
   });
 
+  // follow() asks the hub why it refused a stream, and the demo asked it again itself: each
+  // refusal cost a hub that had just said "too many" two HEADs and a GET more than the stream.
+  it("the demo's refused stream costs the hub one question (follow()'s), and shows the hub's words from it", async () => {
+    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
+    const asked: string[] = [];
+    const track = (req: IncomingMessage): void => {
+      if (req.url?.startsWith('/stream?') && /Chrome/.test(req.headers['user-agent'] ?? '')) asked.push(isStreamRequest(req) ? 'stream' : req.method ?? '');
+    };
+    capped.server.on('request', track);
+    try {
+      const feed = topics.set('/demo-capped.xml', { body: rss([item('c', 'C')]), contentType: RSS_TYPE });
+      // The address's one stream, held by another tab.
+      const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
+      const page = await context!.newPage();
+      const errors = watchErrors(page);
+      await page.goto(`${capped.url}/demo?topic=${encodeURIComponent(feed)}`);
+      await page.waitForFunction(`document.querySelector('#status').textContent.includes('HTTP 429')`, undefined, { timeout: 5000 });
+      // Time for a second question, were one coming (the next stream is 30 s away).
+      await sleep(300);
+      expect(await page.locator('#status').textContent()).to.equal('The hub refused to stream this feed (HTTP 429): Too many open streams from your address (at most 1).');
+      expect(asked, 'requests for /stream: the stream, then one HEAD and one GET for its words').to.deep.equal(['stream', 'HEAD', 'GET']);
+      holder.close();
+      expect(errors.filter((e) => !e.includes('429'))).to.deep.equal([]);
+    } finally {
+      capped.server.off('request', track);
+      await capped.destroy();
+    }
+  });
+
+  // With the demo's own question gone, follow() is what tells a page the hub is not there at all.
+  it('follow() says when the hub cannot be reached at all (unreachable), and keeps trying it', async () => {
+    const gone = await Recorder.start((_req, res) => void res.writeHead(404).end());
+    const deadUrl = gone.url;
+    await gone.close();
+    const page = await context!.newPage();
+    await page.goto(`${hub.url}/docs`);
+    await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+      window.__errors = [];
+      window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(deadUrl)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
+    })`);
+    await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 10_000 });
+    expect(((await page.evaluate('window.__errors')) as unknown[])[0]).to.deep.equal({ reconnecting: true, unreachable: true });
+    await page.evaluate('window.__f.close()');
+  });
+
   it('the demo stays as wide as the window with a very long topic URL and long unbroken titles and links', async () => {
     const long = `/${'t'.repeat(1800)}.xml`;
     const feedItems = [item('w1', 'First')];
@@ -535,16 +585,20 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
-  for (const [refusal, env] of [
-    ['429: the address holds too many streams', { SSE_MAX_PER_CLIENT: '1' }],
-    ['503: the hub holds SSE_MAX_STREAMS', { SSE_MAX_STREAMS: '1' }],
+  for (const [refusal, env, words] of [
+    ['429: the address holds too many streams', { SSE_MAX_PER_CLIENT: '1' }, { status: 429, message: 'Too many open streams from your address (at most 1).' }],
+    ['503: the hub holds SSE_MAX_STREAMS', { SSE_MAX_STREAMS: '1' }, { status: 503, message: 'The hub holds as many streams as it can (1): try again in 30 seconds.' }],
   ] as const) {
-    it(`follow() opens its stream again when the hub refused it (${refusal}), once per refusal, and gets what changes after`, async () => {
+    it(`follow() opens its stream again when the hub refused it (${refusal}), once per refusal, with the hub's words, and gets what changes after`, async () => {
       const capped = await startTestHub(env);
       let asked = 0;
+      let probes = 0;
       capped.server.on('request', (req: IncomingMessage) => {
-        // The streams asked for; follow() also asks each refusal's status with a HEAD.
-        if (req.method === 'GET' && req.url?.startsWith('/stream?') && /Chrome/.test(req.headers['user-agent'] ?? '')) asked++;
+        if (!req.url?.startsWith('/stream?') || !/Chrome/.test(req.headers['user-agent'] ?? '')) return;
+        // The streams asked for (EventSource's Accept); follow() asks each refusal's status with a
+        // HEAD, and its words with a GET of its own.
+        if (isStreamRequest(req)) asked++;
+        else if (req.method === 'HEAD') probes++;
       });
       try {
         const feedItems = [item('before', 'Before')];
@@ -555,20 +609,25 @@ describe('In a real browser (headless Chromium)', function () {
         const page = await context!.newPage();
         await page.goto(`${hub.url}/docs`);
         await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
-          window.__seen = []; window.__refused = 0; window.__opened = 0;
+          window.__seen = []; window.__refused = 0; window.__opened = 0; window.__errors = [];
           window.__f = follow(${JSON.stringify(feed)}, {
             retryMs: 200,
             onChange: (c) => window.__seen.push(c.entries?.map((e) => e.title)),
-            onError: () => window.__refused++,
+            onError: (info) => { window.__refused++; window.__errors.push(info); },
             onOpen: () => window.__opened++,
           });
         })`);
         // Refused, and refused again when it tried later: the browser alone would have stopped at the first.
         await page.waitForFunction('window.__refused >= 3', undefined, { timeout: 5000 });
         expect(await page.evaluate('window.__opened')).to.equal(0);
-        // Backing off, not hammering: one request per refusal (and perhaps the next one, on its way).
+        // Backing off, not hammering: one stream request and one question per refusal (and
+        // perhaps the next ones, on their way).
         const refused = (await page.evaluate('window.__refused')) as number;
-        expect(asked, `requests for ${refused} refusals`).to.be.within(refused, refused + 1);
+        expect(asked, `stream requests for ${refused} refusals`).to.be.within(refused, refused + 1);
+        expect(probes, `HEADs for ${refused} refusals`).to.be.within(refused, refused + 1);
+        // Each one says why, in the hub's words, so a page need not ask again.
+        const told = (await page.evaluate('window.__errors')) as unknown[];
+        expect(told.slice(0, 3)).to.deep.equal(Array(3).fill({ reconnecting: true, ...words }));
         holder.close();
         await page.waitForFunction('window.__opened >= 1', undefined, { timeout: 10_000 });
         feedItems.unshift(item('after', 'After'));
@@ -692,7 +751,7 @@ describe('In a real browser (headless Chromium)', function () {
 
   it('follow() keeps opening its stream again while the hub answers 503, and stops at a 404, with its words (the first 500 characters)', async () => {
     // A stand-in for a hub, or a proxy in front of one: unavailable twice, then no such path.
-    let unavailable = 4; // the stream and follow()'s HEAD, twice
+    let unavailable = 6; // the stream, and follow()'s HEAD and GET, twice
     const fake = await Recorder.start((req, res) => {
       const headers = { 'access-control-allow-origin': '*', 'content-type': 'text/plain; charset=utf-8' };
       if (unavailable > 0) {
@@ -712,11 +771,11 @@ describe('In a real browser (headless Chromium)', function () {
       await page.waitForFunction('window.__errors.some((e) => !e.reconnecting)', undefined, { timeout: 5000 });
       await sleep(400);
       expect(await page.evaluate('window.__errors')).to.deep.equal([
-        { reconnecting: true, status: 503 },
-        { reconnecting: true, status: 503 },
+        { reconnecting: true, status: 503, message: 'Restarting.' },
+        { reconnecting: true, status: 503, message: 'Restarting.' },
         { reconnecting: false, status: 404, message: `${`No stream here.${' Not found.'.repeat(60)}`.slice(0, 500)}…` },
       ]);
-      expect(fake.requests.map((r) => r.method)).to.deep.equal(['GET', 'HEAD', 'GET', 'HEAD', 'GET', 'HEAD', 'GET']);
+      expect(fake.requests.map((r) => r.method)).to.deep.equal(['GET', 'HEAD', 'GET', 'GET', 'HEAD', 'GET', 'GET', 'HEAD', 'GET']);
       await page.evaluate('window.__f.close()');
     } finally {
       await fake.close();
