@@ -97,6 +97,13 @@ const VERIFICATION_CHUNK = 500;
  */
 const FIRST_ATTEMPTS_GRACE_MS = 1000;
 
+/** A timer settling `reached` after ms, and the way to stop it once nothing waits for it. */
+function deadline(ms: number): { reached: Promise<'late'>; clear: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const reached = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  return { reached, clear: () => clearTimeout(timer) };
+}
+
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 
 /**
@@ -136,6 +143,15 @@ export class Hub extends EventEmitter {
 
   /** rssCloud pleaseNotify. Resolves to null on success (any URL verified), else the first failure. */
   async pleaseNotify(req: PleaseNotifyRequest): Promise<HubError | null> {
+    const answerBy = deadline(this.answerBudgetMs());
+    try {
+      return await this.pleaseNotifyBy(req, answerBy.reached);
+    } finally {
+      answerBy.clear();
+    }
+  }
+
+  private async pleaseNotifyBy(req: PleaseNotifyRequest, answerBy: Promise<'late'>): Promise<HubError | null> {
     if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
     if (req.urls.length === 0) return { code: 'no_resources' };
     const tooMuch = this.checkUrls(req.urls) ?? unreadable(req.urls);
@@ -149,7 +165,7 @@ export class Hub extends EventEmitter {
     // topic's write) answered the whole request as failed at once, while the other URLs went on
     // to subscribe after the reply. As for any failure, one URL subscribed makes it a success.
     const settled = await Promise.allSettled(
-      req.urls.map((url) => this.subscribeRssCloud(url, callback, req.protocol as RssCloudProtocol, domain, req.notifyProcedure)),
+      req.urls.map((url) => this.subscribeRssCloud(url, callback, req.protocol as RssCloudProtocol, domain, req.notifyProcedure, answerBy)),
     );
     const results = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     const hubFailure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -210,29 +226,55 @@ export class Hub extends EventEmitter {
    * feeds (see pingUrl).
    */
   async ping(url: string): Promise<HubError | null> {
-    const refused = await this.checkPing(url);
-    if (refused) return refused;
-    this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
-    const pinged = await this.pingUrl(url, 'topic', 'rssCloud');
-    await this.firstAttempts(pinged.fanOut);
-    return pinged.error;
+    const answerBy = deadline(this.answerBudgetMs());
+    try {
+      const refused = await this.checkPing(url);
+      if (refused) return refused;
+      this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
+      const work = this.pingUrl(url, 'topic', 'rssCloud');
+      const pinged = await Promise.race([work, answerBy.reached]);
+      if (pinged === 'late') {
+        // Not read in time (queued behind another read of the topic, FETCH_MIN_INTERVAL_MS, a
+        // site's page and then its feeds): the pinger hears what a read that timed out gets, as
+        // for one that waited too long for a FETCH_CONCURRENCY slot. Told it worked, it would
+        // never hear of a read that fails after; asked again, it joins the read or finds it done.
+        this.deps.log.info('ping: topic not read in time, answered as unreadable; the read goes on', { topic: url });
+        this.track(work.then((p) => p.fanOut));
+        return { code: 'resource_unreadable', url };
+      }
+      await this.firstAttempts(pinged.fanOut, answerBy.reached);
+      return pinged.error;
+    } finally {
+      answerBy.clear();
+    }
+  }
+
+  /**
+   * The longest an rssCloud ping waits for its answer, counted from its arrival: its read may
+   * wait REQUEST_TIMEOUT_MS for a FETCH_CONCURRENCY slot and then take REQUEST_TIMEOUT_MS, and
+   * its fan-out's first attempts get FIRST_ATTEMPTS_GRACE_MS more (9 s by default). Counted from
+   * the read's end only, a queued read then a fan-out queued at its subscribers' host kept a
+   * pinger ~13 s, and most pinging clients give up after ~10 s and take the ping for failed.
+   */
+  private answerBudgetMs(): number {
+    return 2 * this.deps.config.requestTimeoutMs + FIRST_ATTEMPTS_GRACE_MS;
   }
 
   /**
    * Waits for a fan-out's first attempts (rssCloud item 26: the ping is answered once its
-   * subscribers have been told), for at most REQUEST_TIMEOUT_MS and FIRST_ATTEMPTS_GRACE_MS:
-   * each attempt sent at once is bounded by REQUEST_TIMEOUT_MS, but those waiting for a slot of
-   * their host (DELIVERY_PER_HOST) or of the hub (DELIVERY_CONCURRENCY) were not. A popular feed
-   * followed by 2,000 readers of one service, answering in 200 ms, kept its ping 50 s; its
-   * pinger, gone after ~10 s, took the ping for failed. The rest go on in the background.
+   * subscribers have been told), for at most REQUEST_TIMEOUT_MS and FIRST_ATTEMPTS_GRACE_MS,
+   * and never past `answerBy` (see answerBudgetMs): each attempt sent at once is bounded by
+   * REQUEST_TIMEOUT_MS, but those waiting for a slot of their host (DELIVERY_PER_HOST) or of the
+   * hub (DELIVERY_CONCURRENCY) were not. A popular feed followed by 2,000 readers of one
+   * service, answering in 200 ms, kept its ping 50 s; its pinger, gone after ~10 s, took the
+   * ping for failed. The rest go on in the background.
    */
-  private async firstAttempts(fanOut: Promise<unknown>): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.deps.config.requestTimeoutMs + FIRST_ATTEMPTS_GRACE_MS)));
+  private async firstAttempts(fanOut: Promise<unknown>, answerBy: Promise<'late'>): Promise<void> {
+    const late = deadline(this.deps.config.requestTimeoutMs + FIRST_ATTEMPTS_GRACE_MS);
     try {
-      if ((await Promise.race([fanOut, late])) === 'late') this.track(fanOut);
+      if ((await Promise.race([fanOut, late.reached, answerBy])) === 'late') this.track(fanOut);
     } finally {
-      clearTimeout(timer);
+      late.clear();
     }
   }
 
@@ -367,11 +409,13 @@ export class Hub extends EventEmitter {
     protocol: RssCloudProtocol,
     domain: string | undefined,
     notifyProcedure: string | undefined,
+    answerBy: Promise<'late'>,
   ): Promise<HubError | null> {
     try {
       // As the reference server does, this read is a full ping: when it finds a change, the
-      // existing subscribers hear of it before this subscriber is answered.
-      await this.firstAttempts((await this.refresh(url)).fanOut);
+      // existing subscribers hear of it before this subscriber is answered, as long as a ping
+      // would wait for them. The read itself is waited for: its result decides the subscription.
+      await this.firstAttempts((await this.refresh(url)).fanOut, answerBy);
     } catch (e) {
       if (!isReadFailure(e)) throw e;
       this.deps.log.info('pleaseNotify: topic unreadable', { topic: url, error: describeError(e) });

@@ -272,6 +272,10 @@ export class FeedServer {
         } else {
           res.writeHead(200, { 'content-type': 'application/rss+xml', etag }).end(rss(`${req.path} ${etag}`));
         }
+      } else if (req.path.startsWith('/slow/')) {
+        // /slow/<ms>/…: a changing() feed that answers after <ms>.
+        const ms = Number(req.path.split('/')[2]);
+        setTimeout(() => res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(rss(`${req.path} read ${n}`)), ms);
       } else if (req.path.startsWith('/hang/')) {
         // never answers
       } else if (req.path.startsWith('/loop/')) {
@@ -306,6 +310,11 @@ export class FeedServer {
   /** A feed whose body is new on every read: every ping is a change. */
   changing(name: string): string {
     return `${this.rec.url}/changing/${name}.xml`;
+  }
+
+  /** A changing() feed that takes `ms` to answer each read. */
+  slow(name: string, ms: number): string {
+    return `${this.rec.url}/slow/${ms}/${name}.xml`;
   }
 
   /** A feed whose body never changes. */
