@@ -708,6 +708,113 @@ describe('durable delivery', function () {
     });
   });
 
+  // ---- a subscriber host that rate-limits one feed ------------------------------------------
+
+  // NewsBlur answers 429 to a push for a feed pushed too often and takes pushes for every other
+  // feed meanwhile: that is the one subscription asking to wait, not its host failing. Counted
+  // toward BREAKER_FAILURES, one busy feed paused every feed's deliveries to the host (here for
+  // ten minutes).
+  describe('a subscriber host that rate-limits one feed with 429, as NewsBlur does (BREAKER_FAILURES=2)', () => {
+    const ENV = { BREAKER_FAILURES: '2', BREAKER_COOLDOWN_MS: '600000', BREAKER_MAX_COOLDOWN_MS: '600000', WEBSUB_RETRY_BASE_MS: '50', WEBSUB_MAX_ATTEMPTS: '8' };
+    const RSS = 'application/rss+xml';
+    /** Retry-After of the 429s, in seconds: the waits the hub must honour. */
+    const RETRY_AFTER_MS = 1000;
+
+    /** A host whose /push/busy answers 429 (Retry-After: 1) to its first `refusals` requests, then 204; every other callback 204. */
+    async function rateLimitingHost(refusals: number): Promise<Recorder> {
+      let left = refusals;
+      return recorder((req, res) => {
+        if (req.method === 'POST' && req.path === '/push/busy' && left-- > 0) {
+          return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(RETRY_AFTER_MS / 1000) }).end('Slow down');
+        }
+        res.writeHead(204).end();
+      });
+    }
+
+    async function pausedHosts(hub: TestHub): Promise<string[]> {
+      const stats = (await (await fetch(`${hub.url}/stats.json`)).json()) as { pausedHosts: { host: string }[] };
+      return stats.pausedHosts.map((p) => p.host);
+    }
+
+    /** The gaps between consecutive requests, in ms. */
+    const gaps = (recs: Recorded[]): number[] => recs.slice(1).map((r, i) => r.at - recs[i]!.at);
+
+    it('WebSub: the busy feed is retried after each Retry-After until taken, and the host\'s other feed is delivered meanwhile', async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      const host = await rateLimitingHost(2);
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      const calm = topics.set('/calm.xml', { body: rss(['c1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      await seed(hub, calm, [{ url: `${host.url}/push/calm`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      const toBusy = (r: Recorded): boolean => deliveries(r) && r.path === '/push/busy';
+
+      await publishTo(hub, busy);
+      // Two 429s in a row from the busy feed: as many as BREAKER_FAILURES.
+      await host.waitFor(2, toBusy, 5000);
+      await publishTo(hub, calm);
+      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 4000);
+      expect(guids(toCalm!.body)).to.deep.equal(['c1']);
+      expect(await pausedHosts(hub), 'hosts paused').to.deep.equal([]);
+
+      const tries = await host.waitFor(3, toBusy, 5000);
+      expect(guids(tries[2]!.body), 'taken at last').to.deep.equal(['b1']);
+      for (const gap of gaps(tries)) expect(gap, 'each retry waited out Retry-After').to.be.at.least(RETRY_AFTER_MS - 10);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(host.matching(toBusy)).to.have.length(3);
+    });
+
+    it('rssCloud: a change while the feed is refused is notified once its Retry-After has passed, and the host\'s other feed is notified meanwhile', async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      const host = await rateLimitingHost(2);
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      const calm = topics.set('/calm.xml', { body: rss(['c1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      await seed(hub, calm, [{ url: `${host.url}/push/calm`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      const toBusy = (r: Recorded): boolean => deliveries(r) && r.path === '/push/busy';
+
+      // The first notification is refused; the next change comes at once, as a busy feed's do.
+      expect((await ping(hub, busy)).success).to.equal(true);
+      topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+      expect((await ping(hub, busy)).success).to.equal(true);
+      expect((await ping(hub, calm)).success).to.equal(true);
+      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 4000);
+      expect(new URLSearchParams(toCalm!.body.toString()).get('url')).to.equal(calm);
+
+      // The second notification waited out the first 429's Retry-After, and was refused too;
+      // a third change waits out that one's, and is taken.
+      await host.waitFor(2, toBusy, 5000);
+      topics.set('/busy.xml', { body: rss(['b3', 'b2', 'b1']), contentType: RSS });
+      expect((await ping(hub, busy)).success).to.equal(true);
+      const tries = await host.waitFor(3, toBusy, 5000);
+      for (const gap of gaps(tries)) expect(gap, 'each notification waited out the last Retry-After').to.be.at.least(RETRY_AFTER_MS - 10);
+      expect(await pausedHosts(hub), 'hosts paused').to.deep.equal([]);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(host.matching(toBusy).map((r) => new URLSearchParams(r.body.toString()).get('url'))).to.deep.equal([busy, busy, busy]);
+      const [sub] = await subscriptionsOf(hub, busy);
+      expect([sub?.ctErrors, sub?.ctConsecutiveErrors], 'the two refusals, then taken').to.deep.equal([2, 0]);
+    });
+
+    it('a host that answers 429 to every feed is still paused: a 429 from each of BREAKER_FAILURES different callbacks in a row', async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      const host = await recorder((_req, res) => void res.writeHead(429, { 'content-type': 'text/plain' }).end('Slow down'));
+      const topic = topics.set('/everything.xml', { body: rss(['e1']), contentType: RSS });
+      await seed(hub, topic, Array.from({ length: 3 }, (_, i) => ({ url: `${host.url}/push/${i}`, protocol: 'websub', whenExpires: FAR_FUTURE })));
+      await publishTo(hub, topic);
+      let paused: string[] = [];
+      for (const t0 = Date.now(); paused.length === 0 && Date.now() - t0 < 5000; await sleep(20)) paused = await pausedHosts(hub);
+      expect(paused).to.deep.equal([`127.0.0.1:${host.port}`]);
+      // Three subscriptions of eight attempts 50 ms on would make 24 requests within seconds;
+      // paused, the host gets those in flight when it opened, and nothing more for ten minutes.
+      await sleep(QUIET_MS);
+      expect(host.matching(deliveries).length, 'requests to the host').to.be.at.most(4);
+    });
+  });
+
   describe('the store failing to remove a delivered version from the outbox', () => {
     it('costs nothing but the log line: the lane goes on with the next version', async () => {
       const hub = await hubWith({});

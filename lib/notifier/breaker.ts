@@ -18,6 +18,8 @@ interface HostState {
   cooldownMs: number;
   probing: boolean;
   lastFailureAt: number;
+  /** The callbacks whose 429 counted among `failures` (see rateLimited). */
+  limited?: Set<string>;
 }
 
 export interface PausedHost {
@@ -89,6 +91,24 @@ export class CircuitBreaker {
       s.probing = false;
     }
     this.hosts.set(host, s);
+  }
+
+  /**
+   * A 429 from one of the host's callbacks. Services such as NewsBlur rate-limit per feed: a
+   * feed pushed too often is refused while the host takes every other feed's pushes, and the
+   * subscription waits on its own (the notifier's retries and lane rests). So within a run of
+   * failures each callback's 429 counts once, whatever its number: the host is paused for 429s
+   * only when BREAKER_FAILURES different callbacks answer it in a row (with no success between),
+   * as a host refusing everything does. A probe answered 429 is a failed probe: the host was
+   * paused, and that answer does not show it takes deliveries again.
+   */
+  rateLimited(host: string, callback: string): void {
+    const s = this.hosts.get(host);
+    if (s?.probing) return this.failure(host);
+    if (s?.limited?.has(callback)) return;
+    this.failure(host);
+    const counted = this.hosts.get(host)!;
+    (counted.limited ??= new Set()).add(callback);
   }
 
   /**

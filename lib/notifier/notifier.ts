@@ -119,8 +119,13 @@ interface Lane {
   sleepingOn: number | undefined;
   /** Its WebSub request in flight has gone unanswered past REQUEST_TIMEOUT_MS (see countSlow). */
   slow: boolean;
-  /** The lane waited for its paused host and has sent nothing since (see the rssCloud coalescing in deliverVersion). */
+  /**
+   * The lane waited for its paused host, or rested after its subscriber's 429, and has sent
+   * nothing since (see the rssCloud coalescing in deliverVersion).
+   */
   behindPause: boolean;
+  /** Its subscriber answered 429 to a version it is done with: nothing more is sent to it before this time (see rest). */
+  restUntil: number;
 }
 
 /**
@@ -425,7 +430,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0 };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
@@ -501,6 +506,7 @@ export class Notifier extends EventEmitter {
         if (at !== -1) lane.versions.splice(at, 1);
         const emptied = this.handled(key, lane.topic, version);
         if (emptied) await emptied;
+        if (lane.restUntil > this.now() && !this.closed) await this.rest(lane, version);
       }
     } finally {
       if (held) this.limiter.leave(lane.host);
@@ -600,7 +606,10 @@ export class Notifier extends EventEmitter {
           }
           // Any answer that is not the host failing (a 4xx) shows the host is up: that too
           // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
-          if (hostFailed(outcome)) this.breaker.failure(host);
+          // A 429 is this subscription being rate-limited, which its lane waits out, and counts
+          // against the host only as the breaker's rateLimited says.
+          if (outcome.status === 429) this.breaker.rateLimited(host, lane.callback);
+          else if (hostFailed(outcome)) this.breaker.failure(host);
           else this.breaker.success(host);
           const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
           // A subscriber's Retry-After (a 429 or 503) is waited for, up to WEBSUB_RETRY_MAX_MS, the
@@ -654,7 +663,10 @@ export class Notifier extends EventEmitter {
         }
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
-        if (final) return 'done';
+        if (final) {
+          if (outcome.status === 429) lane.restUntil = this.now() + this.restAfter429(outcome, sub.protocol === 'websub' ? attempt : sub.ctConsecutiveErrors + 1);
+          return 'done';
+        }
         asked += Math.max(0, delay - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
         await this.waitBehind(lane, version, this.sleep(delay));
         attempt++;
@@ -664,6 +676,33 @@ export class Notifier extends EventEmitter {
       // Not handed over: the hub is closing, or something failed before the first attempt.
       if (held) this.limiter.leave(host);
     }
+  }
+
+  /**
+   * How long a subscriber that answered 429 to a version the lane is done with (rssCloud's only
+   * attempt, or WebSub's last) is left alone: its Retry-After, up to WEBSUB_RETRY_MAX_MS as for
+   * WebSub's retries, else the backoff after `failures` failures in a row. Sent at once, the
+   * next version of a feed pushed too often was refused too: NewsBlur refuses a feed's pushes
+   * within a minute of the last it took.
+   */
+  private restAfter429(outcome: DeliveryOutcome, failures: number): number {
+    const { websubRetryBaseMs, websubRetryMaxMs } = this.deps.config;
+    if (outcome.retryAfterMs !== undefined) return Math.min(outcome.retryAfterMs, websubRetryMaxMs);
+    return backoff(failures, websubRetryBaseMs, websubRetryMaxMs);
+  }
+
+  /**
+   * Waits out the lane's rest after its subscriber's 429 (see restAfter429), holding no slot of
+   * its host, before the lane's next version; `after` is the version it answered. The lane stays
+   * meanwhile, even with nothing queued, so that versions queued while it rests wait too (and
+   * count their first attempts at once, as not delivered, see waitBehind). As while its host is
+   * paused, an rssCloud subscriber is then sent only the newest: each notification says the same.
+   */
+  private async rest(lane: Lane, after: number): Promise<void> {
+    const until = lane.restUntil;
+    lane.restUntil = 0;
+    lane.behindPause = true;
+    await this.waitBehind(lane, after, this.sleep(until - this.now()));
   }
 
   /**
@@ -1049,9 +1088,9 @@ class Jobs {
   }
 }
 
-/** Whether a failure says something about the host rather than about one subscription. */
+/** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */
 function hostFailed(outcome: DeliveryOutcome): boolean {
-  return outcome.status === undefined || outcome.status >= 500 || outcome.status === 429;
+  return outcome.status === undefined || outcome.status >= 500;
 }
 
 /**

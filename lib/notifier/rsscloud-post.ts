@@ -4,7 +4,7 @@
 import type { HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
-import { describeError } from './outcome.js';
+import { describeError, refused } from './outcome.js';
 
 export const RSSCLOUD_MAX_REDIRECTS = 5;
 
@@ -26,8 +26,7 @@ export class RssCloudPostSender implements Sender {
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
         readAtMost: REPLY_MAX_BYTES,
       });
-      const ok = res.status >= 200 && res.status < 300;
-      return ok ? { ok, status: res.status } : { ok, status: res.status, error: `HTTP ${res.status}` };
+      return res.status >= 200 && res.status < 300 ? { ok: true, status: res.status } : refused(res);
     } catch (e) {
       return { ok: false, error: describeError(e) };
     }

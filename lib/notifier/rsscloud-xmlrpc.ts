@@ -6,7 +6,7 @@ import type { Subscription } from '../model.js';
 import { buildMethodCall, parseMethodResponse } from '../xmlrpc.js';
 import { RSSCLOUD_MAX_REDIRECTS } from './rsscloud-post.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
-import { describeError } from './outcome.js';
+import { describeError, refused } from './outcome.js';
 
 const XML = { 'content-type': 'text/xml' };
 
@@ -28,7 +28,7 @@ export class RssCloudXmlRpcSender implements Sender {
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
         readAtMost: REPLY_MAX_BYTES,
       });
-      if (res.status < 200 || res.status >= 300) return { ok: false, status: res.status, error: `HTTP ${res.status}` };
+      if (res.status < 200 || res.status >= 300) return refused(res);
       // A methodResponse of `true` is a few hundred bytes and a fault a few more; a longer reply is
       // no methodResponse a client sends, so it is judged as any reply that cannot be read (by its
       // status), unparsed: parsing megabytes of XML held the hub's one thread for seconds.

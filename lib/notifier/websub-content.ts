@@ -3,11 +3,11 @@
 // subscription's own algorithm (sha1 for PubSubHubbub 0.3 readers) or WEBSUB_SIGNATURE_ALGORITHM.
 // Redirects are not followed: the REC counts every non-2xx as a failure.
 import type { SignatureAlgorithm } from '../config.js';
-import { retryAfterSeconds, type HttpClient } from '../http.js';
+import type { HttpClient } from '../http.js';
 import type { Subscription } from '../model.js';
 import { sign } from '../signature.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
-import { describeError } from './outcome.js';
+import { describeError, refused } from './outcome.js';
 
 /**
  * Self first: the REC fixes no order, and a subscriber library still in use (npm `pubsubhubbub`)
@@ -53,10 +53,7 @@ export class WebSubContentSender implements Sender {
     try {
       const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES, timeoutMs: this.timeoutMs });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
-      const outcome: DeliveryOutcome = { ok: false, status: res.status, gone: res.status === 410, error: `HTTP ${res.status}` };
-      const wait = res.status === 429 || res.status === 503 ? retryAfterSeconds(res.headers['retry-after'], Date.now()) : undefined;
-      if (wait !== undefined) outcome.retryAfterMs = wait * 1000;
-      return outcome;
+      return { ...refused(res), gone: res.status === 410 };
     } catch (e) {
       return { ok: false, error: describeError(e) };
     }
