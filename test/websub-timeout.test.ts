@@ -181,4 +181,37 @@ describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', 
       await stopping.destroy();
     }
   });
+
+  it('a WebSub delivery or verification that starts after a stop began is cut REQUEST_TIMEOUT_MS after its start too', async () => {
+    // Verifications start 300 ms after their request's answer, so that one starts within the stop.
+    const stopping = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000', WEBSUB_VERIFY_DELAY_MS: '300' });
+    let stopped = false;
+    try {
+      // Never answers a delivery (/d) nor a verification (/v); notes when the hub gave up on each.
+      const ended = new Map<string, number>();
+      const sub = await recorder((req, res) => void res.on('close', () => ended.set(req.path, Date.now())));
+      // The ping's read of its topic is answered 500 ms late: the ping holds the stop open (a stop
+      // lets requests to the hub finish), and the delivery it makes starts after the stop began.
+      const pinged = topics.set('/stop-later', { body: doc('pinged during the stop'), contentType: DOC_TYPE, delayMs: 500 });
+      await setSubscriptions(stopping, pinged, [{ url: `${sub.url}/d`, protocol: 'websub' }]);
+      const verified = topics.set('/stop-later-verify', { body: doc('subscribed during the stop'), contentType: DOC_TYPE });
+      expect((await subscribe(stopping, { 'hub.topic': verified, 'hub.callback': `${sub.url}/v` })).status).to.equal(202);
+      const pinging = ping(stopping, pinged);
+      await topics.rec.waitFor(1, (r) => r.path === '/stop-later');
+      const began = Date.now();
+      const stop = stopping.close().then(() => (stopped = true));
+      const [delivery] = await sub.waitFor(1, (r) => isPost(r) && r.path === '/d');
+      const [verification] = await sub.waitFor(1, (r) => isVerification(r) && r.path === '/v');
+      expect(delivery!.at, 'the delivery started after the stop began').to.be.above(began);
+      expect(verification!.at, 'the verification started after the stop began').to.be.above(began);
+      await pinging.catch(() => undefined);
+      await stop;
+      // Cut at REQUEST_TIMEOUT_MS (1 s) from their start, not held for WEBSUB_TIMEOUT_MS (3 s).
+      const lasted = { delivery: ended.get('/d')! - delivery!.at, verification: ended.get('/v')! - verification!.at };
+      expect(lasted.delivery < 2000 && lasted.verification < 2000, `lasted (ms): ${JSON.stringify(lasted)}`).to.equal(true);
+    } finally {
+      if (!stopped) await stopping.close();
+      await stopping.destroy();
+    }
+  });
 });
