@@ -813,6 +813,52 @@ describe('durable delivery', function () {
       await sleep(QUIET_MS);
       expect(host.matching(deliveries).length, 'requests to the host').to.be.at.most(4);
     });
+
+    it('WebSub: a 429 to a version\'s last attempt rests the subscription before its next version, for its Retry-After but never past WEBSUB_RETRY_MAX_MS', async () => {
+      // One attempt per version, and a Retry-After of an hour against a longest wait of 1.5 s.
+      const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_RETRY_MAX_MS: '1500' });
+      const topics = await topicServer();
+      let left = 1;
+      const host = await recorder((req, res) => {
+        if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '3600' }).end('Slow down');
+        res.writeHead(204).end();
+      });
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      await publishTo(hub, busy);
+      await host.waitFor(1, deliveries, 4000);
+      topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+      await publishTo(hub, busy);
+      // Sent at once, the next version meets the same refusal; waited for an hour, it is held far
+      // past the hub's own longest wait.
+      const tries = await host.waitFor(2, deliveries, 4000);
+      expect(guids(tries[1]!.body), 'the next version, taken').to.deep.equal(['b2']);
+      expect(gaps(tries)[0], 'ms between the refused version and the next').to.be.within(1500 - 10, 3000);
+    });
+
+    it('rssCloud (XML-RPC): the Retry-After of a 429 is waited out, and the changes made meanwhile are notified once', async () => {
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      let left = 1;
+      const host = await recorder((req, res) => {
+        if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': String(RETRY_AFTER_MS / 1000) }).end('Slow down');
+        res.writeHead(200, { 'content-type': 'text/xml' }).end('<?xml version="1.0"?><methodResponse><params><param><value><boolean>1</boolean></value></param></params></methodResponse>');
+      });
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/RPC2`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated', whenExpires: FAR_FUTURE }]);
+      expect((await ping(hub, busy)).success).to.equal(true);
+      await host.waitFor(1, deliveries, 4000);
+      // Two more changes while the subscriber asked the hub to wait: each notification says the same.
+      topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+      expect((await ping(hub, busy)).success).to.equal(true);
+      topics.set('/busy.xml', { body: rss(['b3', 'b2', 'b1']), contentType: RSS });
+      expect((await ping(hub, busy)).success).to.equal(true);
+      const tries = await host.waitFor(2, deliveries, 4000);
+      expect(gaps(tries)[0], 'ms between the refused notification and the next').to.be.at.least(RETRY_AFTER_MS - 10);
+      await settled(hub);
+      await sleep(QUIET_MS + 200);
+      expect(host.matching(deliveries), 'notifications: the refused one, then one for both changes').to.have.length(2);
+    });
   });
 
   describe('the store failing to remove a delivered version from the outbox', () => {
