@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { steppableClock } from './helpers/clock.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import {
   FeedServer,
   FirstBytes,
@@ -930,6 +930,30 @@ describe('rssCloud REST', function () {
       for (const feed of [restFeed, rpcFeed]) {
         await sub.waitFor(2, (r) => r.path === '/reader' && r.body.toString() === notifyBody(feed));
         expect(feeds.rec.matching((r) => r.path === new URL(feed).pathname)).to.have.length(2);
+      }
+    });
+
+    it('a stop after such a ping waits for its read, whose change is then delivered after the restart', async () => {
+      // The pinger was told the read failed only because it was late: the change it reports must
+      // not be lost to a stop that comes meanwhile (the store closed under the read).
+      sub.handler = subscriberOk;
+      const env = { REQUEST_TIMEOUT_MS: '1000', FETCH_MIN_INTERVAL_MS: '4000', POLL_ENABLED: 'false' };
+      const dir = await tempDataDir();
+      let running: TestHub | undefined = await startTestHub(env, dir);
+      try {
+        const feed = feeds.changing(unique('late-read-stop'));
+        const isRead = (r: { path: string }): boolean => r.path === new URL(feed).pathname;
+        const isNotified = (r: { path: string; body: Buffer }): boolean => r.path === '/stopped-reader' && r.body.toString() === notifyBody(feed);
+        await setSubscriptions(running, feed, [{ url: callbackOf(sub, '/stopped-reader'), protocol: 'http-post' }]);
+        expectXml(await ping(running, feed), 'result', true, MSG.pinged);
+        await sub.waitFor(1, isNotified);
+        expectXml(await ping(running, feed), 'result', false, MSG.pingReadError(feed));
+        await running.close();
+        expect(feeds.rec.matching(isRead), 'reads of the feed once the stop was over').to.have.length(2);
+        running = await startTestHub(env, dir);
+        await sub.waitFor(2, isNotified, 5000);
+      } finally {
+        await running?.destroy();
       }
     });
 
