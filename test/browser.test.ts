@@ -815,6 +815,61 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  it('follow() says nothing of a dropped stream that the browser opened again before the hub answered its question', async () => {
+    // The stream drops; the browser reconnects within 50 ms (retry: 50) while follow()'s HEAD is
+    // answered only 600 ms later. Reported then, "reconnecting" would stand over a live stream.
+    let streams = 0;
+    const fake = await Recorder.start((req, res) => {
+      const headers = { 'access-control-allow-origin': '*' };
+      if (req.method === 'HEAD') return void setTimeout(() => res.writeHead(200, { ...headers, 'content-type': 'text/event-stream' }).end(), 600);
+      const stream = res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+      if (streams++ === 0) stream.end('retry: 50\n\n');
+      else stream.write('retry: 60000\n\n');
+    });
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        window.__opened = 0;
+        window.__errors = [];
+        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onOpen: () => window.__opened++, onError: (info) => window.__errors.push(info) });
+      })`);
+      await page.waitForFunction('window.__opened === 2', undefined, { timeout: 5000 });
+      await fake.waitFor(1, (r) => r.method === 'HEAD', 5000);
+      // Past the HEAD's answer.
+      await sleep(900);
+      expect(fake.requests.map((r) => r.method), 'the stream, its question, the stream again').to.deep.equal(['GET', 'HEAD', 'GET']);
+      expect(await page.evaluate('window.__errors')).to.deep.equal([]);
+      await page.evaluate('window.__f.close()');
+    } finally {
+      fake.handler = (_req, res) => void res.writeHead(404).end();
+      await fake.close();
+    }
+  });
+
+  it("follow() keeps the status of a HEAD refusal whose GET for the hub's words found no hub: a 404 still stops it", async () => {
+    const fake = await Recorder.start((req, res) => {
+      const headers = { 'access-control-allow-origin': '*' };
+      // The stream and the HEAD are refused; the GET for the words meets a hub that went away.
+      if (req.method === 'GET' && req.headers.accept !== 'text/event-stream') return void res.socket?.destroy();
+      res.writeHead(404, { ...headers, 'content-type': 'text/plain; charset=utf-8' }).end('No such topic.\n');
+    });
+    try {
+      const page = await context!.newPage();
+      await page.goto(`${hub.url}/docs`);
+      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+        window.__errors = [];
+        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
+      })`);
+      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 5000 });
+      await sleep(500);
+      expect(await page.evaluate('window.__errors')).to.deep.equal([{ reconnecting: false, status: 404 }]);
+      expect(fake.requests.filter((r) => r.headers.accept === 'text/event-stream'), 'streams asked for: not again after a final refusal').to.have.length(1);
+    } finally {
+      await fake.close();
+    }
+  });
+
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
     const feedItems = [item('q1', 'Quiet one')];
     const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });
