@@ -836,6 +836,25 @@ describe('durable delivery', function () {
       expect(gaps(tries)[0], 'ms between the refused version and the next').to.be.within(1500 - 10, 3000);
     });
 
+    it('a 429 without Retry-After to a version\'s last attempt rests the subscription for the retry backoff', async () => {
+      // WEBSUB_RETRY_BASE_MS=1000: the backoff after one failure is 0.5–1 s.
+      const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_RETRY_BASE_MS: '1000' });
+      const topics = await topicServer();
+      let left = 1;
+      const host = await recorder((req, res) => {
+        if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain' }).end('Slow down');
+        res.writeHead(204).end();
+      });
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      await publishTo(hub, busy);
+      await host.waitFor(1, deliveries, 4000);
+      topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+      await publishTo(hub, busy);
+      const tries = await host.waitFor(2, deliveries, 4000);
+      expect(gaps(tries)[0], 'ms between the refused version and the next').to.be.at.least(500 - 10);
+    });
+
     it('rssCloud (XML-RPC): the Retry-After of a 429 is waited out, and the changes made meanwhile are notified once', async () => {
       const hub = await hubWith(ENV);
       const topics = await topicServer();
