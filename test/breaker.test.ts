@@ -51,21 +51,21 @@ describe('circuit breaker memory', () => {
     expect(b.waitUntil('dead:80') - now, 'still at the longest cooldown').to.equal(MAX);
   });
 
-  it('counts a 429 once per callback in a run of failures: one rate-limited feed never pauses its host, three different callbacks in a row do', () => {
+  it('counts a 429 once per subscription in a run of failures: one rate-limited feed never pauses its host, three different subscriptions in a row do', () => {
     const b = breaker();
     for (let i = 0; i < 10; i++) b.rateLimited('feeds:80', '/push/busy');
-    expect(b.waitUntil('feeds:80'), 'one callback refused ten times: not paused').to.equal(0);
+    expect(b.waitUntil('feeds:80'), 'one subscription refused ten times: not paused').to.equal(0);
     b.rateLimited('feeds:80', '/push/other');
-    expect(b.waitUntil('feeds:80'), 'two callbacks: not yet').to.equal(0);
+    expect(b.waitUntil('feeds:80'), 'two subscriptions: not yet').to.equal(0);
     b.success('feeds:80');
     b.rateLimited('feeds:80', '/push/third');
     expect(b.waitUntil('feeds:80'), 'a success in between starts the run afresh').to.equal(0);
     b.rateLimited('feeds:80', '/push/busy');
     b.rateLimited('feeds:80', '/push/other');
-    expect(b.waitUntil('feeds:80'), 'three different callbacks in a row: paused').to.be.greaterThan(now);
+    expect(b.waitUntil('feeds:80'), 'three different subscriptions in a row: paused').to.be.greaterThan(now);
   });
 
-  it('a probe answered 429 is a failed probe, even from a callback already counted', () => {
+  it('a probe answered 429 is a failed probe, even to a subscription already counted', () => {
     const b = breaker();
     for (const cb of ['/a', '/b', '/c']) b.rateLimited('feeds:80', cb);
     now = b.waitUntil('feeds:80');

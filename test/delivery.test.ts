@@ -814,6 +814,22 @@ describe('durable delivery', function () {
       expect(host.matching(deliveries).length, 'requests to the host').to.be.at.most(4);
     });
 
+    it('a host that answers 429 to every feed through one callback URL is still paused: a 429 from each of BREAKER_FAILURES different subscriptions in a row', async () => {
+      // Many subscribers (rssCloud aggregators above all) take every feed's pushes at one URL.
+      // Counted once per callback, an overloaded one was never paused, however many feeds it refused.
+      const hub = await hubWith(ENV);
+      const topics = await topicServer();
+      const host = await recorder((_req, res) => void res.writeHead(429, { 'content-type': 'text/plain' }).end('Slow down'));
+      const feeds = [0, 1, 2].map((i) => topics.set(`/all-${i}.xml`, { body: rss([`a${i}`]), contentType: RSS }));
+      for (const feed of feeds) await seed(hub, feed, [{ url: `${host.url}/push/all`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      for (const feed of feeds) await publishTo(hub, feed);
+      let paused: string[] = [];
+      for (const t0 = Date.now(); paused.length === 0 && Date.now() - t0 < 5000; await sleep(20)) paused = await pausedHosts(hub);
+      expect(paused).to.deep.equal([`127.0.0.1:${host.port}`]);
+      await sleep(QUIET_MS);
+      expect(host.matching(deliveries).length, 'requests to the host').to.be.at.most(4);
+    });
+
     it('WebSub: a 429 to a version\'s last attempt rests the subscription before its next version, for its Retry-After but never past WEBSUB_RETRY_MAX_MS', async () => {
       // One attempt per version, and a Retry-After of an hour against a longest wait of 1.5 s.
       const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_RETRY_MAX_MS: '1500' });

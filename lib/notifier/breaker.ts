@@ -18,7 +18,7 @@ interface HostState {
   cooldownMs: number;
   probing: boolean;
   lastFailureAt: number;
-  /** The callbacks whose 429 counted among `failures` (see rateLimited). */
+  /** The subscriptions whose 429 counted among `failures` (see rateLimited). */
   limited?: Set<string>;
 }
 
@@ -94,21 +94,24 @@ export class CircuitBreaker {
   }
 
   /**
-   * A 429 from one of the host's callbacks. Services such as NewsBlur rate-limit per feed: a
-   * feed pushed too often is refused while the host takes every other feed's pushes, and the
-   * subscription waits on its own (the notifier's retries and lane rests). So within a run of
-   * failures each callback's 429 counts once, whatever its number: the host is paused for 429s
-   * only when BREAKER_FAILURES different callbacks answer it in a row (with no success between),
-   * as a host refusing everything does. A probe answered 429 is a failed probe: the host was
-   * paused, and that answer does not show it takes deliveries again.
+   * A 429 to one subscription (`subscription`: its topic and callback, as subscriptionKey makes
+   * them) on the host. Services such as NewsBlur rate-limit per feed: a feed pushed too often is
+   * refused while the host takes every other feed's pushes, and the subscription waits on its
+   * own (the notifier's retries and lane rests). So within a run of failures each
+   * subscription's 429 counts once, whatever its number: the host is paused for 429s only when
+   * BREAKER_FAILURES different subscriptions are refused in a row (with no success between), as
+   * a host refusing everything does. Per subscription, not per callback: many subscribers (rssCloud
+   * aggregators above all) take every feed's pushes at one URL, and counted per callback such a
+   * host refusing everything was never paused. A probe answered 429 is a failed probe: the host
+   * was paused, and that answer does not show it takes deliveries again.
    */
-  rateLimited(host: string, callback: string): void {
+  rateLimited(host: string, subscription: string): void {
     const s = this.hosts.get(host);
     if (s?.probing) return this.failure(host);
-    if (s?.limited?.has(callback)) return;
+    if (s?.limited?.has(subscription)) return;
     this.failure(host);
     const counted = this.hosts.get(host)!;
-    (counted.limited ??= new Set()).add(callback);
+    (counted.limited ??= new Set()).add(subscription);
   }
 
   /**

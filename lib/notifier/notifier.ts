@@ -607,8 +607,9 @@ export class Notifier extends EventEmitter {
           // Any answer that is not the host failing (a 4xx) shows the host is up: that too
           // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
           // A 429 is this subscription being rate-limited, which its lane waits out, and counts
-          // against the host only as the breaker's rateLimited says.
-          if (outcome.status === 429) this.breaker.rateLimited(host, lane.callback);
+          // against the host only as the breaker's rateLimited says: once per subscription, not
+          // per callback, since many subscribers take every feed's pushes at one URL.
+          if (outcome.status === 429) this.breaker.rateLimited(host, subscriptionKey(lane.topic, lane.callback));
           else if (hostFailed(outcome)) this.breaker.failure(host);
           else this.breaker.success(host);
           const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
