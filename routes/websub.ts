@@ -138,7 +138,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   // subscribes again for what is left of its old lease, negative once that lease has run out,
   // and a 400 stopped its pushes for that feed for good.
   if (mode === 'subscribe' && lease !== null && lease !== '' && !/^(0+|-\d+)$/.test(lease)) {
-    if (!/^\d+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a positive integer (or 0 for the default lease).');
+    if (!/^\d+$/.test(lease)) return text(res, 400, 'hub.lease_seconds must be a whole number of seconds (0 or less for the default lease).');
     // However long, it is a valid request: the hub grants at most WEBSUB_LEASE_MAX_SECONDS.
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }

@@ -584,7 +584,9 @@ describe('WebSub hub', function () {
       expect(sub.verifications('subscribe', '/spent')[0]!.query.get('hub.lease_seconds')).to.equal('864000');
       expect((await subscriptionsOf(hub, topic)).map((s) => s.url).sort()).to.deep.equal([sub.callback('/spent'), sub.callback('/zero')].sort());
       for (const lease of ['-1.5', '1.5', '--1', '- 1', 'forever']) {
-        await expectRefused(await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/bad'), 'hub.lease_seconds': lease }));
+        // The refusal names what is taken: a negative whole number is, so "positive" was untrue.
+        const words = await expectRefused(await subscribe(hub, { 'hub.topic': topic, 'hub.callback': sub.callback('/bad'), 'hub.lease_seconds': lease }));
+        expect(words.trim()).to.equal('hub.lease_seconds must be a whole number of seconds (0 or less for the default lease).');
       }
     });
 
