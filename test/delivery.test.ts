@@ -852,6 +852,21 @@ describe('durable delivery', function () {
       expect(gaps(tries)[0], 'ms between the refused version and the next').to.be.within(1500 - 10, 3000);
     });
 
+    it('a stop does not wait out a rest: a subscriber that asked for an hour holds the stop no longer than any other', async () => {
+      const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1' });
+      const topics = await topicServer();
+      const host = await recorder((_req, res) => void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '3600' }).end('Slow down'));
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      await publishTo(hub, busy);
+      await host.waitFor(1, deliveries, 4000);
+      // The version is done with (its one attempt refused) once it leaves the outbox: the lane rests.
+      expect(await outboxWhen(hub, (bodies) => bodies.length === 0)).to.deep.equal([]);
+      const began = Date.now();
+      await hub.close();
+      expect(Date.now() - began, 'ms the stop took').to.be.below(5000);
+    });
+
     it('a 429 without Retry-After to a version\'s last attempt rests the subscription for the retry backoff', async () => {
       // WEBSUB_RETRY_BASE_MS=1000: the backoff after one failure is 0.5–1 s.
       const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_RETRY_BASE_MS: '1000' });
