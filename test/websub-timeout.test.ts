@@ -183,16 +183,17 @@ describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', 
   });
 
   it('a WebSub delivery or verification that starts after a stop began is cut REQUEST_TIMEOUT_MS after its start too', async () => {
-    // Verifications start 300 ms after their request's answer, so that one starts within the stop.
-    const stopping = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000', WEBSUB_VERIFY_DELAY_MS: '300' });
+    // Verifications start 600 ms after their request's answer, so that one starts within the stop
+    // (which must begin first: the ping sent and its read arrived, room for a loaded machine).
+    const stopping = await startTestHub({ REQUEST_TIMEOUT_MS: '1000', WEBSUB_TIMEOUT_MS: '3000', WEBSUB_VERIFY_DELAY_MS: '600' });
     let stopped = false;
     try {
       // Never answers a delivery (/d) nor a verification (/v); notes when the hub gave up on each.
       const ended = new Map<string, number>();
       const sub = await recorder((req, res) => void res.on('close', () => ended.set(req.path, Date.now())));
-      // The ping's read of its topic is answered 500 ms late: the ping holds the stop open (a stop
+      // The ping's read of its topic is answered 900 ms late: the ping holds the stop open (a stop
       // lets requests to the hub finish), and the delivery it makes starts after the stop began.
-      const pinged = topics.set('/stop-later', { body: doc('pinged during the stop'), contentType: DOC_TYPE, delayMs: 500 });
+      const pinged = topics.set('/stop-later', { body: doc('pinged during the stop'), contentType: DOC_TYPE, delayMs: 900 });
       await setSubscriptions(stopping, pinged, [{ url: `${sub.url}/d`, protocol: 'websub' }]);
       const verified = topics.set('/stop-later-verify', { body: doc('subscribed during the stop'), contentType: DOC_TYPE });
       expect((await subscribe(stopping, { 'hub.topic': verified, 'hub.callback': `${sub.url}/v` })).status).to.equal(202);
