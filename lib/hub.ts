@@ -97,6 +97,16 @@ const VERIFICATION_CHUNK = 500;
  */
 const FIRST_ATTEMPTS_GRACE_MS = 1000;
 
+/**
+ * How long a weblogUpdates ping waits for its reads before it is answered with thanks, the
+ * reads going on. WordPress gives the answer 3 s (`$client->timeout = 3` in weblog_ping) and,
+ * when its extendedPing gets none, sends the same site a second ping, weblogUpdates.ping: a
+ * feed or home page that took longer to read (a site busy right after publishing, a page then
+ * its feeds) was read twice and taken for failed. Later than this, a read that fails is only
+ * logged: the pinger has gone or soon will.
+ */
+const SITE_PING_ANSWER_MS = 2500;
+
 /** A timer settling `reached` after ms, and the way to stop it once nothing waits for it. */
 function deadline(ms: number): { reached: Promise<'late'>; clear: () => void } {
   let timer: NodeJS.Timeout | undefined;
@@ -280,18 +290,29 @@ export class Hub extends EventEmitter {
 
   /**
    * weblogUpdates ping: a site changed. The feed the caller named is read as it is; without
-   * one, the site's page stands for its feeds. Resolves once the feeds are read (blogging tools
-   * wait only a few seconds for the answer); deliveries go on in the background, as for a
-   * WebSub publish.
+   * one, the site's page stands for its feeds. Resolves once the feeds are read, or after
+   * SITE_PING_ANSWER_MS with thanks while the reads go on (see there); deliveries go on in the
+   * background, as for a WebSub publish.
    */
   async pingSite(req: SitePingRequest): Promise<SitePingResult> {
     const url = req.feedUrl ?? req.siteUrl;
     const refused = await this.checkPing(url);
     if (refused) return { error: refused };
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
-    const { error, fanOut } = await this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
-    this.track(fanOut);
-    return { error };
+    const work = this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
+    const answerBy = deadline(SITE_PING_ANSWER_MS);
+    try {
+      const pinged = await Promise.race([work, answerBy.reached]);
+      if (pinged === 'late') {
+        this.deps.log.info('weblogUpdates ping: feeds not read yet, answered; the reads go on', { site: url });
+        this.track(work.then((p) => p.fanOut));
+        return { error: null };
+      }
+      this.track(pinged.fanOut);
+      return { error: pinged.error };
+    } finally {
+      answerBy.clear();
+    }
   }
 
   /** The limits every ping obeys: URL bounds, and MIN_SECS_BETWEEN_PINGS per topic. */

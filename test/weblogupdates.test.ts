@@ -202,6 +202,25 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       expect(reads(b.homePath)).to.equal(0);
     });
 
+    it('a feed slower to read than WordPress waits (3 s) is answered with thanks at 2.5 s, read once, and its change still reaches subscribers', async () => {
+      const b = blog();
+      const cloud = await Recorder.start(subscriberOk);
+      extra.push(cloud);
+      expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
+      cloud.reset();
+      web.rec.reset();
+      // The blog busy right after publishing: its feed takes 3.2 s (within REQUEST_TIMEOUT_MS, 4 s).
+      web.set(b.feedPath, { body: rssFeed(b.home, ['slow-news', 'hello-world']), contentType: RSS, delayMs: 3200 });
+      const asked = Date.now();
+      // Unanswered after 3 s, WordPress takes its extendedPing for failed and pings again.
+      expect(await call('weblogUpdates.extendedPing', ['A blog', b.home, b.feed])).to.deep.equal(answer(THANKS));
+      expect(Date.now() - asked, "answered within WordPress's 3 s").to.be.below(3000);
+      expect(cloud.requests, 'answered before the read ended').to.have.length(0);
+      const [notified] = await cloud.waitFor(1, (r) => r.method === 'POST' && r.path === '/notify');
+      expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
+      expect(reads(b.feedPath)).to.equal(1);
+    });
+
     it('the fallback ping(blog name, home URL): the feed is discovered from <link rel="alternate"> on the home page', async () => {
       const b = blog((base) => `<link rel="alternate" type="application/rss+xml" title="A blog &raquo; Feed" href="${base}feed/">`);
       expect(await call('weblogUpdates.ping', ['A blog', b.home])).to.deep.equal(answer(THANKS));
