@@ -50,6 +50,10 @@ export interface Config {
   enableTestApi: boolean;
   maxResponseBytes: number;
   deliveryConcurrency: number;
+  /** How long a delivery may go unanswered before it waits on without its DELIVERY_CONCURRENCY slot. */
+  deliveryLingerAfterMs: number;
+  /** Deliveries waiting on at once without a DELIVERY_CONCURRENCY slot. */
+  deliveryLingering: number;
   fetchConcurrency: number;
   websubLeaseDefaultSeconds: number;
   websubLeaseMinSeconds: number;
@@ -381,6 +385,8 @@ export function loadConfig(env: Env = process.env): Config {
     enableTestApi: bool(env, 'ENABLE_TEST_API', false),
     maxResponseBytes: int(env, 'MAX_RESPONSE_BYTES', 5 * 1024 * 1024, 1024),
     deliveryConcurrency: int(env, 'DELIVERY_CONCURRENCY', 64, 1, 10_000),
+    deliveryLingerAfterMs: int(env, 'DELIVERY_LINGER_AFTER_MS', 1000, 1, 600_000),
+    deliveryLingering: int(env, 'DELIVERY_LINGERING', 256, 0, 100_000),
     fetchConcurrency: int(env, 'FETCH_CONCURRENCY', 128, 1, 10_000),
     websubLeaseDefaultSeconds: Math.min(leaseMax, Math.max(leaseMin, leaseDefault)),
     websubLeaseMinSeconds: leaseMin,

@@ -537,6 +537,72 @@ describe('durable delivery', function () {
     });
   });
 
+  // ---- callbacks that never answer, on many hosts ------------------------------------------
+
+  describe('callbacks that accept the connection and never answer, one per host (DELIVERY_CONCURRENCY=4, DELIVERY_LINGER_AFTER_MS=300)', () => {
+    const CONCURRENCY = 4;
+    const ENV = { DELIVERY_LINGER_AFTER_MS: '300', DELIVERY_CONCURRENCY: String(CONCURRENCY), DELIVERY_PER_HOST: String(CONCURRENCY) };
+
+    /** `n` subscribers, each on a host (port) of its own, that never answer; `ended` gets the time each request's connection closed. */
+    async function hangers(n: number): Promise<{ recs: Recorder[]; ended: number[]; open: () => number; mostOpen: () => number }> {
+      const ended: number[] = [];
+      let open = 0;
+      let mostOpen = 0;
+      const recs: Recorder[] = [];
+      for (let i = 0; i < n; i++) {
+        recs.push(
+          await recorder((_req, res) => {
+            mostOpen = Math.max(mostOpen, ++open);
+            res.on('close', () => {
+              open--;
+              ended.push(Date.now());
+            });
+          }),
+        );
+      }
+      return { recs, ended, open: () => open, mostOpen: () => mostOpen };
+    }
+
+    const subAt = (port: number, path: string, protocol: SeedSub['protocol']): SeedSub => ({ url: `http://127.0.0.1:${port}${path}`, protocol, whenExpires: FAR_FUTURE });
+
+    for (const protocol of ['websub', 'http-post'] as const) {
+      it(`${protocol}: twice DELIVERY_CONCURRENCY of them, first in line, do not hold up 100 healthy subscribers: each is delivered while every hanging request still waits for its timeout (4 s)`, async () => {
+        const hub = await hubWith({ ...ENV, REQUEST_TIMEOUT_MS: '4000', WEBSUB_TIMEOUT_MS: '4000' });
+        const topics = await topicServer();
+        const hung = await hangers(2 * CONCURRENCY);
+        const healthy = await recorder(answer(200));
+        const topic = topics.set(`/hangers-${protocol}`, { body: 'hello\n', contentType: 'text/plain' });
+        await seed(hub, topic, [...hung.recs.map((r) => subAt(r.port, '/hang', protocol)), ...Array.from({ length: 100 }, (_, i) => subAt(healthy.port, `/ok/${i}`, protocol))]);
+
+        if (protocol === 'websub') await publishTo(hub, topic);
+        // Answered once the hangers' first attempts end, after this test: only its fan-out matters here.
+        else void ping(hub, topic).catch(() => undefined);
+        const arrived = await healthy.waitFor(100, deliveries, 10_000);
+        const lastHealthy = Math.max(...arrived.map((r) => r.at));
+        // Holding their slots until their timeout, the first four hanging requests kept every
+        // healthy delivery waiting until they were cut, and the next four after them.
+        expect(hung.ended, 'hanging requests cut before the last healthy delivery').to.deep.equal([]);
+        const hangingSince = hung.recs.map((r) => r.requests[0]?.at);
+        expect(hangingSince.every((at) => at !== undefined && at <= lastHealthy), 'every hanger had its request before the last healthy delivery').to.equal(true);
+        expect(hung.open(), 'still hanging').to.equal(2 * CONCURRENCY);
+      });
+    }
+
+    it('waits on without a slot only up to DELIVERY_LINGERING of them at once (2): the others keep theirs, so at most DELIVERY_CONCURRENCY + DELIVERY_LINGERING requests are open', async () => {
+      const LINGERING = 2;
+      const hub = await hubWith({ ...ENV, WEBSUB_TIMEOUT_MS: '1500', DELIVERY_LINGERING: String(LINGERING) });
+      const topics = await topicServer();
+      const hung = await hangers(2 * CONCURRENCY);
+      const topic = topics.set('/lingering', { body: 'hello\n', contentType: 'text/plain' });
+      await seed(hub, topic, hung.recs.map((r) => subAt(r.port, '/hang', 'websub')));
+
+      await publishTo(hub, topic);
+      // The first to be cut (at WEBSUB_TIMEOUT_MS, 1.5 s here) frees a place; until then no more go out.
+      while (hung.ended.length === 0) await sleep(50);
+      expect(hung.mostOpen(), 'requests open at once').to.equal(CONCURRENCY + LINGERING);
+    });
+  });
+
   // ---- the circuit breaker --------------------------------------------------------------
 
   describe('the circuit breaker (BREAKER_FAILURES=3, BREAKER_COOLDOWN_MS=1000)', () => {

@@ -14,7 +14,7 @@ export class HostLimiter {
     this.global = new Limiter(globalMax);
   }
 
-  async run<T>(host: string, task: () => Promise<T>): Promise<T> {
+  async run<T>(host: string, task: (giveBack: () => void) => Promise<T>): Promise<T> {
     const forHost = this.hostLimiter(host).acquire();
     if (forHost) await forHost;
     return this.runHeld(host, task);
@@ -31,15 +31,26 @@ export class HostLimiter {
     if (this.hostLimiter(host).enter(start)) start();
   }
 
-  /** Runs `task` with the host slot the caller holds (from enter), then a global slot; gives both back. */
-  async runHeld<T>(host: string, task: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `task` with the host slot the caller holds (from enter), then a global slot; gives both
+   * back. The task may give its global slot back sooner with `giveBack` (once; later calls do
+   * nothing), keeping its host slot: a request left waiting for a subscriber that does not answer
+   * costs a socket, not work, and must not keep other hosts' deliveries waiting (see Notifier).
+   */
+  async runHeld<T>(host: string, task: (giveBack: () => void) => Promise<T>): Promise<T> {
     try {
       const forAll = this.global.acquire();
       if (forAll) await forAll;
-      try {
-        return await task();
-      } finally {
+      let holding = true;
+      const giveBack = (): void => {
+        if (!holding) return;
+        holding = false;
         this.global.release();
+      };
+      try {
+        return await task(giveBack);
+      } finally {
+        giveBack();
       }
     } finally {
       this.leave(host);

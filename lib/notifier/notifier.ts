@@ -137,7 +137,7 @@ type Attempt =
   | { behind: true }
   | { skipped: DeliveryOutcome }
   | { pausedUntil: number; sub: Subscription }
-  | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number };
+  | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number; place: Limiter };
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
@@ -156,6 +156,11 @@ export class Notifier extends EventEmitter {
   private readonly outcomes: OutcomeBatch;
   /** Deliveries sent whose outcome is not yet durable (see deliverVersion). */
   private readonly unrecorded: Limiter;
+  /**
+   * Deliveries unanswered past DELIVERY_LINGER_AFTER_MS that gave their global slot back (see
+   * linger), each holding a place here instead of `unrecorded`'s until its outcome is durable.
+   */
+  private readonly lingering: Limiter;
   private readonly jobs = new Jobs();
   private readonly lanes = new Map<string, Lane>();
   private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
@@ -190,6 +195,7 @@ export class Notifier extends EventEmitter {
     });
     this.outcomes = new OutcomeBatch(deps.store);
     this.unrecorded = new Limiter(config.deliveryConcurrency * UNRECORDED_PER_SLOT);
+    this.lingering = new Limiter(config.deliveryLingering);
     const post = new RssCloudPostSender(deps.http);
     this.senders = {
       'http-post': post,
@@ -555,8 +561,8 @@ export class Notifier extends EventEmitter {
         // back, but each send first takes one of `unrecorded`'s places and keeps it until its
         // outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
         // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
-        // store that falls behind holds the slots back.
-        const turn = async (): Promise<Attempt> => {
+        // store that falls behind holds the slots back; and DELIVERY_LINGERING more that linger.
+        const turn = async (giveBack: () => void): Promise<Attempt> => {
           // A turn queued for the host's slot when the hub began closing sends nothing.
           if (this.closed) return { closing: true };
           // An older version joined the lane while this one waited (for it, for the slot, for a
@@ -577,11 +583,12 @@ export class Notifier extends EventEmitter {
           if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
           let outcome: DeliveryOutcome;
           let started: number;
+          let place = this.unrecorded;
           try {
             const pausedUntil = this.breaker.waitUntil(host);
             if (pausedUntil > 0) return { pausedUntil, sub };
-            const place = this.unrecorded.acquire();
-            if (place) await place;
+            const free = this.unrecorded.acquire();
+            if (free) await free;
             // That wait is longest when the store falls behind, as under the flood that fills the outbox.
             if (this.jobs.givenUp(lane.topic, version)) {
               this.unrecorded.release();
@@ -591,13 +598,21 @@ export class Notifier extends EventEmitter {
             lane.behindPause = false;
             started = this.now();
             const slow = this.countSlow(lane, version, sub);
+            // `place`: the limiter holding this send's place until its outcome is durable,
+            // `unrecorded`, or `lingering` once it lingers (see linger).
+            const lingers = setTimeout(() => {
+              if (!this.linger()) return;
+              place = this.lingering;
+              giveBack();
+            }, config.deliveryLingerAfterMs);
             try {
               outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
             } catch (e) {
-              this.unrecorded.release();
+              place.release();
               this.breaker.probeNotSent(host);
               throw e;
             } finally {
+              clearTimeout(lingers);
               clearTimeout(slow);
               lane.slow = false;
             }
@@ -619,7 +634,7 @@ export class Notifier extends EventEmitter {
           const asked = Math.min(outcome.retryAfterMs ?? 0, config.websubRetryMaxMs);
           const delay = retry ? Math.max(asked, backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)) : 0;
           const final = !retry || this.now() + delay >= sub.whenExpires;
-          return { sub, content, outcome, final, delay, started };
+          return { sub, content, outcome, final, delay, started, place };
         };
         const turnTaken = held ? this.limiter.runHeld(host, turn) : this.limiter.run(host, turn);
         held = false;
@@ -656,11 +671,11 @@ export class Notifier extends EventEmitter {
           await this.waitBehind(lane, version, this.sleep(tried.pausedUntil - this.now(), host));
           continue;
         }
-        const { sub, content, outcome, final, delay, started } = tried;
+        const { sub, content, outcome, final, delay, started, place } = tried;
         try {
           await this.record(sub, version, outcome, final);
         } finally {
-          this.unrecorded.release();
+          place.release();
         }
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
@@ -952,6 +967,24 @@ export class Notifier extends EventEmitter {
       this.settleFirst(lane, version, STILL_WAITING);
       this.settleBehind(lane);
     }, requestTimeoutMs);
+  }
+
+  /**
+   * A send still unanswered (or unconnected) after DELIVERY_LINGER_AFTER_MS may wait on, up to its
+   * timeout, without its DELIVERY_CONCURRENCY slot, which it then gives back (keeping its host's),
+   * if one of DELIVERY_LINGERING places is free: true when it took one. Such a send costs the hub
+   * a socket and no work. Holding their slots, callbacks that accept a connection and never
+   * answer, or whose address drops the connection attempt, spread over many hosts (each within
+   * DELIVERY_PER_HOST), held every slot for their whole timeout (WebSub's 15 s), and every other
+   * subscriber's deliveries, of every topic, queued behind them: 200 such among 2,000 healthy
+   * subscribers made the fan-out take 3 minutes instead of under a second, their retries queued
+   * ahead of the healthy ones again and again. The places bound the sockets, and what a kill can
+   * make subscribers receive twice, as `unrecorded` does for the slots.
+   */
+  private linger(): boolean {
+    if (!this.lingering.tryAcquire()) return false;
+    this.unrecorded.release();
+    return true;
   }
 
   /** Counts as not delivered the first attempts the lane owes, but `except`'s: they wait behind an older version's retries. */
