@@ -601,6 +601,43 @@ describe('durable delivery', function () {
       while (hung.ended.length === 0) await sleep(50);
       expect(hung.mostOpen(), 'requests open at once').to.equal(CONCURRENCY + LINGERING);
     });
+
+    it('a lingering delivery gives its place back once recorded: the next version to the same hanging callbacks lingers again, and healthy subscribers are not held up either time', async () => {
+      // Places kept after the send, or left with `unrecorded`, ran out after DELIVERY_LINGERING
+      // hanging requests: from then on every hanger held its slot to its timeout again.
+      const hub = await hubWith({ ...ENV, DELIVERY_LINGERING: String(CONCURRENCY), WEBSUB_MAX_ATTEMPTS: '1', REQUEST_TIMEOUT_MS: '2000', WEBSUB_TIMEOUT_MS: '2000' });
+      const topics = await topicServer();
+      const hung = await hangers(CONCURRENCY);
+      const healthy = await recorder(answer(200));
+      const topic = topics.set('/lingering-again', { body: 'one\n', contentType: 'text/plain' });
+      await seed(hub, topic, [...hung.recs.map((r) => subAt(r.port, '/hang', 'websub')), ...Array.from({ length: 20 }, (_, i) => subAt(healthy.port, `/ok/${i}`, 'websub'))]);
+
+      for (const [round, body] of [[1, 'one\n'], [2, 'two\n']] as const) {
+        topics.set('/lingering-again', { body, contentType: 'text/plain' });
+        const endedBefore = hung.ended.length;
+        await publishTo(hub, topic);
+        const arrived = await healthy.waitFor(20 * round, deliveries, 10_000);
+        expect(hung.ended.length, `round ${round}: hanging requests cut before the last healthy delivery`).to.equal(endedBefore);
+        expect(arrived.map((r) => r.body.toString()).slice(-20)).to.deep.equal(Array(20).fill(body));
+        while (hung.ended.length < CONCURRENCY * round) await sleep(50);
+        await settled(hub);
+      }
+    });
+
+    it('never holds more than DELIVERY_CONCURRENCY + DELIVERY_LINGERING requests open, as hanging requests end and others take their slots and places', async () => {
+      // A slot or place given back twice let one more request out each time a lingering one ended.
+      const LINGERING = 1;
+      const SLOTS = 2;
+      const hub = await hubWith({ ...ENV, DELIVERY_CONCURRENCY: String(SLOTS), DELIVERY_LINGER_AFTER_MS: '100', DELIVERY_LINGERING: String(LINGERING), WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_TIMEOUT_MS: '500' });
+      const topics = await topicServer();
+      const hung = await hangers(10);
+      const topic = topics.set('/lingering-bound', { body: 'hello\n', contentType: 'text/plain' });
+      await seed(hub, topic, hung.recs.map((r) => subAt(r.port, '/hang', 'websub')));
+
+      await publishTo(hub, topic);
+      while (hung.ended.length < 10) await sleep(50);
+      expect(hung.mostOpen(), 'requests open at once').to.equal(SLOTS + LINGERING);
+    });
   });
 
   // ---- the circuit breaker --------------------------------------------------------------

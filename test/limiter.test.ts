@@ -112,3 +112,66 @@ describe('HostLimiter, entries that give their slot straight back', () => {
     expect(limiter.pending).to.equal(0);
   });
 });
+
+describe('HostLimiter, a task that gives its global slot back (giveBack)', () => {
+  it('hands the global slot to the next waiter at once, keeps its host slot until it ends, and gives the global slot back only once however often it is called', async () => {
+    // A delivery left waiting for a subscriber that never answers gives its global slot back
+    // (Notifier's linger): given back twice, the limiter let more than `globalMax` run at once.
+    const limiter = new HostLimiter(1, 1);
+    const ran: string[] = [];
+    let giveBackA: () => void = () => undefined;
+    let endA: () => void = () => undefined;
+    const gates = new Map<string, () => void>();
+    const a = limiter.run('a:1', (giveBack) => {
+      ran.push('a');
+      giveBackA = giveBack;
+      return new Promise<void>((resolve) => (endA = resolve));
+    });
+    const task = (name: string) => (): Promise<void> => {
+      ran.push(name);
+      return new Promise<void>((resolve) => gates.set(name, resolve));
+    };
+    const a2 = limiter.run('a:1', task('a2'));
+    const b = limiter.run('b:1', task('b'));
+    const c = limiter.run('c:1', task('c'));
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    await turn();
+    expect(ran).to.deep.equal(['a']);
+    giveBackA();
+    giveBackA();
+    await turn();
+    // b took the global slot; a still holds a:1's, so a2 waits; c waits for the global one.
+    expect(ran).to.deep.equal(['a', 'b']);
+    endA();
+    await a;
+    await turn();
+    expect(ran, 'a ending gave back its host slot only').to.deep.equal(['a', 'b']);
+    gates.get('b')!();
+    await b;
+    await turn();
+    // a2 took a:1's slot when a ended and then queued for the global one, behind c.
+    expect(ran).to.deep.equal(['a', 'b', 'c']);
+    gates.get('c')!();
+    await c;
+    await turn();
+    expect(ran).to.deep.equal(['a', 'b', 'c', 'a2']);
+    gates.get('a2')!();
+    await a2;
+    expect(limiter.pending).to.equal(0);
+  });
+});
+
+describe('Limiter.tryAcquire', () => {
+  it('takes a free slot, and says false without queueing when none is', () => {
+    const limiter = new Limiter(2);
+    expect(limiter.tryAcquire()).to.equal(true);
+    expect(limiter.tryAcquire()).to.equal(true);
+    expect(limiter.tryAcquire()).to.equal(false);
+    expect(limiter.pending).to.equal(2);
+    limiter.release();
+    expect(limiter.tryAcquire()).to.equal(true);
+    limiter.release();
+    limiter.release();
+    expect(limiter.pending).to.equal(0);
+  });
+});
