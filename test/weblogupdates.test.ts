@@ -8,6 +8,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
+import { createLogger } from '../lib/log.js';
 import type { Site } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { Recorder, sleep } from './helpers/recorder.js';
@@ -219,6 +220,27 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       const [notified] = await cloud.waitFor(1, (r) => r.method === 'POST' && r.path === '/notify');
       expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
       expect(reads(b.feedPath)).to.equal(1);
+    });
+
+    it('a feed that fails only after the thanks (3.2 s, then 500) is logged as unreadable, never thrown or taken for a failure of the hub', async () => {
+      // The pinger has its answer; what the read learns later can only go to the log.
+      const log: Record<string, unknown>[] = [];
+      const own = await startTestHub({}, undefined, { log: createLogger('info', (line) => void log.push(JSON.parse(line) as Record<string, unknown>)) });
+      extra.push(own);
+      const feedServer = await Recorder.start(async (_req, res) => {
+        await sleep(3200);
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('busy');
+      });
+      extra.push(feedServer);
+      const feed = `${feedServer.url}/feed/`;
+      const asked = Date.now();
+      expect(await call('weblogUpdates.extendedPing', ['A blog', `${feedServer.url}/`, feed], own)).to.deep.equal(answer(THANKS));
+      expect(Date.now() - asked, "answered within WordPress's 3 s").to.be.below(3000);
+      expect(feedServer.requests, 'read under way').to.have.length(1);
+      await settled(own);
+      const said = log.filter((l) => l['topic'] === feed || l['site'] === feed);
+      expect(said.map((l) => l['msg']), JSON.stringify(said)).to.include('ping: topic unreadable');
+      expect(log.filter((l) => l['level'] === 'error'), 'errors logged').to.deep.equal([]);
     });
 
     it('the fallback ping(blog name, home URL): the feed is discovered from <link rel="alternate"> on the home page', async () => {
