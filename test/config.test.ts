@@ -28,6 +28,9 @@ const BAD: Record<string, string> = {
   RATE_LIMIT_PER_MINUTE: 'lots',
   POLL_ENABLED: 'sometimes',
   DATABASE_URL: 'mysql://db.example/pushbutton',
+  // 0 ms would take every delivery's slot back at once: DELIVERY_LINGERING=0 is the way to turn lingering off.
+  DELIVERY_LINGER_AFTER_MS: '0',
+  DELIVERY_LINGERING: '-1',
 };
 
 describe('configuration', () => {
@@ -49,6 +52,9 @@ describe('configuration', () => {
     expect(c.websubLeaseDefaultSeconds).to.equal(864000);
     // Longer than the 60 s idle timeout of the usual load balancers.
     expect(c.serverKeepAliveTimeoutMs).to.equal(65000);
+    expect(c.deliveryLingerAfterMs).to.equal(1000);
+    expect(c.deliveryLingering).to.equal(256);
+    expect(loadConfig({ DELIVERY_LINGERING: '0' }).deliveryLingering, 'lingering turned off').to.equal(0);
   });
 
   for (const [name, value] of Object.entries(BAD)) {
