@@ -3,17 +3,19 @@
 // (CI reads it).
 //
 //   lane 1: the embedded-store suites that wait longest on other processes (several hubs, a
-//           PostgreSQL server stopped and started): WAIT_LONG below; then the WebSub suite;
+//           PostgreSQL server stopped and started): WAIT_LONG below; then the browser suite
+//           (BROWSER);
 //   lane 2: the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql:
 //           every hub on the PostgreSQL store (test/helpers/store-under-test.ts), every
-//           top-level suite titled "[postgresql] …"; then the browser suite (BROWSER);
+//           top-level suite titled "[postgresql] …"; then the embedded WebSub suite;
 //   lane 3: the other embedded-store suites that spend their time waiting on protocol timers:
 //           WAIT below;
 //   lane 4: every other test file on the embedded store.
 //
 // The suites mostly wait, so one after the other they left the cores idle most of the time;
 // four lanes take about a quarter as long as one (three took 4 m 31 s by the end of 2026-12-04,
-// close to the 5-minute budget, with the cores still half idle; four: 3 m 37 s). Every test file
+// close to the 5-minute budget, with the cores still half idle; four: 3 m 37 s; 4 m 2 s once the
+// PostgreSQL lane had grown, and less again with the browser and WebSub suites swapped). Every test file
 // still runs exactly as `npx mocha` runs it (each run is its own process, with its own
 // throwaway PostgreSQL server); lane 1's output is shown as it comes,
 // the other runs' output whole, once the run before is done, so their lines never interleave.
@@ -61,11 +63,11 @@ function embeddedConfig(name, files) {
 const LANES = [
   [
     { name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' },
-    { name: 'embedded store, WebSub', config: embeddedConfig('websub', WEBSUB), store: 'embedded' },
+    { name: 'embedded store, in a real browser', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
   ],
   [
     { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
-    { name: 'embedded store, in a real browser', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
+    { name: 'embedded store, WebSub', config: embeddedConfig('websub', WEBSUB), store: 'embedded' },
   ],
   [{ name: 'embedded store, suites that wait on timers', config: embeddedConfig('wait', WAIT), store: 'embedded' }],
   [{ name: 'embedded store, the other suites', config: embeddedConfig('other', ALL.filter((f) => !SLOW.includes(f))), store: 'embedded' }],
