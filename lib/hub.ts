@@ -241,15 +241,13 @@ export class Hub extends EventEmitter {
       const refused = await this.checkPing(url);
       if (refused) return refused;
       this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
-      const work = this.pingUrl(url, 'topic', 'rssCloud');
-      const pinged = await Promise.race([work, answerBy.reached]);
+      const pinged = await this.pingedBy(this.pingUrl(url, 'topic', 'rssCloud'), answerBy.reached);
       if (pinged === 'late') {
         // Not read in time (queued behind another read of the topic, FETCH_MIN_INTERVAL_MS, a
         // site's page and then its feeds): the pinger hears what a read that timed out gets, as
         // for one that waited too long for a FETCH_CONCURRENCY slot. Told it worked, it would
         // never hear of a read that fails after; asked again, it joins the read or finds it done.
         this.deps.log.info('ping: topic not read in time, answered as unreadable; the read goes on', { topic: url });
-        this.track(work.then((p) => p.fanOut));
         return { code: 'resource_unreadable', url };
       }
       await this.firstAttempts(pinged.fanOut, answerBy.reached);
@@ -257,6 +255,16 @@ export class Hub extends EventEmitter {
     } finally {
       answerBy.clear();
     }
+  }
+
+  /**
+   * What a ping's reads give, or 'late' once `answerBy` comes first: they then go on in the
+   * background, tracked with their fan-out, so a stop waits for them.
+   */
+  private async pingedBy(work: Promise<Pinged>, answerBy: Promise<'late'>): Promise<Pinged | 'late'> {
+    const pinged = await Promise.race([work, answerBy]);
+    if (pinged === 'late') this.track(work.then((p) => p.fanOut));
+    return pinged;
   }
 
   /**
@@ -299,13 +307,11 @@ export class Hub extends EventEmitter {
     const refused = await this.checkPing(url);
     if (refused) return { error: refused };
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
-    const work = this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
     const answerBy = deadline(SITE_PING_ANSWER_MS);
     try {
-      const pinged = await Promise.race([work, answerBy.reached]);
+      const pinged = await this.pingedBy(this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates'), answerBy.reached);
       if (pinged === 'late') {
         this.deps.log.info('weblogUpdates ping: feeds not read yet, answered; the reads go on', { site: url });
-        this.track(work.then((p) => p.fanOut));
         return { error: null };
       }
       this.track(pinged.fanOut);
