@@ -244,6 +244,43 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // A fan-out streams thousands of delivery events a second to every open dashboard. Each one was
+  // made a row and put in the log as it came, ~0.2 ms apiece: the page drew about one frame a
+  // second and its buttons froze until the fan-out was over.
+  it("the dashboard's live log puts at most a log's worth of rows (100) in per frame during a burst, and ends with the newest 100", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    // Rows added to the log between two animation frames of the page, the most of any two.
+    await page.evaluate(`
+      window.__added = 0;
+      window.__mostPerFrame = 0;
+      new MutationObserver((records) => {
+        for (const r of records) for (const n of r.addedNodes) if (n.nodeName === 'LI') window.__added++;
+      }).observe(document.querySelector('#log'), { childList: true });
+      const frame = () => {
+        window.__mostPerFrame = Math.max(window.__mostPerFrame, window.__added);
+        window.__added = 0;
+        requestAnimationFrame(frame);
+      };
+      requestAnimationFrame(frame);
+    `);
+    const BURST = 3000;
+    const topic = (i: number): string => `https://burst.example/feed-${i}.xml`;
+    // What the hub emits for each delivery's outcome, as a fan-out does, in one go.
+    for (let i = 0; i < BURST; i++) {
+      hub.hub.emit('activity', { kind: 'delivery', topic: topic(i), ok: true, protocol: 'websub', detail: `sub${i}.example 204` });
+    }
+    await page.locator(`#log li:first-child[data-topic="${topic(BURST - 1)}"]`).waitFor({ timeout: 10_000 });
+    // One more frame, so that the window of the last rows is counted.
+    await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
+    const shown = (await page.locator('#log li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-topic')))) as string[];
+    expect(shown).to.deep.equal(Array.from({ length: 100 }, (_, i) => topic(BURST - 1 - i)));
+    expect(await page.evaluate('window.__mostPerFrame'), 'rows put in the log between two frames').to.be.within(1, 100);
+    expect(errors).to.deep.equal([]);
+  });
+
   // A page come back to (Back) shows the box as it was left, ticked: the log has to be read aloud
   // then too, not silent behind a ticked box.
   it("the dashboard's live log is read aloud when its box is ticked again by the browser on the way back to it", async () => {
