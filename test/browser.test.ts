@@ -104,6 +104,17 @@ describe('In a real browser (headless Chromium)', function () {
     context = undefined;
   });
 
+  /** A page that follows a feed at `hubUrl` with follow(), every onError it gets in window.__errors. */
+  async function followWithErrors(hubUrl: string): Promise<Page> {
+    const page = await context!.newPage();
+    await page.goto(`${hub.url}/docs`);
+    await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
+      window.__errors = [];
+      window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(hubUrl)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
+    })`);
+    return page;
+  }
+
   /** Subscribes over WebSub and waits until the hub stored the verified subscription. */
   async function webSubscribe(sub: Subscriber, topic: string, path: string): Promise<void> {
     const before = sub.verifications('subscribe').length;
@@ -799,12 +810,7 @@ describe('In a real browser (headless Chromium)', function () {
       res.writeHead(404, headers).end(`No stream here.${' Not found.'.repeat(60)}\n`);
     });
     try {
-      const page = await context!.newPage();
-      await page.goto(`${hub.url}/docs`);
-      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
-        window.__errors = [];
-        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
-      })`);
+      const page = await followWithErrors(fake.url);
       await page.waitForFunction('window.__errors.some((e) => !e.reconnecting)', undefined, { timeout: 5000 });
       await sleep(400);
       expect(await page.evaluate('window.__errors')).to.deep.equal([
@@ -892,12 +898,7 @@ describe('In a real browser (headless Chromium)', function () {
       res.writeHead(404, { ...headers, 'content-type': 'text/plain; charset=utf-8' }).end('No such topic.\n');
     });
     try {
-      const page = await context!.newPage();
-      await page.goto(`${hub.url}/docs`);
-      await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
-        window.__errors = [];
-        window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onError: (info) => window.__errors.push(info) });
-      })`);
+      const page = await followWithErrors(fake.url);
       await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 5000 });
       await sleep(500);
       expect(await page.evaluate('window.__errors')).to.deep.equal([{ reconnecting: false, status: 404 }]);
