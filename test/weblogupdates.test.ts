@@ -195,6 +195,15 @@ describe('weblogUpdates: update pings from blogging tools', function () {
 
   const reads = (path: string): number => web.fetches(path).length;
 
+  /** An rssCloud reader subscribed to `feed` (REST, http-post to /notify), its handler test forgotten. */
+  async function cloudReader(feed: string): Promise<Recorder> {
+    const cloud = await Recorder.start(subscriberOk);
+    extra.push(cloud);
+    expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', feed))).success).to.equal(true);
+    cloud.reset();
+    return cloud;
+  }
+
   describe('what WordPress sends', () => {
     it('extendedPing(blog name, home URL, feed URL): three strings, the feed read directly, the home page never', async () => {
       const b = blog();
@@ -205,10 +214,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
 
     it('a feed slower to read than WordPress waits (3 s) is answered with thanks at 2.5 s, read once, and its change still reaches subscribers', async () => {
       const b = blog();
-      const cloud = await Recorder.start(subscriberOk);
-      extra.push(cloud);
-      expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
-      cloud.reset();
+      const cloud = await cloudReader(b.feed);
       web.rec.reset();
       // The blog busy right after publishing: its feed takes 3.2 s (within REQUEST_TIMEOUT_MS, 4 s).
       web.set(b.feedPath, { body: rssFeed(b.home, ['slow-news', 'hello-world']), contentType: RSS, delayMs: 3200 });
@@ -411,9 +417,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
     it('weblogUpdates.ping(name, home) → the discovered feed → an rssCloud subscriber (bare), a WebSub subscriber (full content) and an SSE client', async () => {
       const b = blog();
       // rssCloud: a form pleaseNotify for the feed; the hub tests the handler with a POST.
-      const cloud = await Recorder.start(subscriberOk);
-      extra.push(cloud);
-      expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
+      const cloud = await cloudReader(b.feed);
       // WebSub, with a secret.
       const ws = await Subscriber.start();
       extra.push(ws);
@@ -452,10 +456,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
 
     it("WordPress's extendedPing reaches them too, and a ping with nothing new notifies nobody", async () => {
       const b = blog();
-      const cloud = await Recorder.start(subscriberOk);
-      extra.push(cloud);
-      expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
-      cloud.reset();
+      const cloud = await cloudReader(b.feed);
       b.post('news');
       expect(await call('weblogUpdates.extendedPing', ['A blog', b.home, b.feed])).to.deep.equal(answer(THANKS));
       await cloud.waitFor(1, (r) => r.method === 'POST');
@@ -544,10 +545,7 @@ describe('weblogUpdates: update pings from blogging tools', function () {
   describe('the REST ping with a site URL', () => {
     it('POST /ping url=<home page> pings the discovered feed: "Thanks for the ping.", and its subscribers hear of it', async () => {
       const b = blog();
-      const cloud = await Recorder.start(subscriberOk);
-      extra.push(cloud);
-      expect((await pleaseNotify(hub, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
-      cloud.reset();
+      const cloud = await cloudReader(b.feed);
       web.rec.reset();
       b.post('rest');
       const reply = await ping(hub, b.home);
