@@ -1008,6 +1008,40 @@ describe('durable delivery', function () {
       await sleep(QUIET_MS + 200);
       expect(host.matching(deliveries), 'notifications: the refused one, then one for both changes').to.have.length(2);
     });
+
+    // The rest after a 429 is time the subscriber asked for. Counted against the next version's
+    // retry window, a version that waited out a long rest was given up, never sent, at the first
+    // pause of its host it met after, though that pause ended well within its window.
+    it('a version that waited out a rest after a 429 still has its retry window: it waits for a short pause of its host and is sent', async () => {
+      // Retry window 0.5 s (two attempts, 0.5 s base). The host pauses at each refusal
+      // (BREAKER_FAILURES=1): 0.6 s after the first, 1.2 s after the second, the failed probe.
+      const hub = await hubWith({
+        ...ENV,
+        WEBSUB_MAX_ATTEMPTS: '2',
+        WEBSUB_RETRY_BASE_MS: '500',
+        WEBSUB_RETRY_MAX_MS: '1000',
+        BREAKER_FAILURES: '1',
+        BREAKER_COOLDOWN_MS: '600',
+      });
+      const topics = await topicServer();
+      let left = 2;
+      const host = await recorder((req, res) => {
+        if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '1' }).end('Slow down');
+        res.writeHead(204).end();
+      });
+      const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+      await publishTo(hub, busy);
+      // Both attempts refused, 1 s apart: the lane rests 1 s, and the host is paused 1.2 s.
+      await host.waitFor(2, deliveries, 4000);
+      topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+      await publishTo(hub, busy);
+      // The rest ends ~0.2 s before the pause: the next version waits for it, as any version
+      // within its window does, and is the probe.
+      const tries = await host.waitFor(3, deliveries, 4000);
+      expect(guids(tries[2]!.body), 'the next version, sent once the pause ended').to.deep.equal(['b2']);
+    });
+
   });
 
   describe('the store failing to remove a delivered version from the outbox', () => {

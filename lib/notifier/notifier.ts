@@ -126,6 +126,11 @@ interface Lane {
   behindPause: boolean;
   /** Its subscriber answered 429 to a version it is done with: nothing more is sent to it before this time (see rest). */
   restUntil: number;
+  /**
+   * Per version queued, how long the lane rested after a 429 while it waited (see rest): time the
+   * subscriber asked for, which does not count against the version's retry window.
+   */
+  rested: Map<number, number>;
 }
 
 /**
@@ -436,7 +441,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0 };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: new Map() };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
@@ -454,6 +459,7 @@ export class Notifier extends EventEmitter {
     if (asleep !== undefined && lane.behindPause && sub.protocol !== 'websub') {
       for (const v of lane.versions.filter((v) => v < version && v !== asleep)) {
         lane.versions.splice(lane.versions.indexOf(v), 1);
+        lane.rested.delete(v);
         this.settleFirst(lane, v, SUPERSEDED);
         void this.handled(key, lane.topic, v);
       }
@@ -510,6 +516,7 @@ export class Notifier extends EventEmitter {
         // By value: an older version queued meanwhile sorts first.
         const at = lane.versions.indexOf(version);
         if (at !== -1) lane.versions.splice(at, 1);
+        lane.rested.delete(version);
         const emptied = this.handled(key, lane.topic, version);
         if (emptied) await emptied;
         if (lane.restUntil > this.now() && !this.closed) await this.rest(lane, version);
@@ -534,8 +541,11 @@ export class Notifier extends EventEmitter {
     const { store, config } = this.deps;
     const host = lane.host;
     let ordered = false;
-    /** How much longer than the backoffs the subscriber's Retry-Afters made this version wait. */
-    let asked = 0;
+    /**
+     * How much longer than the backoffs the subscriber's Retry-Afters made this version wait, with
+     * the lane's rests after a 429 while it was queued.
+     */
+    let asked = lane.rested.get(version) ?? 0;
     try {
       for (let attempt = 1; !this.closed; ) {
         if (!ordered) {
@@ -658,10 +668,11 @@ export class Notifier extends EventEmitter {
           // a failure for a request never made killed the subscriptions of a host that had come
           // back, after a pause as short as one cooldown (MAX_CONSECUTIVE_ERRORS pings).
           const createdAt = this.jobs.get(lane.topic, version)?.entry.createdAt;
-          // The window grows by what the subscriber asked for beyond the backoffs: the waits its
-          // Retry-After put past it were no time spent on a paused host. Counted, a version that
-          // had waited one out was given up at the first pause, even the second a probe of the
-          // host takes, with attempts left.
+          // The window grows by what the subscriber asked for beyond the backoffs, and by the
+          // lane's rests after its 429s while this version waited: the waits its Retry-After put
+          // past it were no time spent on a paused host. Counted, a version that had waited one
+          // out (up to WEBSUB_RETRY_MAX_MS, an hour) was given up at the first pause, even the
+          // second a probe of the host takes, with attempts left.
           if (createdAt !== undefined && tried.pausedUntil > createdAt + this.retryWindowMs + asked) {
             await this.record(sub, version, paused, true);
             return this.settled(lane, version, paused);
@@ -718,7 +729,13 @@ export class Notifier extends EventEmitter {
     const until = lane.restUntil;
     lane.restUntil = 0;
     lane.behindPause = true;
-    await this.waitBehind(lane, after, this.sleep(until - this.now()));
+    const from = this.now();
+    await this.waitBehind(lane, after, this.sleep(until - from));
+    const to = this.now();
+    for (const v of lane.versions) {
+      const since = Math.max(from, this.jobs.get(lane.topic, v)?.entry.createdAt ?? from);
+      if (to > since) lane.rested.set(v, (lane.rested.get(v) ?? 0) + to - since);
+    }
   }
 
   /**
