@@ -1042,6 +1042,63 @@ describe('durable delivery', function () {
       expect(guids(tries[2]!.body), 'the next version, sent once the pause ended').to.deep.equal(['b2']);
     });
 
+    describe('POST /admin/hosts/retry', () => {
+      const ADMIN_TOKEN = 'operator-token-0123456789';
+      const retry = async (hub: TestHub, host: string): Promise<unknown> => {
+        const res = await fetch(`${hub.url}/admin/hosts/retry`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ host }),
+        });
+        expect(res.status).to.equal(200);
+        return res.json();
+      };
+      /** A host whose first POST is answered 429 with Retry-After: an hour, every other 204. */
+      async function refusesOnceForAnHour(): Promise<Recorder> {
+        let left = 1;
+        return recorder((req, res) => {
+          if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '3600' }).end('Slow down');
+          res.writeHead(204).end();
+        });
+      }
+
+      // The operator's "try this host again now": it closed the breaker and woke deliveries
+      // waiting for a paused host, but a subscription resting after a 429 slept on, up to an hour.
+      it('wakes an rssCloud subscription resting after its 429: the change made meanwhile is notified now', async () => {
+        const hub = await hubWith({ ...ENV, ADMIN_TOKEN });
+        const topics = await topicServer();
+        const host = await refusesOnceForAnHour();
+        const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+        await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+        expect((await ping(hub, busy)).success).to.equal(true);
+        await host.waitFor(1, deliveries, 4000);
+        topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
+        expect((await ping(hub, busy)).success).to.equal(true);
+        await sleep(QUIET_MS);
+        expect(host.matching(deliveries), 'resting: the Retry-After of an hour').to.have.length(1);
+
+        expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
+        const tries = await host.waitFor(2, deliveries, 4000);
+        expect(new URLSearchParams(tries[1]!.body.toString()).get('url')).to.equal(busy);
+      });
+
+      it('wakes a WebSub version waiting out the Retry-After of a 429 before its next attempt', async () => {
+        const hub = await hubWith({ ...ENV, ADMIN_TOKEN });
+        const topics = await topicServer();
+        const host = await refusesOnceForAnHour();
+        const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+        await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+        await publishTo(hub, busy);
+        await host.waitFor(1, deliveries, 4000);
+        await sleep(QUIET_MS);
+        expect(host.matching(deliveries), 'waiting: the Retry-After of an hour').to.have.length(1);
+
+        expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
+        const tries = await host.waitFor(2, deliveries, 4000);
+        expect(guids(tries[1]!.body), 'its second attempt, taken').to.deep.equal(['b1']);
+      });
+    });
+
   });
 
   describe('the store failing to remove a delivered version from the outbox', () => {

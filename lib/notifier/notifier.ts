@@ -394,7 +394,9 @@ export class Notifier extends EventEmitter {
 
   /**
    * An operator says a paused host is back (or, without one, every host: the test API's clear):
-   * close its circuit and wake what waits for it.
+   * close its circuit and wake what waits for it: deliveries waiting for its pause or for their
+   * next attempt (a Retry-After's included), and lanes resting after a 429. Left asleep, these
+   * went on waiting up to WEBSUB_RETRY_MAX_MS (an hour) after the operator asked for a retry.
    */
   retryHostNow(host?: string): number {
     if (host === undefined) this.breaker.forgetAll();
@@ -695,7 +697,8 @@ export class Notifier extends EventEmitter {
           return 'done';
         }
         asked += Math.max(0, delay - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
-        await this.waitBehind(lane, version, this.sleep(delay));
+        // Woken early by the operator's retry of the host (see retryHostNow), as a pause is.
+        await this.waitBehind(lane, version, this.sleep(delay, host));
         attempt++;
       }
       return 'stopped';
@@ -730,7 +733,8 @@ export class Notifier extends EventEmitter {
     lane.restUntil = 0;
     lane.behindPause = true;
     const from = this.now();
-    await this.waitBehind(lane, after, this.sleep(until - from));
+    // Woken early by the operator's retry of the host (see retryHostNow).
+    await this.waitBehind(lane, after, this.sleep(until - from, lane.host));
     const to = this.now();
     for (const v of lane.versions) {
       const since = Math.max(from, this.jobs.get(lane.topic, v)?.entry.createdAt ?? from);
