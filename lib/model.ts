@@ -73,7 +73,15 @@ export interface DeliveryTally {
   callback: string;
   delivered: number;
   failed: number;
-  /** Failures after the last success of this tally (every failure, when none succeeded). */
+  /**
+   * Of `failed`, those the subscriber answered 429: errors (ctErrors, whenLastError), but not
+   * toward ctConsecutiveErrors, whose MAX_CONSECUTIVE_ERRORS ends an rssCloud subscription. A
+   * subscriber asking the hub to slow down is alive; counted, three refused notifications of a
+   * busy feed dropped the subscription of a reader that took every other feed's. One that never
+   * takes a notification still ends with its lease, unless it renews it.
+   */
+  limited: number;
+  /** Failures after the last success of this tally, 429s aside (every other failure, when none succeeded). */
   failedSinceDelivered: number;
   lastDeliveredAt: number | null;
   lastFailedAt: number | null;
@@ -89,7 +97,7 @@ export function withTally(sub: Subscription, t: DeliveryTally): SubscriptionStat
   return {
     ctUpdates: sub.ctUpdates + t.delivered,
     ctErrors: sub.ctErrors + t.failed,
-    ctConsecutiveErrors: t.delivered > 0 ? t.failedSinceDelivered : sub.ctConsecutiveErrors + t.failed,
+    ctConsecutiveErrors: t.delivered > 0 ? t.failedSinceDelivered : sub.ctConsecutiveErrors + t.failed - t.limited,
     whenLastUpdate: t.lastDeliveredAt ?? sub.whenLastUpdate,
     whenLastError: t.lastFailedAt ?? sub.whenLastError,
     deliveredVersion: Math.max(sub.deliveredVersion ?? 0, t.handledVersion),

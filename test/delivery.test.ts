@@ -12,7 +12,7 @@ import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { ping, postForm } from './helpers/rsscloud.js';
 import { MAX_DIFF_ENTRIES } from '../lib/feeds/entries.js';
-import { TopicServer, outboxBodies, outboxWhen, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
+import { TopicServer, outboxBodies, outboxWhen, settled, subscribe, subscriptionsOf, testApi } from './helpers/websub.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/feeds');
 const FAR_FUTURE = '2099-01-01T00:00:00.000Z';
@@ -1099,6 +1099,89 @@ describe('durable delivery', function () {
       });
     });
 
+    // A subscriber answering 429 is alive and asks for patience. Counted toward
+    // MAX_CONSECUTIVE_ERRORS, three refused notifications ended the subscription: the subscriber
+    // heard nothing more, and the expiry sweep deleted it.
+    it('rssCloud: 429s do not count toward MAX_CONSECUTIVE_ERRORS: the subscription is notified again once it takes notifications, and is not swept', async () => {
+      const hub = await hubWith({ ...ENV, MAX_CONSECUTIVE_ERRORS: '3' });
+      const topics = await topicServer();
+      let left = 3;
+      const host = await recorder((req, res) => {
+        // Retry-After: 0, so that nothing rests between the notifications.
+        if (req.method === 'POST' && left-- > 0) return void res.writeHead(429, { 'content-type': 'text/plain', 'retry-after': '0' }).end('Slow down');
+        res.writeHead(204).end();
+      });
+      const busy = topics.set('/busy.xml', { body: rss(['b0']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      for (let i = 1; i <= 3; i++) {
+        topics.set('/busy.xml', { body: rss([`b${i}`]), contentType: RSS });
+        expect((await ping(hub, busy)).success).to.equal(true);
+        await host.waitFor(i, deliveries, 4000);
+        await settled(hub);
+      }
+      const [refused] = await subscriptionsOf(hub, busy);
+      expect([refused?.ctErrors, refused?.ctConsecutiveErrors], 'three refusals, each counted as an error, none toward removal').to.deep.equal([3, 0]);
+      await testApi(hub, 'removeExpired');
+      expect(await subscriptionsOf(hub, busy), 'kept by the sweep').to.have.length(1);
+
+      topics.set('/busy.xml', { body: rss(['b4']), contentType: RSS });
+      expect((await ping(hub, busy)).success).to.equal(true);
+      const tries = await host.waitFor(4, deliveries, 4000);
+      expect(new URLSearchParams(tries[3]!.body.toString()).get('url')).to.equal(busy);
+      await settled(hub);
+      const [taken] = await subscriptionsOf(hub, busy);
+      expect([taken?.ctUpdates, taken?.ctErrors, taken?.ctConsecutiveErrors]).to.deep.equal([1, 3, 0]);
+    });
+
+    // The rests after 429s without Retry-After grew with ctConsecutiveErrors, which no longer counts them.
+    it('rssCloud: the rests after 429s without Retry-After still grow with the refusals in a row', async () => {
+      // Backoff from 400 ms: the rest after the nth refusal in a row is 200·2ⁿ–400·2ⁿ⁻¹ ms.
+      const hub = await hubWith({ ...ENV, WEBSUB_RETRY_BASE_MS: '400', BREAKER_FAILURES: '100' });
+      const topics = await topicServer();
+      const host = await recorder((req, res) => void res.writeHead(req.method === 'POST' ? 429 : 204, { 'content-type': 'text/plain' }).end('Slow down'));
+      const busy = topics.set('/busy.xml', { body: rss(['b0']), contentType: RSS });
+      await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      expect((await ping(hub, busy)).success).to.equal(true);
+      // Each change made while the last notification's rest runs, as a busy feed's are.
+      for (let i = 1; i <= 3; i++) {
+        await host.waitFor(i, deliveries, 4000);
+        topics.set('/busy.xml', { body: rss([`b${i}`]), contentType: RSS });
+        expect((await ping(hub, busy)).success).to.equal(true);
+      }
+      const tries = await host.waitFor(4, deliveries, 4000);
+      const waits = gaps(tries);
+      expect(waits[1], 'ms rested after the second refusal in a row').to.be.at.least(400 - 10);
+      expect(waits[2], 'ms rested after the third refusal in a row').to.be.at.least(800 - 10);
+    });
+
+    it('rssCloud: other failures still count toward MAX_CONSECUTIVE_ERRORS, 429s between them neither adding nor clearing', async () => {
+      // Not paused by its failures meanwhile: each notification goes out.
+      const hub = await hubWith({ ...ENV, MAX_CONSECUTIVE_ERRORS: '3', BREAKER_FAILURES: '100' });
+      const topics = await topicServer();
+      const answers = [500, 429, 500, 429, 500];
+      const host = await recorder((req, res) => {
+        const status = req.method === 'POST' ? (answers.shift() ?? 204) : 204;
+        res.writeHead(status, { 'content-type': 'text/plain', ...(status === 429 && { 'retry-after': '0' }) }).end('no');
+      });
+      const feed = topics.set('/failing.xml', { body: rss(['f0']), contentType: RSS });
+      await seed(hub, feed, [{ url: `${host.url}/push/failing`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
+      for (let i = 1; i <= 5; i++) {
+        topics.set('/failing.xml', { body: rss([`f${i}`]), contentType: RSS });
+        expect((await ping(hub, feed)).success).to.equal(true);
+        await host.waitFor(i, deliveries, 4000);
+        await settled(hub);
+      }
+      const [sub] = await subscriptionsOf(hub, feed);
+      expect([sub?.ctErrors, sub?.ctConsecutiveErrors]).to.deep.equal([5, 3]);
+      // Three failures in a row, 429s aside: it is notified no more.
+      topics.set('/failing.xml', { body: rss(['f6']), contentType: RSS });
+      expect((await ping(hub, feed)).success).to.equal(true);
+      await settled(hub);
+      await sleep(QUIET_MS);
+      expect(host.matching(deliveries)).to.have.length(5);
+      await testApi(hub, 'removeExpired');
+      expect(await subscriptionsOf(hub, feed), 'removed by the sweep').to.have.length(0);
+    });
   });
 
   describe('the store failing to remove a delivered version from the outbox', () => {

@@ -131,6 +131,8 @@ interface Lane {
    * subscriber asked for, which does not count against the version's retry window.
    */
   rested: Map<number, number>;
+  /** The lane's last versions answered 429 in a row: its rests without Retry-After grow with them (see restAfter429). */
+  refusals: number;
 }
 
 /**
@@ -443,7 +445,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: new Map() };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: new Map(), refusals: 0 };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
@@ -693,7 +695,8 @@ export class Notifier extends EventEmitter {
         this.emitDelivery(sub, host, content, attempt, outcome, started);
         this.settleFirst(lane, version, outcome);
         if (final) {
-          if (outcome.status === 429) lane.restUntil = this.now() + this.restAfter429(outcome, sub.protocol === 'websub' ? attempt : sub.ctConsecutiveErrors + 1);
+          lane.refusals = outcome.status === 429 ? lane.refusals + 1 : 0;
+          if (outcome.status === 429) lane.restUntil = this.now() + this.restAfter429(outcome, sub.protocol === 'websub' ? attempt : lane.refusals);
           return 'done';
         }
         asked += Math.max(0, delay - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
@@ -711,7 +714,8 @@ export class Notifier extends EventEmitter {
   /**
    * How long a subscriber that answered 429 to a version the lane is done with (rssCloud's only
    * attempt, or WebSub's last) is left alone: its Retry-After, up to WEBSUB_RETRY_MAX_MS as for
-   * WebSub's retries, else the backoff after `failures` failures in a row. Sent at once, the
+   * WebSub's retries, else the backoff after `failures` failures in a row (WebSub's attempts at
+   * the version; on rssCloud, the lane's notifications answered 429 in a row). Sent at once, the
    * next version of a feed pushed too often was refused too: NewsBlur refuses a feed's pushes
    * within a minute of the last it took.
    */
@@ -807,7 +811,7 @@ export class Notifier extends EventEmitter {
         if (deleted) this.deps.log.info('subscription ended by 410 Gone', { topic: sub.topic, host: callbackHost(sub.callback) });
       });
     }
-    return this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0);
+    return this.outcomes.add(sub, outcome.ok, this.now(), outcome.ok || final ? version : 0, outcome.status === 429);
   }
 
   /**

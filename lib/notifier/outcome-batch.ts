@@ -17,13 +17,14 @@ export class OutcomeBatch {
 
   /**
    * Adds one attempt's outcome for `sub`, and `handledVersion` when the version is done with
-   * (delivered, or given up on; 0 otherwise). Resolves once it is durable.
+   * (delivered, or given up on; 0 otherwise). `rateLimited`: a failure that was the subscriber's
+   * 429 (see DeliveryTally.limited). Resolves once it is durable.
    */
-  add(sub: Pick<Subscription, 'topic' | 'callback'>, ok: boolean, at: number, handledVersion: number): Promise<void> {
+  add(sub: Pick<Subscription, 'topic' | 'callback'>, ok: boolean, at: number, handledVersion: number, rateLimited = false): Promise<void> {
     const key = subscriptionKey(sub.topic, sub.callback);
     let t = this.pending.get(key);
     if (!t) {
-      t = { topic: sub.topic, callback: sub.callback, delivered: 0, failed: 0, failedSinceDelivered: 0, lastDeliveredAt: null, lastFailedAt: null, handledVersion: 0 };
+      t = { topic: sub.topic, callback: sub.callback, delivered: 0, failed: 0, limited: 0, failedSinceDelivered: 0, lastDeliveredAt: null, lastFailedAt: null, handledVersion: 0 };
       this.pending.set(key, t);
     }
     if (ok) {
@@ -32,7 +33,8 @@ export class OutcomeBatch {
       t.lastDeliveredAt = at;
     } else {
       t.failed++;
-      t.failedSinceDelivered++;
+      if (rateLimited) t.limited++;
+      else t.failedSinceDelivered++;
       t.lastFailedAt = at;
     }
     if (handledVersion > t.handledVersion) t.handledVersion = handledVersion;

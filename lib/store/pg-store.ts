@@ -380,12 +380,12 @@ const SQL = {
   recordDeliveries: `UPDATE subscriptions s SET
       ct_updates = s.ct_updates + t.delivered,
       ct_errors = s.ct_errors + t.failed,
-      ct_consecutive_errors = CASE WHEN t.delivered > 0 THEN t.failed_since ELSE s.ct_consecutive_errors + t.failed END,
+      ct_consecutive_errors = CASE WHEN t.delivered > 0 THEN t.failed_since ELSE s.ct_consecutive_errors + t.failed - t.limited END,
       when_last_update = COALESCE(t.last_delivered_at, s.when_last_update),
       when_last_error = COALESCE(t.last_failed_at, s.when_last_error),
       delivered_version = GREATEST(COALESCE(s.delivered_version, 0), t.handled)
-    FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
-      AS t(callback_key, delivered, failed, failed_since, last_delivered_at, last_failed_at, handled)
+    FROM unnest($2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+      AS t(callback_key, delivered, failed, failed_since, last_delivered_at, last_failed_at, handled, limited)
     WHERE s.topic_key = $1 AND s.callback_key = t.callback_key`,
   deleteSubscription: 'DELETE FROM subscriptions WHERE topic_key = $1 AND callback_key = $2',
   // In the order they first subscribed, as the embedded store gives them.
@@ -745,6 +745,7 @@ export class PgStore implements Store {
         rows.map((r) => r.t.lastDeliveredAt),
         rows.map((r) => r.t.lastFailedAt),
         rows.map((r) => r.t.handledVersion),
+        rows.map((r) => r.t.limited),
       ]);
     }
   }

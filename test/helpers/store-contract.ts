@@ -471,6 +471,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         callback,
         delivered: 0,
         failed: 0,
+        limited: 0,
         failedSinceDelivered: 0,
         lastDeliveredAt: null,
         lastFailedAt: null,
@@ -479,11 +480,14 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       });
       await store.putSubscription(sub('http://a/feed', 'http://s/ok', { ctUpdates: 2, ctErrors: 1, ctConsecutiveErrors: 1, whenLastError: 5, deliveredVersion: 3 }));
       await store.putSubscription(sub('http://a/feed', 'http://s/failing', { ctUpdates: 4, ctConsecutiveErrors: 2, whenLastUpdate: 6, deliveredVersion: 7 }));
+      await store.putSubscription(sub('http://a/feed', 'http://s/limited', { ctErrors: 1, ctConsecutiveErrors: 1 }));
       // A renewal after the deliveries were made, before they are recorded.
       await store.putSubscription(sub('http://a/feed', 'http://s/ok', { ctUpdates: 2, ctErrors: 1, ctConsecutiveErrors: 1, whenLastError: 5, deliveredVersion: 3, whenExpires: 999, secret: 'new' }));
       await store.recordDeliveries([
         tally('http://s/ok', { delivered: 2, failed: 1, failedSinceDelivered: 0, lastDeliveredAt: 40, lastFailedAt: 30, handledVersion: 5 }),
         tally('http://s/failing', { failed: 3, failedSinceDelivered: 3, lastFailedAt: 50, handledVersion: 6 }),
+        // Two 429s and another failure: each an error, the 429s not toward ctConsecutiveErrors.
+        tally('http://s/limited', { failed: 3, limited: 2, failedSinceDelivered: 1, lastFailedAt: 55, handledVersion: 2 }),
         tally('http://s/gone', { delivered: 1, lastDeliveredAt: 60, handledVersion: 9 }),
       ]);
       const check = async (): Promise<void> => {
@@ -494,8 +498,11 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         expect(await store.getSubscription('http://a/feed', 'http://s/failing')).to.deep.equal(
           sub('http://a/feed', 'http://s/failing', { ctUpdates: 4, ctErrors: 3, ctConsecutiveErrors: 5, whenLastUpdate: 6, whenLastError: 50, deliveredVersion: 7 }),
         );
+        expect(await store.getSubscription('http://a/feed', 'http://s/limited')).to.deep.equal(
+          sub('http://a/feed', 'http://s/limited', { ctErrors: 4, ctConsecutiveErrors: 2, whenLastError: 55, deliveredVersion: 2 }),
+        );
         expect(await store.getSubscription('http://a/feed', 'http://s/gone')).to.equal(undefined);
-        expect((await store.counts()).subscriptions).to.equal(2);
+        expect((await store.counts()).subscriptions).to.equal(3);
       };
       await check();
       await reopen();
