@@ -240,6 +240,19 @@ export function callbackHost(url: string): string {
   }
 }
 
+/**
+ * Appends parameters to a URL's query without re-encoding the query it already has (WebSub REC
+ * §5.1.1). A fragment stays last: an rssCloud path may end in one (`/rss#top`), and the challenge
+ * appended after it was never sent, so the handler test of a working callback failed.
+ */
+export function withQuery(url: string, params: URLSearchParams | string): string {
+  const hash = url.indexOf('#');
+  const base = hash === -1 ? url : url.slice(0, hash);
+  const fragment = hash === -1 ? '' : url.slice(hash);
+  const sep = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
+  return `${base}${sep}${String(params)}${fragment}`;
+}
+
 /** A name's root dot (or dots), before the port if any: `cb.example.:8080`. */
 const ROOT_DOTS = /\.+(?=(?::\d*)?$)/;
 /** An IPv4-mapped IPv6 address as the URL standard writes it (`[::ffff:7f00:1]`), and its port. */

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
-import { callbackHost } from './model.js';
+import { callbackHost, withQuery } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import { Limiter } from './notifier/limiter.js';
 
@@ -12,19 +12,6 @@ const RSSCLOUD_CHALLENGE_REDIRECTS = 5;
 
 function newChallenge(): string {
   return randomBytes(16).toString('hex');
-}
-
-/**
- * Appends parameters to a URL's query without re-encoding the query it already has (WebSub REC
- * §5.1.1). A fragment stays last: an rssCloud path may end in one (`/rss#top`), and the challenge
- * appended after it was never sent, so the handler test of a working callback failed.
- */
-function withQuery(url: string, params: URLSearchParams): string {
-  const hash = url.indexOf('#');
-  const base = hash === -1 ? url : url.slice(0, hash);
-  const fragment = hash === -1 ? '' : url.slice(hash);
-  const sep = !base.includes('?') ? '?' : base.endsWith('?') || base.endsWith('&') ? '' : '&';
-  return `${base}${sep}${params.toString()}${fragment}`;
 }
 
 export interface WebSubIntent {

@@ -73,6 +73,23 @@ function clouddemoCallback(log: ClientLog): Handler {
 }
 
 /**
+ * The callback of outlinecloud (Dave Winer's watcher of OPML outlines, outlinecloud.js on davehttp):
+ * whatever the method, it takes the changed resource from `params.url` and answers 200 text/plain
+ * with `params.challenge`. davehttp's params are the query string's alone, and it reads a POST
+ * body only for an app that sets flPostEnabled, which outlinecloud does not: a notification
+ * whose query has no `url` reaches it, is answered with an empty 200, and tells it nothing.
+ */
+function outlinecloudCallback(log: ClientLog): Handler {
+  return (req, res) => {
+    if (req.path.toLowerCase() !== '/outlineupdated') return void res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found.');
+    const challenge = req.query.get('challenge');
+    if (challenge !== null) log.challenges.push(challenge);
+    else log.updates.push(req.query.get('url') ?? '(no url)');
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(challenge ?? '');
+  };
+}
+
+/**
  * The callback of FreshRSS's rssCloud extension (rsscloud/xExtension-RssCloud RssCloud/Callback.php),
  * mounted at `/p/api/misc.php/rssCloud/<token>/`: a wrong token is 404; `url` is read from the
  * query, else from the form body ($_POST, so only with a form Content-Type), and a URL it did not
@@ -202,6 +219,20 @@ describe('rssCloud clients in the wild', function () {
 
       await send(hub, '/ping', querystring.stringify({ url: feed }), FORM);
       expect(log.updates).to.deep.equal([feed]);
+    });
+
+    it('outlinecloud: every notification names the resource in its query, where davehttp readers look; their empty 200 is a delivery', async () => {
+      // outlinecloud.js: domain, port, path "/outlineupdated", url1, protocol; its callback
+      // reads `url` and `challenge` from the query only, and answers a notification with an empty body.
+      client.handler = outlinecloudCallback(log);
+      const outline = feeds.changing(unique('outline'));
+      const fields: [string, string][] = [['domain', '127.0.0.1'], ['port', String(client.port)], ['path', '/outlineupdated'], ['url1', outline], ['protocol', 'http-post']];
+      const reply = await send(hub, '/pleaseNotify', fields.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'), FORM);
+      expect(xmlRoot(reply.body).attrs['success']).to.equal('true');
+      for (let i = 0; i < 3; i++) await send(hub, '/ping', querystring.stringify({ url: outline }), FORM);
+      expect(log.updates).to.deep.equal([outline, outline, outline]);
+      const sub = await getSubscription(hub, outline, `http://127.0.0.1:${client.port}/outlineupdated`);
+      expect(sub).to.include({ ctConsecutiveErrors: 0, ctErrors: 0 });
     });
 
     it('FreshRSS: a tokened path with a trailing slash, an empty registerProcedure, a feed URL with a query; the challenge and notifications name that URL exactly', async () => {

@@ -88,7 +88,7 @@ describe('rssCloud REST', function () {
       expect(sub.requests).to.have.length(1);
       const [test] = sub.requests;
       expect(test!.method).to.equal('POST');
-      expect(test!.url).to.equal('/notify');
+      expect(test!.url).to.equal(`/notify?url=${encodeURIComponent(feed)}`);
       expect(test!.headers['content-type']).to.equal('application/x-www-form-urlencoded');
       expect(test!.body.toString()).to.equal(`url=${encodeURIComponent(feed)}`);
       expect(feeds.reads(feed)).to.equal(1);
@@ -138,7 +138,7 @@ describe('rssCloud REST', function () {
       });
     }
 
-    it('a callback path that already has a query gets "&" before the challenge, and keeps its query for notifications', async () => {
+    it('a callback path that already has a query gets "&" before the challenge and before the notification\'s url, and keeps its query', async () => {
       const feed = feeds.changing(unique('query'));
       const reply = await pleaseNotify(hub, subscribeForm(sub, '/cb?x=1', feed, { domain: '127.0.0.1' }));
       expect(reply.msg).to.equal(MSG.subscribed);
@@ -147,14 +147,14 @@ describe('rssCloud REST', function () {
 
       sub.reset();
       expect((await ping(hub, feed)).success).to.equal(true);
-      expect(sub.requests.map((r) => [r.method, r.url])).to.deep.equal([['POST', '/cb?x=1']]);
+      expect(sub.requests.map((r) => [r.method, r.url])).to.deep.equal([['POST', `/cb?x=1&url=${encodeURIComponent(feed)}`]]);
     });
 
     it('a path without a leading "/" gets one', async () => {
       const feed = feeds.fixed(unique('noslash'));
       const reply = await pleaseNotify(hub, subscribeForm(sub, 'noslash', feed));
       expect(reply.msg).to.equal(MSG.subscribed);
-      expect(sub.requests.map((r) => r.url)).to.deep.equal(['/noslash']);
+      expect(sub.requests.map((r) => r.path)).to.deep.equal(['/noslash']);
       expect((await getSubscriptions(hub, feed))[0]!.url).to.equal(callbackOf(sub, '/noslash'));
     });
 

@@ -1,8 +1,9 @@
-// rssCloud http-post / https-post: a form POST `url=<topic>`. Redirects are followed and the
-// same body re-POSTed (up to 5 hops), because subscribers such as FeedLand moved from http to
-// https behind a 301 and a notification lost on a redirect is a notification lost.
+// rssCloud http-post / https-post: a form POST `url=<topic>`, the same `url=<topic>` repeated in
+// the query string. Redirects are followed and the same body re-POSTed (up to 5 hops), because
+// subscribers such as FeedLand moved from http to https behind a 301 and a notification lost on a
+// redirect is a notification lost.
 import type { HttpClient } from '../http.js';
-import type { Subscription } from '../model.js';
+import { withQuery, type Subscription } from '../model.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError, refused } from './outcome.js';
 
@@ -16,10 +17,14 @@ export class RssCloudPostSender implements Sender {
 
   constructor(private readonly http: HttpClient) {}
 
-  async deliver(sub: Subscription, content: Pick<Content, 'topic'>, target?: URL): Promise<DeliveryOutcome> {
+  async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
     if (this.last.topic !== content.topic) this.last = { topic: content.topic, body: new URLSearchParams({ url: content.topic }).toString() };
     try {
-      const res = await this.http.request('callback', target ?? sub.callback, {
+      // Readers built on Dave Winer's davehttp read the request's query, not its body, unless
+      // they ask for POST bodies: outlinecloud takes the changed resource from the query's `url`
+      // alone, so with the topic only in the body it answered 200 and never learned what
+      // changed. The body stays what every other reader and the reference server's tests read.
+      const res = await this.http.request('callback', withQuery(sub.callback, this.last.body), {
         method: 'POST',
         headers: FORM,
         body: this.last.body,
