@@ -444,7 +444,7 @@ export class Notifier extends EventEmitter {
   private enqueue(sub: Subscription, key: string, version: number): void {
     let lane = this.lanes.get(key);
     if (!lane) {
-      const target = parseCallback(sub.callback);
+      const target = parseCallback(this.senders[sub.protocol].address?.(sub) ?? sub.callback);
       lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: new Map(), refusals: 0 };
       this.lanes.set(key, lane);
     }

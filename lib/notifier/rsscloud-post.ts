@@ -17,14 +17,20 @@ export class RssCloudPostSender implements Sender {
 
   constructor(private readonly http: HttpClient) {}
 
-  async deliver(sub: Subscription, content: Pick<Content, 'topic'>): Promise<DeliveryOutcome> {
+  /**
+   * Readers built on Dave Winer's davehttp read the request's query, not its body, unless they
+   * ask for POST bodies: outlinecloud takes the changed resource from the query's `url` alone, so
+   * with the topic only in the body it answered 200 and never learned what changed. The body
+   * stays what every other reader and the reference server's tests read.
+   */
+  address(sub: Subscription): string {
+    return withQuery(sub.callback, new URLSearchParams({ url: sub.topic }));
+  }
+
+  async deliver(sub: Subscription, content: Pick<Content, 'topic'>, target?: URL): Promise<DeliveryOutcome> {
     if (this.last.topic !== content.topic) this.last = { topic: content.topic, body: new URLSearchParams({ url: content.topic }).toString() };
     try {
-      // Readers built on Dave Winer's davehttp read the request's query, not its body, unless
-      // they ask for POST bodies: outlinecloud takes the changed resource from the query's `url`
-      // alone, so with the topic only in the body it answered 200 and never learned what
-      // changed. The body stays what every other reader and the reference server's tests read.
-      const res = await this.http.request('callback', withQuery(sub.callback, this.last.body), {
+      const res = await this.http.request('callback', target ?? this.address(sub), {
         method: 'POST',
         headers: FORM,
         body: this.last.body,

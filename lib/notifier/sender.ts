@@ -35,6 +35,8 @@ export interface DeliveryOutcome {
 
 /** One transport. Bare senders ignore the body and say only which topic changed. */
 export interface Sender {
-  /** `target` is sub.callback already parsed, when the caller has it. */
+  /** `target` is `address(sub)` (else sub.callback) already parsed, when the caller has it. */
   deliver(sub: Subscription, content: Content, target?: URL): Promise<DeliveryOutcome>;
+  /** The URL requested for sub when it is not its callback as written: a lane parses it once. */
+  address?(sub: Subscription): string;
 }
