@@ -1,5 +1,5 @@
 // The WebSub face at /websub: subscribe and unsubscribe (202, then verification of intent),
-// publish (hub.url and/or hub.topic, repeated, hub.url[] or comma-separated; 204 as in 0.3), authenticated fat
+// publish (hub.url and/or hub.topic, repeated, as an array or in a list; 204 as in 0.3), authenticated fat
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
 // Forms come urlencoded or multipart, with parameters in the query string too, as PubSubHubbub
 // clients still send them.
@@ -162,11 +162,19 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   text(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
 }
 
+/**
+ * The parameters a publish names its URLs with: hub.url or hub.topic, repeated, or as an array
+ * the way form encoders write one: `hub.url[]` (Rails, PHP by hand, Superfeedr's instructions)
+ * or indexed, `hub.url[0]` (PHP's http_build_query, node's `request` and `qs`).
+ */
+const PUBLISH_URL_KEY = /^hub\.(url|topic)(\[\d*\])?$/;
+
 function publish(hub: Hub, res: Response, form: URLSearchParams): void {
-  const raw = ['hub.url', 'hub.url[]', 'hub.topic', 'hub.topic[]'].flatMap((k) => form.getAll(k));
-  // Superfeedr lets publishers list URLs with commas; a comma inside one URL stays, since only
-  // a comma that starts a new http(s) URL separates two.
-  const candidates = [...new Set(raw.flatMap((v) => v.split(/,(?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
+  const raw = [...form].filter(([key]) => PUBLISH_URL_KEY.test(key)).map(([, value]) => value);
+  // Superfeedr lets publishers list URLs with commas (its instructions said semicolons until
+  // they said commas); a comma or semicolon inside one URL stays, since only one that starts a
+  // new http(s) URL separates two.
+  const candidates = [...new Set(raw.flatMap((v) => v.split(/[,;](?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
   if (candidates.length === 0) return text(res, 400, 'hub.url (or hub.topic) is required to publish.');
   // The count limit covers every URL asked for, usable or not: a long list is refused whole.
   const tooMany = hub.checkUrls(candidates);
