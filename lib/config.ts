@@ -84,6 +84,7 @@ export interface Config {
   websubMaxBodyBytes: number;
   maxUrlLength: number;
   maxUrlsPerRequest: number;
+  maxUrlsPerPublish: number;
   maxSubscriptionsPerTopic: number;
   maxSubscriptionsPerCallbackHost: number;
   xmlrpcMaxDepth: number;
@@ -262,6 +263,10 @@ function limits(env: Env): Pick<Config, LimitKeys> {
     websubMaxBodyBytes: int(env, 'WEBSUB_MAX_BODY_BYTES', body, 1024),
     maxUrlLength: int(env, 'MAX_URL_LENGTH', 2048, 64),
     maxUrlsPerRequest: int(env, 'MAX_URLS_PER_REQUEST', 25, 1),
+    // Publishers name every feed a change is in, in one request: Google's Python publisher up to
+    // 100, the WordPress WebSub plugin 2 × (site + tags + categories + author). Each is one read,
+    // as for a publish of 25, and no subscription is made.
+    maxUrlsPerPublish: int(env, 'MAX_URLS_PER_PUBLISH', 100, 1),
     maxSubscriptionsPerTopic: int(env, 'MAX_SUBSCRIPTIONS_PER_TOPIC', 100_000, 1),
     maxSubscriptionsPerCallbackHost: int(env, 'MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST', 10_000, 1),
     xmlrpcMaxDepth: int(env, 'XMLRPC_MAX_DEPTH', 32, 2, 1000),
@@ -282,6 +287,7 @@ type LimitKeys =
   | 'websubMaxBodyBytes'
   | 'maxUrlLength'
   | 'maxUrlsPerRequest'
+  | 'maxUrlsPerPublish'
   | 'maxSubscriptionsPerTopic'
   | 'maxSubscriptionsPerCallbackHost'
   | 'xmlrpcMaxDepth'

@@ -191,11 +191,16 @@ export class Hub extends EventEmitter {
   }
 
   /** Bounds on what one request may ask of the hub: how many URLs, how long each. */
-  checkUrls(urls: string[]): HubError | null {
-    const { maxUrlsPerRequest, maxUrlLength } = this.deps.config;
-    if (urls.length > maxUrlsPerRequest) return { code: 'too_many_urls', limit: maxUrlsPerRequest };
+  checkUrls(urls: string[], maxUrls = this.deps.config.maxUrlsPerRequest): HubError | null {
+    const { maxUrlLength } = this.deps.config;
+    if (urls.length > maxUrls) return { code: 'too_many_urls', limit: maxUrls };
     if (urls.some((u) => u.length > maxUrlLength)) return { code: 'url_too_long', limit: maxUrlLength };
     return null;
+  }
+
+  /** checkUrls for a WebSub publish, which may name more URLs (MAX_URLS_PER_PUBLISH). */
+  checkPublishUrls(urls: string[]): HubError | null {
+    return this.checkUrls(urls, this.deps.config.maxUrlsPerPublish);
   }
 
   /**

@@ -177,7 +177,7 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
   const candidates = [...new Set(raw.flatMap((v) => v.split(/[,;](?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
   if (candidates.length === 0) return text(res, 400, 'hub.url (or hub.topic) is required to publish.');
   // The count limit covers every URL asked for, usable or not: a long list is refused whole.
-  const tooMany = hub.checkUrls(candidates);
+  const tooMany = hub.checkPublishUrls(candidates);
   if (tooMany?.code === 'too_many_urls') return text(res, 400, messageFor(tooMany, 'ping'));
   const accepted: string[] = [];
   const lines: string[] = [];
@@ -191,7 +191,7 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
     }
   }
   if (accepted.length === 0) return text(res, 400, lines.join('\n'));
-  const tooMuch = hub.checkUrls(accepted);
+  const tooMuch = hub.checkPublishUrls(accepted);
   if (tooMuch) return text(res, 400, messageFor(tooMuch, 'ping'));
   hub.publish(accepted);
   // PubSubHubbub 0.3 §7.1, the only written contract of this ping: 204 once the URLs are

@@ -77,6 +77,34 @@ describe('publishers and pingers in the wild', function () {
   }
 
   describe('WebSub publish', () => {
+    it('the WordPress WebSub plugin (4.x) names every feed a post is in: 2 × (site + tags + categories + author), all in one request', async () => {
+      // pubsubhubbub/wordpress-pubsubhubbub includes/class-publisher.php: publish_post() lists,
+      // for atom and rss2, the site feed, one feed per tag, per category and the author's;
+      // publish_update() sends them all in one body built by hand ('hub.mode=publish' then
+      // '&hub.url=' . rawurlencode(url) each), Content-Type form, its own User-Agent, and never
+      // looks at the reply. A post with 12 tags and a category names 30 URLs: refused whole
+      // when publish shared pleaseNotify's limit of 25, no subscriber of any of them heard of it.
+      const atom = await followed('/feed/atom/');
+      const rss2 = await followed('/feed/');
+      const base = new URL(atom.url).origin + new URL(atom.url).pathname.replace(/feed\/atom\/$/, '');
+      const tags = Array.from({ length: 12 }, (_, i) => `tag-${i}`);
+      const urls: string[] = [];
+      for (const [type, site] of [['atom/', atom.url], ['', rss2.url]] as const) {
+        urls.push(site, ...tags.map((t) => `${base}tag/${t}/feed/${type}`), `${base}category/news/feed/${type}`, `${base}author/admin/feed/${type}`);
+      }
+      expect(urls).to.have.length(30);
+      post(atom.url, 'a post with many tags');
+      post(rss2.url, 'a post with many tags');
+      const res = await fetch(`${hub.url}/websub`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'WordPress/6.6; http://blog.example; PubSubHubbub/WebSub' },
+        body: 'hub.mode=publish' + urls.map((u) => `&hub.url=${phpRawUrlEncode(u)}`).join(''),
+      });
+      expect(res.status, await res.text()).to.equal(204);
+      expect(await deliveredTo(atom.cb)).to.have.length(1);
+      expect(await deliveredTo(rss2.cb)).to.have.length(1);
+    });
+
     it('the WordPress WebSub plugin (2.x) puts esc_url() URLs in the body unencoded: ?feed=rss2 of a blog without pretty permalinks', async () => {
       // includes/class-pubsubhubbub-publisher.php (2.x): '&hub.url=' . esc_url($topic_url), no
       // percent-encoding, so the value's own '?' and '=' reach the hub as they are.
@@ -88,6 +116,23 @@ describe('publishers and pingers in the wild', function () {
         body: `hub.mode=publish&hub.url=${feed.url}`,
       });
       expect(res.status, await res.text()).to.equal(204);
+      expect(await deliveredTo(feed.cb)).to.have.length(1);
+    });
+
+    it("Google's Python publisher sends up to 100 hub.url in one request, and raises PublishError on anything but 2xx", async () => {
+      // pubsubhubbub/PubSubHubbub publisher_clients/python/pubsubhubbub_publish.py: URL_BATCH_SIZE
+      // = 100; urllib.urlencode({'hub.url': chunk, 'hub.mode': 'publish'}, doseq=True) posted
+      // with urllib2.urlopen, whose non-2xx answers it turns into PublishError (204 included,
+      // as old urllib2 raised on it).
+      const feed = await followed('/atom.xml');
+      const urls = [feed.url, ...Array.from({ length: 99 }, (_, i) => web.url(`/other-${seq}-${i}.xml`))];
+      post(feed.url, 'batched');
+      const res = await fetch(`${hub.url}/websub`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'Python-urllib/2.7' },
+        body: [...urls.map((u) => `hub.url=${pythonQuotePlus(u)}`), 'hub.mode=publish'].join('&'),
+      });
+      expect(res.status, await res.text()).to.be.within(200, 299);
       expect(await deliveredTo(feed.cb)).to.have.length(1);
     });
 

@@ -1114,6 +1114,7 @@ describe('security: limits', function () {
       WEBSUB_MAX_BODY_BYTES: '2048',
       MAX_URL_LENGTH: '100',
       MAX_URLS_PER_REQUEST: '3',
+      MAX_URLS_PER_PUBLISH: '3',
       MAX_SUBSCRIPTIONS_PER_TOPIC: '2',
       MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: '3',
       XMLRPC_MAX_DEPTH: '4',
@@ -1239,7 +1240,7 @@ describe('security: limits', function () {
     });
   });
 
-  describe('URLs per request (MAX_URLS_PER_REQUEST=3)', () => {
+  describe('URLs per request (MAX_URLS_PER_REQUEST=3, MAX_URLS_PER_PUBLISH=3)', () => {
     const TOO_MANY = 'Too many URLs in one request: at most 3.';
     const four = (): string[] => [1, 2, 3, 4].map((i) => feeds.fixed(`many-${i}`));
 
