@@ -226,6 +226,31 @@ describe('publishers and pingers in the wild', function () {
       expect(await deliveredTo(feed.cb)).to.have.length(1);
     });
 
+    it("Python's xmlrpc.client (ping scripts: ServerProxy(url).weblogUpdates.extendedPing(name, home, post, feed)): its bytes, a ProtocolError on anything but 200", async () => {
+      // CPython Lib/xmlrpc/client.py: dumps() writes "<?xml version='1.0'?>" in single quotes,
+      // one element a line, typed strings with &, < and > escaped; Transport posts text/xml
+      // with User-Agent Python-xmlrpc/3.x and Accept-Encoding gzip, and raises ProtocolError
+      // unless the status is 200. The four strings are the Baidu/Google convention (a post, then
+      // the feed), as in Python ping helpers.
+      const feed = await followed('/feed.xml');
+      const home = new URL(feed.url).origin + '/';
+      post(feed.url, 'from Python');
+      const params = ['Ünïcode & <blog>', home, `${home}2026/a-post/`, feed.url];
+      const body =
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>weblogUpdates.extendedPing</methodName>\n<params>\n" +
+        params.map((p) => `<param>\n<value><string>${p.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')}</string></value>\n</param>\n`).join('') +
+        '</params>\n</methodCall>\n';
+      const res = await fetch(`${hub.url}/RPC2`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml', 'user-agent': 'Python-xmlrpc/3.12', 'accept-encoding': 'gzip' },
+        body: Buffer.from(body, 'utf8'),
+      });
+      const text = await res.text();
+      expect(res.status, text).to.equal(200);
+      expect(text).to.match(THANKS);
+      expect(await deliveredTo(feed.cb)).to.have.length(1);
+    });
+
     it('the standalone IXR_Client of ping scripts: HTTP/1.0 on a bare socket, reads to the close, no chunked decoding, status line with 200', async () => {
       // Incutio IXR_Library IXR_Client::query(), in ping scripts and small PHP CMSs (extendedPing
       // then ping, timeout 3): fsockopen, 'POST path HTTP/1.0', Host, Content-Type text/xml,
