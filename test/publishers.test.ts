@@ -251,6 +251,33 @@ describe('publishers and pingers in the wild', function () {
       expect(await deliveredTo(feed.cb)).to.have.length(1);
     });
 
+    it("Ghost: weblogUpdates.ping(post title, post URL) with no Content-Type, read by a regex on flerror's member, given 2 s", async () => {
+      // TryGhost/Ghost core/server/services/xmlrpc.js: on post.published, the `xml` package's
+      // compact document with an encoding declaration, posted by got (a string body: no
+      // Content-Type; User-Agent Ghost/x) with a 2 s timeout; success is only
+      // /<member>\s*<name>flerror<\/name>\s*<value>\s*<boolean>0<\/boolean><\/value><\/member>/.
+      // It names the post, not the home page: the feed is found from the post page's
+      // <link rel="alternate">. (Its ping list is ping-o-matic alone, in the code.)
+      const feed = await followed('/rss/');
+      const postUrl = web.set(new URL(feed.url).pathname.replace(/rss\/$/, 'a-post/'), {
+        body: `<!DOCTYPE html><html><head><title>A post</title><link rel="alternate" type="application/rss+xml" title="A site" href="${feed.url}"></head><body>Hi</body></html>`,
+        contentType: 'text/html; charset=utf-8',
+      });
+      post(feed.url, 'from Ghost');
+      const res = await fetch(`${hub.url}/RPC2`, {
+        method: 'POST',
+        headers: { 'user-agent': 'Ghost/5.0.0 (https://github.com/TryGhost/Ghost)' },
+        body: Buffer.from(
+          `<?xml version="1.0" encoding="UTF-8"?><methodCall><methodName>weblogUpdates.ping</methodName><params><param><value><string>A post</string></value></param><param><value><string>${postUrl}</string></value></param></params></methodCall>`,
+        ),
+        signal: AbortSignal.timeout(2000),
+      });
+      const text = await res.text();
+      expect(res.status, text).to.equal(200);
+      expect(text).to.match(/<member>[\s]*<name>flerror<\/name>[\s]*<value>[\s]*<boolean>0<\/boolean><\/value><\/member>/);
+      expect(await deliveredTo(feed.cb)).to.have.length(1);
+    });
+
     it('the standalone IXR_Client of ping scripts: HTTP/1.0 on a bare socket, reads to the close, no chunked decoding, status line with 200', async () => {
       // Incutio IXR_Library IXR_Client::query(), in ping scripts and small PHP CMSs (extendedPing
       // then ping, timeout 3): fsockopen, 'POST path HTTP/1.0', Host, Content-Type text/xml,
