@@ -156,6 +156,31 @@ describe('publishers and pingers in the wild', function () {
       expect(await deliveredTo(b.cb)).to.have.length(1);
     });
 
+    it('Sweetroll: hub.topic[] arrays (qs, brackets) with a charset on the form, then the same for granary URLs whose query carries encoded URLs', async () => {
+      // sweetroll-fe (IndieWeb CMS) onEntryChange(): in its default 'multi' mode, one POST of
+      // qs.stringify({'hub.mode': 'publish', 'hub.topic': urls}, {arrayFormat: 'brackets'}) for
+      // the feeds a change is in, and one for each of those through three granary converters
+      // (`…/url?input=html&output=atom&hub=<hub>&url=<url>`); Content-Type form with
+      // charset=utf-8, User-Agent Sweetroll; the reply is only logged.
+      const feed = await followed('/');
+      const converted = await followed('/granary/url', `?input=html&output=atom&hub=${encodeURIComponent(`${hub.url}/websub`)}&url=${encodeURIComponent(feed.url)}`);
+      post(feed.url, 'from Sweetroll');
+      post(converted.url, 'from Sweetroll');
+      // qs encodes keys and values alike, brackets included.
+      const qsBrackets = (urls: string[]): string =>
+        [`hub.mode=publish`, ...urls.map((u) => `hub.topic%5B%5D=${encodeURIComponent(u)}`)].join('&');
+      for (const urls of [[feed.url, `${feed.url}an-entry/`], [converted.url]]) {
+        const res = await fetch(`${hub.url}/websub`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8', 'user-agent': 'Sweetroll' },
+          body: qsBrackets(urls),
+        });
+        expect(res.status, await res.text()).to.be.within(200, 299);
+      }
+      expect(await deliveredTo(feed.cb)).to.have.length(1);
+      expect(await deliveredTo(converted.cb)).to.have.length(1);
+    });
+
     it("Superfeedr's publisher instructions (until they said commas) list URLs with semicolons: hub.url=<url1>;<url2>", async () => {
       // superfeedr/documentation publishers.md, older versions: "by sending a coma separated
       // list or url-encoded URLs like this hub.url=<url1>;<url2>"; scripts written from it
