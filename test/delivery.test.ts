@@ -624,6 +624,36 @@ describe('durable delivery', function () {
       }
     });
 
+    it('a delivery that found every lingering place taken moves into one once it frees, giving its slot back: healthy subscribers are not held up until its timeout', async () => {
+      // One slot, one place. The first subscriber is slow: it lingers in the place. The second
+      // never answers: past DELIVERY_LINGER_AFTER_MS it finds the place taken and keeps the slot.
+      // Asking for a place only then, it kept the slot when the slow one answered and freed the
+      // place, and every healthy delivery waited for its timeout (4 s).
+      const hub = await hubWith({ ...ENV, DELIVERY_CONCURRENCY: '1', DELIVERY_PER_HOST: '1', DELIVERY_LINGER_AFTER_MS: '100', DELIVERY_LINGERING: '1', WEBSUB_MAX_ATTEMPTS: '1', REQUEST_TIMEOUT_MS: '4000', WEBSUB_TIMEOUT_MS: '4000' });
+      const topics = await topicServer();
+      let answerSlow!: () => void;
+      const slowMayAnswer = new Promise<void>((resolve) => (answerSlow = resolve));
+      const slow = await recorder(async (req, res) => {
+        await slowMayAnswer;
+        answer(200)(req, res);
+      });
+      const hung = await hangers(1);
+      const healthy = await recorder(answer(200));
+      const topic = topics.set('/lingering-later', { body: 'hello\n', contentType: 'text/plain' });
+      await seed(hub, topic, [subAt(slow.port, '/slow', 'websub'), subAt(hung.recs[0]!.port, '/hang', 'websub'), ...Array.from({ length: 10 }, (_, i) => subAt(healthy.port, `/ok/${i}`, 'websub'))]);
+
+      await publishTo(hub, topic);
+      await hung.recs[0]!.waitFor(1, deliveries, 5000);
+      // Past the hanger's DELIVERY_LINGER_AFTER_MS (100 ms): it found the place taken.
+      await sleep(300);
+      expect(healthy.requests, 'healthy subscribers wait behind the hanger, which holds the one slot').to.deep.equal([]);
+
+      answerSlow();
+      await healthy.waitFor(10, deliveries, 10_000);
+      expect(hung.ended, 'the hanger still waits for its answer, in the place the slow one freed').to.deep.equal([]);
+      expect(hung.open()).to.equal(1);
+    });
+
     it('never holds more than DELIVERY_CONCURRENCY + DELIVERY_LINGERING requests open, as hanging requests end and others take their slots and places', async () => {
       // A slot or place given back twice let one more request out each time a lingering one ended.
       const LINGERING = 1;

@@ -70,6 +70,11 @@ export class Limiter {
     }
   }
 
+  /** Slots taken (waiters not counted). */
+  get running(): number {
+    return this.active;
+  }
+
   get pending(): number {
     return this.waiting.length - this.head + this.active;
   }

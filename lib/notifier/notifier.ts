@@ -614,10 +614,14 @@ export class Notifier extends EventEmitter {
             const slow = this.countSlow(lane, version, sub);
             // `place`: the limiter holding this send's place until its outcome is durable,
             // `unrecorded`, or `lingering` once it lingers (see linger).
+            let answered = false;
             const lingers = setTimeout(() => {
-              if (!this.linger()) return;
-              place = this.lingering;
-              giveBack();
+              this.linger(() => {
+                if (answered) return false;
+                place = this.lingering;
+                giveBack();
+                return true;
+              });
             }, config.deliveryLingerAfterMs);
             try {
               outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
@@ -626,6 +630,7 @@ export class Notifier extends EventEmitter {
               this.breaker.probeNotSent(host);
               throw e;
             } finally {
+              answered = true;
               clearTimeout(lingers);
               clearTimeout(slow);
               lane.slow = false;
@@ -997,19 +1002,31 @@ export class Notifier extends EventEmitter {
   /**
    * A send still unanswered (or unconnected) after DELIVERY_LINGER_AFTER_MS may wait on, up to its
    * timeout, without its DELIVERY_CONCURRENCY slot, which it then gives back (keeping its host's),
-   * if one of DELIVERY_LINGERING places is free: true when it took one. Such a send costs the hub
-   * a socket and no work. Holding their slots, callbacks that accept a connection and never
-   * answer, or whose address drops the connection attempt, spread over many hosts (each within
+   * in one of DELIVERY_LINGERING places: `moveIn` is called once it holds one, at once when one is
+   * free, else when one is handed to it, and says whether the send still waits (it then gives its
+   * slot back) or has ended meanwhile (the place goes to the next). Such a send costs the hub a
+   * socket and no work. Holding their slots, callbacks that accept a connection and never answer,
+   * or whose address drops the connection attempt, spread over many hosts (each within
    * DELIVERY_PER_HOST), held every slot for their whole timeout (WebSub's 15 s), and every other
    * subscriber's deliveries, of every topic, queued behind them: 200 such among 2,000 healthy
    * subscribers made the fan-out take 3 minutes instead of under a second, their retries queued
-   * ahead of the healthy ones again and again. The places bound the sockets, and what a kill can
-   * make subscribers receive twice, as `unrecorded` does for the slots.
+   * ahead of the healthy ones again and again. Asking for a place only once, a send that found
+   * none free kept its slot to its timeout though places freed long before. The places bound the
+   * sockets, and what a kill can make subscribers receive twice, as `unrecorded` does for the slots.
    */
-  private linger(): boolean {
-    if (!this.lingering.tryAcquire()) return false;
-    this.unrecorded.release();
-    return true;
+  private linger(moveIn: () => boolean): void {
+    // With no places, a waiter would never be served, and every slow send would leave one behind.
+    if (this.deps.config.deliveryLingering === 0) return;
+    const take = (): void => {
+      if (moveIn()) this.unrecorded.release();
+      else this.lingering.release();
+    };
+    if (this.lingering.enter(take)) take();
+  }
+
+  /** Deliveries waiting on for their answer without a DELIVERY_CONCURRENCY slot (see linger). */
+  get lingeringDeliveries(): number {
+    return this.lingering.running;
   }
 
   /** Counts as not delivered the first attempts the lane owes, but `except`'s: they wait behind an older version's retries. */
