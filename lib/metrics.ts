@@ -10,6 +10,7 @@ import type { Store, StoreCounts } from './store/store.js';
 export interface MetricsSources {
   store: Store;
   queueDepth: () => number;
+  lingering: () => number;
   outboxBytes: () => number;
   pausedHosts: () => number;
   sseClients: () => number;
@@ -67,6 +68,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'pushbutton_deliveries_lingering',
+      help: 'Deliveries unanswered past DELIVERY_LINGER_AFTER_MS waiting on for their answer without a DELIVERY_CONCURRENCY slot (at most DELIVERY_LINGERING).',
+      registers,
+      collect() {
+        this.set(sources.lingering());
       },
     });
     new Gauge({

@@ -23,6 +23,8 @@ export interface Stats {
   recentFailures: Activity[];
   pausedHosts: { host: string; failures: number; until: string }[];
   deliveryQueueDepth: number;
+  /** Deliveries waiting on subscribers that have not answered within DELIVERY_LINGER_AFTER_MS, without a slot. */
+  deliveriesLingering: number;
   polledTopics: number;
   streams: number;
 }
@@ -108,6 +110,7 @@ export class Operator {
       recentFailures: activity.recent(20, (a) => !a.ok),
       pausedHosts: notifier.pausedHosts().map((h) => ({ host: h.host, failures: h.failures, until: iso(h.until) })),
       deliveryQueueDepth: notifier.queueDepth,
+      deliveriesLingering: notifier.lingeringDeliveries,
       polledTopics: poller.size,
       streams: streams.size,
     };

@@ -178,6 +178,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     const metrics = new Metrics({
       store,
       queueDepth: () => notifier.queueDepth,
+      lingering: () => notifier.lingeringDeliveries,
       outboxBytes: () => notifier.outboxBytes,
       pausedHosts: () => notifier.pausedHosts().length,
       sseClients: () => streams.size,

@@ -654,6 +654,31 @@ describe('durable delivery', function () {
       expect(hung.open()).to.equal(1);
     });
 
+    it('counts the deliveries waiting on without a slot on /metrics (pushbutton_deliveries_lingering) and /stats.json (deliveriesLingering), back to 0 once they end', async () => {
+      const LINGERING = 2;
+      const hub = await hubWith({ ...ENV, WEBSUB_MAX_ATTEMPTS: '1', WEBSUB_TIMEOUT_MS: '1000', DELIVERY_LINGERING: String(LINGERING) });
+      const topics = await topicServer();
+      const hung = await hangers(2 * CONCURRENCY);
+      const topic = topics.set('/lingering-counted', { body: 'hello\n', contentType: 'text/plain' });
+      await seed(hub, topic, hung.recs.map((r) => subAt(r.port, '/hang', 'websub')));
+      const lingering = async (): Promise<{ metric: number; stats: number }> => {
+        const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+        const stats = (await (await fetch(`${hub.url}/stats.json`)).json()) as { deliveriesLingering: number };
+        return { metric: Number(/^pushbutton_deliveries_lingering (\d+)$/m.exec(metrics)?.[1]), stats: stats.deliveriesLingering };
+      };
+      expect(await lingering(), 'before any delivery').to.deep.equal({ metric: 0, stats: 0 });
+
+      await publishTo(hub, topic);
+      // Two requests beyond the slots are open only once two deliveries gave theirs back.
+      while (hung.open() < CONCURRENCY + LINGERING) await sleep(20);
+      expect(hung.ended, 'none cut yet').to.deep.equal([]);
+      expect(await lingering(), 'while they hang').to.deep.equal({ metric: LINGERING, stats: LINGERING });
+
+      while (hung.ended.length < 2 * CONCURRENCY) await sleep(50);
+      await settled(hub);
+      expect(await lingering(), 'once every request ended').to.deep.equal({ metric: 0, stats: 0 });
+    });
+
     it('never holds more than DELIVERY_CONCURRENCY + DELIVERY_LINGERING requests open, as hanging requests end and others take their slots and places', async () => {
       // A slot or place given back twice let one more request out each time a lingering one ended.
       const LINGERING = 1;

@@ -14,7 +14,7 @@ describe('metrics', () => {
         return { topics: 7, subscriptions: 3, byProtocol: { 'http-post': 2, websub: 1 } };
       },
     } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
     const text = await metrics.registry.metrics();
     expect(reads).to.equal(1);
     expect(text).to.include('pushbutton_topics 7');
@@ -27,7 +27,7 @@ describe('metrics', () => {
 
   it('every pushbutton_ metric it serves is in the README\'s metrics table', async () => {
     const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
     const served = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('pushbutton_'));
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
     // The first cell of each table row that names a metric.

@@ -276,6 +276,7 @@ describe('Operators and browsers over HTTP', function () {
       expect(Object.keys(stats).sort()).to.deep.equal(
         [
           'busiestTopics',
+          'deliveriesLingering',
           'deliveryQueueDepth',
           'pausedHosts',
           'polledTopics',
@@ -299,6 +300,7 @@ describe('Operators and browsers over HTTP', function () {
       expect(Date.parse(stats.busiestTopics[0]!.lastUpdate ?? '')).to.not.be.NaN;
       expect(stats['pausedHosts']).to.deep.equal([]);
       expect(stats['deliveryQueueDepth']).to.equal(0);
+      expect(stats['deliveriesLingering']).to.equal(0);
       expect(stats['streams']).to.equal(1);
       expect(stats['polledTopics']).to.be.a('number');
 
