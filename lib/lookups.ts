@@ -85,10 +85,16 @@ export function sharedLookups(resolve: Resolver, opts: SharedLookupOptions): Res
   const byKey = new Map<string, Lookup>();
   /** The last answer for each name, oldest first. */
   const recent = new Map<string, { addresses: LookupAddress[]; at: number }>();
+  // The oldest name is found with one iterator kept from lookup to lookup: everything before it
+  // has been forgotten, and names answered again go to the end, after it. A new iterator each
+  // time walked from the table's start over every entry forgotten since V8 last compacted it,
+  // thousands at the default recentMax: ~7 µs per answer once it held 10,000 names (a lookup
+  // itself costs the event loop ~25 µs), ~50 µs at 100,000.
+  const oldest = recent.keys();
   const remember = (key: string, addresses: LookupAddress[]): void => {
     recent.delete(key);
     recent.set(key, { addresses, at: now() });
-    if (recent.size > recentMax) recent.delete(recent.keys().next().value!);
+    if (recent.size > recentMax) recent.delete(oldest.next().value!);
   };
 
   const start = (lookup: Lookup): void => {

@@ -224,6 +224,31 @@ describe('name lookups (lib/lookups.ts)', () => {
     expect(await late).to.have.length(1);
   });
 
+  it('keeps the last answers of the recentMax names answered last, through thousands of names, answers again and failures', async () => {
+    const r = heldResolver();
+    const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 1, recentMs: 60_000, recentMax: 100, now: () => 0 });
+    const answer = async (name: string, ok = true): Promise<void> => {
+      const p = lookup(name);
+      r.answer(name, ok);
+      await p.catch(() => undefined);
+    };
+    const names = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}.example`);
+    for (const name of names('n', 0, 2000)) await answer(name);
+    for (const name of names('n', 1900, 1910)) await answer(name);
+    for (const name of names('n', 1950, 1960)) await answer(name, false);
+    for (const name of names('m', 0, 15)) await answer(name);
+
+    // Every slot busy: a name stands in on its last answer if it was kept, else waits and gives up (maxWaitMs).
+    const busy = lookup('busy.example');
+    const candidates = [...names('n', 1800, 2000), ...names('m', 0, 15)];
+    const standsIn = await Promise.all(candidates.map((name) => lookup(name).then(() => true, () => false)));
+    const kept = candidates.filter((_, i) => standsIn[i]);
+    // 90 left of n1900–n1999 (ten failed), n1900–n1909 answered again last, then m0–m14: the five answered longest ago go.
+    expect(kept.sort()).to.deep.equal([...names('n', 1915, 1950), ...names('n', 1960, 2000), ...names('n', 1900, 1910), ...names('m', 0, 15)].sort());
+    r.answer('busy.example');
+    await busy;
+  });
+
   it('a name whose lookup failed has no last answer to stand in for it', async () => {
     const r = heldResolver();
     const lookup = sharedLookups(r.resolve, { slots: 1, maxWaitMs: 10_000 });
