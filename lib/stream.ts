@@ -5,6 +5,15 @@
 // backlog, cannot be resumed: the stream is told with a "reset" event (carrying the current id)
 // so the page can reload what it shows. One interval writes heartbeats so proxies do not close
 // idle streams.
+//
+// Every blank line the hub sends ends an event that has data and a name. Real clients differ
+// from the WHATWG rules (and from each other) about a block without data: eventsource 3+ and
+// event-source-polyfill ignore its id (so a stream that dropped before its first event came back
+// with no Last-Event-ID and missed what changed meanwhile), while @microsoft/fetch-event-source
+// and extended-eventsource hand it to the page as a message with empty data (a page parsing every
+// message as JSON threw on the retry hint and every heartbeat, and fetch-event-source reconnected
+// each time, in a loop). So the retry hint and heartbeats are lines that end no event, and the
+// id a stream opens with comes in a "ready" event.
 import { randomBytes } from 'node:crypto';
 
 export interface StreamClient {
@@ -67,7 +76,7 @@ export class StreamHub {
   ) {}
 
   start(heartbeatMs: number): void {
-    this.heartbeat = setInterval(() => this.broadcast(':\n\n', () => true), heartbeatMs);
+    this.heartbeat = setInterval(() => this.broadcast(':\n', () => true), heartbeatMs);
     this.heartbeat.unref();
   }
 
@@ -87,11 +96,12 @@ export class StreamHub {
 
   /** Adds a client, replaying what it missed since `lastEventId`. Returns the detach function. */
   attach(client: StreamClient, lastEventId: string | undefined): () => void {
-    client.write('retry: 2000\n\n');
-    // The current id, without data: EventSource takes it as its last event id all the same, so a
-    // stream that drops before its first event reconnects with an id and gets what it missed.
-    // After a replay it moves the id past the other channels' events the stream skipped.
-    if (!(lastEventId && this.replay(client, lastEventId))) client.write(`id: ${this.boot}-${this.seq}\n\n`);
+    // A field line alone: it takes effect as it is read, and the event after it carries it.
+    client.write('retry: 2000\n');
+    // The current id, in an event of its own, so a stream that drops before its first change
+    // reconnects with an id and gets what it missed. After a replay it moves the id past the
+    // other channels' events the stream skipped.
+    if (!(lastEventId && this.replay(client, lastEventId))) client.write(`id: ${this.boot}-${this.seq}\nevent: ready\ndata: {}\n\n`);
     this.clients.add(client);
     return () => this.clients.delete(client);
   }

@@ -85,8 +85,15 @@ describe('The docs page', () => {
     try {
       const [reset] = await s.waitFor(1, (e) => e.event === 'reset');
       expect(shown(`event: reset\ndata: ${reset!.data}\n`)).to.equal(true);
-      expect(s.raw().startsWith('retry: 2000\n\n')).to.equal(true);
-      expect(shown('retry: 2000\n\n')).to.equal(true);
+      expect(s.raw().startsWith('retry: 2000\nid: ')).to.equal(true);
+      expect(shown('retry: 2000\nid: ')).to.equal(true);
+      const fresh = await openStream(`${hub.url}/stream?topic=${encodeURIComponent('https://blog.example/feed.xml')}`);
+      try {
+        const [ready] = await fresh.waitFor(1, (e) => e.event === 'ready');
+        expect(shown(`event: ready\ndata: ${ready!.data}\n\n`)).to.equal(true);
+      } finally {
+        fresh.close();
+      }
       for (const name of ['content-type', 'cache-control', 'x-accel-buffering', 'access-control-allow-origin']) {
         const value = s.headers[name];
         expect(blocks.some((b) => new RegExp(`^${name}: ${String(value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'im').test(b)), name).to.equal(true);
