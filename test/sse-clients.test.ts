@@ -7,7 +7,9 @@
 //   Last-Event-ID header.
 // - @microsoft/fetch-event-source 2 hands the page every block a blank line ends, with or without
 //   data (extended-eventsource 2 too, after its first): a page that parses each message's data as
-//   JSON throws, and fetch-event-source then tears the stream down and reconnects.
+//   JSON throws, and fetch-event-source then tears the stream down and reconnects. It sends
+//   whatever headers the page gives it, so a browser preflights the stream; a refused preflight
+//   is a failed fetch, which it retries every second, for good.
 import { expect } from 'chai';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { TopicServer } from './helpers/websub.js';
@@ -84,6 +86,22 @@ describe('SSE clients in the wild', () => {
       expect((JSON.parse(missed!.data) as { entries: { title: string }[] }).entries.map((e) => e.title)).to.deep.equal(['Post b']);
     });
   }
+
+  it('@microsoft/fetch-event-source with headers of the page\'s own: the preflight allows them, as a browser reads it', async () => {
+    const asked = ['last-event-id', 'cache-control', 'x-requested-with', 'x-client-version'];
+    for (const path of [`/stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')}`, '/events']) {
+      const res = await fetch(`${hub.url}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://reader.example', 'access-control-request-method': 'GET', 'access-control-request-headers': asked.join(', ') },
+      });
+      expect(res.status, path).to.equal(204);
+      expect(res.headers.get('access-control-allow-origin'), path).to.equal('*');
+      // The Fetch standard's check: a header is allowed when named, or by `*` when no credentials go.
+      const allowed = (res.headers.get('access-control-allow-headers') ?? '').split(',').map((h) => h.trim().toLowerCase());
+      const wildcard = allowed.includes('*') && res.headers.get('access-control-allow-credentials') !== 'true';
+      for (const h of asked) expect(wildcard || allowed.includes(h), `${path}: ${h} in ${JSON.stringify(allowed)}`).to.equal(true);
+    }
+  });
 
   for (const path of ['/stream', '/events']) {
     it(`@microsoft/fetch-event-source: every block on ${path} that a page is handed carries JSON data and an event name, heartbeats and the retry hint included`, async () => {
