@@ -14,8 +14,9 @@
 // you get onReset, and should reload whatever you show. When the hub refuses the stream (it
 // answers 429 to an address that holds too many, as many tabs behind one NAT can, and 503 when
 // it holds as many as it can in all) or the browser gives up on it, follow() opens it again
-// later, each time later than the last, resuming from the last event id; with none to resume
-// from (no event had come yet), you get onReset once it is open again. A refusal that will not
+// later, each time later than the last, resuming from the last event id (the id the stream
+// opened with, when no change had come yet); with none to resume from (the stream was refused
+// the first time it was asked for), you get onReset once it is open again. A refusal that will not
 // change (a 400 for a topic URL longer than the hub takes, any 4xx but 429) ends it:
 // onError({ reconnecting: false, status, message }) with the hub's own words. EventSource does
 // not say why a stream failed, so follow() asks the hub once per failure, and onError passes on
@@ -151,12 +152,18 @@ export function follow(topics, options = {}) {
   const open = (again) => {
     const at = new URL(url);
     if (last) at.searchParams.set('lastEventId', last);
-    // Opened again with no id (no event had come yet: the id the hub gives as a stream opens is
-    // the browser's alone), the hub cannot tell what was missed while refused, and says nothing.
+    // Opened again with no id (it was refused the first time), the hub cannot tell what was
+    // missed while refused, and says nothing.
     let blind = again && !last;
     const es = new EventSource(at.href);
     es.addEventListener('change', onChangeEvent);
     es.addEventListener('reset', onResetEvent);
+    // The id the stream opens with (and is caught up to after a replay). Kept only by the browser
+    // before, a stream refused on its reconnect before any change came opened again with no id:
+    // the page was told to reload, though the hub could have sent what it missed.
+    es.addEventListener('ready', (ev) => {
+      if (ev.lastEventId) last = ev.lastEventId;
+    });
     es.addEventListener('open', () => {
       opens++;
       wait = retryMs;
