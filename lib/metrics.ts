@@ -17,22 +17,41 @@ export interface MetricsSources {
   pollLagSeconds: () => number;
 }
 
+/**
+ * How long a scrape waits for the store's counts: half the scraper's timeout, which Prometheus
+ * (and the agents built on its scraper) sends as X-Prometheus-Scrape-Timeout-Seconds, and half
+ * Prometheus's default of 10 s when it is not sent. A database that went silent held every
+ * scrape for DATABASE_QUERY_TIMEOUT_MS (30 s): Prometheus gave up at its scrape_timeout and
+ * marked the hub down, and the counters and pushbutton_store_up 0 that would have said why
+ * went missing with it.
+ */
+export function storeWaitMs(scrapeTimeoutHeader?: string): number {
+  const given = scrapeTimeoutHeader === undefined ? NaN : Number(scrapeTimeoutHeader);
+  // At most a minute: a read never outlasts DATABASE_QUERY_TIMEOUT_MS by much anyway, and a
+  // stranger's header must not ask for a timer Node cannot set (past 2^31 ms it fires at once).
+  const seconds = Number.isFinite(given) && given > 0 ? Math.min(given, 120) : 10;
+  return Math.ceil((seconds * 1000) / 2);
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly deliveries: Counter<'protocol' | 'outcome'>;
   private readonly deliveryLatency: Histogram<'protocol'>;
   private readonly fetches: Counter<'outcome'>;
   private readonly requests: Counter<'route' | 'status'>;
+  // The one counts() read every scrape shares (on PostgreSQL each read counts every subscription
+  // by protocol), and with a read still running that a scrape gave up waiting for: a database
+  // that answers slowly gets one such query at a time, however often it is scraped.
+  private readonly storeCounts: SharedRead<StoreCounts>;
+  // What the scrape under way read: undefined when the store could not be read, or not within
+  // the scrape's wait. Set by exposition() just before it collects; the store gauges read it
+  // synchronously as prom-client starts collecting, so concurrent scrapes each see their own.
+  private scraped: StoreCounts | undefined;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    // The two store gauges share one counts() per scrape (prom-client collects them at once):
-    // on PostgreSQL each read counts every subscription by protocol.
-    const storeCounts = new SharedRead(() => sources.store.counts(), 0);
-    // Undefined when the store cannot be read (its database down): the scrape still answers,
-    // with pushbutton_store_up 0. It failed whole with a 500, and the counters that showed the
-    // failures (deliveries, requests) and the process's own metrics went missing with it.
-    const counts = (): Promise<StoreCounts | undefined> => storeCounts.get().catch(() => undefined);
+    this.storeCounts = new SharedRead(() => sources.store.counts(), 0);
+    const metrics = this;
     // The process's and Node's own metrics under their usual names (process_cpu_seconds_total,
     // nodejs_eventloop_lag_seconds…), so the dashboards made for them find them; the prefix
     // they had doubled them into pushbutton_process_process_….
@@ -115,9 +134,9 @@ export class Metrics {
       help: 'Subscriptions by protocol.',
       labelNames: ['protocol'],
       registers,
-      async collect() {
+      collect() {
         // Left as last read while the store cannot be read (pushbutton_store_up says so).
-        const read = await counts();
+        const read = metrics.scraped;
         if (!read) return;
         const { byProtocol } = read;
         this.reset();
@@ -128,19 +147,43 @@ export class Metrics {
       name: 'pushbutton_topics',
       help: 'Topics known to the hub.',
       registers,
-      async collect() {
-        const read = await counts();
+      collect() {
+        const read = metrics.scraped;
         if (read) this.set(read.topics);
       },
     });
     new Gauge({
       name: 'pushbutton_store_up',
-      help: 'Whether this scrape could read the store (1) or not (0: its database down; the store gauges keep their last values).',
+      help: 'Whether this scrape could read the store (1) or not (0: its database down, or silent past half the scrape timeout; the store gauges keep their last values).',
       registers,
-      async collect() {
-        this.set((await counts()) ? 1 : 0);
+      collect() {
+        this.set(metrics.scraped ? 1 : 0);
       },
     });
+  }
+
+  /**
+   * The exposition text for one scrape. A store that cannot be read (its database down), or not
+   * within storeWaitMs (silent), leaves the scrape answering with pushbutton_store_up 0: it
+   * failed whole with a 500, or outlasted the scraper's timeout, and the counters that showed
+   * the failures (deliveries, requests) and the process's own metrics went missing with it.
+   */
+  async exposition(scrapeTimeoutHeader?: string): Promise<string> {
+    const scraped = await this.readCounts(storeWaitMs(scrapeTimeoutHeader));
+    this.scraped = scraped;
+    return this.registry.metrics();
+  }
+
+  private async readCounts(waitMs: number): Promise<StoreCounts | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, waitMs, undefined);
+    });
+    try {
+      return await Promise.race([this.storeCounts.get().catch(() => undefined), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   delivery(e: DeliveryEvent): void {

@@ -82,8 +82,8 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     if (!status) return void res.status(404).json({ subscribed: false, topic, callback });
     res.json({ subscribed: true, ...status });
   });
-  router.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  router.get('/metrics', async (req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.exposition(req.get('x-prometheus-scrape-timeout-seconds')));
   });
 
   const admin = express.Router();

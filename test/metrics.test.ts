@@ -1,7 +1,7 @@
 // Unit tests of the metrics registry (one part, so a stand-in store), and of its documentation.
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
-import { Metrics } from '../lib/metrics.js';
+import { Metrics, storeWaitMs } from '../lib/metrics.js';
 import type { Store, StoreCounts } from '../lib/store/store.js';
 
 describe('metrics', () => {
@@ -15,13 +15,13 @@ describe('metrics', () => {
       },
     } as unknown as Store;
     const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
-    const text = await metrics.registry.metrics();
+    const text = await metrics.exposition();
     expect(reads).to.equal(1);
     expect(text).to.include('pushbutton_topics 7');
     expect(text).to.include('pushbutton_subscriptions{protocol="http-post"} 2');
     expect(text).to.include('pushbutton_subscriptions{protocol="websub"} 1');
     expect(text).to.include('pushbutton_subscriptions{protocol="xml-rpc"} 0');
-    await metrics.registry.metrics();
+    await metrics.exposition();
     expect(reads).to.equal(2);
   });
 
@@ -35,5 +35,14 @@ describe('metrics', () => {
     const documented = new Set(cells.flatMap((c) => [...c.matchAll(/`(pushbutton_[a-z_]+)/g)].map((m) => m[1])));
     expect(served.length).to.be.above(10);
     expect(served.filter((n) => !documented.has(n))).to.deep.equal([]);
+  });
+
+  it('waits for the store half the scrape timeout Prometheus names, within bounds whatever the header says', () => {
+    expect(storeWaitMs('10')).to.equal(5000);
+    expect(storeWaitMs('0.5')).to.equal(250);
+    // Not sent (curl), or not a duration: half Prometheus's default scrape_timeout.
+    for (const h of [undefined, '', 'abc', '-3', '0', 'Infinity']) expect(storeWaitMs(h)).to.equal(5000);
+    // A timer Node can set: past 2^31 ms it would fire at once.
+    expect(storeWaitMs('1e12')).to.equal(60_000);
   });
 });

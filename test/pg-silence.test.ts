@@ -95,6 +95,39 @@ describe('a hub on PostgreSQL while the database host is silent', function () {
     expect(await pleaseNotify(hub, subscribeForm(rssSub, '/after', feed))).to.include({ status: 200, success: true });
   });
 
+  it('answers a Prometheus scrape within its timeout while silent, at the default DATABASE_QUERY_TIMEOUT_MS', async () => {
+    await server.admin.query('CREATE SCHEMA silence_scrape');
+    // The query timeout an operator runs with (30 s), far past any scrape_timeout.
+    const scraped = await startTestHub(
+      { DATABASE_URL: withSearchPath(`postgresql://pushbutton@${proxy.host}:${proxy.port}/postgres`, 'silence_scrape'), DATABASE_QUERY_TIMEOUT_MS: '30000', POLL_ENABLED: 'false' },
+      await tempDataDir(),
+    );
+    try {
+      expect(await fetch(`${scraped.url}/metrics`).then((r) => r.text())).to.match(/^pushbutton_store_up 1$/m);
+      proxy.silence();
+      // As Prometheus scrapes: it says its scrape_timeout, and gives up when it has passed.
+      const scrapeTimeoutSeconds = 2;
+      const scrape = (): Promise<{ status: number; text: string }> =>
+        fetch(`${scraped.url}/metrics`, {
+          headers: { 'X-Prometheus-Scrape-Timeout-Seconds': String(scrapeTimeoutSeconds) },
+          signal: AbortSignal.timeout(scrapeTimeoutSeconds * 1000),
+        }).then(async (r) => ({ status: r.status, text: await r.text() }));
+      // Twice: the second finds the first one's count still unanswered, and does not wait it out.
+      for (const res of [await scrape(), await scrape()]) {
+        expect(res.status).to.equal(200);
+        expect(res.text).to.match(/^pushbutton_store_up 0$/m);
+        // The counters that say what the outage did are in the scrape that reports it.
+        expect(res.text).to.match(/^pushbutton_http_requests_total\{route="\/metrics",status="200"\} [1-9]\d*$/m);
+        expect(res.text).to.match(/^pushbutton_topics 0$/m);
+      }
+      proxy.heal();
+      expect(await fetch(`${scraped.url}/metrics`).then((r) => r.text())).to.match(/^pushbutton_store_up 1$/m);
+    } finally {
+      proxy.heal();
+      await scraped.destroy();
+    }
+  });
+
   it('gives a transaction whose statement went unanswered up after one timeout, without waiting out another for its ROLLBACK', async () => {
     await server.admin.query('CREATE SCHEMA silence_tx');
     const timeoutMs = 1500;
