@@ -138,4 +138,18 @@ describe('The README', () => {
     const all = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1).join(', ');
     expect(readme).to.include(`schema: version 0 → ${SCHEMA_VERSION} (applied ${all})`);
   });
+
+  it('keeps secrets out of the Environment= lines of its systemd unit, which every local user can read', () => {
+    const units = [...readme.matchAll(/```ini\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((u) => u.includes('[Service]'));
+    expect(units).to.have.length.above(0);
+    for (const unit of units) {
+      const environment = unit.split('\n').filter((l) => /^Environment=/.test(l));
+      expect(environment.length, 'the unit sets its environment').to.be.above(0);
+      // A password in a URL (user:password@), or a variable that is a secret whole.
+      const secret = /:\/\/[^/@\s:]+:[^@\s]+@|\b(?:ADMIN_TOKEN|PUBLISHER_SECRETS)=/;
+      expect(environment.filter((l) => secret.test(l))).to.deep.equal([]);
+      // They come from a file instead, which systemd reads as root before dropping to User=.
+      expect(unit).to.match(/^EnvironmentFile=\/\S+$/m);
+    }
+  });
 });
