@@ -4,15 +4,23 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { startHub } from './server.js';
 
+/**
+ * Why the hub did not start, as one JSON line like every other, whatever LOG_LEVEL says (it is
+ * the line an operator most needs, a bad LOG_LEVEL included). It was plain text: under systemd's
+ * Restart=always, every 5 s a line in the JSON stream that `jq` stopped at and log shippers
+ * filed without a level.
+ */
+function exitWith(msg: string, error: string): never {
+  createLogger('error').error(msg, { error });
+  process.exit(1);
+}
+
 async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig();
   } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`pushbutton: configuration error: ${e.message}\n`);
-      process.exit(1);
-    }
+    if (e instanceof ConfigError) exitWith('configuration error', e.message);
     throw e;
   }
   const log = createLogger(config.logLevel);
@@ -39,7 +47,4 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`pushbutton: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+main().catch((e: unknown) => exitWith('failed to start', e instanceof Error ? e.message : String(e)));

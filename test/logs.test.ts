@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../lib/log.js';
@@ -55,6 +56,57 @@ describe('logs', () => {
   it('writes neither at LOG_LEVEL=warn', async () => {
     const entries = await run('warn');
     expect(entries.filter((e) => e.msg === 'request' || e.msg === 'delivery')).to.deep.equal([]);
+  });
+});
+
+describe('logs of a hub that cannot start', function () {
+  this.timeout(30_000);
+  /** The hub's process run to its exit: its code and every line it wrote on stderr. */
+  const start = async (env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> => {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const [code] = (await once(proc, 'exit')) as [number | null];
+    return { code, lines: stderr.split('\n').filter((l) => l !== '') };
+  };
+  // What `journalctl -o cat | jq -c .` and a log shipper read: each line one JSON object.
+  const entries = (lines: string[]): Record<string, unknown>[] =>
+    lines.map((l) => {
+      const entry: unknown = JSON.parse(l);
+      expect(entry, l).to.be.an('object');
+      return entry as Record<string, unknown>;
+    });
+
+  it('says why in one JSON line at level error, a bad LOG_LEVEL itself included', async () => {
+    const { code, lines } = await start({ LOG_LEVEL: 'bogus' });
+    expect(code).to.equal(1);
+    const [entry, ...more] = entries(lines);
+    expect(more).to.deep.equal([]);
+    expect(entry).to.include({ level: 'error', msg: 'configuration error' });
+    expect(entry!.error).to.match(/^LOG_LEVEL: must be one of /);
+  });
+
+  it('says why in a JSON line when it cannot listen, whatever LOG_LEVEL silences', async () => {
+    const host = loopbackAddress();
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, host, resolve));
+    const dir = await tempDataDir();
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const { code, lines } = await start({ HOST: host, PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'silent' });
+      expect(code).to.equal(1);
+      const failed = entries(lines).filter((e) => e.msg === 'failed to start');
+      expect(failed).to.have.length(1);
+      expect(failed[0]).to.include({ level: 'error' });
+      expect(failed[0]!.error).to.include('EADDRINUSE');
+    } finally {
+      taken.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -118,7 +118,7 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
         (e: Error) => e.message,
       );
       // Was "pushbutton: failed to start: connect ENOENT /tmp/…/.s.PGSQL.5432" (or ECONNREFUSED host:port).
-      expect(failed).to.match(/pushbutton: failed to start: PostgreSQL \(DATABASE_URL postgresql:\/\/pushbutton:\*\*\*@localhost\/.*\) could not be opened: connect ENOENT/);
+      expect(failed).to.match(/"error":"PostgreSQL \(DATABASE_URL postgresql:\/\/pushbutton:\*\*\*@localhost\/.*\) could not be opened: connect ENOENT.*","msg":"failed to start"/);
       expect(failed).to.not.contain('hunter2');
     } finally {
       await server.resume();
