@@ -1152,6 +1152,32 @@ describe('durable delivery', function () {
         const tries = await host.waitFor(2, deliveries, 4000);
         expect(guids(tries[1]!.body), 'its second attempt, taken').to.deep.equal(['b1']);
       });
+
+      // The hour a Retry-After asked for grows the version's retry window only by what it waited
+      // of it. Counted whole though the operator woke it at once, a version whose host then
+      // failed and was paused waited for that host an hour past its window, in the outbox.
+      it('a WebSub version woken from a Retry-After of an hour keeps only its own retry window: at a pause after that, it is given up', async () => {
+        // Retry window 150 ms (3 attempts, 50 ms base); each failure pauses the host 800 ms.
+        const hub = await hubWith({ ...ENV, ADMIN_TOKEN, WEBSUB_MAX_ATTEMPTS: '3', WEBSUB_RETRY_MAX_MS: '3600000', BREAKER_FAILURES: '1', BREAKER_COOLDOWN_MS: '800' });
+        const topics = await topicServer();
+        const answers = [429, 503];
+        const host = await recorder((req, res) => {
+          const status = req.method === 'POST' ? (answers.shift() ?? 204) : 204;
+          res.writeHead(status, { 'content-type': 'text/plain', ...(status === 429 && { 'retry-after': '3600' }) }).end('no');
+        });
+        const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
+        await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
+        await publishTo(hub, busy);
+        await host.waitFor(1, deliveries, 4000);
+        await sleep(QUIET_MS);
+        expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
+        // The second attempt fails (503) and pauses the host, past the version's window.
+        await host.waitFor(2, deliveries, 4000);
+        await settled(hub);
+        await sleep(800 + QUIET_MS);
+        expect(host.matching(deliveries), 'the refused attempt and the failed one; none after the pause').to.have.length(2);
+        expect(await outboxBodies(hub), 'given up, out of the outbox').to.deep.equal([]);
+      });
     });
 
     // A subscriber answering 429 is alive and asks for patience. Counted toward

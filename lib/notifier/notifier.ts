@@ -704,9 +704,12 @@ export class Notifier extends EventEmitter {
           if (outcome.status === 429) lane.restUntil = this.now() + this.restAfter429(outcome, sub.protocol === 'websub' ? attempt : lane.refusals);
           return 'done';
         }
-        asked += Math.max(0, delay - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
         // Woken early by the operator's retry of the host (see retryHostNow), as a pause is.
+        const from = this.now();
         await this.waitBehind(lane, version, this.sleep(delay, host));
+        // Only what it waited of the delay: counted whole, a Retry-After of an hour the operator
+        // cut short kept the version waiting for its host an hour past its window.
+        asked += Math.max(0, Math.min(delay, this.now() - from) - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
         attempt++;
       }
       return 'stopped';
