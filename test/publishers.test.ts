@@ -196,6 +196,14 @@ describe('publishers and pingers in the wild', function () {
       expect(await deliveredTo(a.cb)).to.have.length(1);
       expect(await deliveredTo(b.cb)).to.have.length(1);
     });
+
+    it('a semicolon or comma inside one URL (path parameters, a query of tags) does not split it: only one that starts a new http(s) URL does', async () => {
+      const feed = await followed('/feed;jsessionid=a1', '?tags=news,tech;lang=en');
+      post(feed.url, 'one URL');
+      const res = await hub.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': feed.url });
+      expect([res.status, await res.text()]).to.deep.equal([204, '']);
+      expect(await deliveredTo(feed.cb)).to.have.length(1);
+    });
   });
 
   describe('rssCloud REST ping', () => {

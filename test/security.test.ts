@@ -1114,7 +1114,7 @@ describe('security: limits', function () {
       WEBSUB_MAX_BODY_BYTES: '2048',
       MAX_URL_LENGTH: '100',
       MAX_URLS_PER_REQUEST: '3',
-      MAX_URLS_PER_PUBLISH: '3',
+      MAX_URLS_PER_PUBLISH: '4',
       MAX_SUBSCRIPTIONS_PER_TOPIC: '2',
       MAX_SUBSCRIPTIONS_PER_CALLBACK_HOST: '3',
       XMLRPC_MAX_DEPTH: '4',
@@ -1240,9 +1240,11 @@ describe('security: limits', function () {
     });
   });
 
-  describe('URLs per request (MAX_URLS_PER_REQUEST=3, MAX_URLS_PER_PUBLISH=3)', () => {
+  // Apart, so that each face is seen to read its own limit.
+  describe('URLs per request (MAX_URLS_PER_REQUEST=3, MAX_URLS_PER_PUBLISH=4)', () => {
     const TOO_MANY = 'Too many URLs in one request: at most 3.';
     const four = (): string[] => [1, 2, 3, 4].map((i) => feeds.fixed(`many-${i}`));
+    const five = (): string[] => [1, 2, 3, 4, 5].map((i) => feeds.fixed(`many-${i}`));
 
     it('rssCloud pleaseNotify, REST and XML-RPC', async () => {
       const form: Record<string, string> = { port: String(sub.port), path: '/cb', protocol: 'http-post' };
@@ -1254,15 +1256,16 @@ describe('security: limits', function () {
     });
 
     it('WebSub publish, whichever way the URLs are listed, even when some are not http(s)', async () => {
-      const urls = four();
+      const urls = five();
       const forms: [string, string][][] = [
         [['hub.mode', 'publish'], ...urls.map((u): [string, string] => ['hub.url', u])],
         [['hub.mode', 'publish'], ['hub.url', urls.join(',')]],
-        [['hub.mode', 'publish'], ['hub.url[]', urls[0]!], ['hub.topic', urls[1]!], ['hub.url', urls[2]!], ['hub.url', 'ftp://x.example/']],
+        [['hub.mode', 'publish'], ['hub.url[]', urls[0]!], ['hub.topic', urls[1]!], ['hub.url[2]', urls[2]!], ['hub.url', `${urls[3]};${urls[4]}`]],
+        [['hub.mode', 'publish'], ['hub.url[]', urls[0]!], ['hub.topic', urls[1]!], ['hub.url', urls[2]!], ['hub.url', urls[3]!], ['hub.url', 'ftp://x.example/']],
       ];
       for (const form of forms) {
         const reply = await websub(hub, form);
-        expect([reply.status, reply.text]).to.deep.equal([400, `${TOO_MANY}\n`]);
+        expect([reply.status, reply.text]).to.deep.equal([400, 'Too many URLs in one request: at most 4.\n']);
       }
       await hub.hub.idle();
       expect(feeds.rec.requests).to.deep.equal([]);
