@@ -639,11 +639,18 @@ describe('durable delivery', function () {
       });
       const hung = await hangers(1);
       const healthy = await recorder(answer(200));
-      const topic = topics.set('/lingering-later', { body: 'hello\n', contentType: 'text/plain' });
-      await seed(hub, topic, [subAt(slow.port, '/slow', 'websub'), subAt(hung.recs[0]!.port, '/hang', 'websub'), ...Array.from({ length: 10 }, (_, i) => subAt(healthy.port, `/ok/${i}`, 'websub'))]);
+      // A topic each, published in turn: one topic's fan-out goes in the order the store lists
+      // its subscribers, which the test API's seed leaves to PostgreSQL's concurrent inserts.
+      const [toSlow, toHanger, toHealthy] = ['slow', 'hang', 'ok'].map((name) => topics.set(`/lingering-later-${name}`, { body: 'hello\n', contentType: 'text/plain' }));
+      await seed(hub, toSlow!, [subAt(slow.port, '/slow', 'websub')]);
+      await seed(hub, toHanger!, [subAt(hung.recs[0]!.port, '/hang', 'websub')]);
+      await seed(hub, toHealthy!, Array.from({ length: 10 }, (_, i) => subAt(healthy.port, `/ok/${i}`, 'websub')));
 
-      await publishTo(hub, topic);
+      await publishTo(hub, toSlow!);
+      await slow.waitFor(1, deliveries, 5000);
+      await publishTo(hub, toHanger!);
       await hung.recs[0]!.waitFor(1, deliveries, 5000);
+      await publishTo(hub, toHealthy!);
       // Past the hanger's DELIVERY_LINGER_AFTER_MS (100 ms): it found the place taken.
       await sleep(300);
       expect(healthy.requests, 'healthy subscribers wait behind the hanger, which holds the one slot').to.deep.equal([]);
