@@ -41,7 +41,7 @@ describe('The docs page', () => {
       ['XML-RPC hello', post('/RPC2', '<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>', 'text/xml')],
       ['XML-RPC fault', post('/RPC2', '<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.ping</methodName><params></params></methodCall>', 'text/xml')],
       ['WebSub subscribe refused', post('/websub', 'hub.mode=subscribe&hub.topic=https%3A%2F%2Fblog.example%2Ffeed.xml&hub.callback=cb', form)],
-      ['fat ping unsigned', post('/websub?hub.mode=publish&hub.topic=https%3A%2F%2Fblog.example%2Ffeed.atom', '<feed/>', 'application/atom+xml')],
+      ['fat ping badly signed', post('/websub?hub.mode=publish&hub.topic=https%3A%2F%2Fblog.example%2Ffeed.atom', '<feed/>', 'application/atom+xml', { 'x-hub-signature': 'sha256=00' })],
       ['operator action without a token', post('/admin/hosts/retry', '{}', 'application/json')],
       ['stream without a topic', fetch(`${hub.url}/stream`)],
     ];

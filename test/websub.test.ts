@@ -1332,6 +1332,36 @@ describe('WebSub hub', function () {
       expect(topics.fetches('/pushed-as-url')).to.have.length(0);
     });
 
+    it("a body with no signature at all (GitHub's webhook set to JSON) is a publish: the hub reads the topic, the body goes nowhere", async () => {
+      // People point a GitHub Pages webhook at hub?hub.mode=publish&hub.url=<feed> (Superfeedr's
+      // instructions); set to JSON, GitHub posts its push event as application/json, unsigned
+      // when the hook has no secret. Refused as an unsigned fat ping, nothing was delivered.
+      const sub = await subscriber();
+      const topic = topics.set('/github-pages.atom', { body: ATOM('before the build'), contentType: 'application/atom+xml' });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      await quiet(h);
+      topics.set('/github-pages.atom', { body: ATOM('built by Pages'), contentType: 'application/atom+xml' });
+      const reads = topics.fetches('/github-pages.atom').length;
+      const res = await fetch(`${h.url}/websub?hub.mode=publish&hub.url=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'user-agent': 'GitHub-Hookshot/abc1234' },
+        body: JSON.stringify({ ref: 'refs/heads/gh-pages', commits: [{ message: 'new post' }] }),
+      });
+      expect([res.status, await res.text()]).to.deep.equal([204, '']);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(ATOM('built by Pages'));
+      expect(topics.fetches('/github-pages.atom')).to.have.length(reads + 1);
+      // Signed wrongly, a body is still refused: its sender meant to push content.
+      const bad = await fetch(`${h.url}/websub?hub.mode=publish&hub.url=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-hub-signature': 'sha1=0000' },
+        body: '{}',
+      });
+      expect(bad.status).to.equal(403);
+      await quiet(h);
+      expect(sub.deliveries()).to.have.length(1);
+    });
+
     it('a fat ping larger than a form may be (200 KB; forms stop at 64 KB) is delivered whole', async () => {
       const sub = await subscriber();
       const topic = topics.url('/large-push');
@@ -1389,11 +1419,15 @@ describe('WebSub hub', function () {
       expect(allowed).to.include.members(['content-type', 'x-hub-signature']);
     });
 
-    it('refuses unsigned content with 403 and delivers nothing', async () => {
+    it('never delivers unsigned content: a body without a signature is a publish, the topic read from its origin', async () => {
       const sub = await subscriber();
       const topic = topics.url('/unsigned');
       await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
-      await expectRefused(await fatPing(topic, ATOM('unsigned')), 403);
+      const reads = topics.fetches('/unsigned').length;
+      const res = await fatPing(topic, ATOM('unsigned'));
+      expect(res.status, await res.text()).to.equal(204);
+      // The topic has nothing to serve (404): the read fails and nothing goes out.
+      await topics.rec.waitFor(reads + 1, (r) => r.method === 'GET' && r.path === '/unsigned');
       await quiet(h);
       expect(sub.deliveries()).to.have.length(0);
     });
