@@ -286,6 +286,10 @@ function connectLog() {
   const seen = (ev) => {
     if (ev.lastEventId) lastLogId = ev.lastEventId;
   };
+  // The id the log opens with (and is caught up to after a replay). Without it, a log refused on
+  // its reconnect before any activity came opened again with no id, and the activity made while
+  // it was refused never showed, not even as a reset.
+  source.addEventListener('ready', seen);
   source.addEventListener('open', () => {
     logRetryMs = LOG_RETRY_FIRST_MS;
     setStatus(status, 'open', 'Live log connected');

@@ -208,6 +208,41 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  it("the dashboard's live log whose reconnect is refused before any activity came shows the activity made while refused once it is open again", async () => {
+    const capped = await startTestHub({ SSE_MAX_PER_CLIENT: '1' });
+    const sockets: Socket[] = [];
+    const track = (req: IncomingMessage): void => {
+      if (req.url === '/events') sockets.push(req.socket);
+    };
+    capped.server.on('request', track);
+    try {
+      const feed = topics.set('/dash-refused-reconnect.xml', { body: rss([item('d1', 'One')]), contentType: RSS_TYPE });
+      const page = await context!.newPage();
+      await page.goto(`${capped.url}/`);
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+      // The stream's opening (its ready event) has been read before the connection drops.
+      await sleep(200);
+      sockets[0]!.destroy();
+      // Before the browser is back (the hub's retry hint is 2 s), another tab behind the same
+      // address takes the one stream it may hold.
+      let holder: SseStream | undefined;
+      for (let i = 0; i < 100 && !holder; i++) {
+        const s = await openSse(`${capped.url}/events`);
+        if ('events' in s) holder = s;
+        else await sleep(20);
+      }
+      expect(holder, 'the slot the dropped stream held').to.not.equal(undefined);
+      await page.locator('#live-status', { hasText: 'Live log refused' }).waitFor({ timeout: 10_000 });
+      expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
+      holder!.close();
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 3000 });
+    } finally {
+      capped.server.off('request', track);
+      await capped.destroy();
+    }
+  });
+
   // The live log was a polite live region: a screen reader read out every delivery of a busy hub,
   // and its queue ran ever further behind. It is silent unless asked, and can be held still.
   it("the dashboard's live log is read aloud only when asked, and Pause holds new rows until Resume", async () => {
