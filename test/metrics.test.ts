@@ -25,6 +25,45 @@ describe('metrics', () => {
     expect(reads).to.equal(2);
   });
 
+  it('shares one unanswered count between scrapes that gave up on it, and reads again once it is answered', async () => {
+    let reads = 0;
+    let answer: (c: StoreCounts) => void = () => {};
+    const store = {
+      counts: (): Promise<StoreCounts> => {
+        reads++;
+        // The first read is a silent database's; the next ones answer at once.
+        if (reads === 1) return new Promise((resolve) => (answer = resolve));
+        return Promise.resolve({ topics: 9, subscriptions: 1, byProtocol: { websub: 1 } });
+      },
+    } as unknown as Store;
+    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    // Scrapes with a 20 ms scrape_timeout, two at once and one after: each waits 10 ms.
+    const given = await Promise.all([metrics.exposition('0.02'), metrics.exposition('0.02')]);
+    given.push(await metrics.exposition('0.02'));
+    for (const text of given) expect(text).to.match(/^pushbutton_store_up 0$/m);
+    expect(reads, 'one query at a time on a database that does not answer').to.equal(1);
+    answer({ topics: 4, subscriptions: 0, byProtocol: {} });
+    // The scrape that finds it answered takes it; the one after reads afresh.
+    const after = await metrics.exposition('0.02');
+    expect(after).to.match(/^pushbutton_store_up 1$/m);
+    expect(after).to.match(/^pushbutton_topics 4$/m);
+    expect(reads).to.equal(1);
+    expect(await metrics.exposition('0.02')).to.match(/^pushbutton_topics 9$/m);
+    expect(reads).to.equal(2);
+  });
+
+  it('leaves no timer behind once a scrape is answered, however long it would have waited for the store', async () => {
+    const store = { counts: async (): Promise<StoreCounts> => ({ topics: 1, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
+    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // After a first scrape: the test runner sets its own timer once the test has begun.
+    await metrics.exposition('120');
+    const before = timers();
+    // Up to a minute each: left set, they held a hub that was told to stop, and piled up under a busy scraper.
+    for (let i = 0; i < 3; i++) expect(await metrics.exposition('120')).to.match(/^pushbutton_store_up 1$/m);
+    expect(timers()).to.equal(before);
+  });
+
   it('every pushbutton_ metric it serves is in the README\'s metrics table', async () => {
     const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
     const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
