@@ -91,6 +91,17 @@ describe('The docs page', () => {
       try {
         const [ready] = await fresh.waitFor(1, (e) => e.event === 'ready');
         expect(shown(`event: ready\ndata: ${ready!.data}\n\n`)).to.equal(true);
+        // Resumed: what it missed, then ready; as the page shows it.
+        hub.hub.emit('activity', { kind: 'ping', topic: 'https://blog.example/feed.xml', ok: true });
+        const resumed = await openStream(`${hub.url}/events`, { 'last-event-id': ready!.id! });
+        try {
+          await resumed.waitFor(1, (e) => e.event === 'ready');
+          const order = /^retry: 2000\nid: \S+\nevent: \w+\ndata: \{.*\}\n\nid: \S+\nevent: ready\ndata: \{\}\n/;
+          expect(resumed.raw()).to.match(order);
+          expect(blocks.some((b) => order.test(b)), 'a resumed stream shown').to.equal(true);
+        } finally {
+          resumed.close();
+        }
       } finally {
         fresh.close();
       }
