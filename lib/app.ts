@@ -1,5 +1,6 @@
 // createApp mounts the faces on one express app. It is the only file in lib/ that knows
 // express exists, because mounting faces is its whole job.
+import { STATUS_CODES } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +156,11 @@ export function createApp(deps: AppDeps): express.Express {
   });
   // Never a stack trace on the wire: the detail goes to the log.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // The client's own mistake, as the static file server reports it (a Range past the end of
+    // the file: 416 with its Content-Range; an If-Match that fails: 412): that status, not a 500
+    // that a download manager or cache resuming a page took for the hub failing, and logged as one.
+    const status = clientErrorStatus(err);
+    if (status !== undefined && !res.headersSent) return void res.status(status).type('text/plain; charset=utf-8').send(`${STATUS_CODES[status] ?? 'Bad request'}.\n`);
     log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
     if (res.headersSent) return res.destroy();
     // A face whose clients read another shape (JSON) says how to answer (see failureReply).
@@ -163,4 +169,11 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(500).type('text/plain; charset=utf-8').send('The hub could not handle this request.\n');
   });
   return app;
+}
+
+/** The 4xx of an error that says it may be shown to the client (http-errors' `expose`), else undefined. */
+function clientErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status, expose } = err as { status?: unknown; expose?: unknown };
+  return expose === true && typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
 }
