@@ -4,6 +4,7 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
+import { decodeBytes, mediaType } from '../lib/feeds/discover.js';
 import { carriesCredentials, hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
@@ -46,8 +47,26 @@ export function isFormRequest(req: Request): boolean {
   return type === undefined || type.trim() === '' || req.is('application/x-www-form-urlencoded') === 'application/x-www-form-urlencoded';
 }
 
+/**
+ * A form's parameters. Its bytes, percent-escaped or not, are in the charset its Content-Type
+ * names, UTF-8 without one: a form from an ISO-8859-1 page that said so sent `caf%E9`, read as
+ * UTF-8 "caf\uFFFD", and its ping or subscription named a feed that does not exist.
+ */
 export function formParams(req: Request): URLSearchParams {
-  return isFormRequest(req) ? new URLSearchParams(bodyBuffer(req).toString('utf8')) : new URLSearchParams();
+  if (!isFormRequest(req)) return new URLSearchParams();
+  const body = bodyBuffer(req);
+  const { charset } = mediaType(req.headers['content-type'] ?? '');
+  if (charset === '' || /^utf-?8$/i.test(charset)) return new URLSearchParams(body.toString('utf8'));
+  const params = new URLSearchParams();
+  const decode = (part: string): string =>
+    decodeBytes(Buffer.from(part.replace(/\+/g, ' ').replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1'), charset);
+  // Byte for byte: latin1 maps each byte to one character and back.
+  for (const pair of body.toString('latin1').split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    params.append(decode(eq < 0 ? pair : pair.slice(0, eq)), eq < 0 ? '' : decode(pair.slice(eq + 1)));
+  }
+  return params;
 }
 
 /** True for a multipart/form-data body: what PHP's curl sends when given its fields as an array. */

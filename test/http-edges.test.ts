@@ -17,6 +17,37 @@ describe('HTTP edges at the faces', function () {
     await feeds.close();
   });
 
+  describe('forms in a charset other than UTF-8', () => {
+    /** A form as a page in ISO-8859-1 encodes it: each character one byte, escaped. */
+    const latin1Form = (fields: Record<string, string>): Buffer =>
+      Buffer.from(
+        Object.entries(fields)
+          .map(([k, v]) => `${k}=${[...Buffer.from(v, 'latin1')].map((b) => (/[A-Za-z0-9._~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('')}`)
+          .join('&'),
+      );
+
+    it('an rssCloud ping from an ISO-8859-1 form names the feed it spelled (caf%E9 is café, not caf and a U+FFFD)', async () => {
+      const feed = feeds.fixed('ping-caf\u00e9');
+      const res = await rawRequest(`${hub.url}/ping`, {
+        headers: { 'content-type': 'Application/X-WWW-Form-Urlencoded; Charset=ISO-8859-1' },
+        body: latin1Form({ url: feed }),
+      });
+      expect(res.body).to.contain('success="true"');
+      expect(feeds.reads(feed)).to.equal(1);
+    });
+
+    it('a WebSub publish from a windows-1252 form reads the topic it spelled', async () => {
+      const topic = feeds.fixed('publish-na\u00efve');
+      const res = await rawRequest(`${hub.url}/websub`, {
+        headers: { 'content-type': 'application/x-www-form-urlencoded;charset=windows-1252' },
+        body: latin1Form({ 'hub.mode': 'publish', 'hub.url': topic }),
+      });
+      expect(res.status).to.equal(204);
+      const path = new URL(topic).pathname;
+      await feeds.rec.waitFor(1, (r) => r.path === path, 4000);
+    });
+  });
+
   describe('pages and static files', () => {
     it('a Range past the end of a file is 416 with the file\'s length, not the hub failing (500)', async () => {
       for (const path of ['/static/style.css', '/', '/client.js']) {
