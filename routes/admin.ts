@@ -54,7 +54,9 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/docs', page('docs.html'));
   // Revalidated on every load (a 304 when unchanged), as the pages that name them are: cached for
   // an hour, an upgraded page ran with the previous version's scripts and styles meanwhile.
-  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0 }));
+  // No directory redirect: /static is no page, and express.static's answer to it was an HTML 301
+  // to an absolute /static/ (dropping a proxy's path prefix) that was then a 404 anyway.
+  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0, redirect: false }));
   // The browser client is one ES module at a stable URL, so pages can import it directly.
   answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml', '/subscription']);
   router.get('/client.js', cors, page('client.js'));

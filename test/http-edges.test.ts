@@ -57,6 +57,13 @@ describe('HTTP edges at the faces', function () {
       }
     });
 
+    it('/static itself is the plain 404 page, not an HTML redirect to an absolute /static/ that is a 404 too', async () => {
+      for (const path of ['/static', '/static/']) {
+        const res = await rawRequest(`${hub.url}${path}`, { method: 'GET' });
+        expect([path, res.status, res.headers['location'], res.body]).to.deep.equal([path, 404, undefined, 'Not found.\n']);
+      }
+    });
+
     it('an If-Match that fails is 412, and a satisfiable Range still 206 (control)', async () => {
       const failed = await rawRequest(`${hub.url}/static/style.css`, { method: 'GET', headers: { 'if-match': '"not-this-one"' } });
       expect(failed.status).to.equal(412);
