@@ -2,8 +2,30 @@
 // requests on the pages (download managers, caches resuming), forms in a charset other than
 // UTF-8, and a method a face does not take.
 import { expect } from 'chai';
+import net from 'node:net';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { FeedServer, rawRequest } from './helpers/rsscloud.js';
+
+/** Writes `bytes` on a new connection and returns all that comes back until the hub closes it (or `ms` pass). */
+function exchange(port: number, bytes: string, ms = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    };
+    const timer = setTimeout(done, ms);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('close', done);
+    socket.on('error', () => undefined);
+    socket.write(bytes, 'latin1');
+  });
+}
+
+/** The status lines in `answer` (a body may end just before the next one, with no line break). */
+const statusLines = (answer: string): string[] => answer.match(/HTTP\/1\.1 \d{3}/g) ?? [];
 
 describe('HTTP edges at the faces', function () {
   let hub: TestHub;
@@ -45,6 +67,25 @@ describe('HTTP edges at the faces', function () {
       expect(res.status).to.equal(204);
       const path = new URL(topic).pathname;
       await feeds.rec.waitFor(1, (r) => r.path === path, 4000);
+    });
+  });
+
+  describe('request framing as clients and proxies send it', () => {
+    it('Content-Length with Transfer-Encoding is refused (400) and the connection closed: the request hidden in the body is never answered', async () => {
+      const hidden = `GET /healthz HTTP/1.1\r\nHost: hub\r\n\r\n`;
+      const answer = await exchange(
+        hub.port,
+        `POST /ping HTTP/1.1\r\nHost: hub\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden}`,
+      );
+      expect(statusLines(answer)).to.deep.equal(['HTTP/1.1 400']);
+    });
+
+    it('an absolute-form target (as sent to a proxy) and an HTTP/1.0 keep-alive client without Host are served', async () => {
+      const absolute = await exchange(hub.port, `POST http://hub.example/ping HTTP/1.1\r\nHost: hub.example\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\n\r\nurl=`);
+      expect(absolute).to.match(/^HTTP\/1\.1 200[^]*<result success="false" msg="The following parameters were missing from the request body: url\."\/>/);
+      const get = 'GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n';
+      const twice = await exchange(hub.port, get + get, 1000);
+      expect(statusLines(twice)).to.deep.equal(['HTTP/1.1 200', 'HTTP/1.1 200']);
     });
   });
 
