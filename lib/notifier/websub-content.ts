@@ -18,13 +18,15 @@ function linkHeader(hubUrl: string, topic: string): string {
 }
 
 /**
- * A URL as a Link target (RFC 8288: a URI-Reference inside <>): characters a URI cannot hold
- * (space, <, >, ", controls, non-ASCII), which a topic accepted as typed may contain, are
- * percent-encoded as UTF-8, so one cannot end the target early or break the header. A URL that
- * is already a valid URI is unchanged, and so still equal to the topic its subscriber asked for.
+ * A URL as a Link target (RFC 8288: inside <>). Only what cannot stay there is percent-encoded
+ * as UTF-8: controls, space, '"', '<', '>' (one ends the target early) and non-ASCII (not bytes
+ * a header carries as written). The rest of a topic stays as its subscriber spelled it, '|', '^',
+ * '{', '}', '`' and '\' included, which the URL standard leaves in a URL (in a query, all of
+ * them): a subscriber may take rel=self as the topic it subscribed to, byte for byte (npm
+ * `pubsubhubbub` keys its signature check by it), and `%7C` for its '|' failed every delivery.
  */
 function linkTarget(url: string): string {
-  return url.replace(/[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/gu, (c) => {
+  return url.replace(/[^\x21\x23-\x3b\x3d\x3f-\x7e]/gu, (c) => {
     let out = '';
     for (const byte of Buffer.from(c, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
     return out;
