@@ -177,4 +177,76 @@ describe('WebSub deliveries as subscribers check them', function () {
     expect(d!.headers['x-hub-signature']).to.match(/^sha256=/);
     expect(accepted).to.deep.equal([feed('fs1')]);
   });
+  // GNU social (plugins/OStatus/classes/FeedSub.php), PHP. Subscribes with hub.verify=async, a
+  // hub.verify_token and a fresh 64-hex-digit secret, to /main/push/callback?feed=<id>. It
+  // answers every delivery 200 and then checks it: with a secret, X-Hub-Signature must match
+  // /^sha1=([0-9a-fA-F]{40})$/ and equal HMAC-SHA1 of the raw body, else the content is dropped
+  // in silence; with no secret, a delivery carrying any X-Hub-Signature is dropped too.
+  it('GNU social: sha1 for the signed subscription, no X-Hub-Signature at all for the unsigned one, its ?feed= kept', async () => {
+    const topic = topics.set('/gnusocial.atom', { body: feed('g1'), contentType: ATOM });
+    const secrets = new Map([['7', randomBytes(32).toString('hex')], ['8', '']]);
+    const accepted: string[] = [];
+    const dropped: string[] = [];
+    const gnu = await server((req, res) => {
+      if (req.method === 'GET') return echo(req, res, topic);
+      res.writeHead(200).end();
+      const id = req.query.get('feed') ?? '';
+      const secret = secrets.get(id);
+      const hmac = req.headers['x-hub-signature'];
+      if (secret === undefined) return void dropped.push(`${id}: unknown feed`);
+      if (secret !== '') {
+        const m = /^sha1=([0-9a-fA-F]{40})$/.exec(String(hmac ?? ''));
+        if (m?.[1]?.toLowerCase() !== createHmac('sha1', secret).update(req.body).digest('hex')) return void dropped.push(`${id}: bad HMAC ${String(hmac)}`);
+      } else if (hmac !== undefined && hmac !== '') {
+        return void dropped.push(`${id}: unexpected HMAC`);
+      }
+      accepted.push(`${id}: ${req.body.toString()}`);
+    });
+    for (const [id, secret] of secrets) {
+      const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.callback': `${gnu.url}/main/push/callback?feed=${id}`, 'hub.verify': 'async', 'hub.verify_token': 'Deprecated-since-PuSH-0.4', 'hub.secret': secret, 'hub.topic': topic });
+      expect((await postForm(form)).status).to.equal(202);
+    }
+    await gnu.waitFor(2, (r) => r.method === 'GET');
+    await settled(hub);
+    await publish(hub, topic);
+    await gnu.waitFor(2, (r) => r.method === 'POST');
+    await settled(hub);
+    expect(dropped).to.deep.equal([]);
+    expect(accepted.sort()).to.deep.equal([`7: ${feed('g1')}`, `8: ${feed('g1')}`]);
+  });
+
+  // Ballerina's websub module (ballerina/request_processor.bal, utils.bal). A REC subscriber.
+  // It reads the body as text, checks X-Hub-Signature (split at '=', sha1, sha256, sha384 or
+  // sha512, lower-case hex; an unknown algorithm is an error) and, on a mismatch, drops the
+  // content while answering 200. Then it takes the Content-Type's media type without its
+  // parameters and knows only application/json, application/xml, text/plain,
+  // application/octet-stream and forms: anything else is answered 400 (so an Atom topic, whose
+  // type the REC has the hub pass on unchanged, is refused; JSON ones are its use).
+  it('Ballerina websub: a JSON topic whose type carries a charset arrives as application/json, signed as it checks', async () => {
+    const json = JSON.stringify({ id: 1, title: 'caf\u00e9' });
+    const topic = topics.set('/events.json', { body: json, contentType: 'application/json; charset=utf-8' });
+    const secret = 'ballerina-secret';
+    const accepted: unknown[] = [];
+    const ballerina = await server((req, res) => {
+      if (req.method === 'GET') return echo(req, res, topic);
+      const header = String(req.headers['x-hub-signature'] ?? '');
+      const method = header.split('=')[0] ?? '';
+      if (!['sha1', 'sha256', 'sha384', 'sha512'].includes(method)) return void res.writeHead(500).end();
+      const payload = Buffer.from(req.body.toString('utf8'), 'utf8');
+      if (header.slice(method.length + 1) !== createHmac(method, secret).update(payload).digest('hex')) return void res.writeHead(200).end();
+      const mediaType = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (!['application/json', 'application/xml', 'text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded'].includes(mediaType)) return void res.writeHead(400).end();
+      accepted.push(JSON.parse(req.body.toString('utf8')));
+      res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded' }).end('');
+    });
+    const form = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${ballerina.url}/subscriber`, 'hub.secret': secret });
+    expect((await postForm(form)).status).to.equal(202);
+    await ballerina.waitFor(1, (r) => r.method === 'GET');
+    await settled(hub);
+    await publish(hub, topic);
+    const [d] = await ballerina.waitFor(1, (r) => r.method === 'POST');
+    await settled(hub);
+    expect(d!.headers['content-type']).to.equal('application/json; charset=utf-8');
+    expect(accepted).to.deep.equal([{ id: 1, title: 'caf\u00e9' }]);
+  });
 });
