@@ -56,13 +56,15 @@ describe('WebSub subscribers in the wild', function () {
   // FreshRSS, p/api/pshb.php and FreshRSS_Feed::pubSubHubbubSubscribe (app/Models/Feed.php).
   // Subscribes with hub.verify=sync and no lease or secret, to a callback ?k=<key>; takes any
   // 2xx. Answers a subscribe verification with the bare challenge, Connection: close; declines
-  // (422) an unsubscribe while its own lease runs, since it did not ask for it; reads the Link
-  // header with a regex that wants `<url>; rel="x"`; answers a delivery "Done: n" and, once no
-  // user reads the feed any more, 410 Gone, its way of ending the subscription.
-  it('FreshRSS: verified, its Link regex finds the topic, a stranger\'s unsubscribe is declined, and its 410 ends the subscription', async () => {
+  // (422) an unsubscribe while its own lease runs, since it did not ask for it; parses the
+  // delivered body as the feed (SimplePie; rel=self from the feed itself, its registered URL when
+  // they differ), so the body must be the feed as served; answers a delivery "Done: n" and, once
+  // no user reads the feed any more, 410 Gone, its way of ending the subscription. The Link
+  // header is read here as the Recommendation's subscribers read it (`<url>; rel="x"`).
+  it('FreshRSS: verified, the delivery is the feed with a Link naming the topic, a stranger\'s unsubscribe is declined, and its 410 ends the subscription', async () => {
     const topic = topics.set('/freshrss.xml', { body: feed('f1'), contentType: ATOM });
     const key = randomBytes(20).toString('hex');
-    const state = { users: 1, leaseEnd: 0, selves: [] as string[], hubs: [] as string[] };
+    const state = { users: 1, leaseEnd: 0, selves: [] as string[], hubs: [] as string[], bodies: [] as string[] };
     const fresh = await server((req, res) => {
       if (req.path !== '/api/pshb.php' || req.query.get('k') !== key) return text(res, 404, 'Feed key not found!');
       if (state.users === 0) return text(res, 410, 'Nobody subscribes to this feed anymore!');
@@ -77,6 +79,7 @@ describe('WebSub subscribers in the wild', function () {
         return text(res, 422, 'We did not ask to unsubscribe!');
       }
       if (req.body.length === 0) return text(res, 422, 'Missing XML payload!');
+      state.bodies.push(req.body.toString());
       const links = new Map<string, string>();
       for (const m of String(req.headers['link'] ?? '').matchAll(/<([^>]+)>;\s*rel="([^"]+)"/g)) links.set(m[2]!, m[1]!);
       state.selves.push(links.get('self') ?? '');
@@ -93,6 +96,7 @@ describe('WebSub subscribers in the wild', function () {
 
     await publish(hub, topic);
     await fresh.waitFor(1, (r) => r.method === 'POST');
+    expect(state.bodies).to.deep.equal([feed('f1')]);
     expect(state.selves).to.deep.equal([topic]);
     expect(state.hubs).to.deep.equal([`${hub.config.publicUrl}/websub`]);
 
