@@ -8,11 +8,12 @@
 //   - show browsers a feed's entries as JSON.
 //
 // Every entry gets a fingerprint: the hash of its exact bytes (XML) or of its canonical JSON (JSON
-// Feed), so any change inside an entry counts and nothing outside one does. An entry is reported
-// when its fingerprint is not among the previous version's. Deciding that needs no parsing: an
-// entry is read (its id, title, link...; a full XML parse each) only when something asks for it,
-// a browser's stream or another hub process, and only the reported ones, from the partial feed
-// that holds just them. A fingerprint is the first FINGERPRINT_CHARS hex digits of the sha256;
+// Feed), so any change inside an entry counts and nothing outside one does, but for the counts of
+// views and comments some generators write into their entries (volatile.ts), which are left out.
+// An entry is reported when its fingerprint is not among the previous version's. Deciding that
+// needs no parsing: an entry is read (its id, title, link...; a full XML parse each) only when
+// something asks for it, a browser's stream or another hub process, and only the reported ones,
+// from the partial feed that holds just them. A fingerprint is the first FINGERPRINT_CHARS hex digits of the sha256;
 // older builds stored 16 (and before that `${idHash}:${contentHash}`): only the first
 // FINGERPRINT_CHARS of their content part are compared, which is the same sha256 prefix, and
 // since the id was read from those same bytes, the comparison gives the same answer.
@@ -48,7 +49,8 @@ import {
   type XNode,
 } from './discover.js';
 import { jsonItemSpans } from './json-spans.js';
-import { isWsCode, scanXml, type ElementSpan } from './xml-spans.js';
+import { isVolatile, volatileParts } from './volatile.js';
+import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
 
@@ -124,7 +126,12 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
     const feed = analyse(body, contentType);
     if (feed === null) return null;
     const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(comparable) : []);
-    const keep = feed.fingerprints.map((fp) => previous === undefined || !seen.has(fp));
+    const isNew = (fp: string, i: number): boolean => {
+      if (seen.has(fp)) return false;
+      const former = seen.size === 0 ? null : feed.formerly(i);
+      return former === null || !seen.has(former);
+    };
+    const keep = feed.fingerprints.map((fp, i) => previous === undefined || isNew(fp, i));
     const partial = previous === undefined ? body : feed.partial(keep);
     return {
       format: feed.format,
@@ -169,6 +176,14 @@ function safely<T>(read: () => T | null): T | null {
 interface Analysed {
   format: DiffableFormat;
   fingerprints: string[];
+  /**
+   * The fingerprint entry `i` had before volatile.ts left parts of it out (of its exact bytes),
+   * when it differs from the one it has now; else null. An entry stored by an older build under
+   * that one is no new entry: without it, the first read after an upgrade sent every WordPress
+   * and YouTube feed's entries again. Asked only of an entry not found under its own, so it costs
+   * a second hash of the new and changed entries alone.
+   */
+  formerly(i: number): string | null;
   /** Reads the entries, a full parse each (so only when asked); null if one does not parse. */
   entries(): FeedEntry[] | null;
   /** The feed with only the entries whose `keep` flag is set (one flag per entry). */
@@ -311,11 +326,19 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   let kind: XmlKind | null | undefined;
   let hasContainer = false;
   const spans: ElementSpan[] = [];
+  const rootTag = rootStartTag(s);
+  const volatile = rootTag === null ? null : volatileParts(rootTag);
+  const cuts: ElementSpan[] = [];
   const root = scanXml(
     s,
     (el, ancestors) => {
       const rootName = ancestors[0];
       if (rootName === undefined) return; // the root itself
+      // Past depth 2 the scanner reports only these.
+      if (volatile !== null && (el.depth > 2 || volatile.names.has(el.name))) {
+        if (isVolatile(s, el, volatile)) cuts.push(el);
+        return;
+      }
       kind ??= kindOfRoot(rootName);
       if (el.depth === 1) {
         const local = splitName(el.name).local;
@@ -334,6 +357,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
     },
     MAX_XML_DEPTH,
     2, // the root's children, and an RSS channel's items
+    volatile?.names,
   );
   if (root === null) return null;
   kind = kindOfRoot(root.name);
@@ -364,9 +388,45 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
     return context;
   };
 
+  // Each entry's bytes, less what its generator recomputes without new content (volatile.ts),
+  // copied once into one buffer, entry after entry. The scanner reports an element when it
+  // closes, so a nested one (statistics inside community) comes before the one holding it: in
+  // document order, each is dropped within the cut before it.
+  let stable: { bytes: Buffer; from: number[]; to: number[] } | null = null;
+  const wasCut: boolean[] = [];
+  if (cuts.length > 0) {
+    cuts.sort((a, b) => a.start - b.start);
+    const out = Buffer.allocUnsafe(bytes.length);
+    const from: number[] = [];
+    const to: number[] = [];
+    let o = 0;
+    let c = 0;
+    spans.forEach((span, i) => {
+      from.push(o);
+      while (c < cuts.length && cuts[c]!.start < span.start) c++;
+      let cursor = span.start;
+      for (; c < cuts.length && cuts[c]!.end <= span.end; c++) {
+        const cut = cuts[c]!;
+        if (cut.start < cursor) continue; // within the cut before it
+        o += bytes.copy(out, o, cursor, cut.start);
+        cursor = cut.end;
+        wasCut[i] = true;
+      }
+      o += bytes.copy(out, o, cursor, span.end);
+      to.push(o);
+    });
+    stable = { bytes: out, from, to };
+  }
+
   return {
     format: kind,
-    fingerprints: spans.map((span) => fingerprint(bytes.subarray(span.start, span.end))),
+    fingerprints: spans.map((span, i) =>
+      fingerprint(stable === null ? bytes.subarray(span.start, span.end) : stable.bytes.subarray(stable.from[i], stable.to[i])),
+    ),
+    formerly: (i) => {
+      const span = spans[i];
+      return span === undefined || wasCut[i] !== true ? null : fingerprint(bytes.subarray(span.start, span.end));
+    },
     entries(): FeedEntry[] | null {
       const context = spans.length === 0 ? null : readContext();
       const entries: FeedEntry[] = [];
@@ -572,6 +632,7 @@ function analyseJson(bytes: Buffer, headerCharset: string, feed: unknown): Analy
   return {
     format: 'json',
     fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),
+    formerly: () => null,
     entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
       const kept = new Set(elementOf.filter((_, k) => keep[k] === true));

@@ -83,11 +83,18 @@ function readName(s: string, i: number): string | null {
 /**
  * Scans `s` as one XML document (an optional byte order mark, then prolog, exactly one root
  * element, then only comments, PIs and whitespace), calling `visit` for every element at depth
- * `reportDepth` or less (deeper ones are checked but not reported: no span is made for them).
+ * `reportDepth` or less, and for any deeper one whose qualified name is in `alsoReport` (other
+ * deeper ones are checked but not reported: no span is made for them).
  * Returns the root element's span, or null if the text is not a document this scanner accepts
  * or `visit` ended the scan. Never throws (unless `visit` does).
  */
-export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEFAULT_MAX_DEPTH, reportDepth = Infinity): ElementSpan | null {
+export function scanXml(
+  s: string,
+  visit: ElementVisitor,
+  maxDepth: number = DEFAULT_MAX_DEPTH,
+  reportDepth = Infinity,
+  alsoReport?: ReadonlySet<string>,
+): ElementSpan | null {
   const n = s.length;
   let i = 0;
   if (s.startsWith('\uFEFF')) i = 1;
@@ -139,7 +146,7 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
       names.pop();
       const start = starts.pop() ?? 0;
       const contentStart = contentStarts.pop() ?? 0;
-      if (top <= reportDepth) {
+      if (top <= reportDepth || alsoReport?.has(name) === true) {
         const el: ElementSpan = { name, depth: top, start, contentStart, contentEnd: lt, end: gt + 1 };
         if (visit(el, names) === false) return null;
         if (top === 0) root = el;
@@ -191,7 +198,7 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
     }
 
     if (selfClosing) {
-      if (names.length <= reportDepth) {
+      if (names.length <= reportDepth || alsoReport?.has(name) === true) {
         const el: ElementSpan = { name, depth: names.length, start: lt, contentStart: j, contentEnd: j, end: j };
         if (visit(el, names) === false) return null;
         if (names.length === 0) root = el;
@@ -207,4 +214,43 @@ export function scanXml(s: string, visit: ElementVisitor, maxDepth: number = DEF
 
   if (names.length > 0) return null; // unclosed elements
   return root;
+}
+
+/**
+ * The text of the root element's start tag (from its `<` to its `>`), found by stepping over the
+ * prolog only: what a caller needs to know of the root (its namespaces) before a scan. Null where
+ * scanXml would refuse the prolog, or no start tag follows it. Does not check the document.
+ */
+export function rootStartTag(s: string): string | null {
+  const n = s.length;
+  let i = s.startsWith('\uFEFF') ? 1 : s.startsWith('\u00EF\u00BB\u00BF') ? 3 : 0;
+  for (;;) {
+    i = skipWs(s, i, n);
+    if (s.charCodeAt(i) !== 0x3c /* < */) return null;
+    if (s.startsWith('<?', i)) {
+      const close = s.indexOf('?>', i + 2);
+      if (close < 0) return null;
+      i = close + 2;
+    } else if (s.startsWith('<!--', i)) {
+      const close = s.indexOf('-->', i + 4);
+      if (close < 0) return null;
+      i = close + 3;
+    } else {
+      break;
+    }
+  }
+  if (nameEnd(s, i + 1) === i + 1) return null; // a DOCTYPE, or no tag at all
+  // The tag's end: the first `>` outside a quoted attribute value.
+  let quote = 0;
+  for (let j = i + 1; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (quote !== 0) {
+      if (c === quote) quote = 0;
+    } else if (c === 0x22 || c === 0x27) {
+      quote = c;
+    } else if (c === 0x3e /* > */) {
+      return s.slice(i, j + 1);
+    }
+  }
+  return null;
 }

@@ -1,0 +1,68 @@
+// What a feed's generator writes into an entry that moves without the entry changing: counts of
+// what readers did with it. An entry's fingerprint leaves these out, so a feed whose only news is
+// a view or a comment notifies nobody; everything its author wrote (title, body, links,
+// enclosures, dates, categories) still counts to the byte.
+//
+// Left out, wherever it sits inside an entry:
+//   - Slash (`http://purl.org/rss/1.0/modules/slash/`) `comments` and `hit_parade`: WordPress's
+//     RSS 2.0 writes every post's comment count in `slash:comments`, and Slashdot adds the
+//     count at each score threshold. A comment is not in the feed; its count moving sent every
+//     subscriber the post again, and each new post came with every commented one beside it.
+//   - Feed Threading (RFC 4685, `http://purl.org/syndication/thread/1.0`) `total`, and in an Atom
+//     feed the entry's `rel="replies"` links: WordPress's Atom puts the count in their
+//     `thr:count`, Blogger in their title ('3 Comments'). A replies link points at the comments,
+//     not at the entry.
+//   - Media RSS (`http://search.yahoo.com/mrss/`) `community`, `statistics` and `starRating`: user
+//     ratings, view counts and user tags (Media RSS's own definition of `media:community`).
+//     YouTube's channel feeds carry the view count and likes of each video, recomputed at every
+//     read: every entry of every YouTube feed changed at every poll.
+// Only where the namespace is declared on the root element, as every generator above does, and
+// matched by the prefix it declares there: a feed that declares none of them costs one look at
+// its root start tag. A feed of another generator with such counts (in its own elements, or in
+// an entry's text, like hnrss's "Points: 12") is compared as before, to the byte.
+import { splitName } from './discover.js';
+import type { ElementSpan } from './xml-spans.js';
+
+const SLASH_NS = 'http://purl.org/rss/1.0/modules/slash/';
+const THREAD_NS = 'http://purl.org/syndication/thread/1.0';
+/** Media RSS, also as it is often declared, without its final slash. */
+const MRSS_NS = new Set(['http://search.yahoo.com/mrss/', 'http://search.yahoo.com/mrss']);
+
+export interface VolatileParts {
+  /** Qualified names of the elements to leave out (the scanner reports them at any depth). */
+  names: ReadonlySet<string>;
+  /** The Atom link element's qualified name when its `rel="replies"` links are left out, else null. */
+  repliesLink: string | null;
+}
+
+/** What to leave out of the entries of a document whose root start tag is `rootTag`; null for nothing. */
+export function volatileParts(rootTag: string): VolatileParts | null {
+  if (!rootTag.includes('xmlns:')) return null;
+  const names = new Set<string>();
+  let thread = false;
+  for (const m of rootTag.matchAll(/[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g)) {
+    const prefix = m[1]!;
+    const uri = (m[2] ?? m[3] ?? '').trim();
+    if (uri === SLASH_NS) {
+      names.add(`${prefix}:comments`).add(`${prefix}:hit_parade`);
+    } else if (uri === THREAD_NS) {
+      names.add(`${prefix}:total`);
+      thread = true;
+    } else if (MRSS_NS.has(uri)) {
+      names.add(`${prefix}:community`).add(`${prefix}:statistics`).add(`${prefix}:starRating`);
+    }
+  }
+  let repliesLink: string | null = null;
+  const root = splitName(/^<([^ \t\r\n/>]+)/.exec(rootTag)?.[1] ?? '');
+  if (thread && root.local === 'feed') {
+    repliesLink = root.prefix === '' ? 'link' : `${root.prefix}:link`;
+    names.add(repliesLink);
+  }
+  return names.size === 0 ? null : { names, repliesLink };
+}
+
+/** Whether `el`, an element of `s` the scanner reported for one of `parts.names`, is left out. */
+export function isVolatile(s: string, el: ElementSpan, parts: VolatileParts): boolean {
+  if (el.name !== parts.repliesLink) return true;
+  return /[ \t\r\n]rel[ \t\r\n]*=[ \t\r\n]*(["'])[ \t\r\n]*replies[ \t\r\n]*\1/.test(s.slice(el.start, el.contentStart));
+}

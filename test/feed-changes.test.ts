@@ -1,0 +1,424 @@
+// What counts as a change of a feed in the wild, over real HTTP: a hub, a publisher's server that
+// serves each feed as its generator writes it, a WebSub subscriber and an rssCloud one. Each
+// generator's feed is read three times where only what it recomputes on every request (or on
+// every comment) differs: view counts, comment counts, generation times. Nobody may hear of
+// those. Then a corrected title, an edited body or a new entry must still reach both
+// subscribers, the WebSub one as just that entry.
+import { createHash } from 'node:crypto';
+import { expect } from 'chai';
+import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder.js';
+import { startTestHub, type TestHub } from './helpers/hub.js';
+import { postForm } from './helpers/rsscloud.js';
+import { TopicServer, settled, subscribe } from './helpers/websub.js';
+import { diffFeed } from '../lib/feeds/entries.js';
+
+/** What a generator's feed shows at one read. */
+interface State {
+  /** Drives everything the generator recomputes without any new content (counts, times). */
+  n: number;
+  /** The first entry's title (a correction changes it). */
+  title: string;
+  /** The first entry's body (an edit changes it). */
+  body: string;
+  /** A new entry on top. */
+  added: boolean;
+}
+
+interface Generator {
+  name: string;
+  contentType: string;
+  feed(s: State): string;
+  /** The ids of the entries of a delivered (partial) feed, in document order. */
+  ids(body: string): string[];
+  /** The id of the first entry, and of the one `added` puts on top. */
+  first: string;
+  added: string;
+}
+
+const all = (body: string, re: RegExp): string[] => [...body.matchAll(re)].map((m) => m[1]!);
+
+/** A moment of 2024-03-12 that moves with n, as generators stamp their output. */
+const at = (n: number): { iso: string; rfc822: string; sql: string } => {
+  const d = new Date(Date.UTC(2024, 2, 12, 14, 5, 11) + n * 61_000);
+  return { iso: d.toISOString().replace('.000Z', '+00:00'), rfc822: d.toUTCString().replace('GMT', '+0000'), sql: d.toISOString().slice(0, 19).replace('T', ' ') };
+};
+
+// YouTube's channel feed (www.youtube.com/feeds/videos.xml?channel_id=…): one-space indent, its
+// view counts and star ratings in each entry's media:community, recomputed on every read.
+const youtube: Generator = {
+  name: 'YouTube channel (Atom, media:statistics views, media:starRating)',
+  contentType: 'text/xml; charset=UTF-8',
+  first: 'yt:video:Vid00000002',
+  added: 'yt:video:Vid00000003',
+  ids: (b) => all(b, /<id>(yt:video:[^<]+)<\/id>/g),
+  feed: (s) => {
+    const entry = (id: string, title: string, description: string, views: number, likes: number): string => ` <entry>
+  <id>yt:video:${id}</id>
+  <yt:videoId>${id}</yt:videoId>
+  <yt:channelId>UCexampleChannel0000000</yt:channelId>
+  <title>${title}</title>
+  <link rel="alternate" href="https://www.youtube.com/watch?v=${id}"/>
+  <author>
+   <name>Example Channel</name>
+   <uri>https://www.youtube.com/channel/UCexampleChannel0000000</uri>
+  </author>
+  <published>2024-03-10T16:00:06+00:00</published>
+  <updated>2024-03-11T09:12:40+00:00</updated>
+  <media:group>
+   <media:title>${title}</media:title>
+   <media:content url="https://www.youtube.com/v/${id}?version=3" type="application/x-shockwave-flash" width="640" height="390"/>
+   <media:thumbnail url="https://i2.ytimg.com/vi/${id}/hqdefault.jpg" width="480" height="360"/>
+   <media:description>${description}</media:description>
+   <media:community>
+    <media:starRating count="${likes}" average="5.00" min="1" max="5"/>
+    <media:statistics views="${views}"/>
+   </media:community>
+  </media:group>
+ </entry>
+`;
+    return `<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" xmlns:media="http://search.yahoo.com/mrss/" xmlns="http://www.w3.org/2005/Atom">
+ <link rel="self" href="http://www.youtube.com/feeds/videos.xml?channel_id=UCexampleChannel0000000"/>
+ <id>yt:channel:exampleChannel0000000</id>
+ <yt:channelId>exampleChannel0000000</yt:channelId>
+ <title>Example Channel</title>
+ <link rel="alternate" href="https://www.youtube.com/channel/UCexampleChannel0000000"/>
+ <author>
+  <name>Example Channel</name>
+  <uri>https://www.youtube.com/channel/UCexampleChannel0000000</uri>
+ </author>
+ <published>2015-06-01T10:00:00+00:00</published>
+${s.added ? entry('Vid00000003', 'Brand new video', 'Just uploaded.', 12, 1) : ''}${entry('Vid00000002', s.title, s.body, 4810 + s.n * 377, 230 + s.n)}${entry('Vid00000001', 'An older video', 'From last week.', 91_344 + s.n * 41, 2_117 + (s.n % 2))}</feed>`;
+  },
+};
+
+// WordPress's RSS 2.0 feed (wp-includes/feed-rss2.php), tab-indented, with each post's comment
+// count (slash:comments), behind WP Super Cache, which signs each page it makes with its
+// generation time after the root.
+const wordpressRss: Generator = {
+  name: 'WordPress RSS 2.0 (slash:comments; lastBuildDate, WP Super Cache comments)',
+  contentType: 'application/rss+xml; charset=UTF-8',
+  first: 'https://wp.example.org/?p=412',
+  added: 'https://wp.example.org/?p=415',
+  ids: (b) => all(b, /<guid isPermaLink="false">([^<]+)<\/guid>/g),
+  feed: (s) => {
+    const item = (p: number, slug: string, title: string, content: string, comments: number): string => `
+	<item>
+		<title>${title}</title>
+		<link>https://wp.example.org/2024/03/${slug}/</link>
+					<comments>https://wp.example.org/2024/03/${slug}/#comments</comments>
+		
+		<dc:creator><![CDATA[editor]]></dc:creator>
+		<pubDate>Mon, 11 Mar 2024 08:30:${String(p % 60).padStart(2, '0')} +0000</pubDate>
+				<category><![CDATA[Notes]]></category>
+		<guid isPermaLink="false">https://wp.example.org/?p=${p}</guid>
+
+					<description><![CDATA[${content.slice(0, 40)} [&#8230;]]]></description>
+										<content:encoded><![CDATA[<p>${content}</p>
+]]></content:encoded>
+					
+					<wfw:commentRss>https://wp.example.org/2024/03/${slug}/feed/</wfw:commentRss>
+			<slash:comments>${comments}</slash:comments>
+		
+		
+			</item>`;
+    const t = at(s.n);
+    return `<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"
+	xmlns:content="http://purl.org/rss/1.0/modules/content/"
+	xmlns:wfw="http://wellformedweb.org/CommentAPI/"
+	xmlns:dc="http://purl.org/dc/elements/1.1/"
+	xmlns:atom="http://www.w3.org/2005/Atom"
+	xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"
+	xmlns:slash="http://purl.org/rss/1.0/modules/slash/"
+	>
+
+<channel>
+	<title>An Example Blog</title>
+	<atom:link href="https://wp.example.org/feed/" rel="self" type="application/rss+xml" />
+	<link>https://wp.example.org</link>
+	<description>Notes</description>
+	<lastBuildDate>${t.rfc822}</lastBuildDate>
+	<language>en-US</language>
+	<sy:updatePeriod>
+	hourly	</sy:updatePeriod>
+	<sy:updateFrequency>
+	1	</sy:updateFrequency>
+	<generator>https://wordpress.org/?v=6.4.3</generator>
+${s.added ? item(415, 'fresh', 'A fresh post', 'Posted just now.', 0) : ''}${item(412, 'first', s.title, s.body, 3 + s.n)}${item(398, 'older', 'An older post', 'Written a while ago.', 17 + 2 * s.n)}
+	</channel>
+</rss>
+<!-- Dynamic page generated in ${(0.3 + s.n / 97).toFixed(3)} seconds. -->
+<!-- Cached page generated by WP-Super-Cache on ${t.sql} -->
+`;
+  },
+};
+
+// WordPress's Atom feed (wp-includes/feed-atom.php): the comment count twice in each entry's
+// replies links (thr:count) and once more in thr:total.
+const wordpressAtom: Generator = {
+  name: 'WordPress Atom (thr:total, replies links with thr:count)',
+  contentType: 'application/atom+xml; charset=UTF-8',
+  first: 'https://wp.example.org/?p=412',
+  added: 'https://wp.example.org/?p=415',
+  ids: (b) => all(b, /<id>(https:\/\/wp\.example\.org\/\?p=\d+)<\/id>/g),
+  feed: (s) => {
+    const entry = (p: number, slug: string, title: string, content: string, comments: number): string => `
+	<entry>
+		<author>
+			<name>editor</name>
+					</author>
+
+		<title type="html"><![CDATA[${title}]]></title>
+		<link rel="alternate" type="text/html" href="https://wp.example.org/2024/03/${slug}/" />
+
+		<id>https://wp.example.org/?p=${p}</id>
+		<updated>2024-03-11T08:30:00Z</updated>
+		<published>2024-03-11T08:30:00Z</published>
+		<category scheme="https://wp.example.org" term="Notes" />
+		<summary type="html"><![CDATA[${content.slice(0, 40)} [&#8230;]]]></summary>
+		<content type="html" xml:base="https://wp.example.org/2024/03/${slug}/"><![CDATA[<p>${content}</p>
+]]></content>
+					<link rel="replies" type="text/html" href="https://wp.example.org/2024/03/${slug}/#comments" thr:count="${comments}" />
+			<link rel="replies" type="application/atom+xml" href="https://wp.example.org/2024/03/${slug}/feed/atom/" thr:count="${comments}" />
+			<thr:total>${comments}</thr:total>
+			</entry>`;
+    return `<?xml version="1.0" encoding="UTF-8"?><feed
+	xmlns="http://www.w3.org/2005/Atom"
+	xmlns:thr="http://purl.org/syndication/thread/1.0"
+	xml:lang="en-US"
+	>
+	<title type="text">An Example Blog</title>
+	<subtitle type="text">Notes</subtitle>
+
+	<updated>${at(s.n).iso.replace('+00:00', 'Z')}</updated>
+
+	<link rel="alternate" type="text/html" href="https://wp.example.org" />
+	<id>https://wp.example.org/feed/atom/</id>
+	<link rel="self" type="application/atom+xml" href="https://wp.example.org/feed/atom/" />
+
+	<generator uri="https://wordpress.org/" version="6.4.3">WordPress</generator>
+${s.added ? entry(415, 'fresh', 'A fresh post', 'Posted just now.', 0) : ''}${entry(412, 'first', s.title, s.body, 3 + s.n)}${entry(398, 'older', 'An older post', 'Written a while ago.', 17 + 2 * s.n)}
+</feed>
+`;
+  },
+};
+
+// Blogger's Atom feed (…/feeds/posts/default): one line, single quotes, the comment count in a
+// replies link's title ('3 Comments') and in thr:total, and openSearch counts at the top.
+const blogger: Generator = {
+  name: "Blogger Atom (thr:total, replies link title='N Comments')",
+  contentType: 'application/atom+xml; charset=UTF-8',
+  first: 'tag:blogger.com,1999:blog-1234567890123456789.post-111',
+  added: 'tag:blogger.com,1999:blog-1234567890123456789.post-333',
+  ids: (b) => all(b, /<id>(tag:blogger\.com,1999:blog-\d+\.post-\d+)<\/id>/g),
+  feed: (s) => {
+    const blog = 'tag:blogger.com,1999:blog-1234567890123456789';
+    const entry = (post: number, title: string, content: string, comments: number): string =>
+      `<entry><id>${blog}.post-${post}</id><published>2024-03-11T09:00:00.000-08:00</published><updated>2024-03-11T09:05:00.000-08:00</updated><title type='text'>${title}</title><content type='html'>${content}</content><link rel='replies' type='application/atom+xml' href='https://example.blogspot.com/feeds/${post}/comments/default' title='Post Comments'/><link rel='replies' type='text/html' href='https://example.blogspot.com/2024/03/post-${post}.html#comment-form' title='${comments} Comments'/><link rel='edit' type='application/atom+xml' href='https://www.blogger.com/feeds/1234567890123456789/posts/default/${post}'/><link rel='self' type='application/atom+xml' href='https://www.blogger.com/feeds/1234567890123456789/posts/default/${post}'/><link rel='alternate' type='text/html' href='https://example.blogspot.com/2024/03/post-${post}.html' title='${title}'/><author><name>Someone</name><email>noreply@blogger.com</email></author><thr:total>${comments}</thr:total></entry>`;
+    return `<?xml version='1.0' encoding='UTF-8'?><?xml-stylesheet href="http://www.blogger.com/styles/atom.css" type="text/css"?><feed xmlns='http://www.w3.org/2005/Atom' xmlns:openSearch='http://a9.com/-/spec/opensearchrss/1.0/' xmlns:blogger='http://schemas.google.com/blogger/2008' xmlns:georss='http://www.georss.org/georss' xmlns:gd="http://schemas.google.com/g/2005" xmlns:thr='http://purl.org/syndication/thread/1.0'><id>${blog}</id><updated>${at(s.n).iso.replace('+00:00', '.000-08:00')}</updated><title type='text'>Example Blogspot</title><link rel='alternate' type='text/html' href='https://example.blogspot.com/'/><author><name>Someone</name></author><generator version='7.00' uri='http://www.blogger.com'>Blogger</generator><openSearch:totalResults>${s.added ? 3 : 2}</openSearch:totalResults><openSearch:startIndex>1</openSearch:startIndex><openSearch:itemsPerPage>25</openSearch:itemsPerPage>${s.added ? entry(333, 'A fresh post', 'Posted just now.', 0) : ''}${entry(111, s.title, s.body, 3 + s.n)}${entry(222, 'An older post', 'Written a while ago.', 9 + s.n)}</feed>`;
+  },
+};
+
+// Slashdot's RSS 1.0 feed: each story's comment count and its spread over score thresholds.
+const slashdot: Generator = {
+  name: 'Slashdot RSS 1.0 (slash:comments, slash:hit_parade)',
+  contentType: 'application/rdf+xml',
+  first: 'https://tech.example.org/story/24/03/12/1/first',
+  added: 'https://tech.example.org/story/24/03/12/3/fresh',
+  ids: (b) => all(b, /<item rdf:about="([^"]+)">/g),
+  feed: (s) => {
+    const item = (path: string, title: string, text: string, comments: number): string => `<item rdf:about="https://tech.example.org/story/24/03/12/${path}">
+<title>${title}</title>
+<link>https://tech.example.org/story/24/03/12/${path}</link>
+<description>${text}</description>
+<dc:creator>editor</dc:creator>
+<dc:date>2024-03-12T14:00:00+00:00</dc:date>
+<dc:subject>tech</dc:subject>
+<slash:department>from-the-examples-dept</slash:department>
+<slash:section>technology</slash:section>
+<slash:comments>${comments}</slash:comments>
+<slash:hit_parade>${comments},${comments},${Math.floor(comments * 0.7)},${Math.floor(comments / 2)},3,0,0</slash:hit_parade>
+</item>
+`;
+    const lis = (s.added ? ['3/fresh'] : []).concat(['1/first', '2/second']);
+    return `<?xml version="1.0" encoding="ISO-8859-1"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:slash="http://purl.org/rss/1.0/modules/slash/" xmlns:syn="http://purl.org/rss/1.0/modules/syndication/">
+<channel rdf:about="https://tech.example.org/">
+<title>Tech Example</title>
+<link>https://tech.example.org/</link>
+<description>News for examples</description>
+<dc:date>${at(s.n).iso}</dc:date>
+<syn:updatePeriod>hourly</syn:updatePeriod>
+<syn:updateFrequency>1</syn:updateFrequency>
+<items>
+ <rdf:Seq>
+${lis.map((l) => `  <rdf:li rdf:resource="https://tech.example.org/story/24/03/12/${l}" />`).join('\n')}
+ </rdf:Seq>
+</items>
+</channel>
+${s.added ? item('3/fresh', 'A fresh story', 'Just in.', 0) : ''}${item('1/first', s.title, s.body, 40 + 11 * s.n)}${item('2/second', 'Another story', 'Older news.', 250 + 3 * s.n)}</rdf:RDF>
+`;
+  },
+};
+
+const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot];
+
+const BASE: State = { n: 0, title: 'Frist post', body: 'What we shipped this week.', added: false };
+
+/** How long nothing must happen, once the hub is idle, to count as "nothing happened". */
+const QUIET_MS = 200;
+
+describe('feeds in the wild: what counts as a change', function () {
+  this.timeout(30_000);
+  let hub: TestHub;
+  let topics: TopicServer;
+  let ws: Recorder;
+  let cloud: Recorder;
+  before(async () => {
+    hub = await startTestHub({ POLL_ENABLED: 'false' });
+    topics = await TopicServer.start();
+    const answer: Handler = (req, res) => {
+      const challenge = req.query.get('hub.challenge');
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' && challenge !== null ? challenge : 'ok');
+    };
+    ws = await Recorder.start(answer);
+    cloud = await Recorder.start();
+  });
+  after(async () => {
+    await ws?.close();
+    await cloud?.close();
+    await topics?.close();
+    await hub?.destroy();
+  });
+
+  const posts = (rec: Recorder, p: string): Recorded[] => rec.matching((r) => r.method === 'POST' && r.path === p);
+
+  /** Serves `body` at the topic, has the publisher ping, and waits until the hub is done with it. */
+  async function read(topicPath: string, g: Generator, s: State): Promise<void> {
+    const topic = topics.set(topicPath, { body: g.feed(s), contentType: g.contentType });
+    const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+    expect(res.status, await res.text()).to.equal(204);
+    await settled(hub);
+  }
+
+  for (const g of GENERATORS) {
+    it(`${g.name}: what it recomputes on every read is no change on either protocol; a corrected title, an edited body and a new entry are`, async () => {
+      const key = `/${g.name.replace(/\W+/g, '-')}`;
+      const topic = topics.url(key);
+      await read(key, g, BASE);
+      const verified = (r: Recorded): boolean => r.method === 'GET' && r.path === key && r.query.get('hub.mode') === 'subscribe';
+      const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+      expect(sub.status).to.equal(202);
+      await ws.waitFor(1, verified);
+      const pn = await postForm(hub.url, '/pleaseNotify', { port: String(cloud.port), path: key, protocol: 'http-post', url1: topic });
+      expect(await pn.text()).to.contain('success="true"');
+      await settled(hub);
+      const cloudBefore = posts(cloud, key).length; // the handler test
+      const readsBefore = topics.fetches(key).length;
+
+      // Two more reads where only the generator's own counts and times moved.
+      for (const n of [1, 2]) {
+        const body = g.feed({ ...BASE, n });
+        expect(body, 'the read differs from the last').to.not.equal(g.feed({ ...BASE, n: n - 1 }));
+        await read(key, g, { ...BASE, n });
+      }
+      await sleep(QUIET_MS);
+      expect(topics.fetches(key).length - readsBefore, 'each version was read').to.equal(2);
+      expect(posts(ws, key).map((r) => g.ids(r.body.toString())), 'WebSub: nothing new').to.deep.equal([]);
+      expect(posts(cloud, key).length - cloudBefore, 'rssCloud: nothing new').to.equal(0);
+
+      // Real changes, each with the counts moved too: every one reaches both subscribers, the
+      // WebSub one as just the entry that changed.
+      const steps: [State, string][] = [
+        [{ ...BASE, n: 3, title: 'First post' }, g.first],
+        [{ ...BASE, n: 4, title: 'First post', body: 'What we shipped this week, and what we did not.' }, g.first],
+        [{ ...BASE, n: 5, title: 'First post', body: 'What we shipped this week, and what we did not.', added: true }, g.added],
+      ];
+      for (const [i, [state, id]] of steps.entries()) {
+        await read(key, g, state);
+        const got = await ws.waitFor(i + 1, (r) => r.method === 'POST' && r.path === key);
+        expect(g.ids(got[i]!.body.toString()), `step ${i + 1}: only the changed entry`).to.deep.equal([id]);
+        await cloud.waitFor(cloudBefore + i + 1, (r) => r.method === 'POST' && r.path === key);
+      }
+      await sleep(QUIET_MS);
+      expect(posts(ws, key)).to.have.length(3);
+      expect(posts(cloud, key).length - cloudBefore).to.equal(3);
+    });
+  }
+
+  it('a feed whose entries an older build fingerprinted with their counts is no change at the first read after the upgrade', async () => {
+    const key = '/upgraded';
+    const topic = topics.url(key);
+    await read(key, wordpressRss, BASE);
+    // What an older build kept: the start of the sha256 of each entry's exact bytes.
+    const body = wordpressRss.feed(BASE);
+    const exact = all(body, /(<item>[\s\S]*?<\/item>)/g).map((e) => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12));
+    expect(exact).to.have.length(2);
+    const stored = await hub.store.getTopic(topic);
+    expect(stored?.fingerprints, 'the count is left out now').to.not.deep.equal(exact);
+    await hub.store.putTopic({ ...stored!, fingerprints: exact });
+    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+    expect(sub.status).to.equal(202);
+    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
+    await settled(hub);
+
+    // The same feed, read again by the new build (nobody commented in between).
+    await read(key, wordpressRss, BASE);
+    await sleep(QUIET_MS);
+    expect(posts(ws, key), 'nothing new').to.deep.equal([]);
+    expect((await hub.store.getTopic(topic))?.fingerprints, 'kept in the new form').to.not.deep.equal(exact);
+    await read(key, wordpressRss, { ...BASE, n: 2, added: true });
+    const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+    expect(wordpressRss.ids(got[0]!.body.toString())).to.deep.equal([wordpressRss.added]);
+  });
+});
+
+describe('what stays a change in a feed whose counts are left out', () => {
+  /** How many entries of `next` are new or changed since `prev`. */
+  const changed = (prev: string, next: string, type: string): number => {
+    const before = diffFeed(Buffer.from(prev, 'latin1'), type, undefined);
+    const d = diffFeed(Buffer.from(next, 'latin1'), type, before!.fingerprints);
+    expect(d, 'diffed').to.not.equal(null);
+    return d!.changedCount;
+  };
+
+  it('a count the author wrote in a post (markup quoted in CDATA) is the post', () => {
+    const post = (n: number): string =>
+      wordpressRss.feed(BASE).replace('<p>What we shipped this week.</p>', `<p>Write <slash:comments>${n}</slash:comments> in each item.</p>`);
+    expect(post(5)).to.contain('<content:encoded><![CDATA[<p>Write <slash:comments>5</slash:comments>');
+    expect(changed(post(5), post(6), wordpressRss.contentType)).to.equal(1);
+  });
+
+  it("a video's new media file or thumbnail is a change; its views and likes are not", () => {
+    const v0 = youtube.feed(BASE);
+    expect(changed(v0, youtube.feed({ ...BASE, n: 7 }), youtube.contentType)).to.equal(0);
+    expect(changed(v0, v0.replace('Vid00000002/hqdefault.jpg', 'Vid00000002/maxresdefault.jpg'), youtube.contentType)).to.equal(1);
+    expect(changed(v0, v0.replace('/v/Vid00000002?version=3"', '/v/Vid00000002?version=4"'), youtube.contentType)).to.equal(1);
+  });
+
+  it("an Atom entry's links other than its replies links are a change", () => {
+    const v0 = blogger.feed(BASE);
+    expect(changed(v0, blogger.feed({ ...BASE, n: 4 }), blogger.contentType)).to.equal(0);
+    expect(changed(v0, v0.replace("href='https://example.blogspot.com/2024/03/post-111.html' title=", "href='https://example.blogspot.com/2024/03/post-111-moved.html' title="), blogger.contentType)).to.equal(1);
+    const wp0 = wordpressAtom.feed(BASE);
+    expect(changed(wp0, wp0.replace('<link rel="alternate" type="text/html" href="https://wp.example.org/2024/03/first/" />', '<link rel="alternate" type="text/html" href="https://wp.example.org/2024/03/first-post/" />'), wordpressAtom.contentType)).to.equal(1);
+  });
+
+  it('after an upgrade, an entry an older build fingerprinted with its count is known even beside one that has no count', () => {
+    // WordPress's Atom writes the replies links and thr:total only for a post open to comments.
+    const v0 = wordpressAtom.feed(BASE).replace(/\n\t*<link rel="replies"[^\n]*\/>\n\t*<link rel="replies"[^\n]*\/>\n\t*<thr:total>17<\/thr:total>/, '');
+    const entries = all(v0, /(<entry>[\s\S]*?<\/entry>)/g);
+    expect(entries.filter((e) => e.includes('thr:total'))).to.have.length(1);
+    const exact = entries.map((e) => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12));
+    expect(diffFeed(Buffer.from(v0, 'latin1'), wordpressAtom.contentType, exact)!.changedCount).to.equal(0);
+  });
+
+  it('a new enclosure of a WordPress post is a change', () => {
+    const v0 = wordpressRss.feed(BASE);
+    const withEnclosure = v0.replace(
+      '<slash:comments>3</slash:comments>',
+      '<slash:comments>4</slash:comments>\n<enclosure url="https://wp.example.org/wp-content/uploads/2024/03/episode.mp3" length="1048576" type="audio/mpeg" />',
+    );
+    expect(changed(v0, withEnclosure, wordpressRss.contentType)).to.equal(1);
+  });
+});
