@@ -413,6 +413,55 @@ describe('what stays a change in a feed whose counts are left out', () => {
     expect(diffFeed(Buffer.from(v0, 'latin1'), wordpressAtom.contentType, exact)!.changedCount).to.equal(0);
   });
 
+  // Small feeds of one changing entry and a steady one: `root` goes into the root start tag.
+  const SLASH = ' xmlns:slash="http://purl.org/rss/1.0/modules/slash/"';
+  const THR = ' xmlns:thr="http://purl.org/syndication/thread/1.0"';
+  const rss = (root: string, item: string, prolog = '<?xml version="1.0" encoding="UTF-8"?>\n'): string =>
+    `${prolog}<rss version="2.0"${root}><channel><title>c</title><item><guid>1</guid>${item}</item><item><guid>2</guid></item></channel></rss>`;
+  const atom = (root: string, entry: string, prefix = ''): string =>
+    `<?xml version="1.0"?><${prefix}feed xmlns${prefix === '' ? '' : `:${prefix.slice(0, -1)}`}="http://www.w3.org/2005/Atom"${root}><${prefix}id>f</${prefix}id>` +
+    `<${prefix}entry><${prefix}id>1</${prefix}id>${entry}</${prefix}entry><${prefix}entry><${prefix}id>2</${prefix}id></${prefix}entry></${prefix}feed>`;
+  const RSS = 'application/rss+xml';
+  const ATOM = 'application/atom+xml';
+
+  it('a prefix bound below the root to another namespace names the author\'s own element there', () => {
+    const story = (n: number): string => rss(SLASH, `<s:story xmlns:s="http://example.org/story" xmlns:slash="http://example.org/tally"><slash:comments>Editor's note ${n}</slash:comments></s:story>`);
+    expect(changed(story(1), story(2), RSS)).to.equal(1);
+    // Bound again to the same namespace, it is still the count.
+    const same = (n: number): string => rss(SLASH, `<slash:comments xmlns:slash="http://purl.org/rss/1.0/modules/slash/">${n}</slash:comments>`);
+    expect(changed(same(1), same(2), RSS)).to.equal(0);
+  });
+
+  it("only an Atom entry's own replies links are left out, not a link in its XHTML content or a rel quoted in a title", () => {
+    const xhtml = (href: string): string => atom(THR, `<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><link rel="replies" href="${href}"/></div></content>`);
+    expect(changed(xhtml('a'), xhtml('b'), ATOM)).to.equal(1);
+    const titled = (href: string): string => atom(THR, `<link title=" rel='replies'" rel="alternate" href="${href}"/>`);
+    expect(changed(titled('a'), titled('b'), ATOM)).to.equal(1);
+  });
+
+  it('the counts are found under every way generators write the root', () => {
+    // Media RSS declared without its final slash; its statistics straight in an RSS item, self-closing.
+    const bare = (n: number): string => rss(' xmlns:media="http://search.yahoo.com/mrss"', `<media:statistics views="${n}"/>`);
+    expect(changed(bare(1), bare(2), RSS)).to.equal(0);
+    // A prefixed Atom root, whose links are prefixed too.
+    const prefixed = (n: number): string => atom(THR, `<a:link rel="replies" href="c" thr:count="${n}"/>`, 'a:');
+    expect(changed(prefixed(1), prefixed(2), ATOM)).to.equal(0);
+    // A `>` in an attribute value before the declarations, a UTF-8 byte order mark, a comment before the root.
+    const quoted = (n: number): string => rss(` xml:base="https://example.org/?a>b"${SLASH}`, `<slash:comments>${n}</slash:comments>`);
+    expect(changed(quoted(1), quoted(2), RSS)).to.equal(0);
+    const bom = (n: number): string => rss(SLASH, `<slash:comments>${n}</slash:comments>`, '\u00EF\u00BB\u00BF<?xml version="1.0" encoding="UTF-8"?>');
+    expect(changed(bom(1), bom(2), RSS)).to.equal(0);
+    const commented = (n: number): string => rss(SLASH, `<slash:comments>${n}</slash:comments>`, '<?xml version="1.0"?>\n<!-- generator="WordPress/6.4" -->\n');
+    expect(changed(commented(1), commented(2), RSS)).to.equal(0);
+  });
+
+  it("what readers did inside a video's media:community is left out whole, with what it holds between the counts", () => {
+    const video = (n: number): string =>
+      atom(' xmlns:media="http://search.yahoo.com/mrss/"', `<media:group><media:title>v</media:title><media:community><media:starRating count="${n}"/><media:tags>fun ${n}</media:tags><media:statistics views="${n}"/></media:community></media:group>`);
+    expect(changed(video(1), video(2), ATOM)).to.equal(0);
+    expect(changed(video(1), video(1).replace('<media:title>v<', '<media:title>w<'), ATOM)).to.equal(1);
+  });
+
   it('a new enclosure of a WordPress post is a change', () => {
     const v0 = wordpressRss.feed(BASE);
     const withEnclosure = v0.replace(

@@ -327,7 +327,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   let hasContainer = false;
   const spans: ElementSpan[] = [];
   const rootTag = rootStartTag(s);
-  const volatile = rootTag === null ? null : volatileParts(rootTag);
+  const volatile = rootTag === null ? null : volatileParts(s, rootTag);
   const cuts: ElementSpan[] = [];
   const root = scanXml(
     s,

@@ -17,8 +17,10 @@
 //     YouTube's channel feeds carry the view count and likes of each video, recomputed at every
 //     read: every entry of every YouTube feed changed at every poll.
 // Only where the namespace is declared on the root element, as every generator above does, and
-// matched by the prefix it declares there: a feed that declares none of them costs one look at
-// its root start tag. A feed of another generator with such counts (in its own elements, or in
+// matched by the prefix it declares there, unless that prefix is bound to another namespace
+// anywhere below (then it names other elements there); a replies link only as an entry's own
+// child. A feed that declares none of them costs one look at its root start tag, one that does a
+// search of its text for each such prefix. A feed of another generator with such counts (in its own elements, or in
 // an entry's text, like hnrss's "Points: 12") is compared as before, to the byte.
 import { splitName } from './discover.js';
 import type { ElementSpan } from './xml-spans.js';
@@ -35,14 +37,20 @@ export interface VolatileParts {
   repliesLink: string | null;
 }
 
-/** What to leave out of the entries of a document whose root start tag is `rootTag`; null for nothing. */
-export function volatileParts(rootTag: string): VolatileParts | null {
+const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
+
+/** What to leave out of the entries of document `s`, whose root start tag is `rootTag`; null for nothing. */
+export function volatileParts(s: string, rootTag: string): VolatileParts | null {
   if (!rootTag.includes('xmlns:')) return null;
   const names = new Set<string>();
   let thread = false;
-  for (const m of rootTag.matchAll(/[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g)) {
+  for (const m of rootTag.matchAll(DECLARATION)) {
     const prefix = m[1]!;
     const uri = (m[2] ?? m[3] ?? '').trim();
+    if (uri !== SLASH_NS && uri !== THREAD_NS && !MRSS_NS.has(uri)) continue;
+    // A prefix bound again below the root to another namespace names other elements there
+    // (an entry's own `s:comments`): its elements are compared to the byte, as before.
+    if (reboundElsewhere(s, prefix, uri)) continue;
     if (uri === SLASH_NS) {
       names.add(`${prefix}:comments`).add(`${prefix}:hit_parade`);
     } else if (uri === THREAD_NS) {
@@ -61,8 +69,29 @@ export function volatileParts(rootTag: string): VolatileParts | null {
   return names.size === 0 ? null : { names, repliesLink };
 }
 
+/** The rest of a namespace declaration after its name: `="uri"`, the URI in group 1 or 2. */
+const DECLARED_AS = /[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/y;
+
+/** Whether `prefix` is declared anywhere in `s` (the root's own declaration among them) with a namespace other than `uri`. */
+function reboundElsewhere(s: string, prefix: string, uri: string): boolean {
+  const declaration = `xmlns:${prefix}`;
+  for (let i = s.indexOf(declaration); i >= 0; i = s.indexOf(declaration, i + 1)) {
+    DECLARED_AS.lastIndex = i + declaration.length;
+    const m = DECLARED_AS.exec(s); // null for a longer prefix (`xmlns:slashdot=`) or mere text
+    // One quoted in CDATA is taken for a declaration too: the entries are then compared whole.
+    if (m !== null && (m[1] ?? m[2] ?? '').trim() !== uri) return true;
+  }
+  return false;
+}
+
 /** Whether `el`, an element of `s` the scanner reported for one of `parts.names`, is left out. */
 export function isVolatile(s: string, el: ElementSpan, parts: VolatileParts): boolean {
   if (el.name !== parts.repliesLink) return true;
-  return /[ \t\r\n]rel[ \t\r\n]*=[ \t\r\n]*(["'])[ \t\r\n]*replies[ \t\r\n]*\1/.test(s.slice(el.start, el.contentStart));
+  // Only an entry's own links (RFC 4685 puts them there), not a link in its XHTML content.
+  if (el.depth !== 2) return false;
+  // Attribute by attribute, so that a `rel="replies"` quoted in another attribute's value is not taken for one.
+  for (const m of s.slice(el.start, el.contentStart).matchAll(/[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*("[^"]*"|'[^']*')/g)) {
+    if (m[1] === 'rel') return m[2]!.slice(1, -1).trim() === 'replies';
+  }
+  return false;
 }
