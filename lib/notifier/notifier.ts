@@ -128,9 +128,10 @@ interface Lane {
   restUntil: number;
   /**
    * Per version queued, how long the lane rested after a 429 while it waited (see rest): time the
-   * subscriber asked for, which does not count against the version's retry window.
+   * subscriber asked for, which does not count against the version's retry window. Made at the
+   * lane's first rest: a fan-out makes a lane per subscriber, and almost none ever rests.
    */
-  rested: Map<number, number>;
+  rested: Map<number, number> | undefined;
   /** The lane's last versions answered 429 in a row: its rests without Retry-After grow with them (see restAfter429). */
   refusals: number;
 }
@@ -445,7 +446,7 @@ export class Notifier extends EventEmitter {
     let lane = this.lanes.get(key);
     if (!lane) {
       const target = parseCallback(this.senders[sub.protocol].address?.(sub) ?? sub.callback);
-      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: new Map(), refusals: 0 };
+      lane = { topic: sub.topic, callback: sub.callback, target, host: callbackHost(sub.callback), versions: [], unsettled: [], running: false, sleepingOn: undefined, slow: false, behindPause: false, restUntil: 0, rested: undefined, refusals: 0 };
       this.lanes.set(key, lane);
     }
     if (!lane.unsettled.includes(version)) lane.unsettled.push(version);
@@ -463,7 +464,7 @@ export class Notifier extends EventEmitter {
     if (asleep !== undefined && lane.behindPause && sub.protocol !== 'websub') {
       for (const v of lane.versions.filter((v) => v < version && v !== asleep)) {
         lane.versions.splice(lane.versions.indexOf(v), 1);
-        lane.rested.delete(v);
+        lane.rested?.delete(v);
         this.settleFirst(lane, v, SUPERSEDED);
         void this.handled(key, lane.topic, v);
       }
@@ -520,7 +521,7 @@ export class Notifier extends EventEmitter {
         // By value: an older version queued meanwhile sorts first.
         const at = lane.versions.indexOf(version);
         if (at !== -1) lane.versions.splice(at, 1);
-        lane.rested.delete(version);
+        lane.rested?.delete(version);
         const emptied = this.handled(key, lane.topic, version);
         if (emptied) await emptied;
         if (lane.restUntil > this.now() && !this.closed) await this.rest(lane, version);
@@ -549,7 +550,7 @@ export class Notifier extends EventEmitter {
      * How much longer than the backoffs the subscriber's Retry-Afters made this version wait, with
      * the lane's rests after a 429 while it was queued.
      */
-    let asked = lane.rested.get(version) ?? 0;
+    let asked = lane.rested?.get(version) ?? 0;
     try {
       for (let attempt = 1; !this.closed; ) {
         if (!ordered) {
@@ -750,7 +751,7 @@ export class Notifier extends EventEmitter {
     const to = this.now();
     for (const v of lane.versions) {
       const since = Math.max(from, this.jobs.get(lane.topic, v)?.entry.createdAt ?? from);
-      if (to > since) lane.rested.set(v, (lane.rested.get(v) ?? 0) + to - since);
+      if (to > since) (lane.rested ??= new Map()).set(v, (lane.rested.get(v) ?? 0) + to - since);
     }
   }
 

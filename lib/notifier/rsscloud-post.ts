@@ -12,10 +12,17 @@ export const RSSCLOUD_MAX_REDIRECTS = 5;
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 export class RssCloudPostSender implements Sender {
-  /** The body of the last topic sent: a fan-out sends the same one to every subscriber. */
+  /** The form of the last topic sent: a fan-out sends the same one to every subscriber. */
   private last = { topic: '', body: '' };
 
   constructor(private readonly http: HttpClient) {}
+
+  /** `url=<topic>`, the body and the query of a notification. */
+  private form(topic: string): string {
+    if (this.last.topic !== topic) this.last = { topic, body: new URLSearchParams({ url: topic }).toString() };
+    return this.last.body;
+  }
+
 
   /**
    * Readers built on Dave Winer's davehttp read the request's query, not its body, unless they
@@ -24,16 +31,16 @@ export class RssCloudPostSender implements Sender {
    * stays what every other reader and the reference server's tests read.
    */
   address(sub: Subscription): string {
-    return withQuery(sub.callback, new URLSearchParams({ url: sub.topic }));
+    return withQuery(sub.callback, this.form(sub.topic));
   }
 
   async deliver(sub: Subscription, content: Pick<Content, 'topic'>, target?: URL): Promise<DeliveryOutcome> {
-    if (this.last.topic !== content.topic) this.last = { topic: content.topic, body: new URLSearchParams({ url: content.topic }).toString() };
+    const body = this.form(content.topic);
     try {
       const res = await this.http.request('callback', target ?? this.address(sub), {
         method: 'POST',
         headers: FORM,
-        body: this.last.body,
+        body,
         maxRedirects: RSSCLOUD_MAX_REDIRECTS,
         readAtMost: REPLY_MAX_BYTES,
       });
