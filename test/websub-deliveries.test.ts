@@ -7,7 +7,7 @@
 import { createHmac, getHashes, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { expect } from 'chai';
-import { Recorder, type Recorded } from './helpers/recorder.js';
+import { recorderPool, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { TopicServer, publish, settled, subscriptionsOf } from './helpers/websub.js';
 
@@ -17,7 +17,8 @@ const feed = (title: string): string => `<?xml version="1.0" encoding="utf-8"?><
 describe('WebSub deliveries as subscribers check them', function () {
   let hub: TestHub;
   let topics: TopicServer;
-  let servers: Recorder[] = [];
+  const servers = recorderPool();
+  const server = servers.start;
 
   before(async () => {
     hub = await startTestHub();
@@ -27,16 +28,8 @@ describe('WebSub deliveries as subscribers check them', function () {
     await hub.destroy();
     await topics.close();
   });
-  afterEach(async () => {
-    for (const s of servers) await s.close();
-    servers = [];
-  });
+  afterEach(() => servers.closeAll());
 
-  async function server(handler: (req: Recorded, res: http.ServerResponse) => void): Promise<Recorder> {
-    const rec = await Recorder.start(handler);
-    servers.push(rec);
-    return rec;
-  }
   function postForm(form: URLSearchParams): Promise<Response> {
     return fetch(`${hub.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
   }

@@ -5,7 +5,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { expect } from 'chai';
-import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { recorderPool, sleep, type Recorder, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { TopicServer, publish, settled, subscriptionsOf } from './helpers/websub.js';
 
@@ -18,7 +18,8 @@ const QUIET_MS = 300;
 describe('WebSub subscribers in the wild', function () {
   let hub: TestHub;
   let topics: TopicServer;
-  let servers: { close(): Promise<void> }[] = [];
+  const servers = recorderPool();
+  const server = servers.start;
 
   before(async () => {
     // Short retries: NewsBlur's 429 below is waited out in a fraction of a second.
@@ -29,16 +30,8 @@ describe('WebSub subscribers in the wild', function () {
     await hub.destroy();
     await topics.close();
   });
-  afterEach(async () => {
-    for (const s of servers) await s.close();
-    servers = [];
-  });
+  afterEach(() => servers.closeAll());
 
-  async function server(handler: (req: Recorded, res: http.ServerResponse) => void): Promise<Recorder> {
-    const rec = await Recorder.start(handler);
-    servers.push(rec);
-    return rec;
-  }
   /** A form body sent as the subscriber builds it, byte for byte. */
   function postRaw(body: string): Promise<Response> {
     return fetch(`${hub.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });

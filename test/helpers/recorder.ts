@@ -114,6 +114,26 @@ export class Recorder {
   }
 }
 
+/**
+ * Recorders a suite starts as its tests need them (`start`), closed together by `closeAll`
+ * (an afterEach), so that no test's subscriber outlives it.
+ */
+export function recorderPool(): { start: (handler: (req: Recorded, res: http.ServerResponse) => void) => Promise<Recorder>; closeAll: () => Promise<void> } {
+  let open: Recorder[] = [];
+  return {
+    async start(handler) {
+      const rec = await Recorder.start(handler);
+      open.push(rec);
+      return rec;
+    },
+    async closeAll() {
+      const closing = open;
+      open = [];
+      for (const rec of closing) await rec.close();
+    },
+  };
+}
+
 /** Waits `ms` milliseconds; used only to prove that something does NOT happen. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
