@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
+import { deadline } from './deadline.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
@@ -106,13 +107,6 @@ const FIRST_ATTEMPTS_GRACE_MS = 1000;
  * logged: the pinger has gone or soon will.
  */
 const SITE_PING_ANSWER_MS = 2500;
-
-/** A timer settling `reached` after ms, and the way to stop it once nothing waits for it. */
-function deadline(ms: number): { reached: Promise<'late'>; clear: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const reached = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
-  return { reached, clear: () => clearTimeout(timer) };
-}
 
 const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
 

@@ -3,6 +3,7 @@
 // attempt, every topic read, every request; gauges are read from the store when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Activity } from './activity.js';
+import { deadline } from './deadline.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
 import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts } from './store/store.js';
@@ -175,14 +176,12 @@ export class Metrics {
   }
 
   private async readCounts(waitMs: number): Promise<StoreCounts | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, waitMs, undefined);
-    });
+    const late = deadline(waitMs);
     try {
-      return await Promise.race([this.storeCounts.get().catch(() => undefined), late]);
+      const read = await Promise.race([this.storeCounts.get().catch(() => undefined), late.reached]);
+      return read === 'late' ? undefined : read;
     } finally {
-      clearTimeout(timer);
+      late.clear();
     }
   }
 

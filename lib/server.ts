@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from './app.js';
 import { holdContinue } from './continue.js';
+import { deadline } from './deadline.js';
 import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
 import { ActivityLog, type Activity, type ActivityInput } from './activity.js';
@@ -255,8 +256,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         poller.stop();
         // Within the same grace as requests: a poll may wait DATABASE_LOCK_WAIT_MS for another
         // process's lock on its topic. One still running past it is left to the next start.
-        let pollsGrace: NodeJS.Timeout | undefined;
-        const pollsEnded = Promise.race([poller.settled(), new Promise<void>((resolve) => (pollsGrace = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
+        const pollsGrace = deadline(SHUTDOWN_GRACE_MS);
+        const pollsEnded = Promise.race([poller.settled(), pollsGrace.reached]);
         streams.stop();
         // Stop accepting, let requests in flight (a ping waiting for its deliveries) finish for
         // a grace period, then cut what is left.
@@ -266,7 +267,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         await closed;
         clearTimeout(grace);
         await pollsEnded;
-        clearTimeout(pollsGrace);
+        pollsGrace.clear();
         notifier.close();
         hub.close();
         await hub.idle();
