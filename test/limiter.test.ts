@@ -160,18 +160,3 @@ describe('HostLimiter, a task that gives its global slot back (giveBack)', () =>
     expect(limiter.pending).to.equal(0);
   });
 });
-
-describe('Limiter.tryAcquire', () => {
-  it('takes a free slot, and says false without queueing when none is', () => {
-    const limiter = new Limiter(2);
-    expect(limiter.tryAcquire()).to.equal(true);
-    expect(limiter.tryAcquire()).to.equal(true);
-    expect(limiter.tryAcquire()).to.equal(false);
-    expect(limiter.pending).to.equal(2);
-    limiter.release();
-    expect(limiter.tryAcquire()).to.equal(true);
-    limiter.release();
-    limiter.release();
-    expect(limiter.pending).to.equal(0);
-  });
-});

@@ -18,13 +18,6 @@ export class Limiter {
     return new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
-  /** Takes a slot only if one is free now; never queues. */
-  tryAcquire(): boolean {
-    if (this.active >= this.max) return false;
-    this.active++;
-    return true;
-  }
-
   /**
    * Takes a slot for `start`: true when one was free (the caller calls `start` itself), else
    * false, and `start` is called when a slot is handed to it, in a microtask of its own: a

@@ -23,7 +23,6 @@ export class RssCloudPostSender implements Sender {
     return this.last.body;
   }
 
-
   /**
    * Readers built on Dave Winer's davehttp read the request's query, not its body, unless they
    * ask for POST bodies: outlinecloud takes the changed resource from the query's `url` alone, so
