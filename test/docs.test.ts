@@ -6,8 +6,60 @@ import { readdir, readFile } from 'node:fs/promises';
 import { expect } from 'chai';
 import { SCHEMA_VERSION } from '../lib/store/pg-schema.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { MSG } from './helpers/rsscloud.js';
+import { Recorder } from './helpers/recorder.js';
+import { MSG, pleaseNotify, subscribeForm } from './helpers/rsscloud.js';
 import { openStream } from './helpers/sse.js';
+
+/**
+ * The rssCloud form POSTs a document shows the hub sending to a subscriber (a test notification or a
+ * notification): request line, headers and body of each block that is one.
+ */
+function notificationsShown(blocks: string[]): { target: string; body: string }[] {
+  const shown: { target: string; body: string }[] = [];
+  for (const block of blocks) {
+    const split = block.indexOf('\n\n');
+    const line = /^POST (\S+) HTTP\/1\.1\n/.exec(block);
+    if (split === -1 || !line) continue;
+    const head = block.slice(0, split);
+    if (!/^content-type: application\/x-www-form-urlencoded$/im.test(head)) continue;
+    // Requests to the hub (a pleaseNotify, a ping) are not the hub's.
+    if (/^host: localhost:5337$/im.test(head)) continue;
+    shown.push({ target: line[1]!, body: block.slice(split + 2).trimEnd() });
+  }
+  return shown;
+}
+
+/**
+ * The test notification the hub really sends to a subscriber at `path`, for a feed it serves itself,
+ * and that feed's URL: what a document's notifications are compared with.
+ */
+async function realNotification(hub: TestHub, path: string): Promise<{ target: string; body: string; feedUrl: string }> {
+  const feed = await Recorder.start((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/rss+xml' }).end('<rss version="2.0"><channel><title>t</title><item><guid>a</guid></item></channel></rss>');
+  });
+  const reader = await Recorder.start();
+  try {
+    const feedUrl = `${feed.url}/feed.xml`;
+    expect((await pleaseNotify(hub, subscribeForm(reader, path, feedUrl))).success).to.equal(true);
+    const [sent] = await reader.waitFor(1, (r) => r.method === 'POST');
+    return { target: sent!.url, body: sent!.body.toString(), feedUrl };
+  } finally {
+    await reader.close();
+    await feed.close();
+  }
+}
+
+/** Each notification a document shows is the real one, with its own path and feed put in. */
+function expectShownAsSent(shown: { target: string; body: string }[], real: { target: string; body: string; feedUrl: string }, where: string): void {
+  const realPath = real.target.split('?')[0]!;
+  for (const doc of shown) {
+    const feedUrl = new URLSearchParams(doc.body).get('url');
+    expect(feedUrl, `${where}: ${doc.body}`).to.be.a('string');
+    const put = (s: string): string => s.replaceAll(encodeURIComponent(real.feedUrl), encodeURIComponent(feedUrl!));
+    expect(`POST ${doc.target}`, where).to.equal(`POST ${doc.target.split('?')[0]!}${put(real.target.slice(realPath.length))}`);
+    expect(doc.body, where).to.equal(put(real.body));
+  }
+}
 
 const decode = (s: string): string =>
   s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
@@ -56,6 +108,29 @@ describe('The docs page', () => {
     // The words real clients compare, from the protocol digest rather than from the hub.
     for (const words of [MSG.subscribed, MSG.pinged, MSG.handlerFailed, MSG.noResources, MSG.missing('port, path, protocol')]) {
       expect(shown(`msg="${words}"`), words).to.equal(true);
+    }
+  });
+
+  it('shows rssCloud notifications as the hub sends them, the url repeated in the query', async () => {
+    const shown = notificationsShown(blocks);
+    expect(shown.length, 'the test notification and a notification').to.be.at.least(2);
+    expectShownAsSent(shown, await realNotification(hub, '/notify'), 'the docs page');
+  });
+
+  it('quotes the WebSub refusals in the words the hub answers them', async () => {
+    const text = decode(html.replace(/<[^>]+>/g, ''));
+    const form = 'application/x-www-form-urlencoded';
+    const topic = encodeURIComponent('https://blog.example/feed.xml');
+    for (const pending of [
+      post('/websub', '{"hub.mode":"subscribe"}', 'application/json'),
+      post('/websub', 'hub.mode=subscribe&hub.callback=https%3A%2F%2Freader.example%2Fcb', form),
+      post('/websub', `hub.mode=subscribe&hub.topic=${topic}&hub.callback=https%3A%2F%2Freader.example%2Fcb&hub.lease_seconds=soon`, form),
+      post('/websub', 'hub.mode=nonsense', form),
+    ]) {
+      const res = await pending;
+      const words = (await res.text()).trim();
+      expect(res.status, words).to.be.within(400, 499);
+      expect(text.includes(words), words).to.equal(true);
     }
   });
 
@@ -143,6 +218,18 @@ describe('The README', () => {
     const listed = (p: string): boolean =>
       new RegExp(`\`(?:(?:GET|POST) )?${p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[\`?/*]`).test(section);
     expect([...paths].filter((p) => !listed(p)), 'paths missing from the README Endpoints table').to.deep.equal([]);
+  });
+
+  it('shows the rssCloud notification as the hub sends it, the url repeated in the query', async () => {
+    const blocks = [...readme.matchAll(/```http\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const shown = notificationsShown(blocks);
+    expect(shown.length).to.be.at.least(1);
+    const hub = await startTestHub();
+    try {
+      expectShownAsSent(shown, await realNotification(hub, '/notify'), 'the README');
+    } finally {
+      await hub.destroy();
+    }
   });
 
   it('shows the current schema version in its migrate example', () => {
