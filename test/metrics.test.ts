@@ -76,6 +76,16 @@ describe('metrics', () => {
     expect(served.filter((n) => !documented.has(n))).to.deep.equal([]);
   });
 
+  it('every pushbutton_ metric it serves is named on the docs page (/docs)', async () => {
+    const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
+    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0 });
+    const served = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('pushbutton_'));
+    const page = await readFile(new URL('../public/docs.html', import.meta.url), 'utf8');
+    const named = new Set([...page.matchAll(/<code>(pushbutton_[a-z_]+)/g)].map((m) => m[1]));
+    expect(served.length).to.be.above(10);
+    expect(served.filter((n) => !named.has(n))).to.deep.equal([]);
+  });
+
   it('waits for the store half the scrape timeout Prometheus names, within bounds whatever the header says', () => {
     expect(storeWaitMs('10')).to.equal(5000);
     expect(storeWaitMs('0.5')).to.equal(250);
