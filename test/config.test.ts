@@ -183,6 +183,24 @@ describe('configuration', () => {
     expect(stderr).to.contain('REQUEST_TIMEOUT_MS');
   });
 
+  it('takes the default the README table gives each variable', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    // | `NAME` | `default` | …: the rows whose default is a value one could write (not "unset",
+    // "empty", or PUBLIC_URL's derived `http://localhost:<PORT>`).
+    const rows = [...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| `([^`<]*)` \|/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(rows.length).to.be.greaterThan(60);
+    const defaults = loadConfig({});
+    const differ = rows.filter(([name, value]) => {
+      try {
+        expect(loadConfig({ [name]: value })).to.deep.equal(defaults);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    expect(differ.map(([name, value]) => `${name}=${value}`), 'README defaults the code does not have').to.deep.equal([]);
+  });
+
   it('documents in the README every variable the code reads', async () => {
     const source = await readFile(new URL('../lib/config.ts', import.meta.url), 'utf8');
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
