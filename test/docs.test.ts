@@ -220,6 +220,40 @@ describe('The README', () => {
     expect([...paths].filter((p) => !listed(p)), 'paths missing from the README Endpoints table').to.deep.equal([]);
   });
 
+  it('lists in its Endpoints table only paths the hub answers, with the method it gives', async () => {
+    const start = readme.indexOf('## Endpoints');
+    const rows = readme.slice(start, readme.indexOf('\n### ', start)).split('\n').filter((l) => l.startsWith('| `'));
+    const feed = await Recorder.start((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/rss+xml' }).end('<rss version="2.0"><channel><title>t</title></channel></rss>');
+    });
+    const hub = await startTestHub({ ADMIN_TOKEN: 'a-token-of-16-chars' });
+    try {
+      const asked: string[] = [];
+      for (const row of rows) {
+        const [first = '', what = ''] = row.slice(2).split(' | ');
+        const method = /`(GET|POST) /.exec(first)?.[1];
+        // The row's own paths, and the aliases and neighbours its text names ("Also `/ping/`").
+        const paths = [...`${first} ${what}`.matchAll(/`(?:(?:GET|POST) )?(\/[^`\s]*)`/g)].map((m) => m[1]!);
+        for (const p of paths) {
+          // A prefix ("under `GET /static/`", `POST /test/*`) names no one path.
+          if (p.endsWith('/') && p !== '/' && !/\/(ping|pleaseNotify)\/$/i.test(p)) continue;
+          if (p.endsWith('*')) continue;
+          const target = p.replaceAll('=URL', `=${encodeURIComponent(`${feed.url}/feed.xml`)}`);
+          // Streams stay open: HEAD, which the table says they answer, gives their headers alone.
+          const how = method === 'POST' ? 'POST' : /^\/(stream|events)\b/.test(p) ? 'HEAD' : 'GET';
+          const res = await fetch(`${hub.url}${target}`, how === 'POST' ? { method: how, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' } : { method: how });
+          const body = await res.text();
+          expect(res.status === 404 && body.trim() === 'Not found.', `${how} ${target}`).to.equal(false);
+          asked.push(`${how} ${target}`);
+        }
+      }
+      expect(asked.length).to.be.greaterThan(20);
+    } finally {
+      await hub.destroy();
+      await feed.close();
+    }
+  });
+
   it('shows the rssCloud notification as the hub sends it, the url repeated in the query', async () => {
     const blocks = [...readme.matchAll(/```http\n([\s\S]*?)```/g)].map((m) => m[1]!);
     const shown = notificationsShown(blocks);
