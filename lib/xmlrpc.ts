@@ -278,8 +278,10 @@ function parseDocument(ctx: Ctx, xml: string, rootName: string): XNode | undefin
   // CDATA and processing instructions: a document with far more than the limit allows is
   // refused before the validator and the parser spend ~1 ms per KB on it.
   if (occurrences(xml, '<') > 2 * limits.maxElements + 64) tooMany(ctx);
-  // Drop a byte-order mark; normalise line ends as XML 1.0 §2.11 requires.
-  const text = xml.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+  // Drop a byte-order mark; normalise line ends as XML 1.0 §2.11 requires. Whitespace before the
+  // declaration (a body built in an indented PHP heredoc, or echoed after a blank line) is not
+  // XML, but the IXR and WordPress servers every pinger was tried against cut it away: so do we.
+  const text = xml.replace(/^\uFEFF/, '').replace(/^\s+(?=<\?xml[\s?])/, '').replace(/\r\n?/g, '\n');
   if (text.trim() === '') return undefined;
   if (XMLValidator.validate(text) !== true) fail(ctx, 'the XML is not well-formed.');
 

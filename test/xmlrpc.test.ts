@@ -319,6 +319,17 @@ describe('xmlrpc codec', () => {
       expect(parseMethodCall(xml).params).to.deep.equal(['a\nb']);
     });
 
+    it('accepts whitespace before the XML declaration, as IXR and WordPress servers do (indented heredocs)', () => {
+      const call = '\n    <?xml version="1.0"?>\n    <methodCall><methodName>m</methodName><params><param><value>a</value></param></params></methodCall>';
+      expect(parseMethodCall(call)).to.deep.equal({ methodName: 'm', params: ['a'] });
+      expect(parseMethodCall(`\uFEFF \r\n${call}`).params).to.deep.equal(['a']);
+      // A PHP callback that printed a blank line before its answer.
+      const answer = '\n<?xml version="1.0"?>\n<methodResponse><params><param><value><boolean>1</boolean></value></param></params></methodResponse>';
+      expect(parseMethodResponse(answer)).to.deep.equal({ kind: 'value', value: true });
+      // Only before a declaration: text before the root is still not XML.
+      expect(failure(() => parseMethodCall('x <?xml version="1.0"?><methodCall><methodName>m</methodName></methodCall>'))).to.equal('Bad XML-RPC call, the XML is not well-formed.');
+    });
+
     it('uses the reference server\'s messages for a missing root or methodName', () => {
       const noRoot = 'Bad XML-RPC call, missing "methodCall" element.';
       expect(failure(() => parseMethodCall(''))).to.equal(noRoot);
