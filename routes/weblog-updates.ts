@@ -83,7 +83,8 @@ export async function weblogUpdates(hub: Hub, methodName: string, params: XmlRpc
     return refuse(weblogUpdatesUsageMessage(methodName, method.usage, problem));
   }
   // Tags (extendedPing's fifth) may be a string or a list; they are not used.
-  const positional = methodName === 'weblogUpdates.extendedPing' ? params.slice(0, 4) : params;
+  const [name, ...rest] = methodName === 'weblogUpdates.extendedPing' ? params.slice(0, 4) : params;
+  const positional = [name === undefined ? undefined : nameText(name), ...rest];
   if (!positional.every((p): p is string => typeof p === 'string')) {
     return refuse(weblogUpdatesUsageMessage(methodName, method.usage, 'the parameters are not all strings'));
   }
@@ -91,4 +92,19 @@ export async function weblogUpdates(hub: Hub, methodName: string, params: XmlRpc
   if (typeof request === 'string') return refuse(weblogUpdatesUsageMessage(methodName, method.usage, request));
   const { error } = await hub.pingSite(request);
   return error ? refuse(weblogUpdatesMessage(error)) : { flerror: false, message: WEBLOG_UPDATES_WORDS.thanks };
+}
+
+/**
+ * The blog's name as the text its client meant. Perl's XML-RPC libraries type a string by its
+ * looks: a blog called "2024" goes as <int> (RPC::XML) or <i4> (Frontier::Client), and
+ * XMLRPC::Lite sends any value with a non-ASCII character, every accented name, as <base64> of
+ * its bytes (UTF-8, or Latin-1 from older Perls: the name is only informative, so a byte that is
+ * not UTF-8 becomes U+FFFD rather than a refusal). Only the name: the URLs such clients send are
+ * ASCII, and stay strings.
+ */
+function nameText(value: XmlRpcValue): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return undefined;
 }

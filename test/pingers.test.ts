@@ -249,6 +249,78 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
     });
   });
 
+  describe('XML-RPC libraries that type a string by its looks', () => {
+    it("Perl's XMLRPC::Lite: a blog name with a non-ASCII character goes as <base64>; the ping must still work", async () => {
+      // XMLRPC::Serializer's typelookup tries base64 first, for any value with a character
+      // outside \x09\x0a\x0d\x20-\x7f (so every UTF-8 name with an accent), then int, double,
+      // dateTime, and only then string; a compact document with encoding="UTF-8". LWP over
+      // HTTP/1.1, Content-Type text/xml (XMLRPC::Lite drops the charset). Reads ->result.
+      const b = await blog();
+      b.post('from XMLRPC::Lite');
+      const name = Buffer.from('Café Müller', 'utf8').toString('base64');
+      const body = Buffer.from(
+        '<?xml version="1.0" encoding="UTF-8"?><methodCall><methodName>weblogUpdates.ping</methodName><params>' +
+          `<param><value><base64>${name}</base64></value></param><param><value><string>${b.home}</string></value></param>` +
+          '</params></methodCall>',
+      );
+      const reply = await rawRequest(
+        port,
+        headOf('POST /RPC2 HTTP/1.1', [['Accept', 'text/xml'], ['Accept', 'multipart/*'], ['Accept', 'application/soap'], ['Host', `127.0.0.1:${port}`], ['User-Agent', 'SOAP::Lite/Perl/1.27'], ['Content-Length', body.length], ['Content-Type', 'text/xml'], ['Connection', 'close']]),
+        body,
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.1 200 /);
+      expect(reply.headers.get('content-type')).to.match(/^text\/xml/);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+    });
+
+    it("Perl's RPC::XML::Client: a name of digits (a year) goes as <int>, encoding=\"us-ascii\", HTTP/1.0 with Accept-Encoding: deflate", async () => {
+      // RPC::XML::smart_encode: /^[-+]?\d+$/ is an int (i8 past 32 bits), a number a double, a
+      // dateTime-looking string a dateTime.iso8601; $RPC::XML::ENCODING is 'us-ascii'. The client
+      // sets HTTP/1.0, Content-Type text/xml and Accept-Encoding deflate (Compress::Zlib), and
+      // takes anything but a 2xx as an error.
+      const b = await blog();
+      b.post('from RPC::XML');
+      const body = Buffer.from(
+        '<?xml version="1.0" encoding="us-ascii"?><methodCall><methodName>weblogUpdates.ping</methodName><params>' +
+          `<param><value><int>2024</int></value></param><param><value><string>${b.home}</string></value></param>` +
+          '</params></methodCall>',
+      );
+      const reply = await rawRequest(
+        port,
+        headOf('POST /RPC2 HTTP/1.0', [['Accept-Encoding', 'deflate'], ['Host', '127.0.0.1'], ['User-Agent', 'RPC::XML::Client/1.44 libwww-perl/6.72'], ['Content-Length', body.length], ['Content-Type', 'text/xml']]),
+        body,
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.[01] 200 /);
+      expect(reply.headers.get('content-encoding') ?? 'identity').to.match(/identity|deflate/);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+    });
+
+    it("Perl's Frontier::Client: a name of digits goes as <i4>, a <param> a line", async () => {
+      // Frontier::RPC2 encode_call/_scalar: /^[+-]?\d+$/ → <i4>, the perldata number pattern →
+      // <double>, else <string> with & < > " escaped; each param on a line of its own.
+      const b = await blog();
+      b.post('from Frontier::Client');
+      const body = Buffer.from(
+        '<?xml version="1.0"?>\n<methodCall>\n<methodName>weblogUpdates.extendedPing</methodName>\n<params>\n' +
+          '<param><value><i4>1984</i4></value></param>\n' +
+          `<param><value><string>${b.home}</string></value></param>\n` +
+          `<param><value><string>${b.home}</string></value></param>\n` +
+          `<param><value><string>${b.feed}</string></value></param>\n` +
+          '</params>\n</methodCall>\n',
+      );
+      const reply = await rawRequest(
+        port,
+        headOf('POST /RPC2 HTTP/1.1', [['Host', `127.0.0.1:${port}`], ['User-Agent', 'libwww-perl/6.72'], ['Content-Length', body.length], ['Content-Type', 'text/xml'], ['Connection', 'close']]),
+        body,
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.1 200 /);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+    });
+  });
+
   describe('XML-RPC libraries of other languages', () => {
     it("Ruby's XMLRPC::Client (Hobix's ping): '<?xml version=\"1.0\" ?>', keep-alive; the answer must be 200, text/xml and exactly Content-Length long", async () => {
       // xmlrpc/client.rb do_rpc: Content-Type text/xml; charset=utf-8, Connection keep-alive;
