@@ -127,11 +127,13 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
 
   /**
    * A blog: a home page linking to its RSS feed, the feed with one WebSub subscriber, and a
-   * function that adds a post. `home` ends in a slash; the feed is `<home>feed/`.
+   * function that adds a post. `home` ends in a slash; the feed is `<home><feedPath>`.
    */
-  async function blog(): Promise<{ home: string; feed: string; post: (title: string) => void; delivered: () => Promise<string[]> }> {
+  async function blog(feedPath = 'feed/'): Promise<{ home: string; feed: string; post: (title: string) => void; delivered: () => Promise<string[]> }> {
     const base = `/b${++seq}/`;
-    const feed = web.set(`${base}feed/`, { body: rss('first'), contentType: RSS });
+    // The topic server ignores a query: `rss.php?version=2.0` is served from `rss.php`.
+    const feedFile = `${base}${feedPath.replace(/\?.*$/, '')}`;
+    const feed = web.set(feedFile, { body: rss('first'), contentType: RSS }) + feedPath.slice(feedPath.replace(/\?.*$/, '').length);
     const home = web.set(base, {
       body: `<!DOCTYPE html><html><head><title>A blog</title><link rel="alternate" type="application/rss+xml" title="A blog" href="${feed}"></head><body>Hi</body></html>`,
       contentType: 'text/html; charset=utf-8',
@@ -145,7 +147,7 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
     return {
       home,
       feed,
-      post: (title) => web.set(`${base}feed/`, { body: rss(title), contentType: RSS }),
+      post: (title) => web.set(feedFile, { body: rss(title), contentType: RSS }),
       delivered: async () => {
         await settled(hub);
         return sub.deliveries(cb).map((d) => d.body.toString());
@@ -222,6 +224,31 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
         body,
       );
       expect(reply.statusLine).to.match(/^HTTP\/1\.[01] 200 /);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+    });
+
+    it("Serendipity's weblogping plugin (PEAR XML_RPC): extendedPing(title, base URL, an empty checkUrl, rss.php?version=2.0); only a fault counts as failure", async () => {
+      // serendipity_event_weblogping.php backend_publish: XML_RPC_Value(…, 'string') for the blog
+      // title and baseURL, then for extended services '' and baseURL.'rss.php?version=2.0';
+      // XML_RPC_Message::createPayload (a declaration with encoding, one element a line), posted by
+      // PEAR HTTP_Request over HTTP/1.1 with Connection: close; the answer is parseResponse()d and
+      // only faultCode() is looked at.
+      const b = await blog('rss.php?version=2.0');
+      b.post('from Serendipity');
+      const params = ['Serendipity &amp; friends', b.home, '', b.feed.replace(/&/g, '&amp;')];
+      const body = Buffer.from(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<methodCall>\n<methodName>weblogUpdates.extendedPing</methodName>\n<params>\n' +
+          params.map((p) => `<param>\n<value><string>${p}</string></value>\n</param>\n`).join('') +
+          '</params>\n</methodCall>\n',
+      );
+      const reply = await rawRequest(
+        port,
+        headOf('POST /RPC2 HTTP/1.1', [['User-Agent', 'PEAR HTTP_Request class ( http://pear.php.net/ )'], ['Connection', 'close'], ['Host', `127.0.0.1:${port}`], ['Content-Type', 'text/xml'], ['Content-Length', body.length]]),
+        body,
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.1 200 /);
+      expect(reply.body).to.not.contain('<fault>');
       expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
       expect(await b.delivered()).to.have.length(1);
     });
@@ -383,6 +410,29 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
       expect(reply.statusLine).to.match(/^HTTP\/1\.1 200 /);
       const members = [...reply.body.matchAll(/<name>([^<]*)<\/name>/g)].map((m) => m[1]);
       expect(members).to.deep.equal(['flerror', 'message']);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+    });
+
+    it('Open Live Writer after publishing: XmlTextWriter indented by one space with CRLF, encoding="utf-8", Content-Type text/xml;charset=utf-8 (no space), no redirects followed', async () => {
+      // OpenLiveWriter.CoreServices XmlRpcClient.CallMethod: UTF8Encoding without a BOM,
+      // Formatting.Indented with Indentation 1, <string> typed; ContentType "text/xml;charset=utf-8";
+      // AllowAutoRedirect false. UpdateWeblogAsyncOperation's PingHelper sends
+      // weblogUpdates.ping(blog name, home page URL) to every URL of its ping list.
+      const b = await blog();
+      b.post('from Open Live Writer');
+      const xml =
+        '<?xml version="1.0" encoding="utf-8"?>\r\n<methodCall>\r\n <methodName>weblogUpdates.ping</methodName>\r\n <params>\r\n' +
+        ['Écrits & notes', b.home].map((p) => `  <param>\r\n   <value>\r\n    <string>${p.replace(/&/g, '&amp;')}</string>\r\n   </value>\r\n  </param>\r\n`).join('') +
+        ' </params>\r\n</methodCall>';
+      const body = Buffer.from(xml, 'utf8');
+      const reply = await rawRequest(
+        port,
+        headOf('POST /RPC2 HTTP/1.1', [['User-Agent', 'Open Live Writer 0.6.2 (Windows NT 10.0.19045.0)'], ['Content-Type', 'text/xml;charset=utf-8'], ['Host', `127.0.0.1:${port}`], ['Content-Length', body.length], ['Expect', '100-continue'], ['Connection', 'Keep-Alive']]),
+        body,
+        { expectContinue: true },
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.1 200 /);
       expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
       expect(await b.delivered()).to.have.length(1);
     });

@@ -10,7 +10,8 @@
 // (websub.rocks' publisher, websub-rocks.test.ts); WordPress's extendedPing(name, home, feed)
 // and its fallback ping(name, home), Google's four-string extendedPing and rssUpdate
 // (weblogupdates.test.ts); rssCloud.ping over XML-RPC (rsscloud-xmlrpc.test.ts); REST pings
-// with no Content-Type or a charset on it, and legacy paths (rsscloud-rest.test.ts).
+// with no Content-Type or a charset on it, and legacy paths (rsscloud-rest.test.ts); the update
+// pings of other blogging engines and XML-RPC libraries (pingers.test.ts).
 import net from 'node:net';
 import { expect } from 'chai';
 import { Recorder } from './helpers/recorder.js';
