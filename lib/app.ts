@@ -5,6 +5,7 @@ import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
 import { adminRouter } from '../routes/admin.js';
+import { rootPost } from '../routes/root.js';
 import { rpc2Router } from '../routes/rpc2.js';
 import { streamRouter } from '../routes/stream.js';
 import { rssCloudRouter } from '../routes/rsscloud.js';
@@ -121,6 +122,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
   const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
+  app.use(rootPost);
   app.use(
     rssCloudRouter(hub, {
       maxBodyBytes: config.restMaxBodyBytes,

@@ -539,4 +539,38 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
       expect(await b.delivered()).to.have.length(1);
     });
   });
+
+  describe("the hub's bare address in a ping list", () => {
+    it("WordPress's Update Services list holding the hub's root URL (as it holds http://rpc.pingomatic.com/): the ping is served as at /RPC2", async () => {
+      // WordPress posts to the path of each URL in the list, here `/`. Before, a 404 that
+      // WordPress only logs: the post reached no subscriber.
+      const b = await blog();
+      b.post('pinged at the root');
+      const body = Buffer.from(
+        '<?xml version="1.0"?>\n<methodCall>\n<methodName>weblogUpdates.extendedPing</methodName>\n<params>\n' +
+          `<param><value><string>A blog</string></value></param>\n<param><value><string>${b.home}</string></value></param>\n` +
+          `<param><value><string>${b.feed}</string></value></param>\n</params></methodCall>\n`,
+      );
+      const reply = await rawRequest(
+        port,
+        headOf('POST / HTTP/1.0', [['Host', `127.0.0.1:${port}`], ['User-Agent', 'The Incutio XML-RPC PHP Library -- WordPress/6.6'], ['Content-Length', body.length], ['Content-Type', 'text/xml']]),
+        body,
+      );
+      expect(reply.statusLine).to.match(/^HTTP\/1\.[01] 200 /);
+      expect(reply.headers.get('content-type')).to.match(/^text\/xml/);
+      expect(FLERROR.exec(reply.body)?.[1], reply.body).to.equal('0');
+      expect(await b.delivered()).to.have.length(1);
+      // The page at that address is still the dashboard.
+      const page = await fetch(`${hub.url}/`);
+      expect([page.status, page.headers.get('content-type')]).to.deep.equal([200, 'text/html; charset=utf-8']);
+    });
+
+    it('a broken call at the root gets the fault it gets at /RPC2', async () => {
+      const root = await fetch(`${hub.url}/`, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<methodCall><methodName>weblogUpdates.ping' });
+      const rpc2 = await fetch(`${hub.url}/RPC2`, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: '<methodCall><methodName>weblogUpdates.ping' });
+      const text = await root.text();
+      expect(text).to.contain('<fault>');
+      expect([root.status, text]).to.deep.equal([rpc2.status, await rpc2.text()]);
+    });
+  });
 });

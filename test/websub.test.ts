@@ -741,6 +741,28 @@ describe('WebSub hub', function () {
     });
   });
 
+  describe("the hub named by its bare address (a feed's rel=hub of https://hub.example/)", () => {
+    it('subscribes, publishes and delivers at POST /, as at /websub', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/at-root', { body: DOC('root 1'), contentType: DOC_TYPE });
+      const res = await hub.postForm('/', { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect([res.status, await res.text()]).to.deep.equal([202, 'Accepted: the hub will verify this subscribe request with a GET to the callback.\n']);
+      await sub.waitVerifications(1, 'subscribe');
+      await settled(hub);
+      topics.set('/at-root', { body: DOC('root 2'), contentType: DOC_TYPE });
+      const pub = await hub.postForm('/', { 'hub.mode': 'publish', 'hub.url': topic });
+      expect([pub.status, await pub.text()]).to.deep.equal([204, '']);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(DOC('root 2'));
+    });
+
+    it('a form at the root without hub.mode gets the WebSub refusal, not a 404', async () => {
+      const text = await expectRefused(await hub.postForm('/', { 'hub.topic': 'http://blog.example/feed' }));
+      expect(text).to.equal(await (await hub.postForm('/websub', { 'hub.topic': 'http://blog.example/feed' })).text());
+    });
+  });
+
   // ---- PubSubHubbub 0.3 / 0.4 clients ---------------------------------------------------
 
   describe('PubSubHubbub 0.3 / 0.4 clients', () => {
@@ -1314,6 +1336,21 @@ describe('WebSub hub', function () {
       await quiet(h);
       expect(topics.fetches('/pushed')).to.have.length(0);
       expect(sub.deliveries()).to.have.length(1);
+    });
+
+    it('a fat ping of application/xml posted to the root is a fat ping, not an XML-RPC call', async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/pushed-at-root');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM('pushed at the root');
+      const res = await fetch(`${h.url}/?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/xml', 'x-hub-signature': signed(body) },
+        body,
+      });
+      expect([res.status, await res.text()]).to.deep.equal([202, `Accepted: ${topic}\n`]);
+      const [d] = await sub.waitDeliveries(1);
+      expect([d!.body.toString(), d!.headers['content-type']]).to.deep.equal([body, 'application/xml']);
     });
 
     it('a fat ping may name its topic hub.url, as a publish does: delivered the same', async () => {
