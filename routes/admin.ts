@@ -68,8 +68,13 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     res.json(await operator.stats());
   });
   const refuse = (_req: Request, res: Response, msg: string): void => void res.type('text/plain; charset=utf-8').send(`${msg}\n`);
-  router.get('/feeds.opml', cors, rateLimit(opts.opmlRate, refuse), async (_req, res) => {
-    res.type('text/x-opml; charset=utf-8').send(await operator.opml(opts.title));
+  router.get('/feeds.opml', cors, rateLimit(opts.opmlRate, refuse), async (req, res) => {
+    const parts = await operator.opml(opts.title);
+    // The headers res.send gives a body (ETags are off app-wide), then the parts as they are.
+    res.type('text/x-opml; charset=utf-8').set('Content-Length', String(parts.reduce((n, p) => n + p.length, 0)));
+    if (req.method === 'HEAD') return void res.end();
+    for (const part of parts) res.write(part);
+    res.end();
   });
   // A subscriber's view of its own subscription: "verified, but nothing arrives" is the first
   // question subscribers ask of a hub. The secret, for a subscription that has one, comes as a

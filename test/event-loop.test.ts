@@ -10,7 +10,12 @@ import type { HttpClient, HttpResponse } from '../lib/http.js';
 import { silentLogger } from '../lib/log.js';
 import { newSubscription, newTopic } from '../lib/model.js';
 import { Notifier } from '../lib/notifier/notifier.js';
+import { Operator } from '../lib/operator.js';
+import type { Poller } from '../lib/feeds/poller.js';
+import type { ActivityLog } from '../lib/activity.js';
+import type { StreamHub } from '../lib/stream.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { escapeXml } from '../lib/xml-escape.js';
 import type { IntentAnswer, Verifier } from '../lib/verify.js';
 import { tempDataDir } from './helpers/hub.js';
 
@@ -177,6 +182,51 @@ describe('work at scale yields to the event loop', () => {
       for (const answer of answers.splice(0)) answer();
       await hub.idle();
       await notifier.drained();
+      await remove();
+    }
+  });
+
+  it('/feeds.opml of 12,000 topics is written a slice of outlines at a time, byte for byte the document, and requests meanwhile share the build', async () => {
+    const { store, remove } = await freshStore();
+    const topics = 12_000;
+    const expires = Date.now() + 3600_000;
+    // Unsorted, and with what must be escaped.
+    const url = (i: number) => `http://t${(i * 7919) % topics}.example/feed?a=1&b=<${i}>`;
+    await Promise.all(Array.from({ length: topics }, (_, i) => store.putSubscription(newSubscription(url(i), `http://cb.example/s/${i}`, 'http-post', 0, expires))));
+    const now = Date.UTC(2026, 0, 2, 3, 4, 5);
+    const operator = new Operator({
+      store,
+      notifier: {} as Notifier,
+      activity: {} as ActivityLog,
+      poller: {} as Poller,
+      streams: {} as StreamHub,
+      signatureAlgorithm: 'sha256',
+      now: () => now,
+    });
+    try {
+      let second: Promise<Buffer[]> | undefined;
+      // At the first turn, another request for it.
+      const { result: parts, turns } = await turnsWhile(
+        () => operator.opml('Feeds & more'),
+        () => (second ??= operator.opml('Feeds & more')),
+      );
+      expect(turns, 'turns of the event loop while the OPML was written').to.not.be.empty;
+      expect(await second, 'the request made meanwhile').to.equal(parts);
+      const outlines = Array.from({ length: topics }, (_, i) => url(i))
+        .sort()
+        .map((u) => `    <outline type="rss" text="${escapeXml(u)}" xmlUrl="${escapeXml(u)}"/>`);
+      const expected = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        '  <head><title>Feeds &amp; more</title><dateCreated>Fri, 02 Jan 2026 03:04:05 GMT</dateCreated></head>',
+        '  <body>',
+        ...outlines,
+        '  </body>',
+        '</opml>',
+        '',
+      ].join('\n');
+      expect(Buffer.concat(parts).toString('utf8')).to.equal(expected);
+    } finally {
       await remove();
     }
   });

@@ -372,7 +372,11 @@ describe('Operators and browsers over HTTP', function () {
       expect(res.status).to.equal(200);
       expect(res.headers.get('content-type')).to.match(/^text\/x-opml/);
       const opml = await res.text();
+      expect(res.headers.get('content-length')).to.equal(String(Buffer.byteLength(opml)));
       expect(opml).to.match(/^<\?xml version="1\.0" encoding="UTF-8"\?>\n<opml version="2\.0">/);
+      // Sent in parts (see Operator.opml): HEAD tells the same length, with no body.
+      const head = await fetch(`${hub.url}/feeds.opml`, { method: 'HEAD' });
+      expect([head.status, head.headers.get('content-length'), await head.text()]).to.deep.equal([200, String(Buffer.byteLength(opml)), '']);
       const outlines = opml.match(/<outline [^>]*\/>/g) ?? [];
       expect(outlines).to.have.length(1);
       const escaped = followed.replace(/&/g, '&amp;');
