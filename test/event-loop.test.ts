@@ -3,7 +3,8 @@
 // else meanwhile (not even /healthz). Proven by what a turn of the event loop sees while the
 // work is under way, never by timing it.
 import { expect } from 'chai';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { loadConfig } from '../lib/config.js';
 import { Hub } from '../lib/hub.js';
 import type { HttpClient, HttpResponse } from '../lib/http.js';
@@ -15,16 +16,17 @@ import type { Poller } from '../lib/feeds/poller.js';
 import type { ActivityLog } from '../lib/activity.js';
 import type { StreamHub } from '../lib/stream.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { shardFileName, shardOf, type ShardFile } from '../lib/store/snapshot-file.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import type { IntentAnswer, Verifier } from '../lib/verify.js';
 import { tempDataDir } from './helpers/hub.js';
 
 /** An embedded store in a directory of its own; `remove` closes it and deletes the directory. */
-async function freshStore(): Promise<{ store: LowdbStore; remove: () => Promise<void> }> {
+async function freshStore(): Promise<{ store: LowdbStore; dir: string; remove: () => Promise<void> }> {
   const dir = await tempDataDir();
   const store = new LowdbStore({ dir });
   await store.open();
-  return { store, remove: () => store.close().then(() => rm(dir, { recursive: true, force: true })) };
+  return { store, dir, remove: () => store.close().then(() => rm(dir, { recursive: true, force: true })) };
 }
 
 /** `work`'s result, and what `see` returned at each turn of the event loop while it ran. */
@@ -227,6 +229,42 @@ describe('work at scale yields to the event loop', () => {
       ].join('\n');
       expect(Buffer.concat(parts).toString('utf8')).to.equal(expected);
     } finally {
+      await remove();
+    }
+  });
+
+  it("a compaction writes a topic of 12,000 subscribers' shard a slice of records at a time, and what it writes opens to the state as it was at the end", async () => {
+    const { store, dir, remove } = await freshStore();
+    const topic = 'http://t.example/feed';
+    const subscribers = 12_000;
+    const expires = Date.now() + 3600_000;
+    const callback = (i: number) => `http://cb${i}.example/s`;
+    for (let i = 0; i < subscribers; i++) void store.putSubscription(newSubscription(topic, callback(i), 'http-post', 0, expires));
+    await store.flush();
+    const tally = (i: number) => ({ topic, callback: callback(i), delivered: 1, failed: 0, limited: 0, failedSinceDelivered: 0, lastDeliveredAt: null, lastFailedAt: null, handledVersion: 0 });
+    let reopened: LowdbStore | undefined;
+    try {
+      // At every turn, a delivery each to the first and the last of the shard's subscriptions: in
+      // one synchronous pass, the file holds both with the same count.
+      const { turns } = await turnsWhile(
+        () => store.compact(),
+        () => store.recordDeliveries([tally(0), tally(subscribers - 1)]),
+      );
+      await Promise.all(turns);
+      const shard = JSON.parse(await readFile(path.join(dir, shardFileName(shardOf(topic))), 'utf8')) as ShardFile;
+      expect(shard.subscriptions).to.have.length(subscribers);
+      const [first, last] = [shard.subscriptions[0]!, shard.subscriptions.at(-1)!];
+      expect([first.callback, last.callback]).to.deep.equal([callback(0), callback(subscribers - 1)]);
+      expect(last.ctUpdates, 'deliveries in the file to the last subscription, written turns after the first').to.be.greaterThan(first.ctUpdates);
+      // The deliveries after the rotation are in the journal, and set both counts again on open.
+      await store.close();
+      reopened = new LowdbStore({ dir });
+      await reopened.open();
+      expect((await reopened.counts()).subscriptions).to.equal(subscribers);
+      expect((await reopened.getSubscription(topic, callback(0)))?.ctUpdates).to.equal(turns.length);
+      expect((await reopened.getSubscription(topic, callback(subscribers - 1)))?.ctUpdates).to.equal(turns.length);
+    } finally {
+      await reopened?.close();
       await remove();
     }
   });

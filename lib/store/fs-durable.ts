@@ -36,17 +36,19 @@ function tempPathFor(file: string): string {
 }
 
 /**
- * Replaces `file` with `data` atomically and durably as far as the file's content goes: the
+ * Replaces `file` with `data` (or its parts, in order) atomically and durably as far as the file's content goes: the
  * data is fsynced under a temp name before the rename, so a crash leaves the old file or the
  * new one, never a torn one. The rename itself is durable after a syncDir of the directory,
  * which the caller does (once for many files, where it can).
  */
-export async function replaceFile(file: string, data: string | Uint8Array): Promise<void> {
+export async function replaceFile(file: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const tmp = tempPathFor(file);
   try {
     const fh = await open(tmp, 'w', FILE_MODE);
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+      // Parts, one after the other: a large file is not joined into one buffer first.
+      else for (const part of data) for (let at = 0; at < part.length; ) at += (await fh.write(part, at)).bytesWritten;
       await fh.sync();
     } finally {
       await fh.close();

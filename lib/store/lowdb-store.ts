@@ -744,8 +744,8 @@ export class LowdbStore implements Store {
   }
 
   /**
-   * Writes every dirty shard, one at a time with a turn of the event loop between them (each
-   * costs one shard's JSON.stringify, ~1/64 of the state), makes the renames durable, lists the
+   * Writes every dirty shard, one at a time with a turn of the event loop between them (and
+   * between slices of a shard's records: one topic's may be most of the state), makes the renames durable, lists the
    * shards written (WRITTEN_SHARDS_FILE), and only then deletes the journal segments up to `closed`.
    */
   private async persistShards(closed: number): Promise<void> {
