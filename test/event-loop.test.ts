@@ -268,4 +268,31 @@ describe('work at scale yields to the event loop', () => {
       await remove();
     }
   });
+
+  it("the hub's sweep (at every start and every day) takes each of its passes over the embedded store on a turn of its own, though it has nothing to delete", async () => {
+    const { store, remove } = await freshStore();
+    const expires = Date.now() + 3600_000;
+    await Promise.all(Array.from({ length: 1_000 }, (_, i) => store.putSubscription(newSubscription(`http://t${i}.example/feed`, `http://cb${i}.example/s`, 'http-post', 0, expires))));
+    // The passes in the order they are made.
+    const passes: string[] = [];
+    for (const name of ['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites', 'trimUnfollowedTopics', 'trimSites'] as const) {
+      const pass = (store[name] as (...args: unknown[]) => Promise<number>).bind(store);
+      store[name] = ((...args: unknown[]) => (passes.push(name), pass(...args))) as never;
+    }
+    const config = loadConfig({});
+    const notifier = new Notifier({ config, http: {} as HttpClient, store, log: silentLogger });
+    const hub = new Hub({ config, store, http: {} as HttpClient, notifier, verifier: { close: () => {} } as unknown as Verifier, log: silentLogger });
+    try {
+      const { result: report, turns } = await turnsWhile(() => hub.removeExpired(), () => passes.length);
+      expect(report).to.include({ subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0 });
+      expect(passes).to.deep.equal(['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites', 'trimUnfollowedTopics', 'trimSites']);
+      // A turn after each pass but the last.
+      for (let made = 1; made < passes.length; made++) expect(turns, `a turn of the event loop after pass ${made} (${passes[made - 1]})`).to.include(made);
+    } finally {
+      hub.close();
+      notifier.close();
+      await hub.idle();
+      await remove();
+    }
+  });
 });
