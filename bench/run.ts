@@ -2,8 +2,8 @@
 // and every figure with its target. Nothing is asserted: the exit code is 0 unless a benchmark
 // itself failed. Every process started here (and by the benchmarks) is stopped at the end, on
 // an error, and on Ctrl-C / SIGTERM.
-//   npm run bench                 all of them (about 3 minutes)
-//   npm run bench -- fanout       only the ones named (fanout notifier intake subscribe store memory latency)
+//   npm run bench                 all of them (about 4 minutes)
+//   npm run bench -- fanout       only the ones named (fanout notifier intake subscribe store memory latency stalls)
 //   npm run bench -- cluster      several processes on PostgreSQL: only when named (see bench/cluster.ts)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +30,7 @@ const ALL: Bench[] = [
   { name: 'store', file: 'store.ts', what: '4. the store at scale (100,000 subscriptions)', env: { CHURN_SECONDS: process.env.CHURN_SECONDS ?? '15' } },
   { name: 'memory', file: 'memory.ts', what: '4. memory against the number of subscriptions and topics' },
   { name: 'latency', file: 'latency.ts', what: '5. publish → first delivery at idle' },
+  { name: 'stalls', file: 'stalls.ts', what: 'event-loop stalls: the longest block of each piece of work that grows with the hub' },
   // Part B loads 1,000,000 subscriptions: it needs far more than the 4 minutes the others get.
   {
     name: 'cluster',
