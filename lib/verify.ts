@@ -85,7 +85,8 @@ export class Verifier {
   async webSubDenied(callback: string, topic: string, reason: string): Promise<void> {
     const params = new URLSearchParams({ 'hub.mode': 'denied', 'hub.topic': topic, 'hub.reason': reason });
     try {
-      await this.turns.run(() => this.http.request('callback', withQuery(callback, params), { method: 'GET', timeoutMs: this.websubTimeoutMs }));
+      // Its answer says nothing the hub uses: none of its body is kept.
+      await this.turns.run(() => this.http.request('callback', withQuery(callback, params), { method: 'GET', timeoutMs: this.websubTimeoutMs, readAtMost: 0 }));
     } catch (e) {
       this.log.info('denial not delivered', { host: callbackHost(callback), topic, error: describeError(e) });
     }
@@ -99,7 +100,12 @@ export class Verifier {
   private async expectChallenge(target: string, topic: string, challenge: string, maxRedirects: number, what: string, timeoutMs?: number): Promise<IntentAnswer> {
     const host = callbackHost(target);
     try {
-      const res = await this.http.request('callback', target, { method: 'GET', maxRedirects, ...(timeoutMs !== undefined && { timeoutMs }) });
+      // Read no further than one byte past the challenge: that is enough to tell an exact echo
+      // from anything else. Read whole, an answer that echoed the challenge and went on sending
+      // held its turn until WEBSUB_TIMEOUT_MS (then counted as unreachable and asked again), or
+      // was buffered up to MAX_RESPONSE_BYTES: 5 MB for each of the 256 sent at once.
+      const readAtMost = Buffer.byteLength(challenge) + 1;
+      const res = await this.http.request('callback', target, { method: 'GET', maxRedirects, readAtMost, ...(timeoutMs !== undefined && { timeoutMs }) });
       if (res.status >= 200 && res.status < 300 && res.body.equals(Buffer.from(challenge))) return 'verified';
       const busy = res.status >= 500 || res.status === 429;
       this.log.info(`${what} verification ${busy ? 'not answered' : 'refused'}`, { host, topic, status: res.status });

@@ -821,6 +821,55 @@ describe('security: slow and endless peers', function () {
     });
   });
 
+  describe('a subscriber that echoes the challenge and then sends forever (REQUEST_TIMEOUT_MS and WEBSUB_TIMEOUT_MS 15000)', () => {
+    let hub: TestHub;
+    let peer: Peer;
+    /** Challenges asked, of either protocol. */
+    let asked = 0;
+    before(async () => {
+      peer = await Peer.start((req, res) => {
+        const query = new URL(req.url ?? '/', 'http://peer').searchParams;
+        const challenge = query.get('hub.challenge') ?? query.get('challenge');
+        if (challenge === null) return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+        asked++;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write(challenge);
+        const timer = setInterval(() => res.write('x'), 50);
+        res.on('close', () => clearInterval(timer));
+      });
+      // A generous timeout, so a prompt answer can only come from reading no more than the echo needs.
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000' });
+    });
+    after(async () => {
+      await hub?.destroy();
+      await peer?.close();
+    });
+
+    it('WebSub: refused once the body outgrows the challenge, the connection closed promptly, and not asked again', async () => {
+      const topic = feeds.fixed(unique('endless-echo'));
+      const before = peer.closedAt.length;
+      const t0 = Date.now();
+      const reply = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${peer.url}/cb` });
+      expect(reply.status).to.equal(202);
+      await peer.waitClosed(before + 1, 4000);
+      expect(peer.closedAt.length, 'the verification was not cut').to.be.above(before);
+      expect(peer.closedAt.at(-1)! - t0).to.be.below(4000);
+      await hub.hub.idle();
+      const subs = (await testApi<{ subscriptions: unknown[] }>(hub, 'getSubscriptions', { feedUrl: topic })).json.subscriptions;
+      expect(subs).to.deep.equal([]);
+      expect(asked, 'verifications asked').to.equal(1);
+    });
+
+    it('rssCloud: the handler test (a challenge, with domain) fails promptly and the connection is closed', async () => {
+      const before = peer.closedAt.length;
+      const [reply, ms] = await timed(() => rss(hub, '/pleaseNotify', { domain: '127.0.0.1', port: String(peer.port), path: '/rc', protocol: 'http-post', url1: feeds.fixed(unique('endless-echo')) }));
+      expect([reply.success, reply.msg]).to.deep.equal([false, MSG.handlerFailed]);
+      expect(ms).to.be.below(4000);
+      await peer.waitClosed(before + 1, 3000);
+      expect(peer.closedAt.length).to.be.above(before);
+    });
+  });
+
   describe('an xml-rpc subscriber whose 2xx reply is megabytes of XML (MAX_RESPONSE_BYTES at its 5 MB default)', () => {
     let hub: TestHub;
     let peer: Peer;
