@@ -20,6 +20,7 @@ import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
 import { AddressGuard } from './address-guard.js';
+import { withoutTrailingSlashes } from './model.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
@@ -40,7 +41,7 @@ const ROUTES = ['/pleaseNotify', '/ping', '/rsscloud/pleaseNotify', '/rsscloud/p
 const ROUTES_LOWER = ROUTES.map((r) => [r, r.toLowerCase()] as const);
 
 function routeLabel(path: string): string {
-  const p = path.toLowerCase().replace(/\/+$/, '') || '/';
+  const p = withoutTrailingSlashes(path.toLowerCase()) || '/';
   return ROUTES_LOWER.find(([, r]) => p === r || p.startsWith(`${r}/`))?.[0] ?? (p === '/' ? '/' : 'other');
 }
 

@@ -4,6 +4,7 @@
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { lookupSlots } from './lookups.js';
+import { withoutTrailingSlashes } from './model.js';
 
 export type SignatureAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -204,7 +205,7 @@ function url(env: Env, name: string, dflt: string): string {
   // The raw text, not parsed.search/hash: those are empty for a bare "?" or "#", which then
   // came before every path appended to the URL ("https://hub.example/?/websub").
   if (/[?#]/.test(v)) throw new ConfigError(name, 'must not have a query or fragment');
-  return v.replace(/\/+$/, '');
+  return withoutTrailingSlashes(v);
 }
 
 function algorithm(env: Env, name: string): SignatureAlgorithm {

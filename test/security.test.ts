@@ -1419,6 +1419,48 @@ describe('security: limits', function () {
 
 // ---- slow clients --------------------------------------------------------------------------
 
+describe("security: a stranger's text costs the hub time in proportion to its length (defaults)", function () {
+  this.timeout(30_000);
+  let hub: TestHub;
+  let feed: Recorder;
+  before(async () => {
+    // A feed whose namespace URI is 100 KB of slashes and a letter, on a <cloud> of that prefix.
+    const body = `<?xml version="1.0"?><rss version="2.0" xmlns:x="http://${'/'.repeat(100_000)}a"><channel><title>t</title><x:cloud>c</x:cloud></channel></rss>`;
+    feed = await Recorder.start((_req, res) => void res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(body));
+    hub = await startTestHub();
+  });
+  after(async () => {
+    await hub?.destroy();
+    await feed?.close();
+  });
+
+  it('twenty requests whose paths are 16 KB of slashes and a letter are all answered at once', async () => {
+    const port = Number(new URL(hub.url).port);
+    const path = `/${'/'.repeat(16_300)}a`;
+    const ask = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        let head = '';
+        const socket = net.connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n`));
+        socket.on('data', (d: Buffer) => (head += d.toString('latin1')));
+        socket.on('close', () => resolve(head.split('\r\n')[0]!));
+        socket.on('error', reject);
+      });
+    // Each cost ~170 ms of the hub's one thread (3.5 s for the twenty): answered together in a
+    // small part of that, the cost of their paths is linear.
+    const [statuses, ms] = await timed(() => Promise.all(Array.from({ length: 20 }, ask)));
+    expect(new Set(statuses)).to.deep.equal(new Set(['HTTP/1.1 404 Not Found']));
+    expect(ms).to.be.below(1000);
+  });
+
+  it("discovery of a feed whose namespace URI is 100 KB of slashes answers at once (it took 12 s, the hub frozen meanwhile)", async () => {
+    const topic = `${feed.url}/feed.xml`;
+    const [reply, ms] = await timed(() => call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(topic)}`, { method: 'GET' }));
+    expect(reply.status).to.equal(200);
+    expect((JSON.parse(reply.text) as { format: string }).format).to.equal('rss');
+    expect(ms).to.be.below(2000);
+  });
+});
+
 describe('security: bodies are decoded only within small bounds (defaults)', function () {
   let hub: TestHub;
   before(async () => {

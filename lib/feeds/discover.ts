@@ -13,6 +13,7 @@
 //     person will request), resolved against the topic URL (or an HTML <base href>).
 import { TextDecoder } from 'node:util';
 import { XMLParser } from 'fast-xml-parser';
+import { withoutTrailingSlashes } from '../model.js';
 import { mendWindows1252 } from './windows-1252.js';
 
 export interface CloudElement {
@@ -483,11 +484,12 @@ export function splitName(name: string): { prefix: string; local: string } {
 
 function isSourceNamespace(uri: string | undefined): boolean {
   if (uri === undefined) return false;
-  const bare = uri
-    .trim()
-    .toLowerCase()
-    .replace(/^https?:\/\//, '')
-    .replace(/\/+$/, '');
+  const bare = withoutTrailingSlashes(
+    uri
+      .trim()
+      .toLowerCase()
+      .replace(/^https?:\/\//, ''),
+  );
   return SOURCE_NAMESPACES.has(bare);
 }
 
