@@ -1424,9 +1424,23 @@ describe("security: a stranger's text costs the hub time in proportion to its le
   let hub: TestHub;
   let feed: Recorder;
   before(async () => {
-    // A feed whose namespace URI is 100 KB of slashes and a letter, on a <cloud> of that prefix.
-    const body = `<?xml version="1.0"?><rss version="2.0" xmlns:x="http://${'/'.repeat(100_000)}a"><channel><title>t</title><x:cloud>c</x:cloud></channel></rss>`;
-    feed = await Recorder.start((_req, res) => void res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(body));
+    const pages: Record<string, [string, string]> = {
+      // A feed whose namespace URI is 100 KB of slashes and a letter, on a <cloud> of that prefix.
+      '/small.xml': ['application/rss+xml', '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'],
+      '/feed.xml': ['application/rss+xml', `<?xml version="1.0"?><rss version="2.0" xmlns:x="http://${'/'.repeat(100_000)}a"><channel><title>t</title><x:cloud>c</x:cloud></channel></rss>`],
+      // An Atom feed with Feed Threading declared (its replies links are looked at attribute by
+      // attribute), whose entry's link is a start tag of 60 KB of spaces.
+      '/replies.xml': [
+        'application/atom+xml',
+        `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xmlns:thr="http://purl.org/syndication/thread/1.0"><title>t</title><id>urn:t</id><entry><id>urn:e</id><title>e</title><link${' '.repeat(60_000)}/></entry></feed>`,
+      ],
+    };
+    feed = await Recorder.start((req, res) => {
+      // A subscriber that redirects its notifications to a Location of 15 KB of "a." and no "://".
+      if (req.method === 'POST') return void res.writeHead(302, { location: `${'a.'.repeat(7_500)}a:x` }).end();
+      const [type, body] = pages[req.path] ?? ['text/plain', 'not found'];
+      res.writeHead(pages[req.path] ? 200 : 404, { 'content-type': type }).end(body);
+    });
     hub = await startTestHub();
   });
   after(async () => {
@@ -1458,6 +1472,19 @@ describe("security: a stranger's text costs the hub time in proportion to its le
     expect(reply.status).to.equal(200);
     expect((JSON.parse(reply.text) as { format: string }).format).to.equal('rss');
     expect(ms).to.be.below(2000);
+  });
+
+  it('a ping of an Atom feed whose entry has a start tag of 60 KB of spaces is answered at once (it took seconds)', async () => {
+    const [reply, ms] = await timed(() => rss(hub, '/ping', { url: `${feed.url}/replies.xml` }));
+    expect(reply.msg).to.equal(MSG.pinged);
+    expect(ms).to.be.below(1500);
+  });
+
+  it("twenty subscribers' handler tests redirected to a Location of 15 KB of \"a.\" fail at once (they took seconds together)", async () => {
+    const tests = Array.from({ length: 20 }, (_, i) => rss(hub, '/pleaseNotify', { port: String(feed.port), path: `/cb${i}`, protocol: 'http-post', url1: `${feed.url}/small.xml` }));
+    const [replies, ms] = await timed(() => Promise.all(tests));
+    expect(new Set(replies.map((r) => r.msg))).to.deep.equal(new Set([MSG.handlerFailed]));
+    expect(ms).to.be.below(1000);
   });
 });
 
