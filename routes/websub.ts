@@ -15,6 +15,14 @@ import type { RateLimiter } from '../lib/rate-limit.js';
 const MAX_SECRET_BYTES = 199;
 
 /**
+ * PubSubHubbub 0.3's hub.verify_token sets no bound, and a pending request keeps it until its
+ * callback answers: 63 KB ones (a form's worth) held 60 MB of memory and as much of the store per
+ * thousand requests whose callbacks never answer, 1.2 GB at WEBSUB_MAX_PENDING_VERIFICATIONS.
+ * The tokens clients send are a few dozen characters; a JWT fits.
+ */
+const MAX_VERIFY_TOKEN_BYTES = 1024;
+
+/**
  * The largest form (subscribe, unsubscribe, publish): a few URLs need a few KB. Only a fat ping,
  * which is not a form, needs WEBSUB_MAX_BODY_BYTES; a form that size, easily sent compressed,
  * cost ~200 ms of the hub's one thread to decode.
@@ -143,6 +151,9 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }
   const verifyToken = form.get('hub.verify_token') ?? undefined;
+  if (verifyToken !== undefined && Buffer.byteLength(verifyToken, 'utf8') > MAX_VERIFY_TOKEN_BYTES) {
+    return text(res, 400, `hub.verify_token must be at most ${MAX_VERIFY_TOKEN_BYTES} bytes (it has ${Buffer.byteLength(verifyToken, 'utf8')}).`);
+  }
   // hub.verify (required by PubSubHubbub 0.3) and hub.verify_token (dropped by the REC) mark a
   // 0.3 subscriber. Those still running (GNU social's and StatusNet's, the Superfeedr PHP library,
   // scripts written for Google's hub) check only sha1= signatures and drop any other delivery

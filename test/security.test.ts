@@ -1524,6 +1524,30 @@ describe("security: a stranger's text costs the hub time in proportion to its le
   });
 });
 
+describe('security: what a pending WebSub request keeps is bounded (defaults)', function () {
+  let hub: TestHub;
+  let sub: Recorder;
+  before(async () => {
+    sub = await Recorder.start(echoSubscriber);
+    hub = await startTestHub();
+  });
+  after(async () => {
+    await hub?.destroy();
+    await sub?.close();
+  });
+
+  it('a hub.verify_token over 1024 bytes is refused 400 and nobody is asked; one of 1024 is echoed to the callback', async () => {
+    const ask = (token: string): Promise<Reply> =>
+      websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': `${sub.url}/topic-${token.length}`, 'hub.callback': `${sub.url}/cb-${token.length}`, 'hub.verify_token': token });
+    const long = await ask('t'.repeat(63_000));
+    expect([long.status, long.text]).to.deep.equal([400, 'hub.verify_token must be at most 1024 bytes (it has 63000).\n']);
+    const fits = await ask('t'.repeat(1024));
+    expect(fits.status).to.equal(202);
+    await hub.hub.idle();
+    expect(sub.requests.map((r) => [r.path, r.query.get('hub.verify_token')?.length])).to.deep.equal([['/cb-1024', 1024]]);
+  });
+});
+
 describe('security: bodies are decoded only within small bounds (defaults)', function () {
   let hub: TestHub;
   before(async () => {
