@@ -125,6 +125,14 @@ const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delive
  * 'published' (topic URL) for the poller, which polls topics with subscribers whose publishers
  * do not ping; 'activity' (ActivityInput) for the operator's log and metrics.
  */
+/**
+ * Longest XML-RPC procedure name a subscriber may ask to be notified with. Each subscription
+ * keeps its own, and every notification carries it: one pleaseNotify of 25 URLs naming one of
+ * 60 KB stored 1.5 MB, so a client within the default rate limit grew the store and the hub's
+ * memory by ~900 MB a minute. Names in use are a few dozen characters (`river.feedUpdated`).
+ */
+const MAX_NOTIFY_PROCEDURE_LENGTH = 256;
+
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly sites: Sites;
@@ -167,6 +175,9 @@ export class Hub extends EventEmitter {
 
   private async pleaseNotifyBy(req: PleaseNotifyRequest, answerBy: Promise<'late'>): Promise<HubError | null> {
     if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
+    if (req.protocol === 'xml-rpc' && (req.notifyProcedure ?? '').length > MAX_NOTIFY_PROCEDURE_LENGTH) {
+      return { code: 'subscription_limit', detail: `the notifyProcedure is longer than ${MAX_NOTIFY_PROCEDURE_LENGTH} characters` };
+    }
     if (req.urls.length === 0) return { code: 'no_resources' };
     const tooMuch = this.checkUrls(req.urls) ?? unreadable(req.urls);
     if (tooMuch) return tooMuch;

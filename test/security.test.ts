@@ -1524,17 +1524,21 @@ describe("security: a stranger's text costs the hub time in proportion to its le
   });
 });
 
-describe('security: what a pending WebSub request keeps is bounded (defaults)', function () {
+describe('security: what a request makes the hub keep is bounded (defaults)', function () {
   let hub: TestHub;
   let sub: Recorder;
+  let feeds: FeedServer;
   before(async () => {
     sub = await Recorder.start(echoSubscriber);
+    feeds = await FeedServer.start();
     hub = await startTestHub();
   });
   after(async () => {
     await hub?.destroy();
     await sub?.close();
+    await feeds?.close();
   });
+  beforeEach(() => sub.reset());
 
   it('a hub.verify_token over 1024 bytes is refused 400 and nobody is asked; one of 1024 is echoed to the callback', async () => {
     const ask = (token: string): Promise<Reply> =>
@@ -1545,6 +1549,18 @@ describe('security: what a pending WebSub request keeps is bounded (defaults)', 
     expect(fits.status).to.equal(202);
     await hub.hub.idle();
     expect(sub.requests.map((r) => [r.path, r.query.get('hub.verify_token')?.length])).to.deep.equal([['/cb-1024', 1024]]);
+  });
+
+  it('an xml-rpc notifyProcedure over 256 characters is refused on both faces and nobody is asked; one of 256 is called', async () => {
+    const form = (procedure: string): Record<string, string> => ({ notifyProcedure: procedure, port: String(sub.port), path: `/rpc-${procedure.length}`, protocol: 'xml-rpc', url1: feeds.fixed(unique('procedure')) });
+    const long = await rss(hub, '/pleaseNotify', form('p'.repeat(60_000)));
+    expect([long.success, long.msg]).to.deep.equal([false, "Can't accept the subscription because the notifyProcedure is longer than 256 characters."]);
+    const viaRpc = await rpc(hub, methodCall('rssCloud.pleaseNotify', [str('p'.repeat(257)), int(sub.port), str('/rpc-257'), str('xml-rpc'), list([feeds.fixed(unique('procedure'))])]));
+    expectFault(viaRpc, "Can't accept the subscription because the notifyProcedure is longer than 256 characters.");
+    const fits = await rss(hub, '/pleaseNotify', form('p'.repeat(256)));
+    expect([fits.success, fits.msg]).to.deep.equal([true, MSG.subscribed]);
+    expect(sub.requests.map((r) => r.path)).to.deep.equal(['/rpc-256']);
+    expect(sub.requests[0]!.body.toString()).to.include(`<methodName>${'p'.repeat(256)}</methodName>`);
   });
 });
 
