@@ -118,13 +118,6 @@ const FIRST_ATTEMPTS_GRACE_MS = 1000;
  */
 const SITE_PING_ANSWER_MS = 2500;
 
-const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
-
-/**
- * Events: 'change' (Content) for faces that push to live listeners (SSE); 'subscribed' and
- * 'published' (topic URL) for the poller, which polls topics with subscribers whose publishers
- * do not ping; 'activity' (ActivityInput) for the operator's log and metrics.
- */
 /**
  * Longest XML-RPC procedure name a subscriber may ask to be notified with. Each subscription
  * keeps its own, and every notification carries it: one pleaseNotify of 25 URLs naming one of
@@ -133,6 +126,13 @@ const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delive
  */
 const MAX_NOTIFY_PROCEDURE_LENGTH = 256;
 
+const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delivered: 0, failed: 0 });
+
+/**
+ * Events: 'change' (Content) for faces that push to live listeners (SSE); 'subscribed' and
+ * 'published' (topic URL) for the poller, which polls topics with subscribers whose publishers
+ * do not ping; 'activity' (ActivityInput) for the operator's log and metrics.
+ */
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly sites: Sites;
