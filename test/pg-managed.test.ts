@@ -1,13 +1,15 @@
 // PostgreSQL as managed and pooled deployments give it: behind PgBouncer (its startup-parameter
-// rules, reproduced by test/helpers/pooler-proxy.ts), as a role that may use the tables but not
-// create any (a DBA ran the migrations as the schema's owner), and on a database that accepts no
-// writes at start-up (a standby, a failover in progress), and on a server that closes sessions
-// idle for long (idle_session_timeout). Each on a private server.
+// rules, reproduced by test/helpers/pooler-proxy.ts; and the real one, in transaction and in
+// session mode), as a role that may use the tables but not create any (a DBA ran the
+// migrations as the schema's owner), on a database that accepts no writes at start-up (a
+// standby, a failover in progress), and on a server that closes sessions idle for long
+// (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import { startPgServer, type PgServer } from './helpers/pg-server.js';
+import { startPgBouncer, type PgBouncer } from './helpers/pgbouncer.js';
 import { PGBOUNCER_STARTUP_PARAMETERS, serverAddress, startPoolerProxy, type PoolerProxy } from './helpers/pooler-proxy.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { openStream } from './helpers/sse.js';
@@ -72,6 +74,40 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       expect(refused, 'startup parameters PgBouncer refuses').to.deep.equal([]);
       // Set on each store connection by a statement instead.
       expect(proxy.queries.filter((q) => q.applicationName === 'pushbutton' && /statement_timeout\s*=\s*7000/.test(q.text))).to.not.be.empty;
+    });
+  });
+
+  describe('behind a real PgBouncer', function () {
+    const bouncers: PgBouncer[] = [];
+    before(async () => {
+      await server.admin.query('CREATE DATABASE bounced_tx');
+      await server.admin.query('CREATE DATABASE bounced_session');
+    });
+    after(async () => {
+      for (const b of bouncers) await b.stop();
+    });
+    const bouncer = async (mode: 'session' | 'transaction'): Promise<PgBouncer> => {
+      const b = await startPgBouncer(server.url, mode, ['pushbutton']);
+      bouncers.push(b);
+      return b;
+    };
+
+    it('in transaction mode: exits at start-up, saying the pooler must run in session mode', async () => {
+      const b = await bouncer('transaction');
+      const failed = await spawnHub(await tempDataDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_tx') }, 15_000).then(
+        async (hub) => `started and listening at ${hub.url}: ${String(await hub.stop('SIGKILL'))}`,
+        (e: unknown) => String(e),
+      );
+      expect(failed).to.match(/exited \(code 1,/);
+      expect(failed).to.match(/"msg":"failed to start"/);
+      expect(failed).to.match(/a connection pooler in transaction or statement mode .*session pooling \(PgBouncer pool_mode = session\)/);
+    });
+
+    it('in session mode: starts and serves', async () => {
+      const b = await bouncer('session');
+      const hub = await startTestHub({ DATABASE_URL: b.url('pushbutton', 'bounced_session'), POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'bounced-session');
     });
   });
 

@@ -9,7 +9,7 @@
 // A new subscription is counted and inserted in one transaction under advisory locks on its
 // topic and callback host (putSubscriptionWithinLimits), so the limits hold across processes,
 // and one process at a time runs the expiry sweep (withSweepLock).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { SignatureAlgorithm } from '../config.js';
 import { callbackHost, hostKey, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
@@ -536,6 +536,39 @@ function pgTypes(): pg.CustomTypesConfig {
   return types;
 }
 
+/**
+ * Stops the start-up behind a pooler in transaction or statement mode (PgBouncer's
+ * `pool_mode = transaction`, a managed pooler's transaction mode), which hands a server session
+ * to another client between transactions. The hub keeps named prepared statements, session
+ * advisory locks, LISTEN and its SETs in its sessions: behind such a pooler one process started
+ * and answered most requests with its protocol's error reply ("prepared statement … already
+ * exists"), lost notifications, let refreshes of one topic run at once, and nothing said why.
+ * Only such a pooler lets two connections open at once reach one session (a setting made on one
+ * is seen on the other), or one connection reach two (its backend changes between statements);
+ * either is certain, so the hub refuses rather than warns. An idle pooler gives the second
+ * connection the session the first just released; a busy one moves it between statements.
+ * Neither check sees a pooler that happened to do neither: it is not proof of session mode.
+ */
+async function refuseSharedSessions(first: pg.ClientBase, pool: pg.Pool): Promise<void> {
+  const token = randomBytes(12).toString('hex');
+  await first.query("SELECT set_config('pushbutton.session_probe', $1, false)", [token]);
+  const second = await pool.connect();
+  try {
+    const { rows } = await second.query<{ probe: string | null; pid: number }>(
+      "SELECT current_setting('pushbutton.session_probe', true) AS probe, pg_backend_pid() AS pid",
+    );
+    const { rows: again } = await second.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    if (rows[0]?.probe === token || rows[0]?.pid !== again[0]?.pid) {
+      throw new Error(
+        'DATABASE_URL leads through a connection pooler in transaction or statement mode (two connections ran in one server session): ' +
+          'the hub keeps prepared statements, advisory locks and LISTEN in its sessions, so it needs session pooling (PgBouncer pool_mode = session) or a direct connection to PostgreSQL',
+      );
+    }
+  } finally {
+    second.release();
+  }
+}
+
 export class PgStore implements Store {
   private pool: pg.Pool | undefined;
   /** getSubscription calls waiting for the next statement (see readTogether). */
@@ -583,7 +616,10 @@ export class PgStore implements Store {
     const migrating = new pg.Pool({ ...connection, max: 1, application_name: 'pushbutton-migrate', keepAlive: true });
     migrating.on('error', () => undefined);
     try {
-      this.migration = await checkedOut(migrating, (client) => migrate(client));
+      this.migration = await checkedOut(migrating, async (client) => {
+        await refuseSharedSessions(client, pool);
+        return migrate(client);
+      });
     } catch (e) {
       await pool.end().catch(() => undefined);
       // The driver's words alone ("connect ECONNREFUSED 10.0.0.5:5432", "getaddrinfo ENOTFOUND

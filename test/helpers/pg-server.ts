@@ -66,7 +66,7 @@ function run(cmd: string, args: string[], ids: { uid?: number; gid?: number }): 
 }
 
 /** initdb refuses to run as root: as root, the server runs as `postgres` (or `nobody`). */
-function serverIds(): { uid?: number; gid?: number } {
+export function serverIds(): { uid?: number; gid?: number } {
   if (process.getuid?.() !== 0) return {};
   for (const user of ['postgres', 'nobody']) {
     const uid = spawnSync('id', ['-u', user], { encoding: 'utf8' });
