@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './log.js';
-import { isReadTimeout, KEEP_WHILE_IDLE, silenceBounds } from './store/pg-store.js';
+import { driverUrl, isReadTimeout, KEEP_WHILE_IDLE, silenceBounds } from './store/pg-store.js';
 
 /** `remote` is true for an event published by another process. */
 export type BusListener = (payload: unknown, remote: boolean) => void;
@@ -85,7 +85,7 @@ export class PgEventBus extends LocalEventBus {
     // again; and a LISTEN connection whose host had gone was never found out, so nothing other
     // processes published was heard again.
     const client = new pg.Client({
-      connectionString: this.opts.connectionString,
+      connectionString: driverUrl(this.opts.connectionString),
       application_name: 'pushbutton-events',
       connectionTimeoutMillis: this.opts.queryTimeoutMs,
       ...silenceBounds(this.opts.queryTimeoutMs),

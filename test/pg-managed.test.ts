@@ -1,9 +1,9 @@
 // PostgreSQL as managed and pooled deployments give it: behind PgBouncer (its startup-parameter
 // rules, reproduced by test/helpers/pooler-proxy.ts; and the real one, in transaction and in
-// session mode), as a role that may use the tables but not create any (a DBA ran the
-// migrations as the schema's owner), on a database that accepts no writes at start-up (a
-// standby, a failover in progress), and on a server that closes sessions idle for long
-// (idle_session_timeout). Each on a private server.
+// session mode), over TLS with the sslmode of a managed service's URL, as a role that may use
+// the tables but not create any (a DBA ran the migrations as the schema's owner), on a database
+// that accepts no writes at start-up (a standby, a failover in progress), and on a server that
+// closes sessions idle for long (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
@@ -13,6 +13,7 @@ import { startPgBouncer, type PgBouncer } from './helpers/pgbouncer.js';
 import { PGBOUNCER_STARTUP_PARAMETERS, serverAddress, startPoolerProxy, type PoolerProxy } from './helpers/pooler-proxy.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { openStream } from './helpers/sse.js';
+import { identity } from './helpers/tls.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
 import { PgStore } from '../lib/store/pg-store.js';
@@ -45,7 +46,8 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
 
   before(async function () {
     this.timeout(60_000);
-    server = await startPgServer();
+    // TCP too, with a certificate signed by itself, as a managed service's own CA signs one.
+    server = await startPgServer({ tls: identity('self-signed') });
     feeds = await FeedServer.start();
     rssSub = await Recorder.start(subscriberOk);
   });
@@ -108,6 +110,39 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       const hub = await startTestHub({ DATABASE_URL: b.url('pushbutton', 'bounced_session'), POLL_ENABLED: 'false' }, await tempDataDir());
       hubs.push(hub);
       await subscribeAndPing(hub, 'bounced-session');
+    });
+  });
+
+  describe("over TLS, DATABASE_URL's sslmode read as libpq (psql) reads it", function () {
+    const tlsUrl = (sslmode: string): string => {
+      const u = new URL(server.tcpUrl!);
+      u.pathname = '/encrypted';
+      return `${u.toString()}?sslmode=${sslmode}`;
+    };
+    before(async () => {
+      await server.admin.query('CREATE DATABASE encrypted');
+    });
+
+    it('sslmode=require: encrypts without checking the certificate (a managed service’s own CA), starts and serves', async () => {
+      const hub = await startTestHub({ DATABASE_URL: tlsUrl('require'), POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'encrypted');
+      const { rows } = await server.admin.query<{ ssl: boolean }>(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'encrypted' AND a.application_name LIKE 'pushbutton%'",
+      );
+      expect(rows.length).to.be.greaterThan(0);
+      expect(rows.map((r) => r.ssl)).to.not.include(false);
+    });
+
+    it('sslmode=verify-full: refuses a certificate it cannot verify', async () => {
+      const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await tempDataDir()).then(
+        async (hub) => {
+          hubs.push(hub);
+          return 'started';
+        },
+        (e: unknown) => String(e),
+      );
+      expect(failed).to.match(/could not be opened: self-signed certificate/);
     });
   });
 

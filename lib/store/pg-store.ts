@@ -44,6 +44,25 @@ export function redactUrl(url: string): string {
   }
 }
 
+/**
+ * DATABASE_URL as the driver is to read it: its `sslmode` as libpq (psql, every other client of
+ * the URL) reads it. pg took `require` and `prefer` for `verify-full`, so the URL a managed
+ * service hands out (`?sslmode=require`, its certificate signed by its own CA) stopped the hub at
+ * start-up with "self-signed certificate" while psql connected with it, and printed a multi-line
+ * SECURITY WARNING into the JSON log. Verifying the server is `verify-full` (with `sslrootcert`
+ * naming the CA), as in libpq. A URL that says `uselibpqcompat` itself is left as it is.
+ */
+export function driverUrl(url: string): string {
+  let params: URLSearchParams;
+  try {
+    params = new URL(url).searchParams;
+  } catch {
+    return url;
+  }
+  if (!params.has('sslmode') || params.has('uselibpqcompat')) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}uselibpqcompat=true`;
+}
+
 /** What an upsert did: `unchanged` when the row already held exactly these values. */
 export type UpsertResult = 'inserted' | 'updated' | 'unchanged';
 
@@ -594,7 +613,7 @@ export class PgStore implements Store {
   /** Connects, and brings the schema up to date (several processes may do this at once). */
   async open(): Promise<void> {
     if (this.pool) throw new Error('PgStore: already open');
-    const connection = { connectionString: this.opts.connectionString, types: pgTypes(), connectionTimeoutMillis: 30_000 };
+    const connection = { connectionString: driverUrl(this.opts.connectionString), types: pgTypes(), connectionTimeoutMillis: 30_000 };
     const pool = new pg.Pool({
       ...connection,
       max: this.opts.poolSize ?? 10,
@@ -895,7 +914,7 @@ export class PgStore implements Store {
   private newLockPool(): pg.Pool {
     this.requirePool();
     const pool = new pg.Pool({
-      connectionString: this.opts.connectionString,
+      connectionString: driverUrl(this.opts.connectionString),
       max: this.opts.poolSize ?? 10,
       application_name: 'pushbutton-locks',
       types: pgTypes(),

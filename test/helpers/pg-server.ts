@@ -1,14 +1,15 @@
 // A throwaway PostgreSQL server: initdb into a temporary directory, a unix socket in that
-// directory (no TCP port), pg_ctl stop plus removal of the directory when asked, and also when
+// directory (no TCP port, unless asked for TLS), pg_ctl stop plus removal of the directory when asked, and also when
 // the process exits without asking (an exception, Ctrl-C handled by process.exit). The tests
 // (test/helpers/postgres.ts) run it with fsync off; the benchmarks (bench/cluster.ts) with
 // fsync on, as a real deployment would.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { appendFile, chown, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from './recorder.js';
 
 export interface PgServerOptions {
   /**
@@ -19,11 +20,18 @@ export interface PgServerOptions {
   durable?: boolean;
   /** More postgresql.conf lines, after the defaults here (a later line wins). */
   settings?: string[];
+  /**
+   * Also listen on a free TCP port of 127.0.0.1 (`tcpUrl`), with this certificate and key for
+   * TLS: PostgreSQL speaks TLS on TCP only, never on its unix socket.
+   */
+  tls?: { cert: string; key: string };
 }
 
 export interface PgServer {
   /** URL of the server's `postgres` database, without a search_path. */
   url: string;
+  /** With `tls`: the server's `postgres` database over TCP (127.0.0.1), without an sslmode. */
+  tcpUrl?: string;
   /** A small pool on `url`, as the server's superuser. */
   admin: pg.Pool;
   /** The data directory (postmaster.pid, postgresql.conf). */
@@ -100,6 +108,7 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   const data = path.join(dir, 'data');
   if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
   const ctl = path.join(bin, 'pg_ctl');
+  const port = opts.tls ? await freePort('127.0.0.1') : 5432;
   let started = false;
   const stopNow = (): void => {
     if (started) spawnSync(ctl, ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...ids, stdio: 'ignore' });
@@ -111,10 +120,17 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
   try {
     // --no-sync only skips flushing initdb's own files; the server's settings are below.
     await run(path.join(bin, 'initdb'), ['-D', data, '-U', 'pushbutton', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], ids);
+    if (opts.tls) {
+      // The server refuses a key that others may read, or that its user does not own.
+      for (const [name, text] of [['server.crt', opts.tls.cert], ['server.key', opts.tls.key]] as const) {
+        await writeFile(path.join(data, name), text, { mode: 0o600 });
+        if (ids.uid !== undefined) await chown(path.join(data, name), ids.uid, ids.gid!);
+      }
+    }
     await appendFile(
       path.join(data, 'postgresql.conf'),
       [
-        "listen_addresses = ''",
+        ...(opts.tls ? ["listen_addresses = '127.0.0.1'", `port = ${port}`, 'ssl = on'] : ["listen_addresses = ''"]),
         `unix_socket_directories = '${dir}'`,
         'unix_socket_permissions = 0777',
         'max_connections = 200',
@@ -131,12 +147,13 @@ export async function startPgServer(opts: PgServerOptions = {}): Promise<PgServe
     process.removeListener('exit', stopNow);
     throw e;
   }
-  const url = `postgresql://pushbutton@localhost/postgres?host=${encodeURIComponent(dir)}`;
+  const url = `postgresql://pushbutton@localhost${opts.tls ? `:${port}` : ''}/postgres?host=${encodeURIComponent(dir)}`;
   const admin = new pg.Pool({ connectionString: url, max: 2 });
   // A halted server cuts the admin pool's idle connections: replaced on next use, not a crash.
   admin.on('error', () => undefined);
   return {
     url,
+    ...(opts.tls && { tcpUrl: `postgresql://pushbutton@127.0.0.1:${port}/postgres` }),
     admin,
     dataDir: data,
     halt: async (mode = 'fast') => {
