@@ -193,6 +193,52 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
   });
 
+  describe('on a database it may not set up', function () {
+    /** Why a hub on `url` did not start ('started' if it did). */
+    const refusal = (url: string): Promise<string> =>
+      startTestHub({ DATABASE_URL: url, POLL_ENABLED: 'false' }, undefined).then(
+        (hub) => {
+          hubs.push(hub);
+          return 'started';
+        },
+        (e: unknown) => String(e),
+      );
+    before(async () => {
+      await server.admin.query('CREATE DATABASE unprepared');
+      await server.admin.query('CREATE ROLE pushbutton_newcomer LOGIN');
+    });
+
+    it('as a role that may not create tables in the schema: names the role, the schema and the GRANT', async () => {
+      // Since PostgreSQL 15 only the database's owner may create in public.
+      expect(await refusal(urlOf('pushbutton_newcomer', 'unprepared'))).to.match(
+        /could not be opened: permission denied for schema public: the role pushbutton_newcomer in DATABASE_URL may not create tables in schema public; as its owner, GRANT CREATE ON SCHEMA public TO pushbutton_newcomer/,
+      );
+    });
+
+    it('with a search_path naming a schema not created: names it and the CREATE SCHEMA', async () => {
+      const u = new URL(urlOf('pushbutton', 'unprepared'));
+      u.searchParams.set('options', '-c search_path=hub_schema');
+      expect(await refusal(u.toString())).to.match(
+        /could not be opened: no schema the search_path \(hub_schema\) names exists: create it \(CREATE SCHEMA hub_schema AUTHORIZATION pushbutton\)/,
+      );
+    });
+
+    it("where another application's tables bear its names: leaves them as they are and says to give the hub a schema of its own", async () => {
+      await server.admin.query('CREATE DATABASE shared_app');
+      const app = new pg.Client({ connectionString: urlOf('pushbutton', 'shared_app') });
+      await app.connect();
+      try {
+        await app.query("CREATE TABLE topics (id serial PRIMARY KEY, title text); INSERT INTO topics (title) VALUES ('theirs')");
+        expect(await refusal(urlOf('pushbutton', 'shared_app'))).to.match(
+          /migration 1 \(.*\) failed: relation "topics" already exists: another application's tables are in this schema; give the hub a schema of its own/,
+        );
+        expect((await app.query('SELECT title FROM topics')).rows).to.deep.equal([{ title: 'theirs' }]);
+      } finally {
+        await app.end();
+      }
+    });
+  });
+
   describe('on a server that closes idle sessions (idle_session_timeout 300 ms)', function () {
     const IDLE_MS = 300;
     const stores: PgStore[] = [];

@@ -422,8 +422,12 @@ export async function migrate(client: pg.ClientBase, migrations: readonly Migrat
 
 const DEADLOCK_ATTEMPTS = 5;
 
+/** PostgreSQL's SQLSTATE of an error, if it has one. */
+function code(x: unknown): unknown {
+  return typeof x === 'object' && x !== null ? (x as { code?: unknown }).code : undefined;
+}
+
 function isDeadlock(e: unknown): boolean {
-  const code = (x: unknown): unknown => (typeof x === 'object' && x !== null ? (x as { code?: unknown }).code : undefined);
   return code(e) === '40P01' || (e instanceof Error && code(e.cause) === '40P01');
 }
 
@@ -436,10 +440,12 @@ async function migrateOnce(client: pg.ClientBase, migrations: readonly Migration
     // hub could never start again.
     await client.query('SET LOCAL statement_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
-    const { rows: found } = await client.query<{ readOnly: boolean; recorded: boolean }>(
+    const { rows: found } = await client.query<{ readOnly: boolean; recorded: boolean; role: string; schema: string | null; searchPath: string }>(
       `SELECT current_setting('transaction_read_only') = 'on' AS "readOnly",
-              EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations') AS recorded`,
+              EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations') AS recorded,
+              quote_ident(current_user) AS role, quote_ident(current_schema()) AS schema, current_setting('search_path') AS "searchPath"`,
     );
+    const { role = 'the role', schema = null, searchPath = '' } = found[0] ?? {};
     // A standby, or a primary being failed over, answered every write 25006 ("cannot execute … in
     // a read-only transaction"): said once here, in words, instead of by the first CREATE.
     if (found[0]?.readOnly) {
@@ -448,13 +454,33 @@ async function migrateOnce(client: pg.ClientBase, migrations: readonly Migration
     // Created only when missing: CREATE TABLE IF NOT EXISTS needs the right to create in the
     // schema even when the table is there, so a role given only its tables' rights (a DBA
     // migrated as the schema's owner) could not start on a schema already up to date.
+    // PostgreSQL's own words named neither the schema meant nor what to do: "no schema has been
+    // selected to create in" (a search_path naming a schema not created yet), "permission
+    // denied for schema public" (a role that may not create tables there, as in every
+    // database's public schema since PostgreSQL 15 unless the role owns the database).
+    if (schema === null) {
+      const first = searchPath.split(',')[0]?.trim() || 'pushbutton';
+      throw new Error(
+        `no schema the search_path (${searchPath}) names exists: create it (CREATE SCHEMA ${first === '"$user"' ? role : first} AUTHORIZATION ${role}), or name an existing one in DATABASE_URL (options=-c search_path=…)`,
+      );
+    }
     if (!found[0]?.recorded) {
-      await client.query(`
+      await client
+        .query(
+          `
       CREATE TABLE IF NOT EXISTS schema_migrations (
         version    integer PRIMARY KEY,
         name       text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
-      )`);
+      )`,
+        )
+        .catch((e: unknown) => {
+          if (code(e) !== '42501') throw e;
+          throw new Error(
+            `${e instanceof Error ? e.message : String(e)}: the role ${role} in DATABASE_URL may not create tables in schema ${schema}; as its owner, GRANT CREATE ON SCHEMA ${schema} TO ${role}, or give the hub a schema of its own (CREATE SCHEMA pushbutton AUTHORIZATION ${role}; options=-c search_path=pushbutton)`,
+            { cause: e },
+          );
+        });
     }
     const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
     const have = new Set(rows.map((r) => r.version));
@@ -482,6 +508,12 @@ async function migrateOnce(client: pg.ClientBase, migrations: readonly Migration
 /** A migration's error, saying which one failed; a permission refused says what the role lacks. */
 function migrationFailed(m: Migration, e: unknown): Error {
   const message = e instanceof Error ? e.message : String(e);
-  const denied = (e as { code?: string }).code === '42501' ? ': the role in DATABASE_URL may not change the schema; run this version once with its owner, which applies it' : '';
-  return new Error(`migration ${m.version} (${m.name}) failed: ${message}${denied}`, { cause: e });
+  const hint =
+    code(e) === '42501'
+      ? ': the role in DATABASE_URL may not change the schema; run this version once with its owner, which applies it'
+      : // duplicate_table, duplicate_function: another application's tables share the schema.
+        m.version === 1 && (code(e) === '42P07' || code(e) === '42723')
+        ? ": another application's tables are in this schema; give the hub a schema of its own (CREATE SCHEMA pushbutton; options=-c search_path=pushbutton)"
+        : '';
+  return new Error(`migration ${m.version} (${m.name}) failed: ${message}${hint}`, { cause: e });
 }
