@@ -239,6 +239,21 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
   });
 
+  describe('with fewer connections left on the server than DATABASE_POOL_SIZE (a small plan)', function () {
+    before(async () => {
+      // The hub's fewest: a store connection, a topic-lock connection and its LISTEN.
+      await server.admin.query('CREATE ROLE pushbutton_small LOGIN CONNECTION LIMIT 3');
+      await server.admin.query('CREATE DATABASE small_plan OWNER pushbutton_small');
+    });
+
+    it('a burst of requests waits for the connections it has instead of failing with "too many connections"', async () => {
+      const hub = await startTestHub({ DATABASE_URL: urlOf('pushbutton_small', 'small_plan'), DATABASE_POOL_SIZE: '10', POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => pleaseNotify(hub, subscribeForm(rssSub, `/small-${i}`, feeds.changing(`small-${i}`)))));
+      expect(replies.filter((r) => !r.success).map((r) => `${r.status} ${r.msg}`)).to.deep.equal([]);
+    });
+  });
+
   describe('on a server that closes idle sessions (idle_session_timeout 300 ms)', function () {
     const IDLE_MS = 300;
     const stores: PgStore[] = [];

@@ -872,27 +872,31 @@ export class PgStore implements Store {
    */
   async withTopicLock<T>(url: string, fn: () => Promise<T>): Promise<T> {
     // A connection that may still hold the lock is closed (which releases it), not reused.
-    return checkedOut((this.lockPool ??= this.newLockPool()), async (client, broke) => {
-      const locked = client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
-      let end!: (e: Error) => void;
-      const ended = new Promise<never>((_, reject) => (end = reject));
-      ended.catch((e: Error) => {
-        // Still waiting, or granted later: closed, not reused (checkedOut).
-        locked.catch(() => undefined);
-        broke(e);
-      });
-      this.lockWaits.add(end);
-      try {
-        await Promise.race([locked, ended]);
-      } finally {
-        this.lockWaits.delete(end);
-      }
-      try {
-        return await fn();
-      } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch(broke);
-      }
-    });
+    return checkedOut(
+      (this.lockPool ??= this.newLockPool()),
+      async (client, broke) => {
+        const locked = client.query('SELECT pg_advisory_lock(hashtext(current_schema()), hashtext($1))', [url]);
+        let end!: (e: Error) => void;
+        const ended = new Promise<never>((_, reject) => (end = reject));
+        ended.catch((e: Error) => {
+          // Still waiting, or granted later: closed, not reused (checkedOut).
+          locked.catch(() => undefined);
+          broke(e);
+        });
+        this.lockWaits.add(end);
+        try {
+          await Promise.race([locked, ended]);
+        } finally {
+          this.lockWaits.delete(end);
+        }
+        try {
+          return await fn();
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch(broke);
+        }
+      },
+      this.lockWaitMs,
+    );
   }
 
   /**
@@ -900,15 +904,19 @@ export class PgStore implements Store {
    * on a connection of the lock pool (fn uses the main pool); one that dies releases it.
    */
   async withSweepLock<T>(fn: () => Promise<T>): Promise<T | undefined> {
-    return checkedOut((this.lockPool ??= this.newLockPool()), async (client, broke) => {
-      const { rows } = await client.query<{ locked: boolean }>(SQL.trySweepLock);
-      if (!rows[0]?.locked) return undefined;
-      try {
-        return await fn();
-      } finally {
-        await client.query(SQL.sweepUnlock).catch(broke);
-      }
-    });
+    return checkedOut(
+      (this.lockPool ??= this.newLockPool()),
+      async (client, broke) => {
+        const { rows } = await client.query<{ locked: boolean }>(SQL.trySweepLock);
+        if (!rows[0]?.locked) return undefined;
+        try {
+          return await fn();
+        } finally {
+          await client.query(SQL.sweepUnlock).catch(broke);
+        }
+      },
+      this.lockWaitMs,
+    );
   }
 
   private newLockPool(): pg.Pool {
@@ -1091,7 +1099,7 @@ export class PgStore implements Store {
 
   /** Runs a named statement (prepared once per connection). */
   private query<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.requirePool().query<R>(statement(name, values));
+    return checkedOut(this.requirePool(), (client) => client.query<R>(statement(name, values)), this.queryTimeoutMs);
   }
 
   /** As query, on a connection that holds a transaction. */
@@ -1175,26 +1183,53 @@ export class PgStore implements Store {
 
   private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     // A connection that could not even roll back is closed, not handed to the next caller.
-    return checkedOut(this.requirePool(), async (client, broke) => {
-      try {
-        await client.query('BEGIN');
-        const result = await fn(client);
-        await client.query('COMMIT');
-        return result;
-      } catch (e) {
-        // Behind a statement left unanswered, a ROLLBACK would only wait out a second timeout
-        // holding the connection; closing it (checkedOut does) ends the transaction on the server.
-        if (isReadTimeout(e)) throw e;
-        await client.query('ROLLBACK').catch(broke);
-        throw e;
-      }
-    });
+    return checkedOut(
+      this.requirePool(),
+      async (client, broke) => {
+        try {
+          await client.query('BEGIN');
+          const result = await fn(client);
+          await client.query('COMMIT');
+          return result;
+        } catch (e) {
+          // Behind a statement left unanswered, a ROLLBACK would only wait out a second timeout
+          // holding the connection; closing it (checkedOut does) ends the transaction on the server.
+          if (isReadTimeout(e)) throw e;
+          await client.query('ROLLBACK').catch(broke);
+          throw e;
+        }
+      },
+      this.queryTimeoutMs,
+    );
   }
 
   private async upsert(name: SqlName, values: unknown[]): Promise<UpsertResult> {
     const result = await this.write(name, values);
     const row = result.rows[0] as { inserted: boolean } | undefined;
     return row === undefined ? 'unchanged' : row.inserted ? 'inserted' : 'updated';
+  }
+}
+
+/** too_many_connections: the server's max_connections reached, or the role's or database's CONNECTION LIMIT. */
+const NO_SLOT = '53300';
+
+/**
+ * A connection of `pool`. One the server refuses for want of a slot is asked for again, 10 ms
+ * later and doubling up to 250 ms, for at most `waitMs`: the pool opens a connection whenever
+ * none is idle and it holds fewer than DATABASE_POOL_SIZE, so on a server with fewer slots left
+ * (a small plan's 20 connections, several processes) every request of a burst beyond them
+ * failed at once with "too many connections", while the connections the pool held would have
+ * served it a moment later. Asked again, the pool hands it one of those as soon as one is back.
+ */
+async function connectWaiting(pool: pg.Pool, waitMs: number): Promise<pg.PoolClient> {
+  const until = performance.now() + waitMs;
+  for (let delay = 10; ; delay = Math.min(2 * delay, 250)) {
+    try {
+      return await pool.connect();
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== NO_SLOT || performance.now() + delay > until) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }
 
@@ -1205,8 +1240,8 @@ export class PgStore implements Store {
  * was terminated) emitted 'error' with no listener, which ends the process. Listened to here, the
  * loss fails the query running on it instead, and the connection is not reused.
  */
-async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (e: Error) => void) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (e: Error) => void) => Promise<T>, slotWaitMs = 0): Promise<T> {
+  const client = await connectWaiting(pool, slotWaitMs);
   let broken: Error | undefined;
   const broke = (e: Error): void => {
     broken ??= e;
