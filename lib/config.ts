@@ -304,6 +304,15 @@ type LimitKeys =
 function databaseUrl(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v === undefined) return undefined;
+  // libpq's list of hosts to try in turn (postgres://db1,db2/pushbutton?target_session_attrs=
+  // read-write, as Patroni documents) was refused as "not a URL", or in ?host= looked up as one
+  // name ("getaddrinfo ENOTFOUND db1,db2"): the driver connects to one host only.
+  if (/^postgres(ql)?:\/\/([^@/?#]*@)?[^/?#]*,/i.test(v) || /[?&]host(addr)?=[^&#]*(,|%2C)/i.test(v)) {
+    throw new ConfigError(
+      name,
+      'names several hosts (libpq\'s list to fail over along), and the hub connects to one: name the address that always leads to the writable server (a managed service\'s writer endpoint, a Patroni or HAProxy address)',
+    );
+  }
   let parsed: URL;
   try {
     parsed = new URL(v);

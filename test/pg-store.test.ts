@@ -771,6 +771,21 @@ describe('PostgreSQL store', function () {
         .with.property('message')
         .that.does.not.contain('hunter2');
       expect(() => loadConfig({ DATABASE_URL: 'not a url' })).to.throw(ConfigError, /DATABASE_URL/);
+    });
+
+    it("refuses libpq's list of hosts to fail over along, saying the hub connects to one, without echoing the URL", () => {
+      for (const url of [
+        'postgres://pushbutton:hunter2@db1.internal:5432,db2.internal:5432/pushbutton?target_session_attrs=read-write',
+        'postgresql://pushbutton:hunter2@db1,db2/pushbutton',
+        'postgres://pushbutton:hunter2@/pushbutton?host=db1.internal,db2.internal',
+      ]) {
+        expect(() => loadConfig({ DATABASE_URL: url }), url)
+          .to.throw(ConfigError, /DATABASE_URL: names several hosts .* the hub connects to one/)
+          .with.property('message')
+          .that.does.not.include('hunter2');
+      }
+      // One host, a comma elsewhere: accepted.
+      expect(loadConfig({ DATABASE_URL: 'postgres://pushbutton@db1.internal/pushbutton?options=-c%20search_path%3Da,b' }).databaseUrl).to.include('db1.internal');
       expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).to.throw(ConfigError, /DATABASE_POOL_SIZE/);
     });
   });
