@@ -130,6 +130,25 @@ describe('PostgreSQL store', function () {
       });
     });
 
+    it("waits for another process's migration longer than the role's or database's lock_timeout, then finds it done", async () => {
+      await (await opened()).close();
+      const slow = [...MIGRATIONS, { version: SCHEMA_VERSION + 1, name: 'a slow one', sql: 'SELECT pg_sleep(0.3)' }];
+      const results = await Promise.all(
+        [0, 1].map((i) =>
+          withClient(url, async (c) => {
+            await c.query('SET lock_timeout = 100'); // as ALTER ROLE … SET lock_timeout gives it
+            // The second starts once the first holds the migrations' lock.
+            if (i === 1) await new Promise((r) => setTimeout(r, 50));
+            return migrate(c, slow).then(
+              (r) => r.applied,
+              (e: unknown) => String(e),
+            );
+          }),
+        ),
+      );
+      expect(results).to.deep.equal([[SCHEMA_VERSION + 1], []]);
+    });
+
     it('migrates while a process of the older build writes a verified subscription (its locks in the other order): the start-up does not fail on the deadlock', async () => {
       const topic = 'http://a/feed';
       const callback = 'http://reader.example/cb';

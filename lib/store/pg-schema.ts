@@ -439,6 +439,10 @@ async function migrateOnce(client: pg.ClientBase, migrations: readonly Migration
     // services set one) cancelled a migration that rewrites a big table at every start, so the
     // hub could never start again.
     await client.query('SET LOCAL statement_timeout = 0');
+    // And a lock_timeout likewise: a process starting while another migrated, or a migration
+    // waiting behind the older build's writes during an upgrade, was cancelled by it ("canceling
+    // statement due to lock timeout") and exited.
+    await client.query('SET LOCAL lock_timeout = 0');
     await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
     const { rows: found } = await client.query<{ readOnly: boolean; recorded: boolean; role: string; schema: string | null; searchPath: string }>(
       `SELECT current_setting('transaction_read_only') = 'on' AS "readOnly",
