@@ -2,8 +2,9 @@
 // rules, reproduced by test/helpers/pooler-proxy.ts; and the real one, in transaction and in
 // session mode), over TLS with the sslmode of a managed service's URL, as a role that may use
 // the tables but not create any (a DBA ran the migrations as the schema's owner), on a database
-// that accepts no writes at start-up (a standby, a failover in progress), and on a server that
-// closes sessions idle for long (idle_session_timeout). Each on a private server.
+// it may not set up, with fewer connection slots than its pool, on a database that accepts no
+// writes at start-up (a standby, a failover in progress) or turns read-only while it runs, and
+// on a server that closes sessions idle for long (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
@@ -15,6 +16,7 @@ import { Recorder, sleep } from './helpers/recorder.js';
 import { openStream } from './helpers/sse.js';
 import { identity } from './helpers/tls.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
+import { createLogger } from '../lib/log.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../lib/store/pg-schema.js';
 import { PgStore } from '../lib/store/pg-store.js';
 
@@ -251,6 +253,45 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       hubs.push(hub);
       const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => pleaseNotify(hub, subscribeForm(rssSub, `/small-${i}`, feeds.changing(`small-${i}`)))));
       expect(replies.filter((r) => !r.success).map((r) => `${r.status} ${r.msg}`)).to.deep.equal([]);
+    });
+  });
+
+  describe('on a database that turns read-only while the hub runs (a failover to a standby, and back)', function () {
+    before(async () => {
+      await server.admin.query('CREATE DATABASE failing_over');
+    });
+    /** Sets default_transaction_read_only and cuts the hub's sessions, as a failover does. */
+    const readOnly = async (on: boolean): Promise<void> => {
+      await server.admin.query(`ALTER DATABASE failing_over ${on ? 'SET default_transaction_read_only = on' : 'RESET default_transaction_read_only'}`);
+      await server.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'failing_over' AND pid <> pg_backend_pid()");
+    };
+
+    it('answers with the protocol error replies, stays up, keeps its subscribers, and delivers again once writes are accepted', async () => {
+      const log: string[] = [];
+      const hub = await startTestHub({ DATABASE_URL: urlOf('pushbutton', 'failing_over'), POLL_ENABLED: 'false' }, await tempDataDir(), {
+        log: createLogger('warn', (line) => void log.push(line)),
+      });
+      hubs.push(hub);
+      const feed = feeds.changing('failing-over');
+      expect((await pleaseNotify(hub, subscribeForm(rssSub, '/failing-over', feed))).success).to.equal(true);
+      rssSub.reset();
+      await readOnly(true);
+      try {
+        // The first after the cut may meet a connection it lost; those after, the read-only server.
+        for (let i = 0; i < 2; i++) {
+          const refused = await ping(hub, feed);
+          expect([refused.status, refused.success]).to.deep.equal([500, false]);
+        }
+        expect(log.join('\n')).to.match(/cannot execute \w+ in a read-only transaction/);
+        const stats = await fetch(`${hub.url}/stats.json`);
+        expect(stats.status, 'a read still answers').to.equal(200);
+        expect((await stats.json()) as { subscriptions: number }).to.include({ subscriptions: 1 });
+      } finally {
+        await readOnly(false);
+      }
+      expect((await ping(hub, feed)).success).to.equal(true);
+      await rssSub.waitFor(1, (r) => r.path === '/failing-over');
+      expect(notificationsAt(rssSub, '/failing-over').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
     });
   });
 
