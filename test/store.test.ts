@@ -10,6 +10,7 @@ import path from 'node:path';
 import { newTopic, type Subscription } from '../lib/model.js';
 import { DataDirInUseError } from '../lib/store/dir-lock.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
+import { jsonInSlices } from '../lib/store/snapshot-file.js';
 import { PgStore } from '../lib/store/pg-store.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { startTestHub } from './helpers/hub.js';
@@ -333,6 +334,25 @@ describe('lowdb store: durability', () => {
   });
 
   describe('sharded compaction', () => {
+    it("writes a shard's JSON a slice of records at a time, byte for byte what JSON.stringify makes of it", async () => {
+      const shard = {
+        format: 2,
+        shard: 7,
+        listed: undefined,
+        note: () => 'no JSON',
+        topics: [{ url: 'http://t.example/\u00e9\u2028\ud800"\\', n: NaN, at: new Date(0), gone: undefined }],
+        subscriptions: Array.from({ length: 7 }, (_, i) => ({ callback: `http://cb${i}.example/`, ct: i === 3 ? Infinity : i, secret: i === 5 ? undefined : 's' })),
+        outbox: [],
+        verifications: [undefined, { id: 'v', toJSON: () => ({ id: 'as JSON' }) }],
+        '2': 'an index-like key, which goes first',
+      };
+      for (const perTurn of [1, 2, 3, 100]) {
+        const parts = await jsonInSlices(shard, perTurn);
+        expect(Buffer.concat(parts).toString('utf8'), `${perTurn} a turn`).to.equal(JSON.stringify(shard));
+      }
+      expect(await jsonInSlices(shard, 3)).to.have.length(4);
+    });
+
     it('gives back exactly the same state after random writes, compactions and a reopen', async () => {
       await reopen({ compactAfterBytes: 3000 });
       await randomOps(store, 42, 600, { clear: true });

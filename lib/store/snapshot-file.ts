@@ -77,14 +77,12 @@ export async function jsonInSlices(data: object, perTurn = RECORDS_PER_TURN): Pr
   let fields = 0;
   let records = 0;
   for (const [key, value] of Object.entries(data)) {
-    // As JSON.stringify leaves an undefined field out (an absent `listed`).
-    if (value === undefined) continue;
-    text += `${fields++ > 0 ? ',' : ''}${JSON.stringify(key)}:`;
-    if (!Array.isArray(value)) {
-      text += JSON.stringify(value);
-      continue;
-    }
-    text += '[';
+    // As JSON.stringify leaves out a field with no JSON (undefined, as an absent `listed` may
+    // be, or a function): written, "undefined" made the whole file unreadable.
+    const json = Array.isArray(value) ? '[' : (JSON.stringify(value) as string | undefined);
+    if (json === undefined) continue;
+    text += `${fields++ > 0 ? ',' : ''}${JSON.stringify(key)}:${json}`;
+    if (!Array.isArray(value)) continue;
     for (let i = 0; i < value.length; i++) {
       text += `${i > 0 ? ',' : ''}${JSON.stringify(value[i]) ?? 'null'}`;
       if (++records % perTurn === 0) {
