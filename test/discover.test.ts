@@ -223,6 +223,17 @@ describe('discover', () => {
       expect(discover(JSON_FEED).format).to.equal('json');
     });
 
+    it('reads one nesting exactly 100 deep and no deeper; brackets in strings, after escaped quotes, do not count', () => {
+      // The feed object is one level: an extension of 99 arrays inside one another makes 100.
+      const nested = (levels: number): string => JSON_FEED.replace(/^\{/, `{"_deep":${'['.repeat(levels)}${']'.repeat(levels)},`);
+      expect(discover(nested(99), { 'content-type': 'application/feed+json' }).format).to.equal('json');
+      expect(discover(nested(100), { 'content-type': 'application/feed+json' }).format).to.not.equal('json');
+      // A title quoting a quote and then 200 brackets, and one ending in a backslash: still text.
+      const quoting = JSON.stringify({ ...(JSON.parse(JSON_FEED) as object), title: `say "${'[{'.repeat(100)}`, description: 'C:\\', home_page_url: `\\"${'['.repeat(200)}` });
+      const d = discover(quoting, { 'content-type': 'application/feed+json' });
+      expect([d.format, d.hubs]).to.deep.equal(['json', ['https://hub.example.com/', 'https://cloud.example.com/pleaseNotify']]);
+    });
+
     it('does not call arbitrary JSON a feed', () => {
       const d = discover('{"hello":"world","hubs":[{"url":"https://h.example/"}]}', {
         'content-type': 'application/json',

@@ -455,6 +455,18 @@ describe('what stays a change in a feed whose counts are left out', () => {
     expect(changed(commented(1), commented(2), RSS)).to.equal(0);
   });
 
+  it('a root declaring Slash, Feed Threading and Media RSS at once has the counts of all three left out; past 16 such declarations the rest are not looked at', () => {
+    const MEDIA = ' xmlns:media="http://search.yahoo.com/mrss/"';
+    const three = (n: number): string => rss(`${SLASH}${THR}${MEDIA}`, `<slash:comments>${n}</slash:comments><thr:total>${n}</thr:total><media:statistics views="${n}"/>`);
+    expect(changed(three(1), three(2), RSS)).to.equal(0);
+    // 15 other prefixes of Slash before: the 16th declaration is looked at, the 17th is not.
+    const others = Array.from({ length: 15 }, (_, i) => ` xmlns:s${i}="http://purl.org/rss/1.0/modules/slash/"`).join('');
+    const sixteenth = (n: number): string => rss(`${others}${SLASH}`, `<slash:comments>${n}</slash:comments>`);
+    expect(changed(sixteenth(1), sixteenth(2), RSS)).to.equal(0);
+    const seventeenth = (n: number): string => rss(`${others} xmlns:s15="http://purl.org/rss/1.0/modules/slash/"${SLASH}`, `<slash:comments>${n}</slash:comments>`);
+    expect(changed(seventeenth(1), seventeenth(2), RSS)).to.equal(1);
+  });
+
   it("what readers did inside a video's media:community is left out whole, with what it holds between the counts", () => {
     const video = (n: number): string =>
       atom(' xmlns:media="http://search.yahoo.com/mrss/"', `<media:group><media:title>v</media:title><media:community><media:starRating count="${n}"/><media:tags>fun ${n}</media:tags><media:statistics views="${n}"/></media:community></media:group>`);

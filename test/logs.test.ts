@@ -8,6 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../lib/log.js';
+import { callbackHost, hostsOnly } from '../lib/model.js';
 import { Recorder, freePort, loopbackAddress, sleep } from './helpers/recorder.js';
 import { TEST_ENV, startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 
@@ -56,6 +57,39 @@ describe('logs', () => {
   it('writes neither at LOG_LEVEL=warn', async () => {
     const entries = await run('warn');
     expect(entries.filter((e) => e.msg === 'request' || e.msg === 'delivery')).to.deep.equal([]);
+  });
+});
+
+describe('URLs in what a log line quotes (an error, a Location) are cut down to their hosts', () => {
+  it('each URL, whatever surrounds it, as the rule has it: a scheme from a letter at the edge of a word to its "://", then up to a space, quote or angle bracket', () => {
+    const cases: [string, string][] = [
+      ['redirect from http://cb.example/s?t=1 to https://other.example:8443/x', 'redirect from cb.example to other.example:8443'],
+      ['x1http://cb.example/a?token=t', 'cb.example'],
+      ['a+b://cb.example/a?token=t', 'cb.example'],
+      ['+b://cb.example/a?token=t', '+cb.example'],
+      ['HTTP://CB.Example./A', 'cb.example'],
+      [`"http://cb.example/a?t=1" 'http://cb.example/b' <http://cb.example/c>`, `"cb.example" 'cb.example' <cb.example>`],
+      ['1a://b.example/x://c.example/y', '1a://b.example/c.example'],
+      ['\u00e9http://cb.example/', '\u00e9cb.example'],
+      ['http://user:pw@cb.example/', 'cb.example'],
+      ['ht!tp://cb.example/x', 'ht!cb.example'],
+      ['a.a.a.a:x://cb.example/', 'a.a.a.a:cb.example'],
+      // No scheme starts inside a word.
+      ['_http://cb.example/a', '_http://cb.example/a'],
+      ['1http://cb.example/a', '1http://cb.example/a'],
+      ['unchanged, version 3', 'unchanged, version 3'],
+    ];
+    for (const [text, logged] of cases) expect(hostsOnly(text), text).to.equal(logged);
+    // The rule as one expression (whose cost is the square of a long run of scheme characters, so
+    // not the one used), against strings of what makes it hard.
+    const rule = (text: string): string => text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, (url) => callbackHost(url));
+    const pieces = ['a', 'Z', '1', '_', '+', '.', '-', ':', '/', '://', ' ', '"', '<', '@', '\u00e9', 'http', 'x1http', '?t=1'];
+    let seed = 1;
+    const next = (n: number): number => ((seed = (seed * 48271) % 2147483647), seed % n);
+    for (let i = 0; i < 20_000; i++) {
+      const text = Array.from({ length: 1 + next(12) }, () => pieces[next(pieces.length)]).join('');
+      expect(hostsOnly(text), text).to.equal(rule(text));
+    }
   });
 });
 

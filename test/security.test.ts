@@ -830,6 +830,8 @@ describe('security: slow and endless peers', function () {
       peer = await Peer.start((req, res) => {
         const query = new URL(req.url ?? '/', 'http://peer').searchParams;
         const challenge = query.get('hub.challenge') ?? query.get('challenge');
+        // A denial answered as endlessly: nothing in it is of use to the hub.
+        if (query.get('hub.mode') === 'denied') return trickle(req, res);
         if (challenge === null) return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
         asked++;
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -838,7 +840,8 @@ describe('security: slow and endless peers', function () {
         res.on('close', () => clearInterval(timer));
       });
       // A generous timeout, so a prompt answer can only come from reading no more than the echo needs.
-      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000' });
+      // Topics only on 127.0.0.1: one elsewhere is denied.
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000', FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
     });
     after(async () => {
       await hub?.destroy();
@@ -858,6 +861,16 @@ describe('security: slow and endless peers', function () {
       const subs = (await testApi<{ subscriptions: unknown[] }>(hub, 'getSubscriptions', { feedUrl: topic })).json.subscriptions;
       expect(subs).to.deep.equal([]);
       expect(asked, 'verifications asked').to.equal(1);
+    });
+
+    it('WebSub: a denial (a topic the hub may not read) is not read past its head, the connection closed promptly', async () => {
+      const before = peer.closedAt.length;
+      const t0 = Date.now();
+      const reply = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': 'http://127.0.0.2:1/denied', 'hub.callback': `${peer.url}/denied` });
+      expect(reply.status).to.equal(202);
+      await peer.waitClosed(before + 1, 4000);
+      expect(peer.closedAt.length, 'the denial was read on').to.be.above(before);
+      expect(peer.closedAt.at(-1)! - t0).to.be.below(4000);
     });
 
     it('rssCloud: the handler test (a challenge, with domain) fails promptly and the connection is closed', async () => {
@@ -1545,6 +1558,9 @@ describe('security: what a request makes the hub keep is bounded (defaults)', fu
       websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': `${sub.url}/topic-${token.length}`, 'hub.callback': `${sub.url}/cb-${token.length}`, 'hub.verify_token': token });
     const long = await ask('t'.repeat(63_000));
     expect([long.status, long.text]).to.deep.equal([400, 'hub.verify_token must be at most 1024 bytes (it has 63000).\n']);
+    // Bytes, not characters: 342 euro signs are 1026 bytes of UTF-8.
+    const wide = await ask('\u20ac'.repeat(342));
+    expect([wide.status, wide.text]).to.deep.equal([400, 'hub.verify_token must be at most 1024 bytes (it has 1026).\n']);
     const fits = await ask('t'.repeat(1024));
     expect(fits.status).to.equal(202);
     await hub.hub.idle();
