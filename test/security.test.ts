@@ -1577,6 +1577,9 @@ describe('security: what a request makes the hub keep is bounded (defaults)', fu
     expect([fits.success, fits.msg]).to.deep.equal([true, MSG.subscribed]);
     expect(sub.requests.map((r) => r.path)).to.deep.equal(['/rpc-256']);
     expect(sub.requests[0]!.body.toString()).to.include(`<methodName>${'p'.repeat(256)}</methodName>`);
+    // http-post keeps no procedure: one sent along anyway, however long, refuses nothing.
+    const posted = await rss(hub, '/pleaseNotify', { ...form('p'.repeat(60_000)), protocol: 'http-post', path: '/post' });
+    expect([posted.success, posted.msg]).to.deep.equal([true, MSG.subscribed]);
   });
 });
 
