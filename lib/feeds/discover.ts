@@ -505,6 +505,12 @@ export function withNamespaces(parent: Namespaces, attrs: Record<string, unknown
   return ns ?? parent;
 }
 
+/** splitName(name).local, without the object: asked of every element the entries scan reports. */
+export function localName(name: string): string {
+  const colon = name.indexOf(':');
+  return colon < 0 ? name : name.slice(colon + 1);
+}
+
 export function splitName(name: string): { prefix: string; local: string } {
   const colon = name.indexOf(':');
   return colon < 0 ? { prefix: '', local: name } : { prefix: name.slice(0, colon), local: name.slice(colon + 1) };

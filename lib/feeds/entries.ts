@@ -38,6 +38,7 @@ import {
   elementName,
   formatFromContentType,
   isJsonFeed,
+  localName,
   mediaType,
   relTokens,
   sniffFormat,
@@ -271,7 +272,7 @@ function xmlCharset(bytes: Buffer, headerCharset: string): string | null {
 type XmlKind = 'rss' | 'rdf' | 'atom';
 
 function kindOfRoot(name: string): XmlKind | null {
-  switch (splitName(name).local.toLowerCase()) {
+  switch (localName(name).toLowerCase()) {
     case 'rss':
       return 'rss';
     case 'rdf':
@@ -341,7 +342,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
       }
       kind ??= kindOfRoot(rootName);
       if (el.depth === 1) {
-        const local = splitName(el.name).local;
+        const local = localName(el.name);
         if (kind === 'rss') {
           if (local === 'channel') hasContainer = true;
         } else if ((kind === 'rdf' && local === 'item') || (kind === 'atom' && local === 'entry')) {
@@ -349,7 +350,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
         }
       } else if (el.depth === 2 && kind === 'rss') {
         const parent = ancestors[1];
-        if (parent !== undefined && splitName(parent).local === 'channel' && splitName(el.name).local === 'item') {
+        if (parent !== undefined && localName(parent) === 'channel' && localName(el.name) === 'item') {
           spans.push(el);
         }
       }
@@ -439,17 +440,26 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
     },
     partial(keep: boolean[]): Buffer {
       // Everything but the dropped entries, each dropped with the whitespace just before it.
-      const pieces: Buffer[] = [];
+      // Copied range by range into one buffer: a view per kept range, then Buffer.concat, was
+      // ~1 KB of garbage on every changed read (a feed of 10 entries, one new).
+      const from: number[] = [];
       let cursor = 0;
-      spans.forEach((span, i) => {
-        if (keep[i] === true) return;
-        let from = span.start;
-        while (from > cursor && isWsCode(s.charCodeAt(from - 1))) from--;
-        pieces.push(bytes.subarray(cursor, from));
+      let length = 0;
+      for (let i = 0; i < spans.length; i++) {
+        if (keep[i] === true) continue;
+        const span = spans[i]!;
+        let cut = span.start;
+        while (cut > cursor && isWsCode(s.charCodeAt(cut - 1))) cut--;
+        length += cut - cursor;
+        from.push(cursor, cut);
         cursor = span.end;
-      });
-      pieces.push(bytes.subarray(cursor));
-      return Buffer.concat(pieces);
+      }
+      from.push(cursor, bytes.length);
+      length += bytes.length - cursor;
+      const out = Buffer.allocUnsafe(length);
+      let o = 0;
+      for (let k = 0; k < from.length; k += 2) o += bytes.copy(out, o, from[k], from[k + 1]);
+      return out;
     },
   };
 }

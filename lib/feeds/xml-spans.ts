@@ -75,9 +75,10 @@ function nameEnd(s: string, i: number): number {
   return j;
 }
 
-function readName(s: string, i: number): string | null {
-  const end = nameEnd(s, i);
-  return end === i ? null : s.slice(i, end);
+/** Whether the `length` characters of s at `a` and at `b` are the same. */
+function sameText(s: string, a: number, b: number, length: number): boolean {
+  for (let k = 0; k < length; k++) if (s.charCodeAt(a + k) !== s.charCodeAt(b + k)) return false;
+  return true;
 }
 
 /**
@@ -100,7 +101,10 @@ export function scanXml(
   if (s.startsWith('\uFEFF')) i = 1;
   else if (s.startsWith('\u00EF\u00BB\u00BF')) i = 3; // a UTF-8 BOM seen through latin1
 
+  // The open elements: their names, and where each name is written (end tags are matched there).
   const names: string[] = [];
+  const nameStarts: number[] = [];
+  const nameLengths: number[] = [];
   const starts: number[] = [];
   const contentStarts: number[] = [];
   let root: ElementSpan | null = null;
@@ -140,10 +144,12 @@ export function scanXml(
       const top = names.length - 1;
       const name = names[top];
       const end = nameEnd(s, lt + 2);
-      if (name === undefined || end - (lt + 2) !== name.length || !s.startsWith(name, lt + 2)) return null;
+      if (name === undefined || end - (lt + 2) !== nameLengths[top] || !sameText(s, nameStarts[top]!, lt + 2, end - (lt + 2))) return null;
       const gt = skipWs(s, end, n);
       if (s.charCodeAt(gt) !== 0x3e /* > */) return null;
       names.pop();
+      nameStarts.pop();
+      nameLengths.pop();
       const start = starts.pop() ?? 0;
       const contentStart = contentStarts.pop() ?? 0;
       if (top <= reportDepth || alsoReport?.has(name) === true) {
@@ -156,10 +162,14 @@ export function scanXml(
     }
 
     // A start tag (or an empty-element tag).
-    const name = readName(s, lt + 1);
-    if (name === null) return null;
+    const nameStop = nameEnd(s, lt + 1);
+    if (nameStop === lt + 1) return null;
     if (names.length === 0 && root !== null) return null; // a second root element
-    let j = lt + 1 + name.length;
+    // Past reportDepth an element is named only when alsoReport may ask for it: otherwise its
+    // name is never reported, nor an ancestor of one reported, and a string for each element
+    // of a feed's entries was most of what reading a feed left to collect.
+    const name = names.length <= reportDepth || alsoReport !== undefined ? s.slice(lt + 1, nameStop) : '';
+    let j = nameStop;
     let selfClosing = false;
     let nextLt = lt;
     for (;;) {
@@ -206,6 +216,8 @@ export function scanXml(
     } else {
       if (names.length >= maxDepth) return null;
       names.push(name);
+      nameStarts.push(lt + 1);
+      nameLengths.push(nameStop - lt - 1);
       starts.push(lt);
       contentStarts.push(j);
     }
