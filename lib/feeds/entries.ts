@@ -126,18 +126,21 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
   try {
     const feed = analyse(body, contentType);
     if (feed === null) return null;
-    const seen = new Set(Array.isArray(previous) ? previous.filter((p) => typeof p === 'string').map(comparable) : []);
+    const seen = new Set<string>();
+    if (Array.isArray(previous)) for (const p of previous) if (typeof p === 'string') seen.add(comparable(p));
     const isNew = (fp: string, i: number): boolean => {
       if (seen.has(fp)) return false;
       const former = seen.size === 0 ? null : feed.formerly(i);
       return former === null || !seen.has(former);
     };
     const keep = feed.fingerprints.map((fp, i) => previous === undefined || isNew(fp, i));
+    let changedCount = 0;
+    for (const k of keep) if (k) changedCount++;
     const partial = previous === undefined ? body : feed.partial(keep);
     return {
       format: feed.format,
       fingerprints: feed.fingerprints,
-      changedCount: keep.filter(Boolean).length,
+      changedCount,
       changed: entriesOf(partial, contentType),
       body: partial,
     };
@@ -253,14 +256,14 @@ function analyse(body: Buffer, contentType: string): Analysed | null {
 // ---------------------------------------------------------------------------------------
 // XML: RSS 2.0, RSS 1.0 (RDF), Atom
 
-/** The label to decode the document's text with, or null if its encoding is not ASCII-compatible. */
-function xmlCharset(bytes: Buffer, headerCharset: string): string | null {
+/** The label to decode the document's text with, or null if its encoding is not ASCII-compatible. `latin1` is the bytes read as latin1, which the caller scans anyway: its head is read here without a copy. */
+function xmlCharset(bytes: Buffer, headerCharset: string, latin1: string): string | null {
   const b0 = bytes[0];
   const b1 = bytes[1];
   if ((b0 === 0xfe && b1 === 0xff) || (b0 === 0xff && b1 === 0xfe)) return null; // UTF-16
   if (b0 === 0 || b1 === 0) return null; // UTF-16/32 without a BOM
   const bom = b0 === 0xef && b1 === 0xbb && bytes[2] === 0xbf;
-  const head = bytes.subarray(bom ? 3 : 0, 512).toString('latin1');
+  const head = latin1.slice(bom ? 3 : 0, 512);
   const declared = /^<\?xml[ \t\r\n][^>]*?encoding[ \t\r\n]*=[ \t\r\n]*["']([A-Za-z0-9._:-]+)["']/.exec(head)?.[1] ?? '';
   for (const label of [headerCharset, declared]) {
     if (label !== '' && !ASCII_COMPATIBLE.test(label)) return null;
@@ -320,9 +323,9 @@ interface XmlContext {
 }
 
 function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
-  const charset = xmlCharset(bytes, headerCharset);
-  if (charset === null) return null;
   const s = bytes.toString('latin1'); // one character per byte: offsets are byte offsets
+  const charset = xmlCharset(bytes, headerCharset, s);
+  if (charset === null) return null;
 
   let kind: XmlKind | null | undefined;
   let hasContainer = false;
@@ -634,8 +637,9 @@ function analyseJson(bytes: Buffer, headerCharset: string, feed: unknown): Analy
   const objects: Record<string, unknown>[] = (items as unknown[]).filter(isObject);
   if (objects.length > MAX_DIFF_ENTRIES) return null;
   // Cut as XML is, so only in an encoding where that cannot split a character (never UTF-16).
-  if (xmlCharset(bytes, headerCharset) === null) return null;
-  const spans = jsonItemSpans(bytes.toString('latin1'));
+  const latin1 = bytes.toString('latin1');
+  if (xmlCharset(bytes, headerCharset, latin1) === null) return null;
+  const spans = jsonItemSpans(latin1);
   if (spans === null || spans.elements.length !== items.length) return null;
   // Which element of the array each object is.
   const elementOf = (items as unknown[]).flatMap((it, i) => (isObject(it) ? [i] : []));
