@@ -48,6 +48,28 @@ export function isFormRequest(req: Request): boolean {
 }
 
 /**
+ * Most parameters one form may carry. The largest real forms hold about a hundred (a WebSub
+ * publish of MAX_URLS_PER_PUBLISH URLs; a pleaseNotify holds ~30); 64 KB of `a=&` is 21,000, and
+ * decoding them took ~15-20 ms of the hub's one thread.
+ */
+export const MAX_FORM_PARAMS = 1000;
+
+/** Most parts in a multipart form: each costs far more to decode (962 file parts in 64 KB, ~25 ms). */
+export const MAX_MULTIPART_PARTS = 256;
+
+/** Refused the way body-parser refuses a form over its parameterLimit, so each face answers 413 in its own shape. */
+function tooManyParams(): Error {
+  return Object.assign(new Error('too many parameters'), { status: 413, expose: true, type: 'parameters.too.many' });
+}
+
+/** How many times `needle` occurs in `body`: counted before anything is decoded. */
+function count(body: Buffer, needle: string): number {
+  let n = 0;
+  for (let at = body.indexOf(needle); at !== -1; at = body.indexOf(needle, at + needle.length)) n++;
+  return n;
+}
+
+/**
  * A form's parameters. Its bytes, percent-escaped or not, are in the charset its Content-Type
  * names, UTF-8 without one: a form from an ISO-8859-1 page that said so sent `caf%E9`, read as
  * UTF-8 "caf\uFFFD", and its ping or subscription named a feed that does not exist.
@@ -55,6 +77,8 @@ export function isFormRequest(req: Request): boolean {
 export function formParams(req: Request): URLSearchParams {
   if (!isFormRequest(req)) return new URLSearchParams();
   const body = bodyBuffer(req);
+  // Each parameter after the first follows a '&'.
+  if (count(body, '&') >= MAX_FORM_PARAMS) throw tooManyParams();
   const { charset } = mediaType(req.headers['content-type'] ?? '');
   if (charset === '' || /^utf-?8$/i.test(charset)) return new URLSearchParams(body.toString('utf8'));
   const params = new URLSearchParams();
@@ -80,6 +104,9 @@ export function isMultipartRequest(req: Request): boolean {
  */
 export async function multipartParams(req: Request): Promise<URLSearchParams | null> {
   const type = req.headers['content-type'] ?? '';
+  // Every part starts on a line of its own with "--" and the boundary: a value holding such
+  // lines only counts too many, and only in a form nobody sends.
+  if (count(bodyBuffer(req), '\n--') > MAX_MULTIPART_PARTS) throw tooManyParams();
   let data: FormData;
   try {
     data = await new Response(bodyBuffer(req), { headers: { 'content-type': type } }).formData();
