@@ -74,13 +74,18 @@ export interface CleanupReport {
   sitesTrimmed: number;
   /** Another hub process on the database was sweeping: this one left the round to it. */
   skipped?: true;
+  /** The hub began to close during the sweep: it stopped between passes, the rest left to the next. */
+  stopped?: true;
 }
 
 /** Rows the sweep deletes per store call (subscriptions, then topics, then sites): bounded work however many are due. */
 const SWEEP_BATCH = 1000;
 
-/** Runs a delete of at most SWEEP_BATCH rows until one deletes fewer; how many it deleted in all. */
-async function inBatches(deleteBatch: (limit: number) => Promise<number>): Promise<number> {
+/**
+ * Runs a delete of at most SWEEP_BATCH rows until one deletes fewer, or until `stopped()` (the
+ * hub closing) before a batch; how many it deleted in all.
+ */
+async function inBatches(deleteBatch: (limit: number) => Promise<number>, stopped: () => boolean): Promise<number> {
   let total = 0;
   for (;;) {
     // Each pass on a turn of its own: on the embedded store each is one synchronous pass over
@@ -88,6 +93,7 @@ async function inBatches(deleteBatch: (limit: number) => Promise<number>): Promi
     // to delete (no write to wait for), the sweep at 100,000 subscriptions held the event loop
     // ~100-150 ms, at every start and every day.
     await nextTurn();
+    if (stopped()) return total;
     const removed = await deleteBatch(SWEEP_BATCH);
     total += removed;
     if (removed < SWEEP_BATCH) return total;
@@ -984,22 +990,32 @@ export class Hub extends EventEmitter {
    * the round: each would find the same rows.
    */
   async removeExpired(): Promise<CleanupReport> {
-    const report = await this.deps.store.withSweepLock(() => this.sweep());
+    // Waited for by idle(), which shutdown awaits before closing the store: caught by a shutdown
+    // (SIGTERM during the daily sweep), a pass ran on the closed store, and the hub logged
+    // "cleanup failed", an error operators are paged for, at an ordinary stop.
+    const swept = this.deps.store.withSweepLock(() => this.sweep());
+    const waited = swept.then(noop, noop);
+    this.background.add(waited);
+    void waited.finally(() => this.background.delete(waited));
+    const report = await swept;
     return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, topicsTrimmed: 0, sitesTrimmed: 0, skipped: true };
   }
 
   private async sweep(): Promise<CleanupReport> {
     const { store, config } = this.deps;
     const now = this.now();
-    const subscriptionsRemoved = await inBatches((limit) => store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit }));
+    // Between passes, a hub that is closing stops: what is left is the next start's to delete.
+    const stopped = (): boolean => this.closing;
+    const subscriptionsRemoved = await inBatches((limit) => store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit }), stopped);
     const before = now - config.feedsRetentionDays * 86400_000;
-    const topicsRemoved = await inBatches((limit) => store.deleteStaleTopics(before, limit));
+    const topicsRemoved = await inBatches((limit) => store.deleteStaleTopics(before, limit), stopped);
     // A site's page is read again on a ping once SITE_RECHECK_SECONDS have passed, so a site
     // pinged now and then stays; one nobody has pinged for the retention window is forgotten
     // (every new URL pinged as a site would otherwise be kept for ever).
     const unchecked = Math.min(before, now - config.siteRecheckSeconds * 1000);
-    const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit));
-    return { subscriptionsRemoved, topicsRemoved, sitesRemoved, ...(await this.trimUnfollowed()) };
+    const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit), stopped);
+    const trimmed = await this.trimUnfollowed();
+    return { subscriptionsRemoved, topicsRemoved, sitesRemoved, ...trimmed, ...(this.closing && { stopped: true as const }) };
   }
 
   /**
@@ -1037,9 +1053,10 @@ export class Hub extends EventEmitter {
     const cap = config.maxUnfollowedTopics;
     if (cap === 0) return { topicsTrimmed: 0, sitesTrimmed: 0 };
     await nextTurn();
+    if (this.closing) return { topicsTrimmed: 0, sitesTrimmed: 0 };
     const topicsTrimmed = await store.trimUnfollowedTopics(cap);
     await nextTurn();
-    const sitesTrimmed = await store.trimSites(cap);
+    const sitesTrimmed = this.closing ? 0 : await store.trimSites(cap);
     if (topicsTrimmed + sitesTrimmed > 0) log.warn('forgot what nobody follows beyond MAX_UNFOLLOWED_TOPICS', { cap, topicsTrimmed, sitesTrimmed });
     return { topicsTrimmed, sitesTrimmed };
   }

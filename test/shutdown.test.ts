@@ -10,6 +10,7 @@ import { freshDatabaseUrl } from './helpers/postgres.js';
 import { Recorder } from './helpers/recorder.js';
 import { MSG, pleaseNotify, readReply, subscribeForm } from './helpers/rsscloud.js';
 import { TopicServer } from './helpers/websub.js';
+import { createLogger } from '../lib/log.js';
 
 interface Answer {
   status: number;
@@ -133,6 +134,52 @@ describe('a hub on PostgreSQL stopped while a poll waits for another process\'s 
       await rm(hub.dataDir, { recursive: true, force: true });
       await topics.close();
       await reader.close();
+    }
+  });
+});
+
+describe('a hub stopped during its sweep (SIGTERM during the daily cleanup)', function () {
+  it('stops the sweep between passes, quietly: no pass after the stop begins, none on the closed store, no error logged', async () => {
+    const lines: string[] = [];
+    const hub = await startTestHub({ LOG_LEVEL: 'info' }, undefined, { log: createLogger('info', (l) => void lines.push(l)) });
+    const { store } = hub;
+    // What reached the store and the hub, in order.
+    const seen: string[] = [];
+    let hubClosed!: () => void;
+    const closing = new Promise<void>((r) => (hubClosed = r));
+    let passStarted!: () => void;
+    const underWay = new Promise<void>((r) => (passStarted = r));
+    const close = hub.hub.close.bind(hub.hub);
+    hub.hub.close = () => {
+      seen.push('hub.close');
+      close();
+      hubClosed();
+    };
+    const closeStore = store.close.bind(store);
+    store.close = () => (seen.push('store.close'), closeStore());
+    for (const name of ['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites', 'trimUnfollowedTopics', 'trimSites'] as const) {
+      const pass = (store[name] as (...args: unknown[]) => Promise<number>).bind(store);
+      store[name] = (async (...args: unknown[]) => {
+        seen.push(name);
+        // The first pass is under way when the stop comes.
+        if (name === 'deleteExpiredSubscriptions') {
+          passStarted();
+          await closing;
+        }
+        return pass(...args);
+      }) as never;
+    }
+    const sweep = hub.hub.removeExpired();
+    await underWay;
+    const errors = (): unknown[] => lines.map((l) => JSON.parse(l) as { level: string }).filter((l) => l.level === 'error');
+    try {
+      await hub.close();
+      const report = await sweep.catch((e: unknown) => e);
+      expect(seen).to.deep.equal(['deleteExpiredSubscriptions', 'hub.close', 'store.close']);
+      expect(report).to.include({ subscriptionsRemoved: 0, stopped: true });
+      expect(errors()).to.deep.equal([]);
+    } finally {
+      await rm(hub.dataDir, { recursive: true, force: true });
     }
   });
 });
