@@ -11,6 +11,7 @@ import { FeedServer, MSG, pleaseNotify, rawRequest, subscriberOk } from './helpe
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
 import { openSse, openStream, type SseStream } from './helpers/sse.js';
 import { STREAM_BODY_MAX } from '../lib/change-event.js';
+import { busiestOf } from '../lib/operator.js';
 
 const ADMIN_TOKEN = 'operator-token-0123456789';
 /** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
@@ -398,6 +399,36 @@ describe('Operators and browsers over HTTP', function () {
       expect(loads.every((l) => l.subscriptions === 0)).to.equal(true);
       await stats(hub);
       expect(reads).to.equal(1);
+    });
+
+    it('/stats.json loaded many times at once, or again within PAGE_READ_MAX_AGE_MS, reads its busiest topics from the store once', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const feed = topics.set('/busiest.xml', { body: rss('a'), contentType: RSS_TYPE });
+      await webSubscribe(hub, sub, feed, '/busiest');
+      let reads = 0;
+      const getTopic = hub.store.getTopic.bind(hub.store);
+      hub.store.getTopic = (url) => {
+        if (url === feed) reads++;
+        return getTopic(url);
+      };
+      const loads = await Promise.all(Array.from({ length: 20 }, () => stats(hub)));
+      await stats(hub);
+      for (const l of loads) expect(l['busiestTopics']).to.deep.equal([{ url: feed, subscriptions: 1, version: 0, lastUpdate: null }]);
+      expect(reads).to.equal(1);
+    });
+
+    it('/stats.json shows the ten busiest topics as a stable sort of every followed topic would: most first, equals in the order the store gave them', () => {
+      // Few distinct counts, so that ties are everywhere, including across the tenth place.
+      let seed = 42;
+      const random = (below: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % below);
+      for (let run = 0; run < 2000; run++) {
+        const followed = Array.from({ length: random(40) }, (_, i) => ({ topic: `http://t${i}.example/`, subscriptions: random(run % 2 ? 5 : 1000) }));
+        const n = run % 50 === 0 ? random(12) : 10;
+        const sorted = [...followed].sort((a, b) => b.subscriptions - a.subscriptions).slice(0, n);
+        expect(busiestOf(followed, n), JSON.stringify({ followed, n })).to.deep.equal(sorted);
+      }
     });
 
     it('/healthz answers ok', async () => {
