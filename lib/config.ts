@@ -304,13 +304,24 @@ type LimitKeys =
   | 'serverKeepAliveTimeoutMs'
   | 'serverResponseTimeoutMs';
 
+/**
+ * True for libpq's list of hosts, in the authority or in ?host= / ?hostaddr=. The host is what
+ * follows the authority's last "@": a comma before it is the user's or the password's (URLs may
+ * carry one unencoded), and a generated password holding one was refused as a list of hosts.
+ */
+function namesSeveralHosts(v: string): boolean {
+  const authority = /^postgres(?:ql)?:\/\/([^/?#]*)/i.exec(v)?.[1];
+  if (authority !== undefined && authority.slice(authority.lastIndexOf('@') + 1).includes(',')) return true;
+  return /[?&]host(addr)?=[^&#]*(,|%2C)/i.test(v);
+}
+
 function databaseUrl(env: Env, name: string): string | undefined {
   const v = raw(env, name);
   if (v === undefined) return undefined;
   // libpq's list of hosts to try in turn (postgres://db1,db2/pushbutton?target_session_attrs=
   // read-write, as Patroni documents) was refused as "not a URL", or in ?host= looked up as one
   // name ("getaddrinfo ENOTFOUND db1,db2"): the driver connects to one host only.
-  if (/^postgres(ql)?:\/\/([^@/?#]*@)?[^/?#]*,/i.test(v) || /[?&]host(addr)?=[^&#]*(,|%2C)/i.test(v)) {
+  if (namesSeveralHosts(v)) {
     throw new ConfigError(
       name,
       'names several hosts (libpq\'s list to fail over along), and the hub connects to one: name the address that always leads to the writable server (a managed service\'s writer endpoint, a Patroni or HAProxy address)',

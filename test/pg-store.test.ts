@@ -803,7 +803,9 @@ describe('PostgreSQL store', function () {
           .with.property('message')
           .that.does.not.include('hunter2');
       }
-      // One host, a comma elsewhere: accepted.
+      // One host, a comma elsewhere: accepted, in the user name and password too (URLs may carry it unencoded).
+      expect(loadConfig({ DATABASE_URL: 'postgres://app:pa,ss@db1.internal:5432/pushbutton' }).databaseUrl).to.include('db1.internal');
+      expect(loadConfig({ DATABASE_URL: 'postgres://a,pp:x@db1.internal/pushbutton?sslmode=require' }).databaseUrl).to.include('db1.internal');
       expect(loadConfig({ DATABASE_URL: 'postgres://pushbutton@db1.internal/pushbutton?options=-c%20search_path%3Da,b' }).databaseUrl).to.include('db1.internal');
       expect(() => loadConfig({ DATABASE_POOL_SIZE: '0' })).to.throw(ConfigError, /DATABASE_POOL_SIZE/);
     });
