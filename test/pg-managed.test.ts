@@ -136,6 +136,12 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       expect(rows.map((r) => r.ssl)).to.not.include(false);
     });
 
+    it("sslmode=no-verify (pg's own word, in Heroku's URLs): still encrypts without checking the certificate, starts and serves", async () => {
+      const hub = await startTestHub({ DATABASE_URL: tlsUrl('no-verify'), POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'encrypted-no-verify');
+    });
+
     it('sslmode=verify-full: refuses a certificate it cannot verify', async () => {
       const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await tempDataDir()).then(
         async (hub) => {

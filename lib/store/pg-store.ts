@@ -50,7 +50,8 @@ export function redactUrl(url: string): string {
  * service hands out (`?sslmode=require`, its certificate signed by its own CA) stopped the hub at
  * start-up with "self-signed certificate" while psql connected with it, and printed a multi-line
  * SECURITY WARNING into the JSON log. Verifying the server is `verify-full` (with `sslrootcert`
- * naming the CA), as in libpq. A URL that says `uselibpqcompat` itself is left as it is.
+ * naming the CA), as in libpq. A URL that says `uselibpqcompat` itself, or pg's own
+ * `sslmode=no-verify`, is left as it is.
  */
 export function driverUrl(url: string): string {
   let params: URLSearchParams;
@@ -59,7 +60,9 @@ export function driverUrl(url: string): string {
   } catch {
     return url;
   }
-  if (!params.has('sslmode') || params.has('uselibpqcompat')) return url;
+  // no-verify is pg's own word (Heroku's documented URL): libpq has none such, and read as libpq
+  // reads the rest, it verified the certificate it was written to skip.
+  if (!params.has('sslmode') || params.get('sslmode') === 'no-verify' || params.has('uselibpqcompat')) return url;
   return `${url}${url.includes('?') ? '&' : '?'}uselibpqcompat=true`;
 }
 
