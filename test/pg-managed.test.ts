@@ -260,6 +260,30 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => pleaseNotify(hub, subscribeForm(rssSub, `/small-${i}`, feeds.changing(`small-${i}`)))));
       expect(replies.filter((r) => !r.success).map((r) => `${r.status} ${r.msg}`)).to.deep.equal([]);
     });
+
+    it('refreshes whose topic locks took the last slots fail at once, not after DATABASE_QUERY_TIMEOUT_MS waiting for a store connection none will give back', async function () {
+      this.timeout(45_000);
+      await server.admin.query('CREATE ROLE pushbutton_tiny LOGIN CONNECTION LIMIT 2');
+      await server.admin.query('CREATE DATABASE tiny_plan OWNER pushbutton_tiny');
+      let cut!: () => void;
+      const lost = new Promise<void>((resolve) => (cut = resolve));
+      const store = new PgStore({ connectionString: urlOf('pushbutton_tiny', 'tiny_plan'), poolSize: 4, queryTimeoutMs: 20_000, lockWaitMs: 20_000, onError: () => cut() });
+      await store.open();
+      try {
+        // The store pool's one connection ends (its idle timeout, a restart of the sessions);
+        // two refreshes then take both slots with their lock connections.
+        await server.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'tiny_plan'");
+        await lost;
+        const refreshes = Promise.allSettled(['a', 'b'].map((t) => store.withTopicLock(`http://${t}.example/feed`, () => store.getTopic(`http://${t}.example/feed`))));
+        const outcome = await Promise.race([refreshes, sleep(10_000).then(() => 'still waiting after 10 s, half DATABASE_QUERY_TIMEOUT_MS')]);
+        expect(typeof outcome === 'string' ? outcome : outcome.map((r) => (r.status === 'rejected' ? String(r.reason) : 'read'))).to.deep.equal([
+          'error: too many connections for role "pushbutton_tiny"',
+          'error: too many connections for role "pushbutton_tiny"',
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
   });
 
   describe('on a database that turns read-only while the hub runs (a failover to a standby, and back)', function () {

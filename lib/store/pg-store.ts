@@ -1222,7 +1222,8 @@ const NO_SLOT = '53300';
  * none is idle and it holds fewer than DATABASE_POOL_SIZE, so on a server with fewer slots left
  * (a small plan's 20 connections, several processes) every request of a burst beyond them
  * failed at once with "too many connections", while the connections the pool held would have
- * served it a moment later. Asked again, the pool hands it one of those as soon as one is back.
+ * served it a moment later. Asked again, the pool hands it one of those as soon as one is back;
+ * a pool that holds none fails at once, as before.
  */
 async function connectWaiting(pool: pg.Pool, waitMs: number): Promise<pg.PoolClient> {
   const until = performance.now() + waitMs;
@@ -1230,7 +1231,11 @@ async function connectWaiting(pool: pg.Pool, waitMs: number): Promise<pg.PoolCli
     try {
       return await pool.connect();
     } catch (e) {
-      if ((e as { code?: unknown }).code !== NO_SLOT || performance.now() + delay > until) throw e;
+      // Only while the pool holds a connection that will come back: with none, the slots are
+      // held elsewhere, by this process's topic-lock connections among them, whose refreshes
+      // wait for this very pool. Two refreshes holding the last slots each waited here the whole
+      // DATABASE_QUERY_TIMEOUT_MS, every request of the hub stalled behind them, and failed anyway.
+      if ((e as { code?: unknown }).code !== NO_SLOT || pool.totalCount === 0 || performance.now() + delay > until) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
