@@ -261,6 +261,23 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       expect(replies.filter((r) => !r.success).map((r) => `${r.status} ${r.msg}`)).to.deep.equal([]);
     });
 
+    it('a burst of topic locks, and of transactions, waits for the connections the store holds', async () => {
+      await server.admin.query('CREATE ROLE pushbutton_few LOGIN CONNECTION LIMIT 2');
+      await server.admin.query('CREATE DATABASE few_slots OWNER pushbutton_few');
+      const store = new PgStore({ connectionString: urlOf('pushbutton_few', 'few_slots'), poolSize: 6 });
+      await store.open();
+      try {
+        // The store pool holds one slot (since it opened), the lock pool gets the other: each refresh takes its turn at the one lock connection.
+        const refreshes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.withTopicLock(`http://few.example/${i}`, () => store.getTopic(`http://few.example/${i}`))));
+        expect(refreshes.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).to.deep.equal([]);
+        // Reads in pages run in a transaction: the lock connection holds the other slot, so the store pool's one connection serve them in turn.
+        const pages = await Promise.allSettled(Array.from({ length: 12 }, () => store.listTopics()));
+        expect(pages.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).to.deep.equal([]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('refreshes whose topic locks took the last slots fail at once, not after DATABASE_QUERY_TIMEOUT_MS waiting for a store connection none will give back', async function () {
       this.timeout(45_000);
       await server.admin.query('CREATE ROLE pushbutton_tiny LOGIN CONNECTION LIMIT 2');

@@ -613,6 +613,15 @@ export class PgStore implements Store {
     return this.opts.queryTimeoutMs ?? 30_000;
   }
 
+  /** A slot refused to the store pool is waited for only while it holds a connection (see SlotWait). */
+  private get storeSlotWait(): SlotWait {
+    return { ms: this.queryTimeoutMs, whileHoldingNone: false };
+  }
+
+  private get lockSlotWait(): SlotWait {
+    return { ms: this.lockWaitMs, whileHoldingNone: true };
+  }
+
   /** Connects, and brings the schema up to date (several processes may do this at once). */
   async open(): Promise<void> {
     if (this.pool) throw new Error('PgStore: already open');
@@ -898,7 +907,7 @@ export class PgStore implements Store {
           await client.query('SELECT pg_advisory_unlock(hashtext(current_schema()), hashtext($1))', [url]).catch(broke);
         }
       },
-      this.lockWaitMs,
+      this.lockSlotWait,
     );
   }
 
@@ -918,7 +927,7 @@ export class PgStore implements Store {
           await client.query(SQL.sweepUnlock).catch(broke);
         }
       },
-      this.lockWaitMs,
+      this.lockSlotWait,
     );
   }
 
@@ -1102,7 +1111,7 @@ export class PgStore implements Store {
 
   /** Runs a named statement (prepared once per connection). */
   private query<R extends pg.QueryResultRow>(name: SqlName, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return checkedOut(this.requirePool(), (client) => client.query<R>(statement(name, values)), this.queryTimeoutMs);
+    return checkedOut(this.requirePool(), (client) => client.query<R>(statement(name, values)), this.storeSlotWait);
   }
 
   /** As query, on a connection that holds a transaction. */
@@ -1202,7 +1211,7 @@ export class PgStore implements Store {
           throw e;
         }
       },
-      this.queryTimeoutMs,
+      this.storeSlotWait,
     );
   }
 
@@ -1216,26 +1225,35 @@ export class PgStore implements Store {
 /** too_many_connections: the server's max_connections reached, or the role's or database's CONNECTION LIMIT. */
 const NO_SLOT = '53300';
 
+/** How long checkedOut asks again for a connection the server refused for want of a slot. */
+interface SlotWait {
+  ms: number;
+  /**
+   * Also while the pool holds no connection. Not for the store pool: topic-lock connections may
+   * hold the last slots while their refreshes wait for it, and two refreshes holding them each
+   * waited the whole DATABASE_QUERY_TIMEOUT_MS, every request of the hub stalled behind them,
+   * then failed anyway. The lock pool may: a slot the store pool holds comes back once idle.
+   */
+  whileHoldingNone: boolean;
+}
+
+const NO_SLOT_WAIT: SlotWait = { ms: 0, whileHoldingNone: false };
+
 /**
  * A connection of `pool`. One the server refuses for want of a slot is asked for again, 10 ms
  * later and doubling up to 250 ms, for at most `waitMs`: the pool opens a connection whenever
  * none is idle and it holds fewer than DATABASE_POOL_SIZE, so on a server with fewer slots left
  * (a small plan's 20 connections, several processes) every request of a burst beyond them
  * failed at once with "too many connections", while the connections the pool held would have
- * served it a moment later. Asked again, the pool hands it one of those as soon as one is back;
- * a pool that holds none fails at once, as before.
+ * served it a moment later. Asked again, the pool hands it one of those as soon as one is back.
  */
-async function connectWaiting(pool: pg.Pool, waitMs: number): Promise<pg.PoolClient> {
-  const until = performance.now() + waitMs;
+async function connectWaiting(pool: pg.Pool, wait: SlotWait): Promise<pg.PoolClient> {
+  const until = performance.now() + wait.ms;
   for (let delay = 10; ; delay = Math.min(2 * delay, 250)) {
     try {
       return await pool.connect();
     } catch (e) {
-      // Only while the pool holds a connection that will come back: with none, the slots are
-      // held elsewhere, by this process's topic-lock connections among them, whose refreshes
-      // wait for this very pool. Two refreshes holding the last slots each waited here the whole
-      // DATABASE_QUERY_TIMEOUT_MS, every request of the hub stalled behind them, and failed anyway.
-      if ((e as { code?: unknown }).code !== NO_SLOT || pool.totalCount === 0 || performance.now() + delay > until) throw e;
+      if ((e as { code?: unknown }).code !== NO_SLOT || (pool.totalCount === 0 && !wait.whileHoldingNone) || performance.now() + delay > until) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -1248,8 +1266,8 @@ async function connectWaiting(pool: pg.Pool, waitMs: number): Promise<pg.PoolCli
  * was terminated) emitted 'error' with no listener, which ends the process. Listened to here, the
  * loss fails the query running on it instead, and the connection is not reused.
  */
-async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (e: Error) => void) => Promise<T>, slotWaitMs = 0): Promise<T> {
-  const client = await connectWaiting(pool, slotWaitMs);
+async function checkedOut<T>(pool: pg.Pool, fn: (client: pg.PoolClient, broke: (e: Error) => void) => Promise<T>, slotWait = NO_SLOT_WAIT): Promise<T> {
+  const client = await connectWaiting(pool, slotWait);
   let broken: Error | undefined;
   const broke = (e: Error): void => {
     broken ??= e;
