@@ -278,6 +278,36 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       }
     });
 
+    it('a connection refused for anything but a slot (a role that may no longer log in) fails at once, not asked again', async function () {
+      this.timeout(45_000);
+      await server.admin.query('CREATE ROLE pushbutton_gate LOGIN');
+      await server.admin.query('CREATE DATABASE gate OWNER pushbutton_gate');
+      const store = new PgStore({ connectionString: urlOf('pushbutton_gate', 'gate'), poolSize: 4, queryTimeoutMs: 20_000 });
+      await store.open();
+      const dba = new pg.Client({ connectionString: urlOf('pushbutton', 'gate') });
+      await dba.connect();
+      try {
+        // A read held behind a lock keeps one store connection busy, so the next read opens another.
+        await store.getTopic('http://gate.example/');
+        await dba.query('BEGIN');
+        await dba.query('LOCK TABLE topics IN ACCESS EXCLUSIVE MODE');
+        const held = store.getTopic('http://gate.example/').then(() => 'read');
+        await server.admin.query('ALTER ROLE pushbutton_gate NOLOGIN');
+        const refused = store.getTopic('http://gate.example/').then(
+          () => 'read',
+          (e: unknown) => String(e),
+        );
+        const outcome = await Promise.race([refused, sleep(10_000).then(() => 'still asking after 10 s, half DATABASE_QUERY_TIMEOUT_MS')]);
+        expect(outcome).to.equal('error: role "pushbutton_gate" is not permitted to log in');
+        await dba.query('COMMIT');
+        expect(await held).to.equal('read');
+      } finally {
+        await dba.end();
+        await server.admin.query('ALTER ROLE pushbutton_gate LOGIN');
+        await store.close();
+      }
+    });
+
     it('refreshes whose topic locks took the last slots fail at once, not after DATABASE_QUERY_TIMEOUT_MS waiting for a store connection none will give back', async function () {
       this.timeout(45_000);
       await server.admin.query('CREATE ROLE pushbutton_tiny LOGIN CONNECTION LIMIT 2');
