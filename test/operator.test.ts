@@ -419,6 +419,22 @@ describe('Operators and browsers over HTTP', function () {
       expect(reads).to.equal(1);
     });
 
+    it('/stats.json whose read of a busiest topic failed reads it again at the next load, not the failure kept for PAGE_READ_MAX_AGE_MS', async () => {
+      const hub = await hubWith();
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const feed = topics.set('/busiest-failing.xml', { body: rss('a'), contentType: RSS_TYPE });
+      await webSubscribe(hub, sub, feed, '/busiest-failing');
+      let failing = true;
+      const getTopic = hub.store.getTopic.bind(hub.store);
+      hub.store.getTopic = (url) => (failing && url === feed ? Promise.reject(new Error('the store went away')) : getTopic(url));
+      const failed = await fetch(`${hub.url}/stats.json`);
+      expect(failed.status).to.equal(500);
+      failing = false;
+      // Within PAGE_READ_MAX_AGE_MS of the first, on the same read of the followed topics.
+      expect((await stats(hub))['busiestTopics']).to.deep.equal([{ url: feed, subscriptions: 1, version: 0, lastUpdate: null }]);
+    });
+
     it('/stats.json shows the ten busiest topics as a stable sort of every followed topic would: most first, equals in the order the store gave them', () => {
       // Few distinct counts, so that ties are everywhere, including across the tenth place.
       let seed = 42;
