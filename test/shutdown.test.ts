@@ -139,52 +139,60 @@ describe('a hub on PostgreSQL stopped while a poll waits for another process\'s 
 });
 
 describe('a hub stopped during its sweep (SIGTERM during the daily cleanup)', function () {
-  it('stops the sweep between passes, quietly: no pass after the stop begins, none on the closed store, no error logged', async () => {
-    const lines: string[] = [];
-    const hub = await startTestHub({ LOG_LEVEL: 'info' }, undefined, { log: createLogger('info', (l) => void lines.push(l)) });
-    const { store } = hub;
-    // What reached the store and the hub, in order.
-    const seen: string[] = [];
-    let hubClosed!: () => void;
-    const closing = new Promise<void>((r) => (hubClosed = r));
-    let passStarted!: () => void;
-    const underWay = new Promise<void>((r) => (passStarted = r));
-    const close = hub.hub.close.bind(hub.hub);
-    hub.hub.close = () => {
-      seen.push('hub.close');
-      close();
-      hubClosed();
-    };
-    const closeStore = store.close.bind(store);
-    store.close = () => (seen.push('store.close'), closeStore());
-    for (const name of ['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites', 'trimUnfollowedTopics', 'trimSites'] as const) {
-      const pass = (store[name] as (...args: unknown[]) => Promise<number>).bind(store);
-      store[name] = (async (...args: unknown[]) => {
-        seen.push(name);
-        // The first pass is under way when the stop comes.
-        if (name === 'deleteExpiredSubscriptions') {
-          passStarted();
-          await closing;
-          // Still under way as the stop goes on: the store must wait for it to end.
-          await new Promise((r) => setTimeout(r, 100));
-          const removed = await pass(...args);
-          seen.push(`${name} done`);
-          return removed;
-        }
-        return pass(...args);
-      }) as never;
-    }
-    const sweep = hub.hub.removeExpired();
-    await underWay;
-    const errors = (): unknown[] => lines.map((l) => JSON.parse(l) as { level: string }).filter((l) => l.level === 'error');
-    try {
-      await hub.close();
-      const report = await sweep.catch((e: unknown) => e);
-      expect(seen).to.deep.equal(['deleteExpiredSubscriptions', 'hub.close', 'deleteExpiredSubscriptions done', 'store.close']);
-      expect(report).to.include({ subscriptionsRemoved: 0, stopped: true });
-      expect(errors()).to.deep.equal([]);
-    } finally {
-      await rm(hub.dataDir, { recursive: true, force: true });
-    }
-  });
+  // Stopped in its first pass, and in its last but one (the trim of topics nobody follows, whose
+  // sites' trim comes after it).
+  const cases = [
+    { during: 'deleteExpiredSubscriptions', before: [], report: { subscriptionsRemoved: 0, stopped: true } },
+    { during: 'trimUnfollowedTopics', before: ['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites'], report: { topicsTrimmed: 0, sitesTrimmed: 0, stopped: true } },
+  ] as const;
+  for (const { during, before, report: expected } of cases) {
+    it(`stopped during ${during}: stops the sweep between passes, quietly: no pass after the stop begins, none on the closed store, no error logged`, async () => {
+      const lines: string[] = [];
+      const hub = await startTestHub({ LOG_LEVEL: 'info' }, undefined, { log: createLogger('info', (l) => void lines.push(l)) });
+      const { store } = hub;
+      // What reached the store and the hub, in order.
+      const seen: string[] = [];
+      let hubClosed!: () => void;
+      const closing = new Promise<void>((r) => (hubClosed = r));
+      let passStarted!: () => void;
+      const underWay = new Promise<void>((r) => (passStarted = r));
+      const close = hub.hub.close.bind(hub.hub);
+      hub.hub.close = () => {
+        seen.push('hub.close');
+        close();
+        hubClosed();
+      };
+      const closeStore = store.close.bind(store);
+      store.close = () => (seen.push('store.close'), closeStore());
+      for (const name of ['deleteExpiredSubscriptions', 'deleteStaleTopics', 'deleteStaleSites', 'trimUnfollowedTopics', 'trimSites'] as const) {
+        const pass = (store[name] as (...args: unknown[]) => Promise<number>).bind(store);
+        store[name] = (async (...args: unknown[]) => {
+          seen.push(name);
+          // This pass is under way when the stop comes.
+          if (name === during) {
+            passStarted();
+            await closing;
+            // Still under way as the stop goes on: the store must wait for it to end.
+            await new Promise((r) => setTimeout(r, 100));
+            const removed = await pass(...args);
+            seen.push(`${name} done`);
+            return removed;
+          }
+          return pass(...args);
+        }) as never;
+      }
+      const sweep = hub.hub.removeExpired();
+      await underWay;
+      const errors = (): unknown[] => lines.map((l) => JSON.parse(l) as { level: string }).filter((l) => l.level === 'error');
+      try {
+        await hub.close();
+        const report = await sweep.catch((e: unknown) => e);
+        expect(seen).to.deep.equal([...before, during, 'hub.close', `${during} done`, 'store.close']);
+        expect(report).to.include(expected);
+        expect(errors()).to.deep.equal([]);
+      } finally {
+        await rm(hub.dataDir, { recursive: true, force: true });
+      }
+    });
+  }
 });
