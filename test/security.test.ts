@@ -1631,8 +1631,14 @@ describe('security: bodies are decoded only within small bounds (defaults)', fun
       expect([within.status, within.success], path).to.deep.equal([200, false]);
       expect(within.msg, path).to.match(/^The following parameters were missing from the request body: /);
     }
+    // rssCloud's JSON reply too, for a client that asks for it.
+    const json = readReply(await fetch(`${hub.url}/ping`, { method: 'POST', headers: { ...FORM, accept: 'application/json' }, body: `url=${filler(1_000)}` }));
+    expect(await json.then((r) => [r.status, r.root, r.success, r.msg])).to.deep.equal([413, 'json', false, 'The request body is too large.']);
     const over = await call(hub, '/websub', { headers: FORM, body: `hub.mode=none${filler(1_000)}` });
     expect([over.status, over.text]).to.deep.equal([413, 'The request body is too large.\n']);
+    // The hub's bare address, served as /websub for a form.
+    const atRoot = await call(hub, '/', { headers: FORM, body: `hub.mode=none${filler(1_000)}` });
+    expect([atRoot.status, atRoot.text]).to.deep.equal([413, 'The request body is too large.\n']);
     const within = await call(hub, '/websub', { headers: FORM, body: `hub.mode=none${filler(999)}` });
     expect([within.status, within.text]).to.deep.equal([400, 'hub.mode must be subscribe, unsubscribe or publish.\n']);
     // Multipart, as PHP's curl sends a form: over 256 parts (a file part cost ~25 µs to decode).
