@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../lib/config.js';
 import { createStore } from '../lib/store/create-store.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { hostKey, newSubscription } from '../lib/model.js';
-import { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
+import { MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { sub } from './helpers/store-contract.js';
@@ -20,6 +20,15 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   } finally {
     await client.end();
   }
+}
+
+/** Resolves once another session holds an advisory lock whose first key is `key` (5 s at most). */
+async function heldByAnother(c: pg.Client, key: number): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 10))) {
+    const { rowCount } = await c.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND pid <> pg_backend_pid()", [key]);
+    if (rowCount) return;
+  }
+  throw new Error(`no other session took advisory lock ${key} in 5 s`);
 }
 
 /** The host a callback with backslashes was counted under before 78a16fe read them as the URL standard does. */
@@ -137,8 +146,10 @@ describe('PostgreSQL store', function () {
         [0, 1].map((i) =>
           withClient(url, async (c) => {
             await c.query('SET lock_timeout = 100'); // as ALTER ROLE … SET lock_timeout gives it
-            // The second starts once the first holds the migrations' lock.
-            if (i === 1) await new Promise((r) => setTimeout(r, 50));
+            // The second starts once the first holds the migrations' lock: waited for, not
+            // guessed (50 ms was not always enough on a loaded machine, and the second took the
+            // lock first).
+            if (i === 1) await heldByAnother(c, MIGRATION_LOCK);
             return migrate(c, slow).then(
               (r) => r.applied,
               (e: unknown) => String(e),

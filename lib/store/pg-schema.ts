@@ -391,7 +391,7 @@ ${RECOUNT_HOSTS}    `,
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
 
 /** First key of the advisory lock that serialises migrations; the second is the schema's name. */
-const MIGRATION_LOCK = 0x70627574; // "pbut"
+export const MIGRATION_LOCK = 0x70627574; // "pbut"
 
 export interface MigrationReport {
   /** The schema version found (0 = a database this hub never used). */
