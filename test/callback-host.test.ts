@@ -132,7 +132,13 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     await subscribed(failing, failingCb);
     await subscribed(other, otherCb);
     await settled(hub);
-    sub.deliveryStatuses = [500];
+    // Unavailable for a minute: the failed version's next attempt waits that long, so the
+    // operator's retry below always comes while it waits. With a 500 it came after the 100 ms
+    // backoff whenever the retry was later than that (a loaded machine): the attempt then met the
+    // paused host, the 10-minute pause was past the version's retry window, and the version was
+    // given up at once, so the retry had nothing left to resume.
+    sub.deliveryStatuses = [503];
+    sub.refusalHeaders = { 'retry-after': '60' };
     expect((await publish(hub, failing)).status).to.equal(204);
     await sub.waitDeliveries(1, '/fail');
     let until: string | null = null;
@@ -150,7 +156,7 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     });
     expect(retry.status).to.equal(200);
     expect(await hostPausedUntil(failing, failingCb), 'resumed by the retry of the dotted spelling').to.equal(null);
-    // The failed version's next attempt goes now rather than after the 10-minute cooldown.
+    // The failed version's next attempt goes now rather than after its minute or the 10-minute cooldown.
     await sub.waitDeliveries(2, '/fail');
   });
 });
