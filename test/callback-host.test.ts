@@ -149,13 +149,25 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     expect(until, 'paused after its one failure (BREAKER_FAILURES=1)').to.not.equal(null);
     expect(await hostPausedUntil(other, otherCb), 'the same host, spelt with its root dot').to.equal(until);
 
-    const retry = await fetch(`${hub.url}/admin/hosts/retry`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ host: `CB.Example.:${port}` }),
-    });
-    expect(retry.status).to.equal(200);
+    const retry = async (): Promise<{ ok: boolean; woken: number }> => {
+      const res = await fetch(`${hub.url}/admin/hosts/retry`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ host: `CB.Example.:${port}` }),
+      });
+      expect(res.status).to.equal(200);
+      return (await res.json()) as { ok: boolean; woken: number };
+    };
+    // The pause is recorded as the failure comes back; the version's wait for its next attempt
+    // begins a few steps later. A retry between the two clears the pause but has nothing to
+    // wake yet (the version then waits out its minute): asked again until it wakes the version.
+    let answer = await retry();
     expect(await hostPausedUntil(failing, failingCb), 'resumed by the retry of the dotted spelling').to.equal(null);
+    for (let i = 0; i < 250 && answer.woken === 0; i++) {
+      await sleep(20);
+      answer = await retry();
+    }
+    expect(answer.woken, 'the failed version, woken by the retry').to.be.at.least(1);
     // The failed version's next attempt goes now rather than after its minute or the 10-minute cooldown.
     await sub.waitDeliveries(2, '/fail');
   });
