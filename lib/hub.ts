@@ -21,6 +21,7 @@ import { verifySignature } from './signature.js';
 import { Sites } from './sites.js';
 import type { Store, SubscriptionLimit, SubscriptionLimits } from './store/store.js';
 import type { Verifier } from './verify.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export interface HubDeps {
   config: Config;
@@ -92,17 +93,12 @@ async function inBatches(deleteBatch: (limit: number) => Promise<number>, stoppe
     // every subscription, topic or site (~10-30 ms at 100,000), and back to back, with nothing
     // to delete (no write to wait for), the sweep at 100,000 subscriptions held the event loop
     // ~100-150 ms, at every start and every day.
-    await nextTurn();
+    await yieldToLoop();
     if (stopped()) return total;
     const removed = await deleteBatch(SWEEP_BATCH);
     total += removed;
     if (removed < SWEEP_BATCH) return total;
   }
-}
-
-/** Resolves at the next turn of the event loop, after what is waiting on I/O. */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Verifications a restart (or a takeover) starts per turn of the event loop. */
@@ -615,7 +611,7 @@ export class Hub extends EventEmitter {
       // its challenge and request synchronously, and the 20,000 a restart may find
       // (WEBSUB_MAX_PENDING_VERIFICATIONS) took the hub away from everything else for ~1 s.
       if (i > 0 && i % VERIFICATION_CHUNK === 0) {
-        await nextTurn();
+        await yieldToLoop();
         // Those not started stay stored, for the next start (as close() leaves those waiting).
         if (this.closing) return;
       }
@@ -1052,10 +1048,10 @@ export class Hub extends EventEmitter {
     const { store, config, log } = this.deps;
     const cap = config.maxUnfollowedTopics;
     if (cap === 0) return { topicsTrimmed: 0, sitesTrimmed: 0 };
-    await nextTurn();
+    await yieldToLoop();
     if (this.closing) return { topicsTrimmed: 0, sitesTrimmed: 0 };
     const topicsTrimmed = await store.trimUnfollowedTopics(cap);
-    await nextTurn();
+    await yieldToLoop();
     const sitesTrimmed = this.closing ? 0 : await store.trimSites(cap);
     if (topicsTrimmed + sitesTrimmed > 0) log.warn('forgot what nobody follows beyond MAX_UNFOLLOWED_TOPICS', { cap, topicsTrimmed, sitesTrimmed });
     return { topicsTrimmed, sitesTrimmed };

@@ -11,7 +11,7 @@ import { SharedRead } from './shared-read.js';
 import type { Store, StoreCounts, TopicSubscriptions } from './store/store.js';
 import type { StreamHub } from './stream.js';
 import { escapeXml } from './xml-escape.js';
-import { yieldToLoop } from './store/fs-durable.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export interface Stats {
   startedAt: string;

@@ -30,6 +30,7 @@ import { describeError } from './outcome.js';
 import { OutcomeBatch } from './outcome-batch.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { WebSubContentSender } from './websub-content.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export interface NotifierDeps {
   config: Config;
@@ -357,7 +358,7 @@ export class Notifier extends EventEmitter {
         // restart with a fan-out to 100,000 unfinished answered nothing (not even /healthz) for
         // over two seconds while every lane was made and started.
         for (let from = 0; from < subs.length; from += ENQUEUE_CHUNK) {
-          if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+          if (from > 0) await yieldToLoop();
           // Closed meanwhile: the rest stay owed in the outbox entry, for the next start.
           if (this.closed) return resumed;
           this.queueChunk(job, subs, from, Math.min(subs.length, from + ENQUEUE_CHUNK));
