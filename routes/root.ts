@@ -11,7 +11,7 @@ import { queryParams } from './body.js';
 const XML_RPC_TYPES = new Set(['text/xml', 'application/xml']);
 
 /** The path a POST to `/` is served at: `/RPC2` for an XML-RPC call, `/websub` otherwise. */
-export function rootPostPath(req: Request): '/RPC2' | '/websub' {
+function rootPostPath(req: Request): '/RPC2' | '/websub' {
   // A fat ping is a feed's own XML, and says what it is by hub.mode in its query.
   if (queryParams(req).has('hub.mode')) return '/websub';
   return XML_RPC_TYPES.has(mediaType(req.headers['content-type'] ?? '').type) ? '/RPC2' : '/websub';
