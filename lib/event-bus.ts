@@ -3,7 +3,9 @@
 // happened in. One process: an in-process EventEmitter. Several processes on one PostgreSQL
 // database: the same, plus LISTEN/NOTIFY on one channel per schema, so a stream attached to any
 // process sees every process's events. A process hears its own events at once, in-process,
-// exactly as on one process; the database only carries them to the others.
+// exactly as on one process; the database only carries them to the others. Each NOTIFY's
+// events are also kept a few minutes in bus_events (migration 12), numbered: a process whose
+// LISTEN connection was lost reads, once listening again, what came after the last it heard.
 import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
@@ -60,7 +62,27 @@ interface Envelope {
   o: string;
   /** [kind, payload as JSON text] each. */
   e: [string, string][];
+  /** Its number in bus_events (absent from a process of a build before migration 12). */
+  s?: number;
 }
+
+/** How long bus_events keeps an envelope: the longest loss of the LISTEN connection caught up on. */
+const KEPT_SECONDS = 300;
+/** How often a process deletes envelopes older than that, at most. */
+const PRUNE_EVERY_MS = 30_000;
+/**
+ * Numbers are taken before their NOTIFY commits, so one process's may be heard after a higher
+ * number from another: a catch-up reads this many below the highest heard, skipping those heard.
+ */
+const OVERLAP = 1000;
+/** Events published while no connection is there to send them, kept for when one is (the oldest go first). */
+const HELD_MAX = 1000;
+
+// The envelopes, numbered in the order given, and NOTIFYed with their number in that order;
+// the number goes first into the payload (the envelope is a JSON object, built here).
+const SEND = `WITH kept AS (
+    INSERT INTO bus_events (origin, envelope) SELECT $2, e FROM unnest($3::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n RETURNING seq, envelope)
+  SELECT pg_notify($1, '{"s":' || seq || ',' || substr(envelope, 2)) FROM kept ORDER BY seq`;
 
 export class PgEventBus extends LocalEventBus {
   private readonly id = randomUUID();
@@ -73,6 +95,16 @@ export class PgEventBus extends LocalEventBus {
   private flushing = false;
   /** The NOTIFY statement in flight: the next waits for it (a pg client runs one query at a time). */
   private sending: Promise<void> = Promise.resolve();
+  /** The highest bus_events number heard (or the highest there when first listening). */
+  private lastSeq: number | undefined;
+  /** The numbers heard within OVERLAP below lastSeq: a catch-up skips them. */
+  private heardSeqs = new Set<number>();
+  private lastPrune = 0;
+  /**
+   * False once the role was refused bus_events (rights granted table by table before migration
+   * 12): its events then go by NOTIFY alone, as before, rather than not at all.
+   */
+  private keeping = true;
 
   constructor(private readonly opts: PgEventBusOptions) {
     super();
@@ -97,25 +129,53 @@ export class PgEventBus extends LocalEventBus {
       this.opts.log.warn('event bus connection lost; reconnecting', { error: e.message });
       this.restart(client);
     });
+    // Heard from LISTEN on, during the catch-up too: an envelope both heard and read is emitted once.
+    client.on('notification', (n) => this.heard(n.payload));
     await client.connect();
     try {
       const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
       this.channel = `pushbutton_${createHash('sha256').update(rows[0]?.schema ?? '').digest('hex').slice(0, 16)}`;
       await client.query(KEEP_WHILE_IDLE);
       await client.query(`LISTEN ${this.channel}`);
+      await this.catchUp(client);
     } catch (e) {
       await client.end().catch(() => undefined);
       throw e;
     }
-    client.on('notification', (n) => this.heard(n.payload));
     client.on('end', () => this.restart(client));
     this.client = client;
+    if (this.queued.length > 0 && !this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Emits what other processes published since the last envelope heard, now that NOTIFYs are
+   * heard again; on the first start, only notes where the record ends.
+   */
+  private async catchUp(client: pg.Client): Promise<void> {
+    if (!this.keeping) return;
+    if (this.lastSeq === undefined) {
+      const { rows } = await this.kept(client.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM bus_events'));
+      this.lastSeq ??= Number(rows[0]?.seq ?? 0);
+      return;
+    }
+    const from = this.lastSeq;
+    const { rows } = await this.kept(
+      client.query<{ seq: string; origin: string; envelope: string }>('SELECT seq, origin, envelope FROM bus_events WHERE seq > $1 AND origin <> $2 ORDER BY seq', [
+        Math.max(0, from - OVERLAP),
+        this.id,
+      ]),
+    );
+    let caught = 0;
+    for (const row of rows) if (this.received(Number(row.seq), row.envelope)) caught++;
+    if (caught > 0) this.opts.log.info('event bus caught up on events missed while not listening', { events: caught });
   }
 
   override publish(kind: string, payload: unknown): void {
     super.publish(kind, payload);
-    const client = this.client;
-    if (!client) return;
+    if (this.closed) return;
     const room = NOTIFY_MAX_BYTES - 100;
     // Measured as it travels: the payload's JSON, escaped as a string inside the envelope.
     const sizeOf = (t: string): number => Buffer.byteLength(JSON.stringify(t));
@@ -129,9 +189,10 @@ export class PgEventBus extends LocalEventBus {
       }
     }
     this.queued.push([kind, text]);
-    if (!this.flushing) {
+    if (this.queued.length > HELD_MAX) this.queued.shift();
+    if (!this.flushing && this.client) {
       this.flushing = true;
-      setImmediate(() => this.flush(client));
+      setImmediate(() => this.flush());
     }
   }
 
@@ -139,8 +200,11 @@ export class PgEventBus extends LocalEventBus {
    * Sends what was published this turn, packed into as few NOTIFYs as fit, in one statement
    * after the previous turn's: in order, on the one connection, one query at a time.
    */
-  private flush(client: pg.Client): void {
+  private flush(): void {
     this.flushing = false;
+    // Without a connection (lost, being replaced), the events wait for the next one (start()).
+    const client = this.client;
+    if (!client) return;
     const events = this.queued;
     this.queued = [];
     const head = JSON.stringify({ o: this.id, e: [] } satisfies Envelope);
@@ -165,12 +229,42 @@ export class PgEventBus extends LocalEventBus {
     this.sending = this.sending
       // A connection given up on (below) sends nothing more: each NOTIFY queued behind it would
       // wait out its own timeout, and close() with them.
-      .then(() => (this.client === client ? client.query('SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n', [this.channel, envelopes]) : undefined))
+      .then(() => (this.client === client ? this.send(client, envelopes) : undefined))
       .then(noop, (e: Error) => {
         this.opts.log.warn('events not sent to other processes', { error: e.message });
         // Unanswered: the connection is replaced, as a lost one is.
         if (isReadTimeout(e)) this.restart(client);
       });
+  }
+
+  /** Keeps and NOTIFYs the envelopes; now and then deletes those kept long enough. */
+  private async send(client: pg.Client, envelopes: string[]): Promise<void> {
+    if (this.keeping) {
+      const sent = await this.kept(client.query(SEND, [this.channel, this.id, envelopes]));
+      if (sent.rowCount !== 0) {
+        if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
+        this.lastPrune = Date.now();
+        await this.kept(client.query(`DELETE FROM bus_events WHERE created_at < now() - interval '${KEPT_SECONDS} seconds'`));
+        return;
+      }
+    }
+    await client.query('SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n', [this.channel, envelopes]);
+  }
+
+  /** A statement on bus_events; refused it (42501), an empty answer, and NOTIFY alone from then on. */
+  private async kept<R extends pg.QueryResultRow>(q: Promise<pg.QueryResult<R>>): Promise<pg.QueryResult<R>> {
+    try {
+      return await q;
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== '42501') throw e;
+      if (this.keeping) {
+        this.opts.log.warn('events not kept for catching up after a lost LISTEN connection: the role may not use table bus_events (GRANT SELECT, INSERT, DELETE ON bus_events)', {
+          error: (e as Error).message,
+        });
+      }
+      this.keeping = false;
+      return { rows: [], rowCount: 0, command: '', oid: 0, fields: [] };
+    }
   }
 
   override async close(): Promise<void> {
@@ -193,7 +287,39 @@ export class PgEventBus extends LocalEventBus {
     }
     // Anyone who can connect to the database can NOTIFY on the channel: a payload of another
     // shape is ignored, not a throw inside the connection's listener (which ends the process).
-    if (!isEnvelope(e) || e.o === this.id) return;
+    if (!isEnvelope(e)) return;
+    if (e.s === undefined) {
+      if (e.o !== this.id) this.emitAll(e);
+    } else if (this.received(e.s) && e.o !== this.id) {
+      this.emitAll(e);
+    }
+  }
+
+  /**
+   * Notes envelope number `seq` as heard; false if it was already. With its text (from a
+   * catch-up), also emits it unless it is this process's own.
+   */
+  private received(seq: number, envelope?: string): boolean {
+    const last = this.lastSeq ?? 0;
+    if (this.heardSeqs.has(seq) || seq <= last - OVERLAP) return false;
+    this.heardSeqs.add(seq);
+    if (seq > last) {
+      this.lastSeq = seq;
+      if (this.heardSeqs.size > 2 * OVERLAP) for (const s of this.heardSeqs) if (s <= seq - OVERLAP) this.heardSeqs.delete(s);
+    }
+    if (envelope !== undefined) {
+      let e: unknown;
+      try {
+        e = JSON.parse(envelope);
+      } catch {
+        return true;
+      }
+      if (isEnvelope(e) && e.o !== this.id) this.emitAll(e);
+    }
+    return true;
+  }
+
+  private emitAll(e: Envelope): void {
     for (const [kind, text] of e.e) {
       try {
         this.emitter.emit(kind, JSON.parse(text), true);
@@ -203,7 +329,7 @@ export class PgEventBus extends LocalEventBus {
     }
   }
 
-  /** A lost LISTEN connection is replaced; events published meanwhile by others are missed. */
+  /** A lost LISTEN connection is replaced; the new one catches up on what others published meanwhile (catchUp). */
   private restart(lost: pg.Client): void {
     if (this.closed || this.client !== lost) return;
     this.client = undefined;
@@ -226,5 +352,6 @@ function noop(): void {}
 function isEnvelope(e: unknown): e is Envelope {
   if (typeof e !== 'object' || e === null) return false;
   const { o, e: events } = e as { o?: unknown; e?: unknown };
-  return typeof o === 'string' && Array.isArray(events) && events.every((ev) => Array.isArray(ev) && typeof ev[0] === 'string' && typeof ev[1] === 'string');
+  const { s } = e as { s?: unknown };
+  return typeof o === 'string' && (s === undefined || Number.isSafeInteger(s)) && Array.isArray(events) && events.every((ev) => Array.isArray(ev) && typeof ev[0] === 'string' && typeof ev[1] === 'string');
 }

@@ -6,6 +6,7 @@
 // writes at start-up (a standby, a failover in progress) or turns read-only while it runs, and
 // on a server that closes sessions idle for long (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
@@ -183,6 +184,31 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       const hub = await startTestHub({ DATABASE_URL: urlOf('pushbutton_app', 'granted'), POLL_ENABLED: 'false' }, await tempDataDir());
       hubs.push(hub);
       await subscribeAndPing(hub, 'granted');
+    });
+
+    it('granted every table but bus_events (rights given before the version that added it): starts, and streams still hear the other processes', async () => {
+      const dba = new pg.Client({ connectionString: urlOf('pushbutton', 'granted') });
+      await dba.connect();
+      try {
+        await dba.query('CREATE ROLE pushbutton_older LOGIN');
+        await dba.query('GRANT USAGE ON SCHEMA public TO pushbutton_older');
+        await dba.query('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO pushbutton_older');
+        await dba.query('GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO pushbutton_older');
+        await dba.query('REVOKE ALL ON bus_events FROM pushbutton_older');
+      } finally {
+        await dba.end();
+      }
+      const env = { DATABASE_URL: urlOf('pushbutton_older', 'granted'), POLL_ENABLED: 'false' };
+      const [a, b] = [await startTestHub(env, await tempDataDir()), await startTestHub(env, await tempDataDir())];
+      hubs.push(a, b);
+      const feed = feeds.changing('granted-older');
+      const stream = await openStream(`${a.url}/stream?topic=${encodeURIComponent(feed)}`);
+      try {
+        expect((await ping(b, feed)).success).to.equal(true);
+        await stream.waitFor(1, (e) => e.event === 'change', 5000);
+      } finally {
+        stream.close();
+      }
     });
 
     it('stops at a migration it may not apply, naming it and what to do', async () => {
@@ -431,6 +457,47 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
         await stream.waitFor(1, (e) => e.event === 'change', 5000);
       } finally {
         stream.close();
+      }
+    });
+  });
+
+  describe("two hubs on one database, one's LISTEN connection cut (a proxy's idle cut, pg_terminate_backend)", function () {
+    before(async () => {
+      await server.admin.query('CREATE DATABASE relay');
+      // A role each, so the first hub alone can be kept from connecting again for a while.
+      await server.admin.query('CREATE ROLE listener_hub LOGIN SUPERUSER');
+      await server.admin.query('CREATE ROLE pinged_hub LOGIN SUPERUSER');
+    });
+
+    it("a stream on the cut hub still hears the change the other hub learned while it was not listening", async () => {
+      const env = { POLL_ENABLED: 'false' };
+      const a = await startTestHub({ ...env, DATABASE_URL: urlOf('listener_hub', 'relay') }, await tempDataDir());
+      hubs.push(a);
+      const b = await startTestHub({ ...env, DATABASE_URL: urlOf('pinged_hub', 'relay') }, await tempDataDir());
+      hubs.push(b);
+      const feed = feeds.changing('cut-listener');
+      const stream = await openStream(`${a.url}/stream?topic=${encodeURIComponent(feed)}`);
+      // The hubs' channel, heard here too: b's NOTIFY has gone out once this hears it.
+      const watcher = new pg.Client({ connectionString: urlOf('pushbutton', 'relay') });
+      await watcher.connect();
+      try {
+        const channel = `pushbutton_${createHash('sha256').update('public').digest('hex').slice(0, 16)}`;
+        await watcher.query(`LISTEN ${channel}`);
+        const notified = new Promise<void>((resolve) => watcher.once('notification', () => resolve()));
+        await server.admin.query('ALTER ROLE listener_hub NOLOGIN');
+        const cut = await server.admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'listener_hub' AND application_name = 'pushbutton-events'",
+        );
+        expect(cut.rowCount, 'the LISTEN connection of the first hub').to.equal(1);
+        expect((await ping(b, feed)).success).to.equal(true);
+        await notified;
+        await server.admin.query('ALTER ROLE listener_hub LOGIN');
+        const [change] = await stream.waitFor(1, (e) => e.event === 'change', 5000);
+        expect(JSON.parse(change!.data).topic).to.equal(feed);
+      } finally {
+        await server.admin.query('ALTER ROLE listener_hub LOGIN');
+        stream.close();
+        await watcher.end();
       }
     });
   });

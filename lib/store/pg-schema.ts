@@ -386,6 +386,24 @@ ${RECOUNT_HOSTS}    `,
       DELETE FROM subscription_counts WHERE n <= 0;
     `,
   },
+  {
+    version: 12,
+    name: 'the events other processes heard by NOTIFY, kept a while (a LISTEN connection lost and back catches up)',
+    sql: `
+      -- A NOTIFY reaches only the connections listening when it commits: a process whose LISTEN
+      -- connection was cut (a proxy's idle cut, a terminated backend, a server restart) missed
+      -- every change another process published until it listened again, and its browsers never
+      -- saw them. Each NOTIFY's events are kept here too, numbered, for a few minutes; a process
+      -- listening again reads what came after the last number it heard (lib/event-bus.ts).
+      CREATE TABLE bus_events (
+        seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        origin     text NOT NULL,
+        envelope   text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX bus_events_created_at ON bus_events (created_at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
