@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from './log.js';
-import { driverUrl, isReadTimeout, KEEP_WHILE_IDLE, silenceBounds } from './store/pg-store.js';
+import { connectionUrl, isReadTimeout, KEEP_WHILE_IDLE, silenceBounds } from './store/pg-store.js';
 
 /** `remote` is true for an event published by another process. */
 export type BusListener = (payload: unknown, remote: boolean) => void;
@@ -117,7 +117,7 @@ export class PgEventBus extends LocalEventBus {
     // again; and a LISTEN connection whose host had gone was never found out, so nothing other
     // processes published was heard again.
     const client = new pg.Client({
-      connectionString: driverUrl(this.opts.connectionString),
+      connectionString: await connectionUrl(this.opts.connectionString),
       application_name: 'pushbutton-events',
       connectionTimeoutMillis: this.opts.queryTimeoutMs,
       ...silenceBounds(this.opts.queryTimeoutMs),

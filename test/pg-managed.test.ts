@@ -143,6 +143,26 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       await subscribeAndPing(hub, 'encrypted-no-verify');
     });
 
+    it('sslmode=prefer (libpq’s default, in many a copied URL): encrypts where the server offers TLS', async () => {
+      const hub = await startTestHub({ DATABASE_URL: tlsUrl('prefer'), POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'encrypted-prefer');
+      const { rows } = await server.admin.query<{ ssl: boolean; app: string }>(
+        "SELECT s.ssl, a.application_name AS app FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'encrypted' AND a.application_name LIKE 'pushbutton%'",
+      );
+      expect(rows.map((r) => r.app)).to.include('pushbutton-events');
+      expect(rows.map((r) => r.ssl)).to.not.include(false);
+    });
+
+    it('sslmode=prefer on a server that offers no TLS (its unix socket): connects without, as libpq does, starts and serves', async () => {
+      await server.admin.query('CREATE DATABASE plain');
+      const hub = await startTestHub({ DATABASE_URL: `${urlOf('pushbutton', 'plain')}&sslmode=prefer`, POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'plain-prefer');
+      const { rows } = await server.admin.query<{ app: string }>("SELECT application_name AS app FROM pg_stat_activity WHERE datname = 'plain'");
+      expect(rows.map((r) => r.app)).to.include.members(['pushbutton', 'pushbutton-events']);
+    });
+
     it('sslmode=verify-full: refuses a certificate it cannot verify', async () => {
       const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await tempDataDir()).then(
         async (hub) => {

@@ -66,6 +66,37 @@ export function driverUrl(url: string): string {
   return `${url}${url.includes('?') ? '&' : '?'}uselibpqcompat=true`;
 }
 
+/** URLs with sslmode=prefer, as connections are to use them: TLS, or plain on a server without it. */
+const preferred = new Map<string, string>();
+
+/**
+ * driverUrl, with `sslmode=prefer` (libpq's default, so in many a copied URL) settled as libpq
+ * settles it: TLS where the server offers it, plain where it refuses. pg has no such fallback:
+ * it failed every connection with "The server does not support SSL connections", so a hub
+ * given the URL psql connects with did not start. Asked once per URL and process with a
+ * connection of its own (a server's TLS does not come and go while it runs); any other failure
+ * is left to the real connections, whose errors say more.
+ */
+export async function connectionUrl(url: string): Promise<string> {
+  const driver = driverUrl(url);
+  if (!/[?&]sslmode=prefer(&|$)/.test(url)) return driver;
+  const known = preferred.get(url);
+  if (known !== undefined) return known;
+  let probe: pg.Client | undefined;
+  try {
+    probe = new pg.Client({ connectionString: driver, connectionTimeoutMillis: 30_000 });
+    probe.on('error', () => undefined);
+    await probe.connect();
+    preferred.set(url, driver);
+  } catch (e) {
+    if (!(e instanceof Error) || e.message !== 'The server does not support SSL connections') return driver;
+    preferred.set(url, driver.replace(/([?&])sslmode=prefer(?=&|$)/, '$1sslmode=disable'));
+  } finally {
+    await probe?.end().catch(() => undefined);
+  }
+  return preferred.get(url)!;
+}
+
 /** What an upsert did: `unchanged` when the row already held exactly these values. */
 export type UpsertResult = 'inserted' | 'updated' | 'unchanged';
 
@@ -602,6 +633,8 @@ export class PgStore implements Store {
   private readonly lockWaits = new Set<(e: Error) => void>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private migration: MigrationReport | undefined;
+  /** The URL connections are opened with (connectionUrl), once open. */
+  private url = '';
 
   constructor(private readonly opts: PgStoreOptions) {}
 
@@ -625,7 +658,8 @@ export class PgStore implements Store {
   /** Connects, and brings the schema up to date (several processes may do this at once). */
   async open(): Promise<void> {
     if (this.pool) throw new Error('PgStore: already open');
-    const connection = { connectionString: driverUrl(this.opts.connectionString), types: pgTypes(), connectionTimeoutMillis: 30_000 };
+    this.url = await connectionUrl(this.opts.connectionString);
+    const connection = { connectionString: this.url, types: pgTypes(), connectionTimeoutMillis: 30_000 };
     const pool = new pg.Pool({
       ...connection,
       max: this.opts.poolSize ?? 10,
@@ -934,7 +968,7 @@ export class PgStore implements Store {
   private newLockPool(): pg.Pool {
     this.requirePool();
     const pool = new pg.Pool({
-      connectionString: driverUrl(this.opts.connectionString),
+      connectionString: this.url,
       max: this.opts.poolSize ?? 10,
       application_name: 'pushbutton-locks',
       types: pgTypes(),
