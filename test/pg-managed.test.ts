@@ -91,8 +91,8 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     after(async () => {
       for (const b of bouncers) await b.stop();
     });
-    const bouncer = async (mode: 'session' | 'transaction'): Promise<PgBouncer> => {
-      const b = await startPgBouncer(server.url, mode, ['pushbutton']);
+    const bouncer = async (mode: 'session' | 'transaction', poolSize?: number): Promise<PgBouncer> => {
+      const b = await startPgBouncer(server.url, mode, ['pushbutton'], poolSize);
       bouncers.push(b);
       return b;
     };
@@ -106,6 +106,16 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       expect(failed).to.match(/exited \(code 1,/);
       expect(failed).to.match(/"msg":"failed to start"/);
       expect(failed).to.match(/a connection pooler in transaction or statement mode .*session pooling \(PgBouncer pool_mode = session\)/);
+    });
+
+    it('in session mode with default_pool_size = 1: exits at start-up after DATABASE_QUERY_TIMEOUT_MS, saying how many server connections it needs', async () => {
+      const b = await bouncer('session', 1);
+      const failed = await spawnHub(await tempDataDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_session'), DATABASE_QUERY_TIMEOUT_MS: '500' }, 15_000).then(
+        async (hub) => `started and listening at ${hub.url}: ${String(await hub.stop('SIGKILL'))}`,
+        (e: unknown) => String(e),
+      );
+      expect(failed).to.match(/exited \(code 1,/);
+      expect(failed).to.match(/a second connection, opened while the first was held, got no answer within DATABASE_QUERY_TIMEOUT_MS \(500 ms\).*PgBouncer default_pool_size/);
     });
 
     it('in session mode: starts and serves', async () => {

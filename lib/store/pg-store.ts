@@ -602,14 +602,30 @@ function pgTypes(): pg.CustomTypesConfig {
  * connection the session the first just released; a busy one moves it between statements.
  * Neither check sees a pooler that happened to do neither: it is not proof of session mode.
  */
-async function refuseSharedSessions(first: pg.ClientBase, pool: pg.Pool): Promise<void> {
+async function refuseSharedSessions(first: pg.ClientBase, pool: pg.Pool, queryTimeoutMs: number): Promise<void> {
   const token = randomBytes(12).toString('hex');
   await first.query("SELECT set_config('pushbutton.session_probe', $1, false)", [token]);
-  const second = await pool.connect();
-  try {
-    const { rows } = await second.query<{ probe: string | null; pid: number }>(
-      "SELECT current_setting('pushbutton.session_probe', true) AS probe, pg_backend_pid() AS pid",
+  // The first connection was answered a moment ago, so a second that is not is queued behind
+  // it: a session-mode pooler out of server connections (PgBouncer's default_pool_size).
+  // "Query read timeout" alone said nothing of that.
+  const unanswered = (e: unknown): never => {
+    if (!isReadTimeout(e) && !(e instanceof Error && /timeout/i.test(e.message))) throw e;
+    throw new Error(
+      `a second connection, opened while the first was held, got no answer within DATABASE_QUERY_TIMEOUT_MS (${queryTimeoutMs} ms): ` +
+        'behind a pooler in session mode each connection holds a server connection, and a hub process needs 2 × DATABASE_POOL_SIZE + 1 of them (PgBouncer default_pool_size, per database and user, covering every process)',
+      { cause: e },
     );
+  };
+  const second = await pool.connect().catch(unanswered);
+  let broken: Error | undefined;
+  try {
+    const { rows } = await second
+      .query<{ probe: string | null; pid: number }>("SELECT current_setting('pushbutton.session_probe', true) AS probe, pg_backend_pid() AS pid")
+      .catch((e: unknown) => {
+        // Its statement may be answered yet: closed, not handed back.
+        broken = e instanceof Error ? e : new Error(String(e));
+        return unanswered(e);
+      });
     const { rows: again } = await second.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     if (rows[0]?.probe === token || rows[0]?.pid !== again[0]?.pid) {
       throw new Error(
@@ -618,7 +634,7 @@ async function refuseSharedSessions(first: pg.ClientBase, pool: pg.Pool): Promis
       );
     }
   } finally {
-    second.release();
+    second.release(broken);
   }
 }
 
@@ -682,7 +698,7 @@ export class PgStore implements Store {
     migrating.on('error', () => undefined);
     try {
       this.migration = await checkedOut(migrating, async (client) => {
-        await refuseSharedSessions(client, pool);
+        await refuseSharedSessions(client, pool, this.queryTimeoutMs);
         return migrate(client);
       });
     } catch (e) {

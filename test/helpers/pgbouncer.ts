@@ -20,7 +20,8 @@ export interface PgBouncer {
 
 const BINARY = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].find((p) => existsSync(p));
 
-export async function startPgBouncer(serverUrl: string, mode: 'session' | 'transaction', users: string[]): Promise<PgBouncer> {
+/** `poolSize`: server connections per database and user (default_pool_size; 40 unless given). */
+export async function startPgBouncer(serverUrl: string, mode: 'session' | 'transaction', users: string[], poolSize = 40): Promise<PgBouncer> {
   if (!BINARY) throw new Error('PgBouncer was not found in /usr/sbin or /usr/bin: install it (Debian: apt-get install pgbouncer), as .ci/run does');
   const address = serverAddress(serverUrl);
   if (!('path' in address) || !address.path) throw new Error('startPgBouncer: the server must listen on a unix socket');
@@ -43,7 +44,7 @@ export async function startPgBouncer(serverUrl: string, mode: 'session' | 'trans
         'auth_type = trust',
         `auth_file = ${path.join(dir, 'users.txt')}`,
         `pool_mode = ${mode}`,
-        'default_pool_size = 40',
+        `default_pool_size = ${poolSize}`,
         'max_client_conn = 400',
         '',
       ].join('\n'),
