@@ -1,6 +1,6 @@
 // A change as browsers (SSE) and the other hub processes (NOTIFY) receive it: the feed's new
 // entries, or the body as text for other content.
-import { decodeBytes, mediaType } from './feeds/discover.js';
+import { decodeBytes, mediaType } from './media-type.js';
 import type { Content } from './notifier/sender.js';
 
 /**

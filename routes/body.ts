@@ -4,7 +4,7 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
-import { decodeBytes, mediaType } from '../lib/feeds/discover.js';
+import { decodeBytes, mediaType } from '../lib/media-type.js';
 import { carriesCredentials, hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {

@@ -4,7 +4,7 @@
 // `https://hub.example/`. Such a request was a 404 its tool logged at best; it is now handed to
 // the face it was meant for, which answers it exactly as at its own path.
 import type { NextFunction, Request, Response } from 'express';
-import { mediaType } from '../lib/feeds/discover.js';
+import { mediaType } from '../lib/media-type.js';
 import { queryParams } from './body.js';
 
 /** XML-RPC travels as text/xml (some libraries say application/xml); anything else is WebSub. */

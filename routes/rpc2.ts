@@ -4,7 +4,7 @@
 // The weblogUpdates pings of blogging tools answer a {flerror, message} struct instead
 // (weblog-updates.ts).
 import { Router, type NextFunction, type Request, type Response } from 'express';
-import { decodeBytes, mediaType } from '../lib/feeds/discover.js';
+import { decodeBytes, mediaType } from '../lib/media-type.js';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
 import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, unreadableBodyMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';

@@ -34,12 +34,10 @@ import {
   attr,
   attributes,
   children,
-  decodeBytes,
   elementName,
   formatFromContentType,
   isJsonFeed,
   localName,
-  mediaType,
   relTokens,
   sniffFormat,
   splitName,
@@ -49,6 +47,7 @@ import {
   type Namespaces,
   type XNode,
 } from './discover.js';
+import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
 import { isVolatile, volatileParts } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
