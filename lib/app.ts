@@ -22,6 +22,7 @@ import { RateLimiter } from './rate-limit.js';
 import { AddressGuard } from './address-guard.js';
 import { withoutTrailingSlashes } from './model.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
+import { sendText } from '../routes/plain-text.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
 const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
@@ -155,7 +156,7 @@ export function createApp(deps: AppDeps): express.Express {
   if (config.enableTestApi) app.use(testApiRouter(hub, store, deps.operator, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {
-    res.status(404).type('text/plain; charset=utf-8').send('Not found.\n');
+    sendText(res, 404, 'Not found.');
   });
   // Never a stack trace on the wire: the detail goes to the log.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -163,13 +164,13 @@ export function createApp(deps: AppDeps): express.Express {
     // the file: 416 with its Content-Range; an If-Match that fails: 412): that status, not a 500
     // that a download manager or cache resuming a page took for the hub failing, and logged as one.
     const status = clientErrorStatus(err);
-    if (status !== undefined && !res.headersSent) return void res.status(status).type('text/plain; charset=utf-8').send(`${STATUS_CODES[status] ?? 'Bad request'}.\n`);
+    if (status !== undefined && !res.headersSent) return void sendText(res, status, `${STATUS_CODES[status] ?? 'Bad request'}.`);
     log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
     if (res.headersSent) return res.destroy();
     // A face whose clients read another shape (JSON) says how to answer (see failureReply).
     const reply = (res.locals as { failureReply?: (res: Response) => void }).failureReply;
     if (reply) return reply(res);
-    res.status(500).type('text/plain; charset=utf-8').send('The hub could not handle this request.\n');
+    sendText(res, 500, 'The hub could not handle this request.');
   });
   return app;
 }

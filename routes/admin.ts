@@ -9,6 +9,7 @@ import type { Operator } from '../lib/operator.js';
 import { sameSecret } from '../lib/signature.js';
 import { bodyErrorStatus, parseHttpUrl, queryParams, readsBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
+import { sendText } from './plain-text.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
@@ -67,7 +68,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/stats.json', cors, failureReply({ error: TRY_AGAIN }), async (_req, res) => {
     res.json(await operator.stats());
   });
-  const refuse = (_req: Request, res: Response, msg: string): void => void res.type('text/plain; charset=utf-8').send(`${msg}\n`);
+  const refuse = (_req: Request, res: Response, msg: string): void => sendText(res, res.statusCode, msg);
   router.get('/feeds.opml', cors, rateLimit(opts.opmlRate, refuse), async (req, res) => {
     const parts = await operator.opml(opts.title);
     // The headers res.send gives a body (ETags are off app-wide), then the parts as they are.
@@ -95,10 +96,10 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
 
   const admin = express.Router();
   admin.use((req: Request, res: Response, next: NextFunction) => {
-    if (!opts.adminToken) return void res.status(403).type('text/plain; charset=utf-8').send('Operator actions are off: set ADMIN_TOKEN to enable them.\n');
+    if (!opts.adminToken) return void sendText(res, 403, 'Operator actions are off: set ADMIN_TOKEN to enable them.');
     if (!tokenMatches(req.get('authorization'), opts.adminToken)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      return void res.status(401).type('text/plain; charset=utf-8').send('A valid Authorization: Bearer token is required.\n');
+      return void sendText(res, 401, 'A valid Authorization: Bearer token is required.');
     }
     next();
   });

@@ -7,6 +7,7 @@ import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js
 import { messageFor } from '../lib/messages.js';
 import { parseHttpUrl } from './body.js';
 import { answerPreflight, cors } from './cors.js';
+import { sendText } from './plain-text.js';
 import { rateKey } from '../lib/rate-limit.js';
 import { clientAddress } from './rate.js';
 
@@ -41,7 +42,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     const who = rateKey(clientAddress(req));
     const held = perClient.get(who) ?? 0;
     if (held >= opts.maxStreamsPerClient) {
-      res.status(429).type('text/plain; charset=utf-8').send(`Too many open streams from your address (at most ${opts.maxStreamsPerClient}).\n`);
+      sendText(res, 429, `Too many open streams from your address (at most ${opts.maxStreamsPerClient}).`);
       return;
     }
     // Counted per address alone, enough addresses (a botnet, or one IPv6 allocation's many /64s)
@@ -49,10 +50,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // accept, read and delivery of the hub failed. 503: the hub, not this client, is at its limit.
     if (total >= opts.maxStreams) {
       res.setHeader('Retry-After', String(STREAMS_FULL_RETRY_AFTER_SECONDS));
-      res
-        .status(503)
-        .type('text/plain; charset=utf-8')
-        .send(`The hub holds as many streams as it can (${opts.maxStreams}): try again in ${STREAMS_FULL_RETRY_AFTER_SECONDS} seconds.\n`);
+      sendText(res, 503, `The hub holds as many streams as it can (${opts.maxStreams}): try again in ${STREAMS_FULL_RETRY_AFTER_SECONDS} seconds.`);
       return;
     }
     res.status(200);
@@ -117,16 +115,16 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
   answerPreflight(router, ['/stream', '/events']);
   router.get('/stream', cors, (req, res) => {
     const topics = new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1 || req.originalUrl.length)).getAll('topic');
-    if (topics.length === 0) return void res.status(400).type('text/plain; charset=utf-8').send('Give at least one topic: /stream?topic=URL\n');
+    if (topics.length === 0) return void sendText(res, 400, 'Give at least one topic: /stream?topic=URL');
     if (topics.length > opts.maxTopicsPerStream) {
-      return void res.status(400).type('text/plain; charset=utf-8').send(`At most ${opts.maxTopicsPerStream} topics per stream.\n`);
+      return void sendText(res, 400, `At most ${opts.maxTopicsPerStream} topics per stream.`);
     }
     const channels = new Set<string>();
     for (const t of topics) {
       const url = parseHttpUrl(t);
-      if (typeof url !== 'string') return void res.status(400).type('text/plain; charset=utf-8').send(`topic ${url.problem}.\n`);
+      if (typeof url !== 'string') return void sendText(res, 400, `topic ${url.problem}.`);
       if (url.length > opts.maxUrlLength) {
-        return void res.status(400).type('text/plain; charset=utf-8').send(`${messageFor({ code: 'url_too_long', limit: opts.maxUrlLength }, 'ping')}\n`);
+        return void sendText(res, 400, messageFor({ code: 'url_too_long', limit: opts.maxUrlLength }, 'ping'));
       }
       channels.add(topicChannel(url));
     }
