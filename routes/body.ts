@@ -52,10 +52,10 @@ export function isFormRequest(req: Request): boolean {
  * publish of MAX_URLS_PER_PUBLISH URLs; a pleaseNotify holds ~30); 64 KB of `a=&` is 21,000, and
  * decoding them took ~15-20 ms of the hub's one thread.
  */
-export const MAX_FORM_PARAMS = 1000;
+const MAX_FORM_PARAMS = 1000;
 
 /** Most parts in a multipart form: each costs far more to decode (962 file parts in 64 KB, ~25 ms). */
-export const MAX_MULTIPART_PARTS = 256;
+const MAX_MULTIPART_PARTS = 256;
 
 /** Refused the way body-parser refuses a form over its parameterLimit, so each face answers 413 in its own shape. */
 function tooManyParams(): Error {

@@ -29,7 +29,7 @@ export interface StreamFaceOptions {
  * public/client.js's follow() waits by default after a refusal (EventSource cannot read the
  * header; other clients can).
  */
-export const STREAMS_FULL_RETRY_AFTER_SECONDS = 30;
+const STREAMS_FULL_RETRY_AFTER_SECONDS = 30;
 
 export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
   const router = Router();
