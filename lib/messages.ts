@@ -82,6 +82,9 @@ export function messageFor(err: HubError, context: 'subscribe' | 'ping'): string
  */
 export const HUB_FAILURE_WORDS = 'The hub could not complete the request because of a problem on its side. Please try again later.';
 
+/** The same, as the `error` of the operator's JSON routes, worded as their other errors are. */
+export const HUB_FAILURE_ERROR = 'the hub could not complete the request because of a problem on its side; please try again later';
+
 /** The words for a request body the hub refused to read (routes/body.ts gives the status): 413 too large, else unreadable. */
 export function unreadableBodyMessage(status: number): string {
   return status === 413 ? 'The request body is too large.' : 'The request body could not be read.';

@@ -4,6 +4,7 @@
 // off when no token is configured.
 import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { HUB_FAILURE_ERROR } from '../lib/messages.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
 import { sameSecret } from '../lib/signature.js';
@@ -34,8 +35,6 @@ function failureReply(body: Record<string, unknown>) {
   };
 }
 
-const TRY_AGAIN = 'the hub could not complete the request because of a problem on its side; please try again later';
-
 export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
   const router = Router();
 
@@ -65,7 +64,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
-  router.get('/stats.json', cors, failureReply({ error: TRY_AGAIN }), async (_req, res) => {
+  router.get('/stats.json', cors, failureReply({ error: HUB_FAILURE_ERROR }), async (_req, res) => {
     res.json(await operator.stats());
   });
   const refuse = (_req: Request, res: Response, msg: string): void => sendText(res, res.statusCode, msg);
@@ -80,7 +79,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   // A subscriber's view of its own subscription: "verified, but nothing arrives" is the first
   // question subscribers ask of a hub. The secret, for a subscription that has one, comes as a
   // bearer token, never in the URL (which proxies log).
-  router.get('/subscription', cors, failureReply({ error: TRY_AGAIN }), rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
+  router.get('/subscription', cors, failureReply({ error: HUB_FAILURE_ERROR }), rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
     const query = queryParams(req);
     const topic = parseHttpUrl(query.get('topic'));
     if (typeof topic !== 'string') return void res.status(400).json({ error: `topic ${topic.problem}.` });
@@ -104,7 +103,7 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     next();
   });
   admin.use(readsBody(16 * 1024, express.json({ limit: '16kb' })));
-  admin.use(failureReply({ ok: false, error: TRY_AGAIN }));
+  admin.use(failureReply({ ok: false, error: HUB_FAILURE_ERROR }));
   admin.post('/subscriptions/delete', async (req, res) => {
     const topic = parseHttpUrl(stringField(req.body, 'topic'));
     const callback = parseHttpUrl(stringField(req.body, 'callback'));
