@@ -14,7 +14,8 @@ import type { Logger } from './log.js';
 import type { HubError } from './messages.js';
 import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
-import { backoff, UNEXPECTED_RETRIES, type FanOutReport, type Notifier } from './notifier/notifier.js';
+import { backoff, UNEXPECTED_RETRIES, unexpectedRetryDelayMs } from './backoff.js';
+import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
 import { verifySignature } from './signature.js';
@@ -659,7 +660,7 @@ export class Hub extends EventEmitter {
       } catch (e) {
         if (notOurs(e) || failures >= UNEXPECTED_RETRIES) throw e;
         this.deps.log.warn(`${what} failed on the hub's side; trying again`, { topic, error: describeError(e) });
-        if (!(await this.pause(1000 * 2 ** failures))) return 'closed';
+        if (!(await this.pause(unexpectedRetryDelayMs(failures + 1)))) return 'closed';
       }
     }
   }

@@ -21,6 +21,7 @@ import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
 import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
+import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter } from './host-limiter.js';
 import { Limiter } from './limiter.js';
@@ -503,7 +504,7 @@ export class Notifier extends EventEmitter {
           // which lost it for this subscriber for good. Given up only if it keeps failing.
           if (failing.count <= UNEXPECTED_RETRIES && !this.closed) {
             this.deps.log.warn('delivery failed unexpectedly; trying again', { topic: lane.topic, version, error: describeError(e) });
-            await this.sleep(1000 * 2 ** (failing.count - 1));
+            await this.sleep(unexpectedRetryDelayMs(failing.count));
             continue;
           }
           // The entry stays in the outbox (within the retry window): its claim lapses and it is
@@ -1082,11 +1083,8 @@ export class Notifier extends EventEmitter {
 
 function noop(): void {}
 
-
 /** Sent-but-not-durable deliveries allowed per DELIVERY_CONCURRENCY slot: one in flight, one being recorded. */
 const UNRECORDED_PER_SLOT = 2;
-/** Tries of a version (see runLane) or a verification (Hub.runVerification) after unexpected failures, 1 s apart and doubling: ~31 s in all. */
-export const UNEXPECTED_RETRIES = 5;
 /** Subscriptions queued per turn of the event loop when a fan-out starts. */
 const ENQUEUE_CHUNK = 2000;
 /** resume() at start claims every entry nobody holds. */
@@ -1172,25 +1170,4 @@ class Jobs {
 /** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */
 function hostFailed(outcome: DeliveryOutcome): boolean {
   return outcome.status === undefined || outcome.status >= 500;
-}
-
-/**
- * Exponential backoff with equal jitter: half the delay is fixed so retries still back off,
- * half is random so a recovering host is not hit by every queued retry in the same instant.
- */
-export function backoff(attempt: number, baseMs: number, maxMs: number): number {
-  const ceiling = longestBackoff(attempt, baseMs, maxMs);
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-/** The longest wait backoff gives after `attempt`: doubling from `baseMs`, up to `maxMs`. */
-function longestBackoff(attempt: number, baseMs: number, maxMs: number): number {
-  return Math.min(maxMs, baseMs * 2 ** (attempt - 1));
-}
-
-/** The longest the waits between `maxAttempts` attempts can add up to. */
-function retryWindow(maxAttempts: number, baseMs: number, maxMs: number): number {
-  let total = 0;
-  for (let attempt = 1; attempt < maxAttempts; attempt++) total += longestBackoff(attempt, baseMs, maxMs);
-  return total;
 }
