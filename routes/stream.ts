@@ -5,7 +5,7 @@
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
 import { messageFor } from '../lib/messages.js';
-import { parseHttpUrl } from './body.js';
+import { parseHttpUrl, queryParams } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { sendText } from './plain-text.js';
 import { rateKey } from '../lib/rate-limit.js';
@@ -114,7 +114,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
   // never opened it.
   answerPreflight(router, ['/stream', '/events']);
   router.get('/stream', cors, (req, res) => {
-    const topics = new URLSearchParams(req.originalUrl.slice(req.originalUrl.indexOf('?') + 1 || req.originalUrl.length)).getAll('topic');
+    const topics = queryParams(req).getAll('topic');
     if (topics.length === 0) return void sendText(res, 400, 'Give at least one topic: /stream?topic=URL');
     if (topics.length > opts.maxTopicsPerStream) {
       return void sendText(res, 400, `At most ${opts.maxTopicsPerStream} topics per stream.`);
