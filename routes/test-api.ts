@@ -33,8 +33,6 @@ interface SubscriptionJson {
   whenExpires: string;
 }
 
-class BadInput extends Error {}
-
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
@@ -68,23 +66,23 @@ function subscriptionJson(s: Subscription): SubscriptionJson {
 // ---- parsing the suite's JSON into typed values, once ------------------------------------
 
 function obj(v: unknown, what: string): Json {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadInput(`${what} must be an object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what} must be an object`);
   return v as Json;
 }
 function str(v: unknown, what: string, dflt?: string): string {
   if (v === undefined && dflt !== undefined) return dflt;
-  if (typeof v !== 'string') throw new BadInput(`${what} must be a string`);
+  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
   return v;
 }
 function num(v: unknown, what: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadInput(`${what} must be a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${what} must be a number`);
   return v;
 }
 function time(v: unknown, what: string, dflt: number): number {
   if (v === undefined) return dflt;
   const ms = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
-  if (!Number.isFinite(ms)) throw new BadInput(`${what} must be an ISO date`);
+  if (!Number.isFinite(ms)) throw new Error(`${what} must be an ISO date`);
   return ms;
 }
 function timeOrNull(v: unknown, what: string): number | null {
@@ -117,7 +115,7 @@ function parseResource(feedUrl: string, v: unknown, existing: Topic | undefined)
 function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: number): Subscription {
   const s = obj(v, 'subscription');
   const protocol = str(s.protocol, 'protocol', 'http-post');
-  if (!isRssCloudProtocol(protocol) && protocol !== 'websub') throw new BadInput(`protocol "${protocol}" is unknown`);
+  if (!isRssCloudProtocol(protocol) && protocol !== 'websub') throw new Error(`protocol "${protocol}" is unknown`);
   const sub: Subscription = {
     topic: feedUrl,
     callback: str(s.url, 'url'),
@@ -175,7 +173,7 @@ export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseS
   });
   route('setSubscriptions', async (b) => {
     const feedUrl = str(b.feedUrl, 'feedUrl');
-    if (!Array.isArray(b.subscriptions)) throw new BadInput('subscriptions must be an array');
+    if (!Array.isArray(b.subscriptions)) throw new Error('subscriptions must be an array');
     const now = Date.now();
     const subs = b.subscriptions.map((s) => parseSubscription(feedUrl, s, now, leaseSeconds * 1000));
     for (const old of await store.subscriptionsOf(feedUrl)) await store.deleteSubscription(feedUrl, old.callback);
