@@ -7,6 +7,7 @@
 // and element count of a document are bounded. Every parse failure is an XmlRpcError
 // whose message is fit to be sent back verbatim as a faultString.
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { NOT_XML_CHAR, escapeXml } from './xml-escape.js';
 
 export type XmlRpcValue =
   | string
@@ -51,17 +52,9 @@ const XML_DECL = '<?xml version="1.0"?>\n';
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
-// Characters XML 1.0 cannot carry at all, even as character references.
-const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
-
 function escapeText(s: string): string {
-  return s
-    .replace(NOT_XML_CHAR, '\uFFFD') // would make the document malformed; U+FFFD is the honest stand-in
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/\r/g, '&#13;'); // a raw CR would be normalised to LF by the receiving parser
+  // A raw CR would be normalised to LF by the receiving parser.
+  return escapeXml(s).replace(/\r/g, '&#13;');
 }
 
 function pad(n: number, width: number): string {
