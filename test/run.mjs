@@ -9,7 +9,8 @@
 //           (BROWSER);
 //   lane 2: the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql:
 //           every hub on the PostgreSQL store (test/helpers/store-under-test.ts), every
-//           top-level suite titled "[postgresql] …"; then the embedded WebSub suite;
+//           top-level suite titled "[postgresql] …"; then the embedded WebSub and HTTPS suites
+//           (AFTER_PG);
 //   lane 3: the other embedded-store suites that spend their time waiting on protocol timers:
 //           WAIT below;
 //   lane 4: every other test file on the embedded store.
@@ -17,7 +18,9 @@
 // The suites mostly wait, so one after the other they left the cores idle most of the time;
 // four lanes take about a quarter as long as one (three took 4 m 31 s by the end of 2026-12-04,
 // close to the 5-minute budget, with the cores still half idle; four: 3 m 37 s; 4 m 2 s once the
-// PostgreSQL lane had grown, and less again with the browser and WebSub suites swapped). Every test file
+// PostgreSQL lane had grown, and less again with the browser and WebSub suites swapped; the
+// HTTPS suite moved from lane 4, the longest in every full run of 2026-12-05, to lane 2, the
+// shortest). Every test file
 // still runs exactly as `npx mocha` runs it (each run is its own process, with its own
 // throwaway PostgreSQL server); lane 1's output is shown as it comes,
 // the other runs' output whole, once the run before is done, so their lines never interleave.
@@ -44,8 +47,8 @@ const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/pg-si
 const WAIT = ['test/polling.test.ts', 'test/delivery.test.ts', 'test/security.test.ts', 'test/fuzz.test.ts', 'test/polling-schedule.test.ts', 'test/store.test.ts'];
 /** Lanes of their own would idle after them: each runs after a shorter lane's suites. */
 const BROWSER = ['test/browser.test.ts'];
-const WEBSUB = ['test/websub.test.ts'];
-const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER, ...WEBSUB];
+const AFTER_PG = ['test/websub.test.ts', 'test/https.test.ts'];
+const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER, ...AFTER_PG];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
   .filter((f) => f.endsWith('.test.ts'))
@@ -70,7 +73,7 @@ const LANES = [
   ],
   [
     { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
-    { name: 'embedded store, WebSub', config: embeddedConfig('websub', WEBSUB), store: 'embedded' },
+    { name: 'embedded store, WebSub and HTTPS', config: embeddedConfig('after-pg', AFTER_PG), store: 'embedded' },
   ],
   [{ name: 'embedded store, suites that wait on timers', config: embeddedConfig('wait', WAIT), store: 'embedded' }],
   [{ name: 'embedded store, the other suites', config: embeddedConfig('other', ALL.filter((f) => !SLOW.includes(f))), store: 'embedded' }],
