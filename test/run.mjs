@@ -1,8 +1,6 @@
-// `npm test`: the type check (tsc --noEmit) and six mocha runs in four lanes, all at the same
-// time, then ONE closing line for all, "N passed, N failed, N skipped", always the last line of
-// the output (CI reads it). The type check used to run first, alone (`tsc --noEmit && …`): some
-// 20 s of one core, the other idle, before any test began; tsx runs the tests without it. Its
-// errors are printed above the closing line, and a failed type check is one failure in the total.
+// `npm test` after the type check: six mocha runs in four lanes that run at the same time, then
+// ONE closing line for all, "N passed, N failed, N skipped", always the last line of the output
+// (CI reads it).
 //
 //   lane 1: the embedded-store suites that wait longest on other processes (several hubs, a
 //           PostgreSQL server stopped and started): WAIT_LONG below; then the browser suite
@@ -40,7 +38,6 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
-const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 
 // Measured per suite (2026-12-04, quiet machine): rebalance when a lane grows.
 const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/pg-silence.test.ts', 'test/migrate.test.ts', 'test/pg-managed.test.ts'];
@@ -121,13 +118,18 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** Runs node with `args` in its own process group, its output to `out`. */
-function runNode(args, env, out) {
+function runMocha(run, countsFile) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
+    const color = process.stdout.isTTY ? ['--color'] : [];
+    const child = spawn(process.execPath, [MOCHA, '--config', run.config, ...color, ...process.argv.slice(2)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+      env: { ...process.env, TEST_STORE: run.store, TEST_COUNTS_FILE: countsFile },
+    });
     children.add(child);
-    child.stdout.on('data', out);
-    child.stderr.on('data', out);
+    child.stdout.on('data', (c) => write(run, c));
+    child.stderr.on('data', (c) => write(run, c));
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     // 'close', not 'exit': the last of its output has been read by then.
     child.once('close', (code, signal) => {
@@ -135,22 +137,6 @@ function runNode(args, env, out) {
       resolve({ code, signal });
     });
   });
-}
-
-function runMocha(run, countsFile) {
-  const color = process.stdout.isTTY ? ['--color'] : [];
-  return runNode([MOCHA, '--config', run.config, ...color, ...process.argv.slice(2)], { ...process.env, TEST_STORE: run.store, TEST_COUNTS_FILE: countsFile }, (c) => write(run, c));
-}
-
-/** The type check; its output is held and printed above the closing line. */
-async function typeCheck() {
-  const output = [];
-  const started = Date.now();
-  const exit = await runNode([TSC, '--noEmit', ...(process.stdout.isTTY ? ['--pretty'] : [])], process.env, (c) => output.push(c));
-  const seconds = Math.round((Date.now() - started) / 1000);
-  if (exit.error) return { seconds, broke: `tsc could not be started: ${exit.error.message}`, output };
-  if (exit.code !== 0 || exit.signal) return { seconds, broke: `it failed (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`})`, output };
-  return { seconds, output };
 }
 
 async function start(run, i) {
@@ -178,29 +164,20 @@ async function start(run, i) {
 const results = new Map();
 const started = Date.now();
 let n = 0;
-let typed;
-await Promise.all([
-  typeCheck().then((r) => void (typed = r)),
-  ...LANES.map(async (lane) => {
+await Promise.all(
+  LANES.map(async (lane) => {
     for (const run of lane) {
       if (interrupted) return;
       results.set(run, await start(run, n++));
     }
   }),
-]);
+);
 for (const chunks of held.values()) for (const c of chunks) process.stdout.write(c);
 rmSync(tmp, { recursive: true, force: true });
 
 const line = (c) => `${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`;
 const total = { passed: 0, failed: 0, skipped: 0 };
-if (typed.broke) for (const c of typed.output) process.stdout.write(c);
 process.stdout.write(`\n${LANES.flat().length} runs in ${LANES.length} lanes, ${Math.round((Date.now() - started) / 1000)} s in all:\n`);
-if (typed.broke) {
-  process.stdout.write(`type check (${typed.seconds} s): ${typed.broke}, counted as one failure\n`);
-  total.failed += 1;
-} else {
-  process.stdout.write(`type check (${typed.seconds} s): no errors\n`);
-}
 for (const run of LANES.flat()) {
   const r = results.get(run);
   if (!r) {
