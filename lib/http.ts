@@ -8,8 +8,8 @@ import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { AddressGuard, OutboundError, type OutboundErrorCode } from './address-guard.js';
 import { decodeBody } from './content-coding.js';
 import { LookupTimeout, sharedLookups, systemResolver, type Resolver } from './lookups.js';
-import { hostsOnly } from './model.js';
-import { Limiter } from './notifier/limiter.js';
+import { FetchSlots } from './fetch-slots.js';
+import { callbackHost, hostsOnly } from './model.js';
 
 export { OutboundError, type OutboundErrorCode, type Resolver };
 
@@ -35,6 +35,8 @@ export interface HttpClientOptions {
   lookupSlots?: number;
   /** Topic and page reads ('fetch') in flight at once across all hosts (FETCH_CONCURRENCY); unset = no bound. */
   fetchConcurrency?: number;
+  /** Topic and page reads in flight at once to one host (FETCH_PER_HOST); only with fetchConcurrency. */
+  fetchPerHost?: number;
   /**
    * Certificates trusted for https instead of Node's roots (tests: their own CA). An operator
    * with an internal CA adds it to the roots with NODE_EXTRA_CA_CERTS instead (see README).
@@ -360,29 +362,6 @@ class Exchange implements Dispatcher.DispatchHandler {
  */
 const IDLE_CONNECTION_MS = 4_000;
 
-/**
- * Takes a slot of `slots`, waiting at most `ms` for one; past that, fails as a read that timed
- * out, which every face already answers in its protocol's shape. The wait has a deadline of its
- * own, apart from the request's: counted in it, reads that got their turn late were cut by it
- * halfway, their slot spent for nothing, and under a flood of slow feeds nearly every read failed.
- */
-function waitTurn(slots: Limiter, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let gaveUp = false;
-    const timer = setTimeout(() => {
-      gaveUp = true;
-      reject(new OutboundError('timeout', `no fetch slot free within ${ms} ms (FETCH_CONCURRENCY reads in flight)`));
-    }, ms);
-    const start = (): void => {
-      // Handed a slot after giving up: pass it on at once.
-      if (gaveUp) return slots.release();
-      clearTimeout(timer);
-      resolve();
-    };
-    if (slots.enter(start)) start();
-  });
-}
-
 export class HttpClient {
   private readonly guards: Record<TargetKind, AddressGuard>;
   private readonly agents: Record<TargetKind, Agent>;
@@ -391,15 +370,17 @@ export class HttpClient {
    * The pool bounds connections per origin only: a flood of pings or publishes naming thousands
    * of slow feeds on as many hosts opened a socket to each at once (3,000 measured), starved the
    * event loop until reads that would have succeeded timed out, and could reach the descriptor limit.
+   * Per host as well (FETCH_PER_HOST): one publisher's burst of pings took the slots, its slow
+   * server got 64 reads at once, and other publishers' reads waited behind the burst.
    */
-  private readonly fetches: Limiter | undefined;
+  private readonly fetches: FetchSlots | undefined;
   /** Requests in flight given longer than `timeoutMs`, each with the means to cut it short (see hurry). */
   private readonly lingering = new Set<() => void>();
   private hurried = false;
 
   constructor(private readonly opts: HttpClientOptions) {
     this.resolve = sharedLookups(opts.resolver ?? systemResolver, { slots: opts.lookupSlots ?? 2, maxWaitMs: opts.timeoutMs });
-    this.fetches = opts.fetchConcurrency === undefined ? undefined : new Limiter(opts.fetchConcurrency);
+    this.fetches = opts.fetchConcurrency === undefined ? undefined : new FetchSlots(opts.fetchConcurrency, opts.fetchPerHost ?? opts.fetchConcurrency);
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
@@ -444,11 +425,13 @@ export class HttpClient {
   async request(kind: TargetKind, url: string | URL, req: HttpRequest = {}): Promise<HttpResponse> {
     const slots = kind === 'fetch' ? this.fetches : undefined;
     if (!slots) return this.send(kind, url, req);
-    await waitTurn(slots, req.timeoutMs ?? this.opts.timeoutMs);
+    // The host the read starts at, keyed as deliveries key theirs (host:port, one spelling per
+    // host); a redirect elsewhere keeps the turn it started with.
+    const release = await slots.take(callbackHost(typeof url === 'string' ? url : url.href), req.timeoutMs ?? this.opts.timeoutMs);
     try {
       return await this.send(kind, url, req);
     } finally {
-      slots.release();
+      release();
     }
   }
 

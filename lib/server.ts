@@ -149,6 +149,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       timeoutMs: config.requestTimeoutMs,
       lookupSlots: config.lookupSlots,
       fetchConcurrency: config.fetchConcurrency,
+      fetchPerHost: config.fetchPerHost,
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
       fetchAllowCidrs: config.fetchAllowCidrs,

@@ -50,7 +50,8 @@ class SlowFeeds {
     };
     for (const res of this.held.splice(0)) answer(res);
     this.server.removeAllListeners('request');
-    this.server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.asked.push(req.url ?? '');
       this.inFlight++;
       this.peak = Math.max(this.peak, this.inFlight);
       res.on('close', () => this.inFlight--);
@@ -110,5 +111,103 @@ describe('FETCH_CONCURRENCY', function () {
     // The slots given up and handed back are free again: the next read goes out.
     feeds.answerAll();
     expect(await ping(hub, feeds.url('after'))).to.include({ success: true, msg: MSG.pinged });
+  });
+});
+
+// FETCH_PER_HOST: a publisher host pinging hundreds of its feeds at once gets a few reads at a
+// time, and a ping from another host is read at once, beside the burst rather than behind it.
+// A host is keyed as for deliveries (lib/model.ts hostKey: host:port), so two servers on
+// 127.0.0.1 on two ports are two hosts.
+describe('FETCH_PER_HOST', function () {
+  let hub: TestHub | undefined;
+  let big: SlowFeeds | undefined;
+  let small: SlowFeeds | undefined;
+
+  // On PostgreSQL a read holds a topic-lock connection (DATABASE_POOL_SIZE of them) while it
+  // waits for its fetch turn: with the default 10, the burst's reads waiting for their host took
+  // every one and the other host's read waited for a connection instead of a turn. Sized past the
+  // bursts here, these tests are about turns; the pool is a limit of its own.
+  const POOL = { DATABASE_POOL_SIZE: '64' };
+
+  afterEach(async () => {
+    await hub?.destroy();
+    await big?.close();
+    await small?.close();
+    hub = big = small = undefined;
+  });
+
+  /** Pings `urls` and resolves once the hub has taken every ping in (each has asked for its read). */
+  async function burst(h: TestHub, urls: string[]): Promise<Promise<Awaited<ReturnType<typeof ping>>>[]> {
+    let asked = 0;
+    const allAsked = new Promise<void>((resolve) => h.hub.on('published', () => ++asked === urls.length && resolve()));
+    const pings = urls.map((u) => ping(h, u));
+    await allAsked;
+    return pings;
+  }
+
+  it('reads at most 8 feeds of one host at once by default, and another host\'s feed meanwhile', async () => {
+    big = await SlowFeeds.start();
+    small = await SlowFeeds.start();
+    hub = await startTestHub(POOL);
+    const urls = Array.from({ length: 40 }, (_, i) => big!.url(`blog-${i}`));
+    const pings = await burst(hub, urls);
+    await big.holding(8);
+    // Every read the hub would start has reached the feed server by the time it answers this.
+    expect((await fetch(`${hub.url}/healthz`)).status).to.equal(200);
+    expect(big.held.length, 'reads of the busy host held at once').to.equal(8);
+    // The other publisher's ping is read while the busy host's reads are all still held.
+    small.answerAll();
+    expect(await ping(hub, small.url('news'))).to.include({ success: true, msg: MSG.pinged });
+    expect(big.held.length).to.equal(8);
+    big.answerAll();
+    for (const r of await Promise.all(pings)) expect(r).to.include({ success: true, msg: MSG.pinged });
+    expect(big.peak).to.equal(8);
+    expect(big.asked).to.have.length(40);
+  });
+
+  it('gives another host a FETCH_CONCURRENCY slot while one host\'s burst waits for its own', async () => {
+    big = await SlowFeeds.start();
+    small = await SlowFeeds.start();
+    // Two slots in all, one per host: the busy host's burst never holds the second.
+    hub = await startTestHub({ ...POOL, FETCH_CONCURRENCY: '2', FETCH_PER_HOST: '1' });
+    const urls = Array.from({ length: 10 }, (_, i) => big!.url(`blog-${i}`));
+    const pings = await burst(hub, urls);
+    await big.holding(1);
+    small.answerAll();
+    expect(await ping(hub, small.url('news'))).to.include({ success: true, msg: MSG.pinged });
+    expect(big.held.length).to.equal(1);
+    big.answerAll();
+    for (const r of await Promise.all(pings)) expect(r).to.include({ success: true, msg: MSG.pinged });
+    expect(big.peak).to.equal(1);
+  });
+
+  it('answers a ping whose read got no turn of its host within REQUEST_TIMEOUT_MS with the unreadable reply', async () => {
+    big = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_PER_HOST: '1', REQUEST_TIMEOUT_MS: '1000' });
+    const first = ping(hub, big.url('first'));
+    await big.holding(1);
+    const second = ping(hub, big.url('second'));
+    const third = ping(hub, big.url('third'));
+    const replies = await Promise.all([first, second, third]);
+    expect(replies.map((r) => r.success)).to.deep.equal([false, false, false]);
+    expect(replies[2]).to.include({ msg: MSG.pingReadError(big.url('third')) });
+    expect(big.asked).to.deep.equal(['/first.xml', '/second.xml']);
+    // The host's slot given up and handed back is free again.
+    big.answerAll();
+    expect(await ping(hub, big.url('after'))).to.include({ success: true, msg: MSG.pinged });
+  });
+
+  it('shares one read among the pings of one feed queued during its host\'s burst', async () => {
+    big = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_PER_HOST: '2' });
+    const urls = [...Array.from({ length: 4 }, (_, i) => big!.url(`blog-${i}`)), big.url('blog-3'), big.url('blog-3')];
+    const pings = await burst(hub, urls);
+    await big.holding(2);
+    big.answerAll();
+    for (const r of await Promise.all(pings)) expect(r).to.include({ success: true, msg: MSG.pinged });
+    // The first ping of blog-3 started its read (waiting for its turn); the two after it share
+    // the one read queued behind that (lib/hub.ts serialize): two reads, not three.
+    expect(big.asked.filter((p) => p === '/blog-3.xml')).to.have.length(2);
+    expect(big.peak).to.equal(2);
   });
 });
