@@ -61,8 +61,8 @@ export interface Config {
    * DELIVERY_PER_HOST and a little over a browser's 6 per host: polite to a slow server (a blog
    * host pinging 500 feeds answering in 300 ms gets 8 reads at a time, ~26 a second, where it got
    * 64 at once), fast enough for a fast one (at 50 ms a read, 160 a second), and with the default
-   * FETCH_CONCURRENCY it takes 16 hosts bursting at once to fill every slot. The slow host pays
-   * for its burst: reads that get no turn within REQUEST_TIMEOUT_MS fail (see README).
+   * FETCH_CONCURRENCY it takes 16 hosts bursting at once to fill every slot. A read waits in
+   * its host's line as long as it takes (lib/fetch-slots.ts WAITING_PER_HOST bounds the line).
    */
   fetchPerHost: number;
   websubLeaseDefaultSeconds: number;

@@ -37,6 +37,8 @@ export interface HttpClientOptions {
   fetchConcurrency?: number;
   /** Topic and page reads in flight at once to one host (FETCH_PER_HOST); only with fetchConcurrency. */
   fetchPerHost?: number;
+  /** Reads waiting at once in one host's line (tests); default WAITING_PER_HOST (lib/fetch-slots.ts). */
+  fetchWaitingPerHost?: number;
   /**
    * Certificates trusted for https instead of Node's roots (tests: their own CA). An operator
    * with an internal CA adds it to the roots with NODE_EXTRA_CA_CERTS instead (see README).
@@ -57,6 +59,11 @@ export interface HttpRequest {
    * 'too_large'.
    */
   readAtMost?: number;
+  /**
+   * A read ('fetch') whose caller holds its turn already (fetchTurn): it does not queue again.
+   * A topic's read takes its turn before its topic lock, which on PostgreSQL holds a connection.
+   */
+  turnHeld?: boolean;
 }
 
 export interface HttpResponse {
@@ -380,7 +387,7 @@ export class HttpClient {
 
   constructor(private readonly opts: HttpClientOptions) {
     this.resolve = sharedLookups(opts.resolver ?? systemResolver, { slots: opts.lookupSlots ?? 2, maxWaitMs: opts.timeoutMs });
-    this.fetches = opts.fetchConcurrency === undefined ? undefined : new FetchSlots(opts.fetchConcurrency, opts.fetchPerHost ?? opts.fetchConcurrency);
+    this.fetches = opts.fetchConcurrency === undefined ? undefined : new FetchSlots(opts.fetchConcurrency, opts.fetchPerHost ?? opts.fetchConcurrency, opts.fetchWaitingPerHost);
     const agent = (guard: AddressGuard): Agent =>
       new Agent({
         connections: opts.connections ?? 64,
@@ -423,16 +430,25 @@ export class HttpClient {
 
   /** `url` may be given parsed, when the caller sends to it many times (a subscriber's callback). */
   async request(kind: TargetKind, url: string | URL, req: HttpRequest = {}): Promise<HttpResponse> {
-    const slots = kind === 'fetch' ? this.fetches : undefined;
-    if (!slots) return this.send(kind, url, req);
-    // The host the read starts at, keyed as deliveries key theirs (host:port, one spelling per
-    // host); a redirect elsewhere keeps the turn it started with.
-    const release = await slots.take(callbackHost(typeof url === 'string' ? url : url.href), req.timeoutMs ?? this.opts.timeoutMs);
+    if (kind !== 'fetch' || req.turnHeld) return this.send(kind, url, req);
+    const release = await this.fetchTurn(url, req.timeoutMs);
     try {
       return await this.send(kind, url, req);
     } finally {
       release();
     }
+  }
+
+  /**
+   * Takes a read's turn (FETCH_PER_HOST, then FETCH_CONCURRENCY; see lib/fetch-slots.ts) for a
+   * caller that must hold it before something else (a topic lock), and then reads with
+   * `turnHeld`. Resolves to the function that gives it back. Rejects as a read that timed out.
+   */
+  async fetchTurn(url: string | URL, timeoutMs = this.opts.timeoutMs): Promise<() => void> {
+    if (!this.fetches) return noop;
+    // The host the read starts at, keyed as deliveries key theirs (host:port, one spelling per
+    // host); a redirect elsewhere keeps the turn it started with.
+    return this.fetches.take(callbackHost(typeof url === 'string' ? url : url.href), timeoutMs);
   }
 
   private async send(kind: TargetKind, url: string | URL, req: HttpRequest): Promise<HttpResponse> {
@@ -534,6 +550,8 @@ export class HttpClient {
    */
   hurry(): void {
     this.hurried = true;
+    // Reads not started are dropped rather than waited for (see FetchSlots.stop).
+    this.fetches?.stop();
     for (const cut of this.lingering) cut();
     this.lingering.clear();
   }
@@ -542,3 +560,5 @@ export class HttpClient {
     await Promise.all([this.agents.fetch.close(), this.agents.callback.close()]);
   }
 }
+
+function noop(): void {}

@@ -266,8 +266,8 @@ export class Hub extends EventEmitter {
       this.note({ kind: 'ping', topic: url, ok: true, protocol: 'rssCloud' });
       const pinged = await this.pingedBy(this.pingUrl(url, 'topic', 'rssCloud'), answerBy.reached);
       if (pinged === 'late') {
-        // Not read in time (queued behind another read of the topic, FETCH_MIN_INTERVAL_MS, a
-        // site's page and then its feeds): the pinger hears what a read that timed out gets, as
+        // Not read in time (queued behind another read of the topic, in its host's line of a
+        // burst (FETCH_PER_HOST), FETCH_MIN_INTERVAL_MS, a site's page and then its feeds): the pinger hears what a read that timed out gets, as
         // for one that waited too long for a FETCH_CONCURRENCY slot. Told it worked, it would
         // never hear of a read that fails after; asked again, it joins the read or finds it done.
         this.deps.log.info('ping: topic not read in time, answered as unreadable; the read goes on', { topic: url });
@@ -905,13 +905,25 @@ export class Hub extends EventEmitter {
    * fetch, every subscriber once.
    */
   refresh(url: string): Promise<RefreshResult> {
+    let release = noop;
     return this.serialize(
       url,
       async () => {
+        // Again under the lock: another process on the database may have read the topic since.
         await this.fetchSlot(url);
-        return this.checker.fetch(url);
+        try {
+          return await this.checker.fetch(url, { turnHeld: true });
+        } finally {
+          // Read: the next of its host goes while this one's change is staged.
+          release();
+        }
       },
       true,
+      async () => {
+        // FETCH_MIN_INTERVAL_MS is waited out before the turn, which it would hold idle.
+        await this.fetchSlot(url);
+        return (release = await this.deps.http.fetchTurn(url));
+      },
     );
   }
 
@@ -935,8 +947,10 @@ export class Hub extends EventEmitter {
    * that finds another read queued and not yet started shares it: it will see everything that
    * changed before either asked. A fat ping never shares: its content is its own, and a read
    * queued behind one must not be answered by it (that read would never fetch the topic).
+   * `turn`, for a read: takes its turn before the topic lock; its release is called, at the
+   * latest, once the lock is given back (more than once is harmless).
    */
-  private serialize(url: string, check: () => Promise<CheckResult>, joins: boolean): Promise<RefreshResult> {
+  private serialize(url: string, check: () => Promise<CheckResult>, joins: boolean, turn?: () => Promise<() => void>): Promise<RefreshResult> {
     const queue = this.refreshing.get(url);
     if (joins && queue?.joinable) return queue.joinable;
     const entry: { last: Promise<unknown>; joinable?: Promise<RefreshResult> } = queue ?? { last: Promise.resolve() };
@@ -945,7 +959,12 @@ export class Hub extends EventEmitter {
       if (entry.joinable === run) delete entry.joinable;
       let result: CheckResult;
       let start: (() => Promise<FanOutReport>) | undefined;
+      let release: (() => void) | undefined;
       try {
+        // A read's turn (FETCH_PER_HOST, FETCH_CONCURRENCY) is taken before the topic lock, which
+        // on PostgreSQL holds a connection: reads waiting in a busy host's line held every one
+        // (DATABASE_POOL_SIZE), and another host's ping waited behind the burst for a connection.
+        release = await turn?.();
         // Several hub processes on one database: one refresh of a topic at a time across all
         // of them, so each version is assigned once (a no-op on the embedded store). A new
         // version goes into the outbox before the topic records it, both under the lock.
@@ -957,6 +976,8 @@ export class Hub extends EventEmitter {
       } catch (e) {
         this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
         throw e;
+      } finally {
+        release?.();
       }
       this.note({ kind: 'fetch', topic: url, ok: true, detail: result.changed ? `changed, version ${result.topic.version}` : 'unchanged' });
       if (result.topic.ctChecks === 1) this.topicCreated();

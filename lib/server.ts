@@ -45,6 +45,8 @@ export interface StartOptions {
   resolver?: Resolver;
   /** Replaces the trusted certificates for outbound https (tests: their own CA). */
   ca?: string[];
+  /** Reads waiting at once in one feed host's line (tests: a short line); default WAITING_PER_HOST. */
+  fetchWaitingPerHost?: number;
 }
 
 /**
@@ -150,6 +152,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       lookupSlots: config.lookupSlots,
       fetchConcurrency: config.fetchConcurrency,
       fetchPerHost: config.fetchPerHost,
+      ...(opts.fetchWaitingPerHost !== undefined && { fetchWaitingPerHost: opts.fetchWaitingPerHost }),
       maxResponseBytes: config.maxResponseBytes,
       userAgent: USER_AGENT,
       fetchAllowCidrs: config.fetchAllowCidrs,

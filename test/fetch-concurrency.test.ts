@@ -5,9 +5,13 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { MSG, ping } from './helpers/rsscloud.js';
+import { Recorder, type Recorded } from './helpers/recorder.js';
+import { MSG, ping, pleaseNotify, subscribeAllForm } from './helpers/rsscloud.js';
 
-const RSS = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://example.com/</link><description>d</description><item><title>a</title><guid>a</guid></item></channel></rss>';
+/** A feed; `version` names its one item, so a feed read after `version` changed is a change. */
+function rss(version: string): string {
+  return `<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>http://example.com/</link><description>d</description><item><title>${version}</title><guid>${version}</guid></item></channel></rss>`;
+}
 
 /** A feed server whose feeds answer only when `answer` lets them; counts the reads in flight. */
 class SlowFeeds {
@@ -16,6 +20,10 @@ class SlowFeeds {
   readonly held: http.ServerResponse[] = [];
   /** Every path asked for, in order. */
   readonly asked: string[] = [];
+  /** What every feed shows (see rss). */
+  version = 'a';
+  /** Set by answerAll: how long each read then takes; unset, reads are held. */
+  private delayMs: number | undefined;
   private waiters: (() => void)[] = [];
   private constructor(readonly server: http.Server) {}
 
@@ -26,6 +34,7 @@ class SlowFeeds {
         feeds.inFlight++;
         feeds.peak = Math.max(feeds.peak, feeds.inFlight);
         res.on('close', () => feeds.inFlight--);
+        if (feeds.delayMs !== undefined) return feeds.answer(res);
         feeds.held.push(res);
         for (const w of feeds.waiters.splice(0)) w();
       }),
@@ -43,20 +52,21 @@ class SlowFeeds {
     while (this.held.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  /** Answers the held reads, and every later one, after a turn of the event loop each. */
-  answerAll(): void {
-    const answer = (res: http.ServerResponse): void => {
-      setImmediate(() => res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(RSS));
-    };
-    for (const res of this.held.splice(0)) answer(res);
-    this.server.removeAllListeners('request');
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.asked.push(req.url ?? '');
-      this.inFlight++;
-      this.peak = Math.max(this.peak, this.inFlight);
-      res.on('close', () => this.inFlight--);
-      answer(res);
-    });
+  /** Answers the held reads, and every later one, after `delayMs` each (0: a turn of the event loop). */
+  answerAll(delayMs = 0): void {
+    this.delayMs = delayMs;
+    for (const res of this.held.splice(0)) this.answer(res);
+  }
+
+  /** Holds every later read again, until answerAll. */
+  holdAll(): void {
+    this.delayMs = undefined;
+  }
+
+  private answer(res: http.ServerResponse): void {
+    const send = (): void => void res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(rss(this.version));
+    if (this.delayMs) setTimeout(send, this.delayMs);
+    else setImmediate(send);
   }
 
   async close(): Promise<void> {
@@ -115,19 +125,14 @@ describe('FETCH_CONCURRENCY', function () {
 });
 
 // FETCH_PER_HOST: a publisher host pinging hundreds of its feeds at once gets a few reads at a
-// time, and a ping from another host is read at once, beside the burst rather than behind it.
+// time, every one of them read in the end, and a ping from another host is read at once, beside
+// the burst rather than behind it.
 // A host is keyed as for deliveries (lib/model.ts hostKey: host:port), so two servers on
 // 127.0.0.1 on two ports are two hosts.
 describe('FETCH_PER_HOST', function () {
   let hub: TestHub | undefined;
   let big: SlowFeeds | undefined;
   let small: SlowFeeds | undefined;
-
-  // On PostgreSQL a read holds a topic-lock connection (DATABASE_POOL_SIZE of them) while it
-  // waits for its fetch turn: with the default 10, the burst's reads waiting for their host took
-  // every one and the other host's read waited for a connection instead of a turn. Sized past the
-  // bursts here, these tests are about turns; the pool is a limit of its own.
-  const POOL = { DATABASE_POOL_SIZE: '64' };
 
   afterEach(async () => {
     await hub?.destroy();
@@ -148,7 +153,10 @@ describe('FETCH_PER_HOST', function () {
   it('reads at most 8 feeds of one host at once by default, and another host\'s feed meanwhile', async () => {
     big = await SlowFeeds.start();
     small = await SlowFeeds.start();
-    hub = await startTestHub(POOL);
+    // The default DATABASE_POOL_SIZE (10) on PostgreSQL: a read takes its turn before its
+    // topic lock's connection, so the 32 reads waiting in the busy host's line hold none, and the
+    // other host's read gets one (it waited behind the burst for a connection, and failed).
+    hub = await startTestHub();
     const urls = Array.from({ length: 40 }, (_, i) => big!.url(`blog-${i}`));
     const pings = await burst(hub, urls);
     await big.holding(8);
@@ -169,7 +177,7 @@ describe('FETCH_PER_HOST', function () {
     big = await SlowFeeds.start();
     small = await SlowFeeds.start();
     // Two slots in all, one per host: the busy host's burst never holds the second.
-    hub = await startTestHub({ ...POOL, FETCH_CONCURRENCY: '2', FETCH_PER_HOST: '1' });
+    hub = await startTestHub({ FETCH_CONCURRENCY: '2', FETCH_PER_HOST: '1' });
     const urls = Array.from({ length: 10 }, (_, i) => big!.url(`blog-${i}`));
     const pings = await burst(hub, urls);
     await big.holding(1);
@@ -181,20 +189,77 @@ describe('FETCH_PER_HOST', function () {
     expect(big.peak).to.equal(1);
   });
 
-  it('answers a ping whose read got no turn of its host within REQUEST_TIMEOUT_MS with the unreadable reply', async () => {
+  it('reads every feed of a burst in its host\'s turn, however long its line, and tells every subscriber of each', async () => {
     big = await SlowFeeds.start();
-    hub = await startTestHub({ FETCH_PER_HOST: '1', REQUEST_TIMEOUT_MS: '1000' });
+    small = await SlowFeeds.start();
+    const subs = await Recorder.start();
+    try {
+      // A ping's answer is due 2 × 400 + 1,000 ms after it came; 40 reads of 100 ms, 2 at a time,
+      // take 2 s at least: the last pings in line are answered before their feed is read.
+      hub = await startTestHub({ FETCH_PER_HOST: '2', REQUEST_TIMEOUT_MS: '400' });
+      const urls = Array.from({ length: 40 }, (_, i) => big!.url(`blog-${i}`));
+      big.answerAll();
+      for (const part of [urls.slice(0, 20), urls.slice(20)]) {
+        expect(await pleaseNotify(hub, subscribeAllForm(subs, '/cb', part))).to.include({ success: true });
+      }
+      await hub.hub.idle();
+      // Every feed changes, and the blog host pings them all at once.
+      big.version = 'b';
+      big.holdAll();
+      big.peak = 0;
+      subs.reset();
+      const pings = await burst(hub, urls);
+      await big.holding(2);
+      // Another host's ping is read and answered while the busy host's line is still full.
+      small.answerAll();
+      expect(await ping(hub, small.url('news'))).to.include({ success: true, msg: MSG.pinged });
+      expect(big.held.length).to.equal(2);
+      big.answerAll(100);
+      const replies = await Promise.all(pings);
+      // Answered in time: read, its subscribers told. Past its answer's deadline: the pinger
+      // hears "could not read", and the read goes on (lib/hub.ts pingedBy).
+      const late = replies.filter((r, i) => r.msg === MSG.pingReadError(urls[i]!));
+      for (const r of replies) if (!late.includes(r)) expect(r).to.include({ success: true, msg: MSG.pinged });
+      expect(late, 'pings answered before their feed was read').to.not.be.empty;
+      // Every feed is read, and every subscriber told, once.
+      const notified = (r: Recorded): string => new URLSearchParams(r.body.toString()).get('url') ?? '';
+      await subs.waitFor(40, (r) => r.method === 'POST', 10_000);
+      await hub.hub.idle();
+      expect(subs.matching((r) => r.method === 'POST').map(notified).sort()).to.deep.equal([...urls].sort());
+      expect(big.peak).to.equal(2);
+    } finally {
+      await subs.close();
+    }
+  });
+
+  it('refuses a read at once when its host\'s line is full, as unreadable, and reads those in line', async () => {
+    big = await SlowFeeds.start();
+    // A line of 2 (WAITING_PER_HOST, 1,000, in production).
+    hub = await startTestHub({ FETCH_PER_HOST: '1' }, undefined, { fetchWaitingPerHost: 2 });
     const first = ping(hub, big.url('first'));
     await big.holding(1);
-    const second = ping(hub, big.url('second'));
-    const third = ping(hub, big.url('third'));
-    const replies = await Promise.all([first, second, third]);
-    expect(replies.map((r) => r.success)).to.deep.equal([false, false, false]);
-    expect(replies[2]).to.include({ msg: MSG.pingReadError(big.url('third')) });
-    expect(big.asked).to.deep.equal(['/first.xml', '/second.xml']);
-    // The host's slot given up and handed back is free again.
+    const inLine = await burst(hub, [big.url('second'), big.url('third')]);
+    // The line holds 2: the next is refused at once, while the first read is still held.
+    expect(await ping(hub, big.url('fourth'))).to.include({ success: false, msg: MSG.pingReadError(big.url('fourth')) });
+    expect(big.asked).to.deep.equal(['/first.xml']);
     big.answerAll();
-    expect(await ping(hub, big.url('after'))).to.include({ success: true, msg: MSG.pinged });
+    for (const r of await Promise.all([first, ...inLine])) expect(r).to.include({ success: true, msg: MSG.pinged });
+    expect(big.asked).to.deep.equal(['/first.xml', '/second.xml', '/third.xml']);
+    // The line has room again.
+    expect(await ping(hub, big.url('fifth'))).to.include({ success: true, msg: MSG.pinged });
+  });
+
+  it('drops the reads waiting in a host\'s line at a stop, rather than waiting for them', async () => {
+    big = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_PER_HOST: '1', REQUEST_TIMEOUT_MS: '1000' });
+    const urls = Array.from({ length: 20 }, (_, i) => big!.url(`blog-${i}`));
+    const pings = await burst(hub, urls);
+    await big.holding(1);
+    // Waiting for the line, the stop would last 20 reads of REQUEST_TIMEOUT_MS each.
+    await hub.close();
+    const replies = await Promise.all(pings);
+    for (const [i, r] of replies.entries()) expect(r).to.include({ success: false, msg: MSG.pingReadError(urls[i]!) });
+    expect(big.asked, 'reads started').to.have.length(1);
   });
 
   it('shares one read among the pings of one feed queued during its host\'s burst', async () => {

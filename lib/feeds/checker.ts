@@ -59,15 +59,18 @@ export class TopicChecker {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Fetches the topic and records the check. Throws FetchFailed or OutboundError. */
-  async fetch(url: string): Promise<CheckResult> {
+  /**
+   * Fetches the topic and records the check. Throws FetchFailed or OutboundError. `turnHeld`:
+   * the caller holds the read's turn (HttpClient.fetchTurn).
+   */
+  async fetch(url: string, { turnHeld = false }: { turnHeld?: boolean } = {}): Promise<CheckResult> {
     const prev = (await this.store.getTopic(url)) ?? newTopic(url);
     const headers: Record<string, string> = {};
     if (prev.lastHash !== '') {
       if (prev.etag) headers['if-none-match'] = prev.etag;
       if (prev.lastModified) headers['if-modified-since'] = prev.lastModified;
     }
-    const res = await this.http.request('fetch', url, { method: 'GET', headers, maxRedirects: FETCH_MAX_REDIRECTS });
+    const res = await this.http.request('fetch', url, { method: 'GET', headers, maxRedirects: FETCH_MAX_REDIRECTS, turnHeld });
     const maxAgeSeconds = maxAge(res.headers['cache-control']);
     if (res.status === 304 && prev.lastHash !== '') {
       const topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: this.now() };
