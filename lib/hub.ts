@@ -955,8 +955,6 @@ export class Hub extends EventEmitter {
     if (joins && queue?.joinable) return queue.joinable;
     const entry: { last: Promise<unknown>; joinable?: Promise<RefreshResult> } = queue ?? { last: Promise.resolve() };
     const run: Promise<RefreshResult> = entry.last.then(noop, noop).then(async () => {
-      // Started: a read asked for from now on may miss what this one reads, so it queues anew.
-      if (entry.joinable === run) delete entry.joinable;
       let result: CheckResult;
       let start: (() => Promise<FanOutReport>) | undefined;
       let release: (() => void) | undefined;
@@ -964,7 +962,10 @@ export class Hub extends EventEmitter {
         // A read's turn (FETCH_PER_HOST, FETCH_CONCURRENCY) is taken before the topic lock, which
         // on PostgreSQL holds a connection: reads waiting in a busy host's line held every one
         // (DATABASE_POOL_SIZE), and another host's ping waited behind the burst for a connection.
+        // Until it has its turn the read has not begun, so pings of the topic meanwhile share it.
         release = await turn?.();
+        // Started: a read asked for from now on may miss what this one reads, so it queues anew.
+        if (entry.joinable === run) delete entry.joinable;
         // Several hub processes on one database: one refresh of a topic at a time across all
         // of them, so each version is assigned once (a no-op on the embedded store). A new
         // version goes into the outbox before the topic records it, both under the lock.
