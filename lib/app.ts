@@ -1,6 +1,5 @@
 // createApp mounts the faces on one express app. It is the only file in lib/ that knows
 // express exists, because mounting faces is its whole job.
-import { STATUS_CODES } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import type { StreamHub } from './stream.js';
 import type { Store } from './store/store.js';
 import { RateLimiter } from './rate-limit.js';
 import { AddressGuard } from './address-guard.js';
+import { NOT_FOUND_WORDS, UNHANDLED_FAILURE_WORDS, statusTextMessage } from './messages.js';
 import { withoutTrailingSlashes } from './model.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
 import { sendText } from '../routes/plain-text.js';
@@ -156,7 +156,7 @@ export function createApp(deps: AppDeps): express.Express {
   if (config.enableTestApi) app.use(testApiRouter(hub, store, deps.operator, config.rssCloudLeaseSeconds));
 
   app.use((_req: Request, res: Response) => {
-    sendText(res, 404, 'Not found.');
+    sendText(res, 404, NOT_FOUND_WORDS);
   });
   // Never a stack trace on the wire: the detail goes to the log.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -164,13 +164,13 @@ export function createApp(deps: AppDeps): express.Express {
     // the file: 416 with its Content-Range; an If-Match that fails: 412): that status, not a 500
     // that a download manager or cache resuming a page took for the hub failing, and logged as one.
     const status = clientErrorStatus(err);
-    if (status !== undefined && !res.headersSent) return void sendText(res, status, `${STATUS_CODES[status] ?? 'Bad request'}.`);
+    if (status !== undefined && !res.headersSent) return void sendText(res, status, statusTextMessage(status));
     log.error('request failed', { path: req.path, error: err instanceof Error ? err.message : String(err) });
     if (res.headersSent) return res.destroy();
     // A face whose clients read another shape (JSON) says how to answer (see failureReply).
     const reply = (res.locals as { failureReply?: (res: Response) => void }).failureReply;
     if (reply) return reply(res);
-    sendText(res, 500, 'The hub could not handle this request.');
+    sendText(res, 500, UNHANDLED_FAILURE_WORDS);
   });
   return app;
 }

@@ -2,6 +2,7 @@
 // codes; a face chooses the words. The rssCloud words are compared byte for byte by real
 // clients and by the community's e2e suite, so they are kept exactly as the reference server
 // says them (../shared/protocols/rsscloud.md §1.6).
+import { STATUS_CODES } from 'node:http';
 
 export type HubErrorCode =
   | 'missing_params'
@@ -119,4 +120,37 @@ export function weblogUpdatesUsageMessage(method: string, usage: string, problem
 
 export function rateLimitedMessage(retryAfterSeconds: number): string {
   return `Too many requests from your address: try again in ${retryAfterSeconds} seconds.`;
+}
+
+/** The status line's own words, for a client error with nothing more to say (a Range past the end of a file). */
+export function statusTextMessage(status: number): string {
+  return `${STATUS_CODES[status] ?? 'Bad request'}.`;
+}
+
+export const NOT_FOUND_WORDS = 'Not found.';
+
+/**
+ * The words of the app's last error handler, for a failure no face answered in its own way.
+ * Not HUB_FAILURE_WORDS, though it means much the same: clients compare these bytes, and a
+ * change of wording is a change of what they see, to be made on purpose.
+ */
+export const UNHANDLED_FAILURE_WORDS = 'The hub could not handle this request.';
+
+/**
+ * What is wrong with a URL a client sent (routes/body.ts parseHttpUrl), said after the
+ * parameter's name: "hub.topic is required." (see badParameterMessage).
+ */
+export const URL_PROBLEMS = {
+  missing: 'is required',
+  controlCharacters: 'must not contain control characters (tabs, line breaks)',
+  edgeSpaces: 'must not begin or end with a space',
+  notAbsolute: 'is not an absolute URL',
+  notHttp: 'must be an http or https URL',
+  fragment: 'must not contain a fragment',
+  credentials: 'must not carry a user name or password',
+} as const;
+
+/** A parameter refused for `problem` (one of URL_PROBLEMS): "hub.callback is not an absolute URL." */
+export function badParameterMessage(name: string, problem: string): string {
+  return `${name} ${problem}.`;
 }

@@ -5,6 +5,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
 import { decodeBytes, mediaType } from '../lib/media-type.js';
+import { URL_PROBLEMS } from '../lib/messages.js';
 import { carriesCredentials, hasControlCharacters, hasEdgeSpaces } from '../lib/model.js';
 
 export function rawBody(limitBytes: number): RequestHandler {
@@ -140,17 +141,17 @@ export function bodyErrorStatus(err: unknown, res: Response): number | undefined
 
 /** An absolute http(s) URL without a fragment or credentials, or what is wrong with it. */
 export function parseHttpUrl(value: string | null | undefined): string | { problem: string } {
-  if (value === null || value === undefined || value === '') return { problem: 'is required' };
-  if (hasControlCharacters(value)) return { problem: 'must not contain control characters (tabs, line breaks)' };
-  if (hasEdgeSpaces(value)) return { problem: 'must not begin or end with a space' };
+  if (value === null || value === undefined || value === '') return { problem: URL_PROBLEMS.missing };
+  if (hasControlCharacters(value)) return { problem: URL_PROBLEMS.controlCharacters };
+  if (hasEdgeSpaces(value)) return { problem: URL_PROBLEMS.edgeSpaces };
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return { problem: 'is not an absolute URL' };
+    return { problem: URL_PROBLEMS.notAbsolute };
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: 'must be an http or https URL' };
-  if (value.includes('#')) return { problem: 'must not contain a fragment' };
-  if (carriesCredentials(value)) return { problem: 'must not carry a user name or password' };
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: URL_PROBLEMS.notHttp };
+  if (value.includes('#')) return { problem: URL_PROBLEMS.fragment };
+  if (carriesCredentials(value)) return { problem: URL_PROBLEMS.credentials };
   return value;
 }
