@@ -154,3 +154,41 @@ export const URL_PROBLEMS = {
 export function badParameterMessage(name: string, problem: string): string {
   return `${name} ${problem}.`;
 }
+
+// The WebSub face's plain-text refusals and acknowledgements (REC §5.1.2: a 4xx with a reason).
+export const WEBSUB_WORDS = {
+  secretInUrl: 'hub.secret must be sent in the request body, not in the URL, where logs keep it.',
+  notAForm: 'The request body must be a form: application/x-www-form-urlencoded (or multipart/form-data).',
+  multipartUnreadable: 'The multipart/form-data body could not be read.',
+  unknownMode: 'hub.mode must be subscribe, unsubscribe or publish.',
+  howToUse: 'This is a WebSub hub: POST hub.mode=subscribe|unsubscribe|publish, or GET hub.mode=discover&hub.topic=URL.',
+  leaseNotWhole: 'hub.lease_seconds must be a whole number of seconds (0 or less for the default lease).',
+  publishNeedsUrl: 'hub.url (or hub.topic) is required to publish.',
+} as const;
+
+export function webSubFormTooLargeMessage(maxBytes: number): string {
+  return `A form must be at most ${maxBytes} bytes; only a fat ping may be larger.`;
+}
+
+/** REC §5.1 says "less than 200 bytes", and so does the refusal. */
+export function webSubSecretTooLongMessage(bytes: number): string {
+  return `hub.secret must be less than 200 bytes (it has ${bytes}).`;
+}
+
+export function webSubVerifyTokenTooLongMessage(maxBytes: number, bytes: number): string {
+  return `hub.verify_token must be at most ${maxBytes} bytes (it has ${bytes}).`;
+}
+
+export function webSubAcceptedMessage(mode: 'subscribe' | 'unsubscribe'): string {
+  return `Accepted: the hub will verify this ${mode} request with a GET to the callback.`;
+}
+
+/** A publish's line for a URL it takes (and a fat ping's whole answer). */
+export function webSubUrlAcceptedLine(url: string): string {
+  return `Accepted: ${url}`;
+}
+
+/** A publish's line for a URL it refuses, with the problem (one of URL_PROBLEMS). */
+export function webSubUrlRefusedLine(url: string, problem: string): string {
+  return `Refused: ${url} (${problem})`;
+}

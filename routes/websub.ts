@@ -5,7 +5,19 @@
 // clients still send them.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Hub } from '../lib/hub.js';
-import { BUSY_RETRY_AFTER_SECONDS, messageFor, unreadableBodyMessage } from '../lib/messages.js';
+import {
+  BUSY_RETRY_AFTER_SECONDS,
+  WEBSUB_WORDS,
+  badParameterMessage,
+  messageFor,
+  unreadableBodyMessage,
+  webSubAcceptedMessage,
+  webSubFormTooLargeMessage,
+  webSubSecretTooLongMessage,
+  webSubUrlAcceptedLine,
+  webSubUrlRefusedLine,
+  webSubVerifyTokenTooLongMessage,
+} from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { sendText } from './plain-text.js';
@@ -48,25 +60,25 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     // could sign deliveries the subscriber takes as the hub's. Refused rather than ignored, which
     // left a subscriber that checks signatures dropping every unsigned delivery, unaware. (An
     // empty one is no secret, as in the body.)
-    if (query.getAll('hub.secret').some((s) => s !== '')) return sendText(res, 400, SECRET_IN_URL);
+    if (query.getAll('hub.secret').some((s) => s !== '')) return sendText(res, 400, WEBSUB_WORDS.secretInUrl);
     // Compressed, a form's size is known only now.
     if (bodyBuffer(req).length > MAX_FORM_BYTES) return sendText(res, 413, FORM_TOO_LARGE);
     const body = isMultipartRequest(req) ? await multipartParams(req) : formParams(req);
-    if (body === null) return sendText(res, 400, 'The multipart/form-data body could not be read.');
+    if (body === null) return sendText(res, 400, WEBSUB_WORDS.multipartUnreadable);
     const form = withQuery(body, query);
     const mode = form.get('hub.mode');
     if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);
     if (mode === 'publish') return publish(hub, res, form);
-    return sendText(res, 400, 'hub.mode must be subscribe, unsubscribe or publish.');
+    return sendText(res, 400, WEBSUB_WORDS.unknownMode);
   });
 
   router.get('/websub', cors, rateLimit(opts.rate, refuse), async (req, res) => {
     const query = queryParams(req);
     if (query.get('hub.mode') !== 'discover') {
-      return sendText(res, 400, 'This is a WebSub hub: POST hub.mode=subscribe|unsubscribe|publish, or GET hub.mode=discover&hub.topic=URL.');
+      return sendText(res, 400, WEBSUB_WORDS.howToUse);
     }
     const topic = parseHttpUrl(query.get('hub.topic'));
-    if (typeof topic !== 'string') return sendText(res, 400, `hub.topic ${topic.problem}.`);
+    if (typeof topic !== 'string') return sendText(res, 400, badParameterMessage('hub.topic', topic.problem));
     // Every other door refuses a topic over MAX_URL_LENGTH unread; this one fetched it (up to
     // Node's 16 KB of request line) and echoed it back.
     const tooLong = hub.checkUrls([topic]);
@@ -86,9 +98,7 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
   return router;
 }
 
-const FORM_TOO_LARGE = `A form must be at most ${MAX_FORM_BYTES} bytes; only a fat ping may be larger.`;
-const SECRET_IN_URL = 'hub.secret must be sent in the request body, not in the URL, where logs keep it.';
-const NOT_A_FORM = 'The request body must be a form: application/x-www-form-urlencoded (or multipart/form-data).';
+const FORM_TOO_LARGE = webSubFormTooLargeMessage(MAX_FORM_BYTES);
 
 /**
  * A form in either encoding. PubSubHubbub clients in PHP that give curl their fields as an array
@@ -116,7 +126,7 @@ function withQuery(body: URLSearchParams, query: URLSearchParams): URLSearchPara
  */
 function refuseUnread(req: Request, res: Response, next: NextFunction): void {
   const form = isForm(req);
-  if (!form) return queryParams(req).get('hub.mode') === 'publish' ? next() : sendText(res, 415, NOT_A_FORM);
+  if (!form) return queryParams(req).get('hub.mode') === 'publish' ? next() : sendText(res, 415, WEBSUB_WORDS.notAForm);
   const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
   if (identity && Number(req.headers['content-length']) > MAX_FORM_BYTES) return sendText(res, 413, FORM_TOO_LARGE);
   next();
@@ -124,14 +134,14 @@ function refuseUnread(req: Request, res: Response, next: NextFunction): void {
 
 async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode: 'subscribe' | 'unsubscribe'): Promise<void> {
   const callback = parseHttpUrl(form.get('hub.callback'));
-  if (typeof callback !== 'string') return sendText(res, 400, `hub.callback ${callback.problem}.`);
+  if (typeof callback !== 'string') return sendText(res, 400, badParameterMessage('hub.callback', callback.problem));
   const topic = parseHttpUrl(form.get('hub.topic'));
-  if (typeof topic !== 'string') return sendText(res, 400, `hub.topic ${topic.problem}.`);
+  if (typeof topic !== 'string') return sendText(res, 400, badParameterMessage('hub.topic', topic.problem));
   // Only a subscription keeps a secret. An empty one is none: a form that always sends the
   // field must not get its deliveries signed with an empty key, which anyone can forge.
   const secret = mode === 'subscribe' ? form.get('hub.secret') || undefined : undefined;
   if (secret !== undefined && Buffer.byteLength(secret, 'utf8') > MAX_SECRET_BYTES) {
-    return sendText(res, 400, `hub.secret must be less than 200 bytes (it has ${Buffer.byteLength(secret, 'utf8')}).`);
+    return sendText(res, 400, webSubSecretTooLongMessage(Buffer.byteLength(secret, 'utf8')));
   }
   let leaseSeconds: number | undefined;
   const lease = form.get('hub.lease_seconds');
@@ -143,13 +153,13 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   // subscribes again for what is left of its old lease, negative once that lease has run out,
   // and a 400 stopped its pushes for that feed for good.
   if (mode === 'subscribe' && lease !== null && lease !== '' && !/^(0+|-\d+)$/.test(lease)) {
-    if (!/^\d+$/.test(lease)) return sendText(res, 400, 'hub.lease_seconds must be a whole number of seconds (0 or less for the default lease).');
+    if (!/^\d+$/.test(lease)) return sendText(res, 400, WEBSUB_WORDS.leaseNotWhole);
     // However long, it is a valid request: the hub grants at most WEBSUB_LEASE_MAX_SECONDS.
     leaseSeconds = Math.min(Number(lease), Number.MAX_SAFE_INTEGER);
   }
   const verifyToken = form.get('hub.verify_token') ?? undefined;
   if (verifyToken !== undefined && Buffer.byteLength(verifyToken, 'utf8') > MAX_VERIFY_TOKEN_BYTES) {
-    return sendText(res, 400, `hub.verify_token must be at most ${MAX_VERIFY_TOKEN_BYTES} bytes (it has ${Buffer.byteLength(verifyToken, 'utf8')}).`);
+    return sendText(res, 400, webSubVerifyTokenTooLongMessage(MAX_VERIFY_TOKEN_BYTES, Buffer.byteLength(verifyToken, 'utf8')));
   }
   // hub.verify (required by PubSubHubbub 0.3) and hub.verify_token (dropped by the REC) mark a
   // 0.3 subscriber. Those still running (GNU social's and StatusNet's, the Superfeedr PHP library,
@@ -167,7 +177,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
   });
   if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
   if (error) return sendText(res, error.code === 'hub_busy' ? 503 : 400, messageFor(error, 'subscribe'));
-  sendText(res, 202, `Accepted: the hub will verify this ${mode} request with a GET to the callback.`);
+  sendText(res, 202, webSubAcceptedMessage(mode));
 }
 
 /**
@@ -183,7 +193,7 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
   // they said commas); a comma or semicolon inside one URL stays, since only one that starts a
   // new http(s) URL separates two.
   const candidates = [...new Set(raw.flatMap((v) => v.split(/[,;](?=\s*https?:\/\/)/i)).map((v) => v.trim()).filter(Boolean))];
-  if (candidates.length === 0) return sendText(res, 400, 'hub.url (or hub.topic) is required to publish.');
+  if (candidates.length === 0) return sendText(res, 400, WEBSUB_WORDS.publishNeedsUrl);
   // The count limit covers every URL asked for, usable or not: a long list is refused whole.
   const tooMany = hub.checkPublishUrls(candidates);
   if (tooMany?.code === 'too_many_urls') return sendText(res, 400, messageFor(tooMany, 'ping'));
@@ -193,9 +203,9 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
     const url = parseHttpUrl(c);
     if (typeof url === 'string') {
       accepted.push(url);
-      lines.push(`Accepted: ${url}`);
+      lines.push(webSubUrlAcceptedLine(url));
     } else {
-      lines.push(`Refused: ${c} (${url.problem})`);
+      lines.push(webSubUrlRefusedLine(c, url.problem));
     }
   }
   if (accepted.length === 0) return sendText(res, 400, lines.join('\n'));
@@ -222,11 +232,11 @@ async function fatPing(hub: Hub, req: Request, res: Response, query: URLSearchPa
   // and uses nothing of the body. A signature that fails still gets the 403: someone meant to push.
   if (req.get('x-hub-signature') === undefined) return publish(hub, res, query);
   const topic = parseHttpUrl(query.get('hub.topic') ?? query.get('hub.url'));
-  if (typeof topic !== 'string') return sendText(res, 400, `hub.topic ${topic.problem}.`);
+  if (typeof topic !== 'string') return sendText(res, 400, badParameterMessage('hub.topic', topic.problem));
   const tooLong = hub.checkUrls([topic]);
   if (tooLong) return sendText(res, 400, messageFor(tooLong, 'ping'));
   const contentType = req.headers['content-type'] ?? 'application/octet-stream';
   const error = await hub.publishContent(topic, bodyBuffer(req), contentType, req.get('x-hub-signature'));
   if (error) return sendText(res, 403, messageFor(error, 'ping'));
-  sendText(res, 202, `Accepted: ${topic}`);
+  sendText(res, 202, webSubUrlAcceptedLine(topic));
 }
