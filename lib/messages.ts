@@ -192,3 +192,20 @@ export function webSubUrlAcceptedLine(url: string): string {
 export function webSubUrlRefusedLine(url: string, problem: string): string {
   return `Refused: ${url} (${problem})`;
 }
+
+// The operator's face: plain-text refusals of /admin, and the `error` of its JSON routes (lower
+// case, no final stop, as HUB_FAILURE_ERROR).
+export const OPERATOR_WORDS = {
+  actionsOff: 'Operator actions are off: set ADMIN_TOKEN to enable them.',
+  tokenRequired: 'A valid Authorization: Bearer token is required.',
+  topicAndCallbackNotUrls: 'topic and callback must be absolute http(s) URLs',
+  hostRequired: 'host is required',
+  hostNotAlone: 'host must be a host or host:port alone, as /stats.json shows it',
+} as const;
+
+/** The `error` for a JSON body the operator's routes refused to read (routes/body.ts gives the status). */
+export function operatorBodyError(status: number): string {
+  if (status === 413) return 'the request body is too large';
+  if (status === 415) return "the request body's charset or Content-Encoding is not supported";
+  return 'the request body must be JSON';
+}

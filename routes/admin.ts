@@ -4,7 +4,7 @@
 // off when no token is configured.
 import path from 'node:path';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import { HUB_FAILURE_ERROR } from '../lib/messages.js';
+import { HUB_FAILURE_ERROR, OPERATOR_WORDS, badParameterMessage, operatorBodyError } from '../lib/messages.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
 import { sameSecret } from '../lib/signature.js';
@@ -82,9 +82,9 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
   router.get('/subscription', cors, failureReply({ error: HUB_FAILURE_ERROR }), rateLimit(opts.statusRate, (_req, res, msg) => void res.json({ error: msg })), async (req, res) => {
     const query = queryParams(req);
     const topic = parseHttpUrl(query.get('topic'));
-    if (typeof topic !== 'string') return void res.status(400).json({ error: `topic ${topic.problem}.` });
+    if (typeof topic !== 'string') return void res.status(400).json({ error: badParameterMessage('topic', topic.problem) });
     const callback = parseHttpUrl(query.get('callback'));
-    if (typeof callback !== 'string') return void res.status(400).json({ error: `callback ${callback.problem}.` });
+    if (typeof callback !== 'string') return void res.status(400).json({ error: badParameterMessage('callback', callback.problem) });
     const status = await operator.subscriptionStatus(topic, callback, bearerToken(req.get('authorization')));
     if (!status) return void res.status(404).json({ subscribed: false, topic, callback });
     res.json({ subscribed: true, ...status });
@@ -95,10 +95,10 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
 
   const admin = express.Router();
   admin.use((req: Request, res: Response, next: NextFunction) => {
-    if (!opts.adminToken) return void sendText(res, 403, 'Operator actions are off: set ADMIN_TOKEN to enable them.');
+    if (!opts.adminToken) return void sendText(res, 403, OPERATOR_WORDS.actionsOff);
     if (!tokenMatches(req.get('authorization'), opts.adminToken)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      return void sendText(res, 401, 'A valid Authorization: Bearer token is required.');
+      return void sendText(res, 401, OPERATOR_WORDS.tokenRequired);
     }
     next();
   });
@@ -108,23 +108,22 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     const topic = parseHttpUrl(stringField(req.body, 'topic'));
     const callback = parseHttpUrl(stringField(req.body, 'callback'));
     if (typeof topic !== 'string' || typeof callback !== 'string') {
-      return void res.status(400).json({ ok: false, error: 'topic and callback must be absolute http(s) URLs' });
+      return void res.status(400).json({ ok: false, error: OPERATOR_WORDS.topicAndCallbackNotUrls });
     }
     res.json({ ok: true, deleted: await operator.dropSubscription(topic, callback) });
   });
   admin.post('/hosts/retry', (req, res) => {
     const host = stringField(req.body, 'host');
-    if (host === undefined || host === '') return void res.status(400).json({ ok: false, error: 'host is required' });
+    if (host === undefined || host === '') return void res.status(400).json({ ok: false, error: OPERATOR_WORDS.hostRequired });
     const woken = operator.retryHost(host);
-    if (woken === undefined) return void res.status(400).json({ ok: false, error: 'host must be a host or host:port alone, as /stats.json shows it' });
+    if (woken === undefined) return void res.status(400).json({ ok: false, error: OPERATOR_WORDS.hostNotAlone });
     res.json({ ok: true, woken });
   });
   // A body the JSON parser refused is the operator's mistake: 400 (or 413), never the app's 500.
   admin.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const status = bodyErrorStatus(err, res);
     if (status === undefined) return next(err);
-    const error = status === 413 ? 'the request body is too large' : status === 415 ? "the request body's charset or Content-Encoding is not supported" : 'the request body must be JSON';
-    res.status(status).json({ ok: false, error });
+    res.status(status).json({ ok: false, error: operatorBodyError(status) });
   });
   router.use('/admin', admin);
   return router;
