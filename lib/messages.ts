@@ -209,3 +209,9 @@ export function operatorBodyError(status: number): string {
   if (status === 415) return "the request body's charset or Content-Encoding is not supported";
   return 'the request body must be JSON';
 }
+
+// Faults of the rssCloud XML-RPC calls whose parameters are of the wrong kind.
+export const XMLRPC_WORDS = {
+  pingUrlRequired: 'The url parameter must be a non-empty string.',
+  pleaseNotifyUsage: 'pleaseNotify takes (notifyProcedure, port, path, protocol, urlList[, domain]) as strings, an int port and a list of URLs.',
+} as const;

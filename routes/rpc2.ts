@@ -7,7 +7,7 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import { decodeBytes, mediaType } from '../lib/media-type.js';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
-import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, messageFor, unreadableBodyMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
+import { HUB_FAILURE_WORDS, XMLRPC_FAULT_CODE, XMLRPC_WORDS, messageFor, unreadableBodyMessage, xmlRpcArityMessage, xmlRpcUnknownMethod } from '../lib/messages.js';
 import {
   buildFault,
   buildMethodResponse,
@@ -82,7 +82,7 @@ async function dispatch(hub: Hub, call: MethodCall, callerAddress: string, log: 
       const arity = checkArity('ping', params, 1, 1);
       if (arity) return arity;
       const url = asString(params[0]);
-      if (url === undefined || url === '') return { fault: 'The url parameter must be a non-empty string.' };
+      if (url === undefined || url === '') return { fault: XMLRPC_WORDS.pingUrlRequired };
       // A ping over the hub's limits is not well-formed: a fault, like every other limit here.
       const tooLong = hub.checkUrls([url]);
       if (tooLong) return { fault: messageFor(tooLong, 'ping') };
@@ -104,7 +104,7 @@ async function dispatch(hub: Hub, call: MethodCall, callerAddress: string, log: 
       const urls = asUrlList(urlList);
       const domainText = domain === undefined ? '' : asString(domain);
       if (strings.includes(undefined) || urls === undefined || domainText === undefined) {
-        return { fault: 'pleaseNotify takes (notifyProcedure, port, path, protocol, urlList[, domain]) as strings, an int port and a list of URLs.' };
+        return { fault: XMLRPC_WORDS.pleaseNotifyUsage };
       }
       const [notifyProcedure = '', portText = '', pathText = '', protocolText = ''] = strings as string[];
       const error = await hub.pleaseNotify({
