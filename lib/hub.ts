@@ -11,7 +11,7 @@ import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } fr
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
-import type { HubError } from './messages.js';
+import { SUBSCRIPTION_LIMIT_REASONS, webSubLimitDenialReason, webSubTopicUnfetchableReason, type HubError } from './messages.js';
 import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import { backoff, UNEXPECTED_RETRIES, unexpectedRetryDelayMs } from './backoff.js';
@@ -179,7 +179,7 @@ export class Hub extends EventEmitter {
   private async pleaseNotifyBy(req: PleaseNotifyRequest, answerBy: Promise<'late'>): Promise<HubError | null> {
     if (!isRssCloudProtocol(req.protocol)) return { code: 'unsupported_protocol', protocol: req.protocol };
     if (req.protocol === 'xml-rpc' && (req.notifyProcedure ?? '').length > MAX_NOTIFY_PROCEDURE_LENGTH) {
-      return { code: 'subscription_limit', detail: `the notifyProcedure is longer than ${MAX_NOTIFY_PROCEDURE_LENGTH} characters` };
+      return { code: 'subscription_limit', detail: SUBSCRIPTION_LIMIT_REASONS.notifyProcedureTooLong(MAX_NOTIFY_PROCEDURE_LENGTH) };
     }
     if (req.urls.length === 0) return { code: 'no_resources' };
     const tooMuch = this.checkUrls(req.urls) ?? unreadable(req.urls);
@@ -239,8 +239,8 @@ export class Hub extends EventEmitter {
   private limitError(limit: SubscriptionLimit, callback: string): HubError {
     const { config } = this.deps;
     return limit === 'topic'
-      ? { code: 'subscription_limit', detail: `the topic already has ${config.maxSubscriptionsPerTopic} subscriptions` }
-      : { code: 'subscription_limit', detail: `${callbackHost(callback)} already has ${config.maxSubscriptionsPerCallbackHost} subscriptions` };
+      ? { code: 'subscription_limit', detail: SUBSCRIPTION_LIMIT_REASONS.topicFull(config.maxSubscriptionsPerTopic) }
+      : { code: 'subscription_limit', detail: SUBSCRIPTION_LIMIT_REASONS.callbackHostFull(callbackHost(callback), config.maxSubscriptionsPerCallbackHost) };
   }
 
   /**
@@ -722,7 +722,7 @@ export class Hub extends EventEmitter {
         } else {
           // A denial would tell the subscriber that its newer, applied request failed.
           if (await this.superseded(req, false)) return true;
-          const reason = e instanceof OutboundError ? `the topic cannot be fetched by this hub (${e.code})` : 'the topic cannot be fetched by this hub';
+          const reason = webSubTopicUnfetchableReason(e instanceof OutboundError ? e.code : undefined);
           log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason });
           this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
           await verifier.webSubDenied(req.callback, req.topic, reason);
@@ -806,7 +806,7 @@ export class Hub extends EventEmitter {
     if (refused) {
       // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
       log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason: refused.detail });
-      await verifier.webSubDenied(req.callback, req.topic, `a subscription limit was reached: ${refused.detail ?? ''}`);
+      await verifier.webSubDenied(req.callback, req.topic, webSubLimitDenialReason(refused.detail));
       return true;
     }
     this.emit('subscribed', sub.topic);

@@ -215,3 +215,23 @@ export const XMLRPC_WORDS = {
   pingUrlRequired: 'The url parameter must be a non-empty string.',
   pleaseNotifyUsage: 'pleaseNotify takes (notifyProcedure, port, path, protocol, urlList[, domain]) as strings, an int port and a list of URLs.',
 } as const;
+
+/**
+ * The `detail` of a subscription_limit error: the end of the reply's sentence (messageFor), the
+ * log's reason and a WebSub denial's hub.reason (webSubLimitDenialReason).
+ */
+export const SUBSCRIPTION_LIMIT_REASONS = {
+  notifyProcedureTooLong: (maxLength: number): string => `the notifyProcedure is longer than ${maxLength} characters`,
+  topicFull: (perTopic: number): string => `the topic already has ${perTopic} subscriptions`,
+  callbackHostFull: (host: string, perHost: number): string => `${host} already has ${perHost} subscriptions`,
+} as const;
+
+/** hub.reason of a WebSub denial sent to the callback after a limit filled during verification. */
+export function webSubLimitDenialReason(detail: string | undefined): string {
+  return `a subscription limit was reached: ${detail ?? ''}`;
+}
+
+/** hub.reason of a WebSub denial of a topic this hub may not read; `code` is the outbound refusal's. */
+export function webSubTopicUnfetchableReason(code: string | undefined): string {
+  return code === undefined ? 'the topic cannot be fetched by this hub' : `the topic cannot be fetched by this hub (${code})`;
+}
