@@ -18,8 +18,14 @@ import { randomBytes } from 'node:crypto';
 
 export interface StreamClient {
   channels: ReadonlySet<string>;
-  /** Writes raw SSE text; false when the client is gone. */
-  write(chunk: string): boolean;
+  /**
+   * Writes raw SSE text, as bytes shared by every stream it goes to; false when the client is
+   * gone. A string was encoded into a copy of its own per stream, held until that stream's
+   * client read it: a thousand clients that stopped reading held ~170 MB of copies of the
+   * same events (see SSE_MAX_BUFFERED_BYTES in README), and every fan-out encoded each event
+   * once per stream.
+   */
+  write(chunk: Buffer): boolean;
   /** Ends the response once what was written has gone out. */
   end(): void;
 }
@@ -29,14 +35,20 @@ interface Stored {
   channel: string;
   event: string;
   data: unknown;
-  /** The SSE text, made when a stream first needs it (most events are never sent to anyone). */
-  text?: string;
+  /** The SSE text's bytes, made when a stream first needs them (most events are never sent to anyone). */
+  bytes?: Buffer;
 }
 
 export function topicChannel(url: string): string {
   return `topic:${url}`;
 }
 export const ACTIVITY_CHANNEL = 'activity';
+
+/** The first byte of a comment line: a heartbeat, which a stream may drop (routes/stream.ts). */
+export const COMMENT = 0x3a;
+const HEARTBEAT = Buffer.from(':\n');
+const RETRY = Buffer.from('retry: 2000\n');
+const BYE = Buffer.from('event: bye\ndata: {}\n\n');
 
 /** Channels whose last eviction is remembered; past it the oldest-updated is forgotten. */
 const EVICTED_CHANNELS_KEPT = 10_000;
@@ -76,7 +88,7 @@ export class StreamHub {
   ) {}
 
   start(heartbeatMs: number): void {
-    this.heartbeat = setInterval(() => this.broadcast(':\n', () => true), heartbeatMs);
+    this.heartbeat = setInterval(() => this.broadcast(HEARTBEAT, () => true), heartbeatMs);
     this.heartbeat.unref();
   }
 
@@ -84,7 +96,7 @@ export class StreamHub {
     clearInterval(this.heartbeat);
     // Ended, not left open: a stream left to the shutdown's grace period is cut mid-chunk.
     for (const c of this.clients) {
-      c.write('event: bye\ndata: {}\n\n');
+      c.write(BYE);
       c.end();
     }
     this.clients.clear();
@@ -97,11 +109,11 @@ export class StreamHub {
   /** Adds a client, replaying what it missed since `lastEventId`. Returns the detach function. */
   attach(client: StreamClient, lastEventId: string | undefined): () => void {
     // A field line alone: it takes effect as it is read, and the event after it carries it.
-    client.write('retry: 2000\n');
+    client.write(RETRY);
     // The current id, in an event of its own, so a stream that drops before its first change
     // reconnects with an id and gets what it missed. After a replay it moves the id past the
     // other channels' events the stream skipped.
-    if (!(lastEventId && this.replay(client, lastEventId))) client.write(`id: ${this.boot}-${this.seq}\nevent: ready\ndata: {}\n\n`);
+    if (!(lastEventId && this.replay(client, lastEventId))) client.write(Buffer.from(`id: ${this.boot}-${this.seq}\nevent: ready\ndata: {}\n\n`));
     this.clients.add(client);
     return () => this.clients.delete(client);
   }
@@ -125,12 +137,12 @@ export class StreamHub {
       }
     }
     for (const c of this.clients) {
-      if (c.channels.has(channel) && !c.write(this.textOf(stored))) this.clients.delete(c);
+      if (c.channels.has(channel) && !c.write(this.bytesOf(stored))) this.clients.delete(c);
     }
   }
 
-  private textOf(e: Stored): string {
-    return (e.text ??= `id: ${this.boot}-${e.seq}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+  private bytesOf(e: Stored): Buffer {
+    return (e.bytes ??= Buffer.from(`id: ${this.boot}-${e.seq}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`));
   }
 
   private evict(e: Stored): void {
@@ -161,17 +173,17 @@ export class StreamHub {
     if (boot !== this.boot || !Number.isInteger(last) || last < 0 || last > this.seq || lost()) {
       // The reset carries the current id: the browser's Last-Event-ID moves to a point it can
       // resume from, so its next reconnect is not reset again for the same stale id.
-      client.write(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`);
+      client.write(Buffer.from(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`));
       return true;
     }
     for (let i = this.head; i < this.backlog.length; i++) {
       const e = this.backlog[i]!;
-      if (e.seq > last && client.channels.has(e.channel)) client.write(this.textOf(e));
+      if (e.seq > last && client.channels.has(e.channel)) client.write(this.bytesOf(e));
     }
     return false;
   }
 
-  private broadcast(text: string, match: (c: StreamClient) => boolean): void {
+  private broadcast(text: Buffer, match: (c: StreamClient) => boolean): void {
     for (const c of this.clients) {
       if (match(c) && !c.write(text)) this.clients.delete(c);
     }

@@ -3,7 +3,7 @@
 // activity log for the dashboard. Last-Event-ID resumes; CORS is open; each client address
 // may hold only so many streams, and the hub only so many in all.
 import { Router, type Request, type Response } from 'express';
-import { ACTIVITY_CHANNEL, topicChannel, type StreamHub } from '../lib/stream.js';
+import { ACTIVITY_CHANNEL, COMMENT, topicChannel, type StreamHub } from '../lib/stream.js';
 import { messageFor } from '../lib/messages.js';
 import { parseHttpUrl, queryParams } from './body.js';
 import { answerPreflight, cors } from './cors.js';
@@ -70,7 +70,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // texts, and go out as it reads (a replay of a whole backlog too). A client more than a
     // backlog behind could not be resumed anyway: its stream is cut, and its EventSource
     // reconnects with the last id it read and is told to reset.
-    const waiting: string[] = [];
+    const waiting: Buffer[] = [];
     let ending = false;
     const full = (): boolean => res.writableLength > opts.maxBufferedBytes;
     const flush = (): void => {
@@ -84,7 +84,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
         write: (chunk) => {
           if (res.destroyed || res.writableEnded) return false;
           // A heartbeat that cannot go now is dropped: it only says the connection is alive.
-          if (chunk.startsWith(':') && (waiting.length > 0 || full())) return true;
+          if (chunk[0] === COMMENT && (waiting.length > 0 || full())) return true;
           waiting.push(chunk);
           flush();
           if (waiting.length > opts.maxWaitingEvents) {

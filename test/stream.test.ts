@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { StreamHub, type StreamClient } from '../lib/stream.js';
 
 function client(...channels: string[]): StreamClient & { text: string } {
-  const c = { channels: new Set(channels), text: '', write: (chunk: string) => ((c.text += chunk), true), end: () => undefined };
+  const c = { channels: new Set(channels), text: '', write: (chunk: Buffer) => ((c.text += chunk.toString()), true), end: () => undefined };
   return c;
 }
 const idOf = (text: string): string => [...text.matchAll(/^id: (.*)$/gm)].at(-1)![1]!;
