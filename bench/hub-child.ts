@@ -33,6 +33,17 @@ function memory(): NodeJS.MemoryUsage {
   return process.memoryUsage();
 }
 
+let changes = 0;
+// A ticker every millisecond while a benchmark watches turns; off otherwise, not to cost the others.
+let longest = 0;
+let lastTick = 0;
+let ticker: NodeJS.Timeout | undefined;
+const tick = (): void => {
+  const now = performance.now();
+  longest = Math.max(longest, now - lastTick);
+  lastTick = now;
+};
+
 serveCommands(
   {
     ...childCommands(),
@@ -60,6 +71,23 @@ serveCommands(
     topic: async (msg) => (await store.getTopic(msg.url as string)) ?? null,
     countSubscriptions: (msg) => store.countSubscriptions({ topic: msg.topic as string }),
     memory: () => memory(),
+    /** A change of `size` bytes of text on `topic`, as a publish's read announces one (bench/streams.ts). */
+    change: (msg) => {
+      hub.hub.emit('change', { topic: msg.topic as string, version: ++changes, body: Buffer.from('x'.repeat(msg.size as number)), contentType: 'text/plain' });
+    },
+    /** Starts timing turns of the event loop (gaps between ticks of a 1 ms ticker). */
+    watchTurns: () => {
+      clearInterval(ticker);
+      longest = 0;
+      lastTick = performance.now();
+      ticker = setInterval(tick, 1);
+    },
+    /** The longest turn since watchTurns (a 1 ms ticker's gap: a turn of up to 1 ms more); stops timing. */
+    longestTurn: () => {
+      clearInterval(ticker);
+      tick();
+      return longest;
+    },
     /**
      * The ceiling: a bare undici POST loop (`concurrency` requests in flight, the same pool size
      * per origin as the hub's client) over the same targets and bodies. Returns when the last

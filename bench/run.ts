@@ -3,7 +3,7 @@
 // itself failed. Every process started here (and by the benchmarks) is stopped at the end, on
 // an error, and on Ctrl-C / SIGTERM.
 //   npm run bench                 all of them (about 4 minutes)
-//   npm run bench -- fanout       only the ones named (fanout notifier intake subscribe store memory latency stalls)
+//   npm run bench -- fanout       only the ones named (fanout notifier intake subscribe store memory latency stalls streams)
 //   npm run bench -- cluster      several processes on PostgreSQL: only when named (see bench/cluster.ts)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -31,6 +31,7 @@ const ALL: Bench[] = [
   { name: 'memory', file: 'memory.ts', what: '4. memory against the number of subscriptions and topics' },
   { name: 'latency', file: 'latency.ts', what: '5. publish → first delivery at idle' },
   { name: 'stalls', file: 'stalls.ts', what: 'event-loop stalls: the longest block of each piece of work that grows with the hub' },
+  { name: 'streams', file: 'streams.ts', what: 'browsers at scale: 5,000 SSE streams, a change to all, readers that stop' },
   // Part B loads 1,000,000 subscriptions: it needs far more than the 4 minutes the others get.
   {
     name: 'cluster',
