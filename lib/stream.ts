@@ -56,6 +56,12 @@ const BYE = Buffer.from('event: bye\ndata: {}\n\n');
  * ~170 ms (measured on 2 cores), every ping, delivery and /healthz waiting behind it.
  */
 export const STREAMS_PER_TURN = 250;
+/**
+ * Writes that may wait for a later turn (~10 events to 5,000 streams). Past it a publish writes
+ * the oldest ones itself, as all of them were before: events coming faster than turns go by
+ * (a fan-out's delivery events to many dashboards) must not queue a list of streams each without end.
+ */
+export const MAX_QUEUED_WRITES = 50_000;
 
 /** An event (or heartbeat) on its way to the streams that were following its channel when it came. */
 interface FanOut {
@@ -98,6 +104,8 @@ export class StreamHub {
   /** Fan-outs not yet written to all their streams, oldest first: each stream gets events in order. */
   private readonly fanOuts: FanOut[] = [];
   private turn: NodeJS.Immediate | undefined;
+  /** Writes the fan-outs have yet to make. */
+  private queued = 0;
 
   constructor(
     private readonly backlogSize: number,
@@ -115,6 +123,7 @@ export class StreamHub {
     // What was published before the stop reaches its streams ahead of the goodbye.
     for (const f of this.fanOuts) this.write(f, Infinity);
     this.fanOuts.length = 0;
+    this.queued = 0;
     // Ended, not left open: a stream left to the shutdown's grace period is cut mid-chunk.
     for (const c of this.clients) {
       c.write(BYE);
@@ -218,19 +227,26 @@ export class StreamHub {
     const f: FanOut = { bytes, targets, next: 0 };
     if (this.fanOuts.length === 0 && this.write(f, STREAMS_PER_TURN)) return;
     this.fanOuts.push(f);
-    this.turn ??= setImmediate(() => this.nextTurn());
+    this.queued += f.targets.length - f.next;
+    if (this.queued > MAX_QUEUED_WRITES) this.writeQueued(this.queued - MAX_QUEUED_WRITES);
+    if (this.fanOuts.length > 0) this.turn ??= setImmediate(() => this.nextTurn());
   }
 
   private nextTurn(): void {
     this.turn = undefined;
-    let budget = STREAMS_PER_TURN;
-    while (this.fanOuts.length > 0 && budget > 0) {
+    this.writeQueued(STREAMS_PER_TURN);
+    if (this.fanOuts.length > 0) this.turn = setImmediate(() => this.nextTurn());
+  }
+
+  /** Makes `count` of the queued writes, oldest first. */
+  private writeQueued(count: number): void {
+    while (this.fanOuts.length > 0 && count > 0) {
       const f = this.fanOuts[0]!;
       const before = f.next;
-      if (this.write(f, budget)) this.fanOuts.shift();
-      budget -= f.next - before;
+      if (this.write(f, count)) this.fanOuts.shift();
+      count -= f.next - before;
+      this.queued -= f.next - before;
     }
-    if (this.fanOuts.length > 0) this.turn = setImmediate(() => this.nextTurn());
   }
 
   /** Writes to up to `count` more of the fan-out's targets; true when it has reached them all. */

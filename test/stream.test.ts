@@ -1,7 +1,7 @@
 // StreamHub's memory of which channels lost events from the shared backlog, at its bound: the
 // HTTP tests (operator.test.ts) cannot name 10,000 channels cheaply, so this one keeps two.
 import { expect } from 'chai';
-import { StreamHub, type StreamClient } from '../lib/stream.js';
+import { MAX_QUEUED_WRITES, STREAMS_PER_TURN, StreamHub, type StreamClient } from '../lib/stream.js';
 
 function client(...channels: string[]): StreamClient & { text: string } {
   const c = { channels: new Set(channels), text: '', write: (chunk: Buffer) => ((c.text += chunk.toString()), true), end: () => undefined };
@@ -61,5 +61,30 @@ describe('StreamHub backlog', () => {
       hub.attach(lost, ids[i - size - 2]!);
       expect(lost.text).to.include('event: reset');
     }
+  });
+});
+
+describe('StreamHub fan-out over turns', () => {
+  it('writes at most STREAMS_PER_TURN streams at once, and leaves at most MAX_QUEUED_WRITES writes waiting however fast events come', async () => {
+    const hub = new StreamHub(1000);
+    const clients = Array.from({ length: 2 * STREAMS_PER_TURN + 100 }, () => client('t'));
+    let changes = 0;
+    for (const c of clients) {
+      hub.attach(c, undefined);
+      const write = c.write;
+      c.write = (chunk) => (changes++, write(chunk));
+    }
+    const got = (): number => changes;
+
+    hub.publish('t', 'change', { n: 0 });
+    expect(got(), 'written at once').to.equal(STREAMS_PER_TURN);
+    // Far more writes than may wait, published in one turn.
+    const events = Math.ceil((2 * MAX_QUEUED_WRITES) / clients.length);
+    for (let i = 1; i < events; i++) hub.publish('t', 'change', { n: i });
+    expect(events * clients.length - got(), 'writes left waiting').to.be.at.most(MAX_QUEUED_WRITES);
+
+    while (got() < events * clients.length) await new Promise((r) => setImmediate(r));
+    for (const c of clients) expect([...c.text.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]))).to.deep.equal(Array.from({ length: events }, (_, i) => i));
+    hub.stop();
   });
 });
