@@ -235,3 +235,21 @@ export function webSubLimitDenialReason(detail: string | undefined): string {
 export function webSubTopicUnfetchableReason(code: string | undefined): string {
   return code === undefined ? 'the topic cannot be fetched by this hub' : `the topic cannot be fetched by this hub (${code})`;
 }
+
+// The stream face's refusals (routes/stream.ts) and the reason of a stream's reset (lib/stream.ts).
+export const STREAM_WORDS = {
+  topicRequired: 'Give at least one topic: /stream?topic=URL',
+  cannotResume: 'cannot resume from that event id',
+} as const;
+
+export function streamsPerClientMessage(max: number): string {
+  return `Too many open streams from your address (at most ${max}).`;
+}
+
+export function streamsFullMessage(max: number, retryAfterSeconds: number): string {
+  return `The hub holds as many streams as it can (${max}): try again in ${retryAfterSeconds} seconds.`;
+}
+
+export function topicsPerStreamMessage(max: number): string {
+  return `At most ${max} topics per stream.`;
+}

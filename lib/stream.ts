@@ -15,6 +15,7 @@
 // each time, in a loop). So the retry hint and heartbeats are lines that end no event, and the
 // id a stream opens with comes in a "ready" event.
 import { randomBytes } from 'node:crypto';
+import { STREAM_WORDS } from './messages.js';
 
 export interface StreamClient {
   channels: ReadonlySet<string>;
@@ -203,7 +204,7 @@ export class StreamHub {
     if (boot !== this.boot || !Number.isInteger(last) || last < 0 || last > this.seq || lost()) {
       // The reset carries the current id: the browser's Last-Event-ID moves to a point it can
       // resume from, so its next reconnect is not reset again for the same stale id.
-      client.write(Buffer.from(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: 'cannot resume from that event id' })}\n\n`));
+      client.write(Buffer.from(`id: ${this.boot}-${this.seq}\nevent: reset\ndata: ${JSON.stringify({ reason: STREAM_WORDS.cannotResume })}\n\n`));
       return true;
     }
     for (let i = this.head; i < this.backlog.length; i++) {

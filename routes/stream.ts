@@ -4,7 +4,7 @@
 // may hold only so many streams, and the hub only so many in all.
 import { Router, type Request, type Response } from 'express';
 import { ACTIVITY_CHANNEL, COMMENT, topicChannel, type StreamHub } from '../lib/stream.js';
-import { messageFor } from '../lib/messages.js';
+import { badParameterMessage, messageFor, STREAM_WORDS, streamsFullMessage, streamsPerClientMessage, topicsPerStreamMessage } from '../lib/messages.js';
 import { parseHttpUrl, queryParams } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { sendText } from './plain-text.js';
@@ -42,7 +42,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     const who = rateKey(clientAddress(req));
     const held = perClient.get(who) ?? 0;
     if (held >= opts.maxStreamsPerClient) {
-      sendText(res, 429, `Too many open streams from your address (at most ${opts.maxStreamsPerClient}).`);
+      sendText(res, 429, streamsPerClientMessage(opts.maxStreamsPerClient));
       return;
     }
     // Counted per address alone, enough addresses (a botnet, or one IPv6 allocation's many /64s)
@@ -50,7 +50,7 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
     // accept, read and delivery of the hub failed. 503: the hub, not this client, is at its limit.
     if (total >= opts.maxStreams) {
       res.setHeader('Retry-After', String(STREAMS_FULL_RETRY_AFTER_SECONDS));
-      sendText(res, 503, `The hub holds as many streams as it can (${opts.maxStreams}): try again in ${STREAMS_FULL_RETRY_AFTER_SECONDS} seconds.`);
+      sendText(res, 503, streamsFullMessage(opts.maxStreams, STREAMS_FULL_RETRY_AFTER_SECONDS));
       return;
     }
     res.status(200);
@@ -115,14 +115,14 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
   answerPreflight(router, ['/stream', '/events']);
   router.get('/stream', cors, (req, res) => {
     const topics = queryParams(req).getAll('topic');
-    if (topics.length === 0) return void sendText(res, 400, 'Give at least one topic: /stream?topic=URL');
+    if (topics.length === 0) return void sendText(res, 400, STREAM_WORDS.topicRequired);
     if (topics.length > opts.maxTopicsPerStream) {
-      return void sendText(res, 400, `At most ${opts.maxTopicsPerStream} topics per stream.`);
+      return void sendText(res, 400, topicsPerStreamMessage(opts.maxTopicsPerStream));
     }
     const channels = new Set<string>();
     for (const t of topics) {
       const url = parseHttpUrl(t);
-      if (typeof url !== 'string') return void sendText(res, 400, `topic ${url.problem}.`);
+      if (typeof url !== 'string') return void sendText(res, 400, badParameterMessage('topic', url.problem));
       if (url.length > opts.maxUrlLength) {
         return void sendText(res, 400, messageFor({ code: 'url_too_long', limit: opts.maxUrlLength }, 'ping'));
       }
