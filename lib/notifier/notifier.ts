@@ -24,6 +24,7 @@ import type { Store } from '../store/store.js';
 import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter } from './host-limiter.js';
+import { firstPass, Jobs, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -66,45 +67,6 @@ export type DeliveryEvent = {
   /** From the content version's creation to this attempt's end. */
   latencyMs: number;
 };
-
-interface Job {
-  entry: OutboxEntry;
-  /** Its body, while the first pass runs or a delivery of it is under way (see useContent). */
-  content?: Content;
-  /** The read of its body from the store under way, shared by every delivery that needs it meanwhile. */
-  reading?: Promise<Content | undefined>;
-  /** Deliveries holding `content` (see useContent): it is dropped when the last lets go after the first pass. */
-  users: number;
-  /** The subscriptions it is still owed to, added as their lanes are queued (see queueing). */
-  remaining: Set<string>;
-  /** Still being queued in chunks: it is not finished while some of its subscriptions are not in `remaining` yet. */
-  queueing: boolean;
-  /** True once known that no other process holds an older version of the topic (see stage). */
-  noEarlier?: boolean;
-  /**
-   * Its first attempts, counted until each subscription had one: stage() reports them; for a
-   * resumed fan-out they only say when to stop holding the body (see settleFirst).
-   */
-  first: FirstPass;
-  /** Its body's size, counted against OUTBOX_MAX_BYTES. */
-  bytes: number;
-  /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see withinBudget): its lanes skip it. */
-  givenUp?: boolean;
-  /** A lane stopped trying it after failures on the hub's side (see runLane): its entry stays, to be resumed. */
-  resumeLater?: boolean;
-}
-
-interface FirstPass {
-  attempted: number;
-  pending: number;
-  delivered: number;
-  done: (report: FanOutReport) => void;
-}
-
-/** A first pass of `count` attempts to come, reported to `done` once each has had one. */
-function firstPass(count: number, done: (report: FanOutReport) => void): FirstPass {
-  return { attempted: count, pending: count, delivered: 0, done };
-}
 
 interface Lane {
   topic: string;
@@ -1104,67 +1066,6 @@ function parseCallback(url: string): URL | undefined {
 
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
-}
-
-/**
- * The fan-outs under way, by topic then version: looked up several times per delivery, without
- * building a key string each time. Also the bytes of their bodies.
- */
-class Jobs {
-  private readonly byTopic = new Map<string, Map<number, Job>>();
-  /** The bodies' bytes of the jobs not given up. */
-  bytes = 0;
-
-  get(topic: string, version: number): Job | undefined {
-    return this.byTopic.get(topic)?.get(version);
-  }
-
-  set(job: Job): void {
-    const { topic, version } = job.entry;
-    this.delete(topic, version);
-    let versions = this.byTopic.get(topic);
-    if (!versions) this.byTopic.set(topic, (versions = new Map()));
-    versions.set(version, job);
-    this.bytes += job.bytes;
-  }
-
-  delete(topic: string, version: number): void {
-    const versions = this.byTopic.get(topic);
-    const job = versions?.get(version);
-    if (!versions || !job) return;
-    versions.delete(version);
-    if (versions.size === 0) this.byTopic.delete(topic);
-    if (!job.givenUp) this.bytes -= job.bytes;
-  }
-
-  /** Whether that version was given up (see withinBudget); its lanes skip it. */
-  givenUp(topic: string, version: number): boolean {
-    return this.get(topic, version)?.givenUp === true;
-  }
-
-  /** Marks a job given up: its bytes no longer count, and its body is no longer held. */
-  giveUp(job: Job): void {
-    if (job.givenUp) return;
-    job.givenUp = true;
-    job.content = undefined;
-    this.bytes -= job.bytes;
-  }
-
-  /** Each topic's jobs not given up, oldest version first; the topics holding the most bytes first. */
-  heldByTopic(): Job[][] {
-    const topics: { bytes: number; jobs: Job[] }[] = [];
-    for (const versions of this.byTopic.values()) {
-      const jobs = [...versions.values()].filter((j) => !j.givenUp).sort((a, b) => a.entry.version - b.entry.version);
-      if (jobs.length > 0) topics.push({ bytes: jobs.reduce((n, j) => n + j.bytes, 0), jobs });
-    }
-    return topics.sort((a, b) => b.bytes - a.bytes).map((t) => t.jobs);
-  }
-
-  all(): Job[] {
-    const out: Job[] = [];
-    for (const versions of this.byTopic.values()) out.push(...versions.values());
-    return out;
-  }
 }
 
 /** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */
