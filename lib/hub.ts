@@ -18,8 +18,10 @@ import { backoff, UNEXPECTED_RETRIES, unexpectedRetryDelayMs } from './backoff.j
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
+export type { CleanupReport } from './sweep.js';
 import { verifySignature } from './signature.js';
 import { Sites } from './sites.js';
+import { Sweeper, type CleanupReport } from './sweep.js';
 import type { Store, SubscriptionLimit, SubscriptionLimits } from './store/store.js';
 import type { Verifier } from './verify.js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -67,41 +69,6 @@ export interface RefreshResult extends CheckResult {
   fanOut: Promise<FanOutReport>;
 }
 
-export interface CleanupReport {
-  subscriptionsRemoved: number;
-  topicsRemoved: number;
-  sitesRemoved: number;
-  /** Forgotten beyond MAX_UNFOLLOWED_TOPICS, least recently read first (see trimUnfollowed). */
-  topicsTrimmed: number;
-  sitesTrimmed: number;
-  /** Another hub process on the database was sweeping: this one left the round to it. */
-  skipped?: true;
-  /** The hub began to close during the sweep: it stopped between passes, the rest left to the next. */
-  stopped?: true;
-}
-
-/** Rows the sweep deletes per store call (subscriptions, then topics, then sites): bounded work however many are due. */
-const SWEEP_BATCH = 1000;
-
-/**
- * Runs a delete of at most SWEEP_BATCH rows until one deletes fewer, or until `stopped()` (the
- * hub closing) before a batch; how many it deleted in all.
- */
-async function inBatches(deleteBatch: (limit: number) => Promise<number>, stopped: () => boolean): Promise<number> {
-  let total = 0;
-  for (;;) {
-    // Each pass on a turn of its own: on the embedded store each is one synchronous pass over
-    // every subscription, topic or site (~10-30 ms at 100,000), and back to back, with nothing
-    // to delete (no write to wait for), the sweep at 100,000 subscriptions held the event loop
-    // ~100-150 ms, at every start and every day.
-    await yieldToLoop();
-    if (stopped()) return total;
-    const removed = await deleteBatch(SWEEP_BATCH);
-    total += removed;
-    if (removed < SWEEP_BATCH) return total;
-  }
-}
-
 /** Verifications a restart (or a takeover) starts per turn of the event loop. */
 const VERIFICATION_CHUNK = 500;
 
@@ -139,15 +106,11 @@ const NO_FAN_OUT: Promise<FanOutReport> = Promise.resolve({ attempted: 0, delive
 export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly sites: Sites;
+  private readonly sweeper: Sweeper;
   private readonly now: () => number;
   /** Per topic, the last read or fat ping queued, and the queued read not yet started that later reads join (see serialize). */
   private readonly refreshing = new Map<string, { last: Promise<unknown>; joinable?: Promise<RefreshResult> }>();
   private readonly background = new Set<Promise<unknown>>();
-  /** Topics this process created since it last trimmed (see topicCreated). */
-  private createdSinceTrim = 0;
-  private trimming = false;
-  /** Topics were created while the running trim counted (see topicCreated). */
-  private trimAgain = false;
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
   /** Ids of the verifications this process is running (their claims are renewed). */
@@ -162,6 +125,7 @@ export class Hub extends EventEmitter {
     this.now = deps.now ?? Date.now;
     this.checker = new TopicChecker(deps.http, deps.store, this.now);
     this.sites = new Sites({ config: deps.config, store: deps.store, http: deps.http, now: this.now });
+    this.sweeper = new Sweeper({ config: deps.config, store: deps.store, log: deps.log, now: this.now, closing: () => this.closing, track: (p) => this.track(p) });
   }
 
   // ---- rssCloud -------------------------------------------------------------------------
@@ -1005,79 +969,22 @@ export class Hub extends EventEmitter {
 
   /**
    * Removes expired and exhausted subscriptions, and topics nobody follows past the retention
-   * window. With several processes on one database, one sweeps at a time and the others skip
-   * the round: each would find the same rows.
+   * window (see Sweeper.removeExpired).
    */
   async removeExpired(): Promise<CleanupReport> {
     // Waited for by idle(), which shutdown awaits before closing the store: caught by a shutdown
     // (SIGTERM during the daily sweep), a pass ran on the closed store, and the hub logged
     // "cleanup failed", an error operators are paged for, at an ordinary stop.
-    const swept = this.deps.store.withSweepLock(() => this.sweep());
+    const swept = this.sweeper.removeExpired();
     const waited = swept.then(noop, noop);
     this.background.add(waited);
     void waited.finally(() => this.background.delete(waited));
-    const report = await swept;
-    return report ?? { subscriptionsRemoved: 0, topicsRemoved: 0, sitesRemoved: 0, topicsTrimmed: 0, sitesTrimmed: 0, skipped: true };
+    return swept;
   }
 
-  private async sweep(): Promise<CleanupReport> {
-    const { store, config } = this.deps;
-    const now = this.now();
-    // Between passes, a hub that is closing stops: what is left is the next start's to delete.
-    const stopped = (): boolean => this.closing;
-    const subscriptionsRemoved = await inBatches((limit) => store.deleteExpiredSubscriptions({ now, maxConsecutiveErrors: config.maxConsecutiveErrors, limit }), stopped);
-    const before = now - config.feedsRetentionDays * 86400_000;
-    const topicsRemoved = await inBatches((limit) => store.deleteStaleTopics(before, limit), stopped);
-    // A site's page is read again on a ping once SITE_RECHECK_SECONDS have passed, so a site
-    // pinged now and then stays; one nobody has pinged for the retention window is forgotten
-    // (every new URL pinged as a site would otherwise be kept for ever).
-    const unchecked = Math.min(before, now - config.siteRecheckSeconds * 1000);
-    const sitesRemoved = await inBatches((limit) => store.deleteStaleSites(unchecked, limit), stopped);
-    const trimmed = await this.trimUnfollowed();
-    return { subscriptionsRemoved, topicsRemoved, sitesRemoved, ...trimmed, ...(this.closing && { stopped: true as const }) };
-  }
-
-  /**
-   * Every URL pinged becomes a topic (a web page also a site), kept FEEDS_RETENTION_DAYS though
-   * nobody follows it; unbounded, anyone could fill the store with URLs they serve. So every
-   * tenth of MAX_UNFOLLOWED_TOPICS new topics (and at each sweep) the hub forgets what nobody
-   * follows beyond that many, least recently read first: such a topic loses only its record of
-   * what it held (its next read finds every entry new) and its place in the feed lists.
-   */
+  /** A topic was created: see Sweeper.topicCreated. */
   private topicCreated(): void {
-    const cap = this.deps.config.maxUnfollowedTopics;
-    if (cap === 0 || ++this.createdSinceTrim < Math.ceil(cap / 10)) return;
-    // Topics created while a trim runs may come after its count: it trims once more when it
-    // ends, or the bound stayed exceeded until the next topic or sweep.
-    if (this.trimming) this.trimAgain = true;
-    else this.trim();
-  }
-
-  private trim(): void {
-    this.createdSinceTrim = 0;
-    this.trimming = true;
-    this.trimAgain = false;
-    // With several processes on one database, one trims (or sweeps) at a time; the others skip.
-    const trim = this.deps.store
-      .withSweepLock(() => this.trimUnfollowed())
-      .finally(() => {
-        this.trimming = false;
-        if (this.trimAgain) this.trim();
-      });
-    this.track(trim);
-  }
-
-  private async trimUnfollowed(): Promise<{ topicsTrimmed: number; sitesTrimmed: number }> {
-    const { store, config, log } = this.deps;
-    const cap = config.maxUnfollowedTopics;
-    if (cap === 0) return { topicsTrimmed: 0, sitesTrimmed: 0 };
-    await yieldToLoop();
-    if (this.closing) return { topicsTrimmed: 0, sitesTrimmed: 0 };
-    const topicsTrimmed = await store.trimUnfollowedTopics(cap);
-    await yieldToLoop();
-    const sitesTrimmed = this.closing ? 0 : await store.trimSites(cap);
-    if (topicsTrimmed + sitesTrimmed > 0) log.warn('forgot what nobody follows beyond MAX_UNFOLLOWED_TOPICS', { cap, topicsTrimmed, sitesTrimmed });
-    return { topicsTrimmed, sitesTrimmed };
+    this.sweeper.topicCreated();
   }
 
   /** Tells the operator's activity log (and metrics) what happened; see lib/activity.ts. */
