@@ -1,13 +1,41 @@
-// How long to wait before trying again, for deliveries (lib/notifier/) and verifications
-// (lib/hub.ts) alike: after the far end failed, backoff; after the hub's own side failed (its
-// store refused a read or a write), a fixed few tries, 1 s apart and doubling.
+// How long to wait before trying again, for deliveries (lib/notifier/), verifications
+// (lib/websub-verifications.ts) and publishes alike: after the far end failed, backoff; after
+// the hub's own side failed (its store refused a read or a write), a fixed few tries, 1 s apart
+// and doubling (againOnHubFailure).
+import type { Logger } from './log.js';
+import { describeError } from './notifier/outcome.js';
 
-/** Tries of a version (see Notifier.runLane) or a verification (Hub.runVerification) after unexpected failures, 1 s apart and doubling: ~31 s in all. */
+/** Tries of a version (see Notifier.runLane) or a verification (WebSubVerifications.runVerification) after unexpected failures, 1 s apart and doubling: ~31 s in all. */
 export const UNEXPECTED_RETRIES = 5;
 
 /** The wait before trying again after the `failures`-th unexpected failure in a row (1 s, 2 s, 4 s …). */
 export function unexpectedRetryDelayMs(failures: number): number {
   return 1000 * 2 ** (failures - 1);
+}
+
+/**
+ * Runs `attempt`, and again after a failure on the hub's side (its store refused a read or a
+ * write: a database restarting, a full disk), 1 s later and doubling, up to UNEXPECTED_RETRIES
+ * times, as deliveries are. Rejects with the last failure once they run out, or at once with a
+ * failure `notOurs` says is not the hub's; resolves to 'closed' if the hub closes meanwhile
+ * (`hub.pause` resolves to false).
+ */
+export async function againOnHubFailure<T>(
+  what: string,
+  topic: string,
+  attempt: () => Promise<T>,
+  hub: { log: Logger; pause: (ms: number) => Promise<boolean> },
+  notOurs: (e: unknown) => boolean = () => false,
+): Promise<{ done: T } | 'closed'> {
+  for (let failures = 0; ; failures++) {
+    try {
+      return { done: await attempt() };
+    } catch (e) {
+      if (notOurs(e) || failures >= UNEXPECTED_RETRIES) throw e;
+      hub.log.warn(`${what} failed on the hub's side; trying again`, { topic, error: describeError(e) });
+      if (!(await hub.pause(unexpectedRetryDelayMs(failures + 1)))) return 'closed';
+    }
+  }
 }
 
 /**

@@ -2,7 +2,6 @@
 // what it answers. It decides whether a topic changed, who must hear of it, and in which form
 // (bare for rssCloud, full content for WebSub), so a change learned on any face reaches every
 // subscriber of that exact topic URL on every face.
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
@@ -11,10 +10,10 @@ import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } fr
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
-import { SUBSCRIPTION_LIMIT_REASONS, webSubLimitDenialReason, webSubTopicUnfetchableReason, type HubError } from './messages.js';
-import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingVerification, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
+import { SUBSCRIPTION_LIMIT_REASONS, type HubError } from './messages.js';
+import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
-import { backoff, UNEXPECTED_RETRIES, unexpectedRetryDelayMs } from './backoff.js';
+import { againOnHubFailure } from './backoff.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
 import type { Content } from './notifier/sender.js';
 export type { WebSubRequest } from './model.js';
@@ -22,9 +21,10 @@ export type { CleanupReport } from './sweep.js';
 import { verifySignature } from './signature.js';
 import { Sites } from './sites.js';
 import { Sweeper, type CleanupReport } from './sweep.js';
-import type { Store, SubscriptionLimit, SubscriptionLimits } from './store/store.js';
+import { limitError, subscriptionLimits } from './subscription-limits.js';
+import { WebSubVerifications } from './websub-verifications.js';
+import type { Store } from './store/store.js';
 import type { Verifier } from './verify.js';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 export interface HubDeps {
   config: Config;
@@ -69,9 +69,6 @@ export interface RefreshResult extends CheckResult {
   fanOut: Promise<FanOutReport>;
 }
 
-/** Verifications a restart (or a takeover) starts per turn of the event loop. */
-const VERIFICATION_CHUNK = 500;
-
 /**
  * How much longer than REQUEST_TIMEOUT_MS a ping waits for its fan-out's first attempts (see
  * firstAttempts): those sent at once have ended by then and their outcomes are recorded.
@@ -107,15 +104,13 @@ export class Hub extends EventEmitter {
   private readonly checker: TopicChecker;
   private readonly sites: Sites;
   private readonly sweeper: Sweeper;
+  private readonly verifications: WebSubVerifications;
   private readonly now: () => number;
   /** Per topic, the last read or fat ping queued, and the queued read not yet started that later reads join (see serialize). */
   private readonly refreshing = new Map<string, { last: Promise<unknown>; joinable?: Promise<RefreshResult> }>();
   private readonly background = new Set<Promise<unknown>>();
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
-  /** Ids of the verifications this process is running (their claims are renewed). */
-  private readonly verifying = new Set<string>();
-  private claimTimers: NodeJS.Timeout[] = [];
   /** Set by close(): verifications waiting to ask again (see pause) stop waiting. */
   private closing = false;
   private readonly wakers = new Set<() => void>();
@@ -126,6 +121,20 @@ export class Hub extends EventEmitter {
     this.checker = new TopicChecker(deps.http, deps.store, this.now);
     this.sites = new Sites({ config: deps.config, store: deps.store, http: deps.http, now: this.now });
     this.sweeper = new Sweeper({ config: deps.config, store: deps.store, log: deps.log, now: this.now, closing: () => this.closing, track: (p) => this.track(p) });
+    this.verifications = new WebSubVerifications({
+      config: deps.config,
+      store: deps.store,
+      http: deps.http,
+      verifier: deps.verifier,
+      log: deps.log,
+      now: this.now,
+      owner: deps.notifier.owner,
+      closing: () => this.closing,
+      pause: (ms) => this.pause(ms),
+      track: (p) => this.track(p),
+      note: (a) => this.note(a),
+      subscribed: (topic) => this.emit('subscribed', topic),
+    });
   }
 
   // ---- rssCloud -------------------------------------------------------------------------
@@ -191,20 +200,8 @@ export class Hub extends EventEmitter {
    * early answer when a request arrives; storeWithinLimits has the last word.
    */
   private async checkSubscriptionLimits(topic: string, callback: string): Promise<HubError | null> {
-    const reached = await this.deps.store.subscriptionLimitReached(topic, callback, this.limits());
-    return reached && this.limitError(reached, callback);
-  }
-
-  private limits(): SubscriptionLimits {
-    const { config } = this.deps;
-    return { perTopic: config.maxSubscriptionsPerTopic, perCallbackHost: config.maxSubscriptionsPerCallbackHost };
-  }
-
-  private limitError(limit: SubscriptionLimit, callback: string): HubError {
-    const { config } = this.deps;
-    return limit === 'topic'
-      ? { code: 'subscription_limit', detail: SUBSCRIPTION_LIMIT_REASONS.topicFull(config.maxSubscriptionsPerTopic) }
-      : { code: 'subscription_limit', detail: SUBSCRIPTION_LIMIT_REASONS.callbackHostFull(callbackHost(callback), config.maxSubscriptionsPerCallbackHost) };
+    const reached = await this.deps.store.subscriptionLimitReached(topic, callback, subscriptionLimits(this.deps.config));
+    return reached && limitError(this.deps.config, reached, callback);
   }
 
   /**
@@ -213,8 +210,8 @@ export class Hub extends EventEmitter {
    * in the others on one database: the store counts and writes in one step for all of them.
    */
   private async storeWithinLimits(sub: Subscription): Promise<HubError | null> {
-    const refused = await this.deps.store.putSubscriptionWithinLimits(sub, this.limits());
-    return refused && this.limitError(refused, sub.callback);
+    const refused = await this.deps.store.putSubscriptionWithinLimits(sub, subscriptionLimits(this.deps.config));
+    return refused && limitError(this.deps.config, refused, sub.callback);
   }
 
   /**
@@ -500,35 +497,13 @@ export class Hub extends EventEmitter {
     } catch (e) {
       return { code: 'callback_refused', detail: e instanceof OutboundError ? e.message : 'the callback cannot be reached' };
     }
-    // Each request waits in memory and in the store until its callback answers, up to
-    // WEBSUB_VERIFY_ATTEMPTS over minutes when it does not: without a bound, requests naming
-    // callbacks that never answer, from as many addresses as the rate limit needed, held the
-    // hub's memory for as long as someone sent them.
-    if (this.verifying.size >= this.deps.config.websubMaxPendingVerifications) {
-      this.deps.log.warn('websub: request refused, too many verifications waiting', { topic: req.topic, waiting: this.verifying.size });
-      return { code: 'hub_busy' };
-    }
-    // Persisted before the 202, so a restart still verifies what was accepted.
-    const createdAt = this.now();
-    // Claimed by this process, which runs it; another takes it over only if this one dies.
-    const pending: PendingVerification = {
-      id: randomUUID(),
-      ...req,
-      createdAt,
-      claimedBy: this.deps.notifier.owner,
-      claimedUntil: Date.now() + this.deps.config.outboxClaimLeaseMs, // the stores' clock, whatever this hub was given
-    };
-    await this.deps.store.putVerification(pending);
-    this.track(this.runVerification(pending, this.deps.config.websubVerifyDelayMs));
-    return null;
+    return this.verifications.accept(req);
   }
 
   /** After a restart: finishes fan-outs and verifications that were under way. */
   async resume(): Promise<void> {
     await this.deps.notifier.resume();
-    // Every verification nobody runs: on the embedded store all of them; with other processes
-    // on one database, not those they are running.
-    await this.takeOverVerifications(1_000_000_000);
+    await this.verifications.resume();
   }
 
   /**
@@ -537,23 +512,7 @@ export class Hub extends EventEmitter {
    * Started by server.ts; stopped by close().
    */
   startClaims(): void {
-    if (this.claimTimers.length > 0) return;
-    const { store, config, notifier, log } = this.deps;
-    const lease = config.outboxClaimLeaseMs;
-    const renew = setInterval(() => {
-      store.renewVerificationClaims(notifier.owner, lease, [...this.verifying]).catch((e: unknown) => log.warn('renewing verification claims failed', { error: describeError(e) }));
-    }, Math.max(1, Math.floor(lease / 3)));
-    let taking = false;
-    const takeover = setInterval(() => {
-      if (taking) return;
-      taking = true;
-      this.takeOverVerifications(100)
-        .catch((e: unknown) => log.warn('taking over verifications failed', { error: describeError(e) }))
-        .finally(() => (taking = false));
-    }, Math.max(1, Math.floor(lease / 2)));
-    renew.unref();
-    takeover.unref();
-    this.claimTimers = [renew, takeover];
+    this.verifications.startClaims();
   }
 
   /**
@@ -562,71 +521,9 @@ export class Hub extends EventEmitter {
    */
   close(): void {
     this.closing = true;
-    for (const t of this.claimTimers) clearInterval(t);
-    this.claimTimers = [];
+    this.verifications.stopClaims();
     for (const wake of [...this.wakers]) wake();
     this.deps.verifier.close();
-  }
-
-  private async takeOverVerifications(limit: number): Promise<void> {
-    const { store, config, notifier } = this.deps;
-    const claimed = await store.claimVerifications(notifier.owner, config.outboxClaimLeaseMs, limit);
-    for (let i = 0; i < claimed.length; i++) {
-      // Started VERIFICATION_CHUNK at a time, a turn of the event loop apart: each start makes
-      // its challenge and request synchronously, and the 20,000 a restart may find
-      // (WEBSUB_MAX_PENDING_VERIFICATIONS) took the hub away from everything else for ~1 s.
-      if (i > 0 && i % VERIFICATION_CHUNK === 0) {
-        await yieldToLoop();
-        // Those not started stay stored, for the next start (as close() leaves those waiting).
-        if (this.closing) return;
-      }
-      const pending = claimed[i]!;
-      if (!this.verifying.has(pending.id)) this.track(this.runVerification(pending));
-    }
-  }
-
-  /**
-   * `delayMs`: how long to wait first, for a request just answered 202. Subscribers keep what
-   * that answer tells them (a secret, a token, "pending") after it comes, some with a write that
-   * replaces the whole record; a GET sent the same millisecond raced that write, and Indiekit's
-   * reader lost the lease it renews by (NewsBlur its "verified" mark). Google's hub, which they
-   * were written against, verified from a task queue, well after its answer.
-   */
-  private async runVerification(pending: PendingVerification, delayMs = 0): Promise<void> {
-    this.verifying.add(pending.id);
-    let finished = true;
-    try {
-      // The hub stops meanwhile: the request stays stored, and is verified after the restart.
-      if (delayMs > 0 && !(await this.pause(delayMs))) {
-        finished = false;
-        return;
-      }
-      // Dropped at the hub's own failure (its store refusing a write after the subscriber
-      // confirmed), a subscriber would believe it is subscribed and have nothing.
-      const run = await this.againOnHubFailure('websub: verification', pending.topic, () => this.verifyWebSub(pending));
-      finished = run === 'closed' ? false : run.done;
-    } finally {
-      this.verifying.delete(pending.id);
-      if (finished) await this.deps.store.deleteVerification(pending.id);
-    }
-  }
-
-  /**
-   * Runs `attempt`, and again after a failure on the hub's side (its store refused a read or a
-   * write: a database restarting, a full disk), 1 s later and doubling, up to UNEXPECTED_RETRIES
-   * times, as deliveries are. Rejects with the last failure once they run out, or at once with a
-   * failure `notOurs` says is not the hub's; resolves to 'closed' if the hub closes meanwhile.
-   */
-  private async againOnHubFailure<T>(what: string, topic: string, attempt: () => Promise<T>, notOurs: (e: unknown) => boolean = () => false): Promise<{ done: T } | 'closed'> {
-    for (let failures = 0; ; failures++) {
-      try {
-        return { done: await attempt() };
-      } catch (e) {
-        if (notOurs(e) || failures >= UNEXPECTED_RETRIES) throw e;
-        this.deps.log.warn(`${what} failed on the hub's side; trying again`, { topic, error: describeError(e) });
-        if (!(await this.pause(unexpectedRetryDelayMs(failures + 1)))) return 'closed';
-      }
-    }
   }
 
   /** Waits `ms` unless the hub closes first: resolves to false if it does. */
@@ -641,142 +538,6 @@ export class Hub extends EventEmitter {
       const timer = setTimeout(wake, ms);
       this.wakers.add(wake);
     });
-  }
-
-  /** The lease the hub grants: the request's, else the default, within the configured bounds. */
-  grantLease(requested: number | undefined): number {
-    const { websubLeaseDefaultSeconds, websubLeaseMinSeconds, websubLeaseMaxSeconds } = this.deps.config;
-    return Math.min(websubLeaseMaxSeconds, Math.max(websubLeaseMinSeconds, requested ?? websubLeaseDefaultSeconds));
-  }
-
-  /**
-   * Whether a newer request for the same (topic, callback) was verified and applied since this
-   * one was accepted (it removed this one's record): then this one does nothing more, whatever
-   * its subscriber answers (REC §5.1: each request overrides the previous state once verified).
-   * `applying`: this one was verified and is about to be applied; still pending, it withdraws
-   * the older requests of its pair first, so none of them can be applied after it. A newer
-   * request that is not verified withdraws nothing: anyone can send one, and the callback's
-   * owner declining it must not cancel the subscribe it did ask for.
-   */
-  private async superseded(req: PendingVerification, applying: boolean): Promise<boolean> {
-    const { store } = this.deps;
-    if (applying ? await store.supersedeOlderVerifications(req) : await store.hasVerification(req.id)) return false;
-    return this.overridden(req);
-  }
-
-  private overridden(req: PendingVerification): true {
-    this.deps.log.info('websub: superseded by a newer request for the same topic and callback, nothing applied', { topic: req.topic, host: callbackHost(req.callback), mode: req.mode });
-    this.note({ kind: req.mode, topic: req.topic, ok: false, protocol: 'websub', detail: `${callbackHost(req.callback)}: superseded by a newer request` });
-    return true;
-  }
-
-  /** Resolves to false when the hub closed before it finished (its request is kept), else true. */
-  private async verifyWebSub(req: PendingVerification): Promise<boolean> {
-    const { store, verifier, log, config } = this.deps;
-    if (req.mode === 'subscribe') {
-      // Validation (REC §5.2): a topic this hub may never fetch cannot be delivered, so the
-      // subscription is denied rather than verified and left silent forever.
-      try {
-        await this.deps.http.checkTarget('fetch', req.topic);
-      } catch (e) {
-        // A lookup that failed for now (no answer in time, a name server's SERVFAIL) is no
-        // reason to deny for good: every read of the topic is still checked when it connects.
-        if (e instanceof OutboundError && e.code === 'timeout') {
-          log.info('websub: topic not resolved for now, verifying anyway', { topic: req.topic, host: callbackHost(req.callback), reason: e.message });
-        } else {
-          // A denial would tell the subscriber that its newer, applied request failed.
-          if (await this.superseded(req, false)) return true;
-          const reason = webSubTopicUnfetchableReason(e instanceof OutboundError ? e.code : undefined);
-          log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason });
-          this.note({ kind: 'deny', topic: req.topic, ok: false, protocol: 'websub', detail: reason });
-          await verifier.webSubDenied(req.callback, req.topic, reason);
-          return true;
-        }
-      }
-    }
-    const lease = req.mode === 'subscribe' ? this.grantLease(req.leaseSeconds) : undefined;
-    let requestedAt: number;
-    for (let attempt = 1; ; attempt++) {
-      // Not asked of the subscriber at all once overridden.
-      if (await this.superseded(req, false)) return true;
-      requestedAt = this.now();
-      const answer = await verifier.webSubIntent({
-        callback: req.callback,
-        mode: req.mode,
-        topic: req.topic,
-        ...(lease !== undefined && { leaseSeconds: lease }),
-        ...(req.verifyToken !== undefined && { verifyToken: req.verifyToken }),
-      });
-      // A callback that did not answer (down, busy, restarting) is asked again a few times,
-      // backing off as deliveries do; one that answered anything but the challenge is not.
-      // One whose certificate the hub refused is asked again too: its owner, seeing why, may
-      // renew or fix it within those minutes (as often after an expiry), or one server of
-      // several behind its name may still show an old one; a refused certificate says nothing
-      // of the subscriber's intent either, and the retries are a few requests, backed off.
-      // Not asked: the request stays stored, and is verified after the restart.
-      if (answer === 'closed') return false;
-      const again = (answer === 'unreachable' || answer === 'bad_certificate') && attempt < config.websubVerifyAttempts;
-      const why = answer === 'bad_certificate' ? ': its certificate was refused' : again ? ': no answer' : '';
-      const detail = `${req.mode} ${callbackHost(req.callback)}${why}${again ? ', will ask again' : ''}`;
-      this.note({ kind: 'verify', topic: req.topic, ok: answer === 'verified', protocol: 'websub', detail });
-      if (!again) {
-        // A failed verification leaves whatever existed exactly as it was (REC §5.1).
-        if (answer !== 'verified') return true;
-        break;
-      }
-      // The hub stops meanwhile: the request stays stored, and is verified after the restart.
-      if (!(await this.pause(backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)))) return false;
-    }
-    // Checked right before each write. On the embedded store nothing runs in between. On
-    // PostgreSQL a subscribe holds its request's row while it writes (putVerifiedSubscription);
-    // an unsubscribe's delete could still follow a newer subscribe verified through another
-    // process in the same instant (one query's time, against that one's verification). Accepted.
-    if (req.mode === 'unsubscribe') {
-      if (await this.superseded(req, true)) return true;
-      await store.deleteSubscription(req.topic, req.callback);
-      log.info('websub: unsubscribed', { topic: req.topic, host: callbackHost(req.callback) });
-      this.note({ kind: 'unsubscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
-      return true;
-    }
-    const existing = await store.getSubscription(req.topic, req.callback);
-    const sub: Subscription = {
-      ctUpdates: 0,
-      ctErrors: 0,
-      whenCreated: requestedAt,
-      whenLastUpdate: null,
-      whenLastError: null,
-      ...existing,
-      topic: req.topic,
-      callback: req.callback,
-      protocol: 'websub',
-      ctConsecutiveErrors: 0,
-      deliveredVersion: existing?.deliveredVersion ?? (await this.currentVersion(req.topic)),
-      leaseSeconds: lease,
-      // The lease counts from the verification request (REC §5.3.1).
-      whenExpires: requestedAt + (lease ?? 0) * 1000,
-    };
-    delete sub.notifyProcedure;
-    // A re-subscribe may change or drop the secret.
-    if (req.secret !== undefined) sub.secret = req.secret;
-    else delete sub.secret;
-    // And may come from another client: the newest request says which algorithm its reader checks.
-    if (req.signatureAlgorithm !== undefined) sub.signatureAlgorithm = req.signatureAlgorithm;
-    else delete sub.signatureAlgorithm;
-    if (await this.superseded(req, true)) return true;
-    const stored = await this.deps.store.putVerifiedSubscription(sub, this.limits(), req.id);
-    // Overridden while it waited for the limits' locks (a newer request through another process).
-    if (stored === 'superseded') return this.overridden(req);
-    const refused = stored && this.limitError(stored, sub.callback);
-    if (refused) {
-      // Verified, but others filled the topic or the callback host meanwhile (REC §5.2: deny).
-      log.info('websub: subscription denied', { topic: req.topic, host: callbackHost(req.callback), reason: refused.detail });
-      await verifier.webSubDenied(req.callback, req.topic, webSubLimitDenialReason(refused.detail));
-      return true;
-    }
-    this.emit('subscribed', sub.topic);
-    this.note({ kind: 'subscribe', topic: req.topic, ok: true, protocol: 'websub', detail: callbackHost(req.callback) });
-    log.info('websub: subscribed', { topic: req.topic, host: callbackHost(req.callback), lease });
-    return true;
   }
 
   /**
@@ -801,7 +562,7 @@ export class Hub extends EventEmitter {
   private async refreshPublished(url: string): Promise<unknown> {
     const { log } = this.deps;
     try {
-      const run = await this.againOnHubFailure('publish', url, () => this.refresh(url), isReadFailure);
+      const run = await againOnHubFailure('publish', url, () => this.refresh(url), { log, pause: (ms) => this.pause(ms) }, isReadFailure);
       return run === 'closed' ? undefined : run.done.fanOut;
     } catch (e) {
       if (isReadFailure(e)) log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
