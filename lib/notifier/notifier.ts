@@ -85,7 +85,7 @@ interface Lane {
   slow: boolean;
   /**
    * The lane waited for its paused host, or rested after its subscriber's 429, and has sent
-   * nothing since (see the rssCloud coalescing in deliverVersion).
+   * nothing since (see the rssCloud coalescing in takeTurn).
    */
   behindPause: boolean;
   /** Its subscriber answered 429 to a version it is done with: nothing more is sent to it before this time (see rest). */
@@ -126,7 +126,7 @@ export class Notifier extends EventEmitter {
   private readonly breaker: CircuitBreaker;
   private readonly senders: Record<Protocol, Sender>;
   private readonly outcomes: OutcomeBatch;
-  /** Deliveries sent whose outcome is not yet durable (see deliverVersion). */
+  /** Deliveries sent whose outcome is not yet durable (see takeTurn). */
   private readonly unrecorded: Limiter;
   /**
    * Deliveries unanswered past DELIVERY_LINGER_AFTER_MS that gave their global slot back (see
@@ -421,7 +421,7 @@ export class Notifier extends EventEmitter {
       lane.versions.sort((a, b) => a - b);
     }
     // A lane waiting for its paused host owes an rssCloud subscriber only its newest version
-    // (see the coalescing in deliverVersion): those queued between the one it sleeps on and this
+    // (see the coalescing in takeTurn): those queued between the one it sleeps on and this
     // one go now, with their outbox entries and bodies, rather than when the host is back. A dead
     // host with one callback for thousands of feeds would otherwise hold every version of each.
     const asleep = lane.sleepingOn;
@@ -532,94 +532,7 @@ export class Notifier extends EventEmitter {
             if (await this.waitForEarlier(lane, sub, version)) continue;
           }
         }
-        // The host slot comes first and everything else is read holding it: a fan-out queues
-        // thousands of lanes, and each waits as one small closure rather than with its
-        // subscription and content read long before its turn. The breaker is asked only once
-        // this delivery holds its slot, so deliveries queued behind a failing host do not go out
-        // after its circuit opened. Outcomes are recorded in batches after the slot is given
-        // back, but each send first takes one of `unrecorded`'s places and keeps it until its
-        // outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
-        // ever sent and not yet durable (what a kill can make subscribers receive twice), and a
-        // store that falls behind holds the slots back; and DELIVERY_LINGERING more that linger.
-        const turn = async (giveBack: () => void): Promise<Attempt> => {
-          // A turn queued for the host's slot when the hub began closing sends nothing.
-          if (this.closed) return { closing: true };
-          // An older version joined the lane while this one waited (for it, for the slot, for a
-          // read): a resume after a restart, or a takeover from a process that died, queues it
-          // here as it makes it this process's. It goes first; sent after this one, it would be
-          // skipped as not due once this one is recorded, and lost.
-          if (lane.versions.some((v) => v < version)) return { behind: true };
-          const sub = await store.getSubscription(lane.topic, lane.callback);
-          if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
-          // An rssCloud notification says only "this URL changed", the same words for every
-          // version: when changes piled up while the host was paused, the last one says it for
-          // all, rather than a burst of the same words once the host is back.
-          if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
-          const job = this.jobs.get(lane.topic, version);
-          // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
-          const using = job && (sub.protocol === 'websub' ? this.useContent(job) : this.useBare(job));
-          const content = using instanceof Promise ? await using : using;
-          if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
-          let outcome: DeliveryOutcome;
-          let started: number;
-          let place = this.unrecorded;
-          try {
-            const pausedUntil = this.breaker.waitUntil(host);
-            if (pausedUntil > 0) return { pausedUntil, sub };
-            const free = this.unrecorded.acquire();
-            if (free) await free;
-            // That wait is longest when the store falls behind, as under the flood that fills the outbox.
-            if (this.jobs.givenUp(lane.topic, version)) {
-              this.unrecorded.release();
-              this.breaker.probeNotSent(host);
-              return { skipped: GIVEN_UP };
-            }
-            lane.behindPause = false;
-            started = this.now();
-            const slow = this.countSlow(lane, version, sub);
-            // `place`: the limiter holding this send's place until its outcome is durable,
-            // `unrecorded`, or `lingering` once it lingers (see linger).
-            let answered = false;
-            const lingers = setTimeout(() => {
-              this.linger(() => {
-                if (answered) return false;
-                place = this.lingering;
-                giveBack();
-                return true;
-              });
-            }, config.deliveryLingerAfterMs);
-            try {
-              outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
-            } catch (e) {
-              place.release();
-              this.breaker.probeNotSent(host);
-              throw e;
-            } finally {
-              answered = true;
-              clearTimeout(lingers);
-              clearTimeout(slow);
-              lane.slow = false;
-            }
-          } finally {
-            this.letGo(job);
-          }
-          // Any answer that is not the host failing (a 4xx) shows the host is up: that too
-          // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
-          // A 429 is this subscription being rate-limited, which its lane waits out, and counts
-          // against the host only as the breaker's rateLimited says: once per subscription, not
-          // per callback, since many subscribers take every feed's pushes at one URL.
-          if (outcome.status === 429) this.breaker.rateLimited(host, subscriptionKey(lane.topic, lane.callback));
-          else if (hostFailed(outcome)) this.breaker.failure(host);
-          else this.breaker.success(host);
-          const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
-          // A subscriber's Retry-After (a 429 or 503) is waited for, up to WEBSUB_RETRY_MAX_MS, the
-          // longest the hub waits between attempts: retried at the backoff's few seconds, a
-          // rate-limited subscriber refused those attempts too and the version ran out of them.
-          const asked = Math.min(outcome.retryAfterMs ?? 0, config.websubRetryMaxMs);
-          const delay = retry ? Math.max(asked, backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)) : 0;
-          const final = !retry || this.now() + delay >= sub.whenExpires;
-          return { sub, content, outcome, final, delay, started, place };
-        };
+        const turn = (giveBack: () => void): Promise<Attempt> => this.takeTurn(lane, version, attempt, giveBack);
         const turnTaken = held ? this.limiter.runHeld(host, turn) : this.limiter.run(host, turn);
         held = false;
         const tried = await turnTaken;
@@ -682,6 +595,102 @@ export class Notifier extends EventEmitter {
       // Not handed over: the hub is closing, or something failed before the first attempt.
       if (held) this.limiter.leave(host);
     }
+  }
+
+  /**
+   * One attempt of `version` on `lane`, in a turn at its host's slot; `giveBack` gives the slot
+   * back early (see linger).
+   *
+   * The host slot comes first and everything else is read holding it: a fan-out queues
+   * thousands of lanes, and each waits as one small closure rather than with its
+   * subscription and content read long before its turn. The breaker is asked only once
+   * this delivery holds its slot, so deliveries queued behind a failing host do not go out
+   * after its circuit opened. Outcomes are recorded in batches after the slot is given
+   * back, but each send first takes one of `unrecorded`'s places and keeps it until its
+   * outcome is durable: at most UNRECORDED_PER_SLOT × DELIVERY_CONCURRENCY deliveries are
+   * ever sent and not yet durable (what a kill can make subscribers receive twice), and a
+   * store that falls behind holds the slots back; and DELIVERY_LINGERING more that linger.
+   */
+  private async takeTurn(lane: Lane, version: number, attempt: number, giveBack: () => void): Promise<Attempt> {
+    const { store, config } = this.deps;
+    const host = lane.host;
+    // A turn queued for the host's slot when the hub began closing sends nothing.
+    if (this.closed) return { closing: true };
+    // An older version joined the lane while this one waited (for it, for the slot, for a
+    // read): a resume after a restart, or a takeover from a process that died, queues it
+    // here as it makes it this process's. It goes first; sent after this one, it would be
+    // skipped as not due once this one is recorded, and lost.
+    if (lane.versions.some((v) => v < version)) return { behind: true };
+    const sub = await store.getSubscription(lane.topic, lane.callback);
+    if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
+    // An rssCloud notification says only "this URL changed", the same words for every
+    // version: when changes piled up while the host was paused, the last one says it for
+    // all, rather than a burst of the same words once the host is back.
+    if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
+    const job = this.jobs.get(lane.topic, version);
+    // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
+    const using = job && (sub.protocol === 'websub' ? this.useContent(job) : this.useBare(job));
+    const content = using instanceof Promise ? await using : using;
+    if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
+    let outcome: DeliveryOutcome;
+    let started: number;
+    let place = this.unrecorded;
+    try {
+      const pausedUntil = this.breaker.waitUntil(host);
+      if (pausedUntil > 0) return { pausedUntil, sub };
+      const free = this.unrecorded.acquire();
+      if (free) await free;
+      // That wait is longest when the store falls behind, as under the flood that fills the outbox.
+      if (this.jobs.givenUp(lane.topic, version)) {
+        this.unrecorded.release();
+        this.breaker.probeNotSent(host);
+        return { skipped: GIVEN_UP };
+      }
+      lane.behindPause = false;
+      started = this.now();
+      const slow = this.countSlow(lane, version, sub);
+      // `place`: the limiter holding this send's place until its outcome is durable,
+      // `unrecorded`, or `lingering` once it lingers (see linger).
+      let answered = false;
+      const lingers = setTimeout(() => {
+        this.linger(() => {
+          if (answered) return false;
+          place = this.lingering;
+          giveBack();
+          return true;
+        });
+      }, config.deliveryLingerAfterMs);
+      try {
+        outcome = await this.senders[sub.protocol].deliver(sub, content, lane.target);
+      } catch (e) {
+        place.release();
+        this.breaker.probeNotSent(host);
+        throw e;
+      } finally {
+        answered = true;
+        clearTimeout(lingers);
+        clearTimeout(slow);
+        lane.slow = false;
+      }
+    } finally {
+      this.letGo(job);
+    }
+    // Any answer that is not the host failing (a 4xx) shows the host is up: that too
+    // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
+    // A 429 is this subscription being rate-limited, which its lane waits out, and counts
+    // against the host only as the breaker's rateLimited says: once per subscription, not
+    // per callback, since many subscribers take every feed's pushes at one URL.
+    if (outcome.status === 429) this.breaker.rateLimited(host, subscriptionKey(lane.topic, lane.callback));
+    else if (hostFailed(outcome)) this.breaker.failure(host);
+    else this.breaker.success(host);
+    const retry = !outcome.ok && !outcome.gone && sub.protocol === 'websub' && attempt < config.websubMaxAttempts;
+    // A subscriber's Retry-After (a 429 or 503) is waited for, up to WEBSUB_RETRY_MAX_MS, the
+    // longest the hub waits between attempts: retried at the backoff's few seconds, a
+    // rate-limited subscriber refused those attempts too and the version ran out of them.
+    const asked = Math.min(outcome.retryAfterMs ?? 0, config.websubRetryMaxMs);
+    const delay = retry ? Math.max(asked, backoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs)) : 0;
+    const final = !retry || this.now() + delay >= sub.whenExpires;
+    return { sub, content, outcome, final, delay, started, place };
   }
 
   /**
