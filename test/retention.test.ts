@@ -171,7 +171,12 @@ describe('What PostgreSQL keeps of an ended subscription', function () {
     expect(reply.success, reply.msg).to.equal(true);
     const hosts = [new URL(callback).host, `127.0.0.1:${rss.port}`];
     const needles = ['TOKEN-PG', 'SECRET-PG', ...hosts, ...hosts.map((h) => Buffer.from(h).toString('hex'))];
-    const holding = async (): Promise<string[]> => (await rowsAsText()).filter((r) => needles.some((n) => r.row.includes(n))).map((r) => r.table);
+    // bus_events (events for other processes' streams and dashboards, kept five minutes) names
+    // callback hosts in deliveries' activity, never a callback's path, token or secret: checked
+    // apart, below.
+    const holding = async (): Promise<string[]> =>
+      (await rowsAsText()).filter((r) => r.table !== 'bus_events' && needles.some((n) => r.row.includes(n))).map((r) => r.table);
+    const busRows = async (): Promise<string[]> => (await rowsAsText()).filter((r) => r.table === 'bus_events').map((r) => r.row);
     expect(new Set(await holding()), 'the subscriptions as stored').to.deep.equal(new Set(['subscriptions', 'subscription_counts']));
 
     expect((await unsubscribe(hub, { 'hub.topic': topic, 'hub.callback': callback })).status).to.equal(202);
@@ -181,5 +186,27 @@ describe('What PostgreSQL keeps of an ended subscription', function () {
     const swept = await testApi<{ result: { subscriptionsRemoved: number } }>(hub, 'removeExpired');
     expect(swept.result.subscriptionsRemoved).to.equal(1);
     expect(await holding(), 'tables holding an ended subscriber').to.deep.equal([]);
+
+    const events = await busRows();
+    expect(events.some((row) => hosts.some((h) => row.includes(h))), 'deliveries\' hosts in bus_events').to.equal(true);
+    expect(events.filter((row) => ['TOKEN-PG', 'SECRET-PG', '/cb?', '/notify'].some((n) => row.includes(n))), 'callbacks beyond their host in bus_events').to.deep.equal([]);
+    // Five minutes on, the next process to send an event deletes them (a new one prunes at once).
+    const sql = async (text: string): Promise<pg.QueryResult> => {
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      try {
+        return await db.query(text);
+      } finally {
+        await db.end();
+      }
+    };
+    const { rows } = await sql("UPDATE bus_events SET created_at = created_at - interval '6 minutes' RETURNING seq");
+    expect(rows).to.not.be.empty;
+    await hub.destroy();
+    hub = await startTestHub({ DATABASE_URL: url });
+    expect((await pleaseNotify(hub, subscribeForm(rss, '/notify', feeds.fixed('pg-retention-2')))).success).to.equal(true);
+    await settled(hub);
+    const old = rows.map((r: { seq: string }) => r.seq);
+    expect((await sql('SELECT seq FROM bus_events')).rows.filter((r: { seq: string }) => old.includes(r.seq)), 'bus_events five minutes on').to.deep.equal([]);
   });
 });
