@@ -504,6 +504,7 @@ export class Hub extends EventEmitter {
   async resume(): Promise<void> {
     await this.deps.notifier.resume();
     await this.verifications.resume();
+    await this.readOwed();
   }
 
   /**
@@ -542,13 +543,37 @@ export class Hub extends EventEmitter {
 
   /**
    * WebSub publish of one or more topics. Each is read and, when changed, delivered in the
-   * background; the publisher's answer does not wait for subscribers.
+   * background; the publisher's answer does not wait for subscribers. It does wait for one
+   * durable write: a read owed to each topic somebody follows (Store.putPendingReads), so that
+   * a hub stopped before the read finishes (a crash, an OOM kill) reads the topic when it
+   * starts again (see resume). Answered first and stored nowhere, the publish was lost with
+   * the process, and with polling off its subscribers never heard of that change.
    */
-  publish(urls: string[]): void {
-    for (const url of new Set(urls)) {
+  async publish(urls: string[]): Promise<void> {
+    const topics = [...new Set(urls)];
+    const since = this.now();
+    const owed = new Set(await this.owe(topics, since));
+    for (const url of topics) {
       this.emit('published', url);
       this.note({ kind: 'publish', topic: url, ok: true, protocol: 'websub' });
-      this.track(this.refreshPublished(url));
+      this.track(this.refreshPublished(url, owed.has(url) ? since : undefined));
+    }
+  }
+
+  /**
+   * Stores the reads owed to `topics` (those somebody follows) and resolves to the topics
+   * recorded. A store that refuses the write (its database down, its disk full) records none: the
+   * publish is still answered and read, and its read tried again while the store is away (see
+   * refreshPublished), as before pending reads were kept; only a stop before that read ends loses
+   * it then. Refused instead, a publish during a database restart got a 500, and publishers
+   * report that to their users as a failed post.
+   */
+  private async owe(topics: string[], since: number): Promise<string[]> {
+    try {
+      return await this.deps.store.putPendingReads(topics, since);
+    } catch (e) {
+      this.deps.log.warn('pending reads not stored; the topics are read, but a stop before their reads end loses them', { topics: topics.length, error: describeError(e) });
+      return [];
     }
   }
 
@@ -557,17 +582,54 @@ export class Hub extends EventEmitter {
    * know to publish again. A failure on the hub's side (its database restarting, its disk full)
    * is tried again, 1 s later and doubling, up to UNEXPECTED_RETRIES times, as verifications
    * are: dropped at once, the change waited for a poll (POLL_DEFAULT_SECONDS or longer), or, with
-   * polling off, for the next publish.
+   * polling off, for the next publish. `owedSince`: the topic's pending read, deleted once the
+   * read has finished, changed, unchanged or unreadable (a failing feed is not read at every
+   * start); kept when the hub's own failure or its closing stopped it, for the next start.
    */
-  private async refreshPublished(url: string): Promise<unknown> {
+  private async refreshPublished(url: string, owedSince?: number): Promise<unknown> {
     const { log } = this.deps;
+    let read = false;
     try {
       const run = await againOnHubFailure('publish', url, () => this.refresh(url), { log, pause: (ms) => this.pause(ms) }, isReadFailure);
-      return run === 'closed' ? undefined : run.done.fanOut;
+      if (run === 'closed') return undefined;
+      read = true;
+      return run.done.fanOut;
     } catch (e) {
-      if (isReadFailure(e)) log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
+      read = isReadFailure(e);
+      if (read) log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
       else log.error('publish failed', { topic: url, error: describeError(e) });
+    } finally {
+      if (read && owedSince !== undefined) await this.readPaid(url, owedSince);
     }
+  }
+
+  /**
+   * Deletes a topic's pending read once a read begun after `since` has finished. Its change,
+   * if any, is in the outbox by then (staged before the topic records its version), so the
+   * deliveries no longer need the record. Left behind by a failure, the record costs one read
+   * more at the next start.
+   */
+  private async readPaid(url: string, since: number): Promise<void> {
+    try {
+      await this.deps.store.deletePendingRead(url, since);
+    } catch (e) {
+      this.deps.log.warn('pending read not deleted; the topic is read again at the next start', { topic: url, error: describeError(e) });
+    }
+  }
+
+  /**
+   * The pending reads left by a process that stopped before finishing them, read in the
+   * background through the normal path (FETCH_PER_HOST, FETCH_MIN_INTERVAL_MS, the topic lock),
+   * so the start and readiness do not wait for them. With several processes on one database each
+   * reads every record it finds, another process's too, even one it is reading now: harmless,
+   * since reads of a topic are serialized (in the process, and across processes by the topic
+   * lock) and the second finds the content the first stored unchanged.
+   */
+  private async readOwed(): Promise<void> {
+    const owed = await this.deps.store.listPendingReads();
+    if (owed.length === 0) return;
+    this.deps.log.info('reading topics whose publish was answered before their read finished', { topics: owed.length });
+    for (const { topic, since } of owed) this.track(this.refreshPublished(topic, since));
   }
 
   /**

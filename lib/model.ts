@@ -146,6 +146,17 @@ export interface PendingVerification extends WebSubRequest {
 }
 
 /**
+ * A read the hub owes a topic: a publish (or a ping answered before its read ended) was
+ * acknowledged, and a hub stopped before that read finished would otherwise forget it. Stored
+ * before the acknowledgement, deleted once a read that began after `since` has finished.
+ */
+export interface PendingRead {
+  topic: string;
+  /** When the publish or ping arrived (epoch ms): a read begun after it sees its change. */
+  since: number;
+}
+
+/**
  * What the hub remembers of a site (a page that is not a feed, such as a blog's home page): the
  * feeds it links to as alternates, so that a ping naming only the site reaches them without the
  * page being read every time. Re-read once it is older than SITE_RECHECK_SECONDS.

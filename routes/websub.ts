@@ -187,7 +187,7 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
  */
 const PUBLISH_URL_KEY = /^hub\.(url|topic)(\[\d*\])?$/;
 
-function publish(hub: Hub, res: Response, form: URLSearchParams): void {
+async function publish(hub: Hub, res: Response, form: URLSearchParams): Promise<void> {
   const raw = [...form].filter(([key]) => PUBLISH_URL_KEY.test(key)).map(([, value]) => value);
   // Superfeedr lets publishers list URLs with commas (its instructions said semicolons until
   // they said commas); a comma or semicolon inside one URL stays, since only one that starts a
@@ -211,7 +211,8 @@ function publish(hub: Hub, res: Response, form: URLSearchParams): void {
   if (accepted.length === 0) return sendText(res, 400, lines.join('\n'));
   const tooMuch = hub.checkPublishUrls(accepted);
   if (tooMuch) return sendText(res, 400, messageFor(tooMuch, 'ping'));
-  hub.publish(accepted);
+  // Answered once the reads owed are stored (see Hub.publish).
+  await hub.publish(accepted);
   // PubSubHubbub 0.3 §7.1, the only written contract of this ping: 204 once the URLs are
   // accepted. Its PHP publisher library (pubsubhubbub/php-publisher, in Debian and Composer)
   // counts nothing else as success, so a 202 made every ping look failed to its users and

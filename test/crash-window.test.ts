@@ -45,13 +45,20 @@ describe('durable delivery: a version in the outbox but not yet on its topic', (
     try {
       const [delivery] = await sub.waitFor(1);
       expect(delivery!.body.toString()).to.equal('first version');
+      // The publish's read never finished (its topic write failed until the stop), so its pending
+      // read is still stored and the restart reads the topic again, after the outbox's version 1
+      // caught the topic up: the bytes look new to a topic that never recorded them, and go out
+      // again as version 2 (at least once, never lost), never as a different content's 1.
+      await sub.waitFor(2);
       await second.hub.idle();
-      expect((await second.store.getTopic(topic))?.version).to.equal(1);
+      expect(sub.requests.map((r) => r.body.toString())).to.deep.equal(['first version', 'first version']);
+      expect((await second.store.getTopic(topic))?.version).to.equal(2);
+      expect(await second.store.listPendingReads()).to.deep.equal([]);
       body = 'second version';
       await second.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': topic });
-      const all = await sub.waitFor(2);
-      expect(all[1]!.body.toString()).to.equal('second version');
-      expect((await second.store.getTopic(topic))?.version).to.be.greaterThan(1);
+      const all = await sub.waitFor(3);
+      expect(all[2]!.body.toString()).to.equal('second version');
+      expect((await second.store.getTopic(topic))?.version).to.be.greaterThan(2);
     } finally {
       await second.destroy();
     }

@@ -333,6 +333,37 @@ describe('lowdb store: durability', () => {
     });
   });
 
+  describe('pending reads', () => {
+    it('are one journal batch per publish, folded into their shard by a compaction, and read back from the shard alone', async () => {
+      const topics = ['http://a.example/feed', 'http://b.example/feed', 'http://c.example/feed'];
+      for (const t of topics) await store.putSubscription(sub(t, 'http://s.example/cb'));
+      const batches = store.stats().journal.batches;
+      await store.putPendingReads([...topics, 'http://nobody.example/feed'], 7);
+      expect(store.stats().journal.batches - batches).to.equal(1);
+      expect((await journalText(dir)).match(/"op":"putPendingRead"/g)).to.have.length(3);
+      await store.deletePendingRead(topics[2]!, 7);
+      const expected = topics.slice(0, 2).map((topic) => ({ topic, since: 7 }));
+      await store.compact();
+      let inShards = 0;
+      for (const f of await shardFiles(dir)) inShards += ((JSON.parse(await readFile(path.join(dir, f), 'utf8')) as { pendingReads?: unknown[] }).pendingReads ?? []).length;
+      expect(inShards).to.equal(2);
+      await reopen();
+      expect(await journalFiles(dir)).to.deep.equal([]);
+      expect(await store.listPendingReads()).to.deep.equal(expected);
+    });
+
+    it('a journal line of one without its since is damage: skipped, and the lines after it applied', async () => {
+      await store.putSubscription(sub('http://a.example/feed', 'http://s.example/cb'));
+      await store.close();
+      const [segment] = await journalFiles(dir);
+      await appendFile(path.join(dir, segment!), '{"op":"putPendingRead","read":{"topic":"http://a.example/feed"}}\n{"op":"putPendingRead","read":{"topic":"http://a.example/feed","since":3}}\n');
+      store = new LowdbStore({ dir });
+      await store.open();
+      expect(store.stats().open.linesDiscarded).to.equal(1);
+      expect(await store.listPendingReads()).to.deep.equal([{ topic: 'http://a.example/feed', since: 3 }]);
+    });
+  });
+
   describe('sharded compaction', () => {
     it("writes a shard's JSON a slice of records at a time, byte for byte what JSON.stringify makes of it", async () => {
       const shard = {

@@ -4,9 +4,11 @@
 // protocols, discovery and the test API. Everything over real HTTP on 127.0.0.1.
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
-import { sleep, type Recorded } from './helpers/recorder.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
-import { MSG, ping } from './helpers/rsscloud.js';
+import { rm } from 'node:fs/promises';
+import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { spawnHub, type ChildHub } from './helpers/child-hub.js';
+import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
+import { MSG, getSubscriptions, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import {
   Subscriber,
   TopicServer,
@@ -738,6 +740,132 @@ describe('WebSub hub', function () {
       expect(refetch.headers['if-none-match']).to.equal('"v1"');
       await quiet(hub);
       expect(sub.deliveries()).to.have.length(1);
+    });
+  });
+
+  describe('a publish answered before its read finished (a pending read, stored first)', function () {
+    this.timeout(60_000);
+    const children: ChildHub[] = [];
+    const dirs: string[] = [];
+    afterEach(async () => {
+      for (const c of children.splice(0)) await c.stop('SIGKILL');
+      for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+    });
+    async function child(dir: string): Promise<ChildHub> {
+      const c = await spawnHub(dir, { POLL_ENABLED: 'false' });
+      children.push(c);
+      return c;
+    }
+    function post(h: { url: string }, form: Record<string, string>): Promise<Response> {
+      return fetch(`${h.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
+    }
+    async function until(what: string, done: () => Promise<boolean>): Promise<void> {
+      for (const t0 = Date.now(); !(await done()); await sleep(50)) if (Date.now() - t0 > 10_000) throw new Error(`timed out waiting for ${what}`);
+    }
+
+    /** Holds every read of `topics` until the test releases it, each in turn: `release()` lets the oldest held one answer. */
+    function holdReads(topics: TopicServer): { release: () => void } {
+      const serve = topics.rec.handler;
+      const waiting: (() => void)[] = [];
+      const released: number[] = [];
+      topics.rec.handler = async (req, res) => {
+        if (released.length === 0) await new Promise<void>((r) => waiting.push(r));
+        else released.pop();
+        await serve(req, res);
+      };
+      return {
+        release: () => {
+          const next = waiting.shift();
+          if (next) next();
+          else released.push(1);
+        },
+      };
+    }
+
+    it('is recorded for a topic somebody follows, not for one nobody does, and deleted once the read ends', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const followed = topics.set('/followed', { body: DOC('f'), contentType: DOC_TYPE });
+      const nobodys = topics.set('/nobodys', { body: DOC('n'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': followed, 'hub.callback': sub.callback() });
+      const held = holdReads(topics);
+      const reads = topics.rec.requests.length;
+      expect((await publish(hub, followed, nobodys)).status).to.equal(204);
+      await topics.rec.waitFor(reads + 2);
+      expect((await hub.store.listPendingReads()).map((r) => r.topic)).to.deep.equal([followed]);
+      held.release();
+      held.release();
+      await sub.waitDeliveries(1);
+      await settled(hub);
+      expect(await hub.store.listPendingReads()).to.deep.equal([]);
+    });
+
+    it('of a publish that arrives during a read is kept until the read queued after it ends', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/busy', { body: DOC('1'), contentType: DOC_TYPE });
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const held = holdReads(topics);
+      const reads = topics.fetches('/busy').length;
+      expect((await publish(hub, topic)).status).to.equal(204);
+      await topics.rec.waitFor(reads + 1, (r) => r.path === '/busy');
+      const [first] = await hub.store.listPendingReads();
+      // Published while that read runs: it may have read the document before this change.
+      topics.set('/busy', { body: DOC('2'), contentType: DOC_TYPE });
+      await sleep(5);
+      expect((await publish(hub, topic)).status).to.equal(204);
+      const [second] = await hub.store.listPendingReads();
+      expect(second!.since).to.be.greaterThan(first!.since);
+      held.release();
+      // The first read has ended (and its publish deleted what it could): the next one is asked for.
+      await topics.rec.waitFor(reads + 2, (r) => r.path === '/busy');
+      await hub.store.flush();
+      expect(await hub.store.listPendingReads()).to.deep.equal([second]);
+      held.release();
+      await sub.waitDeliveries(1);
+      await settled(hub);
+      expect(await hub.store.listPendingReads()).to.deep.equal([]);
+    });
+
+    it('is read after the hub is SIGKILLed mid-read and restarted (polling off): its WebSub and rssCloud subscribers hear of the change', async () => {
+      const topics = await topicServer();
+      const topic = topics.set('/held', { body: DOC('v1'), contentType: DOC_TYPE });
+      const websub = await subscriber();
+      const rss = await Recorder.start(subscriberOk);
+      servers.push(rss);
+      const dir = await tempDataDir();
+      dirs.push(dir);
+      const first = await child(dir);
+      // rssCloud (REST) first: its subscribe reads the topic (v1), so the WebSub subscriber,
+      // verified next, is owed only what comes after.
+      expect((await pleaseNotify(first, subscribeForm(rss, '/notify', topic))).msg).to.equal(MSG.subscribed);
+      expect((await post(first, { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': websub.callback('/cb') })).status).to.equal(202);
+      await until('the WebSub subscription', async () => (await getSubscriptions(first, topic)).length === 2);
+
+      // The next read of the topic is held until the hub has been killed.
+      const serve = topics.rec.handler;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      topics.rec.handler = async (req, res) => {
+        await held;
+        await serve(req, res);
+      };
+      topics.set('/held', { body: DOC('v2'), contentType: DOC_TYPE });
+      const reads = topics.fetches('/held').length;
+      const res = await post(first, { 'hub.mode': 'publish', 'hub.url': topic });
+      expect(res.status).to.equal(204);
+      await topics.rec.waitFor(reads + 1, (r) => r.method === 'GET' && r.path === '/held');
+      expect((await first.stop('SIGKILL')).signal).to.equal('SIGKILL');
+      release();
+      const rssBefore = notificationsAt(rss, '/notify').length;
+      expect(websub.deliveries('/cb')).to.have.length(0);
+
+      const second = await child(dir);
+      const [delivered] = await websub.waitDeliveries(1, '/cb');
+      expect(delivered!.body.toString()).to.equal(DOC('v2'));
+      const notified = await rss.waitFor(rssBefore + 1, (r) => r.method === 'POST' && r.path === '/notify');
+      expect(notified[rssBefore]!.body.toString()).to.equal(notifyBody(topic));
+      expect(await second.stop('SIGTERM')).to.deep.equal({ code: 0, signal: null });
     });
   });
 

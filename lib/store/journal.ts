@@ -6,7 +6,7 @@
 import { constants } from 'node:fs';
 import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { OutboxEntry, PendingVerification, Site, Subscription, SubscriptionStats, Topic } from '../model.js';
+import type { OutboxEntry, PendingRead, PendingVerification, Site, Subscription, SubscriptionStats, Topic } from '../model.js';
 
 export type StatsRow = [callback: string, ctUpdates: number, ctErrors: number, ctConsecutiveErrors: number, whenLastUpdate: number | null, whenLastError: number | null, deliveredVersion: number];
 
@@ -39,6 +39,9 @@ export type JournalOp =
   | { op: 'delOutbox'; topic: string; version: number }
   | { op: 'putVerification'; v: PendingVerification }
   | { op: 'delVerification'; id: string }
+  /** A read owed to a topic (Store.putPendingReads), keyed by the topic URL. */
+  | { op: 'putPendingRead'; read: PendingRead }
+  | { op: 'delPendingRead'; topic: string }
   | { op: 'putSite'; site: Site }
   | { op: 'delSite'; url: string }
   | { op: 'clear' };
@@ -53,6 +56,8 @@ const OP_NAMES = new Set<string>([
   'delOutbox',
   'putVerification',
   'delVerification',
+  'putPendingRead',
+  'delPendingRead',
   'putSite',
   'delSite',
   'clear',
@@ -215,6 +220,10 @@ export function wellFormed(o: RawOp): o is JournalOp {
       return str(rec('v')?.['id']) && str(rec('v')?.['topic']) && str(rec('v')?.['callback']);
     case 'delVerification':
       return str(o['id']);
+    case 'putPendingRead':
+      return str(rec('read')?.['topic']) && num(rec('read')?.['since']);
+    case 'delPendingRead':
+      return str(o['topic']);
     case 'putSite':
       return str(rec('site')?.['url']);
     case 'clear':

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
-import { callbackHost, hostKey, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, hostKey, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingRead, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
@@ -559,6 +559,29 @@ export class LowdbStore implements Store {
 
   async listVerifications(): Promise<PendingVerification[]> {
     return (await copies(this.state.verificationRefs())).sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  // --- pending reads -------------------------------------------------------------------------
+
+  async putPendingReads(topics: string[], since: number): Promise<string[]> {
+    // Checked and applied to memory in one synchronous step; the lines share one group commit.
+    const recorded = [...new Set(topics)].filter((t) => this.state.subscriptionCountOf(t) > 0);
+    await Promise.all(
+      recorded.map((topic) => {
+        const had = this.state.getPendingRead(topic);
+        return this.write({ op: 'putPendingRead', read: { topic, since: Math.max(since, had?.since ?? since) } });
+      }),
+    );
+    return recorded;
+  }
+
+  async deletePendingRead(topic: string, readSince: number): Promise<void> {
+    const had = this.state.getPendingRead(topic);
+    if (had && had.since <= readSince) await this.write({ op: 'delPendingRead', topic });
+  }
+
+  async listPendingReads(): Promise<PendingRead[]> {
+    return (await copies(this.state.pendingReadRefs())).sort((a, b) => a.since - b.since || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
   }
 
   // --- sites ---------------------------------------------------------------------------------

@@ -404,6 +404,21 @@ ${RECOUNT_HOSTS}    `,
       CREATE INDEX bus_events_created_at ON bus_events (created_at);
     `,
   },
+  {
+    version: 13,
+    name: 'reads owed to topics (a publish acknowledged before its read finished)',
+    sql: `
+      -- A publish is answered 204 before its topic is read: a process stopped meanwhile (a
+      -- crash, an OOM kill) forgot the read, and the topic's subscribers never heard of that
+      -- change. Each row is a read owed, written before the answer and deleted once a read that
+      -- began after since has finished; every process reads the topics left here when it starts.
+      CREATE TABLE pending_reads (
+        topic_key bytea PRIMARY KEY,
+        topic     text NOT NULL,
+        since     bigint NOT NULL
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

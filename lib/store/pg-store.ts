@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { SignatureAlgorithm } from '../config.js';
-import { callbackHost, hostKey, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, hostKey, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingRead, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import { migrate, type MigrationReport } from './pg-schema.js';
 import type { ExpiryFilter, Store, StoreCounts, SubscriptionLimit, SubscriptionLimits, TopicSubscriptions } from './store.js';
 
@@ -517,6 +517,15 @@ const SQL = {
   putSubscriptionWithinLimits: `SELECT put_subscription_within_limits(${Array.from({ length: 2 + SUBSCRIPTION_COLUMNS.length }, (_, i) => `$${i + 1}`).join(', ')}) AS refused`,
   trySweepLock: `SELECT pg_try_advisory_lock(${lockKey("'sweep'")}) AS locked`,
   sweepUnlock: `SELECT pg_advisory_unlock(${lockKey("'sweep'")})`,
+  // One statement: only topics somebody follows (by migration 5's counts) are recorded, and a
+  // record already there keeps the later since. The URLs come deduplicated (see putPendingReads).
+  putPendingReads: `INSERT INTO pending_reads AS p (topic_key, topic, since)
+      SELECT t.key, t.topic, $3::bigint FROM unnest($1::bytea[], $2::text[]) AS t(key, topic)
+      WHERE ${topicCount('t.key')} > 0
+      ON CONFLICT (topic_key) DO UPDATE SET since = GREATEST(p.since, EXCLUDED.since)
+      RETURNING topic`,
+  deletePendingRead: 'DELETE FROM pending_reads WHERE topic_key = $1 AND since <= $2',
+  listPendingReads: 'SELECT topic, since FROM pending_reads ORDER BY since, topic COLLATE "C"',
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
   putSite: upsertSql('sites', SITE_COLUMNS, ['site_key']),
   deleteStaleSites: 'DELETE FROM sites WHERE site_key IN (SELECT site_key FROM sites WHERE when_checked < $1 LIMIT $2)',
@@ -528,7 +537,7 @@ const SQL = {
  * locks after their table locks, subscriptions before topics (deleteTopic), so clearing cannot
  * deadlock with them, as deleting all rows while they write would.
  */
-const CLEAR_TABLES = ['subscriptions', 'subscription_counts', 'outbox', 'pending_verifications', 'sites', 'topics'] as const;
+const CLEAR_TABLES = ['subscriptions', 'subscription_counts', 'outbox', 'pending_verifications', 'pending_reads', 'sites', 'topics'] as const;
 
 /** deadlock_detected, serialization_failure: the statement had no effect and may run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -1062,6 +1071,23 @@ export class PgStore implements Store {
   async releaseClaims(owner: string): Promise<void> {
     await this.write('releaseOutboxClaims', [owner]);
     await this.write('releaseVerificationClaims', [owner]);
+  }
+
+  // --- pending reads -------------------------------------------------------------------------
+
+  async putPendingReads(topics: string[], since: number): Promise<string[]> {
+    const unique = [...new Set(topics)];
+    if (unique.length === 0) return [];
+    const { rows } = await this.write('putPendingReads', [unique.map(keyOf), unique, since]);
+    return (rows as { topic: string }[]).map((r) => r.topic);
+  }
+
+  async deletePendingRead(topic: string, readSince: number): Promise<void> {
+    await this.write('deletePendingRead', [keyOf(topic), readSince]);
+  }
+
+  async listPendingReads(): Promise<PendingRead[]> {
+    return this.read<PendingRead>('listPendingReads', []);
   }
 
   // --- sites ---------------------------------------------------------------------------------

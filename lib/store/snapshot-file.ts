@@ -1,11 +1,11 @@
 // The snapshot is sharded: SHARD_COUNT lowdb files `snapshot-NN.json`, each holding the
-// records of the topics (and pending verifications) that hash to it. Each shard is a lowdb
+// records of the topics (and pending verifications, sites, pending reads) that hash to it. Each shard is a lowdb
 // `Low` over a compact-JSON adapter that fsyncs before it renames; lowdb's own JSONFile
 // pretty-prints and renames without an fsync, which is not enough to delete the journal after.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
-import type { OutboxEntry, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { OutboxEntry, PendingRead, PendingVerification, Site, Subscription, Topic } from '../model.js';
 import { isNotFound, readFailure, replaceFile, yieldToLoop } from './fs-durable.js';
 import { wellFormed, type JournalOp } from './journal.js';
 
@@ -28,6 +28,8 @@ export interface ShardFile {
   verifications: PendingVerification[];
   /** Added after format 1 shipped; absent in older files, which read as no sites. */
   sites?: Site[];
+  /** Reads owed to topics (Store.putPendingReads), sharded by topic URL; absent in older files. */
+  pendingReads?: PendingRead[];
   /**
    * Written while WRITTEN_SHARDS_FILE was in DATA_DIR, which the store never removes: a start
    * that finds this shard without that file is missing it. Absent in files of older builds.
@@ -136,7 +138,7 @@ export class DurableJSONFile<T extends object> implements Adapter<T> {
 }
 
 /** A shard's lists of records, in the order open() applies them. */
-const SHARD_LISTS = ['topics', 'subscriptions', 'outbox', 'verifications', 'sites'] as const;
+const SHARD_LISTS = ['topics', 'subscriptions', 'outbox', 'verifications', 'sites', 'pendingReads'] as const;
 type RecordList = (typeof SHARD_LISTS)[number];
 
 /**
@@ -150,6 +152,7 @@ const PUT: { [K in RecordList]: (r: NonNullable<ShardFile[K]>[number]) => Journa
   outbox: ({ body, size, ...entry }) => ({ op: 'putOutbox', entry, ...(body !== undefined && { body }), ...(size !== undefined && { size }) }),
   verifications: (v) => ({ op: 'putVerification', v }),
   sites: (site) => ({ op: 'putSite', site }),
+  pendingReads: (read) => ({ op: 'putPendingRead', read }),
 };
 
 function putOp(list: RecordList, record: unknown): JournalOp {
@@ -169,7 +172,7 @@ export function* shardOps(data: ShardFile): Generator<JournalOp> {
 export function shardProblem(data: ShardFile): string | undefined {
   for (const list of SHARD_LISTS) {
     const records: unknown = data[list];
-    if (records === undefined && list === 'sites') continue;
+    if (records === undefined && (list === 'sites' || list === 'pendingReads')) continue;
     if (!Array.isArray(records)) return `"${list}" is not a list`;
     const bad = records.findIndex((r: unknown) => typeof r !== 'object' || r === null || !wellFormed(putOp(list, r)));
     // Its field names, never its values: a subscription's record holds its WebSub secret.

@@ -1,6 +1,6 @@
 // The embedded store's memory: every record, partitioned the way the snapshot is sharded, with
 // running counters (counts() is O(1) in the number of records) and a dirty flag per shard.
-import { callbackHost, type OutboxEntry, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, type OutboxEntry, type PendingRead, type PendingVerification, type Protocol, type Site, type Subscription, type Topic } from '../model.js';
 import type { JournalOp } from './journal.js';
 import type { TopicSubscriptions } from './store.js';
 import { SHARD_COUNT, SHARD_FORMAT, shardOf, shardOps, type ShardFile } from './snapshot-file.js';
@@ -23,6 +23,8 @@ class Partition {
   readonly verifications = new Map<string, PendingVerification>();
   /** Sites by exact URL, sharded like topics (by a hash of the URL) but kept apart from them. */
   readonly sites = new Map<string, Site>();
+  /** Reads owed to topics, by topic URL (sharded as topics are, but kept apart from their entries). */
+  readonly pendingReads = new Map<string, PendingRead>();
   /** Changed since its shard file was last written. */
   dirty = false;
 }
@@ -123,6 +125,16 @@ export class MemoryState {
   verificationRefs(): PendingVerification[] {
     const out: PendingVerification[] = [];
     for (const p of this.parts) for (const v of p.verifications.values()) out.push(v);
+    return out;
+  }
+
+  getPendingRead(topic: string): PendingRead | undefined {
+    return this.parts[shardOf(topic)]!.pendingReads.get(topic);
+  }
+
+  pendingReadRefs(): PendingRead[] {
+    const out: PendingRead[] = [];
+    for (const p of this.parts) for (const r of p.pendingReads.values()) out.push(r);
     return out;
   }
 
@@ -248,6 +260,17 @@ export class MemoryState {
       case 'delVerification':
         this.deleteVerification(op.id);
         break;
+      case 'putPendingRead': {
+        const p = this.parts[shardOf(op.read.topic)]!;
+        p.pendingReads.set(op.read.topic, op.read);
+        p.dirty = true;
+        break;
+      }
+      case 'delPendingRead': {
+        const p = this.parts[shardOf(op.topic)]!;
+        if (p.pendingReads.delete(op.topic)) p.dirty = true;
+        break;
+      }
       case 'putSite': {
         const p = this.parts[shardOf(op.site.url)]!;
         p.sites.set(op.site.url, op.site);
@@ -264,6 +287,7 @@ export class MemoryState {
           p.entries.clear();
           p.verifications.clear();
           p.sites.clear();
+          p.pendingReads.clear();
           p.dirty = true;
         }
         this.topicCount = 0;
@@ -318,6 +342,8 @@ export class MemoryState {
       outbox: [],
       verifications: [...p.verifications.values()],
       sites: [...p.sites.values()],
+      // Only when there are any: most shards have none, and their files stay as they were.
+      ...(p.pendingReads.size > 0 && { pendingReads: [...p.pendingReads.values()] }),
     };
     for (const e of p.entries.values()) {
       if (e.topic) data.topics.push(e.topic);

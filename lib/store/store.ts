@@ -1,7 +1,7 @@
 // The store interface the core depends on. The embedded lowdb store implements it today; a
 // server-backed store (several hub processes on one database) must fit behind it unchanged,
 // which is why every method is async even where the embedded store answers from memory.
-import type { DeliveryTally, OutboxEntry, OutboxKey, PendingVerification, Site, Subscription, Topic } from '../model.js';
+import type { DeliveryTally, OutboxEntry, OutboxKey, PendingRead, PendingVerification, Site, Subscription, Topic } from '../model.js';
 
 export interface StoreCounts {
   topics: number;
@@ -153,6 +153,22 @@ export interface Store {
    * waiting out the lease.
    */
   releaseClaims(owner: string): Promise<void>;
+
+  /**
+   * Records a read owed to each of `topics` that has at least one subscription (of any
+   * protocol), in one durable write, and resolves to the topics recorded. A URL nobody follows
+   * gets none: nobody would miss its change, and recording any URL a stranger publishes would
+   * let strangers grow the store. A topic already recorded keeps the later of the two `since`.
+   */
+  putPendingReads(topics: string[], since: number): Promise<string[]>;
+  /**
+   * Deletes the topic's pending read if its `since` is not after `readSince`: called once a read
+   * that began after `readSince` has finished, so a publish that arrived after `readSince` (its
+   * change possibly missed by that read) keeps its record until a read of its own finishes.
+   */
+  deletePendingRead(topic: string, readSince: number): Promise<void>;
+  /** Every pending read, oldest first (then by URL): what the hub reads at start-up. */
+  listPendingReads(): Promise<PendingRead[]>;
 
   /** Sites: what a site page links to as feeds (weblogUpdates and REST pings that name a site). Keyed by exact URL. */
   getSite(url: string): Promise<Site | undefined>;

@@ -713,6 +713,52 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       });
     });
 
+    describe('pending reads (a publish acknowledged before its read finished)', () => {
+      const followed = 'https://f.example/feed';
+      const alsoFollowed = 'https://g.example/atom?id=1';
+      const nobodys = 'https://nobody.example/feed';
+
+      it('records only topics somebody follows, of any protocol, in one call; keeps the later since; lists oldest first, across a reopen', async () => {
+        await store.putSubscription(sub(followed, 'https://s.example/cb', { protocol: 'websub' }));
+        await store.putSubscription(sub(alsoFollowed, 'http://r.example/notify'));
+        await store.putTopic(newTopic(nobodys));
+        const recorded = await store.putPendingReads([nobodys, alsoFollowed, followed, alsoFollowed], 200);
+        expect([...recorded].sort()).to.deep.equal([followed, alsoFollowed].sort());
+        expect(await store.putPendingReads([followed], 100)).to.deep.equal([followed]);
+        expect(await store.putPendingReads([], 300)).to.deep.equal([]);
+        // Oldest first, then by URL.
+        expect(await store.listPendingReads()).to.deep.equal([
+          { topic: followed, since: 200 },
+          { topic: alsoFollowed, since: 200 },
+        ]);
+        await store.putPendingReads([followed], 250);
+        await reopen();
+        expect(await store.listPendingReads()).to.deep.equal([
+          { topic: alsoFollowed, since: 200 },
+          { topic: followed, since: 250 },
+        ]);
+      });
+
+      it('deletes a record only for a read begun at or after its since (a publish during a read keeps its record); a clear removes them', async () => {
+        await store.putSubscription(sub(followed, 'https://s.example/cb', { protocol: 'websub' }));
+        await store.putSubscription(sub(alsoFollowed, 'https://s.example/cb', { protocol: 'websub' }));
+        await store.putPendingReads([followed, alsoFollowed], 100);
+        // A read that began at 50 finishes after a publish at 100: the record stays.
+        await store.deletePendingRead(followed, 50);
+        await store.deletePendingRead(nobodys, 1000);
+        expect((await store.listPendingReads()).map((r) => r.topic).sort()).to.deep.equal([followed, alsoFollowed].sort());
+        // A publish at 150 while the read queued at 100 runs: that read's end leaves it.
+        await store.putPendingReads([followed], 150);
+        await store.deletePendingRead(followed, 100);
+        expect(await store.listPendingReads()).to.deep.equal([{ topic: alsoFollowed, since: 100 }, { topic: followed, since: 150 }]);
+        await store.deletePendingRead(followed, 150);
+        await reopen();
+        expect(await store.listPendingReads()).to.deep.equal([{ topic: alsoFollowed, since: 100 }]);
+        await store.clear();
+        expect(await store.listPendingReads()).to.deep.equal([]);
+      });
+    });
+
     describe('sites', () => {
       it('puts, replaces and gets a site by exact URL, as copies, across a reopen', async () => {
         expect(await store.getSite('https://blog.example/')).to.equal(undefined);
