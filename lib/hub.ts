@@ -291,10 +291,13 @@ export class Hub extends EventEmitter {
     const refused = await this.checkPing(url);
     if (refused) return { error: refused };
     this.note({ kind: 'ping', topic: url, ok: true, protocol: 'weblogUpdates' });
+    const arrived = this.now();
     const answerBy = deadline(SITE_PING_ANSWER_MS);
     try {
-      const pinged = await this.pingedBy(this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates'), answerBy.reached);
+      const work = this.pingUrl(url, req.feedUrl === undefined ? 'site' : 'topic', 'weblogUpdates');
+      const pinged = await this.pingedBy(work, answerBy.reached);
       if (pinged === 'late') {
+        await this.oweLateReads(url, arrived, work);
         this.deps.log.info('weblogUpdates ping: feeds not read yet, answered; the reads go on', { site: url });
         return { error: null };
       }
@@ -303,6 +306,26 @@ export class Hub extends EventEmitter {
     } finally {
       answerBy.clear();
     }
+  }
+
+  /**
+   * A weblogUpdates ping about to be thanked while its reads go on: as for a publish, a pending
+   * read of each followed topic it stands for (the URL itself, the feeds known of its site), so a
+   * hub stopped before the reads end reads them when it starts again. Thanked and stored nowhere,
+   * the ping was lost with the process, and the pinger, told it worked, never pings again for
+   * that post. `since` is the ping's arrival, before any of its reads began; the records go once
+   * its reads have ended (kept when the hub's own failure stopped them, for the next start).
+   */
+  private async oweLateReads(url: string, since: number, work: Promise<unknown>): Promise<void> {
+    const site = await this.sites.get(url).catch(() => undefined);
+    const owed = await this.owe([url, ...(site?.feeds ?? [])], since);
+    if (owed.length === 0) return;
+    this.track(
+      work.then(
+        () => Promise.all(owed.map((topic) => this.readPaid(topic, since))),
+        () => undefined,
+      ),
+    );
   }
 
   /** The limits every ping obeys: URL bounds, and MIN_SECS_BETWEEN_PINGS per topic. */

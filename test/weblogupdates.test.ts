@@ -13,6 +13,7 @@ import type { Site } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
+import { spawnHub } from './helpers/child-hub.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { MSG, notificationsAt, notifyBody, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk, testApi, type RpcResult } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, parseLinks, publish, settled, subscribe } from './helpers/websub.js';
@@ -226,6 +227,42 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       const [notified] = await cloud.waitFor(1, (r) => r.method === 'POST' && r.path === '/notify');
       expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
       expect(reads(b.feedPath)).to.equal(1);
+    });
+
+    it('a ping thanked before its read ended is read after the hub is SIGKILLed mid-read and restarted (polling off): its subscribers hear of the post', async function () {
+      this.timeout(60_000);
+      const b = blog();
+      const dir = await tempDataDir();
+      const env = { POLL_ENABLED: 'false' };
+      const first = await spawnHub(dir, env);
+      extra.push({ close: async () => void (await first.stop('SIGKILL')) });
+      const cloud = await Recorder.start(subscriberOk);
+      extra.push(cloud);
+      expect((await pleaseNotify(first, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
+      cloud.reset();
+      // The feed's next read is held until the hub has been killed.
+      const serve = web.rec.handler;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      web.rec.handler = async (req, res) => {
+        if (req.path === b.feedPath) await held;
+        await serve(req, res);
+      };
+      try {
+        b.post('news');
+        expect(await call('weblogUpdates.extendedPing', ['A blog', b.home, b.feed], first)).to.deep.equal(answer(THANKS));
+        expect(reads(b.feedPath), 'read under way').to.equal(2);
+        expect((await first.stop('SIGKILL')).signal).to.equal('SIGKILL');
+      } finally {
+        release();
+        web.rec.handler = serve;
+      }
+      expect(cloud.requests).to.have.length(0);
+      const second = await spawnHub(dir, env);
+      extra.push({ close: async () => void (await second.stop('SIGKILL')) });
+      extra.push({ close: () => rm(dir, { recursive: true, force: true }) });
+      const [notified] = await cloud.waitFor(1, (r) => r.method === 'POST' && r.path === '/notify');
+      expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
     });
 
     it('a feed that fails only after the thanks (3.2 s, then 500) is logged as unreadable, never thrown or taken for a failure of the hub', async () => {
