@@ -101,6 +101,12 @@ export class PgEventBus extends LocalEventBus {
   private heardSeqs = new Set<number>();
   private lastPrune = 0;
   /**
+   * Payloads heard while a catch-up's read is under way, told after what it read: heard first,
+   * an event published after the loss was told before the ones missed during it, and a stream
+   * ended on a topic's older version.
+   */
+  private heardDuringCatchUp: (string | undefined)[] | undefined;
+  /**
    * False once the role was refused bus_events (rights granted table by table before migration
    * 12): its events then go by NOTIFY alone, as before, rather than not at all.
    */
@@ -162,14 +168,22 @@ export class PgEventBus extends LocalEventBus {
       return;
     }
     const from = this.lastSeq;
-    const { rows } = await this.kept(
-      client.query<{ seq: string; origin: string; envelope: string }>('SELECT seq, origin, envelope FROM bus_events WHERE seq > $1 AND origin <> $2 ORDER BY seq', [
-        Math.max(0, from - OVERLAP),
-        this.id,
-      ]),
-    );
+    const held: (string | undefined)[] = [];
+    this.heardDuringCatchUp = held;
+    let rows: { seq: string; origin: string; envelope: string }[];
+    try {
+      ({ rows } = await this.kept(
+        client.query<{ seq: string; origin: string; envelope: string }>('SELECT seq, origin, envelope FROM bus_events WHERE seq > $1 AND origin <> $2 ORDER BY seq', [
+          Math.max(0, from - OVERLAP),
+          this.id,
+        ]),
+      ));
+    } finally {
+      this.heardDuringCatchUp = undefined;
+    }
     let caught = 0;
     for (const row of rows) if (this.received(Number(row.seq), row.envelope)) caught++;
+    for (const payload of held) this.heard(payload);
     if (caught > 0) this.opts.log.info('event bus caught up on events missed while not listening', { events: caught });
   }
 
@@ -189,7 +203,9 @@ export class PgEventBus extends LocalEventBus {
       }
     }
     this.queued.push([kind, text]);
-    if (this.queued.length > HELD_MAX) this.queued.shift();
+    // Only while there is no connection: connected, this turn's events all go at its end (a
+    // fan-out's deliveries settling together publish thousands in one turn).
+    if (!this.client && this.queued.length > HELD_MAX) this.queued.shift();
     if (!this.flushing && this.client) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -278,6 +294,7 @@ export class PgEventBus extends LocalEventBus {
   }
 
   private heard(payload: string | undefined): void {
+    if (this.heardDuringCatchUp) return void this.heardDuringCatchUp.push(payload);
     if (payload === undefined) return;
     let e: unknown;
     try {
