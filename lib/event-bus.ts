@@ -97,6 +97,13 @@ export class PgEventBus extends LocalEventBus {
   private sending: Promise<void> = Promise.resolve();
   /** The highest bus_events number heard (or the highest there when first listening). */
   private lastSeq: number | undefined;
+  /**
+   * The highest number there when first listening: a catch-up reads nothing at or below it.
+   * Reading OVERLAP below the highest heard, a first reconnect told up to a thousand envelopes
+   * (five minutes) published before this process started: old versions of topics reached its
+   * streams as changes, and old activity its dashboards.
+   */
+  private startSeq = 0;
   /** The numbers heard within OVERLAP below lastSeq: a catch-up skips them. */
   private heardSeqs = new Set<number>();
   private lastPrune = 0;
@@ -164,7 +171,8 @@ export class PgEventBus extends LocalEventBus {
     if (!this.keeping) return;
     if (this.lastSeq === undefined) {
       const { rows } = await this.kept(client.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM bus_events'));
-      this.lastSeq ??= Number(rows[0]?.seq ?? 0);
+      this.startSeq = Number(rows[0]?.seq ?? 0);
+      this.lastSeq ??= this.startSeq;
       return;
     }
     const from = this.lastSeq;
@@ -174,7 +182,7 @@ export class PgEventBus extends LocalEventBus {
     try {
       ({ rows } = await this.kept(
         client.query<{ seq: string; origin: string; envelope: string }>('SELECT seq, origin, envelope FROM bus_events WHERE seq > $1 AND origin <> $2 ORDER BY seq', [
-          Math.max(0, from - OVERLAP),
+          Math.max(this.startSeq, from - OVERLAP),
           this.id,
         ]),
       ));
