@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, type Recorded } from './helpers/recorder.js';
 import { MSG, ping, pleaseNotify, subscribeAllForm } from './helpers/rsscloud.js';
+import { FetchSlots } from '../lib/fetch-slots.js';
 
 /** A feed; `version` names its one item, so a feed read after `version` changed is a change. */
 function rss(version: string): string {
@@ -189,6 +190,18 @@ describe('FETCH_PER_HOST', function () {
     expect(big.peak).to.equal(1);
   });
 
+  it('gives back the turn of a read outside a topic refresh (a discovery), so the host\'s next read goes', async function () {
+    this.timeout(5000);
+    big = await SlowFeeds.start();
+    hub = await startTestHub({ FETCH_PER_HOST: '1' });
+    big.answerAll();
+    for (const name of ['one', 'two', 'three']) {
+      const res = await fetch(`${hub.url}/websub?hub.mode=discover&hub.topic=${encodeURIComponent(big.url(name))}`);
+      expect(res.status, name).to.equal(200);
+    }
+    expect(big.asked).to.deep.equal(['/one.xml', '/two.xml', '/three.xml']);
+  });
+
   it('reads every feed of a burst in its host\'s turn, however long its line, and tells every subscriber of each', async () => {
     big = await SlowFeeds.start();
     small = await SlowFeeds.start();
@@ -274,5 +287,37 @@ describe('FETCH_PER_HOST', function () {
     // share that read, which has not begun (lib/hub.ts serialize): one read, not three.
     expect(big.asked.filter((p) => p === '/blog-3.xml')).to.have.length(1);
     expect(big.peak).to.equal(2);
+  });
+});
+
+// The lines themselves: a host's is forgotten once it has nothing in it, so a hub pinged for
+// feeds on ever new hosts (every blog of a platform has its own) keeps no entry per host read.
+describe('FetchSlots', function () {
+  it('gives a host its turn back and keeps no line for it once its reads are done, given up or refused', async () => {
+    const slots = new FetchSlots(1, 1, 1);
+    const lines = (slots as unknown as { perHost: Map<string, unknown> }).perHost;
+    for (let i = 0; i < 50; i++) (await slots.take(`host-${i}:80`, 1000))();
+    expect(lines.size, 'after reads done').to.equal(0);
+    const holder = await slots.take('busy:80', 1000);
+    // In line for the global turn, given up after 10 ms.
+    const late = await slots.take('other:80', 10).then(
+      () => 'taken',
+      (e: Error) => e.message,
+    );
+    expect(late).to.match(/no fetch slot free/);
+    holder();
+    // Its host's turn was given back: kept, every later read of that host would wait for ever.
+    (await slots.take('other:80', 1000))();
+    const holderAgain = await slots.take('busy:80', 1000);
+    const inLine = slots.take('busy:80', 1000);
+    const refused = await slots.take('busy:80', 1000).then(
+      () => 'taken',
+      (e: Error) => e.message,
+    );
+    expect(refused).to.match(/already waiting/);
+    holderAgain();
+    (await inLine)();
+    await new Promise((r) => setImmediate(r));
+    expect([...lines.keys()], 'after a read given up, one refused and one in line').to.deep.equal([]);
   });
 });
