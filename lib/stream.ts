@@ -121,6 +121,9 @@ export class StreamHub {
   stop(): void {
     clearInterval(this.heartbeat);
     clearImmediate(this.turn);
+    // Forgotten too: left set, a later fan-out (to a stream attached during the shutdown's grace)
+    // found a turn scheduled and never scheduled its own, past its first STREAMS_PER_TURN streams.
+    this.turn = undefined;
     // What was published before the stop reaches its streams ahead of the goodbye.
     for (const f of this.fanOuts) this.write(f, Infinity);
     this.fanOuts.length = 0;

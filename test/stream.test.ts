@@ -87,4 +87,61 @@ describe('StreamHub fan-out over turns', () => {
     for (const c of clients) expect([...c.text.matchAll(/"n":(\d+)/g)].map((m) => Number(m[1]))).to.deep.equal(Array.from({ length: events }, (_, i) => i));
     hub.stop();
   });
+
+  /** `n` streams on `channels`, attached to `hub`, each keeping what it was written. */
+  const streamsOn = (hub: StreamHub, n: number, ...channels: string[]): ReturnType<typeof client>[] =>
+    Array.from({ length: n }, () => {
+      const c = client(...channels);
+      hub.attach(c, undefined);
+      return c;
+    });
+  const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+  const events = (c: { text: string }): string[] => [...c.text.matchAll(/^event: (change|other)\ndata: (.*)$/gm)].map((m) => `${m[1]} ${m[2]}`);
+
+  it('writes a later event to a stream only after the earlier ones still waiting for it, whatever channel it is on', async () => {
+    const hub = new StreamHub(1000);
+    const followers = streamsOn(hub, STREAMS_PER_TURN + 10, 't');
+    // Attached last: among the writes of t's event left for the next turn.
+    const both = streamsOn(hub, 1, 't', 'u')[0]!;
+    hub.publish('t', 'change', { n: 1 });
+    hub.publish('u', 'other', { n: 2 });
+    // Written first, the later id would be the stream's Last-Event-ID: dropped before the
+    // earlier event came, it would resume after it and never get it.
+    while (!both.text.includes('event: other')) await turn();
+    expect(events(both)).to.deep.equal(['change {"n":1}', 'other {"n":2}']);
+    expect(followers.every((c) => events(c).length === 1)).to.equal(true);
+    hub.stop();
+  });
+
+  it('writes at most STREAMS_PER_TURN streams in each later turn too', async () => {
+    const hub = new StreamHub(1000);
+    const clients = streamsOn(hub, 3 * STREAMS_PER_TURN, 't');
+    let writes = 0;
+    for (const c of clients) {
+      const write = c.write;
+      c.write = (chunk) => (writes++, write(chunk));
+    }
+    for (let n = 0; n < 3; n++) hub.publish('t', 'change', { n });
+    const perTurn: number[] = [writes];
+    while (writes < 3 * clients.length) {
+      const before = writes;
+      await turn();
+      perTurn.push(writes - before);
+    }
+    expect(Math.max(...perTurn)).to.equal(STREAMS_PER_TURN);
+    hub.stop();
+  });
+
+  it('at a stop, writes what is still waiting before the goodbye, and after it still writes a fan-out over turns', async () => {
+    const hub = new StreamHub(1000);
+    const clients = streamsOn(hub, STREAMS_PER_TURN + 10, 't');
+    hub.publish('t', 'change', { n: 1 });
+    hub.stop();
+    for (const c of clients) expect(c.text.replace(/^(retry|id).*\n/gm, '')).to.match(/^event: ready\ndata: \{\}\n\nevent: change\ndata: \{"n":1\}\n\nevent: bye\n/);
+    // A stream attached during the shutdown's grace (a kept-alive connection's request).
+    const late = streamsOn(hub, STREAMS_PER_TURN + 10, 't');
+    hub.publish('t', 'change', { n: 2 });
+    for (let i = 0; i < 5; i++) await turn();
+    expect(late.filter((c) => events(c).length === 0).length, 'streams never written').to.equal(0);
+  });
 });
