@@ -155,4 +155,22 @@ describe('PostgreSQL event bus between processes', function () {
       await sql.end();
     }
   });
+
+  it('tells an envelope heard late, numbered far below the highest heard', async () => {
+    const a = await busOn();
+    const heard = hear(a, 'late', 2);
+    const channel = (a as unknown as { channel: string }).channel;
+    const sql = new pg.Client({ connectionString: url });
+    await sql.connect();
+    try {
+      // Numbered first, committed last: a statement that stalled while others took 2,000 numbers.
+      for (const [s, n] of [[2_005_000, 'second'], [2_003_000, 'first']] as const) {
+        await sql.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify({ s, o: 'another-process', e: [['late', JSON.stringify({ n })]] })]);
+      }
+      const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 3000))]);
+      expect(got).to.deep.equal([{ n: 'second' }, { n: 'first' }]);
+    } finally {
+      await sql.end();
+    }
+  });
 });
