@@ -5,7 +5,7 @@
 // slots, its server is not hit with every one at once, and another host's read waits behind at
 // most a few reads per busy host rather than the whole burst.
 import { OutboundError } from './address-guard.js';
-import { Limiter } from './notifier/limiter.js';
+import { HostLimiters, Limiter } from './notifier/limiter.js';
 
 /**
  * Reads waiting at once in one host's line; past it, a read fails at once as one that timed out.
@@ -22,17 +22,18 @@ export const WAITING_PER_HOST = 1000;
 
 export class FetchSlots {
   private readonly global: Limiter;
-  private readonly perHost = new Map<string, Limiter>();
+  private readonly perHost: HostLimiters;
   /** Each read waiting for a turn, by the means to end its wait (see stop). */
   private readonly waits = new Set<(e: OutboundError) => void>();
   private stopped = false;
 
   constructor(
     globalMax: number,
-    private readonly perHostMax: number,
+    perHostMax: number,
     private readonly waitingPerHostMax = WAITING_PER_HOST,
   ) {
     this.global = new Limiter(globalMax);
+    this.perHost = new HostLimiters(perHostMax);
   }
 
   /**
@@ -42,15 +43,15 @@ export class FetchSlots {
    * shape. Resolves to the function that gives both slots back.
    */
   async take(host: string, ms: number): Promise<() => void> {
-    const own = this.hostLimiter(host);
+    const own = this.perHost.of(host);
     if (own.pending - own.running >= this.waitingPerHostMax) {
       throw new OutboundError('timeout', `${this.waitingPerHostMax} reads of ${host} already waiting for their turn (FETCH_PER_HOST reads of it in flight)`);
     }
-    await this.wait(own, undefined, () => this.leave(host));
+    await this.wait(own, undefined, () => this.perHost.leave(host));
     try {
       await this.wait(this.global, ms, () => this.global.release(), `no fetch slot free within ${ms} ms (FETCH_CONCURRENCY reads in flight)`);
     } catch (e) {
-      this.leave(host);
+      this.perHost.leave(host);
       throw e;
     }
     let held = true;
@@ -58,7 +59,7 @@ export class FetchSlots {
       if (!held) return;
       held = false;
       this.global.release();
-      this.leave(host);
+      this.perHost.leave(host);
     };
   }
 
@@ -100,21 +101,5 @@ export class FetchSlots {
       // flood of slow feeds nearly every read failed.
       if (ms !== undefined) timer = setTimeout(() => end(new OutboundError('timeout', message)), ms);
     });
-  }
-
-  private leave(host: string): void {
-    const own = this.perHost.get(host);
-    if (!own) return;
-    own.release();
-    if (own.pending === 0) this.perHost.delete(host);
-  }
-
-  private hostLimiter(host: string): Limiter {
-    let limiter = this.perHost.get(host);
-    if (!limiter) {
-      limiter = new Limiter(this.perHostMax);
-      this.perHost.set(host, limiter);
-    }
-    return limiter;
   }
 }

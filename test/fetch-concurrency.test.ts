@@ -295,7 +295,7 @@ describe('FETCH_PER_HOST', function () {
 describe('FetchSlots', function () {
   it('gives a host its turn back and keeps no line for it once its reads are done, given up or refused', async () => {
     const slots = new FetchSlots(1, 1, 1);
-    const lines = (slots as unknown as { perHost: Map<string, unknown> }).perHost;
+    const lines = (slots as unknown as { perHost: { size: number } }).perHost;
     for (let i = 0; i < 50; i++) (await slots.take(`host-${i}:80`, 1000))();
     expect(lines.size, 'after reads done').to.equal(0);
     const holder = await slots.take('busy:80', 1000);
@@ -318,6 +318,6 @@ describe('FetchSlots', function () {
     holderAgain();
     (await inLine)();
     await new Promise((r) => setImmediate(r));
-    expect([...lines.keys()], 'after a read given up, one refused and one in line').to.deep.equal([]);
+    expect(lines.size, 'after a read given up, one refused and one in line').to.equal(0);
   });
 });

@@ -1,21 +1,22 @@
 // Concurrency per subscriber host and overall. A delivery first waits for a slot of its own
 // host, and only then for a global slot, so thousands of deliveries queued for one slow host
 // wait in that host's queue and never hold the global slots other hosts need.
-import { Limiter } from './limiter.js';
+import { HostLimiters, Limiter } from './limiter.js';
 
 export class HostLimiter {
   private readonly global: Limiter;
-  private readonly perHost = new Map<string, Limiter>();
+  private readonly perHost: HostLimiters;
 
   constructor(
     globalMax: number,
-    private readonly perHostMax: number,
+    perHostMax: number,
   ) {
     this.global = new Limiter(globalMax);
+    this.perHost = new HostLimiters(perHostMax);
   }
 
   async run<T>(host: string, task: (giveBack: () => void) => Promise<T>): Promise<T> {
-    const forHost = this.hostLimiter(host).acquire();
+    const forHost = this.perHost.of(host).acquire();
     if (forHost) await forHost;
     return this.runHeld(host, task);
   }
@@ -28,7 +29,7 @@ export class HostLimiter {
    * end with the slot given back: by runHeld, or by leave.
    */
   enter(host: string, start: () => void): void {
-    if (this.hostLimiter(host).enter(start)) start();
+    if (this.perHost.of(host).enter(start)) start();
   }
 
   /**
@@ -59,10 +60,7 @@ export class HostLimiter {
 
   /** Gives back a host slot taken by enter without running a task in it. */
   leave(host: string): void {
-    const own = this.perHost.get(host);
-    if (!own) return;
-    own.release();
-    if (own.pending === 0) this.perHost.delete(host);
+    this.perHost.leave(host);
   }
 
   /** Deliveries running or waiting, across all hosts. */
@@ -72,12 +70,4 @@ export class HostLimiter {
     return n;
   }
 
-  private hostLimiter(host: string): Limiter {
-    let limiter = this.perHost.get(host);
-    if (!limiter) {
-      limiter = new Limiter(this.perHostMax);
-      this.perHost.set(host, limiter);
-    }
-    return limiter;
-  }
 }

@@ -74,3 +74,42 @@ export class Limiter {
 }
 
 function noop(): void {}
+
+/**
+ * One Limiter per host, made when the host first asks and dropped once nothing runs in it or
+ * waits for it: a hub that delivers to, or reads from, ever new hosts (every blog of a platform
+ * has its own) keeps no entry per host it ever met. Deliveries (HostLimiter) and reads
+ * (FetchSlots) each keep one.
+ */
+export class HostLimiters {
+  private readonly byHost = new Map<string, Limiter>();
+
+  constructor(private readonly perHostMax: number) {}
+
+  /** The limiter of `host`, made if it has none. */
+  of(host: string): Limiter {
+    let limiter = this.byHost.get(host);
+    if (!limiter) {
+      limiter = new Limiter(this.perHostMax);
+      this.byHost.set(host, limiter);
+    }
+    return limiter;
+  }
+
+  /** Gives back a slot of `host`, and forgets the host once nothing holds or waits for it. */
+  leave(host: string): void {
+    const own = this.byHost.get(host);
+    if (!own) return;
+    own.release();
+    if (own.pending === 0) this.byHost.delete(host);
+  }
+
+  /** Hosts with a task running or waiting. */
+  get size(): number {
+    return this.byHost.size;
+  }
+
+  values(): IterableIterator<Limiter> {
+    return this.byHost.values();
+  }
+}
