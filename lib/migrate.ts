@@ -63,6 +63,7 @@ async function main(): Promise<number> {
           line('subscriptions', report.subscriptions),
           line('outbox', report.outbox),
           line('verifications', report.verifications),
+          line('pending reads', report.pendingReads),
           '',
         ].join('\n'),
       );

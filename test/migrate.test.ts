@@ -85,6 +85,8 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     await embedded.putSubscription(sub('https://other.example/atom', 'https://sub.example/cb?id=2', { protocol: 'websub' }));
     await embedded.putOutbox(outbox('https://blog.example/feed.xml', 4), Buffer.from([0, 1, 2, 255]));
     await embedded.putVerification(verification('b0e3', { secret: 'pending secret', leaseSeconds: 3600, verifyToken: 'tok', signatureAlgorithm: 'sha1' }));
+    // A publish answered 204 whose read the stopped hub had not finished: the hub on PostgreSQL owes it too.
+    await embedded.putPendingReads(['https://blog.example/feed.xml'], 1_700_000_000_123);
     const expected = await fullState(embedded);
     await embedded.close();
 
@@ -96,6 +98,7 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     expect(copied(first.stdout, 'subscriptions')).to.deep.equal({ read: 5, inserted: 5, updated: 0, unchanged: 0 });
     expect(copied(first.stdout, 'outbox')).to.deep.equal({ read: 1, inserted: 1, updated: 0, unchanged: 0 });
     expect(copied(first.stdout, 'verifications')).to.deep.equal({ read: 1, inserted: 1, updated: 0, unchanged: 0 });
+    expect(copied(first.stdout, 'pending reads')).to.deep.equal({ read: 1, inserted: 1, updated: 0, unchanged: 0 });
 
     const check = async (): Promise<void> => {
       const pgStore = new PgStore({ connectionString: url });
@@ -111,7 +114,7 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     const second = await migrateCommand(env);
     expect(second.code, second.stderr).to.equal(0);
     expect(second.stdout).to.match(/^schema: version \d+, up to date$/m);
-    for (const [what, n] of [['topics', 2], ['subscriptions', 5], ['outbox', 1], ['verifications', 1]] as const) {
+    for (const [what, n] of [['topics', 2], ['subscriptions', 5], ['outbox', 1], ['verifications', 1], ['pending reads', 1]] as const) {
       expect(copied(second.stdout, what)).to.deep.equal({ read: n, inserted: 0, updated: 0, unchanged: n });
     }
     await check();

@@ -1,5 +1,5 @@
 // Copies a store (the embedded one, in practice) into a PostgreSQL store: topics,
-// subscriptions, outbox entries with their bodies, pending verifications. Every row is an
+// subscriptions, outbox entries with their bodies, pending verifications, pending reads. Every row is an
 // upsert that writes only when a value differs, so a second run changes nothing and says so.
 // Rows in PostgreSQL that the source does not have are left alone. Sites are not copied: the
 // Store interface cannot list them, and they are a cache the hub rebuilds on the next ping.
@@ -21,6 +21,7 @@ export interface CopyReport {
   subscriptions: CopyCounts;
   outbox: CopyCounts;
   verifications: CopyCounts;
+  pendingReads: CopyCounts;
   /** Why each skipped record was left out, for the operator. */
   warnings: string[];
 }
@@ -57,5 +58,9 @@ export async function copyStore(from: Store, to: PgStore): Promise<CopyReport> {
     return to.upsertOutbox(e, body);
   });
   const verifications = await copyAll(await from.listVerifications(), (v) => to.upsertVerification(v));
-  return { topics, subscriptions, outbox, verifications, warnings };
+  // Publishes answered 204 (and pings thanked) whose reads a stopped hub had not finished: left
+  // behind, the hub on PostgreSQL never read those topics, and their subscribers never heard of
+  // those changes.
+  const pendingReads = await copyAll(await from.listPendingReads(), (r) => to.upsertPendingRead(r));
+  return { topics, subscriptions, outbox, verifications, pendingReads, warnings };
 }

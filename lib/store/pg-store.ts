@@ -524,6 +524,11 @@ const SQL = {
       WHERE ${topicCount('t.key')} > 0
       ON CONFLICT (topic_key) DO UPDATE SET since = GREATEST(p.since, EXCLUDED.since)
       RETURNING topic`,
+  // `npm run migrate`: a record copied as it is, whoever follows its topic now (read once at the
+  // next start, then deleted); one already here keeps the later since.
+  upsertPendingRead: `INSERT INTO pending_reads AS p (topic_key, topic, since) VALUES ($1, $2, $3)
+      ON CONFLICT (topic_key) DO UPDATE SET since = EXCLUDED.since WHERE p.since < EXCLUDED.since
+      RETURNING (xmax = 0) AS inserted`,
   deletePendingRead: 'DELETE FROM pending_reads WHERE topic_key = $1 AND since <= $2',
   listPendingReads: 'SELECT topic, since FROM pending_reads ORDER BY since, topic COLLATE "C"',
   getSite: `SELECT ${SITE_COLUMNS.slice(1).join(', ')} FROM sites WHERE site_key = $1`,
@@ -1080,6 +1085,10 @@ export class PgStore implements Store {
     if (unique.length === 0) return [];
     const { rows } = await this.write('putPendingReads', [unique.map(keyOf), unique, since]);
     return (rows as { topic: string }[]).map((r) => r.topic);
+  }
+
+  upsertPendingRead(read: PendingRead): Promise<UpsertResult> {
+    return this.upsert('upsertPendingRead', [keyOf(read.topic), read.topic, read.since]);
   }
 
   async deletePendingRead(topic: string, readSince: number): Promise<void> {

@@ -39,6 +39,7 @@ export async function fullState(store: Store): Promise<unknown> {
     subscriptions: (await store.listSubscriptions()).sort(byKey((s) => `${s.topic}\n${s.callback}`)),
     outbox: outboxEntries.map((e, i) => ({ ...e, body: bodies[i] })),
     verifications: (await store.listVerifications()).sort(byKey((v) => v.id)),
+    pendingReads: await store.listPendingReads(),
     counts: await store.counts(),
   };
 }
@@ -263,7 +264,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       expect(await store.getOutboxBody('http://c/feed', 1)).to.equal(undefined);
       expect(await store.getSite('http://c/')).to.equal(undefined);
       await reopen();
-      expect(await fullState(store)).to.deep.equal({ topics: [], subscriptions: [], outbox: [], verifications: [], counts: { topics: 0, subscriptions: 0, byProtocol: {} } });
+      expect(await fullState(store)).to.deep.equal({ topics: [], subscriptions: [], outbox: [], verifications: [], pendingReads: [], counts: { topics: 0, subscriptions: 0, byProtocol: {} } });
     });
 
     it('counts topics and subscriptions by protocol, agreeing with the records', async () => {
