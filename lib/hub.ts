@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { deadline } from './deadline.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
+import { ReadNotStarted } from './fetch-slots.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import { SUBSCRIPTION_LIMIT_REASONS, type HubError } from './messages.js';
@@ -322,7 +323,9 @@ export class Hub extends EventEmitter {
     if (owed.length === 0) return;
     this.track(
       work.then(
-        () => Promise.all(owed.map((topic) => this.readPaid(topic, since))),
+        // Ended by a stop, its feeds' reads may have been dropped before they began (counted as
+        // unreadable feeds by the ping): the records stay, and the next start reads them.
+        () => (this.deps.http.stopping ? undefined : Promise.all(owed.map((topic) => this.readPaid(topic, since)))),
         () => undefined,
       ),
     );
@@ -618,6 +621,8 @@ export class Hub extends EventEmitter {
       read = true;
       return run.done.fanOut;
     } catch (e) {
+      // Dropped by a stop before it began, the read is still owed: its record stays for the next start.
+      if (e instanceof ReadNotStarted) return undefined;
       read = isReadFailure(e);
       if (read) log.info('publish: topic unreadable', { topic: url, error: describeError(e) });
       else log.error('publish failed', { topic: url, error: describeError(e) });

@@ -265,6 +265,52 @@ describe('weblogUpdates: update pings from blogging tools', function () {
       expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
     });
 
+    it('a ping thanked while its read waits for its turn, the hub then stopped gracefully (the read dropped), is read at the next start', async function () {
+      this.timeout(30_000);
+      const b = blog();
+      // Another feed of the same host, its read held: with FETCH_PER_HOST=1 the ping's read waits for its turn.
+      const blockerPath = `/blocker-${++seq}/feed/`;
+      web.set(blockerPath, { body: rssFeed(b.home, ['other']), contentType: RSS });
+      const dir = await tempDataDir();
+      const env = { POLL_ENABLED: 'false', FETCH_PER_HOST: '1' };
+      const first = await startTestHub(env, dir);
+      let firstOpen = true;
+      const cloud = await Recorder.start(subscriberOk);
+      extra.push(cloud);
+      const serve = web.rec.handler;
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      try {
+        expect((await pleaseNotify(first, subscribeForm(cloud, '/notify', b.feed))).success).to.equal(true);
+        cloud.reset();
+        web.rec.handler = async (req, res) => {
+          if (req.path === blockerPath) await held;
+          await serve(req, res);
+        };
+        expect((await publish(first, web.url(blockerPath))).status).to.equal(204);
+        await web.rec.waitFor(1, (r) => r.path === blockerPath);
+        b.post('news');
+        expect(await call('weblogUpdates.extendedPing', ['A blog', b.home, b.feed], first)).to.deep.equal(answer(THANKS));
+        expect(reads(b.feedPath), 'its read still waiting for its turn').to.equal(1);
+        // SIGTERM (a deploy): the read not started is dropped. The ping's work then ended as if
+        // the feed were unreadable, its record was deleted, and the post was never read.
+        const closing = first.close();
+        await sleep(20);
+        release();
+        await closing;
+        firstOpen = false;
+      } finally {
+        release();
+        web.rec.handler = serve;
+        if (firstOpen) await first.close();
+      }
+      expect(cloud.requests).to.have.length(0);
+      const second = await startTestHub(env, dir);
+      extra.push({ destroy: () => second.destroy() });
+      const [notified] = await cloud.waitFor(1, (r) => r.method === 'POST' && r.path === '/notify');
+      expect(notified!.body.toString()).to.equal(notifyBody(b.feed));
+    });
+
     it('a feed that fails only after the thanks (3.2 s, then 500) is logged as unreadable, never thrown or taken for a failure of the hub', async () => {
       // The pinger has its answer; what the read learns later can only go to the log.
       const log: Record<string, unknown>[] = [];
