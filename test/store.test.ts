@@ -352,6 +352,23 @@ describe('lowdb store: durability', () => {
       expect(await store.listPendingReads()).to.deep.equal(expected);
     });
 
+    it('put or deleted alone, rewrites its shard at the next compaction: kept, then deleted, across reopens', async () => {
+      const topic = 'http://a.example/feed';
+      await store.putSubscription(sub(topic, 'http://s.example/cb'));
+      await store.compact();
+      await store.putPendingReads([topic], 7);
+      await store.compact();
+      await reopen();
+      expect(await store.listPendingReads()).to.deep.equal([{ topic, since: 7 }]);
+      await store.deletePendingRead(topic, 7);
+      await store.compact();
+      await reopen();
+      // Left in the shard while the journal that deleted it was removed, it came back at every
+      // start, and the topic was read again each time.
+      expect(await journalFiles(dir)).to.deep.equal([]);
+      expect(await store.listPendingReads()).to.deep.equal([]);
+    });
+
     it('a journal line of one without its since is damage: skipped, and the lines after it applied', async () => {
       await store.putSubscription(sub('http://a.example/feed', 'http://s.example/cb'));
       await store.close();
