@@ -8,9 +8,9 @@ import { describeError } from './notifier/outcome.js';
 /** Tries of a version (see Notifier.runLane) or a verification (WebSubVerifications.runVerification) after unexpected failures, 1 s apart and doubling: ~31 s in all. */
 export const UNEXPECTED_RETRIES = 5;
 
-/** The wait before trying again after the `failures`-th unexpected failure in a row (1 s, 2 s, 4 s …). */
-export function unexpectedRetryDelayMs(failures: number): number {
-  return 1000 * 2 ** (failures - 1);
+/** The wait before trying again after the `failures`-th unexpected failure in a row (1 s, 2 s, 4 s … from `baseMs`, 1 s but in tests). */
+export function unexpectedRetryDelayMs(failures: number, baseMs = 1000): number {
+  return baseMs * 2 ** (failures - 1);
 }
 
 /**

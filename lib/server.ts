@@ -47,6 +47,8 @@ export interface StartOptions {
   ca?: string[];
   /** Reads waiting at once in one feed host's line (tests: a short line); default WAITING_PER_HOST. */
   fetchWaitingPerHost?: number;
+  /** The first wait after a delivery's unexpected failure, doubling at each (tests: waits shorter than 1 s … 16 s). */
+  unexpectedRetryBaseMs?: number;
 }
 
 /**
@@ -161,7 +163,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       ...(opts.ca && { ca: opts.ca }),
     });
     opened.push(() => httpClient.close());
-    const notifier = new Notifier({ config, http: httpClient, store, log });
+    const notifier = new Notifier({ config, http: httpClient, store, log, ...(opts.unexpectedRetryBaseMs !== undefined && { unexpectedRetryBaseMs: opts.unexpectedRetryBaseMs }) });
     opened.push(() => notifier.close());
     const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency, config.websubTimeoutMs);
     const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });

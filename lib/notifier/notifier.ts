@@ -42,6 +42,8 @@ export interface NotifierDeps {
   now?: () => number;
   /** This process's name on outbox claims; random per start unless given. */
   owner?: string;
+  /** The first wait after a delivery's unexpected failure (see unexpectedRetryDelayMs); tests shorten it. */
+  unexpectedRetryBaseMs?: number;
 }
 
 export interface FanOutReport {
@@ -466,7 +468,7 @@ export class Notifier extends EventEmitter {
           // which lost it for this subscriber for good. Given up only if it keeps failing.
           if (failing.count <= UNEXPECTED_RETRIES && !this.closed) {
             this.deps.log.warn('delivery failed unexpectedly; trying again', { topic: lane.topic, version, error: describeError(e) });
-            await this.sleep(unexpectedRetryDelayMs(failing.count));
+            await this.sleep(unexpectedRetryDelayMs(failing.count, this.deps.unexpectedRetryBaseMs));
             continue;
           }
           // The entry stays in the outbox (within the retry window): its claim lapses and it is
