@@ -191,8 +191,8 @@ describe('durable delivery', function () {
 
   // ---- a fan-out cut by SIGKILL ---------------------------------------------------------
 
-  describe('a fan-out to 2,000 subscribers', () => {
-    const SUBSCRIBERS = 2000;
+  describe('a fan-out to 1,000 subscribers', () => {
+    const SUBSCRIBERS = 1000;
     const HOSTS = 4;
     const PER_HOST = 8;
     const CONCURRENCY = 32;
