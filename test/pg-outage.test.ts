@@ -131,9 +131,9 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
 // later, five times, then the lane stops trying. Two subscribers whose failures begin seconds
 // apart (one retrying a 500, one slow to answer) stop at different times: a database back in
 // between let the later one finish the fan-out, which removed the version from the outbox while
-// the earlier one had never had it. This test's hub retries 250 ms … 4 s later (StartOptions
-// unexpectedRetryBaseMs), the same five tries in a quarter of the time: it waits out ~8 s of
-// retries, not ~31 s.
+// the earlier one had never had it. This test's hub retries 500 ms … 8 s later (StartOptions
+// unexpectedRetryBaseMs), the same five tries in half the time: it waits out ~16 s of retries,
+// not ~31 s, with the same 7 s between the two lanes' last tries as at the production schedule.
 describe('a fan-out on PostgreSQL when the database is down for longer than a delivery is retried', function () {
   this.timeout(90_000);
   let server: PgServer;
@@ -157,14 +157,14 @@ describe('a fan-out on PostgreSQL when the database is down for longer than a de
       WEBSUB_RETRY_BASE_MS: '1000',
       OUTBOX_CLAIM_LEASE_MS: '2000',
     };
-    hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)), unexpectedRetryBaseMs: 250 });
+    hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)), unexpectedRetryBaseMs: 500 });
     topics = await TopicServer.start();
     quick = await Subscriber.start();
-    // Answers its verification at once, and its first delivery 5 s late (within WEBSUB_TIMEOUT_MS).
+    // Answers its verification at once, and its first delivery 8 s late (within WEBSUB_TIMEOUT_MS).
     slow = await Recorder.start(async (req, res) => {
       if (req.method === 'POST' && slowFirstAnswer) {
         slowFirstAnswer = false;
-        await sleep(5000);
+        await sleep(8000);
       }
       res.writeHead(200, { 'content-type': 'text/plain' }).end(req.query.get('hub.challenge') ?? 'thanks');
     });
@@ -192,8 +192,9 @@ describe('a fan-out on PostgreSQL when the database is down for longer than a de
     await quick.waitDeliveries(1, '/quick');
     // Down before the quick subscriber's retry (1 s or more after its 500) and the slow one's answer.
     await server.halt('fast');
-    // The quick subscriber's lane stops trying some 7.75 s after its first failure; the slow one's
-    // first failure came ~4 s after, so its last try (~4 s after the quick one gave up) finds the database back.
+    // The quick subscriber's lane stops trying some 15.5 s after its first failure; the slow one's
+    // first failure came ~7 s after, so its last try (~7 s after the quick one gave up) finds the
+    // database back.
     const stopped = (): boolean => lines.some((l) => l.includes('delivery failed unexpectedly; version') && l.includes('"level":"error"'));
     while (!stopped()) await sleep(100);
     await server.resume();
