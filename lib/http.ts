@@ -539,6 +539,11 @@ export class HttpClient {
     }
   }
 
+  /** Past hurry(): the hub is stopping, and reads not started yet are dropped (see FetchSlots.stop). */
+  get stopping(): boolean {
+    return this.hurried;
+  }
+
   /**
    * The hub is stopping: from now on no request lasts longer than `timeoutMs` (REQUEST_TIMEOUT_MS)
    * from its start, those given longer (WEBSUB_TIMEOUT_MS) included, and any already past it
@@ -548,11 +553,6 @@ export class HttpClient {
    * 10 s) and be killed, the deliveries whose outcomes were not yet durable sent again at the
    * next start.
    */
-  /** Past hurry(): the hub is stopping, and reads not started yet are dropped (see FetchSlots.stop). */
-  get stopping(): boolean {
-    return this.hurried;
-  }
-
   hurry(): void {
     this.hurried = true;
     // Reads not started are dropped rather than waited for (see FetchSlots.stop).

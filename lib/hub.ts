@@ -229,9 +229,10 @@ export class Hub extends EventEmitter {
       const pinged = await this.pingedBy(this.pingUrl(url, 'topic', 'rssCloud'), answerBy.reached);
       if (pinged === 'late') {
         // Not read in time (queued behind another read of the topic, in its host's line of a
-        // burst (FETCH_PER_HOST), FETCH_MIN_INTERVAL_MS, a site's page and then its feeds): the pinger hears what a read that timed out gets, as
-        // for one that waited too long for a FETCH_CONCURRENCY slot. Told it worked, it would
-        // never hear of a read that fails after; asked again, it joins the read or finds it done.
+        // burst (FETCH_PER_HOST), FETCH_MIN_INTERVAL_MS, a site's page and then its feeds): the
+        // pinger hears what a read that timed out gets, as for one that waited too long for a
+        // FETCH_CONCURRENCY slot. Told it worked, it would never hear of a read that fails after;
+        // asked again, it joins the read or finds it done.
         this.deps.log.info('ping: topic not read in time, answered as unreadable; the read goes on', { topic: url });
         return { code: 'resource_unreadable', url };
       }
@@ -796,7 +797,7 @@ export class Hub extends EventEmitter {
         release?.();
       }
       this.note({ kind: 'fetch', topic: url, ok: true, detail: result.changed ? `changed, version ${result.topic.version}` : 'unchanged' });
-      if (result.topic.ctChecks === 1) this.topicCreated();
+      if (result.topic.ctChecks === 1) this.sweeper.topicCreated();
       const fanOut = result.content && start ? this.distribute(result.content, start) : NO_FAN_OUT;
       return { ...result, fanOut };
     });
@@ -827,15 +828,9 @@ export class Hub extends EventEmitter {
     // (SIGTERM during the daily sweep), a pass ran on the closed store, and the hub logged
     // "cleanup failed", an error operators are paged for, at an ordinary stop.
     const swept = this.sweeper.removeExpired();
-    const waited = swept.then(noop, noop);
-    this.background.add(waited);
-    void waited.finally(() => this.background.delete(waited));
+    // Its failure is the caller's to report; tracked settled either way, it is never logged twice.
+    this.track(swept.then(noop, noop));
     return swept;
-  }
-
-  /** A topic was created: see Sweeper.topicCreated. */
-  private topicCreated(): void {
-    this.sweeper.topicCreated();
   }
 
   /** Tells the operator's activity log (and metrics) what happened; see lib/activity.ts. */
