@@ -27,6 +27,8 @@ export interface Config {
   databaseQueryTimeoutMs: number;
   /** How long a hub process's claim on an outbox entry holds without renewal (several processes on one database). */
   outboxClaimLeaseMs: number;
+  /** Age past which a pending read is taken for orphaned and read by whichever process finds it (see Sweeper.orphanedReads). */
+  pendingReadAdoptAfterMs: number;
   /** The hub's own base URL, without a trailing slash. */
   publicUrl: string;
   /** False when PUBLIC_URL was not set: the URL is then derived from where the hub listens. */
@@ -406,6 +408,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseLockWaitMs: int(env, 'DATABASE_LOCK_WAIT_MS', 30_000, 100, 3600_000),
     databaseQueryTimeoutMs: int(env, 'DATABASE_QUERY_TIMEOUT_MS', 30_000, 100, 3600_000),
     outboxClaimLeaseMs: int(env, 'OUTBOX_CLAIM_LEASE_MS', 30_000, 300, 3600_000),
+    pendingReadAdoptAfterMs: int(env, 'PENDING_READ_ADOPT_AFTER_MS', 600_000, 100, 24 * 3600_000),
     publicUrl: url(env, 'PUBLIC_URL', `http://${publicHost}:${port}`),
     publicUrlSet: raw(env, 'PUBLIC_URL') !== undefined,
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 4000, 1, 600_000),

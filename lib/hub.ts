@@ -12,7 +12,7 @@ import { ReadNotStarted } from './fetch-slots.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
 import { SUBSCRIPTION_LIMIT_REASONS, type HubError } from './messages.js';
-import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
+import { callbackHost, carriesCredentials, hasControlCharacters, hasEdgeSpaces, isRssCloudProtocol, newSubscription, type PendingRead, type RssCloudProtocol, type Site, type Subscription, type WebSubRequest } from './model.js';
 import { describeError } from './notifier/outcome.js';
 import { againOnHubFailure } from './backoff.js';
 import type { FanOutReport, Notifier } from './notifier/notifier.js';
@@ -112,6 +112,8 @@ export class Hub extends EventEmitter {
   private readonly background = new Set<Promise<unknown>>();
   /** Recent topic discoveries, oldest first (see discover). */
   private readonly discoveries = new Map<string, { settledAt: number; result: Promise<Discovery | { error: string }> }>();
+  /** Topics whose pending read this process is reading from the record (readOwed, adoptOrphanedReads), until that read ends. */
+  private readonly readingOwed = new Set<string>();
   /** Set by close(): verifications waiting to ask again (see pause) stop waiting. */
   private closing = false;
   private readonly wakers = new Set<() => void>();
@@ -611,7 +613,8 @@ export class Hub extends EventEmitter {
    * are: dropped at once, the change waited for a poll (POLL_DEFAULT_SECONDS or longer), or, with
    * polling off, for the next publish. `owedSince`: the topic's pending read, deleted once the
    * read has finished, changed, unchanged or unreadable (a failing feed is not read at every
-   * start); kept when the hub's own failure or its closing stopped it, for the next start.
+   * start); kept when the hub's own failure or its closing stopped it, for the next start (or,
+   * once older than PENDING_READ_ADOPT_AFTER_MS, a running process: see adoptOrphanedReads).
    */
   private async refreshPublished(url: string, owedSince?: number): Promise<unknown> {
     const { log } = this.deps;
@@ -636,13 +639,13 @@ export class Hub extends EventEmitter {
    * Deletes a topic's pending read once a read begun after `since` has finished. Its change,
    * if any, is in the outbox by then (staged before the topic records its version), so the
    * deliveries no longer need the record. Left behind by a failure, the record costs one read
-   * more at the next start.
+   * more at the next start, or once older than PENDING_READ_ADOPT_AFTER_MS.
    */
   private async readPaid(url: string, since: number): Promise<void> {
     try {
       await this.deps.store.deletePendingRead(url, since);
     } catch (e) {
-      this.deps.log.warn('pending read not deleted; the topic is read again at the next start', { topic: url, error: describeError(e) });
+      this.deps.log.warn('pending read not deleted; the topic is read again at the next start, or after PENDING_READ_ADOPT_AFTER_MS', { topic: url, error: describeError(e) });
     }
   }
 
@@ -658,7 +661,35 @@ export class Hub extends EventEmitter {
     const owed = await this.deps.store.listPendingReads();
     if (owed.length === 0) return;
     this.deps.log.info('reading topics whose publish was answered before their read finished', { topics: owed.length });
-    for (const { topic, since } of owed) this.track(this.refreshPublished(topic, since));
+    for (const read of owed) this.readOwedOne(read);
+  }
+
+  /**
+   * Reads the pending reads older than PENDING_READ_ADOPT_AFTER_MS (see Sweeper.orphanedReads),
+   * as readOwed does at a start: left by a process that died and, on PostgreSQL, may never start
+   * again (an instance an autoscaler removed), or kept by a read that failed on the hub's side.
+   * Read only at a start, they waited for the next restart of some process. A record this
+   * process is already reading that way is skipped. Resolves to how many reads it began.
+   */
+  adoptOrphanedReads(): Promise<number> {
+    // Waited for by idle(), as the sweep is: a stop never closes the store under its listing.
+    const adopting = this.adoptOrphans();
+    this.track(adopting.then(noop, noop));
+    return adopting;
+  }
+
+  private async adoptOrphans(): Promise<number> {
+    if (this.closing) return 0;
+    const orphans = (await this.sweeper.orphanedReads()).filter((r) => !this.readingOwed.has(r.topic));
+    if (orphans.length === 0 || this.closing) return 0;
+    this.deps.log.info('reading topics whose pending read outlived PENDING_READ_ADOPT_AFTER_MS (its process gone, or its read failed)', { topics: orphans.length });
+    for (const read of orphans) this.readOwedOne(read);
+    return orphans.length;
+  }
+
+  private readOwedOne({ topic, since }: PendingRead): void {
+    this.readingOwed.add(topic);
+    this.track(this.refreshPublished(topic, since).finally(() => this.readingOwed.delete(topic)));
   }
 
   /**

@@ -1,5 +1,5 @@
 // Builds a running hub from a Config: store, outbound client, notifier, core, app, listener,
-// cleanup timer. main.ts runs it for `npm start`; tests start it in-process with port 0.
+// cleanup timers. main.ts runs it for `npm start`; tests start it in-process with port 0.
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApp } from './app.js';
@@ -251,11 +251,18 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     await poller.start();
     const timer = setInterval(() => void cleanup(), CLEANUP_INTERVAL_MS);
     timer.unref();
+    // Pending reads whose process is gone are read by whoever is running, not only at a start:
+    // a record is found between PENDING_READ_ADOPT_AFTER_MS and 1.5 times it after it was made.
+    const adopt = (): void =>
+      void hub.adoptOrphanedReads().catch((e: unknown) => log.warn('pending reads not listed; trying again at the next check', { error: describeError(e) }));
+    const adopter = setInterval(adopt, Math.ceil(config.pendingReadAdoptAfterMs / 2));
+    adopter.unref();
 
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         clearInterval(timer);
+        clearInterval(adopter);
         lastResponses();
         // WebSub's requests, given WEBSUB_TIMEOUT_MS, hold the stop no longer than REQUEST_TIMEOUT_MS ones.
         httpClient.hurry();

@@ -1,9 +1,11 @@
 // The clean-up sweep: expired and exhausted subscriptions, and topics and sites nobody follows
 // past the retention window, deleted in bounded batches; and what nobody follows beyond
-// MAX_UNFOLLOWED_TOPICS, forgotten as new topics come (see Sweeper.topicCreated).
+// MAX_UNFOLLOWED_TOPICS, forgotten as new topics come (see Sweeper.topicCreated); and the pending
+// reads whose process is gone, found for the hub to read (see Sweeper.orphanedReads).
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import type { PendingRead } from './model.js';
 import type { Store } from './store/store.js';
 
 export interface CleanupReport {
@@ -116,6 +118,28 @@ export class Sweeper {
         if (this.trimAgain) this.trim();
       });
     this.deps.track(trim);
+  }
+
+  /**
+   * The pending reads older than PENDING_READ_ADOPT_AFTER_MS, oldest first: reads owed to a publish
+   * or a ping whose process died before they ended (and, on PostgreSQL, was never started again),
+   * or whose read stopped on the hub's own failure (its retries spent, its record kept). Read only
+   * at a start before, they waited for the next restart of some process, and with polling off
+   * their subscribers never heard of that change; server.ts asks every half of the bound.
+   *
+   * Why 10 minutes by default: a live process's read of its own record ends well within it. Such a
+   * read waits for its host's turn (a burst of WAITING_PER_HOST reads drains at FETCH_PER_HOST per
+   * REQUEST_TIMEOUT_MS: ~8 min at the defaults, for a host that never answers), then for the topic
+   * lock (DATABASE_LOCK_WAIT_MS), then runs at most REQUEST_TIMEOUT_MS, and a failure on the hub's
+   * side is tried again for ~31 s. Past that bound (longer timeouts, a longer line), a record still
+   * being read is read a second time: harmless, since reads of a topic are serialized (in a process,
+   * and across processes by the topic lock), a read queued and not yet started is shared, and the
+   * later one finds the content the earlier stored unchanged and notifies nobody; it costs the
+   * feed's host one conditional GET more.
+   */
+  async orphanedReads(): Promise<PendingRead[]> {
+    const before = this.deps.now() - this.deps.config.pendingReadAdoptAfterMs;
+    return (await this.deps.store.listPendingReads()).filter((r) => r.since < before);
   }
 
   private async trimUnfollowed(): Promise<{ topicsTrimmed: number; sitesTrimmed: number }> {

@@ -477,3 +477,60 @@ describe('polling with two hub processes on one PostgreSQL database', function (
     expect(gaps.filter((gap) => gap < 900), `ms between polls (${gaps.join(', ')})`).to.have.length.at.most(1);
   });
 });
+
+describe('a publish acknowledged by a hub process killed before its read, on PostgreSQL with another process running', function () {
+  this.timeout(30_000);
+  let url: string;
+  const dirs: string[] = [];
+  let dead: ChildHub | undefined;
+  let living: TestHub | undefined;
+  let topics: TopicServer;
+  let webSub: Subscriber;
+  before(async () => {
+    url = await freshDatabaseUrl('orphan');
+    topics = await TopicServer.start();
+    webSub = await Subscriber.start();
+  });
+  after(async () => {
+    await dead?.stop('SIGKILL');
+    await living?.destroy();
+    for (const s of [topics, webSub]) await s?.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    if (url) await dropDatabaseSchema(url);
+  });
+
+  it('is read by the living process once older than PENDING_READ_ADOPT_AFTER_MS: the subscriber hears of the change, the record goes', async () => {
+    const env = { DATABASE_URL: url, DATABASE_POOL_SIZE: '4', POLL_ENABLED: 'false' };
+    const dir = await tempDataDir();
+    dirs.push(dir);
+    dead = await spawnHub(dir, env, 30_000);
+    living = await startTestHub({ ...env, PENDING_READ_ADOPT_AFTER_MS: '500' });
+    const topic = topics.set('/orphaned', { body: 'v1', contentType: 'text/plain' });
+    expect((await subscribe(living, { 'hub.topic': topic, 'hub.callback': webSub.callback('/cb') })).status).to.equal(202);
+    await webSub.waitVerifications(1, 'subscribe', '/cb');
+    await settled(living);
+
+    // The dead process's read (and any other) is held until that process has been killed.
+    const serve = topics.rec.handler;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    topics.rec.handler = async (req, res) => {
+      await held;
+      await serve(req, res);
+    };
+    topics.set('/orphaned', { body: 'v2', contentType: 'text/plain' });
+    const published = await fetch(`${dead.url}/websub`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ 'hub.mode': 'publish', 'hub.url': topic }).toString() });
+    expect(published.status).to.equal(204);
+    await topics.rec.waitFor(1, (r) => r.method === 'GET' && r.path === '/orphaned');
+    expect((await dead.stop('SIGKILL')).signal).to.equal('SIGKILL');
+    dead = undefined;
+    release();
+    expect(webSub.deliveries('/cb')).to.have.length(0);
+
+    // Never started again: only the living process can read what it owed.
+    const [delivered] = await webSub.waitDeliveries(1, '/cb');
+    expect(delivered!.body.toString()).to.equal('v2');
+    await settled(living);
+    expect(await living.store.listPendingReads()).to.deep.equal([]);
+  });
+});

@@ -911,6 +911,23 @@ describe('WebSub hub', function () {
       expect(notified[rssBefore]!.body.toString()).to.equal(notifyBody(topic));
       expect(await second.stop('SIGTERM')).to.deep.equal({ code: 0, signal: null });
     });
+
+    it('left unread is read by the running hub once older than PENDING_READ_ADOPT_AFTER_MS, not only at its next start', async () => {
+      const h = await otherHub({ POLL_ENABLED: 'false', PENDING_READ_ADOPT_AFTER_MS: '200' });
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/orphan', { body: DOC('o1'), contentType: DOC_TYPE });
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      topics.set('/orphan', { body: DOC('o2'), contentType: DOC_TYPE });
+      expect(topics.fetches('/orphan')).to.have.length(0);
+      // The record a read that never ended leaves (its process killed, its retries on the hub's
+      // failure spent), made after this hub started: read at starts only, it waited for a restart.
+      expect(await h.store.putPendingReads([topic], Date.now() - 1000)).to.deep.equal([topic]);
+      const [delivered] = await sub.waitDeliveries(1);
+      expect(delivered!.body.toString()).to.equal(DOC('o2'));
+      await settled(h);
+      expect(await h.store.listPendingReads()).to.deep.equal([]);
+    });
   });
 
   describe("the hub named by its bare address (a feed's rel=hub of https://hub.example/)", () => {
