@@ -191,9 +191,11 @@ describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', 
       // Never answers a delivery (/d) nor a verification (/v); notes when the hub gave up on each.
       const ended = new Map<string, number>();
       const sub = await recorder((req, res) => void res.on('close', () => ended.set(req.path, Date.now())));
-      // The ping's read of its topic is answered 900 ms late: the ping holds the stop open (a stop
+      // The ping's read of its topic is answered 600 ms late: the ping holds the stop open (a stop
       // lets requests to the hub finish), and the delivery it makes starts after the stop began.
-      const pinged = topics.set('/stop-later', { body: doc('pinged during the stop'), contentType: DOC_TYPE, delayMs: 900 });
+      // 0.4 s to spare against REQUEST_TIMEOUT_MS: answered 900 ms late, a loaded machine pausing
+      // the process 0.1 s at the wrong moment made the read time out, and no delivery was made.
+      const pinged = topics.set('/stop-later', { body: doc('pinged during the stop'), contentType: DOC_TYPE, delayMs: 600 });
       await setSubscriptions(stopping, pinged, [{ url: `${sub.url}/d`, protocol: 'websub' }]);
       const verified = topics.set('/stop-later-verify', { body: doc('subscribed during the stop'), contentType: DOC_TYPE });
       expect((await subscribe(stopping, { 'hub.topic': verified, 'hub.callback': `${sub.url}/v` })).status).to.equal(202);
