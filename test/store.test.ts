@@ -15,8 +15,8 @@ import { PgStore } from '../lib/store/pg-store.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { startTestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
-import { freePort, loopbackAddress } from './helpers/recorder.js';
-import { getSubscriptions, setSubscriptions } from './helpers/rsscloud.js';
+import { freePort, loopbackAddress, sleep } from './helpers/recorder.js';
+import { FeedServer, getSubscriptions, ping, setSubscriptions, testApi, type ResourceJson } from './helpers/rsscloud.js';
 import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
 
 const tempDir = (): Promise<string> => mkdtemp(path.join(os.tmpdir(), 'pushbutton-store-'));
@@ -485,5 +485,70 @@ describe('lowdb store: durability', () => {
       await reopen();
       expect(await fullState(store)).to.deep.equal(expected);
     });
+  });
+});
+
+describe('lowdb store: a read that found no change', function () {
+  this.timeout(30_000);
+  let feeds: FeedServer;
+  before(async () => {
+    feeds = await FeedServer.start();
+  });
+  after(async () => {
+    await feeds?.close();
+  });
+
+  const checksOf = async (hub: { url: string }, feedUrl: string): Promise<number> =>
+    (await testApi<{ resource: ResourceJson }>(hub, 'getResource', { feedUrl })).json.resource.ctChecks;
+  /** The ctChecks of the last putTopic line of `url` in the journal's files, as a restart after a crash would replay it. */
+  const checksOnDisk = async (dir: string, url: string): Promise<number | undefined> => {
+    let last: number | undefined;
+    for (const line of (await journalText(dir)).split('\n')) {
+      if (!line.includes('"putTopic"')) continue;
+      const op = JSON.parse(line) as { topic: { url: string; ctChecks: number } };
+      if (op.topic.url === url) last = op.topic.ctChecks;
+    }
+    return last;
+  };
+
+  it('answers a ping without a journal write of its own, writes the check within a second with nothing else written, and keeps it across a stop', async () => {
+    const dir = await tempDir();
+    let hub = await startTestHub({ DATABASE_URL: '' }, dir);
+    try {
+      if (!(hub.store instanceof LowdbStore)) throw new Error('expected the embedded store');
+      const notModified = feeds.etag(`unchanged-304-${Date.now()}`);
+      const sameBody = feeds.fixed(`unchanged-200-${Date.now()}`);
+      for (const feed of [notModified, sameBody]) {
+        await setSubscriptions(hub, feed, [{ url: 'http://127.0.0.1:9/never-told', protocol: 'http-post' }]);
+        expect((await ping(hub, feed)).success, 'first read').to.equal(true);
+      }
+      await hub.store.flush();
+      const PINGS = 10;
+      const before = hub.store.stats().journal.batches;
+      for (let i = 0; i < PINGS; i++) {
+        for (const feed of [notModified, sameBody]) expect((await ping(hub, feed)).success).to.equal(true);
+      }
+      // Each ping waited for an O_DSYNC batch of its own: 20 batches. Now the checks ride
+      // together, one batch a second at most (a slow machine may take a few seconds for these).
+      expect(hub.store.stats().journal.batches - before, 'journal batches written while 20 unchanged pings were answered').to.be.below(PINGS / 2);
+      expect(feeds.rec.matching((r) => r.path === new URL(notModified).pathname && r.headers['if-none-match'] !== undefined), 'conditional reads (answered 304)').to.have.length(PINGS);
+      // Read back at once.
+      for (const feed of [notModified, sameBody]) expect(await checksOf(hub, feed), feed).to.equal(PINGS + 1);
+      // On disk within a second, with no other write to ride with and no stop.
+      for (const feed of [notModified, sameBody]) {
+        const t0 = Date.now();
+        while ((await checksOnDisk(dir, feed)) !== PINGS + 1 && Date.now() - t0 < 5000) await sleep(50);
+        expect(await checksOnDisk(dir, feed), feed).to.equal(PINGS + 1);
+      }
+      // A stop right after a check writes it before it ends.
+      expect((await ping(hub, notModified)).success).to.equal(true);
+      await hub.close();
+      expect(await checksOnDisk(dir, notModified)).to.equal(PINGS + 2);
+      hub = await startTestHub({ DATABASE_URL: '' }, dir);
+      expect(await checksOf(hub, notModified)).to.equal(PINGS + 2);
+      expect(await checksOf(hub, sameBody)).to.equal(PINGS + 1);
+    } finally {
+      await hub.destroy();
+    }
   });
 });

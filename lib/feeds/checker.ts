@@ -74,7 +74,7 @@ export class TopicChecker {
     const maxAgeSeconds = maxAge(res.headers['cache-control']);
     if (res.status === 304 && prev.lastHash !== '') {
       const topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: this.now() };
-      await this.store.putTopic(topic);
+      await this.store.recordCheck(topic);
       return { topic, changed: false, ...(maxAgeSeconds !== undefined && { maxAgeSeconds }) };
     }
     if (res.status < 200 || res.status >= 300) {
@@ -131,7 +131,7 @@ export class TopicChecker {
     // A changed topic is recorded by the hub only once the new version is in the outbox: a
     // version recorded without its outbox entry would be a change nobody is ever told of.
     if (!changed) {
-      await this.store.putTopic(topic);
+      await this.store.recordCheck(topic);
       return { topic, changed };
     }
     const content: Content = {

@@ -313,6 +313,12 @@ export class LowdbStore implements Store {
     return this.write({ op: 'putTopic', topic: { ...topic } });
   }
 
+  async recordCheck(topic: Topic): Promise<void> {
+    const op: JournalOp = { op: 'putTopic', topic: { ...topic } };
+    this.state.apply(op);
+    this.requireJournal().appendSoon(JSON.stringify(op) + '\n');
+  }
+
   deleteTopic(url: string): Promise<void> {
     return this.write({ op: 'delTopic', url });
   }

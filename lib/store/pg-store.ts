@@ -767,6 +767,11 @@ export class PgStore implements Store {
     await this.upsertTopic(topic);
   }
 
+  /** Written at once: other processes read whenLastCheck for FETCH_MIN_INTERVAL_MS. */
+  recordCheck(topic: Topic): Promise<void> {
+    return this.putTopic(topic);
+  }
+
   upsertTopic(topic: Topic): Promise<UpsertResult> {
     return this.upsert('putTopic', topicValues(topic));
   }

@@ -50,6 +50,13 @@ export interface Store {
   getTopic(url: string): Promise<Topic | undefined>;
   /** Durable when the promise resolves. */
   putTopic(topic: Topic): Promise<void>;
+  /**
+   * A read that found no change: the topic with its count and time of check (and validators)
+   * brought up to date. Read back at once; durable soon after, not necessarily when the promise
+   * resolves (the embedded store writes it with its next batch, within a second): a crash loses
+   * at most a count and the time of a check, which costs one read more, never a change.
+   */
+  recordCheck(topic: Topic): Promise<void>;
   /** Removes the topic and every subscription to it. */
   deleteTopic(url: string): Promise<void>;
   listTopics(): Promise<Topic[]>;

@@ -208,6 +208,19 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       await check();
     });
 
+    it('records a check that found no change: read back at once, kept by a close, in order with a later write', async () => {
+      const t = { ...newTopic('http://a/checked'), lastHash: 'h', version: 3 };
+      await store.putTopic(t);
+      await store.recordCheck({ ...t, ctChecks: 1, whenLastCheck: 1000 });
+      expect(await store.getTopic(t.url)).to.deep.include({ ctChecks: 1, whenLastCheck: 1000 });
+      await store.recordCheck({ ...t, ctChecks: 2, whenLastCheck: 2000 });
+      await store.putTopic({ ...t, ctChecks: 3, whenLastCheck: 3000, version: 4 });
+      await store.recordCheck({ ...newTopic('http://a/checked-last'), ctChecks: 5 });
+      await reopen();
+      expect(await store.getTopic(t.url)).to.deep.include({ ctChecks: 3, whenLastCheck: 3000, version: 4 });
+      expect(await store.getTopic('http://a/checked-last')).to.deep.include({ ctChecks: 5 });
+    });
+
     it('takes URLs of any length and characters as keys', async () => {
       const long = (c: string): string => `https://${c}.example/${c.repeat(3000)}?q=${'ü'.repeat(500)}`;
       await store.putTopic(newTopic(long('t')));
