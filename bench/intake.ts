@@ -5,8 +5,10 @@
 //   - WebSub subscribe requests (each answered 202, then verified in the background);
 // and, as a reference for the changed-feed ping, express that GETs the feed before answering.
 // Pings go round-robin over 1,000 feeds, so each is a real read of its own feed rather than
-// one read shared by every ping in flight. The hub, the baseline, the feeds and autocannon are
-// four processes. Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
+// one read shared by every ping in flight. The feeds are spread over the sink's 8 ports, which
+// the hub counts as 8 hosts, as pings come from many publishers: on one host, FETCH_PER_HOST (8)
+// would hold the 50 pings in flight to 8 reads at once, a bound on one publisher's burst, not the
+// intake's speed. The hub, the baseline, the feeds and autocannon are four processes. Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
 import autocannon, { type Result } from 'autocannon';
 import { type Child, fmt, line, machineLine, pool, postForm, profiled, record, sleep, spawnChild, startHubProcess, startSink } from './common.js';
 
@@ -74,8 +76,9 @@ async function main(): Promise<void> {
   const hub = await startHubProcess('intake');
   const { child: bare, ready } = await spawnChild<{ url: string }>('express-child.ts');
   try {
-    const staticFeed = (i: number): string => `${sink.base}/feed/static/i${i % FEEDS}`;
-    const changingFeed = (i: number): string => `${sink.base}/feed/changing/i${i % FEEDS}`;
+    const feedUrl = (kind: string, i: number): string => `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/feed/${kind}/i${i % FEEDS}`;
+    const staticFeed = (i: number): string => feedUrl('static', i);
+    const changingFeed = (i: number): string => feedUrl('changing', i);
     const pingBody = (feed: (i: number) => string) => (i: number) => new URLSearchParams({ url: feed(i) }).toString();
 
     // Every feed read once, so that pings of the static feeds find them unchanged.

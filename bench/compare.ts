@@ -1,0 +1,119 @@
+// Compare: the ping intake of this checkout against an earlier commit, measured in one run.
+// Both hubs are built and started side by side beside one feed server, and short autocannon runs
+// alternate between them (the order reversed every other round), so that the machine's drift,
+// which moves a single run by ±30 % here, moves both alike. This is how a slowdown spread over
+// many commits is seen at all: intake.ts compares each ping with express, not with the hub of
+// an earlier day. Prints every run, then the medians: pings a second, the CPU of the hub's
+// process per ping, and that of its main thread (the one JavaScript thread, the bound).
+//   COMPARE_REF=<commit> npx tsx bench/compare.ts   (COMPARE_ROUNDS=5 COMPARE_SECONDS=4 COMPARE_KINDS=static,changing)
+// The commit is checked out into a temporary git worktree (removed at the end), with this
+// checkout's node_modules; it must have bench/hub-child.ts (any commit since 2026-12-02).
+import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type HubProcess, ROOT, fmt, line, machineLine, pool, postForm, startHubProcess, startSink } from './common.js';
+
+const REF = process.env.COMPARE_REF;
+const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 5);
+const SECONDS = Number(process.env.COMPARE_SECONDS ?? 4);
+const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',');
+const FEEDS = 1000;
+const CONNECTIONS = 50;
+
+interface Run {
+  rate: number;
+  /** µs of CPU per answered ping: the whole process, and its main thread alone. */
+  cpu: number;
+  main: number | undefined;
+}
+
+/** CPU time of a process's main thread, µs (Linux); undefined elsewhere. */
+function mainThreadCpu(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100);
+  } catch {
+    return undefined;
+  }
+}
+
+function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+}
+
+async function main(): Promise<void> {
+  if (!REF) throw new Error('set COMPARE_REF to the commit to compare with (e.g. COMPARE_REF=HEAD~20)');
+  const commit = execFileSync('git', ['rev-parse', '--short', REF], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const here = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  console.log(`Compare (${machineLine()})`);
+  console.log(`  this checkout (${here}${dirty ? ' with changes' : ''}) against ${commit}: ${ROUNDS} rounds of ${SECONDS} s per kind, ${CONNECTIONS} connections`);
+  const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-compare-'));
+  const tree = path.join(parent, commit);
+  execFileSync('git', ['worktree', 'add', '--detach', tree, commit], { cwd: ROOT, stdio: 'ignore' });
+  const hubs: { label: string; hub: HubProcess }[] = [];
+  try {
+    await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
+    const sink = await startSink(8);
+    hubs.push({ label: here, hub: await startHubProcess('compare-here') });
+    hubs.push({ label: commit, hub: await startHubProcess('compare-then', {}, tree) });
+    // Over the sink's 8 ports, as in intake.ts: 8 hosts, so FETCH_PER_HOST does not cap the reads.
+    const feed = (kind: string, i: number): string => `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/feed/${kind}/i${i % FEEDS}`;
+    for (const { hub } of hubs) {
+      await pool(FEEDS, 32, async (i) => {
+        for (const kind of KINDS) {
+          const r = await postForm(`${hub.url}/ping`, { url: feed(kind, i) });
+          if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
+        }
+      });
+    }
+    const run = async ({ hub }: { hub: HubProcess }, kind: string, seconds: number): Promise<Run> => {
+      let i = 0;
+      const pid = hub.child.proc.pid!;
+      const cpu0 = await hub.child.call<number>('cpu');
+      const main0 = mainThreadCpu(pid);
+      const r = await autocannon({
+        url: hub.url,
+        connections: CONNECTIONS,
+        duration: seconds,
+        requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: feed(kind, i++) }).toString() }) }],
+      });
+      const n = r['2xx'];
+      if (r.non2xx + r.errors > 0) console.log(`  (${r.non2xx + r.errors} pings failed)`);
+      const main1 = mainThreadCpu(pid);
+      return { rate: n / r.duration, cpu: ((await hub.child.call<number>('cpu')) - cpu0) / n, main: main0 === undefined || main1 === undefined ? undefined : (main1 - main0) / n };
+    };
+    for (const h of hubs) for (const kind of KINDS) await run(h, kind, 1);
+    const runs = new Map<string, Run[]>();
+    for (let k = 0; k < ROUNDS; k++) {
+      for (const kind of KINDS) {
+        for (const h of k % 2 === 0 ? hubs : [...hubs].reverse()) {
+          const r = await run(h, kind, SECONDS);
+          const key = `${h.label} ${kind}`;
+          runs.set(key, [...(runs.get(key) ?? []), r]);
+          line(`  round ${k + 1}: ${key}`, `${fmt.rate(r.rate)}, ${fmt.int(r.cpu)} µs CPU${r.main === undefined ? '' : `, main thread ${fmt.int(r.main)} µs`}`);
+        }
+      }
+    }
+    console.log(`  medians of ${ROUNDS} rounds`);
+    for (const kind of KINDS) {
+      const [a, b] = hubs.map((h) => runs.get(`${h.label} ${kind}`)!);
+      const mains = (rs: Run[]): string => (rs.every((r) => r.main !== undefined) ? `, main thread ${fmt.int(median(rs.map((r) => r.main!)))} µs` : '');
+      for (const [label, rs] of [[hubs[0]!.label, a!], [hubs[1]!.label, b!]] as const) {
+        line(`  ${kind === 'static' ? 'unchanged' : 'changed'} feed, ${label}`, `${fmt.rate(median(rs.map((r) => r.rate)))}, ${fmt.int(median(rs.map((r) => r.cpu)))} µs CPU${mains(rs)}`);
+      }
+      line(`  ${kind === 'static' ? 'unchanged' : 'changed'} feed, ${hubs[0]!.label} / ${hubs[1]!.label}`, fmt.pct(median(a!.map((r) => r.rate)) / median(b!.map((r) => r.rate))));
+    }
+    await sink.child.stop();
+  } finally {
+    for (const { hub } of hubs) await hub.stop();
+    execFileSync('git', ['worktree', 'remove', '--force', tree], { cwd: ROOT, stdio: 'ignore' });
+    await rm(parent, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);
