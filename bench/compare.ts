@@ -58,7 +58,8 @@ async function main(): Promise<void> {
   try {
     await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
     const sink = await startSink(8);
-    hubs.push({ label: here, hub: await startHubProcess('compare-here') });
+    // Labels differ even when the checkout is the commit itself with changes on top.
+    hubs.push({ label: dirty ? `${here}+changes` : here, hub: await startHubProcess('compare-here') });
     hubs.push({ label: commit, hub: await startHubProcess('compare-then', {}, tree) });
     // Over the sink's 8 ports, as in intake.ts: 8 hosts, so FETCH_PER_HOST does not cap the reads.
     const feed = (kind: string, i: number): string => `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/feed/${kind}/i${i % FEEDS}`;
