@@ -355,13 +355,30 @@ export interface Sink {
   base: string;
 }
 
+/** The sink's `i`-th port, in turn, as an origin: the hub counts each port a host of its own. */
+export function sinkOrigin(sink: Sink, i: number): string {
+  return `http://127.0.0.1:${sink.ports[i % sink.ports.length]}`;
+}
+
+/** Feeds the ping benchmarks read in turn, so that each ping is a read of its own. */
+export const PING_FEEDS = 1000;
+
+/**
+ * The `i`-th of the PING_FEEDS feeds of `kind` (static, changing), on the sink's ports in turn:
+ * pings come from many publishers, and on one host FETCH_PER_HOST (8) would hold 50 pings in
+ * flight to 8 reads at once, a bound on one publisher's burst, not the intake's speed.
+ */
+export function pingFeed(sink: Sink, kind: 'static' | 'changing', i: number): string {
+  return `${sinkOrigin(sink, i)}/feed/${kind}/i${i % PING_FEEDS}`;
+}
+
 /**
  * `n` subscribers on the sink's ports in turn, a third of each protocol: rssCloud http-post at
  * /rss/, xml-rpc at /rpc/, WebSub with a secret at /ws/ (the sink counts each by that path).
  */
 export function mixedSubscribers(sink: Sink, tag: string, n: number): SeedSub[] {
   return Array.from({ length: n }, (_, i): SeedSub => {
-    const base = `http://127.0.0.1:${sink.ports[i % sink.ports.length]}`;
+    const base = sinkOrigin(sink, i);
     switch (i % 3) {
       case 0:
         return { callback: `${base}/rss/${tag}/${i}`, protocol: 'http-post' };

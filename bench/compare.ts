@@ -14,13 +14,15 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type HubProcess, ROOT, fmt, line, machineLine, pool, postForm, startHubProcess, startSink } from './common.js';
+import { type HubProcess, PING_FEEDS, ROOT, fmt, line, machineLine, pingFeed, pool, postForm, startHubProcess, startSink } from './common.js';
 
 const REF = process.env.COMPARE_REF;
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 5);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 4);
-const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',');
-const FEEDS = 1000;
+const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',').map((k) => {
+  if (k !== 'static' && k !== 'changing') throw new Error(`COMPARE_KINDS: "${k}" is neither static nor changing`);
+  return k;
+});
 const CONNECTIONS = 50;
 
 interface Run {
@@ -54,24 +56,23 @@ async function main(): Promise<void> {
   const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-compare-'));
   const tree = path.join(parent, commit);
   execFileSync('git', ['worktree', 'add', '--detach', tree, commit], { cwd: ROOT, stdio: 'ignore' });
-  const hubs: { label: string; hub: HubProcess }[] = [];
+  // Each hub keeps its own runs: COMPARE_REF=HEAD on a clean checkout (an A/A check of the
+  // noise) gives both the same label.
+  const hubs: { label: string; hub: HubProcess; runs: Map<string, Run[]> }[] = [];
   try {
     await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
     const sink = await startSink(8);
-    // Labels differ even when the checkout is the commit itself with changes on top.
-    hubs.push({ label: dirty ? `${here}+changes` : here, hub: await startHubProcess('compare-here') });
-    hubs.push({ label: commit, hub: await startHubProcess('compare-then', {}, tree) });
-    // Over the sink's 8 ports, as in intake.ts: 8 hosts, so FETCH_PER_HOST does not cap the reads.
-    const feed = (kind: string, i: number): string => `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/feed/${kind}/i${i % FEEDS}`;
+    hubs.push({ label: dirty ? `${here}+changes` : here, hub: await startHubProcess('compare-here'), runs: new Map() });
+    hubs.push({ label: commit, hub: await startHubProcess('compare-then', {}, tree), runs: new Map() });
     for (const { hub } of hubs) {
-      await pool(FEEDS, 32, async (i) => {
+      await pool(PING_FEEDS, 32, async (i) => {
         for (const kind of KINDS) {
-          const r = await postForm(`${hub.url}/ping`, { url: feed(kind, i) });
+          const r = await postForm(`${hub.url}/ping`, { url: pingFeed(sink, kind, i) });
           if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
         }
       });
     }
-    const run = async ({ hub }: { hub: HubProcess }, kind: string, seconds: number): Promise<Run> => {
+    const run = async ({ hub }: { hub: HubProcess }, kind: 'static' | 'changing', seconds: number): Promise<Run> => {
       let i = 0;
       const pid = hub.child.proc.pid!;
       const cpu0 = await hub.child.call<number>('cpu');
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
         url: hub.url,
         connections: CONNECTIONS,
         duration: seconds,
-        requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: feed(kind, i++) }).toString() }) }],
+        requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: pingFeed(sink, kind, i++) }).toString() }) }],
       });
       const n = r['2xx'];
       if (r.non2xx + r.errors > 0) console.log(`  (${r.non2xx + r.errors} pings failed)`);
@@ -88,20 +89,20 @@ async function main(): Promise<void> {
       return { rate: n / r.duration, cpu: ((await hub.child.call<number>('cpu')) - cpu0) / n, main: main0 === undefined || main1 === undefined ? undefined : (main1 - main0) / n };
     };
     for (const h of hubs) for (const kind of KINDS) await run(h, kind, 1);
-    const runs = new Map<string, Run[]>();
     for (let k = 0; k < ROUNDS; k++) {
       for (const kind of KINDS) {
         for (const h of k % 2 === 0 ? hubs : [...hubs].reverse()) {
           const r = await run(h, kind, SECONDS);
-          const key = `${h.label} ${kind}`;
-          runs.set(key, [...(runs.get(key) ?? []), r]);
-          line(`  round ${k + 1}: ${key}`, `${fmt.rate(r.rate)}, ${fmt.int(r.cpu)} µs CPU${r.main === undefined ? '' : `, main thread ${fmt.int(r.main)} µs`}`);
+          const own = h.runs.get(kind) ?? [];
+          h.runs.set(kind, own);
+          own.push(r);
+          line(`  round ${k + 1}: ${h.label} ${kind}`, `${fmt.rate(r.rate)}, ${fmt.int(r.cpu)} µs CPU${r.main === undefined ? '' : `, main thread ${fmt.int(r.main)} µs`}`);
         }
       }
     }
     console.log(`  medians of ${ROUNDS} rounds`);
     for (const kind of KINDS) {
-      const [a, b] = hubs.map((h) => runs.get(`${h.label} ${kind}`)!);
+      const [a, b] = hubs.map((h) => h.runs.get(kind)!);
       const mains = (rs: Run[]): string => (rs.every((r) => r.main !== undefined) ? `, main thread ${fmt.int(median(rs.map((r) => r.main!)))} µs` : '');
       for (const [label, rs] of [[hubs[0]!.label, a!], [hubs[1]!.label, b!]] as const) {
         line(`  ${kind === 'static' ? 'unchanged' : 'changed'} feed, ${label}`, `${fmt.rate(median(rs.map((r) => r.rate)))}, ${fmt.int(median(rs.map((r) => r.cpu)))} µs CPU${mains(rs)}`);

@@ -5,16 +5,14 @@
 //   - WebSub subscribe requests (each answered 202, then verified in the background);
 // and, as a reference for the changed-feed ping, express that GETs the feed before answering.
 // Pings go round-robin over 1,000 feeds, so each is a real read of its own feed rather than
-// one read shared by every ping in flight. The feeds are spread over the sink's 8 ports, which
-// the hub counts as 8 hosts, as pings come from many publishers: on one host, FETCH_PER_HOST (8)
-// would hold the 50 pings in flight to 8 reads at once, a bound on one publisher's burst, not the
-// intake's speed. The hub, the baseline, the feeds and autocannon are four processes. Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
+// one read shared by every ping in flight, on the sink's 8 ports (8 hosts; see pingFeed). The
+// hub, the baseline, the feeds and autocannon are four processes.
+// Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
 import autocannon, { type Result } from 'autocannon';
-import { type Child, fmt, line, machineLine, pool, postForm, profiled, record, sleep, spawnChild, startHubProcess, startSink } from './common.js';
+import { type Child, PING_FEEDS, fmt, line, machineLine, pingFeed, pool, postForm, profiled, record, sinkOrigin, sleep, spawnChild, startHubProcess, startSink } from './common.js';
 
 const SECONDS = Number(process.env.INTAKE_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.INTAKE_CONNECTIONS ?? 50);
-const FEEDS = 1000;
 const PAIRS = Number(process.env.INTAKE_PAIRS ?? 3);
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
@@ -76,13 +74,12 @@ async function main(): Promise<void> {
   const hub = await startHubProcess('intake');
   const { child: bare, ready } = await spawnChild<{ url: string }>('express-child.ts');
   try {
-    const feedUrl = (kind: string, i: number): string => `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/feed/${kind}/i${i % FEEDS}`;
-    const staticFeed = (i: number): string => feedUrl('static', i);
-    const changingFeed = (i: number): string => feedUrl('changing', i);
+    const staticFeed = (i: number): string => pingFeed(sink, 'static', i);
+    const changingFeed = (i: number): string => pingFeed(sink, 'changing', i);
     const pingBody = (feed: (i: number) => string) => (i: number) => new URLSearchParams({ url: feed(i) }).toString();
 
     // Every feed read once, so that pings of the static feeds find them unchanged.
-    await pool(FEEDS, 32, async (i) => {
+    await pool(PING_FEEDS, 32, async (i) => {
       for (const feed of [staticFeed, changingFeed]) {
         const r = await postForm(`${hub.url}/ping`, { url: feed(i) });
         if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
@@ -141,7 +138,7 @@ async function main(): Promise<void> {
         return new URLSearchParams({
           'hub.mode': 'subscribe',
           'hub.topic': staticFeed(i),
-          'hub.callback': `http://127.0.0.1:${sink.ports[i % sink.ports.length]}/ws/intake/${i}`,
+          'hub.callback': `${sinkOrigin(sink, i)}/ws/intake/${i}`,
         }).toString();
       },
       'intake-websub-subscribe',
