@@ -257,7 +257,7 @@ export interface SpawnOptions {
 export async function spawnChild<T = unknown>(file: string, opts: SpawnOptions = {}): Promise<{ child: Child; ready: T }> {
   installCleanup();
   const prof = process.env.BENCH_CPU_PROF;
-  const profArgs = prof && file.startsWith('hub-child') ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
+  const profArgs = prof && path.basename(file).startsWith('hub-child') ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [];
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...profArgs, '--import', 'tsx', path.join(BENCH_DIR, file), ...(opts.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },

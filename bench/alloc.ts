@@ -1,0 +1,103 @@
+// Alloc: the bytes the hub allocates per ping, in this checkout and (with COMPARE_REF) in an
+// earlier commit, and where they differ. Unlike a rate or a CPU time, which move ±30 % from one
+// run to the next on a shared machine, this count repeats within ~1 % (V8's sampling heap
+// profiler, a sample every 4 KB, objects collected since included), so a change of a few KB per ping shows
+// in one run. Garbage collection is about an eighth of a ping's CPU, and it grows with this.
+//   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing)
+// Both hubs run as in compare.ts, side by side beside one feed sink, each sampled in turn through
+// its child's profileStart/profileStop (BENCH_PROFILE=alloc); autocannon runs here, not in them.
+import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type HubProcess, PING_FEEDS, ROOT, fmt, line, machineLine, pingFeed, pool, postForm, startHubProcess, startSink, type Sink } from './common.js';
+
+const PINGS = Number(process.env.ALLOC_PINGS ?? 10_000);
+const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',').map((k) => {
+  if (k !== 'static' && k !== 'changing') throw new Error(`COMPARE_KINDS: "${k}" is neither static nor changing`);
+  return k;
+});
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string };
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+/** Bytes per ping by function ("file:function"). */
+type Allocations = Record<string, number>;
+
+/** Pings `hub` PINGS times while its allocations are sampled; what it allocated, per ping. */
+async function measure(hub: HubProcess, root: string, sink: Sink, kind: 'static' | 'changing', dir: string): Promise<Allocations> {
+  const file = path.join(dir, `${path.basename(hub.dataDir)}-${kind}.cpuprofile`);
+  await hub.child.call('profileStart');
+  let i = 0;
+  await autocannon({
+    url: hub.url,
+    connections: 50,
+    amount: PINGS,
+    requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: pingFeed(sink, kind, i++) }).toString() }) }],
+  });
+  await hub.child.call('profileStop', { file });
+  const profile = JSON.parse(await readFile(file.replace(/\.cpuprofile$/, '.heapprofile'), 'utf8')) as { head: ProfileNode };
+  const bytes: Allocations = {};
+  const walk = (n: ProfileNode): void => {
+    const { url, functionName } = n.callFrame;
+    const where = url === '' ? '(native)' : url.includes('/node_modules/') ? url.slice(url.lastIndexOf('/node_modules/') + 14) : url.startsWith('file://') ? path.relative(root, new URL(url).pathname) : url;
+    const key = `${where}:${functionName || '(anonymous)'}`;
+    bytes[key] = (bytes[key] ?? 0) + n.selfSize / PINGS;
+    for (const c of n.children) walk(c);
+  };
+  walk(profile.head);
+  return bytes;
+}
+
+const total = (a: Allocations): number => Object.values(a).reduce((s, n) => s + n, 0);
+
+async function main(): Promise<void> {
+  const ref = process.env.COMPARE_REF;
+  console.log(`Alloc (${machineLine()})`);
+  console.log(`  bytes allocated per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
+  process.env.BENCH_PROFILE = 'alloc';
+  const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
+  const tree = path.join(parent, 'ref');
+  const hubs: { label: string; root: string; hub: HubProcess }[] = [];
+  try {
+    if (ref) {
+      execFileSync('git', ['worktree', 'add', '--detach', tree, ref], { cwd: ROOT, stdio: 'ignore' });
+      await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
+    }
+    const sink = await startSink(8);
+    hubs.push({ label: 'this checkout', root: ROOT, hub: await startHubProcess('alloc-here') });
+    if (ref) hubs.push({ label: ref, root: tree, hub: await startHubProcess('alloc-then', {}, tree) });
+    // Every feed read once first: what is measured is the ping of a feed the hub knows.
+    for (const { hub } of hubs) {
+      await pool(PING_FEEDS, 32, async (i) => {
+        for (const kind of KINDS) await postForm(`${hub.url}/ping`, { url: pingFeed(sink, kind, i) });
+      });
+    }
+    for (const kind of KINDS) {
+      const label = kind === 'static' ? 'unchanged feed' : 'changed feed';
+      const counts: Allocations[] = [];
+      for (const h of hubs) {
+        counts.push(await measure(h.hub, h.root, sink, kind, parent));
+        line(`${label}, ${h.label}`, fmt.bytes(total(counts.at(-1)!)));
+      }
+      const [here, then] = counts;
+      if (!here || !then) continue;
+      // Where they differ most, either way (a function renamed shows as one gone, one new).
+      const keys = [...new Set([...Object.keys(here), ...Object.keys(then)])];
+      const moved = keys.map((k) => [k, (here[k] ?? 0) - (then[k] ?? 0)] as const).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+      for (const [k, d] of moved.slice(0, 12)) line(`    ${d > 0 ? '+' : '-'}${fmt.bytes(Math.abs(d)).padStart(8)}`, k);
+    }
+    await sink.child.stop();
+  } finally {
+    for (const { hub } of hubs) await hub.stop();
+    if (ref) execFileSync('git', ['worktree', 'remove', '--force', tree], { cwd: ROOT, stdio: 'ignore' });
+    await rm(parent, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);
