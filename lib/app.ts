@@ -4,7 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
 import { adminRouter } from '../routes/admin.js';
-import { rootPost } from '../routes/root.js';
+import { routeRootPost } from '../routes/root.js';
 import { rpc2Router } from '../routes/rpc2.js';
 import { streamRouter } from '../routes/stream.js';
 import { rssCloudRouter } from '../routes/rsscloud.js';
@@ -22,7 +22,7 @@ import { AddressGuard } from './address-guard.js';
 import { NOT_FOUND_WORDS, UNHANDLED_FAILURE_WORDS, statusTextMessage } from './messages.js';
 import { withoutTrailingSlashes } from './model.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
-import { sendText } from '../routes/plain-text.js';
+import { sendText } from '../routes/reply.js';
 
 /** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
 const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
@@ -71,20 +71,21 @@ function trustedProxies(cidrs: string[]): (addr: string) => boolean {
  * clients share one address's rate limits and SSE_MAX_PER_CLIENT (the 17th browser is refused).
  * Nothing said why. X-Forwarded-For from a non-public address not named is most likely such a
  * proxy (one from a public address, a client's own header, is not): said once, naming it.
+ * Returns the check each request gets.
  */
-function warnOfUnnamedProxy(app: express.Express, trusted: (addr: string) => boolean, log: Logger): void {
+function unnamedProxyWarning(trusted: (addr: string) => boolean, log: Logger): (req: Request) => void {
   const publicAddress = new AddressGuard([]);
   let warned = false;
-  app.use((req: Request, _res: Response, next: NextFunction) => {
+  return (req) => {
+    if (warned || req.headers['x-forwarded-for'] === undefined) return;
     const peer = req.socket.remoteAddress;
-    if (!warned && req.headers['x-forwarded-for'] !== undefined && peer !== undefined && !trusted(peer) && !publicAddress.isAllowed(peer)) {
+    if (peer !== undefined && !trusted(peer) && !publicAddress.isAllowed(peer)) {
       warned = true;
       log.warn('X-Forwarded-For from a proxy TRUST_PROXY does not name: every client behind it counts as the proxy (rssCloud callbacks, rate limits, streams per client)', {
         proxy: forwardedAddress(peer),
       });
     }
-    next();
-  });
+  };
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -94,37 +95,37 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   const trusted = trustedProxies(config.trustProxy);
   app.set('trust proxy', trusted);
-  warnOfUnnamedProxy(app, trusted, log);
+  const checkProxy = unnamedProxyWarning(trusted, log);
 
-  // One log line per request: the path without its query (queries carry challenges and topic
-  // URLs with tokens), never a body.
+  // What every request gets on arrival, in one middleware (each layer costs express's router
+  // an allocation and a call for every request): the proxy check, the request log and metrics,
+  // and a POST to `/` sent on to its face.
   app.use((req: Request, res: Response, next: NextFunction) => {
+    checkProxy(req);
+    // One log line per request: the path without its query (queries carry challenges and topic
+    // URLs with tokens), never a body.
     const started = process.hrtime.bigint();
-    // Read now: by 'finish' the client may have hung up and its socket lost its address, and a
+    // Read now: by 'close' the client may have hung up and its socket lost its address, and a
     // router mounted at a path (/admin, a face's body reader) may have cut req.path down to the
     // part after it: read then, /admin/hosts/retry was logged as /hosts/retry and counted under
     // route "other", a body refused on /pleaseNotify as "/".
     const ip = clientAddress(req);
     const path = req.path;
-    let recorded = false;
-    const record = (): void => {
-      if (recorded) return;
-      recorded = true;
+    // Every response closes, in the tick after it finishes or when its client hangs up (a
+    // stream, or an answer not yet sent, never finishes): one listener sees them all.
+    res.once('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       const status = res.headersSent ? res.statusCode : 499;
       metrics.request(routeLabel(path), status);
       log.info('request', { method: req.method, path, status, ms: Math.round(ms * 10) / 10, ip });
-    };
-    res.on('finish', record);
-    // A stream, or a response its client hung up on, never finishes: it is recorded as it closes.
-    res.on('close', record);
+    });
+    routeRootPost(req);
     next();
   });
 
   // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
   const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
-  app.use(rootPost);
   app.use(
     rssCloudRouter(hub, {
       maxBodyBytes: config.restMaxBodyBytes,

@@ -47,12 +47,15 @@ export class FetchSlots {
     if (own.pending - own.running >= this.waitingPerHostMax) {
       throw new OutboundError('timeout', `${this.waitingPerHostMax} reads of ${host} already waiting for their turn (FETCH_PER_HOST reads of it in flight)`);
     }
-    await this.wait(own, undefined, () => this.perHost.leave(host));
-    try {
-      await this.wait(this.global, ms, () => this.global.release(), `no fetch slot free within ${ms} ms (FETCH_CONCURRENCY reads in flight)`);
-    } catch (e) {
-      this.perHost.leave(host);
-      throw e;
+    // A free slot is taken at once; only a full one costs a wait (a promise, closures, a timer).
+    if (!own.tryEnter()) await this.wait(own, undefined, () => this.perHost.leave(host));
+    if (!this.global.tryEnter()) {
+      try {
+        await this.wait(this.global, ms, () => this.global.release(), `no fetch slot free within ${ms} ms (FETCH_CONCURRENCY reads in flight)`);
+      } catch (e) {
+        this.perHost.leave(host);
+        throw e;
+      }
     }
     let held = true;
     return () => {

@@ -238,7 +238,8 @@ export class Hub extends EventEmitter {
         this.deps.log.info('ping: topic not read in time, answered as unreadable; the read goes on', { topic: url });
         return { code: 'resource_unreadable', url };
       }
-      await this.firstAttempts(pinged.fanOut, answerBy.reached);
+      // Nothing to wait for when the read found no change: no deadline to set and clear.
+      if (pinged.fanOut !== NO_FAN_OUT) await this.firstAttempts(pinged.fanOut, answerBy.reached);
       return pinged.error;
     } finally {
       answerBy.clear();

@@ -52,33 +52,18 @@ export interface StartOptions {
 }
 
 /**
+ * Every response open on a connection, for two jobs at the connection's edge, kept by one
+ * 'request' listener and one 'close' per response (a listener each cost every request twice).
+ *
  * A response whose client stopped reading it (a large /feeds.opml, a static page) kept its
  * connection and the unsent part of its body in memory for good: Node's timeouts cover only
- * what the client sends. A connection on which nothing moves for `ms` while its response is
- * under way is cut. One that is quiet before its response starts is the app at work (a ping
+ * what the client sends. A connection on which nothing moves for `stalledMs` while its response
+ * is under way is cut. One that is quiet before its response starts is the app at work (a ping
  * waiting for its deliveries' first attempts) and is left alone; an idle kept-alive connection
  * is Node's (keepAliveTimeout). A stream's heartbeats keep a reading stream moving; one that
  * stops reading gets nothing more written (routes/stream.ts holds its events) and is cut by this,
  * or sooner once it is a backlog behind.
- */
-function cutStalledResponses(server: http.Server, ms: number): void {
-  // Every response open on a connection: pipelined requests queue theirs behind the first.
-  const responding = new WeakMap<Socket, Set<http.ServerResponse>>();
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const socket = req.socket;
-    let open = responding.get(socket);
-    if (!open) responding.set(socket, (open = new Set()));
-    open.add(res);
-    res.once('close', () => open.delete(res));
-  });
-  // With a 'timeout' listener Node leaves the socket to it (an idle kept-alive one included).
-  server.setTimeout(ms, (socket: Socket) => {
-    const open = responding.get(socket);
-    if (!open || open.size === 0 || [...open].some((res) => res.headersSent)) socket.destroy();
-  });
-}
-
-/**
+ *
  * From shutdown on, every response says `Connection: close`, and its connection is closed once
  * it is sent. server.close() stops only the listener: Node went on answering keep-alive, so a
  * client holding a kept-alive connection (a load balancer's upstream pool, a publisher's HTTP
@@ -87,17 +72,31 @@ function cutStalledResponses(server: http.Server, ms: number): void {
  * publisher counts as failed though the hub took it). Told to close, such a client opens its
  * next connection to a process that is not stopping. Returns what close() calls to begin this.
  */
-function closeConnectionsAfterResponses(server: http.Server): () => void {
+function trackResponses(server: http.Server, stalledMs: number): () => void {
+  // Pipelined requests queue their responses behind the first, so a connection may hold several.
+  const responding = new WeakMap<Socket, Set<http.ServerResponse>>();
   const open = new Set<http.ServerResponse>();
   let closing = false;
   const last = (res: http.ServerResponse): void => {
     // One whose headers are out (a stream) is ended by close() itself, its connection closed as idle.
     if (!res.headersSent) res.setHeader('Connection', 'close');
   };
-  server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (closing) return last(res);
-    open.add(res);
-    res.once('close', () => open.delete(res));
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    let onSocket = responding.get(socket);
+    if (!onSocket) responding.set(socket, (onSocket = new Set()));
+    onSocket.add(res);
+    if (closing) last(res);
+    else open.add(res);
+    res.once('close', () => {
+      onSocket.delete(res);
+      open.delete(res);
+    });
+  });
+  // With a 'timeout' listener Node leaves the socket to it (an idle kept-alive one included).
+  server.setTimeout(stalledMs, (socket: Socket) => {
+    const onSocket = responding.get(socket);
+    if (!onSocket || onSocket.size === 0 || [...onSocket].some((res) => res.headersSent)) socket.destroy();
   });
   return () => {
     closing = true;
@@ -122,8 +121,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   // client 502.
   server.keepAliveTimeout = given.serverKeepAliveTimeoutMs;
   // Never below two heartbeats: a quiet stream that reads must not be cut.
-  cutStalledResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
-  const lastResponses = closeConnectionsAfterResponses(server);
+  const lastResponses = trackResponses(server, Math.max(given.serverResponseTimeoutMs, 2 * given.sseHeartbeatMs));
   holdContinue(server);
   // A request that comes before the app is attached (while the store opens: a second or more at
   // a restart with many subscriptions) waits for it: Node answers nothing that no 'request'
@@ -194,7 +192,11 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
     bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));
     // Details reach read-only pages: any URL in them is cut to its host (see hostsOnly).
-    hub.on('activity', (a: ActivityInput) => bus.publish('activity', a.detail === undefined ? a : { ...a, detail: hostsOnly(a.detail) }));
+    hub.on('activity', (a: ActivityInput) => {
+      const detail = a.detail === undefined ? undefined : hostsOnly(a.detail);
+      // Most details hold no URL: the entry goes as it is, not copied.
+      bus.publish('activity', detail === a.detail ? a : { ...a, detail });
+    });
     // Another process's activity shows in the log and on streams, but its metrics are its own.
     let recordingRemote = false;
     bus.on('activity', (a, remote) => {

@@ -10,7 +10,7 @@ import type { Operator } from '../lib/operator.js';
 import { sameSecret } from '../lib/signature.js';
 import { bodyErrorStatus, parseHttpUrl, queryParams, readsBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
-import { sendText } from './plain-text.js';
+import { sendText } from './reply.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 

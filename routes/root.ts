@@ -3,7 +3,7 @@
 // known WebSub hubs (Google's, Superfeedr's) are at their roots, so a feed may name this hub as
 // `https://hub.example/`. Such a request was a 404 its tool logged at best; it is now handed to
 // the face it was meant for, which answers it exactly as at its own path.
-import type { NextFunction, Request, Response } from 'express';
+import type { Request } from 'express';
 import { mediaType } from '../lib/media-type.js';
 import { queryParams } from './body.js';
 
@@ -17,11 +17,13 @@ function rootPostPath(req: Request): '/RPC2' | '/websub' {
   return XML_RPC_TYPES.has(mediaType(req.headers['content-type'] ?? '').type) ? '/RPC2' : '/websub';
 }
 
-/** Rewrites a POST to `/` to the face it is for; the access log keeps the path the client used. */
-export function rootPost(req: Request, _res: Response, next: NextFunction): void {
+/**
+ * Rewrites a POST to `/` to the face it is for, before the faces' routers see it; the access log
+ * keeps the path the client used. Called by the app's arrival middleware, not a layer of its own.
+ */
+export function routeRootPost(req: Request): void {
   if (req.method === 'POST' && req.path === '/') {
     const q = req.url.indexOf('?');
     req.url = rootPostPath(req) + (q === -1 ? '' : req.url.slice(q));
   }
-  next();
 }

@@ -21,6 +21,7 @@ import { bodyBuffer, bodyErrorStatus, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { isWeblogUpdatesMethod, weblogUpdates } from './weblog-updates.js';
 import { clientAddress, rateLimit } from './rate.js';
+import { sendString } from './reply.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
 type Outcome = { value: XmlRpcValue } | { fault: string };
@@ -69,7 +70,7 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
 
 function send(res: Response, outcome: Outcome, status = 200): void {
   const xml = 'fault' in outcome ? buildFault(XMLRPC_FAULT_CODE, outcome.fault) : buildMethodResponse(outcome.value);
-  res.status(status).type('text/xml; charset=utf-8').send(xml);
+  sendString(res, status, 'text/xml; charset=utf-8', xml);
 }
 
 async function dispatch(hub: Hub, call: MethodCall, callerAddress: string, log: Logger): Promise<Outcome> {

@@ -9,6 +9,7 @@ import { HUB_FAILURE_WORDS, RSSCLOUD_WORDS, messageFor, unreadableBodyMessage, t
 import { bodyErrorStatus, formParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { clientAddress, rateLimit } from './rate.js';
+import { sendString } from './reply.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
 const PLEASE_NOTIFY_PATHS = ['/pleaseNotify', '/rsscloud/pleaseNotify'];
@@ -18,16 +19,11 @@ type Root = 'notifyResult' | 'result';
 
 /** XML unless the client prefers JSON; an unknown Accept gets XML rather than 406. */
 function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
-  res.status(status);
   if (req.accepts(['xml', 'json']) === 'json') {
-    res.type('application/json; charset=utf-8').send(JSON.stringify({ success, msg }));
+    sendString(res, status, 'application/json; charset=utf-8', JSON.stringify({ success, msg }));
     return;
   }
-  res
-    .type('text/xml; charset=utf-8')
-    .send(
-      `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXml(msg)}"/>\n`,
-    );
+  sendString(res, status, 'text/xml; charset=utf-8', `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXml(msg)}"/>\n`);
 }
 
 export interface RssCloudFaceOptions {

@@ -7,7 +7,7 @@ import { ACTIVITY_CHANNEL, COMMENT, topicChannel, type StreamHub } from '../lib/
 import { badParameterMessage, messageFor, STREAM_WORDS, streamsFullMessage, streamsPerClientMessage, topicsPerStreamMessage } from '../lib/messages.js';
 import { parseHttpUrl, queryParams } from './body.js';
 import { answerPreflight, cors } from './cors.js';
-import { sendText } from './plain-text.js';
+import { sendText } from './reply.js';
 import { rateKey } from '../lib/rate-limit.js';
 import { clientAddress } from './rate.js';
 

@@ -20,7 +20,7 @@ import {
 } from '../lib/messages.js';
 import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
-import { sendText } from './plain-text.js';
+import { sendText } from './reply.js';
 import { rateLimit } from './rate.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 

@@ -11,11 +11,15 @@ export class Limiter {
 
   /** Takes a slot: undefined when one was free, else a promise that resolves once it is handed over. */
   acquire(): Promise<void> | undefined {
-    if (this.active < this.max) {
-      this.active++;
-      return undefined;
-    }
+    if (this.tryEnter()) return undefined;
     return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Takes a slot if one is free (none is while others wait: a released slot passes to them). */
+  tryEnter(): boolean {
+    if (this.active >= this.max) return false;
+    this.active++;
+    return true;
   }
 
   /**
@@ -25,10 +29,7 @@ export class Limiter {
    * release() directly, a queue of thousands of those would nest a call per entry.
    */
   enter(start: () => void): boolean {
-    if (this.active < this.max) {
-      this.active++;
-      return true;
-    }
+    if (this.tryEnter()) return true;
     this.waiting.push(() => queueMicrotask(start));
     return false;
   }
