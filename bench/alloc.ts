@@ -3,7 +3,7 @@
 // run to the next on a shared machine, this count repeats within ~1 % (V8's sampling heap
 // profiler, a sample every 4 KB, objects collected since included), so a change of a few KB per ping shows
 // in one run. Garbage collection is about an eighth of a ping's CPU, and it grows with this.
-//   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing)
+//   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing ALLOC_TOP=0)
 // Both hubs run as in compare.ts, side by side beside one feed sink, each sampled in turn through
 // its child's profileStart/profileStop (BENCH_PROFILE=alloc); autocannon runs here, not in them.
 import autocannon from 'autocannon';
@@ -84,8 +84,11 @@ async function main(): Promise<void> {
         counts.push(await measure(h.hub, h.root, sink, kind, parent));
         line(`${label}, ${h.label}`, fmt.bytes(total(counts.at(-1)!)));
       }
-      const [here, then] = counts;
-      if (!here || !then) continue;
+      const [here, then] = counts as [Allocations, Allocations | undefined];
+      // ALLOC_TOP=n: this checkout's n largest, where to look next.
+      const top = Number(process.env.ALLOC_TOP ?? 0);
+      for (const [k, n] of Object.entries(here).sort((a, b) => b[1] - a[1]).slice(0, top)) line(`    ${fmt.bytes(n).padStart(9)}`, k);
+      if (!then) continue;
       // Where they differ most, either way (a function renamed shows as one gone, one new).
       const keys = [...new Set([...Object.keys(here), ...Object.keys(then)])];
       const moved = keys.map((k) => [k, (here[k] ?? 0) - (then[k] ?? 0)] as const).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
