@@ -6,18 +6,13 @@
 //   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing ALLOC_TOP=0)
 // Both hubs run as in compare.ts, side by side beside one feed sink, each sampled in turn through
 // its child's profileStart/profileStop (BENCH_PROFILE=alloc); autocannon runs here, not in them.
-import autocannon from 'autocannon';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type HubProcess, PING_FEEDS, ROOT, fmt, line, machineLine, pingFeed, pool, postForm, startHubProcess, startSink, type Sink } from './common.js';
+import { type HubProcess, type PingKind, ROOT, checkoutCommit, fmt, line, machineLine, pingKinds, pingLoad, primePings, startHubProcess, startSink, type Sink } from './common.js';
 
 const PINGS = Number(process.env.ALLOC_PINGS ?? 10_000);
-const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',').map((k) => {
-  if (k !== 'static' && k !== 'changing') throw new Error(`COMPARE_KINDS: "${k}" is neither static nor changing`);
-  return k;
-});
+const KINDS = pingKinds();
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string };
@@ -29,16 +24,10 @@ interface ProfileNode {
 type Allocations = Record<string, number>;
 
 /** Pings `hub` PINGS times while its allocations are sampled; what it allocated, per ping. */
-async function measure(hub: HubProcess, root: string, sink: Sink, kind: 'static' | 'changing', dir: string): Promise<Allocations> {
+async function measure(hub: HubProcess, root: string, sink: Sink, kind: PingKind, dir: string): Promise<Allocations> {
   const file = path.join(dir, `${path.basename(hub.dataDir)}-${kind}.cpuprofile`);
   await hub.child.call('profileStart');
-  let i = 0;
-  await autocannon({
-    url: hub.url,
-    connections: 50,
-    amount: PINGS,
-    requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: pingFeed(sink, kind, i++) }).toString() }) }],
-  });
+  await pingLoad(hub.url, sink, kind, { connections: 50, amount: PINGS });
   await hub.child.call('profileStop', { file });
   const profile = JSON.parse(await readFile(file.replace(/\.cpuprofile$/, '.heapprofile'), 'utf8')) as { head: ProfileNode };
   const bytes: Allocations = {};
@@ -60,28 +49,19 @@ async function main(): Promise<void> {
   console.log(`Alloc (${machineLine()})`);
   console.log(`  bytes allocated per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
   process.env.BENCH_PROFILE = 'alloc';
-  const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
-  const tree = path.join(parent, 'ref');
+  const profiles = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
+  const checkout = ref ? await checkoutCommit(ref) : undefined;
   const hubs: { label: string; root: string; hub: HubProcess }[] = [];
   try {
-    if (ref) {
-      execFileSync('git', ['worktree', 'add', '--detach', tree, ref], { cwd: ROOT, stdio: 'ignore' });
-      await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
-    }
     const sink = await startSink(8);
     hubs.push({ label: 'this checkout', root: ROOT, hub: await startHubProcess('alloc-here') });
-    if (ref) hubs.push({ label: ref, root: tree, hub: await startHubProcess('alloc-then', {}, tree) });
-    // Every feed read once first: what is measured is the ping of a feed the hub knows.
-    for (const { hub } of hubs) {
-      await pool(PING_FEEDS, 32, async (i) => {
-        for (const kind of KINDS) await postForm(`${hub.url}/ping`, { url: pingFeed(sink, kind, i) });
-      });
-    }
+    if (ref && checkout) hubs.push({ label: ref, root: checkout.tree, hub: await startHubProcess('alloc-then', {}, checkout.tree) });
+    for (const { hub } of hubs) await primePings(hub.url, sink, KINDS);
     for (const kind of KINDS) {
       const label = kind === 'static' ? 'unchanged feed' : 'changed feed';
       const counts: Allocations[] = [];
       for (const h of hubs) {
-        counts.push(await measure(h.hub, h.root, sink, kind, parent));
+        counts.push(await measure(h.hub, h.root, sink, kind, profiles));
         line(`${label}, ${h.label}`, fmt.bytes(total(counts.at(-1)!)));
       }
       const [here, then] = counts as [Allocations, Allocations | undefined];
@@ -97,8 +77,8 @@ async function main(): Promise<void> {
     await sink.child.stop();
   } finally {
     for (const { hub } of hubs) await hub.stop();
-    if (ref) execFileSync('git', ['worktree', 'remove', '--force', tree], { cwd: ROOT, stdio: 'ignore' });
-    await rm(parent, { recursive: true, force: true });
+    await checkout?.remove();
+    await rm(profiles, { recursive: true, force: true });
   }
 }
 

@@ -1,9 +1,10 @@
 // Shared by the benchmarks: the machine line, percentiles, child processes that are always
 // cleaned up (on success, error, Ctrl-C and SIGTERM), a small request/response protocol over
 // the IPC channel, and the hand-off of each benchmark's figures to bench/run.ts.
+import autocannon from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -370,6 +371,69 @@ export const PING_FEEDS = 1000;
  */
 export function pingFeed(sink: Sink, kind: 'static' | 'changing', i: number): string {
   return `${sinkOrigin(sink, i)}/feed/${kind}/i${i % PING_FEEDS}`;
+}
+
+export type PingKind = 'static' | 'changing';
+
+/** The kinds of ping a comparison runs (COMPARE_KINDS=static,changing by default). */
+export function pingKinds(): PingKind[] {
+  return (process.env.COMPARE_KINDS ?? 'static,changing').split(',').map((k) => {
+    if (k !== 'static' && k !== 'changing') throw new Error(`COMPARE_KINDS: "${k}" is neither static nor changing`);
+    return k;
+  });
+}
+
+/** Pings every feed of `kinds` once, so that what is measured after is the ping of a feed the hub knows. */
+export async function primePings(hubUrl: string, sink: Sink, kinds: PingKind[]): Promise<void> {
+  await pool(PING_FEEDS, 32, async (i) => {
+    for (const kind of kinds) {
+      const r = await postForm(`${hubUrl}/ping`, { url: pingFeed(sink, kind, i) });
+      if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
+    }
+  });
+}
+
+/** rssCloud pings of the feeds of `kind` in turn, from autocannon: for `duration` seconds, or `amount` of them. */
+export function pingLoad(hubUrl: string, sink: Sink, kind: PingKind, run: { connections: number; duration?: number; amount?: number }): Promise<autocannon.Result> {
+  let i = 0;
+  return autocannon({
+    url: hubUrl,
+    ...run,
+    requests: [
+      {
+        method: 'POST',
+        path: '/ping',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: pingFeed(sink, kind, i++) }).toString() }),
+      },
+    ],
+  });
+}
+
+/**
+ * Checks `ref` out into a temporary git worktree beside this one, with this checkout's
+ * node_modules, for a benchmark that runs another commit's hub (startHubProcess's `root`).
+ * `remove` takes it away again.
+ */
+export async function checkoutCommit(ref: string): Promise<{ tree: string; remove: () => Promise<void> }> {
+  const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-ref-'));
+  const tree = path.join(parent, 'ref');
+  const remove = async (): Promise<void> => {
+    try {
+      execFileSync('git', ['worktree', 'remove', '--force', tree], { cwd: ROOT, stdio: 'ignore' });
+    } catch {
+      // Never added, or gone already: the directory goes below either way.
+    }
+    await rm(parent, { recursive: true, force: true });
+  };
+  try {
+    execFileSync('git', ['worktree', 'add', '--detach', tree, ref], { cwd: ROOT, stdio: 'ignore' });
+    await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+  return { tree, remove };
 }
 
 /**

@@ -8,21 +8,14 @@
 //   COMPARE_REF=<commit> npx tsx bench/compare.ts   (COMPARE_ROUNDS=5 COMPARE_SECONDS=4 COMPARE_KINDS=static,changing)
 // The commit is checked out into a temporary git worktree (removed at the end), with this
 // checkout's node_modules; it must have bench/hub-child.ts (any commit since 2026-12-02).
-import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { type HubProcess, PING_FEEDS, ROOT, fmt, line, machineLine, pingFeed, pool, postForm, startHubProcess, startSink } from './common.js';
+import { type HubProcess, type PingKind, ROOT, checkoutCommit, fmt, line, machineLine, pingKinds, pingLoad, primePings, startHubProcess, startSink } from './common.js';
 
 const REF = process.env.COMPARE_REF;
 const ROUNDS = Number(process.env.COMPARE_ROUNDS ?? 5);
 const SECONDS = Number(process.env.COMPARE_SECONDS ?? 4);
-const KINDS = (process.env.COMPARE_KINDS ?? 'static,changing').split(',').map((k) => {
-  if (k !== 'static' && k !== 'changing') throw new Error(`COMPARE_KINDS: "${k}" is neither static nor changing`);
-  return k;
-});
+const KINDS = pingKinds();
 const CONNECTIONS = 50;
 
 interface Run {
@@ -53,36 +46,20 @@ async function main(): Promise<void> {
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   console.log(`Compare (${machineLine()})`);
   console.log(`  this checkout (${here}${dirty ? ' with changes' : ''}) against ${commit}: ${ROUNDS} rounds of ${SECONDS} s per kind, ${CONNECTIONS} connections`);
-  const parent = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-compare-'));
-  const tree = path.join(parent, commit);
-  execFileSync('git', ['worktree', 'add', '--detach', tree, commit], { cwd: ROOT, stdio: 'ignore' });
+  const { tree, remove } = await checkoutCommit(commit);
   // Each hub keeps its own runs: COMPARE_REF=HEAD on a clean checkout (an A/A check of the
   // noise) gives both the same label.
   const hubs: { label: string; hub: HubProcess; runs: Map<string, Run[]> }[] = [];
   try {
-    await symlink(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'));
     const sink = await startSink(8);
     hubs.push({ label: dirty ? `${here}+changes` : here, hub: await startHubProcess('compare-here'), runs: new Map() });
     hubs.push({ label: commit, hub: await startHubProcess('compare-then', {}, tree), runs: new Map() });
-    for (const { hub } of hubs) {
-      await pool(PING_FEEDS, 32, async (i) => {
-        for (const kind of KINDS) {
-          const r = await postForm(`${hub.url}/ping`, { url: pingFeed(sink, kind, i) });
-          if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
-        }
-      });
-    }
-    const run = async ({ hub }: { hub: HubProcess }, kind: 'static' | 'changing', seconds: number): Promise<Run> => {
-      let i = 0;
+    for (const { hub } of hubs) await primePings(hub.url, sink, KINDS);
+    const run = async ({ hub }: { hub: HubProcess }, kind: PingKind, seconds: number): Promise<Run> => {
       const pid = hub.child.proc.pid!;
       const cpu0 = await hub.child.call<number>('cpu');
       const main0 = mainThreadCpu(pid);
-      const r = await autocannon({
-        url: hub.url,
-        connections: CONNECTIONS,
-        duration: seconds,
-        requests: [{ method: 'POST', path: '/ping', headers: { 'content-type': 'application/x-www-form-urlencoded' }, setupRequest: (req) => ({ ...req, body: new URLSearchParams({ url: pingFeed(sink, kind, i++) }).toString() }) }],
-      });
+      const r = await pingLoad(hub.url, sink, kind, { connections: CONNECTIONS, duration: seconds });
       const n = r['2xx'];
       if (r.non2xx + r.errors > 0) console.log(`  (${r.non2xx + r.errors} pings failed)`);
       const main1 = mainThreadCpu(pid);
@@ -112,8 +89,7 @@ async function main(): Promise<void> {
     await sink.child.stop();
   } finally {
     for (const { hub } of hubs) await hub.stop();
-    execFileSync('git', ['worktree', 'remove', '--force', tree], { cwd: ROOT, stdio: 'ignore' });
-    await rm(parent, { recursive: true, force: true });
+    await remove();
   }
 }
 
