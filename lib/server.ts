@@ -53,7 +53,7 @@ export interface StartOptions {
 
 /**
  * Every response open on a connection, for two jobs at the connection's edge, kept by one
- * 'request' listener and one 'close' per response (a listener each cost every request twice).
+ * 'request' listener and one 'close' listener per response, not one of each per job.
  *
  * A response whose client stopped reading it (a large /feeds.opml, a static page) kept its
  * connection and the unsent part of its body in memory for good: Node's timeouts cover only
