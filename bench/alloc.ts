@@ -1,11 +1,12 @@
 // Alloc: the bytes the hub allocates per ping, in this checkout and (with COMPARE_REF) in an
 // earlier commit, and where they differ. Unlike a rate or a CPU time, which move ±30 % from one
 // run to the next on a shared machine, this count repeats within ~1 % (V8's sampling heap
-// profiler, a sample every 4 KB, objects collected since included), so a change of a few KB per ping shows
-// in one run. Garbage collection is about an eighth of a ping's CPU, and it grows with this.
+// profiler, a sample every 4 KB, objects collected since included), so a change of a few KB per
+// ping shows in one run. Garbage collection is about an eighth of a ping's CPU, and grows with it.
 //   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing ALLOC_TOP=0)
-// Both hubs run as in compare.ts, side by side beside one feed sink, each sampled in turn through
-// its child's profileStart/profileStop (BENCH_PROFILE=alloc); autocannon runs here, not in them.
+// Both hubs run as in compare.ts (the commit likewise any since 2026-12-02), side by side beside
+// one feed sink, each sampled in turn through its child's profileStart/profileStop
+// (BENCH_PROFILE=alloc); autocannon runs here, not in them.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
