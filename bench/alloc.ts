@@ -51,9 +51,10 @@ async function main(): Promise<void> {
   console.log(`  bytes allocated per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
   process.env.BENCH_PROFILE = 'alloc';
   const profiles = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
-  const checkout = ref ? await checkoutCommit(ref) : undefined;
+  let checkout: Awaited<ReturnType<typeof checkoutCommit>> | undefined;
   const hubs: { label: string; root: string; hub: HubProcess }[] = [];
   try {
+    if (ref) checkout = await checkoutCommit(ref);
     const sink = await startSink(8);
     hubs.push({ label: 'this checkout', root: ROOT, hub: await startHubProcess('alloc-here') });
     if (ref && checkout) hubs.push({ label: ref, root: checkout.tree, hub: await startHubProcess('alloc-then', {}, checkout.tree) });
