@@ -3,7 +3,7 @@
 // the few actions that change state, which need `Authorization: Bearer <ADMIN_TOKEN>` and are
 // off when no token is configured.
 import path from 'node:path';
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { HUB_FAILURE_ERROR, OPERATOR_WORDS, badParameterMessage, operatorBodyError } from '../lib/messages.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { Operator } from '../lib/operator.js';
@@ -35,8 +35,7 @@ function failureReply(body: Record<string, unknown>) {
   };
 }
 
-export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFaceOptions): Router {
-  const router = Router();
+export function adminRoutes(router: Router, operator: Operator, metrics: Metrics, opts: AdminFaceOptions): void {
 
   const page = (file: string) => (req: Request, res: Response) => {
     // Express matches /demo/ as /demo, but there the page's relative static/… URLs (and
@@ -126,7 +125,6 @@ export function adminRouter(operator: Operator, metrics: Metrics, opts: AdminFac
     res.status(status).json({ ok: false, error: operatorBodyError(status) });
   });
   router.use('/admin', admin);
-  return router;
 }
 
 /** A string field of a JSON body (express.json gives an object, an array or nothing), else undefined. */

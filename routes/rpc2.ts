@@ -3,7 +3,7 @@
 // is a methodResponse fault with HTTP 200: XML-RPC clients read faults, not status codes.
 // The weblogUpdates pings of blogging tools answer a {flerror, message} struct instead
 // (weblog-updates.ts).
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import { decodeBytes, mediaType } from '../lib/media-type.js';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
@@ -33,8 +33,7 @@ export interface Rpc2FaceOptions {
   log: Logger;
 }
 
-export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
-  const router = Router();
+export function rpc2Routes(router: Router, hub: Hub, opts: Rpc2FaceOptions): void {
   const { limits } = opts;
   const refuse = (_req: Request, res: Response, msg: string): void => send(res, { fault: msg }, res.statusCode);
   // Open to pages on other origins, as the REST faces are; an XML body needs the preflight.
@@ -65,7 +64,6 @@ export function rpc2Router(hub: Hub, opts: Rpc2FaceOptions): Router {
     if (status === undefined) return next(err);
     send(res, { fault: unreadableBodyMessage(status) }, status);
   });
-  return router;
 }
 
 function send(res: Response, outcome: Outcome, status = 200): void {

@@ -1,7 +1,7 @@
 // The rssCloud REST face: POST /pleaseNotify and POST /ping, answered as XML or JSON by
 // Accept, with the exact words real clients compare. Legacy paths and trailing slashes work
 // because express routing is case-insensitive and non-strict.
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import type { Logger } from '../lib/log.js';
@@ -33,8 +33,7 @@ export interface RssCloudFaceOptions {
   log: Logger;
 }
 
-export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
-  const router = Router();
+export function rssCloudRoutes(router: Router, hub: Hub, opts: RssCloudFaceOptions): void {
   const body = rawBody(opts.maxBodyBytes);
   const refuse = (root: Root) => (req: Request, res: Response, msg: string) => sendResult(req, res, root, false, msg, res.statusCode);
 
@@ -80,7 +79,6 @@ export function rssCloudRouter(hub: Hub, opts: RssCloudFaceOptions): Router {
   router.use(PING_PATHS, (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (!bodyError(err, req, res, 'result')) hubFailure(err, req, res, 'result', opts.log);
   });
-  return router;
 }
 
 /**

@@ -2,7 +2,7 @@
 // topics' changes, whichever protocol announced them; GET /events streams the operator's
 // activity log for the dashboard. Last-Event-ID resumes; CORS is open; each client address
 // may hold only so many streams, and the hub only so many in all.
-import { Router, type Request, type Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import { ACTIVITY_CHANNEL, COMMENT, topicChannel, type StreamHub } from '../lib/stream.js';
 import { badParameterMessage, messageFor, STREAM_WORDS, streamsFullMessage, streamsPerClientMessage, topicsPerStreamMessage } from '../lib/messages.js';
 import { parseHttpUrl, queryParams } from './body.js';
@@ -31,8 +31,7 @@ export interface StreamFaceOptions {
  */
 const STREAMS_FULL_RETRY_AFTER_SECONDS = 30;
 
-export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Router {
-  const router = Router();
+export function streamRoutes(router: Router, streams: StreamHub, opts: StreamFaceOptions): void {
   const perClient = new Map<string, number>();
   /** Streams open on every address together. */
   let total = 0;
@@ -132,5 +131,4 @@ export function streamRouter(streams: StreamHub, opts: StreamFaceOptions): Route
   });
 
   router.get('/events', cors, (req, res) => open(req, res, new Set([ACTIVITY_CHANNEL])));
-  return router;
 }

@@ -1,7 +1,7 @@
 // The compatibility test API (../shared/protocols/rsscloud.md, last section), mounted only when
 // ENABLE_TEST_API=true so that the community's rssCloud e2e suite, and ours, can seed and
 // inspect the store. Times are ISO strings on this wire; the store keeps epoch milliseconds.
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Hub } from '../lib/hub.js';
 import type { Operator } from '../lib/operator.js';
 import { isRssCloudProtocol, newTopic, type Protocol, type Subscription, type Topic } from '../lib/model.js';
@@ -132,8 +132,7 @@ function parseSubscription(feedUrl: string, v: unknown, now: number, leaseMs: nu
   return sub;
 }
 
-export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseSeconds: number): Router {
-  const router = Router();
+export function testApiRoutes(router: Router, hub: Hub, store: Store, operator: Operator, leaseSeconds: number): void {
   // A browser sends Origin with every cross-origin POST, a no-cors fetch or a form among them,
   // and this API takes any body as JSON: without this, any web page its user opened could erase
   // a hub on their machine or network that has the API on, or seed it with subscriptions whose
@@ -202,7 +201,6 @@ export function testApiRouter(hub: Hub, store: Store, operator: Operator, leaseS
     const detail = err instanceof Error ? err.message : String(err);
     res.status(500).json({ success: false, error: `the body must be a JSON object (${detail})` });
   });
-  return router;
 }
 
 /** Whether an Origin header names the host the request was sent to ("null" never does). */

@@ -3,7 +3,7 @@
 // pings, and hub discovery for readers. Refusals are 4xx with a plain-text reason (REC §5.1.2).
 // Forms come urlencoded or multipart, with parameters in the query string too, as PubSubHubbub
 // clients still send them.
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import type { Hub } from '../lib/hub.js';
 import {
   BUSY_RETRY_AFTER_SECONDS,
@@ -47,8 +47,7 @@ export interface WebSubFaceOptions {
   rate: RateLimiter;
 }
 
-export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
-  const router = Router();
+export function webSubRoutes(router: Router, hub: Hub, opts: WebSubFaceOptions): void {
   const refuse = (_req: Request, res: Response, msg: string): void => sendText(res, res.statusCode, msg);
 
   answerPreflight(router, ['/websub']);
@@ -95,7 +94,6 @@ export function webSubRouter(hub: Hub, opts: WebSubFaceOptions): Router {
     if (status === undefined) return next(err);
     sendText(res, status, unreadableBodyMessage(status));
   });
-  return router;
 }
 
 const FORM_TOO_LARGE = webSubFormTooLargeMessage(MAX_FORM_BYTES);
