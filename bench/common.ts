@@ -364,16 +364,17 @@ export function sinkOrigin(sink: Sink, i: number): string {
 /** Feeds the ping benchmarks read in turn, so that each ping is a read of its own. */
 export const PING_FEEDS = 1000;
 
+/** A feed that never changes (its reads answered 304), or one with a new entry on every read. */
+export type PingKind = 'static' | 'changing';
+
 /**
  * The `i`-th of the PING_FEEDS feeds of `kind` (static, changing), on the sink's ports in turn:
  * pings come from many publishers, and on one host FETCH_PER_HOST (8) would hold 50 pings in
  * flight to 8 reads at once, a bound on one publisher's burst, not the intake's speed.
  */
-export function pingFeed(sink: Sink, kind: 'static' | 'changing', i: number): string {
+export function pingFeed(sink: Sink, kind: PingKind, i: number): string {
   return `${sinkOrigin(sink, i)}/feed/${kind}/i${i % PING_FEEDS}`;
 }
-
-export type PingKind = 'static' | 'changing';
 
 /** The kinds of ping a comparison runs (COMPARE_KINDS=static,changing by default). */
 export function pingKinds(): PingKind[] {

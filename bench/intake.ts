@@ -9,7 +9,7 @@
 // hub, the baseline, the feeds and autocannon are four processes.
 // Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
 import autocannon, { type Result } from 'autocannon';
-import { type Child, PING_FEEDS, fmt, line, machineLine, pingFeed, pool, postForm, profiled, record, sinkOrigin, sleep, spawnChild, startHubProcess, startSink } from './common.js';
+import { type Child, fmt, line, machineLine, pingFeed, primePings, profiled, record, sinkOrigin, sleep, spawnChild, startHubProcess, startSink } from './common.js';
 
 const SECONDS = Number(process.env.INTAKE_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.INTAKE_CONNECTIONS ?? 50);
@@ -79,12 +79,7 @@ async function main(): Promise<void> {
     const pingBody = (feed: (i: number) => string) => (i: number) => new URLSearchParams({ url: feed(i) }).toString();
 
     // Every feed read once, so that pings of the static feeds find them unchanged.
-    await pool(PING_FEEDS, 32, async (i) => {
-      for (const feed of [staticFeed, changingFeed]) {
-        const r = await postForm(`${hub.url}/ping`, { url: feed(i) });
-        if (r.status !== 200) throw new Error(`priming ping answered ${r.status}: ${r.text}`);
-      }
-    });
+    await primePings(hub.url, sink, ['static', 'changing']);
 
     const run = async (server: Child, url: string, path: string, body: (i: number) => string, name?: string): Promise<Load> => {
       await load(url, path, body, 1);

@@ -36,7 +36,6 @@ function failureReply(body: Record<string, unknown>) {
 }
 
 export function adminRoutes(router: Router, operator: Operator, metrics: Metrics, opts: AdminFaceOptions): void {
-
   const page = (file: string) => (req: Request, res: Response) => {
     // Express matches /demo/ as /demo, but there the page's relative static/… URLs (and
     // client.js's idea of where the hub is) point one level down: the page came up unstyled,
