@@ -285,3 +285,51 @@ describe('The README', () => {
     }
   });
 });
+
+/**
+ * The anchor GitHub gives a Markdown heading: lower case, punctuation but hyphens and underscores
+ * dropped, each space a hyphen; a repeated heading gets -1, -2 … in order.
+ */
+function headingAnchors(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  // Headings inside fenced code blocks are not headings.
+  const outsideCode = markdown.replace(/^```[\s\S]*?^```/gm, '');
+  for (const m of outsideCode.matchAll(/^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$/gm)) {
+    const text = m[1]!.replace(/`/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1');
+    const slug = text.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    anchors.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return anchors;
+}
+
+describe('The Markdown documents', () => {
+  it('link only to files and headings that exist', async () => {
+    const root = new URL('../', import.meta.url);
+    const files = ['README.md', 'SECURITY.md', ...(await readdir(new URL('docs/', root), { recursive: true })).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const broken: string[] = [];
+    for (const file of files) {
+      const text = (await readFile(new URL(file, root), 'utf8')).replace(/^```[\s\S]*?^```/gm, '');
+      for (const m of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // a URL elsewhere
+        const [pathPart = '', anchor] = target.split('#');
+        const linked = pathPart === '' ? file : new URL(pathPart, new URL(file, root)).pathname.slice(new URL(root).pathname.length);
+        let body: string;
+        try {
+          body = await readFile(new URL(linked, root), 'utf8');
+        } catch (e) {
+          // A folder is a fine target: GitHub lists it.
+          if ((e as NodeJS.ErrnoException).code !== 'EISDIR') broken.push(`${file}: ${target} (no such file)`);
+          continue;
+        }
+        if (anchor !== undefined && linked.endsWith('.md') && !headingAnchors(body).has(decodeURIComponent(anchor))) {
+          broken.push(`${file}: ${target} (no such heading)`);
+        }
+      }
+    }
+    expect(broken).to.deep.equal([]);
+  });
+});
