@@ -2,6 +2,7 @@
 // /feeds.opml, /subscription (a subscriber's own view), /healthz, /metrics (Prometheus), and
 // the few actions that change state, which need `Authorization: Bearer <ADMIN_TOKEN>` and are
 // off when no token is configured.
+import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { HUB_FAILURE_ERROR, OPERATOR_WORDS, badParameterMessage, operatorBodyError } from '../lib/messages.js';
@@ -35,8 +36,23 @@ function failureReply(body: Record<string, unknown>) {
   };
 }
 
+/** Static files and the browser client are taken only as the type they are sent with. */
+const NO_SNIFF: Readonly<Record<string, string>> = { 'X-Content-Type-Options': 'nosniff' };
+
+/**
+ * The pages load only their own scripts, styles and images and talk only to this hub, so a
+ * policy of the hub's origin alone costs them nothing, and a script injected through anything a
+ * page shows (topic URLs, feed titles, activity from strangers) would not run. No page may be
+ * framed: the dashboard's forms send pings and subscriptions as whoever is looking at it.
+ */
+const PAGE_HEADERS: Readonly<Record<string, string>> = {
+  ...NO_SNIFF,
+  'Content-Security-Policy': "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
+};
+
 export function adminRoutes(router: Router, operator: Operator, metrics: Metrics, opts: AdminFaceOptions): void {
-  const page = (file: string) => (req: Request, res: Response) => {
+  const page = (file: string, headers: Readonly<Record<string, string>>) => (req: Request, res: Response) => {
     // Express matches /demo/ as /demo, but there the page's relative static/… URLs (and
     // client.js's idea of where the hub is) point one level down: the page came up unstyled,
     // its script a 404, and did nothing. Sent to the one spelling instead, by a relative
@@ -45,19 +61,22 @@ export function adminRoutes(router: Router, operator: Operator, metrics: Metrics
       const query = req.originalUrl.indexOf('?');
       return void res.redirect(301, `../${path.posix.basename(req.path)}${query < 0 ? '' : req.originalUrl.slice(query)}`);
     }
-    res.sendFile(path.join(opts.publicDir, file));
+    res.sendFile(path.join(opts.publicDir, file), { headers });
   };
-  router.get('/', page('dashboard.html'));
-  router.get('/demo', page('demo.html'));
-  router.get('/docs', page('docs.html'));
+  router.get('/', page('dashboard.html', PAGE_HEADERS));
+  router.get('/demo', page('demo.html', PAGE_HEADERS));
+  router.get('/docs', page('docs.html', PAGE_HEADERS));
   // Revalidated on every load (a 304 when unchanged), as the pages that name them are: cached for
   // an hour, an upgraded page ran with the previous version's scripts and styles meanwhile.
   // No directory redirect: /static is no page, and express.static's answer to it was an HTML 301
   // to an absolute /static/ (dropping a proxy's path prefix) that was then a 404 anyway.
-  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0, redirect: false }));
+  const staticHeaders = (res: ServerResponse): void => {
+    for (const [name, value] of Object.entries(NO_SNIFF)) res.setHeader(name, value);
+  };
+  router.use('/static', express.static(opts.publicDir, { index: false, maxAge: 0, redirect: false, setHeaders: staticHeaders }));
   // The browser client is one ES module at a stable URL, so pages can import it directly.
   answerPreflight(router, ['/client.js', '/stats.json', '/feeds.opml', '/subscription']);
-  router.get('/client.js', cors, page('client.js'));
+  router.get('/client.js', cors, page('client.js', NO_SNIFF));
 
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });

@@ -97,7 +97,10 @@ describe('In a real browser (headless Chromium)', function () {
     for (const s of [topics, rc, ws, down]) await s?.close();
   });
   beforeEach(async () => {
-    context = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    // The tests drive the pages with code of their own (predicates evaluated from strings, another
+    // hub's client.js imported into a page of this one), which the pages' policy refuses, as it
+    // should; the policy itself is tested under its own rules below ('… Content-Security-Policy …').
+    context = await browser!.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
   });
   afterEach(async () => {
     await context?.close();
@@ -509,6 +512,55 @@ describe('In a real browser (headless Chromium)', function () {
     expect(await page.locator('#entries .entry h3').allTextContents()).to.deep.equal(['Pinged over rssCloud', 'Published over WebSub']);
     expect(await page.locator('#count').textContent()).to.equal('2');
     expect(errors).to.deep.equal([]);
+  });
+
+  it('the pages work under their own Content-Security-Policy, nothing on them is refused, and another site cannot frame them', async () => {
+    const strict = await browser!.newContext({ viewport: { width: 1280, height: 900 } });
+    const framer = await Recorder.start((_req, res) => void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><title>Framer</title><iframe src="${hub.url}/"></iframe>`));
+    try {
+      const feedItems = [item('csp-first', 'Already there')];
+      const feed = topics.set('/csp.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+      const page = await strict.newPage();
+      const errors = watchErrors(page);
+
+      // The dashboard: its live log and stats open, and a form sends a ping and shows the reply.
+      await page.goto(`${hub.url}/`);
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+      await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 5000 });
+      const tryPing = page.locator('details.try-it', { has: page.locator('summary', { hasText: 'rssCloud ping' }) });
+      if ((await tryPing.getAttribute('open')) === null) await tryPing.locator('summary').click();
+      const ping = page.locator('form[data-endpoint="ping"]');
+      await ping.locator('[name="url"]').fill(feed);
+      await ping.locator('button').click();
+      await page.locator('#reply', { hasText: 'Thanks for the ping.' }).waitFor({ timeout: 5000 });
+
+      // The demo follows the feed and shows its new entry.
+      await page.goto(`${hub.url}/demo`);
+      await page.locator('#topic').fill(feed);
+      await page.locator('#follow').click();
+      await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+      feedItems.unshift(item('csp-new', 'Shown under the policy'));
+      topics.set('/csp.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+      expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+      await page.locator('#entries .entry', { hasText: 'Shown under the policy' }).waitFor({ timeout: 5000 });
+
+      await page.goto(`${hub.url}/docs`);
+      await page.locator('h1').waitFor({ timeout: 5000 });
+      // A refusal by the policy is a console error: none, on any of them.
+      expect(errors).to.deep.equal([]);
+
+      // Framed by another origin, the dashboard is not shown (the frame holds the browser's error page).
+      const framed = await strict.newPage();
+      await framed.goto(framer.url);
+      await framed.waitForLoadState('load');
+      const frame = framed.frames().find((f) => f !== framed.mainFrame());
+      expect(frame, 'the iframe').to.not.equal(undefined);
+      expect(await frame!.locator('#live-status').count()).to.equal(0);
+    } finally {
+      await strict.close();
+      await framer.close();
+    }
   });
 
   // follow() throws at once for such a topic; the demo did not catch it, so a link with a

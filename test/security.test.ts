@@ -2033,3 +2033,32 @@ describe('security: the test API and operator actions', function () {
     }
   });
 });
+
+describe('security: what the pages let a browser do', function () {
+  let hub: TestHub;
+  before(async () => {
+    hub = await startTestHub();
+  });
+  after(async () => {
+    await hub.destroy();
+  });
+
+  it('the dashboard, demo and docs load only from the hub itself and may not be framed; no file the hub serves is sniffed', async () => {
+    for (const path of ['/', '/demo', '/docs']) {
+      const res = await fetch(`${hub.url}${path}`);
+      expect(res.status, path).to.equal(200);
+      expect(res.headers.get('content-type'), path).to.match(/^text\/html/);
+      const policy = (res.headers.get('content-security-policy') ?? '').split(';').map((d) => d.trim());
+      expect(policy, path).to.include.members(["default-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"]);
+      expect(res.headers.get('x-frame-options'), path).to.equal('DENY');
+      expect(res.headers.get('x-content-type-options'), path).to.equal('nosniff');
+      await res.arrayBuffer();
+    }
+    for (const path of ['/static/dashboard.js', '/static/style.css', '/client.js']) {
+      const res = await fetch(`${hub.url}${path}`);
+      expect(res.status, path).to.equal(200);
+      expect(res.headers.get('x-content-type-options'), path).to.equal('nosniff');
+      await res.arrayBuffer();
+    }
+  });
+});
