@@ -28,7 +28,7 @@
 // MAX_DIFF_ENTRIES entries, a linear scanner, nesting limits) and refuses any document with a
 // DOCTYPE. Whenever it returns null the hub falls back to whole-body change detection and
 // delivery, which is always correct.
-import { hash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import {
   JsonBody,
   attr,
@@ -391,41 +391,34 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
     return context;
   };
 
-  // Each entry's bytes, less what its generator recomputes without new content (volatile.ts),
-  // copied once into one buffer, entry after entry. The scanner reports an element when it
-  // closes, so a nested one (statistics inside community) comes before the one holding it: in
-  // document order, each is dropped within the cut before it.
-  let stable: { bytes: Buffer; from: number[]; to: number[] } | null = null;
+  // Each entry's fingerprint is the hash of its bytes less what its generator recomputes without
+  // new content (volatile.ts), the pieces between the cuts hashed in turn: copied into one buffer
+  // to be hashed whole, a WordPress feed of 80 KB (a comment count in every entry) cost a copy of
+  // all its entries on every read. The scanner reports an element when it closes, so a nested one
+  // (statistics inside community) comes before the one holding it: in document order, each is
+  // dropped within the cut before it.
   const wasCut: boolean[] = [];
-  if (cuts.length > 0) {
-    cuts.sort((a, b) => a.start - b.start);
-    const out = Buffer.allocUnsafe(bytes.length);
-    const from: number[] = [];
-    const to: number[] = [];
-    let o = 0;
-    let c = 0;
-    spans.forEach((span, i) => {
-      from.push(o);
-      while (c < cuts.length && cuts[c]!.start < span.start) c++;
-      let cursor = span.start;
-      for (; c < cuts.length && cuts[c]!.end <= span.end; c++) {
-        const cut = cuts[c]!;
-        if (cut.start < cursor) continue; // within the cut before it
-        o += bytes.copy(out, o, cursor, cut.start);
-        cursor = cut.end;
-        wasCut[i] = true;
-      }
-      o += bytes.copy(out, o, cursor, span.end);
-      to.push(o);
-    });
-    stable = { bytes: out, from, to };
-  }
+  cuts.sort((a, b) => a.start - b.start);
+  let c = 0;
+  const fingerprints = spans.map((span, i) => {
+    while (c < cuts.length && cuts[c]!.start < span.start) c++;
+    if (c === cuts.length || cuts[c]!.end > span.end) return fingerprint(bytes.subarray(span.start, span.end));
+    const digest = createHash('sha256');
+    let cursor = span.start;
+    for (; c < cuts.length && cuts[c]!.end <= span.end; c++) {
+      const cut = cuts[c]!;
+      if (cut.start < cursor) continue; // within the cut before it
+      digest.update(bytes.subarray(cursor, cut.start));
+      cursor = cut.end;
+      wasCut[i] = true;
+    }
+    digest.update(bytes.subarray(cursor, span.end));
+    return digest.digest('hex').slice(0, FINGERPRINT_CHARS);
+  });
 
   return {
     format: kind,
-    fingerprints: spans.map((span, i) =>
-      fingerprint(stable === null ? bytes.subarray(span.start, span.end) : stable.bytes.subarray(stable.from[i], stable.to[i])),
-    ),
+    fingerprints,
     formerly: (i) => {
       const span = spans[i];
       return span === undefined || wasCut[i] !== true ? null : fingerprint(bytes.subarray(span.start, span.end));
