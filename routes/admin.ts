@@ -109,6 +109,13 @@ export function adminRoutes(router: Router, operator: Operator, metrics: Metrics
   router.get('/metrics', async (req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.exposition(req.get('x-prometheus-scrape-timeout-seconds')));
   });
+  // OPTIONS on a page or probe is told its methods. Express's router answered it by itself once
+  // no layer had (200, Allow), which a face's own router did before handing on; on the app's
+  // router the app's 404 is such a layer, so it said these paths do not exist.
+  router.options(['/', '/demo', '/docs', '/healthz', '/metrics'], (_req, res) => {
+    res.setHeader('Allow', 'GET, HEAD');
+    sendText(res, 200, 'GET, HEAD');
+  });
 
   const admin = express.Router();
   admin.use((req: Request, res: Response, next: NextFunction) => {

@@ -105,6 +105,16 @@ describe('HTTP edges at the faces', function () {
       }
     });
 
+    it('an OPTIONS request for a page or probe is told the methods it takes (200, Allow: GET, HEAD), not that it does not exist', async () => {
+      for (const path of ['/', '/demo', '/docs/', '/healthz', '/HEALTHZ?x=1', '/metrics']) {
+        const res = await rawRequest(`${hub.url}${path}`, { method: 'OPTIONS' });
+        expect([path, res.status, res.headers['allow']]).to.deep.equal([path, 200, 'GET, HEAD']);
+      }
+      // A path nothing serves is still the plain 404 (control).
+      const none = await rawRequest(`${hub.url}/no-such-page`, { method: 'OPTIONS' });
+      expect([none.status, none.headers['allow'], none.body]).to.deep.equal([404, undefined, 'Not found.\n']);
+    });
+
     it('an If-Match that fails is 412, and a satisfiable Range still 206 (control)', async () => {
       const failed = await rawRequest(`${hub.url}/static/style.css`, { method: 'GET', headers: { 'if-match': '"not-this-one"' } });
       expect(failed.status).to.equal(412);
