@@ -44,15 +44,17 @@ const at = (n: number): { iso: string; rfc822: string; sql: string } => {
 };
 
 // YouTube's channel feed (www.youtube.com/feeds/videos.xml?channel_id=…): one-space indent, its
-// view counts and star ratings in each entry's media:community, recomputed on every read.
+// view counts and star ratings in each entry's media:community, recomputed on every read, and
+// each entry's <updated>, which moves with them (a like or a comment is an update to YouTube:
+// readers have reported old videos coming back as updated at every refresh since 2014).
 const youtube: Generator = {
-  name: 'YouTube channel (Atom, media:statistics views, media:starRating)',
+  name: 'YouTube channel (Atom, media:statistics views, media:starRating, entry <updated> moving with them)',
   contentType: 'text/xml; charset=UTF-8',
   first: 'yt:video:Vid00000002',
   added: 'yt:video:Vid00000003',
   ids: (b) => all(b, /<id>(yt:video:[^<]+)<\/id>/g),
   feed: (s) => {
-    const entry = (id: string, title: string, description: string, views: number, likes: number): string => ` <entry>
+    const entry = (id: string, title: string, description: string, views: number, likes: number, updated: string): string => ` <entry>
   <id>yt:video:${id}</id>
   <yt:videoId>${id}</yt:videoId>
   <yt:channelId>UCexampleChannel0000000</yt:channelId>
@@ -63,7 +65,7 @@ const youtube: Generator = {
    <uri>https://www.youtube.com/channel/UCexampleChannel0000000</uri>
   </author>
   <published>2024-03-10T16:00:06+00:00</published>
-  <updated>2024-03-11T09:12:40+00:00</updated>
+  <updated>${updated}</updated>
   <media:group>
    <media:title>${title}</media:title>
    <media:content url="https://www.youtube.com/v/${id}?version=3" type="application/x-shockwave-flash" width="640" height="390"/>
@@ -88,7 +90,7 @@ const youtube: Generator = {
   <uri>https://www.youtube.com/channel/UCexampleChannel0000000</uri>
  </author>
  <published>2015-06-01T10:00:00+00:00</published>
-${s.added ? entry('Vid00000003', 'Brand new video', 'Just uploaded.', 12, 1) : ''}${entry('Vid00000002', s.title, s.body, 4810 + s.n * 377, 230 + s.n)}${entry('Vid00000001', 'An older video', 'From last week.', 91_344 + s.n * 41, 2_117 + (s.n % 2))}</feed>`;
+${s.added ? entry('Vid00000003', 'Brand new video', 'Just uploaded.', 12, 1, at(s.n).iso) : ''}${entry('Vid00000002', s.title, s.body, 4810 + s.n * 377, 230 + s.n, at(s.n).iso)}${entry('Vid00000001', 'An older video', 'From last week.', 91_344 + s.n * 41, 2_117 + (s.n % 2), at(s.n * 2).iso)}</feed>`;
   },
 };
 
@@ -371,6 +373,37 @@ describe('feeds in the wild: what counts as a change', function () {
     const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
     expect(wordpressRss.ids(got[0]!.body.toString())).to.deep.equal([wordpressRss.added]);
   });
+
+  it("a YouTube feed whose entries an older build fingerprinted with their <updated> (or with their counts too) is no change at the first read after the upgrade", async () => {
+    const body = youtube.feed(BASE);
+    const entries = all(body, /(<entry>[\s\S]*?<\/entry>)/g);
+    expect(entries).to.have.length(2);
+    const print = (e: string): string => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12);
+    // The build before this one left the counts out, and the one before that nothing.
+    const olderBuilds: [string, string[]][] = [
+      ['counts left out', entries.map((e) => print(e.replace(/<media:community>[\s\S]*?<\/media:community>/, '')))],
+      ['exact bytes', entries.map(print)],
+    ];
+    for (const [build, stored] of olderBuilds) {
+      const key = `/upgraded-youtube-${build.replace(/\W+/g, '-')}`;
+      const topic = topics.url(key);
+      await read(key, youtube, BASE);
+      const now = await hub.store.getTopic(topic);
+      expect(now?.fingerprints, build).to.not.deep.equal(stored);
+      await hub.store.putTopic({ ...now!, fingerprints: stored });
+      const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+      expect(sub.status).to.equal(202);
+      await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
+      await settled(hub);
+
+      await read(key, youtube, BASE);
+      await sleep(QUIET_MS);
+      expect(posts(ws, key), `${build}: nothing new`).to.deep.equal([]);
+      await read(key, youtube, { ...BASE, n: 2, added: true });
+      const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+      expect(youtube.ids(got[0]!.body.toString()), build).to.deep.equal([youtube.added]);
+    }
+  });
 });
 
 describe('what stays a change in a feed whose counts are left out', () => {
@@ -465,6 +498,21 @@ describe('what stays a change in a feed whose counts are left out', () => {
     expect(changed(sixteenth(1), sixteenth(2), RSS)).to.equal(0);
     const seventeenth = (n: number): string => rss(`${others} xmlns:s15="http://purl.org/rss/1.0/modules/slash/"${SLASH}`, `<slash:comments>${n}</slash:comments>`);
     expect(changed(seventeenth(1), seventeenth(2), RSS)).to.equal(1);
+  });
+
+  it("an entry's own <updated> is left out of a YouTube feed only: elsewhere, or anywhere else in the entry, it is a change", () => {
+    const YT = ' xmlns:yt="http://www.youtube.com/xml/schemas/2015"';
+    const updated = (root: string, n: number, prefix = ''): string => atom(root, `<${prefix}title>v</${prefix}title><${prefix}updated>2024-03-1${n}T00:00:00Z</${prefix}updated>`, prefix);
+    expect(changed(updated(YT, 1), updated(YT, 2), ATOM)).to.equal(0);
+    expect(changed(updated(YT, 1, 'a:'), updated(YT, 2, 'a:'), ATOM), 'a prefixed root').to.equal(0);
+    expect(changed(updated('', 1), updated('', 2), ATOM), 'another Atom feed').to.equal(1);
+    expect(changed(updated(YT, 1), updated(YT, 1).replace('<title>v<', '<title>w<'), ATOM), 'a new title').to.equal(1);
+    // A <source>'s updated inside the entry is what it says about the entry's origin.
+    const source = (n: number): string => atom(YT, `<source><id>s</id><updated>2024-03-1${n}T00:00:00Z</updated></source>`);
+    expect(changed(source(1), source(2), ATOM)).to.equal(1);
+    // An RSS feed declaring YouTube's namespace has no Atom entries to leave it out of.
+    const rssUpdated = (n: number): string => rss(YT, `<atom:updated xmlns:atom="http://www.w3.org/2005/Atom">2024-03-1${n}</atom:updated><updated>${n}</updated>`);
+    expect(changed(rssUpdated(1), rssUpdated(2), RSS)).to.equal(1);
   });
 
   it("what readers did inside a video's media:community is left out whole, with what it holds between the counts", () => {

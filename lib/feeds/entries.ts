@@ -9,7 +9,8 @@
 //
 // Every entry gets a fingerprint: the hash of its exact bytes (XML) or of its canonical JSON (JSON
 // Feed), so any change inside an entry counts and nothing outside one does, but for the counts of
-// views and comments some generators write into their entries (volatile.ts), which are left out.
+// views and comments some generators write into their entries, and the time YouTube moves with
+// them (volatile.ts), which are left out.
 // An entry is reported when its fingerprint is not among the previous version's. Deciding that
 // needs no parsing: an entry is read (its id, title, link...; a full XML parse each) only when
 // something asks for it, a browser's stream or another hub process, and only the reported ones,
@@ -129,8 +130,7 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
     if (Array.isArray(previous)) for (const p of previous) if (typeof p === 'string') seen.add(comparable(p));
     const isNew = (fp: string, i: number): boolean => {
       if (seen.has(fp)) return false;
-      const former = seen.size === 0 ? null : feed.formerly(i);
-      return former === null || !seen.has(former);
+      return seen.size === 0 || !feed.formerly(i).some((f) => seen.has(f));
     };
     const keep = feed.fingerprints.map((fp, i) => previous === undefined || isNew(fp, i));
     let changedCount = 0;
@@ -180,13 +180,14 @@ interface Analysed {
   format: DiffableFormat;
   fingerprints: string[];
   /**
-   * The fingerprint entry `i` had before volatile.ts left parts of it out (of its exact bytes),
-   * when it differs from the one it has now; else null. An entry stored by an older build under
-   * that one is no new entry: without it, the first read after an upgrade sent every WordPress
+   * The fingerprints entry `i` had under older builds, when they differ from the one it has now:
+   * before volatile.ts left parts of it out (of its exact bytes), and before it left out YouTube's
+   * entry `updated` (its bytes less the rest). An entry stored by an older build under one of
+   * these is no new entry: without them, the first read after an upgrade sent every WordPress
    * and YouTube feed's entries again. Asked only of an entry not found under its own, so it costs
-   * a second hash of the new and changed entries alone.
+   * a hash or two of the new and changed entries alone.
    */
-  formerly(i: number): string | null;
+  formerly(i: number): string[];
   /** Reads the entries, a full parse each (so only when asked); null if one does not parse. */
   entries(): FeedEntry[] | null;
   /** The feed with only the entries whose `keep` flag is set (one flag per entry). */
@@ -397,23 +398,31 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   // all its entries on every read. The scanner reports an element when it closes, so a nested one
   // (statistics inside community) comes before the one holding it: in document order, each is
   // dropped within the cut before it.
-  const wasCut: boolean[] = [];
+  // `cutsOf[i]` is the range of `cuts` inside entry i, when there is one.
+  const cutsOf: ([number, number] | undefined)[] = [];
   cuts.sort((a, b) => a.start - b.start);
-  let c = 0;
-  const fingerprints = spans.map((span, i) => {
-    while (c < cuts.length && cuts[c]!.start < span.start) c++;
-    if (c === cuts.length || cuts[c]!.end > span.end) return fingerprint(bytes.subarray(span.start, span.end));
+  const entryUpdated = volatile?.entryUpdated ?? null;
+  /** The fingerprint of `span` less cuts[from..to), but for those `keep` says to hash after all. */
+  const cutPrint = (span: ElementSpan, from: number, to: number, keep?: (cut: ElementSpan) => boolean): string => {
     const digest = createHash('sha256');
     let cursor = span.start;
-    for (; c < cuts.length && cuts[c]!.end <= span.end; c++) {
-      const cut = cuts[c]!;
-      if (cut.start < cursor) continue; // within the cut before it
+    for (let k = from; k < to; k++) {
+      const cut = cuts[k]!;
+      if (cut.start < cursor || keep?.(cut) === true) continue; // within the cut before it, or kept
       digest.update(bytes.subarray(cursor, cut.start));
       cursor = cut.end;
-      wasCut[i] = true;
     }
     digest.update(bytes.subarray(cursor, span.end));
     return digest.digest('hex').slice(0, FINGERPRINT_CHARS);
+  };
+  let c = 0;
+  const fingerprints = spans.map((span, i) => {
+    while (c < cuts.length && cuts[c]!.start < span.start) c++;
+    const from = c;
+    while (c < cuts.length && cuts[c]!.end <= span.end) c++;
+    if (c === from) return fingerprint(bytes.subarray(span.start, span.end));
+    cutsOf[i] = [from, c];
+    return cutPrint(span, from, c);
   });
 
   return {
@@ -421,7 +430,18 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
     fingerprints,
     formerly: (i) => {
       const span = spans[i];
-      return span === undefined || wasCut[i] !== true ? null : fingerprint(bytes.subarray(span.start, span.end));
+      const range = cutsOf[i];
+      if (span === undefined || range === undefined) return [];
+      const former = [fingerprint(bytes.subarray(span.start, span.end))];
+      const [from, to] = range;
+      const isUpdated = (cut: ElementSpan): boolean => cut.name === entryUpdated && cut.depth === 2;
+      for (let k = from; k < to; k++) {
+        if (isUpdated(cuts[k]!)) {
+          former.push(cutPrint(span, from, to, isUpdated));
+          break;
+        }
+      }
+      return former;
     },
     entries(): FeedEntry[] | null {
       const context = spans.length === 0 ? null : readContext();
@@ -638,7 +658,7 @@ function analyseJson(bytes: Buffer, headerCharset: string, feed: unknown): Analy
   return {
     format: 'json',
     fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),
-    formerly: () => null,
+    formerly: () => [],
     entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
       const kept = new Set(elementOf.filter((_, k) => keep[k] === true));

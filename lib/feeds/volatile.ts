@@ -16,11 +16,17 @@
 //     ratings, view counts and user tags (Media RSS's own definition of `media:community`).
 //     YouTube's channel feeds carry the view count and likes of each video, recomputed at every
 //     read: every entry of every YouTube feed changed at every poll.
+//   - In a YouTube feed (an Atom root declaring `http://www.youtube.com/xml/schemas/2015`, as
+//     www.youtube.com/feeds/videos.xml and the front ends copying it do), each entry's own
+//     `updated`: YouTube moves it with those counts (a like, a comment), so with the counts left
+//     out every entry still changed at most polls. What a viewer sees of a video is in its
+//     title and media:group (title, description, thumbnail, content), which still count; an
+//     entry's `updated` in any other feed counts as before.
 // Only where the namespace is declared on the root element, as every generator above does, and
 // matched by the prefix it declares there, unless that prefix is bound to another namespace
-// anywhere below (then it names other elements there); a replies link only as an entry's own
-// child. A feed that declares none of them costs one look at its root start tag, one that does a
-// search of its text for each such prefix. A feed of another generator with such counts (in its own elements, or in
+// anywhere below (then it names other elements there); a replies link and YouTube's updated only
+// as an entry's own child. A feed that declares none of them costs one look at its root start
+// tag, one that does a search of its text for each such prefix. A feed of another generator with such counts (in its own elements, or in
 // an entry's text, like hnrss's "Points: 12") is compared as before, to the byte.
 import { splitName } from './discover.js';
 import type { ElementSpan } from './xml-spans.js';
@@ -29,12 +35,20 @@ const SLASH_NS = 'http://purl.org/rss/1.0/modules/slash/';
 const THREAD_NS = 'http://purl.org/syndication/thread/1.0';
 /** Media RSS, also as it is often declared, without its final slash. */
 const MRSS_NS = new Set(['http://search.yahoo.com/mrss/', 'http://search.yahoo.com/mrss']);
+/** YouTube's own elements (yt:videoId, yt:channelId): declared, it marks the feed as YouTube's. */
+const YOUTUBE_NS = 'http://www.youtube.com/xml/schemas/2015';
 
 export interface VolatileParts {
   /** Qualified names of the elements to leave out (the scanner reports them at any depth). */
   names: ReadonlySet<string>;
   /** The Atom link element's qualified name when its `rel="replies"` links are left out, else null. */
   repliesLink: string | null;
+  /**
+   * The Atom updated element's qualified name when an entry's own is left out (a YouTube feed),
+   * else null. Newer than the rest: an entry whose fingerprint an older build made with it is
+   * known by that fingerprint too (entries.ts, `formerly`).
+   */
+  entryUpdated: string | null;
 }
 
 const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
@@ -52,10 +66,12 @@ export function volatileParts(s: string, rootTag: string): VolatileParts | null 
   if (!rootTag.includes('xmlns:')) return null;
   const names = new Set<string>();
   let thread = false;
+  let youtube = false;
   let looked = 0;
   for (const m of rootTag.matchAll(DECLARATION)) {
     const prefix = m[1]!;
     const uri = (m[2] ?? m[3] ?? '').trim();
+    if (uri === YOUTUBE_NS) youtube = true;
     if (uri !== SLASH_NS && uri !== THREAD_NS && !MRSS_NS.has(uri)) continue;
     if (++looked > MAX_DECLARATIONS) break;
     // A prefix bound again below the root to another namespace names other elements there
@@ -71,12 +87,18 @@ export function volatileParts(s: string, rootTag: string): VolatileParts | null 
     }
   }
   let repliesLink: string | null = null;
+  let entryUpdated: string | null = null;
   const root = splitName(/^<([^ \t\r\n/>]+)/.exec(rootTag)?.[1] ?? '');
+  const own = (local: string): string => (root.prefix === '' ? local : `${root.prefix}:${local}`);
   if (thread && root.local === 'feed') {
-    repliesLink = root.prefix === '' ? 'link' : `${root.prefix}:link`;
+    repliesLink = own('link');
     names.add(repliesLink);
   }
-  return names.size === 0 ? null : { names, repliesLink };
+  if (youtube && root.local === 'feed') {
+    entryUpdated = own('updated');
+    names.add(entryUpdated);
+  }
+  return names.size === 0 ? null : { names, repliesLink, entryUpdated };
 }
 
 /** The rest of a namespace declaration after its name: `="uri"`, the URI in group 1 or 2. */
@@ -103,6 +125,8 @@ const ATTRIBUTE = /(?<![ \t\r\n])[ \t\r\n]+([^ \t\r\n=/>]+)[ \t\r\n]*=[ \t\r\n]*
 
 /** Whether `el`, an element of `s` the scanner reported for one of `parts.names`, is left out. */
 export function isVolatile(s: string, el: ElementSpan, parts: VolatileParts): boolean {
+  // An entry's own (the feed's, at depth 1, is no entry's; one deeper is the author's markup).
+  if (el.name === parts.entryUpdated) return el.depth === 2;
   if (el.name !== parts.repliesLink) return true;
   // Only an entry's own links (RFC 4685 puts them there), not a link in its XHTML content.
   if (el.depth !== 2) return false;
