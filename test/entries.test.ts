@@ -345,6 +345,20 @@ describe('feed entries and diffs', () => {
       expect(b).to.deep.equal({ id: 'https://e.example/p/2', title: 'Padded   title', link: null, published: null, summary: null });
     });
 
+    it("RSS 2.0: a podcast's liveItem is an entry, read as an item is; one of another namespace, or outside the channel, is not", () => {
+      const feed = (ns: string): string => `<rss version="2.0" xmlns:p="${ns}"><channel><title>Show</title>
+        <p:liveItem status="live" start="2024-03-12T18:00:00Z"><title>Live now</title><guid isPermaLink="false">live-3</guid><link>https://example.fm/live</link></p:liveItem>
+        <item><guid isPermaLink="false">ep-2</guid><title>Episode 2</title><p:liveItem status="ended"><guid>not-an-entry</guid></p:liveItem></item>
+      </channel></rss>`;
+      for (const ns of ['https://podcastindex.org/namespace/1.0', 'https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md']) {
+        expect(parseEntries(buf(feed(ns)), 'application/rss+xml')!.entries, ns).to.deep.equal([
+          { id: 'live-3', title: 'Live now', link: 'https://example.fm/live', published: null, summary: null },
+          { id: 'ep-2', title: 'Episode 2', link: null, published: null, summary: null },
+        ]);
+      }
+      expect(parseEntries(buf(feed('https://example.org/not-podcasting')), 'application/rss+xml')!.entries.map((e) => e.id)).to.deep.equal(['ep-2']);
+    });
+
     it('RSS 1.0: rdf:about identity, dc:date, numeric character references', () => {
       const r = parseEntries(fixture('rss1.rdf'), 'application/rdf+xml')!;
       expect(r.format).to.equal('rdf');

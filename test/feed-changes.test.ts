@@ -374,6 +374,77 @@ describe('feeds in the wild: what counts as a change', function () {
     expect(wordpressRss.ids(got[0]!.body.toString())).to.deep.equal([wordpressRss.added]);
   });
 
+  it("a podcast's live show (podcast:liveItem, beside the items) going live and ending reaches both protocols, the WebSub subscriber as that live item alone", async () => {
+    // The Podcast Namespace's liveItem is a child of the channel, not an item: a show announces
+    // its live stream with status="pending", switches it to "live" when it starts (listeners'
+    // apps, told of it, offer to tune in) and to "ended" after, usually beside a new item for the
+    // recording. Its buildDate moves at every render.
+    const key = '/podcast-live';
+    const CT = 'application/rss+xml; charset=utf-8';
+    const episode = (n: number): string => `
+    <item>
+      <title>Episode ${n}</title>
+      <guid isPermaLink="false">show-episode-${n}</guid>
+      <pubDate>Mon, 0${n} Mar 2024 10:00:00 +0000</pubDate>
+      <enclosure url="https://media.example.fm/show/ep${n}.mp3" length="${31_000_000 + n}" type="audio/mpeg"/>
+      <itunes:duration>01:02:0${n}</itunes:duration>
+      <itunes:episode>${n}</itunes:episode>
+      <podcast:transcript url="https://media.example.fm/show/ep${n}.vtt" type="text/vtt"/>
+    </item>`;
+    const feed = (status: string, n: number, episodes = [2, 1]): string => `<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd" xmlns:podcast="https://podcastindex.org/namespace/1.0">
+  <channel>
+    <title>Example Show</title>
+    <link>https://example.fm/</link>
+    <description>A show.</description>
+    <lastBuildDate>${at(n).rfc822}</lastBuildDate>
+    <itunes:author>Someone</itunes:author>
+    <podcast:guid>917393e3-1b1e-5cef-ace4-edaa54e1f810</podcast:guid>
+    <podcast:liveItem status="${status}" start="2024-03-12T18:00:00Z" end="2024-03-12T19:00:00Z">
+      <title>Live: Episode 3</title>
+      <guid isPermaLink="false">show-live-3</guid>
+      <enclosure url="https://stream.example.fm/live.mp3" type="audio/mpeg" length="33"/>
+      <podcast:contentLink href="https://example.fm/live">Listen live</podcast:contentLink>
+    </podcast:liveItem>${episodes.map(episode).join('')}
+  </channel>
+</rss>
+`;
+    const liveIds = (body: string): string[] => all(body, /<guid isPermaLink="false">([^<]+)<\/guid>/g);
+    const serve = async (body: string): Promise<void> => {
+      const topic = topics.set(key, { body, contentType: CT });
+      const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+      expect(res.status, await res.text()).to.equal(204);
+      await settled(hub);
+    };
+    const topic = topics.url(key);
+    await serve(feed('pending', 0));
+    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+    expect(sub.status).to.equal(202);
+    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
+    const pn = await postForm(hub.url, '/pleaseNotify', { port: String(cloud.port), path: key, protocol: 'http-post', url1: topic });
+    expect(await pn.text()).to.contain('success="true"');
+    await settled(hub);
+    const cloudBefore = posts(cloud, key).length;
+
+    await serve(feed('pending', 1)); // a new render, nothing new
+    await sleep(QUIET_MS);
+    expect(posts(ws, key), 'nothing new yet').to.deep.equal([]);
+
+    await serve(feed('live', 2));
+    const live = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+    expect(live[0]!.body.toString(), 'the live item as it is now').to.contain('<podcast:liveItem status="live"');
+    expect(liveIds(live[0]!.body.toString())).to.deep.equal(['show-live-3']);
+    await cloud.waitFor(cloudBefore + 1, (r) => r.method === 'POST' && r.path === key);
+
+    await serve(feed('ended', 3, [3, 2, 1]));
+    const ended = await ws.waitFor(2, (r) => r.method === 'POST' && r.path === key);
+    expect(liveIds(ended[1]!.body.toString())).to.deep.equal(['show-live-3', 'show-episode-3']);
+    await cloud.waitFor(cloudBefore + 2, (r) => r.method === 'POST' && r.path === key);
+    await sleep(QUIET_MS);
+    expect(posts(ws, key)).to.have.length(2);
+    expect(posts(cloud, key).length - cloudBefore).to.equal(2);
+  });
+
   it("a YouTube feed whose entries an older build fingerprinted with their <updated> (or with their counts too) is no change at the first read after the upgrade", async () => {
     const body = youtube.feed(BASE);
     const entries = all(body, /(<entry>[\s\S]*?<\/entry>)/g);

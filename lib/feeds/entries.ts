@@ -7,10 +7,11 @@
 //     (W3C WebSub §7 allows this for Atom and RSS);
 //   - show browsers a feed's entries as JSON.
 //
-// Every entry gets a fingerprint: the hash of its exact bytes (XML) or of its canonical JSON (JSON
-// Feed), so any change inside an entry counts and nothing outside one does, but for the counts of
-// views and comments some generators write into their entries, and the time YouTube moves with
-// them (volatile.ts), which are left out.
+// An entry is an RSS item (and a podcast's liveItem: liveItemName), an RSS 1.0 item, an Atom
+// entry or a JSON Feed item. Every entry gets a fingerprint: the hash of its exact bytes (XML) or
+// of its canonical JSON (JSON Feed), so any change inside an entry counts and nothing outside one
+// does, but for the counts of views and comments some generators write into their entries, and
+// the time YouTube moves with them (volatile.ts), which are left out.
 // An entry is reported when its fingerprint is not among the previous version's. Deciding that
 // needs no parsing: an entry is read (its id, title, link...; a full XML parse each) only when
 // something asks for it, a browser's stream or another hub process, and only the reported ones,
@@ -50,7 +51,7 @@ import {
 } from './discover.js';
 import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
-import { isVolatile, volatileParts } from './volatile.js';
+import { DECLARATION, isVolatile, volatileParts } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -104,6 +105,8 @@ const MAX_XML_DEPTH = 256;
 const DC_NS = 'http://purl.org/dc/elements/1.1/';
 const CONTENT_NS = 'http://purl.org/rss/1.0/modules/content/';
 const RDF_NS = 'http://www.w3.org/1999/02/22-rdf-syntax-ns#';
+/** The Podcast Namespace, and the address it was first published at, which feeds still declare. */
+const PODCAST_NS = new Set(['https://podcastindex.org/namespace/1.0', 'https://github.com/Podcastindex-org/podcast-namespace/blob/main/docs/1.0.md']);
 
 // Types whose body is sniffed when they do not name a feed format themselves.
 const SNIFFED_TYPES = new Set(['', 'text/xml', 'application/xml', 'text/plain', 'application/octet-stream']);
@@ -274,6 +277,22 @@ function xmlCharset(bytes: Buffer, headerCharset: string, latin1: string): strin
 
 type XmlKind = 'rss' | 'rdf' | 'atom';
 
+/**
+ * The qualified name of the Podcast Namespace's `liveItem` when the root declares that namespace,
+ * else null. A podcast's live show is one, a child of its channel beside the items: it says the
+ * show will stream (status="pending"), is streaming ("live") or has ("ended"), and listeners'
+ * apps offer to tune in when it goes live. Taken for an entry, so that news of it is news: left
+ * in the envelope, a show going live told nobody. Only the item and liveItem are an RSS
+ * channel's entries; everything else in it is the feed's own metadata.
+ */
+function liveItemName(rootTag: string): string | null {
+  if (!rootTag.includes('odcast')) return null;
+  for (const m of rootTag.matchAll(DECLARATION)) {
+    if (PODCAST_NS.has((m[2] ?? m[3] ?? '').trim())) return `${m[1]!}:liveItem`;
+  }
+  return null;
+}
+
 function kindOfRoot(name: string): XmlKind | null {
   switch (localName(name).toLowerCase()) {
     case 'rss':
@@ -332,6 +351,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   const spans: ElementSpan[] = [];
   const rootTag = rootStartTag(s);
   const volatile = rootTag === null ? null : volatileParts(s, rootTag);
+  const liveItem = rootTag === null ? null : liveItemName(rootTag);
   const cuts: ElementSpan[] = [];
   const root = scanXml(
     s,
@@ -353,7 +373,7 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
         }
       } else if (el.depth === 2 && kind === 'rss') {
         const parent = ancestors[1];
-        if (parent !== undefined && localName(parent) === 'channel' && localName(el.name) === 'item') {
+        if (parent !== undefined && localName(parent) === 'channel' && (localName(el.name) === 'item' || el.name === liveItem)) {
           spans.push(el);
         }
       }
@@ -506,7 +526,8 @@ function readXmlEntry(xml: string, context: XmlContext): FeedEntry | null {
   // The feed format's own elements share the entry's prefix (none for RSS 2.0, and usually none
   // for RSS 1.0 and Atom); module elements are recognised by namespace, or by their usual prefix
   // when it is not declared.
-  const ownPrefix = splitName(name).prefix;
+  // A podcast's liveItem holds the elements of an RSS item (title, guid, enclosure), unprefixed.
+  const ownPrefix = context.kind === 'rss' && localName(name) === 'liveItem' ? '' : splitName(name).prefix;
   const kids: { child: Child; prefix: string; local: string }[] = [];
   for (const kid of children(node, name)) {
     const kidName = elementName(kid);

@@ -51,7 +51,8 @@ export interface VolatileParts {
   entryUpdated: string | null;
 }
 
-const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
+/** A namespace declaration in a start tag: the prefix in group 1, the URI in group 2 or 3. */
+export const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
 
 /**
  * Declarations of these namespaces on the root that are looked at; the rest are left alone (their
