@@ -25,7 +25,12 @@ export interface Topic {
   etag?: string;
   lastModified?: string;
   contentType?: string;
-  /** Entry fingerprints of the last version read, when the topic is a feed we can diff (see FINGERPRINT_CHARS in feeds/entries.ts). */
+  /**
+   * Entry fingerprints of the last version read that listed entries, when the topic is a feed we
+   * can diff (see FINGERPRINT_CHARS in feeds/entries.ts), in document order; then those of entries
+   * read before but gone from it, most recently read first, a bounded few (withRemembered in
+   * feeds/entries.ts). Every one of them is an entry subscribers already have.
+   */
   fingerprints?: string[];
   /** Monotonic content version: bumped on every detected change; deliveries carry it. */
   version: number;

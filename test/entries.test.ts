@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { expect } from 'chai';
-import { diffFeed, parseEntries, FINGERPRINT_CHARS, MAX_DIFF_BODY, MAX_DIFF_ENTRIES, type DiffableFormat, type FeedEntry } from '../lib/feeds/entries.js';
+import { diffFeed, parseEntries, rememberedLimit, FINGERPRINT_CHARS, MAX_DIFF_BODY, MAX_DIFF_ENTRIES, REMEMBERED_CAP, REMEMBERED_FLOOR, type DiffableFormat, type FeedDiff, type FeedEntry } from '../lib/feeds/entries.js';
 import { DEFAULT_MAX_DEPTH, scanXml, type ElementSpan } from '../lib/feeds/xml-spans.js';
 
 function fixture(name: string): Buffer {
@@ -678,6 +678,88 @@ describe('feed entries and diffs', () => {
         expect(parseEntries(rss, w as string)?.format ?? null).to.be.oneOf(['rss', null]);
       }
       expect(diffFeed(rss, 'application/rss+xml', [null, 3] as unknown as string[])?.changed()).to.have.length(5);
+    });
+  });
+
+  describe('entries that leave the feed and come back', () => {
+    /** An RSS 2.0 feed of the items numbered `ids`, in that order; the `edited` ones with another text. */
+    const items = (ids: number[], edited: number[] = []): Buffer =>
+      buf(`<rss version="2.0"><channel><title>t</title>${ids.map((i) => `<item><guid>${i}</guid><title>${edited.includes(i) ? `Edited ${i}` : `Item ${i}`}</title></item>`).join('')}</channel></rss>`);
+    const RSS = 'application/rss+xml';
+    const printsOf = (ids: number[], edited: number[] = []): string[] => diffFeed(items(ids, edited), RSS, undefined)!.fingerprints;
+    const ids = (d: FeedDiff): string[] => d.changed()!.map((e) => e.id);
+
+    it('what a read keeps: its own fingerprints in document order, then those of the entries that dropped out, most recently read first', () => {
+      const first = diffFeed(items([3, 2, 1]), RSS, undefined)!;
+      expect(first.known, 'nothing remembered yet').to.equal(first.fingerprints);
+      const second = diffFeed(items([4, 3, 2]), RSS, first.known)!;
+      expect(ids(second)).to.deep.equal(['4']);
+      expect(second.fingerprints).to.deep.equal(printsOf([4, 3, 2]));
+      expect(second.known).to.deep.equal(printsOf([4, 3, 2, 1]));
+      const third = diffFeed(items([6, 5]), RSS, second.known)!;
+      expect(third.known, 'the ones gone at this read before the one gone at the last').to.deep.equal(printsOf([6, 5, 4, 3, 2, 1]));
+      // Nothing dropped out: the list is the current one, as before remembering.
+      const same = diffFeed(items([6, 5]), RSS, printsOf([6, 5]))!;
+      expect(same.known).to.equal(same.fingerprints);
+    });
+
+    it('an entry that comes back is no change; a new entry or an edited one beside it is, and an edit reverted to a remembered text is not', () => {
+      const v1 = diffFeed(items([3, 2, 1]), RSS, undefined)!;
+      const v2 = diffFeed(items([4, 3, 2]), RSS, v1.known)!;
+      const back = diffFeed(items([3, 2, 1]), RSS, v2.known)!;
+      expect(back.changedCount, 'item 1 came back').to.equal(0);
+      expect(back.known).to.deep.equal(printsOf([3, 2, 1, 4]));
+      const mixed = diffFeed(items([5, 4, 3, 2, 1], [2]), RSS, back.known)!;
+      expect(ids(mixed), 'item 4 is back; item 5 is new, item 2 edited').to.deep.equal(['5', '2']);
+      expect(parseEntries(mixed.body, RSS)!.entries.map((e) => e.title)).to.deep.equal(['Item 5', 'Edited 2']);
+      // The trade-off: item 2's first text is remembered, so the edit undone is not delivered.
+      const reverted = diffFeed(items([5, 4, 3, 2, 1]), RSS, mixed.known)!;
+      expect(reverted.changedCount).to.equal(0);
+    });
+
+    it(`at most as many remembered as the feed now lists, never fewer than ${REMEMBERED_FLOOR} nor more than ${REMEMBERED_CAP}`, () => {
+      expect([0, 1, 19, 20, 21, 499, 500, 501, MAX_DIFF_ENTRIES].map(rememberedLimit)).to.deep.equal([20, 20, 20, 20, 21, 499, 500, 500, 500]);
+      const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+      for (const n of [3, 50, 600]) {
+        // Every entry new at every read: what is kept grows to its bound and stays there.
+        let known: string[] = [];
+        const reads: number[][] = [];
+        for (let r = 0; r < Math.ceil(rememberedLimit(n) / n) + 2; r++) {
+          reads.unshift(range(r * 1000, n));
+          known = diffFeed(items(reads[0]!), RSS, known)!.known;
+          const limit = Math.min(REMEMBERED_CAP, Math.max(REMEMBERED_FLOOR, n));
+          expect(known, `${n} entries, read ${r + 1}`).to.deep.equal(printsOf(reads.flat()).slice(0, n + limit));
+        }
+        expect(known, `${n} entries`).to.have.length(n + rememberedLimit(n));
+      }
+    });
+
+    it('after an upgrade, stored fingerprints of an older form that a current entry matched are not remembered; those of entries gone are, in the form of this build', () => {
+      // The 16-digit and `idHash:contentHash` forms, of the RSS 2.0 fixture before and after.
+      const base = fixture('rss2.xml');
+      const next = fixture('rss2-next.xml');
+      const type = 'application/rss+xml; charset=utf-8';
+      const now = diffFeed(next, type, undefined)!.fingerprints;
+      const before = entryTexts(base.toString('utf8'), '\t\t<item>', '\n\t\t</item>').map((e) => sha256(e));
+      const gone = before.map((h) => h.slice(0, FINGERPRINT_CHARS)).filter((f) => !now.includes(f));
+      expect(gone, 'an edited entry and one dropped').to.have.length(2);
+      for (const stored of [before.map((h) => h.slice(0, 16)), before.map((h, i) => `${sha256(String(i)).slice(0, 16)}:${h.slice(0, 16)}`)]) {
+        expect(diffFeed(next, type, stored)!.known).to.deep.equal([...now, ...gone]);
+      }
+      // Fingerprints of an entry's exact bytes, from the build before counts were left out: the
+      // entry is found under them, and they are not kept beside its own.
+      const wp = (comments: number, extra = ''): Buffer =>
+        buf(`<rss version="2.0" xmlns:slash="http://purl.org/rss/1.0/modules/slash/"><channel><title>t</title>${extra}<item><guid>1</guid><slash:comments>${comments}</slash:comments></item><item><guid>2</guid></item></channel></rss>`);
+      const exact = entryTexts(wp(3).toString('utf8'), '<item>', '</item>').map((e) => sha256(e).slice(0, FINGERPRINT_CHARS));
+      const d = diffFeed(wp(3, '<item><guid>0</guid></item>'), RSS, exact)!;
+      expect(ids(d)).to.deep.equal(['0']);
+      expect(d.known).to.equal(d.fingerprints);
+    });
+
+    it('a stored list of anything but fingerprints is read as before, and nothing of it is kept', () => {
+      const d = diffFeed(items([2, 1]), RSS, [null, 3, ''] as unknown as string[])!;
+      expect(d.changedCount).to.equal(2);
+      expect(d.known).to.equal(d.fingerprints);
     });
   });
 

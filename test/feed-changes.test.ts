@@ -10,7 +10,7 @@ import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
 import { TopicServer, settled, subscribe } from './helpers/websub.js';
-import { diffFeed } from '../lib/feeds/entries.js';
+import { diffFeed, REMEMBERED_FLOOR } from '../lib/feeds/entries.js';
 
 /** What a generator's feed shows at one read. */
 interface State {
@@ -474,6 +474,114 @@ describe('feeds in the wild: what counts as a change', function () {
       const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
       expect(youtube.ids(got[0]!.body.toString()), build).to.deep.equal([youtube.added]);
     }
+  });
+
+  // Entries that leave a feed and come back: a CDN or load balancer whose nodes serve an older
+  // and a newer copy of the feed by turns, a front-page feed whose entries hover around its
+  // cut-off, a generator whose page size wobbles. Each return was delivered as new.
+
+  /** A small blog's RSS 2.0 feed of the posts numbered `ids`, newest first; an `edited` post carries its corrected text. */
+  const blogPage = (ids: number[], edited: number[] = []): string => {
+    const items = ids.map(
+      (id) => `\n  <item><title>Post ${id}</title><guid isPermaLink="false">post-${id}</guid><description>${edited.includes(id) ? `Text of post ${id}, corrected.` : `Text of post ${id}.`}</description></item>`,
+    );
+    return `<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>A blog</title><link>https://blog.example/</link><description>d</description>${items.join('')}\n</channel></rss>\n`;
+  };
+  const postIds = (body: string): number[] => all(body, /<guid isPermaLink="false">post-(\d+)<\/guid>/g).map(Number);
+  const RSS_TYPE = 'application/rss+xml; charset=UTF-8';
+
+  /** Serves `body` at the topic, has the publisher ping, and waits until the hub is done with it. */
+  async function readPage(key: string, body: string, contentType = RSS_TYPE): Promise<void> {
+    const topic = topics.set(key, { body, contentType });
+    const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
+    expect(res.status, await res.text()).to.equal(204);
+    await settled(hub);
+  }
+
+  /** Subscribes the WebSub and the rssCloud recorders to the topic at `key`; returns how many rssCloud POSTs came before (the handler test). */
+  async function follow(key: string): Promise<number> {
+    const topic = topics.url(key);
+    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+    expect(sub.status).to.equal(202);
+    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
+    const pn = await postForm(hub.url, '/pleaseNotify', { port: String(cloud.port), path: key, protocol: 'http-post', url1: topic });
+    expect(await pn.text()).to.contain('success="true"');
+    await settled(hub);
+    return posts(cloud, key).length;
+  }
+
+  it('a feed served by turns from an older copy and a newer one (a CDN whose nodes disagree) delivers the newest entry once, not at every flip back, on either protocol', async () => {
+    const key = '/flipping';
+    // The newer copy has post 4 on top and, a page being 3 posts long, no longer post 1.
+    const older = blogPage([3, 2, 1]);
+    const newer = blogPage([4, 3, 2]);
+    await readPage(key, older);
+    const cloudBefore = await follow(key);
+
+    await readPage(key, newer);
+    const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+    expect(postIds(got[0]!.body.toString()), 'the new post alone').to.deep.equal([4]);
+    await cloud.waitFor(cloudBefore + 1, (r) => r.method === 'POST' && r.path === key);
+
+    // The nodes go on answering by turns: each copy's posts are all known by now.
+    for (const body of [older, newer, older, newer, older, newer]) await readPage(key, body);
+    await sleep(QUIET_MS);
+    expect(topics.fetches(key).length, 'every flip was read').to.be.at.least(8);
+    expect(posts(ws, key).map((r) => postIds(r.body.toString())), 'WebSub: post 4 once, post 1 never again').to.deep.equal([[4]]);
+    expect(posts(cloud, key).length - cloudBefore, 'rssCloud: one notification').to.equal(1);
+  });
+
+  it('a read where one entry drops out and a new one arrives, or one comes back beside a new one, delivers only the new one; an edit is still a change, but an edit reverted to a text read before is not', async () => {
+    const key = '/hovering';
+    await readPage(key, blogPage([3, 2, 1]));
+    const cloudBefore = await follow(key);
+    const delivered = async (n: number): Promise<number[]> => {
+      const got = await ws.waitFor(n, (r) => r.method === 'POST' && r.path === key);
+      await cloud.waitFor(cloudBefore + n, (r) => r.method === 'POST' && r.path === key);
+      return postIds(got[n - 1]!.body.toString());
+    };
+
+    await readPage(key, blogPage([4, 3, 2])); // post 1 drops out, post 4 arrives
+    expect(await delivered(1), 'post 4 alone').to.deep.equal([4]);
+    await readPage(key, blogPage([5, 3, 2, 1])); // post 4 drops out, post 1 comes back, post 5 arrives
+    expect(await delivered(2), 'post 5 alone').to.deep.equal([5]);
+    await readPage(key, blogPage([5, 4, 3, 2], [3])); // post 4 comes back, post 3 is corrected
+    expect(await delivered(3), 'the corrected post 3 alone').to.deep.equal([3]);
+
+    // The trade-off: post 3's first text is remembered, so the correction undone is no news.
+    await readPage(key, blogPage([5, 4, 3, 2]));
+    await sleep(QUIET_MS);
+    expect(posts(ws, key), 'nothing more for WebSub').to.have.length(3);
+    expect(posts(cloud, key).length - cloudBefore, 'nothing more for rssCloud').to.equal(3);
+  });
+
+  it('the fingerprints a topic keeps stay bounded when every entry changes at every read: its current ones, then those read most recently, at most REMEMBERED_FLOOR of them for a short feed', async () => {
+    const key = '/churning';
+    const topic = topics.url(key);
+    const version = (r: number): string => blogPage([5, 4, 3, 2, 1].map((k) => r * 10 + k));
+    const printsOf = (r: number): string[] => diffFeed(Buffer.from(version(r)), RSS_TYPE, undefined)!.fingerprints;
+    const stored = async (): Promise<string[] | undefined> => (await hub.store.getTopic(topic))?.fingerprints;
+
+    await readPage(key, version(1));
+    expect(await stored(), 'the first read: its entries').to.deep.equal(printsOf(1));
+    await readPage(key, version(2));
+    expect(await stored(), 'then those of the read before').to.deep.equal([...printsOf(2), ...printsOf(1)]);
+    for (let r = 3; r <= 9; r++) await readPage(key, version(r));
+    // Five current ones, then the 20 read most recently (reads 8 back to 5); reads 1 to 4 are forgotten.
+    const expected = [9, 8, 7, 6, 5].flatMap(printsOf);
+    expect(expected).to.have.length(5 + REMEMBERED_FLOOR);
+    expect(await stored()).to.deep.equal(expected);
+
+    // A version listing no entry (a CMS whose database is down) leaves them as they were.
+    await readPage(key, blogPage([]));
+    expect(await stored(), 'kept through an empty channel').to.deep.equal(expected);
+    // Back with a new entry, one of read 5 (remembered) and one of read 4 (forgotten): read 5's
+    // other four are the ones that fall off now.
+    const back = blogPage([100, 51, 41]);
+    await readPage(key, back);
+    const now = diffFeed(Buffer.from(back), RSS_TYPE, undefined)!.fingerprints;
+    expect(now[1], "post 51's fingerprint").to.equal(printsOf(5)[4]);
+    expect(await stored()).to.deep.equal([...now, ...[9, 8, 7, 6].flatMap(printsOf)]);
   });
 });
 

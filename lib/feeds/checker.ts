@@ -120,8 +120,11 @@ export class TopicChecker {
     // The fingerprints stand for the entries subscribers already have. A version that lists no
     // entry (an empty channel from a CMS whose database is down) or is no feed we can read (an
     // empty body or an error page answered 200) says nothing of those, so they are kept: when the
-    // feed is back, only its really new entries are new, not every entry it holds.
-    if (diff && diff.fingerprints.length > 0) topic.fingerprints = diff.fingerprints;
+    // feed is back, only its really new entries are new, not every entry it holds. A version that
+    // lists some stores theirs and, after them, those of entries read recently that it no longer
+    // lists (diff.known, see withRemembered in entries.ts): an entry that comes back (an older copy
+    // of the feed served by turns with the newer, a page whose cut-off wobbles) is no change.
+    if (diff && diff.fingerprints.length > 0) topic.fingerprints = diff.known;
     if (changed) {
       topic.ctUpdates++;
       topic.whenLastUpdate = now;

@@ -12,7 +12,9 @@
 // of its canonical JSON (JSON Feed), so any change inside an entry counts and nothing outside one
 // does, but for the counts of views and comments some generators write into their entries, and
 // the time YouTube moves with them (volatile.ts), which are left out.
-// An entry is reported when its fingerprint is not among the previous version's. Deciding that
+// An entry is reported when its fingerprint is not among those kept with the topic: the previous
+// version's, and those of entries read recently but gone from it since (withRemembered), so that
+// an entry that leaves the feed and comes back is no news. Deciding that
 // needs no parsing: an entry is read (its id, title, link...; a full XML parse each) only when
 // something asks for it, a browser's stream or another hub process, and only the reported ones,
 // from the partial feed that holds just them. A fingerprint is the first FINGERPRINT_CHARS hex digits of the sha256;
@@ -66,8 +68,14 @@ export interface FeedEntry {
 
 export interface FeedDiff {
   format: DiffableFormat;
-  /** One per entry of the current version, in document order: FINGERPRINT_CHARS hex chars of the sha256 of its content. Stored by the hub to diff the next version. */
+  /** One per entry of the current version, in document order: FINGERPRINT_CHARS hex chars of the sha256 of its content. */
   fingerprints: string[];
+  /**
+   * What the hub stores with the topic to diff the next version against: `fingerprints`, then
+   * those of entries `previous` knew that this version no longer lists, most recently read first,
+   * at most rememberedLimit() of them (see withRemembered). `fingerprints` itself when there are none.
+   */
+  known: string[];
   /** How many entries are new or changed since `previous` (all of them without one). */
   changedCount: number;
   /**
@@ -98,6 +106,19 @@ export const MAX_DIFF_BODY = 10 * 1024 * 1024;
  * (a long podcast archive may); past it the feed is compared by its bytes and delivered whole.
  */
 export const MAX_DIFF_ENTRIES = 2000;
+/**
+ * The fewest, and the most, fingerprints of entries gone from a feed that a topic remembers
+ * beside those of its current entries (see withRemembered): at most as many as the feed now
+ * lists, but never fewer than the floor (a feed of 5 entries whose page flips between two sets
+ * still needs a few) nor more than the cap. A topic's fingerprints thus at most double for a feed
+ * of 20 entries or more (~42 bytes each on the embedded store: a 20-entry topic of ~1,460 B was
+ * measured at ~2,310 B once 20 more had dropped out, ×1.6), and a feed of MAX_DIFF_ENTRIES grows
+ * by a quarter, not twice (~20 KB more than its ~80 KB of fingerprints): entries that come back
+ * do so from near the cut-off or from an older copy of the feed, a handful at a time, not by the
+ * thousand.
+ */
+export const REMEMBERED_FLOOR = 20;
+export const REMEMBERED_CAP = 500;
 /** Summaries taken from full content are cut to this many characters. */
 const SUMMARY_FROM_CONTENT_CHARS = 500;
 const MAX_XML_DEPTH = 256;
@@ -129,11 +150,28 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
   try {
     const feed = analyse(body, contentType);
     if (feed === null) return null;
+    // Every fingerprint stored with the topic is known: the previous version's entries and the
+    // ones remembered beside them alike (a build that knows nothing of remembering reads them so
+    // too). An entry is new only when its own fingerprint, or one an older build gave it, is none
+    // of them: so a remembered fingerprint hides only an entry with those exact bytes, never a
+    // new entry or an edited one (the one exception: an edit reverted to a text read before, which
+    // is remembered, is not delivered again).
     const seen = new Set<string>();
     if (Array.isArray(previous)) for (const p of previous) if (typeof p === 'string') seen.add(comparable(p));
+    // Stored fingerprints in an older build's form that an entry of this version was found under:
+    // that entry is current, not gone, so they are not remembered (its own form is stored).
+    const former = new Set<string>();
     const isNew = (fp: string, i: number): boolean => {
       if (seen.has(fp)) return false;
-      return seen.size === 0 || !feed.formerly(i).some((f) => seen.has(f));
+      if (seen.size === 0) return true;
+      let found = false;
+      for (const f of feed.formerly(i)) {
+        if (seen.has(f)) {
+          former.add(f);
+          found = true;
+        }
+      }
+      return !found;
     };
     const keep = feed.fingerprints.map((fp, i) => previous === undefined || isNew(fp, i));
     let changedCount = 0;
@@ -142,6 +180,7 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
     return {
       format: feed.format,
       fingerprints: feed.fingerprints,
+      known: Array.isArray(previous) ? withRemembered(feed.fingerprints, previous, former) : feed.fingerprints,
       changedCount,
       changed: entriesOf(partial, contentType),
       body: partial,
@@ -161,6 +200,57 @@ export function parseEntries(body: Buffer, contentType: string): { format: Diffa
 /** Reads the entries of `body` when called; made apart from diffFeed so that it holds nothing else. */
 function entriesOf(body: Buffer, contentType: string): () => FeedEntry[] | null {
   return () => parseEntries(body, contentType)?.entries ?? null;
+}
+
+/** How many fingerprints of entries gone from the feed a topic remembers beside `current` of its current entries. */
+export function rememberedLimit(current: number): number {
+  return Math.min(REMEMBERED_CAP, Math.max(REMEMBERED_FLOOR, current));
+}
+
+/**
+ * The fingerprints a topic keeps after a read that found `current` (one per entry, in document
+ * order): those, then the ones `previous` (what it kept before) held that `current` does not and
+ * no entry was found under in an older form (`former`), in `previous`'s order, at most
+ * rememberedLimit(current.length) of them. `previous` is itself current-then-remembered, so the
+ * entries that dropped out at this read come first, then those gone longer, most recently read
+ * first; the oldest fall off the end. Remembered ones are kept in this build's form.
+ *
+ * Why: an entry that leaves a feed and comes back was sent to every subscriber again as new:
+ * a CDN or load balancer whose nodes serve an older and a newer copy by turns (each flip back to
+ * the newer copy re-delivered its newest entry), a front-page feed whose entries hover around its
+ * cut-off, a generator whose page size or order wobbles.
+ *
+ * Why in the same list: no new field, so no migration of either store (a field of its own would
+ * have read more plainly, but needed a column on PostgreSQL); and a build from before this one,
+ * started on the same data after a rollback, reads the remembered fingerprints as entries it
+ * knows, which they are, so its next read answers as this build's would (it then stores only its
+ * current ones). A field of its own it would have ignored, delivering the returning entries again.
+ * Comparing with up to twice as many 48-bit fingerprints leaves the odds of a new entry colliding
+ * with a known one negligible (about 2^-48 per pair, as before).
+ *
+ * What it gives up: an entry edited and then edited back (A, then B, then A again) is not
+ * delivered the second time its text is A, since A is remembered. One that comes back after its
+ * fingerprint fell off the end is delivered again, as every returning entry was before: so after
+ * a version listing far fewer entries than the last (a page of 1 between pages of 50), those past
+ * the bound are. A fat ping carrying only its new entries leaves the others remembered, so the
+ * next read delivers again only those past the bound (all of them, before).
+ */
+function withRemembered(current: string[], previous: readonly unknown[], former: ReadonlySet<string>): string[] {
+  const limit = rememberedLimit(current.length);
+  const skip = new Set<string>(current);
+  for (const f of former) skip.add(f);
+  let out: string[] | null = null;
+  let remembered = 0;
+  for (const p of previous) {
+    if (remembered >= limit) break;
+    if (typeof p !== 'string') continue;
+    const fp = comparable(p);
+    if (fp === '' || skip.has(fp)) continue;
+    skip.add(fp);
+    (out ??= current.slice()).push(fp);
+    remembered++;
+  }
+  return out ?? current;
 }
 
 /** A stored fingerprint as this build makes them: the content hash (after the id hash of the oldest form), cut to FINGERPRINT_CHARS. */
