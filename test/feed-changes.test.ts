@@ -348,6 +348,21 @@ describe('feeds in the wild: what counts as a change', function () {
     });
   }
 
+  /**
+   * The topic at `key`, read once by this build, as an older build left it: `stored` as its
+   * fingerprints (which this build no longer makes, `why`), then a WebSub subscriber of its own.
+   */
+  async function storedByOlderBuild(key: string, stored: string[], why: string): Promise<void> {
+    const topic = topics.url(key);
+    const now = await hub.store.getTopic(topic);
+    expect(now?.fingerprints, why).to.not.deep.equal(stored);
+    await hub.store.putTopic({ ...now!, fingerprints: stored });
+    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
+    expect(sub.status).to.equal(202);
+    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
+    await settled(hub);
+  }
+
   it('a feed whose entries an older build fingerprinted with their counts is no change at the first read after the upgrade', async () => {
     const key = '/upgraded';
     const topic = topics.url(key);
@@ -356,13 +371,7 @@ describe('feeds in the wild: what counts as a change', function () {
     const body = wordpressRss.feed(BASE);
     const exact = all(body, /(<item>[\s\S]*?<\/item>)/g).map((e) => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12));
     expect(exact).to.have.length(2);
-    const stored = await hub.store.getTopic(topic);
-    expect(stored?.fingerprints, 'the count is left out now').to.not.deep.equal(exact);
-    await hub.store.putTopic({ ...stored!, fingerprints: exact });
-    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
-    expect(sub.status).to.equal(202);
-    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
-    await settled(hub);
+    await storedByOlderBuild(key, exact, 'the count is left out now');
 
     // The same feed, read again by the new build (nobody commented in between).
     await read(key, wordpressRss, BASE);
@@ -410,21 +419,9 @@ describe('feeds in the wild: what counts as a change', function () {
 </rss>
 `;
     const liveIds = (body: string): string[] => all(body, /<guid isPermaLink="false">([^<]+)<\/guid>/g);
-    const serve = async (body: string): Promise<void> => {
-      const topic = topics.set(key, { body, contentType: CT });
-      const res = await postForm(hub.url, '/websub', { 'hub.mode': 'publish', 'hub.url': topic });
-      expect(res.status, await res.text()).to.equal(204);
-      await settled(hub);
-    };
-    const topic = topics.url(key);
+    const serve = (body: string): Promise<void> => readPage(key, body, CT);
     await serve(feed('pending', 0));
-    const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
-    expect(sub.status).to.equal(202);
-    await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
-    const pn = await postForm(hub.url, '/pleaseNotify', { port: String(cloud.port), path: key, protocol: 'http-post', url1: topic });
-    expect(await pn.text()).to.contain('success="true"');
-    await settled(hub);
-    const cloudBefore = posts(cloud, key).length;
+    const cloudBefore = await follow(key);
 
     await serve(feed('pending', 1)); // a new render, nothing new
     await sleep(QUIET_MS);
@@ -457,15 +454,8 @@ describe('feeds in the wild: what counts as a change', function () {
     ];
     for (const [build, stored] of olderBuilds) {
       const key = `/upgraded-youtube-${build.replace(/\W+/g, '-')}`;
-      const topic = topics.url(key);
       await read(key, youtube, BASE);
-      const now = await hub.store.getTopic(topic);
-      expect(now?.fingerprints, build).to.not.deep.equal(stored);
-      await hub.store.putTopic({ ...now!, fingerprints: stored });
-      const sub = await subscribe(hub, { 'hub.topic': topic, 'hub.callback': `${ws.url}${key}` });
-      expect(sub.status).to.equal(202);
-      await ws.waitFor(1, (r) => r.method === 'GET' && r.path === key);
-      await settled(hub);
+      await storedByOlderBuild(key, stored, build);
 
       await read(key, youtube, BASE);
       await sleep(QUIET_MS);
