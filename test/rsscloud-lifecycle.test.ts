@@ -548,6 +548,40 @@ describe('rssCloud lifecycle', function () {
       expect([...new Set(outcomes)]).to.deep.equal([`200 ${MSG.pinged}`]);
     });
 
+    it('the cleanup runs again every 24 hours while the hub runs, not only at start-up', async () => {
+      // The day is not waited for: the hub's timers are taken as it sets them, and each one set
+      // for 24 hours is fired as the day's end would.
+      const daily: (() => void)[] = [];
+      const realSetInterval = globalThis.setInterval;
+      globalThis.setInterval = ((fn: () => void, ms?: number) => {
+        if (ms === DAY) daily.push(fn);
+        return realSetInterval(fn, ms);
+      }) as typeof setInterval;
+      let hub: TestHub;
+      try {
+        hub = await startTestHub();
+      } finally {
+        globalThis.setInterval = realSetInterval;
+      }
+      inProcess.push(hub);
+      dirs.push(hub.dataDir);
+      expect(daily, 'timers set for 24 hours').to.have.length.at.least(1);
+      const feed = feeds.changing(unique('daily'));
+      await setSubscriptions(hub, feed, [
+        { url: callbackOf('/live'), protocol: 'http-post' },
+        { url: callbackOf('/dead'), protocol: 'http-post', whenExpires: iso(Date.now() - 1000) },
+        { url: callbackOf('/broken'), protocol: 'http-post', ctConsecutiveErrors: 3 },
+      ]);
+      expect(await getSubscriptions(hub, feed)).to.have.length(3);
+      for (const fire of daily) fire();
+      let left = await getSubscriptions(hub, feed);
+      for (let i = 0; i < 50 && left.length > 1; i++) {
+        await sleep(100);
+        left = await getSubscriptions(hub, feed);
+      }
+      expect(left.map((s) => s.url)).to.deep.equal([callbackOf('/live')]);
+    });
+
     it('the cleanup runs at start-up', async () => {
       const dir = await tempDataDir();
       dirs.push(dir);

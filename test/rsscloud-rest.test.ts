@@ -302,6 +302,24 @@ describe('rssCloud REST', function () {
       expect(s).to.not.have.property('notifyProcedure');
     });
 
+    it('an empty domain is no domain: the handler is tested with a form POST to the caller address, never a GET', async () => {
+      const feed = feeds.fixed(unique('emptydomain'));
+      const reply = await pleaseNotify(hub, subscribeForm(sub, '/empty', feed, { domain: '' }));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect(reply.success).to.equal(true);
+      expect(sub.requests.map((r) => [r.method, r.path, r.body.toString()])).to.deep.equal([['POST', '/empty', notifyBody(feed)]]);
+      expect((await getSubscriptions(hub, feed)).map((s) => s.url)).to.deep.equal([callbackOf(sub, '/empty')]);
+    });
+
+    it('says who it is: the feed read, the handler test and the notification carry a User-Agent naming the hub, not the HTTP library\'s', async () => {
+      const feed = feeds.changing(unique('ua'));
+      expect((await pleaseNotify(hub, subscribeForm(sub, '/ua', feed))).msg).to.equal(MSG.subscribed);
+      expect((await ping(hub, feed)).success).to.equal(true);
+      const agents = [...feeds.rec.requests.filter((r) => r.path === new URL(feed).pathname), ...sub.requests].map((r) => r.headers['user-agent']);
+      expect(agents).to.have.length(4);
+      for (const ua of agents) expect(ua).to.match(/^Pushbutton\/\S+/);
+    });
+
     it('an unreadable feed cancels the subscription before the callback is contacted', async () => {
       const feed = feeds.missing(unique('unreadable'));
       const reply = await pleaseNotify(hub, subscribeForm(sub, '/never', feed));
@@ -1012,6 +1030,31 @@ describe('rssCloud REST', function () {
     });
   });
 
+  describe('listening on every address (HOST=::), called over IPv4', () => {
+    let dual: TestHub | undefined;
+    before(async function () {
+      try {
+        dual = await startTestHub({ HOST: '::' });
+      } catch {
+        this.skip(); // no IPv6 here
+      }
+    });
+    after(async () => {
+      await dual?.destroy();
+    });
+
+    it('the socket\'s IPv4-mapped address (::ffff:127.0.0.1) is written as the plain IPv4 address in the callback URL', async () => {
+      const v4 = { url: `http://127.0.0.1:${dual!.port}` };
+      const feed = feeds.changing(unique('mapped'));
+      const reply = await pleaseNotify(v4, subscribeForm(sub, '/mapped', feed));
+      expect(reply.msg).to.equal(MSG.subscribed);
+      expect((await getSubscriptions(v4, feed)).map((s) => s.url)).to.deep.equal([callbackOf(sub, '/mapped')]);
+      sub.reset();
+      expect((await ping(v4, feed)).success).to.equal(true);
+      expect(notificationsAt(sub, '/mapped').map((r) => r.body.toString())).to.deep.equal([notifyBody(feed)]);
+    });
+  });
+
   describe('with MIN_SECS_BETWEEN_PINGS=60', () => {
     let throttled: TestHub;
     before(async () => {
@@ -1034,6 +1077,17 @@ describe('rssCloud REST', function () {
 
       // Another resource is not held back.
       expectXml(await ping(throttled, feeds.changing(unique('throttle-other'))), 'result', true, MSG.pinged);
+    });
+
+    it('a pleaseNotify right after a ping of its feed is not refused as too soon: its read counts as a check, so the next ping is', async () => {
+      const feed = feeds.changing(unique('throttle-subscribe'));
+      expectXml(await ping(throttled, feed), 'result', true, MSG.pinged);
+      expectXml(await pleaseNotify(throttled, subscribeForm(sub, '/throttle-sub', feed)), 'notifyResult', true, MSG.subscribed);
+      expect(notificationsAt(sub, '/throttle-sub')).to.have.length(1);
+      // The subscribe-time check starts the interval again.
+      const other = feeds.changing(unique('throttle-subscribe-first'));
+      expectXml(await pleaseNotify(throttled, subscribeForm(sub, '/throttle-sub2', other)), 'notifyResult', true, MSG.subscribed);
+      expectXml(await ping(throttled, other), 'result', false, MSG.pingTooSoon(60));
     });
 
     it('a ping after the wall clock stepped back an hour is read, not refused for the hour', async () => {

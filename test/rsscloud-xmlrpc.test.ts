@@ -423,6 +423,26 @@ describe('rssCloud XML-RPC', function () {
       expect(rpcSub.calls).to.deep.equal([{ method: 'river.feedUpdated', params: [feed] }]);
     });
 
+    it('a call sent as application/xml (and text/xml with a charset) is read like text/xml: pleaseNotify subscribes, ping notifies', async () => {
+      const feed = feeds.changing(unique('appxml'));
+      const call = (method: string, params: string): string =>
+        `<?xml version="1.0"?>\n<methodCall><methodName>${method}</methodName><params>${params}</params></methodCall>\n`;
+      const p = (v: string): string => `<param><value>${v}</value></param>`;
+      const subscribe = await rawRpc(
+        hub.url,
+        call('rssCloud.pleaseNotify', p('river.feedUpdated') + p(`<i4>${rpcSub.port}</i4>`) + p('/RPC2') + p('xml-rpc') + p(`<array><data><value>${feed}</value></data></array>`)),
+        'application/xml',
+      );
+      expect(subscribe.status).to.equal(200);
+      expect(subscribe.body.replace(/\s+/g, '')).to.contain('<params><param><value><boolean>1</boolean></value></param></params>');
+      expect(rpcSub.calls).to.deep.equal([{ method: 'river.feedUpdated', params: [feed] }]);
+      expect(await getSubscriptions(hub, feed)).to.have.length(1);
+
+      const pinged = await rawRpc(hub.url, call('rssCloud.ping', p(feed)), 'text/xml; charset=utf-8');
+      expect(pinged.body.replace(/\s+/g, '')).to.contain('<boolean>1</boolean>');
+      expect(rpcSub.calls).to.have.length(2);
+    });
+
     it('a call in ISO-8859-1, as its XML declaration says (Python\'s ServerProxy with encoding=), is read in it, not as UTF-8', async () => {
       const feed = `${feeds.url}/fixed/café-${unique('latin1')}.xml`;
       const body = `<?xml version='1.0' encoding='iso-8859-1'?>\n<methodCall>\n<methodName>rssCloud.ping</methodName>\n<params>\n<param>\n<value><string>${feed}</string></value>\n</param>\n</params>\n</methodCall>\n`;

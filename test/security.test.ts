@@ -585,6 +585,25 @@ describe('security: SSRF', function () {
         await hub.destroy();
       }
     });
+    it('behind TRUST_PROXY, is the hop its proxy saw (the last address not trusted), not the raw header nor its first entry, which the client writes', async function () {
+      if (!(await canListen('127.0.0.2'))) this.skip(); // the client must be an address of its own
+      const hub = await startTestHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32', CALLBACK_ALLOW_CIDRS: '127.0.0.0/8', TRUST_PROXY: '127.0.0.1' });
+      try {
+        const form = (): Record<string, string> => ({ port: String(rec2.port), path: '/hop', protocol: 'http-post', url1: feeds.fixed(unique('hop')) });
+        // The client 127.0.0.2 forged "127.0.0.1" in front; the proxy appended what it saw.
+        const reply = await rss(hub, '/pleaseNotify', form(), { 'x-forwarded-for': '127.0.0.1, 127.0.0.2' });
+        expect(reply.msg).to.equal(MSG.subscribed);
+        expect(rec2.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(['POST /hop']);
+        expect(rec4.requests).to.deep.equal([]);
+        // A client at a public address forging a loopback one in front: the callback is its own address, which the guard refuses.
+        rec2.reset();
+        const forged = await rss(hub, '/pleaseNotify', form(), { 'x-forwarded-for': '127.0.0.2, 203.0.113.9' });
+        expect([forged.success, forged.msg]).to.deep.equal([false, MSG.handlerFailed]);
+        expectNothingReached();
+      } finally {
+        await hub.destroy();
+      }
+    });
   });
 
   describe('cloud metadata, with everything else allowed (0.0.0.0/0 and ::/0)', () => {
