@@ -115,6 +115,34 @@ describe('WebSub hub', function () {
       expect(d!.body.toString()).to.equal(DOC('q'));
     });
 
+    it("a callback whose own query names hub.topic and hub.lease_seconds keeps them as they were, first, with the hub's appended after (REC §5.1.1: not overwritten)", async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/feed', { body: DOC('overlap'), contentType: DOC_TYPE });
+      const callback = sub.callback('/cb?hub.topic=mine&hub.lease_seconds=1');
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': callback });
+      const [v] = sub.verifications('subscribe');
+      expect(v!.url.startsWith('/cb?hub.topic=mine&hub.lease_seconds=1&hub.')).to.equal(true, v!.url);
+      expect(v!.query.getAll('hub.topic')).to.deep.equal(['mine', topic]);
+      expect(v!.query.getAll('hub.lease_seconds')).to.deep.equal(['1', '864000']);
+      await publish(hub, topic);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.url).to.equal('/cb?hub.topic=mine&hub.lease_seconds=1');
+    });
+
+    it('an unsubscribe is never validated: for a topic the hub may not fetch it is verified with hub.mode=unsubscribe, not denied (REC §5)', async () => {
+      const h = await otherHub({ FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
+      const sub = await subscriber();
+      const topic = 'http://127.0.0.2:1/x';
+      const res = await unsubscribe(h, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect(res.status, await res.text()).to.equal(202);
+      const [v] = await sub.waitVerifications(1, 'unsubscribe');
+      expect(v!.query.get('hub.topic')).to.equal(topic);
+      expect(v!.query.get('hub.challenge')).to.be.a('string').and.not.equal('');
+      await settled(h);
+      expect(sub.rec.matching((r) => r.query.get('hub.mode') === 'denied')).to.deep.equal([]);
+    });
+
     it('ignores hub.verify and echoes hub.verify_token in the verification', async () => {
       const topics = await topicServer();
       const sub = await subscriber();
@@ -711,6 +739,22 @@ describe('WebSub hub', function () {
       await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish' }));
       await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': '' }));
       await expectRefused(await hub.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': 'not a url' }));
+    });
+
+    it('follows a topic that moved (301 to its new address): its content is delivered, its rel=self still the topic subscribed to', async () => {
+      const moved = await Recorder.start((req, res) => {
+        if (req.path === '/old') res.writeHead(301, { location: '/new' }).end();
+        else res.writeHead(200, { 'content-type': DOC_TYPE }).end(DOC('moved'));
+      });
+      servers.push(moved);
+      const sub = await subscriber();
+      const topic = `${moved.url}/old`;
+      await subscribed(hub, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      expect((await publish(hub, topic)).status).to.equal(204);
+      const [d] = await sub.waitDeliveries(1);
+      expect(d!.body.toString()).to.equal(DOC('moved'));
+      expect(moved.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(['GET /old', 'GET /new']);
+      expect(parseLinks(d!.headers['link']).filter((l) => l.rel === 'self').map((l) => l.url)).to.deep.equal([topic]);
     });
 
     it('delivers nothing when the topic has not changed since the last publish', async () => {
