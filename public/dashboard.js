@@ -64,9 +64,13 @@ function urlCell(url) {
   return el('td', { class: 'url' }, clipped(url));
 }
 
-function setStatus(node, state, text) {
+/**
+ * The statuses are live regions (role="status"): a screen reader reads what they say when it
+ * changes. The same words again are left alone, or some read them out again at each retry.
+ */
+function setStatus(node, state, text, said = node) {
   node.dataset.state = state;
-  node.textContent = text;
+  if (said.textContent !== text) said.textContent = text;
 }
 
 function fillRows(tbody, rows, columns, emptyText) {
@@ -98,10 +102,13 @@ async function refreshStats() {
     if (asked < statsShown) return;
     statsShown = asked;
     render(stats);
-    setStatus(status, 'open', `Stats at ${clock(Date.now())}`);
+    // Only "Stats" is in the live region: its time, read out every few seconds, would drown the rest.
+    setStatus(status, 'open', 'Stats', $('#stats-said'));
+    $('#stats-at').textContent = `at ${clock(Date.now())}`;
   } catch (e) {
     if (asked < statsShown) return;
-    setStatus(status, 'error', `Stats unavailable (${e instanceof Error ? e.message : e}); retrying`);
+    setStatus(status, 'error', `Stats unavailable (${e instanceof Error ? e.message : e}); retrying`, $('#stats-said'));
+    $('#stats-at').textContent = '';
   } finally {
     // One timer at a time, however many refreshes overlapped.
     clearTimeout(statsTimer);

@@ -675,6 +675,37 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // The dashboard's two statuses were plain text: a screen reader said nothing when the live log
+  // lost its connection or the stats stopped coming. Made live as they were, the stats' "Stats at
+  // 12:00:03" would have been read out every three seconds; only what changes is read.
+  it("the dashboard's connection statuses are read out when they change, and not each time the stats' clock moves", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 5000 });
+    const LIVE = '[role="status"], [role="alert"], [aria-live="polite"], [aria-live="assertive"]';
+    const inLiveRegion = (sel: string): Promise<unknown> => page.evaluate(`Boolean(document.querySelector(${JSON.stringify(sel)}).closest(${JSON.stringify(LIVE)}))`);
+    expect(await inLiveRegion('#live-status'), 'the live log status, in a live region').to.equal(true);
+    // What the live regions of the lede say, changes noted from here on.
+    await page.evaluate(`
+      window.__said = [];
+      const regions = [...document.querySelectorAll('.lede *')].filter((n) => n.matches(${JSON.stringify(LIVE)}));
+      for (const r of regions) new MutationObserver(() => window.__said.push(r.textContent)).observe(r, { childList: true, characterData: true, subtree: true });
+    `);
+    const shown = await page.locator('#stats-status').textContent();
+    await page.waitForFunction(`document.querySelector('#stats-status').textContent !== ${JSON.stringify(shown)}`, undefined, { timeout: 5000 });
+    expect(await page.evaluate('window.__said'), 'read out as the stats refreshed').to.deep.equal([]);
+
+    // The stats stop coming: said once, not at each retry.
+    await page.route('**/stats.json', (route) => route.fulfill({ status: 503, body: 'down' }));
+    await page.locator('#stats-status[data-state="error"]').waitFor({ timeout: 5000 });
+    expect(await page.locator('#stats-status').textContent()).to.include('Stats unavailable (HTTP 503); retrying');
+    await sleep(3500);
+    expect(await page.evaluate('window.__said')).to.deep.equal(['Stats unavailable (HTTP 503); retrying']);
+    expect(errors.filter((e) => !e.includes('503'))).to.deep.equal([]);
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
