@@ -706,6 +706,17 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors.filter((e) => !e.includes('503'))).to.deep.equal([]);
   });
 
+  // A screen reader's list of tables (and the log, when it takes the focus to be scrolled) gave
+  // four nameless tables and a nameless log: each is now named by its section's heading.
+  it("the dashboard's tables and live log are named by their headings", async () => {
+    const page = await context!.newPage();
+    await page.goto(`${hub.url}/`);
+    for (const name of ['Busiest topics', 'Hosts in back-off', 'Recent deliveries', 'Recent failures']) {
+      expect(await page.getByRole('table', { name, exact: true }).count(), `the table named ${name}`).to.equal(1);
+    }
+    expect(await page.getByRole('log', { name: 'Live event log', exact: true }).count()).to.equal(1);
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
