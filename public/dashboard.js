@@ -331,6 +331,10 @@ function xmlText(s) {
 }
 
 async function submit(form) {
+  // While its request is on the way the button is aria-disabled, not disabled: a disabled button
+  // loses the keyboard's focus to the page, and a screen reader starts again from the top.
+  const button = form.querySelector('button');
+  if (button.getAttribute('aria-disabled') === 'true') return;
   const reply = $('#reply');
   const data = new FormData(form);
   const accept = data.get('_accept');
@@ -348,8 +352,7 @@ async function submit(form) {
     body = `<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.ping</methodName><params><param><value>${xmlText(fields.get('url') ?? '')}</value></param></params></methodCall>`;
   }
   if (typeof accept === 'string' && accept !== '') headers.accept = accept;
-  const button = form.querySelector('button');
-  button.disabled = true;
+  button.setAttribute('aria-disabled', 'true');
   reply.textContent = `POST /${path} …`;
   const started = performance.now();
   try {
@@ -360,7 +363,7 @@ async function submit(form) {
   } catch (e) {
     reply.textContent = `POST /${path} failed: ${e instanceof Error ? e.message : e}`;
   } finally {
-    button.disabled = false;
+    button.removeAttribute('aria-disabled');
   }
 }
 

@@ -154,7 +154,12 @@ form.addEventListener('submit', (ev) => {
   const topic = input.value.trim();
   if (topic) start(topic);
 });
-stopButton.addEventListener('click', stop);
+stopButton.addEventListener('click', () => {
+  // Stop is disabled once stopped, and a disabled button loses the focus to the page: a keyboard
+  // or screen reader user was sent back to its top. Follow, next to it, takes the focus.
+  if (document.activeElement === stopButton) document.querySelector('#follow').focus();
+  stop();
+});
 
 const given = new URL(location.href).searchParams.get('topic');
 if (given) {

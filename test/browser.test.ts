@@ -717,6 +717,46 @@ describe('In a real browser (headless Chromium)', function () {
     expect(await page.getByRole('log', { name: 'Live event log', exact: true }).count()).to.equal(1);
   });
 
+  // The buttons were disabled while they worked: the focused one lost the keyboard's focus to the
+  // page, and a screen reader went back to the top of it.
+  it("the dashboard's form button keeps the keyboard's focus while its request is on the way, and sends it once", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    let pings = 0;
+    await page.route('**/ping', async (route) => {
+      pings++;
+      await sleep(500);
+      await route.continue();
+    });
+    await page.goto(`${hub.url}/`);
+    const form = page.locator('form[data-endpoint="ping"]');
+    await form.locator('[name="url"]').fill('http://127.0.0.1:1/focus.xml');
+    await form.locator('button').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#reply', { hasText: 'POST /ping …' }).waitFor({ timeout: 5000 });
+    const focused = `document.activeElement === document.querySelector('form[data-endpoint="ping"] button')`;
+    expect(await page.evaluate(focused), 'the button focused while the request is on the way').to.equal(true);
+    expect(await form.locator('button').getAttribute('aria-disabled')).to.equal('true');
+    await page.keyboard.press('Enter');
+    await page.locator('#reply', { hasText: 'HTTP 200' }).waitFor({ timeout: 5000 });
+    expect(await page.evaluate(focused), 'the button focused after the reply').to.equal(true);
+    expect(pings, 'requests sent').to.equal(1);
+    expect(errors).to.deep.equal([]);
+  });
+
+  it("the demo's Stop button, pressed from the keyboard, leaves the focus on Follow rather than on nothing", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/demo`);
+    await page.locator('#topic').fill(topics.url('/stop-focus.xml'));
+    await page.locator('#topic').press('Enter');
+    await page.locator('#stop:enabled').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#status', { hasText: 'Stopped.' }).waitFor({ timeout: 5000 });
+    expect(await page.evaluate('document.activeElement.id')).to.equal('follow');
+    expect(errors).to.deep.equal([]);
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
