@@ -757,6 +757,41 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // At 320 px (a phone, or 400 % zoom) the dashboard scrolled sideways, its tables wider than the
+  // window, and the live log hid each row's ok or failed mark (from sight and from screen readers).
+  it('the dashboard fits a 320 px window without sideways scrolling, and its live log still says which events failed', async () => {
+    // Every table with rows, the words in them as long as the hub writes.
+    const stats = (await (await fetch(`${hub.url}/stats.json`)).json()) as Record<string, unknown>;
+    const at = Date.now();
+    const topic = 'https://narrow.example/a/rather/long/path/to/the/feed.xml';
+    stats['busiestTopics'] = [{ url: topic, subscriptions: 12345, version: 678, lastUpdate: new Date(at).toISOString() }];
+    stats['recentDeliveries'] = [{ at, kind: 'delivery', topic, ok: false, protocol: 'https-post', detail: 'subscriber.reader.example 503' }];
+    stats['recentFailures'] = [{ at, kind: 'verification', topic, ok: false, detail: 'connect ECONNREFUSED 203.0.113.7:8080' }];
+    stats['pausedHosts'] = [{ host: 'subscriber.reader.example:8443', failures: 12, until: new Date(at + 3_600_000).toISOString() }];
+    const narrow = await browser!.newContext({ viewport: { width: 320, height: 800 } });
+    try {
+      const page = await narrow.newPage();
+      const errors = watchErrors(page);
+      await page.route('**/stats.json', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(stats) }));
+      await page.goto(`${hub.url}/`);
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+      await page.locator('#paused time').first().waitFor({ timeout: 5000 });
+      hub.hub.emit('activity', { kind: 'delivery', topic: 'https://narrow.example/feed.xml', ok: false, protocol: 'websub', detail: 'reader.example 503' });
+      const row = page.locator('#log li[data-topic="https://narrow.example/feed.xml"]');
+      await row.waitFor({ timeout: 5000 });
+      const widths = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
+      expect(widths[0], 'scrollWidth vs clientWidth').to.be.at.most(widths[1]);
+      expect(await row.locator('.mark').isVisible(), 'the failed mark shown').to.equal(true);
+      expect(await row.locator('.mark').getAttribute('title')).to.equal('failed');
+      // The topic is given the row's width, not a column as narrow as its time.
+      const [what, li] = [(await row.locator('.what').boundingBox())!, (await row.boundingBox())!];
+      expect(what.width, 'the topic, px wide').to.be.above(li.width / 2);
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await narrow.close();
+    }
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
