@@ -792,6 +792,49 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // The browser's grey for placeholders (examples, and "xml-rpc only") was 4.3:1 on the fields'
+  // light background and 4.0:1 on the dark one, and the fields' edges 1.2:1 and 1.4:1 against
+  // the page: a low-vision reader could not make out the hints, nor where a field was.
+  it('the form fields show their placeholders at 4.5:1 and their edges at 3:1, in the light and the dark scheme', async () => {
+    const ratios = `(() => {
+      const luminance = (color) => {
+        const [r, g, b] = color.match(/[\\d.]+/g).slice(0, 3).map((v) => Number(v) / 255).map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const ratio = (a, b) => { const [x, y] = [luminance(a), luminance(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+      const backgroundOf = (node) => {
+        for (let n = node; n; n = n.parentElement) { const c = getComputedStyle(n).backgroundColor; if (c !== 'rgba(0, 0, 0, 0)') return c; }
+        return 'rgb(255, 255, 255)';
+      };
+      return [...document.querySelectorAll('input[placeholder]')].map((input) => {
+        const own = getComputedStyle(input);
+        const placeholder = getComputedStyle(input, '::placeholder');
+        return {
+          name: input.name,
+          placeholder: Math.round(ratio(placeholder.color, own.backgroundColor) * 100) / 100,
+          edge: Math.round(Math.min(ratio(own.borderTopColor, backgroundOf(input.parentElement)), ratio(own.borderTopColor, own.backgroundColor)) * 100) / 100,
+        };
+      });
+    })()`;
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const schemed = await browser!.newContext({ viewport: { width: 1280, height: 900 }, colorScheme });
+      try {
+        for (const path of ['/', '/demo']) {
+          const page = await schemed.newPage();
+          await page.goto(`${hub.url}${path}`);
+          const fields = (await page.evaluate(ratios)) as { name: string; placeholder: number; edge: number }[];
+          expect(fields.length, `${colorScheme} ${path}: fields with a placeholder`).to.be.at.least(1);
+          for (const f of fields) {
+            expect(f.placeholder, `${colorScheme} ${path} ${f.name}: placeholder contrast`).to.be.at.least(4.5);
+            expect(f.edge, `${colorScheme} ${path} ${f.name}: edge contrast`).to.be.at.least(3);
+          }
+        }
+      } finally {
+        await schemed.close();
+      }
+    }
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
