@@ -96,6 +96,8 @@ function show(items) {
   list.prepend(...items);
   received += items.length;
   count.textContent = String(received);
+  // The status is a polite live region: without this, a screen reader never heard entries come.
+  if (current) setStatus('open', `Live: ${received} new ${received === 1 ? 'entry' : 'entries'} so far, newest first.`);
   empty.hidden = true;
   while (list.children.length > MAX_ENTRIES) list.lastElementChild.remove();
 }

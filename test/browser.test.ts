@@ -835,6 +835,25 @@ describe('In a real browser (headless Chromium)', function () {
     }
   });
 
+  // A screen reader heard "Live: waiting for … to change" and then nothing, however many entries
+  // came: the status, a polite live region, now says how many have.
+  it("the demo's status says how many new entries have come, for a screen reader to hear them arrive", async () => {
+    const feedItems = [item('s1', 'Already there')];
+    const feed = topics.set('/demo-said.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    expect(await page.locator('#status').getAttribute('role')).to.equal('status');
+    feedItems.unshift(item('s2', 'Second'), item('s3', 'Third'));
+    topics.set('/demo-said.xml', { body: rss(feedItems), contentType: RSS_TYPE });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    await page.locator('#entries .entry').nth(1).waitFor({ timeout: 5000 });
+    expect(await page.locator('#status').textContent()).to.equal('Live: 2 new entries so far, newest first.');
+    expect(errors).to.deep.equal([]);
+  });
+
   it('an EventSource reopened with the last event id misses nothing', async () => {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
