@@ -53,6 +53,12 @@ export interface Subscription {
    * changing it changes every other subscription's.
    */
   signatureAlgorithm?: SignatureAlgorithm;
+  /**
+   * websub only: the path of the hub URL its latest subscribe request was sent to, as the client
+   * spelled it (`/` for the bare root, `/websub/`), when it is not `/websub`. Deliveries name the
+   * hub `PUBLIC_URL` + this in their rel=hub, the URL the subscriber knows the hub by.
+   */
+  hubPath?: string;
   ctUpdates: number;
   ctErrors: number;
   ctConsecutiveErrors: number;
@@ -139,6 +145,8 @@ export interface WebSubRequest {
   verifyToken?: string;
   /** Set ('sha1') for a subscriber that spoke PubSubHubbub 0.3 (routes/websub.ts); see Subscription. */
   signatureAlgorithm?: SignatureAlgorithm;
+  /** The path the request was sent to when it is not `/websub` (routes/websub.ts); see Subscription. */
+  hubPath?: string;
 }
 
 /** A WebSub request answered 202 whose verification of intent has not finished yet. */
@@ -188,6 +196,9 @@ export function newTopic(url: string): Topic {
 export function newSubscription(topic: string, callback: string, protocol: Protocol, now: number, whenExpires: number): Subscription {
   return { topic, callback, protocol, ctUpdates: 0, ctErrors: 0, ctConsecutiveErrors: 0, whenCreated: now, whenLastUpdate: null, whenLastError: null, whenExpires };
 }
+
+/** The path of the hub's WebSub URL, which deliveries name unless a subscription says otherwise (Subscription.hubPath). */
+export const DEFAULT_HUB_PATH = '/websub';
 
 export function subscriptionKey(topic: string, callback: string): string {
   // A newline cannot occur in a URL we accept, so it separates the pair unambiguously.

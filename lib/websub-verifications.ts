@@ -276,6 +276,9 @@ export class WebSubVerifications {
     // And may come from another client: the newest request says which algorithm its reader checks.
     if (req.signatureAlgorithm !== undefined) sub.signatureAlgorithm = req.signatureAlgorithm;
     else delete sub.signatureAlgorithm;
+    // Deliveries name the hub by the URL the newest request was sent to (the root, /websub, …).
+    if (req.hubPath !== undefined) sub.hubPath = req.hubPath;
+    else delete sub.hubPath;
     if (await this.superseded(req, true)) return true;
     const stored = await this.deps.store.putVerifiedSubscription(sub, subscriptionLimits(config), req.id);
     // Overridden while it waited for the limits' locks (a newer request through another process).

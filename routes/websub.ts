@@ -5,6 +5,7 @@
 // clients still send them.
 import type { NextFunction, Request, Response, Router } from 'express';
 import type { Hub } from '../lib/hub.js';
+import { DEFAULT_HUB_PATH } from '../lib/model.js';
 import {
   BUSY_RETRY_AFTER_SECONDS,
   WEBSUB_WORDS,
@@ -66,7 +67,7 @@ export function webSubRoutes(router: Router, hub: Hub, opts: WebSubFaceOptions):
     if (body === null) return sendText(res, 400, WEBSUB_WORDS.multipartUnreadable);
     const form = withQuery(body, query);
     const mode = form.get('hub.mode');
-    if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode);
+    if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode, requestPath(req));
     if (mode === 'publish') return publish(hub, res, form);
     return sendText(res, 400, WEBSUB_WORDS.unknownMode);
   });
@@ -130,7 +131,16 @@ function refuseUnread(req: Request, res: Response, next: NextFunction): void {
   next();
 }
 
-async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode: 'subscribe' | 'unsubscribe'): Promise<void> {
+/**
+ * The path the client sent the request to, without the query: from originalUrl, since a POST to
+ * `/` was rewritten to `/websub` (routes/root.ts), and `/websub/` matches the route too.
+ */
+function requestPath(req: Request): string {
+  const q = req.originalUrl.indexOf('?');
+  return q === -1 ? req.originalUrl : req.originalUrl.slice(0, q);
+}
+
+async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode: 'subscribe' | 'unsubscribe', path: string): Promise<void> {
   const callback = parseHttpUrl(form.get('hub.callback'));
   if (typeof callback !== 'string') return sendText(res, 400, badParameterMessage('hub.callback', callback.problem));
   const topic = parseHttpUrl(form.get('hub.topic'));
@@ -172,6 +182,8 @@ async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode
     ...(leaseSeconds !== undefined && { leaseSeconds }),
     ...(verifyToken !== undefined && { verifyToken }),
     ...(legacy && { signatureAlgorithm: 'sha1' as const }),
+    // Deliveries name the hub by the URL the subscriber used (websub.rocks checks rel=hub is it).
+    ...(mode === 'subscribe' && path !== DEFAULT_HUB_PATH && { hubPath: path }),
   });
   if (error?.code === 'hub_busy') res.setHeader('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
   if (error) return sendText(res, error.code === 'hub_busy' ? 503 : 400, messageFor(error, 'subscribe'));

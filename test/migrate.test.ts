@@ -80,11 +80,11 @@ describe('pushbutton migrate (embedded store → PostgreSQL)', function () {
     await embedded.putSubscription(sub('https://blog.example/feed.xml', 'https://reader.example/notify', { protocol: 'https-post' }));
     await embedded.putSubscription(sub('https://blog.example/feed.xml', 'http://river.example/RPC2', { protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated' }));
     await embedded.putSubscription(
-      sub('https://blog.example/feed.xml', 'https://sub.example/cb?id=1', { protocol: 'websub', secret: 's3cret', leaseSeconds: 864000, deliveredVersion: 3, signatureAlgorithm: 'sha1' }),
+      sub('https://blog.example/feed.xml', 'https://sub.example/cb?id=1', { protocol: 'websub', secret: 's3cret', leaseSeconds: 864000, deliveredVersion: 3, signatureAlgorithm: 'sha1', hubPath: '/' }),
     );
     await embedded.putSubscription(sub('https://other.example/atom', 'https://sub.example/cb?id=2', { protocol: 'websub' }));
     await embedded.putOutbox(outbox('https://blog.example/feed.xml', 4), Buffer.from([0, 1, 2, 255]));
-    await embedded.putVerification(verification('b0e3', { secret: 'pending secret', leaseSeconds: 3600, verifyToken: 'tok', signatureAlgorithm: 'sha1' }));
+    await embedded.putVerification(verification('b0e3', { secret: 'pending secret', leaseSeconds: 3600, verifyToken: 'tok', signatureAlgorithm: 'sha1', hubPath: '/websub/' }));
     // A publish answered 204 whose read the stopped hub had not finished: the hub on PostgreSQL owes it too.
     await embedded.putPendingReads(['https://blog.example/feed.xml'], 1_700_000_000_123);
     const expected = await fullState(embedded);

@@ -566,6 +566,33 @@ describe('PostgreSQL store', function () {
     expect(await store.getSubscription(topic, callback)).to.deep.equal({ ...before, signatureAlgorithm: 'sha1' });
   });
 
+  it('takes a database at schema 13 to 14: its subscriptions and pending verifications name no hub path, a new write keeps one, and an older build still subscribing leaves it', async () => {
+    const topic = 'http://a/feed';
+    const callback = 'http://reader.example/cb';
+    // migration 9's function, as a process of the build before 14 calls it
+    const oldPut = (c: pg.Client): Promise<unknown> =>
+      c.query('SELECT put_subscription_within_limits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) AS refused', [
+        100, 100, urlKey(topic), urlKey(callback), topic, callback, 'reader.example', 'websub', null, 'k', 3600, 0, 0, 0, 1, null, null, 2, 0, null,
+      ]);
+    await withClient(url, async (c) => {
+      await migrate(c, MIGRATIONS.filter((m) => m.version <= 13));
+      await oldPut(c);
+    });
+    const store = await opened();
+    expect(store.schema).to.deep.include({ from: 13, applied: MIGRATIONS.filter((m) => m.version > 13).map((m) => m.version) });
+    const before = sub(topic, callback, { protocol: 'websub', secret: 'k', leaseSeconds: 3600, deliveredVersion: 0 });
+    expect(await store.getSubscription(topic, callback)).to.deep.equal(before);
+    // Through the function a verified subscribe writes with (the limits' check), then a plain put.
+    expect(await store.putSubscriptionWithinLimits({ ...before, hubPath: '/' }, { perTopic: 100, perCallbackHost: 100 })).to.equal(null);
+    expect(await store.getSubscription(topic, callback)).to.deep.equal({ ...before, hubPath: '/' });
+    await store.putSubscription({ ...before, hubPath: '/websub/' });
+    await withClient(url, oldPut);
+    expect(await store.getSubscription(topic, callback)).to.deep.equal({ ...before, hubPath: '/websub/' });
+    const v = { id: 'v14', mode: 'subscribe' as const, topic, callback, createdAt: 5, hubPath: '/' };
+    await store.putVerification(v);
+    expect(await store.listVerifications()).to.deep.equal([v]);
+  });
+
   it('takes a database at schema 9 to 10: a callback host stored with its root dot, or as IPv4-mapped IPv6, is counted with the host it names; an older build still writing one is stored so too', async () => {
     const topic = 'http://a/feed';
     // migration 9's function, as a process of the build before 10 calls it, with the host as that build read it

@@ -44,11 +44,13 @@ class RocksTest {
     private readonly hub: TestHub,
     readonly num: number,
     readonly kind: Kind,
+    /** The path of the hub URL the user entered: the WebSub path, or the bare root. */
+    private readonly hubPath: '/websub' | '/' = '/websub',
   ) {}
 
   /** The hub URL "as the user entered it". */
   get hubUrl(): string {
-    return `${this.hub.url}/websub`;
+    return `${this.hub.url}${this.hubPath}`;
   }
 
   get topic(): string {
@@ -252,8 +254,8 @@ describe('websub.rocks hub tests (100–106)', function () {
     run = undefined;
   });
 
-  async function start(num: number, kind: Kind): Promise<RocksTest> {
-    run = new RocksTest(hub, num, kind);
+  async function start(num: number, kind: Kind, hubPath?: '/websub' | '/'): Promise<RocksTest> {
+    run = new RocksTest(hub, num, kind, hubPath);
     return run.start();
   }
 
@@ -316,5 +318,18 @@ describe('websub.rocks hub tests (100–106)', function () {
     await typical(t);
     expect(t.deliveries()[0]!.headers['content-type']).to.equal('application/json');
     expect(JSON.parse(t.deliveries()[0]!.body.toString('utf8'))).to.have.property('items').with.length(4);
+  });
+
+  // A user may enter the hub as its bare root (a feed's rel=hub of https://hub.example/): every
+  // delivery's rel=hub must then be that URL, not PUBLIC_URL/websub, or 100-106 fail.
+  it('100 Typical subscriber request, the hub entered as its bare root', async () => {
+    const t = await start(100, 'html', '/');
+    await typical(t);
+  });
+
+  it('101 Subscription with secret, the hub entered as its bare root', async () => {
+    const t = await start(101, 'html', '/');
+    await typical(t, { 'hub.secret': randomBytes(15).toString('base64').slice(0, 20) });
+    expect(t.deliveries()[0]!.headers['x-hub-signature']).to.be.a('string');
   });
 });

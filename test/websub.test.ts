@@ -990,6 +990,38 @@ describe('WebSub hub', function () {
       expect(d!.body.toString()).to.equal(DOC('root 2'));
     });
 
+    it('names the hub in each delivery by the URL its subscribe request used, the latest one winning', async () => {
+      // websub.rocks (and any subscriber that checks the hub it subscribed to) wants rel=hub to be
+      // that URL exactly: subscribed through the root, deliveries named PUBLIC_URL/websub failed it.
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/named-hub', { body: DOC('named 1'), contentType: DOC_TYPE });
+      const through = async (path: string, cb: string): Promise<void> => {
+        const before = sub.verifications('subscribe').length;
+        const res = await hub.postForm(path, { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback(cb) });
+        expect(res.status, await res.text()).to.equal(202);
+        await sub.waitVerifications(before + 1, 'subscribe');
+        await settled(hub);
+      };
+      const hubsNamed = async (count: number): Promise<string[][]> =>
+        Promise.all(['/root', '/path', '/slash'].map(async (cb) => {
+          const ds = await sub.waitDeliveries(count, cb);
+          return parseLinks(ds[count - 1]!.headers['link']).filter((l) => l.rel === 'hub').map((l) => l.url);
+        }));
+      await through('/', '/root');
+      await through('/websub', '/path');
+      await through('/websub/', '/slash');
+      topics.set('/named-hub', { body: DOC('named 2'), contentType: DOC_TYPE });
+      expect((await publish(hub, topic)).status).to.equal(204);
+      expect(await hubsNamed(1)).to.deep.equal([[`${hub.url}/`], [`${hub.url}/websub`], [`${hub.url}/websub/`]]);
+      // A re-subscribe through another URL names that one from then on.
+      await through('/websub', '/root');
+      await through('/', '/path');
+      topics.set('/named-hub', { body: DOC('named 3'), contentType: DOC_TYPE });
+      expect((await hub.postForm('/', { 'hub.mode': 'publish', 'hub.url': topic })).status).to.equal(204);
+      expect(await hubsNamed(2)).to.deep.equal([[`${hub.url}/websub`], [`${hub.url}/`], [`${hub.url}/websub/`]]);
+    });
+
     it('a form at the root without hub.mode gets the WebSub refusal, not a 404', async () => {
       const text = await expectRefused(await hub.postForm('/', { 'hub.topic': 'http://blog.example/feed' }));
       expect(text).to.equal(await (await hub.postForm('/websub', { 'hub.topic': 'http://blog.example/feed' })).text());

@@ -175,7 +175,7 @@ export class Notifier extends EventEmitter {
       'http-post': post,
       'https-post': post,
       'xml-rpc': new RssCloudXmlRpcSender(deps.http),
-      websub: new WebSubContentSender(deps.http, `${config.publicUrl}/websub`, config.websubSignatureAlgorithm, config.websubTimeoutMs),
+      websub: new WebSubContentSender(deps.http, config.publicUrl, config.websubSignatureAlgorithm, config.websubTimeoutMs),
     };
   }
 

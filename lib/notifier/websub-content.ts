@@ -4,7 +4,7 @@
 // Redirects are not followed: the REC counts every non-2xx as a failure.
 import type { SignatureAlgorithm } from '../config.js';
 import type { HttpClient } from '../http.js';
-import type { Subscription } from '../model.js';
+import { DEFAULT_HUB_PATH, type Subscription } from '../model.js';
 import { sign } from '../signature.js';
 import { REPLY_MAX_BYTES, type Content, type DeliveryOutcome, type Sender } from './sender.js';
 import { describeError, refused } from './outcome.js';
@@ -36,17 +36,24 @@ function linkTarget(url: string): string {
 export class WebSubContentSender implements Sender {
   constructor(
     private readonly http: HttpClient,
-    private readonly hubUrl: string,
+    /** PUBLIC_URL: the hub is named by it and the path each subscription was made through (Subscription.hubPath). */
+    private readonly publicUrl: string,
     private readonly algorithm: SignatureAlgorithm,
     /** WEBSUB_TIMEOUT_MS: a subscriber often handles the content before it answers. */
     private readonly timeoutMs: number,
   ) {}
 
-  /** The Link header of the last topic sent: the same for every subscriber of a fan-out. */
-  private last = { topic: '', link: '' };
+  /**
+   * The Link header of the last topic and hub path sent: the same for every subscriber of a
+   * fan-out that subscribed through the same hub URL (nearly all of them).
+   */
+  private last = { topic: '', hubPath: '', link: '' };
 
   async deliver(sub: Subscription, content: Content, target?: URL): Promise<DeliveryOutcome> {
-    if (this.last.topic !== content.topic) this.last = { topic: content.topic, link: linkHeader(this.hubUrl, content.topic) };
+    const hubPath = sub.hubPath ?? DEFAULT_HUB_PATH;
+    if (this.last.topic !== content.topic || this.last.hubPath !== hubPath) {
+      this.last = { topic: content.topic, hubPath, link: linkHeader(this.publicUrl + hubPath, content.topic) };
+    }
     const headers: Record<string, string> = {
       'content-type': content.contentType,
       link: this.last.link,

@@ -419,6 +419,58 @@ ${RECOUNT_HOSTS}    `,
       );
     `,
   },
+  {
+    version: 14,
+    name: 'the hub URL a WebSub subscription was made through (its deliveries\' rel=hub)',
+    sql: `
+      -- The path of the hub URL the latest subscribe request was sent to ('/' for the bare root),
+      -- NULL for /websub: deliveries name the hub PUBLIC_URL + it.
+      ALTER TABLE subscriptions ADD COLUMN hub_path text;
+      ALTER TABLE pending_verifications ADD COLUMN hub_path text;
+      -- Migration 9's function with the new column. The old ones stay for the processes of an
+      -- older build still running during an upgrade; what they write leaves the column as it was.
+      CREATE FUNCTION put_subscription_within_limits(
+        per_topic bigint,
+        per_host bigint,
+        p_topic_key bytea,
+        p_callback_key bytea,
+        p_topic text,
+        p_callback text,
+        p_callback_host text,
+        p_protocol text,
+        p_notify_procedure text,
+        p_secret text,
+        p_lease_seconds bigint,
+        p_ct_updates bigint,
+        p_ct_errors bigint,
+        p_ct_consecutive_errors bigint,
+        p_when_created bigint,
+        p_when_last_update bigint,
+        p_when_last_error bigint,
+        p_when_expires bigint,
+        p_delivered_version bigint,
+        p_signature_algorithm text,
+        p_hub_path text
+      ) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended(current_schema() || ' topic ' || p_topic, 0)),
+                pg_advisory_xact_lock(hashtextextended(current_schema() || ' host ' || p_callback_host, 0));
+        IF NOT EXISTS (SELECT 1 FROM subscriptions WHERE topic_key = p_topic_key AND callback_key = p_callback_key) THEN
+          IF COALESCE((SELECT n FROM subscription_counts WHERE kind = 't' AND key = p_topic_key), 0) >= per_topic THEN
+            RETURN 'topic';
+          END IF;
+          IF COALESCE((SELECT n FROM subscription_counts WHERE kind = 'h' AND key = convert_to(p_callback_host, 'UTF8')), 0) >= per_host THEN
+            RETURN 'callbackHost';
+          END IF;
+        END IF;
+        INSERT INTO subscriptions AS t (topic_key, callback_key, topic, callback, callback_host, protocol, notify_procedure, secret, lease_seconds, ct_updates, ct_errors, ct_consecutive_errors, when_created, when_last_update, when_last_error, when_expires, delivered_version, signature_algorithm, hub_path)
+          VALUES (p_topic_key, p_callback_key, p_topic, p_callback, p_callback_host, p_protocol, p_notify_procedure, p_secret, p_lease_seconds, p_ct_updates, p_ct_errors, p_ct_consecutive_errors, p_when_created, p_when_last_update, p_when_last_error, p_when_expires, p_delivered_version, p_signature_algorithm, p_hub_path)
+          ON CONFLICT (topic_key, callback_key) DO UPDATE SET topic = EXCLUDED.topic, callback = EXCLUDED.callback, callback_host = EXCLUDED.callback_host, protocol = EXCLUDED.protocol, notify_procedure = EXCLUDED.notify_procedure, secret = EXCLUDED.secret, lease_seconds = EXCLUDED.lease_seconds, ct_updates = EXCLUDED.ct_updates, ct_errors = EXCLUDED.ct_errors, ct_consecutive_errors = EXCLUDED.ct_consecutive_errors, when_created = EXCLUDED.when_created, when_last_update = EXCLUDED.when_last_update, when_last_error = EXCLUDED.when_last_error, when_expires = EXCLUDED.when_expires, delivered_version = EXCLUDED.delivered_version, signature_algorithm = EXCLUDED.signature_algorithm, hub_path = EXCLUDED.hub_path;
+        RETURN NULL;
+      END
+      $$;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

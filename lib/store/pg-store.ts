@@ -174,6 +174,7 @@ interface SubscriptionRow {
   when_expires: number;
   delivered_version: number | null;
   signature_algorithm: string | null;
+  hub_path: string | null;
 }
 
 interface OutboxRow {
@@ -196,6 +197,7 @@ interface VerificationRow {
   lease_seconds: number | null;
   verify_token: string | null;
   signature_algorithm: string | null;
+  hub_path: string | null;
   created_at: number;
 }
 
@@ -270,6 +272,7 @@ const SUBSCRIPTION_COLUMNS = [
   'when_expires',
   'delivered_version',
   'signature_algorithm',
+  'hub_path',
 ] as const;
 
 function subscriptionValues(s: Subscription): unknown[] {
@@ -292,6 +295,7 @@ function subscriptionValues(s: Subscription): unknown[] {
     s.whenExpires,
     s.deliveredVersion ?? null,
     s.signatureAlgorithm ?? null,
+    s.hubPath ?? null,
   ];
 }
 
@@ -315,6 +319,7 @@ function subscriptionFromRow(r: SubscriptionRow): Subscription {
   if (r.lease_seconds !== null) s.leaseSeconds = r.lease_seconds;
   if (r.delivered_version !== null) s.deliveredVersion = r.delivered_version;
   if (r.signature_algorithm !== null) s.signatureAlgorithm = r.signature_algorithm as SignatureAlgorithm;
+  if (r.hub_path !== null) s.hubPath = r.hub_path;
   return s;
 }
 
@@ -330,7 +335,7 @@ function outboxFromRow(r: OutboxRow): OutboxEntry {
   return e;
 }
 
-const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'signature_algorithm', 'created_at', 'claimed_by', 'claimed_until'] as const;
+const VERIFICATION_COLUMNS = ['id', 'mode', 'topic', 'callback', 'secret', 'lease_seconds', 'verify_token', 'signature_algorithm', 'hub_path', 'created_at', 'claimed_by', 'claimed_until'] as const;
 
 function verificationValues(v: PendingVerification): unknown[] {
   const claimed = v.claimedBy !== undefined && v.claimedUntil !== undefined;
@@ -343,6 +348,7 @@ function verificationValues(v: PendingVerification): unknown[] {
     v.leaseSeconds ?? null,
     v.verifyToken ?? null,
     v.signatureAlgorithm ?? null,
+    v.hubPath ?? null,
     v.createdAt,
     claimed ? v.claimedBy : null,
     claimed ? v.claimedUntil : null,
@@ -355,6 +361,7 @@ function verificationFromRow(r: VerificationRow): PendingVerification {
   if (r.lease_seconds !== null) v.leaseSeconds = r.lease_seconds;
   if (r.verify_token !== null) v.verifyToken = r.verify_token;
   if (r.signature_algorithm !== null) v.signatureAlgorithm = r.signature_algorithm as SignatureAlgorithm;
+  if (r.hub_path !== null) v.hubPath = r.hub_path;
   if (r.claimed_by != null && r.claimed_until != null) {
     v.claimedBy = r.claimed_by;
     v.claimedUntil = r.claimed_until;

@@ -188,6 +188,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
           secret: 'hmac key ✓',
           leaseSeconds: 864000,
           signatureAlgorithm: 'sha1',
+          hubPath: '/',
           whenCreated: 1_700_000_000_000,
           whenExpires: 1_700_864_000_000,
           deliveredVersion: 41,
@@ -676,7 +677,7 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
     describe('pending verifications', () => {
       it('puts, replaces, lists oldest first, deletes, and keeps them (secrets included) across a reopen', async () => {
         // Each of its own (topic, callback): a newer request supersedes the others of its pair (below).
-        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't', signatureAlgorithm: 'sha1' });
+        const v2 = verification('v2', { callback: 'https://s.example/cb2', createdAt: 2, secret: 'hmac-key', leaseSeconds: 3600, verifyToken: 't', signatureAlgorithm: 'sha1', hubPath: '/' });
         await store.putVerification(v2);
         await store.putVerification(verification('v1', { mode: 'unsubscribe', createdAt: 9 }));
         await store.putVerification(verification('v1', { mode: 'unsubscribe' }));
