@@ -120,6 +120,15 @@ export async function multipartParams(req: Request): Promise<URLSearchParams | n
   return params;
 }
 
+/**
+ * The path the client asked for, without its query, as routing read it: from originalUrl, since
+ * a POST to `/` is rewritten to the face it is for (routes/root.ts), and parsed, so that a target
+ * in absolute form (`POST http://hub.example/websub`, as sent to a proxy) gives its path alone.
+ */
+export function originalPath(req: Request): string {
+  return new URL(req.originalUrl, 'http://localhost').pathname;
+}
+
 export function queryParams(req: Request): URLSearchParams {
   const q = req.originalUrl.indexOf('?');
   return new URLSearchParams(q === -1 ? '' : req.originalUrl.slice(q + 1));

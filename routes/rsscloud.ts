@@ -6,7 +6,7 @@ import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import type { Logger } from '../lib/log.js';
 import { HUB_FAILURE_WORDS, RSSCLOUD_WORDS, messageFor, unreadableBodyMessage, type HubError } from '../lib/messages.js';
-import { bodyErrorStatus, formParams, rawBody } from './body.js';
+import { bodyErrorStatus, formParams, originalPath, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { clientAddress, rateLimit } from './rate.js';
 import { sendString } from './reply.js';
@@ -86,8 +86,8 @@ export function rssCloudRoutes(router: Router, hub: Hub, opts: RssCloudFaceOptio
  * client reads success="false" and the words, where a text/plain 500 was a parse error to it.
  */
 function hubFailure(err: unknown, req: Request, res: Response, root: Root, log: Logger): void {
-  // From originalUrl: in this handler, mounted at the face's paths, req.path is what follows them ("/").
-  log.error('request failed', { path: req.originalUrl.split('?')[0], error: err instanceof Error ? err.message : String(err) });
+  // In this handler, mounted at the face's paths, req.path is what follows them ("/").
+  log.error('request failed', { path: originalPath(req), error: err instanceof Error ? err.message : String(err) });
   if (res.headersSent) return void res.destroy();
   sendResult(req, res, root, false, HUB_FAILURE_WORDS, 500);
 }

@@ -19,7 +19,7 @@ import {
   webSubUrlRefusedLine,
   webSubVerifyTokenTooLongMessage,
 } from '../lib/messages.js';
-import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, parseHttpUrl, queryParams, rawBody } from './body.js';
+import { bodyBuffer, bodyErrorStatus, formParams, isFormRequest, isMultipartRequest, multipartParams, originalPath, parseHttpUrl, queryParams, rawBody } from './body.js';
 import { answerPreflight, cors } from './cors.js';
 import { sendText } from './reply.js';
 import { rateLimit } from './rate.js';
@@ -67,7 +67,7 @@ export function webSubRoutes(router: Router, hub: Hub, opts: WebSubFaceOptions):
     if (body === null) return sendText(res, 400, WEBSUB_WORDS.multipartUnreadable);
     const form = withQuery(body, query);
     const mode = form.get('hub.mode');
-    if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode, requestPath(req));
+    if (mode === 'subscribe' || mode === 'unsubscribe') return subscription(hub, res, form, mode, originalPath(req));
     if (mode === 'publish') return publish(hub, res, form);
     return sendText(res, 400, WEBSUB_WORDS.unknownMode);
   });
@@ -129,15 +129,6 @@ function refuseUnread(req: Request, res: Response, next: NextFunction): void {
   const identity = (req.headers['content-encoding'] ?? 'identity').toLowerCase() === 'identity';
   if (identity && Number(req.headers['content-length']) > MAX_FORM_BYTES) return sendText(res, 413, FORM_TOO_LARGE);
   next();
-}
-
-/**
- * The path the client sent the request to, without the query: from originalUrl, since a POST to
- * `/` was rewritten to `/websub` (routes/root.ts), and `/websub/` matches the route too.
- */
-function requestPath(req: Request): string {
-  const q = req.originalUrl.indexOf('?');
-  return q === -1 ? req.originalUrl : req.originalUrl.slice(0, q);
 }
 
 async function subscription(hub: Hub, res: Response, form: URLSearchParams, mode: 'subscribe' | 'unsubscribe', path: string): Promise<void> {

@@ -3,6 +3,7 @@
 // API's URL forms, conditional fetches, authenticated fat pings, both directions across
 // protocols, discovery and the test API. Everything over real HTTP on 127.0.0.1.
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
@@ -1020,6 +1021,33 @@ describe('WebSub hub', function () {
       topics.set('/named-hub', { body: DOC('named 3'), contentType: DOC_TYPE });
       expect((await hub.postForm('/', { 'hub.mode': 'publish', 'hub.url': topic })).status).to.equal(204);
       expect(await hubsNamed(2)).to.deep.equal([[`${hub.url}/websub`], [`${hub.url}/`], [`${hub.url}/websub/`]]);
+    });
+
+    it('a subscribe request sent in absolute form (as to a proxy) names the hub by the path of its target', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/absolute-hub', { body: DOC('absolute 1'), contentType: DOC_TYPE });
+      const { port } = new URL(hub.url);
+      for (const [target, cb] of [['http://hub.example/', '/abs-root'], ['http://hub.example/websub?x=1', '/abs-path']] as const) {
+        const before = sub.verifications('subscribe').length;
+        const body = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback(cb) }).toString();
+        // node:http sends `path` as the request target as it is: here the absolute form.
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: target, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+        expect(status, target).to.equal(202);
+        await sub.waitVerifications(before + 1, 'subscribe');
+      }
+      await settled(hub);
+      topics.set('/absolute-hub', { body: DOC('absolute 2'), contentType: DOC_TYPE });
+      expect((await publish(hub, topic)).status).to.equal(204);
+      const named = await Promise.all(['/abs-root', '/abs-path'].map(async (cb) => parseLinks((await sub.waitDeliveries(1, cb))[0]!.headers['link']).filter((l) => l.rel === 'hub').map((l) => l.url)));
+      expect(named).to.deep.equal([[`${hub.url}/`], [`${hub.url}/websub`]]);
     });
 
     it('a form at the root without hub.mode gets the WebSub refusal, not a 404', async () => {
