@@ -53,7 +53,7 @@ import {
 } from './discover.js';
 import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
-import { DECLARATION, isVolatile, volatileParts } from './volatile.js';
+import { isVolatile, prefixedNamespaces, volatileParts } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -377,8 +377,8 @@ type XmlKind = 'rss' | 'rdf' | 'atom';
  */
 function liveItemName(rootTag: string): string | null {
   if (!rootTag.includes('odcast')) return null;
-  for (const m of rootTag.matchAll(DECLARATION)) {
-    if (PODCAST_NS.has((m[2] ?? m[3] ?? '').trim())) return `${m[1]!}:liveItem`;
+  for (const [prefix, uri] of prefixedNamespaces(rootTag)) {
+    if (PODCAST_NS.has(uri)) return `${prefix}:liveItem`;
   }
   return null;
 }

@@ -51,8 +51,12 @@ export interface VolatileParts {
   entryUpdated: string | null;
 }
 
-/** A namespace declaration in a start tag: the prefix in group 1, the URI in group 2 or 3. */
-export const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
+const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
+
+/** The namespaces a start tag declares under a prefix, in order: [prefix, URI]. */
+export function* prefixedNamespaces(tag: string): Generator<[string, string]> {
+  for (const m of tag.matchAll(DECLARATION)) yield [m[1]!, (m[2] ?? m[3] ?? '').trim()];
+}
 
 /**
  * Declarations of these namespaces on the root that are looked at; the rest are left alone (their
@@ -69,9 +73,7 @@ export function volatileParts(s: string, rootTag: string): VolatileParts | null 
   let thread = false;
   let youtube = false;
   let looked = 0;
-  for (const m of rootTag.matchAll(DECLARATION)) {
-    const prefix = m[1]!;
-    const uri = (m[2] ?? m[3] ?? '').trim();
+  for (const [prefix, uri] of prefixedNamespaces(rootTag)) {
     if (uri === YOUTUBE_NS) youtube = true;
     if (uri !== SLASH_NS && uri !== THREAD_NS && !MRSS_NS.has(uri)) continue;
     if (++looked > MAX_DECLARATIONS) break;
