@@ -4,6 +4,8 @@
 // profiler, a sample every 4 KB, objects collected since included), so a change of a few KB per
 // ping shows in one run. Garbage collection is about an eighth of a ping's CPU, and grows with it.
 //   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing ALLOC_TOP=0)
+// BENCH_PROFILE=survivors counts only what outlives a scavenge: the share that makes garbage
+// collection cost more than its bytes say.
 // Both hubs run as in compare.ts (the commit likewise any since 2026-12-02), side by side beside
 // one feed sink, each sampled in turn through its child's profileStart/profileStop
 // (BENCH_PROFILE=alloc); autocannon runs here, not in them.
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
   const ref = process.env.COMPARE_REF;
   console.log(`Alloc (${machineLine()})`);
   console.log(`  bytes allocated per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
-  process.env.BENCH_PROFILE = 'alloc';
+  process.env.BENCH_PROFILE ??= 'alloc';
   const profiles = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
   let checkout: Awaited<ReturnType<typeof checkoutCommit>> | undefined;
   const hubs: { label: string; root: string; hub: HubProcess }[] = [];

@@ -484,7 +484,7 @@ export async function startHubProcess(name: string, extraEnv: Record<string, str
   buildHub(root);
   const dataDir = await tempDir(name);
   const file = path.relative(BENCH_DIR, path.join(root, 'bench', 'hub-child.ts'));
-  const { child, ready } = await spawnChild<{ url: string }>(file, { env: hubEnv(dataDir, extraEnv), nodeArgs: ['--expose-gc'] });
+  const { child, ready } = await spawnChild<{ url: string }>(file, { env: hubEnv(dataDir, extraEnv), nodeArgs: ['--expose-gc', ...(process.env.BENCH_HUB_NODE_ARGS?.split(' ') ?? [])] });
   return {
     child,
     url: ready.url,
@@ -534,9 +534,10 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
     profileStart: async () => {
       session = new Session();
       session.connect();
-      if (process.env.BENCH_PROFILE === 'alloc') {
+      if (process.env.BENCH_PROFILE === 'alloc' || process.env.BENCH_PROFILE === 'survivors') {
+        const all = process.env.BENCH_PROFILE === 'alloc';
         await session.post('HeapProfiler.enable');
-        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: all });
         return;
       }
       await session.post('Profiler.enable');
@@ -546,7 +547,7 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
     profileStop: async (msg) => {
       if (!session) throw new Error('profileStart first');
       await mkdir(path.dirname(String(msg.file)), { recursive: true });
-      if (process.env.BENCH_PROFILE === 'alloc') {
+      if (process.env.BENCH_PROFILE === 'alloc' || process.env.BENCH_PROFILE === 'survivors') {
         const { profile } = await session.post('HeapProfiler.stopSampling');
         await writeFile(String(msg.file).replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));
       } else {
