@@ -112,7 +112,11 @@ export function adminRoutes(router: Router, operator: Operator, metrics: Metrics
   // OPTIONS on a page or probe is told its methods. Express's router answered it by itself once
   // no layer had (200, Allow), which a face's own router did before handing on; on the app's
   // router the app's 404 is such a layer, so it said these paths do not exist.
-  router.options(['/', '/demo', '/docs', '/healthz', '/metrics'], (_req, res) => {
+  // The bare address takes POSTs too (XML-RPC calls and WebSub requests, see root.ts), which a
+  // page on another origin sends as text/xml or with a header of its own: asked about first, it
+  // must hear the faces' open policy, or the browser never sends the call.
+  answerPreflight(router, ['/'], 'GET, HEAD, POST');
+  router.options(['/demo', '/docs', '/healthz', '/metrics'], (_req, res) => {
     res.setHeader('Allow', 'GET, HEAD');
     sendText(res, 200, 'GET, HEAD');
   });

@@ -17,10 +17,12 @@ export function cors(_req: Request, res: Response, next: NextFunction): void {
 /**
  * Answers browsers' CORS preflight for `paths` with the same open policy. Without it a request
  * a browser must ask about first (a fat ping, an XML-RPC call, any non-form body) got express's
- * own OPTIONS reply, without the CORS headers, and the browser never sent it.
+ * own OPTIONS reply, without the CORS headers, and the browser never sent it. `allow`, when
+ * given, also tells a plain OPTIONS the methods the paths take.
  */
-export function answerPreflight(router: Router, paths: string[]): void {
+export function answerPreflight(router: Router, paths: string[], allow?: string): void {
   router.options(paths, cors, (_req: Request, res: Response) => {
+    if (allow !== undefined) res.setHeader('Allow', allow);
     res.setHeader('Access-Control-Max-Age', '86400');
     res.status(204).end();
   });

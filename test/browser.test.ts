@@ -1203,6 +1203,24 @@ describe('In a real browser (headless Chromium)', function () {
     expect(read).to.match(/^retry: 2000\nid: [0-9a-f]{8}-\d+\nevent: ready\ndata: \{\}\n\n/);
   });
 
+  it("an XML-RPC call sent from another origin's page to the hub's bare address is answered, and the page can read the answer", async () => {
+    const origin = topics.set('/pinger-page.html', { body: '<!doctype html><title>Pinger</title>', contentType: 'text/html; charset=utf-8' });
+    expect(new URL(origin).origin).to.not.equal(new URL(hub.url).origin);
+    const page = await context!.newPage();
+    await page.goto(origin);
+    // text/xml is no form type: the browser asks OPTIONS / first, and sends the call only if told it may.
+    const call = '<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>';
+    const answer = (await page.evaluate(`(async () => {
+      try {
+        const res = await fetch(${JSON.stringify(`${hub.url}/`)}, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: ${JSON.stringify(call)} });
+        return res.status + ' ' + (await res.text());
+      } catch (e) {
+        return 'failed: ' + e;
+      }
+    })()`)) as string;
+    expect(answer).to.match(/^200 [\s\S]*<boolean>1<\/boolean>/);
+  });
+
   it('an EventSource that drops before its first event reconnects with an id and gets the change made meanwhile', async () => {
     const feedItems = [item('q1', 'Quiet one')];
     const feed = topics.set('/quiet.xml', { body: rss(feedItems), contentType: RSS_TYPE });

@@ -105,11 +105,14 @@ describe('HTTP edges at the faces', function () {
       }
     });
 
-    it('an OPTIONS request for a page or probe is told the methods it takes (200, Allow: GET, HEAD), not that it does not exist', async () => {
-      for (const path of ['/', '/demo', '/docs/', '/healthz', '/HEALTHZ?x=1', '/metrics']) {
+    it('an OPTIONS request for a page or probe is told the methods it takes (200, Allow: GET, HEAD; the bare address GET, HEAD, POST), not that it does not exist', async () => {
+      for (const path of ['/demo', '/docs/', '/healthz', '/HEALTHZ?x=1', '/metrics']) {
         const res = await rawRequest(`${hub.url}${path}`, { method: 'OPTIONS' });
         expect([path, res.status, res.headers['allow']]).to.deep.equal([path, 200, 'GET, HEAD']);
       }
+      // The bare address takes POSTs as well (XML-RPC, WebSub), and answers as the faces do.
+      const root = await rawRequest(`${hub.url}/`, { method: 'OPTIONS' });
+      expect([root.status, root.headers['allow'], root.headers['access-control-allow-origin']]).to.deep.equal([204, 'GET, HEAD, POST', '*']);
       // A path nothing serves is still the plain 404 (control).
       const none = await rawRequest(`${hub.url}/no-such-page`, { method: 'OPTIONS' });
       expect([none.status, none.headers['allow'], none.body]).to.deep.equal([404, undefined, 'Not found.\n']);
