@@ -268,8 +268,9 @@ function setUpLogControls() {
     const events = held?.events;
     held = events ? null : { events: [], dropped: false };
     if (events) showInLog(events);
+    // Its name says what it will do; it has no aria-pressed as well, which read "Resume, pressed"
+    // (a toggle button keeps one name and only its pressed state changes: WAI-ARIA APG).
     pause.textContent = held ? 'Resume (0 new)' : 'Pause';
-    pause.setAttribute('aria-pressed', String(Boolean(held)));
   });
   const speak = $('#log-speak');
   const applySpeak = () => $('#log').setAttribute('aria-live', speak.checked ? 'polite' : 'off');
