@@ -263,7 +263,93 @@ ${s.added ? item('3/fresh', 'A fresh story', 'Just in.', 0) : ''}${item('1/first
   },
 };
 
-const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot];
+// hnrss (hnrss.org, github.com/hnrss/hnrss): Hacker News lists as RSS 2.0, one line as Go's
+// encoding/xml writes it, its channel's generator 'hnrss v…'. Each story's description ends with
+// its points and comment count, which move at every read of a busy list; the first story is an
+// Ask HN (its own text above them), the others link elsewhere.
+const hnStory = (id: number, title: string, text: string | null, points: number, comments: number): { id: string; title: string; description: string } => {
+  const hn = `https://news.ycombinator.com/item?id=${id}`;
+  const head = text === null ? `<p>Article URL: <a href="https://example.com/${id}">https://example.com/${id}</a></p>` : `<p>${text}</p>\n<hr>`;
+  return { id: hn, title, description: `\n${head}\n<p>Comments URL: <a href="${hn}">${hn}</a></p>\n<p>Points: ${points}</p>\n<p># Comments: ${comments}</p>\n` };
+};
+const hnStories = (s: State): ReturnType<typeof hnStory>[] => [
+  ...(s.added ? [hnStory(39700003, 'Show HN: A fresh thing', null, 1, 0)] : []),
+  hnStory(39700001, s.title, s.body, 12 + 7 * s.n, 3 + 2 * s.n),
+  hnStory(39700000, 'An older story', null, 240 + s.n, 88 + s.n),
+];
+const hnrssRss: Generator = {
+  name: 'hnrss RSS 2.0 (Points and # Comments in each description)',
+  contentType: 'application/xml; charset=utf-8',
+  first: 'https://news.ycombinator.com/item?id=39700001',
+  added: 'https://news.ycombinator.com/item?id=39700003',
+  ids: (b) => all(b, /<guid isPermaLink="false">([^<]+)<\/guid>/g),
+  feed: (s) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>Hacker News: Newest</title><link>https://news.ycombinator.com/newest</link><description>Hacker News RSS</description><docs>https://hnrss.org/</docs><generator>hnrss v2.1.1</generator><lastBuildDate>${at(s.n).rfc822}</lastBuildDate><atom:link href="https://hnrss.org/newest" rel="self" type="application/rss+xml"></atom:link>` +
+    hnStories(s)
+      .map((h) => `<item><title><![CDATA[${h.title}]]></title><description><![CDATA[${h.description}]]></description><pubDate>Tue, 12 Mar 2024 13:00:00 +0000</pubDate><link>${h.id}</link><dc:creator>someone</dc:creator><comments>${h.id}</comments><guid isPermaLink="false">${h.id}</guid></item>`)
+      .join('') +
+    '</channel></rss>',
+};
+// Its Atom (hnrss.org/newest.atom): no generator there, the feed's id its own hnrss.org address.
+const hnrssAtom: Generator = {
+  name: 'hnrss Atom (Points and # Comments in each content)',
+  contentType: 'application/xml; charset=utf-8',
+  first: 'https://news.ycombinator.com/item?id=39700001',
+  added: 'https://news.ycombinator.com/item?id=39700003',
+  ids: (b) => all(b, /<id>(https:\/\/news\.ycombinator\.com\/item\?id=\d+)<\/id>/g),
+  feed: (s) =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>https://hnrss.org/newest.atom</id><title>Hacker News: Newest</title><updated>${at(s.n).iso.replace('+00:00', 'Z')}</updated><link href="https://hnrss.org/newest.atom" rel="self" type="application/atom+xml"></link>` +
+    hnStories(s)
+      .map((h) => `<entry><title><![CDATA[${h.title}]]></title><link href="${h.id}" rel="alternate"></link><author><name>someone</name></author><content type="html"><![CDATA[${h.description}]]></content><updated>2024-03-12T13:00:00Z</updated><published>2024-03-12T13:00:00Z</published><id>${h.id}</id></entry>`)
+      .join('') +
+    '</feed>',
+};
+
+// A Discourse forum's topic list (/latest.rss, /c/…/….rss, /top.rss, /tag/….rss): each topic's
+// description is its first post, then a line of how many posts and participants it has (in the
+// site's language), then a link to the topic; the root declares Discourse's namespace.
+const discourse: Generator = {
+  name: "Discourse topic list (the 'N posts - M participants' line in each description)",
+  contentType: 'application/rss+xml; charset=utf-8',
+  first: 'forum.example.org-topic-1201',
+  added: 'forum.example.org-topic-1203',
+  ids: (b) => all(b, /<guid isPermaLink="false">([^<]+)<\/guid>/g),
+  feed: (s) => {
+    const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+    const topic = (id: number, title: string, cooked: string, posts: number, people: number): string => `
+            <item>
+              <title>${title}</title>
+              <dc:creator><![CDATA[someone]]></dc:creator>
+              <category>General</category>
+              <description><![CDATA[
+                ${cooked}
+                <p><small>${plural(posts, 'post')} - ${plural(people, 'participant')}</small></p>
+                <p><a href="https://forum.example.org/t/topic-${id}/${id}">Read full topic</a></p>
+              ]]></description>
+              <link>https://forum.example.org/t/topic-${id}/${id}</link>
+              <pubDate>Tue, 12 Mar 2024 10:00:00 +0000</pubDate>
+              <discourse:topicPinned>No</discourse:topicPinned>
+              <discourse:topicClosed>No</discourse:topicClosed>
+              <discourse:topicArchived>No</discourse:topicArchived>
+              <guid isPermaLink="false">forum.example.org-topic-${id}</guid>
+              <source url="https://forum.example.org/t/topic-${id}/${id}.rss">${title}</source>
+            </item>`;
+    return `<?xml version="1.0" encoding="UTF-8" ?>
+<rss version="2.0" xmlns:discourse="http://www.discourse.org/" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">
+  <channel>
+    <title>Example Forum - Latest topics</title>
+    <link>https://forum.example.org/latest</link>
+    <description>Latest topics</description>
+    <language>en</language>
+      <lastBuildDate>Tue, 12 Mar 2024 10:00:00 +0000</lastBuildDate>
+      <atom:link href="https://forum.example.org/latest.rss" rel="self" type="application/rss+xml" />${s.added ? topic(1203, 'A fresh topic', '<p>Just asked.</p>', 1, 1) : ''}${topic(1201, s.title, `<p>${s.body}</p>`, 1 + 3 * s.n, 1 + s.n)}${topic(1200, 'An older topic', '<p>Asked a while ago.</p>\n<p><small>a footnote - of its own</small></p>', 40 + s.n, 12 + s.n)}
+  </channel>
+</rss>
+`;
+  },
+};
+
+const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot, hnrssRss, hnrssAtom, discourse];
 
 const BASE: State = { n: 0, title: 'Frist post', body: 'What we shipped this week.', added: false };
 
@@ -466,6 +552,26 @@ describe('feeds in the wild: what counts as a change', function () {
     }
   });
 
+  it('an hnrss or Discourse feed whose entries an older build fingerprinted with their counts is no change at the first read after the upgrade', async () => {
+    const print = (e: string): string => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12);
+    for (const g of [hnrssRss, hnrssAtom, discourse]) {
+      // What the build before this one kept: the start of the sha256 of each entry's exact bytes.
+      const exact = all(g.feed(BASE), /(<item>[\s\S]*?<\/item>|<entry>[\s\S]*?<\/entry>)/g).map(print);
+      expect(exact, g.name).to.have.length(2);
+      const key = `/upgraded-${g.name.replace(/\W+/g, '-')}`;
+      await read(key, g, BASE);
+      await storedByOlderBuild(key, exact, `${g.name}: the counts are left out now`);
+
+      // The same feed, read again by the new build (no vote, no post in between).
+      await read(key, g, BASE);
+      await sleep(QUIET_MS);
+      expect(posts(ws, key), `${g.name}: nothing new`).to.deep.equal([]);
+      await read(key, g, { ...BASE, n: 2, added: true });
+      const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+      expect(g.ids(got[0]!.body.toString()), g.name).to.deep.equal([g.added]);
+    }
+  });
+
   // Entries that leave a feed and come back: a CDN or load balancer whose nodes serve an older
   // and a newer copy of the feed by turns, a front-page feed whose entries hover around its
   // cut-off, a generator whose page size wobbles. Each return was delivered as new.
@@ -543,6 +649,35 @@ describe('feeds in the wild: what counts as a change', function () {
     await sleep(QUIET_MS);
     expect(posts(ws, key), 'nothing more for WebSub').to.have.length(3);
     expect(posts(cloud, key).length - cloudBefore, 'nothing more for rssCloud').to.equal(3);
+  });
+
+  it("the lines hnrss and Discourse write their counts in are the author's text in a feed they did not make: a change on both protocols", async () => {
+    // A link blog that quotes a story's lines as hnrss writes them, and a forum's as Discourse
+    // does, its root declaring no Discourse namespace and its generator another.
+    const key = '/quoted-counts';
+    const page = (n: number): string =>
+      `<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>Links</title><link>https://links.example/</link><description>d</description><generator>https://wordpress.org/?v=6.4.3</generator>` +
+      `<item><title>Post 1</title><guid isPermaLink="false">post-1</guid><description><![CDATA[\n<p>Comments URL: <a href="https://news.ycombinator.com/item?id=1">https://news.ycombinator.com/item?id=1</a></p>\n<p>Points: ${12 + n}</p>\n<p># Comments: ${3 + n}</p>\n]]></description></item>` +
+      `<item><title>Post 2</title><guid isPermaLink="false">post-2</guid><description><![CDATA[\n<p>Seen on a forum.</p>\n<p><small>${4 + n} posts - 2 participants</small></p>\n<p><a href="https://forum.example.org/t/2">Read full topic</a></p>\n]]></description></item>` +
+      `</channel></rss>\n`;
+    await readPage(key, page(0));
+    const cloudBefore = await follow(key);
+    await readPage(key, page(1));
+    const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+    expect(postIds(got[0]!.body.toString()), 'both posts').to.deep.equal([1, 2]);
+    await cloud.waitFor(cloudBefore + 1, (r) => r.method === 'POST' && r.path === key);
+
+    // The same in an Atom feed whose id is not hnrss's.
+    const atomKey = '/quoted-counts-atom';
+    const ATOM_TYPE = 'application/atom+xml';
+    const entry = (n: number): string =>
+      `<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>https://links.example/feed.atom</id><title>Links</title>` +
+      `<entry><id>https://links.example/post-1</id><title>Post 1</title><content type="html"><![CDATA[\n<p>Points: ${12 + n}</p>\n<p># Comments: ${3 + n}</p>\n]]></content></entry></feed>\n`;
+    await readPage(atomKey, entry(0), ATOM_TYPE);
+    await follow(atomKey);
+    await readPage(atomKey, entry(1), ATOM_TYPE);
+    const atomGot = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === atomKey);
+    expect(atomGot[0]!.body.toString()).to.contain('<p>Points: 13</p>');
   });
 
   it('the fingerprints a topic keeps stay bounded when every entry changes at every read: its current ones, then those read most recently, at most REMEMBERED_FLOOR of them for a short feed', async () => {
@@ -689,6 +824,58 @@ describe('what stays a change in a feed whose counts are left out', () => {
       atom(' xmlns:media="http://search.yahoo.com/mrss/"', `<media:group><media:title>v</media:title><media:community><media:starRating count="${n}"/><media:tags>fun ${n}</media:tags><media:statistics views="${n}"/></media:community></media:group>`);
     expect(changed(video(1), video(2), ATOM)).to.equal(0);
     expect(changed(video(1), video(1).replace('<media:title>v<', '<media:title>w<'), ATOM)).to.equal(1);
+  });
+
+  it("in an hnrss feed, only the points and comment count it writes last in an entry are left out: the story's own text, and a feed another generator made, count", () => {
+    const v0 = hnrssRss.feed(BASE);
+    expect(changed(v0, hnrssRss.feed({ ...BASE, n: 9 }), hnrssRss.contentType)).to.equal(0);
+    expect(changed(v0, v0.replace('<p>Points: 12</p>', '<p>Points: 13</p>\n<p>Flagged</p>'), hnrssRss.contentType), 'a paragraph after them').to.equal(1);
+    // An Ask HN whose author wrote such lines in the story: those are the story.
+    const asked = (n: number): string => hnrssRss.feed({ ...BASE, body: `Points: ${n}</p>\n<p># Comments: ${n}` });
+    expect(changed(asked(1), asked(2), hnrssRss.contentType)).to.equal(1);
+    // Only the channel's generator says who made the feed; nor does a generator merely named alike.
+    const other = (n: number, generator: string): string => hnrssRss.feed({ ...BASE, n }).replace('<generator>hnrss v2.1.1</generator>', generator);
+    expect(changed(other(0, '<generator>hnrss v2</generator>'), other(1, '<generator>hnrss v2</generator>'), hnrssRss.contentType)).to.equal(0);
+    expect(changed(other(0, ''), other(1, ''), hnrssRss.contentType), 'no generator').to.equal(2);
+    expect(changed(other(0, '<generator>hnrss2rss</generator>'), other(1, '<generator>hnrss2rss</generator>'), hnrssRss.contentType)).to.equal(2);
+    const inItem = (n: number): string => other(n, '').replace('<dc:creator>someone</dc:creator>', '<dc:creator>someone</dc:creator><generator>hnrss v2</generator>');
+    expect(changed(inItem(0), inItem(1), hnrssRss.contentType), "an item's generator").to.equal(2);
+    // Its Atom, known by its id: another id (a copy of the feed elsewhere) is compared to the byte.
+    const a0 = hnrssAtom.feed(BASE);
+    expect(changed(a0, hnrssAtom.feed({ ...BASE, n: 9 }), hnrssAtom.contentType)).to.equal(0);
+    const elsewhere = (n: number): string => hnrssAtom.feed({ ...BASE, n }).replace('<id>https://hnrss.org/newest.atom</id>', '<id>https://mirror.example/newest.atom</id>');
+    expect(changed(elsewhere(0), elsewhere(1), hnrssAtom.contentType)).to.equal(2);
+  });
+
+  it("in a Discourse topic list, only the posts and participants line before the topic's link is left out, in any language; the first post's own text counts", () => {
+    const v0 = discourse.feed(BASE);
+    expect(changed(v0, discourse.feed({ ...BASE, n: 9 }), discourse.contentType)).to.equal(0);
+    // A forum in another language says it in its own words.
+    const zh = (n: number): string => v0.replace('<small>1 post - 1 participant</small>', `<small>${n} 个帖子 - ${n} 位参与者</small>`);
+    expect(changed(Buffer.from(zh(1)).toString('latin1'), Buffer.from(zh(2)).toString('latin1'), discourse.contentType)).to.equal(0);
+    // The same line in the first post is the post; so is one with no topic link after it.
+    const quoted = (n: number): string => discourse.feed({ ...BASE, body: `Tally</p>\n<p><small>${n} posts - 2 participants</small>` });
+    expect(changed(quoted(1), quoted(2), discourse.contentType)).to.equal(1);
+    const unlinked = (n: number): string => discourse.feed({ ...BASE, n }).replace(/\n *<p><a href="[^"]*">Read full topic<\/a><\/p>/g, '');
+    expect(changed(unlinked(0), unlinked(1), discourse.contentType)).to.equal(2);
+    // Nor is a line with no count on either side of its dash.
+    const words = (w: string): string => v0.replace('<small>1 post - 1 participant</small>', `<small>${w}</small>`);
+    expect(changed(words('one post - one participant'), words('two posts - one participant'), discourse.contentType)).to.equal(1);
+    // Without Discourse's namespace on the root, the feed is another generator's.
+    const undeclared = (n: number): string => discourse.feed({ ...BASE, n }).replace(' xmlns:discourse="http://www.discourse.org/"', '').replace(/<discourse:[^\n]*\n/g, '');
+    expect(changed(undeclared(0), undeclared(1), discourse.contentType)).to.equal(2);
+  });
+
+  it('after an upgrade, an entry of a feed with counts both in elements and in its text is known by the print of the build before (the elements left out, the text whole)', () => {
+    const v0 = hnrssRss.feed(BASE)
+      .replace(' xmlns:dc=', ' xmlns:slash="http://purl.org/rss/1.0/modules/slash/" xmlns:dc=')
+      .replaceAll('<dc:creator>someone</dc:creator>', '<dc:creator>someone</dc:creator><slash:comments>3</slash:comments>');
+    const before = all(v0, /(<item>[\s\S]*?<\/item>)/g).map((e) => createHash('sha256').update(e.replace('<slash:comments>3</slash:comments>', ''), 'latin1').digest('hex').slice(0, 12));
+    expect(before).to.have.length(2);
+    const d = diffFeed(Buffer.from(v0, 'latin1'), hnrssRss.contentType, before)!;
+    expect(d.changedCount).to.equal(0);
+    expect(d.known, 'kept in the new form').to.deep.equal(d.fingerprints);
+    expect(d.fingerprints).to.not.deep.equal(before);
   });
 
   it('a new enclosure of a WordPress post is a change', () => {

@@ -10,8 +10,9 @@
 // An entry is an RSS item (and a podcast's liveItem: liveItemName), an RSS 1.0 item, an Atom
 // entry or a JSON Feed item. Every entry gets a fingerprint: the hash of its exact bytes (XML) or
 // of its canonical JSON (JSON Feed), so any change inside an entry counts and nothing outside one
-// does, but for the counts of views and comments some generators write into their entries, and
-// the time YouTube moves with them (volatile.ts), which are left out.
+// does, but for the counts of views and comments some generators write into their entries (in
+// elements of their own, or in the text, as hnrss and Discourse do), and the time YouTube moves
+// with them (volatile.ts), which are left out.
 // An entry is reported when its fingerprint is not among those kept with the topic: the previous
 // version's, and those of entries read recently but gone from it since (withRemembered), so that
 // an entry that leaves the feed and comes back is no news. Deciding that
@@ -53,7 +54,7 @@ import {
 } from './discover.js';
 import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
-import { isVolatile, prefixedNamespaces, volatileParts } from './volatile.js';
+import { COUNT, addCountCuts, countsOfRoot, isVolatile, namesHnrss, prefixedNamespaces, volatileParts, type CountsInText, type Cut } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -274,11 +275,13 @@ interface Analysed {
   fingerprints: string[];
   /**
    * The fingerprints entry `i` had under older builds, when they differ from the one it has now:
-   * before volatile.ts left parts of it out (of its exact bytes), and before it left out YouTube's
-   * entry `updated` (its bytes less the rest). An entry stored by an older build under one of
-   * these is no new entry: without them, the first read after an upgrade sent every WordPress
-   * and YouTube feed's entries again. Asked only of an entry not found under its own, so it costs
-   * a hash or two of the new and changed entries alone.
+   * before volatile.ts left parts of it out (of its exact bytes), before it left out YouTube's
+   * entry `updated` (its bytes less the elements but that one), and before it left out the counts
+   * hnrss and Discourse write in the text (its bytes less the elements: the exact bytes for their
+   * feeds, which have none). An entry stored by an older build under one of these is no new
+   * entry: without them, the first read after an upgrade sent every WordPress, YouTube, hnrss and
+   * Discourse feed's entries again. Asked only of an entry not found under its own, so it costs
+   * a hash or a few of the new and changed entries alone.
    */
   formerly(i: number): string[];
   /** Reads the entries, a full parse each (so only when asked); null if one does not parse. */
@@ -442,7 +445,9 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   const rootTag = rootStartTag(s);
   const volatile = rootTag === null ? null : volatileParts(s, rootTag);
   const liveItem = rootTag === null ? null : liveItemName(rootTag);
-  const cuts: ElementSpan[] = [];
+  // Discourse is known by its root, hnrss by an element of its channel or feed (namesHnrss).
+  let counts: CountsInText | null = rootTag === null ? null : countsOfRoot(rootTag);
+  const cuts: Cut[] = [];
   const root = scanXml(
     s,
     (el, ancestors) => {
@@ -460,11 +465,15 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
           if (local === 'channel') hasContainer = true;
         } else if ((kind === 'rdf' && local === 'item') || (kind === 'atom' && local === 'entry')) {
           spans.push(el);
+        } else if (kind === 'atom' && namesHnrss(s, el, local)) {
+          counts = 'hnrss';
         }
       } else if (el.depth === 2 && kind === 'rss') {
         const parent = ancestors[1];
-        if (parent !== undefined && localName(parent) === 'channel' && (localName(el.name) === 'item' || el.name === liveItem)) {
-          spans.push(el);
+        if (parent !== undefined && localName(parent) === 'channel') {
+          const local = localName(el.name);
+          if (local === 'item' || el.name === liveItem) spans.push(el);
+          else if (namesHnrss(s, el, local)) counts = 'hnrss';
         }
       }
       return spans.length <= MAX_DIFF_ENTRIES;
@@ -510,10 +519,11 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   // dropped within the cut before it.
   // `cutsOf[i]` is the range of `cuts` inside entry i, when there is one.
   const cutsOf: ([number, number] | undefined)[] = [];
+  if (counts !== null) for (const span of spans) addCountCuts(s, span, counts, cuts);
   cuts.sort((a, b) => a.start - b.start);
   const entryUpdated = volatile?.entryUpdated ?? null;
   /** The fingerprint of `span` less cuts[from..to), but for those `keep` says to hash after all. */
-  const cutPrint = (span: ElementSpan, from: number, to: number, keep?: (cut: ElementSpan) => boolean): string => {
+  const cutPrint = (span: ElementSpan, from: number, to: number, keep?: (cut: Cut) => boolean): string => {
     const digest = createHash('sha256');
     let cursor = span.start;
     for (let k = from; k < to; k++) {
@@ -544,13 +554,21 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
       if (span === undefined || range === undefined) return [];
       const former = [fingerprint(bytes.subarray(span.start, span.end))];
       const [from, to] = range;
-      const isUpdated = (cut: ElementSpan): boolean => cut.name === entryUpdated && cut.depth === 2;
+      const isUpdated = (cut: Cut): boolean => cut.name === entryUpdated && cut.depth === 2;
+      const isCount = (cut: Cut): boolean => cut.name === COUNT;
+      let updated = false;
+      let count = false;
+      let element = false;
       for (let k = from; k < to; k++) {
-        if (isUpdated(cuts[k]!)) {
-          former.push(cutPrint(span, from, to, isUpdated));
-          break;
-        }
+        const cut = cuts[k]!;
+        if (isCount(cut)) count = true;
+        else element = true;
+        if (isUpdated(cut)) updated = true;
       }
+      // The build before YouTube's updated was left out kept it, and knew no counts in text; the
+      // build before those, only the latter (with no element cut, its print is the exact bytes').
+      if (updated) former.push(cutPrint(span, from, to, (cut) => isUpdated(cut) || isCount(cut)));
+      if (count && element) former.push(cutPrint(span, from, to, isCount));
       return former;
     },
     entries(): FeedEntry[] | null {

@@ -26,10 +26,28 @@
 // matched by the prefix it declares there, unless that prefix is bound to another namespace
 // anywhere below (then it names other elements there); a replies link and YouTube's updated only
 // as an entry's own child. A feed that declares none of them costs one look at its root start
-// tag, one that does a search of its text for each such prefix. A feed of another generator with such counts (in its own elements, or in
-// an entry's text, like hnrss's "Points: 12") is compared as before, to the byte.
+// tag, one that does a search of its text for each such prefix.
+//
+// Two generators write their counts into an entry's text, which no element marks; there only the
+// counts' text is left out, in their feeds alone and only where they write it, last in the entry
+// (addCountCuts), so the same words written by an author anywhere else still count:
+//   - hnrss (hnrss.org's Hacker News feeds, known by their RSS channel's generator 'hnrss v…' or
+//     their Atom feed's hnrss.org id): the numbers of a story's closing "Points: N" and
+//     "# Comments: N" paragraphs. Every story of a busy list changed at every read.
+//   - Discourse (a forum's topic lists: /latest.rss, /top.rss, /c/….rss, /tag/….rss; known by
+//     its namespace, `http://www.discourse.org/`, on the root): a topic's closing line of posts
+//     and participants ("12 posts - 5 participants", in the forum's language) before the link to
+//     the topic. Every reply sent the topic to every subscriber again.
+// Telling them costs any other feed a look at its root start tag and at the first characters of
+// its channel's (Atom: feed's) generator or id; their own feeds, a search of each entry's end.
+// A feed of any other generator with such counts in its text is compared as before, to the byte.
 import { splitName } from './discover.js';
 import type { ElementSpan } from './xml-spans.js';
+
+/** A range of an entry left out of its fingerprint: an element, or a count in its text (named COUNT). */
+export type Cut = Pick<ElementSpan, 'name' | 'depth' | 'start' | 'end'>;
+/** The name of a cut that is a count in an entry's text: no element has it (`#` starts no XML name). */
+export const COUNT = '#count';
 
 const SLASH_NS = 'http://purl.org/rss/1.0/modules/slash/';
 const THREAD_NS = 'http://purl.org/syndication/thread/1.0';
@@ -136,6 +154,84 @@ export function isVolatile(s: string, el: ElementSpan, parts: VolatileParts): bo
   // Attribute by attribute, so that a `rel="replies"` quoted in another attribute's value is not taken for one.
   for (const m of s.slice(el.start, el.contentStart).matchAll(ATTRIBUTE)) {
     if (m[1] === 'rel') return m[2]!.slice(1, -1).trim() === 'replies';
+  }
+  return false;
+}
+
+/** Generators that write their counts into an entry's text, where no element of theirs holds them. */
+export type CountsInText = 'hnrss' | 'discourse';
+
+/** Discourse's own elements (discourse:topicPinned…), declared on the root of each of its topic lists. */
+const DISCOURSE_NS = 'http://www.discourse.org/';
+
+/** 'discourse' when root start tag `rootTag` declares Discourse's namespace, else null. */
+export function countsOfRoot(rootTag: string): CountsInText | null {
+  if (!rootTag.includes('discourse.org')) return null;
+  for (const [, uri] of prefixedNamespaces(rootTag)) if (uri === DISCOURSE_NS) return 'discourse';
+  return null;
+}
+
+/**
+ * Whether `el`, a child of an RSS channel or of an Atom feed whose local name is `local`, says hnrss
+ * made the feed: its RSS channel's generator ('hnrss v2.1'), or its Atom feed's id, the feed's own
+ * hnrss.org address, which it writes there whoever runs it (its Atom has no generator).
+ */
+export function namesHnrss(s: string, el: ElementSpan, local: string): boolean {
+  if (local === 'generator') return s.startsWith('hnrss ', el.contentStart);
+  if (local === 'id') return s.startsWith('https://hnrss.org/', el.contentStart);
+  return false;
+}
+
+/** hnrss's last lines of an entry's description or content, at the `<p>Points: ` found last. */
+const HNRSS_COUNTS = /<p>Points: (-?\d+)<\/p>[ \t\r\n]*<p># Comments: (\d+)<\/p>[ \t\r\n]*\]\]>/y;
+/** What follows Discourse's count line: the topic's link, the last line of the description. */
+const DISCOURSE_TAIL = /<\/small><\/p>[ \t\r\n]*<p><a href="[^"<]*">[^<]*<\/a><\/p>[ \t\r\n]*\]\]><\/description>/y;
+/** Longer than any count line Discourse writes, in any language. */
+const MAX_COUNT_LINE = 200;
+
+/**
+ * Adds to `cuts` the counts `generator` wrote into `entry`, an entry of document `s`: only where
+ * the generator writes them, last in the entry's text, so the same words an author wrote anywhere
+ * else in it are still the entry.
+ *   - hnrss ends each story's description (Atom: content) with `<p>Points: N</p>` and
+ *     `<p># Comments: N</p>`, then closes its CDATA section: the two numbers are left out.
+ *   - Discourse ends each topic's description with `<p><small>N posts - M participants</small></p>`
+ *     (in the site's language), then a paragraph linking the topic, then closes it: the line's
+ *     text is left out, when a number stands on each side of its ` - `.
+ */
+export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInText, cuts: Cut[]): void {
+  // A view of the entry's text (V8 copies nothing): every search below stays within the entry.
+  const text = s.slice(entry.start, entry.end);
+  const cut = (from: number, to: number): void => {
+    cuts.push({ name: COUNT, depth: -1, start: entry.start + from, end: entry.start + to });
+  };
+  if (generator === 'hnrss') {
+    const at = text.lastIndexOf('<p>Points: ');
+    if (at < 0) return;
+    HNRSS_COUNTS.lastIndex = at;
+    const m = HNRSS_COUNTS.exec(text);
+    if (m === null) return;
+    const points = at + '<p>Points: '.length;
+    cut(points, points + m[1]!.length);
+    const comments = text.indexOf('<p># Comments: ', points) + '<p># Comments: '.length;
+    cut(comments, comments + m[2]!.length);
+    return;
+  }
+  const close = text.lastIndexOf('</small></p>');
+  if (close < 0) return;
+  const open = text.lastIndexOf('<p><small>', close);
+  const from = open + '<p><small>'.length;
+  if (open < 0 || close - from > MAX_COUNT_LINE || text.indexOf('<', from) !== close) return;
+  const dash = text.indexOf(' - ', from);
+  if (dash < 0 || dash > close || !hasDigit(text, from, dash) || !hasDigit(text, dash + 3, close)) return;
+  DISCOURSE_TAIL.lastIndex = close;
+  if (DISCOURSE_TAIL.test(text)) cut(from, close);
+}
+
+function hasDigit(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) return true;
   }
   return false;
 }
