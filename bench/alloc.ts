@@ -5,7 +5,8 @@
 // ping shows in one run. Garbage collection is about an eighth of a ping's CPU, and grows with it.
 //   [COMPARE_REF=<commit>] npx tsx bench/alloc.ts   (ALLOC_PINGS=10000 COMPARE_KINDS=static,changing ALLOC_TOP=0)
 // BENCH_PROFILE=survivors counts only what outlives a scavenge: the share that makes garbage
-// collection cost more than its bytes say.
+// collection cost more than its bytes say (against a commit since 2026-12-05, whose children
+// know that mode).
 // Both hubs run as in compare.ts (the commit likewise any since 2026-12-02), side by side beside
 // one feed sink, each sampled in turn through its child's profileStart/profileStop
 // (BENCH_PROFILE=alloc); autocannon runs here, not in them.
@@ -49,9 +50,14 @@ const total = (a: Allocations): number => Object.values(a).reduce((s, n) => s + 
 
 async function main(): Promise<void> {
   const ref = process.env.COMPARE_REF;
+  // The children read the mode from the environment: anything else there (a CPU profile's) would
+  // leave no heap profile to read.
+  const mode = process.env.BENCH_PROFILE ?? 'alloc';
+  if (mode !== 'alloc' && mode !== 'survivors') throw new Error(`BENCH_PROFILE=${mode}: alloc.ts counts 'alloc' or 'survivors'`);
+  process.env.BENCH_PROFILE = mode;
   console.log(`Alloc (${machineLine()})`);
-  console.log(`  bytes allocated per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
-  process.env.BENCH_PROFILE ??= 'alloc';
+  const what = mode === 'alloc' ? 'bytes allocated' : 'bytes allocated and still there after a scavenge';
+  console.log(`  ${what} per ping over ${fmt.int(PINGS)} pings, 50 connections${ref ? `, against ${ref}` : ''}`);
   const profiles = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-alloc-'));
   let checkout: Awaited<ReturnType<typeof checkoutCommit>> | undefined;
   const hubs: { label: string; root: string; hub: HubProcess }[] = [];

@@ -480,11 +480,16 @@ export function buildHub(root = ROOT): void {
 }
 
 /** `root`: another checkout of the hub (bench/compare.ts), built and run with its own hub-child. */
+/** BENCH_HUB_NODE_ARGS as arguments: an empty one would be taken by Node for the script to run. */
+function hubNodeArgs(): string[] {
+  return (process.env.BENCH_HUB_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+}
+
 export async function startHubProcess(name: string, extraEnv: Record<string, string> = {}, root = ROOT): Promise<HubProcess> {
   buildHub(root);
   const dataDir = await tempDir(name);
   const file = path.relative(BENCH_DIR, path.join(root, 'bench', 'hub-child.ts'));
-  const { child, ready } = await spawnChild<{ url: string }>(file, { env: hubEnv(dataDir, extraEnv), nodeArgs: ['--expose-gc', ...(process.env.BENCH_HUB_NODE_ARGS?.split(' ') ?? [])] });
+  const { child, ready } = await spawnChild<{ url: string }>(file, { env: hubEnv(dataDir, extraEnv), nodeArgs: ['--expose-gc', ...hubNodeArgs()] });
   return {
     child,
     url: ready.url,
@@ -548,6 +553,9 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
       if (!session) throw new Error('profileStart first');
       await mkdir(path.dirname(String(msg.file)), { recursive: true });
       if (process.env.BENCH_PROFILE === 'alloc' || process.env.BENCH_PROFILE === 'survivors') {
+        // What died since the last scavenge is still sampled until one runs: without this, up to a
+        // young generation's worth of garbage counted as surviving.
+        if (process.env.BENCH_PROFILE === 'survivors') (globalThis.gc as ((o: { type: 'minor' }) => void) | undefined)?.({ type: 'minor' });
         const { profile } = await session.post('HeapProfiler.stopSampling');
         await writeFile(String(msg.file).replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));
       } else {
