@@ -349,7 +349,71 @@ const discourse: Generator = {
   },
 };
 
-const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot, hnrssRss, hnrssAtom, discourse];
+// Stack Exchange's question lists (stackoverflow.com/feeds/tag/…, /feeds/question/…): Atom whose
+// root declares Feed Rank, each question's (and answer's) score in its entry's re:rank, which
+// moves with every vote.
+const stackExchange: Generator = {
+  name: 'Stack Exchange tag feed (Atom, each score in re:rank)',
+  contentType: 'application/atom+xml; charset=utf-8',
+  first: 'https://stackoverflow.com/q/78100001',
+  added: 'https://stackoverflow.com/q/78100003',
+  ids: (b) => all(b, /<id>(https:\/\/stackoverflow\.com\/q\/\d+)<\/id>/g),
+  feed: (s) => {
+    const question = (id: number, title: string, body: string, score: number): string => `
+    <entry>
+        <id>https://stackoverflow.com/q/${id}</id>
+        <re:rank scheme="https://stackoverflow.com">${score}</re:rank>
+        <title type="text">${title}</title>
+            <category scheme="https://stackoverflow.com/tags" term="regex" />
+        <author>
+            <name>someone</name>
+            <uri>https://stackoverflow.com/users/68788</uri>
+        </author>
+        <link rel="alternate" href="https://stackoverflow.com/questions/${id}/a-question" />
+        <published>2024-03-12T09:00:00Z</published>
+        <updated>2024-03-12T09:00:00Z</updated>
+        <summary type="html">
+            &lt;p&gt;${body}&lt;/p&gt;
+        </summary>
+    </entry>`;
+    return `<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:creativeCommons="http://backend.userland.com/creativeCommonsRssModule" xmlns:re="http://purl.org/atompub/rank/1.0">
+    <title type="text">Newest questions tagged regex - Stack Overflow</title>
+    <link rel="self" href="https://stackoverflow.com/feeds/tag/regex" type="application/atom+xml" />
+    <link rel="alternate" href="https://stackoverflow.com/questions/tagged/?tagnames=regex&amp;sort=newest" type="text/html" />
+    <subtitle>most recent 30 from stackoverflow.com</subtitle>
+    <updated>${at(s.n).iso.replace('+00:00', 'Z')}</updated>
+    <id>https://stackoverflow.com/feeds/tag/regex</id>
+    <creativeCommons:license>https://creativecommons.org/licenses/by-sa/4.0/rdf</creativeCommons:license>${s.added ? question(78100003, 'A fresh question', 'Just asked.', 0) : ''}${question(78100001, s.title, s.body, 4 + 3 * s.n)}${question(78100000, 'An older question', 'Asked a while ago.', -2 + s.n)}
+</feed>`;
+  },
+};
+
+// Lemmy's community feed (/feeds/c/….xml, up to 0.19), on one line as the rss crate writes it:
+// no generator, Dublin Core declared on the root; each post's description opens with who posted
+// it where, then its score and comment count, the latter linking the post's page, which is also
+// the item's comments. The older post is voted down.
+const lemmyPost = (id: number, title: string, body: string | null, score: number, comments: number): string => {
+  const page = `https://lemmy.example/post/${id}`;
+  const head = `submitted by <a href="https://lemmy.example/u/someone">someone</a> to <a href="https://lemmy.example/c/technology">technology</a><br>${score} points | <a href="${page}">${comments} comments</a>`;
+  const rest = body === null ? `<br><a href="https://example.com/${id}">https://example.com/${id}</a>` : `<p>${body}</p>\n`;
+  return `<item><title>${title}</title><link>${body === null ? `https://example.com/${id}` : page}</link><description><![CDATA[${head}${rest}]]></description><comments>${page}</comments><guid>${page}</guid><pubDate>Tue, 12 Mar 2024 09:00:00 +0000</pubDate><dc:creator>https://lemmy.example/u/someone</dc:creator></item>`;
+};
+const lemmy: Generator = {
+  name: "Lemmy community feed (each post's 'N points | M comments' line)",
+  contentType: 'application/rss+xml',
+  first: 'https://lemmy.example/post/101',
+  added: 'https://lemmy.example/post/103',
+  ids: (b) => all(b, /<guid>([^<]+)<\/guid>/g),
+  feed: (s) =>
+    `<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Lemmy Example - technology</title><link>https://lemmy.example/c/technology</link><description><![CDATA[<p>All things tech.</p>\n]]></description>` +
+    (s.added ? lemmyPost(103, 'A fresh post', 'Just posted.', 1, 0) : '') +
+    lemmyPost(101, s.title, s.body, 12 + 5 * s.n, 3 + s.n) +
+    lemmyPost(100, 'An older post', null, -3 + s.n, 40 + 2 * s.n) +
+    '</channel></rss>',
+};
+
+const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot, hnrssRss, hnrssAtom, discourse, stackExchange, lemmy];
 
 const BASE: State = { n: 0, title: 'Frist post', body: 'What we shipped this week.', added: false };
 
@@ -572,6 +636,25 @@ describe('feeds in the wild: what counts as a change', function () {
     }
   });
 
+  it('a Stack Exchange or Lemmy feed whose entries an older build fingerprinted with their scores is no change at the first read after the upgrade', async () => {
+    const print = (e: string): string => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12);
+    for (const g of [stackExchange, lemmy]) {
+      // What the build before this one kept: the start of the sha256 of each entry's exact bytes.
+      const exact = all(g.feed(BASE), /(<item>[\s\S]*?<\/item>|<entry>[\s\S]*?<\/entry>)/g).map(print);
+      expect(exact, g.name).to.have.length(2);
+      const key = `/upgraded-${g.name.replace(/\W+/g, '-')}`;
+      await read(key, g, BASE);
+      await storedByOlderBuild(key, exact, `${g.name}: the scores are left out now`);
+
+      await read(key, g, BASE);
+      await sleep(QUIET_MS);
+      expect(posts(ws, key), `${g.name}: nothing new`).to.deep.equal([]);
+      await read(key, g, { ...BASE, n: 2, added: true });
+      const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+      expect(g.ids(got[0]!.body.toString()), g.name).to.deep.equal([g.added]);
+    }
+  });
+
   // Entries that leave a feed and come back: a CDN or load balancer whose nodes serve an older
   // and a newer copy of the feed by turns, a front-page feed whose entries hover around its
   // cut-off, a generator whose page size wobbles. Each return was delivered as new.
@@ -678,6 +761,33 @@ describe('feeds in the wild: what counts as a change', function () {
     await readPage(atomKey, entry(1), ATOM_TYPE);
     const atomGot = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === atomKey);
     expect(atomGot[0]!.body.toString()).to.contain('<p>Points: 13</p>');
+  });
+
+  it("Lemmy's score line and a rank element are the author's in a feed Lemmy or Feed Rank did not make: a change on both protocols", async () => {
+    // A WordPress feed (its generator says so) with Dublin Core declared as Lemmy declares it,
+    // whose post opens its description with a line as Lemmy writes it, linking the post's comments.
+    const key = '/quoted-lemmy';
+    const page = (n: number): string =>
+      `<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Links</title><link>https://links.example/</link><description>d</description><generator>https://wordpress.org/?v=6.4.3</generator>` +
+      `<item><title>Post 1</title><link>https://links.example/post-1</link><description><![CDATA[submitted by <a href="https://links.example/u/me">me</a> to <a href="https://links.example/c/all">all</a><br>${12 + n} points | <a href="https://links.example/post-1">${3 + n} comments</a>]]></description><comments>https://links.example/post-1</comments><guid isPermaLink="false">post-1</guid></item>` +
+      `</channel></rss>\n`;
+    await readPage(key, page(0));
+    const cloudBefore = await follow(key);
+    await readPage(key, page(1));
+    const got = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === key);
+    expect(postIds(got[0]!.body.toString())).to.deep.equal([1]);
+    await cloud.waitFor(cloudBefore + 1, (r) => r.method === 'POST' && r.path === key);
+
+    // An Atom feed whose `re` prefix is another namespace's (a reviews vocabulary): its rank is the entry's.
+    const atomKey = '/quoted-rank';
+    const entry = (n: number): string =>
+      `<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" xmlns:re="http://reviews.example/ns"><id>https://reviews.example/feed.atom</id><title>Reviews</title>` +
+      `<entry><id>https://reviews.example/post-1</id><title>Post 1</title><re:rank scheme="https://reviews.example">${4 + n}</re:rank><content type="html">A review.</content></entry></feed>\n`;
+    await readPage(atomKey, entry(0), 'application/atom+xml');
+    await follow(atomKey);
+    await readPage(atomKey, entry(1), 'application/atom+xml');
+    const atomGot = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === atomKey);
+    expect(atomGot[0]!.body.toString()).to.contain('>5</re:rank>');
   });
 
   it('the fingerprints a topic keeps stay bounded when every entry changes at every read: its current ones, then those read most recently, at most REMEMBERED_FLOOR of them for a short feed', async () => {
@@ -873,6 +983,47 @@ describe('what stays a change in a feed whose counts are left out', () => {
     const before = all(v0, /(<item>[\s\S]*?<\/item>)/g).map((e) => createHash('sha256').update(e.replace('<slash:comments>3</slash:comments>', ''), 'latin1').digest('hex').slice(0, 12));
     expect(before).to.have.length(2);
     const d = diffFeed(Buffer.from(v0, 'latin1'), hnrssRss.contentType, before)!;
+    expect(d.changedCount).to.equal(0);
+    expect(d.known, 'kept in the new form').to.deep.equal(d.fingerprints);
+    expect(d.fingerprints).to.not.deep.equal(before);
+  });
+
+  it("in a Lemmy feed, only the score and comment count of the line it opens a post with are left out: the post's own text, and a feed another generator made, count", () => {
+    const type = lemmy.contentType;
+    const v0 = lemmy.feed(BASE);
+    expect(changed(v0, lemmy.feed({ ...BASE, n: 9 }), type)).to.equal(0);
+    // A post whose author wrote such a line in its body: that is the post.
+    const quoted = (n: number): string => lemmy.feed({ ...BASE, body: `Tally: ${n} points | <a href="https://lemmy.example/post/101">${n} comments</a>` });
+    expect(changed(quoted(1), quoted(2), type)).to.equal(1);
+    // Its words changed around the counts are a change.
+    expect(changed(v0, v0.replaceAll('to <a href="https://lemmy.example/c/technology">technology</a>', 'to <a href="https://lemmy.example/c/news">news</a>'), type)).to.equal(2);
+    // A line whose comments link is not the item's own comments is not Lemmy's.
+    const elsewhere = (n: number): string => lemmy.feed({ ...BASE, n }).replaceAll('<comments>https://lemmy.example/post/', '<comments>https://other.example/post/');
+    expect(changed(elsewhere(0), elsewhere(1), type)).to.equal(2);
+    // A channel with a generator, or a root not declaring Dublin Core as Lemmy does, is another generator's feed.
+    const withGenerator = (n: number): string => lemmy.feed({ ...BASE, n }).replace('<item>', '<generator>Feeder 1.0</generator><item>');
+    expect(changed(withGenerator(0), withGenerator(1), type)).to.equal(2);
+    const root = (n: number): string => lemmy.feed({ ...BASE, n }).replace(' xmlns:dc="http://purl.org/dc/elements/1.1/"', " xmlns:dc='http://purl.org/dc/elements/1.1/'");
+    expect(changed(root(0), root(1), type)).to.equal(2);
+    // Nor is anything but an RSS item opening with its title and link and then that line.
+    const late = (n: number): string => lemmy.feed({ ...BASE, n }).replaceAll('<description><![CDATA[submitted by', '<description><![CDATA[<p>Pinned</p>submitted by');
+    expect(changed(late(0), late(1), type)).to.equal(2);
+  });
+
+  it('a rank is left out where Feed Rank is declared on the root; an entry with a rank and Media RSS counts is known after an upgrade by the print of the build before (the counts left out, the rank kept)', () => {
+    const type = stackExchange.contentType;
+    expect(changed(stackExchange.feed(BASE), stackExchange.feed({ ...BASE, n: 9 }), type)).to.equal(0);
+    const undeclared = (n: number): string => stackExchange.feed({ ...BASE, n }).replace(' xmlns:re="http://purl.org/atompub/rank/1.0"', ' xmlns:re="http://reviews.example/ns"');
+    expect(changed(undeclared(0), undeclared(1), type)).to.equal(2);
+
+    const v0 = stackExchange.feed(BASE)
+      .replace(' xmlns:re=', ' xmlns:media="http://search.yahoo.com/mrss/" xmlns:re=')
+      .replaceAll('<published>', '<media:community><media:statistics views="120"/></media:community><published>');
+    const before = all(v0, /(<entry>[\s\S]*?<\/entry>)/g).map((e) =>
+      createHash('sha256').update(e.replace('<media:community><media:statistics views="120"/></media:community>', ''), 'latin1').digest('hex').slice(0, 12),
+    );
+    expect(before).to.have.length(2);
+    const d = diffFeed(Buffer.from(v0, 'latin1'), type, before)!;
     expect(d.changedCount).to.equal(0);
     expect(d.known, 'kept in the new form').to.deep.equal(d.fingerprints);
     expect(d.fingerprints).to.not.deep.equal(before);

@@ -10,9 +10,9 @@
 // An entry is an RSS item (and a podcast's liveItem: liveItemName), an RSS 1.0 item, an Atom
 // entry or a JSON Feed item. Every entry gets a fingerprint: the hash of its exact bytes (XML) or
 // of its canonical JSON (JSON Feed), so any change inside an entry counts and nothing outside one
-// does, but for the counts of views and comments some generators write into their entries (in
-// elements of their own, or in the text, as hnrss and Discourse do), and the time YouTube moves
-// with them (volatile.ts), which are left out.
+// does, but for the counts of views, votes and comments some generators write into their entries
+// (in elements of their own, or in the text, as hnrss, Discourse and Lemmy do), and the time
+// YouTube moves with them (volatile.ts), which are left out.
 // An entry is reported when its fingerprint is not among those kept with the topic: the previous
 // version's, and those of entries read recently but gone from it since (withRemembered), so that
 // an entry that leaves the feed and comes back is no news. Deciding that
@@ -54,7 +54,7 @@ import {
 } from './discover.js';
 import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
-import { COUNT, addCountCuts, countsOfRoot, isVolatile, namesHnrss, prefixedNamespaces, volatileParts, type CountsInText, type Cut } from './volatile.js';
+import { COUNT, addCountCuts, countsOfRoot, isVolatile, mayBeLemmy, namesHnrss, prefixedNamespaces, volatileParts, type CountsInText, type Cut } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -276,11 +276,12 @@ interface Analysed {
   /**
    * The fingerprints entry `i` had under older builds, when they differ from the one it has now:
    * before volatile.ts left parts of it out (of its exact bytes), before it left out YouTube's
-   * entry `updated` (its bytes less the elements but that one), and before it left out the counts
+   * entry `updated` (its bytes less the elements but that one), before it left out the counts
    * hnrss and Discourse write in the text (its bytes less the elements: the exact bytes for their
-   * feeds, which have none). An entry stored by an older build under one of these is no new
-   * entry: without them, the first read after an upgrade sent every WordPress, YouTube, hnrss and
-   * Discourse feed's entries again. Asked only of an entry not found under its own, so it costs
+   * feeds, which have none), and before it left out Stack Exchange's rank and Lemmy's counts.
+   * An entry stored by an older build under one of these is no new entry: without them, the
+   * first read after an upgrade sent every WordPress, YouTube, hnrss, Discourse, Stack Exchange
+   * and Lemmy feed's entries again. Asked only of an entry not found under its own, so it costs
    * a hash or a few of the new and changed entries alone.
    */
   formerly(i: number): string[];
@@ -445,8 +446,10 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   const rootTag = rootStartTag(s);
   const volatile = rootTag === null ? null : volatileParts(s, rootTag);
   const liveItem = rootTag === null ? null : liveItemName(rootTag);
-  // Discourse is known by its root, hnrss by an element of its channel or feed (namesHnrss).
+  // Discourse is known by its root, hnrss by an element of its channel or feed (namesHnrss), Lemmy
+  // by its root and its channel's having no generator (mayBeLemmy), then by each item's start.
   let counts: CountsInText | null = rootTag === null ? null : countsOfRoot(rootTag);
+  let hasGenerator = false;
   const cuts: Cut[] = [];
   const root = scanXml(
     s,
@@ -473,7 +476,10 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
         if (parent !== undefined && localName(parent) === 'channel') {
           const local = localName(el.name);
           if (local === 'item' || el.name === liveItem) spans.push(el);
-          else if (namesHnrss(s, el, local)) counts = 'hnrss';
+          else {
+            if (local === 'generator') hasGenerator = true;
+            if (namesHnrss(s, el, local)) counts = 'hnrss';
+          }
         }
       }
       return spans.length <= MAX_DIFF_ENTRIES;
@@ -519,9 +525,24 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
   // dropped within the cut before it.
   // `cutsOf[i]` is the range of `cuts` inside entry i, when there is one.
   const cutsOf: ([number, number] | undefined)[] = [];
-  if (counts !== null) for (const span of spans) addCountCuts(s, span, counts, cuts);
+  if (counts === null && kind === 'rss' && !hasGenerator && rootTag !== null && mayBeLemmy(rootTag)) counts = 'lemmy';
+  // Lemmy opens every post so: past an item that does not, the feed is some other generator's,
+  // whose other items need no try (one try per feed, not per item).
+  if (counts !== null) for (const span of spans) if (!addCountCuts(s, span, counts, cuts) && counts === 'lemmy') break;
   cuts.sort((a, b) => a.start - b.start);
   const entryUpdated = volatile?.entryUpdated ?? null;
+  const ranks = volatile?.ranks;
+  const inText = counts;
+  /**
+   * The build that began leaving `cut` out, in order: Slash, Feed Threading and Media RSS (1),
+   * YouTube's entry updated (2), hnrss's and Discourse's counts in the text (3), Stack Exchange's
+   * rank and Lemmy's counts (4).
+   */
+  const since = (cut: Cut): number => {
+    if (cut.name === COUNT) return inText === 'lemmy' ? 4 : 3;
+    if (ranks?.has(cut.name) === true) return 4;
+    return cut.name === entryUpdated && cut.depth === 2 ? 2 : 1;
+  };
   /** The fingerprint of `span` less cuts[from..to), but for those `keep` says to hash after all. */
   const cutPrint = (span: ElementSpan, from: number, to: number, keep?: (cut: Cut) => boolean): string => {
     const digest = createHash('sha256');
@@ -554,21 +575,12 @@ function analyseXml(bytes: Buffer, headerCharset: string): Analysed | null {
       if (span === undefined || range === undefined) return [];
       const former = [fingerprint(bytes.subarray(span.start, span.end))];
       const [from, to] = range;
-      const isUpdated = (cut: Cut): boolean => cut.name === entryUpdated && cut.depth === 2;
-      const isCount = (cut: Cut): boolean => cut.name === COUNT;
-      let updated = false;
-      let count = false;
-      let element = false;
-      for (let k = from; k < to; k++) {
-        const cut = cuts[k]!;
-        if (isCount(cut)) count = true;
-        else element = true;
-        if (isUpdated(cut)) updated = true;
-      }
-      // The build before YouTube's updated was left out kept it, and knew no counts in text; the
-      // build before those, only the latter (with no element cut, its print is the exact bytes').
-      if (updated) former.push(cutPrint(span, from, to, (cut) => isUpdated(cut) || isCount(cut)));
-      if (count && element) former.push(cutPrint(span, from, to, isCount));
+      // A build kept what it did not know yet: the one before `build` printed the entry less the
+      // cuts older than `build`. Those before the oldest kind of cut here, its exact bytes.
+      const kinds = new Set<number>();
+      for (let k = from; k < to; k++) kinds.add(since(cuts[k]!));
+      const newer = [...kinds].sort((a, b) => a - b).slice(1);
+      for (const build of newer) former.push(cutPrint(span, from, to, (cut) => since(cut) >= build));
       return former;
     },
     entries(): FeedEntry[] | null {

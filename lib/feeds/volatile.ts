@@ -22,15 +22,19 @@
 //     out every entry still changed at most polls. What a viewer sees of a video is in its
 //     title and media:group (title, description, thumbnail, content), which still count; an
 //     entry's `updated` in any other feed counts as before.
+//   - Feed Rank (`http://purl.org/atompub/rank/1.0`) `rank`: Stack Exchange's question and tag
+//     feeds (stackoverflow.com/feeds/…) put each question's and answer's score there, as
+//     `<re:rank scheme="https://stackoverflow.com">9</re:rank>`; every vote sent the question to
+//     every subscriber again. A rank is by its definition what readers made of an entry.
 // Only where the namespace is declared on the root element, as every generator above does, and
 // matched by the prefix it declares there, unless that prefix is bound to another namespace
 // anywhere below (then it names other elements there); a replies link and YouTube's updated only
 // as an entry's own child. A feed that declares none of them costs one look at its root start
 // tag, one that does a search of its text for each such prefix.
 //
-// Two generators write their counts into an entry's text, which no element marks; there only the
-// counts' text is left out, in their feeds alone and only where they write it, last in the entry
-// (addCountCuts), so the same words written by an author anywhere else still count:
+// Three generators write their counts into an entry's text, which no element marks; there only the
+// counts' text is left out, in their feeds alone and only where they write it (addCountCuts), so
+// the same words written by an author anywhere else still count:
 //   - hnrss (hnrss.org's Hacker News feeds, known by their RSS channel's generator 'hnrss v…' or
 //     their Atom feed's hnrss.org id): the numbers of a story's closing "Points: N" and
 //     "# Comments: N" paragraphs. Every story of a busy list changed at every read.
@@ -38,8 +42,17 @@
 //     its namespace, `http://www.discourse.org/`, on the root): a topic's closing line of posts
 //     and participants ("12 posts - 5 participants", in the forum's language) before the link to
 //     the topic. Every reply sent the topic to every subscriber again.
+//   - Lemmy (its post feeds, /feeds/c/….xml, /feeds/u/….xml, /feeds/all.xml…, up to 0.19): the
+//     score and comment count of the line it opens each post's description with,
+//     "submitted by <a…>user</a> to <a…>community</a><br>N points | <a href="P">M comments</a>",
+//     where P is the post's own page, as in the item's `comments`. Lemmy names itself nowhere in
+//     the feed: it is known by what its feed code (the rss crate's) writes, an RSS root declaring
+//     `xmlns:dc="http://purl.org/dc/elements/1.1/"`, a channel with no generator, and each item
+//     opening with its title, link and that line. Every vote sent the post to every subscriber.
 // Telling them costs any other feed a look at its root start tag and at the first characters of
-// its channel's (Atom: feed's) generator or id; their own feeds, a search of each entry's end.
+// its channel's (Atom: feed's) generator or id, and an RSS feed with Lemmy's root and no
+// generator one anchored pattern tried at its first item's start; their own feeds, a search of
+// each entry's end (Lemmy: a match at its start).
 // A feed of any other generator with such counts in its text is compared as before, to the byte.
 import { splitName } from './discover.js';
 import type { ElementSpan } from './xml-spans.js';
@@ -55,6 +68,8 @@ const THREAD_NS = 'http://purl.org/syndication/thread/1.0';
 const MRSS_NS = new Set(['http://search.yahoo.com/mrss/', 'http://search.yahoo.com/mrss']);
 /** YouTube's own elements (yt:videoId, yt:channelId): declared, it marks the feed as YouTube's. */
 const YOUTUBE_NS = 'http://www.youtube.com/xml/schemas/2015';
+/** Feed Rank, an Atom extension draft; Stack Exchange's feeds write an entry's score in its `rank`. */
+const RANK_NS = 'http://purl.org/atompub/rank/1.0';
 
 export interface VolatileParts {
   /** Qualified names of the elements to leave out (the scanner reports them at any depth). */
@@ -67,6 +82,11 @@ export interface VolatileParts {
    * known by that fingerprint too (entries.ts, `formerly`).
    */
   entryUpdated: string | null;
+  /**
+   * The qualified names of Feed Rank's `rank` among `names`. Newer than the rest, as
+   * `entryUpdated` is (entries.ts, `formerly`).
+   */
+  ranks: ReadonlySet<string>;
 }
 
 const DECLARATION = /[ \t\r\n]xmlns:([^ \t\r\n=]+)[ \t\r\n]*=[ \t\r\n]*(?:"([^"]*)"|'([^']*)')/g;
@@ -88,12 +108,13 @@ const MAX_DECLARATIONS = 16;
 export function volatileParts(s: string, rootTag: string): VolatileParts | null {
   if (!rootTag.includes('xmlns:')) return null;
   const names = new Set<string>();
+  const ranks = new Set<string>();
   let thread = false;
   let youtube = false;
   let looked = 0;
   for (const [prefix, uri] of prefixedNamespaces(rootTag)) {
     if (uri === YOUTUBE_NS) youtube = true;
-    if (uri !== SLASH_NS && uri !== THREAD_NS && !MRSS_NS.has(uri)) continue;
+    if (uri !== SLASH_NS && uri !== THREAD_NS && uri !== RANK_NS && !MRSS_NS.has(uri)) continue;
     if (++looked > MAX_DECLARATIONS) break;
     // A prefix bound again below the root to another namespace names other elements there
     // (an entry's own `s:comments`): its elements are compared to the byte, as before.
@@ -103,6 +124,9 @@ export function volatileParts(s: string, rootTag: string): VolatileParts | null 
     } else if (uri === THREAD_NS) {
       names.add(`${prefix}:total`);
       thread = true;
+    } else if (uri === RANK_NS) {
+      names.add(`${prefix}:rank`);
+      ranks.add(`${prefix}:rank`);
     } else if (MRSS_NS.has(uri)) {
       names.add(`${prefix}:community`).add(`${prefix}:statistics`).add(`${prefix}:starRating`);
     }
@@ -119,7 +143,7 @@ export function volatileParts(s: string, rootTag: string): VolatileParts | null 
     entryUpdated = own('updated');
     names.add(entryUpdated);
   }
-  return names.size === 0 ? null : { names, repliesLink, entryUpdated };
+  return names.size === 0 ? null : { names, repliesLink, entryUpdated, ranks };
 }
 
 /** The rest of a namespace declaration after its name: `="uri"`, the URI in group 1 or 2. */
@@ -159,7 +183,7 @@ export function isVolatile(s: string, el: ElementSpan, parts: VolatileParts): bo
 }
 
 /** Generators that write their counts into an entry's text, where no element of theirs holds them. */
-export type CountsInText = 'hnrss' | 'discourse';
+export type CountsInText = 'hnrss' | 'discourse' | 'lemmy';
 
 /** Discourse's own elements (discourse:topicPinned…), declared on the root of each of its topic lists. */
 const DISCOURSE_NS = 'http://www.discourse.org/';
@@ -182,24 +206,55 @@ export function namesHnrss(s: string, el: ElementSpan, local: string): boolean {
   return false;
 }
 
+/**
+ * Whether root start tag `rootTag` is as Lemmy's feeds write it: RSS, declaring Dublin Core under
+ * `dc` just so (the rss crate writes every declaration in double quotes). With a channel that
+ * has no generator, the feed may be Lemmy's, which each item's start then says (addCountCuts).
+ */
+export function mayBeLemmy(rootTag: string): boolean {
+  return rootTag.startsWith('<rss') && rootTag.includes(' xmlns:dc="http://purl.org/dc/elements/1.1/"');
+}
+
 /** hnrss's last lines of an entry's description or content, at the `<p>Points: ` found last. */
 const HNRSS_COUNTS = /<p>Points: (-?\d+)<\/p>[ \t\r\n]*<p># Comments: (\d+)<\/p>[ \t\r\n]*\]\]>/y;
 /** What follows Discourse's count line: the topic's link, the last line of the description. */
 const DISCOURSE_TAIL = /<\/small><\/p>[ \t\r\n]*<p><a href="[^"<]*">[^<]*<\/a><\/p>[ \t\r\n]*\]\]><\/description>/y;
+/**
+ * How Lemmy (to 0.19) opens each post: title, link, then the description's first line, the score
+ * (group 1, below zero too), the post's page (2) and its comment count (3). Nothing but a tag's
+ * own text between tags, so a try at an item of any other feed stops within its title or link.
+ */
+const LEMMY_HEAD =
+  /<item><title>[^<]*<\/title><link>[^<]*<\/link><description><!\[CDATA\[submitted by <a href="[^"<]*">[^<]*<\/a> to <a href="[^"<]*">[^<]*<\/a><br>(-?\d+) points \| <a href="([^"<]*)">(\d+) comments<\/a>/y;
 /** Longer than any count line Discourse writes, in any language. */
 const MAX_COUNT_LINE = 200;
 
 /**
- * Adds to `cuts` the counts `generator` wrote into `entry`, an entry of document `s`: only where
- * the generator writes them, last in the entry's text, so the same words an author wrote anywhere
- * else in it are still the entry.
+ * Adds to `cuts` the counts `generator` wrote into `entry`, an entry of document `s`, and says
+ * whether it found them: only where the generator writes them (last in the entry's text, or
+ * Lemmy's first), so the same words an author wrote anywhere else in it are still the entry.
  *   - hnrss ends each story's description (Atom: content) with `<p>Points: N</p>` and
  *     `<p># Comments: N</p>`, then closes its CDATA section: the two numbers are left out.
  *   - Discourse ends each topic's description with `<p><small>N posts - M participants</small></p>`
  *     (in the site's language), then a paragraph linking the topic, then closes it: the line's
  *     text is left out, when a number stands on each side of its ` - `.
+ *   - Lemmy opens each post's description with a line ending `N points | <a href="P">M comments</a>`
+ *     (LEMMY_HEAD): the two numbers are left out, when P is the item's own `comments`.
  */
-export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInText, cuts: Cut[]): void {
+export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInText, cuts: Cut[]): boolean {
+  if (generator === 'lemmy') {
+    // Tried on the document at the entry's start; no tag's text crosses a `<`, so a match ends
+    // within the item's description.
+    LEMMY_HEAD.lastIndex = entry.start;
+    const m = LEMMY_HEAD.exec(s);
+    const end = LEMMY_HEAD.lastIndex;
+    if (m === null || end > entry.end || !s.slice(end, entry.end).includes(`<comments>${m[2]!}</comments>`)) return false;
+    const score = end - m[0].length + m[0].lastIndexOf(' points | ');
+    cuts.push({ name: COUNT, depth: -1, start: score - m[1]!.length, end: score });
+    const comments = end - ' comments</a>'.length;
+    cuts.push({ name: COUNT, depth: -1, start: comments - m[3]!.length, end: comments });
+    return true;
+  }
   // A view of the entry's text (V8 copies nothing): every search below stays within the entry.
   const text = s.slice(entry.start, entry.end);
   const cut = (from: number, to: number): void => {
@@ -207,25 +262,27 @@ export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInT
   };
   if (generator === 'hnrss') {
     const at = text.lastIndexOf('<p>Points: ');
-    if (at < 0) return;
+    if (at < 0) return false;
     HNRSS_COUNTS.lastIndex = at;
     const m = HNRSS_COUNTS.exec(text);
-    if (m === null) return;
+    if (m === null) return false;
     const points = at + '<p>Points: '.length;
     cut(points, points + m[1]!.length);
     const comments = text.indexOf('<p># Comments: ', points) + '<p># Comments: '.length;
     cut(comments, comments + m[2]!.length);
-    return;
+    return true;
   }
   const close = text.lastIndexOf('</small></p>');
-  if (close < 0) return;
+  if (close < 0) return false;
   const open = text.lastIndexOf('<p><small>', close);
   const from = open + '<p><small>'.length;
-  if (open < 0 || close - from > MAX_COUNT_LINE || text.indexOf('<', from) !== close) return;
+  if (open < 0 || close - from > MAX_COUNT_LINE || text.indexOf('<', from) !== close) return false;
   const dash = text.indexOf(' - ', from);
-  if (dash < 0 || dash > close || !hasDigit(text, from, dash) || !hasDigit(text, dash + 3, close)) return;
+  if (dash < 0 || dash > close || !hasDigit(text, from, dash) || !hasDigit(text, dash + 3, close)) return false;
   DISCOURSE_TAIL.lastIndex = close;
-  if (DISCOURSE_TAIL.test(text)) cut(from, close);
+  if (!DISCOURSE_TAIL.test(text)) return false;
+  cut(from, close);
+  return true;
 }
 
 function hasDigit(s: string, from: number, to: number): boolean {
