@@ -955,6 +955,10 @@ describe('what stays a change in a feed whose counts are left out', () => {
     expect(changed(a0, hnrssAtom.feed({ ...BASE, n: 9 }), hnrssAtom.contentType)).to.equal(0);
     const elsewhere = (n: number): string => hnrssAtom.feed({ ...BASE, n }).replace('<id>https://hnrss.org/newest.atom</id>', '<id>https://mirror.example/newest.atom</id>');
     expect(changed(elsewhere(0), elsewhere(1), hnrssAtom.contentType)).to.equal(2);
+    // With description=0 an item has none: the same words closing its title are the title.
+    const titled = (n: number): string =>
+      hnrssRss.feed(BASE).replace(/<description><!\[CDATA\[[\s\S]*?\]\]><\/description>/g, '').replace(']]></title>', `<p>Points: ${n}</p><p># Comments: ${n}</p>]]></title>`);
+    expect(changed(titled(1), titled(2), hnrssRss.contentType), 'a title ending in them').to.equal(1);
   });
 
   it("in a Discourse topic list, only the posts and participants line before the topic's link is left out, in any language; the first post's own text counts", () => {
@@ -971,6 +975,30 @@ describe('what stays a change in a feed whose counts are left out', () => {
     // Nor is a line with no count on either side of its dash.
     const words = (w: string): string => v0.replace('<small>1 post - 1 participant</small>', `<small>${w}</small>`);
     expect(changed(words('one post - one participant'), words('two posts - one participant'), discourse.contentType)).to.equal(1);
+    // Its posts feed (/posts.rss) declares the namespace too, and a post there may end with such
+    // a line and a link of its own: only a link to the item's own topic makes it the count line.
+    const posted = (n: number): string => `<?xml version="1.0" encoding="UTF-8" ?>
+<rss version="2.0" xmlns:discourse="http://www.discourse.org/" xmlns:atom="http://www.w3.org/2005/Atom" xmlns:dc="http://purl.org/dc/elements/1.1/">
+  <channel>
+    <title>Example Forum - Latest posts</title>
+    <link>https://forum.example.org</link>
+    <description>Latest posts</description>
+    <item>
+      <title>Releases</title>
+      <dc:creator><![CDATA[someone]]></dc:creator>
+      <description><![CDATA[
+        <p>Release notes</p>
+        <p><small>v1.${n} - 2024-0${n}-01</small></p>
+        <p><a href="https://example.com/download">Download</a></p>
+      ]]></description>
+      <link>https://forum.example.org/t/releases/7/3</link>
+      <pubDate>Tue, 12 Mar 2024 10:00:00 +0000</pubDate>
+      <guid isPermaLink="false">forum.example.org-post-9</guid>
+    </item>
+  </channel>
+</rss>
+`;
+    expect(changed(posted(2), posted(3), discourse.contentType), 'a post ending in a line and a link of its own').to.equal(1);
     // Without Discourse's namespace on the root, the feed is another generator's.
     const undeclared = (n: number): string => discourse.feed({ ...BASE, n }).replace(' xmlns:discourse="http://www.discourse.org/"', '').replace(/<discourse:[^\n]*\n/g, '');
     expect(changed(undeclared(0), undeclared(1), discourse.contentType)).to.equal(2);

@@ -215,10 +215,18 @@ export function mayBeLemmy(rootTag: string): boolean {
   return rootTag.startsWith('<rss') && rootTag.includes(' xmlns:dc="http://purl.org/dc/elements/1.1/"');
 }
 
-/** hnrss's last lines of an entry's description or content, at the `<p>Points: ` found last. */
-const HNRSS_COUNTS = /<p>Points: (-?\d+)<\/p>[ \t\r\n]*<p># Comments: (\d+)<\/p>[ \t\r\n]*\]\]>/y;
-/** What follows Discourse's count line: the topic's link, the last line of the description. */
-const DISCOURSE_TAIL = /<\/small><\/p>[ \t\r\n]*<p><a href="[^"<]*">[^<]*<\/a><\/p>[ \t\r\n]*\]\]><\/description>/y;
+/**
+ * hnrss's last lines of an entry's description or content, at the `<p>Points: ` found last: its
+ * CDATA section closed by that element (with `description=0` an item has none, and a title's
+ * CDATA could end in the same words).
+ */
+const HNRSS_COUNTS = /<p>Points: (-?\d+)<\/p>[ \t\r\n]*<p># Comments: (\d+)<\/p>[ \t\r\n]*\]\]><\/(?:description|content)>/y;
+/**
+ * What follows Discourse's count line: the link to the topic (group 1), the last line of the
+ * description. Its posts feed (/posts.rss) declares the same namespace and has no such line,
+ * but a post of its own may end alike: the link must be the item's own `link` (addCountCuts).
+ */
+const DISCOURSE_TAIL = /<\/small><\/p>[ \t\r\n]*<p><a href="([^"<]*)">[^<]*<\/a><\/p>[ \t\r\n]*\]\]><\/description>/y;
 /**
  * How Lemmy (to 0.19) opens each post: title, link, then the description's first line, the score
  * (group 1, below zero too), the post's page (2) and its comment count (3). Nothing but a tag's
@@ -236,8 +244,8 @@ const MAX_COUNT_LINE = 200;
  *   - hnrss ends each story's description (Atom: content) with `<p>Points: N</p>` and
  *     `<p># Comments: N</p>`, then closes its CDATA section: the two numbers are left out.
  *   - Discourse ends each topic's description with `<p><small>N posts - M participants</small></p>`
- *     (in the site's language), then a paragraph linking the topic, then closes it: the line's
- *     text is left out, when a number stands on each side of its ` - `.
+ *     (in the site's language), then a paragraph linking the topic (the item's own link), then closes
+ *     it: the line's text is left out, when a number stands on each side of its ` - `.
  *   - Lemmy opens each post's description with a line ending `N points | <a href="P">M comments</a>`
  *     (LEMMY_HEAD): the two numbers are left out, when P is the item's own `comments`.
  */
@@ -280,7 +288,8 @@ export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInT
   const dash = text.indexOf(' - ', from);
   if (dash < 0 || dash > close || !hasDigit(text, from, dash) || !hasDigit(text, dash + 3, close)) return false;
   DISCOURSE_TAIL.lastIndex = close;
-  if (!DISCOURSE_TAIL.test(text)) return false;
+  const tail = DISCOURSE_TAIL.exec(text);
+  if (tail === null || !text.includes(`<link>${tail[1]!}</link>`, DISCOURSE_TAIL.lastIndex)) return false;
   cut(from, close);
   return true;
 }
