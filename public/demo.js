@@ -14,6 +14,8 @@ const MAX_ENTRIES = 200;
 
 let current;
 let received = 0;
+/** Bodies shown so far, for their headings' ids. */
+let bodies = 0;
 
 document.querySelector('#snippet').textContent = document
   .querySelector('#snippet')
@@ -83,17 +85,51 @@ function bodyItem(body, change) {
   li.className = 'entry fresh';
   li.dataset.version = String(change.version);
   const h = document.createElement('h3');
+  h.id = `body-${++bodies}`;
   h.textContent = `New version ${change.version} (${change.contentType || 'unknown type'})`;
   const pre = document.createElement('pre');
+  pre.dataset.labelledby = h.id;
   pre.textContent = body.length > 4000 ? `${body.slice(0, 4000)}…` : body;
   li.append(h, pre);
   return li;
 }
 
+/**
+ * A body taller than its box (style.css: 16rem) scrolls, and only Chromium lets the keyboard into
+ * a scrolling box by itself: in Safari it could not be scrolled without a mouse. Such a body takes
+ * the focus and is a region named by its heading; one shown whole is left out of the tab order.
+ * All read first, then marked: one layout for them all.
+ */
+function markScrolling(pres) {
+  const scrolls = pres.map((pre) => pre.scrollHeight > pre.clientHeight || pre.scrollWidth > pre.clientWidth);
+  pres.forEach((pre, i) => {
+    if (pre === document.activeElement) return;
+    if (scrolls[i]) {
+      pre.tabIndex = 0;
+      pre.setAttribute('role', 'region');
+      pre.setAttribute('aria-labelledby', pre.dataset.labelledby);
+    } else {
+      for (const name of ['tabindex', 'role', 'aria-labelledby']) pre.removeAttribute(name);
+    }
+  });
+}
+
+/** A narrower or zoomed window makes other bodies scroll. */
+let remarkAsked = false;
+window.addEventListener('resize', () => {
+  if (remarkAsked) return;
+  remarkAsked = true;
+  requestAnimationFrame(() => {
+    remarkAsked = false;
+    markScrolling([...list.querySelectorAll('.entry pre')]);
+  });
+});
+
 /** Shows one change: its entries in the feed's own order, above everything shown before. */
 function show(items) {
   if (items.length === 0) return;
   list.prepend(...items);
+  markScrolling(items.flatMap((li) => [...li.querySelectorAll('pre')]));
   received += items.length;
   count.textContent = String(received);
   // The status is a polite live region: without this, a screen reader never heard entries come.

@@ -720,6 +720,85 @@ describe('In a real browser (headless Chromium)', function () {
     expect(await page.getByRole('log', { name: 'Live event log', exact: true }).count()).to.equal(1);
   });
 
+  // Boxes that scroll: Chromium puts a scrolling box with nothing focusable in it in the tab order
+  // by itself, so here they could always be scrolled from the keyboard; Safari does not, and there
+  // the live log, the demo's long bodies and the docs' wide example could not be scrolled without
+  // a mouse (WCAG 2.1.1). The tests check what Safari goes by, tabindex="0" and a name (Chromium
+  // would pass the Tab and the keys without them), and then that Tab reaches the box and keys scroll it.
+  it("the dashboard's live log is in the tab order itself (tabindex 0, named by its heading), and keys scroll it", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    for (let i = 0; i < 40; i++) hub.hub.emit('activity', { kind: 'delivery', topic: `https://scroll.example/${i}.xml`, ok: true, protocol: 'websub', detail: `sub${i}.example 204` });
+    await page.locator('#log li[data-topic="https://scroll.example/39.xml"]').waitFor({ timeout: 5000 });
+    expect(await page.evaluate(`(() => { const l = document.querySelector('#log'); return l.scrollHeight > l.clientHeight; })()`), 'the log scrolls').to.equal(true);
+    expect(await page.locator('#log').getAttribute('tabindex'), "the log's tabindex").to.equal('0');
+    expect(await page.getByRole('log', { name: 'Live event log', exact: true }).count()).to.equal(1);
+    await page.locator('#log-speak').focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.id'), 'focused after the last control above the log').to.equal('log');
+    await page.keyboard.press('PageDown');
+    await page.waitForFunction(`document.querySelector('#log').scrollTop > 0`, undefined, { timeout: 2000 });
+    expect(errors).to.deep.equal([]);
+  });
+
+  it("the demo's entry body that scrolls is in the tab order (tabindex 0, a region named by its heading), and keys scroll it; a short one is no tab stop", async () => {
+    const path = '/scrolling-body.txt';
+    const feed = topics.set(path, { body: 'first\n', contentType: 'text/plain' });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    topics.set(path, { body: Array.from({ length: 80 }, (_, i) => `line ${i}`).join('\n'), contentType: 'text/plain' });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    await page.locator('#entries .entry pre').first().waitFor({ timeout: 5000 });
+    topics.set(path, { body: 'short\n', contentType: 'text/plain' });
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    await page.locator('#entries .entry pre', { hasText: 'short' }).waitFor({ timeout: 5000 });
+    const [short, long] = [page.locator('#entries .entry pre').nth(0), page.locator('#entries .entry pre').nth(1)];
+    const scrolls = `[...document.querySelectorAll('#entries pre')].map((p) => p.scrollHeight > p.clientHeight)`;
+    expect(await page.evaluate(scrolls), 'which bodies scroll, newest first').to.deep.equal([false, true]);
+    expect(await long.getAttribute('tabindex'), "the long body's tabindex").to.equal('0');
+    const heading = (await page.locator('#entries .entry h3').nth(1).textContent())!;
+    expect(heading).to.match(/^New version \d+ \(text\/plain/);
+    expect(await page.getByRole('region', { name: heading, exact: true }).count(), `a region named ${heading}`).to.equal(1);
+    expect(await short.getAttribute('tabindex'), "the short body's tabindex").to.equal(null);
+    expect(await short.getAttribute('role'), "the short body's role").to.equal(null);
+    // From Stop, past the short body, to the long one.
+    await page.locator('#stop').focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(`document.activeElement === document.querySelectorAll('#entries pre')[1]`), 'the long body focused').to.equal(true);
+    await page.keyboard.press('PageDown');
+    await page.waitForFunction(`document.querySelectorAll('#entries pre')[1].scrollTop > 0`, undefined, { timeout: 2000 });
+    expect(errors).to.deep.equal([]);
+  });
+
+  it("the docs' one block that scrolls sideways is in the tab order (tabindex 0, a named region), and keys scroll it; the blocks that wrap are no tab stops", async () => {
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/docs`);
+    const blocks = `[...document.querySelectorAll('pre')].map((p) => [p.scrollWidth > p.clientWidth || p.scrollHeight > p.clientHeight, p.getAttribute('tabindex')])`;
+    for (const width of [1280, 360]) {
+      await page.setViewportSize({ width, height: 900 });
+      const seen = (await page.evaluate(blocks)) as [boolean, string | null][];
+      expect(seen.length, 'blocks').to.be.above(50);
+      expect(seen.filter(([scrolls]) => scrolls).length, `${width} px: blocks that scroll`).to.equal(1);
+      for (const [i, [scrolls, tabindex]] of seen.entries()) expect(tabindex, `${width} px: block ${i}, scrolls: ${scrolls}`).to.equal(scrolls ? '0' : null);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const wide = page.getByRole('region', { name: 'Example: following a feed with client.js', exact: true });
+    expect(await wide.count()).to.equal(1);
+    // The link just before it, then Tab.
+    await page.locator('pre[tabindex="0"]').locator('xpath=preceding-sibling::p[1]//a[last()]').focus();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(`document.activeElement === document.querySelector('pre[tabindex="0"]')`), 'the wide block focused').to.equal(true);
+    for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(`document.querySelector('pre[tabindex="0"]').scrollLeft > 0`, undefined, { timeout: 2000 });
+    expect(errors).to.deep.equal([]);
+  });
+
   // The buttons were disabled while they worked: the focused one lost the keyboard's focus to the
   // page, and a screen reader went back to the top of it.
   it("the dashboard's form button keeps the keyboard's focus while its request is on the way, and sends it once", async () => {
