@@ -60,6 +60,32 @@ function clipped(url) {
   return el('span', { class: 'url clip', title: url ?? undefined }, url);
 }
 
+/**
+ * The tooltip is a mouse's only: a URL cut short takes the keyboard's focus, and is shown whole
+ * while it has it (style.css, .clip:focus-visible). Measured once on the page, so that a URL shown
+ * whole is no tab stop: all read first, then marked, one layout for them all.
+ */
+function markClipped(clips) {
+  const cut = clips.map((node) => node.scrollHeight > node.clientHeight);
+  clips.forEach((node, i) => {
+    // Shown whole because it has the focus: it keeps it.
+    if (node === document.activeElement) return;
+    if (cut[i]) node.tabIndex = 0;
+    else node.removeAttribute('tabindex');
+  });
+}
+
+/** A narrower or zoomed window cuts other URLs short. */
+let remarkAsked = false;
+window.addEventListener('resize', () => {
+  if (remarkAsked) return;
+  remarkAsked = true;
+  requestAnimationFrame(() => {
+    remarkAsked = false;
+    markClipped([...document.querySelectorAll('.clip')]);
+  });
+});
+
 function urlCell(url) {
   return el('td', { class: 'url' }, clipped(url));
 }
@@ -74,8 +100,13 @@ function setStatus(node, state, text, said = node) {
 }
 
 function fillRows(tbody, rows, columns, emptyText) {
+  // A URL in it read whole from the keyboard would lose the focus to the page with its row, and
+  // a screen reader would start again from the top: that table waits until the focus leaves it.
+  // (A mouse's click focuses without :focus-visible, shows nothing more, and holds nothing.)
+  if (tbody.contains(document.activeElement) && document.activeElement.matches(':focus-visible')) return;
   const body = rows.length === 0 ? [el('tr', {}, el('td', { colspan: columns, class: 'empty' }, emptyText))] : rows;
   tbody.replaceChildren(...body);
+  markClipped([...tbody.querySelectorAll('.clip')]);
 }
 
 function outcome(ok) {
@@ -260,6 +291,7 @@ function showInLog(events) {
   for (let i = rows.length - 1; i >= 0; i--) newestFirst.append(rows[i]);
   log.prepend(newestFirst);
   while (log.children.length > LOG_MAX_ROWS) log.lastElementChild.remove();
+  markClipped(rows.flatMap((row) => [...row.querySelectorAll('.clip')]));
 }
 
 function setUpLogControls() {

@@ -799,6 +799,44 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // A URL cut to three lines had the rest only in its tooltip, which a keyboard never opens (WCAG
+  // 1.4.13, 2.1.1). A screen reader reads the whole text either way (line-clamp hides nothing from it).
+  it("the dashboard's long topic URL cut short is reached with Tab and shown whole while focused, also after the tables refresh; one shown whole is no tab stop", async () => {
+    const long = topics.url(`/${'k'.repeat(1900)}.xml`);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    hub.hub.emit('activity', { kind: 'ping', topic: 'https://short.example/feed.xml', ok: true });
+    expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
+    await page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`).waitFor({ timeout: 5000 });
+    await page.locator('#failures tr', { hasText: long }).first().waitFor({ timeout: 5000 });
+    expect(await page.locator('#log li[data-topic="https://short.example/feed.xml"] .clip').getAttribute('tabindex'), 'a URL shown whole').to.equal(null);
+    const lineHeight = (await page.evaluate(`parseFloat(getComputedStyle(document.querySelector('#log .url')).lineHeight)`)) as number;
+    const clip = (where: string): string => `[...document.querySelectorAll(${JSON.stringify(`${where} .clip`)})].find((n) => n.textContent === ${JSON.stringify(long)})`;
+    for (const where of ['#log', '#failures']) {
+      const focused = `document.activeElement === ${clip(where)}`;
+      let presses = 0;
+      while (!(await page.evaluate(focused))) {
+        expect(++presses, `Tab presses to reach the long URL in ${where}`).to.be.below(100);
+        await page.keyboard.press('Tab');
+      }
+      const [scrollHeight, clientHeight] = (await page.evaluate(`[${clip(where)}.scrollHeight, ${clip(where)}.clientHeight]`)) as [number, number];
+      expect(scrollHeight, `${where}: scrollHeight vs clientHeight, focused`).to.be.at.most(clientHeight);
+      expect(clientHeight, `${where}: px tall, at ${lineHeight} px a line`).to.be.above(10 * lineHeight);
+      if (where === '#failures') {
+        // The tables are drawn again every 3 s: the focused URL stays, focused and whole.
+        const at = await page.locator('#stats-at').textContent();
+        await page.waitForFunction(`document.querySelector('#stats-at').textContent !== ${JSON.stringify(at)}`, undefined, { timeout: 5000 });
+        expect(await page.evaluate(focused), 'still focused after a refresh').to.equal(true);
+      }
+    }
+    // Let go, it is three lines again.
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.evaluate(`${clip('#failures')}.clientHeight`), 'px tall, let go').to.be.below(5 * lineHeight);
+    expect(errors).to.deep.equal([]);
+  });
+
   // The buttons were disabled while they worked: the focused one lost the keyboard's focus to the
   // page, and a screen reader went back to the top of it.
   it("the dashboard's form button keeps the keyboard's focus while its request is on the way, and sends it once", async () => {
