@@ -1006,6 +1006,9 @@ describe('what stays a change in a feed whose counts are left out', () => {
     expect(changed(quoted(1), quoted(2), type)).to.equal(1);
     // Its words changed around the counts are a change.
     expect(changed(v0, v0.replaceAll('to <a href="https://lemmy.example/c/technology">technology</a>', 'to <a href="https://lemmy.example/c/news">news</a>'), type)).to.equal(2);
+    // The counts are found where the line puts them, even with the same words in the post's link.
+    const oddLink = (n: number): string => lemmy.feed({ ...BASE, n }).replaceAll('https://lemmy.example/post/', 'https://lemmy.example/post/?q= points | ');
+    expect(changed(oddLink(0), oddLink(1), type), 'a link holding " points | "').to.equal(0);
     // A line whose comments link is not the item's own comments is not Lemmy's.
     const elsewhere = (n: number): string => lemmy.feed({ ...BASE, n }).replaceAll('<comments>https://lemmy.example/post/', '<comments>https://other.example/post/');
     expect(changed(elsewhere(0), elsewhere(1), type)).to.equal(2);

@@ -257,7 +257,8 @@ export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInT
     const m = LEMMY_HEAD.exec(s);
     const end = LEMMY_HEAD.lastIndex;
     if (m === null || end > entry.end || !s.slice(end, entry.end).includes(`<comments>${m[2]!}</comments>`)) return false;
-    const score = end - m[0].length + m[0].lastIndexOf(' points | ');
+    // Counted back from the match's end: the post's link before it may hold the same words.
+    const score = end - ' comments</a>'.length - m[3]!.length - '">'.length - m[2]!.length - ' points | <a href="'.length;
     cuts.push({ name: COUNT, depth: -1, start: score - m[1]!.length, end: score });
     const comments = end - ' comments</a>'.length;
     cuts.push({ name: COUNT, depth: -1, start: comments - m[3]!.length, end: comments });
