@@ -1,6 +1,7 @@
 // The operator's dashboard: /stats.json every few seconds, the live activity log from /events
 // (Server-Sent Events), and forms that POST to the hub's own endpoints. Everything from the
 // hub is written with textContent, never as HTML: topic URLs and details come from strangers.
+import { onResize } from './resize.js';
 
 const STATS_EVERY_MS = 3000;
 const LOG_MAX_ROWS = 100;
@@ -75,16 +76,7 @@ function markClipped(clips) {
   });
 }
 
-/** A narrower or zoomed window cuts other URLs short. */
-let remarkAsked = false;
-window.addEventListener('resize', () => {
-  if (remarkAsked) return;
-  remarkAsked = true;
-  requestAnimationFrame(() => {
-    remarkAsked = false;
-    markClipped([...document.querySelectorAll('.clip')]);
-  });
-});
+onResize(() => markClipped([...document.querySelectorAll('.clip')]));
 
 function urlCell(url) {
   return el('td', { class: 'url' }, clipped(url));

@@ -2,6 +2,7 @@
 // Entries come from feeds anyone can publish, so they are written as text, and only http(s)
 // links are made clickable.
 import { follow } from '../client.js';
+import { onResize } from './resize.js';
 
 const form = document.querySelector('#follow-form');
 const input = document.querySelector('#topic');
@@ -114,16 +115,7 @@ function markScrolling(pres) {
   });
 }
 
-/** A narrower or zoomed window makes other bodies scroll. */
-let remarkAsked = false;
-window.addEventListener('resize', () => {
-  if (remarkAsked) return;
-  remarkAsked = true;
-  requestAnimationFrame(() => {
-    remarkAsked = false;
-    markScrolling([...list.querySelectorAll('.entry pre')]);
-  });
-});
+onResize(() => markScrolling([...list.querySelectorAll('.entry pre')]));
 
 /** Shows one change: its entries in the feed's own order, above everything shown before. */
 function show(items) {

@@ -837,6 +837,29 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  // The log's URL column is widest at ~700 px (620 px; 240 px at 320): a URL of ~130 characters
+  // takes two lines there and five at 320 px.
+  it("the dashboard's topic URL shown whole in a wide window becomes a tab stop once a narrower one cuts it short, and no longer when widened again", async () => {
+    const medium = topics.url(`/${'m'.repeat(100)}.xml`);
+    const page = await context!.newPage();
+    const errors = watchErrors(page);
+    await page.setViewportSize({ width: 700, height: 900 });
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    expect((await hub.postForm('/ping', { url: medium })).status).to.equal(200);
+    const clip = page.locator(`#log li[data-kind="ping"][data-topic="${medium}"] .clip`).first();
+    await clip.waitFor({ timeout: 5000 });
+    const state = async (): Promise<[boolean, string | null]> =>
+      [await clip.evaluate((n) => n.scrollHeight > n.clientHeight), await clip.getAttribute('tabindex')];
+    expect(await state(), '700 px: shown whole, no tab stop').to.deep.equal([false, null]);
+    await page.setViewportSize({ width: 320, height: 900 });
+    await page.waitForFunction((n) => n.getAttribute('tabindex') === '0', await clip.elementHandle(), { timeout: 2000 });
+    expect(await state(), '320 px: cut short, a tab stop').to.deep.equal([true, '0']);
+    await page.setViewportSize({ width: 700, height: 900 });
+    await page.waitForFunction((n) => !n.hasAttribute('tabindex'), await clip.elementHandle(), { timeout: 2000 });
+    expect(errors).to.deep.equal([]);
+  });
+
   // The buttons were disabled while they worked: the focused one lost the keyboard's focus to the
   // page, and a screen reader went back to the top of it.
   it("the dashboard's form button keeps the keyboard's focus while its request is on the way, and sends it once", async () => {
