@@ -529,20 +529,25 @@ export async function profiled<T>(hub: Child, name: string, fn: () => Promise<T>
 /** Commands every benchmark child answers: its CPU time, and a CPU profile of a window (see profiled). */
 export function childCommands(): Record<string, (msg: Record<string, unknown>) => unknown> {
   let session: Session | undefined;
+  // The parent sets it before starting its children (bench/alloc.ts).
+  const mode = process.env.BENCH_PROFILE;
+  const heap = mode === 'alloc' || mode === 'survivors' ? mode : null;
   return {
     /** CPU time this process has used (user + system, µs; every thread, GC and libuv's pool included). */
     cpu: () => {
       const u = process.cpuUsage();
       return u.user + u.system;
     },
-    /** BENCH_PROFILE=alloc samples allocations (a .heapprofile) instead of CPU time. */
+    /**
+     * BENCH_PROFILE=alloc samples allocations (a .heapprofile) instead of CPU time, and
+     * BENCH_PROFILE=survivors only those still there after a scavenge.
+     */
     profileStart: async () => {
       session = new Session();
       session.connect();
-      if (process.env.BENCH_PROFILE === 'alloc' || process.env.BENCH_PROFILE === 'survivors') {
-        const all = process.env.BENCH_PROFILE === 'alloc';
+      if (heap !== null) {
         await session.post('HeapProfiler.enable');
-        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: all });
+        await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: heap === 'alloc' });
         return;
       }
       await session.post('Profiler.enable');
@@ -552,10 +557,10 @@ export function childCommands(): Record<string, (msg: Record<string, unknown>) =
     profileStop: async (msg) => {
       if (!session) throw new Error('profileStart first');
       await mkdir(path.dirname(String(msg.file)), { recursive: true });
-      if (process.env.BENCH_PROFILE === 'alloc' || process.env.BENCH_PROFILE === 'survivors') {
+      if (heap !== null) {
         // What died since the last scavenge is still sampled until one runs: without this, up to a
         // young generation's worth of garbage counted as surviving.
-        if (process.env.BENCH_PROFILE === 'survivors') (globalThis.gc as ((o: { type: 'minor' }) => void) | undefined)?.({ type: 'minor' });
+        if (heap === 'survivors') (globalThis.gc as ((o: { type: 'minor' }) => void) | undefined)?.({ type: 'minor' });
         const { profile } = await session.post('HeapProfiler.stopSampling');
         await writeFile(String(msg.file).replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(profile));
       } else {
