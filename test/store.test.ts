@@ -149,6 +149,21 @@ describe('lowdb store: durability', () => {
     expect(await journalFiles(dir)).to.deep.equal([]);
   });
 
+  it("journals a check that found the same entries without the topic's fingerprints", async () => {
+    // A big feed's topic: its remembered entries are most of its record.
+    const fingerprints = Array.from({ length: 300 }, (_, i) => `fingerprint-of-entry-${i}`);
+    const t = { ...newTopic('http://a/big-feed'), lastHash: 'h', version: 1, fingerprints };
+    await store.putTopic(t);
+    for (let i = 1; i <= 20; i++) await store.recordCheck({ ...t, ctChecks: i, whenLastCheck: i * 1000 });
+    // Entries that moved: that check carries its list, whole.
+    await store.recordCheck({ ...t, ctChecks: 21, whenLastCheck: 21_000, fingerprints: fingerprints.slice(1) });
+    await store.flush();
+    const lines = (await journalText(dir)).trim().split('\n').map((l) => JSON.parse(l) as { op: string; topic: { fingerprints?: string[] } });
+    expect(lines.map((l) => [l.op, l.topic.fingerprints?.length])).to.deep.equal([['putTopic', 300], ...Array.from({ length: 20 }, () => ['checkTopic', undefined]), ['putTopic', 299]]);
+    await reopen();
+    expect(await store.getTopic(t.url)).to.deep.equal({ ...t, ctChecks: 21, whenLastCheck: 21_000, fingerprints: fingerprints.slice(1) });
+  });
+
   it('compacts the journal into the snapshot shards once it grows past the threshold', async () => {
     await reopen({ compactAfterBytes: 2000 });
     for (let i = 0; i < 40; i++) await store.putSubscription(sub(`http://a/feed${i % 7}`, `http://s/${i}`));
@@ -500,11 +515,11 @@ describe('lowdb store: a read that found no change', function () {
 
   const checksOf = async (hub: { url: string }, feedUrl: string): Promise<number> =>
     (await testApi<{ resource: ResourceJson }>(hub, 'getResource', { feedUrl })).json.resource.ctChecks;
-  /** The ctChecks of the last putTopic line of `url` in the journal's files, as a restart after a crash would replay it. */
+  /** The ctChecks of the last line of `url`'s topic in the journal's files, as a restart after a crash would replay it. */
   const checksOnDisk = async (dir: string, url: string): Promise<number | undefined> => {
     let last: number | undefined;
     for (const line of (await journalText(dir)).split('\n')) {
-      if (!line.includes('"putTopic"')) continue;
+      if (!line.includes('"putTopic"') && !line.includes('"checkTopic"')) continue;
       const op = JSON.parse(line) as { topic: { url: string; ctChecks: number } };
       if (op.topic.url === url) last = op.topic.ctChecks;
     }

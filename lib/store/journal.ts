@@ -22,6 +22,14 @@ import { FILE_MODE, isNotFound, readFailure, syncDir, yieldToLoop } from './fs-d
  */
 export type JournalOp =
   | { op: 'putTopic'; topic: Topic }
+  /**
+   * A topic's record set again but for its fingerprints, which stay as they are: what a read
+   * that found no change and the same entries writes (Store.recordCheck). The fingerprints are
+   * most of a feed topic's line (up to hundreds of entries' remembered), and written with every
+   * such read they were most of what the journal grew by. Sets nothing when the topic is absent
+   * (deleted later in the journal). See ADR 0002 for why replaying it over newer shards holds.
+   */
+  | { op: 'checkTopic'; topic: Omit<Topic, 'fingerprints'> }
   | { op: 'delTopic'; url: string }
   | { op: 'putSub'; sub: Subscription }
   | { op: 'delSub'; topic: string; callback: string }
@@ -48,6 +56,7 @@ export type JournalOp =
 
 const OP_NAMES = new Set<string>([
   'putTopic',
+  'checkTopic',
   'delTopic',
   'putSub',
   'delSub',
@@ -203,6 +212,8 @@ export function wellFormed(o: RawOp): o is JournalOp {
   switch (o.op) {
     case 'putTopic':
       return str(rec('topic')?.['url']);
+    case 'checkTopic':
+      return str(rec('topic')?.['url']) && rec('topic')?.['fingerprints'] === undefined;
     case 'delTopic':
     case 'delSite':
       return str(o['url']);

@@ -314,7 +314,10 @@ export class LowdbStore implements Store {
   }
 
   async recordCheck(topic: Topic): Promise<void> {
-    const op: JournalOp = { op: 'putTopic', topic: { ...topic } };
+    const { fingerprints, ...rest } = topic;
+    const stored = this.state.getTopic(topic.url);
+    // A topic deleted since it was read is written whole, as it always was.
+    const op: JournalOp = stored && sameList(stored.fingerprints, fingerprints) ? { op: 'checkTopic', topic: rest } : { op: 'putTopic', topic: { ...topic } };
     this.state.apply(op);
     this.requireJournal().appendSoon(JSON.stringify(op) + '\n');
   }
@@ -825,4 +828,11 @@ function claimKey(topic: string, version: number): string {
 /** Whether `a` was accepted before `b`: by createdAt, then by id, as PostgreSQL orders them. */
 function acceptedBefore(a: PendingVerification, b: PendingVerification): boolean {
   return a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
+}
+
+/** Whether two lists of fingerprints hold the same ones in the same order (the same array, most often). */
+function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  return a.every((x, i) => x === b[i]);
 }

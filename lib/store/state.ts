@@ -174,6 +174,14 @@ export class MemoryState {
         e.topic = op.topic;
         break;
       }
+      case 'checkTopic': {
+        const e = this.entryFor(op.topic.url, false);
+        if (!e?.topic) break;
+        const { fingerprints } = e.topic;
+        op.topic.url = e.url;
+        e.topic = fingerprints === undefined ? op.topic : { ...op.topic, fingerprints };
+        break;
+      }
       case 'delTopic': {
         const e = this.entryFor(op.url, false);
         if (!e) break;

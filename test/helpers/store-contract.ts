@@ -91,7 +91,9 @@ export async function randomOps(store: Store, seed: number, n: number, { clear =
         store.putSubscription(sub(topic, callback, { protocol, ctUpdates: i, ...(protocol === 'websub' ? { secret: `s3cr3t-${i}`, leaseSeconds: 86400 } : {}) })),
       );
     } else if (r < 0.5) group.push(store.deleteSubscription(topic, callback));
-    else if (r < 0.6) group.push(store.putTopic({ ...newTopic(topic), version: i, etag: `"e${i}"` }));
+    else if (r < 0.55) group.push(store.putTopic({ ...newTopic(topic), version: i, etag: `"e${i}"`, ...(int(2) === 0 && { fingerprints: [`f${i}`, `f${int(i)}`] }) }));
+    // A read that found no change: with the fingerprints it has, or with another list of them.
+    else if (r < 0.6) group.push(store.getTopic(topic).then((t) => t && store.recordCheck({ ...t, ctChecks: t.ctChecks + 1, whenLastCheck: i, ...(int(3) === 0 && { fingerprints: [`g${i}`] }) })));
     else if (r < 0.64) group.push(store.deleteTopic(topic));
     else if (r < 0.74) group.push(store.putOutbox(outbox(topic, int(4), i), Buffer.from(`body ${i} of ${topic}`)));
     else if (r < 0.8) group.push(store.deleteOutbox(topic, int(4)));
@@ -220,6 +222,20 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
       await reopen();
       expect(await store.getTopic(t.url)).to.deep.include({ ctChecks: 3, whenLastCheck: 3000, version: 4 });
       expect(await store.getTopic('http://a/checked-last')).to.deep.include({ ctChecks: 5 });
+    });
+
+    it('records a check with the fingerprints it brings, the same ones or others, and keeps them across a reopen', async () => {
+      const t = { ...newTopic('http://a/remembers'), lastHash: 'h', version: 2, fingerprints: ['a', 'b', 'c'] };
+      await store.putTopic(t);
+      await store.recordCheck({ ...t, ctChecks: 1, whenLastCheck: 1000, etag: '"e1"' });
+      expect(await store.getTopic(t.url)).to.deep.equal({ ...t, ctChecks: 1, whenLastCheck: 1000, etag: '"e1"' });
+      // Entries reordered and one remembered: a check that stores another list.
+      await store.recordCheck({ ...t, ctChecks: 2, whenLastCheck: 2000, lastHash: 'h2', fingerprints: ['b', 'a', 'c', 'd'] });
+      await store.recordCheck({ ...t, ctChecks: 3, whenLastCheck: 3000, lastHash: 'h2', fingerprints: ['b', 'a', 'c', 'd'], lastModified: 'Sat, 05 Dec 2026 14:00:00 GMT' });
+      const expected = { ...t, ctChecks: 3, whenLastCheck: 3000, lastHash: 'h2', fingerprints: ['b', 'a', 'c', 'd'], lastModified: 'Sat, 05 Dec 2026 14:00:00 GMT' };
+      expect(await store.getTopic(t.url)).to.deep.equal(expected);
+      await reopen();
+      expect(await store.getTopic(t.url)).to.deep.equal(expected);
     });
 
     it('takes URLs of any length and characters as keys', async () => {
