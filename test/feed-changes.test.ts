@@ -305,6 +305,24 @@ const hnrssAtom: Generator = {
     '</feed>',
 };
 
+// Its JSON Feed (hnrss.org/newest.jsonfeed): as Go's encoding/json writes it (HTML's <, > and &
+// escaped); no generator, the description hnrss writes into every one.
+const hnrssJson: Generator = {
+  name: 'hnrss JSON Feed (Points and # Comments in each content_html)',
+  contentType: 'application/json; charset=utf-8',
+  first: 'https://news.ycombinator.com/item?id=39700001',
+  added: 'https://news.ycombinator.com/item?id=39700003',
+  ids: (b) => (JSON.parse(b) as { items: { id: string }[] }).items.map((i) => i.id),
+  feed: (s) =>
+    JSON.stringify({
+      version: 'https://jsonfeed.org/version/1',
+      title: 'Hacker News: Newest',
+      description: 'Hacker News RSS',
+      home_page_url: 'https://news.ycombinator.com/newest',
+      items: hnStories(s).map((h) => ({ id: h.id, title: h.title, content_html: h.description, url: h.id, external_url: h.id, date_published: '2024-03-12T13:00:00Z', author: 'someone' })),
+    }).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`),
+};
+
 // A Discourse forum's topic list (/latest.rss, /c/…/….rss, /top.rss, /tag/….rss): each topic's
 // description is its first post, then a line of how many posts and participants it has (in the
 // site's language), then a link to the topic; the root declares Discourse's namespace.
@@ -413,7 +431,7 @@ const lemmy: Generator = {
     '</channel></rss>',
 };
 
-const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot, hnrssRss, hnrssAtom, discourse, stackExchange, lemmy];
+const GENERATORS = [youtube, wordpressRss, wordpressAtom, blogger, slashdot, hnrssRss, hnrssAtom, hnrssJson, discourse, stackExchange, lemmy];
 
 const BASE: State = { n: 0, title: 'Frist post', body: 'What we shipped this week.', added: false };
 
@@ -618,9 +636,14 @@ describe('feeds in the wild: what counts as a change', function () {
 
   it('an hnrss, Discourse, Stack Exchange or Lemmy feed whose entries an older build fingerprinted with their counts is no change at the first read after the upgrade', async () => {
     const print = (e: string): string => createHash('sha256').update(e, 'latin1').digest('hex').slice(0, 12);
-    for (const g of [hnrssRss, hnrssAtom, discourse, stackExchange, lemmy]) {
+    // A JSON Feed item's: its JSON with the keys sorted (the same for these flat items).
+    const sorted = (o: Record<string, unknown>): string => `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(o[k])}`).join(',')}}`;
+    for (const g of [hnrssRss, hnrssAtom, hnrssJson, discourse, stackExchange, lemmy]) {
       // What the build before each kept: the start of the sha256 of each entry's exact bytes.
-      const exact = all(g.feed(BASE), /(<item>[\s\S]*?<\/item>|<entry>[\s\S]*?<\/entry>)/g).map(print);
+      const exact =
+        g === hnrssJson
+          ? (JSON.parse(g.feed(BASE)) as { items: Record<string, unknown>[] }).items.map((i) => print(sorted(i)))
+          : all(g.feed(BASE), /(<item>[\s\S]*?<\/item>|<entry>[\s\S]*?<\/entry>)/g).map(print);
       expect(exact, g.name).to.have.length(2);
       const key = `/upgraded-${g.name.replace(/\W+/g, '-')}`;
       await read(key, g, BASE);
@@ -742,6 +765,16 @@ describe('feeds in the wild: what counts as a change', function () {
     await readPage(atomKey, entry(1), ATOM_TYPE);
     const atomGot = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === atomKey);
     expect(atomGot[0]!.body.toString()).to.contain('<p>Points: 13</p>');
+
+    // And in a JSON Feed whose description is not hnrss's.
+    const jsonKey = '/quoted-counts-json';
+    const item = (n: number): string =>
+      JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 'Links', description: 'Links I liked', items: [{ id: 'post-1', content_html: `\n<p>Points: ${12 + n}</p>\n<p># Comments: ${3 + n}</p>\n` }] });
+    await readPage(jsonKey, item(0), 'application/feed+json');
+    await follow(jsonKey);
+    await readPage(jsonKey, item(1), 'application/feed+json');
+    const jsonGot = await ws.waitFor(1, (r) => r.method === 'POST' && r.path === jsonKey);
+    expect(jsonGot[0]!.body.toString()).to.contain('<p>Points: 13</p>');
   });
 
   it("Lemmy's score line and a rank element are the author's in a feed Lemmy or Feed Rank did not make: a change on both protocols", async () => {

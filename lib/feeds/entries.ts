@@ -54,7 +54,7 @@ import {
 } from './discover.js';
 import { decodeBytes, mediaType } from '../media-type.js';
 import { jsonItemSpans } from './json-spans.js';
-import { COUNT, addCountCuts, countsOfRoot, isVolatile, mayBeLemmy, namesHnrss, prefixedNamespaces, volatileParts, type CountsInText, type Cut } from './volatile.js';
+import { COUNT, addCountCuts, countsOfRoot, isHnrssJsonFeed, isVolatile, mayBeLemmy, namesHnrss, prefixedNamespaces, volatileParts, withoutHnrssJsonCounts, type CountsInText, type Cut } from './volatile.js';
 import { isWsCode, rootStartTag, scanXml, type ElementSpan } from './xml-spans.js';
 
 export type DiffableFormat = 'rss' | 'rdf' | 'atom' | 'json';
@@ -796,10 +796,12 @@ function analyseJson(bytes: Buffer, headerCharset: string, feed: unknown): Analy
   if (spans === null || spans.elements.length !== items.length) return null;
   // Which element of the array each object is.
   const elementOf = (items as unknown[]).flatMap((it, i) => (isObject(it) ? [i] : []));
+  // hnrss's items without their counts; an item that had them was fingerprinted whole before.
+  const counted = isHnrssJsonFeed(feed) ? objects.map(withoutHnrssJsonCounts) : objects;
   return {
     format: 'json',
-    fingerprints: objects.map((item) => fingerprint(canonicalJson(item))),
-    formerly: () => [],
+    fingerprints: counted.map((item) => fingerprint(canonicalJson(item))),
+    formerly: (i) => (counted[i] === objects[i] ? [] : [fingerprint(canonicalJson(objects[i]))]),
     entries: () => objects.map(readJsonItem),
     partial(keep: boolean[]): Buffer {
       const kept = new Set(elementOf.filter((_, k) => keep[k] === true));

@@ -35,9 +35,10 @@
 // Three generators write their counts into an entry's text, which no element marks; there only the
 // counts' text is left out, in their feeds alone and only where they write it (addCountCuts), so
 // the same words written by an author anywhere else still count:
-//   - hnrss (hnrss.org's Hacker News feeds, known by their RSS channel's generator 'hnrss v…' or
-//     their Atom feed's hnrss.org id): the numbers of a story's closing "Points: N" and
-//     "# Comments: N" paragraphs. Every story of a busy list changed at every read.
+//   - hnrss (hnrss.org's Hacker News feeds, known by their RSS channel's generator 'hnrss v…',
+//     their Atom feed's hnrss.org id, or their JSON Feed's description 'Hacker News RSS'): the
+//     numbers of a story's closing "Points: N" and "# Comments: N" paragraphs. Every story of a
+//     busy list changed at every read.
 //   - Discourse (a forum's topic lists: /latest.rss, /top.rss, /c/….rss, /tag/….rss; known by
 //     its namespace, `http://www.discourse.org/`, on the root): a topic's closing line of posts
 //     and participants ("12 posts - 5 participants", in the forum's language) before the link to
@@ -293,6 +294,32 @@ export function addCountCuts(s: string, entry: ElementSpan, generator: CountsInT
   if (tail === null || !text.includes(`<link>${tail[1]!}</link>`, DISCOURSE_TAIL.lastIndex)) return false;
   cut(from, close);
   return true;
+}
+
+/**
+ * hnrss's JSON Feed (hnrss.org/newest.jsonfeed…) says who made it only by the description it
+ * writes into every one; its items' `content_html` ends with the same two paragraphs as its RSS
+ * descriptions (no CDATA there: the string closes them).
+ */
+const HNRSS_JSON_DESCRIPTION = 'Hacker News RSS';
+const HNRSS_JSON_COUNTS = /<p>Points: (-?\d+)<\/p>[ \t\r\n]*<p># Comments: (\d+)<\/p>[ \t\r\n]*$/d;
+
+/** Whether `feed`, a JSON Feed's top-level object, is hnrss's. */
+export function isHnrssJsonFeed(feed: Record<string, unknown>): boolean {
+  return feed['description'] === HNRSS_JSON_DESCRIPTION;
+}
+
+/**
+ * An item of hnrss's JSON Feed without the numbers of its closing points and comment count (a
+ * copy), or the item itself when its `content_html` does not end with them.
+ */
+export function withoutHnrssJsonCounts(item: Record<string, unknown>): Record<string, unknown> {
+  const html = item['content_html'];
+  if (typeof html !== 'string') return item;
+  const m = HNRSS_JSON_COUNTS.exec(html);
+  const [points, comments] = [m?.indices?.[1], m?.indices?.[2]];
+  if (points === undefined || comments === undefined) return item;
+  return { ...item, content_html: html.slice(0, points[0]) + html.slice(points[1], comments[0]) + html.slice(comments[1]) };
 }
 
 function hasDigit(s: string, from: number, to: number): boolean {
