@@ -4,7 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
 import { adminRoutes } from '../routes/admin.js';
-import { routeRootPost } from '../routes/root.js';
+import { rootPostRouting } from '../routes/root.js';
 import { rpc2Routes } from '../routes/rpc2.js';
 import { streamRoutes } from '../routes/stream.js';
 import { rssCloudRoutes } from '../routes/rsscloud.js';
@@ -96,10 +96,11 @@ export function createApp(deps: AppDeps): express.Express {
   const trusted = trustedProxies(config.trustProxy);
   app.set('trust proxy', trusted);
   const checkProxy = unnamedProxyWarning(trusted, log);
+  const routeRootPost = rootPostRouting({ rpc2MaxBodyBytes: config.rpc2MaxBodyBytes, websubMaxBodyBytes: config.websubMaxBodyBytes });
 
   // What every request gets on arrival, in one middleware (each layer costs express's router
   // an allocation and a call for every request): the proxy check, the request log and metrics,
-  // and a POST to `/` sent on to its face.
+  // and a POST to `/` sent on to its face (its body read first when only the body tells which).
   app.use((req: Request, res: Response, next: NextFunction) => {
     checkProxy(req);
     // One log line per request: the path without its query (queries carry challenges and topic
@@ -120,8 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
       metrics.request(routeLabel(path), status);
       log.info('request', { method: req.method, path, status, ms: Math.round(ms * 10) / 10, ip });
     });
-    routeRootPost(req);
-    next();
+    routeRootPost(req, res, next);
   });
 
   // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.

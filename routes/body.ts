@@ -24,18 +24,27 @@ const BODY_CODINGS: readonly string[] = ['gzip', 'deflate', 'br', ...('createZst
  */
 export function readsBody(limitBytes: number, parser: RequestHandler): RequestHandler {
   return (req, res, next) => {
-    const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
-    const declared = Number(req.headers['content-length']);
-    if (coding === 'identity' && declared > limitBytes) {
-      return next(Object.assign(new Error('request entity too large'), { status: 413, expose: true, type: 'entity.too.large' }));
-    }
-    // body-parser refuses these too, but only after the client was asked for the body.
-    if (coding !== 'identity' && !BODY_CODINGS.includes(coding)) {
-      return next(Object.assign(new Error(`unsupported content encoding "${coding}"`), { status: 415, expose: true, type: 'encoding.unsupported' }));
-    }
+    const refusal = refusalUnread(req, limitBytes);
+    if (refusal !== undefined) return next(refusal);
     sendContinue(res);
     parser(req, res, next);
   };
+}
+
+/** Why readsBody(limitBytes) refuses `req`'s body without reading it, or undefined when it would read it. */
+export function refusalUnread(req: Request, limitBytes: number): Error | undefined {
+  const coding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (coding === 'identity' && Number(req.headers['content-length']) > limitBytes) return bodyTooLarge();
+  // body-parser refuses these too, but only after the client was asked for the body.
+  if (coding !== 'identity' && !BODY_CODINGS.includes(coding)) {
+    return Object.assign(new Error(`unsupported content encoding "${coding}"`), { status: 415, expose: true, type: 'encoding.unsupported' });
+  }
+  return undefined;
+}
+
+/** A body over a limit, as body-parser reports one: bodyErrorStatus knows it, and each face answers 413 in its own shape. */
+export function bodyTooLarge(): Error {
+  return Object.assign(new Error('request entity too large'), { status: 413, expose: true, type: 'entity.too.large' });
 }
 
 export function bodyBuffer(req: Request): Buffer {

@@ -97,6 +97,28 @@ describe('Expect: 100-continue', function () {
     });
   }
 
+  // At the bare address, a form type (or none) leaves the face to the body: an XML-RPC call
+  // sent as a form is XML-RPC's (routes/root.ts).
+  it('/: a form declared over both faces\' limits is refused at once in WebSub\'s words, never asked for', async () => {
+    const { received, closed } = await exchange(hub.port, head('POST', '/', { 'Content-Type': FORM, 'Content-Length': HUGE, Expect: '100-continue' }));
+    expect(received, 'the hub asked for the body it refuses').to.not.include('100 Continue');
+    expect(received).to.match(/^HTTP\/1\.1 413 /);
+    expect(received.endsWith('\r\n\r\nA form must be at most 65536 bytes; only a fat ping may be larger.\n'), received).to.equal(true);
+    expect(closed).to.equal(true);
+  });
+
+  it('/: an XML-RPC call sent as a form is asked for with 100 Continue, read once, and answered as at /RPC2', async () => {
+    const body = '<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>\n';
+    const ask = (path: string): Promise<Exchange> =>
+      exchange(hub.port, head('POST', path, { 'Content-Type': FORM, 'Content-Length': body.length, Expect: '100-continue', Connection: 'close' }), body);
+    // Read twice, the second read would wait for an end already past, and no answer would come.
+    const atRoot = await ask('/');
+    expect(atRoot.received).to.match(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(atRoot.received).to.match(/<boolean>1<\/boolean>/);
+    const withoutDate = (r: string): string => r.replace(/\r\nDate: [^\r]*/, '');
+    expect(withoutDate(atRoot.received)).to.equal(withoutDate((await ask('/RPC2')).received));
+  });
+
   for (const path of ['/ping', '/pleaseNotify', '/RPC2', '/websub']) {
     it(`${path}: a body in a Content-Encoding the hub cannot read is refused at once (415), never asked for`, async () => {
       const type = path === '/RPC2' ? 'text/xml' : FORM;

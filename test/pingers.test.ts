@@ -9,6 +9,7 @@
 // (publishers.test.ts); Google's four-string extendedPing and rssUpdate (weblogupdates.test.ts);
 // a call in ISO-8859-1 (rsscloud-xmlrpc.test.ts).
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Subscriber, TopicServer, settled, subscribe } from './helpers/websub.js';
@@ -573,6 +574,63 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
         expect(text, type).to.contain('<fault>');
         expect([root.status, text], type).to.deep.equal([rpc2.status, await rpc2.text()]);
       }
+    });
+
+    // PHP's curl given CURLOPT_POSTFIELDS as a string labels it application/x-www-form-urlencoded
+    // unless told otherwise, and many ping scripts never tell it; some clients send no
+    // Content-Type at all. Before, such a call at the root reached WebSub, whose 400 in plain
+    // text no XML-RPC client can read, and the ping was lost.
+    for (const [label, type] of [['curl\'s default form type', 'application/x-www-form-urlencoded'], ['no Content-Type', undefined]] as const) {
+      it(`an XML-RPC ping at the root sent with ${label} is served as at /RPC2, answer for answer`, async () => {
+        const b = await blog();
+        b.post(`pinged at the root with ${label}`);
+        const body = Buffer.from(
+          '<?xml version="1.0" encoding="UTF-8"?>\n<methodCall><methodName>weblogUpdates.ping</methodName><params>' +
+            `<param><value><string>A blog</string></value></param><param><value><string>${b.home}</string></value></param></params></methodCall>`,
+        );
+        // What PHP's curl puts on the wire for such a post.
+        const headers: [string, string | number][] = [['Host', `127.0.0.1:${port}`], ['Accept', '*/*'], ['Content-Length', body.length]];
+        if (type !== undefined) headers.push(['Content-Type', type]);
+        const root = await rawRequest(port, headOf('POST / HTTP/1.1', headers), body);
+        expect(root.statusLine).to.match(/^HTTP\/1\.1 200 /);
+        expect(root.headers.get('content-type')).to.equal('text/xml; charset=utf-8');
+        expect(FLERROR.exec(root.body)?.[1], root.body).to.equal('0');
+        expect(await b.delivered()).to.have.length(1);
+        const rpc2 = await rawRequest(port, headOf('POST /RPC2 HTTP/1.1', headers), body);
+        expect([root.statusLine, root.headers.get('content-type'), root.body]).to.deep.equal([rpc2.statusLine, rpc2.headers.get('content-type'), rpc2.body]);
+      });
+    }
+
+    it('an XML-RPC call at the root sent as a gzip-compressed form is read as /RPC2 reads it', async () => {
+      const call = '<?xml version="1.0"?><methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>';
+      const post = (path: string): Promise<Response> =>
+        fetch(`${hub.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, body: gzipSync(call) });
+      const [root, rpc2] = [await post('/'), await post('/RPC2')];
+      const text = await root.text();
+      expect(text).to.match(/<boolean>1<\/boolean>/);
+      expect([root.status, root.headers.get('content-type'), text]).to.deep.equal([rpc2.status, rpc2.headers.get('content-type'), await rpc2.text()]);
+    });
+
+    it('an XML-RPC call at the root sent as a form, too large for /RPC2, gets the fault /RPC2 gives it, its length declared or not', async () => {
+      // RPC2_MAX_BODY_BYTES (64 KB by default) is the XML-RPC face's, not WebSub's 1 MB.
+      const body = Buffer.from(
+        `<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><param><value><string>http://blog.example/${'x'.repeat(65 * 1024)}</string></value></param></params></methodCall>`,
+      );
+      const chunked = Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
+      const answers = async (path: string): Promise<[string, string | undefined, string | undefined, string][]> =>
+        Promise.all(
+          [
+            rawRequest(port, headOf(`POST ${path} HTTP/1.1`, [['Host', '127.0.0.1'], ['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', body.length]]), body),
+            rawRequest(port, headOf(`POST ${path} HTTP/1.1`, [['Host', '127.0.0.1'], ['Content-Type', 'application/x-www-form-urlencoded'], ['Transfer-Encoding', 'chunked']]), chunked),
+          ].map(async (r) => {
+            const { statusLine, headers, body: text } = await r;
+            return [statusLine, headers.get('content-type'), headers.get('access-control-allow-origin'), text];
+          }),
+        );
+      const atRoot = await answers('/');
+      expect(atRoot[0]![0]).to.match(/^HTTP\/1\.1 413 /);
+      expect(atRoot[0]![3]).to.contain('<fault>').and.contain('The request body is too large.');
+      expect(atRoot).to.deep.equal(await answers('/RPC2'));
     });
   });
 });

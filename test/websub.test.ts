@@ -1054,6 +1054,46 @@ describe('WebSub hub', function () {
       const text = await expectRefused(await hub.postForm('/', { 'hub.topic': 'http://blog.example/feed' }));
       expect(text).to.equal(await (await hub.postForm('/websub', { 'hub.topic': 'http://blog.example/feed' })).text());
     });
+
+    // A POST to the root of a form type, or none, is read before it is routed, since only its
+    // body tells a WebSub form from an XML-RPC call sent as a form (routes/root.ts).
+    it('a subscribe form at the root, sent chunked or with no Content-Type, is still WebSub\'s: 202, then verified', async () => {
+      const topics = await topicServer();
+      const sub = await subscriber();
+      const topic = topics.set('/read-at-root', { body: DOC('read 1'), contentType: DOC_TYPE });
+      const { port } = new URL(hub.url);
+      for (const [cb, headers] of [['/chunked', { 'content-type': 'application/x-www-form-urlencoded', 'transfer-encoding': 'chunked' }], ['/untyped', {}]] as const) {
+        const before = sub.verifications('subscribe').length;
+        const body = new URLSearchParams({ 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': sub.callback(cb) }).toString();
+        const [status, text] = await new Promise<[number, string]>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers }, (res) => {
+            let got = '';
+            res.setEncoding('utf8');
+            res.on('data', (d: string) => (got += d));
+            res.on('end', () => resolve([res.statusCode ?? 0, got]));
+          });
+          req.on('error', reject);
+          // In two writes, so that a chunked body comes in two chunks.
+          req.write(body.slice(0, 10));
+          req.end(body.slice(10));
+        });
+        expect([status, text], cb).to.deep.equal([202, 'Accepted: the hub will verify this subscribe request with a GET to the callback.\n']);
+        const verified = await sub.waitVerifications(before + 1, 'subscribe');
+        expect(verified[before]!.query.get('hub.topic'), cb).to.equal(topic);
+      }
+    });
+
+    it('a feed posted to the root without hub.mode gets WebSub\'s refusal (415, or 400 as a form), not an XML-RPC fault under 200: only a methodCall is an XML-RPC call', async () => {
+      const feed = '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title></feed>\n';
+      for (const type of ['application/atom+xml', 'application/x-www-form-urlencoded']) {
+        const post = (path: string): Promise<Response> => fetch(`${hub.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body: feed });
+        const [atRoot, atPath] = [await post('/'), await post('/websub')];
+        const text = await atRoot.text();
+        expect(text, type).to.not.contain('<fault>');
+        expect(atRoot.status, type).to.be.oneOf([400, 415]);
+        expect([atRoot.status, text], type).to.deep.equal([atPath.status, await atPath.text()]);
+      }
+    });
   });
 
   // ---- PubSubHubbub 0.3 / 0.4 clients ---------------------------------------------------
@@ -1644,6 +1684,21 @@ describe('WebSub hub', function () {
       expect([res.status, await res.text()]).to.deep.equal([202, `Accepted: ${topic}\n`]);
       const [d] = await sub.waitDeliveries(1);
       expect([d!.body.toString(), d!.headers['content-type']]).to.deep.equal([body, 'application/xml']);
+    });
+
+    it("a fat ping posted to the root with its feed's own type, which is no XML-RPC type, is a fat ping: hub.mode in its query says so", async () => {
+      const sub = await subscriber();
+      const topic = topics.url('/pushed-at-root-as-atom');
+      await subscribed(h, sub, { 'hub.topic': topic, 'hub.callback': sub.callback() });
+      const body = ATOM('pushed at the root as Atom');
+      const res = await fetch(`${h.url}/?hub.mode=publish&hub.topic=${encodeURIComponent(topic)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/atom+xml', 'x-hub-signature': signed(body) },
+        body,
+      });
+      expect([res.status, await res.text()]).to.deep.equal([202, `Accepted: ${topic}\n`]);
+      const [d] = await sub.waitDeliveries(1);
+      expect([d!.body.toString(), d!.headers['content-type']]).to.deep.equal([body, 'application/atom+xml']);
     });
 
     it('a fat ping may name its topic hub.url, as a publish does: delivered the same', async () => {
