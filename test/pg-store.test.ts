@@ -2,11 +2,12 @@
 // migrations that several processes may run at once, a schema refused when it is newer than
 // the build, indexes on the hot paths, the pool size, and the configuration that picks it.
 import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { ConfigError, loadConfig } from '../lib/config.js';
 import { createStore } from '../lib/store/create-store.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { hostKey, newSubscription } from '../lib/model.js';
+import { hostKey, newSubscription, newTopic } from '../lib/model.js';
 import { MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } from '../lib/store/pg-schema.js';
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
@@ -242,6 +243,32 @@ describe('PostgreSQL store', function () {
         await other.end();
       }
       expect(await store.getSubscription(s.topic, s.callback)).to.include({ topic: s.topic, callback: s.callback });
+    });
+  });
+
+  describe('a read that found no change', () => {
+    it("writes the topic again without writing its fingerprints again when they are the same (WAL per check)", async () => {
+      const store = await opened();
+      // A busy feed's topic: the hashes of the 300 entries it remembers, as random as real ones.
+      const fingerprints = Array.from({ length: 300 }, () => randomBytes(6).toString('hex'));
+      const t = { ...newTopic('http://a/big-feed'), lastHash: 'h', version: 1, fingerprints };
+      await store.putTopic(t);
+      const walPerCheck = async (checks: (i: number) => Promise<void>): Promise<number> =>
+        withClient(url, async (c) => {
+          const lsn = async (): Promise<string> => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn() AS l')).rows[0]!.l;
+          const before = await lsn();
+          for (let i = 1; i <= 50; i++) await checks(i);
+          const after = await lsn();
+          return Number((await c.query<{ d: string }>('SELECT pg_wal_lsn_diff($1, $2) AS d', [after, before])).rows[0]!.d) / 50;
+        });
+      // Their list alone is ~4 KB (out of line, written whole each time it is set).
+      const same = await walPerCheck((i) => store.recordCheck({ ...t, ctChecks: i, whenLastCheck: i }));
+      expect(same, 'bytes of WAL per check with the same fingerprints').to.be.below(2000);
+      expect(await store.getTopic(t.url)).to.deep.equal({ ...t, ctChecks: 50, whenLastCheck: 50 });
+      // A check that brings other fingerprints stores them.
+      const moved = [...fingerprints.slice(1), 'feedbeef0001'];
+      await store.recordCheck({ ...t, ctChecks: 51, whenLastCheck: 51, fingerprints: moved });
+      expect(await store.getTopic(t.url)).to.deep.equal({ ...t, ctChecks: 51, whenLastCheck: 51, fingerprints: moved });
     });
   });
 
