@@ -96,7 +96,9 @@ export function createApp(deps: AppDeps): express.Express {
   const trusted = trustedProxies(config.trustProxy);
   app.set('trust proxy', trusted);
   const checkProxy = unnamedProxyWarning(trusted, log);
-  const routeRootPost = rootPostRouting({ rpc2MaxBodyBytes: config.rpc2MaxBodyBytes, websubMaxBodyBytes: config.websubMaxBodyBytes });
+  // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
+  const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
+  const routeRootPost = rootPostRouting({ rpc2MaxBodyBytes: config.rpc2MaxBodyBytes, websubMaxBodyBytes: config.websubMaxBodyBytes, rate: rate() });
 
   // What every request gets on arrival, in one middleware (each layer costs express's router
   // an allocation and a call for every request): the proxy check, the request log and metrics,
@@ -124,8 +126,6 @@ export function createApp(deps: AppDeps): express.Express {
     routeRootPost(req, res, next);
   });
 
-  // One bucket set per endpoint, so a flood of pings does not lock a reader out of subscribing.
-  const rate = (): RateLimiter => new RateLimiter(config.rateLimitPerMinute, config.rateLimitBurst);
   // The faces add their routes to the app's own router, in this order: a router of their own
   // for each was one more router every request went through (a ping one, an SSE stream four),
   // each pass an allocation of ~1.5 KB and its calls.

@@ -5,8 +5,11 @@
 // the face it was meant for, which answers it exactly as at its own path.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { mediaType } from '../lib/media-type.js';
+import type { RateLimiter } from '../lib/rate-limit.js';
 import { bodyBuffer, bodyTooLarge, queryParams, readsBody, refusalUnread } from './body.js';
 import { cors } from './cors.js';
+import { rateLimit } from './rate.js';
+import { sendText } from './reply.js';
 
 /** XML-RPC travels as text/xml (some libraries say application/xml). */
 const XML_RPC_TYPES = new Set(['text/xml', 'application/xml']);
@@ -16,6 +19,12 @@ type Face = '/RPC2' | '/websub';
 export interface RootPostLimits {
   rpc2MaxBodyBytes: number;
   websubMaxBodyBytes: number;
+  /**
+   * The bucket of the bodies read here to learn their face, taken before one is read: neither
+   * face's can be, as the face is not known yet, and without one a client over its rate had each
+   * body read whole before its face refused it. The face then takes from its own as well.
+   */
+  rate: RateLimiter;
 }
 
 /**
@@ -63,11 +72,14 @@ function routeTo(req: Request, face: Face): void {
  * back keeps every body on one path: decompressed as the faces decompress it, asked for (100
  * Continue) as they ask, without reaching into the stream's buffering. The cost falls only on
  * this case: a body declared larger than both limits is left unread for WebSub to refuse as
- * before, and one within them is read before its face's rate limit is applied.
+ * before, and one within them is read (once its client is within `limits.rate`) before its
+ * face's own checks of its headers and rate.
  */
 export function rootPostRouting(limits: RootPostLimits): (req: Request, res: Response, next: NextFunction) => void {
   const readLimit = Math.max(limits.rpc2MaxBodyBytes, limits.websubMaxBodyBytes);
   const read = readsBody(readLimit, express.raw({ type: () => true, limit: readLimit }));
+  // In WebSub's words, as every such body was answered here before XML-RPC was told apart.
+  const overRate = rateLimit(limits.rate, (req, res, msg) => cors(req, res, () => sendText(res, res.statusCode, msg)));
   return (req, res, next) => {
     if (req.method !== 'POST' || req.path !== '/') return next();
     const face = faceByHeaders(req);
@@ -75,7 +87,7 @@ export function rootPostRouting(limits: RootPostLimits): (req: Request, res: Res
       routeTo(req, face ?? '/websub');
       return next();
     }
-    read(req, res, (err?: unknown) => {
+    overRate(req, res, () => read(req, res, (err?: unknown) => {
       // To the face's error handler, which answers as at its own path. Its route, whose first
       // step adds the CORS headers, is passed over for an error, so they are added here.
       const refuse = (refusal: unknown): void => cors(req, res, () => next(refusal));
@@ -93,6 +105,6 @@ export function rootPostRouting(limits: RootPostLimits): (req: Request, res: Res
       const limit = chosen === '/RPC2' ? limits.rpc2MaxBodyBytes : limits.websubMaxBodyBytes;
       if (bodyBuffer(req).length > limit && refusalUnread(req, limit) === undefined) return refuse(bodyTooLarge());
       next();
-    });
+    }));
   };
 }

@@ -177,5 +177,21 @@ describe('Expect: 100-continue', function () {
       expect(second.received).to.match(/^HTTP\/1\.1 429 /);
       expect(second.received).to.match(/<fault>/);
     });
+
+    // Read to learn which face it is for, such a body was read whole (up to WEBSUB_MAX_BODY_BYTES)
+    // before either face's rate limit was asked: a client over its rate had every body read.
+    it('/: a body whose headers leave its face to its content gets 429 at once, never asked for', async () => {
+      const body = 'hub.mode=nothing';
+      const ask = (): Promise<Exchange> =>
+        exchange(limited.port, head('POST', '/', { 'Content-Type': FORM, 'Content-Length': body.length, Expect: '100-continue', Connection: 'close' }), body);
+      const first = await ask();
+      expect(first.received).to.match(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /);
+      const second = await ask();
+      expect(second.received, 'the hub asked for the body of a client over its rate').to.not.include('100 Continue');
+      expect(second.received).to.match(/^HTTP\/1\.1 429 /);
+      expect(second.received).to.match(/\r\nRetry-After: \d+\r\n/i);
+      expect(second.received).to.match(/\r\nAccess-Control-Allow-Origin: \*\r\n/i);
+      expect(second.received).to.match(/\r\n\r\nToo many requests from your address: try again in \d+ seconds?\.\n$/);
+    });
   });
 });
