@@ -7,6 +7,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../lib/log.js';
+import { newTopic } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
@@ -148,6 +149,40 @@ describe('the embedded store on a full disk', function () {
     store = new LowdbStore({ dir });
     await store.open();
     expect((await store.subscriptionsOf('http://a/feed')).map((s) => s.callback)).to.include.members(acknowledged);
+  });
+
+  it('a topic whose write failed on the full disk is whole after a restart once a read found it unchanged with room again', async () => {
+    const dir = path.join(disk.dir, 'checked');
+    store = new LowdbStore({ dir });
+    await store.open();
+    // Fingerprints over a page, so that the write cannot fit in what is left of the segment's last one.
+    const prints = (p: string): string[] => Array.from({ length: 400 }, (_, i) => `${p}${i}`);
+    const before = { ...newTopic('http://a/changed'), lastHash: 'h1', version: 1, fingerprints: prints('a') };
+    await store.putTopic(before);
+    disk.fill();
+    // A change (its entries) and a topic read for the first time, both in memory but not on disk.
+    const changed = { ...before, lastHash: 'h2', version: 2, ctUpdates: 1, fingerprints: prints('b') };
+    const added = { ...newTopic('http://a/added'), lastHash: 'h3', version: 1, fingerprints: prints('c') };
+    const failed = await Promise.all([store.putTopic(changed), store.putTopic(added)].map((p) => p.then(() => false, () => true)));
+    expect(failed, 'writes refused on the full disk').to.deep.equal([true, true]);
+    await disk.unfill();
+    // Each read again, found as memory holds it: its check is all the journal gets of it.
+    for (const t of [changed, added]) await store.recordCheck({ ...(await store.getTopic(t.url))!, ctChecks: 1, whenLastCheck: 1000 });
+    await store.close();
+    store = new LowdbStore({ dir });
+    await store.open();
+    expect(await store.getTopic(changed.url)).to.deep.equal({ ...changed, ctChecks: 1, whenLastCheck: 1000 });
+    expect(await store.getTopic(added.url)).to.deep.equal({ ...added, ctChecks: 1, whenLastCheck: 1000 });
+
+    // Once a compaction has written the shards from memory, a check is journalled without them again.
+    disk.fill();
+    expect(await store.putTopic({ ...added, fingerprints: prints('d') }).then(() => 'written', () => 'refused')).to.equal('refused');
+    await disk.unfill();
+    await store.compact();
+    await store.recordCheck({ ...(await store.getTopic(added.url))!, ctChecks: 2, whenLastCheck: 2000 });
+    await store.flush();
+    const [segment] = (await readdir(dir)).filter((f) => /^journal-\d+\.ndjson$/.test(f));
+    expect((await readFile(path.join(dir, segment!), 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { op: string }).op)).to.deep.equal(['checkTopic']);
   });
 });
 

@@ -278,6 +278,7 @@ export class JournalWriter {
   private bytes = 0;
   private batches = 0;
   private lines = 0;
+  private failed = 0;
 
   constructor(
     private readonly dir: string,
@@ -290,6 +291,11 @@ export class JournalWriter {
 
   stats(): JournalStats {
     return { segment: this.segment, bytes: this.bytes, batches: this.batches, lines: this.lines };
+  }
+
+  /** Batches that failed since this writer started: their lines are in memory but maybe not on disk. */
+  get failedBatches(): number {
+    return this.failed;
   }
 
   /** Resolves once `line` (newline-terminated) is appended durably (see writeBatch). */
@@ -406,6 +412,7 @@ export class JournalWriter {
       // it was (a full disk refuses the first byte): a new empty segment per failed batch left
       // hundreds of files in DATA_DIR while the disk stayed full.
       if (!(this.named && (await this.unchanged()))) await this.closeSegment().catch(() => {});
+      this.failed++;
       for (const p of batch) p.reject(e);
     }
     try {

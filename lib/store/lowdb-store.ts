@@ -110,6 +110,11 @@ export class LowdbStore implements Store {
   private closing = false;
   /** Compactions failed since the last that succeeded. */
   private compactionsFailing = 0;
+  /**
+   * The journal's failed batches as of the start of the last compaction that succeeded: the
+   * changes of those batches are in the shards it wrote from memory (see recordCheck).
+   */
+  private failedBatchesFolded = 0;
   private readonly counters: Omit<LowdbStoreStats, 'journal' | 'compacting'> = {
     compactions: 0,
     compactionsFailed: 0,
@@ -316,10 +321,16 @@ export class LowdbStore implements Store {
   async recordCheck(topic: Topic): Promise<void> {
     const { fingerprints, ...rest } = topic;
     const stored = this.state.getTopic(topic.url);
-    // A topic deleted since it was read is written whole, as it always was.
-    const op: JournalOp = stored && sameList(stored.fingerprints, fingerprints) ? { op: 'checkTopic', topic: rest } : { op: 'putTopic', topic: { ...topic } };
+    const journal = this.requireJournal();
+    // A topic deleted since it was read is written whole, as it always was. So is every topic
+    // while a failed batch (a full disk) is not yet made up for by a compaction: memory may hold
+    // a change of it that the journal lacks, its fingerprints or the topic itself, and a check
+    // without them, replayed over the older record or over none, kept the new count and hash
+    // with the old entries (which were then sent again) or set nothing.
+    const partial = stored !== undefined && sameList(stored.fingerprints, fingerprints) && journal.failedBatches === this.failedBatchesFolded;
+    const op: JournalOp = partial ? { op: 'checkTopic', topic: rest } : { op: 'putTopic', topic: { ...topic } };
     this.state.apply(op);
-    this.requireJournal().appendSoon(JSON.stringify(op) + '\n');
+    journal.appendSoon(JSON.stringify(op) + '\n');
   }
 
   deleteTopic(url: string): Promise<void> {
@@ -752,9 +763,12 @@ export class LowdbStore implements Store {
   private async compactNow(): Promise<void> {
     const started = performance.now();
     try {
+      // Every op of a batch failed by now was applied to memory before, so is in the shards below.
+      const failedBatches = this.requireJournal().failedBatches;
       // From here on appends go to a new segment: every op not in it is in a shard written below.
       const closed = await this.requireJournal().rotate();
       await this.persistShards(closed);
+      this.failedBatchesFolded = failedBatches;
       this.counters.compactions++;
       if (this.compactionsFailing > 0) this.log.info('store: compaction succeeded again', { after: this.compactionsFailing });
       this.compactionsFailing = 0;
