@@ -201,6 +201,31 @@ describe('configuration', () => {
     expect(differ.map(([name, value]) => `${name}=${value}`), 'README defaults the code does not have').to.deep.equal([]);
   });
 
+  it("takes the default SECURITY.md's limits table gives each variable, a share of MAX_BODY_BYTES included", async () => {
+    const security = await readFile(new URL('../SECURITY.md', import.meta.url), 'utf8');
+    const rows = [...security.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \| `([^`]*)` \|/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(rows.length).to.be.greaterThan(10);
+    // What the variable is at a given MAX_BODY_BYTES, by the row: a number, `MAX_BODY_BYTES`, or `min(MAX_BODY_BYTES, N)`.
+    const valueAt = (value: string, maxBody: number): string => {
+      const share = /^min\(MAX_BODY_BYTES, (\d+)\)$/.exec(value);
+      if (share) return String(Math.min(maxBody, Number(share[1])));
+      return value === 'MAX_BODY_BYTES' ? String(maxBody) : value;
+    };
+    const differ = rows.filter(([name, value]) =>
+      [2048, 1048576].some((maxBody) => {
+        // The base itself is compared with no setting at all.
+        const base: Record<string, string> = name === 'MAX_BODY_BYTES' ? {} : { MAX_BODY_BYTES: String(maxBody) };
+        try {
+          expect(loadConfig({ ...base, [name]: valueAt(value, maxBody) })).to.deep.equal(loadConfig(base));
+          return false;
+        } catch {
+          return true;
+        }
+      }),
+    );
+    expect(differ.map(([name, value]) => `${name}=${value}`), 'SECURITY.md defaults the code does not have').to.deep.equal([]);
+  });
+
   it('documents in the README every variable the code reads', async () => {
     const source = await readFile(new URL('../lib/config.ts', import.meta.url), 'utf8');
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
