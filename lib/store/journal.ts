@@ -16,9 +16,11 @@ export function statsRow(callback: string, s: SubscriptionStats): StatsRow {
 import { FILE_MODE, isNotFound, readFailure, syncDir, yieldToLoop } from './fs-durable.js';
 
 /**
- * Every op is absolute (it sets or removes whole records, or everything): applying it does not
- * depend on the state it is applied to, which is what makes replaying a journal over snapshot
- * shards that are already newer correct (docs/adr/0002-embedded-store-durability.md).
+ * Every op is absolute on what it touches: it sets or removes whole records, or everything, or
+ * sets given fields of a record that exists (subStats' counters, checkTopic's all but the
+ * fingerprints), never a value computed from the one before. That is what makes replaying a
+ * journal over snapshot shards that are already newer correct
+ * (docs/adr/0002-embedded-store-durability.md).
  */
 export type JournalOp =
   | { op: 'putTopic'; topic: Topic }
