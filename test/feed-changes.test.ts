@@ -11,6 +11,12 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
 import { TopicServer, settled, subscribe } from './helpers/websub.js';
 import { diffFeed, REMEMBERED_FLOOR } from '../lib/feeds/entries.js';
+import { TopicChecker } from '../lib/feeds/checker.js';
+import { HttpClient } from '../lib/http.js';
+import { LowdbStore } from '../lib/store/lowdb-store.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 
 /** What a generator's feed shows at one read. */
 interface State {
@@ -1081,5 +1087,47 @@ describe('what stays a change in a feed whose counts are left out', () => {
       '<slash:comments>4</slash:comments>\n<enclosure url="https://wp.example.org/wp-content/uploads/2024/03/episode.mp3" length="1048576" type="audio/mpeg" />',
     );
     expect(changed(v0, withEnclosure, wordpressRss.contentType)).to.equal(1);
+  });
+});
+
+describe('a read of the same bytes as the last', () => {
+  let dir: string;
+  let store: LowdbStore;
+  const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
+    store = new LowdbStore({ dir });
+    await store.open();
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is no change and is not diffed again in this process; a process that did not make the fingerprints diffs it once', async () => {
+    const url = 'https://blog.example/feed';
+    const body = Buffer.from(wordpressRss.feed(BASE));
+    const checker = new TopicChecker(http(), store);
+    const first = await checker.accept(url, body, wordpressRss.contentType);
+    expect(first.changed).to.equal(true);
+    // The hub stores a changed topic once its version is staged.
+    await store.putTopic(first.topic);
+    const again = await checker.accept(url, body, wordpressRss.contentType);
+    expect(again.changed).to.equal(false);
+    expect(again.topic.ctChecks).to.equal(2);
+    // The very list the first diff made: a diff would have made another (equal) one.
+    expect(again.topic.fingerprints).to.equal(first.topic.fingerprints);
+    // A checker of another process (its fingerprints read back, perhaps an older build's)
+    // diffs the same bytes once, then no more.
+    const restarted = new TopicChecker(http(), store);
+    const afterRestart = await restarted.accept(url, body, wordpressRss.contentType);
+    expect(afterRestart.changed).to.equal(false);
+    expect(afterRestart.topic.fingerprints).to.deep.equal(first.topic.fingerprints);
+    expect(afterRestart.topic.fingerprints).to.not.equal(first.topic.fingerprints);
+    const then = await restarted.accept(url, body, wordpressRss.contentType);
+    expect(then.topic.fingerprints).to.equal(afterRestart.topic.fingerprints);
+    // Other bytes are diffed as ever.
+    const edited = await checker.accept(url, Buffer.from(wordpressRss.feed({ ...BASE, title: 'First post' })), wordpressRss.contentType);
+    expect(edited.changed).to.equal(true);
   });
 });

@@ -53,6 +53,15 @@ function maxAge(cacheControl: string | undefined): number | undefined {
 }
 
 export class TopicChecker {
+  /**
+   * Fingerprint lists this process made by diffing a body (the stores keep the very list while
+   * the process runs, and give copies of the topic that share it): a topic read again with the
+   * same bytes need not be diffed again to know what its diff gives (see compare). Not lists
+   * read back from disk or a database: those may be an older build's, which the first read after
+   * an upgrade turns into this build's (see `formerly` in entries.ts).
+   */
+  private readonly madeHere = new WeakSet<readonly string[]>();
+
   constructor(
     private readonly http: HttpClient,
     private readonly store: Store,
@@ -103,6 +112,18 @@ export class TopicChecker {
     const now = this.now();
     const hash = digest('md5', body, 'hex');
     const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
+    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
+    if (validators.etag !== undefined) topic.etag = validators.etag;
+    if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
+    // The very bytes of the last read, and the topic's fingerprints this process's diff: no entry
+    // changed, and the topic holds what their diff would give (the same fingerprints, or those it
+    // kept through an empty or broken version, as the diff keeps them). Not diffed again: a server
+    // that answers 200 with the same body (no validators, or new ones with every answer) made
+    // every read of a blog's feed pay for a diff as long as its hash.
+    if (!bytesChanged && prev.fingerprints !== undefined && this.madeHere.has(prev.fingerprints)) {
+      await this.store.recordCheck(topic);
+      return { topic, changed: false };
+    }
     // A feed is compared entry by entry, so a new lastBuildDate alone is not an update, and
     // subscribers receive only the new or changed entries in the feed's own envelope. A topic
     // we cannot diff (or whose previous entries we do not know) falls back to MD5 and length.
@@ -114,9 +135,6 @@ export class TopicChecker {
     // the feed, and rssCloud readers were sent to read it.
     const glitch = !parsed && (prev.fingerprints?.length ?? 0) > 0 && (body.length === 0 || isHtmlPage(contentType, body));
     const changed = glitch ? false : diff && prev.fingerprints ? diff.changedCount > 0 : bytesChanged;
-    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
-    if (validators.etag !== undefined) topic.etag = validators.etag;
-    if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
     // The fingerprints stand for the entries subscribers already have. A version that lists no
     // entry (an empty channel from a CMS whose database is down) or is no feed we can read (an
     // empty body or an error page answered 200) says nothing of those, so they are kept: when the
@@ -124,7 +142,10 @@ export class TopicChecker {
     // lists some stores theirs and, after them, those of entries read recently that it no longer
     // lists (diff.known, see withRemembered in entries.ts): an entry that comes back (an older copy
     // of the feed served by turns with the newer, a page whose cut-off wobbles) is no change.
-    if (diff && diff.fingerprints.length > 0) topic.fingerprints = diff.known;
+    if (diff && diff.fingerprints.length > 0) {
+      topic.fingerprints = diff.known;
+      this.madeHere.add(diff.known);
+    }
     if (changed) {
       topic.ctUpdates++;
       topic.whenLastUpdate = now;

@@ -328,9 +328,13 @@ export class LowdbStore implements Store {
     // without them, replayed over the older record or over none, kept the new count and hash
     // with the old entries (which were then sent again) or set nothing.
     const partial = stored !== undefined && sameList(stored.fingerprints, fingerprints) && journal.failedBatches === this.failedBatchesFolded;
-    const op: JournalOp = partial ? { op: 'checkTopic', topic: rest } : { op: 'putTopic', topic: { ...topic } };
-    this.state.apply(op);
-    journal.appendSoon(JSON.stringify(op) + '\n');
+    const whole: JournalOp = { op: 'putTopic', topic: { ...topic } };
+    const line = JSON.stringify(partial ? ({ op: 'checkTopic', topic: rest } satisfies JournalOp) : whole) + '\n';
+    // Memory takes the whole topic either way, the caller's list with it (equal to the stored
+    // one when the line leaves it out): the checker knows the lists it made, and does not diff
+    // again a body it read last with one of them (TopicChecker.madeHere).
+    this.state.apply(whole);
+    journal.appendSoon(line);
   }
 
   deleteTopic(url: string): Promise<void> {
