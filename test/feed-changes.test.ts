@@ -1131,3 +1131,52 @@ describe('a read of the same bytes as the last', () => {
     expect(edited.changed).to.equal(true);
   });
 });
+
+describe('a read of the same bytes as the last, when the fingerprints were not made from them', () => {
+  let dir: string;
+  let store: LowdbStore;
+  const url = 'https://blog.example/feed';
+  const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
+    store = new LowdbStore({ dir });
+    await store.open();
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is diffed against the fingerprints kept through a version that could not be diffed, as a process that did not make them diffs it', async () => {
+    const checker = new TopicChecker(http(), store);
+    const first = await checker.accept(url, Buffer.from(wordpressRss.feed(BASE)), wordpressRss.contentType);
+    await store.putTopic(first.topic);
+    // The next version labelled with a charset the hub cannot cut (MySQL's name for UTF-8): a
+    // change by its bytes, delivered whole, and the fingerprints of the first kept beside its hash.
+    const next = Buffer.from(wordpressRss.feed({ ...BASE, added: true }));
+    const opaque = await checker.accept(url, next, 'application/rss+xml; charset=utf8mb4');
+    expect(opaque.changed).to.equal(true);
+    expect(opaque.topic.fingerprints).to.equal(first.topic.fingerprints);
+    await store.putTopic(opaque.topic);
+    // The same bytes labelled as they should be: what their diff gives, the new post.
+    const expected = diffFeed(next, wordpressRss.contentType, opaque.topic.fingerprints)!;
+    expect(expected.changedCount).to.equal(1);
+    const labelled = await checker.accept(url, next, wordpressRss.contentType);
+    expect(labelled.changed).to.equal(true);
+    expect(wordpressRss.ids(labelled.content!.body.toString())).to.deep.equal([wordpressRss.added]);
+    expect(labelled.topic.fingerprints).to.deep.equal(expected.known);
+  });
+
+  it('is diffed when labelled with another charset than the one its fingerprints were made under', async () => {
+    const body = Buffer.from(JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 'Café', items: [{ id: '1', title: 'Crème brûlée', content_text: 'Déjà vu' }, { id: '2', title: 'plain', content_text: 'x' }] }));
+    const checker = new TopicChecker(http(), store);
+    const first = await checker.accept(url, body, 'application/feed+json; charset=utf-8');
+    await store.putTopic(first.topic);
+    const latin1 = 'application/feed+json; charset=iso-8859-1';
+    const expected = diffFeed(body, latin1, first.topic.fingerprints)!;
+    expect(expected.changedCount).to.equal(1);
+    const relabelled = await checker.accept(url, body, latin1);
+    expect(relabelled.changed).to.equal(expected.changedCount > 0);
+    expect(relabelled.topic.fingerprints).to.deep.equal(expected.known);
+  });
+});

@@ -52,15 +52,23 @@ function maxAge(cacheControl: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** What a fingerprint list was made by diffing: see TopicChecker.madeHere. */
+interface MadeFrom {
+  hash: string;
+  size: number;
+  contentType: string;
+}
+
 export class TopicChecker {
   /**
    * Fingerprint lists this process made by diffing a body (the stores keep the very list while
-   * the process runs, and give copies of the topic that share it): a topic read again with the
-   * same bytes need not be diffed again to know what its diff gives (see compare). Not lists
-   * read back from disk or a database: those may be an older build's, which the first read after
-   * an upgrade turns into this build's (see `formerly` in entries.ts).
+   * the process runs, and give copies of the topic that share it), each with the body's MD5 and
+   * length and the type it came labelled with: a topic read again with those bytes so labelled
+   * need not be diffed again to know what its diff gives (see compare). Not lists read back from
+   * disk or a database: those may be an older build's, which the first read after an upgrade
+   * turns into this build's (see `formerly` in entries.ts).
    */
-  private readonly madeHere = new WeakSet<readonly string[]>();
+  private readonly madeHere = new WeakMap<readonly string[], MadeFrom>();
 
   constructor(
     private readonly http: HttpClient,
@@ -115,12 +123,15 @@ export class TopicChecker {
     const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;
     if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
-    // The very bytes of the last read, and the topic's fingerprints this process's diff: no entry
-    // changed, and the topic holds what their diff would give (the same fingerprints, or those it
-    // kept through an empty or broken version, as the diff keeps them). Not diffed again: a server
-    // that answers 200 with the same body (no validators, or new ones with every answer) made
-    // every read of a blog's feed pay for a diff as long as its hash.
-    if (!bytesChanged && prev.fingerprints !== undefined && this.madeHere.has(prev.fingerprints)) {
+    // The very bytes of the last read, and the topic's fingerprints this process's diff made of
+    // them under the same label: no entry changed, and the topic holds what their diff would give.
+    // Not diffed again: a server that answers 200 with the same body (no validators, or new ones
+    // with every answer) made every read of a blog's feed pay for a diff as long as its hash.
+    // Fingerprints kept through a version that was not diffed (an empty or broken one, or one
+    // labelled with a type or charset that cannot be) were made of other bytes, which the diff
+    // would find new entries in; and the label decides what is diffed and how it is decoded.
+    const made = prev.fingerprints && this.madeHere.get(prev.fingerprints);
+    if (!bytesChanged && made && made.hash === hash && made.size === body.length && made.contentType === contentType) {
       await this.store.recordCheck(topic);
       return { topic, changed: false };
     }
@@ -144,7 +155,7 @@ export class TopicChecker {
     // of the feed served by turns with the newer, a page whose cut-off wobbles) is no change.
     if (diff && diff.fingerprints.length > 0) {
       topic.fingerprints = diff.known;
-      this.madeHere.add(diff.known);
+      this.madeHere.set(diff.known, { hash, size: body.length, contentType });
     }
     if (changed) {
       topic.ctUpdates++;
