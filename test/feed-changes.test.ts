@@ -1093,6 +1093,7 @@ describe('what stays a change in a feed whose counts are left out', () => {
 describe('a read of the same bytes as the last', () => {
   let dir: string;
   let store: LowdbStore;
+  const url = 'https://blog.example/feed';
   const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
   beforeEach(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
@@ -1105,7 +1106,6 @@ describe('a read of the same bytes as the last', () => {
   });
 
   it('is no change and is not diffed again in this process; a process that did not make the fingerprints diffs it once', async () => {
-    const url = 'https://blog.example/feed';
     const body = Buffer.from(wordpressRss.feed(BASE));
     const checker = new TopicChecker(http(), store);
     const first = await checker.accept(url, body, wordpressRss.contentType);
@@ -1130,23 +1130,8 @@ describe('a read of the same bytes as the last', () => {
     const edited = await checker.accept(url, Buffer.from(wordpressRss.feed({ ...BASE, title: 'First post' })), wordpressRss.contentType);
     expect(edited.changed).to.equal(true);
   });
-});
 
-describe('a read of the same bytes as the last, when the fingerprints were not made from them', () => {
-  let dir: string;
-  let store: LowdbStore;
-  const url = 'https://blog.example/feed';
-  const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
-    store = new LowdbStore({ dir });
-    await store.open();
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-
+  // When the fingerprints were not made from them.
   it('is diffed against the fingerprints kept through a version that could not be diffed, as a process that did not make them diffs it', async () => {
     const checker = new TopicChecker(http(), store);
     const first = await checker.accept(url, Buffer.from(wordpressRss.feed(BASE)), wordpressRss.contentType);
