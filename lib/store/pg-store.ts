@@ -390,8 +390,7 @@ function siteFromRow(r: SiteRow): Site {
  * INSERT … ON CONFLICT DO UPDATE that touches the row only when a value differs, and says
  * which of the three happened (xmax = 0 on a freshly inserted row). Columns not named in
  * `columns` (subscriptions.seq) keep their value on update.
- */
-/**
+ *
  * `kept`: columns whose stored value stays when the new one equals it, rather than being set to
  * that copy. PostgreSQL writes a large value (over ~2 KB) out of line, and writes it again when
  * an update sets it, equal or not: a feed topic's fingerprints, written by every read that found
