@@ -15,6 +15,8 @@ import { describeError } from '../notifier/outcome.js';
 interface Slot {
   intervalSec: number;
   nextAt: number;
+  /** When a poll last looked at the topic, or it was scheduled (see publisherActive). */
+  lookedAt: number;
   /** A subscription came while a poll asked whether any is live (see poll). */
   subscribed?: boolean;
 }
@@ -61,6 +63,7 @@ export class Poller {
       this.slots.set(topic, {
         intervalSec: config.pollDefaultSeconds,
         nextAt: this.now() + Math.random() * config.pollDefaultSeconds * 1000,
+        lookedAt: this.now(),
       });
     }
     this.tickMs = Math.min(5000, (config.pollMinSeconds * 1000) / 2);
@@ -88,13 +91,19 @@ export class Poller {
     const slot = this.slots.get(url);
     if (slot) return void (slot.subscribed = true);
     const intervalSec = this.deps.config.pollDefaultSeconds;
-    this.slots.set(url, { intervalSec, nextAt: this.now() + intervalSec * 1000 });
+    this.slots.set(url, { intervalSec, nextAt: this.now() + intervalSec * 1000, lookedAt: this.now() });
   }
 
-  /** The publisher told us of this topic (ping or publish): push the next poll back. */
+  /**
+   * The publisher told us of this topic (ping or publish): push the next poll back, but never
+   * past POLL_MAX_SECONDS after the last poll. A poll is what finds that nobody follows the topic
+   * any more and forgets it: put off by every ping, a topic pinged more often than its interval
+   * stayed here for good once its subscribers left, one entry per such topic ever subscribed.
+   * That poll reads nothing when a ping read the topic within its interval (see poll).
+   */
   publisherActive(url: string): void {
     const slot = this.slots.get(url);
-    if (slot) slot.nextAt = this.now() + slot.intervalSec * 1000;
+    if (slot) slot.nextAt = Math.min(this.now() + slot.intervalSec * 1000, slot.lookedAt + this.deps.config.pollMaxSeconds * 1000);
   }
 
   /**
@@ -156,6 +165,7 @@ export class Poller {
     const clamp = (sec: number): number => Math.min(config.pollMaxSeconds, Math.max(config.pollMinSeconds, sec));
     // Everything in the try: a store error rejecting this (unawaited) poll would end the process.
     try {
+      slot.lookedAt = this.now();
       slot.subscribed = false;
       // Live ones only: a topic whose subscriptions have all ended (a lease not renewed, the
       // usual end of one) was read for nobody until the daily sweep deleted them.
