@@ -138,8 +138,8 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
-    await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect(await page.title()).to.equal('Pushbutton · dashboard');
     expect(await page.locator('[data-protocol="websub"]').textContent()).to.equal('2');
     expect(await page.locator('[data-protocol="http-post"]').textContent()).to.equal('1');
@@ -171,14 +171,14 @@ describe('In a real browser (headless Chromium)', function () {
     expect(appearedAt - answeredAt, 'ms from the ping reply to the log row').to.be.at.most(LIVE_LOG_BOUND_MS);
 
     // The deliveries follow in the log, and the tables catch up without a reload.
-    await page.waitForFunction(`document.querySelectorAll('#log li[data-kind="delivery"]').length >= 3`, undefined, { timeout: 5000 });
-    await page.locator('#busiest td.url', { hasText: feed }).waitFor({ timeout: 5000 });
-    await page.locator('#paused td.url', { hasText: `127.0.0.1:${down.rec.port}` }).waitFor({ timeout: 5000 });
-    await page.locator('#deliveries tr').nth(2).waitFor({ timeout: 5000 });
-    await page.locator('#failures td', { hasText: `127.0.0.1:${down.rec.port} 503` }).first().waitFor({ timeout: 5000 });
+    await page.waitForFunction(`document.querySelectorAll('#log li[data-kind="delivery"]').length >= 3`, undefined, { timeout: 10_000 });
+    await page.locator('#busiest td.url', { hasText: feed }).waitFor({ timeout: 10_000 });
+    await page.locator('#paused td.url', { hasText: `127.0.0.1:${down.rec.port}` }).waitFor({ timeout: 10_000 });
+    await page.locator('#deliveries tr').nth(2).waitFor({ timeout: 10_000 });
+    await page.locator('#failures td', { hasText: `127.0.0.1:${down.rec.port} 503` }).first().waitFor({ timeout: 10_000 });
     // A failure of another kind, for the screenshot's sake too.
     await hub.postForm('/ping', { url: topics.url('/gone.xml') });
-    await page.locator('#log li[data-kind="fetch"][data-ok="false"]').waitFor({ timeout: 5000 });
+    await page.locator('#log li[data-kind="fetch"][data-ok="false"]').waitFor({ timeout: 10_000 });
 
     if (process.env['UPDATE_SCREENSHOT'] === '1' || !existsSync(SCREENSHOT)) {
       await sleep(600);
@@ -199,11 +199,11 @@ describe('In a real browser (headless Chromium)', function () {
       const page = await context!.newPage();
       const errors = watchErrors(page);
       await page.goto(`${capped.url}/`);
-      await page.locator('#live-status[data-state="error"]').waitFor({ timeout: 5000 });
+      await page.locator('#live-status[data-state="error"]').waitFor({ timeout: 10_000 });
       holder.close();
       await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
       expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
-      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 5000 });
+      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 10_000 });
       // The refused loads are the browser's own console errors; nothing else.
       expect(errors.filter((e) => !e.includes('429'))).to.deep.equal([]);
     } finally {
@@ -222,7 +222,7 @@ describe('In a real browser (headless Chromium)', function () {
       const feed = topics.set('/dash-refused-reconnect.xml', { body: rss([item('d1', 'One')]), contentType: RSS_TYPE });
       const page = await context!.newPage();
       await page.goto(`${capped.url}/`);
-      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
       // The stream's opening (its ready event) has been read before the connection drops.
       await sleep(200);
       sockets[0]!.destroy();
@@ -239,7 +239,7 @@ describe('In a real browser (headless Chromium)', function () {
       expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
       holder!.close();
       await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
-      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 3000 });
+      await page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`).waitFor({ timeout: 10_000 });
     } finally {
       capped.server.off('request', track);
       await capped.destroy();
@@ -253,7 +253,7 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     const log = page.locator('#log');
     expect(await log.getAttribute('role')).to.equal('log');
     expect(await log.getAttribute('aria-live')).to.equal('off');
@@ -266,14 +266,14 @@ describe('In a real browser (headless Chromium)', function () {
     await pause.click();
     // Named for what it does next, and nothing more: with aria-pressed as well it was read
     // "Resume, pressed", two states at once.
-    await page.getByRole('button', { name: 'Resume (0 new)', exact: true }).waitFor({ timeout: 1000 });
+    await page.getByRole('button', { name: 'Resume (0 new)', exact: true }).waitFor({ timeout: 10_000 });
     expect(await page.locator('#log-pause').getAttribute('aria-pressed')).to.equal(null);
     const row = page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`);
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#log-pause', { hasText: /^Resume \([1-9]\d* new\)$/ }).waitFor({ timeout: 5000 });
+    await page.locator('#log-pause', { hasText: /^Resume \([1-9]\d* new\)$/ }).waitFor({ timeout: 10_000 });
     expect(await row.count(), 'rows shown while paused').to.equal(0);
     await page.locator('#log-pause').click();
-    await row.waitFor({ timeout: 1000 });
+    await row.waitFor({ timeout: 10_000 });
     expect(await page.locator('#log-pause').textContent()).to.equal('Pause');
     expect(await page.locator('#log-pause').getAttribute('aria-pressed')).to.equal(null);
     expect(errors).to.deep.equal([]);
@@ -286,11 +286,11 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     await page.getByRole('button', { name: 'Pause' }).click();
     const pings = await Promise.all(Array.from({ length: 110 }, () => hub.postForm('/ping', { url: feed })));
     expect(pings.filter((r) => r.status !== 200)).to.deep.equal([]);
-    await page.locator('#log-pause', { hasText: /^Resume \(100\+ new\)$/ }).waitFor({ timeout: 5000 });
+    await page.locator('#log-pause', { hasText: /^Resume \(100\+ new\)$/ }).waitFor({ timeout: 10_000 });
     await page.locator('#log-pause').click();
     expect(await page.locator('#log li').count()).to.equal(100);
     expect(errors).to.deep.equal([]);
@@ -303,7 +303,7 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     // Rows added to the log between two animation frames of the page, the most of any two.
     await page.evaluate(`
       window.__added = 0;
@@ -339,11 +339,11 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     await page.getByLabel('Read new events aloud').check();
     await page.goto(`${hub.url}/docs`);
     await page.goBack();
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     const ticked = await page.getByLabel('Read new events aloud').isChecked();
     expect([ticked, await page.locator('#log').getAttribute('aria-live')]).to.deep.equal([true, 'polite']);
     expect(errors).to.deep.equal([]);
@@ -357,14 +357,14 @@ describe('In a real browser (headless Chromium)', function () {
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     const failure = page.locator('#failures time').first();
-    await failure.waitFor({ timeout: 5000 });
+    await failure.waitFor({ timeout: 10_000 });
     expect(await failure.textContent(), 'today: the time of day alone').to.match(/^\d\d:\d\d:\d\d$/);
     const at = Date.parse((await failure.getAttribute('datetime'))!);
 
     // The viewer's clock three days on (the hub's is unchanged), in the en-US locale of the context.
     await page.clock.setFixedTime(at + 3 * 86_400_000);
     await page.reload();
-    await failure.waitFor({ timeout: 5000 });
+    await failure.waitFor({ timeout: 10_000 });
     const day = new Date(at).toLocaleString('en-US', { month: 'short', day: 'numeric' });
     expect(await failure.textContent()).to.match(new RegExp(`^${day},? \\d\\d:\\d\\d:\\d\\d$`));
     expect(errors).to.deep.equal([]);
@@ -377,12 +377,12 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
     const logRow = page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`);
     const failure = page.locator('#failures tr', { hasText: long }).first();
-    await logRow.waitFor({ timeout: 5000 });
-    await failure.waitFor({ timeout: 5000 });
+    await logRow.waitFor({ timeout: 10_000 });
+    await failure.waitFor({ timeout: 10_000 });
     const lineHeight = (await page.evaluate(`parseFloat(getComputedStyle(document.querySelector('#log .url')).lineHeight)`)) as number;
     for (const [what, row] of [['log row', logRow], ['failures row', failure]] as const) {
       const height = (await row.boundingBox())!.height;
@@ -422,7 +422,7 @@ describe('In a real browser (headless Chromium)', function () {
       }
     });
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
     // The refresh after the ping's activity brings its failure; then the older answer arrives.
     await released;
@@ -450,7 +450,7 @@ describe('In a real browser (headless Chromium)', function () {
     await form('pleaseNotify').locator('[name="port"]').fill(String(rc.port));
     await form('pleaseNotify').locator('[name="path"]').fill('/from-the-form');
     await form('pleaseNotify').locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 200')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 200')`, undefined, { timeout: 10_000 });
     expect(await reply.textContent()).to.include(`msg="${MSG.subscribed}"`);
     expect(rc.matching((r) => r.method === 'GET' && r.path === '/from-the-form' && r.query.has('challenge'))).to.have.length(1);
 
@@ -458,25 +458,25 @@ describe('In a real browser (headless Chromium)', function () {
     await form('ping').locator('[name="url"]').fill(feed);
     await form('ping').locator('[name="_accept"]').selectOption('application/json');
     await form('ping').locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('Thanks for the ping.')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('Thanks for the ping.')`, undefined, { timeout: 10_000 });
     expect(await reply.textContent()).to.include('HTTP 200').and.include('{"success":true,"msg":"Thanks for the ping."}');
     await form('ping').locator('[name="_via"]').selectOption('xmlrpc');
     await form('ping').locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('<boolean>1</boolean>')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('<boolean>1</boolean>')`, undefined, { timeout: 10_000 });
     expect(await reply.textContent()).to.include('POST /RPC2');
 
     await open('WebSub subscribe');
     await form('websub', 0).locator('[name="hub.topic"]').fill(feed);
     await form('websub', 0).locator('[name="hub.callback"]').fill(ws.callback('/from-the-form'));
     await form('websub', 0).locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 202')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 202')`, undefined, { timeout: 10_000 });
     expect(await reply.textContent()).to.include('Accepted: the hub will verify this subscribe request with a GET to the callback.');
     await ws.waitVerifications(1, 'subscribe', '/from-the-form');
 
     await open('WebSub publish');
     await form('websub', 1).locator('[name="hub.url"]').fill(feed);
     await form('websub', 1).locator('button').click();
-    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 204')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#reply').textContent.includes('HTTP 204')`, undefined, { timeout: 10_000 });
     expect(await reply.textContent()).to.include('HTTP 204');
     await settled(hub);
     expect(errors).to.deep.equal([]);
@@ -493,14 +493,14 @@ describe('In a real browser (headless Chromium)', function () {
     await page.goto(`${hub.url}/demo`);
     await page.locator('#topic').fill(feed);
     await page.locator('#follow').click();
-    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect(new URL(page.url()).searchParams.get('topic')).to.equal(feed);
 
     feedItems.unshift({ slug: 'via-websub', title: 'Published over WebSub', published: 'Wed, 08 May 2024 10:00:00 GMT', summary: 'A &lt;b&gt;bold&lt;/b&gt; claim.' });
     topics.set('/demo.xml', { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await publish(hub, feed)).status).to.equal(204);
     const first = page.locator('#entries .entry', { hasText: 'Published over WebSub' });
-    await first.waitFor({ timeout: 5000 });
+    await first.waitFor({ timeout: 10_000 });
     expect(await first.locator('h3 a').getAttribute('href')).to.equal('https://blog.example/via-websub');
     expect(await first.locator('time').getAttribute('datetime')).to.equal('2024-05-08T10:00:00.000Z');
     // The feed's escaped markup is shown as text, never as HTML.
@@ -510,7 +510,7 @@ describe('In a real browser (headless Chromium)', function () {
     feedItems.unshift(item('via-rsscloud', 'Pinged over rssCloud'));
     topics.set('/demo.xml', { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#entries .entry', { hasText: 'Pinged over rssCloud' }).waitFor({ timeout: 5000 });
+    await page.locator('#entries .entry', { hasText: 'Pinged over rssCloud' }).waitFor({ timeout: 10_000 });
 
     expect(await page.locator('#entries .entry h3').allTextContents()).to.deep.equal(['Pinged over rssCloud', 'Published over WebSub']);
     expect(await page.locator('#count').textContent()).to.equal('2');
@@ -529,27 +529,27 @@ describe('In a real browser (headless Chromium)', function () {
 
       // The dashboard: its live log and stats open, and a form sends a ping and shows the reply.
       await page.goto(`${hub.url}/`);
-      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
-      await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 5000 });
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
       const tryPing = page.locator('details.try-it', { has: page.locator('summary', { hasText: 'rssCloud ping' }) });
       if ((await tryPing.getAttribute('open')) === null) await tryPing.locator('summary').click();
       const ping = page.locator('form[data-endpoint="ping"]');
       await ping.locator('[name="url"]').fill(feed);
       await ping.locator('button').click();
-      await page.locator('#reply', { hasText: 'Thanks for the ping.' }).waitFor({ timeout: 5000 });
+      await page.locator('#reply', { hasText: 'Thanks for the ping.' }).waitFor({ timeout: 10_000 });
 
       // The demo follows the feed and shows its new entry.
       await page.goto(`${hub.url}/demo`);
       await page.locator('#topic').fill(feed);
       await page.locator('#follow').click();
-      await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+      await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
       feedItems.unshift(item('csp-new', 'Shown under the policy'));
       topics.set('/csp.xml', { body: rss(feedItems), contentType: RSS_TYPE });
       expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-      await page.locator('#entries .entry', { hasText: 'Shown under the policy' }).waitFor({ timeout: 5000 });
+      await page.locator('#entries .entry', { hasText: 'Shown under the policy' }).waitFor({ timeout: 10_000 });
 
       await page.goto(`${hub.url}/docs`);
-      await page.locator('h1').waitFor({ timeout: 5000 });
+      await page.locator('h1').waitFor({ timeout: 10_000 });
       // A refusal by the policy is a console error: none, on any of them.
       expect(errors).to.deep.equal([]);
 
@@ -572,11 +572,11 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent('https://blog.example/feed.xml#latest')}`);
-    await page.locator('#status[data-state="error"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="error"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#status').textContent()).to.match(/^Cannot follow this URL: .*fragment/);
     await page.locator('#topic').fill('https://reader:pw@blog.example/feed.xml');
     await page.locator('#follow').click();
-    await page.waitForFunction(`document.querySelector('#status').textContent.includes('credentials')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#status').textContent.includes('credentials')`, undefined, { timeout: 10_000 });
     expect(await page.locator('#stop').isDisabled()).to.equal(true);
     expect(errors).to.deep.equal([]);
   });
@@ -588,13 +588,13 @@ describe('In a real browser (headless Chromium)', function () {
     const errors = watchErrors(page);
     const tooLong = `https://blog.example/${'l'.repeat(2100)}.xml`;
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(tooLong)}`);
-    await page.waitForFunction(`document.querySelector('#status').textContent.startsWith('The hub refused')`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#status').textContent.startsWith('The hub refused')`, undefined, { timeout: 10_000 });
     expect(await page.locator('#status').textContent()).to.include('HTTP 400').and.include('2048');
 
     const gone = await startTestHub();
     const feed = topics.set('/gone-hub.xml', { body: rss([item('g', 'G')]), contentType: RSS_TYPE });
     await page.goto(`${gone.url}/demo?topic=${encodeURIComponent(feed)}`);
-    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
     await gone.destroy();
     await page.waitForFunction(`document.querySelector('#status').textContent.startsWith('The hub cannot be reached')`, undefined, { timeout: 10_000 });
     // What remains are the browser's own reports of the refused and failed loads.
@@ -617,7 +617,7 @@ describe('In a real browser (headless Chromium)', function () {
       const page = await context!.newPage();
       const errors = watchErrors(page);
       await page.goto(`${capped.url}/demo?topic=${encodeURIComponent(feed)}`);
-      await page.waitForFunction(`document.querySelector('#status').textContent.includes('HTTP 429')`, undefined, { timeout: 5000 });
+      await page.waitForFunction(`document.querySelector('#status').textContent.includes('HTTP 429')`, undefined, { timeout: 10_000 });
       // Time for a second question, were one coming (the next stream is 30 s away).
       await sleep(300);
       expect(await page.locator('#status').textContent()).to.equal('The hub refused to stream this feed (HTTP 429): Too many open streams from your address (at most 1).');
@@ -654,11 +654,11 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
-    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
     feedItems.unshift({ slug: 'l'.repeat(400), title: `Привет ${'w'.repeat(400)}`, published: 'Wed, 08 May 2024 10:00:00 GMT', summary: 's'.repeat(400) });
     topics.set(long, { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#entries .entry').first().waitFor({ timeout: 5000 });
+    await page.locator('#entries .entry').first().waitFor({ timeout: 10_000 });
     const widths = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
     expect(widths[0], 'the page scrolls sideways: scrollWidth vs clientWidth').to.be.at.most(widths[1]);
     expect(errors).to.deep.equal([]);
@@ -685,8 +685,8 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
-    await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
     const LIVE = '[role="status"], [role="alert"], [aria-live="polite"], [aria-live="assertive"]';
     const inLiveRegion = (sel: string): Promise<unknown> => page.evaluate(`Boolean(document.querySelector(${JSON.stringify(sel)}).closest(${JSON.stringify(LIVE)}))`);
     expect(await inLiveRegion('#live-status'), 'the live log status, in a live region').to.equal(true);
@@ -697,12 +697,12 @@ describe('In a real browser (headless Chromium)', function () {
       for (const r of regions) new MutationObserver(() => window.__said.push(r.textContent)).observe(r, { childList: true, characterData: true, subtree: true });
     `);
     const shown = await page.locator('#stats-status').textContent();
-    await page.waitForFunction(`document.querySelector('#stats-status').textContent !== ${JSON.stringify(shown)}`, undefined, { timeout: 5000 });
+    await page.waitForFunction(`document.querySelector('#stats-status').textContent !== ${JSON.stringify(shown)}`, undefined, { timeout: 10_000 });
     expect(await page.evaluate('window.__said'), 'read out as the stats refreshed').to.deep.equal([]);
 
     // The stats stop coming: said once, not at each retry.
     await page.route('**/stats.json', (route) => route.fulfill({ status: 503, body: 'down' }));
-    await page.locator('#stats-status[data-state="error"]').waitFor({ timeout: 5000 });
+    await page.locator('#stats-status[data-state="error"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#stats-status').textContent()).to.include('Stats unavailable (HTTP 503); retrying');
     await sleep(3500);
     expect(await page.evaluate('window.__said')).to.deep.equal(['Stats unavailable (HTTP 503); retrying']);
@@ -729,9 +729,9 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     for (let i = 0; i < 40; i++) hub.hub.emit('activity', { kind: 'delivery', topic: `https://scroll.example/${i}.xml`, ok: true, protocol: 'websub', detail: `sub${i}.example 204` });
-    await page.locator('#log li[data-topic="https://scroll.example/39.xml"]').waitFor({ timeout: 5000 });
+    await page.locator('#log li[data-topic="https://scroll.example/39.xml"]').waitFor({ timeout: 10_000 });
     expect(await page.evaluate(`(() => { const l = document.querySelector('#log'); return l.scrollHeight > l.clientHeight; })()`), 'the log scrolls').to.equal(true);
     expect(await page.locator('#log').getAttribute('tabindex'), "the log's tabindex").to.equal('0');
     expect(await page.getByRole('log', { name: 'Live event log', exact: true }).count()).to.equal(1);
@@ -739,7 +739,7 @@ describe('In a real browser (headless Chromium)', function () {
     await page.keyboard.press('Tab');
     expect(await page.evaluate('document.activeElement.id'), 'focused after the last control above the log').to.equal('log');
     await page.keyboard.press('PageDown');
-    await page.waitForFunction(`document.querySelector('#log').scrollTop > 0`, undefined, { timeout: 2000 });
+    await page.waitForFunction(`document.querySelector('#log').scrollTop > 0`, undefined, { timeout: 10_000 });
     expect(errors).to.deep.equal([]);
   });
 
@@ -750,13 +750,13 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
-    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
     topics.set(path, { body: Array.from({ length: 80 }, (_, i) => `line ${i}`).join('\n'), contentType: 'text/plain' });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#entries .entry pre').first().waitFor({ timeout: 5000 });
+    await page.locator('#entries .entry pre').first().waitFor({ timeout: 10_000 });
     topics.set(path, { body: 'short\n', contentType: 'text/plain' });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#entries .entry pre', { hasText: 'short' }).waitFor({ timeout: 5000 });
+    await page.locator('#entries .entry pre', { hasText: 'short' }).waitFor({ timeout: 10_000 });
     const [short, long] = [page.locator('#entries .entry pre').nth(0), page.locator('#entries .entry pre').nth(1)];
     const scrolls = `[...document.querySelectorAll('#entries pre')].map((p) => p.scrollHeight > p.clientHeight)`;
     expect(await page.evaluate(scrolls), 'which bodies scroll, newest first').to.deep.equal([false, true]);
@@ -771,7 +771,7 @@ describe('In a real browser (headless Chromium)', function () {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(`document.activeElement === document.querySelectorAll('#entries pre')[1]`), 'the long body focused').to.equal(true);
     await page.keyboard.press('PageDown');
-    await page.waitForFunction(`document.querySelectorAll('#entries pre')[1].scrollTop > 0`, undefined, { timeout: 2000 });
+    await page.waitForFunction(`document.querySelectorAll('#entries pre')[1].scrollTop > 0`, undefined, { timeout: 10_000 });
     expect(errors).to.deep.equal([]);
   });
 
@@ -795,7 +795,7 @@ describe('In a real browser (headless Chromium)', function () {
     await page.keyboard.press('Tab');
     expect(await page.evaluate(`document.activeElement === document.querySelector('pre[tabindex="0"]')`), 'the wide block focused').to.equal(true);
     for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
-    await page.waitForFunction(`document.querySelector('pre[tabindex="0"]').scrollLeft > 0`, undefined, { timeout: 2000 });
+    await page.waitForFunction(`document.querySelector('pre[tabindex="0"]').scrollLeft > 0`, undefined, { timeout: 10_000 });
     expect(errors).to.deep.equal([]);
   });
 
@@ -806,11 +806,11 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     hub.hub.emit('activity', { kind: 'ping', topic: 'https://short.example/feed.xml', ok: true });
     expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
-    await page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`).waitFor({ timeout: 5000 });
-    await page.locator('#failures tr', { hasText: long }).first().waitFor({ timeout: 5000 });
+    await page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`).waitFor({ timeout: 10_000 });
+    await page.locator('#failures tr', { hasText: long }).first().waitFor({ timeout: 10_000 });
     expect(await page.locator('#log li[data-topic="https://short.example/feed.xml"] .clip').getAttribute('tabindex'), 'a URL shown whole').to.equal(null);
     const lineHeight = (await page.evaluate(`parseFloat(getComputedStyle(document.querySelector('#log .url')).lineHeight)`)) as number;
     const clip = (where: string): string => `[...document.querySelectorAll(${JSON.stringify(`${where} .clip`)})].find((n) => n.textContent === ${JSON.stringify(long)})`;
@@ -827,7 +827,7 @@ describe('In a real browser (headless Chromium)', function () {
       if (where === '#failures') {
         // The tables are drawn again every 3 s: the focused URL stays, focused and whole.
         const at = await page.locator('#stats-at').textContent();
-        await page.waitForFunction(`document.querySelector('#stats-at').textContent !== ${JSON.stringify(at)}`, undefined, { timeout: 5000 });
+        await page.waitForFunction(`document.querySelector('#stats-at').textContent !== ${JSON.stringify(at)}`, undefined, { timeout: 10_000 });
         expect(await page.evaluate(focused), 'still focused after a refresh').to.equal(true);
       }
     }
@@ -845,18 +845,18 @@ describe('In a real browser (headless Chromium)', function () {
     const errors = watchErrors(page);
     await page.setViewportSize({ width: 700, height: 900 });
     await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect((await hub.postForm('/ping', { url: medium })).status).to.equal(200);
     const clip = page.locator(`#log li[data-kind="ping"][data-topic="${medium}"] .clip`).first();
-    await clip.waitFor({ timeout: 5000 });
+    await clip.waitFor({ timeout: 10_000 });
     const state = async (): Promise<[boolean, string | null]> =>
       [await clip.evaluate((n) => n.scrollHeight > n.clientHeight), await clip.getAttribute('tabindex')];
     expect(await state(), '700 px: shown whole, no tab stop').to.deep.equal([false, null]);
     await page.setViewportSize({ width: 320, height: 900 });
-    await page.waitForFunction((n) => n.getAttribute('tabindex') === '0', await clip.elementHandle(), { timeout: 2000 });
+    await page.waitForFunction((n) => n.getAttribute('tabindex') === '0', await clip.elementHandle(), { timeout: 10_000 });
     expect(await state(), '320 px: cut short, a tab stop').to.deep.equal([true, '0']);
     await page.setViewportSize({ width: 700, height: 900 });
-    await page.waitForFunction((n) => !n.hasAttribute('tabindex'), await clip.elementHandle(), { timeout: 2000 });
+    await page.waitForFunction((n) => !n.hasAttribute('tabindex'), await clip.elementHandle(), { timeout: 10_000 });
     expect(errors).to.deep.equal([]);
   });
 
@@ -876,12 +876,12 @@ describe('In a real browser (headless Chromium)', function () {
     await form.locator('[name="url"]').fill('http://127.0.0.1:1/focus.xml');
     await form.locator('button').focus();
     await page.keyboard.press('Enter');
-    await page.locator('#reply', { hasText: 'POST /ping …' }).waitFor({ timeout: 5000 });
+    await page.locator('#reply', { hasText: 'POST /ping …' }).waitFor({ timeout: 10_000 });
     const focused = `document.activeElement === document.querySelector('form[data-endpoint="ping"] button')`;
     expect(await page.evaluate(focused), 'the button focused while the request is on the way').to.equal(true);
     expect(await form.locator('button').getAttribute('aria-disabled')).to.equal('true');
     await page.keyboard.press('Enter');
-    await page.locator('#reply', { hasText: 'HTTP 200' }).waitFor({ timeout: 5000 });
+    await page.locator('#reply', { hasText: 'HTTP 200' }).waitFor({ timeout: 10_000 });
     expect(await page.evaluate(focused), 'the button focused after the reply').to.equal(true);
     expect(pings, 'requests sent').to.equal(1);
     expect(errors).to.deep.equal([]);
@@ -895,7 +895,7 @@ describe('In a real browser (headless Chromium)', function () {
     await page.locator('#topic').press('Enter');
     await page.locator('#stop:enabled').focus();
     await page.keyboard.press('Enter');
-    await page.locator('#status', { hasText: 'Stopped.' }).waitFor({ timeout: 5000 });
+    await page.locator('#status', { hasText: 'Stopped.' }).waitFor({ timeout: 10_000 });
     expect(await page.evaluate('document.activeElement.id')).to.equal('follow');
     expect(errors).to.deep.equal([]);
   });
@@ -917,11 +917,11 @@ describe('In a real browser (headless Chromium)', function () {
       const errors = watchErrors(page);
       await page.route('**/stats.json', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(stats) }));
       await page.goto(`${hub.url}/`);
-      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 5000 });
-      await page.locator('#paused time').first().waitFor({ timeout: 5000 });
+      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      await page.locator('#paused time').first().waitFor({ timeout: 10_000 });
       hub.hub.emit('activity', { kind: 'delivery', topic: 'https://narrow.example/feed.xml', ok: false, protocol: 'websub', detail: 'reader.example 503' });
       const row = page.locator('#log li[data-topic="https://narrow.example/feed.xml"]');
-      await row.waitFor({ timeout: 5000 });
+      await row.waitFor({ timeout: 10_000 });
       const widths = (await page.evaluate('[document.documentElement.scrollWidth, document.documentElement.clientWidth]')) as [number, number];
       expect(widths[0], 'scrollWidth vs clientWidth').to.be.at.most(widths[1]);
       expect(await row.locator('.mark').isVisible(), 'the failed mark shown').to.equal(true);
@@ -987,12 +987,12 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await context!.newPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
-    await page.locator('#status[data-state="open"]').waitFor({ timeout: 5000 });
+    await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#status').getAttribute('role')).to.equal('status');
     feedItems.unshift(item('s2', 'Second'), item('s3', 'Third'));
     topics.set('/demo-said.xml', { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    await page.locator('#entries .entry').nth(1).waitFor({ timeout: 5000 });
+    await page.locator('#entries .entry').nth(1).waitFor({ timeout: 10_000 });
     expect(await page.locator('#status').textContent()).to.equal('Live: 2 new entries so far, newest first.');
     expect(errors).to.deep.equal([]);
   });
@@ -1018,7 +1018,7 @@ describe('In a real browser (headless Chromium)', function () {
 
     await listen(url);
     await hub.postForm('/ping', { url: feed });
-    await page.waitForFunction('window.__events.length >= 1', undefined, { timeout: 5000 });
+    await page.waitForFunction('window.__events.length >= 1', undefined, { timeout: 10_000 });
     const [a] = await events();
     expect(a!.type).to.equal('change');
     expect(a!.data.entries?.map((e) => e.title)).to.deep.equal(['Event A']);
@@ -1032,7 +1032,7 @@ describe('In a real browser (headless Chromium)', function () {
     }
 
     await listen(`${url}&lastEventId=${encodeURIComponent(a!.id)}`);
-    await page.waitForFunction('window.__events.length >= 2', undefined, { timeout: 5000 });
+    await page.waitForFunction('window.__events.length >= 2', undefined, { timeout: 10_000 });
     await sleep(200);
     const missed = await events();
     expect(missed.map((e) => e.type)).to.deep.equal(['change', 'change']);
@@ -1075,7 +1075,7 @@ describe('In a real browser (headless Chromium)', function () {
           });
         })`);
         // Refused, and refused again when it tried later: the browser alone would have stopped at the first.
-        await page.waitForFunction('window.__refused >= 3', undefined, { timeout: 5000 });
+        await page.waitForFunction('window.__refused >= 3', undefined, { timeout: 10_000 });
         expect(await page.evaluate('window.__opened')).to.equal(0);
         // Backing off, not hammering: one stream request and one question per refusal (and
         // perhaps the next ones, on their way).
@@ -1090,7 +1090,7 @@ describe('In a real browser (headless Chromium)', function () {
         feedItems.unshift(item('after', 'After'));
         topics.set('/capped.xml', { body: rss(feedItems), contentType: RSS_TYPE });
         await capped.postForm('/ping', { url: feed });
-        await page.waitForFunction('window.__seen.length >= 1', undefined, { timeout: 5000 });
+        await page.waitForFunction('window.__seen.length >= 1', undefined, { timeout: 10_000 });
         expect(await page.evaluate('window.__seen')).to.deep.equal([['After']]);
         await page.evaluate('window.__f.close()');
       } finally {
@@ -1128,7 +1128,7 @@ describe('In a real browser (headless Chromium)', function () {
           onOpen: () => window.__opened++,
         });
       })`);
-      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 5000 });
+      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 10_000 });
       // The connection drops; before the browser is back (the hub's retry hint is 2 s), another
       // tab behind the same address takes the one stream it may hold.
       sockets[0]!.destroy();
@@ -1194,7 +1194,7 @@ describe('In a real browser (headless Chromium)', function () {
         window.__errors = [];
         window.__f = follow(${JSON.stringify(tooLong)}, { retryMs: 100, onError: (info) => window.__errors.push(info) });
       })`);
-      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 5000 });
+      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 10_000 });
       // Asked again it would be by now, several times over (every 100 ms, doubling).
       await sleep(800);
       expect(await page.evaluate('window.__errors')).to.deep.equal([{ reconnecting: false, status: 400, message: 'The URL is longer than 2048 characters.' }]);
@@ -1221,7 +1221,7 @@ describe('In a real browser (headless Chromium)', function () {
     });
     try {
       const page = await followWithErrors(fake.url);
-      await page.waitForFunction('window.__errors.some((e) => !e.reconnecting)', undefined, { timeout: 5000 });
+      await page.waitForFunction('window.__errors.some((e) => !e.reconnecting)', undefined, { timeout: 10_000 });
       await sleep(400);
       expect(await page.evaluate('window.__errors')).to.deep.equal([
         { reconnecting: true, status: 503, message: 'Restarting.' },
@@ -1257,7 +1257,7 @@ describe('In a real browser (headless Chromium)', function () {
         window.__opened = 0;
         window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onOpen: () => window.__opened++ });
       })`);
-      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 5000 });
+      await page.waitForFunction('window.__opened === 1', undefined, { timeout: 10_000 });
       expect(fake.requests.map((r) => r.method)).to.deep.equal(['GET', 'HEAD', 'GET', 'GET']);
       // The browser closes it as soon as the body is cancelled; its network process may take a
       // while on a loaded machine (CI once saw it still open after 2 s), so the wait is long.
@@ -1289,8 +1289,8 @@ describe('In a real browser (headless Chromium)', function () {
         window.__errors = [];
         window.__f = follow('https://blog.example/feed.xml', { hubUrl: ${JSON.stringify(fake.url)}, retryMs: 100, onOpen: () => window.__opened++, onError: (info) => window.__errors.push(info) });
       })`);
-      await page.waitForFunction('window.__opened === 2', undefined, { timeout: 5000 });
-      await fake.waitFor(1, (r) => r.method === 'HEAD', 5000);
+      await page.waitForFunction('window.__opened === 2', undefined, { timeout: 10_000 });
+      await fake.waitFor(1, (r) => r.method === 'HEAD', 10_000);
       // Past the HEAD's answer.
       await sleep(900);
       expect(fake.requests.map((r) => r.method), 'the stream, its question, the stream again').to.deep.equal(['GET', 'HEAD', 'GET']);
@@ -1311,7 +1311,7 @@ describe('In a real browser (headless Chromium)', function () {
     });
     try {
       const page = await followWithErrors(fake.url);
-      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 5000 });
+      await page.waitForFunction('window.__errors.length >= 1', undefined, { timeout: 10_000 });
       await sleep(500);
       expect(await page.evaluate('window.__errors')).to.deep.equal([{ reconnecting: false, status: 404 }]);
       expect(fake.requests.filter((r) => r.headers.accept === 'text/event-stream'), 'streams asked for: not again after a final refusal').to.have.length(1);

@@ -9,6 +9,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep } from './helpers/recorder.js';
 import { MSG, pleaseNotify } from './helpers/rsscloud.js';
 import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/websub.js';
+import { until } from './helpers/until.js';
 
 const ADMIN_TOKEN = 'callback-host-admin';
 const PER_HOST = 2;
@@ -141,13 +142,10 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     sub.refusalHeaders = { 'retry-after': '60' };
     expect((await publish(hub, failing)).status).to.equal(204);
     await sub.waitDeliveries(1, '/fail');
-    let until: string | null = null;
-    for (let i = 0; i < 250 && until === null; i++) {
-      until = await hostPausedUntil(failing, failingCb);
-      if (until === null) await sleep(20);
-    }
-    expect(until, 'paused after its one failure (BREAKER_FAILURES=1)').to.not.equal(null);
-    expect(await hostPausedUntil(other, otherCb), 'the same host, spelt with its root dot').to.equal(until);
+    let pausedUntil: string | null = null;
+    await until(async () => (pausedUntil = await hostPausedUntil(failing, failingCb)) !== null);
+    expect(pausedUntil, 'paused after its one failure (BREAKER_FAILURES=1)').to.not.equal(null);
+    expect(await hostPausedUntil(other, otherCb), 'the same host, spelt with its root dot').to.equal(pausedUntil);
 
     const retry = async (): Promise<{ ok: boolean; woken: number }> => {
       const res = await fetch(`${hub.url}/admin/hosts/retry`, {
@@ -163,10 +161,7 @@ describe('one callback host however it is spelt (a fully qualified name)', funct
     // wake yet (the version then waits out its minute): asked again until it wakes the version.
     let answer = await retry();
     expect(await hostPausedUntil(failing, failingCb), 'resumed by the retry of the dotted spelling').to.equal(null);
-    for (let i = 0; i < 250 && answer.woken === 0; i++) {
-      await sleep(20);
-      answer = await retry();
-    }
+    await until(async () => answer.woken !== 0 || (answer = await retry()).woken !== 0);
     expect(answer.woken, 'the failed version, woken by the retry').to.be.at.least(1);
     // The failed version's next attempt goes now rather than after its minute or the 10-minute cooldown.
     await sub.waitDeliveries(2, '/fail');

@@ -3,10 +3,11 @@
 // not give that version number to different content. The stop is simulated by making the
 // topic write fail, then reopening the same data directory.
 import { expect } from 'chai';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder } from './helpers/recorder.js';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
 import { testApi } from './helpers/websub.js';
 import type { Topic } from '../lib/model.js';
+import { until } from './helpers/until.js';
 
 describe('durable delivery: a version in the outbox but not yet on its topic', () => {
   let feed: Recorder;
@@ -37,7 +38,7 @@ describe('durable delivery: a version in the outbox but not yet on its topic', (
     await first.postForm('/websub', { 'hub.mode': 'publish', 'hub.url': topic });
     // The version is in the outbox; the failed topic write would have the publish read again
     // (a failure on the hub's side) for as long as the hub ran: the stop below ends that.
-    for (const t0 = Date.now(); (await first.store.listOutbox()).length === 0 && Date.now() - t0 < 5000; ) await sleep(20);
+    await until(async () => (await first.store.listOutbox()).length > 0);
     expect(sub.requests, 'nothing was delivered before the stop').to.have.length(0);
     await first.close();
 

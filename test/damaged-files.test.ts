@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, readdir, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startTestHub, tempDataDir } from './helpers/hub.js';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder } from './helpers/recorder.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { contentFileName } from '../lib/store/content-files.js';
 import { INLINE_BODY_MAX, LowdbStore } from '../lib/store/lowdb-store.js';
@@ -14,6 +14,7 @@ import { emptyShard, shardFileName, shardOf, SHARD_FORMAT, WRITTEN_SHARDS_FILE }
 import { replaySegment, segmentName, type JournalOp } from '../lib/store/journal.js';
 import { sub } from './helpers/store-contract.js';
 import { newSubscription, newTopic } from '../lib/model.js';
+import { until } from './helpers/until.js';
 
 async function startError(dir: string): Promise<string> {
   try {
@@ -374,7 +375,7 @@ embeddedOnly('cuts a file in DATA_DIR/content short', () =>
           expect(whole!.url).to.equal('/whole');
           expect(whole!.body.length).to.equal(INLINE_BODY_MAX + 1000);
           // The cut version is skipped (logged), and leaves the outbox as a delivered one does.
-          for (const t0 = Date.now(); (await hub.store.listOutbox()).length > 0 && Date.now() - t0 < 5000; ) await sleep(20);
+          await until(async () => (await hub.store.listOutbox()).length === 0);
           expect(await hub.store.listOutbox()).to.deep.equal([]);
           expect(sub.requests.map((r) => r.url)).to.deep.equal(['/whole']);
         } finally {

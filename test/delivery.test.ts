@@ -13,6 +13,7 @@ import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { ping, postForm } from './helpers/rsscloud.js';
 import { MAX_DIFF_ENTRIES } from '../lib/feeds/entries.js';
 import { TopicServer, outboxBodies, outboxWhen, settled, subscribe, subscriptionsOf, testApi } from './helpers/websub.js';
+import { until } from './helpers/until.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/feeds');
 const FAR_FUTURE = '2099-01-01T00:00:00.000Z';
@@ -918,7 +919,7 @@ describe('durable delivery', function () {
       // Two 429s in a row from the busy feed: as many as BREAKER_FAILURES.
       await host.waitFor(2, toBusy, 5000);
       await publishTo(hub, calm);
-      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 4000);
+      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 10_000);
       expect(guids(toCalm!.body)).to.deep.equal(['c1']);
       expect(await pausedHosts(hub), 'hosts paused').to.deep.equal([]);
 
@@ -945,7 +946,7 @@ describe('durable delivery', function () {
       topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
       expect((await ping(hub, busy)).success).to.equal(true);
       expect((await ping(hub, calm)).success).to.equal(true);
-      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 4000);
+      const [toCalm] = await host.waitFor(1, (r) => deliveries(r) && r.path === '/push/calm', 10_000);
       expect(new URLSearchParams(toCalm!.body.toString()).get('url')).to.equal(calm);
 
       // The second notification waited out the first 429's Retry-After, and was refused too;
@@ -971,7 +972,7 @@ describe('durable delivery', function () {
       await seed(hub, topic, Array.from({ length: 3 }, (_, i) => ({ url: `${host.url}/push/${i}`, protocol: 'websub', whenExpires: FAR_FUTURE })));
       await publishTo(hub, topic);
       let paused: string[] = [];
-      for (const t0 = Date.now(); paused.length === 0 && Date.now() - t0 < 5000; await sleep(20)) paused = await pausedHosts(hub);
+      await until(async () => (paused = await pausedHosts(hub)).length > 0);
       expect(paused).to.deep.equal([`127.0.0.1:${host.port}`]);
       // Three subscriptions of eight attempts 50 ms on would make 24 requests within seconds;
       // paused, the host gets those in flight when it opened, and nothing more for ten minutes.
@@ -989,7 +990,7 @@ describe('durable delivery', function () {
       for (const feed of feeds) await seed(hub, feed, [{ url: `${host.url}/push/all`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
       for (const feed of feeds) await publishTo(hub, feed);
       let paused: string[] = [];
-      for (const t0 = Date.now(); paused.length === 0 && Date.now() - t0 < 5000; await sleep(20)) paused = await pausedHosts(hub);
+      await until(async () => (paused = await pausedHosts(hub)).length > 0);
       expect(paused).to.deep.equal([`127.0.0.1:${host.port}`]);
       await sleep(QUIET_MS);
       expect(host.matching(deliveries).length, 'requests to the host').to.be.at.most(4);
@@ -1009,10 +1010,10 @@ describe('durable delivery', function () {
       const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
       await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
       await publishTo(hub, busy);
-      await host.waitFor(1, deliveries, 4000);
+      await host.waitFor(1, deliveries, 10_000);
       topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
       await publishTo(hub, busy);
-      return host.waitFor(2, deliveries, 4000);
+      return host.waitFor(2, deliveries, 10_000);
     }
 
     it('WebSub: a 429 to a version\'s last attempt rests the subscription before its next version, for its Retry-After but never past WEBSUB_RETRY_MAX_MS', async () => {
@@ -1032,7 +1033,7 @@ describe('durable delivery', function () {
       const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
       await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
       await publishTo(hub, busy);
-      await host.waitFor(1, deliveries, 4000);
+      await host.waitFor(1, deliveries, 10_000);
       // The version is done with (its one attempt refused) once it leaves the outbox: the lane rests.
       expect(await outboxWhen(hub, (bodies) => bodies.length === 0)).to.deep.equal([]);
       const began = Date.now();
@@ -1058,13 +1059,13 @@ describe('durable delivery', function () {
       const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
       await seed(hub, busy, [{ url: `${host.url}/RPC2`, protocol: 'xml-rpc', notifyProcedure: 'river.feedUpdated', whenExpires: FAR_FUTURE }]);
       expect((await ping(hub, busy)).success).to.equal(true);
-      await host.waitFor(1, deliveries, 4000);
+      await host.waitFor(1, deliveries, 10_000);
       // Two more changes while the subscriber asked the hub to wait: each notification says the same.
       topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
       expect((await ping(hub, busy)).success).to.equal(true);
       topics.set('/busy.xml', { body: rss(['b3', 'b2', 'b1']), contentType: RSS });
       expect((await ping(hub, busy)).success).to.equal(true);
-      const tries = await host.waitFor(2, deliveries, 4000);
+      const tries = await host.waitFor(2, deliveries, 10_000);
       expect(gaps(tries)[0], 'ms between the refused notification and the next').to.be.at.least(RETRY_AFTER_MS - 10);
       await settled(hub);
       await sleep(QUIET_MS + 200);
@@ -1095,12 +1096,12 @@ describe('durable delivery', function () {
       await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
       await publishTo(hub, busy);
       // Both attempts refused, 1 s apart: the lane rests 1 s, and the host is paused 1.2 s.
-      await host.waitFor(2, deliveries, 4000);
+      await host.waitFor(2, deliveries, 10_000);
       topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
       await publishTo(hub, busy);
       // The rest ends ~0.2 s before the pause: the next version waits for it, as any version
       // within its window does, and is the probe.
-      const tries = await host.waitFor(3, deliveries, 4000);
+      const tries = await host.waitFor(3, deliveries, 10_000);
       expect(guids(tries[2]!.body), 'the next version, sent once the pause ended').to.deep.equal(['b2']);
     });
 
@@ -1133,14 +1134,14 @@ describe('durable delivery', function () {
         const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
         await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'http-post', whenExpires: FAR_FUTURE }]);
         expect((await ping(hub, busy)).success).to.equal(true);
-        await host.waitFor(1, deliveries, 4000);
+        await host.waitFor(1, deliveries, 10_000);
         topics.set('/busy.xml', { body: rss(['b2', 'b1']), contentType: RSS });
         expect((await ping(hub, busy)).success).to.equal(true);
         await sleep(QUIET_MS);
         expect(host.matching(deliveries), 'resting: the Retry-After of an hour').to.have.length(1);
 
         expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
-        const tries = await host.waitFor(2, deliveries, 4000);
+        const tries = await host.waitFor(2, deliveries, 10_000);
         expect(new URLSearchParams(tries[1]!.body.toString()).get('url')).to.equal(busy);
       });
 
@@ -1151,12 +1152,12 @@ describe('durable delivery', function () {
         const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
         await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
         await publishTo(hub, busy);
-        await host.waitFor(1, deliveries, 4000);
+        await host.waitFor(1, deliveries, 10_000);
         await sleep(QUIET_MS);
         expect(host.matching(deliveries), 'waiting: the Retry-After of an hour').to.have.length(1);
 
         expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
-        const tries = await host.waitFor(2, deliveries, 4000);
+        const tries = await host.waitFor(2, deliveries, 10_000);
         expect(guids(tries[1]!.body), 'its second attempt, taken').to.deep.equal(['b1']);
       });
 
@@ -1175,11 +1176,11 @@ describe('durable delivery', function () {
         const busy = topics.set('/busy.xml', { body: rss(['b1']), contentType: RSS });
         await seed(hub, busy, [{ url: `${host.url}/push/busy`, protocol: 'websub', whenExpires: FAR_FUTURE }]);
         await publishTo(hub, busy);
-        await host.waitFor(1, deliveries, 4000);
+        await host.waitFor(1, deliveries, 10_000);
         await sleep(QUIET_MS);
         expect(await retry(hub, `127.0.0.1:${host.port}`)).to.deep.equal({ ok: true, woken: 1 });
         // The second attempt fails (503) and pauses the host, past the version's window.
-        await host.waitFor(2, deliveries, 4000);
+        await host.waitFor(2, deliveries, 10_000);
         await settled(hub);
         await sleep(800 + QUIET_MS);
         expect(host.matching(deliveries), 'the refused attempt and the failed one; none after the pause').to.have.length(2);
@@ -1204,7 +1205,7 @@ describe('durable delivery', function () {
       for (let i = 1; i <= 3; i++) {
         topics.set('/busy.xml', { body: rss([`b${i}`]), contentType: RSS });
         expect((await ping(hub, busy)).success).to.equal(true);
-        await host.waitFor(i, deliveries, 4000);
+        await host.waitFor(i, deliveries, 10_000);
         await settled(hub);
       }
       const [refused] = await subscriptionsOf(hub, busy);
@@ -1214,7 +1215,7 @@ describe('durable delivery', function () {
 
       topics.set('/busy.xml', { body: rss(['b4']), contentType: RSS });
       expect((await ping(hub, busy)).success).to.equal(true);
-      const tries = await host.waitFor(4, deliveries, 4000);
+      const tries = await host.waitFor(4, deliveries, 10_000);
       expect(new URLSearchParams(tries[3]!.body.toString()).get('url')).to.equal(busy);
       await settled(hub);
       const [taken] = await subscriptionsOf(hub, busy);
@@ -1232,11 +1233,11 @@ describe('durable delivery', function () {
       expect((await ping(hub, busy)).success).to.equal(true);
       // Each change made while the last notification's rest runs, as a busy feed's are.
       for (let i = 1; i <= 3; i++) {
-        await host.waitFor(i, deliveries, 4000);
+        await host.waitFor(i, deliveries, 10_000);
         topics.set('/busy.xml', { body: rss([`b${i}`]), contentType: RSS });
         expect((await ping(hub, busy)).success).to.equal(true);
       }
-      const tries = await host.waitFor(4, deliveries, 4000);
+      const tries = await host.waitFor(4, deliveries, 10_000);
       const waits = gaps(tries);
       expect(waits[1], 'ms rested after the second refusal in a row').to.be.at.least(400 - 10);
       expect(waits[2], 'ms rested after the third refusal in a row').to.be.at.least(800 - 10);
@@ -1256,7 +1257,7 @@ describe('durable delivery', function () {
       for (let i = 1; i <= 5; i++) {
         topics.set('/failing.xml', { body: rss([`f${i}`]), contentType: RSS });
         expect((await ping(hub, feed)).success).to.equal(true);
-        await host.waitFor(i, deliveries, 4000);
+        await host.waitFor(i, deliveries, 10_000);
         await settled(hub);
       }
       const [sub] = await subscriptionsOf(hub, feed);

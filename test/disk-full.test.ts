@@ -10,10 +10,11 @@ import { createLogger } from '../lib/log.js';
 import { newTopic } from '../lib/model.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder } from './helpers/recorder.js';
 import { FeedServer, MSG, getSubscriptions, ping, pleaseNotify, postForm, readReply, rpcCall, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { SmallDisk } from './helpers/small-disk.js';
 import { outbox, sub } from './helpers/store-contract.js';
+import { until } from './helpers/until.js';
 
 /** Bodies over INLINE_BODY_MAX go to files of their own in content/. */
 const BIG = Buffer.alloc(60 * 1024, 0x2e);
@@ -116,11 +117,11 @@ describe('the embedded store on a full disk', function () {
     // A subscription ends: a line in the journal, and the timer armed; its compaction cannot write the shard.
     await store.deleteSubscription('http://a/feed', `http://s/0/${'x'.repeat(500)}`);
     const failed = (): boolean => log.some((e) => e['msg'] === 'store: compaction failed; the journal is kept, and compaction is tried again within COMPACT_INTERVAL_MS, or sooner once it has grown');
-    for (let i = 0; i < 100 && !failed(); i++) await sleep(20);
+    await until(failed);
     expect(failed(), JSON.stringify(log)).to.equal(true);
     await disk.unfill();
     const succeeded = (): boolean => log.some((e) => e['msg'] === 'store: compaction succeeded again');
-    for (let i = 0; i < 100 && !succeeded(); i++) await sleep(20);
+    await until(succeeded);
     expect(succeeded(), 'tried again, nothing more written').to.equal(true);
   });
 

@@ -66,7 +66,7 @@ describe('HTTP edges at the faces', function () {
       });
       expect(res.status).to.equal(204);
       const path = new URL(topic).pathname;
-      await feeds.rec.waitFor(1, (r) => r.path === path, 4000);
+      await feeds.rec.waitFor(1, (r) => r.path === path, 10_000);
     });
   });
 

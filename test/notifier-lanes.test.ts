@@ -16,6 +16,7 @@ import { Notifier } from '../lib/notifier/notifier.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { tempDataDir } from './helpers/hub.js';
 import { sleep } from './helpers/recorder.js';
+import { until } from './helpers/until.js';
 
 describe('notifier lanes', () => {
   it('an older version resumed while a newer one is under way is sent first, then the newer one: each once, in order', async () => {
@@ -53,7 +54,7 @@ describe('notifier lanes', () => {
       await sleep(20); // the outbox read made at staging has settled
       resumeDuringRead = true;
       await start();
-      for (let i = 0; i < 100 && sent.length < 2; i++) await sleep(20);
+      await until(() => sent.length >= 2);
       await sleep(100);
       expect(sent).to.deep.equal(['version 1', 'version 2']);
     } finally {
@@ -95,11 +96,11 @@ describe('notifier lanes', () => {
         store.putTopic({ ...newTopic(topic), version: 1 }),
       );
       await start();
-      for (let i = 0; i < 150 && sent.length < 2; i++) await sleep(20);
+      await until(() => sent.length >= 2);
       expect(sent.sort()).to.deep.equal(callbacks);
       // Recorded after the answer, in the outcomes' next batch: on a busy machine, after the check above.
       const delivered = async (): Promise<number | undefined> => (await store.getSubscription(topic, callbacks[1]!))?.deliveredVersion;
-      for (let i = 0; i < 150 && (await delivered()) !== 1; i++) await sleep(20);
+      await until(async () => (await delivered()) === 1);
       expect(await delivered(), 'recorded as delivered').to.equal(1);
     } finally {
       notifier.close();

@@ -12,6 +12,7 @@ import { Subscriber, TopicServer, publish, settled, subscribe } from './helpers/
 import { openSse, openStream, type SseStream } from './helpers/sse.js';
 import { STREAM_BODY_MAX } from '../lib/change-event.js';
 import { busiestOf } from '../lib/operator.js';
+import { until } from './helpers/until.js';
 
 const ADMIN_TOKEN = 'operator-token-0123456789';
 /** How long nothing must happen, after the hub is idle, to count as "nothing happened". */
@@ -626,10 +627,7 @@ describe('Operators and browsers over HTTP', function () {
 
       // The retry finds the circuit open and waits for the cooldown (a minute).
       let paused: { host: string; failures: number; until: string }[] = [];
-      for (let i = 0; i < 50 && paused.length === 0; i++) {
-        paused = (await stats(hub)).pausedHosts;
-        if (paused.length === 0) await sleep(20);
-      }
+      await until(async () => (paused = (await stats(hub)).pausedHosts).length > 0);
       expect(paused).to.have.length(1);
       expect(paused[0]).to.include({ host, failures: 1 });
       expect(Date.parse(paused[0]!.until) - Date.now()).to.be.greaterThan(30_000);
@@ -743,11 +741,8 @@ describe('Operators and browsers over HTTP', function () {
       expect(third.status).to.equal(429);
       expect('body' in third && third.body).to.equal('Too many open streams from your address (at most 2).\n');
       first.close();
-      let fourth = await openSse(url);
-      for (let i = 0; i < 50 && fourth.status === 429; i++) {
-        await sleep(20);
-        fourth = await openSse(url);
-      }
+      let fourth!: Awaited<ReturnType<typeof openSse>>;
+      await until(async () => (fourth = await openSse(url)).status !== 429);
       expect(fourth.status).to.equal(200);
       if ('close' in fourth) fourth.close();
       expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '429' })).to.be.at.least(1);
@@ -775,11 +770,8 @@ describe('Operators and browsers over HTTP', function () {
         expect([head.status, head.headers.get('retry-after')], `HEAD ${path}`).to.deep.equal([503, '30']);
       }
       first.close();
-      let next = await openSse(url, from('198.51.100.4'));
-      for (let i = 0; i < 50 && next.status === 503; i++) {
-        await sleep(20);
-        next = await openSse(url, from('198.51.100.4'));
-      }
+      let next!: Awaited<ReturnType<typeof openSse>>;
+      await until(async () => (next = await openSse(url, from('198.51.100.4'))).status !== 503);
       expect(next.status).to.equal(200);
       if ('close' in next) next.close();
       expect(metric(await scrape(hub), 'pushbutton_http_requests_total', { route: '/stream', status: '503' })).to.be.at.least(1);
@@ -980,7 +972,7 @@ describe('Operators and browsers over HTTP', function () {
       // (megabytes on loopback), then the hub's.
       unreadStream(hub, topic);
       const clients = (): Promise<number> => sseClients(hub);
-      for (let i = 0; i < 100 && (await clients()) < 2; i++) await sleep(20);
+      await until(async () => (await clients()) >= 2);
       expect(await clients(), 'both streams open').to.equal(2);
       let pings = 0;
       while (pings < 1000 && (pings % 10 !== 0 || (await clients()) > 1)) {
@@ -1002,7 +994,7 @@ describe('Operators and browsers over HTTP', function () {
       const topic = topics.set('/slow.txt', { body: next(), contentType: 'text/plain; charset=utf-8' });
       const slow = unreadStream(hub, topic);
       const clients = (): Promise<number> => sseClients(hub);
-      for (let i = 0; i < 100 && (await clients()) < 1; i++) await sleep(20);
+      await until(async () => (await clients()) >= 1);
       // ~7 MB while it does not read: more than the kernel's buffers and the hub's bound.
       const CHANGES = 120;
       for (let i = 0; i < CHANGES; i++) {
@@ -1077,7 +1069,7 @@ describe('Operators and browsers over HTTP', function () {
       const feed = topics.set('/quiet.xml', { body: rss('a'), contentType: RSS_TYPE });
       await hub.postForm('/ping', { url: feed });
       const first = await stream(streamUrl(hub, feed));
-      for (let i = 0; i < 100 && first.lastEventId() === undefined; i++) await sleep(20);
+      await until(() => first.lastEventId() !== undefined);
       const id = first.lastEventId();
       expect(id, 'an id with no event').to.match(/^[0-9a-f]{8}-\d+$/);
       expect(first.events.map((e) => [e.event, e.id, e.data]), 'no change, only the id').to.deep.equal([['ready', id, '{}']]);
@@ -1162,7 +1154,7 @@ describe('Operators and browsers over HTTP', function () {
     it('ends each stream after its bye when the hub closes: the chunked body is terminated, not cut', async () => {
       const hub = await hubWith();
       const raw = exchange(hub, `GET /stream?topic=${encodeURIComponent('http://127.0.0.1:1/feed.xml')} HTTP/1.1\r\nHost: 127.0.0.1:${hub.port}\r\n\r\n`, 15_000);
-      for (let i = 0; i < 100 && (await sseClients(hub)) < 1; i++) await sleep(20);
+      await until(async () => (await sseClients(hub)) >= 1);
       await hub.close();
       const text = await raw;
       const body = text.slice(text.indexOf('\r\n\r\n') + 4);
@@ -1188,7 +1180,7 @@ describe('Operators and browsers over HTTP', function () {
       expect(await counted('/stream'), 'not while open').to.equal(0);
       s.close();
       e.close();
-      for (let i = 0; i < 100 && ((await counted('/stream')) < 1 || (await counted('/events')) < 1); i++) await sleep(20);
+      await until(async () => (await counted('/stream')) >= 1 && (await counted('/events')) >= 1);
       expect(await counted('/stream')).to.equal(1);
       expect(await counted('/events')).to.equal(1);
     });

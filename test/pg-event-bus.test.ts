@@ -49,7 +49,7 @@ describe('PostgreSQL event bus between processes', function () {
     const heard = hear(b, 'many', 1500);
     // A fan-out's deliveries settling together publish this many activity events in one turn.
     for (let n = 0; n < 1500; n++) a.publish('many', { n });
-    const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 4000))]);
+    const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 10_000))]);
     expect(got.length).to.equal(1500);
     expect(got[0]).to.deep.equal({ n: 0 });
   });
@@ -83,7 +83,7 @@ describe('PostgreSQL event bus between processes', function () {
       await adminQuery('SELECT pg_terminate_backend($1)', [cutPid]);
       // Missed: published while a is not listening (its reconnect waits 200 ms).
       b.publish('change', { version: 1 });
-      const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 5000))]);
+      const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 10_000))]);
       expect(armed, 'the catch-up ran').to.equal(false);
       expect(got).to.deep.equal([{ version: 1 }, { version: 2 }]);
     } finally {
@@ -115,7 +115,7 @@ describe('PostgreSQL event bus between processes', function () {
       a.publish('held', { n: 1 });
       a.publish('held', { n: 2 });
     });
-    const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 4000))]);
+    const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 10_000))]);
     expect(got).to.deep.equal([{ n: 1 }, { n: 2 }]);
   });
 
@@ -167,7 +167,7 @@ describe('PostgreSQL event bus between processes', function () {
       for (const [s, n] of [[2_005_000, 'second'], [2_003_000, 'first']] as const) {
         await sql.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify({ s, o: 'another-process', e: [['late', JSON.stringify({ n })]] })]);
       }
-      const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 3000))]);
+      const got = await Promise.race([heard.all, new Promise<unknown[]>((r) => setTimeout(() => r(heard.got), 10_000))]);
       expect(got).to.deep.equal([{ n: 'second' }, { n: 'first' }]);
     } finally {
       await sql.end();

@@ -15,6 +15,7 @@ import { Recorder, sleep } from './helpers/recorder.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, postForm, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
 import { sub } from './helpers/store-contract.js';
 import { Subscriber, TopicServer, publish, settled, subscribe, testApi, validSignature } from './helpers/websub.js';
+import { until } from './helpers/until.js';
 
 /** Runs fn on a connection of its own to the database at `url`, closed after. */
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
@@ -107,8 +108,7 @@ describe('hub on PostgreSQL (DATABASE_URL)', function () {
     expect(validSignature(delivery!.headers['x-hub-signature'], 'pg-secret', delivery!.body)).to.equal(true);
     // The fan-out finishes (the outcome is recorded just after the delivery's answer): the
     // subscription is marked up to date and the outbox entry goes.
-    const deadline = Date.now() + 5000;
-    while ((await rows('SELECT topic FROM outbox')).length > 0 && Date.now() < deadline) await sleep(20);
+    await until(async () => (await rows('SELECT topic FROM outbox')).length === 0);
     expect(await rows('SELECT topic FROM outbox')).to.deep.equal([]);
     const [row] = await rows('SELECT delivered_version FROM subscriptions WHERE topic = $1', [topic]);
     expect(Number(row!.delivered_version)).to.be.greaterThan(0);
@@ -284,8 +284,7 @@ describe('a hub process on PostgreSQL whose store fails to remove a delivered ve
         expect((await form({ 'hub.mode': 'publish', 'hub.url': topic })).status, `publish ${n}`).to.equal(204);
         await webSub.waitDeliveries(n, '/cb');
         // Until the hub has tried to remove what it delivered (the first try fails).
-        const tried = Date.now() + 5000;
-        while (Number((await db.query('SELECT last_value FROM outbox_deletes')).rows[0]?.last_value) < n && Date.now() < tried) await sleep(20);
+        await until(async () => !(Number((await db.query('SELECT last_value FROM outbox_deletes')).rows[0]?.last_value) < n));
       }
       await sleep(200); // an exit would come just after the failure
       expect(hub.proc.exitCode, 'the process is still running').to.equal(null);

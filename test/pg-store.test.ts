@@ -12,6 +12,7 @@ import { MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } f
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { sub } from './helpers/store-contract.js';
+import { until } from './helpers/until.js';
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -23,13 +24,11 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-/** Resolves once another session holds an advisory lock whose first key is `key` (5 s at most). */
+/** Resolves once another session holds an advisory lock whose first key is `key` (10 s at most). */
 async function heldByAnother(c: pg.Client, key: number): Promise<void> {
-  for (const t0 = Date.now(); Date.now() - t0 < 5000; await new Promise((r) => setTimeout(r, 10))) {
-    const { rowCount } = await c.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND pid <> pg_backend_pid()", [key]);
-    if (rowCount) return;
-  }
-  throw new Error(`no other session took advisory lock ${key} in 5 s`);
+  const held = async (): Promise<boolean> =>
+    Boolean((await c.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::oid AND pid <> pg_backend_pid()", [key])).rowCount);
+  if (!(await until(held, { everyMs: 10 }))) throw new Error(`no other session took advisory lock ${key} in 10 s`);
 }
 
 /** The host a callback with backslashes was counted under before 78a16fe read them as the URL standard does. */
@@ -230,12 +229,9 @@ describe('PostgreSQL store', function () {
           (e: unknown) => ({ error: String(e) }),
         );
         // The store's statement holds the topic's lock and waits for the host's.
-        for (let waited = 0; ; waited += 10) {
-          const { rowCount } = await other.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> pg_backend_pid()");
-          if (rowCount) break;
-          if (waited > 5000) throw new Error('the store never waited for the lock');
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        const waiting = async (): Promise<boolean> =>
+          Boolean((await other.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid <> pg_backend_pid()")).rowCount);
+        if (!(await until(waiting, { everyMs: 10 }))) throw new Error('the store never waited for the lock');
         await lock(' topic http://a/feed');
         await other.query('COMMIT');
         expect(await writing).to.deep.equal({ refused: null });

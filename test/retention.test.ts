@@ -14,6 +14,7 @@ import { FeedServer, pleaseNotify, subscribeForm, subscriberOk } from './helpers
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { embeddedOnly } from './helpers/store-under-test.js';
 import { Subscriber, TopicServer, publish, settled, subscribe, subscriptionsOf, testApi, unsubscribe } from './helpers/websub.js';
+import { until } from './helpers/until.js';
 
 /** Every file under `dir`, with its text. */
 async function filesOf(dir: string): Promise<{ name: string; text: string }[]> {
@@ -34,12 +35,9 @@ async function filesOf(dir: string): Promise<{ name: string; text: string }[]> {
 
 /** The files under `dir` holding any of `needles`, once none does or `withinMs` has passed. */
 async function holdersAfter(dir: string, needles: string[], withinMs: number): Promise<string[]> {
-  const t0 = Date.now();
-  for (;;) {
-    const holders = (await filesOf(dir)).filter((f) => needles.some((n) => f.text.includes(n))).map((f) => f.name);
-    if (holders.length === 0 || Date.now() - t0 > withinMs) return holders;
-    await sleep(50);
-  }
+  const holders = async (): Promise<string[]> => (await filesOf(dir)).filter((f) => needles.some((n) => f.text.includes(n))).map((f) => f.name);
+  await until(async () => (await holders()).length === 0, { timeoutMs: withinMs, everyMs: 50 });
+  return holders();
 }
 
 embeddedOnly('DATA_DIR holds the embedded store', () => {
@@ -99,7 +97,7 @@ embeddedOnly('DATA_DIR holds the embedded store', () => {
       expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([sub.callback('/cb?token=TOKEN-LIVE')]);
 
       const secrets = ended.flatMap((e) => [new URL(sub.callback(e.path)).searchParams.get('token')!, e.secret]);
-      expect(await holdersAfter(hub.dataDir, secrets, 3000), 'files still holding an ended subscription').to.deep.equal([]);
+      expect(await holdersAfter(hub.dataDir, secrets, 10_000), 'files still holding an ended subscription').to.deep.equal([]);
       // The live subscription is still on disk: the files were rewritten, not emptied.
       expect((await filesOf(hub.dataDir)).some((f) => f.text.includes('SECRET-LIVE'))).to.equal(true);
     });
@@ -120,7 +118,7 @@ embeddedOnly('DATA_DIR holds the embedded store', () => {
       const swept = await testApi<{ result: { topicsRemoved: number } }>(hub, 'removeExpired');
       expect(swept.result.topicsRemoved).to.equal(1);
       expect(await hub.store.listOutbox()).to.deep.equal([]);
-      expect(await holdersAfter(hub.dataDir, ['TOPIC-UNFOLLOWED', 'version 2'], 3000)).to.deep.equal([]);
+      expect(await holdersAfter(hub.dataDir, ['TOPIC-UNFOLLOWED', 'version 2'], 10_000)).to.deep.equal([]);
       expect(await readdir(path.join(hub.dataDir, 'content'))).to.deep.equal([]);
     });
   });

@@ -26,6 +26,7 @@ import {
   type ResourceJson,
   type SubscriptionJson,
 } from './helpers/rsscloud.js';
+import { until } from './helpers/until.js';
 
 let seq = 0;
 const unique = (prefix: string): string => `${prefix}-${++seq}`;
@@ -575,10 +576,7 @@ describe('rssCloud lifecycle', function () {
       expect(await getSubscriptions(hub, feed)).to.have.length(3);
       for (const fire of daily) fire();
       let left = await getSubscriptions(hub, feed);
-      for (let i = 0; i < 50 && left.length > 1; i++) {
-        await sleep(100);
-        left = await getSubscriptions(hub, feed);
-      }
+      await until(async () => (left = await getSubscriptions(hub, feed)).length <= 1, { everyMs: 100 });
       expect(left.map((s) => s.url)).to.deep.equal([callbackOf('/live')]);
     });
 

@@ -1,7 +1,7 @@
 // rssCloud over REST, end to end: a real hub on 127.0.0.1, real feed and subscriber servers,
 // and assertions on what actually went over the wire (../shared/protocols/rsscloud.md).
 import { expect } from 'chai';
-import { Recorder, sleep } from './helpers/recorder.js';
+import { Recorder } from './helpers/recorder.js';
 import { steppableClock } from './helpers/clock.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
 import {
@@ -31,6 +31,7 @@ import {
   xmlElement,
   type RssReply,
 } from './helpers/rsscloud.js';
+import { until } from './helpers/until.js';
 
 let seq = 0;
 const unique = (prefix: string): string => `${prefix}-${++seq}`;
@@ -822,7 +823,7 @@ describe('rssCloud REST', function () {
     const allDelivered = async (feed: string, subscriptions = COUNT): Promise<void> => {
       await sub.waitFor(COUNT, (r) => r.path.startsWith('/reader') && r.body.toString() === notifyBody(feed));
       const readers = async (): Promise<number[]> => (await getSubscriptions(busy, feed)).filter((s) => s.url.includes('/reader')).map((s) => s.ctUpdates);
-      for (let waited = 0; waited < 5000 && !(await readers()).every((n) => n === 1); waited += 50) await sleep(50);
+      await until(async () => (await readers()).every((n) => n === 1), { everyMs: 50 });
       expect(await readers()).to.deep.equal(Array(COUNT).fill(1));
       expect(await getSubscriptions(busy, feed)).to.have.length(subscriptions);
     };

@@ -18,6 +18,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep, type Handler } from './helpers/recorder.js';
 import { FeedServer, MSG, rawFault, readReply, subscriberOk, testApi, type RssReply } from './helpers/rsscloud.js';
 import { openStream } from './helpers/sse.js';
+import { until } from './helpers/until.js';
 
 // ---- shared helpers ------------------------------------------------------------------------
 
@@ -764,8 +765,7 @@ class Peer {
   }
 
   async waitClosed(count: number, timeoutMs: number): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (this.closedAt.length < count && Date.now() < until) await sleep(20);
+    await until(() => this.closedAt.length >= count, { timeoutMs });
   }
 
   async close(): Promise<void> {
@@ -828,7 +828,7 @@ describe('security: slow and endless peers', function () {
       const [reply, ms] = await slow;
       expect([reply.success, reply.msg]).to.deep.equal([false, MSG.handlerFailed]);
       expect(ms).to.be.within(900, 3000);
-      await peer.waitClosed(opened + 1, 2000);
+      await peer.waitClosed(opened + 1, 10_000);
       expect(peer.closedAt.length).to.be.above(opened);
     });
 
@@ -897,7 +897,7 @@ describe('security: slow and endless peers', function () {
       const [reply, ms] = await timed(() => rss(hub, '/pleaseNotify', { domain: '127.0.0.1', port: String(peer.port), path: '/rc', protocol: 'http-post', url1: feeds.fixed(unique('endless-echo')) }));
       expect([reply.success, reply.msg]).to.deep.equal([false, MSG.handlerFailed]);
       expect(ms).to.be.below(4000);
-      await peer.waitClosed(before + 1, 3000);
+      await peer.waitClosed(before + 1, 10_000);
       expect(peer.closedAt.length).to.be.above(before);
     });
   });
@@ -1781,7 +1781,7 @@ describe('security: clients that stop reading (SERVER_RESPONSE_TIMEOUT_MS=1000)'
     socket.on('error', () => {});
     try {
       socket.write('GET /docs HTTP/1.1\r\nHost: hub\r\n\r\n'.repeat(400));
-      for (let i = 0; i < 50 && (await connections()) === 0; i++) await sleep(20);
+      await until(async () => (await connections()) > 0);
       expect(await connections(), 'the connection is open').to.equal(1);
       for (let i = 0; i < 250 && (await connections()) > 0; i++) await sleep(20);
       expect(await connections(), 'the hub closed it').to.equal(0);

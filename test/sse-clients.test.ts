@@ -72,7 +72,7 @@ describe('SSE clients in the wild', () => {
       expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
       const first = await stream(streamUrl(feed));
       // Until the first heartbeat, all the hub sends as a stream opens has come.
-      await first.waitForComments(1, 2000);
+      await first.waitForComments(1, 10_000);
       const id = idFromEventsWithData(first.raw());
       first.close();
 
@@ -81,7 +81,7 @@ describe('SSE clients in the wild', () => {
       // Holding no id, it opens a fresh stream, as the library does.
       const { query, headers } = id === undefined ? { query: '', headers: {} } : resume(id);
       const again = await stream(streamUrl(feed, query), headers);
-      const [missed] = await again.waitFor(1, (e) => e.event === 'change' || e.event === 'reset', 2000);
+      const [missed] = await again.waitFor(1, (e) => e.event === 'change' || e.event === 'reset', 10_000);
       expect(missed!.event).to.equal('change');
       expect((JSON.parse(missed!.data) as { entries: { title: string }[] }).entries.map((e) => e.title)).to.deep.equal(['Post b']);
     });
@@ -108,9 +108,9 @@ describe('SSE clients in the wild', () => {
       const feed = topics.set(`/every-block${path}.xml`, { body: rss('a'), contentType: RSS_TYPE });
       const s = await stream(path === '/stream' ? streamUrl(feed) : `${hub.url}/events`);
       expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-      await s.waitFor(1, (e) => e.event === (path === '/stream' ? 'change' : 'activity'), 2000);
+      await s.waitFor(1, (e) => e.event === (path === '/stream' ? 'change' : 'activity'), 10_000);
       const seen = s.comments.length;
-      await s.waitForComments(seen + 2, 2000);
+      await s.waitForComments(seen + 2, 10_000);
       expect(s.retry, 'the retry hint still reaches a client').to.equal(2000);
       const handed = blocks(s.raw());
       expect(handed.length).to.be.greaterThan(1);

@@ -15,9 +15,10 @@ import { PgStore } from '../lib/store/pg-store.js';
 import { spawnHub, type ChildHub } from './helpers/child-hub.js';
 import { startTestHub } from './helpers/hub.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
-import { freePort, loopbackAddress, sleep } from './helpers/recorder.js';
+import { freePort, loopbackAddress } from './helpers/recorder.js';
 import { FeedServer, getSubscriptions, ping, setSubscriptions, testApi, type ResourceJson } from './helpers/rsscloud.js';
 import { describeStoreContract, expectCountsConsistent, fullState, outbox, randomOps, sub, verification } from './helpers/store-contract.js';
+import { until } from './helpers/until.js';
 
 const tempDir = (): Promise<string> => mkdtemp(path.join(os.tmpdir(), 'pushbutton-store-'));
 
@@ -551,8 +552,7 @@ describe('lowdb store: a read that found no change', function () {
       for (const feed of [notModified, sameBody]) expect(await checksOf(hub, feed), feed).to.equal(PINGS + 1);
       // On disk within a second, with no other write to ride with and no stop.
       for (const feed of [notModified, sameBody]) {
-        const t0 = Date.now();
-        while ((await checksOnDisk(dir, feed)) !== PINGS + 1 && Date.now() - t0 < 5000) await sleep(50);
+        await until(async () => (await checksOnDisk(dir, feed)) === PINGS + 1, { everyMs: 50 });
         expect(await checksOnDisk(dir, feed), feed).to.equal(PINGS + 1);
       }
       // A stop right after a check writes it before it ends.

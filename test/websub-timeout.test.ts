@@ -7,6 +7,7 @@ import { startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
 import { ping, setSubscriptions, getSubscription, MSG } from './helpers/rsscloud.js';
 import { TopicServer, publish, settled, subscribe, subscriptionsOf } from './helpers/websub.js';
+import { until } from './helpers/until.js';
 
 const DOC_TYPE = 'application/atom+xml';
 const doc = (title: string): string => `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>${title}</title></feed>\n`;
@@ -39,12 +40,11 @@ describe('WEBSUB_TIMEOUT_MS (REQUEST_TIMEOUT_MS=1000, WEBSUB_TIMEOUT_MS=3000)', 
 
   const isPost = (r: Recorded): boolean => r.method === 'POST';
   const isVerification = (r: Recorded): boolean => r.method === 'GET' && r.query.has('hub.challenge');
-  /** The subscription once the hub has counted its delivery, one way or the other (5 s at most): it counts after the answer is in. */
+  /** The subscription once the hub has counted its delivery, one way or the other (10 s at most): it counts after the answer is in. */
   async function counted(topic: string, url: string): Promise<{ ctUpdates: number; ctErrors: number }> {
-    for (const t0 = Date.now(); ; await sleep(20)) {
-      const s = await getSubscription(hub, topic, url);
-      if ((s !== undefined && s.ctUpdates + s.ctErrors > 0) || Date.now() - t0 > 5000) return { ctUpdates: s?.ctUpdates ?? 0, ctErrors: s?.ctErrors ?? 0 };
-    }
+    let s: Awaited<ReturnType<typeof getSubscription>>;
+    await until(async () => (s = await getSubscription(hub, topic, url)) !== undefined && s.ctUpdates + s.ctErrors > 0);
+    return { ctUpdates: s?.ctUpdates ?? 0, ctErrors: s?.ctErrors ?? 0 };
   }
 
   it('a WebSub delivery answered after REQUEST_TIMEOUT_MS is waited for: delivered once, not retried', async () => {

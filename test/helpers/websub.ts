@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import type http from 'node:http';
 import { Recorder, loopbackAddress, sleep, type Recorded } from './recorder.js';
 import type { TestHub } from './hub.js';
+import { until } from './until.js';
 
 export interface TopicDoc {
   body: string | Buffer;
@@ -227,8 +228,8 @@ export async function outboxBodies(hub: TestHub): Promise<string[]> {
   return Promise.all((await hub.store.listOutbox()).map(async (e) => (await hub.store.getOutboxBody(e.topic, e.version))?.toString() ?? ''));
 }
 
-/** outboxBodies once `done` holds for them (5 s at most): the outbox changes behind the requests that cause it. */
+/** outboxBodies once `done` holds for them (10 s at most): the outbox changes behind the requests that cause it. */
 export async function outboxWhen(hub: TestHub, done: (bodies: string[]) => boolean): Promise<string[]> {
-  for (const t0 = Date.now(); !done(await outboxBodies(hub)) && Date.now() - t0 < 5000; ) await sleep(20);
+  await until(async () => done(await outboxBodies(hub)));
   return outboxBodies(hub);
 }
