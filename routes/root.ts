@@ -4,7 +4,7 @@
 // `https://hub.example/`. Such a request was a 404 its tool logged at best; it is now handed to
 // the face it was meant for, which answers it exactly as at its own path.
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { mediaType } from '../lib/media-type.js';
+import { decodeBytes, mediaType } from '../lib/media-type.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 import { bodyBuffer, bodyTooLarge, queryParams, readsBody, refusalUnread } from './body.js';
 import { cors } from './cors.js';
@@ -28,19 +28,26 @@ export interface RootPostLimits {
 }
 
 /**
- * The start of an XML-RPC call: a methodCall element, after a UTF-8 BOM, white space and an XML
- * declaration, each optional. Not any `<`: a feed posted here without hub.mode starts with one
- * too, and is WebSub's to refuse (415) rather than XML-RPC's to answer with a fault under 200,
- * which its client takes for success. A WebSub form never starts with `<` (a form escapes it).
+ * The start of an XML-RPC call: a methodCall element, after white space, an XML declaration,
+ * comments, processing instructions and a document type, each optional (what XML allows before
+ * the root). Not any `<`: a feed posted here without hub.mode starts with one too, and is
+ * WebSub's to refuse (415) rather than XML-RPC's to answer with a fault under 200, which its
+ * client takes for success. A WebSub form never starts with `<` (a form escapes it).
  */
-const METHOD_CALL_START = /^(?:\xEF\xBB\xBF)?[ \t\r\n]*(?:<\?xml[^>]*>[ \t\r\n]*)?<methodCall[ \t\r\n/>]/;
+// Each part ends at its first terminator (a processing instruction at its first `?>`, a comment
+// at its first `-->`), so the head splits into parts one way only: with `[\s\S]*?` a body of
+// many `<?a?>` could be split in 2^n ways before failing, a second of CPU per request.
+const METHOD_CALL_START = /^\s*(?:<\?(?:[^?]|\?(?!>))*\?>\s*|<!--(?:[^-]|-(?!->))*-->\s*|<!DOCTYPE[^>]*>\s*)*<methodCall[\s/>]/;
 
-/** Enough bytes for the BOM, an XML declaration and the root element's name. */
-const HEAD_BYTES = 256;
+/** Enough bytes for a declaration, a comment or two and the root element's name. */
+const HEAD_BYTES = 1024;
 
-function isMethodCall(body: Buffer): boolean {
-  // Latin-1 keeps each byte one character, so the BOM is matched as its three bytes.
-  return METHOD_CALL_START.test(body.subarray(0, HEAD_BYTES).toString('latin1'));
+function isMethodCall(req: Request): boolean {
+  // Decoded as /RPC2 decodes the whole body (a BOM, then the charset of its Content-Type or its
+  // declaration): a UTF-16 call sent as a form is as much a call there. A character cut in two
+  // at the end of the head cannot matter to a match at its start.
+  const head = bodyBuffer(req).subarray(0, HEAD_BYTES);
+  return METHOD_CALL_START.test(decodeBytes(head, mediaType(req.headers['content-type'] ?? '').charset));
 }
 
 /** The face a POST to `/` is for when its headers tell, or undefined when only its body can. */
@@ -97,7 +104,7 @@ export function rootPostRouting(limits: RootPostLimits): (req: Request, res: Res
         routeTo(req, '/websub');
         return refuse(err);
       }
-      const chosen = isMethodCall(bodyBuffer(req)) ? '/RPC2' : '/websub';
+      const chosen = isMethodCall(req) ? '/RPC2' : '/websub';
       routeTo(req, chosen);
       // A body declared over the face's limit is refused by the face's own reader, as at its
       // path; one sent chunked or compressed, which body-parser measured as it read, is measured

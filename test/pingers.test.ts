@@ -611,6 +611,38 @@ describe('update pings from blogging engines and XML-RPC libraries', function ()
       expect([root.status, root.headers.get('content-type'), text]).to.deep.equal([rpc2.status, rpc2.headers.get('content-type'), await rpc2.text()]);
     });
 
+    // What XML allows before its root, and a UTF-16 body (with its byte order mark), are a call
+    // at /RPC2 whatever the Content-Type; at the root they were taken for WebSub forms (400).
+    it('an XML-RPC call at the root sent as a form is told by its content as /RPC2 reads it: a comment, a processing instruction or a doctype before it, or UTF-16', async () => {
+      const call = '<methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>';
+      const utf16 = (text: string): Buffer => Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+      const hello = /<boolean>1<\/boolean>/;
+      const bodies: [string, Buffer, RegExp][] = [
+        ['a comment', Buffer.from(`<?xml version="1.0"?>\n<!-- pinged by cron -->\n${call}`), hello],
+        ['a processing instruction', Buffer.from(`<?xml version="1.0"?><?xml-stylesheet href="a.xsl"?>${call}`), hello],
+        // Refused at /RPC2 (no document types: entities), so with the same fault here.
+        ['a doctype', Buffer.from(`<?xml version="1.0"?><!DOCTYPE methodCall>${call}`), /<fault>/],
+        ['UTF-16 with its byte order mark', utf16(`<?xml version="1.0" encoding="UTF-16"?>${call}`), hello],
+      ];
+      for (const [what, body, answer] of bodies) {
+        const post = (path: string): Promise<Response> => fetch(`${hub.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+        const [root, rpc2] = [await post('/'), await post('/RPC2')];
+        const text = await root.text();
+        expect(text, what).to.match(answer);
+        expect([root.status, root.headers.get('content-type'), text], what).to.deep.equal([rpc2.status, rpc2.headers.get('content-type'), await rpc2.text()]);
+      }
+    });
+
+    // Told apart by a pattern whose parts could each end at any later terminator, a head of many
+    // processing instructions not followed by a call took time doubling with each one.
+    it('a form at the root whose head is many processing instructions or comments, and no call, is WebSub\'s to refuse, at once', async () => {
+      for (const head of ['<?a?>'.repeat(300), '<!---->'.repeat(200)]) {
+        const res = await fetch(`${hub.url}/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `${head}x`, signal: AbortSignal.timeout(10_000) });
+        expect(res.status, head.slice(0, 10)).to.equal(400);
+        expect(await res.text()).to.not.contain('<fault>');
+      }
+    });
+
     it('an XML-RPC call at the root sent as a form, too large for /RPC2, gets the fault /RPC2 gives it, its length declared or not', async () => {
       // RPC2_MAX_BODY_BYTES (64 KB by default) is the XML-RPC face's, not WebSub's 1 MB.
       const body = Buffer.from(
