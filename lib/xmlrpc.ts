@@ -300,7 +300,11 @@ function parseDocument(ctx: Ctx, xml: string, rootName: string): XNode | undefin
 }
 
 const INT_RE = /^[+-]?\d+$/;
-const DOUBLE_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+// The fraction is `(?:\.\d*)?`, not `\.?\d*`: with the '.' optional on its own, `\d+` and `\d*`
+// could split a run of digits at every place, each split tried when the run ended in no number
+// (a <double> of 64 KB of digits and a letter took ~2 s). Each part now starts where the one
+// before cannot go on, so a failing value is given up in time linear in its length.
+const DOUBLE_RE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATE_RE =
   /^(\d{4})-?(\d{2})-?(\d{2})T(\d{2}):?(\d{2}):?(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}(?::?\d{2})?)?$/;

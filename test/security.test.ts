@@ -2081,3 +2081,30 @@ describe('security: what the pages let a browser do', function () {
     }
   });
 });
+
+describe('security: XML-RPC values cost time in proportion to their length (defaults)', function () {
+  this.timeout(30_000);
+  let hub: TestHub;
+  before(async () => {
+    hub = await startTestHub();
+  });
+  after(async () => {
+    await hub?.destroy();
+  });
+
+  // DOUBLE_RE in lib/xmlrpc.ts was /^[+-]?(?:\d+\.?\d*|\.\d+)…$/: with no '.', `\d+` and `\d*`
+  // could split a run of digits at every place, each split tried when the run ended in no number:
+  // ~2 s of the hub's one thread for a call of 64 KB (RPC2_MAX_BODY_BYTES), the hub frozen meanwhile.
+  it('five calls at once, each a <double> of 64 KB of digits and a letter, are all refused at once', async () => {
+    const head = '<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><param><value><double>';
+    const tail = 'x</double></value></param></params></methodCall>';
+    const body = `${head}${'1'.repeat(64 * 1024 - head.length - tail.length)}${tail}`;
+    expect(Buffer.byteLength(body)).to.equal(64 * 1024);
+    const [replies, ms] = await timed(() => Promise.all(Array.from({ length: 5 }, () => rpc(hub, body))));
+    for (const reply of replies) expectFault(reply, 'Bad XML-RPC call, invalid double value.');
+    expect(ms).to.be.below(1000);
+    // A double as the spec writes it is still read (a fault names the method's own complaint).
+    const ok = await rpc(hub, methodCall('rssCloud.ping', ['<value><double>-12.5e3</double></value>']));
+    expect(ok.text).to.not.contain('invalid double value');
+  });
+});
