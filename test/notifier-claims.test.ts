@@ -1,14 +1,23 @@
-// Unit test of the notifier's outbox claims while it resumes (one part, so a stand-in store
-// whose reads are slow): a long outbox must not let its claims lapse before it is read through,
-// or other hub processes on the database take those versions over and deliver them too.
+// Unit tests of the notifier's outbox claims (one part, so a stand-in store or HTTP client):
+//  - A long outbox must not let its claims lapse before it is read through while it resumes, or
+//    other hub processes on the database take those versions over and deliver them too.
+//  - The lease fences sends: a process held up past its lease sends nothing more of a version
+//    until a renewal answers; renewed, it goes on (nothing stranded); not renewed (another
+//    process took it over), it drops the rest unsent and unrecorded, and leaves the outbox entry
+//    to the new owner. On the embedded store, whose claims nobody else can take, nothing waits.
+//    The same over real processes and PostgreSQL: cluster.test.ts (SIGSTOP).
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import { loadConfig } from '../lib/config.js';
-import type { HttpClient } from '../lib/http.js';
+import type { HttpClient, HttpResponse } from '../lib/http.js';
 import { silentLogger } from '../lib/log.js';
-import type { OutboxEntry, OutboxKey, Subscription } from '../lib/model.js';
+import { newSubscription, newTopic, type OutboxEntry, type OutboxKey, type Subscription } from '../lib/model.js';
 import { Notifier } from '../lib/notifier/notifier.js';
+import { LowdbStore } from '../lib/store/lowdb-store.js';
 import type { Store } from '../lib/store/store.js';
+import { tempDataDir } from './helpers/hub.js';
 import { sleep } from './helpers/recorder.js';
+import { until } from './helpers/until.js';
 
 describe('notifier: claims while resuming', () => {
   it('renews the claims of the versions it has claimed and not yet read, from the start of resume()', async () => {
@@ -54,6 +63,108 @@ describe('notifier: claims while resuming', () => {
       expect(during.some((r) => r.readBefore >= 2 && r.keys.some((k) => k.topic === last)), `a renewal that covered ${last}`).to.equal(true);
     } finally {
       notifier.close();
+    }
+  });
+});
+
+describe('notifier: the lease fences its sends', () => {
+  const LEASE_MS = 300;
+  const topic = 'http://t.example/feed';
+  const callbacks = ['http://cb.example/a', 'http://cb.example/b', 'http://cb.example/c'];
+
+  /**
+   * A fan-out of version 1 to three subscribers, one send at a time, whose first send holds the
+   * event loop (a GC, a loaded machine, a paused VM) for longer than the lease. `shared`: the
+   * store says other processes may take its claims (as PostgreSQL does); `renew` answers the
+   * renewals made after the stall (`own`: the store's own answer).
+   */
+  async function stalledFanOut(shared: boolean, renew: (own: () => Promise<OutboxKey[]>) => Promise<OutboxKey[]>) {
+    const dir = await tempDataDir();
+    const store = new LowdbStore({ dir });
+    await store.open();
+    Object.defineProperty(store, 'sharedClaims', { value: shared });
+    await store.putTopic({ ...newTopic(topic), version: 0 });
+    for (const cb of callbacks) await store.putSubscription({ ...newSubscription(topic, cb, 'websub', 0, Date.now() + 3600_000), deliveredVersion: 0 });
+    // In order, what happened after the stall: sends and renewals answered.
+    const events: string[] = [];
+    let stalled = false;
+    const http = {
+      request: async (_kind: string, url: string | URL) => {
+        if (!stalled) {
+          stalled = true;
+          const end = Date.now() + 2 * LEASE_MS;
+          while (Date.now() < end); // held up, renewals and all
+        } else events.push(`sent ${String(url)}`);
+        return { status: 200, headers: {}, body: Buffer.alloc(0), url: String(url) } satisfies HttpResponse;
+      },
+    } as unknown as HttpClient;
+    const config = loadConfig({ OUTBOX_CLAIM_LEASE_MS: String(LEASE_MS), DELIVERY_CONCURRENCY: '1' });
+    const notifier = new Notifier({ config, http, store, log: silentLogger });
+    const renewOwn = store.renewOutboxClaims.bind(store);
+    store.renewOutboxClaims = async (owner, lease, keys) => {
+      const own = (): Promise<OutboxKey[]> => renewOwn(owner, lease, keys);
+      const renewed = stalled ? await renew(own) : await own();
+      if (stalled && keys.length > 0) events.push(`renewal answered: ${renewed.length} of ${keys.length}`);
+      return renewed;
+    };
+    await notifier.resume(); // nothing to resume: starts the renewals, as at a hub's start
+    const start = await notifier.stage({ topic, version: 1, body: Buffer.from('version 1'), contentType: 'text/plain' }, () =>
+      store.putTopic({ ...newTopic(topic), version: 1 }),
+    );
+    const report = await start();
+    const delivered = async (cb: string): Promise<number | undefined> => (await store.getSubscription(topic, cb))?.deliveredVersion;
+    const done = async (): Promise<void> => {
+      notifier.close();
+      await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    };
+    return { store, events, report, delivered, done };
+  }
+
+  it('held up past its lease, it sends nothing until a renewal answers; renewed, the fan-out goes on to everyone', async () => {
+    const run = await stalledFanOut(true, (own) => own());
+    try {
+      expect(run.report.attempted).to.equal(3);
+      expect(await until(async () => (await run.delivered(callbacks[2]!)) === 1), 'the last subscriber recorded').to.equal(true);
+      for (const cb of callbacks) expect(await run.delivered(cb), cb).to.equal(1);
+      // After the stall, a renewal answered before anything more went out.
+      expect(run.events[0]).to.match(/^renewal answered: 1 of 1$/);
+      expect(run.events.filter((e) => e.startsWith('sent')).sort()).to.deep.equal([`sent ${callbacks[1]}`, `sent ${callbacks[2]}`]);
+      expect(await run.store.outboxOf(topic), 'the finished version left the outbox').to.deep.equal([]);
+    } finally {
+      await run.done();
+    }
+  });
+
+  it('held up past its lease and taken over meanwhile: it sends and records nothing more of it, and leaves the outbox entry to the new owner', async () => {
+    // The store's answer once another process has the claim: nothing renewed.
+    const run = await stalledFanOut(true, async () => []);
+    try {
+      // Its first send, under way at the stall, ends and is recorded as usual.
+      expect(await until(async () => (await run.delivered(callbacks[0]!)) === 1), 'the send under way recorded').to.equal(true);
+      await sleep(3 * LEASE_MS); // more sends would show up now
+      expect(run.events.filter((e) => e.startsWith('sent')), 'sent after the stall').to.deep.equal([]);
+      expect(run.events[0]).to.equal('renewal answered: 0 of 1');
+      expect(await run.delivered(callbacks[1]!)).to.equal(0);
+      expect(await run.delivered(callbacks[2]!)).to.equal(0);
+      expect((await run.store.outboxOf(topic)).map((e) => e.version), 'left for the new owner').to.deep.equal([1]);
+      // Its first pass ended (a ping waiting on it is answered), the two dropped counted as not delivered.
+      expect(run.report).to.deep.equal({ attempted: 3, delivered: 1, failed: 2 });
+    } finally {
+      await run.done();
+    }
+  });
+
+  it('on the embedded store, whose claims nobody else can take, a stall past the lease holds nothing back', async () => {
+    // Renewals that never answer: a send that waited for one would wait for good.
+    const run = await stalledFanOut(false, () => new Promise<OutboxKey[]>(() => {}));
+    try {
+      expect(await until(async () => (await run.delivered(callbacks[2]!)) === 1), 'the last subscriber recorded').to.equal(true);
+      for (const cb of callbacks) expect(await run.delivered(cb), cb).to.equal(1);
+      expect(run.events.filter((e) => e.startsWith('renewal'))).to.deep.equal([]);
+    } finally {
+      await run.done();
     }
   });
 });

@@ -5,8 +5,26 @@ import type { OutboxEntry } from '../model.js';
 import type { FanOutReport } from './notifier.js';
 import type { Content } from './sender.js';
 
+/**
+ * This process's claim on an outbox entry, as far as it knows (see Notifier.startRenewals): shared
+ * by the entry while it is being resumed and by its job after.
+ */
+export interface Claim {
+  /**
+   * Until when the claim surely holds (Date.now() clock): when the claim or its last successful
+   * renewal was sent to the store, plus OUTBOX_CLAIM_LEASE_MS. Another process takes it over only
+   * once the store's claimed_until, never earlier than this, has passed. Infinity on a store no
+   * other process shares (see Store.sharedClaims): nobody can take it there.
+   */
+  heldUntil: number;
+  /** A renewal found it no longer this process's: another took it over (or it is gone). */
+  lost: boolean;
+}
+
 export interface Job {
   entry: OutboxEntry;
+  /** This process's claim on the entry: no delivery of it starts once heldUntil has passed (see Notifier.takeTurn). */
+  claim: Claim;
   /** Its body, while the first pass runs or a delivery of it is under way (see Notifier.useContent). */
   content?: Content;
   /** The read of its body from the store under way, shared by every delivery that needs it meanwhile. */
@@ -50,7 +68,7 @@ export function firstPass(count: number, done: (report: FanOutReport) => void): 
  */
 export class Jobs {
   private readonly byTopic = new Map<string, Map<number, Job>>();
-  /** The bodies' bytes of the jobs not given up. */
+  /** The bodies' bytes of the jobs neither given up nor lost. */
   bytes = 0;
 
   get(topic: string, version: number): Job | undefined {
@@ -72,7 +90,17 @@ export class Jobs {
     if (!versions || !job) return;
     versions.delete(version);
     if (versions.size === 0) this.byTopic.delete(topic);
-    if (!job.givenUp) this.bytes -= job.bytes;
+    if (counted(job)) this.bytes -= job.bytes;
+  }
+
+  /**
+   * Whether this process holds that version: a job of its own, not lost to another process. The
+   * ordering checks ask (see Notifier.noneEarlier): a version lost here is another's to deliver,
+   * and its later versions wait for it as for any other process's.
+   */
+  holds(topic: string, version: number): boolean {
+    const job = this.get(topic, version);
+    return job !== undefined && !job.claim.lost;
   }
 
   /** Whether that version was given up (see Notifier.withinBudget); its lanes skip it. */
@@ -83,16 +111,27 @@ export class Jobs {
   /** Marks a job given up: its bytes no longer count, and its body is no longer held. */
   giveUp(job: Job): void {
     if (job.givenUp) return;
+    if (counted(job)) this.bytes -= job.bytes;
     job.givenUp = true;
     job.content = undefined;
-    this.bytes -= job.bytes;
+  }
+
+  /**
+   * Marks a job lost to another process (see Notifier.lose): its bytes no longer count, and its
+   * body is no longer held. It stays until its lanes have each dropped it (see Notifier.handled).
+   */
+  lose(job: Job): void {
+    if (job.claim.lost) return;
+    if (counted(job)) this.bytes -= job.bytes;
+    job.claim.lost = true;
+    job.content = undefined;
   }
 
   /** Each topic's jobs not given up, oldest version first; the topics holding the most bytes first. */
   heldByTopic(): Job[][] {
     const topics: { bytes: number; jobs: Job[] }[] = [];
     for (const versions of this.byTopic.values()) {
-      const jobs = [...versions.values()].filter((j) => !j.givenUp).sort((a, b) => a.entry.version - b.entry.version);
+      const jobs = [...versions.values()].filter(counted).sort((a, b) => a.entry.version - b.entry.version);
       if (jobs.length > 0) topics.push({ bytes: jobs.reduce((n, j) => n + j.bytes, 0), jobs });
     }
     return topics.sort((a, b) => b.bytes - a.bytes).map((t) => t.jobs);
@@ -103,4 +142,9 @@ export class Jobs {
     for (const versions of this.byTopic.values()) out.push(...versions.values());
     return out;
   }
+}
+
+/** Whether a job's bytes count in Jobs.bytes: neither given up nor lost. */
+function counted(job: Job): boolean {
+  return !job.givenUp && !job.claim.lost;
 }

@@ -19,12 +19,12 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
+import { callbackHost, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter } from './host-limiter.js';
-import { firstPass, Jobs, type Job } from './jobs.js';
+import { firstPass, Jobs, type Claim, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -111,6 +111,7 @@ type Attempt =
   | { behind: true }
   | { skipped: DeliveryOutcome }
   | { pausedUntil: number; sub: Subscription }
+  | { fenced: Job }
   | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number; place: Limiter };
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
@@ -120,6 +121,7 @@ const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was 
 const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
 const STILL_WAITING: DeliveryOutcome = { ok: false, error: 'no answer within REQUEST_TIMEOUT_MS yet (waiting up to WEBSUB_TIMEOUT_MS)' };
 const SUPERSEDED: DeliveryOutcome = { ok: false, error: 'superseded: a later version of the topic is queued for this subscriber' };
+const LOST: DeliveryOutcome = { ok: false, error: 'another process took this version over (its claim lapsed here): it delivers it' };
 
 export class Notifier extends EventEmitter {
   private readonly limiter: HostLimiter;
@@ -146,8 +148,10 @@ export class Notifier extends EventEmitter {
   readonly owner: string;
   private renewTimer: NodeJS.Timeout | undefined;
   private takeoverTimer: NodeJS.Timeout | undefined;
-  /** Entries claimed and not yet resumed (see resumeEntries): their claims are renewed too. */
-  private readonly resuming = new Set<OutboxEntry>();
+  /** Entries claimed and not yet resumed (see resumeEntries), with their claims: renewed too. */
+  private readonly resuming = new Map<OutboxEntry, Claim>();
+  /** Lanes waiting for the next renewal's answer, their job's lease having passed (see claimConfirmed). */
+  private renewalWaiters: (() => void)[] = [];
   /** How long a version waits for a paused host, from its publication (see deliverVersion). */
   private readonly retryWindowMs: number;
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
@@ -220,14 +224,14 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = firstPass(subs.length, done);
-        const job: Job = { entry, content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
+        const job: Job = { entry, claim: this.claimUntil(entry.claimedUntil!), content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
         this.jobs.set(job);
         this.withinBudget(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
         // the read made at staging shows every older version there will ever be: if each is this
         // process's own (ordered by its lanes), no delivery of this version needs to ask again.
         staged?.then((entries) => {
-          job.noEarlier = entries.every((e) => e.version >= entry.version || this.jobs.get(e.topic, e.version) !== undefined);
+          job.noEarlier = entries.every((e) => e.version >= entry.version || this.jobs.holds(e.topic, e.version));
         }, noop);
         // In chunks, a turn of the event loop apart: the first deliveries of a fan-out to
         // 100,000 go out while the rest are still being queued, not a second later, and the
@@ -247,7 +251,9 @@ export class Notifier extends EventEmitter {
     this.startRenewals();
     // Claims every entry nobody holds: on the embedded store all of them (claims are void
     // when it opens); with other processes on one database, what they are not delivering.
-    return this.resumeEntries(await this.deps.store.claimOutbox(this.owner, this.deps.config.outboxClaimLeaseMs, RESUME_ALL));
+    const lease = this.deps.config.outboxClaimLeaseMs;
+    const sent = Date.now();
+    return this.resumeEntries(await this.deps.store.claimOutbox(this.owner, lease, RESUME_ALL), sent + lease);
   }
 
   /**
@@ -263,10 +269,11 @@ export class Notifier extends EventEmitter {
     this.takeoverTimer = setInterval(() => {
       if (taking || this.closed) return;
       taking = true;
+      const sent = Date.now();
       this.deps.store
         .claimOutbox(this.owner, lease, TAKEOVER_BATCH)
         .then(async (entries) => {
-          const n = await this.resumeEntries(entries);
+          const n = await this.resumeEntries(entries, sent + lease);
           if (n > 0) this.deps.log.info('took over deliveries whose claim expired', { deliveries: n, versions: entries.length });
         })
         .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: describeError(e) }))
@@ -280,33 +287,116 @@ export class Notifier extends EventEmitter {
    * claimed and is still resuming. Started by resume() before it claims anything: reading a long
    * outbox (a few queries per version) can outlast a lease, and claims left to lapse meanwhile
    * were taken over by other processes, which then delivered those versions too.
+   *
+   * The answer fences this process's sends (on a store other processes share): a renewal that
+   * succeeded moves the claim's heldUntil to when it was sent plus the lease, which no delivery
+   * of the version starts after (see takeTurn); a key not renewed was taken over by another
+   * process (or is gone), and the version is dropped here (see lose). A process held up longer
+   * than the lease (load, GC, a paused VM) missed its renewals, another took its fan-out over,
+   * and once it ran again it went on sending its queued remainder alongside the taker: both
+   * worked through the same subscribers, each sending before either had recorded (a test on a
+   * loaded machine: 1,696 subscribers sent to twice).
    */
   private startRenewals(): void {
     if (this.renewTimer || this.closed) return;
     const lease = this.deps.config.outboxClaimLeaseMs;
     this.renewTimer = setInterval(() => {
-      const delivering = this.jobs.all().filter((j) => !j.givenUp);
-      const keys = [...delivering.map((j) => j.entry), ...this.resuming].map(({ topic, version }) => ({ topic, version }));
-      this.deps.store.renewOutboxClaims(this.owner, lease, keys).catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }));
+      const held: { key: OutboxKey; claim: Claim }[] = [];
+      for (const j of this.jobs.all()) if (!j.givenUp && !j.claim.lost) held.push({ key: outboxKey(j.entry), claim: j.claim });
+      for (const [entry, claim] of this.resuming) if (!claim.lost) held.push({ key: outboxKey(entry), claim });
+      // Before the call: the store's new claimed_until is counted from a moment no earlier.
+      const sent = Date.now();
+      this.deps.store
+        .renewOutboxClaims(this.owner, lease, held.map((h) => h.key))
+        .then((renewed) => this.renewed(held, renewed, sent + lease))
+        .catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }))
+        .finally(() => {
+          for (const wake of this.renewalWaiters.splice(0)) wake();
+        });
     }, Math.max(1, Math.floor(lease / 3)));
     this.renewTimer.unref();
   }
 
+  /** A renewal's answer (see startRenewals): `renewed` of the claims `held` now hold until `until`, the others are lost. */
+  private renewed(held: { key: OutboxKey; claim: Claim }[], renewed: OutboxKey[], until: number): void {
+    // Nobody else can take a claim on the embedded store: its gate stays open (heldUntil is
+    // Infinity), whatever the renewal says of entries removed meanwhile (a clear, say).
+    if (!this.deps.store.sharedClaims) return;
+    const back = new Set(renewed.map(keyOfOutbox));
+    for (const { key, claim } of held) {
+      if (back.has(keyOfOutbox(key))) {
+        // Answers may come out of order when the store is slow: an older one moves nothing back.
+        claim.heldUntil = Math.max(claim.heldUntil, until);
+        continue;
+      }
+      if (claim.lost) continue;
+      const job = this.jobs.get(key.topic, key.version);
+      // A job done with meanwhile (delivered, or given up and its entry removed) is simply gone.
+      if (job?.claim === claim && !job.givenUp) this.lose(job);
+      else claim.lost = true;
+    }
+  }
+
+  /**
+   * Another process took a version over from this one (see startRenewals): it is given up here,
+   * nothing recorded for the subscriptions still owed it and its outbox entry left, which the new
+   * owner delivers and removes. Deliveries of it already under way end and are recorded as usual;
+   * its lanes drop it at their next turn (see takeTurn), and the job goes once each has.
+   */
+  private lose(job: Job): void {
+    this.jobs.lose(job);
+    const { topic, version } = job.entry;
+    // Its later versions here were ordered behind it by the lanes alone (noEarlier): now they
+    // wait, per subscriber, for the new owner to handle it, as for any other process's version.
+    for (const other of this.jobs.all()) if (other.entry.topic === topic && other.entry.version > version) other.noEarlier = false;
+    this.deps.log.warn('another process took over a fan-out whose claim lapsed here; it delivers the rest', { topic, version, owed: job.remaining.size });
+  }
+
+  /**
+   * A claim this process made or had renewed at `until` less the lease: on a store other processes
+   * share, it surely holds until then; on one they do not, for good.
+   */
+  private claimUntil(until: number): Claim {
+    return { heldUntil: this.deps.store.sharedClaims ? until : Infinity, lost: false };
+  }
+
+  /**
+   * A lane whose job's lease passed before its send (see takeTurn) waits here, holding no slot,
+   * for renewals' answers until one renews the claim (true: it goes on) or finds it lost (false:
+   * the lane drops the version). Never stranded: the claim renewed, the version goes on.
+   */
+  private async claimConfirmed(job: Job): Promise<boolean> {
+    // Renewals run from resume() on; started here too for a notifier used without it, so a wait always ends.
+    this.startRenewals();
+    while (!job.claim.lost && !job.givenUp && !this.closed && job.claim.heldUntil <= Date.now()) {
+      await new Promise<void>((wake) => this.renewalWaiters.push(wake));
+    }
+    return !job.claim.lost;
+  }
+
   /** Queues claimed entries for every subscription still behind them; entries with nobody due go. */
-  private async resumeEntries(claimed: OutboxEntry[]): Promise<number> {
-    const entries = claimed
-      .filter((e) => !this.jobs.get(e.topic, e.version))
-      .sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
-    for (const entry of entries) this.resuming.add(entry);
+  private async resumeEntries(claimed: OutboxEntry[], heldUntil: number): Promise<number> {
+    const entries: OutboxEntry[] = [];
+    for (const e of claimed) {
+      const held = this.jobs.get(e.topic, e.version);
+      if (!held || held.claim.lost) entries.push(e);
+      // Its own, claimed again after it lapsed (a stall) with nobody taking it: held anew.
+      else if (this.deps.store.sharedClaims) held.claim.heldUntil = Math.max(held.claim.heldUntil, heldUntil);
+    }
+    entries.sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
+    for (const entry of entries) this.resuming.set(entry, this.claimUntil(heldUntil));
     let resumed = 0;
     try {
       for (const entry of entries) {
+        const claim = this.resuming.get(entry)!;
         // A hub killed between writing a version's outbox entry and recording it on the topic
         // comes back with the topic one version behind; catch it up so that number is not given
         // to different content. (The next read then sees the bytes as new: at least once, never lost.)
         const topic = await this.deps.store.getTopic(entry.topic);
         if (topic && topic.version < entry.version) await this.deps.store.putTopic({ ...topic, version: entry.version });
         const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
+        // Taken over by another process while this one read it (see renewed): the entry is its own.
+        if (claim.lost) continue;
         if (subs.length === 0) {
           await this.deps.store.deleteOutbox(entry.topic, entry.version);
           continue;
@@ -314,8 +404,9 @@ export class Notifier extends EventEmitter {
         // Its size counts against OUTBOX_MAX_BYTES from now, not once its lane reaches it. (Missing,
         // it is skipped when its turn comes, with the error logged.)
         const bytes = (await this.deps.store.outboxBodySize(entry.topic, entry.version)) ?? 0;
+        if (claim.lost) continue;
         const first = firstPass(subs.length, noop);
-        const job: Job = { entry, users: 0, remaining: new Set(), queueing: true, first, bytes };
+        const job: Job = { entry, claim, users: 0, remaining: new Set(), queueing: true, first, bytes };
         this.jobs.set(job);
         this.resuming.delete(entry);
         this.withinBudget(job);
@@ -392,6 +483,7 @@ export class Notifier extends EventEmitter {
       s.wake();
     }
     this.sleepers.clear();
+    for (const wake of this.renewalWaiters.splice(0)) wake();
   }
 
   /**
@@ -544,9 +636,19 @@ export class Notifier extends EventEmitter {
           if (tried.skipped === CONTENT_UNAVAILABLE) this.deps.log.error('outbox body missing; version skipped', { topic: lane.topic, version });
           return this.settled(lane, version, tried.skipped);
         }
+        if ('fenced' in tried) {
+          // Its lease here passed before the send (held up past OUTBOX_CLAIM_LEASE_MS, or renewals
+          // failing): sent, it might go out alongside another process that took the version over.
+          // Wait for a renewal's word, holding no slot: renewed, this attempt goes on; not, the
+          // version is the other's, and nothing is recorded here for this subscriber.
+          if (await this.claimConfirmed(tried.fenced)) continue;
+          return this.settled(lane, version, LOST);
+        }
         if ('pausedUntil' in tried) {
           const { sub } = tried;
           if (this.jobs.givenUp(lane.topic, version)) return this.settled(lane, version, GIVEN_UP);
+          // Not recorded as failed here: the process that took it over sends it once the host is back.
+          if (this.jobs.get(lane.topic, version)?.claim.lost) return this.settled(lane, version, LOST);
           const paused: DeliveryOutcome = { ok: false, error: `${host} is paused after repeated failures` };
           // A version waits for its paused host, and is then sent, only within the time a WebSub
           // version's attempts could take from when it was published; past that it is given up
@@ -623,6 +725,9 @@ export class Notifier extends EventEmitter {
     // here as it makes it this process's. It goes first; sent after this one, it would be
     // skipped as not due once this one is recorded, and lost.
     if (lane.versions.some((v) => v < version)) return { behind: true };
+    // Taken over by another process (see lose): dropped without a read of the subscription, as
+    // each of the thousands of lanes of a fan-out does.
+    if (this.jobs.get(lane.topic, version)?.claim.lost) return { skipped: LOST };
     const sub = await store.getSubscription(lane.topic, lane.callback);
     if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
     // An rssCloud notification says only "this URL changed", the same words for every
@@ -633,7 +738,7 @@ export class Notifier extends EventEmitter {
     // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
     const using = job && (sub.protocol === 'websub' ? this.useContent(job) : this.useBare(job));
     const content = using instanceof Promise ? await using : using;
-    if (!job || !content) return { skipped: this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
+    if (!job || !content) return { skipped: job?.claim.lost ? LOST : this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
     let outcome: DeliveryOutcome;
     let started: number;
     let place = this.unrecorded;
@@ -647,6 +752,17 @@ export class Notifier extends EventEmitter {
         this.unrecorded.release();
         this.breaker.probeNotSent(host);
         return { skipped: GIVEN_UP };
+      }
+      // The fence, last before the send with nothing awaited between: no delivery starts once
+      // this process can no longer be sure it holds the version's claim. Another process takes a
+      // claim over only once its lease, counted from a moment no earlier than heldUntil's, has
+      // passed, so what this process sends after it was taken over is only what it had started
+      // before (bounded by `unrecorded` and `lingering`, as for a kill). One comparison per
+      // send: the renewals, every lease/3, move heldUntil on (see startRenewals).
+      if (job.claim.lost || job.claim.heldUntil <= Date.now()) {
+        this.unrecorded.release();
+        this.breaker.probeNotSent(host);
+        return job.claim.lost ? { skipped: LOST } : { fenced: job };
       }
       lane.behindPause = false;
       started = this.now();
@@ -745,10 +861,10 @@ export class Notifier extends EventEmitter {
     let waited = false;
     const since = this.now();
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
-      // Given up meanwhile: nothing to order (the caller's turn skips it).
-      if (this.jobs.givenUp(sub.topic, version)) return waited;
+      // Given up or lost meanwhile: nothing to order (the caller's turn skips it).
+      if (this.jobs.givenUp(sub.topic, version) || this.jobs.get(sub.topic, version)?.claim.lost) return waited;
       const earlier = (await this.outboxOf(sub.topic, waited)).filter(
-        (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.get(e.topic, e.version),
+        (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.holds(e.topic, e.version),
       );
       if (earlier.length === 0) return waited;
       const current = waited ? await this.deps.store.getSubscription(sub.topic, sub.callback) : sub;
@@ -770,7 +886,7 @@ export class Notifier extends EventEmitter {
     if (this.jobs.get(topic, version)?.noEarlier) return true;
     const seen = this.outboxSeen.get(topic);
     if (!seen?.read || this.now() - seen.at >= OUTBOX_SEEN_MS) return false;
-    for (const e of seen.read) if (e.version < version && !this.jobs.get(e.topic, e.version)) return false;
+    for (const e of seen.read) if (e.version < version && !this.jobs.holds(e.topic, e.version)) return false;
     return true;
   }
 
@@ -829,7 +945,8 @@ export class Notifier extends EventEmitter {
     const { topic, version } = job.entry;
     this.jobs.delete(topic, version);
     // No longer renewed, its claim lapses, and the resume delivers it to those still due.
-    if (job.resumeLater) return undefined;
+    // Lost to another process: the entry is the new owner's to finish and remove.
+    if (job.resumeLater || job.claim.lost) return undefined;
     // A failure must not end the lane (its later versions would wait for a restart). The entry
     // stays: no longer renewed, its claim lapses and it is resumed, finds nobody due, and goes.
     return this.deps.store
@@ -847,7 +964,7 @@ export class Notifier extends EventEmitter {
    * for every subscriber. Retries minutes apart still read it each time (see settleFirst).
    */
   private useContent(job: Job): Content | Promise<Content | undefined> | undefined {
-    if (job.givenUp) return undefined;
+    if (job.givenUp || job.claim.lost) return undefined;
     job.users++;
     return job.content ?? this.awaitContent(job);
   }
@@ -858,7 +975,7 @@ export class Notifier extends EventEmitter {
    * waited out its host's pause, to send `url=<topic>`), nor needed there.
    */
   private useBare(job: Job): Content | undefined {
-    if (job.givenUp) return undefined;
+    if (job.givenUp || job.claim.lost) return undefined;
     job.users++;
     const { topic, version, contentType } = job.entry;
     return job.content ?? { topic, version, contentType, body: NO_BODY };
@@ -869,9 +986,9 @@ export class Notifier extends EventEmitter {
     try {
       content = await (job.reading ??= this.readContent(job));
     } finally {
-      if (!content || job.givenUp) this.letGo(job);
+      if (!content || job.givenUp || job.claim.lost) this.letGo(job);
     }
-    return content && !job.givenUp ? content : undefined;
+    return content && !job.givenUp && !job.claim.lost ? content : undefined;
   }
 
   /** A delivery is done with its version's content (see useContent). */
@@ -883,7 +1000,7 @@ export class Notifier extends EventEmitter {
     const { topic, version, contentType } = job.entry;
     try {
       const body = await this.deps.store.getOutboxBody(topic, version);
-      if (!body || job.givenUp) return undefined;
+      if (!body || job.givenUp || job.claim.lost) return undefined;
       const content: Content = { topic, version, body, contentType };
       if (job.users > 0 || job.first.pending > 0) job.content = content;
       return content;
@@ -1077,6 +1194,14 @@ function parseCallback(url: string): URL | undefined {
 
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
+}
+
+function outboxKey({ topic, version }: OutboxKey): OutboxKey {
+  return { topic, version };
+}
+
+function keyOfOutbox({ topic, version }: OutboxKey): string {
+  return `${version} ${topic}`;
 }
 
 /** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */

@@ -85,6 +85,8 @@ async function copies<T extends object>(refs: T[]): Promise<T[]> {
 const COPY_SLICE = 5000;
 
 export class LowdbStore implements Store {
+  /** One process holds the directory (its lock): nobody else can take its claims. */
+  readonly sharedClaims = false;
   private readonly state = new MemoryState();
   private readonly dir: string;
   private readonly shards: Low<ShardFile>[];
@@ -506,12 +508,16 @@ export class LowdbStore implements Store {
     return out;
   }
 
-  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void> {
+  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<OutboxKey[]> {
     const until = Date.now() + leaseMs;
+    const renewed: OutboxKey[] = [];
     for (const k of keys) {
       const claim = this.claims.get(claimKey(k.topic, k.version));
-      if (claim?.owner === owner) claim.until = until;
+      if (claim?.owner !== owner) continue;
+      claim.until = until;
+      renewed.push({ topic: k.topic, version: k.version });
     }
+    return renewed;
   }
 
   withTopicLock<T>(_url: string, fn: () => Promise<T>): Promise<T> {

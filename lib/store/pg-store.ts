@@ -489,7 +489,8 @@ const SQL = {
                   ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
                 RETURNING ${OUTBOX_ENTRY}`,
   renewOutboxClaims: `UPDATE outbox SET claimed_until = $2
-                      WHERE claimed_by = $1 AND (topic_key, version) IN (SELECT * FROM unnest($3::bytea[], $4::bigint[]))`,
+                      WHERE claimed_by = $1 AND (topic_key, version) IN (SELECT * FROM unnest($3::bytea[], $4::bigint[]))
+                      RETURNING topic, version`,
   putVerification: upsertSql('pending_verifications', VERIFICATION_COLUMNS, ['id']),
   // One statement: the removal happens only if the request is still pending. By migration 6's
   // index; the URLs compared too, as md5 may collide. Ids compare as the listing orders them.
@@ -667,6 +668,8 @@ async function refuseSharedSessions(first: pg.ClientBase, pool: pg.Pool, queryTi
 }
 
 export class PgStore implements Store {
+  /** Other processes on the database take over the claims a process stops renewing. */
+  readonly sharedClaims = true;
   private pool: pg.Pool | undefined;
   /** getSubscription calls waiting for the next statement (see readTogether). */
   private reads: SubscriptionRead[] = [];
@@ -956,9 +959,10 @@ export class PgStore implements Store {
     return claimed.sort((a, b) => a.createdAt - b.createdAt || (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0) || a.version - b.version);
   }
 
-  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.write('renewOutboxClaims', [owner, Date.now() + leaseMs, keys.map((k) => urlKey(k.topic)), keys.map((k) => k.version)]);
+  async renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<OutboxKey[]> {
+    if (keys.length === 0) return [];
+    const { rows } = await this.write('renewOutboxClaims', [owner, Date.now() + leaseMs, keys.map((k) => urlKey(k.topic)), keys.map((k) => k.version)]);
+    return (rows as Pick<OutboxRow, 'topic' | 'version'>[]).map((r) => ({ topic: r.topic, version: r.version }));
   }
 
   /**

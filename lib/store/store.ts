@@ -118,8 +118,19 @@ export interface Store {
    * expire and are taken over. A single-process store voids every claim when it opens.
    */
   claimOutbox(owner: string, leaseMs: number, limit: number): Promise<OutboxEntry[]>;
-  /** Extends the claims `owner` still holds on these entries to now + leaseMs. */
-  renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<void>;
+  /**
+   * Extends the claims `owner` still holds on these entries to now + leaseMs, and resolves to the
+   * keys it extended. A key left out is no longer `owner`'s: another process took it over after
+   * it expired, or it is gone (the notifier then stops delivering it, see Notifier.startRenewals).
+   */
+  renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<OutboxKey[]>;
+  /**
+   * Whether other hub processes may share the store and take this one's outbox claims over once
+   * they expire (PostgreSQL). False for the embedded store, which one process holds (its
+   * directory lock): a claim there cannot be lost, so the notifier never holds a delivery back
+   * for it (see Notifier.takeTurn).
+   */
+  readonly sharedClaims: boolean;
 
   /**
    * Runs fn while no other hub process runs fn for the same topic URL (a refresh: reading the

@@ -629,14 +629,30 @@ export function describeStoreContract(name: string, newPlace: () => Promise<Stor
         ]);
         expect((await store.claimOutbox('C', 60_000, 10)).map((e) => e.version)).to.deep.equal([4]);
         expect(await store.claimOutbox('D', 60_000, 10)).to.deep.equal([]);
-        await store.renewOutboxClaims('C', -1000, [{ topic: t, version: 2 }]); // not C's: no effect
+        // Not C's: no effect, and nothing said renewed (the notifier then drops the version, see Notifier.renewed).
+        expect(await store.renewOutboxClaims('C', -1000, [{ topic: t, version: 2 }])).to.deep.equal([]);
         expect((await store.outboxOf(t)).map((e) => [e.version, e.claimedBy])).to.deep.equal([
           [1, 'A'],
           [2, 'B'],
           [3, 'B'],
         ]);
-        await store.renewOutboxClaims('B', -1000, [{ topic: t, version: 2 }]); // B's claim on 2 lapses
+        // Its own are said renewed, the others left out: 2 and 3 are B's, 1 is A's, 9 is no entry.
+        const renewed = await store.renewOutboxClaims('B', 60_000, [
+          { topic: t, version: 1 },
+          { topic: t, version: 2 },
+          { topic: t, version: 3 },
+          { topic: t, version: 9 },
+        ]);
+        expect(renewed.map((k) => [k.topic, k.version]).sort()).to.deep.equal([
+          [t, 2],
+          [t, 3],
+        ]);
+        expect(await store.renewOutboxClaims('B', 60_000, [])).to.deep.equal([]);
+        expect(await store.renewOutboxClaims('B', -1000, [{ topic: t, version: 2 }])).to.deep.equal([{ topic: t, version: 2 }]); // B's claim on 2 lapses
         expect((await store.claimOutbox('D', 60_000, 10)).map((e) => e.version)).to.deep.equal([2]);
+        // Taken over: B's renewal of 2 renews nothing now, D's does.
+        expect(await store.renewOutboxClaims('B', 60_000, [{ topic: t, version: 2 }])).to.deep.equal([]);
+        expect(await store.renewOutboxClaims('D', 60_000, [{ topic: t, version: 2 }])).to.deep.equal([{ topic: t, version: 2 }]);
         // The listing and the bodies are as without claims.
         expect(await store.listOutbox()).to.deep.equal([outbox(t, 1), outbox(t, 2), outbox(t, 3), outbox('https://b.example/feed', 4)]);
         expect((await store.getOutboxBody(t, 3))?.toString()).to.equal('3');
