@@ -10,9 +10,9 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { loadConfig } from '../lib/config.js';
 import type { HttpClient, HttpResponse } from '../lib/http.js';
-import { silentLogger } from '../lib/log.js';
+import { createLogger, silentLogger } from '../lib/log.js';
 import { newSubscription, newTopic, type OutboxEntry, type OutboxKey, type Subscription } from '../lib/model.js';
-import { Notifier } from '../lib/notifier/notifier.js';
+import { Notifier, type FanOutReport } from '../lib/notifier/notifier.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import type { Store } from '../lib/store/store.js';
 import { tempDataDir } from './helpers/hub.js';
@@ -165,6 +165,63 @@ describe('notifier: the lease fences its sends', () => {
       expect(run.events.filter((e) => e.startsWith('renewal'))).to.deep.equal([]);
     } finally {
       await run.done();
+    }
+  });
+});
+
+describe('notifier: a version lost to another process and claimed back', () => {
+  it("ends the lost fan-out's first pass when it takes the version back, so a ping or publish waiting on its report is answered", async () => {
+    // The other process took the version over while a send of it was still under way here, then
+    // gave the claim back (stopped with SIGTERM: releaseClaims) before that send ended; this
+    // process's takeover claims it again and resumes it as a new job in the lost one's place.
+    const LEASE_MS = 300;
+    const topic = 'http://t.example/feed';
+    const callbacks = ['http://cb.example/a', 'http://cb.example/b'];
+    const dir = await tempDataDir();
+    const store = new LowdbStore({ dir });
+    await store.open();
+    Object.defineProperty(store, 'sharedClaims', { value: true });
+    await store.putTopic({ ...newTopic(topic), version: 0 });
+    for (const cb of callbacks) await store.putSubscription({ ...newSubscription(topic, cb, 'websub', 0, Date.now() + 3600_000), deliveredVersion: 0 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const sent: string[] = [];
+    const http = {
+      request: async (_kind: string, url: string | URL) => {
+        sent.push(String(url));
+        if (String(url) === callbacks[0]) await held; // under way until released
+        return { status: 200, headers: {}, body: Buffer.alloc(0), url: String(url) } satisfies HttpResponse;
+      },
+    } as unknown as HttpClient;
+    const messages: string[] = [];
+    const log = createLogger('info', (line) => void messages.push((JSON.parse(line) as { msg: string }).msg));
+    const config = loadConfig({ OUTBOX_CLAIM_LEASE_MS: String(LEASE_MS), DELIVERY_CONCURRENCY: '1' });
+    const notifier = new Notifier({ config, http, store, log });
+    try {
+      await notifier.resume();
+      const start = await notifier.stage({ topic, version: 1, body: Buffer.from('version 1'), contentType: 'text/plain' }, () =>
+        store.putTopic({ ...newTopic(topic), version: 1 }),
+      );
+      let report: FanOutReport | undefined;
+      void start().then((r) => (report = r));
+      expect(await until(() => sent.includes(callbacks[0]!)), 'the send to a under way').to.equal(true);
+      // Taken over and given back: the claim is nobody's, and the next renewal renews nothing.
+      await store.releaseClaims(notifier.owner);
+      expect(await until(() => messages.some((m) => m.startsWith('another process took over'))), 'the version lost here').to.equal(true);
+      notifier.startClaims();
+      expect(await until(() => messages.includes('took over deliveries whose claim expired')), 'the version claimed back').to.equal(true);
+      release();
+      expect(await until(async () => (await store.outboxOf(topic)).length === 0), 'the version delivered and removed').to.equal(true);
+      for (const cb of callbacks) expect((await store.getSubscription(topic, cb))?.deliveredVersion, cb).to.equal(1);
+      // Never resolved before: the lanes counted their first attempts into the new job.
+      expect(await until(() => report !== undefined), 'the fan-out reported').to.equal(true);
+      expect(report!.attempted).to.equal(2);
+    } finally {
+      release();
+      notifier.close();
+      await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

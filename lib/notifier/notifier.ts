@@ -407,6 +407,17 @@ export class Notifier extends EventEmitter {
         if (claim.lost) continue;
         const first = firstPass(subs.length, noop);
         const job: Job = { entry, claim, users: 0, remaining: new Set(), queueing: true, first, bytes };
+        // Its own job lost to another process (see lose) and claimed back before each of its
+        // lanes had dropped it: the new job takes its place, and those lanes count their first
+        // attempts into the new one from now on (settleFirst looks the version up). The lost
+        // one's first pass ends here, those still owed counted as not delivered: left open, the
+        // ping or publish waiting on its report never got one, and shutdown (hub.idle()) waited
+        // for it forever.
+        const lost = this.jobs.get(entry.topic, entry.version);
+        if (lost?.claim.lost && lost.first.pending > 0) {
+          lost.first.pending = 0;
+          lost.first.done({ attempted: lost.first.attempted, delivered: lost.first.delivered, failed: lost.first.attempted - lost.first.delivered });
+        }
         this.jobs.set(job);
         this.resuming.delete(entry);
         this.withinBudget(job);
