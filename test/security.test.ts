@@ -11,6 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { XMLParser } from 'fast-xml-parser';
 import { loadConfig } from '../lib/config.js';
 import type { Resolver } from '../lib/http.js';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -189,11 +190,11 @@ describe('security: XML-RPC parser attacks', function () {
   ].join('\n');
   const billionLaughs = `<?xml version="1.0"?>\n<!DOCTYPE lolz [\n${lol}\n]>\n<methodCall><methodName>rssCloud.ping</methodName><params><param><value><string>&lol9;</string></value></param></params></methodCall>`;
 
-  it('answers a billion-laughs bomb with a fault at once, without expanding it', async () => {
-    const [reply, ms] = await timed(() => rpc(hub, billionLaughs));
+  it('answers a billion-laughs bomb with a fault, without expanding it', async () => {
+    const reply = await rpc(hub, billionLaughs);
     expect(reply.status).to.equal(200);
+    // No time is asserted: these words are the check that runs before any parser sees the text.
     expectFault(reply, 'Bad XML-RPC call, DOCTYPE and entity declarations are not allowed.');
-    expect(ms).to.be.below(1000);
     expect(reply.text.length).to.be.below(1024);
     expect(reply.text).to.not.include('lollol');
   });
@@ -230,12 +231,13 @@ describe('security: XML-RPC parser attacks', function () {
     expect(reply.text).to.not.match(/root:|nologin/);
   });
 
-  it('answers deeply nested elements (9,000 levels, as many as RPC2_MAX_BODY_BYTES holds) with a fault, promptly', async () => {
+  it('answers deeply nested elements (9,000 levels, as many as RPC2_MAX_BODY_BYTES holds) with a fault before parsing them', async () => {
     const depth = 9_000;
     const body = `<?xml version="1.0"?><methodCall><methodName>x</methodName><params><param><value>${'<a>'.repeat(depth)}${'</a>'.repeat(depth)}</value></param></params></methodCall>`;
-    const [reply, ms] = await timed(() => rpc(hub, body));
-    expectFault(reply, /Bad XML-RPC call/);
-    expect(ms).to.be.below(2000);
+    // No time is asserted: at the defaults the count of '<' refuses it before the validator and the
+    // parser (which would stop it as too deeply nested); the nesting limit itself is tried at 1 MB
+    // in "XML-RPC nesting is cut while parsing" at the end of this file.
+    expectFault(await rpc(hub, body), 'Bad XML-RPC call, the request has too many elements.');
   });
 
   it('reads a topic that is an entity bomb or carries an external entity without expanding or resolving anything', async () => {
@@ -245,6 +247,8 @@ describe('security: XML-RPC parser attacks', function () {
       '/bomb.xml': feed(`<!DOCTYPE rss [\n${lol}\n]>`, '&lol9;'),
       '/xxe.xml': feed(`<!DOCTYPE rss [<!ENTITY xxe SYSTEM "${rec.url}/xxe-target">]>`, '&xxe;'),
       '/passwd.xml': feed('<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', '&xxe;'),
+      // Without a DTD, to show the spy below sees what the hub parses.
+      '/plain.xml': feed('', 'plain'),
     };
     rec.reset();
     rec.handler = (req, res) => {
@@ -252,19 +256,29 @@ describe('security: XML-RPC parser attacks', function () {
       if (body === undefined) return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(body);
     };
+    // No time is asserted. What proves nothing was expanded: no XML parser in the hub (it runs in
+    // this process) was handed a text with a DTD, while the plain feed was parsed.
+    const parsed: string[] = [];
+    const parse = XMLParser.prototype.parse;
+    XMLParser.prototype.parse = function (this: XMLParser, ...args: unknown[]) {
+      parsed.push(Buffer.from(args[0] as string | Uint8Array).toString());
+      return (parse as (...a: unknown[]) => unknown).apply(this, args);
+    } as XMLParser['parse'];
     try {
       for (const path of Object.keys(bodies)) {
         const topic = `${rec.url}${path}`;
-        const [reply, ms] = await timed(() => rss(hub, '/ping', { url: topic }));
+        const reply = await rss(hub, '/ping', { url: topic });
         expect([reply.success, reply.msg], path).to.deep.equal([true, MSG.pinged]);
-        expect(ms, path).to.be.below(1000);
         const discovered = await call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(topic)}`, { method: 'GET' });
         expect(discovered.status, path).to.equal(200);
         expect(discovered.text).to.not.match(/lollol|root:/);
       }
       await hub.hub.idle();
       expect(rec.requests.map((r) => r.path).filter((p) => !(p in bodies)), 'an entity was resolved').to.deep.equal([]);
+      expect(parsed.filter((xml) => /<!DOCTYPE|<!ENTITY/i.test(xml)), 'texts with a DTD handed to an XML parser').to.deep.equal([]);
+      expect(parsed.filter((xml) => xml.includes('<title>plain</title>')), 'the plain feed parsed').to.not.be.empty;
     } finally {
+      XMLParser.prototype.parse = parse;
       rec.handler = (_req, res) => void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     }
   });
@@ -337,9 +351,10 @@ describe('security: SSRF', function () {
     it('rssCloud ping of a private topic: read error, nothing fetched', async () => {
       for (const topic of privateTopics()) {
         const from = logs.lines.length;
-        const [reply, ms] = await timed(() => rss(hub, '/ping', { url: topic }));
+        const reply = await rss(hub, '/ping', { url: topic });
         expect([reply.root, reply.success, reply.msg], topic).to.deep.equal(['result', false, MSG.pingReadError(topic)]);
-        expect(ms, topic).to.be.below(2000);
+        // No time is asserted: the guard's own log line, and no request at any target, prove the
+        // address was refused before a connection was tried (10.0.0.1 would wait out the timeout).
         logs.expectBlocked(from, topic);
       }
       expectNothingReached();
@@ -820,11 +835,15 @@ describe('security: slow and endless peers', function () {
 
     it('the handler test is cut at the timeout, the connection closed, and the hub keeps answering meanwhile', async () => {
       const opened = peer.closedAt.length;
-      const slow = timed(() => rss(hub, '/pleaseNotify', { port: String(peer.port), path: '/cb', protocol: 'http-post', url1: feeds.fixed('trickle') }));
-      await sleep(200);
-      const [pinged, pingMs] = await timed(() => rss(hub, '/ping', { url: feeds.fixed(unique('meanwhile')) }));
+      const connected = peer.openedAt.length;
+      let slowSettled = false;
+      const slow = timed(() => rss(hub, '/pleaseNotify', { port: String(peer.port), path: '/cb', protocol: 'http-post', url1: feeds.fixed('trickle') })).finally(() => (slowSettled = true));
+      // The handler test is under way (the peer has its connection) before the ping is sent.
+      expect(await until(() => peer.openedAt.length > connected), 'the handler test reached the peer').to.equal(true);
+      const pinged = await rss(hub, '/ping', { url: feeds.fixed(unique('meanwhile')) });
       expect(pinged.msg).to.equal(MSG.pinged);
-      expect(pingMs, 'a ping while the handler test hangs').to.be.below(900);
+      // Answered while the handler test still hung: the hub was not held until the timeout.
+      expect(slowSettled, 'the handler test was over before the ping was answered').to.equal(false);
       const [reply, ms] = await slow;
       expect([reply.success, reply.msg]).to.deep.equal([false, MSG.handlerFailed]);
       expect(ms).to.be.within(900, 3000);
@@ -840,7 +859,7 @@ describe('security: slow and endless peers', function () {
     });
   });
 
-  describe('a subscriber that echoes the challenge and then sends forever (REQUEST_TIMEOUT_MS and WEBSUB_TIMEOUT_MS 15000)', () => {
+  describe('a subscriber that echoes the challenge and then sends forever (REQUEST_TIMEOUT_MS and WEBSUB_TIMEOUT_MS 120000)', () => {
     let hub: TestHub;
     let peer: Peer;
     /** Challenges asked, of either protocol. */
@@ -858,9 +877,9 @@ describe('security: slow and endless peers', function () {
         const timer = setInterval(() => res.write('x'), 50);
         res.on('close', () => clearInterval(timer));
       });
-      // A generous timeout, so a prompt answer can only come from reading no more than the echo needs.
-      // Topics only on 127.0.0.1: one elsewhere is denied.
-      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000', FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
+      // Timeouts past the mocha timeout (30 s), so an answer or a hang-up can only come from reading
+      // no more than the echo needs: no time is asserted. Topics only on 127.0.0.1: one elsewhere is denied.
+      hub = await startTestHub({ REQUEST_TIMEOUT_MS: '120000', WEBSUB_TIMEOUT_MS: '120000', FETCH_ALLOW_CIDRS: '127.0.0.1/32' });
     });
     after(async () => {
       await hub?.destroy();
@@ -870,12 +889,11 @@ describe('security: slow and endless peers', function () {
     it('WebSub: refused once the body outgrows the challenge, the connection closed promptly, and not asked again', async () => {
       const topic = feeds.fixed(unique('endless-echo'));
       const before = peer.closedAt.length;
-      const t0 = Date.now();
       const reply = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.callback': `${peer.url}/cb` });
       expect(reply.status).to.equal(202);
-      await peer.waitClosed(before + 1, 4000);
+      // Closed long before WEBSUB_TIMEOUT_MS (2 min) could have closed it.
+      await peer.waitClosed(before + 1, 10_000);
       expect(peer.closedAt.length, 'the verification was not cut').to.be.above(before);
-      expect(peer.closedAt.at(-1)! - t0).to.be.below(4000);
       await hub.hub.idle();
       const subs = (await testApi<{ subscriptions: unknown[] }>(hub, 'getSubscriptions', { feedUrl: topic })).json.subscriptions;
       expect(subs).to.deep.equal([]);
@@ -884,19 +902,18 @@ describe('security: slow and endless peers', function () {
 
     it('WebSub: a denial (a topic the hub may not read) is not read past its head, the connection closed promptly', async () => {
       const before = peer.closedAt.length;
-      const t0 = Date.now();
       const reply = await websub(hub, { 'hub.mode': 'subscribe', 'hub.topic': 'http://127.0.0.2:1/denied', 'hub.callback': `${peer.url}/denied` });
       expect(reply.status).to.equal(202);
-      await peer.waitClosed(before + 1, 4000);
+      // Closed long before WEBSUB_TIMEOUT_MS (2 min) could have closed it.
+      await peer.waitClosed(before + 1, 10_000);
       expect(peer.closedAt.length, 'the denial was read on').to.be.above(before);
-      expect(peer.closedAt.at(-1)! - t0).to.be.below(4000);
     });
 
     it('rssCloud: the handler test (a challenge, with domain) fails promptly and the connection is closed', async () => {
       const before = peer.closedAt.length;
-      const [reply, ms] = await timed(() => rss(hub, '/pleaseNotify', { domain: '127.0.0.1', port: String(peer.port), path: '/rc', protocol: 'http-post', url1: feeds.fixed(unique('endless-echo')) }));
+      // Answered at all (before the mocha timeout, long before REQUEST_TIMEOUT_MS): the echo was judged as it came.
+      const reply = await rss(hub, '/pleaseNotify', { domain: '127.0.0.1', port: String(peer.port), path: '/rc', protocol: 'http-post', url1: feeds.fixed(unique('endless-echo')) });
       expect([reply.success, reply.msg]).to.deep.equal([false, MSG.handlerFailed]);
-      expect(ms).to.be.below(4000);
       await peer.waitClosed(before + 1, 10_000);
       expect(peer.closedAt.length).to.be.above(before);
     });
@@ -967,8 +984,9 @@ describe('security: slow and endless peers', function () {
       let peer: Peer;
       before(async () => {
         peer = await Peer.start(zeros(withLength));
-        // A generous timeout, so a prompt answer can only come from the size cap.
-        hub = await startTestHub({ MAX_RESPONSE_BYTES: '65536', REQUEST_TIMEOUT_MS: '15000', WEBSUB_TIMEOUT_MS: '15000' });
+        // Timeouts past the mocha timeout (30 s), so an answer can only come from the size cap: no
+        // time is asserted.
+        hub = await startTestHub({ MAX_RESPONSE_BYTES: '65536', REQUEST_TIMEOUT_MS: '120000', WEBSUB_TIMEOUT_MS: '120000' });
       });
       after(async () => {
         await hub?.destroy();
@@ -978,25 +996,25 @@ describe('security: slow and endless peers', function () {
       it('a topic: ping answers the read error promptly and the server sees its connection closed', async () => {
         const topic = `${peer.url}/huge.xml`;
         const before = peer.closedAt.length;
-        const t0 = Date.now();
+        const sentBefore = peer.bytesSent;
         const reply = await rss(hub, '/ping', { url: topic });
-        const answered = Date.now() - t0;
         expect(reply.msg).to.equal(MSG.pingReadError(topic));
-        expect(answered).to.be.below(3000);
-        await peer.waitClosed(before + 1, 3000);
+        // Closed long before REQUEST_TIMEOUT_MS (2 min) could have closed it, and the hub stopped
+        // reading near the cap: a hub reading on would have taken the whole 1 GB by its timeout.
+        await peer.waitClosed(before + 1, 10_000);
         expect(peer.closedAt.length, 'the connection was not closed').to.be.above(before);
-        expect(peer.closedAt.at(-1)! - t0).to.be.below(4000);
-        expect(peer.bytesSent, 'bytes the server managed to send').to.be.below(64 * 1024 * 1024);
+        expect(peer.bytesSent - sentBefore, 'bytes the server managed to send').to.be.below(64 * 1024 * 1024);
       });
 
       it('a subscriber answering the handler test: cut promptly, and judged by its 2xx status, as xml-rpc replies are', async () => {
         const before = peer.closedAt.length;
-        const [reply, ms] = await timed(() => rss(hub, '/pleaseNotify', { port: String(peer.port), path: '/cb', protocol: 'http-post', url1: feeds.fixed('huge-sub') }));
+        const sentBefore = peer.bytesSent;
+        const reply = await rss(hub, '/pleaseNotify', { port: String(peer.port), path: '/cb', protocol: 'http-post', url1: feeds.fixed('huge-sub') });
         // Read to the cap, it failed as too large, and so did every delivery to such a subscriber.
         expect([reply.success, reply.msg]).to.deep.equal([true, MSG.subscribed]);
-        expect(ms).to.be.below(3000);
-        await peer.waitClosed(before + 1, 3000);
+        await peer.waitClosed(before + 1, 10_000);
         expect(peer.closedAt.length).to.be.above(before);
+        expect(peer.bytesSent - sentBefore, 'bytes the server managed to send').to.be.below(64 * 1024 * 1024);
       });
     });
   }
@@ -1261,10 +1279,11 @@ describe('security: limits', function () {
         ['/RPC2', (r: Reply) => expectFault(r, 'The request body is too large.')],
         ['/websub', (r: Reply) => expect(r.text).to.equal('The request body is too large.\n')],
       ] as const) {
-        const [reply, ms] = await timed(() => call(hub, path, { headers: { ...FORM, 'content-encoding': 'gzip' }, body: bomb }));
+        // No time is asserted (inflating all of it costs a few ms anyway): the 413 and its words show the
+        // inflated body was measured against the cap.
+        const reply = await call(hub, path, { headers: { ...FORM, 'content-encoding': 'gzip' }, body: bomb });
         expect(reply.status, path).to.equal(413);
         check(reply);
-        expect(ms).to.be.below(2000);
       }
     });
   });
@@ -1451,6 +1470,15 @@ describe('security: limits', function () {
 
 // ---- slow clients --------------------------------------------------------------------------
 
+/** Sizes for "a stranger's text costs the hub time in proportion to its length" below. */
+const SLASH_PREFIXES = 80_000;
+const PATH_REQUESTS = 1_000;
+const HANDLER_TESTS = 1_500;
+
+// No test here asserts a time (the house rule: a wall-clock bound flakes on a loaded machine). Each
+// input is made large enough that the cost of its square (what each test's fix took away) is minutes
+// of the hub's one thread, so the mocha timeout ends the test, while a linear cost is a fraction of
+// a second; where the cost was linear but large, what proves it is not paid is counted instead.
 describe("security: a stranger's text costs the hub time in proportion to its length (defaults)", function () {
   this.timeout(30_000);
   let hub: TestHub;
@@ -1458,26 +1486,28 @@ describe("security: a stranger's text costs the hub time in proportion to its le
   before(async () => {
     const deepJson = gzipSync('['.repeat(5_000_000));
     const flatJson = gzipSync(`"${'a'.repeat(4_999_998)}"`);
-    // RSS whose root declares one namespace under 20,000 prefixes: Slash's (whose comment counts
-    // are left out of entries), or, to compare, one nobody looks for.
+    // RSS whose root declares one namespace under 80,000 prefixes (4.4 MB, within MAX_RESPONSE_BYTES):
+    // Slash's (whose comment counts are left out of entries), or, to compare, one nobody looks for.
     const declaring = (ns: string): Buffer =>
-      gzipSync(`<?xml version="1.0"?><rss version="2.0" ${Array.from({ length: 20_000 }, (_, i) => `xmlns:s${i}="${ns}"`).join(' ')}><channel><title>t</title><item><title>a</title></item></channel></rss>`);
+      gzipSync(`<?xml version="1.0"?><rss version="2.0" ${Array.from({ length: SLASH_PREFIXES }, (_, i) => `xmlns:s${i}="${ns}"`).join(' ')}><channel><title>t</title><item><title>a</title></item></channel></rss>`);
     const slashes = declaring('http://purl.org/rss/1.0/modules/slash/');
     const others = declaring('http://example.com/ns/');
     const pages: Record<string, [string, string]> = {
-      // A feed whose namespace URI is 100 KB of slashes and a letter, on a <cloud> of that prefix.
+      // A feed whose namespace URI is 120 KB of slashes and a letter, on a <cloud> of that prefix
+      // (discovery reads the first 128 KB of a feed).
       '/small.xml': ['application/rss+xml', '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'],
-      '/feed.xml': ['application/rss+xml', `<?xml version="1.0"?><rss version="2.0" xmlns:x="http://${'/'.repeat(100_000)}a"><channel><title>t</title><x:cloud>c</x:cloud></channel></rss>`],
+      '/feed.xml': ['application/rss+xml', `<?xml version="1.0"?><rss version="2.0" xmlns:x="http://${'/'.repeat(120_000)}a"><channel><title>t</title><x:cloud>c</x:cloud></channel></rss>`],
       // An Atom feed with Feed Threading declared (its replies links are looked at attribute by
-      // attribute), whose entry's link is a start tag of 60 KB of spaces.
+      // attribute), whose entry's link is a start tag of 1 MB of spaces.
       '/replies.xml': [
         'application/atom+xml',
-        `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xmlns:thr="http://purl.org/syndication/thread/1.0"><title>t</title><id>urn:t</id><entry><id>urn:e</id><title>e</title><link${' '.repeat(60_000)}/></entry></feed>`,
+        `<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xmlns:thr="http://purl.org/syndication/thread/1.0"><title>t</title><id>urn:t</id><entry><id>urn:e</id><title>e</title><link${' '.repeat(1_000_000)}/></entry></feed>`,
       ],
     };
     feed = await Recorder.start((req, res) => {
-      // A subscriber that redirects its notifications to a Location of 15 KB of "a." and no "://".
-      if (req.method === 'POST') return void res.writeHead(302, { location: `${'a.'.repeat(7_500)}a:x` }).end();
+      // A subscriber that redirects its notifications to a Location of 15 KB of "a." whose "://" comes
+      // only after ":x", so that the error naming it (not an http(s) URL) is cut down to hosts.
+      if (req.method === 'POST') return void res.writeHead(302, { location: `${'a.'.repeat(7_500)}a:x://` }).end();
       // A JSON feed of 5 MB of "[", 5 KB gzipped, and one as large but flat, to compare.
       if (req.path.startsWith('/deep.json')) return void res.writeHead(200, { 'content-type': 'application/feed+json', 'content-encoding': 'gzip' }).end(deepJson);
       if (req.path === '/slash.xml' || req.path === '/other.xml') {
@@ -1494,7 +1524,7 @@ describe("security: a stranger's text costs the hub time in proportion to its le
     await feed?.close();
   });
 
-  it('twenty requests whose paths are 16 KB of slashes and a letter are all answered at once', async () => {
+  it('a thousand requests whose paths are 16 KB of slashes and a letter are all answered', async () => {
     const port = Number(new URL(hub.url).port);
     const path = `/${'/'.repeat(16_300)}a`;
     const ask = (): Promise<string> =>
@@ -1505,54 +1535,79 @@ describe("security: a stranger's text costs the hub time in proportion to its le
         socket.on('close', () => resolve(head.split('\r\n')[0]!));
         socket.on('error', reject);
       });
-    // Each cost ~170 ms of the hub's one thread (3.5 s for the twenty): answered together in a
-    // small part of that, the cost of their paths is linear.
-    const [statuses, ms] = await timed(() => Promise.all(Array.from({ length: 20 }, ask)));
+    // Each cost ~170 ms of the hub's one thread when its path's cost was the square of its length
+    // (16 KB is as long as Node takes a request head): a thousand, ~3 minutes. Twenty at a time.
+    const statuses: string[] = [];
+    await Promise.all(Array.from({ length: 20 }, async () => {
+      for (let i = 0; i < PATH_REQUESTS / 20; i++) statuses.push(await ask());
+    }));
+    expect(statuses).to.have.length(PATH_REQUESTS);
     expect(new Set(statuses)).to.deep.equal(new Set(['HTTP/1.1 404 Not Found']));
-    expect(ms).to.be.below(1000);
   });
 
-  it("discovery of a feed whose namespace URI is 100 KB of slashes answers at once (it took 12 s, the hub frozen meanwhile)", async () => {
-    const topic = `${feed.url}/feed.xml`;
-    const [reply, ms] = await timed(() => call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(topic)}`, { method: 'GET' }));
-    expect(reply.status).to.equal(200);
-    expect((JSON.parse(reply.text) as { format: string }).format).to.equal('rss');
-    expect(ms).to.be.below(2000);
+  it('ten discoveries of feeds whose namespace URI is 120 KB of slashes answer (one of 100 KB took 12 s, the hub frozen meanwhile)', async () => {
+    // Discovery reads no more than 128 KB of a feed, so the input is scaled by count: the square of
+    // 120 KB, ~17 s each, would be ~3 minutes for the ten.
+    for (let i = 0; i < 10; i++) {
+      const topic = `${feed.url}/feed.xml?${i}`;
+      const reply = await call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(topic)}`, { method: 'GET' });
+      expect(reply.status).to.equal(200);
+      expect((JSON.parse(reply.text) as { format: string }).format).to.equal('rss');
+    }
   });
 
-  it('a ping of an Atom feed whose entry has a start tag of 60 KB of spaces is answered at once (it took seconds)', async () => {
-    const [reply, ms] = await timed(() => rss(hub, '/ping', { url: `${feed.url}/replies.xml` }));
+  it('a ping of an Atom feed whose entry has a start tag of 1 MB of spaces is answered (60 KB took seconds)', async () => {
+    // The square of 1 MB: minutes at every read.
+    const reply = await rss(hub, '/ping', { url: `${feed.url}/replies.xml` });
     expect(reply.msg).to.equal(MSG.pinged);
-    expect(ms).to.be.below(1500);
   });
 
-  it('a ping and a discovery of a JSON feed of 5 MB of "[" (5 KB gzipped) cost what a flat one does (they took seconds more)', async () => {
-    // Compared with a text of the same size, read, decoded and stored the same way: JSON.parse
-    // took ~0.5 µs a byte more on the nested one, the whole hub waiting.
-    const cost = async (path: string): Promise<number> => {
-      const [reply, pingMs] = await timed(() => rss(hub, '/ping', { url: `${feed.url}${path}` }));
-      expect(reply.msg).to.equal(MSG.pinged);
-      const [found, discoverMs] = await timed(() => call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(`${feed.url}${path}?discover`)}`, { method: 'GET' }));
-      expect(found.status).to.equal(200);
-      return pingMs + discoverMs;
+  it('a ping and a discovery of a JSON feed of 5 MB of "[" (5 KB gzipped) never hand it to JSON.parse (it took seconds); a flat one of that size is parsed', async () => {
+    // JSON.parse spent ~0.5 µs a byte on a text that only opens arrays, the whole hub waiting: a
+    // cost in proportion to the length, so what is counted is whether the hub (in this process)
+    // handed the text to JSON.parse at all.
+    const parsed: number[] = [];
+    const parse = JSON.parse;
+    JSON.parse = function (this: JSON, text: string, reviver?: Parameters<JSON['parse']>[1]) {
+      if (typeof text === 'string' && text.length >= 1_000_000) parsed.push(text.length);
+      return parse.call(this, text, reviver) as unknown;
     };
-    const flat = await cost('/flat.json');
-    const deep = await cost('/deep.json');
-    expect(deep).to.be.below(flat + 1000);
+    const readAndDiscover = async (path: string): Promise<number> => {
+      const from = parsed.length;
+      const reply = await rss(hub, '/ping', { url: `${feed.url}${path}` });
+      expect(reply.msg).to.equal(MSG.pinged);
+      const found = await call(hub, `/websub?hub.mode=discover&hub.topic=${encodeURIComponent(`${feed.url}${path}?discover`)}`, { method: 'GET' });
+      expect(found.status).to.equal(200);
+      await hub.hub.idle();
+      return parsed.length - from;
+    };
+    try {
+      expect(await readAndDiscover('/flat.json'), 'texts of 5 MB parsed for the flat feed').to.be.above(0);
+      expect(await readAndDiscover('/deep.json'), 'texts of 5 MB parsed for the nested feed').to.equal(0);
+    } finally {
+      JSON.parse = parse;
+    }
   });
 
-  it('a ping of RSS whose root declares the Slash namespace under 20,000 prefixes costs what one declaring another does (it took 9 s)', async () => {
-    const [other, otherMs] = await timed(() => rss(hub, '/ping', { url: `${feed.url}/other.xml` }));
-    const [slash, slashMs] = await timed(() => rss(hub, '/ping', { url: `${feed.url}/slash.xml` }));
+  it('a ping of RSS whose root declares the Slash namespace under 80,000 prefixes is read as one declaring another is (20,000 took 9 s)', async () => {
+    // The square of 80,000 declarations: minutes at every read.
+    const other = await rss(hub, '/ping', { url: `${feed.url}/other.xml` });
+    const slash = await rss(hub, '/ping', { url: `${feed.url}/slash.xml` });
     expect([other.msg, slash.msg]).to.deep.equal([MSG.pinged, MSG.pinged]);
-    expect(slashMs).to.be.below(otherMs + 1000);
   });
 
-  it("twenty subscribers' handler tests redirected to a Location of 15 KB of \"a.\" fail at once (they took seconds together)", async () => {
-    const tests = Array.from({ length: 20 }, (_, i) => rss(hub, '/pleaseNotify', { port: String(feed.port), path: `/cb${i}`, protocol: 'http-post', url1: `${feed.url}/small.xml` }));
-    const [replies, ms] = await timed(() => Promise.all(tests));
+  it('1,500 subscribers\' handler tests redirected to a Location of 15 KB of "a." all fail', async () => {
+    // Each cost ~75-140 ms of the hub's one thread when cutting its error message down to hosts cost
+    // the square of the Location (15 KB is near as long as a response head may be): 2-3 minutes.
+    // Twenty at a time.
+    const replies: RssReply[] = [];
+    await Promise.all(Array.from({ length: 20 }, async (_, w) => {
+      for (let i = w; i < HANDLER_TESTS; i += 20) {
+        replies.push(await rss(hub, '/pleaseNotify', { port: String(feed.port), path: `/cb${i}`, protocol: 'http-post', url1: `${feed.url}/small.xml` }));
+      }
+    }));
+    expect(replies).to.have.length(HANDLER_TESTS);
     expect(new Set(replies.map((r) => r.msg))).to.deep.equal(new Set([MSG.handlerFailed]));
-    expect(ms).to.be.below(1000);
   });
 });
 
@@ -2106,5 +2161,29 @@ describe('security: XML-RPC values cost time in proportion to their length (RPC2
     // A double as the spec writes it is still read (a fault names the method's own complaint).
     const ok = await rpc(hub, methodCall('rssCloud.ping', ['<value><double>-12.5e3</double></value>']));
     expect(ok.text).to.not.contain('invalid double value');
+  });
+});
+
+describe('security: XML-RPC nesting is cut while parsing (RPC2_MAX_BODY_BYTES=1048576, XMLRPC_MAX_ELEMENTS=1000000)', function () {
+  this.timeout(30_000);
+  let hub: TestHub;
+  before(async () => {
+    // Limits past the defaults, so a call of 1 MB nesting ~150,000 elements reaches the parser (at
+    // the defaults the count of '<' refuses a call of 2,000 elements first). Parsed to its full depth
+    // before being refused, it costs the square of its depth (9,000 levels took ~0.5 s): minutes, and
+    // the mocha timeout ends the test. No time is asserted.
+    hub = await startTestHub({ RPC2_MAX_BODY_BYTES: String(1024 * 1024), XMLRPC_MAX_ELEMENTS: '1000000' });
+  });
+  after(async () => {
+    await hub?.destroy();
+  });
+
+  it('a call of 1 MB of nested elements is refused as too deeply nested (the mocha timeout ends it otherwise)', async () => {
+    const head = '<?xml version="1.0"?><methodCall><methodName>rssCloud.ping</methodName><params><param><value>';
+    const tail = '</value></param></params></methodCall>';
+    const depth = Math.floor((1024 * 1024 - head.length - tail.length) / '<a></a>'.length);
+    const body = `${head}${'<a>'.repeat(depth)}${'</a>'.repeat(depth)}${tail}`;
+    expect(depth).to.be.above(149_000);
+    expectFault(await rpc(hub, body), 'Bad XML-RPC call, the request is too deeply nested.');
   });
 });
