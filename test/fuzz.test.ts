@@ -332,7 +332,9 @@ const quiet = new WeakSet<object>();
 function send(agent: http.Agent, port: number, c: Case, retried = false): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
-    const req = http.request({ host: '127.0.0.1', port, agent, method: c.method, path: c.path, headers: c.headers });
+    // Sent again, on a connection of its own: the pool may hold more sockets the server closed
+    // while this process was held up (a loaded machine), and a second stale one failed the run.
+    const req = http.request({ host: '127.0.0.1', port, agent: retried ? false : agent, method: c.method, path: c.path, headers: c.headers });
     // The hub may answer (a 404, a 413) and close before it has read a body we are still
     // writing; the write then fails on a socket the request has already given back.
     req.on('socket', (socket) => {

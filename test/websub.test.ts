@@ -1654,6 +1654,15 @@ describe('WebSub hub', function () {
       await quiet(h);
       return { topic, sub, before: sub.deliveries().length, serve };
     }
+    /**
+     * Waits until the topic server has the next read of `path`, which it answers 300 ms later:
+     * what is sent from now on queues behind it. (50 ms after the ping was not always enough on
+     * a loaded machine with the PostgreSQL store: the read had not started, and the order changed.)
+     */
+    async function readUnderWay(path: string): Promise<void> {
+      const reads = topics.fetches(path).length;
+      await topics.rec.waitFor(reads + 1, (r) => r.method === 'GET' && r.path === path);
+    }
 
     it('delivers exactly the pushed body and Content-Type without fetching the topic', async () => {
       const sub = await subscriber();
@@ -1763,7 +1772,7 @@ describe('WebSub hub', function () {
       const { topic, sub, before, serve } = await slowTopic('/queued-fat');
       serve('read 2');
       const reading = ping(h, topic);
-      await sleep(50);
+      await readUnderWay('/queued-fat');
       expect((await publish(h, topic)).status).to.equal(204);
       await sleep(50);
       const body = ATOM('pushed while reads were queued');
@@ -1778,10 +1787,19 @@ describe('WebSub hub', function () {
       const { topic, sub, before, serve } = await slowTopic('/fat-then-ping');
       serve('read 2');
       const reading = ping(h, topic);
-      await sleep(50);
+      await readUnderWay('/fat-then-ping');
       const body = ATOM('pushed between two reads');
+      // The hub says 'published' as it puts a fat ping in the topic's line, in the same turn.
+      const queued = new Promise<void>((resolve) => {
+        const seen = (url: string): void => {
+          if (url !== topic) return;
+          h.hub.off('published', seen);
+          resolve();
+        };
+        h.hub.on('published', seen);
+      });
       const pushing = fatPing(topic, body, signed(body));
-      await sleep(50);
+      await queued;
       serve('read 3');
       const fetched = topics.fetches('/fat-then-ping').length;
       expect((await ping(h, topic)).success).to.equal(true);
