@@ -3,24 +3,12 @@
 // until it dies. Each test drives a hub over real HTTP with many distinct keys, then checks the
 // structure came back down once its entries should have gone.
 import { expect } from 'chai';
-import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { confirmingSubscriber, Recorder, sleep, steadyFeed, type Recorded } from './helpers/recorder.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { publish, settled, subscribe, unsubscribe } from './helpers/websub.js';
 
-/** Answers every path with one unchanging text (304 to its ETag). */
-async function steadyFeeds(): Promise<Recorder> {
-  return Recorder.start((req, res) => {
-    if (req.headers['if-none-match'] === '"same"') return void res.writeHead(304, { etag: '"same"' }).end();
-    res.writeHead(200, { 'content-type': 'text/plain', etag: '"same"' }).end(`${req.path}\n`);
-  });
-}
-
-/** A WebSub subscriber that confirms every verification of intent. */
-async function subscriberServer(): Promise<Recorder> {
-  return Recorder.start((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' ? (req.query.get('hub.challenge') ?? 'ok') : 'ok');
-  });
-}
+const steadyFeeds = (): Promise<Recorder> => Recorder.start(steadyFeed);
+const subscriberServer = (): Promise<Recorder> => Recorder.start(confirmingSubscriber);
 
 async function polledTopics(hub: TestHub): Promise<number> {
   const stats = (await (await fetch(`${hub.url}/stats.json`)).json()) as { polledTopics: number };

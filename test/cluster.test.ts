@@ -227,21 +227,27 @@ describe('three hub processes on one PostgreSQL database', function () {
     }
   });
 
-  it('SIGKILL one process mid-fan-out of 5,000 subscribers: the other two complete it', async () => {
-    const [a] = hubs as [ChildHub, ChildHub, ChildHub];
-    const feed = feeds.changing('cluster-big');
-    const total = 5000;
-    // The topic is read once with nobody following it, so the next read is version 2 for everyone.
+  /**
+   * A topic read once through `a` with nobody following it (so its next read is version 2 for
+   * everyone), then `total` http-post subscribers spread over ten sinks answering in 60 ms.
+   */
+  async function bigFanOut(a: ChildHub, name: string, total: number): Promise<{ feed: string; sinks: SlowSink[]; delivered: () => number; reached: () => number }> {
+    const feed = feeds.changing(name);
     expect((await ping(a, feed)).success).to.equal(true);
     const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(60)));
-    try {
-      const now = Date.now();
-      const subs: Subscription[] = Array.from({ length: total }, (_, i) =>
-        newSubscription(feed, `http://127.0.0.1:${sinks[i % sinks.length]!.port}/s/${i}`, 'http-post', now - 1000, now + 86400_000),
-      );
-      for (let i = 0; i < subs.length; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => store.putSubscription(s)));
+    const now = Date.now();
+    const subs: Subscription[] = Array.from({ length: total }, (_, i) =>
+      newSubscription(feed, `http://127.0.0.1:${sinks[i % sinks.length]!.port}/${name}/${i}`, 'http-post', now - 1000, now + 86400_000),
+    );
+    for (let i = 0; i < subs.length; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => store.putSubscription(s)));
+    return { feed, sinks, delivered: () => sinks.reduce((n, s) => n + s.total, 0), reached: () => sinks.reduce((n, s) => n + s.counts.size, 0) };
+  }
 
-      const delivered = (): number => sinks.reduce((n, s) => n + s.total, 0);
+  it('SIGKILL one process mid-fan-out of 5,000 subscribers: the other two complete it', async () => {
+    const [a] = hubs as [ChildHub, ChildHub, ChildHub];
+    const total = 5000;
+    const { feed, sinks, delivered, reached } = await bigFanOut(a, 'cluster-big', total);
+    try {
       // Answered only after every first attempt: the kill cuts it off.
       const pinged = ping(a, feed).catch(() => undefined);
       await until('the fan-out to be under way', () => delivered() >= 1000, 20_000);
@@ -250,7 +256,6 @@ describe('three hub processes on one PostgreSQL database', function () {
       await pinged;
       expect(killedAt, 'the fan-out was still running at the kill').to.be.lessThan(total);
 
-      const reached = (): number => sinks.reduce((n, s) => n + s.counts.size, 0);
       await until('every subscriber to be reached', () => reached() === total, 45_000);
       await until('the outbox to empty', async () => (await store.outboxOf(feed)).length === 0, 10_000);
       const duplicates = delivered() - total;
@@ -268,20 +273,9 @@ describe('three hub processes on one PostgreSQL database', function () {
     const live = hubs.filter((h) => h.proc.exitCode === null && h.proc.signalCode === null);
     expect(live.length, 'processes running').to.be.at.least(2);
     const a = live[0]!;
-    const feed = feeds.changing('cluster-stopped');
     const total = 5000;
-    // The topic is read once with nobody following it, so the next read is version 2 for everyone.
-    expect((await ping(a, feed)).success).to.equal(true);
-    const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(60)));
+    const { feed, sinks, delivered, reached } = await bigFanOut(a, 'cluster-stopped', total);
     try {
-      const now = Date.now();
-      const subs: Subscription[] = Array.from({ length: total }, (_, i) =>
-        newSubscription(feed, `http://127.0.0.1:${sinks[i % sinks.length]!.port}/p/${i}`, 'http-post', now - 1000, now + 86400_000),
-      );
-      for (let i = 0; i < subs.length; i += 100) await Promise.all(subs.slice(i, i + 100).map((s) => store.putSubscription(s)));
-
-      const delivered = (): number => sinks.reduce((n, s) => n + s.total, 0);
-      const reached = (): number => sinks.reduce((n, s) => n + s.counts.size, 0);
       const pinged = ping(a, feed).catch(() => undefined);
       await until('the fan-out to be under way', () => delivered() >= 1000, 20_000);
       // A process whose event loop is held up longer than the lease (load, GC, a paused VM),

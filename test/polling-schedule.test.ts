@@ -3,27 +3,15 @@
 // topics at once, restarts and what resets or ends a topic's polls.
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
-import { Recorder, sleep, type Recorded } from './helpers/recorder.js';
+import { confirmingSubscriber, Recorder, sleep, steadyFeed, type Recorded } from './helpers/recorder.js';
 import { createLogger } from '../lib/log.js';
 import { steppableClock } from './helpers/clock.js';
 import { startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm, setSubscriptions, subscribeAllForm } from './helpers/rsscloud.js';
 import { settled, subscribe, unsubscribe } from './helpers/websub.js';
 
-/** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
-async function steadyFeeds(): Promise<Recorder> {
-  return Recorder.start((req, res) => {
-    if (req.headers['if-none-match'] === '"same"') return void res.writeHead(304, { etag: '"same"' }).end();
-    res.writeHead(200, { 'content-type': 'text/plain', etag: '"same"' }).end(`${req.path}\n`);
-  });
-}
-
-/** A subscriber that answers a WebSub challenge and takes every notification. */
-async function subscriberServer(): Promise<Recorder> {
-  return Recorder.start((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' ? (req.query.get('hub.challenge') ?? 'ok') : 'ok');
-  });
-}
+const steadyFeeds = (): Promise<Recorder> => Recorder.start(steadyFeed);
+const subscriberServer = (): Promise<Recorder> => Recorder.start(confirmingSubscriber);
 
 const isGet =
   (path: string) =>

@@ -21,6 +21,17 @@ export const ok: Handler = (_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
 };
 
+/** Answers every path with one unchanging text (304 to its ETag): a feed whose publisher never pings. */
+export const steadyFeed: Handler = (req, res) => {
+  if (req.headers['if-none-match'] === '"same"') return void res.writeHead(304, { etag: '"same"' }).end();
+  res.writeHead(200, { 'content-type': 'text/plain', etag: '"same"' }).end(`${req.path}\n`);
+};
+
+/** A subscriber that confirms every WebSub verification of intent (echoes hub.challenge) and takes every notification. */
+export const confirmingSubscriber: Handler = (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain' }).end(req.method === 'GET' ? (req.query.get('hub.challenge') ?? 'ok') : 'ok');
+};
+
 export class Recorder {
   readonly requests: Recorded[] = [];
   handler: Handler;
