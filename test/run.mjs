@@ -42,8 +42,8 @@ const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 // Measured per suite (2026-12-04, quiet machine): rebalance when a lane grows. (2026-12-05:
 // lane 4 the longest at 280-293 s, lane 3 at 249 s: weblogupdates, ~23 s of answer timers, moved.
 // Later that day lane 1 at 281 s, the others 250-257 s, with cluster's SIGSTOP test added:
-// migrate (~11 s alone) moved to lane 4, pg-silence (~14 s) to lane 3.)
-const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/pg-managed.test.ts'];
+// pg-silence (~14 s alone) moved to lane 3.)
+const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/migrate.test.ts', 'test/pg-managed.test.ts'];
 const WAIT = ['test/polling.test.ts', 'test/delivery.test.ts', 'test/security.test.ts', 'test/fuzz.test.ts', 'test/polling-schedule.test.ts', 'test/store.test.ts', 'test/weblogupdates.test.ts', 'test/pg-silence.test.ts'];
 /** Lanes of their own would idle after them: each runs after a shorter lane's suites. */
 const BROWSER = ['test/browser.test.ts'];
