@@ -205,6 +205,11 @@ export function subscriptionKey(topic: string, callback: string): string {
   return `${topic}\n${callback}`;
 }
 
+/** One outbox entry's key in maps, as subscriptionKey's for a subscription. */
+export function outboxEntryKey(topic: string, version: number): string {
+  return `${topic}\n${version}`;
+}
+
 /**
  * `s` without the slashes it ends with. Not `replace(/\/+$/, '')`: a regular expression tries
  * `\/+$` from every slash of a run that does not end the text, so it costs the square of the

@@ -144,7 +144,7 @@ export class Jobs {
   }
 }
 
-/** Whether a job's bytes count in Jobs.bytes: neither given up nor lost. */
-function counted(job: Job): boolean {
+/** Whether this process still delivers a job (neither given up nor lost), and so counts its bytes in Jobs.bytes. */
+export function counted(job: Job): boolean {
   return !job.givenUp && !job.claim.lost;
 }

@@ -19,12 +19,12 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import { callbackHost, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
+import { callbackHost, outboxEntryKey, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
 import { HostLimiter } from './host-limiter.js';
-import { firstPass, Jobs, type Claim, type Job } from './jobs.js';
+import { counted, firstPass, Jobs, type Claim, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -322,9 +322,9 @@ export class Notifier extends EventEmitter {
     // Nobody else can take a claim on the embedded store: its gate stays open (heldUntil is
     // Infinity), whatever the renewal says of entries removed meanwhile (a clear, say).
     if (!this.deps.store.sharedClaims) return;
-    const back = new Set(renewed.map(keyOfOutbox));
+    const back = new Set(renewed.map((k) => outboxEntryKey(k.topic, k.version)));
     for (const { key, claim } of held) {
-      if (back.has(keyOfOutbox(key))) {
+      if (back.has(outboxEntryKey(key.topic, key.version))) {
         // Answers may come out of order when the store is slow: an older one moves nothing back.
         claim.heldUntil = Math.max(claim.heldUntil, until);
         continue;
@@ -975,7 +975,7 @@ export class Notifier extends EventEmitter {
    * for every subscriber. Retries minutes apart still read it each time (see settleFirst).
    */
   private useContent(job: Job): Content | Promise<Content | undefined> | undefined {
-    if (job.givenUp || job.claim.lost) return undefined;
+    if (!counted(job)) return undefined;
     job.users++;
     return job.content ?? this.awaitContent(job);
   }
@@ -986,7 +986,7 @@ export class Notifier extends EventEmitter {
    * waited out its host's pause, to send `url=<topic>`), nor needed there.
    */
   private useBare(job: Job): Content | undefined {
-    if (job.givenUp || job.claim.lost) return undefined;
+    if (!counted(job)) return undefined;
     job.users++;
     const { topic, version, contentType } = job.entry;
     return job.content ?? { topic, version, contentType, body: NO_BODY };
@@ -997,9 +997,9 @@ export class Notifier extends EventEmitter {
     try {
       content = await (job.reading ??= this.readContent(job));
     } finally {
-      if (!content || job.givenUp || job.claim.lost) this.letGo(job);
+      if (!content || !counted(job)) this.letGo(job);
     }
-    return content && !job.givenUp && !job.claim.lost ? content : undefined;
+    return content && counted(job) ? content : undefined;
   }
 
   /** A delivery is done with its version's content (see useContent). */
@@ -1011,7 +1011,7 @@ export class Notifier extends EventEmitter {
     const { topic, version, contentType } = job.entry;
     try {
       const body = await this.deps.store.getOutboxBody(topic, version);
-      if (!body || job.givenUp || job.claim.lost) return undefined;
+      if (!body || !counted(job)) return undefined;
       const content: Content = { topic, version, body, contentType };
       if (job.users > 0 || job.first.pending > 0) job.content = content;
       return content;
@@ -1211,9 +1211,6 @@ function outboxKey({ topic, version }: OutboxKey): OutboxKey {
   return { topic, version };
 }
 
-function keyOfOutbox({ topic, version }: OutboxKey): string {
-  return `${version} ${topic}`;
-}
 
 /** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */
 function hostFailed(outcome: DeliveryOutcome): boolean {

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { silentLogger, type Logger } from '../log.js';
-import { callbackHost, hostKey, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingRead, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
+import { callbackHost, hostKey, outboxEntryKey, withTally, type DeliveryTally, type OutboxEntry, type OutboxKey, type PendingRead, type PendingVerification, type Site, type Subscription, type Topic } from '../model.js';
 import { ContentFiles, contentFileName } from './content-files.js';
 import { checkWritable, isNotFound, KeyedMutex, removeFile, replaceFile, syncDir, yieldToLoop } from './fs-durable.js';
 import { lockDataDir, type DirLock } from './dir-lock.js';
@@ -430,7 +430,7 @@ export class LowdbStore implements Store {
     const { claimedBy, claimedUntil, ...copy } = entry;
     // Claims live in memory only: this store serves one process, and every claim is void when
     // it opens (resume() then takes everything, as before claims existed).
-    if (claimedBy !== undefined && claimedUntil !== undefined) this.claims.set(claimKey(copy.topic, copy.version), { owner: claimedBy, until: claimedUntil });
+    if (claimedBy !== undefined && claimedUntil !== undefined) this.claims.set(outboxEntryKey(copy.topic, copy.version), { owner: claimedBy, until: claimedUntil });
     const name = contentFileName(copy.topic, copy.version);
     return this.fileLocks.run(name, async () => {
       // A small body travels in the entry's journal line: durable with it in one append,
@@ -473,7 +473,7 @@ export class LowdbStore implements Store {
     const name = contentFileName(topic, version);
     return this.fileLocks.run(name, async () => {
       if (!this.state.hasOutbox(topic, version)) return;
-      this.claims.delete(claimKey(topic, version));
+      this.claims.delete(outboxEntryKey(topic, version));
       // Journal first: a crash between the two leaves an orphan file, removed at the next open.
       await this.write({ op: 'delOutbox', topic, version });
       await this.content.remove(name);
@@ -499,7 +499,7 @@ export class LowdbStore implements Store {
     const refs = this.state.outboxRefs().sort((a, b) => a.createdAt - b.createdAt);
     for (const e of refs) {
       if (out.length >= limit) break;
-      const key = claimKey(e.topic, e.version);
+      const key = outboxEntryKey(e.topic, e.version);
       const claim = this.claims.get(key);
       if (claim && claim.until >= now) continue;
       this.claims.set(key, { owner, until: now + leaseMs });
@@ -512,7 +512,7 @@ export class LowdbStore implements Store {
     const until = Date.now() + leaseMs;
     const renewed: OutboxKey[] = [];
     for (const k of keys) {
-      const claim = this.claims.get(claimKey(k.topic, k.version));
+      const claim = this.claims.get(outboxEntryKey(k.topic, k.version));
       if (claim?.owner !== owner) continue;
       claim.until = until;
       renewed.push({ topic: k.topic, version: k.version });
@@ -529,7 +529,7 @@ export class LowdbStore implements Store {
   }
 
   private withClaim(e: OutboxEntry): OutboxEntry {
-    const claim = this.claims.get(claimKey(e.topic, e.version));
+    const claim = this.claims.get(outboxEntryKey(e.topic, e.version));
     return claim ? { ...e, claimedBy: claim.owner, claimedUntil: claim.until } : { ...e };
   }
 
@@ -843,10 +843,6 @@ export class LowdbStore implements Store {
     await db.read();
     return db.data === none ? undefined : { topics: db.data.topics ?? [], subscriptions: db.data.subscriptions ?? [] };
   }
-}
-
-function claimKey(topic: string, version: number): string {
-  return `${topic}\n${version}`;
 }
 
 /** Whether `a` was accepted before `b`: by createdAt, then by id, as PostgreSQL orders them. */
