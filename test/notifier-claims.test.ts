@@ -67,6 +67,20 @@ describe('notifier: claims while resuming', () => {
   });
 });
 
+/**
+ * An embedded store that says (`shared`) whether other processes may take its claims, as
+ * PostgreSQL's does, holding `topic` at version 0 and a WebSub subscription of it per callback.
+ */
+async function claimsStore(shared: boolean, topic: string, callbacks: string[]): Promise<{ store: LowdbStore; dir: string }> {
+  const dir = await tempDataDir();
+  const store = new LowdbStore({ dir });
+  await store.open();
+  Object.defineProperty(store, 'sharedClaims', { value: shared });
+  await store.putTopic({ ...newTopic(topic), version: 0 });
+  for (const cb of callbacks) await store.putSubscription({ ...newSubscription(topic, cb, 'websub', 0, Date.now() + 3600_000), deliveredVersion: 0 });
+  return { store, dir };
+}
+
 describe('notifier: the lease fences its sends', () => {
   const LEASE_MS = 300;
   const topic = 'http://t.example/feed';
@@ -79,12 +93,7 @@ describe('notifier: the lease fences its sends', () => {
    * renewals made after the stall (`own`: the store's own answer).
    */
   async function stalledFanOut(shared: boolean, renew: (own: () => Promise<OutboxKey[]>) => Promise<OutboxKey[]>) {
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
-    Object.defineProperty(store, 'sharedClaims', { value: shared });
-    await store.putTopic({ ...newTopic(topic), version: 0 });
-    for (const cb of callbacks) await store.putSubscription({ ...newSubscription(topic, cb, 'websub', 0, Date.now() + 3600_000), deliveredVersion: 0 });
+    const { store, dir } = await claimsStore(shared, topic, callbacks);
     // In order, what happened after the stall: sends and renewals answered.
     const events: string[] = [];
     let stalled = false;
@@ -177,12 +186,7 @@ describe('notifier: a version lost to another process and claimed back', () => {
     const LEASE_MS = 300;
     const topic = 'http://t.example/feed';
     const callbacks = ['http://cb.example/a', 'http://cb.example/b'];
-    const dir = await tempDataDir();
-    const store = new LowdbStore({ dir });
-    await store.open();
-    Object.defineProperty(store, 'sharedClaims', { value: true });
-    await store.putTopic({ ...newTopic(topic), version: 0 });
-    for (const cb of callbacks) await store.putSubscription({ ...newSubscription(topic, cb, 'websub', 0, Date.now() + 3600_000), deliveredVersion: 0 });
+    const { store, dir } = await claimsStore(true, topic, callbacks);
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     const sent: string[] = [];
