@@ -25,11 +25,21 @@ interface Bucket {
   at: number;
 }
 
-/** Past this many tracked addresses, buckets that have refilled completely are forgotten. */
-const PRUNE_AT = 50_000;
+/**
+ * The most addresses tracked at once, in two generations of half as many: an address is found in
+ * the current one or moved to it from the previous one, and when the current one is full the
+ * previous one is dropped whole. (A scan for refilled buckets ran on every request once 50,000
+ * had not refilled, which that many IPv6 /64s under a low limit could arrange: a CPU cost per
+ * request that the limiter exists to prevent. A Map in order of use is no cheaper: V8 skips the
+ * holes its deletions leave, one by one, to reach the oldest entry.) A drained address dropped this
+ * way starts again with a full bucket, but only after 25,000 others have sent requests since its
+ * own last one: a client with that many addresses could already spread its requests over them.
+ */
+const TRACKED = 50_000;
 
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private current = new Map<string, Bucket>();
+  private previous = new Map<string, Bucket>();
   private readonly perMs: number;
 
   constructor(
@@ -38,6 +48,7 @@ export class RateLimiter {
     // Monotonic: on the wall clock, a step back (NTP, a VM restored) drained every bucket by the
     // step, and each address that had sent a request was refused until the clock caught up.
     private readonly now: () => number = () => performance.now(),
+    private readonly tracked = TRACKED,
   ) {
     this.perMs = perMinute / 60_000;
   }
@@ -47,25 +58,36 @@ export class RateLimiter {
     return this.perMinute > 0;
   }
 
+  /** Addresses tracked now. */
+  get size(): number {
+    return this.current.size + this.previous.size;
+  }
+
   take(key: string): RateDecision {
     if (!this.limits) return { ok: true };
     const now = this.now();
-    const b = this.buckets.get(key) ?? { tokens: this.burst, at: now };
-    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+    let b = this.current.get(key);
+    if (b) {
+      b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+    } else {
+      b = this.previous.get(key);
+      if (b) {
+        this.previous.delete(key);
+        b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+      } else {
+        b = { tokens: this.burst, at: now };
+      }
+      this.current.set(key, b);
+      if (this.current.size >= this.tracked / 2) {
+        this.previous = this.current;
+        this.current = new Map();
+      }
+    }
     b.at = now;
     if (b.tokens >= 1) {
       b.tokens -= 1;
-      this.buckets.set(key, b);
-      if (this.buckets.size > PRUNE_AT) this.prune(now);
       return { ok: true };
     }
-    this.buckets.set(key, b);
     return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000)) };
-  }
-
-  private prune(now: number): void {
-    for (const [k, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(k);
-    }
   }
 }
