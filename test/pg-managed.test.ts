@@ -14,6 +14,7 @@ import { startPgServer, type PgServer } from './helpers/pg-server.js';
 import { startPgBouncer, type PgBouncer } from './helpers/pgbouncer.js';
 import { PGBOUNCER_STARTUP_PARAMETERS, serverAddress, startPoolerProxy, type PoolerProxy } from './helpers/pooler-proxy.js';
 import { Recorder, sleep } from './helpers/recorder.js';
+import { until } from './helpers/until.js';
 import { openStream } from './helpers/sse.js';
 import { identity } from './helpers/tls.js';
 import { FeedServer, notificationsAt, notifyBody, ping, pleaseNotify, subscribeForm, subscriberOk } from './helpers/rsscloud.js';
@@ -374,10 +375,23 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       await store.open();
       try {
         // The store pool's one connection ends (its idle timeout, a restart of the sessions);
-        // two refreshes then take both slots with their lock connections.
+        // two refreshes then take both slots with their lock connections. Each reads only once
+        // both hold their locks: left to the scheduler, one refresh could take a lock and a
+        // store connection before the other asked for its lock, read, and give the slots back
+        // to the other's retried connection (seen once on a loaded machine): two reads.
         await server.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'tiny_plan'");
         await lost;
-        const refreshes = Promise.allSettled(['a', 'b'].map((t) => store.withTopicLock(`http://${t}.example/feed`, () => store.getTopic(`http://${t}.example/feed`))));
+        let locked = 0;
+        const bothLocked = until(() => locked === 2);
+        const refreshes = Promise.allSettled(
+          ['a', 'b'].map((t) =>
+            store.withTopicLock(`http://${t}.example/feed`, async () => {
+              locked++;
+              await bothLocked;
+              return store.getTopic(`http://${t}.example/feed`);
+            }),
+          ),
+        );
         const outcome = await Promise.race([refreshes, sleep(10_000).then(() => 'still waiting after 10 s, half DATABASE_QUERY_TIMEOUT_MS')]);
         expect(typeof outcome === 'string' ? outcome : outcome.map((r) => (r.status === 'rejected' ? String(r.reason) : 'read'))).to.deep.equal([
           'error: too many connections for role "pushbutton_tiny"',
