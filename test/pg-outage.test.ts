@@ -131,9 +131,11 @@ describe('a hub on PostgreSQL while the database server restarts', function () {
 // later, five times, then the lane stops trying. Two subscribers whose failures begin seconds
 // apart (one retrying a 500, one slow to answer) stop at different times: a database back in
 // between let the later one finish the fan-out, which removed the version from the outbox while
-// the earlier one had never had it. This test's hub retries 500 ms … 8 s later (StartOptions
-// unexpectedRetryBaseMs), the same five tries in half the time: it waits out ~16 s of retries,
-// not ~31 s, with the same 7 s between the two lanes' last tries as at the production schedule.
+// the earlier one had never had it. This test's hub retries 250 ms … 4 s later (StartOptions
+// unexpectedRetryBaseMs), the same five tries in a quarter of the time: it waits out ~8 s of
+// retries, not ~31 s. The two lanes' last tries are still 7 s apart, as at the production
+// schedule: that gap is the slow subscriber's 8 s answer less the quick one's ~1 s retry, whatever
+// the schedule, and it is the database's time to come back up before the slow lane's last try.
 describe('a fan-out on PostgreSQL when the database is down for longer than a delivery is retried', function () {
   this.timeout(90_000);
   let server: PgServer;
@@ -157,7 +159,7 @@ describe('a fan-out on PostgreSQL when the database is down for longer than a de
       WEBSUB_RETRY_BASE_MS: '1000',
       OUTBOX_CLAIM_LEASE_MS: '2000',
     };
-    hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)), unexpectedRetryBaseMs: 500 });
+    hub = await startTestHub(env, await tempDataDir(), { log: createLogger('warn', (l) => lines.push(l)), unexpectedRetryBaseMs: 250 });
     topics = await TopicServer.start();
     quick = await Subscriber.start();
     // Answers its verification at once, and its first delivery 8 s late (within WEBSUB_TIMEOUT_MS).
@@ -192,7 +194,7 @@ describe('a fan-out on PostgreSQL when the database is down for longer than a de
     await quick.waitDeliveries(1, '/quick');
     // Down before the quick subscriber's retry (1 s or more after its 500) and the slow one's answer.
     await server.halt('fast');
-    // The quick subscriber's lane stops trying some 15.5 s after its first failure; the slow one's
+    // The quick subscriber's lane stops trying some 7.75 s after its first failure; the slow one's
     // first failure came ~7 s after, so its last try (~7 s after the quick one gave up) finds the
     // database back.
     const stopped = (): boolean => lines.some((l) => l.includes('delivery failed unexpectedly; version') && l.includes('"level":"error"'));
