@@ -229,12 +229,14 @@ describe('three hub processes on one PostgreSQL database', function () {
 
   /**
    * A topic read once through `a` with nobody following it (so its next read is version 2 for
-   * everyone), then `total` http-post subscribers spread over ten sinks answering in 60 ms.
+   * everyone), then `total` http-post subscribers spread over ten sinks answering in 30 ms (the
+   * fan-out must still be running when a process is killed or stopped after its first 1,000: the
+   * other 4,000 take it ~2 s at DELIVERY_CONCURRENCY, where the check takes a few milliseconds).
    */
   async function bigFanOut(a: ChildHub, name: string, total: number): Promise<{ feed: string; sinks: SlowSink[]; delivered: () => number; reached: () => number }> {
     const feed = feeds.changing(name);
     expect((await ping(a, feed)).success).to.equal(true);
-    const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(60)));
+    const sinks = await Promise.all(Array.from({ length: 10 }, () => SlowSink.start(30)));
     const now = Date.now();
     const subs: Subscription[] = Array.from({ length: total }, (_, i) =>
       newSubscription(feed, `http://127.0.0.1:${sinks[i % sinks.length]!.port}/${name}/${i}`, 'http-post', now - 1000, now + 86400_000),
@@ -300,7 +302,7 @@ describe('three hub processes on one PostgreSQL database', function () {
       // frozen. Those sends (in flight, or answered and waiting for their batch to be written)
       // each hold one of its 2 × DELIVERY_CONCURRENCY places for unrecorded deliveries; the stop
       // freezes them with it, so it adds nothing to the SIGKILL bound above. A send that lingers
-      // without a place (DELIVERY_LINGERING) would add one more, but answered in 60 ms none does.
+      // without a place (DELIVERY_LINGERING) would add one more, but answered in 30 ms none does.
       // After SIGCONT its lease has passed by its own clock, so it starts no send until a renewal
       // answers, and the renewal finds the claim another's: the rest is dropped, unsent and
       // unrecorded. (Before, it went on sending its queued remainder alongside the taker.)
@@ -350,9 +352,11 @@ describe('a hub process on PostgreSQL stopped with SIGTERM mid-fan-out', functio
   it('gives its claims back as it exits: the next process resumes the rest at once, repeating nothing', async () => {
     const feed = feeds.changing('graceful');
     // Each stop below lets some 50 through (40, then those in flight): 200 still leaves the third
-    // process about half the fan-out, and it takes half as long as 400 at 200 ms a delivery.
+    // process about half the fan-out, and it takes half as long as 400. At 100 ms a delivery, the
+    // 40 before each stop take half a second at DELIVERY_CONCURRENCY: nothing here depends on
+    // the pace but that the fan-out outlasts the checks between stops (it takes ~2.5 s).
     const total = 200;
-    const sink = await SlowSink.start(200);
+    const sink = await SlowSink.start(100);
     try {
       const first = await spawnHub(dirs[0]!, env(), 30_000);
       hubs.push(first);
