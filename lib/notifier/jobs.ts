@@ -6,8 +6,8 @@ import type { FanOutReport } from './notifier.js';
 import type { Content } from './sender.js';
 
 /**
- * This process's claim on an outbox entry, as far as it knows (see Notifier.startRenewals): shared
- * by the entry while it is being resumed and by its job after.
+ * This process's claim on an outbox entry, as far as it knows (see OutboxClaims.startRenewals):
+ * shared by the entry while it is being resumed and by its job after.
  */
 export interface Claim {
   /**
@@ -117,8 +117,8 @@ export class Jobs {
   }
 
   /**
-   * Marks a job lost to another process (see Notifier.lose): its bytes no longer count, and its
-   * body is no longer held. It stays until its lanes have each dropped it (see Notifier.handled).
+   * Marks a job lost to another process (see OutboxClaims.lose): its bytes no longer count, and
+   * its body is no longer held. It stays until its lanes have each dropped it (see Notifier.handled).
    */
   lose(job: Job): void {
     if (job.claim.lost) return;

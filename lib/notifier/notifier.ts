@@ -19,12 +19,13 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import { callbackHost, outboxEntryKey, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
+import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
+import { OutboxClaims } from './claims.js';
 import { HostLimiter } from './host-limiter.js';
-import { counted, firstPass, Jobs, type Claim, type Job } from './jobs.js';
+import { counted, firstPass, Jobs, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -146,12 +147,7 @@ export class Notifier extends EventEmitter {
   private drainWaiters: (() => void)[] = [];
   /** Who this process is on outbox claims (see startClaims). */
   readonly owner: string;
-  private renewTimer: NodeJS.Timeout | undefined;
-  private takeoverTimer: NodeJS.Timeout | undefined;
-  /** Entries claimed and not yet resumed (see resumeEntries), with their claims: renewed too. */
-  private readonly resuming = new Map<OutboxEntry, Claim>();
-  /** Lanes waiting for the next renewal's answer, their job's lease having passed (see claimConfirmed). */
-  private renewalWaiters: (() => void)[] = [];
+  private readonly claims: OutboxClaims;
   /** How long a version waits for a paused host, from its publication (see deliverVersion). */
   private readonly retryWindowMs: number;
   /** Per topic, its outbox entries as last read, briefly (see waitForEarlier). */
@@ -162,6 +158,7 @@ export class Notifier extends EventEmitter {
     const { config } = deps;
     this.now = deps.now ?? Date.now;
     this.owner = deps.owner ?? randomUUID();
+    this.claims = new OutboxClaims({ store: deps.store, log: deps.log, jobs: this.jobs, owner: this.owner, leaseMs: config.outboxClaimLeaseMs });
     this.retryWindowMs = retryWindow(config.websubMaxAttempts, config.websubRetryBaseMs, config.websubRetryMaxMs);
     this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
     this.handlerTests = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
@@ -224,7 +221,7 @@ export class Notifier extends EventEmitter {
       // Counted, not a promise per subscription: a fan-out to 10,000 made 10,000 of them.
       return new Promise<FanOutReport>((done) => {
         const first = firstPass(subs.length, done);
-        const job: Job = { entry, claim: this.claimUntil(entry.claimedUntil!), content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
+        const job: Job = { entry, claim: this.claims.claimUntil(entry.claimedUntil!), content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
         this.jobs.set(job);
         this.withinBudget(job);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
@@ -248,154 +245,36 @@ export class Notifier extends EventEmitter {
 
   /** After a restart: resumes every fan-out the outbox says is unfinished. Returns how many deliveries. */
   async resume(): Promise<number> {
-    this.startRenewals();
+    this.claims.startRenewals();
     // Claims every entry nobody holds: on the embedded store all of them (claims are void
     // when it opens); with other processes on one database, what they are not delivering.
-    const lease = this.deps.config.outboxClaimLeaseMs;
-    const sent = Date.now();
-    return this.resumeEntries(await this.deps.store.claimOutbox(this.owner, lease, RESUME_ALL), sent + lease);
+    const { entries, heldUntil } = await this.claims.claimFree(RESUME_ALL);
+    return this.resumeEntries(entries, heldUntil);
   }
 
   /**
-   * With several processes on one database: renews this process's claims every lease/3 (see
-   * startRenewals), and every lease/2 takes over entries whose claim expired (their process
-   * died), resuming them as resume() does. Started by server.ts; stopped by close().
+   * With several processes on one database: renews this process's claims and takes over entries
+   * whose claim expired (their process died), resuming them as resume() does (see
+   * OutboxClaims.start). Started by server.ts; stopped by close().
    */
   startClaims(): void {
-    this.startRenewals();
-    if (this.takeoverTimer || this.closed) return;
-    const lease = this.deps.config.outboxClaimLeaseMs;
-    let taking = false;
-    this.takeoverTimer = setInterval(() => {
-      if (taking || this.closed) return;
-      taking = true;
-      const sent = Date.now();
-      this.deps.store
-        .claimOutbox(this.owner, lease, TAKEOVER_BATCH)
-        .then(async (entries) => {
-          const n = await this.resumeEntries(entries, sent + lease);
-          if (n > 0) this.deps.log.info('took over deliveries whose claim expired', { deliveries: n, versions: entries.length });
-        })
-        .catch((e: unknown) => this.deps.log.warn('taking over outbox entries failed', { error: describeError(e) }))
-        .finally(() => (taking = false));
-    }, Math.max(1, Math.floor(lease / 2)));
-    this.takeoverTimer.unref();
-  }
-
-  /**
-   * Renews, every lease/3, the claims on the versions this process is delivering and on those it
-   * claimed and is still resuming. Started by resume() before it claims anything: reading a long
-   * outbox (a few queries per version) can outlast a lease, and claims left to lapse meanwhile
-   * were taken over by other processes, which then delivered those versions too.
-   *
-   * The answer fences this process's sends (on a store other processes share): a renewal that
-   * succeeded moves the claim's heldUntil to when it was sent plus the lease, which no delivery
-   * of the version starts after (see takeTurn); a key not renewed was taken over by another
-   * process (or is gone), and the version is dropped here (see lose). A process held up longer
-   * than the lease (load, GC, a paused VM) missed its renewals, another took its fan-out over,
-   * and once it ran again it went on sending its queued remainder alongside the taker: both
-   * worked through the same subscribers, each sending before either had recorded (a test on a
-   * loaded machine: 1,696 subscribers sent to twice).
-   */
-  private startRenewals(): void {
-    if (this.renewTimer || this.closed) return;
-    const lease = this.deps.config.outboxClaimLeaseMs;
-    this.renewTimer = setInterval(() => {
-      const held: { key: OutboxKey; claim: Claim }[] = [];
-      for (const j of this.jobs.all()) if (!j.givenUp && !j.claim.lost) held.push({ key: outboxKey(j.entry), claim: j.claim });
-      for (const [entry, claim] of this.resuming) if (!claim.lost) held.push({ key: outboxKey(entry), claim });
-      // Before the call: the store's new claimed_until is counted from a moment no earlier.
-      const sent = Date.now();
-      this.deps.store
-        .renewOutboxClaims(this.owner, lease, held.map((h) => h.key))
-        .then((renewed) => this.renewed(held, renewed, sent + lease))
-        .catch((e: unknown) => this.deps.log.warn('renewing outbox claims failed', { error: describeError(e) }))
-        .finally(() => {
-          for (const wake of this.renewalWaiters.splice(0)) wake();
-        });
-    }, Math.max(1, Math.floor(lease / 3)));
-    this.renewTimer.unref();
-  }
-
-  /** A renewal's answer (see startRenewals): `renewed` of the claims `held` now hold until `until`, the others are lost. */
-  private renewed(held: { key: OutboxKey; claim: Claim }[], renewed: OutboxKey[], until: number): void {
-    // Nobody else can take a claim on the embedded store: its gate stays open (heldUntil is
-    // Infinity), whatever the renewal says of entries removed meanwhile (a clear, say).
-    if (!this.deps.store.sharedClaims) return;
-    const back = new Set(renewed.map((k) => outboxEntryKey(k.topic, k.version)));
-    for (const { key, claim } of held) {
-      if (back.has(outboxEntryKey(key.topic, key.version))) {
-        // Answers may come out of order when the store is slow: an older one moves nothing back.
-        claim.heldUntil = Math.max(claim.heldUntil, until);
-        continue;
-      }
-      if (claim.lost) continue;
-      const job = this.jobs.get(key.topic, key.version);
-      // A job done with meanwhile (delivered, or given up and its entry removed) is simply gone.
-      if (job?.claim === claim && !job.givenUp) this.lose(job);
-      else claim.lost = true;
-    }
-  }
-
-  /**
-   * Another process took a version over from this one (see startRenewals): it is given up here,
-   * nothing recorded for the subscriptions still owed it and its outbox entry left, which the new
-   * owner delivers and removes. Deliveries of it already under way end and are recorded as usual;
-   * its lanes drop it at their next turn (see takeTurn), and the job goes once each has.
-   */
-  private lose(job: Job): void {
-    this.jobs.lose(job);
-    const { topic, version } = job.entry;
-    // Its later versions here were ordered behind it by the lanes alone (noEarlier): now they
-    // wait, per subscriber, for the new owner to handle it, as for any other process's version.
-    for (const other of this.jobs.all()) if (other.entry.topic === topic && other.entry.version > version) other.noEarlier = false;
-    this.deps.log.warn('another process took over a fan-out whose claim lapsed here; it delivers the rest', { topic, version, owed: job.remaining.size });
-  }
-
-  /**
-   * A claim this process made or had renewed at `until` less the lease: on a store other processes
-   * share, it surely holds until then; on one they do not, for good.
-   */
-  private claimUntil(until: number): Claim {
-    return { heldUntil: this.deps.store.sharedClaims ? until : Infinity, lost: false };
-  }
-
-  /**
-   * A lane whose job's lease passed before its send (see takeTurn) waits here, holding no slot,
-   * for renewals' answers until one renews the claim (true: it goes on) or finds it lost (false:
-   * the lane drops the version). Never stranded: the claim renewed, the version goes on.
-   */
-  private async claimConfirmed(job: Job): Promise<boolean> {
-    // Renewals run from resume() on; started here too for a notifier used without it, so a wait always ends.
-    this.startRenewals();
-    while (!job.claim.lost && !job.givenUp && !this.closed && job.claim.heldUntil <= Date.now()) {
-      await new Promise<void>((wake) => this.renewalWaiters.push(wake));
-    }
-    return !job.claim.lost;
+    this.claims.start((claimed, heldUntil) => this.resumeEntries(claimed, heldUntil));
   }
 
   /** Queues claimed entries for every subscription still behind them; entries with nobody due go. */
   private async resumeEntries(claimed: OutboxEntry[], heldUntil: number): Promise<number> {
-    const entries: OutboxEntry[] = [];
-    for (const e of claimed) {
-      const held = this.jobs.get(e.topic, e.version);
-      if (!held || held.claim.lost) entries.push(e);
-      // Its own, claimed again after it lapsed (a stall) with nobody taking it: held anew.
-      else if (this.deps.store.sharedClaims) held.claim.heldUntil = Math.max(held.claim.heldUntil, heldUntil);
-    }
-    entries.sort((a, b) => (a.topic === b.topic ? a.version - b.version : a.topic < b.topic ? -1 : 1));
-    for (const entry of entries) this.resuming.set(entry, this.claimUntil(heldUntil));
+    const entries = this.claims.adopt(claimed, heldUntil);
     let resumed = 0;
     try {
-      for (const entry of entries) {
-        const claim = this.resuming.get(entry)!;
+      for (const { entry, claim } of entries) {
         // A hub killed between writing a version's outbox entry and recording it on the topic
         // comes back with the topic one version behind; catch it up so that number is not given
         // to different content. (The next read then sees the bytes as new: at least once, never lost.)
         const topic = await this.deps.store.getTopic(entry.topic);
         if (topic && topic.version < entry.version) await this.deps.store.putTopic({ ...topic, version: entry.version });
         const subs = (await this.deps.store.subscriptionsOf(entry.topic)).filter((s) => this.due(s, entry.version));
-        // Taken over by another process while this one read it (see renewed): the entry is its own.
+        // Taken over by another process while this one read it (see OutboxClaims.renewed): the
+        // entry is its own.
         if (claim.lost) continue;
         if (subs.length === 0) {
           await this.deps.store.deleteOutbox(entry.topic, entry.version);
@@ -407,9 +286,9 @@ export class Notifier extends EventEmitter {
         if (claim.lost) continue;
         const first = firstPass(subs.length, noop);
         const job: Job = { entry, claim, users: 0, remaining: new Set(), queueing: true, first, bytes };
-        // Its own job lost to another process (see lose) and claimed back before each of its
-        // lanes had dropped it: the new job takes its place, and those lanes count their first
-        // attempts into the new one from now on (settleFirst looks the version up). The lost
+        // Its own job lost to another process (see OutboxClaims.lose) and claimed back before each
+        // of its lanes had dropped it: the new job takes its place, and those lanes count their
+        // first attempts into the new one from now on (settleFirst looks the version up). The lost
         // one's first pass ends here, those still owed counted as not delivered: left open, the
         // ping or publish waiting on its report never got one, and shutdown (hub.idle()) waited
         // for it forever.
@@ -419,7 +298,7 @@ export class Notifier extends EventEmitter {
           lost.first.done({ attempted: lost.first.attempted, delivered: lost.first.delivered, failed: lost.first.attempted - lost.first.delivered });
         }
         this.jobs.set(job);
-        this.resuming.delete(entry);
+        this.claims.resumed(entry);
         this.withinBudget(job);
         // In chunks, a turn of the event loop apart, as stage() queues a fan-out: all at once, a
         // restart with a fan-out to 100,000 unfinished answered nothing (not even /healthz) for
@@ -433,7 +312,7 @@ export class Notifier extends EventEmitter {
         resumed += subs.length;
       }
     } finally {
-      for (const entry of entries) this.resuming.delete(entry);
+      for (const { entry } of entries) this.claims.resumed(entry);
     }
     if (resumed > 0) this.deps.log.info('resuming unfinished deliveries', { deliveries: resumed, versions: entries.length });
     return resumed;
@@ -486,15 +365,12 @@ export class Notifier extends EventEmitter {
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
-    clearInterval(this.renewTimer);
-    clearInterval(this.takeoverTimer);
-    this.renewTimer = this.takeoverTimer = undefined;
     for (const s of this.sleepers) {
       clearTimeout(s.timer);
       s.wake();
     }
     this.sleepers.clear();
-    for (const wake of this.renewalWaiters.splice(0)) wake();
+    this.claims.close();
   }
 
   /**
@@ -652,7 +528,7 @@ export class Notifier extends EventEmitter {
           // failing): sent, it might go out alongside another process that took the version over.
           // Wait for a renewal's word, holding no slot: renewed, this attempt goes on; not, the
           // version is the other's, and nothing is recorded here for this subscriber.
-          if (await this.claimConfirmed(tried.fenced)) continue;
+          if (await this.claims.confirmed(tried.fenced)) continue;
           return this.settled(lane, version, LOST);
         }
         if ('pausedUntil' in tried) {
@@ -736,8 +612,8 @@ export class Notifier extends EventEmitter {
     // here as it makes it this process's. It goes first; sent after this one, it would be
     // skipped as not due once this one is recorded, and lost.
     if (lane.versions.some((v) => v < version)) return { behind: true };
-    // Taken over by another process (see lose): dropped without a read of the subscription, as
-    // each of the thousands of lanes of a fan-out does.
+    // Taken over by another process (see OutboxClaims.lose): dropped without a read of the
+    // subscription, as each of the thousands of lanes of a fan-out does.
     if (this.jobs.get(lane.topic, version)?.claim.lost) return { skipped: LOST };
     const sub = await store.getSubscription(lane.topic, lane.callback);
     if (!sub || !this.due(sub, version)) return { skipped: SKIPPED };
@@ -769,7 +645,7 @@ export class Notifier extends EventEmitter {
       // claim over only once its lease, counted from a moment no earlier than heldUntil's, has
       // passed, so what this process sends after it was taken over is only what it had started
       // before (bounded by `unrecorded` and `lingering`, as for a kill). One comparison per
-      // send: the renewals, every lease/3, move heldUntil on (see startRenewals).
+      // send: the renewals, every lease/3, move heldUntil on (see OutboxClaims.startRenewals).
       if (job.claim.lost || job.claim.heldUntil <= Date.now()) {
         this.unrecorded.release();
         this.breaker.probeNotSent(host);
@@ -1190,8 +1066,6 @@ const UNRECORDED_PER_SLOT = 2;
 const ENQUEUE_CHUNK = 2000;
 /** resume() at start claims every entry nobody holds. */
 const RESUME_ALL = 1_000_000_000;
-/** How many expired entries one takeover round claims. */
-const TAKEOVER_BATCH = 100;
 /** How long one read of a topic's outbox serves the ordering check (waitForEarlier). */
 const OUTBOX_SEEN_MS = 100;
 
@@ -1205,10 +1079,6 @@ function parseCallback(url: string): URL | undefined {
 
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
-}
-
-function outboxKey({ topic, version }: OutboxKey): OutboxKey {
-  return { topic, version };
 }
 
 

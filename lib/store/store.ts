@@ -121,7 +121,8 @@ export interface Store {
   /**
    * Extends the claims `owner` still holds on these entries to now + leaseMs, and resolves to the
    * keys it extended. A key left out is no longer `owner`'s: another process took it over after
-   * it expired, or it is gone (the notifier then stops delivering it, see Notifier.startRenewals).
+   * it expired, or it is gone (the notifier then stops delivering it, see
+   * OutboxClaims.startRenewals).
    */
   renewOutboxClaims(owner: string, leaseMs: number, keys: OutboxKey[]): Promise<OutboxKey[]>;
   /**
