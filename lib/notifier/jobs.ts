@@ -25,11 +25,11 @@ export interface Job {
   entry: OutboxEntry;
   /** This process's claim on the entry: no delivery of it starts once heldUntil has passed (see Notifier.takeTurn). */
   claim: Claim;
-  /** Its body, while the first pass runs or a delivery of it is under way (see Notifier.useContent). */
+  /** Its body, while the first pass runs or a delivery of it is under way (see job-content.ts). */
   content?: Content;
   /** The read of its body from the store under way, shared by every delivery that needs it meanwhile. */
   reading?: Promise<Content | undefined>;
-  /** Deliveries holding `content` (see Notifier.useContent): it is dropped when the last lets go after the first pass. */
+  /** Deliveries holding `content` (see job-content.ts): it is dropped when the last lets go after the first pass. */
   users: number;
   /** The subscriptions it is still owed to, added as their lanes are queued (see queueing). */
   remaining: Set<string>;

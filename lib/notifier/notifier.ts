@@ -25,6 +25,7 @@ import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRet
 import { CircuitBreaker } from './breaker.js';
 import { OutboxClaims } from './claims.js';
 import { HostLimiter } from './host-limiter.js';
+import { firstPassEnded, letGo, useBare, useContent } from './job-content.js';
 import { counted, firstPass, Jobs, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
@@ -117,7 +118,6 @@ type Attempt =
 
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
-const NO_BODY = Buffer.alloc(0);
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
 const BEHIND_RETRIES: DeliveryOutcome = { ok: false, error: 'waiting behind an earlier version that is being retried' };
 const STILL_WAITING: DeliveryOutcome = { ok: false, error: 'no answer within REQUEST_TIMEOUT_MS yet (waiting up to WEBSUB_TIMEOUT_MS)' };
@@ -623,7 +623,7 @@ export class Notifier extends EventEmitter {
     if (lane.behindPause && sub.protocol !== 'websub' && lane.versions.some((v) => v > version)) return { skipped: SUPERSEDED };
     const job = this.jobs.get(lane.topic, version);
     // Without a promise when the body is held: every delivery of a fan-out's first pass asks.
-    const using = job && (sub.protocol === 'websub' ? this.useContent(job) : this.useBare(job));
+    const using = job && (sub.protocol === 'websub' ? useContent(job, this.deps.store) : useBare(job));
     const content = using instanceof Promise ? await using : using;
     if (!job || !content) return { skipped: job?.claim.lost ? LOST : this.jobs.givenUp(lane.topic, version) ? GIVEN_UP : CONTENT_UNAVAILABLE };
     let outcome: DeliveryOutcome;
@@ -678,7 +678,7 @@ export class Notifier extends EventEmitter {
         lane.slow = false;
       }
     } finally {
-      this.letGo(job);
+      letGo(job);
     }
     // Any answer that is not the host failing (a 4xx) shows the host is up: that too
     // closes the circuit, or a half-open probe answered 404 would leave it half-open forever.
@@ -842,61 +842,6 @@ export class Notifier extends EventEmitter {
   }
 
   /**
-   * A version's content for one delivery, which must hand it back with letGo once its request
-   * is over (when this resolves to something). Read from the store once for all the deliveries
-   * that need it at the same time, and held while any of them runs or the first pass does:
-   * each delivery reading its own copy, the retries of a version with many subscribers down (or
-   * a resumed fan-out's first deliveries) held up to DELIVERY_CONCURRENCY copies of a body of up
-   * to MAX_RESPONSE_BYTES at once, none of them counted in OUTBOX_MAX_BYTES, and read it again
-   * for every subscriber. Retries minutes apart still read it each time (see settleFirst).
-   */
-  private useContent(job: Job): Content | Promise<Content | undefined> | undefined {
-    if (!counted(job)) return undefined;
-    job.users++;
-    return job.content ?? this.awaitContent(job);
-  }
-
-  /**
-   * useContent for an rssCloud notification, which says only which URL changed: the body is not
-   * read from the store for it (up to MAX_RESPONSE_BYTES, for a resumed version or one that
-   * waited out its host's pause, to send `url=<topic>`), nor needed there.
-   */
-  private useBare(job: Job): Content | undefined {
-    if (!counted(job)) return undefined;
-    job.users++;
-    const { topic, version, contentType } = job.entry;
-    return job.content ?? { topic, version, contentType, body: NO_BODY };
-  }
-
-  private async awaitContent(job: Job): Promise<Content | undefined> {
-    let content: Content | undefined;
-    try {
-      content = await (job.reading ??= this.readContent(job));
-    } finally {
-      if (!content || !counted(job)) this.letGo(job);
-    }
-    return content && counted(job) ? content : undefined;
-  }
-
-  /** A delivery is done with its version's content (see useContent). */
-  private letGo(job: Job): void {
-    if (--job.users === 0 && job.first.pending === 0) job.content = undefined;
-  }
-
-  private async readContent(job: Job): Promise<Content | undefined> {
-    const { topic, version, contentType } = job.entry;
-    try {
-      const body = await this.deps.store.getOutboxBody(topic, version);
-      if (!body || !counted(job)) return undefined;
-      const content: Content = { topic, version, body, contentType };
-      if (job.users > 0 || job.first.pending > 0) job.content = content;
-      return content;
-    } finally {
-      job.reading = undefined;
-    }
-  }
-
-  /**
    * Keeps the bodies this process holds for delivery within OUTBOX_MAX_BYTES. Without a bound, a
    * topic that changes every second, with large bodies and a subscriber that never answers, kept
    * a retry window of versions (~10 minutes by default, gigabytes) on disk or, on the embedded
@@ -940,10 +885,7 @@ export class Notifier extends EventEmitter {
     if (outcome.ok) first.delivered++;
     if (--first.pending === 0) {
       first.done({ attempted: first.attempted, delivered: first.delivered, failed: first.attempted - first.delivered });
-      // Only retries are left, minutes apart: the body is read again for each rather than held
-      // in memory for as long as they last, for every version of every topic with a subscriber
-      // down. A delivery still under way holds it until it lets go (see useContent).
-      if (job.users === 0) job.content = undefined;
+      firstPassEnded(job);
     }
   }
 
