@@ -1,6 +1,6 @@
 // The fan-outs under way, each a Job: one content version in the outbox, the subscriptions it is
 // still owed to, and its body while deliveries need it; Jobs keeps them by topic and version
-// with their bodies' bytes, which OUTBOX_MAX_BYTES bounds (see Notifier.withinBudget).
+// with their bodies' bytes, which OUTBOX_MAX_BYTES bounds (see outbox-budget.ts).
 import type { OutboxEntry } from '../model.js';
 import type { FanOutReport } from './notifier.js';
 import type { Content } from './sender.js';
@@ -44,7 +44,7 @@ export interface Job {
   first: FirstPass;
   /** Its body's size, counted against OUTBOX_MAX_BYTES. */
   bytes: number;
-  /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see Notifier.withinBudget): its lanes skip it. */
+  /** Given up to keep the outbox within OUTBOX_MAX_BYTES (see outbox-budget.ts): its lanes skip it. */
   givenUp?: boolean;
   /** A lane stopped trying it after failures on the hub's side (see Notifier.runLane): its entry stays, to be resumed. */
   resumeLater?: boolean;
@@ -103,7 +103,7 @@ export class Jobs {
     return job !== undefined && !job.claim.lost;
   }
 
-  /** Whether that version was given up (see Notifier.withinBudget); its lanes skip it. */
+  /** Whether that version was given up (see outbox-budget.ts); its lanes skip it. */
   givenUp(topic: string, version: number): boolean {
     return this.get(topic, version)?.givenUp === true;
   }

@@ -6,7 +6,7 @@
 // delivery of it is attempted, and a subscription's `deliveredVersion` records what it has
 // been handled for. A hub killed mid-fan-out finds the outbox on restart and resumes with
 // the subscriptions still behind; nobody is sent a version twice in a normal run. What waits
-// is bounded in bytes (OUTBOX_MAX_BYTES, see withinBudget): past it, versions are given up.
+// is bounded in bytes (OUTBOX_MAX_BYTES, see outbox-budget.ts): past it, versions are given up.
 //
 // Order: each subscription has a lane that handles versions oldest first, so a WebSub
 // subscriber that was down and comes back receives what it missed in order.
@@ -26,11 +26,12 @@ import { CircuitBreaker } from './breaker.js';
 import { OutboxClaims } from './claims.js';
 import { HostLimiter } from './host-limiter.js';
 import { firstPassEnded, letGo, useBare, useContent } from './job-content.js';
-import { counted, firstPass, Jobs, type Job } from './jobs.js';
+import { firstPass, Jobs, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
 import { describeError } from './outcome.js';
+import { withinBudget } from './outbox-budget.js';
 import { OutcomeBatch } from './outcome-batch.js';
 import type { Content, DeliveryOutcome, Sender } from './sender.js';
 import { WebSubContentSender } from './websub-content.js';
@@ -223,7 +224,7 @@ export class Notifier extends EventEmitter {
         const first = firstPass(subs.length, done);
         const job: Job = { entry, claim: this.claims.claimUntil(entry.claimedUntil!), content, users: 0, remaining: new Set(), queueing: true, first, bytes: content.body.length };
         this.jobs.set(job);
-        this.withinBudget(job);
+        withinBudget(this.jobs, job, this.deps);
         // Versions are assigned under the topic lock after the older ones are in the outbox, so
         // the read made at staging shows every older version there will ever be: if each is this
         // process's own (ordered by its lanes), no delivery of this version needs to ask again.
@@ -299,7 +300,7 @@ export class Notifier extends EventEmitter {
         }
         this.jobs.set(job);
         this.claims.resumed(entry);
-        this.withinBudget(job);
+        withinBudget(this.jobs, job, this.deps);
         // In chunks, a turn of the event loop apart, as stage() queues a fan-out: all at once, a
         // restart with a fan-out to 100,000 unfinished answered nothing (not even /healthz) for
         // over two seconds while every lane was made and started.
@@ -839,39 +840,6 @@ export class Notifier extends EventEmitter {
     return this.deps.store
       .deleteOutbox(topic, version)
       .catch((e: unknown) => this.deps.log.error('removing a delivered version from the outbox failed', { topic, version, error: describeError(e) }));
-  }
-
-  /**
-   * Keeps the bodies this process holds for delivery within OUTBOX_MAX_BYTES. Without a bound, a
-   * topic that changes every second, with large bodies and a subscriber that never answers, kept
-   * a retry window of versions (~10 minutes by default, gigabytes) on disk or, on the embedded
-   * store, the smaller bodies in memory. Past the bound, versions are given up, down to nine
-   * tenths of it (so a process held at the bound does this once per tenth, not per version):
-   * first those a later version of the same topic follows (their subscribers hear of the topic
-   * again), then the newest ones; each time from the topics holding the most bytes, oldest
-   * first, so what one topic's failing subscribers hold up costs that topic, not the fan-outs of
-   * others. Never `keep`, the version just counted. A version given up leaves the outbox at once
-   * (a delivery of it already under way finishes); the lanes that still owe it skip it without
-   * counting a failure against their subscriptions (the hub gave up, not the subscriber).
-   */
-  private withinBudget(keep: Job): void {
-    const max = this.deps.config.outboxMaxBytes;
-    if (max === 0 || this.jobs.bytes <= max) return;
-    const target = Math.floor(max * 0.9);
-    let versions = 0;
-    let bytes = 0;
-    const giveUp = (job: Job | undefined): void => {
-      if (!job || job === keep || this.jobs.bytes <= target) return;
-      versions++;
-      bytes += job.bytes;
-      this.jobs.giveUp(job);
-      const { topic, version } = job.entry;
-      this.deps.store.deleteOutbox(topic, version).catch((e: unknown) => this.deps.log.warn('removing a version given up failed', { topic, version, error: describeError(e) }));
-    };
-    for (const held of this.jobs.heldByTopic()) for (const job of held.slice(0, -1)) giveUp(job);
-    // Ranked again: each topic now holds its newest alone.
-    for (const held of this.jobs.heldByTopic()) giveUp(held.at(-1));
-    if (versions > 0) this.deps.log.warn('the outbox was over OUTBOX_MAX_BYTES: versions were given up', { versions, bytes, limit: max });
   }
 
   /** Counts a subscription's first attempt at a version, once, into its fan-out's report. */
