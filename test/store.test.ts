@@ -4,7 +4,7 @@
 // after a crash, torn journal lines, outbox bodies on disk.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { newTopic, type Subscription } from '../lib/model.js';
@@ -307,6 +307,19 @@ describe('lowdb store: durability', () => {
       expect(await store.listOutbox()).to.deep.equal([]);
       await store.flush();
       expect(await journalText(dir)).not.to.contain('putOutbox');
+    });
+
+    it('keeps no claim for an entry whose body could not be written: the same version written later is unclaimed', async () => {
+      await rm(path.join(dir, 'content'), { recursive: true });
+      await writeFile(path.join(dir, 'content'), 'not a directory');
+      const claimed = { ...outbox('https://a.example/feed', 1), claimedBy: 'this process', claimedUntil: Date.now() + 60_000 };
+      let failed = false;
+      await store.putOutbox(claimed, big('x')).catch(() => (failed = true));
+      expect(failed).to.equal(true);
+      await rm(path.join(dir, 'content'));
+      await mkdir(path.join(dir, 'content'));
+      await store.putOutbox(outbox('https://a.example/feed', 1), big('y'));
+      expect(await store.outboxOf('https://a.example/feed')).to.deep.equal([outbox('https://a.example/feed', 1)]);
     });
 
     it('removes orphan content files (and interrupted temp files) at open', async () => {

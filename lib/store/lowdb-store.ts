@@ -430,9 +430,11 @@ export class LowdbStore implements Store {
     const { claimedBy, claimedUntil, ...copy } = entry;
     // Claims live in memory only: this store serves one process, and every claim is void when
     // it opens (resume() then takes everything, as before claims existed).
-    if (claimedBy !== undefined && claimedUntil !== undefined) this.claims.set(outboxEntryKey(copy.topic, copy.version), { owner: claimedBy, until: claimedUntil });
+    const key = outboxEntryKey(copy.topic, copy.version);
+    const claim = claimedBy !== undefined && claimedUntil !== undefined ? { owner: claimedBy, until: claimedUntil } : undefined;
+    if (claim) this.claims.set(key, claim);
     const name = contentFileName(copy.topic, copy.version);
-    return this.fileLocks.run(name, async () => {
+    const written = this.fileLocks.run(name, async () => {
       // A small body travels in the entry's journal line: durable with it in one append,
       // where a file of its own took five file-system calls and two more fsyncs before the
       // first delivery could leave (2.7 ms of a 10 ms publish → delivery at idle).
@@ -440,6 +442,14 @@ export class LowdbStore implements Store {
       // The body is durable before the entry that points at it is journaled (or even visible).
       await this.content.write(name, body);
       await this.write({ op: 'putOutbox', entry: copy, size: body.length });
+    });
+    if (!claim) return written;
+    // An entry that never came to be (its body or line not written) keeps no claim: it stayed
+    // here for good, and a later entry of the same version (the next read's, once the disk has
+    // room) showed this one's owner and lease.
+    return written.catch((e: unknown) => {
+      if (this.claims.get(key) === claim && !this.state.hasOutbox(copy.topic, copy.version)) this.claims.delete(key);
+      throw e;
     });
   }
 
