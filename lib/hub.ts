@@ -8,6 +8,7 @@ import type { Config } from './config.js';
 import { deadline } from './deadline.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
+import { readWithin } from './feeds/poller.js';
 import { ReadNotStarted } from './fetch-slots.js';
 import { OutboundError, type HttpClient } from './http.js';
 import type { Logger } from './log.js';
@@ -68,6 +69,16 @@ interface Pinged extends SitePingResult {
 export interface RefreshResult extends CheckResult {
   /** Settles when every subscriber has had its first delivery attempt. */
   fanOut: Promise<FanOutReport>;
+}
+
+/** Whether a read waits to share one queued before it, and may be shared by those after it (see serialize). */
+type Sharing = 'both' | 'joinOnly' | 'none';
+
+/** A poll's read found, under the topic lock, that another read had just been made (see pollRead). */
+class ReadElsewhere extends Error {
+  constructor(readonly readAt: number) {
+    super('read by another process within the poll interval');
+  }
 }
 
 /**
@@ -707,7 +718,7 @@ export class Hub extends EventEmitter {
     }
     // The publisher is active, as much as one that pings: the poller leaves the topic alone.
     this.emit('published', url);
-    const result = await this.serialize(url, () => this.checker.accept(url, body, contentType), false);
+    const result = await this.serialize(url, () => this.checker.accept(url, body, contentType), 'none');
     this.track(result.fanOut);
     return null;
   }
@@ -753,10 +764,33 @@ export class Hub extends EventEmitter {
    * fetch, every subscriber once.
    */
   refresh(url: string): Promise<RefreshResult> {
+    return this.read(url, 'both');
+  }
+
+  /**
+   * A poll's read (see Poller.poll): as refresh, unless a read of the topic ended within
+   * `withinMs` of now, as found under the topic lock; then nothing is read and the answer is when
+   * that read was. The poller looks before it asks, but two hub processes that looked at once
+   * both found the topic due, and both read it, every interval, while their polls stayed in step.
+   */
+  async pollRead(url: string, withinMs: number): Promise<RefreshResult | { readAt: number }> {
+    try {
+      return await this.read(url, 'joinOnly', withinMs);
+    } catch (e) {
+      if (e instanceof ReadElsewhere) return { readAt: e.readAt };
+      throw e;
+    }
+  }
+
+  private read(url: string, sharing: Sharing, unlessReadWithinMs?: number): Promise<RefreshResult> {
     let release = noop;
     return this.serialize(
       url,
       async () => {
+        if (unlessReadWithinMs !== undefined) {
+          const readAt = (await this.deps.store.getTopic(url))?.whenLastCheck;
+          if (readAt !== undefined && readWithin(readAt, unlessReadWithinMs)) throw new ReadElsewhere(readAt);
+        }
         // Again under the lock: another process on the database may have read the topic since.
         await this.fetchSlot(url);
         try {
@@ -766,7 +800,7 @@ export class Hub extends EventEmitter {
           release();
         }
       },
-      true,
+      sharing,
       async () => {
         // FETCH_MIN_INTERVAL_MS is waited out before the turn, which it would hold idle.
         await this.fetchSlot(url);
@@ -791,16 +825,17 @@ export class Hub extends EventEmitter {
   }
 
   /**
-   * Runs a topic's reads and fat pings one at a time, in the order they came. A read (`joins`)
-   * that finds another read queued and not yet started shares it: it will see everything that
-   * changed before either asked. A fat ping never shares: its content is its own, and a read
-   * queued behind one must not be answered by it (that read would never fetch the topic).
+   * Runs a topic's reads and fat pings one at a time, in the order they came. A read that finds
+   * another read queued and not yet started shares it (`sharing` 'both' or 'joinOnly'): it will
+   * see everything that changed before either asked. A fat ping never shares ('none'): its
+   * content is its own, and a read queued behind one must not be answered by it (that read would
+   * never fetch the topic); nor is a poll's read shared ('joinOnly'), which may not read at all.
    * `turn`, for a read: takes its turn before the topic lock; its release is called, at the
    * latest, once the lock is given back (more than once is harmless).
    */
-  private serialize(url: string, check: () => Promise<CheckResult>, joins: boolean, turn?: () => Promise<() => void>): Promise<RefreshResult> {
+  private serialize(url: string, check: () => Promise<CheckResult>, sharing: Sharing, turn?: () => Promise<() => void>): Promise<RefreshResult> {
     const queue = this.refreshing.get(url);
-    if (joins && queue?.joinable) return queue.joinable;
+    if (sharing !== 'none' && queue?.joinable) return queue.joinable;
     const entry: { last: Promise<unknown>; joinable?: Promise<RefreshResult> } = queue ?? { last: Promise.resolve() };
     const run: Promise<RefreshResult> = entry.last.then(noop, noop).then(async () => {
       let result: CheckResult;
@@ -823,7 +858,7 @@ export class Hub extends EventEmitter {
           return { result: r, start: await this.deps.notifier.stage(r.content, () => this.deps.store.putTopic(r.topic)) };
         }));
       } catch (e) {
-        this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
+        if (!(e instanceof ReadElsewhere)) this.note({ kind: 'fetch', topic: url, ok: false, detail: describeError(e) });
         throw e;
       } finally {
         release?.();
@@ -834,7 +869,7 @@ export class Hub extends EventEmitter {
       return { ...result, fanOut };
     });
     entry.last = run;
-    if (joins) entry.joinable = run;
+    if (sharing === 'both') entry.joinable = run;
     else delete entry.joinable;
     if (!queue) this.refreshing.set(url, entry);
     const settle = (): void => {

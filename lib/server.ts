@@ -165,7 +165,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     opened.push(() => notifier.close());
     const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency, config.websubTimeoutMs);
     const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log });
-    const poller = new Poller({ config, store, log, refresh: (url) => hub.refresh(url) });
+    const poller = new Poller({ config, store, log, refresh: (url, withinMs) => hub.pollRead(url, withinMs) });
     // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
     // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
     // any process sees every process's events, and every poller learns of every subscription.

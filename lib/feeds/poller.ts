@@ -25,13 +25,26 @@ export interface PollerDeps {
   config: Config;
   store: Store;
   log: Logger;
-  /** Reads the topic and fans a change out (the hub's refresh). */
-  refresh: (url: string) => Promise<CheckResult>;
+  /**
+   * Reads the topic and fans a change out (the hub's pollRead), unless a read of it ended within
+   * `withinMs` of now: then when that was.
+   */
+  refresh: (url: string, withinMs: number) => Promise<CheckResult | { readAt: number }>;
   /**
    * The schedule's clock: monotonic by default. On the wall clock, a step back (NTP, a VM
    * restored) stopped every poll for as long as the step, and a step forward made all due at once.
    */
   now?: () => number;
+}
+
+/**
+ * Whether a read stamped `readAt` (wall clock) stands for a poll due now. The store's times are
+ * on the wall clock: a read stamped over an interval ahead of it is the clock stepped back
+ * since, not a read to count (it would put off every poll of the topic for the whole step).
+ */
+export function readWithin(readAt: number, intervalMs: number): boolean {
+  const since = Date.now() - readAt;
+  return since < intervalMs && since > -intervalMs;
 }
 
 export class Poller {
@@ -180,16 +193,16 @@ export class Poller {
       // database: each polled every topic, N processes reading each publisher N times an
       // interval) stands for this poll. The next is an interval after that read and two ticks
       // more, after that process's next poll: the one that polls goes on, the others find its
-      // reads. The store's times are on the wall clock: a read stamped over an interval ahead of
-      // it is the clock stepped back since, not a read to count (it would put off every poll of
-      // the topic for the whole step).
-      const sinceRead = Date.now() - ((await store.getTopic(url))?.whenLastCheck ?? 0);
+      // reads.
       const intervalMs = slot.intervalSec * 1000;
-      if (sinceRead < intervalMs && sinceRead > -intervalMs) {
-        slot.nextAt = this.now() + Math.min(intervalMs, intervalMs - sinceRead) + 2 * this.tickMs;
-        return;
-      }
-      const result = await this.deps.refresh(url);
+      const readElsewhere = (readAt: number): void => {
+        slot.nextAt = this.now() + Math.min(intervalMs, intervalMs - (Date.now() - readAt)) + 2 * this.tickMs;
+      };
+      const readAt = (await store.getTopic(url))?.whenLastCheck;
+      if (readAt !== undefined && readWithin(readAt, intervalMs)) return readElsewhere(readAt);
+      // Asked again under the topic lock: another process may have looked at the same moment.
+      const result = await this.deps.refresh(url, intervalMs);
+      if (!('changed' in result)) return readElsewhere(result.readAt);
       slot.intervalSec = clamp(result.changed ? slot.intervalSec / 2 : slot.intervalSec * 1.5);
       if (result.maxAgeSeconds !== undefined) slot.intervalSec = clamp(Math.max(slot.intervalSec, result.maxAgeSeconds));
       slot.nextAt = this.now() + slot.intervalSec * 1000;
