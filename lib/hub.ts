@@ -787,12 +787,13 @@ export class Hub extends EventEmitter {
     return this.serialize(
       url,
       async () => {
-        if (unlessReadWithinMs !== undefined) {
-          const readAt = (await this.deps.store.getTopic(url))?.whenLastCheck;
-          if (readAt !== undefined && readWithin(readAt, unlessReadWithinMs)) throw new ReadElsewhere(readAt);
-        }
         // Again under the lock: another process on the database may have read the topic since.
-        await this.fetchSlot(url);
+        let readAt: { at: number | undefined } | undefined;
+        if (unlessReadWithinMs !== undefined) {
+          readAt = { at: (await this.deps.store.getTopic(url))?.whenLastCheck };
+          if (readAt.at !== undefined && readWithin(readAt.at, unlessReadWithinMs)) throw new ReadElsewhere(readAt.at);
+        }
+        await this.fetchSlot(url, readAt);
         try {
           return await this.checker.fetch(url, { turnHeld: true });
         } finally {
@@ -814,10 +815,11 @@ export class Hub extends EventEmitter {
    * pings, publishes or subscriptions can make the hub hammer a third party's feed. Requests
    * that arrive meanwhile share the one read that follows (see serialize).
    */
-  private async fetchSlot(url: string): Promise<void> {
+  private async fetchSlot(url: string, readAt?: { at: number | undefined }): Promise<void> {
     const { fetchMinIntervalMs } = this.deps.config;
     if (fetchMinIntervalMs === 0) return;
-    const last = (await this.deps.store.getTopic(url))?.whenLastCheck ?? 0;
+    // `readAt`, when the caller has just read it under the same lock (a poll's read).
+    const last = (readAt ? readAt.at : (await this.deps.store.getTopic(url))?.whenLastCheck) ?? 0;
     // Never longer than the interval: a read stamped ahead of the clock (stepped back since, by
     // NTP or a VM restored) held every read of the topic, pings and polls, for the whole step.
     const wait = Math.min(fetchMinIntervalMs, last + fetchMinIntervalMs - this.now());
