@@ -67,22 +67,17 @@ export class RateLimiter {
     if (!this.limits) return { ok: true };
     const now = this.now();
     let b = this.current.get(key);
-    if (b) {
-      b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
-    } else {
+    if (!b) {
       b = this.previous.get(key);
-      if (b) {
-        this.previous.delete(key);
-        b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
-      } else {
-        b = { tokens: this.burst, at: now };
-      }
+      if (b) this.previous.delete(key);
+      else b = { tokens: this.burst, at: now };
       this.current.set(key, b);
       if (this.current.size >= this.tracked / 2) {
         this.previous = this.current;
         this.current = new Map();
       }
     }
+    b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
     b.at = now;
     if (b.tokens >= 1) {
       b.tokens -= 1;
