@@ -26,7 +26,7 @@ import { CircuitBreaker } from './breaker.js';
 import { OutboxClaims } from './claims.js';
 import { HostLimiter } from './host-limiter.js';
 import { firstPassEnded, letGo, useBare, useContent } from './job-content.js';
-import { firstPass, Jobs, type Job } from './jobs.js';
+import { counted, firstPass, Jobs, type Job } from './jobs.js';
 import { Limiter } from './limiter.js';
 import { RssCloudPostSender } from './rsscloud-post.js';
 import { RssCloudXmlRpcSender } from './rsscloud-xmlrpc.js';
@@ -750,7 +750,8 @@ export class Notifier extends EventEmitter {
     const since = this.now();
     for (let pause = 20; !this.closed; pause = Math.min(1000, pause * 2)) {
       // Given up or lost meanwhile: nothing to order (the caller's turn skips it).
-      if (this.jobs.givenUp(sub.topic, version) || this.jobs.get(sub.topic, version)?.claim.lost) return waited;
+      const own = this.jobs.get(sub.topic, version);
+      if (own && !counted(own)) return waited;
       const earlier = (await this.outboxOf(sub.topic, waited)).filter(
         (e) => e.version < version && e.createdAt >= sub.whenCreated && !this.jobs.holds(e.topic, e.version),
       );
@@ -990,7 +991,6 @@ function parseCallback(url: string): URL | undefined {
 function keyOf(sub: Subscription): string {
   return subscriptionKey(sub.topic, sub.callback);
 }
-
 
 /** Whether a failure says something about the host rather than about one subscription (a 429: see CircuitBreaker.rateLimited). */
 function hostFailed(outcome: DeliveryOutcome): boolean {
