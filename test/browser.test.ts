@@ -32,6 +32,7 @@ const SCREENSHOT = fileURLToPath(new URL('../docs/dashboard.png', import.meta.ur
 /** The issue's bound: a ping shows in the dashboard's live log within a second. */
 const LIVE_LOG_BOUND_MS = 1000;
 const RSS_TYPE = 'application/rss+xml';
+const PAGE_CONTEXT = { viewport: { width: 1280, height: 900 }, bypassCSP: true } as const;
 
 interface Item {
   slug: string;
@@ -70,6 +71,7 @@ describe('In a real browser (headless Chromium)', function () {
   this.timeout(30_000);
   let browser: Browser | undefined;
   let context: BrowserContext | undefined;
+  let shared: Page | undefined;
   let hub: TestHub;
   let topics: TopicServer;
   let rc: Recorder;
@@ -90,26 +92,50 @@ describe('In a real browser (headless Chromium)', function () {
     ws = await Subscriber.start();
     down = await Subscriber.start();
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    // The tests drive the pages with code of their own (predicates evaluated from strings, another
+    // hub's client.js imported into a page of this one), which the pages' policy refuses, as it
+    // should; the policy itself is tested under its own rules below ('… Content-Security-Policy …').
+    context = await browser.newContext(PAGE_CONTEXT);
   });
   after(async () => {
     await browser?.close();
     await hub?.destroy();
     for (const s of [topics, rc, ws, down]) await s?.close();
   });
-  beforeEach(async () => {
-    // The tests drive the pages with code of their own (predicates evaluated from strings, another
-    // hub's client.js imported into a page of this one), which the pages' policy refuses, as it
-    // should; the policy itself is tested under its own rules below ('… Content-Security-Policy …').
-    context = await browser!.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
-  });
+  /**
+   * The one page of the tests that need no context of their own. A new page cost Chromium about
+   * a CPU-second (its renderer, its frame tree, playwright's instrumentation), the suite made one
+   * per test, and `npm test` is bound by its two cores: ~130 CPU-seconds for the suite with a
+   * page per test, ~60 with this one. A test that sets a clock, a colour scheme or keeps the
+   * pages' policy makes a context of its own.
+   */
+  async function blankPage(): Promise<Page> {
+    if (!shared || shared.isClosed()) shared = await context!.newPage();
+    return shared;
+  }
+  // Blank again after each test, as a page of its own would be: no document of the test left
+  // running into the next (its streams, its timers), none of its listeners or routes, the window
+  // at the context's size.
+  // A page that cannot be made blank (it crashed, say) is closed, and the next test gets a new
+  // one: a failing hook would skip every test after it.
   afterEach(async () => {
-    await context?.close();
-    context = undefined;
+    const page = shared;
+    if (!page || page.isClosed()) return;
+    try {
+      await page.goto('about:blank');
+      page.removeAllListeners('console');
+      page.removeAllListeners('pageerror');
+      await page.unrouteAll({ behavior: 'ignoreErrors' });
+      await page.setViewportSize(PAGE_CONTEXT.viewport);
+    } catch {
+      shared = undefined;
+      await page.close().catch(() => undefined);
+    }
   });
 
   /** A page that follows a feed at `hubUrl` with follow(), every onError it gets in window.__errors. */
   async function followWithErrors(hubUrl: string): Promise<Page> {
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(`${hub.url}/docs`);
     await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
       window.__errors = [];
@@ -135,7 +161,7 @@ describe('In a real browser (headless Chromium)', function () {
     down.deliveryStatuses = Array(20).fill(503);
     await webSubscribe(down, feed, '/down');
 
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -196,7 +222,7 @@ describe('In a real browser (headless Chromium)', function () {
       const feed = topics.set('/dash-refused.xml', { body: rss([item('r1', 'One')]), contentType: RSS_TYPE });
       // The address's one stream, held by another tab.
       const holder = await openStream(`${capped.url}/events`);
-      const page = await context!.newPage();
+      const page = await blankPage();
       const errors = watchErrors(page);
       await page.goto(`${capped.url}/`);
       await page.locator('#live-status[data-state="error"]').waitFor({ timeout: 10_000 });
@@ -220,7 +246,7 @@ describe('In a real browser (headless Chromium)', function () {
     capped.server.on('request', track);
     try {
       const feed = topics.set('/dash-refused-reconnect.xml', { body: rss([item('d1', 'One')]), contentType: RSS_TYPE });
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${capped.url}/`);
       await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
       // The stream's opening (its ready event) has been read before the connection drops.
@@ -250,7 +276,7 @@ describe('In a real browser (headless Chromium)', function () {
   // and its queue ran ever further behind. It is silent unless asked, and can be held still.
   it("the dashboard's live log is read aloud only when asked, and Pause holds new rows until Resume", async () => {
     const feed = topics.set('/dash-pause.xml', { body: rss([item('p1', 'One')]), contentType: RSS_TYPE });
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -283,7 +309,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("the dashboard's paused live log holds only as many new rows as it shows (100), and says more came", async () => {
     // Refused at once (nothing listens there), each one a row.
     const feed = 'http://127.0.0.1:1/dash-busy.xml';
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -300,7 +326,7 @@ describe('In a real browser (headless Chromium)', function () {
   // made a row and put in the log as it came, ~0.2 ms apiece: the page drew about one frame a
   // second and its buttons froze until the fan-out was over.
   it("the dashboard's live log puts at most a log's worth of rows (100) in per frame during a burst, and ends with the newest 100", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -336,7 +362,7 @@ describe('In a real browser (headless Chromium)', function () {
   // A page come back to (Back) shows the box as it was left, ticked: the log has to be read aloud
   // then too, not silent behind a ticked box.
   it("the dashboard's live log is read aloud when its box is ticked again by the browser on the way back to it", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -353,28 +379,34 @@ describe('In a real browser (headless Chromium)', function () {
   // day, a failure from three days ago read as one from this afternoon.
   it("the dashboard's times carry their date when it is not the viewer's today", async () => {
     expect((await hub.postForm('/ping', { url: topics.url('/never-there.xml') })).status).to.equal(200);
-    const page = await context!.newPage();
-    const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    const failure = page.locator('#failures time').first();
-    await failure.waitFor({ timeout: 10_000 });
-    expect(await failure.textContent(), 'today: the time of day alone').to.match(/^\d\d:\d\d:\d\d$/);
-    const at = Date.parse((await failure.getAttribute('datetime'))!);
+    // A context of its own: the clock it sets stays with its context.
+    const clocked = await browser!.newContext(PAGE_CONTEXT);
+    try {
+      const page = await clocked.newPage();
+      const errors = watchErrors(page);
+      await page.goto(`${hub.url}/`);
+      const failure = page.locator('#failures time').first();
+      await failure.waitFor({ timeout: 10_000 });
+      expect(await failure.textContent(), 'today: the time of day alone').to.match(/^\d\d:\d\d:\d\d$/);
+      const at = Date.parse((await failure.getAttribute('datetime'))!);
 
-    // The viewer's clock three days on (the hub's is unchanged), in the en-US locale of the context.
-    await page.clock.setFixedTime(at + 3 * 86_400_000);
-    await page.reload();
-    await failure.waitFor({ timeout: 10_000 });
-    const day = new Date(at).toLocaleString('en-US', { month: 'short', day: 'numeric' });
-    expect(await failure.textContent()).to.match(new RegExp(`^${day},? \\d\\d:\\d\\d:\\d\\d$`));
-    expect(errors).to.deep.equal([]);
+      // The viewer's clock three days on (the hub's is unchanged), in the en-US locale of the context.
+      await page.clock.setFixedTime(at + 3 * 86_400_000);
+      await page.reload();
+      await failure.waitFor({ timeout: 10_000 });
+      const day = new Date(at).toLocaleString('en-US', { month: 'short', day: 'numeric' });
+      expect(await failure.textContent()).to.match(new RegExp(`^${day},? \\d\\d:\\d\\d:\\d\\d$`));
+      expect(errors).to.deep.equal([]);
+    } finally {
+      await clocked.close();
+    }
   });
 
   // Anyone may ping a URL of up to MAX_URL_LENGTH characters; shown whole, one such URL was a
   // screenful in the live log (its 420 px showed nothing else) and in each table.
   it('the dashboard shows a very long topic URL in three lines, the whole of it in its tooltip', async () => {
     const long = topics.url(`/${'u'.repeat(1900)}.xml`);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -396,7 +428,7 @@ describe('In a real browser (headless Chromium)', function () {
   // for, and put the numbers and tables back to before that activity until the next poll.
   it("the dashboard never shows an older /stats.json answer over a newer one", async () => {
     const feed = topics.url('/stale-stats.xml');
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     // The page's first /stats.json (from before the ping) is answered only after a later one
     // that shows the ping's failure has been; any after those wait until the test is done.
@@ -434,7 +466,7 @@ describe('In a real browser (headless Chromium)', function () {
 
   it("the dashboard's forms send pleaseNotify, ping, subscribe and publish to the hub and show the raw reply", async () => {
     const feed = topics.set('/forms.xml', { body: rss([item('one', 'One')]), contentType: RSS_TYPE });
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     const reply = page.locator('#reply');
@@ -488,7 +520,7 @@ describe('In a real browser (headless Chromium)', function () {
     // The hub has read the feed once, so what follows are changes, not a first read.
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
 
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo`);
     await page.locator('#topic').fill(feed);
@@ -569,7 +601,7 @@ describe('In a real browser (headless Chromium)', function () {
   // follow() throws at once for such a topic; the demo did not catch it, so a link with a
   // fragment (which the form's type=url accepts too) left the page saying "Connecting…" for good.
   it('the demo says why it cannot follow a topic the hub would refuse, without a page error', async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent('https://blog.example/feed.xml#latest')}`);
     await page.locator('#status[data-state="error"]').waitFor({ timeout: 10_000 });
@@ -584,7 +616,7 @@ describe('In a real browser (headless Chromium)', function () {
   // EventSource hides the hub's answer: a topic the hub refuses (longer than MAX_URL_LENGTH) and
   // a hub that is gone both read "Connection lost; reconnecting…", for as long as the page was open.
   it('the demo says when the hub refuses the feed, with its reason, and when the hub cannot be reached', async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     const tooLong = `https://blog.example/${'l'.repeat(2100)}.xml`;
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(tooLong)}`);
@@ -614,7 +646,7 @@ describe('In a real browser (headless Chromium)', function () {
       const feed = topics.set('/demo-capped.xml', { body: rss([item('c', 'C')]), contentType: RSS_TYPE });
       // The address's one stream, held by another tab.
       const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
-      const page = await context!.newPage();
+      const page = await blankPage();
       const errors = watchErrors(page);
       await page.goto(`${capped.url}/demo?topic=${encodeURIComponent(feed)}`);
       await page.waitForFunction(`document.querySelector('#status').textContent.includes('HTTP 429')`, undefined, { timeout: 10_000 });
@@ -635,7 +667,7 @@ describe('In a real browser (headless Chromium)', function () {
     const gone = await Recorder.start((_req, res) => void res.writeHead(404).end());
     const deadUrl = gone.url;
     await gone.close();
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(`${hub.url}/docs`);
     await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
       window.__errors = [];
@@ -651,7 +683,7 @@ describe('In a real browser (headless Chromium)', function () {
     const feedItems = [item('w1', 'First')];
     const feed = topics.set(long, { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -682,7 +714,7 @@ describe('In a real browser (headless Chromium)', function () {
   // lost its connection or the stats stopped coming. Made live as they were, the stats' "Stats at
   // 12:00:03" would have been read out every three seconds; only what changes is read.
   it("the dashboard's connection statuses are read out when they change, and not each time the stats' clock moves", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -712,7 +744,7 @@ describe('In a real browser (headless Chromium)', function () {
   // A screen reader's list of tables (and the log, when it takes the focus to be scrolled) gave
   // four nameless tables and a nameless log: each is now named by its section's heading.
   it("the dashboard's tables and live log are named by their headings", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(`${hub.url}/`);
     for (const name of ['Busiest topics', 'Hosts in back-off', 'Recent deliveries', 'Recent failures']) {
       expect(await page.getByRole('table', { name, exact: true }).count(), `the table named ${name}`).to.equal(1);
@@ -726,7 +758,7 @@ describe('In a real browser (headless Chromium)', function () {
   // a mouse (WCAG 2.1.1). The tests check what Safari goes by, tabindex="0" and a name (Chromium
   // would pass the Tab and the keys without them), and then that Tab reaches the box and keys scroll it.
   it("the dashboard's live log is in the tab order itself (tabindex 0, named by its heading), and keys scroll it", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -747,7 +779,7 @@ describe('In a real browser (headless Chromium)', function () {
     const path = '/scrolling-body.txt';
     const feed = topics.set(path, { body: 'first\n', contentType: 'text/plain' });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -776,7 +808,7 @@ describe('In a real browser (headless Chromium)', function () {
   });
 
   it("the docs' one block that scrolls sideways is in the tab order (tabindex 0, a named region), and keys scroll it; the blocks that wrap are no tab stops", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/docs`);
     const blocks = `[...document.querySelectorAll('pre')].map((p) => [p.scrollWidth > p.clientWidth || p.scrollHeight > p.clientHeight, p.getAttribute('tabindex')])`;
@@ -803,7 +835,7 @@ describe('In a real browser (headless Chromium)', function () {
   // 1.4.13, 2.1.1). A screen reader reads the whole text either way (line-clamp hides nothing from it).
   it("the dashboard's long topic URL cut short is reached with Tab and shown whole while focused, also after the tables refresh; one shown whole is no tab stop", async () => {
     const long = topics.url(`/${'k'.repeat(1900)}.xml`);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/`);
     await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -841,7 +873,7 @@ describe('In a real browser (headless Chromium)', function () {
   // takes two lines there and five at 320 px.
   it("the dashboard's topic URL shown whole in a wide window becomes a tab stop once a narrower one cuts it short, and no longer when widened again", async () => {
     const medium = topics.url(`/${'m'.repeat(100)}.xml`);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.setViewportSize({ width: 700, height: 900 });
     await page.goto(`${hub.url}/`);
@@ -863,7 +895,7 @@ describe('In a real browser (headless Chromium)', function () {
   // The buttons were disabled while they worked: the focused one lost the keyboard's focus to the
   // page, and a screen reader went back to the top of it.
   it("the dashboard's form button keeps the keyboard's focus while its request is on the way, and sends it once", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     let pings = 0;
     await page.route('**/ping', async (route) => {
@@ -888,7 +920,7 @@ describe('In a real browser (headless Chromium)', function () {
   });
 
   it("the demo's Stop button, pressed from the keyboard, leaves the focus on Follow rather than on nothing", async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo`);
     await page.locator('#topic').fill(topics.url('/stop-focus.xml'));
@@ -984,7 +1016,7 @@ describe('In a real browser (headless Chromium)', function () {
     const feedItems = [item('s1', 'Already there')];
     const feed = topics.set('/demo-said.xml', { body: rss(feedItems), contentType: RSS_TYPE });
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/demo?topic=${encodeURIComponent(feed)}`);
     await page.locator('#status[data-state="open"]').waitFor({ timeout: 10_000 });
@@ -1001,7 +1033,7 @@ describe('In a real browser (headless Chromium)', function () {
     const feedItems = [item('a', 'Event A')];
     const feed = topics.set('/resume.xml', { body: rss(feedItems), contentType: RSS_TYPE });
     const url = `${hub.url}/stream?topic=${encodeURIComponent(feed)}`;
-    const page = await context!.newPage();
+    const page = await blankPage();
     const errors = watchErrors(page);
     await page.goto(`${hub.url}/docs`);
     const listen = (src: string): Promise<unknown> =>
@@ -1063,7 +1095,7 @@ describe('In a real browser (headless Chromium)', function () {
         await capped.postForm('/ping', { url: feed });
         // The one stream allowed, held elsewhere (another tab behind the same NAT; another reader).
         const holder = await openStream(`${capped.url}/stream?topic=${encodeURIComponent(feed)}`);
-        const page = await context!.newPage();
+        const page = await blankPage();
         await page.goto(`${hub.url}/docs`);
         await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
           window.__seen = []; window.__refused = 0; window.__opened = 0; window.__errors = [];
@@ -1116,7 +1148,7 @@ describe('In a real browser (headless Chromium)', function () {
       const feedItems = [item('g1', 'Before the drop')];
       const feed = topics.set('/refused-reconnect.xml', { body: rss(feedItems), contentType: RSS_TYPE });
       expect((await capped.postForm('/ping', { url: feed })).status).to.equal(200);
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${hub.url}/docs`);
       await page.evaluate(`import(${JSON.stringify(`${capped.url}/client.js`)}).then(({ follow }) => {
         window.__seen = []; window.__resets = 0; window.__errors = 0; window.__opened = 0;
@@ -1160,7 +1192,7 @@ describe('In a real browser (headless Chromium)', function () {
   // The hub refuses such a topic with a 400 that EventSource hides from the page, so follow()
   // reported only onError({ reconnecting: true }) and asked again every few minutes for good.
   it('follow() throws for a topic the hub would refuse (relative, not http(s), with a fragment, credentials or a control character) instead of retrying it forever', async () => {
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(`${hub.url}/docs`);
     const outcome = (topic: string): Promise<unknown> =>
       page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
@@ -1188,7 +1220,7 @@ describe('In a real browser (headless Chromium)', function () {
     };
     hub.server.on('request', track);
     try {
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${hub.url}/docs`);
       await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
         window.__errors = [];
@@ -1251,7 +1283,7 @@ describe('In a real browser (headless Chromium)', function () {
       res.writeHead(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }).write('retry: 60000\n\n');
     });
     try {
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${hub.url}/docs`);
       await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
         window.__opened = 0;
@@ -1282,7 +1314,7 @@ describe('In a real browser (headless Chromium)', function () {
       else stream.write('retry: 60000\n\n');
     });
     try {
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${hub.url}/docs`);
       await page.evaluate(`import(${JSON.stringify(`${hub.url}/client.js`)}).then(({ follow }) => {
         window.__opened = 0;
@@ -1325,7 +1357,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("a stream fetched from another origin's page with headers of its own (as fetch-event-source does) opens", async () => {
     const origin = topics.set('/reader-page.html', { body: '<!doctype html><title>Reader</title>', contentType: 'text/html; charset=utf-8' });
     expect(new URL(origin).origin).to.not.equal(new URL(hub.url).origin);
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(origin);
     const streamUrl = `${hub.url}/stream?topic=${encodeURIComponent('https://blog.example/cors.xml')}`;
     // The page's first chunks, up to the event the stream opens with, or why it could not be read.
@@ -1351,7 +1383,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("an XML-RPC call sent from another origin's page to the hub's bare address is answered, and the page can read the answer", async () => {
     const origin = topics.set('/pinger-page.html', { body: '<!doctype html><title>Pinger</title>', contentType: 'text/html; charset=utf-8' });
     expect(new URL(origin).origin).to.not.equal(new URL(hub.url).origin);
-    const page = await context!.newPage();
+    const page = await blankPage();
     await page.goto(origin);
     // text/xml is no form type: the browser asks OPTIONS / first, and sends the call only if told it may.
     const call = '<?xml version="1.0"?>\n<methodCall><methodName>rssCloud.hello</methodName><params></params></methodCall>';
@@ -1377,7 +1409,7 @@ describe('In a real browser (headless Chromium)', function () {
     };
     hub.server.on('request', track);
     try {
-      const page = await context!.newPage();
+      const page = await blankPage();
       await page.goto(`${hub.url}/docs`);
       await page.evaluate(`new Promise((resolve) => {
         window.__events = [];
