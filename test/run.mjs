@@ -4,11 +4,11 @@
 //
 //   lane 1: the embedded-store suites that wait longest on other processes (several hubs, a
 //           PostgreSQL server stopped and started): WAIT_LONG below; then the browser suite
-//           (BROWSER);
+//           (BROWSER) with the PostgreSQL-silence and shutdown suites;
 //   lane 2: the protocol suites (.mocharc.postgresql.jsonc) again with TEST_STORE=postgresql:
 //           every hub on the PostgreSQL store (test/helpers/store-under-test.ts), every
 //           top-level suite titled "[postgresql] …"; then the embedded WebSub and HTTPS suites
-//           and the PostgreSQL-silence suite, which starts a server of its own (AFTER_PG);
+//           (AFTER_PG);
 //   lane 3: the other embedded-store suites that spend their time waiting on protocol timers:
 //           WAIT below;
 //   lane 4: every other test file on the embedded store.
@@ -42,13 +42,15 @@ const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 // Measured per suite (2026-12-04, quiet machine): rebalance when a lane grows. (2026-12-05:
 // lane 4 the longest at 280-293 s, lane 3 at 249 s: weblogupdates, ~23 s of answer timers, moved.
 // Later that day lane 1 at 281 s, the others 250-257 s, with cluster's SIGSTOP test added:
-// pg-silence (~14 s alone) moved to lane 3. 2026-12-06: lane 2 the shortest again, by ~30 s,
-// once cluster's and pg-outage's waits were cut from lane 1: pg-silence moved on to lane 2.)
+// pg-silence (~14 s alone) moved to lane 3. Later still: lane 2 the shortest again, by ~30 s,
+// once cluster's and pg-outage's waits were cut from lane 1: pg-silence moved on to lane 2.
+// 2026-12-05 evening: the browser suite ~25 s shorter (one page for its tests), lane 1 the
+// shortest at 180 s, the others 222-237 s: pg-silence and shutdown (~14 s each) to lane 1.)
 const WAIT_LONG = ['test/cluster.test.ts', 'test/pg-outage.test.ts', 'test/migrate.test.ts', 'test/pg-managed.test.ts'];
 const WAIT = ['test/polling.test.ts', 'test/delivery.test.ts', 'test/security.test.ts', 'test/fuzz.test.ts', 'test/polling-schedule.test.ts', 'test/store.test.ts', 'test/weblogupdates.test.ts'];
 /** Lanes of their own would idle after them: each runs after a shorter lane's suites. */
-const BROWSER = ['test/browser.test.ts'];
-const AFTER_PG = ['test/websub.test.ts', 'test/https.test.ts', 'test/pg-silence.test.ts'];
+const BROWSER = ['test/browser.test.ts', 'test/pg-silence.test.ts', 'test/shutdown.test.ts'];
+const AFTER_PG = ['test/websub.test.ts', 'test/https.test.ts'];
 const SLOW = [...WAIT_LONG, ...WAIT, ...BROWSER, ...AFTER_PG];
 
 const ALL = readdirSync(path.join(ROOT, 'test'), { recursive: true })
@@ -70,11 +72,11 @@ function embeddedConfig(name, files) {
 const LANES = [
   [
     { name: 'embedded store, suites that wait on other processes', config: embeddedConfig('wait-long', WAIT_LONG), store: 'embedded' },
-    { name: 'embedded store, in a real browser', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
+    { name: 'embedded store, in a real browser, PostgreSQL silence and shutdown', config: embeddedConfig('browser', BROWSER), store: 'embedded' },
   ],
   [
     { name: 'PostgreSQL store, protocol suites', config: '.mocharc.postgresql.jsonc', store: 'postgresql' },
-    { name: 'embedded store, WebSub, HTTPS and PostgreSQL silence', config: embeddedConfig('after-pg', AFTER_PG), store: 'embedded' },
+    { name: 'embedded store, WebSub and HTTPS', config: embeddedConfig('after-pg', AFTER_PG), store: 'embedded' },
   ],
   [{ name: 'embedded store, suites that wait on timers', config: embeddedConfig('wait', WAIT), store: 'embedded' }],
   [{ name: 'embedded store, the other suites', config: embeddedConfig('other', ALL.filter((f) => !SLOW.includes(f))), store: 'embedded' }],
