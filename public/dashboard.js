@@ -282,7 +282,13 @@ function showInLog(events) {
   const newestFirst = document.createDocumentFragment();
   for (let i = rows.length - 1; i >= 0; i--) newestFirst.append(rows[i]);
   log.prepend(newestFirst);
-  while (log.children.length > LOG_MAX_ROWS) log.lastElementChild.remove();
+  while (log.children.length > LOG_MAX_ROWS) {
+    const oldest = log.lastElementChild;
+    // A row that left with the keyboard's focus in it (on its clipped URL, a tab stop) left the
+    // focus on nothing, and the next Tab started again from the top of the page: the log keeps it.
+    if (oldest.contains(document.activeElement)) log.focus({ preventScroll: true });
+    oldest.remove();
+  }
   markClipped(rows.flatMap((row) => [...row.querySelectorAll('.clip')]));
 }
 

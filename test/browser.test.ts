@@ -869,6 +869,28 @@ describe('In a real browser (headless Chromium)', function () {
     expect(errors).to.deep.equal([]);
   });
 
+  it("the dashboard's live log keeps the keyboard's focus when the row it was on leaves the log (the 101st row)", async () => {
+    const long = topics.url(`/${'f'.repeat(1900)}.xml`);
+    const page = await blankPage();
+    const errors = watchErrors(page);
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    // The long URL's row first, then 99 more: it is the oldest of the 100 the log keeps.
+    hub.hub.emit('activity', { kind: 'ping', topic: long, ok: true });
+    await page.locator(`#log li[data-topic="${long}"] .clip[tabindex="0"]`).waitFor({ timeout: 10_000 });
+    for (let i = 0; i < 99; i++) hub.hub.emit('activity', { kind: 'ping', topic: `https://focus.example/${i}.xml`, ok: true });
+    await page.locator('#log li[data-topic="https://focus.example/98.xml"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#log li').count()).to.equal(100);
+    await page.locator(`#log li[data-topic="${long}"] .clip`).focus();
+    hub.hub.emit('activity', { kind: 'ping', topic: 'https://focus.example/last.xml', ok: true });
+    await page.locator(`#log li[data-topic="${long}"]`).waitFor({ state: 'detached', timeout: 10_000 });
+    expect(await page.evaluate(`document.activeElement && (document.activeElement.id || document.activeElement.tagName)`), 'the focused element').to.equal('log');
+    // And Tab goes on from there, not from the top of the page.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(`Boolean(document.querySelector('#log').compareDocumentPosition(document.activeElement) & Node.DOCUMENT_POSITION_FOLLOWING)`), 'Tab lands after the log').to.equal(true);
+    expect(errors).to.deep.equal([]);
+  });
+
   // The log's URL column is widest at ~700 px (620 px; 240 px at 320): a URL of ~130 characters
   // takes two lines there and five at 320 px.
   it("the dashboard's topic URL shown whole in a wide window becomes a tab stop once a narrower one cuts it short, and no longer when widened again", async () => {
