@@ -6,9 +6,10 @@
 // its tests and failures cannot be mistaken for the embedded store's.
 'use strict';
 const fs = require('node:fs');
+const path = require('node:path');
 const Mocha = require('mocha');
 
-const { EVENT_RUN_END, EVENT_TEST_FAIL } = Mocha.Runner.constants;
+const { EVENT_RUN_END, EVENT_SUITE_BEGIN, EVENT_SUITE_END, EVENT_TEST_FAIL } = Mocha.Runner.constants;
 
 class CountingReporter extends Mocha.reporters.Spec {
   constructor(runner, options) {
@@ -24,11 +25,23 @@ class CountingReporter extends Mocha.reporters.Spec {
       const message = String(error?.message ?? error).split('\n')[0].slice(0, 300);
       failures.push(`${test.fullTitle()}: ${message}`);
     });
+    // Seconds per test file, hooks included, for balancing test/run.mjs's lanes (TEST_TIMINGS=1).
+    const files = {};
+    const began = new Map();
+    runner.on(EVENT_SUITE_BEGIN, (suite) => {
+      if (suite.file && suite.parent?.root) began.set(suite, Date.now());
+    });
+    runner.on(EVENT_SUITE_END, (suite) => {
+      const t = began.get(suite);
+      if (t === undefined) return;
+      const name = path.relative(process.cwd(), suite.file);
+      files[name] = (files[name] ?? 0) + (Date.now() - t) / 1000;
+    });
     runner.once(EVENT_RUN_END, () => {
       const s = runner.stats ?? { passes: 0, failures: 0, pending: 0 };
       const file = process.env.TEST_COUNTS_FILE;
       if (file) {
-        fs.writeFileSync(file, JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending, failures }));
+        fs.writeFileSync(file, JSON.stringify({ passed: s.passes, failed: s.failures, skipped: s.pending, failures, files }));
       } else {
         process.stdout.write(`${s.passes} passed, ${s.failures} failed, ${s.pending} skipped\n`);
       }

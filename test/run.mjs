@@ -29,13 +29,16 @@
 // ends without its counts (it crashed, or could not load a file) or exits non-zero without a
 // failure counted is one more failure in the total, so a run that broke can never add up to
 // green. Exit status: 0 only when nothing failed.
-// Arguments go to every run (e.g. `npm test -- --grep pleaseNotify`).
+// Arguments go to every run (e.g. `npm test -- --grep pleaseNotify`). `TEST_TIMINGS=1 npm test`
+// also lists each run's test files by the seconds they took: what the lanes are balanced by.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** TEST_TIMINGS=1: each run's test files by the seconds they took, hooks included, under its line. */
+const TIMINGS = process.env.TEST_TIMINGS === '1';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MOCHA = path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js');
 
@@ -192,6 +195,10 @@ for (const run of LANES.flat()) {
     continue;
   }
   process.stdout.write(`${run.name} (${r.seconds} s): ${line(r.counts)}\n`);
+  if (TIMINGS) {
+    const files = Object.entries(r.counts.files ?? {}).sort((a, b) => b[1] - a[1]);
+    for (const [file, seconds] of files) process.stdout.write(`  ${seconds.toFixed(1).padStart(6)} s  ${file}\n`);
+  }
   for (const f of r.counts.failures ?? []) process.stdout.write(`  failed: ${f}\n`);
   if (r.broke) process.stdout.write(`  the ${run.name} run broke, counted as one more failure: ${r.broke}\n`);
   total.passed += r.counts.passed;
