@@ -6,7 +6,8 @@
 // and, as a reference for the changed-feed ping, express that GETs the feed before answering.
 // Pings go round-robin over 1,000 feeds, so each is a real read of its own feed rather than
 // one read shared by every ping in flight, on the sink's 8 ports (8 hosts; see pingFeed). The
-// hub, the baseline, the feeds and autocannon are four processes.
+// hub, the baseline, the feeds and autocannon are four processes; each pair of ping runs has a
+// hub process of its own (the WebSub run, the last pair's).
 // Run: npx tsx bench/intake.ts   (INTAKE_SECONDS=5 INTAKE_CONNECTIONS=50 INTAKE_PAIRS=3)
 import autocannon, { type Result } from 'autocannon';
 import { type Child, fmt, line, machineLine, pingFeed, primePings, profiled, record, sinkOrigin, sleep, spawnChild, startHubProcess, startSink } from './common.js';
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   console.log(`Intake (${machineLine()})`);
   console.log(`  autocannon, ${CONNECTIONS} connections, ${SECONDS} s per run (1 s warm-up before each)`);
   const sink = await startSink(8);
-  const hub = await startHubProcess('intake');
+  let hub = await startHubProcess('intake');
   const { child: bare, ready } = await spawnChild<{ url: string }>('express-child.ts');
   try {
     const staticFeed = (i: number): string => pingFeed(sink, 'static', i);
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
     const unchangedRuns: Paired[] = [];
     const changedRuns: Paired[] = [];
     for (let k = 0; k < PAIRS; k++) {
+      // Each pair on a hub process of its own: one process can run 5-10 % faster or slower than
+      // another of the same code for its whole life (see compare.ts), and the median pair should
+      // not be one process's luck.
+      if (k > 0) {
+        await hub.stop();
+        hub = await startHubProcess('intake');
+        await primePings(hub.url, sink, ['static', 'changing']);
+      }
       const u = await run(hub.child, hub.url, '/ping', pingBody(staticFeed), k === 0 ? 'intake-ping-unchanged' : undefined);
       bases.push(await express());
       unchangedRuns.push({ load: u, base: lastAround() });
