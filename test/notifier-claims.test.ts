@@ -229,3 +229,53 @@ describe('notifier: a version lost to another process and claimed back', () => {
     }
   });
 });
+
+describe('notifier: a version lost while its lane sleeps out a retry', () => {
+  it("wakes the lane when the version is lost, so the subscriber's later versions go out then, not when the retry's wait ends", async () => {
+    const LEASE_MS = 300;
+    const topic = 'http://t.example/feed';
+    const callback = 'http://cb.example/slow';
+    const { store, dir } = await claimsStore(true, topic, [callback]);
+    // Version 1's first attempt fails (a 503, retried after WEBSUB_RETRY_BASE_MS, a minute); every later one is taken.
+    const sent: string[] = [];
+    const http = {
+      request: async (_kind: string, url: string | URL, opts: { body?: Buffer | string }) => {
+        const body = String(opts.body ?? '');
+        sent.push(body);
+        const status = sent.length === 1 ? 503 : 200;
+        return { status, headers: {}, body: Buffer.alloc(0), url: String(url) } satisfies HttpResponse;
+      },
+    } as unknown as HttpClient;
+    const messages: string[] = [];
+    const log = createLogger('info', (line) => void messages.push((JSON.parse(line) as { msg: string }).msg));
+    const config = loadConfig({ OUTBOX_CLAIM_LEASE_MS: String(LEASE_MS), WEBSUB_RETRY_BASE_MS: '60000', DELIVERY_CONCURRENCY: '1' });
+    const notifier = new Notifier({ config, http, store, log });
+    const stage = async (version: number): Promise<void> => {
+      const start = await notifier.stage({ topic, version, body: Buffer.from(`version ${version}`), contentType: 'text/plain' }, () =>
+        store.putTopic({ ...newTopic(topic), version }),
+      );
+      void start();
+    };
+    try {
+      await notifier.resume();
+      await stage(1);
+      expect(await until(() => sent.length === 1), 'version 1 tried, refused').to.equal(true);
+      // Another process takes version 1 over (this one's claim given up: its next renewal renews
+      // nothing) and delivers it: its subscription records it and the entry leaves the outbox.
+      await store.releaseClaims(notifier.owner);
+      expect(await until(() => messages.some((m) => m.startsWith('another process took over'))), 'version 1 lost here').to.equal(true);
+      const sub = (await store.getSubscription(topic, callback))!;
+      await store.putSubscription({ ...sub, deliveredVersion: 1 });
+      await store.deleteOutbox(topic, 1);
+      // Version 2, this process's own: sent once the lane moves on from the version it lost.
+      await stage(2);
+      expect(await until(() => sent.includes('version 2')), 'version 2 sent (before the minute of version 1\'s retry)').to.equal(true);
+      expect(sent, 'version 1 is not sent again here').to.deep.equal(['version 1', 'version 2']);
+    } finally {
+      notifier.close();
+      await notifier.drained();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

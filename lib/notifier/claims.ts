@@ -17,6 +17,8 @@ export interface OutboxClaimsDeps {
   owner: string;
   /** OUTBOX_CLAIM_LEASE_MS. */
   leaseMs: number;
+  /** Told of each version lost to another process, once its job here is given up. */
+  onLost: (key: OutboxKey) => void;
 }
 
 /** Queues claimed entries for the subscriptions still behind them (Notifier.resumeEntries); resolves to how many deliveries. */
@@ -184,7 +186,8 @@ export class OutboxClaims {
    * Another process took a version over from this one (see startRenewals): it is given up here,
    * nothing recorded for the subscriptions still owed it and its outbox entry left, which the new
    * owner delivers and removes. Deliveries of it already under way end and are recorded as usual;
-   * its lanes drop it at their next turn (see Notifier.takeTurn), and the job goes once each has.
+   * its lanes drop it at their next turn (see Notifier.takeTurn), woken for it if they sleep out
+   * its retry (onLost), and the job goes once each has.
    */
   private lose(job: Job): void {
     const { jobs } = this.deps;
@@ -193,6 +196,7 @@ export class OutboxClaims {
     // Its later versions here were ordered behind it by the lanes alone (noEarlier): now they
     // wait, per subscriber, for the new owner to handle it, as for any other process's version.
     for (const other of jobs.all()) if (other.entry.topic === topic && other.entry.version > version) other.noEarlier = false;
+    this.deps.onLost({ topic, version });
     this.deps.log.warn('another process took over a fan-out whose claim lapsed here; it delivers the rest', { topic, version, owed: job.remaining.size });
   }
 }

@@ -19,7 +19,7 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
-import { callbackHost, subscriptionKey, type OutboxEntry, type Protocol, type Subscription } from '../model.js';
+import { callbackHost, outboxEntryKey, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
 import type { Store } from '../store/store.js';
 import { UNEXPECTED_RETRIES, backoff, longestBackoff, retryWindow, unexpectedRetryDelayMs } from '../backoff.js';
 import { CircuitBreaker } from './breaker.js';
@@ -141,7 +141,8 @@ export class Notifier extends EventEmitter {
   private readonly lingering: Limiter;
   private readonly jobs = new Jobs();
   private readonly lanes = new Map<string, Lane>();
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string }>();
+  /** Timed waits: `host`, the host they wait for; `retrying`, the outbox entry (its key) whose next attempt they wait for. */
+  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string; retrying?: string }>();
   private readonly now: () => number;
   private closed = false;
   /** Waiting in drained() for the last lane to stop. */
@@ -159,7 +160,7 @@ export class Notifier extends EventEmitter {
     const { config } = deps;
     this.now = deps.now ?? Date.now;
     this.owner = deps.owner ?? randomUUID();
-    this.claims = new OutboxClaims({ store: deps.store, log: deps.log, jobs: this.jobs, owner: this.owner, leaseMs: config.outboxClaimLeaseMs });
+    this.claims = new OutboxClaims({ store: deps.store, log: deps.log, jobs: this.jobs, owner: this.owner, leaseMs: config.outboxClaimLeaseMs, onLost: (key) => this.wakeRetriesOf(key) });
     this.retryWindowMs = retryWindow(config.websubMaxAttempts, config.websubRetryBaseMs, config.websubRetryMaxMs);
     this.limiter = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
     this.handlerTests = new HostLimiter(config.deliveryConcurrency, config.deliveryPerHost);
@@ -363,6 +364,22 @@ export class Notifier extends EventEmitter {
     return woken;
   }
 
+  /**
+   * A version lost to another process (see OutboxClaims.lose): the lanes sleeping out its next
+   * attempt (a retry's backoff, its host's pause) wake now, drop it, and go on to their later
+   * versions. Left asleep, a lane held its subscriber's later versions for the rest of the
+   * backoff (minutes, up to WEBSUB_RETRY_MAX_MS) while the new owner had the lost one delivered.
+   */
+  private wakeRetriesOf({ topic, version }: OutboxKey): void {
+    const key = outboxEntryKey(topic, version);
+    for (const s of this.sleepers) {
+      if (s.retrying !== key) continue;
+      clearTimeout(s.timer);
+      this.sleepers.delete(s);
+      s.wake();
+    }
+  }
+
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
@@ -558,7 +575,7 @@ export class Notifier extends EventEmitter {
           }
           this.settleFirst(lane, version, paused);
           lane.behindPause = true;
-          await this.waitBehind(lane, version, this.sleep(tried.pausedUntil - this.now(), host));
+          await this.waitBehind(lane, version, this.sleep(tried.pausedUntil - this.now(), host, outboxEntryKey(lane.topic, version)));
           continue;
         }
         const { sub, content, outcome, final, delay, started, place } = tried;
@@ -576,7 +593,7 @@ export class Notifier extends EventEmitter {
         }
         // Woken early by the operator's retry of the host (see retryHostNow), as a pause is.
         const from = this.now();
-        await this.waitBehind(lane, version, this.sleep(delay, host));
+        await this.waitBehind(lane, version, this.sleep(delay, host, outboxEntryKey(lane.topic, version)));
         // Only what it waited of the delay: counted whole, a Retry-After of an hour the operator
         // cut short kept the version waiting for its host an hour past its window.
         asked += Math.max(0, Math.min(delay, this.now() - from) - longestBackoff(attempt, config.websubRetryBaseMs, config.websubRetryMaxMs));
@@ -953,7 +970,7 @@ export class Notifier extends EventEmitter {
     this.emit('delivery', event);
   }
 
-  private sleep(ms: number, host?: string): Promise<void> {
+  private sleep(ms: number, host?: string, retrying?: string): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       const sleeper = {
@@ -963,6 +980,7 @@ export class Notifier extends EventEmitter {
         }, Math.max(0, ms)),
         wake: resolve,
         ...(host !== undefined && { host }),
+        ...(retrying !== undefined && { retrying }),
       };
       this.sleepers.add(sleeper);
     });
