@@ -143,6 +143,12 @@ describe('In a real browser (headless Chromium)', function () {
     await h.destroy();
   }
 
+  /** The suite's hub's dashboard in `page`, once its live log is open. */
+  async function openDashboard(page: Page): Promise<void> {
+    await page.goto(`${hub.url}/`);
+    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+  }
+
   /** A page that follows a feed at `hubUrl` with follow(), every onError it gets in window.__errors. */
   async function followWithErrors(hubUrl: string): Promise<Page> {
     const page = await blankPage();
@@ -173,8 +179,7 @@ describe('In a real browser (headless Chromium)', function () {
 
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
     expect(await page.title()).to.equal('Pushbutton · dashboard');
     expect(await page.locator('[data-protocol="websub"]').textContent()).to.equal('2');
@@ -288,8 +293,7 @@ describe('In a real browser (headless Chromium)', function () {
     const feed = topics.set('/dash-pause.xml', { body: rss([item('p1', 'One')]), contentType: RSS_TYPE });
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     const log = page.locator('#log');
     expect(await log.getAttribute('role')).to.equal('log');
     expect(await log.getAttribute('aria-live')).to.equal('off');
@@ -321,8 +325,7 @@ describe('In a real browser (headless Chromium)', function () {
     const feed = 'http://127.0.0.1:1/dash-busy.xml';
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     await page.getByRole('button', { name: 'Pause' }).click();
     const pings = await Promise.all(Array.from({ length: 110 }, () => hub.postForm('/ping', { url: feed })));
     expect(pings.filter((r) => r.status !== 200)).to.deep.equal([]);
@@ -338,8 +341,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("the dashboard's live log puts at most a log's worth of rows (100) in per frame during a burst, and ends with the newest 100", async () => {
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     // Rows added to the log between two animation frames of the page, the most of any two.
     await page.evaluate(`
       window.__added = 0;
@@ -374,8 +376,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("the dashboard's live log is read aloud when its box is ticked again by the browser on the way back to it", async () => {
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     await page.getByLabel('Read new events aloud').check();
     await page.goto(`${hub.url}/docs`);
     await page.goBack();
@@ -418,8 +419,7 @@ describe('In a real browser (headless Chromium)', function () {
     const long = topics.url(`/${'u'.repeat(1900)}.xml`);
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
     const logRow = page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`);
     const failure = page.locator('#failures tr', { hasText: long }).first();
@@ -463,8 +463,7 @@ describe('In a real browser (headless Chromium)', function () {
         release();
       }
     });
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
     // The refresh after the ping's activity brings its failure; then the older answer arrives.
     await released;
@@ -570,8 +569,7 @@ describe('In a real browser (headless Chromium)', function () {
       const errors = watchErrors(page);
 
       // The dashboard: its live log and stats open, and a form sends a ping and shows the reply.
-      await page.goto(`${hub.url}/`);
-      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      await openDashboard(page);
       await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
       const tryPing = page.locator('details.try-it', { has: page.locator('summary', { hasText: 'rssCloud ping' }) });
       if ((await tryPing.getAttribute('open')) === null) await tryPing.locator('summary').click();
@@ -726,8 +724,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("the dashboard's connection statuses are read out when they change, and not each time the stats' clock moves", async () => {
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     await page.locator('#stats-status[data-state="open"]').waitFor({ timeout: 10_000 });
     const LIVE = '[role="status"], [role="alert"], [aria-live="polite"], [aria-live="assertive"]';
     const inLiveRegion = (sel: string): Promise<unknown> => page.evaluate(`Boolean(document.querySelector(${JSON.stringify(sel)}).closest(${JSON.stringify(LIVE)}))`);
@@ -770,8 +767,7 @@ describe('In a real browser (headless Chromium)', function () {
   it("the dashboard's live log is in the tab order itself (tabindex 0, named by its heading), and keys scroll it", async () => {
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     for (let i = 0; i < 40; i++) hub.hub.emit('activity', { kind: 'delivery', topic: `https://scroll.example/${i}.xml`, ok: true, protocol: 'websub', detail: `sub${i}.example 204` });
     await page.locator('#log li[data-topic="https://scroll.example/39.xml"]').waitFor({ timeout: 10_000 });
     expect(await page.evaluate(`(() => { const l = document.querySelector('#log'); return l.scrollHeight > l.clientHeight; })()`), 'the log scrolls').to.equal(true);
@@ -847,8 +843,7 @@ describe('In a real browser (headless Chromium)', function () {
     const long = topics.url(`/${'k'.repeat(1900)}.xml`);
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     hub.hub.emit('activity', { kind: 'ping', topic: 'https://short.example/feed.xml', ok: true });
     expect((await hub.postForm('/ping', { url: long })).status).to.equal(200);
     await page.locator(`#log li[data-kind="ping"][data-topic="${long}"]`).waitFor({ timeout: 10_000 });
@@ -883,8 +878,7 @@ describe('In a real browser (headless Chromium)', function () {
     const long = topics.url(`/${'f'.repeat(1900)}.xml`);
     const page = await blankPage();
     const errors = watchErrors(page);
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     // The long URL's row first, then 99 more: it is the oldest of the 100 the log keeps.
     hub.hub.emit('activity', { kind: 'ping', topic: long, ok: true });
     await page.locator(`#log li[data-topic="${long}"] .clip[tabindex="0"]`).waitFor({ timeout: 10_000 });
@@ -908,8 +902,7 @@ describe('In a real browser (headless Chromium)', function () {
     const page = await blankPage();
     const errors = watchErrors(page);
     await page.setViewportSize({ width: 700, height: 900 });
-    await page.goto(`${hub.url}/`);
-    await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+    await openDashboard(page);
     expect((await hub.postForm('/ping', { url: medium })).status).to.equal(200);
     const clip = page.locator(`#log li[data-kind="ping"][data-topic="${medium}"] .clip`).first();
     await clip.waitFor({ timeout: 10_000 });
@@ -980,8 +973,7 @@ describe('In a real browser (headless Chromium)', function () {
       const page = await narrow.newPage();
       const errors = watchErrors(page);
       await page.route('**/stats.json', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(stats) }));
-      await page.goto(`${hub.url}/`);
-      await page.locator('#live-status[data-state="open"]').waitFor({ timeout: 10_000 });
+      await openDashboard(page);
       await page.locator('#paused time').first().waitFor({ timeout: 10_000 });
       hub.hub.emit('activity', { kind: 'delivery', topic: 'https://narrow.example/feed.xml', ok: false, protocol: 'websub', detail: 'reader.example 503' });
       const row = page.locator('#log li[data-topic="https://narrow.example/feed.xml"]');
