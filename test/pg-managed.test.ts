@@ -7,6 +7,7 @@
 // on a server that closes sessions idle for long (idle_session_timeout). Each on a private server.
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import pg from 'pg';
 import { spawnHub } from './helpers/child-hub.js';
 import { startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
@@ -28,6 +29,13 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
   let feeds: FeedServer;
   let rssSub: Recorder;
   const hubs: TestHub[] = [];
+  /** Data directories of hubs that are meant not to start (so never destroyed): removed at the end. */
+  const unstarted: string[] = [];
+  const unstartedDir = async (): Promise<string> => {
+    const dir = await tempDataDir();
+    unstarted.push(dir);
+    return dir;
+  };
 
   /** The server's URL for `user` on `database`, over TCP through `proxy` or on its socket. */
   const urlOf = (user: string, database: string, proxy?: PoolerProxy): string => {
@@ -58,6 +66,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
   after(async function () {
     this.timeout(60_000);
     for (const h of hubs) await h.destroy();
+    for (const d of unstarted) await rm(d, { recursive: true, force: true });
     for (const s of [feeds, rssSub]) await s?.close();
     await server?.stop();
   });
@@ -100,7 +109,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
 
     it('in transaction mode: exits at start-up, saying the pooler must run in session mode', async () => {
       const b = await bouncer('transaction');
-      const failed = await spawnHub(await tempDataDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_tx') }, 15_000).then(
+      const failed = await spawnHub(await unstartedDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_tx') }, 15_000).then(
         async (hub) => `started and listening at ${hub.url}: ${String(await hub.stop('SIGKILL'))}`,
         (e: unknown) => String(e),
       );
@@ -111,7 +120,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
 
     it('in session mode with default_pool_size = 1: exits at start-up after DATABASE_QUERY_TIMEOUT_MS, saying how many server connections it needs', async () => {
       const b = await bouncer('session', 1);
-      const failed = await spawnHub(await tempDataDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_session'), DATABASE_QUERY_TIMEOUT_MS: '500' }, 15_000).then(
+      const failed = await spawnHub(await unstartedDir(), { DATABASE_URL: b.url('pushbutton', 'bounced_session'), DATABASE_QUERY_TIMEOUT_MS: '500' }, 15_000).then(
         async (hub) => `started and listening at ${hub.url}: ${String(await hub.stop('SIGKILL'))}`,
         (e: unknown) => String(e),
       );
@@ -175,7 +184,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
 
     it('sslmode=verify-full: refuses a certificate it cannot verify', async () => {
-      const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await tempDataDir()).then(
+      const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await unstartedDir()).then(
         async (hub) => {
           hubs.push(hub);
           return 'started';
@@ -553,8 +562,7 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
     });
 
     it('exits at once, saying the database accepts no writes', async () => {
-      const dir = await tempDataDir();
-      const started = spawnHub(dir, { DATABASE_URL: urlOf('pushbutton', 'readonly') }, 15_000);
+      const started = spawnHub(await unstartedDir(), { DATABASE_URL: urlOf('pushbutton', 'readonly') }, 15_000);
       const failed = await started.then(
         () => undefined,
         (e: unknown) => String(e),

@@ -50,7 +50,14 @@ export async function tempDataDir(): Promise<string> {
  */
 export async function startTestHub(env: Record<string, string> = {}, dataDir?: string, opts: StartOptions = {}): Promise<TestHub> {
   const dir = dataDir ?? (await tempDataDir());
-  const running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...(await storeEnv(dir, env)), ...env }), opts);
+  let running: RunningHub;
+  try {
+    running = await startHub(loadConfig({ ...TEST_ENV, DATA_DIR: dir, ...(await storeEnv(dir, env)), ...env }), opts);
+  } catch (e) {
+    // A hub meant not to start (a test of its refusal) leaves no directory of this helper's behind.
+    if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     ...running,
     dataDir: dir,
