@@ -117,6 +117,14 @@ type Attempt =
   | { fenced: Job }
   | { sub: Subscription; content: Content; outcome: DeliveryOutcome; final: boolean; delay: number; started: number; place: Limiter };
 
+/** A timed wait: `host`, the host it waits for; `retrying`, the outbox entry (its key) whose next attempt it waits for. */
+interface Sleeper {
+  timer: NodeJS.Timeout;
+  wake: () => void;
+  host?: string;
+  retrying?: string;
+}
+
 const SKIPPED: DeliveryOutcome = { ok: false, error: 'skipped: the subscription is gone, inactive or already has this version' };
 const CONTENT_UNAVAILABLE: DeliveryOutcome = { ok: false, error: 'content unavailable' };
 const GIVEN_UP: DeliveryOutcome = { ok: false, error: 'given up: the outbox was over OUTBOX_MAX_BYTES' };
@@ -141,8 +149,8 @@ export class Notifier extends EventEmitter {
   private readonly lingering: Limiter;
   private readonly jobs = new Jobs();
   private readonly lanes = new Map<string, Lane>();
-  /** Timed waits: `host`, the host they wait for; `retrying`, the outbox entry (its key) whose next attempt they wait for. */
-  private readonly sleepers = new Set<{ timer: NodeJS.Timeout; wake: () => void; host?: string; retrying?: string }>();
+  /** Timed waits (see sleep), woken early by wakeSleepers. */
+  private readonly sleepers = new Set<Sleeper>();
   private readonly now: () => number;
   private closed = false;
   /** Waiting in drained() for the last lane to stop. */
@@ -353,15 +361,7 @@ export class Notifier extends EventEmitter {
   retryHostNow(host?: string): number {
     if (host === undefined) this.breaker.forgetAll();
     else this.breaker.success(host);
-    let woken = 0;
-    for (const s of this.sleepers) {
-      if (s.host === undefined || (host !== undefined && s.host !== host)) continue;
-      clearTimeout(s.timer);
-      this.sleepers.delete(s);
-      s.wake();
-      woken++;
-    }
-    return woken;
+    return this.wakeSleepers((s) => s.host !== undefined && (host === undefined || s.host === host));
   }
 
   /**
@@ -372,22 +372,26 @@ export class Notifier extends EventEmitter {
    */
   private wakeRetriesOf({ topic, version }: OutboxKey): void {
     const key = outboxEntryKey(topic, version);
+    this.wakeSleepers((s) => s.retrying === key);
+  }
+
+  /** Ends the timed waits that `match` picks now, as if their time had come; returns how many. */
+  private wakeSleepers(match: (s: Sleeper) => boolean): number {
+    let woken = 0;
     for (const s of this.sleepers) {
-      if (s.retrying !== key) continue;
+      if (!match(s)) continue;
       clearTimeout(s.timer);
       this.sleepers.delete(s);
       s.wake();
+      woken++;
     }
+    return woken;
   }
 
   /** Stops retries and lanes; what is unfinished stays in the outbox for the next start. */
   close(): void {
     this.closed = true;
-    for (const s of this.sleepers) {
-      clearTimeout(s.timer);
-      s.wake();
-    }
-    this.sleepers.clear();
+    this.wakeSleepers(() => true);
     this.claims.close();
   }
 
@@ -973,7 +977,7 @@ export class Notifier extends EventEmitter {
   private sleep(ms: number, host?: string, retrying?: string): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
-      const sleeper = {
+      const sleeper: Sleeper = {
         timer: setTimeout(() => {
           this.sleepers.delete(sleeper);
           resolve();
