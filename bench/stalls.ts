@@ -3,12 +3,14 @@
 // JavaScript thread serves every protocol, so a block is how long every ping, delivery, stream
 // and /healthz waits. Each is measured REPEAT times and the shortest kept (another process on
 // the machine only ever lengthens one). In process, sources under tsx. Prints, never asserts.
-//   npx tsx bench/stalls.ts          (STALLS_REPEAT=3)
+//   npx tsx bench/stalls.ts          (STALLS_REPEAT=3; STALLS_PARTS=1,2,3,4 the parts to run)
 //   1. a hub on 100,000 topics of one WebSub subscription each: its start (from the store's
 //      open to its sweep), GET /feeds.opml, /stats.json, /metrics, / and /subscription;
 //   2. the embedded store with one topic of 100,000 subscribers: a compaction, open();
 //   3. a fan-out of a 100 KB body to 10,000 WebSub subscribers with secrets (each delivery
-//      signed), subscribers answering at once through a stand-in HTTP client.
+//      signed), subscribers answering at once through a stand-in HTTP client;
+//   4. an rssCloud ping of a big feed that changed since the last read (a podcast's archive:
+//      1 MB of 400 entries, 5 MB of 2,000), the feed served from this process.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../lib/config.js';
@@ -21,6 +23,7 @@ import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { installCleanup, line, machineLine, record, removeTempDir, tempDir } from './common.js';
 
 const REPEAT = Number(process.env.STALLS_REPEAT ?? 3);
+const PARTS = (process.env.STALLS_PARTS ?? '1,2,3,4').split(',').map((p) => p.trim());
 const N = 100_000;
 const FANOUT = 10_000;
 const expires = Date.now() + 86_400_000;
@@ -168,12 +171,64 @@ async function fanOut(): Promise<void> {
   await removeTempDir(dir);
 }
 
+/** An RSS feed of `n` entries of about `size` bytes each, the first `fresh` of them new. */
+function bigFeed(n: number, size: number, fresh: string): Buffer {
+  const text = 'Show notes, chapter by chapter. '.repeat(Math.ceil(size / 32)).slice(0, size);
+  const items = Array.from({ length: n }, (_, i) => {
+    const id = i === 0 ? fresh : `episode-${n - i}`;
+    return `<item><title>Episode ${id}</title><guid isPermaLink="false">${id}</guid><description>${text}</description><enclosure url="https://cdn.example.com/${id}.mp3" length="31415926" type="audio/mpeg"/></item>`;
+  });
+  return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel><title>A long-running show</title><link>https://show.example.com/</link>${items.join('\n')}</channel></rss>\n`);
+}
+
+async function bigFeeds(): Promise<void> {
+  const dir = await tempDir('stalls-bigfeed');
+  const sizes = [
+    { label: '1 MB, 400 entries', n: 400, size: 2500 },
+    { label: '5 MB, 2,000 entries', n: 2000, size: 2300 },
+  ];
+  // Each read gets the other of two versions, so every read finds its bytes changed and is diffed.
+  const versions = sizes.map((s) => [bigFeed(s.n, s.size, 'new-a'), bigFeed(s.n, s.size, 'new-b')]);
+  let served = 0;
+  const feeds = http.createServer((req, res) => {
+    const pair = versions[Number(req.url?.slice(1))]!;
+    res.writeHead(200, { 'content-type': 'application/rss+xml; charset=utf-8' }).end(pair[served++ % 2]);
+  });
+  await new Promise<void>((resolve) => feeds.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(feeds.address() as { port: number }).port}`;
+  console.log('\n  4. an rssCloud ping of a big feed that changed since its last read');
+  try {
+    // The comparison on the main thread, then (the default) on the worker thread.
+    for (const [where, minBytes] of [['main thread', '0'], ['worker thread', undefined]] as const) {
+      const hub = await startHub(loadConfig({ ...HUB_ENV, DATA_DIR: dir, FETCH_ALLOW_CIDRS: '127.0.0.0/8', FETCH_MIN_INTERVAL_MS: '0', ...(minBytes !== undefined && { DIFF_THREAD_MIN_BYTES: minBytes }) }));
+      const ping = async (url: string): Promise<void> => {
+        const res = await fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url }) });
+        const text = await res.text();
+        if (!text.includes('success="true"')) throw new Error(`ping of ${url}: ${text}`);
+      };
+      try {
+        for (const [i, s] of sizes.entries()) {
+          const url = `${origin}/${i}`;
+          // Read five times first: the first has nothing to diff against, the worker starts at the
+          // second, and a hub that has run a while has its comparison's code optimised.
+          for (let k = 0; k < 5; k++) await ping(url);
+          await shortest(`${s.label} (${(versions[i]![0]!.length / 1e6).toFixed(2)} MB), compared on the ${where}`, () => ping(url));
+        }
+      } finally {
+        await hub.close();
+      }
+    }
+  } finally {
+    feeds.close();
+    await removeTempDir(dir);
+  }
+}
+
 async function main(): Promise<void> {
   installCleanup();
   console.log(`stalls: the longest single event-loop block of each (shortest of ${REPEAT})\n  ${machineLine()}`);
-  await pages();
-  await compaction();
-  await fanOut();
+  const parts = [pages, compaction, fanOut, bigFeeds];
+  for (const [i, part] of parts.entries()) if (PARTS.includes(String(i + 1))) await part();
 }
 
 void main().catch((e: unknown) => {

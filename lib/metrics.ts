@@ -16,6 +16,8 @@ export interface MetricsSources {
   pausedHosts: () => number;
   sseClients: () => number;
   pollLagSeconds: () => number;
+  /** Read bodies compared, by thread (see DiffThread). */
+  feedDiffs: () => { worker: number; main: number };
 }
 
 /**
@@ -128,6 +130,18 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.pollLagSeconds());
+      },
+    });
+    new Counter({
+      name: 'pushbutton_feed_diffs_total',
+      help: 'Read bodies compared with what their topic held (MD5, entry diff), by thread: on="worker" those of DIFF_THREAD_MIN_BYTES or more, on="main" the rest (and any a failed worker handed back).',
+      labelNames: ['on'],
+      registers,
+      collect() {
+        const counts = sources.feedDiffs();
+        this.reset();
+        this.inc({ on: 'worker' }, counts.worker);
+        this.inc({ on: 'main' }, counts.main);
       },
     });
     new Gauge({

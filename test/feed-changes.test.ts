@@ -12,6 +12,7 @@ import { postForm } from './helpers/rsscloud.js';
 import { TopicServer, settled, subscribe } from './helpers/websub.js';
 import { diffFeed, REMEMBERED_FLOOR } from '../lib/feeds/entries.js';
 import { TopicChecker } from '../lib/feeds/checker.js';
+import { DiffThread } from '../lib/feeds/diff-thread.js';
 import { HttpClient } from '../lib/http.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -451,7 +452,8 @@ describe('feeds in the wild: what counts as a change', function () {
   let ws: Recorder;
   let cloud: Recorder;
   before(async () => {
-    hub = await startTestHub({ POLL_ENABLED: 'false' });
+    // Every body compared on the worker thread (DiffThread): the answers below are its answers.
+    hub = await startTestHub({ POLL_ENABLED: 'false', DIFF_THREAD_MIN_BYTES: '1' });
     topics = await TopicServer.start();
     const answer: Handler = (req, res) => {
       const challenge = req.query.get('hub.challenge');
@@ -519,6 +521,10 @@ describe('feeds in the wild: what counts as a change', function () {
       await sleep(QUIET_MS);
       expect(posts(ws, key)).to.have.length(3);
       expect(posts(cloud, key).length - cloudBefore).to.equal(3);
+      const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+      const diffs = (on: string): number => Number(new RegExp(`^pushbutton_feed_diffs_total\\{on="${on}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+      expect(diffs('worker'), 'compared on the worker thread').to.be.at.least(6);
+      expect(diffs('main'), 'compared on the main thread').to.equal(0);
     });
   }
 
@@ -1090,78 +1096,85 @@ describe('what stays a change in a feed whose counts are left out', () => {
   });
 });
 
-describe('a read of the same bytes as the last', () => {
-  let dir: string;
-  let store: LowdbStore;
-  const url = 'https://blog.example/feed';
-  const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
-  beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
-    store = new LowdbStore({ dir });
-    await store.open();
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+// On either thread: the worker answers "the same bytes" itself, by their MD5.
+for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as const) {
+  describe(`a read of the same bytes as the last (compared on the ${where})`, function () {
+    this.timeout(20_000);
+    let diffs: DiffThread;
+    let dir: string;
+    let store: LowdbStore;
+    const url = 'https://blog.example/feed';
+    const http = (): HttpClient => new HttpClient({ timeoutMs: 1000, maxResponseBytes: 1 << 20, userAgent: 't', fetchAllowCidrs: [], callbackAllowCidrs: [] });
+    beforeEach(async () => {
+      dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
+      store = new LowdbStore({ dir });
+      await store.open();
+      diffs = new DiffThread(minBytes);
+    });
+    afterEach(async () => {
+      diffs.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    });
 
-  it('is no change and is not diffed again in this process; a process that did not make the fingerprints diffs it once', async () => {
-    const body = Buffer.from(wordpressRss.feed(BASE));
-    const checker = new TopicChecker(http(), store);
-    const first = await checker.accept(url, body, wordpressRss.contentType);
-    expect(first.changed).to.equal(true);
-    // The hub stores a changed topic once its version is staged.
-    await store.putTopic(first.topic);
-    const again = await checker.accept(url, body, wordpressRss.contentType);
-    expect(again.changed).to.equal(false);
-    expect(again.topic.ctChecks).to.equal(2);
-    // The very list the first diff made: a diff would have made another (equal) one.
-    expect(again.topic.fingerprints).to.equal(first.topic.fingerprints);
-    // A checker of another process (its fingerprints read back, perhaps an older build's)
-    // diffs the same bytes once, then no more.
-    const restarted = new TopicChecker(http(), store);
-    const afterRestart = await restarted.accept(url, body, wordpressRss.contentType);
-    expect(afterRestart.changed).to.equal(false);
-    expect(afterRestart.topic.fingerprints).to.deep.equal(first.topic.fingerprints);
-    expect(afterRestart.topic.fingerprints).to.not.equal(first.topic.fingerprints);
-    const then = await restarted.accept(url, body, wordpressRss.contentType);
-    expect(then.topic.fingerprints).to.equal(afterRestart.topic.fingerprints);
-    // Other bytes are diffed as ever.
-    const edited = await checker.accept(url, Buffer.from(wordpressRss.feed({ ...BASE, title: 'First post' })), wordpressRss.contentType);
-    expect(edited.changed).to.equal(true);
-  });
+    it('is no change and is not diffed again in this process; a process that did not make the fingerprints diffs it once', async () => {
+      const body = Buffer.from(wordpressRss.feed(BASE));
+      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const first = await checker.accept(url, body, wordpressRss.contentType);
+      expect(first.changed).to.equal(true);
+      // The hub stores a changed topic once its version is staged.
+      await store.putTopic(first.topic);
+      const again = await checker.accept(url, body, wordpressRss.contentType);
+      expect(again.changed).to.equal(false);
+      expect(again.topic.ctChecks).to.equal(2);
+      // The very list the first diff made: a diff would have made another (equal) one.
+      expect(again.topic.fingerprints).to.equal(first.topic.fingerprints);
+      // A checker of another process (its fingerprints read back, perhaps an older build's)
+      // diffs the same bytes once, then no more.
+      const restarted = new TopicChecker(http(), store, Date.now, diffs);
+      const afterRestart = await restarted.accept(url, body, wordpressRss.contentType);
+      expect(afterRestart.changed).to.equal(false);
+      expect(afterRestart.topic.fingerprints).to.deep.equal(first.topic.fingerprints);
+      expect(afterRestart.topic.fingerprints).to.not.equal(first.topic.fingerprints);
+      const then = await restarted.accept(url, body, wordpressRss.contentType);
+      expect(then.topic.fingerprints).to.equal(afterRestart.topic.fingerprints);
+      // Other bytes are diffed as ever.
+      const edited = await checker.accept(url, Buffer.from(wordpressRss.feed({ ...BASE, title: 'First post' })), wordpressRss.contentType);
+      expect(edited.changed).to.equal(true);
+    });
 
-  // When the fingerprints were not made from them.
-  it('is diffed against the fingerprints kept through a version that could not be diffed, as a process that did not make them diffs it', async () => {
-    const checker = new TopicChecker(http(), store);
-    const first = await checker.accept(url, Buffer.from(wordpressRss.feed(BASE)), wordpressRss.contentType);
-    await store.putTopic(first.topic);
-    // The next version labelled with a charset the hub cannot cut (MySQL's name for UTF-8): a
-    // change by its bytes, delivered whole, and the fingerprints of the first kept beside its hash.
-    const next = Buffer.from(wordpressRss.feed({ ...BASE, added: true }));
-    const opaque = await checker.accept(url, next, 'application/rss+xml; charset=utf8mb4');
-    expect(opaque.changed).to.equal(true);
-    expect(opaque.topic.fingerprints).to.equal(first.topic.fingerprints);
-    await store.putTopic(opaque.topic);
-    // The same bytes labelled as they should be: what their diff gives, the new post.
-    const expected = diffFeed(next, wordpressRss.contentType, opaque.topic.fingerprints)!;
-    expect(expected.changedCount).to.equal(1);
-    const labelled = await checker.accept(url, next, wordpressRss.contentType);
-    expect(labelled.changed).to.equal(true);
-    expect(wordpressRss.ids(labelled.content!.body.toString())).to.deep.equal([wordpressRss.added]);
-    expect(labelled.topic.fingerprints).to.deep.equal(expected.known);
-  });
+    // When the fingerprints were not made from them.
+    it('is diffed against the fingerprints kept through a version that could not be diffed, as a process that did not make them diffs it', async () => {
+      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const first = await checker.accept(url, Buffer.from(wordpressRss.feed(BASE)), wordpressRss.contentType);
+      await store.putTopic(first.topic);
+      // The next version labelled with a charset the hub cannot cut (MySQL's name for UTF-8): a
+      // change by its bytes, delivered whole, and the fingerprints of the first kept beside its hash.
+      const next = Buffer.from(wordpressRss.feed({ ...BASE, added: true }));
+      const opaque = await checker.accept(url, next, 'application/rss+xml; charset=utf8mb4');
+      expect(opaque.changed).to.equal(true);
+      expect(opaque.topic.fingerprints).to.equal(first.topic.fingerprints);
+      await store.putTopic(opaque.topic);
+      // The same bytes labelled as they should be: what their diff gives, the new post.
+      const expected = diffFeed(next, wordpressRss.contentType, opaque.topic.fingerprints)!;
+      expect(expected.changedCount).to.equal(1);
+      const labelled = await checker.accept(url, next, wordpressRss.contentType);
+      expect(labelled.changed).to.equal(true);
+      expect(wordpressRss.ids(labelled.content!.body.toString())).to.deep.equal([wordpressRss.added]);
+      expect(labelled.topic.fingerprints).to.deep.equal(expected.known);
+    });
 
-  it('is diffed when labelled with another charset than the one its fingerprints were made under', async () => {
-    const body = Buffer.from(JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 'Café', items: [{ id: '1', title: 'Crème brûlée', content_text: 'Déjà vu' }, { id: '2', title: 'plain', content_text: 'x' }] }));
-    const checker = new TopicChecker(http(), store);
-    const first = await checker.accept(url, body, 'application/feed+json; charset=utf-8');
-    await store.putTopic(first.topic);
-    const latin1 = 'application/feed+json; charset=iso-8859-1';
-    const expected = diffFeed(body, latin1, first.topic.fingerprints)!;
-    expect(expected.changedCount).to.equal(1);
-    const relabelled = await checker.accept(url, body, latin1);
-    expect(relabelled.changed).to.equal(expected.changedCount > 0);
-    expect(relabelled.topic.fingerprints).to.deep.equal(expected.known);
+    it('is diffed when labelled with another charset than the one its fingerprints were made under', async () => {
+      const body = Buffer.from(JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 'Café', items: [{ id: '1', title: 'Crème brûlée', content_text: 'Déjà vu' }, { id: '2', title: 'plain', content_text: 'x' }] }));
+      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const first = await checker.accept(url, body, 'application/feed+json; charset=utf-8');
+      await store.putTopic(first.topic);
+      const latin1 = 'application/feed+json; charset=iso-8859-1';
+      const expected = diffFeed(body, latin1, first.topic.fingerprints)!;
+      expect(expected.changedCount).to.equal(1);
+      const relabelled = await checker.accept(url, body, latin1);
+      expect(relabelled.changed).to.equal(expected.changedCount > 0);
+      expect(relabelled.topic.fingerprints).to.deep.equal(expected.known);
+    });
   });
-});
+}

@@ -3,13 +3,12 @@
 // a feed whose previous entries are unknown) it is a different MD5 or length of the body (the
 // rssCloud reference rule). A topic never read before has changed. Conditional GETs (ETag / Last-Modified) spare the publisher a full
 // response when nothing changed.
-import { hash as digest } from 'node:crypto';
 import { OutboundError, retryAfterSeconds, type HttpClient } from '../http.js';
 import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
 import { isHtmlPage } from './discover.js';
-import { diffFeed } from './entries.js';
+import { diffBody, type BodyDiff, type DiffJob, type MadeFrom } from './diff-thread.js';
 
 export const FETCH_MAX_REDIRECTS = 5;
 
@@ -52,13 +51,6 @@ function maxAge(cacheControl: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** What a fingerprint list was made by diffing: see TopicChecker.madeHere. */
-interface MadeFrom {
-  hash: string;
-  size: number;
-  contentType: string;
-}
-
 export class TopicChecker {
   /**
    * Fingerprint lists this process made by diffing a body (the stores keep the very list while
@@ -74,6 +66,8 @@ export class TopicChecker {
     private readonly http: HttpClient,
     private readonly store: Store,
     private readonly now: () => number = Date.now,
+    /** Where bodies are compared: a DiffThread sends big ones to a worker thread. */
+    private readonly diffs: { diff(job: DiffJob): Promise<BodyDiff> } = { diff: async (job) => diffBody(job) },
   ) {}
 
   /**
@@ -118,11 +112,6 @@ export class TopicChecker {
     validators: { etag?: string | undefined; lastModified?: string | undefined },
   ): Promise<CheckResult> {
     const now = this.now();
-    const hash = digest('md5', body, 'hex');
-    const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
-    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
-    if (validators.etag !== undefined) topic.etag = validators.etag;
-    if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
     // The very bytes of the last read, and the topic's fingerprints this process's diff made of
     // them under the same label: no entry changed, and the topic holds what their diff would give.
     // Not diffed again: a server that answers 200 with the same body (no validators, or new ones
@@ -131,7 +120,13 @@ export class TopicChecker {
     // labelled with a type or charset that cannot be) were made of other bytes, which the diff
     // would find new entries in; and the label decides what is diffed and how it is decoded.
     const made = prev.fingerprints && this.madeHere.get(prev.fingerprints);
-    if (!bytesChanged && made && made.hash === hash && made.size === body.length && made.contentType === contentType) {
+    const sameAs = made && made.hash === prev.lastHash && made.size === prev.lastSize && made.contentType === contentType ? { hash: made.hash, size: made.size } : undefined;
+    const { hash, diff: parsed } = await this.diffs.diff({ body, contentType, previous: prev.fingerprints, ...(sameAs && { sameAs }) });
+    const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
+    const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
+    if (validators.etag !== undefined) topic.etag = validators.etag;
+    if (validators.lastModified !== undefined) topic.lastModified = validators.lastModified;
+    if (parsed === 'same') {
       await this.store.recordCheck(topic);
       return { topic, changed: false };
     }
@@ -139,7 +134,6 @@ export class TopicChecker {
     // subscribers receive only the new or changed entries in the feed's own envelope. A topic
     // we cannot diff (or whose previous entries we do not know) falls back to MD5 and length.
     // A feed with no entries at all has nothing to compare by, so its bytes decide.
-    const parsed = diffFeed(body, contentType, prev.fingerprints);
     const diff = parsed && (parsed.fingerprints.length > 0 || (prev.fingerprints?.length ?? 0) > 0) ? parsed : null;
     // A feed that answers an empty body or a web page (a CMS whose database is down answers 200
     // with its error page) has no new entry either: delivered, its subscribers got that page as

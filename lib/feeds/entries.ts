@@ -178,14 +178,16 @@ export function diffFeed(body: Buffer, contentType: string, previous: string[] |
     let changedCount = 0;
     for (const k of keep) if (k) changedCount++;
     const partial = previous === undefined ? body : feed.partial(keep);
-    return {
-      format: feed.format,
-      fingerprints: feed.fingerprints,
-      known: Array.isArray(previous) ? withRemembered(feed.fingerprints, previous, former) : feed.fingerprints,
-      changedCount,
-      changed: entriesOf(partial, contentType),
-      body: partial,
-    };
+    return withChanged(
+      {
+        format: feed.format,
+        fingerprints: feed.fingerprints,
+        known: Array.isArray(previous) ? withRemembered(feed.fingerprints, previous, former) : feed.fingerprints,
+        changedCount,
+        body: partial,
+      },
+      contentType,
+    );
   } catch {
     return null;
   }
@@ -199,8 +201,9 @@ export function parseEntries(body: Buffer, contentType: string): { format: Diffa
 }
 
 /** Reads the entries of `body` when called; made apart from diffFeed so that it holds nothing else. */
-function entriesOf(body: Buffer, contentType: string): () => FeedEntry[] | null {
-  return () => parseEntries(body, contentType)?.entries ?? null;
+/** A diff given the reader of its changed entries, which `body` (the partial feed) holds: also for a diff made on another thread. */
+export function withChanged(diff: Omit<FeedDiff, 'changed'>, contentType: string): FeedDiff {
+  return { ...diff, changed: () => parseEntries(diff.body, contentType)?.entries ?? null };
 }
 
 /** How many fingerprints of entries gone from the feed a topic remembers beside `current` of its current entries. */

@@ -1,0 +1,19 @@
+// The worker thread of DiffThread (diff-thread.ts): compares the bodies the main thread sends.
+import { parentPort } from 'node:worker_threads';
+import { diffBody, ownCopy, type WorkerAnswer, type WorkerJob } from './diff-thread.js';
+
+const port = parentPort;
+if (!port) throw new Error('diff-worker.ts runs as a worker thread');
+
+port.on('message', (job: WorkerJob) => {
+  const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+  const { hash, diff } = diffBody({ body, contentType: job.contentType, previous: job.previous, ...(job.sameAs && { sameAs: job.sameAs }) });
+  if (diff === null || diff === 'same') {
+    port.postMessage({ id: job.id, hash, diff } satisfies WorkerAnswer);
+    return;
+  }
+  const { format, fingerprints, known, changedCount } = diff;
+  // The partial feed is new memory (or the whole body, which the main thread still holds).
+  const partial = diff.body === body ? undefined : ownCopy(diff.body);
+  port.postMessage({ id: job.id, hash, diff: { format, fingerprints, known, changedCount, ...(partial && { body: partial }) } } satisfies WorkerAnswer, partial ? [partial.buffer] : []);
+});
