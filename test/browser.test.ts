@@ -127,6 +127,7 @@ describe('In a real browser (headless Chromium)', function () {
       page.removeAllListeners('pageerror');
       await page.unrouteAll({ behavior: 'ignoreErrors' });
       await page.setViewportSize(PAGE_CONTEXT.viewport);
+      await page.emulateMedia({ reducedMotion: null });
     } catch {
       shared = undefined;
       await page.close().catch(() => undefined);
@@ -250,6 +251,22 @@ describe('In a real browser (headless Chromium)', function () {
     } finally {
       await destroyAfterPage(capped);
     }
+  });
+
+  it('new log rows and demo entries flash in, but not for a reader who asked for less motion', async () => {
+    const feed = topics.set('/dash-motion.xml', { body: rss([item('m1', 'One')]), contentType: RSS_TYPE });
+    const page = await blankPage();
+    await openDashboard(page);
+    expect((await hub.postForm('/ping', { url: feed })).status).to.equal(200);
+    const row = page.locator(`#log li[data-kind="ping"][data-topic="${feed}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    // A demo entry as demo.js makes one, in the same stylesheet.
+    await page.evaluate(`document.body.insertAdjacentHTML('beforeend', '<li class="entry fresh" id="motion-entry">x</li>')`);
+    const animations = (): Promise<string[]> =>
+      page.evaluate(`[document.querySelector('#log li[data-topic="${feed}"]'), document.querySelector('#motion-entry')].map((el) => getComputedStyle(el).animationName)`);
+    expect(await animations()).to.deep.equal(['flash', 'flash']);
+    await page.emulateMedia({ reducedMotion: 'reduce' });
+    expect(await animations()).to.deep.equal(['none', 'none']);
   });
 
   it("the dashboard's live log whose reconnect is refused before any activity came shows the activity made while refused once it is open again", async () => {
