@@ -8,11 +8,12 @@
 //      open to its sweep), GET /feeds.opml, /stats.json, /metrics, / and /subscription;
 //   2. the embedded store with one topic of 100,000 subscribers: a compaction, open();
 //   3. a fan-out of a 100 KB body to 10,000 WebSub subscribers with secrets (each delivery
-//      signed), subscribers answering at once through a stand-in HTTP client;
+//      signed), and of 5 MB to 100, subscribers answering at once through a stand-in HTTP client;
 //   4. an rssCloud ping of a big feed that changed since the last read (a podcast's archive:
 //      1 MB of 400 entries, 5 MB of 2,000), the feed served from this process.
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { BodyThread } from '../lib/body-thread.js';
 import { loadConfig } from '../lib/config.js';
 import type { HttpClient, HttpResponse } from '../lib/http.js';
 import { silentLogger } from '../lib/log.js';
@@ -26,6 +27,7 @@ const REPEAT = Number(process.env.STALLS_REPEAT ?? 3);
 const PARTS = (process.env.STALLS_PARTS ?? '1,2,3,4').split(',').map((p) => p.trim());
 const N = 100_000;
 const FANOUT = 10_000;
+const BIG_FANOUT = 100;
 const expires = Date.now() + 86_400_000;
 const hex = (i: number): string => (Math.imul(i, 2654435761) >>> 0).toString(16);
 const ms = (n: number): string => `${n.toFixed(n < 10 ? 1 : 0)} ms`;
@@ -148,6 +150,9 @@ async function fanOut(): Promise<void> {
   await store.open();
   void store.putTopic({ ...newTopic(topic), version: 1 });
   for (let i = 0; i < FANOUT; i++) void store.putSubscription({ ...newSubscription(topic, `http://cb${i % 500}.example/s/${i}`, 'websub', 0, expires), secret: `secret-${i}`, deliveredVersion: 1 });
+  const big = 'https://podcast.example.com/archive.xml';
+  void store.putTopic({ ...newTopic(big), version: 1 });
+  for (let i = 0; i < BIG_FANOUT; i++) void store.putSubscription({ ...newSubscription(big, `http://cb${i}.example/big/${i}`, 'websub', 0, expires), secret: `secret-${i}`, deliveredVersion: 1 });
   await store.flush();
   // Every subscriber answers 200 at the next turn.
   const client = {
@@ -158,15 +163,27 @@ async function fanOut(): Promise<void> {
   } as unknown as HttpClient;
   const config = loadConfig(HUB_ENV);
   const notifier = new Notifier({ config, http: client, store, log: silentLogger });
-  const body = Buffer.alloc(100 * 1024, 'x');
   console.log(`\n  3. fan-out, DELIVERY_CONCURRENCY=${config.deliveryConcurrency}`);
   let version = 1;
   await shortest(`100 KB to ${FANOUT.toLocaleString('en')} WebSub subscribers, each signed`, async () => {
-    const start = await notifier.stage({ topic, version: ++version, contentType: 'application/rss+xml', body }, async () => {});
+    const start = await notifier.stage({ topic, version: ++version, contentType: 'application/rss+xml', body: Buffer.alloc(100 * 1024, 'x') }, async () => {});
     await start();
     await notifier.drained();
   });
   notifier.close();
+  // A topic delivered whole (a first version, a feed too long to diff) of MAX_RESPONSE_BYTES,
+  // signed on the main thread, then (the default) on the worker thread.
+  const bodies = new BodyThread(config.bodyThreadMinBytes);
+  for (const [where, deps] of [['main thread', {}], ['worker thread', { bodies }]] as const) {
+    const signing = new Notifier({ config, http: client, store, log: silentLogger, ...deps });
+    await shortest(`5 MB to ${BIG_FANOUT} WebSub subscribers, each signed on the ${where}`, async () => {
+      const start = await signing.stage({ topic: big, version: ++version, contentType: 'application/rss+xml', body: Buffer.alloc(5 * 1024 * 1024, 'x') }, async () => {});
+      await start();
+      await signing.drained();
+    });
+    signing.close();
+  }
+  bodies.close();
   await store.close();
   await removeTempDir(dir);
 }
@@ -200,7 +217,7 @@ async function bigFeeds(): Promise<void> {
   try {
     // The comparison on the main thread, then (the default) on the worker thread.
     for (const [where, minBytes] of [['main thread', '0'], ['worker thread', undefined]] as const) {
-      const hub = await startHub(loadConfig({ ...HUB_ENV, DATA_DIR: dir, FETCH_ALLOW_CIDRS: '127.0.0.0/8', FETCH_MIN_INTERVAL_MS: '0', ...(minBytes !== undefined && { DIFF_THREAD_MIN_BYTES: minBytes }) }));
+      const hub = await startHub(loadConfig({ ...HUB_ENV, DATA_DIR: dir, FETCH_ALLOW_CIDRS: '127.0.0.0/8', FETCH_MIN_INTERVAL_MS: '0', ...(minBytes !== undefined && { BODY_THREAD_MIN_BYTES: minBytes }) }));
       const ping = async (url: string): Promise<void> => {
         const res = await fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url }) });
         const text = await res.text();

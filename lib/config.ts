@@ -52,8 +52,8 @@ export interface Config {
   callbackAllowCidrs: string[];
   enableTestApi: boolean;
   maxResponseBytes: number;
-  /** Bodies at least this big are compared (MD5, entry diff) on a worker thread; 0 = all on the main thread. */
-  diffThreadMinBytes: number;
+  /** Bodies at least this big are compared (MD5, entry diff) and signed on a worker thread; 0 = all on the main thread. */
+  bodyThreadMinBytes: number;
   deliveryConcurrency: number;
   /** How long a delivery may go unanswered before it waits on without its DELIVERY_CONCURRENCY slot. */
   deliveryLingerAfterMs: number;
@@ -428,7 +428,7 @@ export function loadConfig(env: Env = process.env): Config {
     callbackAllowCidrs: cidrList(env, 'CALLBACK_ALLOW_CIDRS'),
     enableTestApi: bool(env, 'ENABLE_TEST_API', false),
     maxResponseBytes: int(env, 'MAX_RESPONSE_BYTES', 5 * 1024 * 1024, 1024),
-    diffThreadMinBytes: int(env, 'DIFF_THREAD_MIN_BYTES', 128 * 1024, 0),
+    bodyThreadMinBytes: int(env, 'BODY_THREAD_MIN_BYTES', 128 * 1024, 0),
     deliveryConcurrency: int(env, 'DELIVERY_CONCURRENCY', 64, 1, 10_000),
     deliveryLingerAfterMs: int(env, 'DELIVERY_LINGER_AFTER_MS', 1000, 1, 600_000),
     deliveryLingering: int(env, 'DELIVERY_LINGERING', 256, 0, 100_000),

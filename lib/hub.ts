@@ -7,7 +7,7 @@ import type { ActivityInput } from './activity.js';
 import type { Config } from './config.js';
 import { deadline } from './deadline.js';
 import { FETCH_MAX_REDIRECTS, TopicChecker, isReadFailure, type CheckResult } from './feeds/checker.js';
-import type { DiffThread } from './feeds/diff-thread.js';
+import type { BodyThread } from './body-thread.js';
 import { isHtmlPage, parseDiscovery, type Discovery } from './feeds/discover.js';
 import { readWithin } from './feeds/poller.js';
 import { ReadNotStarted } from './fetch-slots.js';
@@ -38,7 +38,7 @@ export interface HubDeps {
   log: Logger;
   now?: () => number;
   /** Where read bodies are compared; without one, on the main thread. */
-  diffs?: DiffThread;
+  bodies?: BodyThread;
 }
 
 export interface PleaseNotifyRequest {
@@ -135,7 +135,7 @@ export class Hub extends EventEmitter {
   constructor(private readonly deps: HubDeps) {
     super();
     this.now = deps.now ?? Date.now;
-    this.checker = new TopicChecker(deps.http, deps.store, this.now, deps.diffs);
+    this.checker = new TopicChecker(deps.http, deps.store, this.now, deps.bodies);
     this.sites = new Sites({ config: deps.config, store: deps.store, http: deps.http, now: this.now });
     this.sweeper = new Sweeper({ config: deps.config, store: deps.store, log: deps.log, now: this.now, closing: () => this.closing, track: (p) => this.track(p) });
     this.verifications = new WebSubVerifications({

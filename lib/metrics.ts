@@ -3,6 +3,7 @@
 // attempt, every topic read, every request; gauges are read from the store when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Activity } from './activity.js';
+import type { BodyWork } from './body-thread.js';
 import { deadline } from './deadline.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
 import { SharedRead } from './shared-read.js';
@@ -16,8 +17,8 @@ export interface MetricsSources {
   pausedHosts: () => number;
   sseClients: () => number;
   pollLagSeconds: () => number;
-  /** Read bodies compared, by thread (see DiffThread). */
-  feedDiffs: () => { worker: number; main: number };
+  /** Body work done, by kind and thread (see BodyThread). */
+  bodyWork: () => Record<BodyWork, { worker: number; main: number }>;
 }
 
 /**
@@ -133,15 +134,17 @@ export class Metrics {
       },
     });
     new Counter({
-      name: 'pushbutton_feed_diffs_total',
-      help: 'Read bodies compared with what their topic held (MD5, entry diff), by thread: on="worker" those of DIFF_THREAD_MIN_BYTES or more, on="main" the rest (and any a failed worker handed back).',
-      labelNames: ['on'],
+      name: 'pushbutton_body_work_total',
+      help: 'Read bodies compared with what their topic held (work="diff": MD5, entry diff) and deliveries signed (work="sign"), by thread: on="worker" bodies of BODY_THREAD_MIN_BYTES or more, on="main" the rest (and any a failed worker handed back).',
+      labelNames: ['work', 'on'],
       registers,
       collect() {
-        const counts = sources.feedDiffs();
+        const counts = sources.bodyWork();
         this.reset();
-        this.inc({ on: 'worker' }, counts.worker);
-        this.inc({ on: 'main' }, counts.main);
+        for (const work of ['diff', 'sign'] as const) {
+          this.inc({ work, on: 'worker' }, counts[work].worker);
+          this.inc({ work, on: 'main' }, counts[work].main);
+        }
       },
     });
     new Gauge({

@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import { HttpClient, type Resolver } from './http.js';
 import { ActivityLog, type Activity, type ActivityInput } from './activity.js';
 import { LocalEventBus, PgEventBus, type EventBus } from './event-bus.js';
-import { DiffThread } from './feeds/diff-thread.js';
+import { BodyThread } from './body-thread.js';
 import { Poller } from './feeds/poller.js';
 import { Metrics } from './metrics.js';
 import type { DeliveryEvent } from './notifier/notifier.js';
@@ -162,12 +162,12 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       ...(opts.ca && { ca: opts.ca }),
     });
     opened.push(() => httpClient.close());
-    const notifier = new Notifier({ config, http: httpClient, store, log, ...(opts.unexpectedRetryBaseMs !== undefined && { unexpectedRetryBaseMs: opts.unexpectedRetryBaseMs }) });
+    const bodies = new BodyThread(config.bodyThreadMinBytes, log);
+    opened.push(() => bodies.close());
+    const notifier = new Notifier({ config, http: httpClient, store, log, bodies, ...(opts.unexpectedRetryBaseMs !== undefined && { unexpectedRetryBaseMs: opts.unexpectedRetryBaseMs }) });
     opened.push(() => notifier.close());
     const verifier = new Verifier(httpClient, log, config.websubVerifyConcurrency, config.websubTimeoutMs);
-    const diffs = new DiffThread(config.diffThreadMinBytes, log);
-    opened.push(() => diffs.close());
-    const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log, diffs });
+    const hub = new Hub({ config, store, http: httpClient, notifier, verifier, log, bodies });
     const poller = new Poller({ config, store, log, refresh: (url, withinMs) => hub.pollRead(url, withinMs) });
     // Events go through the bus: in-process on the embedded store; on PostgreSQL also to and
     // from the other hub processes on the database (LISTEN/NOTIFY), so a stream or dashboard on
@@ -191,7 +191,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
       pausedHosts: () => notifier.pausedHosts().length,
       sseClients: () => streams.size,
       pollLagSeconds: () => poller.lagSeconds,
-      feedDiffs: () => diffs.counts,
+      bodyWork: () => bodies.counts,
     });
     hub.on('change', (content: Content) => bus.publish('change', new LazyChange(content)));
     bus.on('change', (e) => streams.publish(topicChannel((e as { topic: string }).topic), 'change', e));
@@ -290,8 +290,8 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
         notifier.close();
         hub.close();
         await hub.idle();
-        diffs.close();
         await notifier.drained();
+        bodies.close();
         // Given up only now, with every outcome of this process durable: a restart or another
         // process resumes what is left at once instead of waiting out the lease, and repeats
         // nothing this process finished.

@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { Recorder, sleep, type Handler, type Recorded } from './helpers/recorder.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { bodyWork, startTestHub, type TestHub } from './helpers/hub.js';
 import { postForm } from './helpers/rsscloud.js';
 import { TopicServer, settled, subscribe } from './helpers/websub.js';
 import { diffFeed, REMEMBERED_FLOOR } from '../lib/feeds/entries.js';
 import { TopicChecker } from '../lib/feeds/checker.js';
-import { DiffThread } from '../lib/feeds/diff-thread.js';
+import { BodyThread } from '../lib/body-thread.js';
 import { HttpClient } from '../lib/http.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -452,8 +452,8 @@ describe('feeds in the wild: what counts as a change', function () {
   let ws: Recorder;
   let cloud: Recorder;
   before(async () => {
-    // Every body compared on the worker thread (DiffThread): the answers below are its answers.
-    hub = await startTestHub({ POLL_ENABLED: 'false', DIFF_THREAD_MIN_BYTES: '1' });
+    // Every body compared on the worker thread (BodyThread): the answers below are its answers.
+    hub = await startTestHub({ POLL_ENABLED: 'false', BODY_THREAD_MIN_BYTES: '1' });
     topics = await TopicServer.start();
     const answer: Handler = (req, res) => {
       const challenge = req.query.get('hub.challenge');
@@ -521,10 +521,8 @@ describe('feeds in the wild: what counts as a change', function () {
       await sleep(QUIET_MS);
       expect(posts(ws, key)).to.have.length(3);
       expect(posts(cloud, key).length - cloudBefore).to.equal(3);
-      const metrics = await (await fetch(`${hub.url}/metrics`)).text();
-      const diffs = (on: string): number => Number(new RegExp(`^pushbutton_feed_diffs_total\\{on="${on}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
-      expect(diffs('worker'), 'compared on the worker thread').to.be.at.least(6);
-      expect(diffs('main'), 'compared on the main thread').to.equal(0);
+      expect(await bodyWork(hub, 'diff', 'worker'), 'compared on the worker thread').to.be.at.least(6);
+      expect(await bodyWork(hub, 'diff', 'main'), 'compared on the main thread').to.equal(0);
     });
   }
 
@@ -1100,7 +1098,7 @@ describe('what stays a change in a feed whose counts are left out', () => {
 for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as const) {
   describe(`a read of the same bytes as the last (compared on the ${where})`, function () {
     this.timeout(20_000);
-    let diffs: DiffThread;
+    let bodies: BodyThread;
     let dir: string;
     let store: LowdbStore;
     const url = 'https://blog.example/feed';
@@ -1109,17 +1107,17 @@ for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as co
       dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-same-bytes-'));
       store = new LowdbStore({ dir });
       await store.open();
-      diffs = new DiffThread(minBytes);
+      bodies = new BodyThread(minBytes);
     });
     afterEach(async () => {
-      diffs.close();
+      bodies.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     });
 
     it('is no change and is not diffed again in this process; a process that did not make the fingerprints diffs it once', async () => {
       const body = Buffer.from(wordpressRss.feed(BASE));
-      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const checker = new TopicChecker(http(), store, Date.now, bodies);
       const first = await checker.accept(url, body, wordpressRss.contentType);
       expect(first.changed).to.equal(true);
       // The hub stores a changed topic once its version is staged.
@@ -1131,7 +1129,7 @@ for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as co
       expect(again.topic.fingerprints).to.equal(first.topic.fingerprints);
       // A checker of another process (its fingerprints read back, perhaps an older build's)
       // diffs the same bytes once, then no more.
-      const restarted = new TopicChecker(http(), store, Date.now, diffs);
+      const restarted = new TopicChecker(http(), store, Date.now, bodies);
       const afterRestart = await restarted.accept(url, body, wordpressRss.contentType);
       expect(afterRestart.changed).to.equal(false);
       expect(afterRestart.topic.fingerprints).to.deep.equal(first.topic.fingerprints);
@@ -1145,7 +1143,7 @@ for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as co
 
     // When the fingerprints were not made from them.
     it('is diffed against the fingerprints kept through a version that could not be diffed, as a process that did not make them diffs it', async () => {
-      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const checker = new TopicChecker(http(), store, Date.now, bodies);
       const first = await checker.accept(url, Buffer.from(wordpressRss.feed(BASE)), wordpressRss.contentType);
       await store.putTopic(first.topic);
       // The next version labelled with a charset the hub cannot cut (MySQL's name for UTF-8): a
@@ -1166,7 +1164,7 @@ for (const [where, minBytes] of [['main thread', 0], ['worker thread', 1]] as co
 
     it('is diffed when labelled with another charset than the one its fingerprints were made under', async () => {
       const body = Buffer.from(JSON.stringify({ version: 'https://jsonfeed.org/version/1.1', title: 'Café', items: [{ id: '1', title: 'Crème brûlée', content_text: 'Déjà vu' }, { id: '2', title: 'plain', content_text: 'x' }] }));
-      const checker = new TopicChecker(http(), store, Date.now, diffs);
+      const checker = new TopicChecker(http(), store, Date.now, bodies);
       const first = await checker.accept(url, body, 'application/feed+json; charset=utf-8');
       await store.putTopic(first.topic);
       const latin1 = 'application/feed+json; charset=iso-8859-1';

@@ -1,8 +1,14 @@
 // Unit tests of the metrics registry (one part, so a stand-in store), and of its documentation.
 import { readFile } from 'node:fs/promises';
 import { expect } from 'chai';
-import { Metrics, storeWaitMs } from '../lib/metrics.js';
+import { Metrics, storeWaitMs, type MetricsSources } from '../lib/metrics.js';
 import type { Store, StoreCounts } from '../lib/store/store.js';
+
+/** Sources of a hub doing nothing, but for `store`. */
+function idleSources(store: Store): MetricsSources {
+  const none = { worker: 0, main: 0 };
+  return { store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, bodyWork: () => ({ diff: none, sign: none }) };
+}
 
 describe('metrics', () => {
   it('reads the store counts once per scrape for both store gauges, and again on the next scrape', async () => {
@@ -14,7 +20,7 @@ describe('metrics', () => {
         return { topics: 7, subscriptions: 3, byProtocol: { 'http-post': 2, websub: 1 } };
       },
     } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, feedDiffs: () => ({ worker: 0, main: 0 }) });
+    const metrics = new Metrics(idleSources(store));
     const text = await metrics.exposition();
     expect(reads).to.equal(1);
     expect(text).to.include('pushbutton_topics 7');
@@ -36,7 +42,7 @@ describe('metrics', () => {
         return Promise.resolve({ topics: 9, subscriptions: 1, byProtocol: { websub: 1 } });
       },
     } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, feedDiffs: () => ({ worker: 0, main: 0 }) });
+    const metrics = new Metrics(idleSources(store));
     // Scrapes with a 20 ms scrape_timeout, two at once and one after: each waits 10 ms.
     const given = await Promise.all([metrics.exposition('0.02'), metrics.exposition('0.02')]);
     given.push(await metrics.exposition('0.02'));
@@ -54,7 +60,7 @@ describe('metrics', () => {
 
   it('leaves no timer behind once a scrape is answered, however long it would have waited for the store', async () => {
     const store = { counts: async (): Promise<StoreCounts> => ({ topics: 1, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, feedDiffs: () => ({ worker: 0, main: 0 }) });
+    const metrics = new Metrics(idleSources(store));
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     // After a first scrape: the test runner sets its own timer once the test has begun.
     await metrics.exposition('120');
@@ -66,7 +72,7 @@ describe('metrics', () => {
 
   it('every pushbutton_ metric it serves is in the README\'s metrics table', async () => {
     const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, feedDiffs: () => ({ worker: 0, main: 0 }) });
+    const metrics = new Metrics(idleSources(store));
     const served = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('pushbutton_'));
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
     // The first cell of each table row that names a metric.
@@ -78,7 +84,7 @@ describe('metrics', () => {
 
   it('every pushbutton_ metric it serves is named on the docs page (/docs)', async () => {
     const store = { counts: async (): Promise<StoreCounts> => ({ topics: 0, subscriptions: 0, byProtocol: {} }) } as unknown as Store;
-    const metrics = new Metrics({ store, queueDepth: () => 0, lingering: () => 0, outboxBytes: () => 0, pausedHosts: () => 0, sseClients: () => 0, pollLagSeconds: () => 0, feedDiffs: () => ({ worker: 0, main: 0 }) });
+    const metrics = new Metrics(idleSources(store));
     const served = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('pushbutton_'));
     const page = await readFile(new URL('../public/docs.html', import.meta.url), 'utf8');
     const named = new Set([...page.matchAll(/<code>(pushbutton_[a-z_]+)/g)].map((m) => m[1]));

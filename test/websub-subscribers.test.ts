@@ -6,7 +6,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { expect } from 'chai';
 import { recorderPool, sleep, type Recorder, type Recorded } from './helpers/recorder.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { bodyWork, startTestHub, type TestHub } from './helpers/hub.js';
 import { TopicServer, publish, settled, subscriptionsOf } from './helpers/websub.js';
 
 const ATOM = 'application/atom+xml';
@@ -22,8 +22,9 @@ describe('WebSub subscribers in the wild', function () {
   const server = servers.start;
 
   before(async () => {
-    // Short retries: NewsBlur's 429 below is waited out in a fraction of a second.
-    hub = await startTestHub({ WEBSUB_RETRY_BASE_MS: '50', WEBSUB_RETRY_MAX_MS: '200' });
+    // Short retries: NewsBlur's 429 below is waited out in a fraction of a second. Every
+    // delivery signed on the worker thread (BodyThread): the signatures checked below are its.
+    hub = await startTestHub({ WEBSUB_RETRY_BASE_MS: '50', WEBSUB_RETRY_MAX_MS: '200', BODY_THREAD_MIN_BYTES: '1' });
     topics = await TopicServer.start();
   });
   after(async () => {
@@ -230,9 +231,12 @@ describe('WebSub subscribers in the wild', function () {
     expect(v!.query.get('hub.lease_seconds')).to.equal('864000');
     await settled(hub);
     expect((await subscriptionsOf(hub, topic)).map((s) => s.url)).to.deep.equal([callback]);
+    const signedBefore = await bodyWork(hub, 'sign', 'worker');
     await publish(hub, topic);
     await mastodon.waitFor(1, (r) => r.method === 'POST');
     expect(accepted).to.deep.equal([feed('m1')]);
+    expect(await bodyWork(hub, 'sign', 'worker'), 'signed on the worker thread').to.be.at.least(signedBefore + 1);
+    expect(await bodyWork(hub, 'sign', 'main'), 'signed on the main thread').to.equal(0);
   });
 
   // tystuyfzand/websub-client (client.go, utils.go), Go. Encodes every field, so a subscription

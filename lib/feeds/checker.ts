@@ -8,7 +8,7 @@ import { newTopic, type Topic } from '../model.js';
 import type { Content } from '../notifier/sender.js';
 import type { Store } from '../store/store.js';
 import { isHtmlPage } from './discover.js';
-import { diffBody, type BodyDiff, type DiffJob, type MadeFrom } from './diff-thread.js';
+import { diffBody, type BodyDiff, type DiffJob, type MadeFrom } from './body-diff.js';
 
 export const FETCH_MAX_REDIRECTS = 5;
 
@@ -66,8 +66,8 @@ export class TopicChecker {
     private readonly http: HttpClient,
     private readonly store: Store,
     private readonly now: () => number = Date.now,
-    /** Where bodies are compared: a DiffThread sends big ones to a worker thread. */
-    private readonly diffs: { diff(job: DiffJob): Promise<BodyDiff> } = { diff: async (job) => diffBody(job) },
+    /** Where bodies are compared: a BodyThread sends big ones to its worker thread. */
+    private readonly bodies: { diff(job: DiffJob): Promise<BodyDiff> } = { diff: async (job) => diffBody(job) },
   ) {}
 
   /**
@@ -121,7 +121,7 @@ export class TopicChecker {
     // would find new entries in; and the label decides what is diffed and how it is decoded.
     const made = prev.fingerprints && this.madeHere.get(prev.fingerprints);
     const sameAs = made && made.hash === prev.lastHash && made.size === prev.lastSize && made.contentType === contentType ? { hash: made.hash, size: made.size } : undefined;
-    const { hash, diff: parsed } = await this.diffs.diff({ body, contentType, previous: prev.fingerprints, ...(sameAs && { sameAs }) });
+    const { hash, diff: parsed } = await this.bodies.diff({ body, contentType, previous: prev.fingerprints, ...(sameAs && { sameAs }) });
     const bytesChanged = prev.lastHash === '' || hash !== prev.lastHash || body.length !== prev.lastSize;
     const topic: Topic = { ...prev, ctChecks: prev.ctChecks + 1, whenLastCheck: now, lastHash: hash, lastSize: body.length };
     if (validators.etag !== undefined) topic.etag = validators.etag;

@@ -17,6 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
+import type { BodyThread } from '../body-thread.js';
 import type { HttpClient } from '../http.js';
 import type { Logger } from '../log.js';
 import { callbackHost, outboxEntryKey, subscriptionKey, type OutboxEntry, type OutboxKey, type Protocol, type Subscription } from '../model.js';
@@ -47,6 +48,8 @@ export interface NotifierDeps {
   owner?: string;
   /** The first wait after a delivery's unexpected failure (see unexpectedRetryDelayMs); tests shorten it. */
   unexpectedRetryBaseMs?: number;
+  /** Where WebSub deliveries are signed; without one, on the main thread. */
+  bodies?: BodyThread;
 }
 
 export interface FanOutReport {
@@ -186,7 +189,7 @@ export class Notifier extends EventEmitter {
       'http-post': post,
       'https-post': post,
       'xml-rpc': new RssCloudXmlRpcSender(deps.http),
-      websub: new WebSubContentSender(deps.http, config.publicUrl, config.websubSignatureAlgorithm, config.websubTimeoutMs),
+      websub: new WebSubContentSender(deps.http, config.publicUrl, config.websubSignatureAlgorithm, config.websubTimeoutMs, deps.bodies),
     };
   }
 

@@ -41,6 +41,8 @@ export class WebSubContentSender implements Sender {
     private readonly algorithm: SignatureAlgorithm,
     /** WEBSUB_TIMEOUT_MS: a subscriber often handles the content before it answers. */
     private readonly timeoutMs: number,
+    /** Where bodies are signed: a BodyThread signs big ones on its worker thread. */
+    private readonly bodies: { sign(algorithm: SignatureAlgorithm, secret: string, body: Buffer): Promise<string> } = { sign: async (...args) => sign(...args) },
   ) {}
 
   /**
@@ -58,8 +60,8 @@ export class WebSubContentSender implements Sender {
       'content-type': content.contentType,
       link: this.last.link,
     };
-    if (sub.secret !== undefined) headers['x-hub-signature'] = sign(sub.signatureAlgorithm ?? this.algorithm, sub.secret, content.body);
     try {
+      if (sub.secret !== undefined) headers['x-hub-signature'] = await this.bodies.sign(sub.signatureAlgorithm ?? this.algorithm, sub.secret, content.body);
       const res = await this.http.request('callback', target ?? sub.callback, { method: 'POST', headers, body: content.body, readAtMost: REPLY_MAX_BYTES, timeoutMs: this.timeoutMs });
       if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status };
       return { ...refused(res), gone: res.status === 410 };

@@ -73,3 +73,11 @@ export async function startTestHub(env: Record<string, string> = {}, dataDir?: s
     },
   };
 }
+
+/** How much body work (BodyThread: `diff`, `sign`) the hub did on the worker thread or the main one, read from /metrics. */
+export async function bodyWork(hub: { url: string }, work: 'diff' | 'sign', on: 'worker' | 'main'): Promise<number> {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`pushbutton_body_work_total{work="${work}",on="${on}"} `));
+  if (line === undefined) throw new Error(`no pushbutton_body_work_total for ${work} on ${on}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}

@@ -1,13 +1,17 @@
-// DiffThread: big read bodies compared on a worker thread give the very answer the main thread
-// gives, without holding the main thread's event loop; a worker that fails or dies hands its
-// comparisons back, so a read never fails for it. The answers over real HTTP are proven by the
-// "feeds in the wild" suite (test/feed-changes.test.ts), whose hub sends every body to the worker.
+// BodyThread: big bodies compared or signed on a worker thread give the very answer the main
+// thread gives, without holding the main thread's event loop; a worker that fails or dies hands
+// its work back, so no read or delivery fails for it. The answers over real HTTP are proven by
+// the "feeds in the wild" suite (test/feed-changes.test.ts) and the WebSub subscribers' suite
+// (test/websub-subscribers.test.ts, their own signature checks), whose hubs send every body to
+// the worker.
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DiffThread, diffBody, type BodyDiff, type DiffJob } from '../lib/feeds/diff-thread.js';
+import { BodyThread } from '../lib/body-thread.js';
+import { diffBody, type BodyDiff, type DiffJob } from '../lib/feeds/body-diff.js';
+import { sign } from '../lib/signature.js';
 import { createLogger } from '../lib/log.js';
 import { sleep } from './helpers/recorder.js';
 import { until } from './helpers/until.js';
@@ -45,12 +49,12 @@ async function turnsDuring<T>(work: Promise<T>): Promise<{ turns: number; result
   return { turns, result };
 }
 
-describe('DiffThread: big bodies compared on a worker thread', function () {
+describe('BodyThread: big bodies compared and signed on a worker thread', function () {
   // The first job starts the worker, which loads the diff's modules (from sources, under tsx).
   this.timeout(20_000);
-  let thread: DiffThread;
+  let thread: BodyThread;
   beforeEach(() => {
-    thread = new DiffThread(1);
+    thread = new BodyThread(1);
   });
   afterEach(() => thread.close());
 
@@ -72,7 +76,7 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
       const there = await thread.diff(job);
       expect(plain(there), `job ${i}`).to.deep.equal(plain(here));
     }
-    expect(thread.counts).to.deep.equal({ worker: jobs.length, main: 0 });
+    expect(thread.counts).to.deep.equal({ diff: { worker: jobs.length, main: 0 }, sign: { worker: 0, main: 0 } });
     // Kinds of answer the list covers: a diff, none, and the same bytes.
     const answers = jobs.map((j) => diffBody(j).diff);
     expect(answers).to.include(null);
@@ -92,29 +96,53 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
     await thread.diff({ body: rss(['warm-up']), contentType: RSS, previous: [] }); // the worker started
     const there = await turnsDuring(thread.diff(job));
     expect(there.turns).to.be.greaterThan(0);
-    const inline = new DiffThread(body.length + 1);
+    const inline = new BodyThread(body.length + 1);
     const here = await turnsDuring(inline.diff(job));
     expect(here.turns).to.equal(0);
-    expect(inline.counts).to.deep.equal({ worker: 0, main: 1 });
+    expect(inline.counts.diff).to.deep.equal({ worker: 0, main: 1 });
     expect(plain(there.result)).to.deep.equal(plain(here.result));
-    expect(thread.counts.worker).to.equal(2);
+    expect(thread.counts.diff.worker).to.equal(2);
   });
 
   it('jobs sent at once each get their own answer', async () => {
     const jobs: DiffJob[] = Array.from({ length: 6 }, (_, i) => ({ body: rss(Array.from({ length: i + 1 }, (_, k) => `${i}-${k}`)), contentType: RSS, previous: i % 2 === 0 ? undefined : [] }));
     const answers = await Promise.all(jobs.map((j) => thread.diff(j)));
     answers.forEach((a, i) => expect(plain(a), `job ${i}`).to.deep.equal(plain(diffBody(jobs[i]!))));
-    expect(thread.counts.worker).to.equal(6);
+    expect(thread.counts.diff.worker).to.equal(6);
+  });
+
+  it('signs as the main thread signs, with each algorithm and several bodies at once', async () => {
+    const body = rss(['1', '2', '3'], 'Signed notes.');
+    for (const algorithm of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
+      for (const secret of ['s3cret', 'ünïcode secret']) expect(await thread.sign(algorithm, secret, body), `${algorithm} ${secret}`).to.equal(sign(algorithm, secret, body));
+    }
+    // Signatures of several bodies at once each go with their own body.
+    const bodies = [rss(['a']), rss(['b']), rss(['c'])];
+    const signed = await Promise.all(bodies.map((b, i) => thread.sign('sha256', `k${i}`, b)));
+    expect(signed).to.deep.equal(bodies.map((b, i) => sign('sha256', `k${i}`, b)));
+    expect(thread.counts.sign).to.deep.equal({ worker: 11, main: 0 });
+  });
+
+  it('the event loop turns while the worker signs a big body', async () => {
+    const body = Buffer.alloc(8 * 1024 * 1024, 'x');
+    await thread.sign('sha256', 'warm-up', rss(['w'])); // the worker started
+    const there = await turnsDuring(thread.sign('sha256', 'k', body));
+    expect(there.turns).to.be.greaterThan(0);
+    expect(there.result).to.equal(sign('sha256', 'k', body));
+    const inline = new BodyThread(body.length + 1);
+    const here = await turnsDuring(inline.sign('sha256', 'k', body));
+    expect(here.turns).to.equal(0);
+    expect(inline.counts.sign).to.deep.equal({ worker: 0, main: 1 });
   });
 
   it('bodies under the bound, and all when the bound is 0, stay on the main thread', async () => {
-    const small = new DiffThread(1024);
-    const off = new DiffThread(0);
+    const small = new BodyThread(1024);
+    const off = new BodyThread(0);
     try {
       await small.diff({ body: rss(['1']), contentType: RSS, previous: undefined });
       await off.diff({ body: rss(Array.from({ length: 50 }, (_, i) => String(i))), contentType: RSS, previous: undefined });
-      expect(small.counts).to.deep.equal({ worker: 0, main: 1 });
-      expect(off.counts).to.deep.equal({ worker: 0, main: 1 });
+      expect(small.counts.diff).to.deep.equal({ worker: 0, main: 1 });
+      expect(off.counts.diff).to.deep.equal({ worker: 0, main: 1 });
     } finally {
       small.close();
       off.close();
@@ -124,7 +152,7 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
   describe('a worker that fails', () => {
     let dir: string;
     before(async () => {
-      dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-diff-thread-'));
+      dir = await mkdtemp(path.join(os.tmpdir(), 'pushbutton-body-thread-'));
       await writeFile(path.join(dir, 'throws.mjs'), "throw new Error('cannot start');\n");
       await writeFile(path.join(dir, 'exits.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(3));\n");
       await writeFile(path.join(dir, 'silent.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => {});\n");
@@ -145,11 +173,13 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
 
     it('one that cannot start: its jobs are done on the main thread, and after three failures in a row no worker is started again', async () => {
       const { lines, log } = warnings();
-      const failing = new DiffThread(1, log, pathToFileURL(path.join(dir, 'throws.mjs')));
+      const failing = new BodyThread(1, log, pathToFileURL(path.join(dir, 'throws.mjs')));
       try {
         for (let i = 0; i < 5; i++) expect(plain(await failing.diff(job()))).to.deep.equal(plain(diffBody(job())));
-        expect(failing.counts).to.deep.equal({ worker: 0, main: 5 });
-        expect(lines.filter((l) => l.includes('feed diff thread failed'))).to.have.length(3);
+        expect(failing.counts.diff).to.deep.equal({ worker: 0, main: 5 });
+        expect(await failing.sign('sha1', 'k', job().body)).to.equal(sign('sha1', 'k', job().body));
+        expect(failing.counts.sign).to.deep.equal({ worker: 0, main: 1 });
+        expect(lines.filter((l) => l.includes('body thread failed'))).to.have.length(3);
       } finally {
         failing.close();
       }
@@ -157,19 +187,20 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
 
     it('one that exits with jobs on it: they are done on the main thread', async () => {
       const { lines, log } = warnings();
-      const exiting = new DiffThread(1, log, pathToFileURL(path.join(dir, 'exits.mjs')));
+      const exiting = new BodyThread(1, log, pathToFileURL(path.join(dir, 'exits.mjs')));
       try {
-        const answers = await Promise.all([exiting.diff(job()), exiting.diff(job())]);
-        for (const a of answers) expect(plain(a)).to.deep.equal(plain(diffBody(job())));
-        expect(exiting.counts).to.deep.equal({ worker: 0, main: 2 });
-        expect(lines.some((l) => l.includes('feed diff thread exited'))).to.equal(true);
+        const [a, b, signature] = await Promise.all([exiting.diff(job()), exiting.diff(job()), exiting.sign('sha256', 'k', job().body)]);
+        for (const answer of [a, b]) expect(plain(answer!)).to.deep.equal(plain(diffBody(job())));
+        expect(signature).to.equal(sign('sha256', 'k', job().body));
+        expect(exiting.counts).to.deep.equal({ diff: { worker: 0, main: 2 }, sign: { worker: 0, main: 1 } });
+        expect(lines.some((l) => l.includes('body thread exited'))).to.equal(true);
       } finally {
         exiting.close();
       }
     });
 
     it('has at most two bodies on the worker at once: the rest wait uncopied, and are done on the main thread if it closes first', async () => {
-      const noting = new DiffThread(1, undefined, pathToFileURL(path.join(dir, 'notes.mjs')));
+      const noting = new BodyThread(1, undefined, pathToFileURL(path.join(dir, 'notes.mjs')));
       const sent = async (): Promise<string[]> => (await readFile(path.join(dir, 'sent'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
       const answers = Array.from({ length: 5 }, () => noting.diff(job()));
       expect(await until(async () => (await sent()).length === 2)).to.equal(true);
@@ -178,17 +209,17 @@ describe('DiffThread: big bodies compared on a worker thread', function () {
       expect(await sent()).to.deep.equal(['0', '1']);
       noting.close();
       for (const a of await Promise.all(answers)) expect(plain(a)).to.deep.equal(plain(diffBody(job())));
-      expect(noting.counts).to.deep.equal({ worker: 0, main: 5 });
+      expect(noting.counts.diff).to.deep.equal({ worker: 0, main: 5 });
     });
 
     it('closed with jobs unanswered: they are done on the main thread', async () => {
-      const silent = new DiffThread(1, undefined, pathToFileURL(path.join(dir, 'silent.mjs')));
+      const silent = new BodyThread(1, undefined, pathToFileURL(path.join(dir, 'silent.mjs')));
       const pending = silent.diff(job());
       silent.close();
       expect(plain(await pending)).to.deep.equal(plain(diffBody(job())));
       // Closed, it starts no worker again.
       await silent.diff(job());
-      expect(silent.counts).to.deep.equal({ worker: 0, main: 2 });
+      expect(silent.counts.diff).to.deep.equal({ worker: 0, main: 2 });
     });
   });
 });

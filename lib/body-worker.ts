@@ -1,12 +1,18 @@
-// The worker thread of DiffThread (diff-thread.ts): compares the bodies the main thread sends.
+// The worker thread of BodyThread (body-thread.ts): diffs and signs the bodies the main thread sends.
 import { parentPort } from 'node:worker_threads';
-import { diffBody, ownCopy, type WorkerAnswer, type WorkerJob } from './diff-thread.js';
+import { ownCopy, type WorkerAnswer, type WorkerJob } from './body-thread.js';
+import { diffBody } from './feeds/body-diff.js';
+import { sign } from './signature.js';
 
 const port = parentPort;
-if (!port) throw new Error('diff-worker.ts runs as a worker thread');
+if (!port) throw new Error('body-worker.ts runs as a worker thread');
 
 port.on('message', (job: WorkerJob) => {
   const body = Buffer.from(job.body.buffer, job.body.byteOffset, job.body.byteLength);
+  if (job.kind === 'sign') {
+    port.postMessage({ id: job.id, signature: sign(job.algorithm, job.secret, body) } satisfies WorkerAnswer);
+    return;
+  }
   const { hash, diff } = diffBody({ body, contentType: job.contentType, previous: job.previous, ...(job.sameAs && { sameAs: job.sameAs }) });
   if (diff === null || diff === 'same') {
     port.postMessage({ id: job.id, hash, diff } satisfies WorkerAnswer);
