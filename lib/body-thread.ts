@@ -63,8 +63,12 @@ export class BodyThread {
   private readonly pending = new Map<number, Waiting>();
   /** Jobs waiting for one of the ON_WORKER places, in order. */
   private readonly queued: Waiting[] = [];
-  /** Bodies being signed, each shared with the worker once for all its signatures. */
-  private readonly sharedBodies = new WeakMap<Buffer, Uint8Array<SharedArrayBuffer>>();
+  /**
+   * Bodies being signed on the worker, each shared with it once for the signatures on it or
+   * sent after them, and dropped when none is left: kept with the body, a copy of every big
+   * version waiting in the outbox (for retries, minutes) doubled what OUTBOX_MAX_BYTES bounds.
+   */
+  private readonly sharedBodies = new Map<Buffer, { bytes: Uint8Array<SharedArrayBuffer>; users: number }>();
   private nextId = 0;
   private failures = 0;
   private closed = false;
@@ -97,10 +101,22 @@ export class BodyThread {
 
   /** The X-Hub-Signature of `body` (see signature.ts's sign), on the worker when the body is big. */
   sign(algorithm: SignatureAlgorithm, secret: string, body: Buffer): Promise<string> {
+    let shared = false;
+    const release = (): void => {
+      if (shared) this.release(body);
+      shared = false;
+    };
     return this.run(body.length, 'sign', (resolve) => ({
-      here: () => resolve(sign(algorithm, secret, body)),
-      message: (id) => ({ job: { kind: 'sign', id, body: this.shared(body), algorithm, secret }, transfer: [] }),
+      here: () => {
+        release();
+        resolve(sign(algorithm, secret, body));
+      },
+      message: (id) => {
+        shared = true;
+        return { job: { kind: 'sign', id, body: this.share(body), algorithm, secret }, transfer: [] };
+      },
       answered: (a) => {
+        release();
         if (!('signature' in a)) throw new Error('a signature answered with a diff');
         resolve(a.signature);
       },
@@ -130,14 +146,25 @@ export class BodyThread {
     waiting.here();
   }
 
-  private shared(body: Buffer): Uint8Array<SharedArrayBuffer> {
+  private share(body: Buffer): Uint8Array<SharedArrayBuffer> {
     let shared = this.sharedBodies.get(body);
     if (!shared) {
-      shared = new Uint8Array(new SharedArrayBuffer(body.length));
-      shared.set(body);
+      shared = { bytes: new Uint8Array(new SharedArrayBuffer(body.length)), users: 0 };
+      shared.bytes.set(body);
       this.sharedBodies.set(body, shared);
     }
-    return shared;
+    shared.users++;
+    return shared.bytes;
+  }
+
+  private release(body: Buffer): void {
+    const shared = this.sharedBodies.get(body);
+    if (shared && --shared.users === 0) this.sharedBodies.delete(body);
+  }
+
+  /** Bodies shared with the worker now (see sharedBodies). */
+  get sharedCount(): number {
+    return this.sharedBodies.size;
   }
 
   /** Sends queued jobs while the worker has room. */

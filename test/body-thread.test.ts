@@ -156,6 +156,12 @@ describe('BodyThread: big bodies compared and signed on a worker thread', functi
       await writeFile(path.join(dir, 'throws.mjs'), "throw new Error('cannot start');\n");
       await writeFile(path.join(dir, 'exits.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => process.exit(3));\n");
       await writeFile(path.join(dir, 'silent.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', () => {});\n");
+      // Answers a signature job with the first byte of the body it sees, after adding one to it
+      // where it sees it: what shares memory with the main thread's copy shows there.
+      await writeFile(
+        path.join(dir, 'marks.mjs'),
+        "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { const seen = job.body[0]; job.body[0] = seen + 1; parentPort.postMessage({ id: job.id, signature: String(seen) }); });\n",
+      );
       // Notes each job it is sent in a file, and answers none.
       await writeFile(
         path.join(dir, 'notes.mjs'),
@@ -210,6 +216,22 @@ describe('BodyThread: big bodies compared and signed on a worker thread', functi
       noting.close();
       for (const a of await Promise.all(answers)) expect(plain(a)).to.deep.equal(plain(diffBody(job())));
       expect(noting.counts.diff).to.deep.equal({ worker: 0, main: 5 });
+    });
+
+    it('a body signed several times is copied once for the signatures on the worker together, and the copy dropped after the last', async () => {
+      const marking = new BodyThread(1, undefined, pathToFileURL(path.join(dir, 'marks.mjs')));
+      try {
+        const body = Buffer.from('a body to sign'); // its first byte is 97
+        // Two go at once, the third as the first is answered: all three saw one copy.
+        expect(await Promise.all([1, 2, 3].map(() => marking.sign('sha256', 'k', body)))).to.deep.equal(['97', '98', '99']);
+        expect(marking.sharedCount).to.equal(0);
+        expect(body[0], "the main thread's body untouched").to.equal(97);
+        // Signed again later (a retry): a fresh copy.
+        expect(await marking.sign('sha256', 'k', body)).to.equal('97');
+        expect(marking.sharedCount).to.equal(0);
+      } finally {
+        marking.close();
+      }
     });
 
     it('closed with jobs unanswered: they are done on the main thread', async () => {
