@@ -349,8 +349,20 @@ function databaseUrl(env: Env, name: string): string | undefined {
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new ConfigError(name, `must be a postgres:// or postgresql:// URL, got "${parsed.protocol}"`);
   }
-  return v;
+  // PGSSLMODE, libpq's (psql's) variable, for a URL that names no sslmode: read by the driver
+  // itself, it meant what the URL's sslmode once did there (`require` checked the certificate
+  // and refused a managed service's own CA; `prefer` failed on a server without TLS), so a hub
+  // given the environment psql connects with did not start. In the URL it is read as libpq reads
+  // it (see driverUrl in store/pg-store.ts).
+  const sslmode = raw(env, 'PGSSLMODE');
+  if (sslmode === undefined || parsed.searchParams.has('sslmode')) return v;
+  if (!PG_SSL_MODES.includes(sslmode)) throw new ConfigError('PGSSLMODE', `must be one of ${PG_SSL_MODES.join(', ')}, got "${sslmode}"`);
+  const joint = !v.includes('?') ? '?' : /[?&]$/.test(v) ? '' : '&';
+  return `${v}${joint}sslmode=${sslmode}`;
 }
+
+/** The sslmodes the hub reads as libpq does, and node-postgres's own `no-verify` (libpq's `allow` is none of them). */
+const PG_SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
 
 function dataDir(env: Env, name: string): string {
   const v = raw(env, name) ?? './data';

@@ -226,6 +226,20 @@ describe('configuration', () => {
     expect(differ.map(([name, value]) => `${name}=${value}`), 'SECURITY.md defaults the code does not have').to.deep.equal([]);
   });
 
+  it("reads PGSSLMODE (libpq's variable) into a DATABASE_URL that names no sslmode, and refuses a mode it cannot honour", () => {
+    const url = (env: Record<string, string>): string | undefined => loadConfig(env).databaseUrl;
+    expect(url({ DATABASE_URL: 'postgres://hub@db.example/pushbutton', PGSSLMODE: 'require' })).to.equal('postgres://hub@db.example/pushbutton?sslmode=require');
+    expect(url({ DATABASE_URL: 'postgres://hub@db.example/pushbutton?application_name=x', PGSSLMODE: 'prefer' })).to.equal('postgres://hub@db.example/pushbutton?application_name=x&sslmode=prefer');
+    // The URL's own word wins, as in libpq.
+    expect(url({ DATABASE_URL: 'postgres://hub@db.example/pushbutton?sslmode=disable', PGSSLMODE: 'require' })).to.equal('postgres://hub@db.example/pushbutton?sslmode=disable');
+    expect(url({ DATABASE_URL: 'postgres://hub@db.example/pushbutton' })).to.equal('postgres://hub@db.example/pushbutton');
+    // Without DATABASE_URL there is no connection for it to describe.
+    expect(url({ PGSSLMODE: 'require' })).to.equal(undefined);
+    for (const bad of ['allow', 'on', 'REQUIRE']) {
+      expect(() => loadConfig({ DATABASE_URL: 'postgres://hub@db.example/pushbutton', PGSSLMODE: bad }), bad).to.throw(ConfigError, /PGSSLMODE/);
+    }
+  });
+
   it('documents in the README every variable the code reads', async () => {
     const source = await readFile(new URL('../lib/config.ts', import.meta.url), 'utf8');
     const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');

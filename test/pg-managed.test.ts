@@ -183,6 +183,19 @@ describe('PostgreSQL as managed and pooled deployments run it', function () {
       expect(rows.map((r) => r.app)).to.include.members(['pushbutton', 'pushbutton-events']);
     });
 
+    it("PGSSLMODE=require (libpq's variable) with a URL that names no sslmode: encrypts without checking the certificate, starts and serves", async () => {
+      const u = new URL(server.tcpUrl!);
+      u.pathname = '/encrypted';
+      const hub = await startTestHub({ DATABASE_URL: u.toString(), PGSSLMODE: 'require', POLL_ENABLED: 'false' }, await tempDataDir());
+      hubs.push(hub);
+      await subscribeAndPing(hub, 'encrypted-pgsslmode');
+      const { rows } = await server.admin.query<{ ssl: boolean; app: string }>(
+        "SELECT s.ssl, a.application_name AS app FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = 'encrypted' AND a.application_name LIKE 'pushbutton%'",
+      );
+      expect(rows.map((r) => r.app)).to.include('pushbutton-events');
+      expect(rows.map((r) => r.ssl)).to.not.include(false);
+    });
+
     it('sslmode=verify-full: refuses a certificate it cannot verify', async () => {
       const failed = await startTestHub({ DATABASE_URL: tlsUrl('verify-full'), POLL_ENABLED: 'false' }, await unstartedDir()).then(
         async (hub) => {
