@@ -14,6 +14,7 @@ import { diffBody, type BodyDiff, type DiffJob } from '../lib/feeds/body-diff.js
 import { sign } from '../lib/signature.js';
 import { createLogger } from '../lib/log.js';
 import { sleep } from './helpers/recorder.js';
+import { countTurns } from './helpers/turns.js';
 import { until } from './helpers/until.js';
 
 const rss = (ids: string[], text = 'Notes.'): Buffer =>
@@ -36,17 +37,9 @@ function plain(d: BodyDiff): unknown {
 
 /** How many turns the event loop takes while `work` runs. */
 async function turnsDuring<T>(work: Promise<T>): Promise<{ turns: number; result: T }> {
-  let turns = 0;
-  let done = false;
-  const tick = (): void => {
-    if (done) return;
-    turns++;
-    setImmediate(tick);
-  };
-  setImmediate(tick);
+  const counter = countTurns();
   const result = await work;
-  done = true;
-  return { turns, result };
+  return { turns: counter.stop(), result };
 }
 
 describe('BodyThread: big bodies compared and signed on a worker thread', function () {

@@ -12,6 +12,7 @@ import { MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, migrate, type Migration } f
 import { PgStore, urlKey } from '../lib/store/pg-store.js';
 import { dropDatabaseSchema, freshDatabaseUrl } from './helpers/postgres.js';
 import { sub } from './helpers/store-contract.js';
+import { countTurns } from './helpers/turns.js';
 import { until } from './helpers/until.js';
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -341,19 +342,12 @@ describe('PostgreSQL store', function () {
      */
     async function answers<T>(read: () => Promise<T>, atFirstRows: () => void = () => undefined, rowsAnswersBefore = 1): Promise<{ result: T; answers: Answer[] }> {
       const seen: Answer[] = [];
-      let turn = 0;
-      let done = false;
-      const tick = (): void => {
-        if (done) return;
-        turn++;
-        setImmediate(tick);
-      };
-      setImmediate(tick);
+      const counter = countTurns();
       const query = pg.Client.prototype.query;
       const answered = (client: pg.Client, r: { rows?: unknown[] } | undefined): void => {
         const rows = r?.rows?.length ?? 0;
         if (rows > 0 && seen.filter((a) => a.rows > 0).length === rowsAnswersBefore - 1) setImmediate(atFirstRows);
-        seen.push({ client, rows, turn });
+        seen.push({ client, rows, turn: counter.turns });
       };
       // Answered by promise, or by callback (as the pool's own query is).
       pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
@@ -372,7 +366,7 @@ describe('PostgreSQL store', function () {
         return { result: await read(), answers: seen };
       } finally {
         pg.Client.prototype.query = query;
-        done = true;
+        counter.stop();
       }
     }
 
