@@ -354,8 +354,11 @@ function databaseUrl(env: Env, name: string): string | undefined {
   // and refused a managed service's own CA; `prefer` failed on a server without TLS), so a hub
   // given the environment psql connects with did not start. In the URL it is read as libpq reads
   // it (see driverUrl in store/pg-store.ts).
+  const own = parsed.searchParams.get('sslmode');
+  // libpq refuses a mode it does not know; node-postgres took any (and `allow`) for verify-full.
+  if (own !== null && !PG_SSL_MODES.includes(own)) throw new ConfigError(name, `names sslmode "${own}": use one of ${PG_SSL_MODES.join(', ')}`);
   const sslmode = raw(env, 'PGSSLMODE');
-  if (sslmode === undefined || parsed.searchParams.has('sslmode')) return v;
+  if (sslmode === undefined || own !== null) return v;
   if (!PG_SSL_MODES.includes(sslmode)) throw new ConfigError('PGSSLMODE', `must be one of ${PG_SSL_MODES.join(', ')}, got "${sslmode}"`);
   const joint = !v.includes('?') ? '?' : /[?&]$/.test(v) ? '' : '&';
   return `${v}${joint}sslmode=${sslmode}`;

@@ -237,6 +237,8 @@ describe('configuration', () => {
     expect(url({ PGSSLMODE: 'require' })).to.equal(undefined);
     for (const bad of ['allow', 'on', 'REQUIRE']) {
       expect(() => loadConfig({ DATABASE_URL: 'postgres://hub@db.example/pushbutton', PGSSLMODE: bad }), bad).to.throw(ConfigError, /PGSSLMODE/);
+      // The same in the URL, which the driver read as verify-full.
+      expect(() => loadConfig({ DATABASE_URL: `postgres://hub@db.example/pushbutton?sslmode=${bad}` }), bad).to.throw(ConfigError, /DATABASE_URL.*sslmode/);
     }
   });
 
