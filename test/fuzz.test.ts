@@ -17,7 +17,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { XMLValidator } from 'fast-xml-parser';
 import type { Resolver } from '../lib/http.js';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { bodyWork, startTestHub, type TestHub } from './helpers/hub.js';
 import { Recorder, type Recorded } from './helpers/recorder.js';
 import { MSG, readReply } from './helpers/rsscloud.js';
 
@@ -480,6 +480,9 @@ describe('fuzzing every endpoint (fast-check)', function () {
         PUBLISHER_SECRETS: `${rec.url}=${PUBLISHER_SECRET}`,
         WEBSUB_RETRY_BASE_MS: '50',
         WEBSUB_MAX_ATTEMPTS: '2',
+        // Every body read or pushed, whatever its bytes, diffed on the worker thread, every
+        // delivery signed there: what crosses to it and back must hold for any of them.
+        BODY_THREAD_MIN_BYTES: '1',
       },
       undefined,
       { resolver },
@@ -539,5 +542,6 @@ describe('fuzzing every endpoint (fast-check)', function () {
       await fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url: `${rec.url}/feed/final.xml` }).toString() }),
     );
     expect([reply.status, reply.root, reply.success, reply.msg]).to.deep.equal([200, 'result', true, MSG.pinged]);
+    expect(await bodyWork(hub, 'diff', 'worker'), 'bodies diffed on the worker thread').to.be.greaterThan(0);
   });
 });
