@@ -24,8 +24,11 @@ import { withoutTrailingSlashes } from './model.js';
 import { clientAddress, forwardedAddress } from '../routes/rate.js';
 import { sendText } from '../routes/reply.js';
 
-/** public/ at the project root, from lib/ in the sources and from dist/lib/ when built. */
-const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../public/' : '../public/', import.meta.url));
+/**
+ * public/ at the project root: from lib/ in the sources, and from <build>/lib/ when compiled
+ * (dist/, and the test run's own build, test/run.mjs), each a directory of the root.
+ */
+const PUBLIC_DIR = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../public/' : '../../public/', import.meta.url));
 
 export interface AppDeps {
   config: Config;

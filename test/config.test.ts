@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { ConfigError, loadConfig } from '../lib/config.js';
+import { HUB_ARGS } from './helpers/child-hub.js';
 
 /** A value each variable must refuse. */
 const BAD: Record<string, string> = {
@@ -172,7 +173,7 @@ describe('configuration', () => {
   });
 
   it('stops start-up with the variable named on stderr and exit code 1', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+    const child = spawn(process.execPath, [...HUB_ARGS], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', REQUEST_TIMEOUT_MS: 'soon', DATABASE_URL: '' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -11,6 +11,7 @@ import { createLogger } from '../lib/log.js';
 import { callbackHost, hostsOnly } from '../lib/model.js';
 import { Recorder, freePort, loopbackAddress, sleep } from './helpers/recorder.js';
 import { TEST_ENV, startTestHub, tempDataDir, type TestHub } from './helpers/hub.js';
+import { HUB_ARGS } from './helpers/child-hub.js';
 
 describe('logs', () => {
   let feed: Recorder;
@@ -97,7 +98,7 @@ describe('logs of a hub that cannot start', function () {
   this.timeout(30_000);
   /** The hub's process run to its exit: its code and every line it wrote on stderr. */
   const start = async (env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+    const proc = spawn(process.execPath, [...HUB_ARGS], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { ...process.env, ...TEST_ENV, LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -152,7 +153,7 @@ describe('logs that cannot be written', function () {
     const port = await freePort(host);
     const dir = await tempDataDir();
     const full = openSync('/dev/full', 'w');
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'lib/main.ts'], {
+    const proc = spawn(process.execPath, [...HUB_ARGS], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { ...process.env, ...TEST_ENV, HOST: host, PORT: String(port), LOG_LEVEL: 'info', DATA_DIR: dir },
       stdio: ['ignore', 'ignore', full],
