@@ -46,8 +46,8 @@ interface Waiting {
   /** Does the job on this thread and settles it. */
   here(): void;
   message(id: number): { job: WorkerJob; transfer: ArrayBuffer[] };
-  /** Settles the job with the worker's answer. */
-  answered(answer: WorkerAnswer): void;
+  /** Settles the job with the worker's answer; false, leaving it unsettled, for an answer of the other kind. */
+  answered(answer: WorkerAnswer): boolean;
 }
 
 /**
@@ -89,12 +89,13 @@ export class BodyThread {
         return { job: { kind: 'diff', id, body, contentType: job.contentType, previous: job.previous, sameAs: job.sameAs }, transfer: [body.buffer] };
       },
       answered: (a) => {
-        if (!('diff' in a)) throw new Error('a diff answered with a signature');
+        if (!('diff' in a)) return false;
         const d = a.diff;
         resolve({
           hash: a.hash,
           diff: d === null || d === 'same' ? d : withChanged({ ...d, body: d.body ? Buffer.from(d.body.buffer, d.body.byteOffset, d.body.byteLength) : job.body }, job.contentType),
         });
+        return true;
       },
     }));
   }
@@ -117,8 +118,9 @@ export class BodyThread {
       },
       answered: (a) => {
         release();
-        if (!('signature' in a)) throw new Error('a signature answered with a diff');
+        if (!('signature' in a)) return false;
         resolve(a.signature);
+        return true;
       },
     }));
   }
@@ -206,8 +208,9 @@ export class BodyThread {
     this.pending.delete(answer.id);
     if (this.pending.size === 0) this.worker?.unref();
     this.failures = 0;
-    this.counts[waiting.work].worker++;
-    waiting.answered(answer);
+    // An answer of the wrong kind would be a bug of this module: the job is done here instead.
+    if (waiting.answered(answer)) this.counts[waiting.work].worker++;
+    else this.here(waiting);
     this.send();
   }
 

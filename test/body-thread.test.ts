@@ -155,6 +155,8 @@ describe('BodyThread: big bodies compared and signed on a worker thread', functi
         path.join(dir, 'marks.mjs'),
         "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => { const seen = job.body[0]; job.body[0] = seen + 1; parentPort.postMessage({ id: job.id, signature: String(seen) }); });\n",
       );
+      // Answers every job as a signature, whatever it asked.
+      await writeFile(path.join(dir, 'crossed.mjs'), "import { parentPort } from 'node:worker_threads';\nparentPort.on('message', (job) => parentPort.postMessage({ id: job.id, signature: 'sha1=0' }));\n");
       // Notes each job it is sent in a file, and answers none.
       await writeFile(
         path.join(dir, 'notes.mjs'),
@@ -224,6 +226,16 @@ describe('BodyThread: big bodies compared and signed on a worker thread', functi
         expect(marking.sharedCount).to.equal(0);
       } finally {
         marking.close();
+      }
+    });
+
+    it('one that answers a diff with a signature: the diff is done on the main thread, nothing thrown', async () => {
+      const crossed = new BodyThread(1, undefined, pathToFileURL(path.join(dir, 'crossed.mjs')));
+      try {
+        expect(plain(await crossed.diff(job()))).to.deep.equal(plain(diffBody(job())));
+        expect(crossed.counts.diff).to.deep.equal({ worker: 0, main: 1 });
+      } finally {
+        crossed.close();
       }
     });
 
