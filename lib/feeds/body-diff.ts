@@ -1,6 +1,6 @@
 // Comparing a read body with what its topic held: the body's MD5, and the diff of its entries
 // (entries.ts). Pure: the hub runs it on its main thread for small bodies and on its worker
-// thread for big ones (body-thread.ts).
+// thread for big ones (lib/body-thread.ts).
 import { hash as digest } from 'node:crypto';
 import { diffFeed, type FeedDiff } from './entries.js';
 
