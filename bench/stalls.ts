@@ -21,7 +21,7 @@ import { newSubscription, newTopic } from '../lib/model.js';
 import { Notifier } from '../lib/notifier/notifier.js';
 import { startHub } from '../lib/server.js';
 import { LowdbStore } from '../lib/store/lowdb-store.js';
-import { installCleanup, line, machineLine, record, removeTempDir, tempDir } from './common.js';
+import { installCleanup, line, machineLine, postForm, record, removeTempDir, tempDir } from './common.js';
 
 const REPEAT = Number(process.env.STALLS_REPEAT ?? 3);
 const PARTS = (process.env.STALLS_PARTS ?? '1,2,3,4').split(',').map((p) => p.trim());
@@ -219,8 +219,7 @@ async function bigFeeds(): Promise<void> {
     for (const [where, minBytes] of [['main thread', '0'], ['worker thread', undefined]] as const) {
       const hub = await startHub(loadConfig({ ...HUB_ENV, DATA_DIR: dir, FETCH_ALLOW_CIDRS: '127.0.0.0/8', FETCH_MIN_INTERVAL_MS: '0', ...(minBytes !== undefined && { BODY_THREAD_MIN_BYTES: minBytes }) }));
       const ping = async (url: string): Promise<void> => {
-        const res = await fetch(`${hub.url}/ping`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ url }) });
-        const text = await res.text();
+        const { text } = await postForm(`${hub.url}/ping`, { url });
         if (!text.includes('success="true"')) throw new Error(`ping of ${url}: ${text}`);
       };
       try {

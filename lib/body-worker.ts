@@ -19,7 +19,8 @@ port.on('message', (job: WorkerJob) => {
     return;
   }
   const { format, fingerprints, known, changedCount } = diff;
-  // The partial feed is new memory (or the whole body, which the main thread still holds).
+  // Sent back as memory of its own that the message moves (a small partial feed may sit in
+  // Buffer's shared pool); not at all when it is the whole body, which the main thread holds.
   const partial = diff.body === body ? undefined : ownCopy(diff.body);
   port.postMessage({ id: job.id, hash, diff: { format, fingerprints, known, changedCount, ...(partial && { body: partial }) } } satisfies WorkerAnswer, partial ? [partial.buffer] : []);
 });

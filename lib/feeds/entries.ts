@@ -200,10 +200,14 @@ export function parseEntries(body: Buffer, contentType: string): { format: Diffa
   return feed && entries ? { format: feed.format, entries } : null;
 }
 
-/** Reads the entries of `body` when called; made apart from diffFeed so that it holds nothing else. */
 /** A diff given the reader of its changed entries, which `body` (the partial feed) holds: also for a diff made on another thread. */
 export function withChanged(diff: Omit<FeedDiff, 'changed'>, contentType: string): FeedDiff {
-  return { ...diff, changed: () => parseEntries(diff.body, contentType)?.entries ?? null };
+  return { ...diff, changed: entriesOf(diff.body, contentType) };
+}
+
+/** Reads the entries of `body` when called; made apart from the diff so that it holds nothing else (not its fingerprint lists). */
+function entriesOf(body: Buffer, contentType: string): () => FeedEntry[] | null {
+  return () => parseEntries(body, contentType)?.entries ?? null;
 }
 
 /** How many fingerprints of entries gone from the feed a topic remembers beside `current` of its current entries. */
