@@ -2,7 +2,7 @@
 // cleanup timers. main.ts runs it for `npm start`; tests start it in-process with port 0.
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createApp } from './app.js';
+import { createApp, RequestShapes } from './app.js';
 import { holdContinue } from './continue.js';
 import { deadline } from './deadline.js';
 import type { Config } from './config.js';
@@ -110,9 +110,12 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
   const log = opts.log ?? silentLogger;
   // Listen first: with PORT=0 the hub's own URL (the rel="hub" of every delivery) is known
   // only once the port is, and the app is attached before anything is handed out.
+  // Requests and responses made with the app's prototypes from its start on (RequestShapes).
+  const shapes = new RequestShapes();
   // Slow clients may not hold a connection open forever. Node enforces both timeouts only when
   // it sweeps its connections (every 30 s by default), so sweep often enough to honour them.
   const server = http.createServer({
+    ...shapes.serverOptions,
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(given.serverHeadersTimeoutMs, given.serverRequestTimeoutMs) / 4))),
   });
   server.headersTimeout = given.serverHeadersTimeoutMs;
@@ -230,6 +233,7 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
     server.off('request', hold);
+    shapes.adopt(app);
     server.on('request', app);
     // One whose client has gone is dropped: nobody is left to answer, and a stream handed over
     // after its 'close' would be counted open for good.
