@@ -99,8 +99,9 @@ function unnamedProxyWarning(trusted: (addr: string) => boolean, log: Logger): (
  * request: an object Node made with its own changes shape there, after Node's HTTP code has used
  * it, and that code then meets two shapes of every request and response. Made with the app's
  * prototypes, the call changes nothing. It was the largest cost on a ping's path: the hub's main
- * thread spent ~310 µs per ping of an unchanged feed and ~210 µs with these, a third of the
- * difference its garbage collection (bench/compare.ts against the commit before, 2026-12-05).
+ * thread spent ~348 µs per ping of an unchanged feed and ~226 µs with these (bench/compare.ts
+ * against the commit before, 2026-12-05), much of the difference in garbage collection and in
+ * Node's response code.
  * A request that comes before the app is attached is made with Node's prototypes, as before.
  */
 export class RequestShapes {
