@@ -5,6 +5,7 @@ import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { fileURLToPath } from 'node:url';
 import { adminRoutes } from '../routes/admin.js';
+import { plainPing } from '../routes/plain-ping.js';
 import { rootPostRouting } from '../routes/root.js';
 import { rpc2Routes } from '../routes/rpc2.js';
 import { streamRoutes } from '../routes/stream.js';
@@ -93,6 +94,26 @@ function unnamedProxyWarning(trusted: (addr: string) => boolean, log: Logger): (
 }
 
 /**
+ * What every request gets on arrival, through the app or answered without it: one log line (the
+ * path without its query, as queries carry challenges and topic URLs with tokens; never a body)
+ * and the request metric, when its response closes.
+ */
+function arrival(metrics: Metrics, log: Logger): (req: http.IncomingMessage, res: http.ServerResponse, path: string, ip: string) => void {
+  return (req, res, path, ip) => {
+    const started = process.hrtime.bigint();
+    // Every response closes, in the tick after it finishes or when its client hangs up (a
+    // stream, or an answer not yet sent, never finishes): one listener sees them all.
+    res.once('close', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      // 499 (nginx's "client closed request"): the client left before any answer was sent.
+      const status = res.headersSent ? res.statusCode : 499;
+      metrics.request(routeLabel(path), status);
+      log.info('request', { method: req.method, path, status, ms: Math.round(ms * 10) / 10, ip });
+    });
+  };
+}
+
+/**
  * Constructors for the hub's HTTP server (http.createServer's IncomingMessage and ServerResponse
  * options) that make each request and response with the app's own prototypes once `adopt(app)`
  * has run. Express gives them those prototypes in app.handle, by Object.setPrototypeOf on every
@@ -134,7 +155,13 @@ export function bornFrom(base: { prototype: object } & (new (...args: never[]) =
   return Born;
 }
 
-export function createApp(deps: AppDeps): express.Express {
+/** The app, and the listener the HTTP server gives every request: a plain ping's own, else the app. */
+export interface HubApp {
+  express: express.Express;
+  listener: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+}
+
+export function createApp(deps: AppDeps): HubApp {
   const { config, hub, store, log, metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -149,26 +176,14 @@ export function createApp(deps: AppDeps): express.Express {
   // What every request gets on arrival, in one middleware (each layer costs express's router
   // an allocation and a call for every request): the proxy check, the request log and metrics,
   // and a POST to `/` sent on to its face (its body read first when only the body tells which).
+  const arrived = arrival(metrics, log);
   app.use((req: Request, res: Response, next: NextFunction) => {
     checkProxy(req);
-    // One log line per request: the path without its query (queries carry challenges and topic
-    // URLs with tokens), never a body.
-    const started = process.hrtime.bigint();
     // Read now: by 'close' the client may have hung up and its socket lost its address, and a
     // router mounted at a path (/admin, a face's body reader) may have cut req.path down to the
     // part after it: read then, /admin/hosts/retry was logged as /hosts/retry and counted under
     // route "other", a body refused on /pleaseNotify as "/".
-    const ip = clientAddress(req);
-    const path = req.path;
-    // Every response closes, in the tick after it finishes or when its client hangs up (a
-    // stream, or an answer not yet sent, never finishes): one listener sees them all.
-    res.once('close', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      // 499 (nginx's "client closed request"): the client left before any answer was sent.
-      const status = res.headersSent ? res.statusCode : 499;
-      metrics.request(routeLabel(path), status);
-      log.info('request', { method: req.method, path, status, ms: Math.round(ms * 10) / 10, ip });
-    });
+    arrived(req, res, req.path, clientAddress(req));
     routeRootPost(req, res, next);
   });
 
@@ -176,10 +191,11 @@ export function createApp(deps: AppDeps): express.Express {
   // for each was one more router every request went through (a ping one, an SSE stream four),
   // each pass an allocation of ~1.5 KB and its calls.
   const router = app.router;
+  const pingRate = rate();
   rssCloudRoutes(router, hub, {
     maxBodyBytes: config.restMaxBodyBytes,
     pleaseNotifyRate: rate(),
-    pingRate: rate(),
+    pingRate,
     log,
   });
   rpc2Routes(router, hub, {
@@ -217,7 +233,13 @@ export function createApp(deps: AppDeps): express.Express {
     if (reply) return reply(res);
     sendText(res, 500, UNHANDLED_FAILURE_WORDS);
   });
-  return app;
+  const ping = plainPing(hub, { maxBodyBytes: config.restMaxBodyBytes, rate: pingRate, log, arrived });
+  return {
+    express: app,
+    listener: (req, res) => {
+      if (!ping(req, res)) app(req, res);
+    },
+  };
 }
 
 /** The 4xx of an error that says it may be shown to the client (http-errors' `expose`), else undefined. */

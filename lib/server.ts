@@ -233,11 +233,11 @@ export async function startHub(given: Config, opts: StartOptions = {}): Promise<
     const app = createApp({ config, hub, store, log, metrics, operator, streams });
 
     server.off('request', hold);
-    shapes.adopt(app);
-    server.on('request', app);
+    shapes.adopt(app.express);
+    server.on('request', app.listener);
     // One whose client has gone is dropped: nobody is left to answer, and a stream handed over
     // after its 'close' would be counted open for good.
-    for (const [req, res] of early.splice(0)) if (!req.socket.destroyed) app(req, res);
+    for (const [req, res] of early.splice(0)) if (!req.socket.destroyed) app.listener(req, res);
     // Heartbeats from the first stream on: the rest of the start (a long outbox to resume) must
     // not leave streams quiet long enough for SERVER_RESPONSE_TIMEOUT_MS or a proxy to cut them.
     streams.start(config.sseHeartbeatMs);

@@ -2,6 +2,7 @@
 // typed values: URLSearchParams keeps repeated keys (WebSub's repeated hub.url) and decodes
 // percent-escapes as UTF-8, which express's urlencoded parser would not give us as plainly.
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import zlib from 'node:zlib';
 import { sendContinue } from '../lib/continue.js';
 import { decodeBytes, mediaType } from '../lib/media-type.js';
@@ -87,10 +88,14 @@ function count(body: Buffer, needle: string): number {
  */
 export function formParams(req: Request): URLSearchParams {
   if (!isFormRequest(req)) return new URLSearchParams();
-  const body = bodyBuffer(req);
+  return formFields(bodyBuffer(req), req.headers['content-type']);
+}
+
+/** The fields of a form's `body` sent as `contentType` (a form's, or none). */
+export function formFields(body: Buffer, contentType: string | undefined): URLSearchParams {
   // Each parameter after the first follows a '&'.
   if (count(body, '&') >= MAX_FORM_PARAMS) throw tooManyParams();
-  const { charset } = mediaType(req.headers['content-type'] ?? '');
+  const { charset } = mediaType(contentType ?? '');
   if (charset === '' || /^utf-?8$/i.test(charset)) return new URLSearchParams(body.toString('utf8'));
   const params = new URLSearchParams();
   const decode = (part: string): string =>
@@ -147,7 +152,7 @@ export function queryParams(req: Request): URLSearchParams {
  * The status for a failure body-parser reported, if the error came from it. For a
  * Content-Encoding it cannot read, `res` also says which it can (RFC 9110 §15.5.16).
  */
-export function bodyErrorStatus(err: unknown, res: Response): number | undefined {
+export function bodyErrorStatus(err: unknown, res: ServerResponse): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const { type, status, expose } = err as { type?: unknown; status?: unknown; expose?: unknown };
   if (typeof status !== 'number') return undefined;

@@ -1,7 +1,14 @@
 import type { NextFunction, Request, Response, Router } from 'express';
+import type { ServerResponse } from 'node:http';
 
 /** Open CORS: browser pingers and dashboards on other origins must reach the hub (rssCloud #31). */
 export function cors(_req: Request, res: Response, next: NextFunction): void {
+  corsHeaders(res);
+  next();
+}
+
+/** cors's headers, for a face answered without express too (routes/plain-ping.ts). */
+export function corsHeaders(res: ServerResponse): void {
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
   // X-Hub-Signature and a feed's own Content-Type: a fat ping sent from a page. Authorization:
@@ -11,7 +18,6 @@ export function cors(_req: Request, res: Response, next: NextFunction): void {
   // do) failed the preflight, and fetch-event-source asked again every second for good, never
   // streaming. Nothing is guarded by a header here (no cookies are let through).
   res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, Last-Event-ID, X-Hub-Signature, *');
-  next();
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { rateLimitedMessage } from '../lib/messages.js';
 import { rateKey, type RateLimiter } from '../lib/rate-limit.js';
@@ -42,11 +43,21 @@ export function rateLimit(
   reject: (req: Request, res: Response, message: string) => void,
 ): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
-    if (!limiter.limits) return next();
-    const decision = limiter.take(rateKey(clientAddress(req)));
-    if (decision.ok) return next();
-    res.setHeader('Retry-After', String(decision.retryAfterSeconds));
-    res.status(429);
-    reject(req, res, rateLimitedMessage(decision.retryAfterSeconds));
+    const refused = refusal(limiter, res, () => clientAddress(req));
+    if (refused === undefined) return next();
+    reject(req, res, refused);
   };
+}
+
+/**
+ * Takes one request of `address`'s from `limiter`: undefined when it may go on, else the words
+ * of its refusal, `res` made a 429 with Retry-After for them.
+ */
+export function refusal(limiter: RateLimiter, res: ServerResponse, address: () => string): string | undefined {
+  if (!limiter.limits) return undefined;
+  const decision = limiter.take(rateKey(address()));
+  if (decision.ok) return undefined;
+  res.setHeader('Retry-After', String(decision.retryAfterSeconds));
+  res.statusCode = 429;
+  return rateLimitedMessage(decision.retryAfterSeconds);
 }

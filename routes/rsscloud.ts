@@ -2,6 +2,7 @@
 // Accept, with the exact words real clients compare. Legacy paths and trailing slashes work
 // because express routing is case-insensitive and non-strict.
 import type { NextFunction, Request, Response, Router } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { Hub } from '../lib/hub.js';
 import { escapeXml } from '../lib/xml-escape.js';
 import type { Logger } from '../lib/log.js';
@@ -15,15 +16,31 @@ import type { RateLimiter } from '../lib/rate-limit.js';
 const PLEASE_NOTIFY_PATHS = ['/pleaseNotify', '/rsscloud/pleaseNotify'];
 const PING_PATHS = ['/ping', '/rsscloud/ping'];
 
-type Root = 'notifyResult' | 'result';
+export type Root = 'notifyResult' | 'result';
 
 /** XML unless the client prefers JSON; an unknown Accept gets XML rather than 406. */
 function sendResult(req: Request, res: Response, root: Root, success: boolean, msg: string, status = 200): void {
-  if (req.accepts(['xml', 'json']) === 'json') {
+  writeResult(res, wantsJson(req), root, success, msg, status);
+}
+
+function wantsJson(req: Request): boolean {
+  return req.accepts(['xml', 'json']) === 'json';
+}
+
+/** rssCloud's reply, as JSON or as XML. */
+export function writeResult(res: ServerResponse, json: boolean, root: Root, success: boolean, msg: string, status = 200): void {
+  if (json) {
     sendString(res, status, 'application/json; charset=utf-8', JSON.stringify({ success, msg }));
     return;
   }
   sendString(res, status, 'text/xml; charset=utf-8', `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<${root} success="${success}" msg="${escapeXml(msg)}"/>\n`);
+}
+
+/** What a ping of `url` (null: none given) is answered, in rssCloud's words. */
+export async function answerPing(hub: Hub, url: string | null): Promise<{ success: boolean; msg: string }> {
+  if (!url) return { success: false, msg: messageFor({ code: 'missing_params', missing: ['url'] }, 'ping') };
+  const error = await hub.ping(url);
+  return error ? { success: false, msg: messageFor(error, 'ping') } : { success: true, msg: RSSCLOUD_WORDS.pinged };
 }
 
 export interface RssCloudFaceOptions {
@@ -64,42 +81,34 @@ export function rssCloudRoutes(router: Router, hub: Hub, opts: RssCloudFaceOptio
   });
 
   router.post(PING_PATHS, cors, rateLimit(opts.pingRate, refuse('result')), body, async (req, res) => {
-    const url = formParams(req).get('url');
-    if (!url) return fail(req, res, 'result', { code: 'missing_params', missing: ['url'] }, 'ping');
-    const error = await hub.ping(url);
-    if (error) return fail(req, res, 'result', error, 'ping');
-    sendResult(req, res, 'result', true, RSSCLOUD_WORDS.pinged);
+    const { success, msg } = await answerPing(hub, formParams(req).get('url'));
+    sendResult(req, res, 'result', success, msg);
   });
 
   // A body the parser refused (too large, bad charset) still gets rssCloud's own reply shape.
-  // Four parameters: express takes only such a function for an error handler.
+  // Four parameters: express takes only such a function for an error handler. In it, mounted at
+  // the face's paths, req.path is what follows them ("/").
   router.use(PLEASE_NOTIFY_PATHS, (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (!bodyError(err, req, res, 'notifyResult')) hubFailure(err, req, res, 'notifyResult', opts.log);
+    failed(err, originalPath(req), res, wantsJson(req), 'notifyResult', opts.log);
   });
   router.use(PING_PATHS, (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (!bodyError(err, req, res, 'result')) hubFailure(err, req, res, 'result', opts.log);
+    failed(err, originalPath(req), res, wantsJson(req), 'result', opts.log);
   });
 }
 
 /**
- * A failure of the hub itself (its store on a full disk) gets rssCloud's reply shape too: a
- * client reads success="false" and the words, where a text/plain 500 was a parse error to it.
+ * A request that failed, in rssCloud's reply shape: a body the parser refused (too large, bad
+ * charset: its 4xx), or the hub itself failing (its store on a full disk: 500, logged with
+ * `path`), where a text/plain 500 was a parse error to a client.
  */
-function hubFailure(err: unknown, req: Request, res: Response, root: Root, log: Logger): void {
-  // In this handler, mounted at the face's paths, req.path is what follows them ("/").
-  log.error('request failed', { path: originalPath(req), error: err instanceof Error ? err.message : String(err) });
+export function failed(err: unknown, path: string, res: ServerResponse, json: boolean, root: Root, log: Logger): void {
+  const status = bodyErrorStatus(err, res);
+  if (status !== undefined) return writeResult(res, json, root, false, unreadableBodyMessage(status), status);
+  log.error('request failed', { path, error: err instanceof Error ? err.message : String(err) });
   if (res.headersSent) return void res.destroy();
-  sendResult(req, res, root, false, HUB_FAILURE_WORDS, 500);
+  writeResult(res, json, root, false, HUB_FAILURE_WORDS, 500);
 }
 
 function fail(req: Request, res: Response, root: Root, error: HubError, context: 'subscribe' | 'ping'): void {
   sendResult(req, res, root, false, messageFor(error, context));
-}
-
-/** Answers a body the parser refused; false when `err` is not about the body. */
-function bodyError(err: unknown, req: Request, res: Response, root: Root): boolean {
-  const status = bodyErrorStatus(err, res);
-  if (status === undefined) return false;
-  sendResult(req, res, root, false, unreadableBodyMessage(status), status);
-  return true;
 }
