@@ -1,5 +1,6 @@
-// createApp mounts the faces on one express app. It is the only file in lib/ that knows
-// express exists, because mounting faces is its whole job.
+// createApp mounts the faces on one express app, with a plain ping's own way in before it
+// (routes/plain-ping.ts). It is the only file in lib/ that knows express exists, because
+// mounting faces is its whole job.
 import http from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';

@@ -1,7 +1,7 @@
 // POST /ping answered without express, in the one shape nearly every ping takes: a form of
 // declared length, nothing forwarded, compressed or awaited, XML wanted. Express's request
-// handling (its router, body parser and their listeners) cost a changed-feed ping ~15 % of its
-// rate (bench/compare.ts, 2026-12-05). Anything else, and every other path, goes to the app,
+// handling (its router, body parser and their listeners) was ~10 % of a changed-feed ping's main
+// thread (278 -> 251 µs; bench/compare.ts, 2026-12-05). Anything else, and every other path, goes to the app,
 // whose rssCloud route answers as this does: the same words, headers, limits and log line, from
 // the same functions (routes/rsscloud.ts, cors.ts, rate.ts, body.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
