@@ -24,7 +24,7 @@ describe('requests made with the app’s prototypes', () => {
   let hub: TestHub | undefined;
   let server: http.Server | undefined;
   afterEach(async () => {
-    await hub?.close();
+    await hub?.destroy();
     hub = undefined;
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     server = undefined;
