@@ -3,7 +3,9 @@
 // handling (its router, body parser and their listeners) was ~10 % of a changed-feed ping's main
 // thread (278 -> 251 µs; bench/compare.ts, 2026-12-05). Anything else, and every other path, goes to the app,
 // whose rssCloud route answers as this does: the same words, headers, limits and log line, from
-// the same functions (routes/rsscloud.ts, cors.ts, rate.ts, body.ts).
+// the same functions (routes/rsscloud.ts, cors.ts, rate.ts, body.ts). A new concern for pings
+// goes into those functions, or makes isPlain send the shapes it touches to the app
+// (docs/adr/0009-a-ping-answered-before-express.md).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
