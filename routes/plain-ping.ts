@@ -1,11 +1,11 @@
 // POST /ping answered without express, in the one shape nearly every ping takes: a form of
 // declared length, nothing forwarded, compressed or awaited, XML wanted. Express's request
-// handling (its router, body parser and their listeners) was ~10 % of a changed-feed ping's main
-// thread (278 -> 251 µs; bench/compare.ts, 2026-12-05). Anything else, and every other path, goes to the app,
-// whose rssCloud route answers as this does: the same words, headers, limits and log line, from
-// the same functions (routes/rsscloud.ts, cors.ts, rate.ts, body.ts). A new concern for pings
-// goes into those functions, or makes isPlain send the shapes it touches to the app
-// (docs/adr/0009-a-ping-answered-before-express.md).
+// handling (its router, body parser and their listeners) was ~10 % of a changed-feed ping's
+// main thread (278 -> 251 µs; bench/compare.ts, 2026-12-05). Anything else, and every other
+// path, goes to the app, whose rssCloud route answers as this does: the same words, headers,
+// limits and log line, from the same functions (routes/rsscloud.ts, cors.ts, rate.ts,
+// body.ts). A new concern for pings goes into those functions, or makes isPlain send the shapes
+// it touches to the app (docs/adr/0009-a-ping-answered-before-express.md).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hub } from '../lib/hub.js';
 import type { Logger } from '../lib/log.js';
@@ -56,6 +56,7 @@ export function plainPing(hub: Hub, opts: PlainPingOptions): (req: IncomingMessa
   };
 }
 
+/** Async, so that a form refused while read (too many fields) is a rejection, answered by `failed` as the app answers it. */
 async function answer(hub: Hub, body: Buffer, contentType: string | undefined): Promise<{ success: boolean; msg: string }> {
   return answerPing(hub, formFields(body, contentType).get('url'));
 }
