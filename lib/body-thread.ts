@@ -41,13 +41,17 @@ const MAX_FAILURES = 3;
  */
 const ON_WORKER = 2;
 
-interface Waiting {
-  work: BodyWork;
-  /** Does the job on this thread and settles it. */
-  here(): void;
+/** How a job goes to the worker and comes back. */
+interface OnWorker {
   message(id: number): { job: WorkerJob; transfer: ArrayBuffer[] };
   /** Settles the job with the worker's answer; false, leaving it unsettled, for an answer of the other kind. */
   answered(answer: WorkerAnswer): boolean;
+}
+
+interface Waiting extends OnWorker {
+  work: BodyWork;
+  /** Does the job on this thread and settles it. */
+  here(): void;
 }
 
 /**
@@ -82,8 +86,7 @@ export class BodyThread {
 
   /** diffBody(job), on the worker when the body is big. */
   diff(job: DiffJob): Promise<BodyDiff> {
-    return this.run(job.body.length, 'diff', (resolve) => ({
-      here: () => resolve(diffBody(job)),
+    return this.run(job.body.length, 'diff', () => diffBody(job), (resolve) => ({
       message: (id) => {
         const body = ownCopy(job.body);
         return { job: { kind: 'diff', id, body, contentType: job.contentType, previous: job.previous, sameAs: job.sameAs }, transfer: [body.buffer] };
@@ -107,11 +110,11 @@ export class BodyThread {
       if (shared) this.release(body);
       shared = false;
     };
-    return this.run(body.length, 'sign', (resolve) => ({
-      here: () => {
-        release();
-        resolve(sign(algorithm, secret, body));
-      },
+    const here = (): string => {
+      release();
+      return sign(algorithm, secret, body);
+    };
+    return this.run(body.length, 'sign', here, (resolve) => ({
       message: (id) => {
         shared = true;
         return { job: { kind: 'sign', id, body: this.share(body), algorithm, secret }, transfer: [] };
@@ -131,14 +134,18 @@ export class BodyThread {
     this.stop();
   }
 
-  private run<T>(size: number, work: BodyWork, job: (resolve: (value: T) => void) => Omit<Waiting, 'work'>): Promise<T> {
+  /**
+   * `here()`'s answer, from this thread or, for a big body, from the worker (`onWorker`, and
+   * `here` again if the worker fails it). The jobs of small bodies, nearly all of them (every
+   * changed feed's diff, every signed delivery), make no more than the promise.
+   */
+  private run<T>(size: number, work: BodyWork, here: () => T, onWorker: (resolve: (value: T) => void) => OnWorker): Promise<T> {
+    if (this.minBytes === 0 || size < this.minBytes || this.closed || this.failures >= MAX_FAILURES) {
+      this.counts[work].main++;
+      return new Promise<T>((resolve) => resolve(here()));
+    }
     return new Promise<T>((resolve) => {
-      const waiting: Waiting = { work, ...job(resolve) };
-      if (this.minBytes === 0 || size < this.minBytes || this.closed || this.failures >= MAX_FAILURES) {
-        this.here(waiting);
-        return;
-      }
-      this.queued.push(waiting);
+      this.queued.push({ work, here: () => resolve(here()), ...onWorker(resolve) });
       this.send();
     });
   }
