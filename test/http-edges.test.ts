@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type http from 'node:http';
 import net from 'node:net';
-import { startTestHub, type TestHub } from './helpers/hub.js';
+import { metricSample, startTestHub, type TestHub } from './helpers/hub.js';
 import { FeedServer, rawRequest } from './helpers/rsscloud.js';
 
 /** Writes `bytes` on a new connection and returns all that comes back until the hub closes it (or `ms` pass). */
@@ -42,10 +42,9 @@ function throughApp(server: http.Server): boolean[] {
   return seen;
 }
 
+/** Requests answered on `route` with `status` (a counter has no series before its first). */
 async function requestCount(hub: TestHub, route: string, status: number): Promise<number> {
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
-  const m = new RegExp(`^pushbutton_http_requests_total\\{route="${route.replace(/\//g, '\\/')}",status="${status}"\\} (\\d+)$`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return (await metricSample(hub, `pushbutton_http_requests_total{route="${route}",status="${status}"}`)) ?? 0;
 }
 
 /** The status lines in `answer` (a body may end just before the next one, with no line break). */

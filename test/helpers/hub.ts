@@ -74,10 +74,16 @@ export async function startTestHub(env: Record<string, string> = {}, dataDir?: s
   };
 }
 
+/** The value of one series on the hub's /metrics (`name{label="value",…}` as written there), or undefined when it has none. */
+export async function metricSample(hub: { url: string }, series: string): Promise<number | undefined> {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 /** How much body work (BodyThread: `diff`, `sign`) the hub did on the worker thread or the main one, read from /metrics. */
 export async function bodyWork(hub: { url: string }, work: 'diff' | 'sign', on: 'worker' | 'main'): Promise<number> {
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`pushbutton_body_work_total{work="${work}",on="${on}"} `));
-  if (line === undefined) throw new Error(`no pushbutton_body_work_total for ${work} on ${on}`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
+  const n = await metricSample(hub, `pushbutton_body_work_total{work="${work}",on="${on}"}`);
+  if (n === undefined) throw new Error(`no pushbutton_body_work_total for ${work} on ${on}`);
+  return n;
 }
