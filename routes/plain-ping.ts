@@ -12,7 +12,7 @@ import type { Logger } from '../lib/log.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 import { formFields } from './body.js';
 import { corsHeaders } from './cors.js';
-import { answerPing, failed, writeResult } from './rsscloud.js';
+import { PING_PATHS, answerPing, failed, writeResult } from './rsscloud.js';
 import { forwardedAddress, refusal } from './rate.js';
 
 export interface PlainPingOptions {
@@ -24,8 +24,8 @@ export interface PlainPingOptions {
   arrived: (req: IncomingMessage, res: ServerResponse, path: string, ip: string) => void;
 }
 
-/** Paths as sent, not as express matches them (any case, a trailing slash): those go to the app. */
-const PATHS = new Set(['/ping', '/rsscloud/ping']);
+/** The route's paths as sent, not as express matches them (any case, a trailing slash): those go to the app. */
+const PATHS = new Set(PING_PATHS);
 
 /** Returns a request listener that answers a plain ping and says so, or returns false. */
 export function plainPing(hub: Hub, opts: PlainPingOptions): (req: IncomingMessage, res: ServerResponse) => boolean {

@@ -14,7 +14,7 @@ import { sendString } from './reply.js';
 import type { RateLimiter } from '../lib/rate-limit.js';
 
 const PLEASE_NOTIFY_PATHS = ['/pleaseNotify', '/rsscloud/pleaseNotify'];
-const PING_PATHS = ['/ping', '/rsscloud/ping'];
+export const PING_PATHS = ['/ping', '/rsscloud/ping'];
 
 export type Root = 'notifyResult' | 'result';
 
